@@ -1,0 +1,86 @@
+"""Bellman operators B^pi and B^* on V and on Q, and greedy policies (BEL-06, BEL-09, BEL-14, BEL-16, BEL-21).
+
+The operators act on functions over S+ (term last), literally as the text writes them: for term the
+kernel is "reward 0, stay in term", so (B V)(term) = gamma V(term); V^pi(term) = 0 is their fixed point.
+Time-index convention: see :mod:`reference.mdp`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reference.mdp import FiniteMDP, FloatArray, IntArray, greedy, validate_policy, validate_values
+
+__all__ = [
+    "bellman_optimality_q",
+    "bellman_optimality_v",
+    "bellman_q",
+    "bellman_v",
+    "bellman_residual",
+    "greedy_from_q",
+    "greedy_from_v",
+    "sup_norm",
+]
+
+
+def sup_norm(x: FloatArray) -> float:
+    """||x||_inf = max over all entries of |x| (BEL-07; over S+ for V, over S+ x A for Q)."""
+    return float(np.max(np.abs(x))) if np.size(x) else 0.0
+
+
+def bellman_v(mdp: FiniteMDP, pi: FloatArray, v: FloatArray) -> FloatArray:
+    """(B^pi V)(s) = E_{a ~ pi(.|s), (r, s') ~ p(., .|s, a)}[r + gamma V(s') | s]; shape [S] -> [S].
+
+    Spec: BEL-06.
+    """
+    pi = validate_policy(mdp, pi)
+    v = validate_values(mdp, v)
+    return np.einsum("sa,sa->s", pi, mdp.lookahead(v))
+
+
+def bellman_q(mdp: FiniteMDP, pi: FloatArray, q: FloatArray) -> FloatArray:
+    """(B^pi Q)(s, a) = E_{(r, s') ~ p(.,.|s, a), a' ~ pi(.|s')}[r + gamma Q(s', a') | s, a]; [S, A] -> [S, A].
+
+    Spec: BEL-09.
+    """
+    pi = validate_policy(mdp, pi)
+    q = validate_values(mdp, q, what="Q")
+    return mdp.lookahead(np.einsum("sa,sa->s", pi, q))
+
+
+def bellman_optimality_v(mdp: FiniteMDP, v: FloatArray) -> FloatArray:
+    """(B^* V)(s) = max_a E_{(r, s') ~ p(.,.|s, a)}[r + gamma V(s') | s, a]; shape [S] -> [S].
+
+    Spec: BEL-14.
+    """
+    v = validate_values(mdp, v)
+    return np.asarray(mdp.lookahead(v).max(axis=1), dtype=np.float64)
+
+
+def bellman_optimality_q(mdp: FiniteMDP, q: FloatArray) -> FloatArray:
+    """(B^* Q)(s, a) = E_{(r, s') ~ p(.,.|s, a)}[r + gamma max_{a'} Q(s', a') | s, a]; [S, A] -> [S, A].
+
+    Spec: BEL-21.
+    """
+    q = validate_values(mdp, q, what="Q")
+    return mdp.lookahead(q.max(axis=1))
+
+
+def bellman_residual(mdp: FiniteMDP, v: FloatArray) -> float:
+    """||B^* V - V||_inf (the quantity AncVI's rate bounds, BEL-30, and VI's stopping rule uses)."""
+    return sup_norm(bellman_optimality_v(mdp, v) - v)
+
+
+def greedy_from_v(mdp: FiniteMDP, v: FloatArray, *, current: IntArray | None = None) -> IntArray:
+    """pi(s) = argmax_a E[r + gamma V(s') | s, a] (BEL-16, BEL-25, BEL-33); [S] -> int [S].
+
+    Tie-break: lowest index within the window of :func:`reference.mdp.greedy`; keeps ``current[s]``
+    when it is a maximiser.
+    """
+    v = validate_values(mdp, v)
+    return greedy(mdp.lookahead(v), current=current)
+
+
+def greedy_from_q(q: FloatArray, *, current: IntArray | None = None) -> IntArray:
+    """pi(s) = argmax_a Q(s, a) (BEL-21, BEL-26); [S, A] -> int [S]. Tie-break as :func:`greedy_from_v`."""
+    return greedy(q, current=current)

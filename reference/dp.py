@@ -1,0 +1,312 @@
+"""Dynamic programming: V-VI, Q-VI, anchored VI, policy iteration, certified solvers (BEL-25..BEL-34).
+
+Every algorithm returns its iterates so that rates can be checked. Conventions as in
+:mod:`reference.mdp` (term last; acting in s_t yields r_t). Iterates are stacked along a leading axis K.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from reference.bellman import bellman_optimality_q, bellman_optimality_v, sup_norm
+from reference.errors import ImproperPolicyError, InvalidDiscountError, NotConvergedError, ShapeError
+from reference.exact import q_from_v, v_pi
+from reference.mdp import FiniteMDP, FloatArray, IntArray, deterministic_policy, greedy, validate_values
+
+__all__ = [
+    "AncVIResult",
+    "CertifiedSolution",
+    "PIResult",
+    "VIResult",
+    "ancvi_beta",
+    "proper_policy",
+    "ancvi_bound",
+    "ancvi_default_u0",
+    "anchored_value_iteration",
+    "policy_iteration",
+    "q_star",
+    "q_value_iteration",
+    "solve_optimal",
+    "solve_value_iteration",
+    "v_star",
+    "value_iteration",
+    "value_iteration_iterates",
+    "vi_error_bound",
+]
+
+
+@dataclass(frozen=True)
+class VIResult:
+    """Iterates of (Q-)value iteration.
+
+    Attributes:
+        values: [K+1, S] (V-VI) or [K+1, S, A] (Q-VI): V^0, ..., V^K.
+        policies: [K+1, S] int. V-VI: policies[k] = pi^k = argmax_a E[r + gamma V^{k-1}(s')] for k >= 1
+            (BEL-25; policies[0] is greedy w.r.t. V^0). Q-VI: policies[k] = argmax_a Q^k(s, a) (BEL-26).
+    """
+
+    values: FloatArray
+    policies: IntArray
+
+
+def value_iteration_iterates(mdp: FiniteMDP, v0: FloatArray) -> Iterator[tuple[FloatArray, IntArray]]:
+    """Infinite generator of (V^{k+1}, pi^{k+1}) with V^{k+1} = B^* V^k (BEL-25), starting from V^0 = v0."""
+    v = validate_values(mdp, v0).copy()
+    while True:
+        look = mdp.lookahead(v)
+        v = look.max(axis=1)
+        yield v, greedy(look)
+
+
+def value_iteration(mdp: FiniteMDP, v0: FloatArray, *, num_iters: int) -> VIResult:
+    """V-value iteration V^{k+1} = B^* V^k, pi^{k+1}(s) = argmax_a E[r + gamma V^k(s') | s, a].
+
+    Spec: BEL-25 (rate BEL-27: ||V^k - V*||_inf <= gamma^k ||V^0 - V*||_inf for gamma < 1).
+    Shapes: v0 [S]; result values [K+1, S], policies [K+1, S].
+    """
+    v0 = validate_values(mdp, v0)
+    if v0.ndim != 1:
+        raise ShapeError(f"value_iteration needs V of shape ({mdp.n_states_plus},), got {v0.shape}")
+    vals = [v0.copy()]
+    pols = [greedy(mdp.lookahead(v0))]
+    it = value_iteration_iterates(mdp, v0)
+    for _ in range(num_iters):
+        v, p = next(it)
+        vals.append(v)
+        pols.append(p)
+    return VIResult(np.stack(vals), np.stack(pols))
+
+
+def q_value_iteration(mdp: FiniteMDP, q0: FloatArray, *, num_iters: int) -> VIResult:
+    """Q-value iteration Q^{k+1} = B^* Q^k, pi^k(s) = argmax_a Q^k(s, a).
+
+    Spec: BEL-26 (rate BEL-27). Shapes: q0 [S, A]; result values [K+1, S, A], policies [K+1, S].
+    """
+    q = validate_values(mdp, q0, what="Q")
+    if q.ndim != 2:
+        raise ShapeError(f"q_value_iteration needs Q of shape ({mdp.n_states_plus}, {mdp.n_actions})")
+    vals = [q.copy()]
+    for _ in range(num_iters):
+        q = bellman_optimality_q(mdp, q)
+        vals.append(q)
+    stacked = np.stack(vals)
+    return VIResult(stacked, np.stack([greedy(x) for x in stacked]))
+
+
+def vi_error_bound(gamma: float, step: float) -> float:
+    """A-posteriori VI bound: ||V^{k+1} - V*||_inf <= gamma / (1 - gamma) ||V^{k+1} - V^k||_inf.
+
+    From ||V^{k+1} - V*|| <= gamma ||V^k - V*|| <= gamma (||V^k - V^{k+1}|| + ||V^{k+1} - V*||).
+    """
+    if not 0 < gamma < 1:
+        raise InvalidDiscountError(f"the VI error bound needs gamma in (0, 1), got {gamma}")
+    return gamma / (1.0 - gamma) * step
+
+
+@dataclass(frozen=True)
+class CertifiedSolution:
+    """V* (or V^pi) with a certificate ``||value - V*||_inf <= bound`` and a greedy policy."""
+
+    value: FloatArray
+    policy: IntArray
+    bound: float
+    iterations: int
+
+
+def solve_value_iteration(mdp: FiniteMDP, *, eps: float, v0: FloatArray | None = None,
+                          max_iters: int = 1_000_000) -> CertifiedSolution:
+    """VI with a stopping rule that *guarantees* ||V - V*||_inf <= eps (gamma < 1).
+
+    Spec: BEL-25, BEL-27. Stops at the first k with gamma / (1 - gamma) ||V^{k+1} - V^k||_inf <= eps
+    (:func:`vi_error_bound`) and returns V^{k+1}. Unlike pymdptoolbox's span rule, which only guarantees
+    an eps-optimal *policy*, this bounds the value error itself. (Rounding adds at most ~eps_mach times
+    the value scale per sweep to the bound; it is negligible for eps >> 1e-14 * R / (1 - gamma)^2.)
+    """
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    v = np.zeros(mdp.n_states_plus) if v0 is None else validate_values(mdp, v0).copy()
+    for k in range(max_iters):
+        look = mdp.lookahead(v)
+        v_new = look.max(axis=1)
+        bound = vi_error_bound(mdp.gamma, sup_norm(v_new - v))
+        v = v_new
+        if bound <= eps:
+            return CertifiedSolution(v, greedy(look), bound, k + 1)
+    raise NotConvergedError(f"VI did not certify eps={eps} within {max_iters} sweeps")
+
+
+# ================================================================================ anchored VI
+def ancvi_beta(gamma: float, k: int) -> float:
+    """beta_k = 1 / sum_{i=0}^k gamma^{-2i} = gamma^{2k} (1 - gamma^2) / (1 - gamma^{2(k+1)}) (BEL-29).
+
+    The second form never overflows; at gamma = 1, beta_k = 1 / (k + 1). beta_0 = 1 (erratum E-09).
+    """
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    if gamma == 1.0:
+        return 1.0 / (k + 1)
+    return float(gamma ** (2 * k) * (1 - gamma**2) / (1 - gamma ** (2 * (k + 1))))
+
+
+def ancvi_bound(gamma: float, k: int, *, assume_u0_le_bu0: bool = True) -> float:
+    """AncVI rate constant: ||B^* U^k - U^k||_inf <= c_k ||U^0 - U^*||_inf (BEL-30).
+
+    c_k = (gamma^{-1} - gamma)(1 + gamma - gamma^{k+1}) / (gamma^{-(k+1)} - gamma^{k+1})
+        = (1 - gamma^2) gamma^k (1 + gamma - gamma^{k+1}) / (1 - gamma^{2(k+1)})   (stable form)
+    under U^0 <= B^* U^0 (erratum E-10: the assumption is needed); without it the constant
+    (1 + 2 gamma - gamma^{k+1}) of Lee & Ryu (2023) replaces (1 + gamma - gamma^{k+1}).
+    At gamma = 1 the limit is (1 + gamma - gamma^{k+1}) / (k + 1).
+    """
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    lead = (1 + gamma - gamma ** (k + 1)) if assume_u0_le_bu0 else (1 + 2 * gamma - gamma ** (k + 1))
+    if gamma == 1.0:
+        return lead / (k + 1)
+    return float((1 - gamma**2) * gamma**k * lead / (1 - gamma ** (2 * (k + 1))))
+
+
+def ancvi_default_u0(mdp: FiniteMDP, *, q: bool = False) -> FloatArray:
+    """U^0 = r_min / (1 - gamma) everywhere (inventory open choice 4), so that U^0 <= B^* U^0 holds.
+
+    r_min is the minimum of r(s, a) over S+ x A, term included (its reward 0), so r_min <= 0 and the
+    term entry also satisfies U^0(term) <= gamma U^0(term).
+    """
+    if mdp.gamma >= 1.0:
+        raise InvalidDiscountError("ancvi_default_u0 needs gamma < 1")
+    r_min = float(min(0.0, mdp.r.min()))
+    shape = (mdp.n_states_plus, mdp.n_actions) if q else (mdp.n_states_plus,)
+    return np.full(shape, r_min / (1.0 - mdp.gamma))
+
+
+@dataclass(frozen=True)
+class AncVIResult:
+    """Iterates U^0..U^K of anchored VI ([K+1, S] or [K+1, S, A]) and the betas beta_0..beta_K."""
+
+    values: FloatArray
+    betas: FloatArray
+
+
+def anchored_value_iteration(mdp: FiniteMDP, u0: FloatArray, *, num_iters: int) -> AncVIResult:
+    """Anchored VI: U^k = beta_k U^0 + (1 - beta_k) B^* U^{k-1} for k = 1, 2, ... (erratum E-09).
+
+    Spec: BEL-29 (rate BEL-30 via :func:`ancvi_bound`). U may be a V ([S]) or a Q ([S, A]).
+    """
+    u0 = validate_values(mdp, u0, what="U0")
+    op = bellman_optimality_v if u0.ndim == 1 else bellman_optimality_q
+    vals = [u0.copy()]
+    betas = [1.0]
+    u = u0.copy()
+    for k in range(1, num_iters + 1):
+        b = ancvi_beta(mdp.gamma, k)
+        u = b * u0 + (1.0 - b) * op(mdp, u)
+        vals.append(u)
+        betas.append(b)
+    return AncVIResult(np.stack(vals), np.asarray(betas))
+
+
+# ============================================================================ policy iteration
+@dataclass(frozen=True)
+class PIResult:
+    """Iterates of policy iteration: policies pi_0..pi_K (int [K+1, S]) and values V^{pi_k} ([K+1, S]).
+
+    The last policy equals the one before it (PI stopped because the policy did not change).
+    """
+
+    policies: IntArray
+    values: FloatArray
+
+    @property
+    def policy(self) -> IntArray:
+        return self.policies[-1]
+
+    @property
+    def value(self) -> FloatArray:
+        return self.values[-1]
+
+
+def proper_policy(mdp: FiniteMDP) -> IntArray:
+    """A deterministic policy that reaches term with probability 1 from every state, if one exists.
+
+    Backward breadth-first search from term: a state gets the lowest-index action that moves it, with
+    positive probability, to a state labelled earlier (closer to term), so every state has a positive
+    probability path to term and the policy is proper. Raises :class:`ImproperPolicyError` naming the
+    states from which no policy reaches term. Shape: int [S].
+    """
+    n, na = mdp.n_states_plus, mdp.n_actions
+    reach = mdp.transition_csr > 0  # [S*A, S]
+    labelled = np.zeros(n, dtype=bool)
+    labelled[mdp.term] = True
+    pol = np.zeros(n, dtype=np.int64)
+    while True:
+        hits = np.asarray((reach @ labelled.astype(np.float64)) > 0).reshape(n, na)
+        new = hits.any(axis=1) & ~labelled
+        if not new.any():
+            break
+        pol[new] = np.argmax(hits[new], axis=1)
+        labelled |= new
+    if not labelled.all():
+        bad = tuple(int(s) for s in np.flatnonzero(~labelled))
+        raise ImproperPolicyError(f"no policy reaches term from states {list(bad)}", bad)
+    return pol
+
+
+def policy_iteration(mdp: FiniteMDP, pi0: IntArray | None = None, *, max_iters: int = 10_000) -> PIResult:
+    """Policy iteration: evaluate V^{pi_k} exactly, then pi_{k+1}(s) = argmax_a Q^{pi_k}(s, a).
+
+    Spec: BEL-33 (improvement theorem BEL-34: V^{pi_{k+1}} >= V^{pi_k}, optimal after finitely many
+    steps). Ties keep the current action (inventory open choice 1), so PI stops at pi_{k+1} = pi_k.
+    At gamma = 1, pi0 must be proper (else the evaluation raises :class:`ImproperPolicyError`); the
+    default there is :func:`proper_policy` (stochastic-shortest-path setting: PI from a proper policy
+    stays proper when every improper policy has value -inf somewhere). Shapes: pi0 int [S] (default:
+    all zeros for gamma < 1).
+    """
+    n = mdp.n_states_plus
+    if pi0 is None:
+        pol = np.zeros(n, dtype=np.int64) if mdp.gamma < 1.0 else proper_policy(mdp)
+    else:
+        pol = np.asarray(pi0, dtype=np.int64).copy()
+    if pol.shape != (n,):
+        raise ShapeError(f"pi0 must have shape ({n},), got {pol.shape}")
+    pols = [pol]
+    vals = []
+    for _ in range(max_iters):
+        v = v_pi(mdp, deterministic_policy(pol, mdp.n_actions))
+        vals.append(v)
+        new = greedy(q_from_v(mdp, v), current=pol)
+        new[mdp.term] = pol[mdp.term]
+        pols.append(new)
+        if np.array_equal(new, pol):
+            vals.append(v)
+            return PIResult(np.stack(pols), np.stack(vals))
+        pol = new
+    raise NotConvergedError(f"policy iteration did not stabilise in {max_iters} iterations")
+
+
+def solve_optimal(mdp: FiniteMDP, *, eps: float = 1e-10, pi0: IntArray | None = None) -> CertifiedSolution:
+    """V* with the certificate ||V - V*||_inf <= ||B^* V - V||_inf / (1 - gamma) <= eps (gamma < 1).
+
+    Spec: BEL-12, BEL-34. Runs policy iteration with exact (direct or Krylov) evaluation, then
+    certifies: ``||V - V*|| <= ||V - B^*V|| + ||B^*V - B^*V*|| <= res + gamma ||V - V*||``.
+    Raises :class:`NotConvergedError` if the certificate exceeds ``eps`` (e.g. eps below float resolution).
+    """
+    if mdp.gamma >= 1.0:
+        raise InvalidDiscountError("solve_optimal certifies with 1 / (1 - gamma): needs gamma < 1")
+    res = policy_iteration(mdp, pi0)
+    v = res.value
+    bound = sup_norm(bellman_optimality_v(mdp, v) - v) / (1.0 - mdp.gamma)
+    if bound > eps:
+        raise NotConvergedError(f"certificate {bound:.3e} exceeds eps={eps:.1e}")
+    return CertifiedSolution(v, res.policy, bound, len(res.policies) - 1)
+
+
+def v_star(mdp: FiniteMDP) -> FloatArray:
+    """Exact V* (BEL-10, BEL-12) by policy iteration with exact evaluation; shape [S]."""
+    return policy_iteration(mdp).value
+
+
+def q_star(mdp: FiniteMDP) -> FloatArray:
+    """Exact Q*(s, a) = E[r + gamma V*(s') | s, a] (BEL-20, BEL-21, BEL-24); shape [S, A]."""
+    return q_from_v(mdp, v_star(mdp))

@@ -1,0 +1,273 @@
+"""Exact policy evaluation by linear solves: V^pi, Q^pi, A^pi, J, occupancy, V*, Q* (MDP-20..25, BEL-04..24).
+
+Time-index convention: see :mod:`reference.mdp` (acting in s_t yields r_t). Arrays are over S+ with
+``term`` last; V(term) = 0 and Q(term, .) = 0 (MDP-20, MDP-21).
+
+* gamma < 1: ``V^pi = (I - gamma P_pi)^{-1} r_pi`` on S+ (BEL-04). The matrix is non-singular and
+  ``||(I - gamma P_pi)^{-1}||_inf = 1 / (1 - gamma)``, which turns a residual into an error bound.
+* gamma = 1: the expected total reward is finite for every start iff every closed class of P_pi other
+  than {term} is reward-free. A policy is *proper* when term is reachable from every state (BEL-35,
+  erratum E-12); then ``V = (I - P_TT)^{-1} r_T`` on the non-terminal states T. For an improper policy
+  the default is to raise :class:`ImproperPolicyError` naming the states from which term is
+  unreachable; the error is :class:`DivergentReturnError` when a trapped class has non-zero mean
+  reward (V = +inf for a positive-reward cycle, BEL-36) and :class:`NonSummableReturnError` when it
+  has zero mean but non-zero rewards (BEL-38). With ``improper="finite"`` a policy whose trapped classes
+  are reward-free is evaluated exactly (their states have value 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from reference.chains import ChainStructure, chain_structure, solve_linear
+from reference.errors import (
+    DivergentReturnError,
+    ImproperPolicyError,
+    NonSummableReturnError,
+)
+from reference.mdp import FiniteMDP, FloatArray, validate_policy
+
+__all__ = [
+    "Certified",
+    "a_pi",
+    "average_reward",
+    "bias_value",
+    "discounted_occupancy",
+    "j_pi",
+    "q_from_v",
+    "q_pi",
+    "stationary_distribution",
+    "v_pi",
+    "v_pi_certified",
+]
+
+Improper = Literal["raise", "finite"]
+
+
+def _identity(n: int, sparse: bool) -> FloatArray | sp.csr_array:
+    return sp.identity(n, format="csr") if sparse else np.eye(n)  # type: ignore[return-value]
+
+
+def _classify_traps(mdp: FiniteMDP, pi: FloatArray, cs: ChainStructure) -> None | ImproperPolicyError:
+    """Return the error to raise at gamma = 1 for the closed classes other than {term}, or None."""
+    trapped = tuple(int(s) for s in np.flatnonzero(~cs.reaches_term))
+    if not trapped:
+        return None
+    nonzero = (mdp.reward_support_nonzero & (pi > 0)).any(axis=1)
+    r_pi = mdp.reward_pi(pi)
+    m = mdp.transition_pi(pi)
+    for cls in cs.closed_classes:
+        if mdp.term in cls:
+            continue
+        if not np.any(nonzero[cls]):
+            continue
+        mu = _class_stationary(m, cls)
+        gain = float(mu @ r_pi[cls])
+        scale = float(np.max(np.abs(r_pi[cls]))) if cls.size else 0.0
+        states = tuple(int(s) for s in cls)
+        if abs(gain) > 1e-12 * max(scale, 1.0):
+            sign = 1 if gain > 0 else -1
+            return DivergentReturnError(
+                f"gamma = 1: states {list(states)} form a closed class that never reaches term with mean "
+                f"reward {gain:+.6g} per step, so V = {'+' if sign > 0 else '-'}inf there (BEL-36); "
+                f"term is unreachable from states {list(trapped)}", trapped, sign)
+        return NonSummableReturnError(
+            f"gamma = 1: states {list(states)} form a closed class that never reaches term with zero mean "
+            f"but non-zero rewards, so the total return has no sum (BEL-38; see reference.exact.bias_value "
+            f"for the Cesaro/Abel value); term is unreachable from states {list(trapped)}", trapped)
+    return ImproperPolicyError(
+        f"gamma = 1 and the policy is improper: term is unreachable from states {list(trapped)} (they are "
+        f"reward-free, so V is finite there: pass improper='finite' to evaluate; see BEL-35, erratum E-12)",
+        trapped)
+
+
+def _class_stationary(m: FloatArray | sp.csr_array, cls: np.ndarray) -> FloatArray:
+    """Stationary distribution of the irreducible closed class ``cls`` of the chain m."""
+    sub = m[np.ix_(cls, cls)] if not sp.issparse(m) else m[cls][:, cls]
+    sub = sub.toarray() if sp.issparse(sub) else np.asarray(sub)
+    k = cls.size
+    # mu (I - P) = 0, sum mu = 1: replace one equation by the normalisation
+    a = (np.eye(k) - sub).T
+    a[-1, :] = 1.0
+    b = np.zeros(k)
+    b[-1] = 1.0
+    return np.asarray(np.linalg.solve(a, b), dtype=np.float64)
+
+
+def v_pi(mdp: FiniteMDP, pi: FloatArray, *, improper: Improper = "raise") -> FloatArray:
+    """Exact V^pi(s) = E^pi[G_0 | s_0 = s] by a linear solve; shape [S] with V(term) = 0.
+
+    Spec: MDP-20, BEL-04 (V^pi is the unique solution of V = B^pi V for gamma < 1), BEL-35 (gamma = 1).
+
+    gamma < 1: solves ``(I - gamma P_pi) V = r_pi`` on S+. gamma = 1: see the module docstring.
+    """
+    pi = validate_policy(mdp, pi)
+    r_pi = mdp.reward_pi(pi)
+    m = mdp.transition_pi(pi)
+    n = mdp.n_states_plus
+    if mdp.gamma < 1.0:
+        a = _identity(n, sp.issparse(m)) - mdp.gamma * m
+        v = solve_linear(a, r_pi)
+        v[mdp.term] = 0.0  # exactly 0 already up to rounding: (1 - gamma) V(term) = 0
+        return v
+    cs = chain_structure(m, mdp.term)
+    err = _classify_traps(mdp, pi, cs)
+    if err is not None and (improper == "raise" or type(err) is not ImproperPolicyError):
+        raise err
+    # closed classes (term and, for improper="finite", reward-free traps) have value 0; every other
+    # state is transient, so I - P restricted to them is non-singular
+    solve_on = np.flatnonzero(cs.transient)
+    v = np.zeros(n)
+    if solve_on.size:
+        if sp.issparse(m):
+            sub = m[solve_on][:, solve_on]
+            a = sp.identity(solve_on.size, format="csr") - sub
+        else:
+            a = np.eye(solve_on.size) - np.asarray(m)[np.ix_(solve_on, solve_on)]
+        v[solve_on] = solve_linear(a, r_pi[solve_on])
+    return v
+
+
+def q_from_v(mdp: FiniteMDP, v: FloatArray) -> FloatArray:
+    """Q(s, a) = E[r + gamma V(s') | s, a] = r(s, a) + gamma (P V)(s, a); shape [S, A].
+
+    Spec: BEL-20 (with V = V^pi this is Q^pi; with V = V* it is Q*). Q(term, .) = gamma V(term) = 0.
+    """
+    q = mdp.lookahead(v)
+    q[mdp.term] = 0.0
+    return q
+
+
+def q_pi(mdp: FiniteMDP, pi: FloatArray, *, improper: Improper = "raise") -> FloatArray:
+    """Exact Q^pi(s, a) = E^pi[G_0 | s_0 = s, a_0 = a] = r(s, a) + gamma E[V^pi(s') | s, a]; shape [S, A].
+
+    Spec: MDP-21, MDP-25, BEL-09.
+    """
+    return q_from_v(mdp, v_pi(mdp, pi, improper=improper))
+
+
+def a_pi(mdp: FiniteMDP, pi: FloatArray, *, improper: Improper = "raise") -> FloatArray:
+    """Advantage A^pi(s, a) = Q^pi(s, a) - V^pi(s) (PG-20, used by PI in BEL-33); shape [S, A]."""
+    v = v_pi(mdp, pi, improper=improper)
+    return q_from_v(mdp, v) - v[:, None]
+
+
+def j_pi(mdp: FiniteMDP, pi: FloatArray, *, improper: Improper = "raise") -> float:
+    """J(pi) = E_{s_0 ~ p0}[V^pi(s_0)] (MDP-17, PG-01)."""
+    return float(mdp.p0 @ v_pi(mdp, pi, improper=improper))
+
+
+def discounted_occupancy(mdp: FiniteMDP, pi: FloatArray, *, normalized: bool = False) -> FloatArray:
+    """Discounted state occupancy d^pi(s) = sum_t gamma^t P^pi(s_t = s), s_0 ~ p0; shape [S].
+
+    Solves ``d^T (I - gamma P_pi) = p0^T``. ``sum_s d(s) = 1 / (1 - gamma)`` (term included); with
+    ``normalized=True`` returns ``(1 - gamma) d``, a distribution. At gamma = 1 (proper policy) d is the
+    expected number of visits of each non-terminal state before T; d(term) is then set to 0 and
+    ``normalized`` divides by E[T].
+    """
+    pi = validate_policy(mdp, pi)
+    m = mdp.transition_pi(pi)
+    n = mdp.n_states_plus
+    if mdp.gamma < 1.0:
+        a = _identity(n, sp.issparse(m)) - mdp.gamma * m
+        at = a.T.tocsr() if sp.issparse(a) else np.asarray(a).T
+        d = solve_linear(at, np.asarray(mdp.p0))
+        return (1.0 - mdp.gamma) * d if normalized else d
+    cs = chain_structure(m, mdp.term)
+    err = _classify_traps(mdp, pi, cs)
+    if err is not None:
+        raise err
+    keep = np.arange(mdp.n_states)
+    if sp.issparse(m):
+        a = (sp.identity(keep.size, format="csr") - m[keep][:, keep]).T.tocsr()
+    else:
+        a = (np.eye(keep.size) - np.asarray(m)[np.ix_(keep, keep)]).T
+    d = np.zeros(n)
+    d[keep] = solve_linear(a, np.asarray(mdp.p0)[keep])
+    if normalized:
+        total = d.sum()
+        return d / total if total > 0 else d
+    return d
+
+
+@dataclass(frozen=True)
+class Certified:
+    """A value with a certified bound: ``||value - exact||_inf <= bound``."""
+
+    value: FloatArray
+    bound: float
+    residual: float
+
+
+def v_pi_certified(mdp: FiniteMDP, pi: FloatArray) -> Certified:
+    """V^pi with a residual certificate (gamma < 1): ``||V - V^pi||_inf <= ||B^pi V - V||_inf / (1 - gamma)``.
+
+    Spec: BEL-04, BEL-08. The bound follows from ``V - V^pi = (I - gamma P_pi)^{-1} (V - B^pi V)`` and
+    ``||(I - gamma P_pi)^{-1}||_inf = 1 / (1 - gamma)``. The residual is evaluated in float64, so the
+    bound is exact up to the rounding of that one evaluation (~ eps * (|r| + |V|)).
+    """
+    if mdp.gamma >= 1.0:
+        raise ValueError("v_pi_certified needs gamma < 1")
+    pi = validate_policy(mdp, pi)
+    v = v_pi(mdp, pi)
+    resid = float(np.max(np.abs(mdp.reward_pi(pi) + mdp.gamma * (mdp.transition_pi(pi) @ v) - v)))
+    return Certified(v, resid / (1.0 - mdp.gamma), resid)
+
+
+def stationary_distribution(mdp: FiniteMDP, pi: FloatArray) -> FloatArray:
+    """Cesaro-limit matrix P*_pi = lim (1/M) sum_{t<M} P_pi^t, dense shape [S, S] (small MDPs).
+
+    Row s is the long-run state distribution from s: sum over closed classes C of the absorption
+    probability into C times C's stationary distribution.
+    """
+    pi = validate_policy(mdp, pi)
+    m = mdp.transition_pi(pi)
+    md = m.toarray() if sp.issparse(m) else np.asarray(m)
+    cs = chain_structure(md, mdp.term)
+    n = mdp.n_states_plus
+    out = np.zeros((n, n))
+    trans = np.flatnonzero(cs.transient)
+    if trans.size:
+        nt = np.linalg.inv(np.eye(trans.size) - md[np.ix_(trans, trans)])
+    for cls in cs.closed_classes:
+        mu = _class_stationary(md, cls)
+        out[np.ix_(cls, cls)] = mu[None, :]
+        if trans.size:
+            absorb = nt @ md[np.ix_(trans, cls)].sum(axis=1)
+            out[np.ix_(trans, cls)] = absorb[:, None] * mu[None, :]
+    return out
+
+
+def average_reward(mdp: FiniteMDP, pi: FloatArray) -> FloatArray:
+    """Average reward R^pi(s) = liminf_M (1/M) E^pi[sum_{t<(M ∧ T)} r_t | s_0 = s] = (P*_pi r_pi)(s); [S].
+
+    Spec: BEL-37 (erratum E-13: the sum runs to (M ∧ T) - 1). For a finite chain the liminf is a limit
+    and equals the Cesaro limit P*_pi r_pi; term contributes 0.
+    """
+    pi = validate_policy(mdp, pi)
+    return stationary_distribution(mdp, pi) @ mdp.reward_pi(pi)
+
+
+def bias_value(mdp: FiniteMDP, pi: FloatArray) -> FloatArray:
+    """Cesaro and Abel value of a zero-gain chain at gamma = 1: h = D r_pi, D = (I - P + P*)^{-1} - P*.
+
+    Spec: BEL-38 (erratum E-14: Cesaro and Abel are different methods; for a finite chain with zero
+    average reward both give h). Cesaro: the partial sums S_M = sum_{t<M} P^t r satisfy
+    S_M = h - P^M h, whose Cesaro mean tends to h - P* h = h. Abel: (I - gamma P)^{-1} r = h + O(1 - gamma)
+    as gamma -> 1 (Laurent expansion). Raises ValueError if the average reward is not 0 everywhere.
+    """
+    pi = validate_policy(mdp, pi)
+    m = mdp.transition_pi(pi)
+    md = m.toarray() if sp.issparse(m) else np.asarray(m)
+    pstar = stationary_distribution(mdp, pi)
+    r = mdp.reward_pi(pi)
+    gain = pstar @ r
+    if np.max(np.abs(gain)) > 1e-12 * max(1.0, float(np.max(np.abs(r)))):
+        raise ValueError(f"bias_value needs zero average reward everywhere; max |R^pi| = {np.max(np.abs(gain))}")
+    n = mdp.n_states_plus
+    dev = np.linalg.inv(np.eye(n) - md + pstar) - pstar
+    return np.asarray(dev @ r, dtype=np.float64)

@@ -1,0 +1,570 @@
+"""Finite MDPs with an explicit absorbing terminal state (MDP-01..MDP-11, MDP-17).
+
+Conventions (stated once for the whole package):
+
+* States are ``0, ..., S-1`` and the terminal state ``term`` is the **last index** ``S``; arrays over
+  S+ = S ∪ {term} have length ``S + 1``. Actions are ``0, ..., A-1`` and every action is available in
+  every state (state-dependent action sets, MDP-09, are modelled by an action that behaves like another).
+* Time index: acting with ``a_t`` in ``s_t`` yields ``(r_t, s_{t+1}) ~ p(., . | s_t, a_t)`` (the
+  text's convention: the reward of step t is ``r_t``, not ``r_{t+1}``).
+* MDP-11: from ``term`` every action gives reward 0 and leads back to ``term`` with probability 1;
+  ``pi(. | term)`` is irrelevant. The constructors add these rows; user data never describes them.
+* The joint kernel ``p(r, s' | s, a)`` has finite reward support. It is stored as a list of
+  *outcomes* per row ``(s, a)`` (CSR layout, row index ``s * A + a``): outcome ``e`` has probability
+  ``prob[e]``, reward ``reward[e]`` and next state ``next_state[e]``. Stochastic rewards are therefore
+  exact, not only their means. From it we derive ``P[s, a, s']`` and ``r(s, a)`` (MDP-05).
+* Dense and sparse MDPs share one interface: the kernel is always the same outcome table; the
+  transition matrix is held as a dense ``((S+1) A, S+1)`` array for small MDPs and as a
+  ``scipy.sparse.csr_array`` for large ones (``backend="auto"`` picks by size).
+* A policy is a float64 array ``pi`` of shape ``(S+1, A)`` whose rows lie on the simplex (MDP-07);
+  a deterministic policy is an int array of shape ``(S+1,)`` and is turned into a one-hot array by
+  :func:`deterministic_policy`.
+
+Shapes in docstrings use axis letters: S (states incl. term, i.e. S+1), A (actions), E (outcomes).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import ArrayLike, NDArray
+
+from reference.errors import InvalidDiscountError, InvalidMDPError, InvalidPolicyError, ShapeError
+
+__all__ = [
+    "DENSE_MAX_BYTES",
+    "PROB_ATOL",
+    "Backend",
+    "FiniteMDP",
+    "FloatArray",
+    "IntArray",
+    "deterministic_policy",
+    "from_arrays",
+    "from_gymnasium",
+    "from_outcomes",
+    "from_toy_text_P",
+    "greedy",
+    "softmax_policy",
+    "uniform_policy",
+    "validate_gamma",
+    "validate_policy",
+    "validate_values",
+]
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+Backend = Literal["auto", "dense", "sparse"]
+
+PROB_ATOL: float = 1e-9
+"""Probabilities of one row must sum to 1 within this absolute tolerance (user data is often rounded
+to ~1e-12; anything further off is a modelling error, not rounding). Rows are renormalised exactly
+after validation so that every derived quantity is computed from a proper distribution."""
+
+DENSE_MAX_BYTES: int = 256 * 2**20
+"""``backend="auto"`` stores the transition matrix densely when it takes at most this many bytes."""
+
+
+def _readonly(x: NDArray[Any]) -> NDArray[Any]:
+    x.flags.writeable = False
+    return x
+
+
+def validate_gamma(gamma: float) -> float:
+    """Check the discount factor of MDP-18: ``gamma in (0, 1]``; return it as a float.
+
+    Raises :class:`InvalidDiscountError` naming the value otherwise (NaN included).
+    """
+    g = float(gamma)
+    if not (0.0 < g <= 1.0):
+        raise InvalidDiscountError(f"gamma must lie in (0, 1] (MDP-18), got {gamma!r}")
+    return g
+
+
+@dataclass(frozen=True, eq=False)
+class FiniteMDP:
+    """A finite MDP on S+ = S ∪ {term} with joint kernel p(r, s' | s, a) (MDP-01, MDP-04, MDP-11).
+
+    Spec: MDP-01, MDP-02, MDP-04, MDP-05, MDP-06, MDP-11, MDP-17.
+
+    Build one with :func:`from_arrays`, :func:`from_outcomes`, :func:`from_toy_text_P`,
+    :func:`from_gymnasium` or the seeded generators in :mod:`reference.generators`; the constructor
+    validates everything and adds the absorbing rows of ``term``.
+
+    Attributes:
+        n_states: |S|, the number of non-terminal states; ``term == n_states``.
+        n_actions: |A|.
+        p0: shape [S]: the initial distribution over S+ (mass on ``term`` allowed: T = 0).
+        gamma: discount factor in (0, 1].
+        indptr: shape [S*A + 1]: CSR row pointers of the outcome table, row ``s * A + a``.
+        next_state, reward, prob: shape [E]: the outcomes.
+        backend: ``"dense"`` or ``"sparse"`` storage of the derived transition matrix.
+    """
+
+    n_states: int
+    n_actions: int
+    p0: FloatArray
+    gamma: float
+    indptr: IntArray
+    next_state: IntArray
+    reward: FloatArray
+    prob: FloatArray
+    backend: Literal["dense", "sparse"] = "dense"
+    name: str = field(default="mdp")
+
+    # ----------------------------------------------------------------------------------- basics
+    @property
+    def term(self) -> int:
+        """Index of the absorbing terminal state (the last index)."""
+        return self.n_states
+
+    @property
+    def n_states_plus(self) -> int:
+        """|S+| = |S| + 1."""
+        return self.n_states + 1
+
+    @property
+    def is_sparse(self) -> bool:
+        return self.backend == "sparse"
+
+    def __repr__(self) -> str:
+        return (f"FiniteMDP(name={self.name!r}, S={self.n_states}, A={self.n_actions}, gamma={self.gamma}, "
+                f"outcomes={self.prob.size}, backend={self.backend!r})")
+
+    # ------------------------------------------------------------------------- derived arrays
+    @functools.cached_property
+    def transition_csr(self) -> sp.csr_array:
+        """P as a CSR matrix of shape [S*A, S]: row ``s*A + a``, column ``s'`` (duplicates summed)."""
+        n = self.n_states_plus
+        m = sp.csr_array((self.prob.copy(), self.next_state.copy(), self.indptr.copy()),
+                         shape=(n * self.n_actions, n))
+        m.sum_duplicates()
+        return m
+
+    @functools.cached_property
+    def transition_dense(self) -> FloatArray:
+        """P as a dense C-contiguous array of shape [S*A, S] (row ``s*A + a``)."""
+        n = self.n_states_plus
+        out = np.zeros((n * self.n_actions, n))
+        rows = np.repeat(np.arange(n * self.n_actions), np.diff(self.indptr))
+        np.add.at(out, (rows, self.next_state), self.prob)
+        return _readonly(out)  # type: ignore[return-value]
+
+    @property
+    def P(self) -> FloatArray:
+        """Dense P[s, a, s'] of shape [S, A, S] (MDP-04). Builds a dense copy for sparse MDPs."""
+        n = self.n_states_plus
+        return self.transition_dense.reshape(n, self.n_actions, n)
+
+    @functools.cached_property
+    def r(self) -> FloatArray:
+        """Expected reward r(s, a) = sum_{r, s'} r p(r, s' | s, a), shape [S, A] (MDP-05)."""
+        rows = np.repeat(np.arange(self.indptr.size - 1), np.diff(self.indptr))
+        sums = np.bincount(rows, weights=self.prob * self.reward, minlength=self.indptr.size - 1)
+        return _readonly(sums.reshape(self.n_states_plus, self.n_actions))  # type: ignore[return-value]
+
+    @functools.cached_property
+    def max_abs_reward(self) -> float:
+        """R = max |r| over the reward support of outcomes with positive probability (MDP-19)."""
+        live = self.prob > 0
+        return float(np.max(np.abs(self.reward[live]), initial=0.0))
+
+    @functools.cached_property
+    def reward_support_nonzero(self) -> NDArray[np.bool_]:
+        """shape [S, A]: whether (s, a) has an outcome of positive probability with non-zero reward."""
+        rows = np.repeat(np.arange(self.indptr.size - 1), np.diff(self.indptr))
+        flag = np.zeros(self.indptr.size - 1, dtype=bool)
+        hit = (self.prob > 0) & (self.reward != 0)
+        flag[rows[hit]] = True
+        return _readonly(flag.reshape(self.n_states_plus, self.n_actions))  # type: ignore[return-value]
+
+    # ---------------------------------------------------------------------- linear maps
+    def expected_next(self, v: FloatArray) -> FloatArray:
+        """E[V(s') | s, a] = sum_{s'} P[s, a, s'] V(s') for V of shape [S] (or [S, K]); result [S, A(, K)]."""
+        v = np.asarray(v, dtype=np.float64)
+        m = self.transition_csr if self.is_sparse else self.transition_dense
+        out = np.asarray(m @ v, dtype=np.float64)
+        return out.reshape((self.n_states_plus, self.n_actions, *v.shape[1:]))
+
+    def lookahead(self, v: FloatArray) -> FloatArray:
+        """One-step lookahead E[r + gamma V(s') | s, a] = r(s, a) + gamma (P V)(s, a), shape [S, A].
+
+        The quantity inside B^* (BEL-14) and the greedy step (BEL-16, BEL-25, BEL-33).
+        """
+        return self.r + self.gamma * self.expected_next(v)
+
+    def policy_matrix(self, pi: FloatArray) -> sp.csr_array:
+        """The sparse [S, S*A] matrix D_pi with D_pi[s, s*A + a] = pi(a | s), so that P_pi = D_pi P."""
+        n, a = self.n_states_plus, self.n_actions
+        rows = np.repeat(np.arange(n), a)
+        cols = np.arange(n * a)
+        return sp.csr_array((np.asarray(pi, dtype=np.float64).ravel(), (rows, cols)), shape=(n, n * a))
+
+    def transition_pi(self, pi: FloatArray) -> FloatArray | sp.csr_array:
+        """P_pi[s, s'] = sum_a pi(a | s) P[s, a, s'], shape [S, S]: dense array or CSR matrix."""
+        if self.is_sparse:
+            return self.policy_matrix(pi) @ self.transition_csr
+        n = self.n_states_plus
+        return np.einsum("sa,sat->st", pi, self.transition_dense.reshape(n, self.n_actions, n))
+
+    def reward_pi(self, pi: FloatArray) -> FloatArray:
+        """r_pi(s) = sum_a pi(a | s) r(s, a), shape [S]."""
+        return np.einsum("sa,sa->s", pi, self.r)
+
+    # ---------------------------------------------------------------------- outcomes
+    def outcomes(self, s: int, a: int) -> tuple[FloatArray, FloatArray, IntArray]:
+        """The outcomes of (s, a): ``(prob, reward, next_state)``, each of shape [E_sa]."""
+        row = s * self.n_actions + a
+        lo, hi = int(self.indptr[row]), int(self.indptr[row + 1])
+        return self.prob[lo:hi], self.reward[lo:hi], self.next_state[lo:hi]
+
+    def with_gamma(self, gamma: float) -> FiniteMDP:
+        """The same MDP with another discount factor."""
+        return FiniteMDP(self.n_states, self.n_actions, self.p0, validate_gamma(gamma), self.indptr,
+                         self.next_state, self.reward, self.prob, self.backend, self.name)
+
+
+# =============================================================================== constructors
+def _choose_backend(backend: Backend, n_plus: int, n_actions: int) -> Literal["dense", "sparse"]:
+    if backend == "auto":
+        return "dense" if n_plus * n_plus * n_actions * 8 <= DENSE_MAX_BYTES else "sparse"
+    if backend not in ("dense", "sparse"):
+        raise ValueError(f"backend must be 'auto', 'dense' or 'sparse', got {backend!r}")
+    return backend
+
+
+def from_outcomes(
+    n_states: int,
+    n_actions: int,
+    indptr: ArrayLike,
+    next_state: ArrayLike,
+    reward: ArrayLike,
+    prob: ArrayLike,
+    p0: ArrayLike,
+    *,
+    gamma: float,
+    backend: Backend = "auto",
+    name: str = "mdp",
+) -> FiniteMDP:
+    """Build a FiniteMDP from the outcome table of the non-terminal rows (MDP-04).
+
+    Spec: MDP-04, MDP-11.
+
+    Args:
+        n_states, n_actions: |S| >= 1 and |A| >= 1.
+        indptr: shape [|S| |A| + 1], CSR pointers; row ``s * A + a`` owns outcomes
+            ``indptr[row]:indptr[row + 1]`` (every row needs at least one outcome).
+        next_state: shape [E], values in 0..|S| (|S| = term).
+        reward, prob: shape [E].
+        p0: shape [|S|] or [|S| + 1], the initial distribution.
+        gamma: discount in (0, 1].
+
+    The rows of ``term`` (reward 0, back to term w.p. 1, MDP-11) are appended. Probabilities of each
+    row must be >= 0 and sum to 1 within :data:`PROB_ATOL`; they are then renormalised exactly.
+    Raises :class:`InvalidMDPError` / :class:`ShapeError` / :class:`InvalidDiscountError` naming the
+    offending (s, a) and value.
+    """
+    gamma = validate_gamma(gamma)
+    if n_states < 1 or n_actions < 1:
+        raise ShapeError(f"need |S| >= 1 and |A| >= 1 (MDP-01), got |S|={n_states}, |A|={n_actions}")
+    ip = np.asarray(indptr, dtype=np.int64).ravel()
+    ns = np.asarray(next_state, dtype=np.int64).ravel()
+    rw = np.asarray(reward, dtype=np.float64).ravel()
+    pr = np.asarray(prob, dtype=np.float64).ravel()
+    n_rows = n_states * n_actions
+    if ip.size != n_rows + 1:
+        raise ShapeError(f"indptr must have |S||A|+1 = {n_rows + 1} entries, got {ip.size}")
+    if ip[0] != 0 or np.any(np.diff(ip) < 0) or ip[-1] != ns.size:
+        raise ShapeError("indptr must start at 0, be non-decreasing and end at the number of outcomes")
+    if not (ns.size == rw.size == pr.size):
+        raise ShapeError(f"next_state, reward, prob must have equal length, got {ns.size}, {rw.size}, {pr.size}")
+    empty = np.flatnonzero(np.diff(ip) == 0)
+    if empty.size:
+        s, a = divmod(int(empty[0]), n_actions)
+        raise InvalidMDPError(f"(s={s}, a={a}) has no outcome: p(., . | s, a) must be a distribution")
+    rows = np.repeat(np.arange(n_rows), np.diff(ip))
+    if np.any((ns < 0) | (ns > n_states)):
+        e = int(np.flatnonzero((ns < 0) | (ns > n_states))[0])
+        s, a = divmod(int(rows[e]), n_actions)
+        raise InvalidMDPError(f"(s={s}, a={a}) has next state {ns[e]} outside 0..{n_states} (term={n_states})")
+    bad = ~np.isfinite(pr) | (pr < 0)
+    if np.any(bad):
+        e = int(np.flatnonzero(bad)[0])
+        s, a = divmod(int(rows[e]), n_actions)
+        raise InvalidMDPError(f"(s={s}, a={a}) has a negative or non-finite probability {pr[e]!r}")
+    if not np.all(np.isfinite(rw)):
+        e = int(np.flatnonzero(~np.isfinite(rw))[0])
+        s, a = divmod(int(rows[e]), n_actions)
+        raise InvalidMDPError(f"(s={s}, a={a}) has a non-finite reward {rw[e]!r}")
+    sums = np.bincount(rows, weights=pr, minlength=n_rows)
+    off = np.abs(sums - 1.0) > PROB_ATOL
+    if np.any(off):
+        row = int(np.flatnonzero(off)[0])
+        s, a = divmod(row, n_actions)
+        raise InvalidMDPError(
+            f"p(., . | s={s}, a={a}) sums to {sums[row]!r}, not 1 (tolerance {PROB_ATOL}); "
+            f"{int(off.sum())} row(s) are off")
+    pr = pr / sums[rows]
+    # p0
+    q0 = np.asarray(p0, dtype=np.float64).ravel()
+    if q0.size == n_states:
+        q0 = np.append(q0, 0.0)
+    if q0.size != n_states + 1:
+        raise ShapeError(f"p0 must have |S| = {n_states} or |S|+1 entries, got {q0.size}")
+    if not np.all(np.isfinite(q0)) or np.any(q0 < 0) or abs(q0.sum() - 1.0) > PROB_ATOL:
+        raise InvalidMDPError(f"p0 must be a probability vector; min {q0.min()!r}, sum {q0.sum()!r}")
+    q0 = q0 / q0.sum()
+    # append term rows: A outcomes (r=0, term, 1)
+    term = n_states
+    ip_full = np.concatenate([ip, ip[-1] + np.arange(1, n_actions + 1, dtype=np.int64)])
+    ns_full = np.concatenate([ns, np.full(n_actions, term, dtype=np.int64)])
+    rw_full = np.concatenate([rw, np.zeros(n_actions)])
+    pr_full = np.concatenate([pr, np.ones(n_actions)])
+    return FiniteMDP(
+        n_states=n_states,
+        n_actions=n_actions,
+        p0=_readonly(q0),
+        gamma=gamma,
+        indptr=_readonly(ip_full),
+        next_state=_readonly(ns_full),
+        reward=_readonly(rw_full),
+        prob=_readonly(pr_full),
+        backend=_choose_backend(backend, n_states + 1, n_actions),
+        name=name,
+    )
+
+
+def from_arrays(
+    P: ArrayLike,
+    R: ArrayLike,
+    p0: ArrayLike | None = None,
+    *,
+    gamma: float,
+    backend: Backend = "auto",
+    name: str = "mdp",
+) -> FiniteMDP:
+    """Build a FiniteMDP from dense arrays (MDP-04, MDP-05).
+
+    Spec: MDP-04, MDP-05.
+
+    Args:
+        P: shape [|S|, A, |S|+1]: P[s, a, s'] with the last column the probability of moving to term.
+            (Shape [|S|+1, A, |S|+1] is accepted too; the term rows must then already be absorbing.)
+        R: shape [|S|, A] (deterministic r(s, a)) or [|S|, A, |S|+1] (reward depending on s': the
+            joint kernel puts reward R[s, a, s'] on outcome s').
+        p0: shape [|S|] or [|S|+1]; default: uniform over S.
+        gamma: discount in (0, 1].
+    """
+    Pa = np.asarray(P, dtype=np.float64)
+    if Pa.ndim != 3 or Pa.shape[2] < 2:
+        raise ShapeError(f"P must have shape (|S|, A, |S|+1), got {Pa.shape}")
+    n_states = Pa.shape[2] - 1
+    if Pa.shape[0] == n_states + 1:
+        term_rows = Pa[n_states]
+        if not np.allclose(term_rows[:, n_states], 1.0, rtol=0, atol=PROB_ATOL):
+            raise InvalidMDPError("P[term, a, :] must put probability 1 on term for every a (MDP-11)")
+        Pa = Pa[:n_states]
+    if Pa.shape[0] != n_states:
+        raise ShapeError(f"P must have shape (|S|, A, |S|+1), got {Pa.shape}")
+    n_actions = Pa.shape[1]
+    Ra = np.asarray(R, dtype=np.float64)
+    if Ra.shape == (n_states + 1, n_actions) or Ra.shape == (n_states + 1, n_actions, n_states + 1):
+        if np.any(Ra[n_states] != 0):
+            raise InvalidMDPError("R[term] must be 0 (MDP-11)")
+        Ra = Ra[:n_states]
+    if Ra.shape == (n_states, n_actions):
+        Ra = np.broadcast_to(Ra[:, :, None], Pa.shape)
+    if Ra.shape != Pa.shape:
+        raise ShapeError(f"R must have shape {(n_states, n_actions)} or {Pa.shape}, got {Ra.shape}")
+    # Every entry with P != 0 becomes an outcome; negative entries are kept so that validation names them.
+    mask = Pa != 0
+    flat = mask.reshape(n_states * n_actions, n_states + 1)
+    counts = flat.sum(axis=1)
+    # rows with no non-zero entry: keep one zero-probability outcome so the sum check reports them
+    zero_rows = counts == 0
+    if np.any(zero_rows):
+        row = int(np.flatnonzero(zero_rows)[0])
+        s, a = divmod(row, n_actions)
+        raise InvalidMDPError(f"p(., . | s={s}, a={a}) sums to 0.0, not 1")
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    idx = np.nonzero(flat)
+    next_state = idx[1]
+    prob = Pa.reshape(n_states * n_actions, -1)[idx]
+    reward = np.asarray(Ra).reshape(n_states * n_actions, -1)[idx]
+    if p0 is None:
+        p0 = np.full(n_states, 1.0 / n_states)
+    return from_outcomes(n_states, n_actions, indptr, next_state, reward, prob, p0, gamma=gamma,
+                         backend=backend, name=name)
+
+
+def from_toy_text_P(
+    P: Mapping[int, Mapping[int, Sequence[tuple[float, int, float, bool]]]],
+    p0: ArrayLike,
+    *,
+    gamma: float,
+    name: str = "toy-text",
+    backend: Backend = "auto",
+) -> FiniteMDP:
+    """Build a FiniteMDP from a gymnasium toy-text transition dict ``P[s][a] = [(prob, s', r, done), ...]``.
+
+    Spec: MDP-02, MDP-11.
+
+    Mapping onto the absorbing-terminal convention: a transition with ``done=True`` goes to ``term``
+    (keeping its reward), whatever ``s'`` gymnasium records. A gymnasium state that the agent can only
+    ever *enter* through ``done=True`` transitions and that has no initial mass (FrozenLake's holes and
+    goal, Taxi's delivered states, CliffWalking's goal) is never occupied in an episode; its row is made
+    absorbing into ``term`` with reward 0, so its value is 0, as the episode has ended. State indices
+    are gymnasium's; ``term`` is the extra last index.
+    """
+    n_states = len(P)
+    n_actions = len(P[0])
+    q0 = np.asarray(p0, dtype=np.float64).ravel()
+    entered_live = np.zeros(n_states, dtype=bool)
+    for s in range(n_states):
+        for a in range(n_actions):
+            for pr, s2, _r, done in P[s][a]:
+                if pr > 0 and not done:
+                    entered_live[int(s2)] = True
+    dead = ~entered_live & (q0[:n_states] == 0)
+    indptr = [0]
+    next_state: list[int] = []
+    reward: list[float] = []
+    prob: list[float] = []
+    for s in range(n_states):
+        if len(P[s]) != n_actions:
+            raise ShapeError(f"state {s} has {len(P[s])} actions, state 0 has {n_actions}")
+        for a in range(n_actions):
+            if dead[s]:
+                next_state.append(n_states)
+                reward.append(0.0)
+                prob.append(1.0)
+            else:
+                for pr, s2, r, done in P[s][a]:
+                    next_state.append(n_states if done else int(s2))
+                    reward.append(float(r))
+                    prob.append(float(pr))
+            indptr.append(len(prob))
+    return from_outcomes(n_states, n_actions, indptr, next_state, reward, prob, q0, gamma=gamma,
+                         backend=backend, name=name)
+
+
+def from_gymnasium(env_id: str, *, gamma: float, **make_kwargs: Any) -> FiniteMDP:
+    """Build the FiniteMDP of a gymnasium toy-text environment (FrozenLake, Taxi, CliffWalking).
+
+    Spec: MDP-04. Requires the optional dependency ``gymnasium``; reads ``env.unwrapped.P`` and
+    ``env.unwrapped.initial_state_distrib`` (see :func:`from_toy_text_P` for the terminal mapping).
+    """
+    try:
+        import gymnasium
+    except ImportError as exc:  # pragma: no cover - exercised only without gymnasium
+        raise ImportError("from_gymnasium needs gymnasium: pip install 'rl-groundtruth[toytext]'") from exc
+    env = gymnasium.make(env_id, **make_kwargs)
+    try:
+        u = env.unwrapped
+        P = u.P
+        p0 = np.asarray(u.initial_state_distrib, dtype=np.float64)
+    finally:
+        env.close()
+    return from_toy_text_P(P, p0, gamma=gamma, name=env_id)
+
+
+# ================================================================================== policies
+def validate_policy(mdp: FiniteMDP, pi: ArrayLike) -> FloatArray:
+    """Check that ``pi`` of shape [S, A] has every row of S on the simplex; return it as float64.
+
+    Spec: MDP-07. The row of ``term`` is irrelevant (MDP-11) and is replaced by the uniform row.
+    Raises :class:`InvalidPolicyError` naming the first bad state and its row sum / minimum.
+    """
+    p = np.array(pi, dtype=np.float64)
+    shape = (mdp.n_states_plus, mdp.n_actions)
+    if p.shape == (mdp.n_states, mdp.n_actions):
+        p = np.vstack([p, np.full((1, mdp.n_actions), 1.0 / mdp.n_actions)])
+    if p.shape != shape:
+        raise ShapeError(f"policy must have shape {shape} (S+, A) or {(mdp.n_states, mdp.n_actions)}, "
+                         f"got {p.shape}")
+    body = p[: mdp.n_states]
+    bad = ~np.all(np.isfinite(body), axis=1) | np.any(body < 0, axis=1) | (
+        np.abs(body.sum(axis=1) - 1.0) > PROB_ATOL)
+    if np.any(bad):
+        s = int(np.flatnonzero(bad)[0])
+        raise InvalidPolicyError(
+            f"pi(. | s={s}) is not on the simplex: row {body[s].tolist()} (sum {body[s].sum()!r})")
+    p[: mdp.n_states] /= body.sum(axis=1, keepdims=True)
+    p[mdp.term] = 1.0 / mdp.n_actions
+    return p
+
+
+def deterministic_policy(actions: ArrayLike, n_actions: int) -> FloatArray:
+    """One-hot policy pi(a | s) = 1[a = actions[s]] of shape [len(actions), A] (MDP-07)."""
+    act = np.asarray(actions, dtype=np.int64).ravel()
+    if np.any((act < 0) | (act >= n_actions)):
+        s = int(np.flatnonzero((act < 0) | (act >= n_actions))[0])
+        raise InvalidPolicyError(f"action {act[s]} at state {s} outside 0..{n_actions - 1}")
+    out = np.zeros((act.size, n_actions))
+    out[np.arange(act.size), act] = 1.0
+    return out
+
+
+def uniform_policy(mdp: FiniteMDP) -> FloatArray:
+    """pi(a | s) = 1/|A| for all s, shape [S, A]."""
+    return np.full((mdp.n_states_plus, mdp.n_actions), 1.0 / mdp.n_actions)
+
+
+def softmax_policy(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray:
+    """Tabular softmax policy pi(a | s) = exp(theta[s, a] / T) / sum_b exp(theta[s, b] / T), shape [S, A].
+
+    Computed with the max subtracted (no overflow for any finite logits).
+    """
+    th = np.asarray(logits, dtype=np.float64)
+    if th.ndim != 2:
+        raise ShapeError(f"logits must have shape (S, A), got {th.shape}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    z = th / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+TIE_RTOL: float = 1e-12
+"""Tie-break window of :func:`greedy` (inventory open choice 1): actions within
+``TIE_RTOL * max(1, |max_a q|)`` of the maximum count as maximisers."""
+
+
+def greedy(q: ArrayLike, *, current: ArrayLike | None = None, tie_rtol: float = TIE_RTOL) -> IntArray:
+    """Greedy actions argmax_a q[s, a] with a documented deterministic tie-break (BEL-16, BEL-26, BEL-33).
+
+    Spec: BEL-16. Shapes: q [S, A] -> [S] int.
+
+    Tie-break (inventory open choice 1): among actions within ``tie_rtol * max(1, |max_a q(s, .)|)``
+    of the maximum, take the lowest index; if ``current`` (shape [S]) is given and ``current[s]`` is
+    among the maximisers, keep it (policy iteration: this ends PI with pi_{k+1} = pi_k and never cycles
+    among equal-value policies).
+    """
+    qa = np.asarray(q, dtype=np.float64)
+    if qa.ndim != 2:
+        raise ShapeError(f"q must have shape (S, A), got {qa.shape}")
+    m = qa.max(axis=1, keepdims=True)
+    window = tie_rtol * np.maximum(1.0, np.abs(m))
+    is_max = qa >= m - window
+    act = np.argmax(is_max, axis=1).astype(np.int64)
+    if current is not None:
+        cur = np.asarray(current, dtype=np.int64).ravel()
+        keep = is_max[np.arange(qa.shape[0]), cur]
+        act = np.where(keep, cur, act)
+    return act
+
+
+def validate_values(mdp: FiniteMDP, v: ArrayLike, *, what: str = "V") -> FloatArray:
+    """Check a value function: shape [S] (over S+) or [S, A] for Q, finite; return float64."""
+    a = np.asarray(v, dtype=np.float64)
+    if a.shape not in ((mdp.n_states_plus,), (mdp.n_states_plus, mdp.n_actions)):
+        raise ShapeError(f"{what} must have shape ({mdp.n_states_plus},) or "
+                         f"({mdp.n_states_plus}, {mdp.n_actions}), got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ShapeError(f"{what} has non-finite entries")
+    return a
