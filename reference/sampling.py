@@ -1,0 +1,222 @@
+"""Trajectories from (p0, pi, p): seeded sampling and the exact trajectory-distribution oracle.
+
+Spec: MDP-01, MDP-02, MDP-04, MDP-11, PG-03.
+
+Conventions (once for the module):
+
+* A batch of N trajectories is stored padded to a horizon H, time-major per trajectory:
+  ``states[i, t] = s_t`` for t = 0..H, ``actions[i, t] = a_t`` and ``rewards[i, t] = r_t`` for
+  t = 0..H-1 (acting in s_t yields r_t, the text's convention).
+* ``lengths[i] = T`` is the number of steps before ``term``: s_T = term (MDP-02). After termination
+  the absorbing convention holds (MDP-11): ``states = term``, ``rewards = 0``, ``actions = 0`` (the
+  dummy action of PG-04; it is never used: ``valid[i, t] = t < T``).
+* **Termination and truncation are different**: ``terminated[i]`` means s_T = term was reached within
+  H steps; ``truncated[i]`` means the horizon H was hit first (then ``lengths[i] = H`` and
+  ``states[i, H]`` is a real non-terminal state whose value a bootstrap must use).
+* ``weights[i]`` is the probability of trajectory i under the exact oracle (they sum to 1) and
+  ``1 / N`` for samples, so ``sum_i weights[i] f(tau_i)`` is the exact mean or the sample mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from reference.errors import InvalidMDPError, ShapeError
+from reference.mdp import FiniteMDP, FloatArray, IntArray, validate_policy
+
+__all__ = [
+    "Trajectories",
+    "discounted_returns",
+    "enumerate_trajectories",
+    "sample_trajectories",
+]
+
+BoolArray = NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class Trajectories:
+    """A padded batch of trajectories (see the module docstring for the conventions).
+
+    Attributes (N trajectories, horizon H):
+        states: int [N, H+1]; actions: int [N, H]; rewards: float [N, H];
+        lengths: int [N] (T, or H if truncated); terminated, truncated: bool [N];
+        weights: float [N] (exact probabilities, or 1/N for samples).
+    """
+
+    states: IntArray
+    actions: IntArray
+    rewards: FloatArray
+    lengths: IntArray
+    terminated: BoolArray
+    truncated: BoolArray
+    weights: FloatArray
+
+    @property
+    def n(self) -> int:
+        return int(self.lengths.size)
+
+    @property
+    def horizon(self) -> int:
+        return int(self.actions.shape[1])
+
+    @property
+    def valid(self) -> BoolArray:
+        """bool [N, H]: step t is before termination (t < T)."""
+        return np.arange(self.horizon)[None, :] < self.lengths[:, None]
+
+
+def _sample_outcome(mdp: FiniteMDP, rows: IntArray, u: FloatArray) -> tuple[IntArray, FloatArray]:
+    """Inverse-CDF sample of one outcome per kernel row (vectorised)."""
+    cdf = np.cumsum(mdp.prob)
+    lo = mdp.indptr[rows]
+    hi = mdp.indptr[rows + 1]
+    base = np.where(lo > 0, cdf[np.maximum(lo - 1, 0)], 0.0)
+    target = base + u * (cdf[hi - 1] - base)
+    e = np.searchsorted(cdf, target, side="right")
+    e = np.clip(e, lo, hi - 1)
+    return mdp.next_state[e], mdp.reward[e]
+
+
+def sample_trajectories(
+    mdp: FiniteMDP,
+    pi: FloatArray,
+    *,
+    rng: np.random.Generator,
+    n: int,
+    horizon: int,
+    s0: int | None = None,
+    a0: int | None = None,
+) -> Trajectories:
+    """Sample n trajectories tau ~ (p0, pi, p), vectorised over the batch, truncated at ``horizon``.
+
+    Spec: MDP-04, PG-03. ``s0`` fixes s_0 (instead of p0) and ``a0`` fixes a_0 (for Q estimates,
+    EVAL-21). Same generator state, same trajectories.
+    """
+    pi = validate_policy(mdp, pi)
+    if n < 1 or horizon < 1:
+        raise ShapeError(f"need n >= 1 and horizon >= 1, got n={n}, horizon={horizon}")
+    term = mdp.term
+    states = np.full((n, horizon + 1), term, dtype=np.int64)
+    actions = np.zeros((n, horizon), dtype=np.int64)
+    rewards = np.zeros((n, horizon))
+    if s0 is None:
+        s = rng.choice(mdp.n_states_plus, size=n, p=mdp.p0).astype(np.int64)
+    else:
+        s = np.full(n, int(s0), dtype=np.int64)
+    states[:, 0] = s
+    cdf_pi = np.cumsum(pi, axis=1)
+    lengths = np.full(n, horizon, dtype=np.int64)
+    alive = s != term
+    lengths[~alive] = 0
+    for t in range(horizon):
+        idx = np.flatnonzero(alive)
+        if idx.size == 0:
+            break
+        st = s[idx]
+        if t == 0 and a0 is not None:
+            a = np.full(idx.size, int(a0), dtype=np.int64)
+        else:
+            u = rng.random(idx.size)
+            a = np.minimum((u[:, None] > cdf_pi[st]).sum(axis=1), mdp.n_actions - 1).astype(np.int64)
+        nxt, r = _sample_outcome(mdp, st * mdp.n_actions + a, rng.random(idx.size))
+        actions[idx, t] = a
+        rewards[idx, t] = r
+        states[idx, t + 1] = nxt
+        s[idx] = nxt
+        done = nxt == term
+        lengths[idx[done]] = t + 1
+        alive[idx[done]] = False
+    terminated = states[np.arange(n), lengths] == term
+    return Trajectories(states, actions, rewards, lengths, terminated, ~terminated,
+                        np.full(n, 1.0 / n))
+
+
+def enumerate_trajectories(
+    mdp: FiniteMDP,
+    pi: FloatArray,
+    *,
+    horizon: int | None = None,
+    s0: int | None = None,
+    a0: int | None = None,
+    max_trajectories: int = 2_000_000,
+) -> Trajectories:
+    """Exact oracle: every trajectory of positive probability, with its probability as its weight.
+
+    Spec: PG-03: p(tau) = p0(s_0) prod_{t<T} pi(a_t | s_t) p(r_t, s_{t+1} | s_t, a_t). Distinct outcomes
+    (r, s') of the joint kernel are distinct trajectories, so stochastic rewards are exact.
+
+    With ``horizon=None`` every trajectory must terminate; the horizon is found by search and an
+    :class:`InvalidMDPError` is raised if some trajectory is longer than ``n_states`` steps (the MDP is
+    not acyclic under pi). With a horizon H, trajectories still alive at H are returned truncated.
+    ``s0`` / ``a0`` condition on s_0 / a_0. Raises ShapeError beyond ``max_trajectories``.
+    """
+    pi = validate_policy(mdp, pi)
+    term = mdp.term
+    limit = mdp.n_states + 1 if horizon is None else int(horizon)
+    # each partial trajectory: (states list, actions, rewards, prob)
+    if s0 is None:
+        starts = np.flatnonzero(mdp.p0 > 0)
+        frontier = [([int(s)], [], [], float(mdp.p0[s])) for s in starts]
+    else:
+        frontier = [([int(s0)], [], [], 1.0)]
+    done: list[tuple[list[int], list[int], list[float], float]] = []
+    t = 0
+    while frontier:
+        if t == limit:
+            if horizon is None:
+                raise InvalidMDPError(
+                    f"enumerate_trajectories: some trajectory is still running after {limit} steps; the MDP "
+                    "is not acyclic under this policy (pass a horizon to truncate)")
+            done.extend(frontier)
+            break
+        nxt_frontier = []
+        for st, ac, rw, p in frontier:
+            s = st[-1]
+            if s == term:
+                done.append((st, ac, rw, p))
+                continue
+            acts = [a0] if (t == 0 and a0 is not None) else [int(a) for a in np.flatnonzero(pi[s] > 0)]
+            for a in acts:
+                pa = 1.0 if (t == 0 and a0 is not None) else float(pi[s, a])
+                probs, rews, nexts = mdp.outcomes(s, a)
+                for q, r, s2 in zip(probs, rews, nexts, strict=True):
+                    if q > 0:
+                        nxt_frontier.append((st + [int(s2)], ac + [a], rw + [float(r)], p * pa * float(q)))
+        frontier = nxt_frontier
+        if len(frontier) + len(done) > max_trajectories:
+            raise ShapeError(f"more than {max_trajectories} trajectories; use a smaller MDP or horizon")
+        t += 1
+    h = max(max((len(d[1]) for d in done), default=0), 1)
+    n = len(done)
+    states = np.full((n, h + 1), term, dtype=np.int64)
+    actions = np.zeros((n, h), dtype=np.int64)
+    rewards = np.zeros((n, h))
+    lengths = np.zeros(n, dtype=np.int64)
+    weights = np.zeros(n)
+    for i, (st, ac, rw, p) in enumerate(done):
+        states[i, : len(st)] = st
+        actions[i, : len(ac)] = ac
+        rewards[i, : len(rw)] = rw
+        lengths[i] = len(ac)
+        weights[i] = p
+    terminated = states[np.arange(n), lengths] == term
+    return Trajectories(states, actions, rewards, lengths, terminated, ~terminated, weights)
+
+
+def discounted_returns(rewards: FloatArray, gamma: float) -> FloatArray:
+    """G_t = sum_{t'=t}^{H-1} gamma^{t'-t} r_{t'} for every t (MDP-18); rewards [N, H] -> [N, H].
+
+    Rewards after termination are 0 (MDP-11), so padding does not change G_t. For a truncated
+    trajectory this is the return *observed* up to the horizon (no bootstrap).
+    """
+    r = np.asarray(rewards, dtype=np.float64)
+    g = np.zeros_like(r)
+    acc = np.zeros(r.shape[:-1])
+    for t in range(r.shape[-1] - 1, -1, -1):
+        acc = r[..., t] + gamma * acc
+        g[..., t] = acc
+    return g
