@@ -142,13 +142,16 @@ def solve_value_iteration(mdp: FiniteMDP, *, eps: float, v0: FloatArray | None =
 def ancvi_beta(gamma: float, k: int) -> float:
     """beta_k = 1 / sum_{i=0}^k gamma^{-2i} = gamma^{2k} (1 - gamma^2) / (1 - gamma^{2(k+1)}) (BEL-29).
 
-    The second form never overflows; at gamma = 1, beta_k = 1 / (k + 1). beta_0 = 1 (erratum E-09).
+    The second form never overflows; it is evaluated with expm1 (1 - gamma^m = -expm1(m log gamma)) so
+    that gamma near 1 loses no accuracy. At gamma = 1, beta_k = 1 / (k + 1). beta_0 = 1 (erratum E-09).
     """
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
     if gamma == 1.0:
         return 1.0 / (k + 1)
-    return float(gamma ** (2 * k) * (1 - gamma**2) / (1 - gamma ** (2 * (k + 1))))
+    lg = np.log(gamma)
+    # 1 - gamma^m = -expm1(m log gamma): no cancellation for gamma near 1
+    return float(gamma ** (2 * k) * np.expm1(2 * lg) / np.expm1(2 * (k + 1) * lg))
 
 
 def ancvi_bound(gamma: float, k: int, *, assume_u0_le_bu0: bool = True) -> float:
@@ -165,7 +168,8 @@ def ancvi_bound(gamma: float, k: int, *, assume_u0_le_bu0: bool = True) -> float
     lead = (1 + gamma - gamma ** (k + 1)) if assume_u0_le_bu0 else (1 + 2 * gamma - gamma ** (k + 1))
     if gamma == 1.0:
         return lead / (k + 1)
-    return float((1 - gamma**2) * gamma**k * lead / (1 - gamma ** (2 * (k + 1))))
+    lg = np.log(gamma)
+    return float(np.expm1(2 * lg) * gamma**k * lead / np.expm1(2 * (k + 1) * lg))
 
 
 def ancvi_default_u0(mdp: FiniteMDP, *, q: bool = False) -> FloatArray:

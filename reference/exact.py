@@ -52,6 +52,13 @@ def _identity(n: int, sparse: bool) -> FloatArray | sp.csr_array:
     return sp.identity(n, format="csr") if sparse else np.eye(n)  # type: ignore[return-value]
 
 
+def _block(m: FloatArray | sp.csr_array, k: int) -> FloatArray | sp.csr_array:
+    """The leading k x k block of m (the non-terminal states)."""
+    if sp.issparse(m):
+        return m[:k, :k].tocsr()
+    return np.asarray(m)[:k, :k]
+
+
 def _classify_traps(mdp: FiniteMDP, pi: FloatArray, cs: ChainStructure) -> None | ImproperPolicyError:
     """Return the error to raise at gamma = 1 for the closed classes other than {term}, or None."""
     trapped = tuple(int(s) for s in np.flatnonzero(~cs.reaches_term))
@@ -110,9 +117,12 @@ def v_pi(mdp: FiniteMDP, pi: FloatArray, *, improper: Improper = "raise") -> Flo
     m = mdp.transition_pi(pi)
     n = mdp.n_states_plus
     if mdp.gamma < 1.0:
-        a = _identity(n, sp.issparse(m)) - mdp.gamma * m
-        v = solve_linear(a, r_pi)
-        v[mdp.term] = 0.0  # exactly 0 already up to rounding: (1 - gamma) V(term) = 0
+        # V(term) = 0 is known (MDP-20); solving on S only also keeps the system well conditioned when
+        # gamma is within rounding of 1 (the term row of I - gamma P_pi would be (1 - gamma) V(term) = 0).
+        ns = mdp.n_states
+        a = _identity(ns, sp.issparse(m)) - mdp.gamma * _block(m, ns)
+        v = np.zeros(n)
+        v[:ns] = solve_linear(a, r_pi[:ns])
         return v
     cs = chain_structure(m, mdp.term)
     err = _classify_traps(mdp, pi, cs)
@@ -173,9 +183,14 @@ def discounted_occupancy(mdp: FiniteMDP, pi: FloatArray, *, normalized: bool = F
     m = mdp.transition_pi(pi)
     n = mdp.n_states_plus
     if mdp.gamma < 1.0:
-        a = _identity(n, sp.issparse(m)) - mdp.gamma * m
+        ns = mdp.n_states
+        a = _identity(ns, sp.issparse(m)) - mdp.gamma * _block(m, ns)
         at = a.T.tocsr() if sp.issparse(a) else np.asarray(a).T
-        d = solve_linear(at, np.asarray(mdp.p0))
+        d = np.zeros(n)
+        d[:ns] = solve_linear(at, np.asarray(mdp.p0)[:ns])
+        # term: d(term) = (p0(term) + gamma sum_s d(s) P_pi(s, term)) / (1 - gamma)
+        col = m[:, [mdp.term]].toarray().ravel() if sp.issparse(m) else np.asarray(m)[:, mdp.term]
+        d[mdp.term] = (mdp.p0[mdp.term] + mdp.gamma * float(d[:ns] @ col[:ns])) / (1.0 - mdp.gamma)
         return (1.0 - mdp.gamma) * d if normalized else d
     cs = chain_structure(m, mdp.term)
     err = _classify_traps(mdp, pi, cs)

@@ -164,7 +164,7 @@ def grad_R(M: FloatArray, theta1: FloatArray, theta2: FloatArray) -> tuple[Float
     M = _check_matrix(M)
     theta1 = _check_vector(theta1, M.shape[0], "theta1")
     theta2 = _check_vector(theta2, M.shape[1], "theta2")
-    return _grad_R_unchecked(M, theta1, theta2)
+    return _grad_R_unchecked(M, np.ascontiguousarray(M.T), theta1, theta2)
 
 
 def _softmax_unchecked(theta: FloatArray) -> FloatArray:
@@ -173,10 +173,13 @@ def _softmax_unchecked(theta: FloatArray) -> FloatArray:
     return out
 
 
-def _grad_R_unchecked(M: FloatArray, theta1: FloatArray, theta2: FloatArray) -> tuple[FloatArray, FloatArray]:
+def _grad_R_unchecked(M: FloatArray, MT: FloatArray, theta1: FloatArray,
+                      theta2: FloatArray) -> tuple[FloatArray, FloatArray]:
+    # MT is a C-contiguous copy of M^T: both products then run the same kernel, so for M^T = -M exactly
+    # grad_2 R(theta, theta) = -grad_1 R(theta, theta) holds bit-for-bit (GAME-15).
     p, q = _softmax_unchecked(theta1), _softmax_unchecked(theta2)
     Mq = M @ q
-    MTp = M.T @ p
+    MTp = MT @ p
     g1: FloatArray = p * (Mq - p @ Mq)
     g2: FloatArray = q * (MTp - q @ MTp)
     return g1, g2
@@ -188,12 +191,13 @@ def softmax_game_gradient(M: FloatArray) -> GradientField:
     Spec: GAME-07. ``M``: ``[A1, A2]``.
     """
     M = _readonly(_check_matrix(M))
+    MT = _readonly(np.ascontiguousarray(M.T))
     m, n = M.shape
 
     def field(theta1: FloatArray, theta2: FloatArray) -> tuple[FloatArray, FloatArray]:
         if theta1.shape != (m,) or theta2.shape != (n,):
             raise ShapeError(f"theta shapes {theta1.shape}, {theta2.shape} do not match M {M.shape}")
-        return _grad_R_unchecked(M, theta1, theta2)
+        return _grad_R_unchecked(M, MT, theta1, theta2)
 
     return field
 
@@ -591,11 +595,12 @@ def self_play_simgad(M: FloatArray, theta: FloatArray, *, alpha: float, num_step
         raise InvalidGameError("self-play reduction needs an antisymmetric payoff (M = -M^T)")
     _check_step(alpha, num_steps)
     lk = _lam_at(lam, 0)
+    MT = np.ascontiguousarray(M.T)
     t = _check_vector(theta, M.shape[0], "theta").copy()
     out = np.empty((num_steps + 1, t.shape[0]))
     out[0] = t
     for k in range(num_steps):
-        g1, _ = _grad_R_unchecked(M, t, t)
+        g1, _ = _grad_R_unchecked(M, MT, t, t)
         t = (1.0 - lk) * t + alpha * g1
         out[k + 1] = t
     return _readonly(out)

@@ -34,7 +34,13 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
-from reference.errors import InvalidDiscountError, InvalidMDPError, InvalidPolicyError, ShapeError
+from reference.errors import (
+    InvalidDiscountError,
+    InvalidMDPError,
+    InvalidPolicyError,
+    ReferenceError_,
+    ShapeError,
+)
 
 __all__ = [
     "DENSE_MAX_BYTES",
@@ -295,18 +301,18 @@ def from_outcomes(
     if np.any(bad):
         e = int(np.flatnonzero(bad)[0])
         s, a = divmod(int(rows[e]), n_actions)
-        raise InvalidMDPError(f"(s={s}, a={a}) has a negative or non-finite probability {pr[e]!r}")
+        raise InvalidMDPError(f"(s={s}, a={a}) has a negative or non-finite probability {float(pr[e])!r}")
     if not np.all(np.isfinite(rw)):
         e = int(np.flatnonzero(~np.isfinite(rw))[0])
         s, a = divmod(int(rows[e]), n_actions)
-        raise InvalidMDPError(f"(s={s}, a={a}) has a non-finite reward {rw[e]!r}")
+        raise InvalidMDPError(f"(s={s}, a={a}) has a non-finite reward {float(rw[e])!r}")
     sums = np.bincount(rows, weights=pr, minlength=n_rows)
     off = np.abs(sums - 1.0) > PROB_ATOL
     if np.any(off):
         row = int(np.flatnonzero(off)[0])
         s, a = divmod(row, n_actions)
         raise InvalidMDPError(
-            f"p(., . | s={s}, a={a}) sums to {sums[row]!r}, not 1 (tolerance {PROB_ATOL}); "
+            f"p(., . | s={s}, a={a}) sums to {float(sums[row]):.12g}, not 1 (tolerance {PROB_ATOL}); "
             f"{int(off.sum())} row(s) are off")
     pr = pr / sums[rows]
     # p0
@@ -316,7 +322,7 @@ def from_outcomes(
     if q0.size != n_states + 1:
         raise ShapeError(f"p0 must have |S| = {n_states} or |S|+1 entries, got {q0.size}")
     if not np.all(np.isfinite(q0)) or np.any(q0 < 0) or abs(q0.sum() - 1.0) > PROB_ATOL:
-        raise InvalidMDPError(f"p0 must be a probability vector; min {q0.min()!r}, sum {q0.sum()!r}")
+        raise InvalidMDPError(f"p0 must be a probability vector; min {float(q0.min())!r}, sum {float(q0.sum())!r}")
     q0 = q0 / q0.sum()
     # append term rows: A outcomes (r=0, term, 1)
     term = n_states
@@ -492,7 +498,7 @@ def validate_policy(mdp: FiniteMDP, pi: ArrayLike) -> FloatArray:
     if np.any(bad):
         s = int(np.flatnonzero(bad)[0])
         raise InvalidPolicyError(
-            f"pi(. | s={s}) is not on the simplex: row {body[s].tolist()} (sum {body[s].sum()!r})")
+            f"pi(. | s={s}) is not on the simplex: row {body[s].tolist()} (sum {float(body[s].sum()):.12g})")
     p[: mdp.n_states] /= body.sum(axis=1, keepdims=True)
     p[mdp.term] = 1.0 / mdp.n_actions
     return p
@@ -566,5 +572,6 @@ def validate_values(mdp: FiniteMDP, v: ArrayLike, *, what: str = "V") -> FloatAr
         raise ShapeError(f"{what} must have shape ({mdp.n_states_plus},) or "
                          f"({mdp.n_states_plus}, {mdp.n_actions}), got {a.shape}")
     if not np.all(np.isfinite(a)):
-        raise ShapeError(f"{what} has non-finite entries")
+        bad = np.argwhere(~np.isfinite(a))[0].tolist()
+        raise ReferenceError_(f"{what} has a non-finite entry at index {bad}")
     return a

@@ -1,0 +1,543 @@
+"""The AlphaGo pipeline, expert iteration and test-time compute, at a scale where everything is exact.
+
+Text: Ryu, Chapter 1, L2252-L2557. Models are *tabular* over the enumerated positions of a small game
+(:class:`reference.search.GameGraph`): a policy is a logit table ``theta [n, A]`` (illegal actions masked),
+a value function a table ``V [n]``. Values and ``z`` are from the side to move (E-85, open choice 3).
+
+* Step 1 (GAME-21): behaviour cloning of the exact expert by cross-entropy.
+* Step 2 (GAME-22, 23): self-play REINFORCE ``g = sum_t grad log pi(a_t|s_t) z`` over the agent's own moves
+  against a frozen pool, first player uniform (open choice 19); exact ``R`` and ``grad R`` by dynamic
+  programming, and ``E[g]`` by enumerating every trajectory.
+* Step 3 (GAME-25): Monte Carlo value regression ``g = grad 1/2 (V(s) - z)^2``.
+* Step 4 (GAME-27): a fast rollout policy (state-independent logits), fitted by imitation.
+* Expert iteration (GAME-37..40): self-play with MCTS(pi, V), targets the visit distribution (E-96).
+* Test-time compute (GAME-42..45): Elo from match scores, Elo per doubling of search, GAME-44 arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from reference.errors import InvalidPolicyError, ShapeError
+from reference.search import GameGraph, IndexedGame, mcts, visit_distribution
+
+__all__ = [
+    "ExpertIterationResult",
+    "behaviour_cloning",
+    "compute_multiplier_for_elo",
+    "cross_entropy",
+    "elo_difference",
+    "elo_gain_for_multiplier",
+    "elo_per_doubling",
+    "expected_g_by_enumeration",
+    "expert_dataset",
+    "expert_iteration",
+    "fast_policy_probs",
+    "fit_fast_policy",
+    "greedy_actions",
+    "guaranteed_value",
+    "masked_softmax",
+    "monte_carlo_value_fit",
+    "policy_values",
+    "reinforce_gradient_exact",
+    "reinforce_gradient_sample",
+    "reinforce_self_play",
+    "win_minus_loss",
+]
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+S = TypeVar("S", bound=Hashable)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tabular policies
+# ---------------------------------------------------------------------------------------------------------
+
+
+def masked_softmax(graph: GameGraph[S], logits: FloatArray) -> FloatArray:
+    """Tabular softmax policy ``pi_theta(a | s) ∝ exp(theta[s, a])`` over the legal actions.
+
+    Spec: GAME-21. ``logits``: ``[n, A]`` -> ``[n, A]``; terminal rows are all zero.
+    """
+    if logits.shape != graph.legal.shape:
+        raise ShapeError(f"logits must have shape {graph.legal.shape}, got {logits.shape}")
+    z = np.where(graph.legal, logits, -np.inf)
+    m = np.max(z, axis=1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    e = np.where(graph.legal, np.exp(z - m), 0.0)
+    tot = e.sum(axis=1, keepdims=True)
+    out: FloatArray = np.where(tot > 0, e / np.where(tot > 0, tot, 1.0), 0.0)
+    return out
+
+
+def greedy_actions(graph: GameGraph[S], probs: FloatArray) -> IntArray:
+    """``argmax_a pi(a | s)`` per state (lowest index on ties); -1 at terminal states. ``[n, A]`` -> ``[n]``."""
+    out: IntArray = np.where(graph.terminal, -1, np.argmax(np.where(graph.legal, probs, -1.0), axis=1))
+    return out
+
+
+def _check_probs(graph: GameGraph[S], probs: FloatArray, name: str) -> None:
+    if probs.shape != graph.legal.shape:
+        raise ShapeError(f"{name} must have shape {graph.legal.shape}, got {probs.shape}")
+    bad = np.argwhere((probs < 0) | (~graph.legal & (probs != 0)))
+    if bad.size:
+        i, a = (int(v) for v in bad[0])
+        raise InvalidPolicyError(f"{name}[{i}, {a}] = {probs[i, a]} (negative or on an illegal action)")
+    sums = probs.sum(axis=1)
+    rows = np.flatnonzero(~graph.terminal & (np.abs(sums - 1.0) > 1e-9))
+    if rows.size:
+        raise InvalidPolicyError(f"{name} row {int(rows[0])} sums to {sums[rows[0]]}, not 1")
+
+
+def cross_entropy(graph: GameGraph[S], logits: FloatArray, states: IntArray, targets: FloatArray) -> float:
+    """Mean cross-entropy ``(1/|D|) sum_{(s, t) in D} -sum_a t_a log pi_theta(a | s)``.
+
+    L(theta) = sum_{(s,a) in D} l_CE(pi_theta(.|s), a)   (L2261; the mean, open choice 8)
+
+    Spec: GAME-21, GAME-39. ``states [D]``, ``targets [D, A]`` (one-hot rows for single actions).
+    """
+    probs = masked_softmax(graph, logits)
+    p = probs[states]
+    with np.errstate(divide="ignore"):
+        logp = np.where(targets > 0, np.log(np.where(targets > 0, p, 1.0)), 0.0)
+    return float(-(targets * logp).sum() / max(len(states), 1))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Step 1: behaviour cloning of the exact expert (GAME-21)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def expert_dataset(graph: GameGraph[S], expert: FloatArray, rng: np.random.Generator, *, num_games: int,
+                   explore: float = 0.0) -> tuple[IntArray, IntArray]:
+    """``D = {(s, a)}`` from expert self-play games (expert moves only are recorded).
+
+    With ``explore > 0`` a move is uniformly random (and not recorded) with that probability, widening the
+    states seen. Spec: GAME-21. Returns ``(states [D], actions [D])``.
+    """
+    _check_probs(graph, expert, "expert")
+    ss: list[int] = []
+    aa: list[int] = []
+    for _ in range(num_games):
+        i = 0
+        while not graph.terminal[i]:
+            legal = np.flatnonzero(graph.legal[i])
+            if explore > 0.0 and rng.random() < explore:
+                a = int(rng.choice(legal))
+            else:
+                a = int(rng.choice(graph.num_actions, p=expert[i]))
+                ss.append(i)
+                aa.append(a)
+            i = int(graph.child[i, a])
+    return np.array(ss, dtype=np.int64), np.array(aa, dtype=np.int64)
+
+
+def behaviour_cloning(graph: GameGraph[S], states: IntArray, targets: FloatArray, *, lr: float,
+                      num_steps: int, logits0: FloatArray | None = None) -> FloatArray:
+    """Full-batch gradient descent on the mean cross-entropy of a tabular softmax policy.
+
+    grad_theta[s] = (1/|D|) sum_{(s_i, t_i): s_i = s} (pi_theta(.|s) - t_i)
+
+    Spec: GAME-21 (step 1; imitation of the expert), GAME-39 (imitation of MCTS targets). ``targets [D, A]``
+    (one-hot rows for the text's single actions; visit distributions for E-96). Returns logits ``[n, A]``.
+    """
+    if targets.shape != (len(states), graph.num_actions):
+        raise ShapeError(f"targets must have shape ({len(states)}, {graph.num_actions}), got {targets.shape}")
+    n, A = graph.legal.shape
+    counts = np.bincount(states, minlength=n).astype(np.float64)
+    tsum = np.zeros((n, A))
+    np.add.at(tsum, states, targets)
+    logits = np.zeros((n, A)) if logits0 is None else np.array(logits0, dtype=np.float64)
+    D = max(len(states), 1)
+    for _ in range(num_steps):
+        probs = masked_softmax(graph, logits)
+        logits -= lr * (counts[:, None] * probs - tsum) / D
+    return logits
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Exact evaluation of policy pairs
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _reach_and_value(graph: GameGraph[S], probs: FloatArray, probs_minus: FloatArray,
+                     colour: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Reach probabilities d [n], agent-outcome values U [n] and action values Qz [n, A] (expected z)."""
+    n = graph.num_states
+    pol = np.where((graph.player == colour)[:, None], probs, probs_minus)
+    U = np.zeros(n)
+    Qz = np.zeros(graph.legal.shape)
+    for i in range(n - 1, -1, -1):
+        if graph.terminal[i]:
+            U[i] = graph.returns[i, colour]
+        else:
+            acts = np.flatnonzero(graph.legal[i])
+            Qz[i, acts] = U[graph.child[i, acts]]
+            U[i] = float(pol[i, acts] @ Qz[i, acts])
+    d = np.zeros(n)
+    d[0] = 1.0
+    for i in range(n):
+        if not graph.terminal[i]:
+            acts = np.flatnonzero(graph.legal[i])
+            np.add.at(d, graph.child[i, acts], d[i] * pol[i, acts])
+    return d, U, Qz
+
+
+def win_minus_loss(graph: GameGraph[S], probs: FloatArray, probs_minus: FloatArray) -> float:
+    """Exact ``R(pi, pi^-) = E[z] = P(pi wins) - P(pi^- wins)`` with the first player uniform.
+
+    R(pi_theta^RL, pi_theta-^RL) = E[z] = P[pi_theta^RL wins] - P[pi_theta-^RL wins]   (L2281-L2283)
+
+    Spec: GAME-22. ``probs``, ``probs_minus``: ``[n, A]``. For draws z = 0; z is the agent's payoff.
+    """
+    _check_probs(graph, probs, "probs")
+    _check_probs(graph, probs_minus, "probs_minus")
+    return 0.5 * sum(_reach_and_value(graph, probs, probs_minus, c)[1][0] for c in (0, 1))
+
+
+def reinforce_gradient_exact(graph: GameGraph[S], logits: FloatArray, probs_minus: FloatArray) -> FloatArray:
+    """Exact ``grad_theta R(pi_theta, pi_theta-)`` for the tabular softmax policy (theta^- frozen).
+
+    grad R = (1/2) sum_colour sum_{s: agent moves} d(s) pi(.|s) * (Q_z(s, .) - V_z(s))
+
+    Spec: GAME-23 (the quantity that ``g`` estimates). Returns ``[n, A]``.
+    """
+    probs = masked_softmax(graph, logits)
+    out = np.zeros(graph.legal.shape)
+    for c in (0, 1):
+        d, U, Qz = _reach_and_value(graph, probs, probs_minus, c)
+        mine = (graph.player == c) & ~graph.terminal
+        out += 0.5 * np.where(mine[:, None], d[:, None] * probs * (Qz - U[:, None]), 0.0)
+    return np.where(graph.legal, out, 0.0)
+
+
+def reinforce_gradient_sample(graph: GameGraph[S], logits: FloatArray, probs_minus: FloatArray,
+                              rng: np.random.Generator, *, own_moves_only: bool = True) -> FloatArray:
+    """One sample of ``g = sum_t grad log pi_theta(a_t | s_t) z`` from one game with a random first player.
+
+    g = sum_{t=0}^{T-1} grad_theta log pi_theta(a_t | s_t) z   (L2285; E-84: over the agent's own moves)
+
+    Spec: GAME-23. ``own_moves_only=False`` also sums the opponent's moves as if they were the agent's
+    (a biased estimator; the pitfall of L2288). Returns ``[n, A]``.
+    """
+    probs = masked_softmax(graph, logits)
+    colour = int(rng.integers(2))
+    g = np.zeros(graph.legal.shape)
+    visited: list[tuple[int, int, bool]] = []
+    i = 0
+    while not graph.terminal[i]:
+        mine = int(graph.player[i]) == colour
+        pol = probs if mine else probs_minus
+        a = int(rng.choice(graph.num_actions, p=pol[i]))
+        visited.append((i, a, mine))
+        i = int(graph.child[i, a])
+    z = float(graph.returns[i, colour])
+    for s, a, mine in visited:
+        if mine or not own_moves_only:
+            g[s] -= probs[s] * z
+            g[s, a] += z
+    return g
+
+
+def expected_g_by_enumeration(graph: GameGraph[S], logits: FloatArray, probs_minus: FloatArray, *,
+                              own_moves_only: bool = True) -> FloatArray:
+    """``E[g]`` computed exactly by enumerating every trajectory (both colours) with its probability.
+
+    Spec: GAME-23 (unbiasedness: equals :func:`reinforce_gradient_exact` when ``own_moves_only``).
+    Exponential in the game length: for small games only. Returns ``[n, A]``.
+    """
+    probs = masked_softmax(graph, logits)
+    out = np.zeros(graph.legal.shape)
+    for colour in (0, 1):
+        stack: list[tuple[int, float, tuple[tuple[int, int, bool], ...]]] = [(0, 0.5, ())]
+        while stack:
+            i, pr, hist = stack.pop()
+            if graph.terminal[i]:
+                z = float(graph.returns[i, colour])
+                for s, a, mine in hist:
+                    if mine or not own_moves_only:
+                        out[s] -= pr * z * probs[s]
+                        out[s, a] += pr * z
+                continue
+            mine = int(graph.player[i]) == colour
+            pol = probs if mine else probs_minus
+            for a in np.flatnonzero(graph.legal[i]):
+                if pol[i, a] > 0.0:
+                    stack.append((int(graph.child[i, a]), pr * float(pol[i, a]), (*hist, (i, int(a), mine))))
+    return out
+
+
+def reinforce_self_play(graph: GameGraph[S], logits0: FloatArray, rng: np.random.Generator, *, alpha: float,
+                        num_iterations: int, batch_size: int, pool_every: int) -> FloatArray:
+    """Step 2: self-play policy gradient of ``pi^RL`` against opponents drawn uniformly from a frozen pool.
+
+    (i) initialise pi^RL := pi^IL (E-82); (ii) play pi_theta vs pi_theta- with theta- from the pool;
+    (iii) theta <- theta + alpha * mean of g over the batch (no baseline, gamma = 1)   (L2273-L2288)
+
+    Spec: GAME-22, GAME-23, GAME-24. A snapshot joins the pool every ``pool_every`` iterations.
+    Returns the final logits ``[n, A]``.
+    """
+    logits = np.array(logits0, dtype=np.float64)
+    pool = [masked_softmax(graph, logits)]
+    for k in range(num_iterations):
+        g = np.zeros_like(logits)
+        for _ in range(batch_size):
+            opp = pool[int(rng.integers(len(pool)))]
+            g += reinforce_gradient_sample(graph, logits, opp, rng)
+        logits += alpha * g / batch_size
+        if (k + 1) % pool_every == 0:
+            pool.append(masked_softmax(graph, logits))
+    return logits
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Step 3: value fitting; exact policy values (GAME-25, GAME-26)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def policy_values(graph: GameGraph[S], probs: FloatArray) -> FloatArray:
+    """Exact ``V^{pi vs pi}(s)`` for the side to move, both sides playing ``probs``.
+
+    V(s) = sum_a pi(a|s) (r(s, a) - V(f(s, a))),  V(term) = 0   (E-86 form of the negamax identity)
+
+    Spec: GAME-25 (the target of the value network), GAME-26. Returns ``[n]``.
+    """
+    _check_probs(graph, probs, "probs")
+    V = np.zeros(graph.num_states)
+    for i in range(graph.num_states - 1, -1, -1):
+        if not graph.terminal[i]:
+            acts = np.flatnonzero(graph.legal[i])
+            kids = graph.child[i, acts]
+            sign = np.where(graph.player[kids] == graph.player[i], 1.0, -1.0)
+            cont = np.where(graph.terminal[kids], 0.0, V[kids])
+            V[i] = float(probs[i, acts] @ (graph.reward[i, acts] + sign * cont))
+    return V
+
+
+def monte_carlo_value_fit(graph: GameGraph[S], probs: FloatArray, rng: np.random.Generator, *, num_games: int,
+                          start: int = 0) -> tuple[FloatArray, IntArray]:
+    """Step 3: fit ``V_phi`` by SGD on ``1/2 (V_phi(s) - z)^2`` over self-play games of ``probs``.
+
+    g = grad_phi 1/2 (V_phi(s) - z)^2   (L2313), z = the outcome for the player to move at s (E-85)
+
+    Spec: GAME-25. Tabular ``V_phi`` with step ``1 / (number of visits)``: each entry is the running mean of
+    its z's, so ``V_phi -> V^{pi vs pi}``. Returns ``(V [n], visit counts [n])``.
+    """
+    _check_probs(graph, probs, "probs")
+    V = np.zeros(graph.num_states)
+    counts = np.zeros(graph.num_states, dtype=np.int64)
+    for _ in range(num_games):
+        i = start
+        path: list[int] = []
+        while not graph.terminal[i]:
+            path.append(i)
+            i = int(graph.child[i, int(rng.choice(graph.num_actions, p=probs[i]))])
+        for s in path:
+            z = float(graph.returns[i, graph.player[s]])
+            counts[s] += 1
+            V[s] -= (V[s] - z) / counts[s]  # SGD step on 1/2 (V - z)^2 with step size 1/count
+    return V, counts
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Step 4: a fast rollout policy (GAME-27)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def fast_policy_probs(graph: GameGraph[S], psi: FloatArray) -> FloatArray:
+    """The lightweight rollout policy ``pi_psi^fast(a | s) ∝ exp(psi_a)`` over legal actions (no state input).
+
+    Spec: GAME-27. ``psi [A]`` -> ``[n, A]``.
+    """
+    if psi.shape != (graph.num_actions,):
+        raise ShapeError(f"psi must have shape ({graph.num_actions},), got {psi.shape}")
+    return masked_softmax(graph, np.broadcast_to(psi, graph.legal.shape).copy())
+
+
+def fit_fast_policy(graph: GameGraph[S], states: IntArray, actions: IntArray, *, lr: float,
+                    num_steps: int) -> FloatArray:
+    """Step 4: fit ``psi`` by gradient descent on the mean cross-entropy of ``D = {(s, a)}``.
+
+    Spec: GAME-27. Returns ``psi [A]``.
+    """
+    psi = np.zeros(graph.num_actions)
+    onehot = np.zeros((len(states), graph.num_actions))
+    onehot[np.arange(len(states)), actions] = 1.0
+    for _ in range(num_steps):
+        p = fast_policy_probs(graph, psi)[states]
+        psi -= lr * (p - onehot).mean(axis=0)
+    return psi
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Perfect play (GAME-29, GAME-40)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def guaranteed_value(graph: GameGraph[S], actions: IntArray, agent: int) -> FloatArray:
+    """Worst-case value for ``agent`` (side-to-move convention at its own states) when it plays ``actions``
+    and the opponent plays anything: the value it secures against the exact solver.
+
+    G(s) = r(s, a(s)) +- G(f(s, a(s))) at agent states; G(s) = min_a [...] at opponent states (agent's view)
+
+    Spec: GAME-29, GAME-40 (perfect play = ``G(s) = V*(s)`` at every agent state). ``actions [n]``
+    -> ``[n]`` (values for ``agent``; at terminal states 0).
+    """
+    n = graph.num_states
+    G = np.zeros(n)  # value for `agent` from s onward (rewards still to come)
+    for i in range(n - 1, -1, -1):
+        if graph.terminal[i]:
+            continue
+        me = int(graph.player[i]) == agent
+        acts = np.array([actions[i]]) if me else np.flatnonzero(graph.legal[i])
+        if me and not graph.legal[i, actions[i]]:
+            raise InvalidPolicyError(f"action {int(actions[i])} is illegal in state {i}")
+        kids = graph.child[i, acts]
+        rew = graph.reward[i, acts] * (1.0 if me else -1.0)  # reward in the agent's view
+        vals = rew + np.where(graph.terminal[kids], 0.0, G[kids])
+        G[i] = float(vals.min())
+    return G
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Expert iteration (GAME-37..GAME-40)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExpertIterationResult:
+    """Trained tables ``logits [n, A]`` and ``V [n]``, and the number of visits of each state ``counts [n]``."""
+
+    logits: FloatArray
+    V: FloatArray
+    counts: IntArray
+
+
+def expert_iteration(graph: GameGraph[S], rng: np.random.Generator, *, num_iterations: int,
+                     games_per_iteration: int, num_simulations: int, c_puct: float = 1.5,
+                     policy_target: Literal["visits", "action"] = "visits", lr_policy: float = 1.0,
+                     policy_steps: int = 4, temperature_moves: int = 2, dirichlet_alpha: float | None = 0.5,
+                     dirichlet_epsilon: float = 0.25, exploring_starts: float = 0.5,
+                     lr_value: float | None = 0.5) -> ExpertIterationResult:
+    """Expert iteration (AlphaGo Zero) with a tabular policy-value model ``(pi_theta(s), V_theta(s)) = f_theta(s)``.
+
+    1. Self-play with MCTS(pi^EI_theta, V_theta): D_a = {(s_t, a_t)}, D_w = {(s_t, z)}.
+    2. Train pi^EI_theta to mimic D_a and V_theta to fit D_w.   (L2483-L2491)
+
+    Spec: GAME-37, GAME-38 (one shared table model, no rollouts), GAME-39, GAME-40. Erratum E-96: the policy
+    target is the MCTS visit distribution (``policy_target="visits"``); ``"action"`` is the text's single
+    played action. Moves are sampled from the visits for the first ``temperature_moves`` plies of a game,
+    then the most-visited move is played. With probability ``exploring_starts`` a game starts from a uniformly
+    random reachable non-terminal position instead of the initial one (coverage for a tabular model).
+    ``V_theta`` takes SGD steps on ``1/2 (V_theta(s) - z)^2`` with step ``lr_value`` (``None``: 1/count, the
+    running mean), z from the side to move (E-85). Returns the final tables.
+    """
+    n, A = graph.legal.shape
+    game = IndexedGame(graph)
+    logits = np.zeros((n, A))
+    V = np.zeros(n)
+    counts = np.zeros(n, dtype=np.int64)
+    nonterminal = np.flatnonzero(~graph.terminal)
+    for _ in range(num_iterations):
+        probs = masked_softmax(graph, logits)
+        Vfrozen = V.copy()
+
+        def prior(s: int, probs: FloatArray = probs) -> FloatArray:
+            return probs[s]
+
+        def value(s: int, Vfrozen: FloatArray = Vfrozen) -> float:
+            return float(Vfrozen[s])
+
+        data_s: list[int] = []
+        data_t: list[FloatArray] = []
+        data_z: list[tuple[int, float]] = []
+        for _g in range(games_per_iteration):
+            i = int(rng.choice(nonterminal)) if rng.random() < exploring_starts else 0
+            path: list[int] = []
+            ply = 0
+            while not graph.terminal[i]:
+                tree = mcts(game, i, num_simulations=num_simulations, rng=rng, prior=prior,
+                            value=value, c_puct=c_puct, dirichlet_alpha=dirichlet_alpha,
+                            dirichlet_epsilon=dirichlet_epsilon)
+                pi_mcts = visit_distribution(tree, temperature=1.0)
+                if ply < temperature_moves:
+                    a = int(rng.choice(A, p=pi_mcts))
+                else:
+                    a = tree.best_action()
+                target = pi_mcts if policy_target == "visits" else np.eye(A)[a]
+                data_s.append(i)
+                data_t.append(target)
+                path.append(i)
+                i = int(graph.child[i, a])
+                ply += 1
+            for s in path:
+                data_z.append((s, float(graph.returns[i, graph.player[s]])))
+        states = np.array(data_s, dtype=np.int64)
+        targets = np.array(data_t)
+        # Policy: gradient steps on the per-state mean cross-entropy (tabular: each state's own batch).
+        cnt = np.bincount(states, minlength=n).astype(np.float64)
+        tsum = np.zeros((n, A))
+        np.add.at(tsum, states, targets)
+        seen = cnt > 0
+        tmean = np.where(seen[:, None], tsum / np.maximum(cnt, 1.0)[:, None], 0.0)
+        for _step in range(policy_steps):
+            p = masked_softmax(graph, logits)
+            logits -= lr_policy * np.where(seen[:, None], p - tmean, 0.0)
+        # Value: SGD on 1/2 (V - z)^2 with step 1/count.
+        for s, z in data_z:
+            counts[s] += 1
+            V[s] -= (V[s] - z) * (1.0 / counts[s] if lr_value is None else lr_value)
+    return ExpertIterationResult(logits=logits, V=V, counts=counts)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Test-time compute (GAME-42..GAME-45)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def elo_difference(score: float) -> float:
+    """Elo difference implied by an expected score ``s`` (win = 1, draw = 1/2): ``400 log10(s / (1 - s))``.
+
+    Spec: GAME-44. ``score`` in (0, 1).
+    """
+    if not 0.0 < score < 1.0:
+        raise ValueError(f"score must lie in (0, 1), got {score}")
+    return 400.0 * math.log10(score / (1.0 - score))
+
+
+def elo_per_doubling(budgets: FloatArray, elos: FloatArray) -> float:
+    """Least-squares slope of Elo against ``log2(budget)``: Elo gained per doubling of compute.
+
+    Spec: GAME-44 (text: +120 Elo per 2x test-time search). ``budgets [K] > 0``, ``elos [K]``.
+    """
+    x = np.log2(np.asarray(budgets, dtype=np.float64))
+    y = np.asarray(elos, dtype=np.float64)
+    if x.shape != y.shape or x.shape[0] < 2:
+        raise ShapeError(f"need two equal-length arrays of length >= 2, got {x.shape}, {y.shape}")
+    slope = float(np.polyfit(x, y, 1)[0])
+    return slope
+
+
+def compute_multiplier_for_elo(elo_gain: float, *, elo_per_2x: float = 120.0) -> float:
+    """Compute multiplier needed for an Elo gain at a constant gain per doubling: ``2^(gain / per_2x)``.
+
+    Spec: GAME-43, GAME-44 (E-100: 3000 -> 5200 Elo needs 2^(2200/120) ~ 3.3e5, not ~1e5).
+    """
+    return float(2.0 ** (elo_gain / elo_per_2x))
+
+
+def elo_gain_for_multiplier(multiplier: float, *, elo_per_2x: float = 120.0) -> float:
+    """Elo bought by a compute multiplier: ``elo_per_2x * log2(multiplier)`` (1e5x buys ~1993 Elo, E-100).
+
+    Spec: GAME-43, GAME-44.
+    """
+    if not multiplier > 0.0:
+        raise ValueError(f"multiplier must be positive, got {multiplier}")
+    return elo_per_2x * math.log2(multiplier)

@@ -1,0 +1,413 @@
+"""Fast certified solvers for large MDPs: Bellman sweeps, Krylov policy evaluation, Newton-Krylov PI.
+
+Every answer carries an a-posteriori certificate computed in float64 from one Bellman application
+(gamma < 1, ``||(I - gamma P_pi)^{-1}||_inf = 1 / (1 - gamma)``):
+
+* policy evaluation (BEL-04, BEL-08): ``||V - V^pi||_inf <= ||B^pi V - V||_inf / (1 - gamma)``;
+* control (BEL-12, BEL-14): ``||V - V*||_inf <= ||B^* V - V||_inf / (1 - gamma)``, since
+  ``||V - V*|| <= ||V - B^*V|| + ||B^*V - B^*V*|| <= res + gamma ||V - V*||``.
+
+The iterative parts (GMRES, inexact policy evaluation) only have to make the residual small; they
+are never trusted for the bound. Conventions as in :mod:`reference.mdp` (term is the last index,
+acting in s_t yields r_t). Shapes: S means |S+| (term included), A the number of actions.
+
+Speed comes from: a :class:`BellmanKernel` that keeps the flat ``[S*A, S]`` transition matrix and
+reusable output buffers (a dense sweep is a single BLAS matrix-vector product, a sparse one a CSR
+product split over threads), the rows of P_pi gathered once per policy instead of a dense LU or a
+sparse matrix-matrix product, restarted GMRES with classical Gram-Schmidt (BLAS-2) orthogonalisation,
+and inexact (Newton-Krylov) policy iteration whose evaluations are only as accurate as the current
+Bellman residual needs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+from numpy.typing import ArrayLike
+
+from reference.dp import CertifiedSolution
+from reference.errors import InvalidDiscountError, NotConvergedError, ShapeError
+from reference.exact import Certified
+from reference.mdp import FiniteMDP, FloatArray, IntArray, greedy, validate_policy, validate_values
+
+__all__ = [
+    "BellmanKernel",
+    "GMRESResult",
+    "evaluate_policy",
+    "gmres",
+    "solve_optimal",
+    "value_iteration_sweeps",
+]
+
+Matvec = Callable[[FloatArray], FloatArray]
+
+_SPLIT_MIN_NNZ: int = 2_000_000
+"""Sparse products with at least this many stored entries are split into row blocks over threads
+(scipy's CSR product releases the GIL)."""
+
+
+def _default_threads() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+class _BlockCSR:
+    """A CSR matrix cut into row blocks (views, no copy) whose products run on a thread pool."""
+
+    def __init__(self, m: sp.csr_array, threads: int) -> None:
+        self.shape: tuple[int, int] = (int(m.shape[0]), int(m.shape[1]))
+        n_rows = self.shape[0]
+        k = threads if (threads > 1 and m.nnz >= _SPLIT_MIN_NNZ) else 1
+        cuts = np.searchsorted(m.indptr, np.linspace(0, m.nnz, k + 1)).clip(0, n_rows)
+        cuts[0], cuts[-1] = 0, n_rows
+        self.cuts: list[tuple[int, int]] = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:], strict=True)
+                                            if b > a]
+        self.blocks: list[sp.csr_array] = []
+        for a, b in self.cuts:
+            lo, hi = int(m.indptr[a]), int(m.indptr[b])
+            self.blocks.append(sp.csr_array((m.data[lo:hi], m.indices[lo:hi], m.indptr[a:b + 1] - lo),
+                                            shape=(b - a, self.shape[1]), copy=False))
+        self.pool: ThreadPoolExecutor | None = ThreadPoolExecutor(len(self.blocks)) if len(self.blocks) > 1 else None
+
+    def matvec(self, x: FloatArray, out: FloatArray) -> FloatArray:
+        """out = M x (out has shape [rows])."""
+        if self.pool is None:
+            out[:] = self.blocks[0] @ x
+            return out
+
+        def job(i: int) -> None:
+            a, b = self.cuts[i]
+            out[a:b] = self.blocks[i] @ x
+
+        list(self.pool.map(job, range(len(self.blocks))))
+        return out
+
+
+class BellmanKernel:
+    """Reusable fast Bellman operators of one MDP (dense BLAS or threaded sparse products).
+
+    Spec: BEL-06, BEL-14, BEL-16. Holds the flat transition matrix P [S*A, S] (row ``s*A + a``),
+    r [S, A] and output buffers. :meth:`lookahead` returns ``q = r + gamma P V`` [S, A];
+    :meth:`optimality` returns ``(B^* V, q)``; :meth:`policy_operator` gives ``x -> P_pi x`` and r_pi.
+    Buffers returned by :meth:`lookahead` are overwritten by the next call.
+    """
+
+    def __init__(self, mdp: FiniteMDP, *, threads: int | None = None) -> None:
+        self.mdp = mdp
+        self.n = mdp.n_states_plus
+        self.n_actions = mdp.n_actions
+        self.gamma = mdp.gamma
+        self.threads = _default_threads() if threads is None else max(1, int(threads))
+        self.r = np.ascontiguousarray(mdp.r, dtype=np.float64)
+        self._buf = np.empty(self.n * self.n_actions)
+        self._dense: FloatArray | None = None
+        self._sparse: _BlockCSR | None = None
+        self._csr: sp.csr_array | None = None
+        if mdp.is_sparse:
+            self._csr = mdp.transition_csr
+            self._sparse = _BlockCSR(self._csr, self.threads)
+        else:
+            self._dense = mdp.transition_dense
+
+    @property
+    def bytes_per_sweep(self) -> int:
+        """Bytes of P (values, and indices for sparse) read by one sweep."""
+        if self._dense is not None:
+            return int(self._dense.nbytes)
+        assert self._csr is not None
+        return int(self._csr.data.nbytes + self._csr.indices.nbytes + self._csr.indptr.nbytes)
+
+    def expected_next(self, v: FloatArray) -> FloatArray:
+        """(P V)(s, a) = sum_{s'} P[s, a, s'] V(s'), flat shape [S*A] (an internal buffer)."""
+        if self._dense is not None:
+            np.matmul(self._dense, v, out=self._buf)
+        else:
+            assert self._sparse is not None
+            self._sparse.matvec(v, self._buf)
+        return self._buf
+
+    def lookahead(self, v: FloatArray) -> FloatArray:
+        """q(s, a) = r(s, a) + gamma (P V)(s, a), shape [S, A] (an internal buffer). BEL-14, BEL-16."""
+        q = self.expected_next(v).reshape(self.n, self.n_actions)
+        q *= self.gamma
+        q += self.r
+        return q
+
+    def optimality(self, v: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """(B^* V)(s) = max_a [r(s, a) + gamma (P V)(s, a)] (BEL-14); returns (B^* V [S], q [S, A])."""
+        q = self.lookahead(v)
+        return np.asarray(q.max(axis=1), dtype=np.float64), q
+
+    def policy_operator(self, pi: FloatArray | IntArray) -> tuple[Matvec, FloatArray]:
+        """``(x -> P_pi x, r_pi)`` for a deterministic int policy [S] or a stochastic one [S, A].
+
+        P_pi[s, s'] = sum_a pi(a | s) P[s, a, s'] (MDP-06). Deterministic: the rows ``s*A + pi(s)`` are
+        gathered once (dense [S, S] copy or CSR rows). Stochastic dense: P_pi is formed once by one pass
+        over P; stochastic sparse: ``P_pi x = D_pi (P x)`` without forming P_pi.
+        """
+        n, na = self.n, self.n_actions
+        out = np.empty(n)
+        if pi.ndim == 1:
+            pol = np.asarray(pi, dtype=np.int64)
+            rows = np.arange(n, dtype=np.int64) * na + pol
+            r_pi = np.asarray(self.r.ravel()[rows], dtype=np.float64)
+            if self._dense is not None:
+                ppi = self._dense[rows]
+                return (lambda x: np.matmul(ppi, x, out=out)), r_pi
+            assert self._csr is not None
+            blk = _BlockCSR(self._csr[rows], self.threads)
+            return (lambda x: blk.matvec(x, out)), r_pi
+        w = np.asarray(pi, dtype=np.float64)
+        r_pi = np.einsum("sa,sa->s", w, self.r)
+        if self._dense is not None:
+            ppi_s = np.einsum("sa,sat->st", w, self._dense.reshape(n, na, n))
+            return (lambda x: np.matmul(ppi_s, x, out=out)), r_pi
+
+        def op(x: FloatArray) -> FloatArray:
+            return np.einsum("sa,sa->s", w, self.expected_next(x).reshape(n, na), out=out)
+
+        return op, r_pi
+
+
+# ====================================================================================== GMRES
+@dataclass(frozen=True)
+class GMRESResult:
+    """Approximate solution x of ``a x = b`` with its final residual 2-norm and the work done."""
+
+    x: FloatArray
+    residual_norm: float
+    matvecs: int
+    converged: bool
+
+
+def gmres(
+    matvec: Matvec,
+    b: FloatArray,
+    *,
+    tol: float,
+    x0: FloatArray | None = None,
+    restart: int = 30,
+    max_matvecs: int = 2000,
+) -> GMRESResult:
+    """Restarted GMRES(m) for ``a x = b``: stops when ``||b - a x||_2 <= tol`` (true residual).
+
+    Minimises ``||b - a x||_2`` over ``x0 + K_m(a, r0)`` per cycle (Saad & Schultz 1986), Arnoldi with
+    classical Gram-Schmidt and one conditional re-orthogonalisation ("twice is enough"), Givens
+    rotations for the small least-squares problem. Shapes: b, x0, x [n]. The residual of every cycle is
+    recomputed as ``b - a x`` (not the recursive estimate).
+    """
+    n = b.size
+    x = np.zeros(n) if x0 is None else np.array(x0, dtype=np.float64)
+    r = b.copy() if x0 is None else b - matvec(x)
+    used = 0 if x0 is None else 1
+    beta = float(np.linalg.norm(r))
+    m = max(1, min(restart, n))
+    basis = np.empty((m + 1, n))
+    while beta > tol and used < max_matvecs:
+        np.multiply(r, 1.0 / beta, out=basis[0])
+        h = np.zeros((m + 1, m))
+        g = np.zeros(m + 1)
+        g[0] = beta
+        cs = np.zeros(m)
+        sn = np.zeros(m)
+        k = 0
+        for j in range(m):
+            w = np.array(matvec(basis[j]), dtype=np.float64)
+            used += 1
+            wnorm0 = float(np.linalg.norm(w))
+            hj = basis[: j + 1] @ w
+            w -= hj @ basis[: j + 1]
+            wn = float(np.linalg.norm(w))
+            if wn < 0.7 * wnorm0:
+                h2 = basis[: j + 1] @ w
+                w -= h2 @ basis[: j + 1]
+                hj += h2
+                wn = float(np.linalg.norm(w))
+            h[: j + 1, j] = hj
+            h[j + 1, j] = wn
+            for i in range(j):
+                t = cs[i] * h[i, j] + sn[i] * h[i + 1, j]
+                h[i + 1, j] = -sn[i] * h[i, j] + cs[i] * h[i + 1, j]
+                h[i, j] = t
+            d = math.hypot(h[j, j], h[j + 1, j])
+            if d == 0.0:
+                break
+            cs[j], sn[j] = h[j, j] / d, h[j + 1, j] / d
+            h[j, j], h[j + 1, j] = d, 0.0
+            g[j + 1] = -sn[j] * g[j]
+            g[j] = cs[j] * g[j]
+            k = j + 1
+            if abs(g[j + 1]) <= tol or wn == 0.0 or used >= max_matvecs:
+                break
+            np.multiply(w, 1.0 / wn, out=basis[j + 1])
+        if k == 0:
+            break
+        y = sla.solve_triangular(h[:k, :k], g[:k], check_finite=False)
+        x += y @ basis[:k]
+        r = b - matvec(x)
+        used += 1
+        beta = float(np.linalg.norm(r))
+    return GMRESResult(x, beta, used, beta <= tol)
+
+
+def _gmres_tol(tol_inf: float, n: int) -> float:
+    """2-norm GMRES target for an inf-norm target: ``||r||_2 <= tol_inf`` guarantees it; for a residual
+    spread over many states ``||r||_inf ~ ||r||_2 sqrt(2 ln n / n)``, so aim between (the caller
+    re-measures the true inf-norm residual and iterates)."""
+    if n <= 2:
+        return tol_inf
+    return tol_inf * max(1.0, 0.25 * math.sqrt(n / (2.0 * math.log(n))))
+
+
+def _shift_operator(pmatvec: Matvec, gamma: float) -> Matvec:
+    """x -> (I - gamma P_pi) x."""
+    def op(x: FloatArray) -> FloatArray:
+        return np.asarray(x - gamma * pmatvec(x), dtype=np.float64)
+    return op
+
+
+# ========================================================================== policy evaluation
+def evaluate_policy(
+    mdp: FiniteMDP,
+    pi: ArrayLike,
+    *,
+    eps: float = 1e-10,
+    v0: FloatArray | None = None,
+    kernel: BellmanKernel | None = None,
+    restart: int = 30,
+    max_matvecs: int = 5000,
+) -> Certified:
+    """V^pi by Krylov solves of ``(I - gamma P_pi) V = r_pi``, certified ``||V - V^pi||_inf <= eps``.
+
+    Spec: BEL-04, BEL-08. Certificate ``bound = ||B^pi V - V||_inf / (1 - gamma)`` with
+    ``B^pi V = r_pi + gamma P_pi V`` evaluated in float64; iterative refinement (GMRES on the residual
+    equation ``(I - gamma P_pi) d = B^pi V - V``) until it holds. ``pi``: int [S] (deterministic) or
+    [S, A] (stochastic; one-hot rows use the deterministic path). Returns ``Certified(value [S], bound,
+    residual)`` with V(term) = 0. Raises :class:`NotConvergedError` if ``max_matvecs`` is exhausted.
+    """
+    gamma = mdp.gamma
+    if gamma >= 1.0:
+        raise InvalidDiscountError("evaluate_policy certifies with 1 / (1 - gamma): needs gamma < 1")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    kern = BellmanKernel(mdp) if kernel is None else kernel
+    pol = _as_policy(mdp, pi)
+    pmv, r_pi = kern.policy_operator(pol)
+    r_pi[mdp.term] = 0.0
+    target = eps * (1.0 - gamma)
+    v = np.zeros(mdp.n_states_plus) if v0 is None else validate_values(mdp, v0).copy()
+    used = 0
+    a_op = _shift_operator(pmv, gamma)
+    while True:
+        res = r_pi + gamma * pmv(v) - v
+        used += 1
+        rn = float(np.max(np.abs(res)))
+        if rn <= target:
+            return Certified(v, rn / (1.0 - gamma), rn)
+        if used >= max_matvecs:
+            raise NotConvergedError(f"evaluate_policy: residual {rn:.3e} > {target:.3e} after {used} products")
+        out = gmres(a_op, res, tol=_gmres_tol(0.5 * target, res.size), restart=restart,
+                    max_matvecs=max_matvecs - used)
+        used += out.matvecs
+        v = v + out.x
+
+
+def _as_policy(mdp: FiniteMDP, pi: ArrayLike) -> FloatArray | IntArray:
+    """Deterministic int [S] policy if ``pi`` is one (or one-hot), else a validated stochastic [S, A]."""
+    arr = np.asarray(pi)
+    n = mdp.n_states_plus
+    if arr.ndim == 1:
+        if arr.shape not in ((n,), (mdp.n_states,)):
+            raise ShapeError(f"a deterministic policy must have shape ({n},), got {arr.shape}")
+        act = np.zeros(n, dtype=np.int64)
+        act[: arr.size] = arr.astype(np.int64)
+        if np.any((act < 0) | (act >= mdp.n_actions)):
+            raise ShapeError(f"actions must lie in 0..{mdp.n_actions - 1}")
+        act[mdp.term] = 0
+        return act
+    p = validate_policy(mdp, arr)
+    body = p[: mdp.n_states]
+    if np.all((body == 0.0) | (body == 1.0)):
+        act = np.zeros(n, dtype=np.int64)
+        act[: mdp.n_states] = np.argmax(body, axis=1)
+        return act
+    return p
+
+
+# ==================================================================================== control
+def solve_optimal(
+    mdp: FiniteMDP,
+    *,
+    eps: float = 1e-8,
+    pi0: IntArray | None = None,
+    v0: FloatArray | None = None,
+    forcing: float = 1e-4,
+    kernel: BellmanKernel | None = None,
+    restart: int = 30,
+    max_iters: int = 500,
+) -> CertifiedSolution:
+    """V* by inexact (Newton-Krylov) policy iteration, certified ``||V - V*||_inf <= eps`` (gamma < 1).
+
+    Spec: BEL-12, BEL-14, BEL-33, BEL-34. Iteration k: ``q = r + gamma P V_k``, pi_{k+1} = greedy(q)
+    (ties keep the current action), residual ``res = ||max_a q - V_k||_inf``; stop when
+    ``res / (1 - gamma) <= eps`` (the certificate ``||V - V*|| <= ||B^*V - V|| / (1 - gamma)``).
+    Otherwise V_{k+1} = V_k + d with ``(I - gamma P_{pi_{k+1}}) d = B^{pi_{k+1}} V_k - V_k`` solved by
+    GMRES to relative accuracy ``forcing`` (exact d gives V_{k+1} = V^{pi_{k+1}}: this is PI, BEL-33,
+    written as Newton's method on ``B^* V - V = 0``; the inexact solve keeps the rate while the policy
+    settles and then shrinks the residual by about ``forcing`` per step). P_pi is re-gathered only when
+    the policy changes. Shapes: pi0 int [S], v0 [S]; result value [S] (V(term) = 0), policy int [S].
+    Raises :class:`NotConvergedError` after ``max_iters`` outer steps (e.g. eps below float resolution).
+    """
+    gamma = mdp.gamma
+    if gamma >= 1.0:
+        raise InvalidDiscountError("solve_optimal certifies with 1 / (1 - gamma): needs gamma < 1")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    kern = BellmanKernel(mdp) if kernel is None else kernel
+    n, term = mdp.n_states_plus, mdp.term
+    v = np.zeros(n) if v0 is None else validate_values(mdp, v0).copy()
+    v[term] = 0.0
+    pol: IntArray | None = None if pi0 is None else np.asarray(pi0, dtype=np.int64).copy()
+    target = eps * (1.0 - gamma)
+    op_pol: IntArray | None = None
+    a_op: Matvec | None = None
+    idx = np.arange(n)
+    for k in range(max_iters):
+        q = kern.lookahead(v)
+        pol = greedy(q, current=pol)
+        pol[term] = 0
+        bmax = q.max(axis=1)
+        res = float(np.max(np.abs(bmax - v)))
+        if res <= target:
+            return CertifiedSolution(v, pol, res / (1.0 - gamma), k)
+        rhs = q[idx, pol] - v
+        if op_pol is None or a_op is None or not np.array_equal(pol, op_pol):
+            pmv, _r = kern.policy_operator(pol)
+            a_op = _shift_operator(pmv, gamma)
+            op_pol = pol.copy()
+        tol_inf = max(forcing * res, 0.5 * target)
+        out = gmres(a_op, rhs, tol=_gmres_tol(tol_inf, n), restart=restart)
+        v = v + out.x
+        v[term] = 0.0
+    raise NotConvergedError(f"solve_optimal: certificate above eps={eps:.1e} after {max_iters} steps")
+
+
+def value_iteration_sweeps(
+    mdp: FiniteMDP, v0: FloatArray, *, num_sweeps: int, kernel: BellmanKernel | None = None
+) -> FloatArray:
+    """``num_sweeps`` value-iteration sweeps V <- B^* V (BEL-25) from v0; returns the last iterate [S].
+
+    The same operator as :func:`reference.dp.value_iteration` (one matrix-vector product with the flat
+    P [S*A, S] per sweep), without storing the iterates: the unit of the sweep benchmark.
+    """
+    kern = BellmanKernel(mdp) if kernel is None else kernel
+    v = validate_values(mdp, v0).copy()
+    for _ in range(num_sweeps):
+        v, _q = kern.optimality(v)
+    return v

@@ -1,0 +1,127 @@
+"""Hypothesis strategies for finite MDPs, policies and value functions (public API).
+
+Every strategy is an ``@st.composite`` with keyword-only parameters and draws a *seed* from Hypothesis
+and builds the object with the project's seeded generators, so that shrinking works on the seed and
+on the sizes, and a failing example is reproducible from its printed arguments. Families:
+
+* ``"dense"``: every state is a successor (:func:`reference.generators.random_mdp`, branching=None);
+* ``"sparse"``: a few successors per (s, a);
+* ``"terminating"``: sparse with transitions to term;
+* ``"layered"``: acyclic, every trajectory terminates (enumerable).
+
+Rewards are uniform in [-1, 1]; ``reward_outcomes`` > 1 gives stochastic rewards with finite support.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from hypothesis import strategies as st
+
+from reference.generators import random_layered_mdp, random_mdp
+from reference.mdp import FiniteMDP, FloatArray, softmax_policy
+
+__all__ = [
+    "Family",
+    "deterministic_policies",
+    "discounts",
+    "finite_mdps",
+    "policies",
+    "value_functions",
+]
+
+Family = Literal["dense", "sparse", "terminating", "layered"]
+FAMILIES: tuple[Family, ...] = ("dense", "sparse", "terminating", "layered")
+
+
+@st.composite
+def discounts(draw: st.DrawFn, *, min_gamma: float = 0.05, max_gamma: float = 0.99) -> float:
+    """A discount gamma in [min_gamma, max_gamma] (default stays below 1: the gamma < 1 theorems)."""
+    return draw(st.floats(min_value=min_gamma, max_value=max_gamma, allow_nan=False))
+
+
+@st.composite
+def finite_mdps(
+    draw: st.DrawFn,
+    *,
+    families: tuple[Family, ...] = FAMILIES,
+    max_states: int = 8,
+    max_actions: int = 4,
+    gamma: float | None = None,
+    min_gamma: float = 0.05,
+    max_gamma: float = 0.99,
+    stochastic_rewards: bool | None = None,
+) -> FiniteMDP:
+    """A seeded random FiniteMDP of one of ``families``, with 1..max_states states and 1..max_actions actions.
+
+    ``gamma`` fixes the discount; otherwise it is drawn from [min_gamma, max_gamma]. ``stochastic_rewards``
+    None draws whether rewards have several outcomes per successor.
+    """
+    family = draw(st.sampled_from(families))
+    n_actions = draw(st.integers(1, max_actions))
+    seed = draw(st.integers(0, 2**32 - 1))
+    g = gamma if gamma is not None else draw(discounts(min_gamma=min_gamma, max_gamma=max_gamma))
+    outcomes = (draw(st.integers(1, 3)) if stochastic_rewards is None
+                else (2 if stochastic_rewards else 1))
+    rng = np.random.default_rng(seed)
+    if family == "layered":
+        n_layers = draw(st.integers(1, max(1, min(4, max_states))))
+        width = draw(st.integers(1, max(1, max_states // n_layers)))
+        return random_layered_mdp(rng, n_layers, width, n_actions, gamma=g, reward_outcomes=outcomes,
+                                  early_stop_prob=draw(st.sampled_from([0.0, 0.2])))
+    n_states = draw(st.integers(1, max_states))
+    if family == "dense":
+        return random_mdp(rng, n_states, n_actions, gamma=g, reward_outcomes=outcomes)
+    branching = draw(st.integers(1, 3))
+    term = 0.3 if family == "terminating" else 0.0
+    return random_mdp(rng, n_states, n_actions, gamma=g, branching=branching, terminal_prob=term,
+                      reward_outcomes=outcomes)
+
+
+@st.composite
+def policies(draw: st.DrawFn, mdp: FiniteMDP, *, deterministic_mass: bool = True) -> FloatArray:
+    """A stochastic policy [S+, A]: softmax of random logits, sometimes with exact zeros (sparse support).
+
+    With ``deterministic_mass`` some rows are one-hot, so boundary cases of the simplex are covered.
+    """
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    scale = draw(st.sampled_from([0.1, 1.0, 5.0]))
+    pi = softmax_policy(scale * rng.normal(size=(mdp.n_states_plus, mdp.n_actions)))
+    if deterministic_mass and draw(st.booleans()):
+        rows = rng.random(mdp.n_states_plus) < 0.5
+        onehot = np.zeros_like(pi)
+        onehot[np.arange(mdp.n_states_plus), rng.integers(0, mdp.n_actions, mdp.n_states_plus)] = 1.0
+        pi = np.where(rows[:, None], onehot, pi)
+    return pi
+
+
+@st.composite
+def deterministic_policies(draw: st.DrawFn, mdp: FiniteMDP) -> np.ndarray:
+    """A deterministic policy as int actions [S+]."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    return np.random.default_rng(seed).integers(0, mdp.n_actions, mdp.n_states_plus).astype(np.int64)
+
+
+@st.composite
+def value_functions(draw: st.DrawFn, mdp: FiniteMDP, *, q: bool = False, scale: float | None = None,
+                    term_zero: bool = False) -> FloatArray:
+    """A value function V [S+] (or Q [S+, A]) with entries of magnitude up to ``scale``.
+
+    Default scale: R / (1 - gamma) (the MDP-19 bound), or R * (S + 1) at gamma = 1. ``term_zero`` sets
+    V(term) = 0 (the functions of MDP-20), otherwise the term entry is arbitrary, like the operators'
+    domain (functions on S+).
+    """
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    if scale is None:
+        r = max(mdp.max_abs_reward, 1.0)
+        scale = r / (1.0 - mdp.gamma) if mdp.gamma < 1 else r * mdp.n_states_plus
+    shape = (mdp.n_states_plus, mdp.n_actions) if q else (mdp.n_states_plus,)
+    v = scale * rng.uniform(-1.0, 1.0, size=shape)
+    if draw(st.booleans()):
+        v = np.round(v)  # integer values: exact ties in greedy steps
+    if term_zero:
+        v[mdp.term] = 0.0
+    return v

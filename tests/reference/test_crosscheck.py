@@ -1,0 +1,110 @@
+"""Cross-checks against code nobody here wrote: pymdptoolbox's solvers and gymnasium's own simulator."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reference import exact
+from reference.bellman import sup_norm
+from reference.dp import policy_iteration, v_star
+from reference.mdp import FiniteMDP, deterministic_policy, from_gymnasium
+from reference.testing.oracles import value_tolerance
+from reference.testing.strategies import finite_mdps
+
+mdptoolbox_mdp = pytest.importorskip("mdptoolbox.mdp")
+gymnasium = pytest.importorskip("gymnasium")
+
+
+def _to_toolbox(mdp: FiniteMDP) -> tuple[np.ndarray, np.ndarray]:
+    """Our MDP in pymdptoolbox's format, term kept as an ordinary absorbing zero-reward state."""
+    P = np.transpose(mdp.P, (1, 0, 2)).copy()  # (A, S+, S+)
+    return P, mdp.r.copy()  # R (S+, A)
+
+
+@settings(max_examples=30)
+@given(finite_mdps(families=("dense", "sparse", "terminating"), max_states=10, max_actions=4,
+                   max_gamma=0.95))
+def test_BEL_12_v_star_agrees_with_pymdptoolbox_policy_iteration(mdp: FiniteMDP) -> None:
+    P, R = _to_toolbox(mdp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pi = mdptoolbox_mdp.PolicyIteration(P, R, mdp.gamma, eval_type=0)
+        pi.run()
+    ours = v_star(mdp)
+    theirs = np.asarray(pi.V)
+    assert sup_norm(ours - theirs) <= value_tolerance(mdp)
+    # their optimal policy has our optimal value (policies may differ on ties)
+    pol = deterministic_policy(np.asarray(pi.policy), mdp.n_actions)
+    assert sup_norm(exact.v_pi(mdp, pol) - ours) <= 2 * value_tolerance(mdp)
+
+
+@settings(max_examples=30)
+@given(finite_mdps(families=("dense", "sparse", "terminating"), max_states=10, max_actions=4,
+                   max_gamma=0.95), st.sampled_from([1e-2, 1e-4]))
+def test_BEL_25_pymdptoolbox_value_iteration_only_guarantees_an_eps_optimal_policy(mdp: FiniteMDP,
+                                                                                  eps: float) -> None:
+    """pymdptoolbox's ValueIteration stops on the span rule, which guarantees an eps-optimal *policy*
+    (||V^{pi} - V*|| <= eps), not ||V - V*|| <= eps; our certified VI bounds the value error itself."""
+    P, R = _to_toolbox(mdp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vi = mdptoolbox_mdp.ValueIteration(P, R, mdp.gamma, epsilon=eps, max_iter=100_000)
+        vi.run()
+    pol = deterministic_policy(np.asarray(vi.policy), mdp.n_actions)
+    assert sup_norm(exact.v_pi(mdp, pol) - v_star(mdp)) <= eps + value_tolerance(mdp)
+
+
+@pytest.mark.parametrize("env_id,kwargs", [("FrozenLake-v1", {}), ("FrozenLake-v1", {"map_name": "8x8"}),
+                                           ("Taxi-v4", {}), ("CliffWalking-v1", {})])
+def test_MDP_04_toy_text_transitions_match_gymnasium_P(env_id: str, kwargs: dict[str, object]) -> None:
+    """Our kernel equals gymnasium's table, with done transitions sent to term."""
+    mdp = from_gymnasium(env_id, gamma=0.99, **kwargs)
+    env = gymnasium.make(env_id, **kwargs)
+    table = env.unwrapped.P
+    for s in range(mdp.n_states):
+        if np.all(mdp.P[s, :, mdp.term] == 1.0) and np.all(mdp.r[s] == 0):
+            continue  # a state entered only by termination: its row is absorbing into term
+        for a in range(mdp.n_actions):
+            expect = np.zeros(mdp.n_states_plus)
+            rew = 0.0
+            for p, s2, r, done in table[s][a]:
+                expect[mdp.term if done else s2] += p
+                rew += p * r
+            np.testing.assert_allclose(mdp.P[s, a], expect, rtol=0, atol=1e-15)
+            assert abs(mdp.r[s, a] - rew) <= 1e-12 * max(1.0, abs(rew))
+
+
+@pytest.mark.parametrize("env_id,kwargs,gamma,n", [("FrozenLake-v1", {}, 0.95, 4_000),
+                                                   ("Taxi-v4", {}, 0.9, 1_000),
+                                                   ("CliffWalking-v1", {}, 1.0, 200)])
+def test_BEL_12_optimal_value_matches_returns_simulated_by_gymnasium(
+        env_id: str, kwargs: dict[str, object], gamma: float, n: int) -> None:
+    """Play the exact optimal policy in gymnasium's own simulator (not our kernel): the mean discounted
+    return is J* within 4 standard errors (inventory open choice 22). We step ``env.unwrapped``: the
+    registered TimeLimit would truncate episodes and bias the return, while J* is the untruncated value."""
+    mdp = from_gymnasium(env_id, gamma=gamma, **kwargs)
+    res = policy_iteration(mdp)
+    j_star = float(mdp.p0 @ res.value)
+    env = gymnasium.make(env_id, **kwargs).unwrapped
+    returns = np.empty(n)
+    for i in range(n):
+        s, _ = env.reset(seed=10_000 + i)
+        g, disc, done, steps = 0.0, 1.0, False, 0
+        while not done:
+            s, r, term, _trunc, _ = env.step(int(res.policy[s]))
+            g += disc * float(r)
+            disc *= gamma
+            done = term
+            steps += 1
+            assert steps < 100_000, "the optimal policy should terminate (proper)"
+        returns[i] = g
+    se = returns.std(ddof=1) / np.sqrt(n)
+    if se == 0.0:  # deterministic environment: the return is exact
+        assert np.all(np.abs(returns - j_star) <= value_tolerance(mdp, horizon=100.0))
+    else:
+        assert abs(returns.mean() - j_star) <= 4 * se

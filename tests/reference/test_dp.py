@@ -1,0 +1,309 @@
+"""BEL-25..BEL-38: VI, Q-VI, anchored VI, policy iteration, and the gamma = 1 pathologies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reference import exact
+from reference.bellman import bellman_optimality_v, bellman_residual, sup_norm
+from reference.dp import (
+    ancvi_beta,
+    ancvi_bound,
+    ancvi_default_u0,
+    anchored_value_iteration,
+    policy_iteration,
+    proper_policy,
+    q_star,
+    q_value_iteration,
+    solve_optimal,
+    solve_value_iteration,
+    v_star,
+    value_iteration,
+)
+from reference.errors import DivergentReturnError, ImproperPolicyError, NonSummableReturnError
+from reference.generators import (
+    alternating_reward_mdp,
+    positive_cycle_mdp,
+    random_mdp,
+    stay_or_go_mdp,
+    vi_oscillation_mdp,
+)
+from reference.mdp import FiniteMDP, deterministic_policy, greedy
+from reference.testing.oracles import value_tolerance
+from reference.testing.strategies import finite_mdps, policies, value_functions
+
+# Rate checks: a bound c_k ||U^0 - U*|| is compared with a float64 quantity that carries the rounding of
+# k operator applications, each O(tolerance): slack (k + 1) * value_tolerance (inventory open choice 4:
+# checks where the bound is below that float floor are vacuous and are skipped by the slack itself).
+
+
+@given(finite_mdps(), st.data())
+def test_BEL_27_value_iteration_rate(mdp: FiniteMDP, data: st.DataObject) -> None:
+    v0 = data.draw(value_functions(mdp))
+    res = value_iteration(mdp, v0, num_iters=40)
+    vs = v_star(mdp)
+    tol = value_tolerance(mdp, extra_scale=sup_norm(v0))
+    d0 = sup_norm(v0 - vs)
+    for k, vk in enumerate(res.values):
+        assert sup_norm(vk - vs) <= mdp.gamma**k * d0 + (k + 1) * tol
+    # BEL-25: pi^{k+1} is greedy w.r.t. the lookahead of V^k
+    for k in range(1, res.values.shape[0]):
+        np.testing.assert_array_equal(res.policies[k], greedy(mdp.lookahead(res.values[k - 1])))
+
+
+@given(finite_mdps(), st.data())
+def test_BEL_27_q_value_iteration_rate(mdp: FiniteMDP, data: st.DataObject) -> None:
+    q0 = data.draw(value_functions(mdp, q=True))
+    res = q_value_iteration(mdp, q0, num_iters=40)
+    qs = q_star(mdp)
+    tol = value_tolerance(mdp, extra_scale=sup_norm(q0))
+    d0 = sup_norm(q0 - qs)
+    for k, qk in enumerate(res.values):
+        assert sup_norm(qk - qs) <= mdp.gamma**k * d0 + (k + 1) * tol
+        np.testing.assert_array_equal(res.policies[k], greedy(qk))  # BEL-26
+
+
+@given(finite_mdps(), st.floats(1e-9, 1e-2))
+def test_BEL_25_certified_value_iteration_meets_its_guarantee(mdp: FiniteMDP, eps: float) -> None:
+    sol = solve_value_iteration(mdp, eps=eps)
+    err = sup_norm(sol.value - v_star(mdp))
+    assert sol.bound <= eps
+    assert err <= sol.bound + (sol.iterations + 1) * value_tolerance(mdp)
+
+
+def test_BEL_29_beta_matches_definition_and_reduces_to_halpern_at_gamma_1() -> None:
+    for gamma in (0.3, 0.9, 0.99, 0.999):
+        for k in range(0, 60):
+            direct = 1.0 / sum(gamma ** (-2 * i) for i in range(k + 1))
+            assert abs(ancvi_beta(gamma, k) - direct) <= 4 * (k + 2) * np.finfo(float).eps * direct
+    assert ancvi_beta(0.9, 0) == 1.0  # erratum E-09: k = 0 is U^0 itself
+    assert [ancvi_beta(1.0, k) for k in range(4)] == [1.0, 0.5, 1 / 3, 0.25]
+    assert np.isfinite(ancvi_beta(0.5, 5000))  # stable form: no overflow of gamma^{-2k}
+
+
+@given(finite_mdps(), st.data())
+def test_BEL_29_anchored_vi_first_step_and_limit(mdp: FiniteMDP, data: st.DataObject) -> None:
+    u0 = data.draw(value_functions(mdp))
+    res = anchored_value_iteration(mdp, u0, num_iters=300)
+    b1 = ancvi_beta(mdp.gamma, 1)
+    tol = value_tolerance(mdp, extra_scale=sup_norm(u0))
+    assert sup_norm(res.values[1] - (b1 * u0 + (1 - b1) * bellman_optimality_v(mdp, u0))) <= tol
+    # beta_k -> 0 geometrically (gamma < 1) and AncVI converges to V*
+    vs = v_star(mdp)
+    c = ancvi_bound(mdp.gamma, 300, assume_u0_le_bu0=False)
+    assert bellman_residual(mdp, res.values[-1]) <= c * sup_norm(u0 - vs) + 301 * tol
+
+
+@given(finite_mdps(), st.integers(0, 60))
+def test_BEL_30_anchored_vi_rate_under_u0_below_bu0(mdp: FiniteMDP, k_max: int) -> None:
+    u0 = ancvi_default_u0(mdp)
+    assert np.all(u0 <= bellman_optimality_v(mdp, u0))  # open choice 4: the assumption holds
+    res = anchored_value_iteration(mdp, u0, num_iters=k_max)
+    vs = v_star(mdp)
+    d0 = sup_norm(u0 - vs)
+    tol = value_tolerance(mdp, extra_scale=d0)
+    for k, uk in enumerate(res.values):
+        assert bellman_residual(mdp, uk) <= ancvi_bound(mdp.gamma, k) * d0 + (k + 1) * tol
+
+
+@given(finite_mdps(), st.data())
+def test_BEL_30_general_bound_holds_without_the_assumption(mdp: FiniteMDP, data: st.DataObject) -> None:
+    """Erratum E-10: for arbitrary U^0 the (1 + 2 gamma - gamma^{k+1}) constant (Lee & Ryu 2023) holds."""
+    u0 = data.draw(value_functions(mdp))
+    res = anchored_value_iteration(mdp, u0, num_iters=30)
+    vs = v_star(mdp)
+    d0 = sup_norm(u0 - vs)
+    tol = value_tolerance(mdp, extra_scale=d0)
+    for k, uk in enumerate(res.values):
+        assert bellman_residual(mdp, uk) <= ancvi_bound(mdp.gamma, k, assume_u0_le_bu0=False) * d0 + (k + 1) * tol
+
+
+def test_BEL_30_erratum_E10_assumption_is_needed() -> None:
+    """Without U^0 <= B^* U^0 the text's constant (1 + gamma - gamma^{k+1}) can fail: search seeded random
+    MDPs and starting points for a violation well above the float floor, and check the general bound."""
+    rng = np.random.default_rng(2024)
+    worst = 0.0
+    for _ in range(400):
+        gamma = float(rng.choice([0.9, 0.99]))
+        mdp = random_mdp(rng, int(rng.integers(2, 5)), int(rng.integers(1, 4)), gamma=gamma)
+        vs = v_star(mdp)
+        u0 = vs + rng.uniform(0, 1) * rng.normal(size=vs.shape) * 10
+        res = anchored_value_iteration(mdp, u0, num_iters=3)
+        d0 = sup_norm(u0 - vs)
+        for k in range(1, 4):
+            ratio = bellman_residual(mdp, res.values[k]) / (ancvi_bound(gamma, k) * d0)
+            worst = max(worst, ratio)
+            assert bellman_residual(mdp, res.values[k]) <= ancvi_bound(
+                gamma, k, assume_u0_le_bu0=False) * d0 * (1 + 1e-9)
+    assert worst > 1.05, f"no violation of the assumption-dependent bound found (worst ratio {worst})"
+
+
+def test_BEL_32_anchored_bound_beats_vi_and_is_within_4_of_lower_bound() -> None:
+    """VI's Bellman-residual bound is (1 + gamma) gamma^k; the lower bound for such methods (Lee & Ryu,
+    NeurIPS 2023) is gamma^k / sum_{i<=k} gamma^i. AncVI's constant is <= VI's and <= 4 x the lower bound:
+    ratio = (1 + gamma)(1 + gamma - gamma^{k+1}) / (1 + gamma^{k+1}) <= 4 (checked on a grid)."""
+    for gamma in np.linspace(0.05, 0.9999, 60):
+        for k in range(0, 400, 7):
+            anc = ancvi_bound(float(gamma), k)
+            vi = (1 + gamma) * gamma**k
+            lower = gamma**k * (1 - gamma) / (1 - gamma ** (k + 1))
+            assert anc <= vi * (1 + 1e-12)
+            assert anc <= 4 * lower * (1 + 1e-12)
+
+
+@given(finite_mdps(), st.data())
+def test_BEL_34_policy_improvement_is_monotone_and_pi_ends_optimal(mdp: FiniteMDP, data: st.DataObject) -> None:
+    pi0 = data.draw(st.lists(st.integers(0, mdp.n_actions - 1), min_size=mdp.n_states_plus,
+                             max_size=mdp.n_states_plus))
+    res = policy_iteration(mdp, np.array(pi0))
+    tol = value_tolerance(mdp)
+    for k in range(1, res.values.shape[0]):
+        assert np.all(res.values[k] >= res.values[k - 1] - tol)
+    assert np.array_equal(res.policies[-1], res.policies[-2])
+    assert sup_norm(res.value - v_star(mdp)) <= tol
+    assert sup_norm(bellman_optimality_v(mdp, res.value) - res.value) <= tol
+    # finitely many steps: at most the number of deterministic policies
+    assert res.policies.shape[0] - 1 <= mdp.n_actions ** mdp.n_states
+
+
+@given(finite_mdps(), st.data())
+def test_BEL_33_improvement_step_argmax_q_equals_argmax_advantage(mdp: FiniteMDP, data: st.DataObject) -> None:
+    pi = data.draw(policies(mdp))
+    q = exact.q_pi(mdp, pi)
+    a = exact.a_pi(mdp, pi)
+    assert sup_norm(a - (q - exact.v_pi(mdp, pi)[:, None])) <= value_tolerance(mdp)
+    # argmax over a of Q and of A = Q - V(s) coincide (V(s) is a per-row constant); compare values
+    # rather than indices, since near-ties may resolve differently by one rounding
+    ia, iq = greedy(a), greedy(q)
+    rows = np.arange(q.shape[0])
+    assert np.all(np.abs(q[rows, ia] - q[rows, iq]) <= 2 * value_tolerance(mdp))
+
+
+def test_BEL_28_value_iteration_need_not_converge_at_gamma_1() -> None:
+    mdp = vi_oscillation_mdp()
+    res = value_iteration(mdp, np.zeros(3), num_iters=20)
+    np.testing.assert_array_equal(res.values[1:, 0], [1.0, 0.0] * 10)  # V^k(0) = 1, 0, 1, 0, ...
+
+
+def test_BEL_35_erratum_E12_stay_or_go() -> None:
+    mdp = stay_or_go_mdp()
+    stay, go = deterministic_policy([0, 0], 2), deterministic_policy([1, 0], 2)
+    # every policy has a finite value; "stay" is improper (reward-free trap) and is rejected by default
+    with pytest.raises(ImproperPolicyError, match=r"unreachable from states \[0\]"):
+        exact.v_pi(mdp, stay)
+    assert exact.v_pi(mdp, stay, improper="finite")[0] == 0.0
+    assert exact.v_pi(mdp, go)[0] == 1.0
+    # V* = 1 solves V = B^* V, but so does every V >= 1: VI from V^0 = 5 never moves
+    for c in (1.0, 5.0, 17.5):
+        v = np.array([c, 0.0])
+        np.testing.assert_array_equal(bellman_optimality_v(mdp, v), v)
+    res = value_iteration(mdp, np.array([5.0, 0.0]), num_iters=10)
+    assert np.all(res.values[:, 0] == 5.0)
+    # at V* both actions attain the max; the lowest-index greedy choice is "stay", whose value is 0
+    assert greedy(mdp.lookahead(np.array([1.0, 0.0])))[0] == 0
+    # the correct statement: with proper policies PI finds V* (here "go", the only proper policy)
+    assert np.array_equal(proper_policy(mdp)[:1], [1])
+    assert policy_iteration(mdp).value[0] == 1.0
+
+
+@given(finite_mdps(families=("terminating", "layered"), gamma=1.0, max_states=4, max_actions=3))
+def test_BEL_35_scenario_1_with_proper_policies(mdp: FiniteMDP) -> None:
+    """gamma = 1 with every state able to terminate: PI from a proper policy returns V* = B^* V*, and V*
+    dominates every proper deterministic policy (improper ones raise, never a silent wrong number)."""
+    import itertools
+    try:
+        pol0 = proper_policy(mdp)
+    except ImproperPolicyError:
+        return  # some state cannot reach term under any policy: outside scenario 1
+    try:
+        res = policy_iteration(mdp, pol0)
+    except DivergentReturnError:
+        return  # an improvement reached a positive-reward cycle: scenario 2, not 1
+    vs = res.value
+    expected_steps = _expected_steps(mdp, res.policy)
+    tol = value_tolerance(mdp, horizon=expected_steps)
+    assert sup_norm(bellman_optimality_v(mdp, vs) - vs) <= tol
+    for acts in itertools.product(range(mdp.n_actions), repeat=mdp.n_states):
+        pol = deterministic_policy(list(acts) + [0], mdp.n_actions)
+        try:
+            v = exact.v_pi(mdp, pol)
+        except ImproperPolicyError:
+            continue
+        assert np.all(v <= vs + value_tolerance(mdp, horizon=max(expected_steps, _expected_steps(mdp, acts))))
+
+
+def _expected_steps(mdp: FiniteMDP, acts: object) -> float:
+    """max_s E[T | s_0 = s] under a proper deterministic policy (the horizon in the gamma = 1 tolerance)."""
+    from reference.mdp import from_outcomes
+    unit = from_outcomes(mdp.n_states, mdp.n_actions, mdp.indptr[: mdp.n_states * mdp.n_actions + 1],
+                         mdp.next_state[: mdp.indptr[mdp.n_states * mdp.n_actions]],
+                         np.ones(int(mdp.indptr[mdp.n_states * mdp.n_actions])),
+                         mdp.prob[: mdp.indptr[mdp.n_states * mdp.n_actions]], mdp.p0, gamma=1.0)
+    a = np.asarray(list(acts), dtype=np.int64)  # type: ignore[call-overload]
+    if a.size == mdp.n_states:
+        a = np.append(a, 0)
+    return float(np.max(exact.v_pi(unit, deterministic_policy(a, mdp.n_actions))))
+
+
+def test_BEL_36_positive_reward_cycle_diverges_at_gamma_1_but_not_below() -> None:
+    cyc = deterministic_policy([0, 0, 0], 2)
+    with pytest.raises(DivergentReturnError, match=r"V = \+inf") as info:
+        exact.v_pi(positive_cycle_mdp(), cyc)
+    assert info.value.sign == 1 and info.value.states == (0, 1)
+    for gamma in (0.5, 0.9, 0.99):
+        v = exact.v_pi(positive_cycle_mdp(gamma=gamma), cyc)
+        np.testing.assert_allclose(v[:2], 1.0 / (1.0 - gamma), rtol=8 * np.finfo(float).eps / (1 - gamma))
+    with pytest.raises(DivergentReturnError, match=r"V = -inf"):
+        exact.v_pi(positive_cycle_mdp(reward=-2.0), cyc)
+
+
+def test_BEL_37_average_reward_matches_cesaro_mean_of_expected_rewards() -> None:
+    """R^pi(s) = lim (1/M) E[sum_{t < M ∧ T} r_t]; partial Cesaro means from exact powers of P_pi converge
+    at rate O(1/M): |mean_M - R| <= 2 max|h| / M with h the bias of the chain (here computed directly)."""
+    rng = np.random.default_rng(5)
+    mdp = random_mdp(rng, 6, 2, gamma=1.0, branching=2, terminal_prob=0.0)
+    pi = deterministic_policy(rng.integers(0, 2, 7), 2)
+    gain = exact.average_reward(mdp, pi)
+    pm = mdp.transition_pi(pi)
+    pm = np.asarray(pm.toarray() if hasattr(pm, "toarray") else pm)
+    r = mdp.reward_pi(pi)
+    dist = np.eye(7)
+    acc = np.zeros(7)
+    M = 4000
+    for _ in range(M):
+        acc += dist @ r
+        dist = dist @ pm
+    # for a finite chain the Cesaro means converge; (1/M) sum_t P^t r -> P* r with error O(1/M)
+    assert np.max(np.abs(acc / M - gain)) <= 50.0 / M
+    # term contributes zero; a terminating policy has average reward 0
+    mdp_t = positive_cycle_mdp()
+    np.testing.assert_array_equal(exact.average_reward(mdp_t, deterministic_policy([1, 1, 0], 2)), 0.0)
+    np.testing.assert_allclose(exact.average_reward(mdp_t, deterministic_policy([0, 0, 0], 2))[:2], 1.0)
+
+
+def test_BEL_38_alternating_rewards_cesaro_and_abel_are_one_half() -> None:
+    mdp = alternating_reward_mdp()
+    pi = np.ones((3, 1))
+    with pytest.raises(NonSummableReturnError):
+        exact.v_pi(mdp, pi)
+    h = exact.bias_value(mdp, pi)
+    np.testing.assert_allclose(h[:2], [0.5, -0.5], rtol=0, atol=1e-15)
+    # Cesaro: partial sums 1, 0, 1, 0, ... have running mean -> 1/2 (exact rational check at M = 1000)
+    partial = np.cumsum([(-1.0) ** t for t in range(1000)])
+    assert abs(partial.mean() - 0.5) <= 1e-12
+    # Abel: V_gamma(0) = 1 / (1 + gamma) -> 1/2 as gamma -> 1; error (1 - gamma) / (2 (1 + gamma))
+    for gamma in (0.9, 0.99, 0.999999):
+        vg = exact.v_pi(alternating_reward_mdp(gamma=gamma), pi)[0]
+        assert abs(vg - 1 / (1 + gamma)) <= 16 * np.finfo(float).eps / (1 - gamma)
+        assert abs(vg - h[0]) <= (1 - gamma) / (2 * (1 + gamma)) + 16 * np.finfo(float).eps / (1 - gamma)
+
+
+def test_BEL_34_solve_optimal_certificate() -> None:
+    rng = np.random.default_rng(9)
+    mdp = random_mdp(rng, 40, 3, gamma=0.97, branching=4, terminal_prob=0.05)
+    sol = solve_optimal(mdp, eps=1e-9)
+    assert sol.bound <= 1e-9
+    assert sup_norm(sol.value - v_star(mdp)) <= sol.bound + value_tolerance(mdp)

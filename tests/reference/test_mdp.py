@@ -1,0 +1,288 @@
+"""MDP-01..MDP-11, MDP-17..MDP-25: the finite MDP, validation, exact V^pi / Q^pi and their properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reference import exact
+from reference.chains import chain_structure
+from reference.errors import (
+    InvalidDiscountError,
+    InvalidMDPError,
+    InvalidPolicyError,
+    ReferenceError_,
+    ShapeError,
+)
+from reference.generators import random_layered_mdp, random_mdp
+from reference.mdp import (
+    FiniteMDP,
+    deterministic_policy,
+    from_arrays,
+    from_outcomes,
+    softmax_policy,
+    uniform_policy,
+    validate_policy,
+)
+from reference.sampling import discounted_returns, enumerate_trajectories, sample_trajectories
+from reference.testing.oracles import expectation_by_outcomes, value_tolerance
+from reference.testing.strategies import finite_mdps, policies
+from reference.tolerance import tolerance
+
+# ------------------------------------------------------------------------------ validation
+
+
+def _two_state_arrays() -> tuple[np.ndarray, np.ndarray]:
+    P = np.zeros((2, 2, 3))
+    P[0, 0] = [0.5, 0.5, 0.0]
+    P[0, 1] = [0.0, 0.0, 1.0]
+    P[1, 0] = [1.0, 0.0, 0.0]
+    P[1, 1] = [0.0, 0.2, 0.8]
+    R = np.array([[1.0, 0.0], [-1.0, 2.0]])
+    return P, R
+
+
+def test_MDP_04_row_not_summing_to_one_names_state_and_action() -> None:
+    P, R = _two_state_arrays()
+    P[1, 1] = [0.0, 0.2, 0.7]
+    with pytest.raises(InvalidMDPError, match=r"s=1, a=1\) sums to 0\.9"):
+        from_arrays(P, R, gamma=0.9)
+
+
+def test_MDP_04_negative_probability_is_rejected() -> None:
+    P, R = _two_state_arrays()
+    P[0, 0] = [1.5, -0.5, 0.0]
+    with pytest.raises(InvalidMDPError, match=r"s=0, a=0\).*negative"):
+        from_arrays(P, R, gamma=0.9)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_MDP_04_non_finite_reward_is_rejected(bad: float) -> None:
+    P, R = _two_state_arrays()
+    R[1, 0] = bad
+    with pytest.raises(InvalidMDPError, match=r"s=1, a=0\).*non-finite reward"):
+        from_arrays(P, R, gamma=0.9)
+
+
+@pytest.mark.parametrize("gamma", [0.0, -0.1, 1.0000001, 2.0, np.nan])
+def test_MDP_18_gamma_outside_range_is_rejected(gamma: float) -> None:
+    P, R = _two_state_arrays()
+    with pytest.raises(InvalidDiscountError, match="gamma must lie in"):
+        from_arrays(P, R, gamma=gamma)
+
+
+def test_MDP_04_shape_mismatch_is_rejected() -> None:
+    P, _R = _two_state_arrays()
+    with pytest.raises(ShapeError):
+        from_arrays(P, np.zeros((4, 2)), gamma=0.9)
+    with pytest.raises(ShapeError):
+        from_arrays(np.zeros((2, 2, 4)), np.zeros((2, 2)), gamma=0.9)
+    with pytest.raises(ShapeError):
+        from_arrays(P, np.zeros((2, 2)), [0.5, 0.25, 0.25, 0.0], gamma=0.9)
+
+
+def test_MDP_07_policy_row_off_simplex_is_rejected() -> None:
+    P, R = _two_state_arrays()
+    mdp = from_arrays(P, R, gamma=0.9)
+    with pytest.raises(InvalidPolicyError, match=r"s=1\)"):
+        validate_policy(mdp, [[1.0, 0.0], [0.6, 0.6], [0.5, 0.5]])
+    with pytest.raises(InvalidPolicyError, match=r"s=0\)"):
+        validate_policy(mdp, [[1.2, -0.2], [0.5, 0.5], [0.5, 0.5]])
+    with pytest.raises(InvalidPolicyError, match="action 5"):
+        deterministic_policy([0, 5, 0], 2)
+    # errors are both ReferenceError_ and ValueError
+    assert issubclass(InvalidPolicyError, ReferenceError_) and issubclass(InvalidPolicyError, ValueError)
+
+
+def test_MDP_04_next_state_out_of_range_and_empty_row() -> None:
+    with pytest.raises(InvalidMDPError, match="next state 7"):
+        from_outcomes(1, 1, [0, 1], [7], [0.0], [1.0], [1.0], gamma=0.5)
+    with pytest.raises(InvalidMDPError, match="no outcome"):
+        from_outcomes(1, 2, [0, 1, 1], [1], [0.0], [1.0], [1.0], gamma=0.5)
+
+
+# ----------------------------------------------------------------------------- structure
+
+
+@given(finite_mdps())
+def test_MDP_11_term_is_absorbing_with_zero_reward(mdp: FiniteMDP) -> None:
+    t = mdp.term
+    assert t == mdp.n_states
+    for a in range(mdp.n_actions):
+        probs, rewards, nexts = mdp.outcomes(t, a)
+        assert np.all(nexts == t) and np.all(rewards == 0.0) and probs.sum() == 1.0
+    assert np.all(mdp.P[t, :, t] == 1.0) and np.all(mdp.r[t] == 0.0)
+
+
+@given(finite_mdps())
+def test_MDP_04_kernel_rows_are_distributions(mdp: FiniteMDP) -> None:
+    sums = mdp.P.sum(axis=2)
+    assert np.all(mdp.P >= 0)
+    assert np.max(np.abs(sums - 1.0)) <= tolerance(1.0, terms=mdp.n_states_plus)
+
+
+@given(finite_mdps())
+def test_MDP_05_expected_reward_is_mean_of_joint_kernel(mdp: FiniteMDP) -> None:
+    zero = np.zeros(mdp.n_states_plus)
+    np.testing.assert_allclose(mdp.r, expectation_by_outcomes(mdp, zero), rtol=0,
+                               atol=tolerance(mdp.max_abs_reward, terms=mdp.prob.size))
+
+
+@given(finite_mdps(families=("dense", "sparse")), st.integers(0, 2**31))
+def test_MDP_03_no_transition_to_term_means_T_is_infinite(mdp: FiniteMDP, seed: int) -> None:
+    # Exact: no state reaches term under any policy (take the union graph over actions) ...
+    union = mdp.transition_dense.reshape(mdp.n_states_plus, mdp.n_actions, -1).sum(axis=1)
+    cs = chain_structure(union, mdp.term)
+    assert not cs.reaches_term[: mdp.n_states].any()
+    # ... so every sampled trajectory is truncated, never terminated.
+    tr = sample_trajectories(mdp, uniform_policy(mdp), rng=np.random.default_rng(seed), n=50, horizon=30)
+    assert not tr.terminated.any() and np.all(tr.lengths == 30)
+
+
+@given(finite_mdps(), st.data())
+def test_MDP_19_return_is_bounded_by_R_over_1_minus_gamma(mdp: FiniteMDP, data: st.DataObject) -> None:
+    pi = data.draw(policies(mdp))
+    bound = mdp.max_abs_reward / (1.0 - mdp.gamma)
+    v = exact.v_pi(mdp, pi)
+    assert np.max(np.abs(v)) <= bound + value_tolerance(mdp)
+    tr = sample_trajectories(mdp, pi, rng=np.random.default_rng(0), n=20, horizon=50)
+    g0 = discounted_returns(tr.rewards, mdp.gamma)[:, 0]
+    assert np.max(np.abs(g0)) <= bound * (1 + tolerance(1.0, terms=50))
+
+
+@given(finite_mdps(), st.data())
+def test_MDP_20_21_values_at_term_are_zero(mdp: FiniteMDP, data: st.DataObject) -> None:
+    pi = data.draw(policies(mdp))
+    assert exact.v_pi(mdp, pi)[mdp.term] == 0.0
+    assert np.all(exact.q_pi(mdp, pi)[mdp.term] == 0.0)
+
+
+@given(finite_mdps(), st.data())
+def test_MDP_22_v_is_policy_average_of_q(mdp: FiniteMDP, data: st.DataObject) -> None:
+    pi = data.draw(policies(mdp))
+    v, q = exact.v_pi(mdp, pi), exact.q_pi(mdp, pi)
+    np.testing.assert_allclose(v, (pi * q).sum(axis=1), rtol=0, atol=value_tolerance(mdp))
+
+
+@given(finite_mdps(), st.data())
+def test_MDP_24_one_step_property_of_v(mdp: FiniteMDP, data: st.DataObject) -> None:
+    """V^pi(s) = E_{a ~ pi, (r, s') ~ p}[r + gamma V^pi(s')], computed by a loop over outcomes."""
+    pi = data.draw(policies(mdp))
+    v = exact.v_pi(mdp, pi)
+    rhs = (pi * expectation_by_outcomes(mdp, v)).sum(axis=1)
+    np.testing.assert_allclose(v, rhs, rtol=0, atol=value_tolerance(mdp))
+
+
+@given(finite_mdps(), st.data())
+def test_MDP_25_one_step_property_of_q(mdp: FiniteMDP, data: st.DataObject) -> None:
+    """Q^pi(s, a) = E_{(r, s') ~ p, a' ~ pi}[r + gamma Q^pi(s', a')], by a loop over outcomes."""
+    pi = data.draw(policies(mdp))
+    q = exact.q_pi(mdp, pi)
+    rhs = expectation_by_outcomes(mdp, (pi * q).sum(axis=1))
+    np.testing.assert_allclose(q, rhs, rtol=0, atol=value_tolerance(mdp))
+
+
+@given(finite_mdps(families=("layered",), gamma=None, min_gamma=0.3, max_gamma=1.0), st.data())
+def test_MDP_20_v_pi_equals_expected_return_over_all_trajectories(mdp: FiniteMDP, data: st.DataObject) -> None:
+    """Exact oracle: V^pi(s) = sum over every trajectory from s of p(tau) G_0(tau), also at gamma = 1."""
+    pi = data.draw(policies(mdp))
+    v = exact.v_pi(mdp, pi)
+    q = exact.q_pi(mdp, pi)
+    horizon = float(mdp.n_states)  # layered: T <= number of layers <= |S|
+    tol = value_tolerance(mdp, horizon=horizon)
+    for s in range(mdp.n_states):
+        tr = enumerate_trajectories(mdp, pi, s0=s)
+        assert tr.terminated.all()
+        g0 = discounted_returns(tr.rewards, mdp.gamma)[:, 0]
+        assert abs(tr.weights @ g0 - v[s]) <= tol
+        a = int(np.argmax(pi[s]))
+        tra = enumerate_trajectories(mdp, pi, s0=s, a0=a)
+        assert abs(tra.weights @ discounted_returns(tra.rewards, mdp.gamma)[:, 0] - q[s, a]) <= tol
+    tr0 = enumerate_trajectories(mdp, pi)
+    assert abs(tr0.weights @ discounted_returns(tr0.rewards, mdp.gamma)[:, 0] - exact.j_pi(mdp, pi)) <= tol
+
+
+@given(st.integers(0, 2**31), st.integers(1, 3), st.floats(0.3, 1.0))
+def test_MDP_23_time_shift_by_stationarity(seed: int, t: int, gamma: float) -> None:
+    """E^pi[G_t | s_t = s] = V^pi(s), exactly, from the enumeration of all trajectories (layered MDP)."""
+    rng = np.random.default_rng(seed)
+    mdp = random_layered_mdp(rng, 4, 2, 2, gamma=gamma, reward_outcomes=2)
+    pi = softmax_policy(rng.normal(size=(mdp.n_states_plus, 2)))
+    v = exact.v_pi(mdp, pi)
+    tr = enumerate_trajectories(mdp, pi)
+    g = discounted_returns(tr.rewards, gamma)
+    for s in np.unique(tr.states[:, t]):
+        if s == mdp.term:
+            continue
+        at = tr.states[:, t] == s
+        cond = (tr.weights[at] @ g[at, t]) / tr.weights[at].sum()
+        assert abs(cond - v[s]) <= value_tolerance(mdp, horizon=4.0)
+
+
+def test_MDP_17_objective_matches_sampled_returns() -> None:
+    """J(pi) = E_{s0 ~ p0}[G_0] on a cyclic MDP: Monte Carlo with fixed seed, |mean - J| <= 4 se."""
+    rng = np.random.default_rng(7)
+    mdp = random_mdp(rng, 6, 3, gamma=0.8, branching=3, terminal_prob=0.1, reward_outcomes=2)
+    pi = softmax_policy(rng.normal(size=(7, 3)))
+    # truncation at H biases G_0 by at most gamma^H R / (1 - gamma) = 2.0e-9 * 5: negligible vs 4 se
+    tr = sample_trajectories(mdp, pi, rng=np.random.default_rng(8), n=40_000, horizon=100)
+    g0 = discounted_returns(tr.rewards, mdp.gamma)[:, 0]
+    se = g0.std(ddof=1) / np.sqrt(g0.size)
+    assert abs(g0.mean() - exact.j_pi(mdp, pi)) <= 4 * se + mdp.gamma**100 * mdp.max_abs_reward / 0.2
+
+
+def test_MDP_07_deterministic_and_softmax_policies() -> None:
+    pi = deterministic_policy([1, 0, 2], 3)
+    assert np.array_equal(pi, np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]], dtype=float))
+    sm = softmax_policy(np.array([[1000.0, 0.0], [0.0, 0.0]]))  # no overflow
+    assert np.all(np.isfinite(sm)) and sm[0, 0] == 1.0 and sm[1, 0] == 0.5
+
+
+def test_MDP_09_fixed_horizon_is_modelled_by_time_in_the_state() -> None:
+    """A fixed horizon H is non-stationary; augmenting the state with t makes it a stationary layered MDP
+    whose values are finite-horizon DP values: V_H(s) = max_a [r + gamma V_{H-1}(s')], V_0 = 0."""
+    rng = np.random.default_rng(3)
+    base = random_mdp(rng, 3, 2, gamma=0.9)
+    H, S, A = 4, 3, 2
+    P = np.zeros((H * S, A, H * S + 1))
+    R = np.zeros((H * S, A))
+    for t in range(H):
+        for s in range(S):
+            R[t * S + s] = base.r[s]
+            for a in range(A):
+                if t == H - 1:
+                    P[t * S + s, a, H * S] = 1.0
+                else:
+                    P[t * S + s, a, (t + 1) * S:(t + 2) * S] = base.P[s, a, :S]
+    aug = from_arrays(P, R, gamma=0.9)
+    from reference.dp import v_star
+    v_aug = v_star(aug)
+    v = np.zeros(S)
+    for _ in range(H):  # backward finite-horizon DP on the base MDP
+        v = (base.r[:S] + 0.9 * base.P[:S, :, :S] @ v).max(axis=1)
+    np.testing.assert_allclose(v_aug[:S], v, rtol=0, atol=value_tolerance(aug))
+
+
+def test_MDP_01_sparse_and_dense_backends_agree() -> None:
+    rng = np.random.default_rng(11)
+    dense = random_mdp(rng, 30, 3, gamma=0.95, branching=4, terminal_prob=0.05, backend="dense")
+    sparse = FiniteMDP(dense.n_states, dense.n_actions, dense.p0, dense.gamma, dense.indptr,
+                       dense.next_state, dense.reward, dense.prob, "sparse")
+    pi = softmax_policy(rng.normal(size=(31, 3)))
+    tol = value_tolerance(dense)
+    np.testing.assert_allclose(exact.v_pi(dense, pi), exact.v_pi(sparse, pi), rtol=0, atol=tol)
+    np.testing.assert_allclose(exact.discounted_occupancy(dense, pi), exact.discounted_occupancy(sparse, pi),
+                               rtol=0, atol=tolerance(1 / (1 - 0.95), terms=31, condition=39.0))
+
+
+@given(finite_mdps(), st.data())
+def test_MDP_20_discounted_occupancy_sums_and_gives_J(mdp: FiniteMDP, data: st.DataObject) -> None:
+    """sum_s d(s) r_pi(s) = J(pi) and sum_s d(s) = 1 / (1 - gamma)."""
+    pi = data.draw(policies(mdp))
+    d = exact.discounted_occupancy(mdp, pi)
+    tol = value_tolerance(mdp)
+    assert abs(d.sum() - 1 / (1 - mdp.gamma)) <= tolerance(1 / (1 - mdp.gamma), terms=mdp.n_states_plus,
+                                                          condition=(1 + mdp.gamma) / (1 - mdp.gamma))
+    assert abs(d @ mdp.reward_pi(pi) - exact.j_pi(mdp, pi)) <= 2 * tol
