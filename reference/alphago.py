@@ -17,7 +17,7 @@ a value function a table ``V [n]``. Values and ``z`` are from the side to move (
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 

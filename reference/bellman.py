@@ -15,8 +15,8 @@ __all__ = [
     "bellman_optimality_q",
     "bellman_optimality_v",
     "bellman_q",
-    "bellman_v",
     "bellman_residual",
+    "bellman_v",
     "greedy_from_q",
     "greedy_from_v",
     "sup_norm",
@@ -35,7 +35,7 @@ def bellman_v(mdp: FiniteMDP, pi: FloatArray, v: FloatArray) -> FloatArray:
     """
     pi = validate_policy(mdp, pi)
     v = validate_values(mdp, v)
-    return np.einsum("sa,sa->s", pi, mdp.lookahead(v))
+    return np.asarray(np.einsum("sa,sa->s", pi, mdp.lookahead(v)), dtype=np.float64)
 
 
 def bellman_q(mdp: FiniteMDP, pi: FloatArray, q: FloatArray) -> FloatArray:

@@ -30,7 +30,7 @@ DIRECT_SOLVE_MAX: int = 20_000
 
 
 def _as_csr(m: FloatArray | sp.csr_array) -> sp.csr_array:
-    return m if sp.issparse(m) else sp.csr_array(m)  # type: ignore[return-value]
+    return m if sp.issparse(m) else sp.csr_array(m)
 
 
 def states_reaching(m: FloatArray | sp.csr_array, target: int) -> IntArray:

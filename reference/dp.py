@@ -21,12 +21,12 @@ __all__ = [
     "CertifiedSolution",
     "PIResult",
     "VIResult",
+    "anchored_value_iteration",
     "ancvi_beta",
-    "proper_policy",
     "ancvi_bound",
     "ancvi_default_u0",
-    "anchored_value_iteration",
     "policy_iteration",
+    "proper_policy",
     "q_star",
     "q_value_iteration",
     "solve_optimal",
@@ -224,11 +224,11 @@ class PIResult:
 
     @property
     def policy(self) -> IntArray:
-        return self.policies[-1]
+        return np.asarray(self.policies[-1], dtype=np.int64)
 
     @property
     def value(self) -> FloatArray:
-        return self.values[-1]
+        return np.asarray(self.values[-1], dtype=np.float64)
 
 
 def proper_policy(mdp: FiniteMDP) -> IntArray:

@@ -18,7 +18,7 @@ Time-index convention: see :mod:`reference.mdp` (acting in s_t yields r_t). Arra
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -49,17 +49,22 @@ Improper = Literal["raise", "finite"]
 
 
 def _identity(n: int, sparse: bool) -> FloatArray | sp.csr_array:
-    return sp.identity(n, format="csr") if sparse else np.eye(n)  # type: ignore[return-value]
+    return sp.identity(n, format="csr") if sparse else np.eye(n)
 
 
 def _block(m: FloatArray | sp.csr_array, k: int) -> FloatArray | sp.csr_array:
     """The leading k x k block of m (the non-terminal states)."""
     if sp.issparse(m):
-        return m[:k, :k].tocsr()
+        return cast(Any, m)[:k, :k].tocsr()
     return np.asarray(m)[:k, :k]
 
 
-def _classify_traps(mdp: FiniteMDP, pi: FloatArray, cs: ChainStructure) -> None | ImproperPolicyError:
+def _dense(m: FloatArray | sp.csr_array) -> FloatArray:
+    """m as a dense float64 array."""
+    return np.asarray(cast(Any, m).toarray() if sp.issparse(m) else m, dtype=np.float64)
+
+
+def _classify_traps(mdp: FiniteMDP, pi: FloatArray, cs: ChainStructure) -> ImproperPolicyError | None:
     """Return the error to raise at gamma = 1 for the closed classes other than {term}, or None."""
     trapped = tuple(int(s) for s in np.flatnonzero(~cs.reaches_term))
     if not trapped:
@@ -70,7 +75,7 @@ def _classify_traps(mdp: FiniteMDP, pi: FloatArray, cs: ChainStructure) -> None 
     for cls in cs.closed_classes:
         if mdp.term in cls:
             continue
-        if not np.any(nonzero[cls]):
+        if not np.any(np.asarray(nonzero)[cls]):
             continue
         mu = _class_stationary(m, cls)
         gain = float(mu @ r_pi[cls])
@@ -185,11 +190,11 @@ def discounted_occupancy(mdp: FiniteMDP, pi: FloatArray, *, normalized: bool = F
     if mdp.gamma < 1.0:
         ns = mdp.n_states
         a = _identity(ns, sp.issparse(m)) - mdp.gamma * _block(m, ns)
-        at = a.T.tocsr() if sp.issparse(a) else np.asarray(a).T
+        at = cast(Any, a).T.tocsr() if sp.issparse(a) else np.asarray(a).T
         d = np.zeros(n)
         d[:ns] = solve_linear(at, np.asarray(mdp.p0)[:ns])
         # term: d(term) = (p0(term) + gamma sum_s d(s) P_pi(s, term)) / (1 - gamma)
-        col = m[:, [mdp.term]].toarray().ravel() if sp.issparse(m) else np.asarray(m)[:, mdp.term]
+        col = _dense(cast(Any, m)[:, [mdp.term]]).ravel() if sp.issparse(m) else np.asarray(m)[:, mdp.term]
         d[mdp.term] = (mdp.p0[mdp.term] + mdp.gamma * float(d[:ns] @ col[:ns])) / (1.0 - mdp.gamma)
         return (1.0 - mdp.gamma) * d if normalized else d
     cs = chain_structure(m, mdp.term)
@@ -241,7 +246,7 @@ def stationary_distribution(mdp: FiniteMDP, pi: FloatArray) -> FloatArray:
     """
     pi = validate_policy(mdp, pi)
     m = mdp.transition_pi(pi)
-    md = m.toarray() if sp.issparse(m) else np.asarray(m)
+    md = _dense(m)
     cs = chain_structure(md, mdp.term)
     n = mdp.n_states_plus
     out = np.zeros((n, n))
@@ -277,7 +282,7 @@ def bias_value(mdp: FiniteMDP, pi: FloatArray) -> FloatArray:
     """
     pi = validate_policy(mdp, pi)
     m = mdp.transition_pi(pi)
-    md = m.toarray() if sp.issparse(m) else np.asarray(m)
+    md = _dense(m)
     pstar = stationary_distribution(mdp, pi)
     r = mdp.reward_pi(pi)
     gain = pstar @ r

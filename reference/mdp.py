@@ -146,7 +146,9 @@ class FiniteMDP:
     def transition_csr(self) -> sp.csr_array:
         """P as a CSR matrix of shape [S*A, S]: row ``s*A + a``, column ``s'`` (duplicates summed)."""
         n = self.n_states_plus
-        m = sp.csr_array((self.prob.copy(), self.next_state.copy(), self.indptr.copy()),
+        # 32-bit indices when they fit: a quarter less memory traffic per product, same values.
+        idx = np.int32 if max(n * self.n_actions, self.prob.size) < np.iinfo(np.int32).max else np.int64
+        m = sp.csr_array((self.prob.copy(), self.next_state.astype(idx), self.indptr.astype(idx)),
                          shape=(n * self.n_actions, n))
         m.sum_duplicates()
         return m
@@ -158,7 +160,7 @@ class FiniteMDP:
         out = np.zeros((n * self.n_actions, n))
         rows = np.repeat(np.arange(n * self.n_actions), np.diff(self.indptr))
         np.add.at(out, (rows, self.next_state), self.prob)
-        return _readonly(out)  # type: ignore[return-value]
+        return _readonly(out)
 
     @property
     def P(self) -> FloatArray:
@@ -171,7 +173,7 @@ class FiniteMDP:
         """Expected reward r(s, a) = sum_{r, s'} r p(r, s' | s, a), shape [S, A] (MDP-05)."""
         rows = np.repeat(np.arange(self.indptr.size - 1), np.diff(self.indptr))
         sums = np.bincount(rows, weights=self.prob * self.reward, minlength=self.indptr.size - 1)
-        return _readonly(sums.reshape(self.n_states_plus, self.n_actions))  # type: ignore[return-value]
+        return _readonly(sums.reshape(self.n_states_plus, self.n_actions))
 
     @functools.cached_property
     def max_abs_reward(self) -> float:
@@ -186,7 +188,7 @@ class FiniteMDP:
         flag = np.zeros(self.indptr.size - 1, dtype=bool)
         hit = (self.prob > 0) & (self.reward != 0)
         flag[rows[hit]] = True
-        return _readonly(flag.reshape(self.n_states_plus, self.n_actions))  # type: ignore[return-value]
+        return _readonly(flag.reshape(self.n_states_plus, self.n_actions))
 
     # ---------------------------------------------------------------------- linear maps
     def expected_next(self, v: FloatArray) -> FloatArray:
@@ -219,7 +221,7 @@ class FiniteMDP:
 
     def reward_pi(self, pi: FloatArray) -> FloatArray:
         """r_pi(s) = sum_a pi(a | s) r(s, a), shape [S]."""
-        return np.einsum("sa,sa->s", pi, self.r)
+        return np.asarray(np.einsum("sa,sa->s", pi, self.r), dtype=np.float64)
 
     # ---------------------------------------------------------------------- outcomes
     def outcomes(self, s: int, a: int) -> tuple[FloatArray, FloatArray, IntArray]:
@@ -470,7 +472,7 @@ def from_gymnasium(env_id: str, *, gamma: float, **make_kwargs: Any) -> FiniteMD
         raise ImportError("from_gymnasium needs gymnasium: pip install 'rl-groundtruth[toytext]'") from exc
     env = gymnasium.make(env_id, **make_kwargs)
     try:
-        u = env.unwrapped
+        u: Any = env.unwrapped
         P = u.P
         p0 = np.asarray(u.initial_state_distrib, dtype=np.float64)
     finally:
@@ -562,7 +564,7 @@ def greedy(q: ArrayLike, *, current: ArrayLike | None = None, tie_rtol: float = 
         cur = np.asarray(current, dtype=np.int64).ravel()
         keep = is_max[np.arange(qa.shape[0]), cur]
         act = np.where(keep, cur, act)
-    return act
+    return np.asarray(act, dtype=np.int64)
 
 
 def validate_values(mdp: FiniteMDP, v: ArrayLike, *, what: str = "V") -> FloatArray:

@@ -160,7 +160,8 @@ def enumerate_trajectories(
     # each partial trajectory: (states list, actions, rewards, prob)
     if s0 is None:
         starts = np.flatnonzero(mdp.p0 > 0)
-        frontier = [([int(s)], [], [], float(mdp.p0[s])) for s in starts]
+        frontier: list[tuple[list[int], list[int], list[float], float]] = [
+            ([int(s)], [], [], float(mdp.p0[s])) for s in starts]
     else:
         frontier = [([int(s0)], [], [], 1.0)]
     done: list[tuple[list[int], list[int], list[float], float]] = []
@@ -173,7 +174,7 @@ def enumerate_trajectories(
                     "is not acyclic under this policy (pass a horizon to truncate)")
             done.extend(frontier)
             break
-        nxt_frontier = []
+        nxt_frontier: list[tuple[list[int], list[int], list[float], float]] = []
         for st, ac, rw, p in frontier:
             s = st[-1]
             if s == term:
@@ -185,7 +186,7 @@ def enumerate_trajectories(
                 probs, rews, nexts = mdp.outcomes(s, a)
                 for q, r, s2 in zip(probs, rews, nexts, strict=True):
                     if q > 0:
-                        nxt_frontier.append((st + [int(s2)], ac + [a], rw + [float(r)], p * pa * float(q)))
+                        nxt_frontier.append(([*st, int(s2)], [*ac, a], [*rw, float(r)], p * pa * float(q)))
         frontier = nxt_frontier
         if len(frontier) + len(done) > max_trajectories:
             raise ShapeError(f"more than {max_trajectories} trajectories; use a smaller MDP or horizon")

@@ -128,7 +128,7 @@ def test_BEL_19_bellman_optimality_iterates_increase_from_v_pi_to_v_star(mdp: Fi
     x = exact.v_pi(mdp, pi)
     vs = v_star(mdp)
     tol = value_tolerance(mdp)
-    for k in range(1, 40):
+    for _k in range(1, 40):
         nxt = bellman_optimality_v(mdp, x)
         assert np.all(x <= nxt + tol)
         assert np.all(nxt <= vs + tol)
@@ -142,7 +142,7 @@ def test_BEL_10_v_star_dominates_every_deterministic_and_random_policy(mdp: Fini
     vs = v_star(mdp)
     tol = value_tolerance(mdp)
     for acts in itertools.product(range(mdp.n_actions), repeat=mdp.n_states):
-        pol = deterministic_policy(list(acts) + [0], mdp.n_actions)
+        pol = deterministic_policy([*list(acts), 0], mdp.n_actions)
         assert np.all(exact.v_pi(mdp, pol) <= vs + tol)
     pi = data.draw(policies(mdp))
     assert np.all(exact.v_pi(mdp, pi) <= vs + tol)

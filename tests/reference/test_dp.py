@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 from reference import exact
 from reference.bellman import bellman_optimality_v, bellman_residual, sup_norm
 from reference.dp import (
+    anchored_value_iteration,
     ancvi_beta,
     ancvi_bound,
     ancvi_default_u0,
-    anchored_value_iteration,
     policy_iteration,
     proper_policy,
     q_star,
@@ -227,7 +227,7 @@ def test_BEL_35_scenario_1_with_proper_policies(mdp: FiniteMDP) -> None:
     tol = value_tolerance(mdp, horizon=expected_steps)
     assert sup_norm(bellman_optimality_v(mdp, vs) - vs) <= tol
     for acts in itertools.product(range(mdp.n_actions), repeat=mdp.n_states):
-        pol = deterministic_policy(list(acts) + [0], mdp.n_actions)
+        pol = deterministic_policy([*list(acts), 0], mdp.n_actions)
         try:
             v = exact.v_pi(mdp, pol)
         except ImproperPolicyError:

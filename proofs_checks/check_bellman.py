@@ -1,0 +1,85 @@
+"""SymPy checks of the algebra in the Bellman / VI / AncVI part (BEL-05, BEL-13, BEL-31, BEL-32, BEL-38)."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+g, x, R = sp.symbols("gamma x R", positive=True)
+
+
+def test_BEL_05_geometric_series_bound() -> None:
+    """sum_{t=0}^{n-1} gamma^t R = R (1 - gamma^n) / (1 - gamma) <= R / (1 - gamma) (erratum E-04: from t=0);
+    the text's chain from t = 1 sums to gamma R (1 - gamma^{n-1}) / (1 - gamma): it bounds G_0 - r_0."""
+    t = sp.symbols("t", integer=True, nonnegative=True)
+    n = sp.symbols("n", integer=True, positive=True)
+    def closed(expr: sp.Expr) -> sp.Expr:  # sympy returns Piecewise((n, gamma = 1), (closed form, True))
+        return expr.replace(lambda e: isinstance(e, sp.Piecewise), lambda e: e.args[-1][0])
+
+    s0 = closed(sp.summation(R * g**t, (t, 0, n - 1)))
+    assert sp.simplify(s0 - R * (1 - g**n) / (1 - g)) == 0
+    # R/(1-gamma) - s0 = R gamma^n / (1 - gamma) >= 0 for 0 < gamma < 1
+    assert sp.simplify(R / (1 - g) - s0 - R * g**n / (1 - g)) == 0
+    s1 = closed(sp.summation(R * g**t, (t, 1, n - 1)))
+    assert sp.simplify(s1 - g * R * (1 - g ** (n - 1)) / (1 - g)) == 0
+    for m in range(1, 8):  # spot-check the closed form against explicit sums
+        assert sp.simplify(s0.subs(n, m) - sum(R * g**i for i in range(m))) == 0
+
+
+def test_BEL_13_max_lemma_case_analysis() -> None:
+    """Max lemma for functions on two points, case by case: if max u = u_i and max v = v_j then
+    max u - max v = u_i - v_j = (u_i - v_i) - (v_j - v_i) <= u_i - v_i <= |u_i - v_i| (v_j >= v_i);
+    sympy verifies the identity in each of the four cases, and the symmetric one."""
+    u = sp.symbols("u1 u2", real=True)
+    v = sp.symbols("v1 v2", real=True)
+    for i in range(2):
+        for j in range(2):
+            assert sp.expand((u[i] - v[j]) - ((u[i] - v[i]) - (v[j] - v[i]))) == 0
+            assert sp.expand((v[j] - u[i]) - ((v[j] - u[j]) - (u[i] - u[j]))) == 0
+    # and |a| >= a, |a| >= -a for the final step
+    a = sp.symbols("a", real=True)
+    assert sp.simplify(sp.Abs(a) - a).is_nonnegative is not False
+    assert all(abs(q) >= q and abs(q) >= -q for q in (sp.Rational(-3, 2), sp.Integer(0), sp.Rational(5, 7)))
+
+
+def _ancvi(k: int) -> sp.Expr:
+    return (1 / g - g) * (1 + g - g ** (k + 1)) / (g ** (-(k + 1)) - g ** (k + 1))
+
+
+def test_BEL_31_ancvi_bound_expansion() -> None:
+    """c_k = 1/(k+1) + k/(k+1) (1 - gamma) + O((1 - gamma)^2) for k = 0..6 (series in e = 1 - gamma)."""
+    e = sp.symbols("e", positive=True)
+    for k in range(0, 7):
+        c = _ancvi(k).subs(g, 1 - e)
+        ser = sp.series(c, e, 0, 2).removeO()
+        target = sp.Rational(1, k + 1) + sp.Rational(k, k + 1) * e
+        assert sp.simplify(ser - target) == 0, (k, ser)
+
+
+def test_BEL_32_ratio_to_lower_bound_at_most_4() -> None:
+    """c_k / (gamma^k / sum_{i<=k} gamma^i) = (1 + gamma)(1 + gamma - x) / (1 + x) with x = gamma^{k+1},
+    and 4 (1 + x) - (1 + gamma)(1 + gamma - x) = (1 - gamma)(3 + gamma) + x (5 + gamma) >= 0 on [0, 1]^2."""
+    for k in range(0, 6):
+        lower = g**k * (1 - g) / (1 - g ** (k + 1))
+        xx = g ** (k + 1)
+        ratio = (1 + g) * (1 + g - xx) / (1 + xx)
+        assert sp.simplify(_ancvi(k) / lower - ratio) == 0, k
+    diff = 4 * (1 + x) - (1 + g) * (1 + g - x)
+    assert sp.expand(diff - ((1 - g) * (3 + g) + x * (5 + g))) == 0
+
+
+def test_BEL_38_abel_limit_of_alternating_series() -> None:
+    """Abel: sum_t (-1)^t gamma^t = 1 / (1 + gamma) -> 1/2 as gamma -> 1; Cesaro: partial sums
+    S_n = (1 - (-1)^n) / 2 have mean (1/N) sum_{n=1}^N S_n -> 1/2."""
+    t = sp.symbols("t", integer=True, nonnegative=True)
+    gg = sp.symbols("gg", positive=True)
+    s = sp.summation((-gg) ** t, (t, 0, sp.oo))
+    s = s.args[0][0] if isinstance(s, sp.Piecewise) else s
+    assert sp.simplify(s - 1 / (1 + gg)) == 0
+    assert sp.limit(s, gg, 1, "-") == sp.Rational(1, 2)
+    n = sp.symbols("n", integer=True, positive=True)
+    partial = (1 - (-1) ** n) / 2
+    assert all(partial.subs(n, m) == sum((-1) ** i for i in range(m)) for m in range(1, 12))
+    # sum_{n=1}^{N} S_n = ceil(N / 2): N = 2M gives M / (2M) = 1/2, N = 2M + 1 gives (M + 1)/(2M + 1)
+    M = sp.symbols("M", integer=True, positive=True)
+    assert all(sum(partial.subs(n, i) for i in range(1, 2 * m + 1)) == m for m in range(1, 8))
+    assert sp.limit((M + 1) / (2 * M + 1), M, sp.oo) == sp.Rational(1, 2)

@@ -1,0 +1,188 @@
+"""Main job: solve a few MDPs exactly and print every checked theorem of the core with its residual.
+
+Run: ``./run.sh report`` (or ``python -m reference.report [--seed N]``). Each line shows the inventory
+ID, what is checked, the measured residual and the bound it must respect (a derived float tolerance or
+the theorem's own bound). The exit status is 1 if any check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from reference import exact
+from reference.bellman import bellman_optimality_q, bellman_optimality_v, bellman_q, bellman_v, sup_norm
+from reference.dp import (
+    anchored_value_iteration,
+    ancvi_bound,
+    ancvi_default_u0,
+    policy_iteration,
+    solve_value_iteration,
+    v_star,
+    value_iteration,
+)
+from reference.errors import DivergentReturnError, ImproperPolicyError, NonSummableReturnError
+from reference.generators import (
+    alternating_reward_mdp,
+    positive_cycle_mdp,
+    random_layered_mdp,
+    random_mdp,
+    stay_or_go_mdp,
+)
+from reference.mdp import FiniteMDP, deterministic_policy, softmax_policy
+from reference.sampling import discounted_returns, enumerate_trajectories
+from reference.testing.oracles import expectation_by_outcomes, value_tolerance
+
+
+@dataclass
+class Line:
+    spec: str
+    what: str
+    measured: float
+    bound: float
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.measured <= self.bound)
+
+
+def _checks_on(mdp: FiniteMDP, rng: np.random.Generator) -> list[Line]:
+    lines: list[Line] = []
+    tol = value_tolerance(mdp)
+    pi = softmax_policy(rng.normal(size=(mdp.n_states_plus, mdp.n_actions)))
+    v, q = exact.v_pi(mdp, pi), exact.q_pi(mdp, pi)
+    lines.append(Line("MDP-20", "V^pi(term) = 0", abs(v[mdp.term]), 0.0))
+    lines.append(Line("MDP-22", "V^pi = E_pi Q^pi", sup_norm(v - (pi * q).sum(axis=1)), tol))
+    lines.append(Line("MDP-24", "V^pi = E[r + g V^pi(s')] (outcome loop)",
+                      sup_norm(v - (pi * expectation_by_outcomes(mdp, v)).sum(axis=1)), tol))
+    lines.append(Line("BEL-04", "||B^pi V^pi - V^pi||", sup_norm(bellman_v(mdp, pi, v) - v), tol))
+    lines.append(Line("BEL-09", "||B^pi Q^pi - Q^pi||", sup_norm(bellman_q(mdp, pi, q) - q), tol))
+    worst = 0.0
+    for _ in range(200):
+        scale = max(mdp.max_abs_reward, 1.0) / (1 - mdp.gamma)
+        x, y = rng.uniform(-scale, scale, (2, mdp.n_states_plus))
+        ratio = sup_norm(bellman_optimality_v(mdp, x) - bellman_optimality_v(mdp, y)) / sup_norm(x - y)
+        worst = max(worst, ratio)
+    lines.append(Line("BEL-15", "max ratio ||B*x - B*y|| / ||x - y|| (200 pairs) <= gamma", worst,
+                      mdp.gamma + 1e-12))
+    res = policy_iteration(mdp)
+    vs = res.value
+    lines.append(Line("BEL-12", "||B* V* - V*||", sup_norm(bellman_optimality_v(mdp, vs) - vs), tol))
+    qs = exact.q_from_v(mdp, vs)
+    lines.append(Line("BEL-21", "||B* Q* - Q*||", sup_norm(bellman_optimality_q(mdp, qs) - qs), tol))
+    lines.append(Line("BEL-23", "||max_a Q* - V*||", sup_norm(qs.max(axis=1) - vs), tol))
+    lines.append(Line("BEL-10", "max_s (V^pi - V*)_+ (random pi)", max(0.0, float(np.max(v - vs))), tol))
+    lines.append(Line("BEL-34", "PI: max decrease of V^{pi_k} across iterations",
+                      max(0.0, float(np.max(res.values[:-1] - res.values[1:]))), tol))
+    vi = value_iteration(mdp, np.zeros(mdp.n_states_plus), num_iters=50)
+    d0 = sup_norm(vs)
+    excess = max(sup_norm(vi.values[k] - vs) - mdp.gamma**k * d0 for k in range(51))
+    lines.append(Line("BEL-27", "max_k ||V^k - V*|| - g^k ||V^0 - V*||", max(excess, 0.0), 51 * tol))
+    u0 = ancvi_default_u0(mdp)
+    anc = anchored_value_iteration(mdp, u0, num_iters=50)
+    du = sup_norm(u0 - vs)
+    excess = max(sup_norm(bellman_optimality_v(mdp, anc.values[k]) - anc.values[k])
+                 - ancvi_bound(mdp.gamma, k) * du for k in range(51))
+    lines.append(Line("BEL-30", "max_k AncVI residual - bound", max(excess, 0.0),
+                      51 * value_tolerance(mdp, extra_scale=du)))
+    sol = solve_value_iteration(mdp, eps=1e-8)
+    lines.append(Line("BEL-25", f"certified VI ({sol.iterations} sweeps): ||V - V*|| <= 1e-8",
+                      sup_norm(sol.value - vs), 1e-8))
+    return lines
+
+
+def _pathologies() -> list[Line]:
+    lines: list[Line] = []
+    mdp = stay_or_go_mdp()
+    res = value_iteration(mdp, np.array([5.0, 0.0]), num_iters=10)
+    lines.append(Line("BEL-35/E-12", "VI from V0 = 5 on stay-or-go never moves: |V^10 - 5|",
+                      abs(res.values[-1, 0] - 5.0), 0.0))
+    try:
+        exact.v_pi(mdp, deterministic_policy([0, 0], 2))
+        raised = 0.0
+    except ImproperPolicyError:
+        raised = 1.0
+    lines.append(Line("BEL-35", "improper policy at gamma = 1 raises (1 = raised)", 1.0 - raised, 0.0))
+    try:
+        exact.v_pi(positive_cycle_mdp(), deterministic_policy([0, 0, 0], 2))
+        div = 0.0
+    except DivergentReturnError:
+        div = 1.0
+    lines.append(Line("BEL-36", "positive-reward cycle detected as V = +inf (1 = detected)", 1.0 - div, 0.0))
+    alt = alternating_reward_mdp()
+    try:
+        exact.v_pi(alt, np.ones((3, 1)))
+        ns = 0.0
+    except NonSummableReturnError:
+        ns = 1.0
+    lines.append(Line("BEL-38", "+1,-1,... detected as non-summable (1 = detected)", 1.0 - ns, 0.0))
+    h = exact.bias_value(alt, np.ones((3, 1)))
+    lines.append(Line("BEL-38", "Cesaro/Abel value from state 0: |h - 1/2|", abs(h[0] - 0.5), 1e-15))
+    v_abel = exact.v_pi(alternating_reward_mdp(gamma=0.999999), np.ones((3, 1)))[0]
+    lines.append(Line("BEL-38", "Abel: |V_{gamma=1-1e-6}(0) - 1/2|", abs(v_abel - 0.5), 1e-6))
+    return lines
+
+
+def _enumeration_check(rng: np.random.Generator) -> list[Line]:
+    mdp = random_layered_mdp(rng, 4, 2, 2, gamma=1.0, reward_outcomes=2, early_stop_prob=0.2)
+    pi = softmax_policy(rng.normal(size=(mdp.n_states_plus, 2)))
+    tr = enumerate_trajectories(mdp, pi)
+    j = float(tr.weights @ discounted_returns(tr.rewards, mdp.gamma)[:, 0])
+    return [Line("MDP-20", f"gamma = 1 layered MDP: |sum_tau p(tau) G_0 - J| over {tr.n} trajectories",
+                 abs(j - exact.j_pi(mdp, pi)), value_tolerance(mdp, horizon=4.0))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    sections: list[tuple[str, Callable[[], list[Line]]]] = []
+    try:
+        import gymnasium  # noqa: F401
+
+        from reference.mdp import from_gymnasium
+
+        def toy(env_id: str, gamma: float) -> Callable[[], list[Line]]:
+            return lambda: _checks_on(from_gymnasium(env_id, gamma=gamma), rng)
+
+        for env_id, gamma in (("FrozenLake-v1", 0.99), ("Taxi-v4", 0.99), ("CliffWalking-v1", 0.99)):
+            sections.append((env_id, toy(env_id, gamma)))
+    except ImportError:
+        print("(gymnasium not installed: skipping the toy-text environments)")
+    sections.append(("random MDP S=50 A=4 gamma=0.95 (stochastic rewards, terminal transitions)",
+                     lambda: _checks_on(random_mdp(rng, 50, 4, gamma=0.95, branching=5, terminal_prob=0.05,
+                                                   reward_outcomes=2), rng)))
+    sections.append(("exact trajectory enumeration", lambda: _enumeration_check(rng)))
+    sections.append(("gamma = 1 pathologies", _pathologies))
+    failures = 0
+    for title, fn in sections:
+        t0 = time.perf_counter()
+        lines = fn()
+        print(f"\n== {title}  ({time.perf_counter() - t0:.2f} s)")
+        for ln in lines:
+            failures += not ln.ok
+            print(f"  {'ok ' if ln.ok else 'FAIL'} {ln.spec:12s} {ln.what:70s} {ln.measured:10.3e} <= {ln.bound:.3e}")
+    fl = None
+    try:
+        from reference.mdp import from_gymnasium as _fg
+
+        fl = _fg("FrozenLake-v1", gamma=0.99)
+    except ImportError:
+        pass
+    if fl is not None:
+        vs = v_star(fl)[:16].reshape(4, 4)
+        print("\nFrozenLake-v1 (gamma = 0.99) V*:")
+        for row in vs:
+            print("   " + " ".join(f"{x:6.3f}" for x in row))
+    print(f"\n{'all checks passed' if failures == 0 else f'{failures} check(s) FAILED'}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
