@@ -1,0 +1,243 @@
+"""Tests of reference.policies (softmax and tanh-Gaussian heads) and reference.atari_shapes.
+
+Exact comparisons use reference.tolerance. Finite differences use the central-difference step
+h = eps^(1/3) (scaled), whose error is O(h^2 f''' + eps f / h) = O(eps^(2/3)) ~ 4e-11 times the scale of
+the derivatives; the bound asserted is FD_RTOL = 1e-7 relative to that scale (softmax and Gaussian
+log-densities have derivatives of order 1 on the sampled ranges).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy import integrate
+
+from reference.atari_shapes import (
+    ATARI_N_ACTIONS,
+    actions_per_second,
+    atari_a3c_layer_shapes,
+    atari_a3c_parameter_count,
+    conv_output_size,
+)
+from reference.errors import InvalidPolicyError, ShapeError
+from reference.policies import (
+    categorical_entropy,
+    categorical_log_prob,
+    clamp_log_std,
+    expected_score,
+    log1m_tanh2,
+    log_softmax,
+    score_norm_sq,
+    softmax,
+    softmax_score,
+    softmax_score_full,
+    tanh_gaussian_grad_log_prob,
+    tanh_gaussian_log_prob,
+    tanh_gaussian_log_prob_of_action,
+    tanh_gaussian_log_prob_text,
+    tanh_gaussian_sample,
+)
+from reference.tolerance import EPS, tolerance
+
+FD_H = EPS ** (1.0 / 3.0)
+FD_RTOL = 1e-7
+logits_sa = arrays(np.float64, (3, 4), elements=st.floats(-6.0, 6.0))
+
+
+# ------------------------------------------------------------------------------ categorical / softmax
+@given(logits_sa)
+def test_PG_48_categorical_head_is_a_distribution_and_log_prob_matches(theta: np.ndarray) -> None:
+    p = softmax(theta)
+    assert np.all(p >= 0)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=0, atol=tolerance(1.0, terms=4))
+    acts = np.array([0, 3, 1])
+    lp = categorical_log_prob(theta, acts)
+    np.testing.assert_allclose(lp, np.log(p[np.arange(3), acts]), rtol=0, atol=tolerance(20.0, terms=4))
+    ent = categorical_entropy(theta)
+    np.testing.assert_allclose(ent, -(p * np.log(p)).sum(axis=1), rtol=0, atol=tolerance(20.0, terms=4))
+    assert np.all(ent <= math.log(4) + tolerance(1.0, terms=4))
+
+
+def test_PG_48_log_softmax_is_finite_for_huge_logits() -> None:
+    lp = log_softmax(np.array([[1e300, 0.0, -1e300]]))
+    assert np.all(np.isfinite(lp[:, :2])) and lp[0, 0] == 0.0
+
+
+def test_PG_48_categorical_errors_name_the_offending_action() -> None:
+    with pytest.raises(InvalidPolicyError, match="action 5"):
+        categorical_log_prob(np.zeros((2, 3)), np.array([0, 5]))
+    with pytest.raises(ShapeError):
+        categorical_log_prob(np.zeros((2, 3)), np.array([0]))
+    with pytest.raises(InvalidPolicyError):
+        log_softmax(np.array([0.0, np.nan]))
+
+
+@given(logits_sa, st.integers(0, 2), st.integers(0, 3))
+def test_PG_07_softmax_score_closed_form_matches_finite_differences(theta: np.ndarray, s: int, a: int) -> None:
+    full = softmax_score_full(theta, s, a)
+    fd = np.zeros_like(theta)
+    for i in range(theta.shape[0]):
+        for j in range(theta.shape[1]):
+            e = np.zeros_like(theta)
+            e[i, j] = FD_H
+            fd[i, j] = (log_softmax(theta + e)[s, a] - log_softmax(theta - e)[s, a]) / (2 * FD_H)
+    np.testing.assert_allclose(full, fd, rtol=0, atol=FD_RTOL)
+    # only row s is non-zero, and it is e_a - pi(. | s)
+    assert np.all(np.delete(full, s, axis=0) == 0.0)
+    np.testing.assert_array_equal(full[s], softmax_score(theta, np.array(s), np.array(a)))
+
+
+@given(logits_sa)
+def test_PG_09_PG_11_expected_score_is_zero(theta: np.ndarray) -> None:
+    """sum_a pi(a | s) grad log pi(a | s) = grad sum_a pi(a | s) = grad 1 = 0 (the step used by PG-09, PG-11)."""
+    np.testing.assert_allclose(expected_score(theta), 0.0, rtol=0, atol=tolerance(2.0, terms=8))
+
+
+@given(logits_sa)
+def test_PG_19_score_norm_matches_definition(theta: np.ndarray) -> None:
+    p = softmax(theta)
+    direct = np.array([[np.sum((np.eye(4)[a] - p[s]) ** 2) for a in range(4)] for s in range(3)])
+    np.testing.assert_allclose(score_norm_sq(theta), direct, rtol=0, atol=tolerance(2.0, terms=8))
+
+
+# ------------------------------------------------------------------------------ tanh-Gaussian
+@given(arrays(np.float64, 16, elements=st.floats(-18.0, 18.0)))
+def test_PG_51_log1m_tanh2_matches_naive_form_where_naive_is_accurate(z: np.ndarray) -> None:
+    """For |z| <= 18, 1 - tanh(z)^2 >= 4e-16 is computed with relative error ~ eps / (1 - tanh^2) by the naive
+    form; compare in the relative sense against sech^2 = 1 / cosh^2 (accurate everywhere)."""
+    stable = log1m_tanh2(z)
+    ref = -2.0 * np.log(np.cosh(z))
+    np.testing.assert_allclose(stable, ref, rtol=0, atol=tolerance(40.0, terms=4))
+
+
+def test_PG_51_log1m_tanh2_is_finite_and_symmetric_in_the_tails() -> None:
+    z = np.array([20.0, 50.0, 400.0, 1e6])
+    with np.errstate(divide="ignore"):
+        naive = np.log(1.0 - np.tanh(z) ** 2)
+    assert np.all(np.isneginf(naive))  # the pitfall the stable form avoids
+    out = log1m_tanh2(z)
+    assert np.all(np.isfinite(out))
+    np.testing.assert_array_equal(out, log1m_tanh2(-z))
+    # asymptote: log(4) - 2|z| (softplus(-2z) underflows to 0 there)
+    np.testing.assert_allclose(out, math.log(4.0) - 2.0 * z, rtol=0, atol=tolerance(2e6))
+
+
+@pytest.mark.parametrize(("mu", "log_std"), [(0.0, 0.0), (0.7, -0.5), (-1.2, 0.3), (0.3, -1.5)])
+def test_PG_51_density_integrates_to_one_over_the_open_interval(mu: float, log_std: float) -> None:
+    """quad with epsabs=1e-13; the integrand is smooth on (-1, 1) and vanishes at the endpoints. We accept
+    |I - 1| <= max(10 * abserr, 1e-10), quad's own error estimate with a safety factor of 10."""
+    val, abserr = integrate.quad(lambda a: float(np.exp(tanh_gaussian_log_prob_of_action(a, mu, log_std))),
+                                 -1.0, 1.0, epsabs=1e-13, epsrel=1e-13, limit=200)
+    assert abs(val - 1.0) <= max(10 * abserr, 1e-10)
+
+
+@given(st.floats(-0.999, 0.999), st.floats(-2.0, 2.0), st.floats(-2.0, 1.0), st.floats(-2.0, 2.0),
+       st.floats(-2.0, 1.0))
+def test_PG_51_text_formula_differs_by_a_theta_free_term(a: float, mu: float, ls: float, mu2: float,
+                                                         ls2: float) -> None:
+    """E-51: true - text = -log(1 - a^2) - log(2 pi)/2, the same for every (mu, tau): its theta-gradient is 0."""
+    c = -math.log1p(-a * a) - 0.5 * math.log(2 * math.pi)
+    scale = abs(c) + 20.0 + (math.atanh(a) ** 2 + 4) * math.exp(4)
+    for m, s in ((mu, ls), (mu2, ls2)):
+        diff = float(tanh_gaussian_log_prob_of_action(a, m, s) - tanh_gaussian_log_prob_text(a, m, s))
+        assert abs(diff - c) <= tolerance(scale, terms=8)
+
+
+@given(st.floats(-25.0, 25.0), st.floats(-2.0, 2.0), st.floats(-2.0, 1.0))
+def test_PG_51_closed_form_gradients_match_finite_differences(z: float, mu: float, ls: float) -> None:
+    g_mu, g_ls = tanh_gaussian_grad_log_prob(z, mu, ls)
+    h = FD_H
+    fd_mu = (tanh_gaussian_log_prob(z, mu + h, ls) - tanh_gaussian_log_prob(z, mu - h, ls)) / (2 * h)
+    fd_ls = (tanh_gaussian_log_prob(z, mu, ls + h) - tanh_gaussian_log_prob(z, mu, ls - h)) / (2 * h)
+    u = abs(z - mu) * math.exp(-ls)
+    scale = 1.0 + u * u + u * math.exp(-ls)  # size of the derivatives (and of their own derivatives)
+    assert abs(float(g_mu) - float(fd_mu)) <= FD_RTOL * scale * (1 + u * u)
+    assert abs(float(g_ls) - float(fd_ls)) <= FD_RTOL * scale * (1 + u * u)
+
+
+@given(st.floats(-0.99, 0.99), st.floats(-2.0, 2.0), st.floats(-2.0, 1.0))
+def test_PG_51_text_formula_has_the_true_gradient(a: float, mu: float, ls: float) -> None:
+    """The text's log-density (without C) has the same (mu, tau)-gradient as the true one (E-51)."""
+    z = math.atanh(a)
+    g_mu, g_ls = tanh_gaussian_grad_log_prob(z, mu, ls)
+    h = FD_H
+    t_mu = (tanh_gaussian_log_prob_text(a, mu + h, ls) - tanh_gaussian_log_prob_text(a, mu - h, ls)) / (2 * h)
+    t_ls = (tanh_gaussian_log_prob_text(a, mu, ls + h) - tanh_gaussian_log_prob_text(a, mu, ls - h)) / (2 * h)
+    u = abs(z - mu) * math.exp(-ls)
+    scale = (1.0 + u * u + u * math.exp(-ls)) * (1 + u * u)
+    assert abs(float(g_mu) - float(t_mu)) <= FD_RTOL * scale
+    assert abs(float(g_ls) - float(t_ls)) <= FD_RTOL * scale
+
+
+def test_PG_50_log_prob_from_stored_z_is_finite_where_the_action_saturates() -> None:
+    """Open choice 15: at z = 25, tanh(z) == 1.0 exactly in float64; atanh(a) is infinite, the stored z is not."""
+    z = np.array([25.0, -30.0])
+    a = np.tanh(z)
+    assert np.all(np.abs(a) == 1.0)
+    lp = tanh_gaussian_log_prob(z, 0.0, 0.0)
+    assert np.all(np.isfinite(lp))
+    with pytest.raises(InvalidPolicyError, match="stored pre-squash z"):
+        tanh_gaussian_log_prob_of_action(a, 0.0, 0.0)
+
+
+def test_PG_50_sampler_returns_tanh_of_a_gaussian_z() -> None:
+    """a = tanh(z) exactly; and z ~ N(mu, e^{2 tau}): the sample mean of z lies within 4 sigma / sqrt(n) of mu
+    (open choice 22; sigma known here, fixed seed)."""
+    rng = np.random.default_rng(7)
+    n, mu, ls = 20_000, 0.4, -0.3
+    a, z = tanh_gaussian_sample(rng, np.full(n, mu), ls)
+    np.testing.assert_array_equal(a, np.tanh(z))
+    assert abs(z.mean() - mu) <= 4 * math.exp(ls) / math.sqrt(n)
+    assert abs(z.std() - math.exp(ls)) <= 4 * math.exp(ls) / math.sqrt(2 * n)
+
+
+def test_PG_50_log_std_clamp() -> None:
+    np.testing.assert_array_equal(clamp_log_std(np.array([-9.0, 0.0, 7.0])), [-5.0, 0.0, 2.0])
+    with pytest.raises(ValueError):
+        clamp_log_std(0.0, low=1.0, high=0.0)
+
+
+# ------------------------------------------------------------------------------ Atari arithmetic
+def test_PG_42_PG_43_atari_action_count_and_rate() -> None:
+    assert ATARI_N_ACTIONS == 18
+    assert actions_per_second() == 15.0
+    assert actions_per_second(frame_skip=1) == 60.0
+
+
+def test_PG_46_E_49_atari_network_shapes() -> None:
+    shapes = {layer.name: layer.shape for layer in atari_a3c_layer_shapes(6)}
+    assert shapes["input"] == (4, 84, 84)
+    assert shapes["conv1"] == (16, 20, 20)
+    assert shapes["conv2"] == (32, 9, 9)  # E-49: 32 channels, not 23
+    assert shapes["fc"] == (256,)
+    assert shapes["policy"] == (6,)
+    assert shapes["value"] == (1,)
+    typo = {layer.name: layer.shape for layer in atari_a3c_layer_shapes(6, conv2_channels=23)}
+    assert typo["conv2"] == (23, 9, 9)
+    # parameter count: conv1 16*4*64+16, conv2 32*16*16+32, fc 256*2592+256, heads
+    expected = (16 * 4 * 64 + 16) + (32 * 16 * 16 + 32) + (256 * 32 * 81 + 256) + (18 * 256 + 18) + 257
+    assert atari_a3c_parameter_count(18) == expected
+
+
+def test_PG_46_conv_output_size_formula_and_errors() -> None:
+    assert conv_output_size(84, kernel=8, stride=4) == 20
+    assert conv_output_size(20, kernel=4, stride=2) == 9
+    assert conv_output_size(84, kernel=3, stride=1, padding=1) == 84
+    with pytest.raises(ShapeError):
+        conv_output_size(3, kernel=4, stride=1)
+    with pytest.raises(ShapeError):
+        atari_a3c_layer_shapes(0)
+
+
+@settings(max_examples=50)
+@given(st.integers(1, 300), st.integers(1, 9), st.integers(1, 5), st.integers(0, 3))
+def test_PG_46_conv_output_size_counts_window_positions(size: int, kernel: int, stride: int, pad: int) -> None:
+    """The formula equals a direct count of the window start positions that fit."""
+    assume(size + 2 * pad >= kernel)
+    direct = len(range(0, size + 2 * pad - kernel + 1, stride))
+    assert conv_output_size(size, kernel=kernel, stride=stride, padding=pad) == direct
