@@ -1,0 +1,260 @@
+"""TD residuals, TD(k) advantages, GAE and value targets on [T, B] rollout batches (TR-20..TR-34).
+
+Spec: TR-02, TR-20, TR-29, TR-30, TR-31, TR-32, TR-33, TR-34 (errata E-59, E-62; open choice 13).
+
+Conventions (once for the module; the scalable PyTorch package mirrors them):
+
+* A batch is **time-major** ``[T, B]``: B parallel environments stepped T times. Row t holds step t:
+  acting with ``a_t`` in ``s_t`` gave ``r_t`` and the next state ``s_{t+1}`` (the text's convention).
+* ``values[t, b] = V(s_t)``. ``next_values[t, b] = V(s_{t+1})`` of the **true** next state: for a
+  time-limit truncation this is the value of the last observed (final) state, never the reset state of
+  the next episode. Build it with :func:`next_values_from_rollout` from ``values``, ``last_value`` [B]
+  (V of the state after the last row) and ``v_final`` [T, B] (V of the final state where truncated).
+* ``terminated[t, b]``: ``s_{t+1} = term``, so ``V(s_{t+1}) = V(term) = 0`` (MDP-11) whatever
+  ``next_values`` says. ``truncated[t, b]``: the episode was cut after step t by a time limit;
+  ``s_{t+1}`` is real and is bootstrapped with ``next_values[t, b]``. If both are set, termination
+  wins. Either flag ends the episode: row t+1 starts a new one, so no sum or recursion crosses it.
+* The last row t = T-1 with neither flag is the end of the *rollout*, not of the episode: it is
+  bootstrapped with ``next_values[T-1]`` (i.e. ``last_value``) exactly like a truncation.
+* Hyperparameters are keyword-only: ``gamma`` in (0, 1], ``lam`` in [0, 1], ``k >= 1`` (None = inf).
+  Bad shapes raise :class:`~reference.errors.ShapeError`, bad values a
+  :class:`~reference.errors.ReferenceError_` naming them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from reference.errors import ReferenceError_, ShapeError
+from reference.exact import a_pi, discounted_occupancy
+from reference.mdp import FiniteMDP, FloatArray, validate_gamma, validate_policy
+
+__all__ = [
+    "BoolArray",
+    "gae",
+    "gae_oracle",
+    "next_values_from_rollout",
+    "performance_difference",
+    "td_k_advantages",
+    "td_residuals",
+    "value_targets",
+]
+
+BoolArray = NDArray[np.bool_]
+
+
+def _validate_lam(lam: float) -> float:
+    x = float(lam)
+    if not (0.0 <= x <= 1.0):
+        raise ReferenceError_(f"lam must lie in [0, 1] (TR-31), got {lam!r}")
+    return x
+
+
+def _batch(name: str, x: ArrayLike, shape: tuple[int, ...] | None = None) -> FloatArray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 2 or (shape is not None and a.shape != shape):
+        want = "[T, B]" if shape is None else f"{list(shape)}"
+        raise ShapeError(f"{name} must have shape {want}, got {list(a.shape)}")
+    return a
+
+
+def _flags(name: str, x: ArrayLike, shape: tuple[int, ...]) -> BoolArray:
+    a = np.asarray(x)
+    if a.shape != shape:
+        raise ShapeError(f"{name} must have shape {list(shape)}, got {list(a.shape)}")
+    if a.dtype != np.bool_:
+        if not np.all((a == 0) | (a == 1)):
+            raise ReferenceError_(f"{name} must be boolean (0/1), got values {np.unique(a)[:5]!r}")
+        a = a.astype(bool)
+    return np.asarray(a, dtype=np.bool_)
+
+
+def next_values_from_rollout(
+    values: ArrayLike,
+    last_value: ArrayLike,
+    terminated: ArrayLike,
+    truncated: ArrayLike,
+    v_final: ArrayLike | None = None,
+) -> FloatArray:
+    """V(s_{t+1}) of the true next state for every row of a rollout; shape [T, B].
+
+    ``next[t] = values[t+1]`` inside an episode, ``last_value`` at t = T-1, ``v_final[t]`` where
+    ``truncated[t]`` (the final observed state, not the reset state in ``values[t+1]``) and 0 where
+    ``terminated[t]`` (V(term) = 0). ``v_final`` [T, B] is read only where truncated (other entries
+    may be NaN); it is required when any row is truncated and not terminated. Spec: TR-29 (open choice 13).
+    Shapes: values [T, B], last_value [B], terminated / truncated [T, B] -> [T, B].
+    """
+    v = _batch("values", values)
+    shape = v.shape
+    lv = np.asarray(last_value, dtype=np.float64)
+    if lv.shape != shape[1:]:
+        raise ShapeError(f"last_value must have shape [{shape[1]}], got {list(lv.shape)}")
+    term = _flags("terminated", terminated, shape)
+    trunc = _flags("truncated", truncated, shape) & ~term
+    nxt = np.concatenate([v[1:], lv[None, :]], axis=0)
+    if np.any(trunc):
+        if v_final is None:
+            rows = [tuple(int(i) for i in ix) for ix in np.argwhere(trunc)[:5]]
+            raise ReferenceError_(f"truncated rows (t, b) = {rows} need v_final to bootstrap")
+        vf = _batch("v_final", v_final, shape)
+        nxt = np.where(trunc, vf, nxt)
+    return np.asarray(np.where(term, 0.0, nxt), dtype=np.float64)
+
+
+def td_residuals(
+    rewards: ArrayLike,
+    values: ArrayLike,
+    next_values: ArrayLike,
+    terminated: ArrayLike,
+    *,
+    gamma: float,
+) -> FloatArray:
+    """TD residual delta_t = r_t + gamma V(s_{t+1}) (1 - terminated_t) - V(s_t); shape [T, B].
+
+    Spec: TR-29. With V = V^pi, E[delta_t | s_t, a_t] = A^pi(s_t, a_t) (TR-33).
+    Shapes: rewards, values, next_values, terminated [T, B] -> [T, B].
+    """
+    g = validate_gamma(gamma)
+    r = _batch("rewards", rewards)
+    v = _batch("values", values, r.shape)
+    nv = _batch("next_values", next_values, r.shape)
+    term = _flags("terminated", terminated, r.shape)
+    return np.asarray(r + g * np.where(term, 0.0, nv) - v, dtype=np.float64)
+
+
+def td_k_advantages(
+    rewards: ArrayLike,
+    values: ArrayLike,
+    next_values: ArrayLike,
+    terminated: ArrayLike,
+    truncated: ArrayLike,
+    *,
+    gamma: float,
+    k: int | None,
+) -> FloatArray:
+    """TD(k) advantage sum_{l<m} gamma^l r_{t+l} + gamma^m V(s_{t+m}) - V(s_t), m = k ∧ (steps left).
+
+    Spec: TR-20 (E-59). ``m`` is k capped by the number of rows up to and including the end of the
+    episode (or of the rollout); ``V(s_{t+m})`` is ``next_values[t+m-1]``, 0 if that row terminated.
+    ``k=None`` is TD(inf): the Monte Carlo return minus V(s_t), bootstrapped at truncation / rollout end.
+    Computed from the rewards directly (not from residuals), so TR-30's telescoping identity
+    ``A^{TD(k)}_t = sum_{l<m} gamma^l delta_{t+l}`` is a check, not a tautology. O(T k B).
+    Shapes: rewards, values, next_values, terminated, truncated [T, B] -> [T, B].
+    """
+    g = validate_gamma(gamma)
+    r = _batch("rewards", rewards)
+    shape = r.shape
+    v = _batch("values", values, shape)
+    nv = _batch("next_values", next_values, shape)
+    term = _flags("terminated", terminated, shape)
+    done = term | _flags("truncated", truncated, shape)
+    if k is not None and int(k) < 1:
+        raise ReferenceError_(f"k must be >= 1 (or None for infinity), got {k!r}")
+    n_t = shape[0]
+    kk = n_t if k is None else min(int(k), n_t)
+    boot_row = np.where(term, 0.0, nv)  # V(s_{t+1}) with V(term) = 0
+    out = np.zeros(shape)
+    alive = np.ones(shape, dtype=bool)  # the episode of row t is still running at row t + l
+    for l in range(kk):
+        rows = n_t - l  # rows t with t + l < T
+        if rows <= 0:
+            break
+        a = alive[:rows]
+        out[:rows] += np.where(a, g**l * r[l:], 0.0)
+        # bootstrap where the sum stops at row t + l: end of episode, end of rollout or l = k - 1
+        stop = done[l:].copy()
+        stop[-1] = True  # row T-1 ends the rollout
+        if l == kk - 1:
+            stop[:] = True
+        out[:rows] += np.where(a & stop, g ** (l + 1) * boot_row[l:], 0.0)
+        alive[:rows] &= ~stop
+        alive[rows:] = False
+    return np.asarray(out - v, dtype=np.float64)
+
+
+def gae(
+    rewards: ArrayLike,
+    values: ArrayLike,
+    next_values: ArrayLike,
+    terminated: ArrayLike,
+    truncated: ArrayLike,
+    *,
+    gamma: float,
+    lam: float,
+) -> FloatArray:
+    """GAE by the O(T) backward recursion A_t = delta_t + gamma lam (1 - done_t) A_{t+1}, A_T = 0.
+
+    Spec: TR-31, TR-32, TR-34 (E-62: lam = 1 is defined by sum_l gamma^l delta_{t+l}; open choice 13).
+    ``done_t = terminated_t or truncated_t`` resets the recursion, so nothing leaks across episodes;
+    truncation enters only through delta_t's bootstrap ``next_values[t]``. Equals
+    sum_{l<m} (gamma lam)^l delta_{t+l} (m = rows left in the episode; :func:`gae_oracle`).
+    Shapes: rewards, values, next_values, terminated, truncated [T, B] -> [T, B].
+    """
+    lm = _validate_lam(lam)
+    delta = td_residuals(rewards, values, next_values, terminated, gamma=gamma)
+    shape = delta.shape
+    done = _flags("terminated", terminated, shape) | _flags("truncated", truncated, shape)
+    c = float(gamma) * lm
+    out = np.zeros(shape)
+    acc = np.zeros(shape[1])
+    for t in range(shape[0] - 1, -1, -1):
+        acc = delta[t] + c * np.where(done[t], 0.0, acc)
+        out[t] = acc
+    return out
+
+
+def gae_oracle(
+    rewards: ArrayLike,
+    values: ArrayLike,
+    next_values: ArrayLike,
+    terminated: ArrayLike,
+    truncated: ArrayLike,
+    *,
+    gamma: float,
+    lam: float,
+) -> FloatArray:
+    """Definitional O(T^2) GAE, sum_{l=0}^{m-1} (gamma lam)^l delta_{t+l} within the episode (tests only).
+
+    Spec: TR-31. ``m`` counts rows from t to the end of t's episode (or rollout) inclusive.
+    Shapes as :func:`gae`.
+    """
+    lm = _validate_lam(lam)
+    delta = td_residuals(rewards, values, next_values, terminated, gamma=gamma)
+    shape = delta.shape
+    done = _flags("terminated", terminated, shape) | _flags("truncated", truncated, shape)
+    c = float(gamma) * lm
+    out = np.zeros(shape)
+    for b in range(shape[1]):
+        for t in range(shape[0]):
+            s = 0.0
+            for l in range(shape[0] - t):
+                s += c**l * float(delta[t + l, b])
+                if done[t + l, b]:
+                    break
+            out[t, b] = s
+    return out
+
+
+def value_targets(advantages: ArrayLike, values: ArrayLike) -> FloatArray:
+    """Value-regression targets (the lam-return) R_t = A_t + V(s_t); shape [T, B].
+
+    With GAE at lam = 1 this is the Monte Carlo return bootstrapped at truncation / rollout end
+    (TR-11's targets with E-57's per-episode limits). Shapes: advantages, values [T, B] -> [T, B].
+    """
+    a = _batch("advantages", advantages)
+    v = _batch("values", values, a.shape)
+    return np.asarray(a + v, dtype=np.float64)
+
+
+def performance_difference(mdp: FiniteMDP, pi_new: FloatArray, pi_old: FloatArray) -> float:
+    """J(pi') - J(pi) = sum_s d^{pi'}(s) sum_a pi'(a | s) A^pi(s, a), d^{pi'} the discounted occupancy.
+
+    Spec: TR-02 (performance-difference identity). For gamma < 1 this is
+    (1 / (1 - gamma)) E_{s ~ d^{pi'}_norm, a ~ pi'}[A^pi(s, a)]; at gamma = 1 (proper pi') d^{pi'} counts
+    expected visits before T. Exact (linear solves, no sampling). Shapes: pi_new, pi_old [S+1, A].
+    """
+    pn = validate_policy(mdp, pi_new)
+    d = discounted_occupancy(mdp, pn)
+    adv = a_pi(mdp, pi_old)
+    return float(np.sum(d[:, None] * pn * adv))

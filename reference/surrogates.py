@@ -1,0 +1,195 @@
+"""PPO's clipped surrogate, KL estimators k1/k2/k3 and GRPO group advantages (TR-13, TR-14, TR-49, TR-51).
+
+Spec: TR-13, TR-14, TR-49, TR-51 (errata E-68, E-69; open choices 9, 10, 12).
+
+Conventions (once for the module; the scalable PyTorch package mirrors them):
+
+* Everything is elementwise on arrays of any common (broadcastable) shape, typically [T, B] for PPO
+  and [G, N] (G groups of N rollouts, group along the last axis) for GRPO.
+* ``ratio`` is ell = pi_theta(a | s) / pi_old(a | s), computed by callers as exp(log pi - log pi_old)
+  (open choice 12). ``eps`` is the clip range eps_clip (0.2 in the text); GRPO's std stabiliser is the
+  separate ``eps_std`` = 1e-4 (E-68).
+* KL estimators take ``log_rho = log p_ref(x) - log p(x)`` for samples x ~ p, and estimate
+  KL(p || p_ref) (Schulman's k1, k2, k3).
+* Hyperparameters are keyword-only. Bad values raise :class:`~reference.errors.ReferenceError_`
+  naming them; bad shapes :class:`~reference.errors.ShapeError`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from reference.errors import ReferenceError_, ShapeError
+from reference.mdp import FloatArray
+
+__all__ = [
+    "GRPO_EPS_STD",
+    "PPO_EPS_CLIP",
+    "categorical_kl",
+    "grpo_advantages",
+    "kl_estimator_expectations",
+    "kl_k1",
+    "kl_k2",
+    "kl_k3",
+    "ppo_clip_gradient_is_zero",
+    "ppo_clip_objective",
+    "ppo_clip_piecewise",
+    "ppo_clip_ratio_gradient",
+]
+
+PPO_EPS_CLIP: float = 0.2
+"""The clip range of Schulman et al. (TR-17)."""
+
+GRPO_EPS_STD: float = 1e-4
+"""The std stabiliser of GRPO (TR-51; E-69: the value of TRL's ``GRPOTrainer``)."""
+
+
+def _eps(eps: float) -> float:
+    e = float(eps)
+    if not (0.0 <= e < 1.0):
+        raise ReferenceError_(f"eps (clip range) must lie in [0, 1), got {eps!r}")
+    return e
+
+
+def _ratio_adv(ratio: ArrayLike, adv: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    r = np.asarray(ratio, dtype=np.float64)
+    a = np.asarray(adv, dtype=np.float64)
+    try:
+        np.broadcast_shapes(r.shape, a.shape)
+    except ValueError as exc:
+        raise ShapeError(f"ratio {list(r.shape)} and advantage {list(a.shape)} do not broadcast") from exc
+    if np.any(r < 0) or np.any(np.isnan(r)):
+        raise ReferenceError_(f"ratio must be >= 0 (a probability ratio), got min {np.min(r)!r}")
+    return r, a
+
+
+def ppo_clip_objective(ratio: ArrayLike, adv: ArrayLike, *, eps: float) -> FloatArray:
+    """PPO's clipped objective C_eps(ell, A) = min(ell A, clip(ell, 1 - eps, 1 + eps) A), elementwise.
+
+    Spec: TR-14, TR-16 (compact form). Shapes: ratio, adv broadcastable -> broadcast shape.
+    """
+    e = _eps(eps)
+    r, a = _ratio_adv(ratio, adv)
+    return np.asarray(np.minimum(r * a, np.clip(r, 1.0 - e, 1.0 + e) * a), dtype=np.float64)
+
+
+def ppo_clip_piecewise(ratio: ArrayLike, adv: ArrayLike, *, eps: float) -> FloatArray:
+    """The text's piecewise form: min(ell, 1 + eps) A if A >= 0, max(ell, 1 - eps) A if A < 0.
+
+    Spec: TR-13 (equal to :func:`ppo_clip_objective` for every ell >= 0 and A, TR-14).
+    Shapes: ratio, adv broadcastable -> broadcast shape.
+    """
+    e = _eps(eps)
+    r, a = _ratio_adv(ratio, adv)
+    return np.asarray(np.where(a >= 0, np.minimum(r, 1.0 + e) * a, np.maximum(r, 1.0 - e) * a),
+                      dtype=np.float64)
+
+
+def ppo_clip_gradient_is_zero(ratio: ArrayLike, adv: ArrayLike, *, eps: float) -> NDArray[np.bool_]:
+    """Where dC_eps/d ell = 0: A = 0, or A > 0 and ell > 1 + eps, or A < 0 and ell < 1 - eps.
+
+    Spec: TR-13. Shapes: ratio, adv broadcastable -> bool array of the broadcast shape.
+    The clip only removes the incentive to move ell *further* in the direction that increases
+    ell A; on the other side of 1 the unclipped term ell A is the minimum and the gradient is A.
+    """
+    e = _eps(eps)
+    r, a = _ratio_adv(ratio, adv)
+    return np.asarray((a == 0) | ((a > 0) & (r > 1.0 + e)) | ((a < 0) & (r < 1.0 - e)))
+
+
+def ppo_clip_ratio_gradient(ratio: ArrayLike, adv: ArrayLike, *, eps: float) -> FloatArray:
+    """dC_eps(ell, A)/d ell: A where the unclipped term is active, 0 on the clipped side.
+
+    Spec: TR-13. At the kinks ell = 1 +- eps the one-sided derivative from inside the trust region
+    (A) is returned. Shapes: ratio, adv broadcastable -> broadcast shape.
+    """
+    zero = ppo_clip_gradient_is_zero(ratio, adv, eps=eps)
+    a = np.broadcast_to(np.asarray(adv, dtype=np.float64), zero.shape)
+    return np.asarray(np.where(zero, 0.0, a), dtype=np.float64)
+
+
+def kl_k1(log_rho: ArrayLike) -> FloatArray:
+    """k1 = -log rho, rho = p_ref(x) / p(x), x ~ p: unbiased for KL(p || p_ref), can be negative."""
+    return np.asarray(-np.asarray(log_rho, dtype=np.float64), dtype=np.float64)
+
+
+def kl_k2(log_rho: ArrayLike) -> FloatArray:
+    """k2 = (log rho)^2 / 2: non-negative, biased (second-order accurate when p_ref ~ p)."""
+    lr = np.asarray(log_rho, dtype=np.float64)
+    return np.asarray(0.5 * lr * lr, dtype=np.float64)
+
+
+def kl_k3(log_rho: ArrayLike) -> FloatArray:
+    """k3 = rho - 1 - log rho: non-negative and unbiased for KL(p || p_ref) (supp p_ref in supp p).
+
+    Computed as expm1(log rho) - log rho (no cancellation near rho = 1); the exact value is >= 0, and
+    the result is clamped at 0 so that a last-bit rounding cannot make it negative.
+    """
+    lr = np.asarray(log_rho, dtype=np.float64)
+    return np.asarray(np.maximum(np.expm1(lr) - lr, 0.0), dtype=np.float64)
+
+
+def _simplex(name: str, p: ArrayLike) -> FloatArray:
+    x = np.asarray(p, dtype=np.float64)
+    if x.ndim < 1 or x.shape[-1] < 1:
+        raise ShapeError(f"{name} must have a non-empty last axis, got shape {list(x.shape)}")
+    if np.any(x < 0) or np.any(np.abs(x.sum(axis=-1) - 1.0) > 1e-9):
+        raise ReferenceError_(f"{name} must lie on the simplex; sums {np.atleast_1d(x.sum(axis=-1))[:5]!r}")
+    return x
+
+
+def categorical_kl(p: ArrayLike, q: ArrayLike) -> FloatArray:
+    """KL(p || q) = sum_x p(x) log(p(x) / q(x)) over the last axis (0 log 0 = 0; inf if q = 0 < p)."""
+    pp, qq = _simplex("p", p), _simplex("q", q)
+    if pp.shape != qq.shape:
+        raise ShapeError(f"p and q must have the same shape, got {list(pp.shape)} and {list(qq.shape)}")
+    with np.errstate(divide="ignore"):
+        terms = np.where(pp > 0, pp * (np.log(pp) - np.log(qq)), 0.0)
+    return np.asarray(terms.sum(axis=-1), dtype=np.float64)
+
+
+def kl_estimator_expectations(p: ArrayLike, p_ref: ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Exact E_{x~p}[k1], E[k2], E[k3] for categorical p, p_ref over the last axis (no sampling).
+
+    E[k1] = E[k3] = KL(p || p_ref) when p and p_ref have the same support; E[k2] >= 0 is biased.
+    Shapes: p, p_ref [..., K] -> three arrays [...].
+    """
+    pp, qq = _simplex("p", p), _simplex("p_ref", p_ref)
+    if pp.shape != qq.shape:
+        raise ShapeError(f"p and p_ref must have the same shape, got {list(pp.shape)} and {list(qq.shape)}")
+    if np.any((pp > 0) != (qq > 0)):
+        raise ReferenceError_("p and p_ref must have the same support for finite, exact KL estimators")
+    live = pp > 0
+    with np.errstate(divide="ignore"):
+        lr = np.where(live, np.log(np.where(live, qq, 1.0)) - np.log(np.where(live, pp, 1.0)), 0.0)
+    e = [np.asarray(np.sum(np.where(live, pp * k(lr), 0.0), axis=-1), dtype=np.float64)
+         for k in (kl_k1, kl_k2, kl_k3)]
+    return e[0], e[1], e[2]
+
+
+def grpo_advantages(
+    rewards: ArrayLike, *, eps_std: float = GRPO_EPS_STD, scale_by_std: bool = True
+) -> FloatArray:
+    """GRPO group advantages A^(i) = (r^(i) - mean(r)) / (std(r) + eps_std) over the last axis.
+
+    Spec: TR-49, TR-51 (E-68, E-69; open choices 9, 10). ``std`` is the sample std (ddof = 1, as
+    ``torch.std`` in TRL). Groups whose rewards are all equal (max = min) get exactly 0 (no float
+    cancellation residue), and so does a group of N = 1. ``scale_by_std=False`` is the Dr. GRPO
+    variant r - mean(r) (same exact-zero rules). Shapes: rewards [..., N] -> [..., N].
+    """
+    r = np.asarray(rewards, dtype=np.float64)
+    if r.ndim < 1:
+        raise ShapeError(f"rewards must have a group axis (last), got shape {list(r.shape)}")
+    e = float(eps_std)
+    if not (e > 0.0 and np.isfinite(e)):
+        raise ReferenceError_(f"eps_std must be a positive finite number, got {eps_std!r}")
+    if not np.all(np.isfinite(r)):
+        raise ReferenceError_("rewards must be finite")
+    n = r.shape[-1]
+    if n <= 1:
+        return np.zeros_like(r)
+    centred = r - r.mean(axis=-1, keepdims=True)
+    out = centred / (r.std(axis=-1, ddof=1, keepdims=True) + e) if scale_by_std else centred
+    flat = np.max(r, axis=-1, keepdims=True) == np.min(r, axis=-1, keepdims=True)
+    return np.asarray(np.where(flat, 0.0, out), dtype=np.float64)

@@ -1,0 +1,302 @@
+"""Tests of reference.advantages: TD residuals, TD(k), GAE on [T, B] batches, and TR-01 / TR-02.
+
+Random batches: T in 1..10, B in 1..4 (B = 1 included), independent termination and truncation
+flags per row (so several episodes per column, both kinds of boundary, and rollout ends mid-episode).
+``v_final`` is NaN wherever a row is not truncated, so any read of it outside truncation (a leak)
+turns a result into NaN and fails.
+
+Tolerances come from reference.tolerance: |r| <= 1 and |V| <= V_MAX give |delta| <= 1 + 2 V_MAX; a sum
+of up to T residuals (or rewards) has scale T (1 + 2 V_MAX) and T terms. Exact checks on MDPs enumerate
+every trajectory (reference.sampling.enumerate_trajectories) of small layered MDPs; their sums run over
+N trajectories times H steps, with the condition number discount_condition(gamma, H) of the V^pi solve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reference.advantages import (
+    gae,
+    gae_oracle,
+    next_values_from_rollout,
+    performance_difference,
+    td_k_advantages,
+    td_residuals,
+    value_targets,
+)
+from reference.errors import ReferenceError_, ShapeError
+from reference.exact import a_pi, discounted_occupancy, j_pi, v_pi
+from reference.generators import random_layered_mdp, random_mdp
+from reference.gradients import bootstrap_values, k_step_q_estimates
+from reference.mdp import FiniteMDP, FloatArray
+from reference.sampling import enumerate_trajectories
+from reference.tolerance import discount_condition, tolerance, value_scale
+
+V_MAX = 3.0
+
+
+@dataclass(frozen=True)
+class Batch:
+    rewards: FloatArray
+    values: FloatArray
+    last_value: FloatArray
+    v_final: FloatArray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    gamma: float
+
+    @property
+    def next_values(self) -> FloatArray:
+        return next_values_from_rollout(self.values, self.last_value, self.terminated, self.truncated,
+                                        self.v_final)
+
+    @property
+    def done(self) -> np.ndarray:
+        return np.asarray(self.terminated | self.truncated)
+
+    @property
+    def tol(self) -> float:
+        t = self.rewards.shape[0]
+        return tolerance(t * (1.0 + 2.0 * V_MAX), terms=t)
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> Batch:
+    seed = draw(st.integers(0, 2**32 - 1))
+    t = draw(st.integers(1, 10))
+    b = draw(st.integers(1, 4))
+    p_term = draw(st.sampled_from([0.0, 0.2, 0.5]))
+    p_trunc = draw(st.sampled_from([0.0, 0.2, 0.5]))
+    gamma = draw(st.sampled_from([0.5, 0.9, 0.99, 1.0]))
+    rng = np.random.default_rng(seed)
+    term = rng.random((t, b)) < p_term
+    trunc = rng.random((t, b)) < p_trunc  # may coincide with term: termination wins
+    v_final = np.where(trunc & ~term, rng.uniform(-V_MAX, V_MAX, (t, b)), np.nan)
+    return Batch(rng.uniform(-1, 1, (t, b)), rng.uniform(-V_MAX, V_MAX, (t, b)),
+                 rng.uniform(-V_MAX, V_MAX, b), v_final, term, trunc, gamma)
+
+
+lams = st.sampled_from([0.0, 0.3, 0.9, 0.95, 1.0])
+
+
+def _args(bt: Batch) -> tuple[FloatArray, FloatArray, FloatArray, np.ndarray, np.ndarray]:
+    return bt.rewards, bt.values, bt.next_values, bt.terminated, bt.truncated
+
+
+def _bootstrapped_returns(bt: Batch) -> FloatArray:
+    """Independent loop: G_t = r_t + gamma * (0 | v_final | G_{t+1} | last_value), the MC return."""
+    t_len, b_len = bt.rewards.shape
+    g = np.zeros((t_len, b_len))
+    for b in range(b_len):
+        nxt = float(bt.last_value[b])
+        for t in range(t_len - 1, -1, -1):
+            if bt.terminated[t, b]:
+                nxt = 0.0
+            elif bt.truncated[t, b]:
+                nxt = float(bt.v_final[t, b])
+            g[t, b] = bt.rewards[t, b] + bt.gamma * nxt
+            nxt = g[t, b]
+    return g
+
+
+def _residual_sums(delta: FloatArray, done: np.ndarray, c: float, k: int) -> FloatArray:
+    """sum_{l < k ∧ m} c^l delta_{t+l}, stopping after the row that ends t's episode."""
+    t_len, b_len = delta.shape
+    out = np.zeros_like(delta)
+    for b in range(b_len):
+        for t in range(t_len):
+            for l in range(min(k, t_len - t)):
+                out[t, b] += c**l * delta[t + l, b]
+                if done[t + l, b]:
+                    break
+    return out
+
+
+# ------------------------------------------------------------------------------------ batches
+@given(batches(), lams)
+def test_TR_31_gae_recursion_matches_definitional_oracle(bt: Batch, lam: float) -> None:
+    fast = gae(*_args(bt), gamma=bt.gamma, lam=lam)
+    slow = gae_oracle(*_args(bt), gamma=bt.gamma, lam=lam)
+    assert np.all(np.isfinite(fast)), "v_final leaked outside truncated rows"
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=bt.tol)
+
+
+@given(batches())
+def test_TR_32_lambda_zero_is_the_td_residual(bt: Batch) -> None:
+    delta = td_residuals(bt.rewards, bt.values, bt.next_values, bt.terminated, gamma=bt.gamma)
+    np.testing.assert_array_equal(gae(*_args(bt), gamma=bt.gamma, lam=0.0), delta)
+    np.testing.assert_allclose(td_k_advantages(*_args(bt), gamma=bt.gamma, k=1), delta, rtol=0, atol=bt.tol)
+
+
+@given(batches())
+def test_TR_32_lambda_one_is_the_bootstrapped_mc_return_minus_v(bt: Batch) -> None:
+    g = _bootstrapped_returns(bt)
+    a1 = gae(*_args(bt), gamma=bt.gamma, lam=1.0)
+    np.testing.assert_allclose(value_targets(a1, bt.values), g, rtol=0, atol=bt.tol)
+    np.testing.assert_allclose(td_k_advantages(*_args(bt), gamma=bt.gamma, k=None), g - bt.values,
+                               rtol=0, atol=bt.tol)
+
+
+@given(batches(), st.integers(1, 12))
+def test_TR_30_td_k_telescopes_into_residuals(bt: Batch, k: int) -> None:
+    delta = td_residuals(bt.rewards, bt.values, bt.next_values, bt.terminated, gamma=bt.gamma)
+    want = _residual_sums(delta, bt.done, bt.gamma, k)
+    np.testing.assert_allclose(td_k_advantages(*_args(bt), gamma=bt.gamma, k=k), want, rtol=0, atol=bt.tol)
+
+
+@given(batches(), st.sampled_from([0.0, 0.3, 0.9, 0.95]))
+def test_TR_31_gae_is_the_lambda_weighted_average_of_td_k(bt: Batch, lam: float) -> None:
+    """E-62: for lam < 1 and an episode with m rows left, A^{TD(k)} = A^{TD(m)} for k >= m, so the series
+    (1 - lam) sum_k lam^{k-1} A^{TD(k)} is the finite sum up to k = T with tail weight lam^{T-1}."""
+    t_len = bt.rewards.shape[0]
+    avg = np.zeros_like(bt.rewards)
+    for k in range(1, t_len + 1):
+        w = lam ** (k - 1) if k == t_len else (1.0 - lam) * lam ** (k - 1)
+        avg += w * td_k_advantages(*_args(bt), gamma=bt.gamma, k=k)
+    np.testing.assert_allclose(gae(*_args(bt), gamma=bt.gamma, lam=lam), avg, rtol=0,
+                               atol=tolerance(t_len * (1.0 + 2.0 * V_MAX), terms=2 * t_len))
+
+
+@given(batches(), lams, st.data())
+def test_TR_29_episodes_do_not_leak_across_boundaries(bt: Batch, lam: float, data: st.DataObject) -> None:
+    """Everything after a terminated or truncated row of a column leaves that row and earlier ones unchanged."""
+    ends = np.argwhere(bt.done)
+    if ends.size == 0:
+        return
+    t0, b = (int(x) for x in ends[data.draw(st.integers(0, len(ends) - 1))])
+    base = gae(*_args(bt), gamma=bt.gamma, lam=lam)
+    rng = np.random.default_rng(t0)
+    r, v, lv = bt.rewards.copy(), bt.values.copy(), bt.last_value.copy()
+    r[t0 + 1:, b] = rng.uniform(-1, 1, r.shape[0] - t0 - 1)
+    v[t0 + 1:, b] = rng.uniform(-V_MAX, V_MAX, r.shape[0] - t0 - 1)
+    lv[b] += 1.0
+    nv = next_values_from_rollout(v, lv, bt.terminated, bt.truncated, bt.v_final)
+    moved = gae(r, v, nv, bt.terminated, bt.truncated, gamma=bt.gamma, lam=lam)
+    np.testing.assert_array_equal(moved[: t0 + 1, b], base[: t0 + 1, b])
+
+
+def test_TR_29_truncation_bootstraps_the_final_state_and_termination_uses_zero() -> None:
+    # B = 1, T = 3: step 0 truncated (final state value 10), step 1 terminated, step 2 rollout end.
+    r = np.array([[1.0], [2.0], [3.0]])
+    v = np.array([[0.5], [7.0], [0.25]])
+    term = np.array([[False], [True], [False]])
+    trunc = np.array([[True], [False], [False]])
+    v_final = np.array([[10.0], [np.nan], [np.nan]])
+    nv = next_values_from_rollout(v, np.array([4.0]), term, trunc, v_final)
+    np.testing.assert_array_equal(nv, [[10.0], [0.0], [4.0]])
+    a = gae(r, v, nv, term, trunc, gamma=0.5, lam=1.0)
+    np.testing.assert_array_equal(a, [[1.0 + 5.0 - 0.5], [2.0 - 7.0], [3.0 + 2.0 - 0.25]])
+
+
+def test_TR_29_bad_inputs_raise_named_errors() -> None:
+    z = np.zeros((3, 2))
+    f = np.zeros((3, 2), dtype=bool)
+    with pytest.raises(ShapeError, match="values"):
+        td_residuals(z, np.zeros((3, 1)), z, f, gamma=0.9)
+    with pytest.raises(ShapeError, match="rewards"):
+        gae(np.zeros(3), np.zeros(3), np.zeros(3), np.zeros(3, dtype=bool), np.zeros(3, dtype=bool),
+            gamma=0.9, lam=0.9)
+    with pytest.raises(ReferenceError_, match="lam"):
+        gae(z, z, z, f, f, gamma=0.9, lam=1.5)
+    with pytest.raises(ReferenceError_, match="gamma"):
+        gae(z, z, z, f, f, gamma=0.0, lam=0.5)
+    with pytest.raises(ReferenceError_, match="k must be"):
+        td_k_advantages(z, z, z, f, f, gamma=0.9, k=0)
+    with pytest.raises(ReferenceError_, match="v_final"):
+        next_values_from_rollout(z, np.zeros(2), f, ~f)
+    with pytest.raises(ShapeError, match="last_value"):
+        next_values_from_rollout(z, np.zeros(3), f, f)
+
+
+# ------------------------------------------------------------------------- exact, on MDPs
+def _policy(mdp: FiniteMDP, rng: np.random.Generator) -> FloatArray:
+    pi = rng.dirichlet(np.ones(mdp.n_actions), size=mdp.n_states_plus)
+    pi[mdp.term] = 1.0 / mdp.n_actions
+    return np.asarray(pi, dtype=np.float64)
+
+
+def _as_batch(mdp: FiniteMDP, v: FloatArray, traj_states: np.ndarray) -> tuple[FloatArray, FloatArray, np.ndarray]:
+    """Trajectories [N, H+1] -> values, next_values, terminated as [H, N] (padding rows: term, delta 0)."""
+    boot = bootstrap_values(v, traj_states, term=mdp.term)  # V(s_t), 0 at term
+    term = traj_states[:, 1:] == mdp.term
+    return boot[:, :-1].T, boot[:, 1:].T, term.T
+
+
+@settings(max_examples=12)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.8, 0.95, 1.0]), lams)
+def test_TR_21_TR_33_TR_34_gae_and_td_k_unbiased_with_exact_values(seed: int, gamma: float, lam: float) -> None:
+    """With V = V^pi: E[delta_0 | s, a] = A^pi(s, a), E[delta_l | s, a] = 0 (l >= 1), and every TD(k) and
+    GAE(lam) is unbiased for A^pi(s, a). Conditioning on s_0 = s covers every t (Markov, layered MDP)."""
+    rng = np.random.default_rng(seed)
+    mdp = random_layered_mdp(rng, 3, 2, 2, gamma=gamma, early_stop_prob=0.3)
+    pi = _policy(mdp, rng)
+    v = v_pi(mdp, pi)
+    adv = a_pi(mdp, pi)
+    h = 3
+    for s in range(mdp.n_states):
+        for a in range(mdp.n_actions):
+            tr = enumerate_trajectories(mdp, pi, s0=s, a0=a)
+            tol = tolerance(h * (1.0 + 2.0 * value_scale(1.0, gamma, h)), terms=h * tr.n,
+                            condition=discount_condition(gamma, h))
+            vals, nvals, term = _as_batch(mdp, v, tr.states)
+            no_trunc = np.zeros_like(term)
+            r = tr.rewards.T
+            w = tr.weights
+            delta = td_residuals(r, vals, nvals, term, gamma=gamma)
+            assert abs(float(delta[0] @ w) - adv[s, a]) <= tol
+            for row in delta[1:]:
+                assert abs(float(row @ w)) <= tol
+            g = gae(r, vals, nvals, term, no_trunc, gamma=gamma, lam=lam)
+            assert abs(float(g[0] @ w) - adv[s, a]) <= tol
+            boot = bootstrap_values(v, tr.states, term=mdp.term)
+            for k in (1, 2, None):
+                tdk = td_k_advantages(r, vals, nvals, term, no_trunc, gamma=gamma, k=k)
+                assert abs(float(tdk[0] @ w) - adv[s, a]) <= tol
+                # cross-check against the trajectory-major k-step Q estimates of reference.gradients
+                q = k_step_q_estimates(tr.rewards, boot, tr.lengths, gamma=gamma, k=k)
+                np.testing.assert_allclose(tdk[0], q[:, 0] - v[s], rtol=0, atol=tol)
+
+
+@settings(max_examples=12)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.8, 0.95, 1.0]))
+def test_TR_01_TR_02_telescoping_and_pdl_over_trajectories(seed: int, gamma: float) -> None:
+    """J(pi') - J(pi) = E_{tau ~ pi'}[sum_t gamma^t delta_t^{V^pi}] = E_{tau ~ pi'}[sum_t gamma^t A^pi(s_t, a_t)]."""
+    rng = np.random.default_rng(seed)
+    mdp = random_layered_mdp(rng, 3, 2, 2, gamma=gamma, early_stop_prob=0.3)
+    pi, pi_new = _policy(mdp, rng), _policy(mdp, rng)
+    v = v_pi(mdp, pi)
+    adv = a_pi(mdp, pi)
+    diff = j_pi(mdp, pi_new) - j_pi(mdp, pi)
+    tr = enumerate_trajectories(mdp, pi_new)
+    vals, nvals, term = _as_batch(mdp, v, tr.states)
+    h = tr.horizon
+    disc = gamma ** np.arange(h)
+    delta = td_residuals(tr.rewards.T, vals, nvals, term, gamma=gamma)
+    tol = tolerance(h * (1.0 + 2.0 * value_scale(1.0, gamma, h)), terms=h * tr.n,
+                    condition=discount_condition(gamma, h))
+    assert abs(float(disc @ delta @ tr.weights) - diff) <= tol  # TR-01
+    a_t = np.where(tr.valid, adv[tr.states[:, :-1], tr.actions], 0.0)
+    assert abs(float(tr.weights @ a_t @ disc) - diff) <= tol  # TR-02, trajectory form
+    assert abs(performance_difference(mdp, pi_new, pi) - diff) <= tol
+
+
+@settings(max_examples=30)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.5, 0.9, 0.99]), st.integers(1, 6), st.integers(1, 3))
+def test_TR_02_performance_difference_identity_on_random_mdps(seed: int, gamma: float, n_s: int, n_a: int) -> None:
+    """J(pi') - J(pi) = (1 / (1 - gamma)) E_{s ~ d^{pi'}_norm, a ~ pi'}[A^pi(s, a)] on cyclic random MDPs."""
+    rng = np.random.default_rng(seed)
+    mdp = random_mdp(rng, n_s, n_a, gamma=gamma, terminal_prob=0.2)
+    pi, pi_new = _policy(mdp, rng), _policy(mdp, rng)
+    diff = j_pi(mdp, pi_new) - j_pi(mdp, pi)
+    d = discounted_occupancy(mdp, pi_new, normalized=True)
+    pdl = float(np.sum(d[:, None] * pi_new * a_pi(mdp, pi))) / (1.0 - gamma)
+    kappa = discount_condition(gamma)
+    # A^pi has scale 2 R / (1 - gamma) and the 1 / (1 - gamma) factor (<= kappa) multiplies its error.
+    tol = tolerance(2.0 * value_scale(mdp.max_abs_reward, gamma) * kappa, terms=n_s + 1, condition=kappa)
+    assert abs(pdl - diff) <= tol
+    assert abs(performance_difference(mdp, pi_new, pi) - diff) <= tol

@@ -1,0 +1,153 @@
+"""Tests of reference.surrogates: PPO's clipped objective (TR-13, TR-14), KL estimators, GRPO (TR-49, TR-51).
+
+The two clip forms are compared exactly (bit for bit): on each branch they evaluate the same float
+products, and rounding is monotone, so min / max pick equal values. Finite differences of the
+piecewise-linear objective are exact up to the rounding of two evaluations, tolerance(|A| (ell + 1))
+divided by the step. KL expectations are exact sums over K categories: tolerance with K terms and the
+scale sum_x p(x) (rho + 1 + |log rho|).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reference.errors import ReferenceError_, ShapeError
+from reference.surrogates import (
+    GRPO_EPS_STD,
+    categorical_kl,
+    grpo_advantages,
+    kl_estimator_expectations,
+    kl_k1,
+    kl_k2,
+    kl_k3,
+    ppo_clip_gradient_is_zero,
+    ppo_clip_objective,
+    ppo_clip_piecewise,
+    ppo_clip_ratio_gradient,
+)
+from reference.tolerance import tolerance
+
+ratios = st.floats(0.0, 5.0, allow_nan=False)
+advs = st.one_of(st.just(0.0), st.floats(-10.0, 10.0, allow_nan=False))
+epss = st.sampled_from([0.0, 0.1, 0.2, 0.3, 0.9])
+
+
+@given(st.lists(st.tuples(ratios, advs), min_size=1, max_size=20), epss)
+def test_TR_14_clip_forms_agree(pairs: list[tuple[float, float]], eps: float) -> None:
+    r = np.array([p[0] for p in pairs] + [1.0 - eps, 1.0 + eps, 1.0, 0.0])
+    a = np.array([p[1] for p in pairs] + [pairs[0][1], -pairs[0][1], 1.0, -1.0])
+    np.testing.assert_array_equal(ppo_clip_objective(r, a, eps=eps), ppo_clip_piecewise(r, a, eps=eps))
+
+
+def test_TR_14_clip_forms_agree_on_a_grid_with_both_signs() -> None:
+    r = np.linspace(0.0, 3.0, 601)[:, None]
+    a = np.array([-2.0, -0.5, 0.0, 0.5, 2.0])[None, :]
+    for eps in (0.1, 0.2, 0.5):
+        np.testing.assert_array_equal(ppo_clip_objective(r, a, eps=eps), ppo_clip_piecewise(r, a, eps=eps))
+    # the clip caps the gain: C <= ell A always, and C = ell A inside the trust region
+    c = ppo_clip_objective(r, a, eps=0.2)
+    assert np.all(c <= r * a)
+    inside = (r >= 0.8) & (r <= 1.2)
+    np.testing.assert_array_equal(np.where(inside, c, 0.0), np.where(inside, r * a, 0.0))
+
+
+@given(ratios, advs, epss)
+def test_TR_13_ratio_gradient_matches_finite_differences_and_zero_set(r: float, a: float, eps: float) -> None:
+    h = 1e-6
+    if min(abs(r - (1.0 - eps)), abs(r - (1.0 + eps))) <= 2 * h or r < 2 * h:
+        return  # a kink (or the boundary ell = 0): only one-sided derivatives exist
+    c_plus = float(ppo_clip_objective(r + h, a, eps=eps))
+    c_minus = float(ppo_clip_objective(r - h, a, eps=eps))
+    fd = (c_plus - c_minus) / (2 * h)
+    grad = float(ppo_clip_ratio_gradient(r, a, eps=eps))
+    assert abs(fd - grad) <= tolerance(abs(a) * (r + 1.0), terms=4) / h
+    zero = bool(ppo_clip_gradient_is_zero(r, a, eps=eps))
+    assert zero == (grad == 0.0)
+    assert zero == (a == 0 or (a > 0 and r > 1 + eps) or (a < 0 and r < 1 - eps))
+
+
+def test_TR_13_bad_inputs_raise() -> None:
+    with pytest.raises(ReferenceError_, match="eps"):
+        ppo_clip_objective(1.0, 1.0, eps=1.5)
+    with pytest.raises(ReferenceError_, match="ratio"):
+        ppo_clip_piecewise(-0.5, 1.0, eps=0.2)
+    with pytest.raises(ShapeError, match="broadcast"):
+        ppo_clip_objective(np.ones(3), np.ones(4), eps=0.2)
+
+
+@given(st.lists(st.floats(-30.0, 30.0, allow_nan=False), min_size=1, max_size=50))
+def test_kl_k2_k3_are_nonnegative(log_rho: list[float]) -> None:
+    x = np.array([*log_rho, 0.0, 1e-17, -1e-17, 1e-9])
+    assert np.all(kl_k3(x) >= 0.0)
+    assert np.all(kl_k2(x) >= 0.0)
+    np.testing.assert_array_equal(kl_k1(x), -x)
+    assert kl_k3(np.array([0.0]))[0] == 0.0
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(2, 8), st.sampled_from([0.05, 0.5, 2.0]))
+def test_kl_k1_k3_expectations_equal_the_exact_kl(seed: int, k: int, conc: float) -> None:
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.full(k, conc), size=3)
+    q = rng.dirichlet(np.full(k, conc), size=3)
+    p = np.maximum(p, 1e-12)
+    q = np.maximum(q, 1e-12)
+    p /= p.sum(axis=-1, keepdims=True)
+    q /= q.sum(axis=-1, keepdims=True)
+    kl = categorical_kl(p, q)
+    e1, e2, e3 = kl_estimator_expectations(p, q)
+    lr = np.log(q) - np.log(p)
+    scale = np.sum(p * (np.exp(lr) + 1.0 + np.abs(lr)), axis=-1)
+    for i in range(3):
+        tol = tolerance(float(scale[i]), terms=k)
+        assert kl[i] >= -tol
+        assert abs(e1[i] - kl[i]) <= tol
+        assert abs(e3[i] - kl[i]) <= tol
+        assert e2[i] >= 0.0
+
+
+def test_kl_expectations_need_equal_support() -> None:
+    with pytest.raises(ReferenceError_, match="support"):
+        kl_estimator_expectations([0.5, 0.5, 0.0], [0.4, 0.4, 0.2])
+    with pytest.raises(ReferenceError_, match="simplex"):
+        categorical_kl([0.5, 0.6], [0.5, 0.5])
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(2, 16), st.booleans())
+def test_TR_49_grpo_advantages_match_the_formula(seed: int, n: int, scale_by_std: bool) -> None:
+    rng = np.random.default_rng(seed)
+    r = rng.integers(0, 3, size=(4, n)).astype(np.float64) * rng.uniform(0.1, 2.0)
+    got = grpo_advantages(r, scale_by_std=scale_by_std)
+    for g in range(r.shape[0]):
+        row = r[g]
+        if row.max() == row.min():
+            want = np.zeros(n)
+        else:
+            centred = row - row.mean()
+            want = centred / (row.std(ddof=1) + GRPO_EPS_STD) if scale_by_std else centred
+        np.testing.assert_allclose(got[g], want, rtol=0, atol=tolerance(float(np.abs(want).max() + 1.0), terms=n))
+        assert abs(float(got[g].sum())) <= tolerance(float(np.abs(got[g]).sum() + 1.0), terms=n)
+
+
+@given(st.floats(-1e6, 1e6, allow_nan=False), st.integers(1, 64), st.booleans())
+def test_TR_51_grpo_equal_rewards_give_exact_zeros(value: float, n: int, scale_by_std: bool) -> None:
+    r = np.full((2, n), value)
+    r[1] = 0.1  # 0.1 * n / n need not be 0.1: the exact-zero rule must not trust cancellation
+    got = grpo_advantages(r, scale_by_std=scale_by_std)
+    assert np.all(got == 0.0)
+
+
+def test_TR_51_grpo_single_rollout_and_bad_inputs() -> None:
+    np.testing.assert_array_equal(grpo_advantages(np.array([[3.0], [-1.0]])), np.zeros((2, 1)))
+    # two distinct rewards: sample std |r1 - r2| / sqrt(2), so A = +-(1/sqrt 2) / (1 + eps_std / std)
+    a = grpo_advantages(np.array([1.0, 0.0]))
+    std = 1.0 / np.sqrt(2.0)
+    np.testing.assert_allclose(a, [0.5 / (std + 1e-4), -0.5 / (std + 1e-4)], rtol=0, atol=tolerance(1.0, terms=2))
+    with pytest.raises(ReferenceError_, match="eps_std"):
+        grpo_advantages(np.ones(3), eps_std=0.0)
+    with pytest.raises(ShapeError, match="group axis"):
+        grpo_advantages(np.float64(1.0))
+    with pytest.raises(ReferenceError_, match="finite"):
+        grpo_advantages(np.array([1.0, np.nan]))
