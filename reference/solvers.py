@@ -21,6 +21,7 @@ Bellman residual needs.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Callable
@@ -31,6 +32,11 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 from numpy.typing import ArrayLike
+
+try:  # scipy's CSR kernel (y += A x into a caller's buffer, GIL released); public fallback below
+    from scipy.sparse._sparsetools import csr_matvec as _csr_matvec
+except ImportError:  # pragma: no cover - other scipy layouts
+    _csr_matvec = None
 
 from reference.dp import CertifiedSolution
 from reference.errors import InvalidDiscountError, NotConvergedError, ShapeError
@@ -66,8 +72,7 @@ class _BlockCSR:
         k = threads if (threads > 1 and m.nnz >= _SPLIT_MIN_NNZ) else 1
         cuts = np.searchsorted(m.indptr, np.linspace(0, m.nnz, k + 1)).clip(0, n_rows)
         cuts[0], cuts[-1] = 0, n_rows
-        self.cuts: list[tuple[int, int]] = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:], strict=True)
-                                            if b > a]
+        self.cuts: list[tuple[int, int]] = [(int(a), int(b)) for a, b in itertools.pairwise(cuts) if b > a]
         self.blocks: list[sp.csr_array] = []
         for a, b in self.cuts:
             lo, hi = int(m.indptr[a]), int(m.indptr[b])
@@ -75,15 +80,25 @@ class _BlockCSR:
                                             shape=(b - a, self.shape[1]), copy=False))
         self.pool: ThreadPoolExecutor | None = ThreadPoolExecutor(len(self.blocks)) if len(self.blocks) > 1 else None
 
+    def _block(self, i: int, x: FloatArray, out: FloatArray) -> None:
+        a, b = self.cuts[i]
+        blk = self.blocks[i]
+        if _csr_matvec is None:
+            out[a:b] = blk @ x
+            return
+        y = out[a:b]
+        y.fill(0.0)
+        _csr_matvec(b - a, self.shape[1], blk.indptr, blk.indices, blk.data, x, y)
+
     def matvec(self, x: FloatArray, out: FloatArray) -> FloatArray:
-        """out = M x (out has shape [rows])."""
+        """out = M x (out has shape [rows]; no temporaries)."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
         if self.pool is None:
-            out[:] = self.blocks[0] @ x
+            self._block(0, x, out)
             return out
 
         def job(i: int) -> None:
-            a, b = self.cuts[i]
-            out[a:b] = self.blocks[i] @ x
+            self._block(i, x, out)
 
         list(self.pool.map(job, range(len(self.blocks))))
         return out
@@ -106,6 +121,9 @@ class BellmanKernel:
         self.threads = _default_threads() if threads is None else max(1, int(threads))
         self.r = np.ascontiguousarray(mdp.r, dtype=np.float64)
         self._buf = np.empty(self.n * self.n_actions)
+        self._work: FloatArray | None = None
+        self._ppi: FloatArray | None = None
+        self._ppi_pol: IntArray | None = None
         self._dense: FloatArray | None = None
         self._sparse: _BlockCSR | None = None
         self._csr: sp.csr_array | None = None
@@ -122,6 +140,24 @@ class BellmanKernel:
             return int(self._dense.nbytes)
         assert self._csr is not None
         return int(self._csr.data.nbytes + self._csr.indices.nbytes + self._csr.indptr.nbytes)
+
+    def _dense_rows(self, pol: IntArray, rows: IntArray) -> FloatArray:
+        """The kernel's [S, S] buffer holding P_pi for the deterministic policy ``pol`` (rows ``rows``)."""
+        assert self._dense is not None
+        if self._ppi is None or self._ppi_pol is None:
+            self._ppi = np.take(self._dense, rows, axis=0)
+        else:
+            changed = np.flatnonzero(pol != self._ppi_pol)
+            if changed.size:
+                self._ppi[changed] = self._dense[rows[changed]]
+        self._ppi_pol = pol.copy()
+        return self._ppi
+
+    def workspace(self, rows: int) -> FloatArray:
+        """A reusable [rows, S] scratch array (the GMRES Krylov basis); grown on demand."""
+        if self._work is None or self._work.shape[0] < rows:
+            self._work = np.empty((rows, self.n))
+        return self._work
 
     def expected_next(self, v: FloatArray) -> FloatArray:
         """(P V)(s, a) = sum_{s'} P[s, a, s'] V(s'), flat shape [S*A] (an internal buffer)."""
@@ -148,8 +184,10 @@ class BellmanKernel:
         """``(x -> P_pi x, r_pi)`` for a deterministic int policy [S] or a stochastic one [S, A].
 
         P_pi[s, s'] = sum_a pi(a | s) P[s, a, s'] (MDP-06). Deterministic: the rows ``s*A + pi(s)`` are
-        gathered once (dense [S, S] copy or CSR rows). Stochastic dense: P_pi is formed once by one pass
-        over P; stochastic sparse: ``P_pi x = D_pi (P x)`` without forming P_pi.
+        gathered once (CSR rows, or a dense [S, S] buffer owned by the kernel in which only the rows of
+        states whose action changed since the previous call are rewritten: a dense deterministic
+        operator is valid until the next call). Stochastic dense: P_pi is formed once by one pass over
+        P; stochastic sparse: ``P_pi x = D_pi (P x)`` without forming P_pi.
         """
         n, na = self.n, self.n_actions
         out = np.empty(n)
@@ -158,7 +196,7 @@ class BellmanKernel:
             rows = np.arange(n, dtype=np.int64) * na + pol
             r_pi = np.asarray(self.r.ravel()[rows], dtype=np.float64)
             if self._dense is not None:
-                ppi = self._dense[rows]
+                ppi = self._dense_rows(pol, rows)
                 return (lambda x: np.matmul(ppi, x, out=out)), r_pi
             assert self._csr is not None
             blk = _BlockCSR(self._csr[rows], self.threads)
@@ -194,13 +232,19 @@ def gmres(
     x0: FloatArray | None = None,
     restart: int = 30,
     max_matvecs: int = 2000,
+    workspace: FloatArray | None = None,
+    tol_min: float | None = None,
+    fast_ratio: float = 0.0,
 ) -> GMRESResult:
     """Restarted GMRES(m) for ``a x = b``: stops when ``||b - a x||_2 <= tol`` (true residual).
 
     Minimises ``||b - a x||_2`` over ``x0 + K_m(a, r0)`` per cycle (Saad & Schultz 1986), Arnoldi with
     classical Gram-Schmidt and one conditional re-orthogonalisation ("twice is enough"), Givens
-    rotations for the small least-squares problem. Shapes: b, x0, x [n]. The residual of every cycle is
-    recomputed as ``b - a x`` (not the recursive estimate).
+    rotations for the small least-squares problem. Shapes: b, x0, x [n]; ``workspace`` (optional,
+    reused for the Krylov basis) [m + 1, n] or larger. The residual of every cycle is recomputed as
+    ``b - a x`` (not the recursive estimate). Cheap extra accuracy: once ``tol`` is met, the current
+    cycle goes on down to ``tol_min`` while each step still shrinks the residual estimate by a factor
+    ``<= fast_ratio`` (a fast-converging solve costs little more made accurate).
     """
     n = b.size
     x = np.zeros(n) if x0 is None else np.array(x0, dtype=np.float64)
@@ -208,7 +252,10 @@ def gmres(
     used = 0 if x0 is None else 1
     beta = float(np.linalg.norm(r))
     m = max(1, min(restart, n))
-    basis = np.empty((m + 1, n))
+    if workspace is not None and workspace.shape[0] >= m + 1 and workspace.shape[1] == n:
+        basis = workspace
+    else:
+        basis = np.empty((m + 1, n))
     while beta > tol and used < max_matvecs:
         np.multiply(r, 1.0 / beta, out=basis[0])
         h = np.zeros((m + 1, m))
@@ -240,10 +287,13 @@ def gmres(
                 break
             cs[j], sn[j] = h[j, j] / d, h[j + 1, j] / d
             h[j, j], h[j + 1, j] = d, 0.0
+            prev = abs(g[j])
             g[j + 1] = -sn[j] * g[j]
             g[j] = cs[j] * g[j]
             k = j + 1
-            if abs(g[j + 1]) <= tol or wn == 0.0 or used >= max_matvecs:
+            est = abs(g[j + 1])
+            fast = tol_min is not None and est > tol_min and est <= fast_ratio * prev
+            if (est <= tol and not fast) or wn == 0.0 or used >= max_matvecs:
                 break
             np.multiply(w, 1.0 / wn, out=basis[j + 1])
         if k == 0:
@@ -313,7 +363,7 @@ def evaluate_policy(
         if used >= max_matvecs:
             raise NotConvergedError(f"evaluate_policy: residual {rn:.3e} > {target:.3e} after {used} products")
         out = gmres(a_op, res, tol=_gmres_tol(0.5 * target, res.size), restart=restart,
-                    max_matvecs=max_matvecs - used)
+                    max_matvecs=max_matvecs - used, workspace=kern.workspace(restart + 1))
         used += out.matvecs
         v = v + out.x
 
@@ -347,7 +397,8 @@ def solve_optimal(
     eps: float = 1e-8,
     pi0: IntArray | None = None,
     v0: FloatArray | None = None,
-    forcing: float = 1e-4,
+    forcing: float = 1e-2,
+    fast_ratio: float = 0.1,
     kernel: BellmanKernel | None = None,
     restart: int = 30,
     max_iters: int = 500,
@@ -360,8 +411,10 @@ def solve_optimal(
     Otherwise V_{k+1} = V_k + d with ``(I - gamma P_{pi_{k+1}}) d = B^{pi_{k+1}} V_k - V_k`` solved by
     GMRES to relative accuracy ``forcing`` (exact d gives V_{k+1} = V^{pi_{k+1}}: this is PI, BEL-33,
     written as Newton's method on ``B^* V - V = 0``; the inexact solve keeps the rate while the policy
-    settles and then shrinks the residual by about ``forcing`` per step). P_pi is re-gathered only when
-    the policy changes. Shapes: pi0 int [S], v0 [S]; result value [S] (V(term) = 0), policy int [S].
+    settles and then shrinks the residual by about ``forcing`` per step), and further, down to the
+    final target, while GMRES still gains a factor ``fast_ratio`` per product. P_pi is rebuilt only
+    when the policy changes (dense: only the changed rows). Shapes: pi0 int [S], v0 [S]; result value
+    [S] (V(term) = 0), policy int [S].
     Raises :class:`NotConvergedError` after ``max_iters`` outer steps (e.g. eps below float resolution).
     """
     gamma = mdp.gamma
@@ -379,7 +432,8 @@ def solve_optimal(
     a_op: Matvec | None = None
     idx = np.arange(n)
     for k in range(max_iters):
-        q = kern.lookahead(v)
+        # r + gamma P 0 = r exactly: the first greedy step from V = 0 needs no sweep
+        q = kern.r.copy() if not v.any() else kern.lookahead(v)
         pol = greedy(q, current=pol)
         pol[term] = 0
         bmax = q.max(axis=1)
@@ -392,7 +446,9 @@ def solve_optimal(
             a_op = _shift_operator(pmv, gamma)
             op_pol = pol.copy()
         tol_inf = max(forcing * res, 0.5 * target)
-        out = gmres(a_op, rhs, tol=_gmres_tol(tol_inf, n), restart=restart)
+        out = gmres(a_op, rhs, tol=_gmres_tol(tol_inf, n), restart=restart,
+                    workspace=kern.workspace(restart + 1), tol_min=_gmres_tol(0.5 * target, n),
+                    fast_ratio=fast_ratio)
         v = v + out.x
         v[term] = 0.0
     raise NotConvergedError(f"solve_optimal: certificate above eps={eps:.1e} after {max_iters} steps")
