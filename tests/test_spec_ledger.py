@@ -27,6 +27,7 @@ ID_RE = re.compile(r"^[A-Z]{2,5}-\d{2,3}$")
 DONE: dict[str, tuple[int, ...]] = {
     "MDP": (*range(1, 12), *range(17, 26)),
     "BEL": tuple(range(1, 39)),
+    "PG": tuple(range(1, 54)),
 }
 
 
