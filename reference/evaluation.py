@@ -105,7 +105,8 @@ def validate_features(mdp: FiniteMDP, x: FloatArray, *, q: bool = False) -> Floa
         raise ShapeError("features have non-finite entries")
     bad = np.flatnonzero(f[mdp.term].ravel() != 0.0)
     if bad.size:
-        raise ShapeError(f"features of term must be 0 (V(term) = 0 is hard-coded, EVAL-04); entry {int(bad[0])} "
+        raise ShapeError(f"features of term must be 0 (V(term) = 0 is hard-coded, EVAL-04); "
+                         f"entry {int(bad[0])} "
                          f"is {f[mdp.term].ravel()[bad[0]]!r}")
     return f
 
@@ -203,7 +204,8 @@ def q_targets(traj: Trajectories, q: FloatArray, *, gamma: float, k: int | None,
     if np.any(at_h):
         if pi is None:
             i, t = (int(z[0]) for z in np.nonzero(at_h))
-            raise ShapeError(f"trajectory {i} is truncated at H={h}: the bootstrap Q(s_H, a_H) at t={t} needs pi "
+            raise ShapeError(f"trajectory {i} is truncated at H={h}: the bootstrap Q(s_H, a_H) at t={t} "
+                             "needs pi "
                              "(no action is stored at the horizon)")
         pv = np.asarray(pi, dtype=np.float64)
         boot = np.where(at_h, np.einsum("nha,nha->nh", pv[s_end], qq[s_end]), boot)
@@ -293,7 +295,7 @@ def v_loss(mdp: FiniteMDP, pi: FloatArray, v: FloatArray, *, mu: FloatArray | No
 
 def v_loss_gradient(mdp: FiniteMDP, pi: FloatArray, x: FloatArray, w: FloatArray, *,
                     mu: FloatArray | None = None) -> FloatArray:
-    """grad L(phi) = E_{s ~ p0}[(V_phi(s) - V^pi(s)) grad V_phi(s)] = X^T D (X w - V^pi); shape [d] (EVAL-02/03)."""
+    """grad L(phi) = E_{s ~ p0}[(V_phi(s) - V^pi(s)) grad V_phi(s)] = X^T D (X w - V^pi); [d] (EVAL-02/03)."""
     m = mdp.p0 if mu is None else np.asarray(mu, dtype=np.float64)
     xf = validate_features(mdp, x)
     return np.asarray(xf.T @ (m * (xf @ w - v_pi(mdp, pi))), dtype=np.float64)
@@ -376,7 +378,8 @@ def _expected_update_chain(m: FloatArray, r: FloatArray, start: FloatArray, x: F
     return ExpectedUpdate(a_mat, b_vec)
 
 
-def expected_update_v(mdp: FiniteMDP, pi: FloatArray, x: FloatArray, *, k: int | None, states: States = "initial",
+def expected_update_v(mdp: FiniteMDP, pi: FloatArray, x: FloatArray, *, k: int | None,
+                      states: States = "initial",
                       horizon: int | None = None, target: Target = "bootstrap") -> ExpectedUpdate:
     """Exact E[g | w] = A w - b of the semi-gradient V learner of :func:`learn_v` (per trajectory).
 
@@ -387,12 +390,14 @@ def expected_update_v(mdp: FiniteMDP, pi: FloatArray, x: FloatArray, *, k: int |
     p = validate_policy(mdp, pi)
     xf = validate_features(mdp, x)
     m = np.asarray(mdp.transition_pi(p).toarray() if mdp.is_sparse else mdp.transition_pi(p))  # type: ignore[union-attr]
-    value = v_pi(mdp, p) if target == "oracle" or (k is None and horizon is None) else np.zeros(mdp.n_states_plus)
+    exact = target == "oracle" or (k is None and horizon is None)
+    value = v_pi(mdp, p) if exact else np.zeros(mdp.n_states_plus)
     return _expected_update_chain(m, mdp.reward_pi(p), mdp.p0, xf, value, gamma=mdp.gamma, k=k, states=states,
                                   horizon=horizon, target=target)
 
 
-def expected_update_q(mdp: FiniteMDP, pi: FloatArray, x: FloatArray, *, k: int | None, states: States = "initial",
+def expected_update_q(mdp: FiniteMDP, pi: FloatArray, x: FloatArray, *, k: int | None,
+                      states: States = "initial",
                       horizon: int | None = None, target: Target = "bootstrap") -> ExpectedUpdate:
     """Exact E[g | w] = A w - b of the semi-gradient Q learner of :func:`learn_q` (per trajectory).
 
@@ -403,7 +408,8 @@ def expected_update_q(mdp: FiniteMDP, pi: FloatArray, x: FloatArray, *, k: int |
     xf = validate_features(mdp, x, q=True)
     n, na = mdp.n_states_plus, mdp.n_actions
     m = np.einsum("sat,tb->satb", mdp.P, p).reshape(n * na, n * na)
-    value = (q_pi(mdp, p) if target == "oracle" or (k is None and horizon is None) else np.zeros((n, na))).ravel()
+    exact = target == "oracle" or (k is None and horizon is None)
+    value = (q_pi(mdp, p) if exact else np.zeros((n, na))).ravel()
     start = (mdp.p0[:, None] * p).ravel()
     return _expected_update_chain(m, mdp.r.ravel(), start, xf.reshape(n * na, -1), value, gamma=mdp.gamma,
                                   k=k, states=states, horizon=horizon, target=target)

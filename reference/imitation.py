@@ -61,7 +61,8 @@ class Dataset:
 
     def __or__(self, other: Dataset) -> Dataset:
         """Aggregation D ∪ D' (as a multiset: every pair is kept, MDP-16 step 4)."""
-        return Dataset(np.concatenate([self.states, other.states]), np.concatenate([self.actions, other.actions]))
+        return Dataset(np.concatenate([self.states, other.states]),
+                       np.concatenate([self.actions, other.actions]))
 
 
 def expert_policy(mdp: FiniteMDP) -> IntArray:
@@ -141,7 +142,8 @@ def deploy(pi: FloatArray, mode: Deploy) -> FloatArray:
     raise ValueError(f"mode must be 'greedy' or 'stochastic', got {mode!r}")
 
 
-def behaviour_cloning(mdp: FiniteMDP, expert: IntArray, *, n_traj: int, horizon: int, rng: np.random.Generator,
+def behaviour_cloning(mdp: FiniteMDP, expert: IntArray, *, n_traj: int, horizon: int,
+                      rng: np.random.Generator,
                       mode: Deploy = "greedy") -> tuple[FloatArray, Dataset]:
     """Behaviour cloning (MDP-12): sample tau ~ (p0, pi_expert, p), D = {(s_i, a_i)}, fit by cross-entropy.
 
@@ -212,7 +214,8 @@ class CompoundingChain:
     recover: int
 
 
-def compounding_error_mdp(*, horizon: int, width: int, rng: np.random.Generator, recover: int = 1) -> CompoundingChain:
+def compounding_error_mdp(*, horizon: int, width: int, rng: np.random.Generator,
+                          recover: int = 1) -> CompoundingChain:
     """A layered MDP (gamma = 1) where a learner that never saw off-expert states compounds its errors.
 
     Spec: MDP-14 (covariate shift). Step t has W "good" states and one "bad" state; 2 actions.
@@ -225,7 +228,8 @@ def compounding_error_mdp(*, horizon: int, width: int, rng: np.random.Generator,
     rollouts visit bad states and the expert labels them.
     """
     if horizon < 1 or width < 1 or recover not in (0, 1):
-        raise ShapeError(f"need horizon >= 1, width >= 1, recover in {{0, 1}}; got {horizon}, {width}, {recover}")
+        raise ShapeError(f"need horizon >= 1, width >= 1, recover in {{0, 1}}; "
+                         f"got {horizon}, {width}, {recover}")
     per = width + 1
     n = horizon * per
     good = np.arange(n).reshape(horizon, per)[:, :width].copy()
@@ -257,7 +261,8 @@ def compounding_error_mdp(*, horizon: int, width: int, rng: np.random.Generator,
             add(goods if a == recover else to_bad, -1.0)
     p0 = np.zeros(n)
     p0[good[0]] = 1.0 / width
-    mdp = from_outcomes(n, 2, indptr, nxt, rew, prob, p0, gamma=1.0, name=f"compounding(H={horizon},W={width})")
+    mdp = from_outcomes(n, 2, indptr, nxt, rew, prob, p0, gamma=1.0,
+                        name=f"compounding(H={horizon},W={width})")
     return CompoundingChain(mdp, good, bad, correct, recover)
 
 

@@ -1,0 +1,565 @@
+"""Tests of reference.evaluation: MC / TD / k-step targets, gradient estimators and learners (EVAL-01..30).
+
+Unbiasedness claims are checked EXACTLY on acyclic MDPs: ``enumerate_trajectories`` lists every trajectory
+with its probability, so ``sum_i p_i g(tau_i)`` is the exact mean of an estimator. Exact comparisons use
+``reference.tolerance.tolerance(scale, terms, condition)`` with scale = a bound on the summed magnitudes,
+terms = the number of summed terms (trajectories x steps) and condition = the bound of the V^pi solve.
+Learner checks are statistical with fixed seeds and the rule of open choice 22:
+|mean_R - mu| <= 4 sigma_hat / sqrt(R), where mu = E[w_n] is known exactly: with fresh trajectories each
+step, E[w_{n+1}] = E[w_n] - lr (A E[w_n] - b) (the expected update is affine in w).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reference.errors import ShapeError
+from reference.evaluation import (
+    ExpectedUpdate,
+    TruncatedReturnError,
+    bootstrap_steps,
+    exact_moments,
+    expected_update_q,
+    expected_update_v,
+    learn_q,
+    learn_v,
+    mc_returns,
+    q_gradients,
+    q_loss,
+    q_loss_gradient,
+    q_targets,
+    tabular_features,
+    tabular_q_features,
+    td_fixed_point,
+    v_gradients,
+    v_loss,
+    v_loss_gradient,
+    v_targets,
+    validate_features,
+)
+from reference.exact import q_pi, v_pi
+from reference.generators import random_layered_mdp, random_mdp
+from reference.mdp import FiniteMDP, FloatArray, from_arrays, softmax_policy
+from reference.sampling import Trajectories, enumerate_trajectories, sample_trajectories
+from reference.testing.strategies_eval import (
+    acyclic_mdps,
+    bootstrap_horizons,
+    full_support_policies,
+    linear_features,
+    parameters,
+)
+from reference.tolerance import discount_condition, tolerance
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def _layers(mdp: FiniteMDP) -> int:
+    """Upper bound on T for the layered MDPs of the strategies (every trajectory has T <= |S|)."""
+    return mdp.n_states
+
+
+def _exact_tol(mdp: FiniteMDP, traj: Trajectories, scale: float) -> float:
+    """Tolerance for an exact mean over enumerated trajectories involving one V^pi solve."""
+    kappa = discount_condition(mdp.gamma, horizon=_layers(mdp))
+    return tolerance(scale, terms=traj.n * (traj.horizon + 1) + mdp.n_states_plus, condition=kappa)
+
+
+def _grad_scale(mdp: FiniteMDP, x: FloatArray, w: FloatArray) -> float:
+    """|g| <= |x|_max (|x|_max |w|_1 + R T) for every estimator here."""
+    xm = float(np.max(np.abs(x), initial=0.0))
+    return xm * (xm * float(np.sum(np.abs(w))) + max(mdp.max_abs_reward, 1.0) * _layers(mdp))
+
+
+def _value_scale(mdp: FiniteMDP) -> float:
+    return max(mdp.max_abs_reward, 1.0) * _layers(mdp)
+
+
+# ------------------------------------------------------------------- EVAL-01, 21: MC targets
+@given(mdp=acyclic_mdps(), data=st.data())
+def test_EVAL_01_21_mc_return_is_unbiased_for_v_and_q_exact(mdp: FiniteMDP, data: st.DataObject) -> None:
+    """E[G_0 | s_0 = s] = V^pi(s) and E[G_0 | s_0 = s, a_0 = a] = Q^pi(s, a), by enumeration."""
+    pi = data.draw(full_support_policies(mdp))
+    v, q = v_pi(mdp, pi), q_pi(mdp, pi)
+    for s in range(mdp.n_states):
+        tr = enumerate_trajectories(mdp, pi, s0=s)
+        g0 = mc_returns(tr, gamma=mdp.gamma)[:, 0]
+        assert abs(tr.weights @ g0 - v[s]) <= _exact_tol(mdp, tr, _value_scale(mdp))
+        for a in range(mdp.n_actions):
+            tq = enumerate_trajectories(mdp, pi, s0=s, a0=a)
+            gq = mc_returns(tq, gamma=mdp.gamma)[:, 0]
+            assert abs(tq.weights @ gq - q[s, a]) <= _exact_tol(mdp, tq, _value_scale(mdp))
+
+
+def test_EVAL_01_mc_estimate_by_sampling_on_cyclic_mdp() -> None:
+    """Sampled MC on a cyclic terminating MDP: |mean - V^pi(s)| <= 4 sigma/sqrt(n) + truncation bound.
+
+    Truncation at H changes the mean by at most gamma^H R / (1 - gamma) (stated, added to the bound).
+    """
+    rng = np.random.default_rng(11)
+    mdp = random_mdp(rng, 6, 3, gamma=0.9, branching=3, terminal_prob=0.2, reward_outcomes=2)
+    pi = softmax_policy(rng.normal(size=(mdp.n_states_plus, 3)))
+    h, n = 200, 4000
+    trunc = mdp.gamma**h * mdp.max_abs_reward / (1 - mdp.gamma)
+    v = v_pi(mdp, pi)
+    for s in range(mdp.n_states):
+        tr = sample_trajectories(mdp, pi, rng=rng, n=n, horizon=h, s0=s)
+        g0 = v_targets(tr, np.zeros(mdp.n_states_plus), gamma=mdp.gamma, k=None)[:, 0]
+        assert abs(g0.mean() - v[s]) <= 4 * g0.std(ddof=1) / np.sqrt(n) + trunc
+
+
+# ------------------------------------------------------------ EVAL-06, 15, 24, 27: k-step property
+@given(mdp=acyclic_mdps(), k=st.integers(1, 5), data=st.data())
+def test_EVAL_06_15_k_step_property_exact(mdp: FiniteMDP, k: int, data: st.DataObject) -> None:
+    """V^pi(s) = E[sum_{t<k∧T} gamma^t r_t + gamma^{k∧T} V^pi(s_{k∧T}) | s_0 = s] (k = 1: EVAL-06)."""
+    pi = data.draw(full_support_policies(mdp))
+    v = v_pi(mdp, pi)
+    v_junk = v.copy()
+    v_junk[mdp.term] = 1e3  # V(term) = 0 is hard-coded: the term entry must be ignored (EVAL-04)
+    for s in range(mdp.n_states):
+        tr = enumerate_trajectories(mdp, pi, s0=s)
+        y = v_targets(tr, v_junk, gamma=mdp.gamma, k=k)[:, 0]
+        assert abs(tr.weights @ y - v[s]) <= _exact_tol(mdp, tr, _value_scale(mdp))
+
+
+@given(mdp=acyclic_mdps(), k=st.integers(1, 5), data=st.data())
+def test_EVAL_24_27_q_k_step_property_exact(mdp: FiniteMDP, k: int, data: st.DataObject) -> None:
+    """Q^pi(s, a) = E[sum_{t<k∧T} gamma^t r_t + gamma^{k∧T} Q^pi(s_{k∧T}, a_{k∧T}) | s, a] (E-23 applied)."""
+    pi = data.draw(full_support_policies(mdp))
+    q = q_pi(mdp, pi)
+    for s in range(mdp.n_states):
+        for a in range(mdp.n_actions):
+            tr = enumerate_trajectories(mdp, pi, s0=s, a0=a)
+            y = q_targets(tr, q, gamma=mdp.gamma, k=k)[:, 0]
+            assert abs(tr.weights @ y - q[s, a]) <= _exact_tol(mdp, tr, _value_scale(mdp))
+
+
+def test_EVAL_23_e23_inclusive_upper_limit_is_wrong() -> None:
+    """Erratum E-23: summing rewards up to t = k∧T (inclusive) double-counts r_k; exclusive is right."""
+    mdp = random_layered_mdp(np.random.default_rng(3), 3, 2, 2, gamma=0.9)
+    pi = softmax_policy(np.zeros((mdp.n_states_plus, 2)))
+    q = q_pi(mdp, pi)
+    tr = enumerate_trajectories(mdp, pi, s0=0, a0=0)
+    y = q_targets(tr, q, gamma=mdp.gamma, k=1)[:, 0]
+    wrong = y + mdp.gamma * tr.rewards[:, 1]  # the text's sum_{t=0}^{k∧T} adds gamma^k r_k
+    assert abs(tr.weights @ y - q[0, 0]) <= _exact_tol(mdp, tr, _value_scale(mdp))
+    assert abs(tr.weights @ wrong - q[0, 0]) > 1e3 * _exact_tol(mdp, tr, _value_scale(mdp))
+
+
+# --------------------------------------------------------------- EVAL-10, 15: target conventions
+def _two_step_mdp(gamma: float) -> FiniteMDP:
+    """s0 -a0-> s1 (r=1) -a0-> term (r=2); s0 -a1-> term (r=5)."""
+    p = np.zeros((2, 2, 3))
+    p[0, 0, 1] = 1.0
+    p[0, 1, 2] = 1.0
+    p[1, :, 2] = 1.0
+    r = np.array([[1.0, 5.0], [2.0, 2.0]])
+    return from_arrays(p, r, [1.0, 0.0], gamma=gamma)
+
+
+def test_EVAL_10_td_target_is_r0_when_s1_is_terminal() -> None:
+    """y = r_0 + gamma V(s_1) if s_1 != term, y = r_0 if s_1 = term, whatever v[term] holds."""
+    mdp = _two_step_mdp(0.5)
+    tr = enumerate_trajectories(mdp, np.full((3, 2), 0.5))
+    v = np.array([10.0, 20.0, 99.0])  # v[term] = 99 must be ignored
+    y = v_targets(tr, v, gamma=0.5, k=1)
+    for i in range(tr.n):
+        if tr.states[i, 1] == mdp.term:
+            assert y[i, 0] == tr.rewards[i, 0]
+        else:
+            assert y[i, 0] == tr.rewards[i, 0] + 0.5 * v[tr.states[i, 1]]
+            assert y[i, 1] == tr.rewards[i, 1]  # s_2 = term
+
+
+@given(mdp=acyclic_mdps(), data=st.data())
+def test_EVAL_15_k_step_reduces_to_mc_when_k_ge_T(mdp: FiniteMDP, data: st.DataObject) -> None:
+    """k >= T: the k-step target is the MC return (the same sum, no bootstrap; summation order may differ)."""
+    pi = data.draw(full_support_policies(mdp))
+    tr = enumerate_trajectories(mdp, pi)
+    v = data.draw(parameters(mdp.n_states_plus))
+    g = mc_returns(tr, gamma=mdp.gamma)
+    for k in (tr.horizon, tr.horizon + 3, None):
+        np.testing.assert_allclose(v_targets(tr, v, gamma=mdp.gamma, k=k), g, rtol=0,
+                                   atol=tolerance(_value_scale(mdp), terms=tr.horizon))
+
+
+def test_EVAL_15_truncation_bootstraps_and_mc_refuses() -> None:
+    """Time-limit truncation is not termination (open choice 2): y bootstraps with V(s_H); MC raises."""
+    mdp = _two_step_mdp(0.5)
+    pi = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    tr = sample_trajectories(mdp, pi, rng=np.random.default_rng(0), n=1, horizon=1)
+    assert tr.truncated[0] and tr.states[0, 1] == 1
+    v = np.array([0.0, 7.0, 0.0])
+    assert v_targets(tr, v, gamma=0.5, k=None)[0, 0] == 1.0 + 0.5 * 7.0
+    assert v_targets(tr, v, gamma=0.5, k=3)[0, 0] == 1.0 + 0.5 * 7.0
+    with pytest.raises(TruncatedReturnError, match="trajectory 0"):
+        mc_returns(tr, gamma=0.5)
+    q = np.array([[0.0, 0.0], [3.0, 9.0], [0.0, 0.0]])
+    with pytest.raises(ShapeError, match="needs pi"):
+        q_targets(tr, q, gamma=0.5, k=2)
+    pi_mix = np.array([[1.0, 0.0], [0.25, 0.75], [1.0, 0.0]])
+    assert q_targets(tr, q, gamma=0.5, k=2, pi=pi_mix)[0, 0] == 1.0 + 0.5 * (0.25 * 3.0 + 0.75 * 9.0)
+
+
+def test_EVAL_15_bootstrap_steps_rejects_bad_k() -> None:
+    tr = enumerate_trajectories(_two_step_mdp(0.5), np.full((3, 2), 0.5))
+    with pytest.raises(ShapeError, match="k=0"):
+        bootstrap_steps(tr, k=0)
+
+
+# ----------------------------------------------- EVAL-02, 03, 07, 16, 22, 25, 28: unbiased gradients
+@given(mdp=acyclic_mdps(), k=bootstrap_horizons(), data=st.data())
+def test_EVAL_03_07_16_v_gradient_with_v_pi_is_unbiased_exact(mdp: FiniteMDP, k: int | None,
+                                                               data: st.DataObject) -> None:
+    """E[(V_phi(s_0) - y) grad V_phi(s_0)] = grad L(phi) for y = G_0 (MC), r_0 + gamma V^pi(s_1), k-step."""
+    pi = data.draw(full_support_policies(mdp))
+    x = data.draw(linear_features(mdp))
+    w = data.draw(parameters(x.shape[1]))
+    tr = enumerate_trajectories(mdp, pi)
+    g = v_gradients(tr, x, w, gamma=mdp.gamma, k=k, v_boot=v_pi(mdp, pi))[:, 0]
+    mean, _ = exact_moments(g, tr.weights)
+    grad = v_loss_gradient(mdp, pi, x, w)
+    assert np.max(np.abs(mean - grad)) <= _exact_tol(mdp, tr, _grad_scale(mdp, x, w))
+    # grad L is the gradient of L (EVAL-02): central differences on the quadratic L (exact up to rounding)
+    e = np.eye(x.shape[1])
+    fd = np.array([(v_loss(mdp, pi, x @ (w + e[j])) - v_loss(mdp, pi, x @ (w - e[j]))) / 2
+                   for j in range(w.size)])
+    assert np.max(np.abs(fd - grad)) <= 1e3 * _exact_tol(mdp, tr, _grad_scale(mdp, x, w) ** 2)
+
+
+@given(mdp=acyclic_mdps(), k=bootstrap_horizons(), data=st.data())
+def test_EVAL_22_25_28_q_gradient_with_q_pi_is_unbiased_exact(mdp: FiniteMDP, k: int | None,
+                                                               data: st.DataObject) -> None:
+    """E[(Q_phi(s_0, a_0) - y) grad Q_phi(s_0, a_0)] = grad L(phi), s_0 ~ p0, a_0 ~ pi (E-21, E-22)."""
+    pi = data.draw(full_support_policies(mdp))
+    x = data.draw(linear_features(mdp, q=True))
+    w = data.draw(parameters(x.shape[-1]))
+    tr = enumerate_trajectories(mdp, pi)
+    g = q_gradients(tr, x, w, gamma=mdp.gamma, k=k, q_boot=q_pi(mdp, pi))[:, 0]
+    mean, _ = exact_moments(g, tr.weights)
+    grad = q_loss_gradient(mdp, pi, x, w)
+    assert np.max(np.abs(mean - grad)) <= _exact_tol(mdp, tr, _grad_scale(mdp, x, w))
+    assert q_loss(mdp, pi, x @ w) >= 0.0
+
+
+# ----------------------------------------------------------- EVAL-09, 18, 26, 30: bootstrap bias
+@given(mdp=acyclic_mdps(), k=st.integers(1, 4), data=st.data())
+def test_EVAL_09_18_bootstrapped_gradient_bias_exact(mdp: FiniteMDP, k: int, data: st.DataObject) -> None:
+    """E[g_boot] - grad L = gamma^k X^T D P_pi^k (V^pi - X w): the bias of bootstrapping, measured exactly."""
+    pi = data.draw(full_support_policies(mdp))
+    x = data.draw(linear_features(mdp))
+    w = data.draw(parameters(x.shape[1]))
+    tr = enumerate_trajectories(mdp, pi)
+    mean, _ = exact_moments(v_gradients(tr, x, w, gamma=mdp.gamma, k=k)[:, 0], tr.weights)
+    p_pi = np.asarray(mdp.transition_pi(pi))
+    bias = mdp.gamma**k * x.T @ (mdp.p0 * (np.linalg.matrix_power(p_pi, k) @ (v_pi(mdp, pi) - x @ w)))
+    tol = _exact_tol(mdp, tr, _grad_scale(mdp, x, w))
+    assert np.max(np.abs(mean - v_loss_gradient(mdp, pi, x, w) - bias)) <= tol
+    assert np.max(np.abs(mean - expected_update_v(mdp, pi, x, k=k)(w))) <= tol
+
+
+def test_EVAL_09_bias_is_nonzero_and_vanishes_at_v_pi() -> None:
+    """A concrete instance: the bias is large away from V^pi and 0 when X w = V^pi (tabular)."""
+    rng = np.random.default_rng(5)
+    mdp = random_layered_mdp(rng, 3, 3, 2, gamma=0.9)
+    pi = softmax_policy(rng.normal(size=(mdp.n_states_plus, 2)))
+    x = tabular_features(mdp)
+    tr = enumerate_trajectories(mdp, pi)
+    tol = _exact_tol(mdp, tr, _grad_scale(mdp, x, np.ones(mdp.n_states)))
+    for w, biased in ((np.zeros(mdp.n_states), True), (v_pi(mdp, pi)[:-1], False)):
+        mean, _ = exact_moments(v_gradients(tr, x, w, gamma=mdp.gamma, k=1)[:, 0], tr.weights)
+        gap = float(np.max(np.abs(mean - v_loss_gradient(mdp, pi, x, w))))
+        assert (gap > 1e6 * tol) if biased else (gap <= tol)
+
+
+@given(mdp=acyclic_mdps(), k=st.integers(1, 4), data=st.data())
+def test_EVAL_26_30_q_bootstrapped_expected_update_exact(mdp: FiniteMDP, k: int, data: st.DataObject) -> None:
+    """The exact mean of the stop-gradient Q update equals the closed form A w - b on the (s, a) chain."""
+    pi = data.draw(full_support_policies(mdp))
+    x = data.draw(linear_features(mdp, q=True))
+    w = data.draw(parameters(x.shape[-1]))
+    tr = enumerate_trajectories(mdp, pi)
+    mean, _ = exact_moments(q_gradients(tr, x, w, gamma=mdp.gamma, k=k)[:, 0], tr.weights)
+    tol = _exact_tol(mdp, tr, _grad_scale(mdp, x, w))
+    assert np.max(np.abs(mean - expected_update_q(mdp, pi, x, k=k)(w))) <= tol
+
+
+@given(mdp=acyclic_mdps(), k=bootstrap_horizons(max_k=3), h=st.integers(1, 3), data=st.data())
+def test_EVAL_18_visited_states_with_truncation_expected_update_exact(mdp: FiniteMDP, k: int | None, h: int,
+                                                                      data: st.DataObject) -> None:
+    """Updating at every visited s_t of trajectories cut at H (bootstrapping at H): exact mean = A w - b."""
+    pi = data.draw(full_support_policies(mdp))
+    x = data.draw(linear_features(mdp))
+    w = data.draw(parameters(x.shape[1]))
+    tr = enumerate_trajectories(mdp, pi, horizon=h)
+    mean, _ = exact_moments(v_gradients(tr, x, w, gamma=mdp.gamma, k=k).sum(axis=1), tr.weights)
+    eu = expected_update_v(mdp, pi, x, k=k, states="visited", horizon=h)
+    assert np.max(np.abs(mean - eu(w))) <= _exact_tol(mdp, tr, h * _grad_scale(mdp, x, w))
+
+
+# ---------------------------------------------------------- EVAL-11: stop-gradient vs full gradient
+@given(mdp=acyclic_mdps(), k=st.integers(1, 3), data=st.data())
+@settings(max_examples=15)
+def test_EVAL_11_semi_and_residual_gradients_are_the_two_chain_rules(mdp: FiniteMDP, k: int,
+                                                                     data: st.DataObject) -> None:
+    """Per sample: residual = grad of 1/2 delta^2 through both V's; semi = grad with the target frozen.
+
+    Both are checked against central differences of the per-sample quadratic (exact for quadratics up
+    to rounding); they differ by -gamma^n delta x(s_n) (EVAL-11: option 2 != option 3).
+    """
+    pi = data.draw(full_support_policies(mdp))
+    x = data.draw(linear_features(mdp))
+    w = data.draw(parameters(x.shape[1]))
+    tr = enumerate_trajectories(mdp, pi)
+    semi = v_gradients(tr, x, w, gamma=mdp.gamma, k=k)[:, 0]
+    resid = v_gradients(tr, x, w, gamma=mdp.gamma, k=k, gradient="residual")[:, 0]
+    frozen = v_targets(tr, x @ w, gamma=mdp.gamma, k=k)[:, 0]
+
+    def half_sq(wv: FloatArray, freeze: bool) -> FloatArray:
+        y = frozen if freeze else v_targets(tr, x @ wv, gamma=mdp.gamma, k=k)[:, 0]
+        return np.asarray(0.5 * ((x @ wv)[tr.states[:, 0]] - y) ** 2)
+
+    e = np.eye(w.size)
+    for freeze, g in ((True, semi), (False, resid)):
+        fd = np.stack([(half_sq(w + e[j], freeze) - half_sq(w - e[j], freeze)) / 2
+                       for j in range(w.size)], axis=1)
+        assert np.max(np.abs(fd - g)) <= 1e3 * _exact_tol(mdp, tr, _grad_scale(mdp, x, w) ** 2)
+    n = bootstrap_steps(tr, k=k)[:, 0]
+    s_n = tr.states[np.arange(tr.n), n]
+    delta = (x @ w)[tr.states[:, 0]] - frozen
+    np.testing.assert_allclose(resid - semi, -(mdp.gamma**n * delta)[:, None] * x[s_n],
+                               rtol=0, atol=_exact_tol(mdp, tr, _grad_scale(mdp, x, w)))
+
+
+def test_EVAL_11_torch_detach_matches_semi_gradient() -> None:
+    """Autograd: backprop of 1/2 (V(s_0) - r_0 - gamma [[V(s_1)]])^2 with .detach() gives g (option 3)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    mdp = random_layered_mdp(rng, 3, 2, 2, gamma=0.9)
+    pi = softmax_policy(rng.normal(size=(mdp.n_states_plus, 2)))
+    x = rng.normal(size=(mdp.n_states_plus, 3))
+    x[-1] = 0
+    w = rng.normal(size=3)
+    tr = enumerate_trajectories(mdp, pi)
+    for detach, gradient in ((True, "semi"), (False, "residual")):
+        ours = v_gradients(tr, x, w, gamma=mdp.gamma, k=1, gradient=gradient)[:, 0]  # type: ignore[arg-type]
+        for i in range(tr.n):
+            wt = torch.tensor(w, requires_grad=True)
+            xt = torch.tensor(x)
+            v1 = xt[int(tr.states[i, 1])] @ wt
+            boot = v1.detach() if detach else v1
+            loss = 0.5 * (xt[int(tr.states[i, 0])] @ wt - float(tr.rewards[i, 0]) - mdp.gamma * boot) ** 2
+            loss.backward()
+            np.testing.assert_allclose(wt.grad.numpy(), ours[i], rtol=0, atol=1e-12)
+
+
+# --------------------------------------------------- EVAL-13: semi-gradient TD is not a gradient
+def _circulation(f: ExpectedUpdate, corners: FloatArray) -> float:
+    """Line integral of the affine field f around the closed polygon ``corners`` (midpoint rule: exact)."""
+    tot = 0.0
+    for j in range(len(corners)):
+        a, b = corners[j], corners[(j + 1) % len(corners)]
+        tot += float(f(0.5 * (a + b)) @ (b - a))
+    return tot
+
+
+def test_EVAL_13_semi_gradient_td_jacobian_is_not_symmetric() -> None:
+    """The expected TD update F(w) = A w - b has a non-symmetric Jacobian A, so F is not a gradient field.
+
+    A gradient field has a symmetric Jacobian (the Hessian) and zero circulation around every closed
+    loop; we exhibit both failures, and show the oracle-target update (a true gradient, EVAL-07) passes.
+    """
+    rng = np.random.default_rng(1)
+    mdp = random_mdp(rng, 4, 2, gamma=0.9, terminal_prob=0.2)
+    pi = softmax_policy(rng.normal(size=(mdp.n_states_plus, 2)))
+    x = tabular_features(mdp)
+    td = expected_update_v(mdp, pi, x, k=1, states="visited", horizon=30)
+    oracle = expected_update_v(mdp, pi, x, k=1, states="visited", horizon=30, target="oracle")
+    scale = float(np.max(np.abs(td.A)))
+    tol = tolerance(scale, terms=30 * mdp.n_states_plus**2)
+    assert np.max(np.abs(td.A - td.A.T)) > 1e6 * tol
+    assert np.max(np.abs(oracle.A - oracle.A.T)) <= tol
+    e = np.eye(mdp.n_states)
+    loop = np.stack([np.zeros(mdp.n_states), e[0], e[0] + e[1], e[1]])
+    assert abs(_circulation(td, loop)) > 1e6 * tol
+    assert abs(_circulation(oracle, loop)) <= 4 * tol
+
+
+def test_EVAL_13_residual_gradient_expected_update_is_symmetric() -> None:
+    """E-17: the residual gradient IS a gradient (of the mean squared TD error): its Jacobian is symmetric.
+
+    Its exact expected update on all enumerated 1-step transitions is affine, E[g] = M w - c, with
+    M = E[(x(s_0) - gamma x(s_1))(x(s_0) - gamma x(s_1))^T] symmetric; semi-gradient TD's is not (above).
+    """
+    rng = np.random.default_rng(4)
+    mdp = random_layered_mdp(rng, 3, 3, 2, gamma=0.9)
+    pi = softmax_policy(rng.normal(size=(mdp.n_states_plus, 2)))
+    x = tabular_features(mdp)
+    tr = enumerate_trajectories(mdp, pi, horizon=1)
+    d = x.shape[1]
+
+    def f(w: FloatArray, gradient: str) -> FloatArray:
+        g = v_gradients(tr, x, w, gamma=mdp.gamma, k=1, gradient=gradient)[:, 0]  # type: ignore[arg-type]
+        return exact_moments(g, tr.weights)[0]
+
+    for gradient, symmetric in (("residual", True), ("semi", False)):
+        c = -f(np.zeros(d), gradient)
+        m = np.stack([f(np.eye(d)[j], gradient) + c for j in range(d)], axis=1)
+        tol = tolerance(float(np.max(np.abs(m))), terms=tr.n * d)
+        asym = float(np.max(np.abs(m - m.T)))
+        assert (asym <= tol) if symmetric else (asym > 1e6 * tol)
+
+
+def test_EVAL_14_e17_residual_gradient_fixed_point_is_not_v_pi() -> None:
+    """Tabular, all states as update states: TD's fixed point is V^pi; the residual gradient's is not.
+
+    Measured exactly by enumeration of 1-step transitions from each state (weights uniform over S).
+    """
+    rng = np.random.default_rng(4)
+    for stochastic in (True, False):
+        mdp = random_layered_mdp(rng, 3, 3, 2, gamma=0.9, branching=None if stochastic else 1)
+        pi = softmax_policy(rng.normal(size=(mdp.n_states_plus, 2)))
+        if not stochastic:
+            pi = np.eye(2)[np.argmax(pi, axis=1)]
+        x = tabular_features(mdp)
+        d = x.shape[1]
+        trs = [enumerate_trajectories(mdp, pi, s0=s, horizon=1) for s in range(mdp.n_states)]
+
+        def field(w: FloatArray, gradient: str, trs: list[Trajectories] = trs, x: FloatArray = x,
+                  mdp: FiniteMDP = mdp) -> FloatArray:
+            means = [exact_moments(v_gradients(t, x, w, gamma=mdp.gamma, k=1,
+                                               gradient=gradient)[:, 0], t.weights)[0]  # type: ignore[arg-type]
+                     for t in trs]
+            return np.asarray(np.sum(means, axis=0), dtype=np.float64)
+
+        v = v_pi(mdp, pi)[:-1]
+        tol = tolerance(_value_scale(mdp), terms=d * d, condition=discount_condition(mdp.gamma))
+        fixed = {}
+        for gradient in ("semi", "residual"):
+            b = -field(np.zeros(d), gradient)
+            a_mat = np.stack([field(np.eye(d)[j], gradient) + b for j in range(d)], axis=1)
+            fixed[gradient] = np.linalg.solve(a_mat, b)
+        assert np.max(np.abs(fixed["semi"] - v)) <= tol * 1e2
+        gap = float(np.max(np.abs(fixed["residual"] - v)))
+        assert (gap > 1e-3) if stochastic else (gap <= tol * 1e2)
+
+
+# ------------------------------------------------ EVAL-13: linear TD converges to the TD fixed point
+def _expected_iterate(eu: ExpectedUpdate, w0: FloatArray, lr: float, n: int) -> FloatArray:
+    w = w0.copy()
+    for _ in range(n):
+        w = w - lr * eu(w)
+    return w
+
+
+def test_EVAL_13_linear_semi_gradient_td_converges_to_td_fixed_point() -> None:
+    """Linear TD(0), updates on all visited states of an episodic cyclic MDP: E[w_n] -> w* with A w* = b.
+
+    Under the visit weighting ||gamma P||_D < 1, so A's symmetric part is positive definite and the
+    expected iteration contracts (checked: spectral radius of I - lr A < 1). The learner's mean final
+    iterate over R = 12 seeds matches the exactly propagated E[w_n] within 4 sigma/sqrt(R) (open choice 22);
+    and E[w_n] is within the stated, exactly computed distance of the TD fixed point.
+    """
+    rng = np.random.default_rng(7)
+    mdp = random_mdp(rng, 5, 2, gamma=0.9, branching=3, terminal_prob=0.15)
+    pi = softmax_policy(rng.normal(size=(mdp.n_states_plus, 2)))
+    x = rng.normal(size=(mdp.n_states_plus, 3))
+    x[-1] = 0
+    h, lr, n_iters, reps = 30, 0.05, 200, 12
+    eu = expected_update_v(mdp, pi, x, k=1, states="visited", horizon=h)
+    sym = 0.5 * (eu.A + eu.A.T)
+    assert np.min(np.linalg.eigvalsh(sym)) > 0
+    assert np.max(np.abs(np.linalg.eigvals(np.eye(3) - lr * eu.A))) < 1
+    w_star = td_fixed_point(eu)
+    np.testing.assert_allclose(eu.A @ w_star, eu.b, rtol=0,
+                               atol=tolerance(float(np.max(np.abs(eu.b))) + 1, terms=9,
+                                                                            condition=float(np.linalg.cond(eu.A))))
+    w0 = np.zeros(3)
+    mu = _expected_iterate(eu, w0, lr, n_iters)
+    finals = np.stack([learn_v(mdp, pi, x, k=1, lr=lr, n_iters=n_iters, rng=np.random.default_rng(100 + r),
+                               states="visited", horizon=h)[-1] for r in range(reps)])
+    se = finals.std(axis=0, ddof=1) / np.sqrt(reps)
+    assert np.all(np.abs(finals.mean(axis=0) - mu) <= 4 * se)
+    assert np.max(np.abs(mu - w_star)) <= 1e-2 * max(1.0, float(np.max(np.abs(w_star))))
+    # the TD fixed point is not the minimiser of the D-weighted squared error (not a projection of V^pi)
+    oracle = expected_update_v(mdp, pi, x, k=1, states="visited", horizon=h, target="oracle")
+    assert np.max(np.abs(td_fixed_point(oracle) - w_star)) > 1e-3
+
+
+@pytest.mark.parametrize(("k", "target", "gradient"), [(None, "bootstrap", "semi"), (1, "oracle", "semi"),
+                                                       (1, "bootstrap", "semi"), (3, "bootstrap", "semi")])
+def test_EVAL_05_08_12_17_tabular_v_learners_converge_to_v_pi(k: int | None, target: str,
+                                                              gradient: str) -> None:
+    """Tabular MC, oracle TD, TD(0) and 3-step TD on a layered MDP reach V^pi within the stated bound.
+
+    Bound per state: |mean_R(w_n) - V^pi| <= |E[w_n] - V^pi| + 4 sigma/sqrt(R), where the tabular TD fixed
+    point is V^pi exactly and E[w_n] is propagated exactly; |E[w_n] - V^pi| <= 1e-3 is asserted too.
+    """
+    rng = np.random.default_rng(9)
+    mdp = random_layered_mdp(rng, 3, 2, 2, gamma=0.9)
+    pi = softmax_policy(rng.normal(size=(mdp.n_states_plus, 2)))
+    x = tabular_features(mdp)
+    h, lr, n_iters, reps = 3, 0.3, 150, 10
+    eu = expected_update_v(mdp, pi, x, k=k, states="visited", horizon=h, target=target)  # type: ignore[arg-type]
+    v = v_pi(mdp, pi)[:-1]
+    np.testing.assert_allclose(td_fixed_point(eu), v, rtol=0, atol=tolerance(_value_scale(mdp), terms=36,
+                                                                            condition=float(np.linalg.cond(eu.A))))
+    mu = _expected_iterate(eu, np.zeros(mdp.n_states), lr, n_iters)
+    assert np.max(np.abs(mu - v)) <= 1e-3
+    finals = np.stack([learn_v(mdp, pi, x, k=k, lr=lr, n_iters=n_iters, rng=np.random.default_rng(r),
+                               batch_size=4,
+                               target=target, gradient=gradient, states="visited", horizon=h)[-1]  # type: ignore[arg-type]
+                       for r in range(reps)])
+    se = finals.std(axis=0, ddof=1) / np.sqrt(reps)
+    assert np.all(np.abs(finals.mean(axis=0) - v) <= np.abs(mu - v) + 4 * se)
+
+
+@pytest.mark.parametrize(("k", "target"),
+                         [(None, "bootstrap"), (1, "oracle"), (1, "bootstrap"), (2, "bootstrap")])
+def test_EVAL_23_26_29_30_tabular_q_learners_converge_to_q_pi(k: int | None, target: str) -> None:
+    """Tabular Q learners (MC, TD with Q^pi, SARSA-style TD(0), 2-step) reach Q^pi within the stated bound."""
+    rng = np.random.default_rng(13)
+    mdp = random_layered_mdp(rng, 2, 2, 2, gamma=0.9)
+    pi = softmax_policy(0.3 * rng.normal(size=(mdp.n_states_plus, 2)))
+    x = tabular_q_features(mdp)
+    h, lr, n_iters, reps = 2, 0.4, 150, 10
+    eu = expected_update_q(mdp, pi, x, k=k, states="visited", horizon=h, target=target)  # type: ignore[arg-type]
+    q = q_pi(mdp, pi)[:-1].ravel()
+    np.testing.assert_allclose(td_fixed_point(eu), q, rtol=0, atol=tolerance(_value_scale(mdp), terms=64,
+                                                                            condition=float(np.linalg.cond(eu.A))))
+    mu = _expected_iterate(eu, np.zeros(q.size), lr, n_iters)
+    assert np.max(np.abs(mu - q)) <= 1e-3
+    finals = np.stack([learn_q(mdp, pi, x, k=k, lr=lr, n_iters=n_iters, rng=np.random.default_rng(r),
+                               batch_size=4,
+                               target=target, states="visited", horizon=h)[-1]  # type: ignore[arg-type]
+                       for r in range(reps)])
+    se = finals.std(axis=0, ddof=1) / np.sqrt(reps)
+    assert np.all(np.abs(finals.mean(axis=0) - q) <= np.abs(mu - q) + 4 * se)
+
+
+# --------------------------------------------------------------------------- EVAL-04 and misc
+def test_EVAL_04_features_must_vanish_on_term() -> None:
+    mdp = _two_step_mdp(0.5)
+    x = np.ones((3, 2))
+    with pytest.raises(ShapeError, match="term"):
+        validate_features(mdp, x)
+    with pytest.raises(ShapeError, match="shape"):
+        validate_features(mdp, np.zeros((2, 2)))
+    np.testing.assert_array_equal(tabular_features(mdp)[mdp.term], 0.0)
+    np.testing.assert_array_equal(tabular_q_features(mdp)[mdp.term], 0.0)
+
+
+@given(n=st.integers(1, 6), d=st.integers(1, 3), seed=st.integers(0, 2**32 - 1))
+def test_exact_moments_trace_of_covariance(n: int, d: int, seed: int) -> None:
+    """Open choice 21: Var of a vector estimator = tr Cov = E||g||^2 - ||E g||^2."""
+    rng = np.random.default_rng(seed)
+    vals = rng.normal(size=(n, d))
+    wts = rng.exponential(size=n)
+    wts /= wts.sum()
+    mean, var = exact_moments(vals, wts)
+    alt = float(wts @ np.sum(vals**2, axis=1) - mean @ mean)
+    assert abs(var - alt) <= tolerance(float(np.max(vals**2)) * d, terms=n * d)
+    with pytest.raises(ShapeError):
+        exact_moments(vals, np.ones(n + 1))
