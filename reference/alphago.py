@@ -17,19 +17,20 @@ a value function a table ``V [n]``. Values and ``z`` are from the side to move (
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from reference.errors import InvalidPolicyError, ShapeError
+from reference.errors import InvalidGameError, InvalidPolicyError, ShapeError
 from reference.search import GameGraph, IndexedGame, mcts, visit_distribution
 
 __all__ = [
     "ExpertIterationResult",
     "behaviour_cloning",
+    "board_symmetries",
     "compute_multiplier_for_elo",
     "cross_entropy",
     "elo_difference",
@@ -48,6 +49,7 @@ __all__ = [
     "reinforce_gradient_exact",
     "reinforce_gradient_sample",
     "reinforce_self_play",
+    "square_board_symmetries",
     "win_minus_loss",
 ]
 
@@ -199,7 +201,7 @@ def win_minus_loss(graph: GameGraph[S], probs: FloatArray, probs_minus: FloatArr
     """
     _check_probs(graph, probs, "probs")
     _check_probs(graph, probs_minus, "probs_minus")
-    return 0.5 * sum(_reach_and_value(graph, probs, probs_minus, c)[1][0] for c in (0, 1))
+    return 0.5 * sum(float(_reach_and_value(graph, probs, probs_minus, c)[1][0]) for c in (0, 1))
 
 
 def reinforce_gradient_exact(graph: GameGraph[S], logits: FloatArray, probs_minus: FloatArray) -> FloatArray:
@@ -268,7 +270,7 @@ def expected_g_by_enumeration(graph: GameGraph[S], logits: FloatArray, probs_min
                 continue
             mine = int(graph.player[i]) == colour
             pol = probs if mine else probs_minus
-            for a in np.flatnonzero(graph.legal[i]):
+            for a in (int(b) for b in np.flatnonzero(graph.legal[i])):
                 if pol[i, a] > 0.0:
                     stack.append((int(graph.child[i, a]), pr * float(pol[i, a]), (*hist, (i, int(a), mine))))
     return out
@@ -425,7 +427,8 @@ def expert_iteration(graph: GameGraph[S], rng: np.random.Generator, *, num_itera
                      policy_target: Literal["visits", "action"] = "visits", lr_policy: float = 1.0,
                      policy_steps: int = 4, temperature_moves: int = 2, dirichlet_alpha: float | None = 0.5,
                      dirichlet_epsilon: float = 0.25, exploring_starts: float = 0.5,
-                     lr_value: float | None = 0.5) -> ExpertIterationResult:
+                     lr_value: float | None = 0.5, sweep: bool = False,
+                     symmetries: Sequence[tuple[IntArray, IntArray]] = ()) -> ExpertIterationResult:
     """Expert iteration (AlphaGo Zero) with a tabular policy-value model ``(pi_theta(s), V_theta(s)) = f_theta(s)``.
 
     1. Self-play with MCTS(pi^EI_theta, V_theta): D_a = {(s_t, a_t)}, D_w = {(s_t, z)}.
@@ -438,6 +441,19 @@ def expert_iteration(graph: GameGraph[S], rng: np.random.Generator, *, num_itera
     random reachable non-terminal position instead of the initial one (coverage for a tabular model).
     ``V_theta`` takes SGD steps on ``1/2 (V_theta(s) - z)^2`` with step ``lr_value`` (``None``: 1/count, the
     running mean), z from the side to move (E-85). Returns the final tables.
+
+    ``sweep=True`` replaces the sampled games by exploring starts from *every* reachable non-terminal
+    position, played deterministically (no Dirichlet noise, no temperature: the most-visited move is played
+    and ``games_per_iteration``, ``exploring_starts``, ``temperature_moves`` and ``dirichlet_alpha`` are
+    unused). A deterministic search from a given position with frozen tables always returns the same tree, so
+    each position is searched once per iteration and each game follows those searches; the game from ``s``
+    then has the same outcome ``z(s)`` whichever game passes through ``s``, so every pair ``(s, z)`` of the
+    iteration is ``(s, z(s))`` and the per-state mean target is ``z(s)`` itself. With ``lr_value = 1`` the
+    value table after an iteration is exactly the outcome of that iteration's game from each position.
+    ``symmetries`` (sweep only; a group of ``(state permutation [n], action permutation [A])`` pairs, e.g.
+    :func:`board_symmetries`): only one position per orbit is searched and its visit distribution and move are
+    mapped to the others (symmetry augmentation, as in AlphaGo Zero); ties inside a search still go to the
+    lowest index, so a mapped move can differ from the move a search at the image would pick.
     """
     n, A = graph.legal.shape
     game = IndexedGame(graph)
@@ -450,11 +466,17 @@ def expert_iteration(graph: GameGraph[S], rng: np.random.Generator, *, num_itera
         Vfrozen = V.copy()
 
         def prior(s: int, probs: FloatArray = probs) -> FloatArray:
-            return probs[s]
+            row: FloatArray = probs[s]
+            return row
 
         def value(s: int, Vfrozen: FloatArray = Vfrozen) -> float:
             return float(Vfrozen[s])
 
+        if sweep:
+            _sweep_iteration(graph, game, logits, V, counts, rng, num_simulations=num_simulations, c_puct=c_puct,
+                             prior=prior, value=value, policy_target=policy_target, lr_policy=lr_policy,
+                             policy_steps=policy_steps, lr_value=lr_value, symmetries=symmetries)
+            continue
         data_s: list[int] = []
         data_t: list[FloatArray] = []
         data_z: list[tuple[int, float]] = []
@@ -495,6 +517,92 @@ def expert_iteration(graph: GameGraph[S], rng: np.random.Generator, *, num_itera
             counts[s] += 1
             V[s] -= (V[s] - z) * (1.0 / counts[s] if lr_value is None else lr_value)
     return ExpertIterationResult(logits=logits, V=V, counts=counts)
+
+
+def _sweep_iteration(graph: GameGraph[S], game: IndexedGame, logits: FloatArray, V: FloatArray, counts: IntArray,
+                     rng: np.random.Generator, *, num_simulations: int, c_puct: float,
+                     prior: Callable[[int], FloatArray], value: Callable[[int], float],
+                     policy_target: Literal["visits", "action"], lr_policy: float, policy_steps: int,
+                     lr_value: float | None, symmetries: Sequence[tuple[IntArray, IntArray]]) -> None:
+    """One expert-iteration step with a deterministic game from every non-terminal position (in place)."""
+    n, A = graph.legal.shape
+    nonterminal = np.flatnonzero(~graph.terminal)
+    best = np.full(n, -1, dtype=np.int64)
+    tmean = np.zeros((n, A))
+    images = np.stack([np.arange(n), *(sig for sig, _ in symmetries)])  # [k, n]
+    rep = images.min(axis=0)
+    for i in nonterminal[rep[nonterminal] == nonterminal]:
+        tree = mcts(game, int(i), num_simulations=num_simulations, rng=rng, prior=prior, value=value,
+                    c_puct=c_puct)
+        best[i] = tree.best_action()
+        tmean[i] = visit_distribution(tree, temperature=1.0) if policy_target == "visits" else np.eye(A)[best[i]]
+    for j in nonterminal[rep[nonterminal] != nonterminal]:
+        r = int(rep[j])
+        k = int(np.flatnonzero(images[:, r] == j)[0])  # a symmetry mapping the representative r to j
+        act = np.arange(A) if k == 0 else symmetries[k - 1][1]
+        best[j] = act[best[r]]
+        tmean[j, act] = tmean[r]
+    # z(s): outcome for the mover at s of the game that follows the searches' moves from s (children first).
+    z = np.zeros(n)
+    for i in nonterminal[::-1]:
+        a = int(best[i])
+        j = int(graph.child[i, a])
+        cont = 0.0 if graph.terminal[j] else float(z[j])
+        z[i] = graph.reward[i, a] + (cont if graph.player[j] == graph.player[i] else -cont)
+    seen = ~graph.terminal
+    for _step in range(policy_steps):
+        p = masked_softmax(graph, logits)
+        logits -= lr_policy * np.where(seen[:, None], p - tmean, 0.0)
+    counts[nonterminal] += 1
+    step = 1.0 / counts[nonterminal] if lr_value is None else lr_value
+    V[nonterminal] -= (V[nonterminal] - z[nonterminal]) * step
+
+
+def square_board_symmetries(size: int) -> list[IntArray]:
+    """The 8 symmetries of a ``size x size`` board (rotations and reflections) as cell permutations ``[size^2]``.
+
+    ``perm[c]`` is where cell ``c`` (row-major) goes. Spec: GAME-39 (symmetry augmentation of the targets).
+    """
+    idx = np.arange(size * size).reshape(size, size)
+    out: list[IntArray] = []
+    for k in range(4):
+        for flip in (False, True):
+            img = np.rot90(idx, k)
+            img = np.fliplr(img) if flip else img
+            perm = np.empty(size * size, dtype=np.int64)
+            perm[img.ravel()] = np.arange(size * size)
+            out.append(perm)
+    return out
+
+
+def board_symmetries(graph: GameGraph[tuple[int, ...]],
+                     cell_perms: Sequence[IntArray]) -> list[tuple[IntArray, IntArray]]:
+    """State and action permutations of a board game (state = tuple of cells, action = cell) from cell
+    permutations: the image of ``s`` has ``s'[perm[c]] = s[c]`` and action ``a`` maps to ``perm[a]``.
+
+    Spec: GAME-39. Raises ``InvalidGameError`` unless each pair is a symmetry of the game graph:
+    ``child[sigma(i), perm[a]] = sigma(child[i, a])`` and players and returns are preserved.
+    """
+    out: list[tuple[IntArray, IntArray]] = []
+    for perm in cell_perms:
+        p = np.asarray(perm, dtype=np.int64)
+        sig = np.empty(graph.num_states, dtype=np.int64)
+        for i, st in enumerate(graph.states):
+            img = [0] * len(st)
+            for c, v in enumerate(st):
+                img[int(p[c])] = v
+            j = graph.index.get(tuple(img))
+            if j is None:
+                raise InvalidGameError(f"cell permutation {p.tolist()} maps state {st} outside the game")
+            sig[i] = j
+        legal = graph.legal
+        ok = (np.array_equal(graph.player[sig], graph.player) and np.array_equal(graph.returns[sig], graph.returns)
+              and np.array_equal(legal[sig][:, p], legal)
+              and np.array_equal(np.where(legal, graph.child[sig][:, p], -1), np.where(legal, sig[graph.child], -1)))
+        if not ok:
+            raise InvalidGameError(f"cell permutation {p.tolist()} is not a symmetry of the game")
+        out.append((sig, p))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------

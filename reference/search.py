@@ -23,8 +23,8 @@ Conventions (inventory open choices 1, 3, 18; errata E-86, E-88, E-92)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping
 import math
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import product
 from typing import Any, Generic, Literal, Protocol, TypeVar
@@ -48,8 +48,8 @@ __all__ = [
     "RandomTreeGame",
     "SearchTree",
     "enumerate_game",
-    "minimax_value",
     "mcts",
+    "minimax_value",
     "negamax",
     "negamax_side_to_move",
     "optimal_policy",
@@ -658,15 +658,15 @@ def visit_distribution(tree: SearchTree[S], *, temperature: float = 1.0) -> Floa
     """
     n = tree.N[0].astype(np.float64)
     if temperature == 0.0:
-        out = np.zeros_like(n)
-        out[tree.best_action()] = 1.0
-        return out
+        onehot: FloatArray = np.zeros(n.shape[0])
+        onehot[tree.best_action()] = 1.0
+        return onehot
     if not temperature > 0.0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     if n.sum() == 0:
         raise InvalidPolicyError("visit_distribution of a tree with no root visits")
     w = (n / n.max()) ** (1.0 / temperature)
-    out = w / w.sum()
+    out: FloatArray = w / w.sum()
     return out
 
 

@@ -1,0 +1,97 @@
+"""An OpenSpiel game seen through this project's :class:`reference.search.Game` protocol.
+
+``pyspiel`` is imported lazily (only when an adapter is built), so the project neither needs nor imports
+OpenSpiel otherwise. Spec: GAME-18 (the game interface), GAME-29 (exact negamax on any such game).
+
+A state of the adapter is a *key*: by default ``str(state)`` of the OpenSpiel state, which for board games
+such as ``tic_tac_toe`` or ``connect_four`` is the board, so transpositions (different move orders reaching
+the same position) are one state, as in the built-in games. The key must determine the position (including
+the player to move); pass ``key=`` otherwise (e.g. ``lambda s: s.serialize()`` keys by history: always
+correct, but no transpositions are merged). The adapter keeps the OpenSpiel state of every key it has
+produced; keys it did not produce are rejected.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from reference.errors import InvalidGameError
+
+__all__ = ["OpenSpielGame", "load_openspiel_game"]
+
+
+class OpenSpielGame:
+    """A deterministic, perfect-information, two-player zero-sum OpenSpiel game as a ``Game[str]``.
+
+    Spec: GAME-18. Actions are OpenSpiel's distinct action ids ``0..num_distinct_actions-1``; players are
+    OpenSpiel's players 0 and 1; ``returns`` are OpenSpiel's terminal returns (checked to sum to zero).
+    """
+
+    def __init__(self, game: Any, *, key: Callable[[Any], str] = str) -> None:
+        pyspiel = importlib.import_module("pyspiel")
+        gt = game.get_type()
+        if game.num_players() != 2:
+            raise InvalidGameError(f"{gt.short_name}: needs 2 players, has {game.num_players()}")
+        if gt.dynamics != pyspiel.GameType.Dynamics.SEQUENTIAL:
+            raise InvalidGameError(f"{gt.short_name}: needs sequential dynamics, has {gt.dynamics}")
+        if gt.chance_mode != pyspiel.GameType.ChanceMode.DETERMINISTIC:
+            raise InvalidGameError(f"{gt.short_name}: needs a deterministic game, has {gt.chance_mode}")
+        if gt.information != pyspiel.GameType.Information.PERFECT_INFORMATION:
+            raise InvalidGameError(f"{gt.short_name}: needs perfect information, has {gt.information}")
+        self._game = game
+        self._key = key
+        root = game.new_initial_state()
+        self._root = key(root)
+        self._states: dict[str, Any] = {self._root: root}
+
+    def _get(self, state: str) -> Any:
+        try:
+            return self._states[state]
+        except KeyError:
+            raise InvalidGameError(f"unknown state key {state!r} (not produced by this adapter)") from None
+
+    @property
+    def num_actions(self) -> int:
+        return int(self._game.num_distinct_actions())
+
+    def initial_state(self) -> str:
+        return self._root
+
+    def player_to_move(self, state: str) -> int:
+        s = self._get(state)
+        if s.is_terminal():
+            # OpenSpiel has no mover at a terminal state; use the parity convention of the built-in games
+            return len(s.history()) % 2
+        return int(s.current_player())
+
+    def legal_actions(self, state: str) -> tuple[int, ...]:
+        s = self._get(state)
+        return () if s.is_terminal() else tuple(sorted(int(a) for a in s.legal_actions()))
+
+    def apply(self, state: str, action: int) -> str:
+        s = self._get(state)
+        if s.is_terminal() or action not in self.legal_actions(state):
+            raise InvalidGameError(f"illegal action {action} in state {state!r}")
+        t = s.clone()
+        t.apply_action(int(action))
+        k = self._key(t)
+        self._states.setdefault(k, t)
+        return k
+
+    def is_terminal(self, state: str) -> bool:
+        return bool(self._get(state).is_terminal())
+
+    def returns(self, state: str) -> tuple[float, float]:
+        s = self._get(state)
+        if not s.is_terminal():
+            raise InvalidGameError(f"returns() of a non-terminal state {state!r}")
+        r0, r1 = (float(v) for v in s.returns())
+        return (r0, r1)
+
+
+def load_openspiel_game(name: str, *, key: Callable[[Any], str] = str) -> OpenSpielGame:
+    """``pyspiel.load_game(name)`` wrapped as an :class:`OpenSpielGame` (imports ``pyspiel`` lazily)."""
+    pyspiel = importlib.import_module("pyspiel")
+    return OpenSpielGame(pyspiel.load_game(name), key=key)

@@ -1,0 +1,357 @@
+"""Tests of reference.games: matrix games, Nash equilibria, SimGAD / extragradient / anchoring (GAME-01..17).
+
+Convergence is measured on strategies, ``||mu(theta1) - p*||_1 + ||mu(theta2) - q*||_1`` (open choice 20).
+Exact comparisons use ``reference.tolerance``; the LP solver (HiGHS) certifies primal and dual feasibility
+to its default tolerance 1e-7, which is the tolerance used for LP outputs (scaled by the payoff scale).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from numpy.typing import NDArray
+
+from reference.errors import InvalidGameError, InvalidPolicyError, ShapeError
+from reference.games import (
+    QuadraticGame,
+    anchored_extragradient,
+    anchored_simgad,
+    bilinear_gradient,
+    exploitability,
+    extragradient,
+    grad_R,
+    is_antisymmetric,
+    is_nash_equilibrium,
+    linearised_iteration_matrix,
+    mu,
+    nash_equilibrium,
+    payoff,
+    random_antisymmetric_game,
+    random_zero_sum_game,
+    regularised_equilibrium,
+    rps_payoff,
+    self_play_simgad,
+    simgad,
+    softmax_game_gradient,
+    softmax_jacobian,
+    strategy_distance,
+    symmetric_equilibrium,
+)
+from reference.tolerance import tolerance
+
+HIGHS_TOL = 1e-7  # HiGHS default primal/dual feasibility tolerance
+UNIFORM3 = np.full(3, 1.0 / 3.0)
+E1 = np.array([1.0, 0.0, 0.0])
+E2 = np.array([0.0, 1.0, 0.0])
+
+thetas3 = arrays(np.float64, 3, elements=st.floats(-5.0, 5.0))
+
+
+def _game(seed: int, m: int, n: int) -> NDArray[np.float64]:
+    return random_zero_sum_game(np.random.default_rng(seed), m, n)
+
+
+# --- GAME-01..05: matrix games and Nash equilibria -------------------------------------------------------
+
+
+@given(seed=st.integers(0, 2**32 - 1), m=st.integers(1, 6), n=st.integers(1, 6))
+def test_GAME_03_lp_equilibrium_satisfies_saddle_inequalities(seed: int, m: int, n: int) -> None:
+    M = _game(seed, m, n)
+    ne = nash_equilibrium(M)
+    scale = float(np.max(np.abs(M)))
+    # LP output: HiGHS feasibility tolerance, times the payoff scale, times the number of constraints.
+    atol = HIGHS_TOL * max(scale, 1.0) * (m + n)
+    assert exploitability(M, ne.p, ne.q) >= -tolerance(scale, terms=m * n)
+    assert is_nash_equilibrium(M, ne.p, ne.q, atol=atol)
+    # Saddle inequalities of L2126 against every pure deviation (E-71: weak inequalities).
+    assert np.all(M @ ne.q <= ne.value + atol)
+    assert np.all(M.T @ ne.p >= ne.value - atol)
+
+
+@given(seed=st.integers(0, 2**32 - 1), t1=arrays(np.float64, 4, elements=st.floats(-4, 4)),
+       t2=arrays(np.float64, 3, elements=st.floats(-4, 4)))
+def test_GAME_03_no_softmax_deviation_beats_the_equilibrium(seed: int, t1: NDArray[np.float64],
+                                                           t2: NDArray[np.float64]) -> None:
+    M = _game(seed, 4, 3)
+    ne = nash_equilibrium(M)
+    atol = HIGHS_TOL * max(float(np.max(np.abs(M))), 1.0) * 7
+    assert float(mu(t1) @ M @ ne.q) <= ne.value + atol
+    assert float(ne.p @ M @ mu(t2)) >= ne.value - atol
+
+
+def test_GAME_02_minimax_equals_maximin_on_random_games() -> None:
+    for seed in range(20):
+        M = _game(seed, 5, 4)
+        ne = nash_equilibrium(M)
+        # min_q max_i (Mq)_i == max_p min_j (M^T p)_j (minimax theorem), both evaluated at the LP solutions.
+        assert abs(float(np.max(M @ ne.q)) - float(np.min(M.T @ ne.p))) <= HIGHS_TOL * 9 * 4
+
+
+@given(t1=thetas3, t2=thetas3)
+def test_GAME_04_payoff_is_p_M_q_and_shift_invariant(t1: NDArray[np.float64], t2: NDArray[np.float64]) -> None:
+    M = rps_payoff()
+    p, q = mu(t1), mu(t2)
+    assert abs(p.sum() - 1.0) <= tolerance(1.0, terms=3)
+    assert payoff(M, t1, t2) == pytest.approx(float(p @ M @ q), abs=tolerance(1.0, terms=9))
+    assert abs(payoff(M, t1 + 2.5, t2 - 1.0) - payoff(M, t1, t2)) <= tolerance(1.0, terms=9)
+
+
+@given(seed=st.integers(0, 2**32 - 1), t1=arrays(np.float64, 4, elements=st.floats(-4, 4)),
+       t2=arrays(np.float64, 2, elements=st.floats(-4, 4)))
+def test_GAME_07_grad_R_is_softmax_jacobian_times_M_q(seed: int, t1: NDArray[np.float64],
+                                                     t2: NDArray[np.float64]) -> None:
+    M = _game(seed, 4, 2)
+    g1, g2 = grad_R(M, t1, t2)
+    scale = float(np.max(np.abs(M)))
+    np.testing.assert_allclose(g1, softmax_jacobian(t1) @ M @ mu(t2), rtol=0, atol=tolerance(scale, terms=16))
+    np.testing.assert_allclose(g2, softmax_jacobian(t2) @ M.T @ mu(t1), rtol=0, atol=tolerance(scale, terms=16))
+    # Central differences: truncation error <= h^2/6 * max|R'''| with |R'''| <= 6 * scale for softmax games
+    # (third derivatives of softmax are bounded by 1 per coordinate pair); h = 1e-4 -> 1e-8 * scale, plus
+    # the rounding term 2 * eps * scale / h.
+    h = 1e-4
+    fd = np.array([(payoff(M, t1 + h * e, t2) - payoff(M, t1 - h * e, t2)) / (2 * h) for e in np.eye(4)])
+    np.testing.assert_allclose(g1, fd, rtol=0, atol=scale * (h**2 + 1e-11))
+
+
+def test_GAME_05_rps_equilibrium_is_uniform_for_any_constant_theta() -> None:
+    M = rps_payoff()
+    ne = nash_equilibrium(M)
+    np.testing.assert_allclose(ne.p, UNIFORM3, atol=HIGHS_TOL)
+    np.testing.assert_allclose(ne.q, UNIFORM3, atol=HIGHS_TOL)
+    for c1, c2 in [(0.0, 0.0), (3.0, -7.0), (-1.5, 100.0)]:
+        p, q = mu(np.full(3, c1)), mu(np.full(3, c2))
+        assert exploitability(M, p, q) == 0.0  # theta = c 1 gives exactly p = 1/3, and M 1 = 0 exactly
+    assert exploitability(M, mu(E1), UNIFORM3) > 0.1
+
+
+def test_GAME_01_errors_name_the_offending_entry() -> None:
+    M = np.array([[0.0, np.nan], [1.0, 0.0]])
+    with pytest.raises(InvalidGameError, match=r"M\[0, 1\]"):
+        payoff(M, np.zeros(2), np.zeros(2))
+    with pytest.raises(ShapeError):
+        payoff(rps_payoff(), np.zeros(2), np.zeros(3))
+    with pytest.raises(InvalidPolicyError, match=r"p\[1\]"):
+        exploitability(rps_payoff(), np.array([1.2, -0.2, 0.0]), UNIFORM3)
+
+
+# --- GAME-08, GAME-09: SimGAD ----------------------------------------------------------------------------
+
+
+def test_GAME_08_simgad_drifts_away_on_rps() -> None:
+    # E-72 figure: alpha = 0.1 from theta1 = e1, theta2 = e2 ends 20k steps at L1 distance 2.47.
+    tr = simgad(softmax_game_gradient(rps_payoff()), E1, E2, alpha=0.1, num_steps=20_000)
+    d = strategy_distance(tr, UNIFORM3, UNIFORM3)
+    assert d[-1] == pytest.approx(2.472, abs=5e-4)
+    blocks = d[1:].reshape(4, -1)  # four blocks of 5000 steps: the distance oscillates but drifts upward
+    assert np.all(np.diff(blocks.mean(axis=1)) > 0.0)
+    assert np.all(np.diff(blocks.min(axis=1)) > 0.0)
+
+
+def test_GAME_08_simgad_diverges_on_bilinear_games_at_the_exact_rate() -> None:
+    # R(x, y) = x^T M y with M orthogonal (all singular values 1): the SimGAD matrix [[I, aM], [-aM^T, I]]
+    # scales |z|^2 by exactly (1 + alpha^2) per step.
+    rng = np.random.default_rng(1)
+    M, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    alpha, K = 0.1, 200
+    x0, y0 = rng.standard_normal(3), rng.standard_normal(3)
+    tr = simgad(bilinear_gradient(M), x0, y0, alpha=alpha, num_steps=K)
+    norms2 = (tr.theta1**2).sum(axis=1) + (tr.theta2**2).sum(axis=1)
+    expected = norms2[0] * (1.0 + alpha**2) ** np.arange(K + 1)
+    # each step: a 3-term matvec and a square; relative error grows at most linearly in k
+    np.testing.assert_allclose(norms2, expected, rtol=tolerance(1.0, terms=6 * (K + 1)))
+    assert norms2[-1] > 7.0 * norms2[0]
+
+
+def test_GAME_08_E72_simgad_converges_on_a_strongly_monotone_game() -> None:
+    # E-72 counterexample: R = -x^2/2 + xy + y^2/2; eigenvalues 1 - alpha +- i alpha, modulus < 1 for alpha < 1.
+    game = QuadraticGame(B=np.eye(1), a=1.0, c=1.0, x_star=np.zeros(1), y_star=np.zeros(1))
+    alpha, K = 0.1, 300
+    tr = simgad(game.gradient, np.array([1.0]), np.array([-2.0]), alpha=alpha, num_steps=K)
+    norms = np.sqrt(tr.theta1[:, 0] ** 2 + tr.theta2[:, 0] ** 2)
+    rate = abs(complex(1 - alpha, alpha))
+    np.testing.assert_allclose(norms, norms[0] * rate ** np.arange(K + 1), rtol=tolerance(1.0, terms=4 * (K + 1)))
+    assert norms[-1] < 1e-6 * norms[0]
+
+
+def test_GAME_08_linearisation_at_uniform_explains_simgad_and_eg_on_rps() -> None:
+    # At theta = 0 the field (grad_1 R, -grad_2 R) has Jacobian [[0, M/9], [M/9, 0]] (checked symbolically in
+    # proofs_checks/check_games.py): eigenvalues 0 (x2, the shift directions) and +-i sqrt(3)/9 (x2 each).
+    F = softmax_game_gradient(rps_payoff())
+    alpha = 0.1
+    z = np.zeros(3)
+    # central differences of a quadratic-in-h error: h = 1e-5 gives truncation ~1e-10, rounding ~1e-11
+    fd_tol = 1e-9
+    sim = np.sort(np.abs(np.linalg.eigvals(linearised_iteration_matrix(F, z, z, method="simgad", alpha=alpha))))
+    eg = np.sort(np.abs(np.linalg.eigvals(linearised_iteration_matrix(F, z, z, method="extragradient",
+                                                                      alpha=alpha))))
+    w = np.sqrt(3.0) / 9.0
+    np.testing.assert_allclose(sim, [1, 1, *[np.sqrt(1 + (alpha * w) ** 2)] * 4], atol=fd_tol)
+    np.testing.assert_allclose(eg, [*[np.sqrt((1 - (alpha * w) ** 2) ** 2 + (alpha * w) ** 2)] * 4, 1, 1],
+                               atol=fd_tol)
+    assert sim[-1] > 1.0 + 1e-4 and eg[0] < 1.0 - 1e-5
+
+
+def test_GAME_09_simgad_cycles_counter_the_counter() -> None:
+    # L2166: P1 rock -> P2 paper -> P1 scissors -> P2 rock -> P1 paper -> ...
+    tr = simgad(softmax_game_gradient(rps_payoff()), E1, E2, alpha=0.1, num_steps=3000)
+    events: list[tuple[int, int, int]] = []  # (step, player, new argmax)
+    for player, T in ((1, tr.theta1), (2, tr.theta2)):
+        a = np.argmax(T, axis=1)
+        events.append((0, player, int(a[0])))
+        events += [(k, player, int(a[k])) for k in range(1, len(a)) if a[k] != a[k - 1]]
+    events.sort()
+    moves = [(player, a) for _, player, a in events]
+    assert moves[:6] == [(1, 0), (2, 1), (1, 2), (2, 0), (1, 1), (2, 2)]
+    M = rps_payoff()
+    # each switch is a best response to the other player's current favourite
+    last = {1: moves[0][1], 2: moves[1][1]}
+    for player, a in moves[2:]:
+        other = last[3 - player]
+        assert (M[a, other] if player == 1 else -M[other, a]) == 1.0
+        last[player] = a
+    assert len(moves) >= 20
+
+
+# --- GAME-10, GAME-11: extragradient --------------------------------------------------------------------
+
+
+def test_GAME_11_extragradient_converges_on_bilinear_games_at_the_exact_rate() -> None:
+    rng = np.random.default_rng(2)
+    M, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    alpha, K = 0.3, 200  # L = 1, alpha < 1/L
+    x0, y0 = rng.standard_normal(3), rng.standard_normal(3)
+    tr = extragradient(bilinear_gradient(M), x0, y0, alpha=alpha, num_steps=K)
+    norms2 = (tr.theta1**2).sum(axis=1) + (tr.theta2**2).sum(axis=1)
+    rate2 = (1 - alpha**2) ** 2 + alpha**2  # |1 - a^2 +- i a|^2 (proofs_checks: EG eigenvalues)
+    np.testing.assert_allclose(norms2, norms2[0] * rate2 ** np.arange(K + 1), rtol=tolerance(1.0, terms=12 * (K + 1)))
+    assert norms2[-1] < 1e-6 * norms2[0]
+
+
+def test_GAME_11_E74_extragradient_converges_locally_on_softmax_rps() -> None:
+    # E-74 figure: L1 distance 0.017 after 20k steps from (e1, e2) with alpha = 0.1.
+    tr = extragradient(softmax_game_gradient(rps_payoff()), E1, E2, alpha=0.1, num_steps=20_000)
+    d = strategy_distance(tr, UNIFORM3, UNIFORM3)
+    assert d[-1] == pytest.approx(0.0166, abs=5e-4)
+    assert np.all(np.diff(d[::2000]) < 0.0)
+
+
+# --- GAME-12: anchoring ---------------------------------------------------------------------------------
+
+
+def test_GAME_12_anchored_simgad_converges_on_rps() -> None:
+    tr = anchored_simgad(softmax_game_gradient(rps_payoff()), E1, E2, alpha=0.1, lam=0.01, num_steps=3000)
+    d = strategy_distance(tr, UNIFORM3, UNIFORM3)
+    # linear rate: spectral radius sqrt(0.99^2 + (0.1 sqrt(3)/9)^2) < 0.9905 at the fixed point 0
+    assert d[-1] <= 1e-8
+
+
+def test_GAME_12_E75_constant_lambda_reaches_the_regularised_equilibrium_not_the_nash() -> None:
+    M = _game(0, 3, 3)
+    F = softmax_game_gradient(M)
+    alpha, lam = 0.1, 0.01
+    tr = anchored_simgad(F, np.zeros(3), np.zeros(3), alpha=alpha, lam=lam, num_steps=4000)
+    x, y = regularised_equilibrium(F, tr.theta1[-1], tr.theta2[-1], alpha=alpha, lam=lam)
+    # fixed point of the iteration = stationary point of R - lam/(2 alpha)|x|^2 + lam/(2 alpha)|y|^2
+    g1, g2 = grad_R(M, x, y)
+    np.testing.assert_allclose(lam * x, alpha * g1, atol=1e-12)
+    np.testing.assert_allclose(lam * y, -alpha * g2, atol=1e-12)
+    rho = float(np.max(np.abs(np.linalg.eigvals(
+        linearised_iteration_matrix(F, x, y, method="anchored", alpha=alpha, lam=lam)))))
+    assert rho < 1.0  # locally contractive, so the iterates converge to it
+    np.testing.assert_allclose(tr.theta1[-1], x, atol=1e-10)
+    np.testing.assert_allclose(tr.theta2[-1], y, atol=1e-10)
+    assert exploitability(M, mu(x), mu(y)) > 0.1  # ... which is not a Nash equilibrium of the game
+
+
+def test_GAME_12_E75_vanishing_lambda_reaches_the_true_equilibrium() -> None:
+    # Strongly monotone game with equilibrium away from the anchor 0.
+    game = QuadraticGame(B=np.array([[1.0, 0.5], [-0.5, 1.0]]), a=1.0, c=1.0,
+                         x_star=np.array([1.0, -2.0]), y_star=np.array([0.5, 3.0]))
+    z0 = np.zeros(2)
+    const = anchored_simgad(game.gradient, z0, z0, alpha=0.1, lam=0.05, num_steps=2000)
+    vanish = anchored_simgad(game.gradient, z0, z0, alpha=0.1, lam=lambda k: 1.0 / (k + 2.0), num_steps=20_000)
+
+    def dist(x: NDArray[np.float64], y: NDArray[np.float64]) -> float:
+        return float(np.linalg.norm(np.concatenate([x - game.x_star, y - game.y_star])))
+
+    x_reg, y_reg = regularised_equilibrium(game.gradient, z0, z0, alpha=0.1, lam=0.05)
+    np.testing.assert_allclose(const.theta1[-1], x_reg, atol=1e-10)
+    assert dist(x_reg, y_reg) > 0.5
+    # lam_k = 1/(k+2): the fixed-point bias is O(lam_k / alpha) -> 0
+    assert dist(vanish.theta1[-1], vanish.theta2[-1]) < 0.01
+    assert dist(vanish.theta1[-1], vanish.theta2[-1]) < dist(vanish.theta1[2000], vanish.theta2[2000])
+
+
+def test_GAME_12_E75_anchored_extragradient_reaches_the_equilibrium_of_a_bilinear_game() -> None:
+    M = np.array([[1.0, 0.0], [0.0, 1.0]])
+    x_star, y_star = np.array([1.0, -1.0]), np.array([2.0, 0.5])
+    game = QuadraticGame(B=M, a=0.0, c=0.0, x_star=x_star, y_star=y_star)
+    tr = anchored_extragradient(game.gradient, np.zeros(2), np.zeros(2), alpha=0.1, num_steps=4000)
+    d = np.sqrt(((tr.theta1 - x_star) ** 2).sum(1) + ((tr.theta2 - y_star) ** 2).sum(1))
+    assert d[-1] < 0.01 * d[0]
+    # pitfall: the text's anchored SimGAD with vanishing lam_k expands once lam_k < alpha^2 / 2
+    text = anchored_simgad(game.gradient, np.zeros(2), np.zeros(2), alpha=0.1, lam=lambda k: 1.0 / (k + 2.0),
+                           num_steps=4000)
+    dt = np.sqrt(((text.theta1 - x_star) ** 2).sum(1) + ((text.theta2 - y_star) ** 2).sum(1))
+    assert dt[-1] > dt[1000] > d[0]
+
+
+# --- GAME-13..17: antisymmetric games and self-play ------------------------------------------------------
+
+
+@given(seed=st.integers(0, 2**32 - 1), t1=arrays(np.float64, 4, elements=st.floats(-5, 5)),
+       t2=arrays(np.float64, 4, elements=st.floats(-5, 5)))
+def test_GAME_13_antisymmetric_payoff_and_GAME_15_gradient_identity(seed: int, t1: NDArray[np.float64],
+                                                                   t2: NDArray[np.float64]) -> None:
+    M = random_antisymmetric_game(np.random.default_rng(seed), 4)
+    assert is_antisymmetric(M)
+    scale = float(np.max(np.abs(M)))
+    assert abs(payoff(M, t2, t1) + payoff(M, t1, t2)) <= tolerance(scale, terms=16)
+    assert abs(payoff(M, t1, t1)) <= tolerance(scale, terms=16)
+    g1, g2 = grad_R(M, t1, t1)
+    np.testing.assert_allclose(g1, -g2, rtol=0, atol=tolerance(scale, terms=16))
+
+
+@given(seed=st.integers(0, 2**32 - 1), theta=arrays(np.float64, 5, elements=st.floats(-5, 5)))
+def test_GAME_14_symmetric_equilibrium_has_value_zero(seed: int, theta: NDArray[np.float64]) -> None:
+    M = random_antisymmetric_game(np.random.default_rng(seed), 5)
+    p_star = symmetric_equilibrium(M)
+    atol = HIGHS_TOL * max(float(np.max(np.abs(M))), 1.0) * 10
+    assert abs(float(p_star @ M @ p_star)) <= tolerance(float(np.max(np.abs(M))), terms=25)
+    assert is_nash_equilibrium(M, p_star, p_star, atol=atol)
+    # R(theta, theta*) <= 0 <= R(theta*, theta)  (L2203)
+    assert float(mu(theta) @ M @ p_star) <= atol
+    assert float(p_star @ M @ mu(theta)) >= -atol
+
+
+def test_GAME_14_symmetric_equilibrium_rejects_non_antisymmetric_games() -> None:
+    with pytest.raises(InvalidGameError):
+        symmetric_equilibrium(np.array([[1.0, 0.0], [0.0, 1.0]]))
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.01])
+def test_GAME_16_17_self_play_equals_simgad_from_identical_initialisation(lam: float) -> None:
+    M = random_antisymmetric_game(np.random.default_rng(5), 4)
+    theta0 = np.array([0.3, -1.0, 2.0, 0.0])
+    selfplay = self_play_simgad(M, theta0, alpha=0.1, lam=lam, num_steps=500)
+    two = anchored_simgad(softmax_game_gradient(M), theta0, theta0, alpha=0.1, lam=lam, num_steps=500)
+    # grad_2 R(theta, theta) = -grad_1 R(theta, theta) holds bit-for-bit when M^T = -M exactly
+    np.testing.assert_array_equal(selfplay, two.theta1)
+    np.testing.assert_array_equal(selfplay, two.theta2)
+
+
+def test_GAME_16_E77_reduction_needs_identical_initialisation() -> None:
+    M = rps_payoff()
+    two = simgad(softmax_game_gradient(M), E1, E2, alpha=0.1, num_steps=200)
+    assert float(np.max(np.abs(two.theta1 - two.theta2))) > 0.5  # two different trajectories
+    # E-78: theta -> R(theta, theta) is identically 0, so the self-play step is a *partial* gradient
+    assert payoff(M, E1, E1) == 0.0
+    assert float(np.linalg.norm(grad_R(M, E1, E1)[0])) > 0.1
+
+
+def test_GAME_17_self_play_rejects_non_antisymmetric_games() -> None:
+    with pytest.raises(InvalidGameError):
+        self_play_simgad(np.eye(3), np.zeros(3), alpha=0.1, num_steps=1)
