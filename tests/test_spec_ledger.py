@@ -29,6 +29,7 @@ DONE: dict[str, tuple[int, ...]] = {
     "BEL": tuple(range(1, 39)),
     "PG": tuple(range(1, 54)),
     "EVAL": tuple(range(1, 31)),
+    "GAME": tuple(range(1, 46)),
 }
 
 
