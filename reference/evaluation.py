@@ -46,7 +46,6 @@ __all__ = [
     "Target",
     "TruncatedReturnError",
     "bootstrap_steps",
-    "exact_moments",
     "expected_update_q",
     "expected_update_v",
     "learn_q",
@@ -109,21 +108,6 @@ def validate_features(mdp: FiniteMDP, x: FloatArray, *, q: bool = False) -> Floa
                          f"entry {int(bad[0])} "
                          f"is {f[mdp.term].ravel()[bad[0]]!r}")
     return f
-
-
-def exact_moments(values: FloatArray, weights: FloatArray) -> tuple[FloatArray, float]:
-    """Weighted mean and variance of an estimator; for vectors the variance is tr Cov (open choice 21).
-
-    With the weights of :func:`reference.sampling.enumerate_trajectories` (probabilities summing to 1)
-    these are the exact mean and variance. Shapes: values [N, ...], weights [N] -> ([...], float).
-    """
-    v = np.asarray(values, dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64)
-    if v.shape[0] != w.size:
-        raise ShapeError(f"values have {v.shape[0]} rows but weights has {w.size}")
-    mean = np.tensordot(w, v, axes=1)
-    dev = (v - mean).reshape(v.shape[0], -1)
-    return np.asarray(mean, dtype=np.float64), float(w @ np.sum(dev * dev, axis=1))
 
 
 # ==================================================================================== targets

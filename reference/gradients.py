@@ -21,7 +21,6 @@ Conventions (once for the module):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -31,7 +30,7 @@ from reference.errors import ShapeError
 from reference.exact import a_pi, discounted_occupancy, j_pi, q_pi
 from reference.mdp import FiniteMDP, FloatArray, IntArray, validate_gamma
 from reference.policies import score_norm_sq, softmax, softmax_score
-from reference.sampling import Trajectories, discounted_returns
+from reference.sampling import Moments, Trajectories, discounted_returns, exact_moments
 
 __all__ = [
     "Moments",
@@ -332,40 +331,6 @@ def g_baseline_term(
 
 
 # =============================================================================== exact moments
-@dataclass(frozen=True)
-class Moments:
-    """Mean, trace of the covariance (open choice 21) and E||g||^2 of an estimator.
-
-    Attributes: mean [...] (the shape of one sample); trace_variance = E||g - E g||^2; second_moment =
-    E||g||^2. Exact when the weights are trajectory probabilities from the oracle.
-    """
-
-    mean: FloatArray
-    trace_variance: float
-    second_moment: float
-
-
-def exact_moments(samples: ArrayLike, weights: ArrayLike) -> Moments:
-    """Weighted mean and trace-variance sum_i w_i ||g_i - mean||^2 of samples [N, ...] with weights [N].
-
-    Spec: open choice 21 (Var of a vector estimator = trace of its covariance). With the oracle's weights
-    (summing to 1) these are the exact moments; with 1/N they are the (biased, ddof=0) sample moments.
-    """
-    x = np.asarray(samples, dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64)
-    if x.ndim < 1 or x.shape[0] != w.size or w.ndim != 1:
-        raise ShapeError(f"samples [N, ...] and weights [N] disagree: {x.shape} vs {w.shape}")
-    if abs(float(w.sum()) - 1.0) > 1e-9 or np.any(w < 0):
-        raise ValueError(f"weights must be a probability vector (sum {float(w.sum())!r}, "
-                         f"min {float(w.min())!r})")
-    flat = x.reshape(x.shape[0], -1)
-    mean = w @ flat
-    dev = flat - mean
-    var = float(w @ np.einsum("nd,nd->n", dev, dev))
-    sec = float(w @ np.einsum("nd,nd->n", flat, flat))
-    return Moments(np.asarray(mean.reshape(x.shape[1:]), dtype=np.float64), var, sec)
-
-
 def prefix_groups(
     traj: Trajectories, t: int, *, include_action: bool, include_reward: bool = False
 ) -> IntArray:

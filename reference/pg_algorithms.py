@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from reference.errors import ShapeError
+from reference.evaluation import tabular_features
 from reference.exact import j_pi
 from reference.gradients import (
     bootstrap_values,
@@ -61,13 +62,6 @@ class PGResult:
     j_history: FloatArray
     num_updates: int
     num_env_steps: int
-
-
-def tabular_features(mdp: FiniteMDP) -> FloatArray:
-    """One-hot features x(s) = e_s for the non-terminal states (x(term) = 0): the tabular critic; [S, S-1]."""
-    x = np.zeros((mdp.n_states_plus, mdp.n_states))
-    x[np.arange(mdp.n_states), np.arange(mdp.n_states)] = 1.0
-    return x
 
 
 def critic_values(features: ArrayLike, phi: ArrayLike, *, term: int) -> FloatArray:

@@ -21,7 +21,6 @@ from reference.evaluation import (
     ExpectedUpdate,
     TruncatedReturnError,
     bootstrap_steps,
-    exact_moments,
     expected_update_q,
     expected_update_v,
     learn_q,
@@ -43,7 +42,7 @@ from reference.evaluation import (
 from reference.exact import q_pi, v_pi
 from reference.generators import random_layered_mdp, random_mdp
 from reference.mdp import FiniteMDP, FloatArray, from_arrays, softmax_policy
-from reference.sampling import Trajectories, enumerate_trajectories, sample_trajectories
+from reference.sampling import Trajectories, enumerate_trajectories, exact_moments, sample_trajectories
 from reference.testing.strategies_eval import (
     acyclic_mdps,
     bootstrap_horizons,
@@ -219,7 +218,7 @@ def test_EVAL_03_07_16_v_gradient_with_v_pi_is_unbiased_exact(mdp: FiniteMDP, k:
     w = data.draw(parameters(x.shape[1]))
     tr = enumerate_trajectories(mdp, pi)
     g = v_gradients(tr, x, w, gamma=mdp.gamma, k=k, v_boot=v_pi(mdp, pi))[:, 0]
-    mean, _ = exact_moments(g, tr.weights)
+    mean = exact_moments(g, tr.weights).mean
     grad = v_loss_gradient(mdp, pi, x, w)
     assert np.max(np.abs(mean - grad)) <= _exact_tol(mdp, tr, _grad_scale(mdp, x, w))
     # grad L is the gradient of L (EVAL-02): central differences on the quadratic L (exact up to rounding)
@@ -238,7 +237,7 @@ def test_EVAL_22_25_28_q_gradient_with_q_pi_is_unbiased_exact(mdp: FiniteMDP, k:
     w = data.draw(parameters(x.shape[-1]))
     tr = enumerate_trajectories(mdp, pi)
     g = q_gradients(tr, x, w, gamma=mdp.gamma, k=k, q_boot=q_pi(mdp, pi))[:, 0]
-    mean, _ = exact_moments(g, tr.weights)
+    mean = exact_moments(g, tr.weights).mean
     grad = q_loss_gradient(mdp, pi, x, w)
     assert np.max(np.abs(mean - grad)) <= _exact_tol(mdp, tr, _grad_scale(mdp, x, w))
     assert q_loss(mdp, pi, x @ w) >= 0.0
@@ -252,7 +251,7 @@ def test_EVAL_09_18_bootstrapped_gradient_bias_exact(mdp: FiniteMDP, k: int, dat
     x = data.draw(linear_features(mdp))
     w = data.draw(parameters(x.shape[1]))
     tr = enumerate_trajectories(mdp, pi)
-    mean, _ = exact_moments(v_gradients(tr, x, w, gamma=mdp.gamma, k=k)[:, 0], tr.weights)
+    mean = exact_moments(v_gradients(tr, x, w, gamma=mdp.gamma, k=k)[:, 0], tr.weights).mean
     p_pi = np.asarray(mdp.transition_pi(pi))
     bias = mdp.gamma**k * x.T @ (mdp.p0 * (np.linalg.matrix_power(p_pi, k) @ (v_pi(mdp, pi) - x @ w)))
     tol = _exact_tol(mdp, tr, _grad_scale(mdp, x, w))
@@ -269,7 +268,7 @@ def test_EVAL_09_bias_is_nonzero_and_vanishes_at_v_pi() -> None:
     tr = enumerate_trajectories(mdp, pi)
     tol = _exact_tol(mdp, tr, _grad_scale(mdp, x, np.ones(mdp.n_states)))
     for w, biased in ((np.zeros(mdp.n_states), True), (v_pi(mdp, pi)[:-1], False)):
-        mean, _ = exact_moments(v_gradients(tr, x, w, gamma=mdp.gamma, k=1)[:, 0], tr.weights)
+        mean = exact_moments(v_gradients(tr, x, w, gamma=mdp.gamma, k=1)[:, 0], tr.weights).mean
         gap = float(np.max(np.abs(mean - v_loss_gradient(mdp, pi, x, w))))
         assert (gap > 1e6 * tol) if biased else (gap <= tol)
 
@@ -281,7 +280,7 @@ def test_EVAL_26_30_q_bootstrapped_expected_update_exact(mdp: FiniteMDP, k: int,
     x = data.draw(linear_features(mdp, q=True))
     w = data.draw(parameters(x.shape[-1]))
     tr = enumerate_trajectories(mdp, pi)
-    mean, _ = exact_moments(q_gradients(tr, x, w, gamma=mdp.gamma, k=k)[:, 0], tr.weights)
+    mean = exact_moments(q_gradients(tr, x, w, gamma=mdp.gamma, k=k)[:, 0], tr.weights).mean
     tol = _exact_tol(mdp, tr, _grad_scale(mdp, x, w))
     assert np.max(np.abs(mean - expected_update_q(mdp, pi, x, k=k)(w))) <= tol
 
@@ -294,7 +293,7 @@ def test_EVAL_18_visited_states_with_truncation_expected_update_exact(mdp: Finit
     x = data.draw(linear_features(mdp))
     w = data.draw(parameters(x.shape[1]))
     tr = enumerate_trajectories(mdp, pi, horizon=h)
-    mean, _ = exact_moments(v_gradients(tr, x, w, gamma=mdp.gamma, k=k).sum(axis=1), tr.weights)
+    mean = exact_moments(v_gradients(tr, x, w, gamma=mdp.gamma, k=k).sum(axis=1), tr.weights).mean
     eu = expected_update_v(mdp, pi, x, k=k, states="visited", horizon=h)
     assert np.max(np.abs(mean - eu(w))) <= _exact_tol(mdp, tr, h * _grad_scale(mdp, x, w))
 
@@ -402,7 +401,7 @@ def test_EVAL_13_residual_gradient_expected_update_is_symmetric() -> None:
 
     def f(w: FloatArray, gradient: str) -> FloatArray:
         g = v_gradients(tr, x, w, gamma=mdp.gamma, k=1, gradient=gradient)[:, 0]  # type: ignore[arg-type]
-        return exact_moments(g, tr.weights)[0]
+        return exact_moments(g, tr.weights).mean
 
     for gradient, symmetric in (("residual", True), ("semi", False)):
         c = -f(np.zeros(d), gradient)
@@ -430,7 +429,7 @@ def test_EVAL_14_e17_residual_gradient_fixed_point_is_not_v_pi() -> None:
         def field(w: FloatArray, gradient: str, trs: list[Trajectories] = trs, x: FloatArray = x,
                   mdp: FiniteMDP = mdp) -> FloatArray:
             means = [exact_moments(v_gradients(t, x, w, gamma=mdp.gamma, k=1,
-                                               gradient=gradient)[:, 0], t.weights)[0]  # type: ignore[arg-type]
+                                               gradient=gradient)[:, 0], t.weights).mean  # type: ignore[arg-type]
                      for t in trs]
             return np.asarray(np.sum(means, axis=0), dtype=np.float64)
 
@@ -558,7 +557,8 @@ def test_exact_moments_trace_of_covariance(n: int, d: int, seed: int) -> None:
     vals = rng.normal(size=(n, d))
     wts = rng.exponential(size=n)
     wts /= wts.sum()
-    mean, var = exact_moments(vals, wts)
+    m = exact_moments(vals, wts)
+    mean, var = m.mean, m.trace_variance
     alt = float(wts @ np.sum(vals**2, axis=1) - mean @ mean)
     assert abs(var - alt) <= tolerance(float(np.max(vals**2)) * d, terms=n * d)
     with pytest.raises(ShapeError):
