@@ -16,7 +16,10 @@ reusable output buffers (a dense sweep is a single BLAS matrix-vector product, a
 product split over threads), the rows of P_pi gathered once per policy instead of a dense LU or a
 sparse matrix-matrix product, restarted GMRES with classical Gram-Schmidt (BLAS-2) orthogonalisation,
 and inexact (Newton-Krylov) policy iteration whose evaluations are only as accurate as the current
-Bellman residual needs.
+Bellman residual needs. Dense deterministic P_pi is also kept as a float32 copy (cast block by block
+during the gather): GMRES's Arnoldi products read half the bytes, while every GMRES cycle's residual
+is recomputed with the float64 P_pi (mixed-precision iterative refinement), so stopping tests and
+certificates stay float64.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 try:  # scipy's CSR kernel (y += A x into a caller's buffer, GIL released); public fallback below
     from scipy.sparse._sparsetools import csr_matvec as _csr_matvec
@@ -53,6 +56,11 @@ __all__ = [
 ]
 
 Matvec = Callable[[FloatArray], FloatArray]
+Float32Array = NDArray[np.float32]
+
+_GATHER_ROWS: int = 64
+"""Rows of P_pi gathered per block when a float32 copy is kept too (the block is cast while it is
+still in cache, so the copy costs no second pass over the float64 rows)."""
 
 _SPLIT_MIN_NNZ: int = 2_000_000
 """Sparse products with at least this many stored entries are split into row blocks over threads
@@ -124,6 +132,8 @@ class BellmanKernel:
         self._work: FloatArray | None = None
         self._ppi: FloatArray | None = None
         self._ppi_pol: IntArray | None = None
+        self._ppi32: Float32Array | None = None
+        self._ppi32_pol: IntArray | None = None
         self._dense: FloatArray | None = None
         self._sparse: _BlockCSR | None = None
         self._csr: sp.csr_array | None = None
@@ -141,17 +151,38 @@ class BellmanKernel:
         assert self._csr is not None
         return int(self._csr.data.nbytes + self._csr.indices.nbytes + self._csr.indptr.nbytes)
 
-    def _dense_rows(self, pol: IntArray, rows: IntArray) -> FloatArray:
-        """The kernel's [S, S] buffer holding P_pi for the deterministic policy ``pol`` (rows ``rows``)."""
+    def _dense_rows(self, pol: IntArray, rows: IntArray, *, float32: bool = False) -> FloatArray:
+        """The kernel's [S, S] buffer holding P_pi for the deterministic policy ``pol`` (rows ``rows``).
+
+        Only the rows of states whose action changed since the previous call are rewritten. With
+        ``float32`` the kernel's float32 copy of P_pi (:meth:`policy_operator_float32`) is kept in step
+        in the same pass: each block of gathered rows is cast while it is still in cache."""
         assert self._dense is not None
-        if self._ppi is None or self._ppi_pol is None:
-            self._ppi = np.take(self._dense, rows, axis=0)
+        n = self.n
+        prev = self._ppi_pol
+        stale32 = float32 and (self._ppi32 is None or self._ppi32_pol is None or prev is None
+                               or not np.array_equal(self._ppi32_pol, prev))
+        if self._ppi is None:
+            self._ppi = np.empty((n, n))
+        if float32 and self._ppi32 is None:
+            self._ppi32 = np.empty((n, n), dtype=np.float32)
+        ppi, f32 = self._ppi, (self._ppi32 if float32 else None)
+        if prev is None or stale32:
+            for a in range(0, n, _GATHER_ROWS):
+                b = min(n, a + _GATHER_ROWS)
+                np.take(self._dense, rows[a:b], axis=0, out=ppi[a:b])
+                if f32 is not None:
+                    f32[a:b] = ppi[a:b]
         else:
-            changed = np.flatnonzero(pol != self._ppi_pol)
+            changed = np.flatnonzero(pol != prev)
             if changed.size:
-                self._ppi[changed] = self._dense[rows[changed]]
+                ppi[changed] = self._dense[rows[changed]]
+                if f32 is not None:
+                    f32[changed] = ppi[changed]
         self._ppi_pol = pol.copy()
-        return self._ppi
+        if float32:
+            self._ppi32_pol = self._ppi_pol
+        return ppi
 
     def workspace(self, rows: int) -> FloatArray:
         """A reusable [rows, S] scratch array (the GMRES Krylov basis); grown on demand."""
@@ -180,14 +211,16 @@ class BellmanKernel:
         q = self.lookahead(v)
         return np.asarray(q.max(axis=1), dtype=np.float64), q
 
-    def policy_operator(self, pi: FloatArray | IntArray) -> tuple[Matvec, FloatArray]:
+    def policy_operator(self, pi: FloatArray | IntArray, *, float32: bool = False) -> tuple[Matvec, FloatArray]:
         """``(x -> P_pi x, r_pi)`` for a deterministic int policy [S] or a stochastic one [S, A].
 
         P_pi[s, s'] = sum_a pi(a | s) P[s, a, s'] (MDP-06). Deterministic: the rows ``s*A + pi(s)`` are
         gathered once (CSR rows, or a dense [S, S] buffer owned by the kernel in which only the rows of
         states whose action changed since the previous call are rewritten: a dense deterministic
         operator is valid until the next call). Stochastic dense: P_pi is formed once by one pass over
-        P; stochastic sparse: ``P_pi x = D_pi (P x)`` without forming P_pi.
+        P; stochastic sparse: ``P_pi x = D_pi (P x)`` without forming P_pi. ``float32`` (dense
+        deterministic only, ignored otherwise): keep a float32 copy of P_pi in step, for
+        :meth:`policy_operator_float32`.
         """
         n, na = self.n, self.n_actions
         out = np.empty(n)
@@ -196,7 +229,7 @@ class BellmanKernel:
             rows = np.arange(n, dtype=np.int64) * na + pol
             r_pi = np.asarray(self.r.ravel()[rows], dtype=np.float64)
             if self._dense is not None:
-                ppi = self._dense_rows(pol, rows)
+                ppi = self._dense_rows(pol, rows, float32=float32)
                 return (lambda x: np.matmul(ppi, x, out=out)), r_pi
             assert self._csr is not None
             blk = _BlockCSR(self._csr[rows], self.threads)
@@ -211,6 +244,29 @@ class BellmanKernel:
             return np.einsum("sa,sa->s", w, self.expected_next(x).reshape(n, na), out=out)
 
         return op, r_pi
+
+    def policy_operator_float32(self, pi: FloatArray | IntArray) -> Matvec | None:
+        """``x -> P_pi x`` with the float32 copy of P_pi (half the bytes of the float64 operator).
+
+        Valid after ``policy_operator(pi, float32=True)`` for the same deterministic ``pi`` on a dense
+        MDP (until the next call); None otherwise. Input and output are float64 [S]; the product is
+        rounded to float32 (relative error ~1e-7): only for inner solves whose residuals are recomputed
+        in float64 (see :func:`gmres`, ``inner``).
+        """
+        if self._ppi32 is None or self._ppi32_pol is None or np.ndim(pi) != 1:
+            return None
+        if not np.array_equal(np.asarray(pi, dtype=np.int64), self._ppi32_pol):
+            return None
+        p32 = self._ppi32
+        x32 = np.empty(self.n, dtype=np.float32)
+        y32 = np.empty(self.n, dtype=np.float32)
+
+        def op(x: FloatArray) -> FloatArray:
+            np.copyto(x32, x, casting="same_kind")
+            np.matmul(p32, x32, out=y32)
+            return y32.astype(np.float64)
+
+        return op
 
 
 # ====================================================================================== GMRES
@@ -235,6 +291,8 @@ def gmres(
     workspace: FloatArray | None = None,
     tol_min: float | None = None,
     fast_ratio: float = 0.0,
+    inner: Matvec | None = None,
+    inner_rtol: float = 1e-6,
 ) -> GMRESResult:
     """Restarted GMRES(m) for ``a x = b``: stops when ``||b - a x||_2 <= tol`` (true residual).
 
@@ -245,6 +303,13 @@ def gmres(
     ``b - a x`` (not the recursive estimate). Cheap extra accuracy: once ``tol`` is met, the current
     cycle goes on down to ``tol_min`` while each step still shrinks the residual estimate by a factor
     ``<= fast_ratio`` (a fast-converging solve costs little more made accurate).
+
+    Mixed precision (``inner``, e.g. a float32 product): the Arnoldi steps use ``inner``, an
+    approximation of ``matvec``, and each cycle ends once its residual estimate has dropped by
+    ``inner_rtol`` (about what the approximate products can resolve); the cycle's true residual is then
+    recomputed with ``matvec`` (float64), so the restarts are iterative refinement and the stopping test
+    stays exact. If a cycle fails to halve the true residual, ``inner`` is dropped for the remaining
+    cycles (e.g. when the approximation is too coarse for the conditioning). ``matvecs`` counts both.
     """
     n = b.size
     x = np.zeros(n) if x0 is None else np.array(x0, dtype=np.float64)
@@ -256,7 +321,12 @@ def gmres(
         basis = workspace
     else:
         basis = np.empty((m + 1, n))
-    while beta > tol and used < max_matvecs:
+    arnoldi = matvec if inner is None else inner
+    fast_pending = False  # the last cycle stopped at its floor while still converging fast
+    while used < max_matvecs and (beta > tol or (fast_pending and tol_min is not None and beta > tol_min)):
+        beta_cycle = beta
+        fast_pending = False
+        floor = 0.0 if arnoldi is matvec else inner_rtol * beta
         np.multiply(r, 1.0 / beta, out=basis[0])
         h = np.zeros((m + 1, m))
         g = np.zeros(m + 1)
@@ -265,7 +335,7 @@ def gmres(
         sn = np.zeros(m)
         k = 0
         for j in range(m):
-            w = np.array(matvec(basis[j]), dtype=np.float64)
+            w = np.array(arnoldi(basis[j]), dtype=np.float64)
             used += 1
             wnorm0 = float(np.linalg.norm(w))
             hj = basis[: j + 1] @ w
@@ -293,6 +363,9 @@ def gmres(
             k = j + 1
             est = abs(g[j + 1])
             fast = tol_min is not None and est > tol_min and est <= fast_ratio * prev
+            if est <= floor:
+                fast_pending = fast
+                break
             if (est <= tol and not fast) or wn == 0.0 or used >= max_matvecs:
                 break
             np.multiply(w, 1.0 / wn, out=basis[j + 1])
@@ -303,6 +376,8 @@ def gmres(
         r = b - matvec(x)
         used += 1
         beta = float(np.linalg.norm(r))
+        if arnoldi is not matvec and beta > 0.5 * beta_cycle:
+            arnoldi = matvec
     return GMRESResult(x, beta, used, beta <= tol)
 
 
@@ -332,13 +407,16 @@ def evaluate_policy(
     kernel: BellmanKernel | None = None,
     restart: int = 30,
     max_matvecs: int = 5000,
+    float32_inner: bool = True,
 ) -> Certified:
     """V^pi by Krylov solves of ``(I - gamma P_pi) V = r_pi``, certified ``||V - V^pi||_inf <= eps``.
 
     Spec: BEL-04, BEL-08. Certificate ``bound = ||B^pi V - V||_inf / (1 - gamma)`` with
     ``B^pi V = r_pi + gamma P_pi V`` evaluated in float64; iterative refinement (GMRES on the residual
     equation ``(I - gamma P_pi) d = B^pi V - V``) until it holds. ``pi``: int [S] (deterministic) or
-    [S, A] (stochastic; one-hot rows use the deterministic path). Returns ``Certified(value [S], bound,
+    [S, A] (stochastic; one-hot rows use the deterministic path). ``float32_inner`` (dense MDP,
+    deterministic policy): GMRES's Arnoldi products use a float32 copy of P_pi, its cycle residuals
+    and the certificate the float64 one (see :func:`gmres`, ``inner``). Returns ``Certified(value [S], bound,
     residual)`` with V(term) = 0. Raises :class:`NotConvergedError` if ``max_matvecs`` is exhausted.
     """
     gamma = mdp.gamma
@@ -348,7 +426,9 @@ def evaluate_policy(
         raise ValueError(f"eps must be > 0, got {eps}")
     kern = BellmanKernel(mdp) if kernel is None else kernel
     pol = _as_policy(mdp, pi)
-    pmv, r_pi = kern.policy_operator(pol)
+    pmv, r_pi = kern.policy_operator(pol, float32=float32_inner)
+    pmv32 = kern.policy_operator_float32(pol) if float32_inner else None
+    a_op32 = None if pmv32 is None else _shift_operator(pmv32, gamma)
     r_pi[mdp.term] = 0.0
     target = eps * (1.0 - gamma)
     v = np.zeros(mdp.n_states_plus) if v0 is None else validate_values(mdp, v0).copy()
@@ -363,7 +443,7 @@ def evaluate_policy(
         if used >= max_matvecs:
             raise NotConvergedError(f"evaluate_policy: residual {rn:.3e} > {target:.3e} after {used} products")
         out = gmres(a_op, res, tol=_gmres_tol(0.5 * target, res.size), restart=restart,
-                    max_matvecs=max_matvecs - used, workspace=kern.workspace(restart + 1))
+                    max_matvecs=max_matvecs - used, workspace=kern.workspace(restart + 1), inner=a_op32)
         used += out.matvecs
         v = v + out.x
 
@@ -402,6 +482,7 @@ def solve_optimal(
     kernel: BellmanKernel | None = None,
     restart: int = 30,
     max_iters: int = 500,
+    float32_inner: bool = True,
 ) -> CertifiedSolution:
     """V* by inexact (Newton-Krylov) policy iteration, certified ``||V - V*||_inf <= eps`` (gamma < 1).
 
@@ -412,9 +493,13 @@ def solve_optimal(
     GMRES to relative accuracy ``forcing`` (exact d gives V_{k+1} = V^{pi_{k+1}}: this is PI, BEL-33,
     written as Newton's method on ``B^* V - V = 0``; the inexact solve keeps the rate while the policy
     settles and then shrinks the residual by about ``forcing`` per step), and further, down to the
-    final target, while GMRES still gains a factor ``fast_ratio`` per product. P_pi is rebuilt only
-    when the policy changes (dense: only the changed rows). Shapes: pi0 int [S], v0 [S]; result value
-    [S] (V(term) = 0), policy int [S].
+    final target, while GMRES still gains a factor ``fast_ratio`` per product; not in the first step
+    when it starts from V = 0 (its policy, greedy in r alone, is a guess that the next step will
+    change, so its evaluation only needs the forcing accuracy). P_pi is rebuilt only when the policy
+    changes (dense: only the changed rows). ``float32_inner`` (dense MDPs): the GMRES Arnoldi products
+    use a float32 copy of P_pi (half the bytes), with every GMRES cycle's residual recomputed with the
+    float64 P_pi (iterative refinement, see :func:`gmres`); the certificate is float64 either way.
+    Shapes: pi0 int [S], v0 [S]; result value [S] (V(term) = 0), policy int [S].
     Raises :class:`NotConvergedError` after ``max_iters`` outer steps (e.g. eps below float resolution).
     """
     gamma = mdp.gamma
@@ -430,6 +515,7 @@ def solve_optimal(
     target = eps * (1.0 - gamma)
     op_pol: IntArray | None = None
     a_op: Matvec | None = None
+    a_op32: Matvec | None = None
     idx = np.arange(n)
     for k in range(max_iters):
         # r + gamma P 0 = r exactly: the first greedy step from V = 0 needs no sweep
@@ -442,13 +528,16 @@ def solve_optimal(
             return CertifiedSolution(v, pol, res / (1.0 - gamma), k)
         rhs = q[idx, pol] - v
         if op_pol is None or a_op is None or not np.array_equal(pol, op_pol):
-            pmv, _r = kern.policy_operator(pol)
+            pmv, _r = kern.policy_operator(pol, float32=float32_inner)
             a_op = _shift_operator(pmv, gamma)
+            pmv32 = kern.policy_operator_float32(pol) if float32_inner else None
+            a_op32 = None if pmv32 is None else _shift_operator(pmv32, gamma)
             op_pol = pol.copy()
         tol_inf = max(forcing * res, 0.5 * target)
+        guess = k == 0 and v0 is None
         out = gmres(a_op, rhs, tol=_gmres_tol(tol_inf, n), restart=restart,
                     workspace=kern.workspace(restart + 1), tol_min=_gmres_tol(0.5 * target, n),
-                    fast_ratio=fast_ratio)
+                    fast_ratio=0.0 if guess else fast_ratio, inner=a_op32)
         v = v + out.x
         v[term] = 0.0
     raise NotConvergedError(f"solve_optimal: certificate above eps={eps:.1e} after {max_iters} steps")

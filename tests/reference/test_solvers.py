@@ -118,3 +118,68 @@ def test_one_hot_policy_uses_deterministic_path_and_agrees() -> None:
     a = solvers.evaluate_policy(mdp, act, eps=1e-11)
     b = solvers.evaluate_policy(mdp, deterministic_policy(act, 3), eps=1e-11)
     assert float(np.max(np.abs(a.value - b.value))) <= a.bound + b.bound
+
+
+# ------------------------------------------------------------------ float32 inner products (dense)
+@pytest.mark.parametrize(("seed", "n", "na", "gamma", "term"),
+                         [(0, 300, 4, 0.99, 0.0), (1, 200, 3, 0.9, 0.2), (2, 150, 2, 0.999, 0.0),
+                          (3, 120, 5, 0.99, 0.05)])
+def test_float32_inner_solve_is_certified_like_float64(seed: int, n: int, na: int, gamma: float,
+                                                       term: float) -> None:
+    mdp = random_mdp(np.random.default_rng(seed), n, na, gamma=gamma, terminal_prob=term, backend="dense")
+    eps = 1e-8
+    mixed = solvers.solve_optimal(mdp, eps=eps, float32_inner=True)
+    plain = solvers.solve_optimal(mdp, eps=eps, float32_inner=False)
+    v_star = dp.policy_iteration(mdp).value
+    for sol in (mixed, plain):
+        assert sol.bound <= eps
+        # the certificate is float64: recomputing it with the reference lookahead gives the same number
+        recomputed = float(np.max(np.abs(mdp.lookahead(sol.value).max(axis=1) - sol.value))) / (1 - gamma)
+        assert abs(recomputed - sol.bound) <= tolerance(_scale(mdp), terms=mdp.n_states_plus) / (1 - gamma)
+        assert float(np.max(np.abs(sol.value - v_star))) <= sol.bound + _tol_exact(mdp)
+    assert float(np.max(np.abs(mixed.value - plain.value))) <= mixed.bound + plain.bound + _tol_exact(mdp)
+
+
+def test_float32_inner_policy_evaluation_is_certified() -> None:
+    mdp = random_mdp(np.random.default_rng(5), 250, 3, gamma=0.99, terminal_prob=0.05, backend="dense")
+    act = np.random.default_rng(6).integers(0, 3, size=mdp.n_states_plus)
+    cert = solvers.evaluate_policy(mdp, act, eps=1e-10, float32_inner=True)
+    v_exact = exact.v_pi(mdp, deterministic_policy(act, 3))
+    assert cert.bound <= 1e-10
+    assert float(np.max(np.abs(cert.value - v_exact))) <= cert.bound + _tol_exact(mdp)
+
+
+def test_kernel_float32_copy_follows_policy_changes() -> None:
+    mdp = random_mdp(np.random.default_rng(7), 60, 3, gamma=0.9, backend="dense")
+    kern = solvers.BellmanKernel(mdp)
+    rng = np.random.default_rng(8)
+    x = rng.uniform(-1, 1, size=mdp.n_states_plus)
+    pol = rng.integers(0, 3, size=mdp.n_states_plus)
+    kern.policy_operator(pol)  # float64 only: no float32 operator yet
+    assert kern.policy_operator_float32(pol) is None
+    for step in range(4):
+        pol = pol.copy()
+        pol[rng.integers(0, mdp.n_states_plus, size=5 * step)] = rng.integers(0, 3, size=5 * step)
+        pmv, _r = kern.policy_operator(pol, float32=True)
+        pmv32 = kern.policy_operator_float32(pol)
+        assert pmv32 is not None
+        p_pi = mdp.transition_pi(deterministic_policy(pol, 3))
+        assert np.allclose(pmv(x), p_pi @ x, rtol=0, atol=1e-13)
+        assert np.allclose(pmv32(x), p_pi @ x, rtol=0, atol=1e-5)
+    other = (pol + 1) % 3
+    assert kern.policy_operator_float32(other) is None  # stale for another policy
+
+
+def test_gmres_inner_refinement_and_fallback() -> None:
+    rng = np.random.default_rng(0)
+    n = 300
+    a = np.eye(n) - 0.99 * rng.dirichlet(np.ones(n), size=n)  # I - gamma P: eigenvalue 0.01 on constants
+    a32 = a.astype(np.float32)
+    b = rng.standard_normal(n)
+    out = solvers.gmres(lambda x: a @ x, b, tol=1e-11, inner=lambda x: (a32 @ x.astype(np.float32)).astype(np.float64))
+    assert out.converged
+    assert float(np.linalg.norm(b - a @ out.x)) <= 1e-11
+    # a useless inner operator is dropped after one cycle and the solve still converges exactly
+    bad = solvers.gmres(lambda x: a @ x, b, tol=1e-11, inner=lambda x: np.asarray(x, dtype=np.float64))
+    assert bad.converged
+    assert float(np.linalg.norm(b - a @ bad.x)) <= 1e-11
