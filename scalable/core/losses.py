@@ -1,0 +1,153 @@
+"""Losses of the training loops: PPO clip, value regression, entropy, A2C policy loss, stop-gradient TD.
+
+Spec: PG-28, PG-38, PG-48, TR-13, TR-14, TR-15, TR-16, EVAL-11 (errata E-46, E-57; open choices 8, 12,
+14, 17).
+
+Conventions:
+
+* Losses are *minimised*; ``[[x]]`` (stop-gradient) is ``x.detach()`` (open choice 17). Every target
+  (``y``, ``R``) and every advantage that multiplies ``log pi`` is detached inside the loss, so callers
+  cannot forget it (E-46).
+* ``reduction`` is ``"mean"`` (default: mean over all N T samples, open choice 8), ``"sum"`` or
+  ``"none"`` (elementwise). Inputs of any common shape, typically [T, B] or a flat minibatch [M].
+* :func:`ppo_clip_objective` is the twin of ``reference.surrogates.ppo_clip_objective`` (elementwise,
+  no detaching, no reduction), property-tested equal in float64.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from reference.mdp import validate_gamma
+
+__all__ = [
+    "Reduction",
+    "a2c_policy_loss",
+    "entropy_loss",
+    "ppo_clip_loss",
+    "ppo_clip_objective",
+    "td_loss",
+    "td_target",
+    "value_loss",
+]
+
+Reduction = Literal["mean", "sum", "none"]
+
+
+def _reduce(x: Tensor, reduction: Reduction) -> Tensor:
+    if reduction == "mean":
+        return x.mean()
+    if reduction == "sum":
+        return x.sum()
+    if reduction == "none":
+        return x
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _eps(eps: float) -> float:
+    e = float(eps)
+    if not (0.0 <= e < 1.0):
+        raise ValueError(f"eps (clip range) must lie in [0, 1), got {eps!r}")
+    return e
+
+
+def ppo_clip_objective(ratio: Tensor, adv: Tensor, *, eps: float) -> Tensor:
+    """PPO's clipped objective C_eps(ell, A) = min(ell A, clip(ell, 1 - eps, 1 + eps) A), elementwise.
+
+    Spec: TR-14, TR-16. Twin of ``reference.surrogates.ppo_clip_objective``; no detach, no reduction.
+    Shapes: ratio, adv broadcastable -> broadcast shape.
+    """
+    e = _eps(eps)
+    return torch.minimum(ratio * adv, torch.clamp(ratio, 1.0 - e, 1.0 + e) * adv)
+
+
+def ppo_clip_loss(
+    logp_new: Tensor, logp_old: Tensor, adv: Tensor, *, eps: float, reduction: Reduction = "mean"
+) -> Tensor:
+    """PPO policy loss -C_eps(ell, [[A]]), ell = exp(log pi_new - [[log pi_old]]) (open choice 12).
+
+    Spec: TR-15, TR-16. The loss is the mean of -C_eps over the samples (open choice 8); advantages are
+    used as given (normalise them before the call if wanted). Shapes: logp_new, logp_old, adv [...] -> scalar
+    (or [...] with reduction="none").
+    """
+    ratio = torch.exp(logp_new - logp_old.detach())
+    return _reduce(-ppo_clip_objective(ratio, adv.detach(), eps=eps), reduction)
+
+
+def value_loss(
+    values: Tensor,
+    targets: Tensor,
+    *,
+    old_values: Tensor | None = None,
+    clip_eps: float | None = None,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    """Value regression (1/2) (V_phi(s_t) - [[R_t]])^2, optionally clipped as in PPO implementations.
+
+    Spec: TR-15 with erratum E-57 (R_t = the per-episode return-to-go, e.g. ``value_targets``). Clipped
+    (``clip_eps`` and ``old_values`` given): (1/2) max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2)
+    with ``[[V_old]]``. Shapes: values, targets (, old_values) [...] -> scalar (or [...]).
+    """
+    r = targets.detach()
+    sq = (values - r) ** 2
+    if clip_eps is not None:
+        if old_values is None:
+            raise ValueError("value_loss: clip_eps needs old_values")
+        if not clip_eps > 0:
+            raise ValueError(f"value_loss: clip_eps must be > 0, got {clip_eps!r}")
+        vo = old_values.detach()
+        clipped = vo + torch.clamp(values - vo, -clip_eps, clip_eps)
+        sq = torch.maximum(sq, (clipped - r) ** 2)
+    elif old_values is not None:
+        raise ValueError("value_loss: old_values given without clip_eps")
+    return _reduce(0.5 * sq, reduction)
+
+
+def entropy_loss(entropy: Tensor, *, reduction: Reduction = "mean") -> Tensor:
+    """-H: add ``beta * entropy_loss(H)`` to a minimised loss for A3C's entropy bonus (open choice 14).
+
+    Shapes: entropy [...] -> scalar (or [...]).
+    """
+    return _reduce(-entropy, reduction)
+
+
+def a2c_policy_loss(log_prob: Tensor, advantages: Tensor, *, reduction: Reduction = "mean") -> Tensor:
+    """A2C / REINFORCE-with-baseline policy loss -log pi_theta(a_t | s_t) [[A_t]].
+
+    Spec: PG-28 (its gradient is -[[A_t]] grad log pi(a_t | s_t), the policy-gradient term), PG-38, E-46
+    (the advantage (Q_hat - V_phi(s_t)) is stop-gradiented). Shapes: log_prob, advantages [...] -> scalar.
+    """
+    return _reduce(-log_prob * advantages.detach(), reduction)
+
+
+def td_target(rewards: Tensor, next_values: Tensor, terminated: Tensor, *, gamma: float) -> Tensor:
+    """Stop-gradient TD target y_t = [[r_t + gamma V(s_{t+1}) (1 - terminated_t)]] (V(term) = 0, MDP-11).
+
+    Spec: EVAL-11 (option 3), open choices 2 and 17. Shapes: rewards, next_values, terminated [...] -> [...].
+    """
+    g = validate_gamma(gamma)
+    nv = next_values.detach()
+    boot = torch.where(terminated.bool(), torch.zeros_like(nv), nv)
+    return (rewards + g * boot).detach()
+
+
+def td_loss(
+    values: Tensor,
+    rewards: Tensor,
+    next_values: Tensor,
+    terminated: Tensor,
+    *,
+    gamma: float,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    """Semi-gradient TD loss (1/2) (V(s_t) - [[r_t + gamma V(s_{t+1})]])^2 with V(term) = 0.
+
+    Spec: EVAL-11 option 3: its gradient is the semi-gradient (V(s_t) - y_t) grad V(s_t), not the full
+    residual gradient delta (grad V(s_t) - gamma grad V(s_{t+1})). Shapes: values, rewards, next_values,
+    terminated [...] -> scalar (or [...]).
+    """
+    y = td_target(rewards, next_values, terminated, gamma=gamma)
+    return _reduce(0.5 * (values - y) ** 2, reduction)

@@ -1,0 +1,149 @@
+"""Atari networks: the text's (Mnih et al.) network by default, the Nature CNN as an option.
+
+Spec: PG-46, PG-47, PG-48, erratum E-49, open choice 16.
+
+* :class:`TextAtariNet` (default): input 4x84x84 -> conv 16 8x8 stride 4 + ReLU (16x20x20) -> conv 32
+  4x4 stride 2 + ReLU (32x9x9, E-49: 32 channels, not 23) -> FC 256 + ReLU. No padding. The shapes
+  are those of :func:`reference.atari_shapes.atari_a3c_layer_shapes` (tested).
+* :class:`NatureCNN` (option): conv 32 8x8/4 -> conv 64 4x4/2 -> conv 64 3x3/1 -> FC 512 (Mnih et al.
+  2015; a different network, E-49).
+* :class:`AtariActorCritic`: a shared trunk with a linear policy head (|A| logits, softmax, PG-48) and
+  a linear value head (A3C, open choice 16).
+
+Observations are pixel values in [0, 255] (uint8 [B, frames, 84, 84], or float) and are scaled by 1/255.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from scalable.core.distributions import categorical_entropy, categorical_log_prob, categorical_sample
+from scalable.nets.init import HIDDEN_GAIN, POLICY_GAIN, VALUE_GAIN, layer_init
+
+__all__ = ["AtariActorCritic", "NatureCNN", "PolicyEval", "PolicyStep", "TextAtariNet"]
+
+
+class PolicyStep(NamedTuple):
+    """One acting step of an actor-critic.
+
+    ``action`` goes to the environment; ``raw_action`` is what to store for :meth:`evaluate` (the
+    action index for a categorical policy, the pre-squash z for a tanh-Gaussian, open choice 15).
+    Shapes: action / raw_action [B] or [B, n]; log_prob, entropy, value [B].
+    """
+
+    action: Tensor
+    raw_action: Tensor
+    log_prob: Tensor
+    entropy: Tensor
+    value: Tensor
+
+
+class PolicyEval(NamedTuple):
+    """log pi(a | s), entropy H(pi(. | s)) and V(s) of stored actions; each [B]."""
+
+    log_prob: Tensor
+    entropy: Tensor
+    value: Tensor
+
+
+def _scale(obs: Tensor) -> Tensor:
+    return obs.float() / 255.0
+
+
+class TextAtariNet(nn.Module):
+    """The text's Atari trunk (PG-46, E-49): conv16 8x8/4 -> conv32 4x4/2 -> FC 256, ReLU after each.
+
+    Input [B, frames, 84, 84] pixels in [0, 255] -> features [B, hidden]. ``conv2_channels=23``
+    reproduces the text's typo (E-49); 32 is Mnih et al.'s.
+    """
+
+    def __init__(self, *, frames: int = 4, size: int = 84, conv2_channels: int = 32, hidden: int = 256,
+                 orthogonal_init: bool = True) -> None:
+        super().__init__()
+        o = orthogonal_init
+        self.conv1 = layer_init(nn.Conv2d(frames, 16, kernel_size=8, stride=4), gain=HIDDEN_GAIN, orthogonal=o)
+        self.conv2 = layer_init(nn.Conv2d(16, conv2_channels, kernel_size=4, stride=2), gain=HIDDEN_GAIN,
+                                orthogonal=o)
+        h1 = (size - 8) // 4 + 1
+        h2 = (h1 - 4) // 2 + 1
+        self.fc = layer_init(nn.Linear(conv2_channels * h2 * h2, hidden), gain=HIDDEN_GAIN, orthogonal=o)
+        self.out_features = hidden
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """[B, frames, size, size] pixels -> [B, hidden] features."""
+        x = torch.relu(self.conv1(_scale(obs)))
+        x = torch.relu(self.conv2(x))
+        return torch.relu(self.fc(x.flatten(1)))
+
+
+class NatureCNN(nn.Module):
+    """Nature-DQN trunk (Mnih et al. 2015): conv32 8x8/4 -> conv64 4x4/2 -> conv64 3x3/1 -> FC 512, ReLU.
+
+    Input [B, frames, 84, 84] pixels in [0, 255] -> features [B, hidden].
+    """
+
+    def __init__(self, *, frames: int = 4, size: int = 84, hidden: int = 512, orthogonal_init: bool = True) -> None:
+        super().__init__()
+        o = orthogonal_init
+        self.conv1 = layer_init(nn.Conv2d(frames, 32, 8, stride=4), gain=HIDDEN_GAIN, orthogonal=o)
+        self.conv2 = layer_init(nn.Conv2d(32, 64, 4, stride=2), gain=HIDDEN_GAIN, orthogonal=o)
+        self.conv3 = layer_init(nn.Conv2d(64, 64, 3, stride=1), gain=HIDDEN_GAIN, orthogonal=o)
+        h = (((size - 8) // 4 + 1 - 4) // 2 + 1 - 3) // 1 + 1
+        self.fc = layer_init(nn.Linear(64 * h * h, hidden), gain=HIDDEN_GAIN, orthogonal=o)
+        self.out_features = hidden
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """[B, frames, size, size] pixels -> [B, hidden] features."""
+        x = torch.relu(self.conv1(_scale(obs)))
+        x = torch.relu(self.conv2(x))
+        x = torch.relu(self.conv3(x))
+        return torch.relu(self.fc(x.flatten(1)))
+
+
+class AtariActorCritic(nn.Module):
+    """Shared trunk + linear categorical policy head (|A| logits) + linear value head (A3C, open choice 16).
+
+    ``arch="text"`` (default) is :class:`TextAtariNet`, ``"nature"`` :class:`NatureCNN`. Orthogonal init
+    (gains sqrt 2 / 0.01 / 1) is the named switch ``orthogonal_init``.
+    """
+
+    def __init__(self, n_actions: int, *, arch: Literal["text", "nature"] = "text", frames: int = 4,
+                 orthogonal_init: bool = True) -> None:
+        super().__init__()
+        if n_actions < 1:
+            raise ValueError(f"n_actions must be >= 1, got {n_actions}")
+        self.trunk: TextAtariNet | NatureCNN
+        if arch == "text":
+            self.trunk = TextAtariNet(frames=frames, orthogonal_init=orthogonal_init)
+        elif arch == "nature":
+            self.trunk = NatureCNN(frames=frames, orthogonal_init=orthogonal_init)
+        else:
+            raise ValueError(f"arch must be 'text' or 'nature', got {arch!r}")
+        n = self.trunk.out_features
+        self.policy = layer_init(nn.Linear(n, n_actions), gain=POLICY_GAIN, orthogonal=orthogonal_init)
+        self.value_head = layer_init(nn.Linear(n, 1), gain=VALUE_GAIN, orthogonal=orthogonal_init)
+        self.n_actions = n_actions
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """obs [B, frames, 84, 84] -> (logits [B, |A|], value [B])."""
+        h = self.trunk(obs)
+        return self.policy(h), self.value_head(h).squeeze(-1)
+
+    def value(self, obs: Tensor) -> Tensor:
+        """V(s) [B]."""
+        v: Tensor = self.value_head(self.trunk(obs))
+        return v.squeeze(-1)
+
+    def act(self, obs: Tensor, *, generator: torch.Generator | None = None, deterministic: bool = False) -> PolicyStep:
+        """Sample a ~ softmax(logits) (argmax if ``deterministic``); raw_action = action (int64 [B])."""
+        logits, v = self(obs)
+        a = logits.argmax(dim=-1) if deterministic else categorical_sample(logits, generator=generator)
+        return PolicyStep(a, a, categorical_log_prob(logits, a), categorical_entropy(logits), v)
+
+    def evaluate(self, obs: Tensor, raw_action: Tensor) -> PolicyEval:
+        """log pi(a | s) (PG-48), entropy and V(s) of stored actions [B]."""
+        logits, v = self(obs)
+        return PolicyEval(categorical_log_prob(logits, raw_action), categorical_entropy(logits), v)

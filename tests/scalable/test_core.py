@@ -1,0 +1,389 @@
+"""scalable.core: each torch twin equals its `reference` function in float64; stop-gradient autograd.
+
+Random batches as in tests/reference/test_advantages.py: T in 1..10, B in 1..4 (B = 1 included),
+independent termination and truncation flags per row, ``v_final`` NaN wherever a row is not truncated
+(a leak turns a result into NaN). Tolerances from reference.tolerance: |r| <= 1 and |V| <= V_MAX give
+sums of at most T terms of scale T (1 + 2 V_MAX). The twins run the same operations in the same order
+as the reference, so most agree bit for bit; the tolerance only absorbs libm / vectorisation differences.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+torch = pytest.importorskip("torch")
+
+import reference.advantages as ref_adv  # noqa: E402
+import reference.policies as ref_pol  # noqa: E402
+import reference.surrogates as ref_sur  # noqa: E402
+from reference.errors import ReferenceError_, ShapeError  # noqa: E402
+from reference.tolerance import tolerance  # noqa: E402
+from scalable.core import advantages as adv  # noqa: E402
+from scalable.core import distributions as dist  # noqa: E402
+from scalable.core import losses  # noqa: E402
+from scalable.core.normalize import ObservationNormalizer, RewardNormalizer, RunningMeanStd  # noqa: E402
+
+V_MAX = 3.0
+
+
+def T(x: Any) -> Any:
+    """numpy -> torch (float64 stays float64, bool stays bool)."""
+    return torch.from_numpy(np.ascontiguousarray(x))
+
+
+def N(x: Any) -> np.ndarray:
+    return np.asarray(x.detach().numpy())
+
+
+@dataclass(frozen=True)
+class Batch:
+    rewards: np.ndarray
+    values: np.ndarray
+    last_value: np.ndarray
+    v_final: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    gamma: float
+
+    @property
+    def next_values(self) -> np.ndarray:
+        return ref_adv.next_values_from_rollout(self.values, self.last_value, self.terminated, self.truncated,
+                                                self.v_final)
+
+    @property
+    def tol(self) -> float:
+        t = self.rewards.shape[0]
+        return tolerance(t * (1.0 + 2.0 * V_MAX), terms=t)
+
+    def np_args(self) -> tuple[np.ndarray, ...]:
+        return self.rewards, self.values, self.next_values, self.terminated, self.truncated
+
+    def torch_args(self, float_flags: bool = False) -> tuple[Any, ...]:
+        flags = (T(self.terminated.astype(np.float32)), T(self.truncated.astype(np.float32))) if float_flags \
+            else (T(self.terminated), T(self.truncated))
+        return T(self.rewards), T(self.values), T(self.next_values), *flags
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> Batch:
+    seed = draw(st.integers(0, 2**32 - 1))
+    t = draw(st.integers(1, 10))
+    b = draw(st.sampled_from([1, 1, 2, 3, 4]))
+    p_term = draw(st.sampled_from([0.0, 0.2, 0.5, 1.0]))
+    p_trunc = draw(st.sampled_from([0.0, 0.2, 0.5, 1.0]))
+    gamma = draw(st.sampled_from([0.5, 0.9, 0.99, 1.0]))
+    rng = np.random.default_rng(seed)
+    term = rng.random((t, b)) < p_term
+    trunc = rng.random((t, b)) < p_trunc
+    v_final = np.where(trunc & ~term, rng.uniform(-V_MAX, V_MAX, (t, b)), np.nan)
+    return Batch(rng.uniform(-1, 1, (t, b)), rng.uniform(-V_MAX, V_MAX, (t, b)),
+                 rng.uniform(-V_MAX, V_MAX, b), v_final, term, trunc, gamma)
+
+
+lams = st.sampled_from([0.0, 0.3, 0.9, 0.95, 1.0])
+ks = st.one_of(st.none(), st.integers(1, 12))
+
+
+def _close(got: Any, want: np.ndarray, tol: float) -> None:
+    g = N(got)
+    assert g.dtype == np.float64 and g.shape == want.shape
+    assert np.all(np.isfinite(g)), "v_final leaked outside truncated rows"
+    np.testing.assert_allclose(g, want, rtol=0, atol=tol)
+
+
+# ------------------------------------------------------------------------------------ advantages
+@given(batches())
+def test_TR_29_next_values_twin(bt: Batch) -> None:
+    got = adv.next_values_from_rollout(T(bt.values), T(bt.last_value), T(bt.terminated), T(bt.truncated),
+                                       T(bt.v_final))
+    np.testing.assert_array_equal(N(got), bt.next_values)
+
+
+@given(batches())
+def test_TR_29_td_residuals_twin(bt: Batch) -> None:
+    r, v, nv, term, _ = bt.torch_args()
+    want = ref_adv.td_residuals(bt.rewards, bt.values, bt.next_values, bt.terminated, gamma=bt.gamma)
+    _close(adv.td_residuals(r, v, nv, term, gamma=bt.gamma), want, bt.tol)
+
+
+@given(batches(), ks, st.booleans())
+def test_TR_20_td_k_twin(bt: Batch, k: int | None, float_flags: bool) -> None:
+    want = ref_adv.td_k_advantages(*bt.np_args(), gamma=bt.gamma, k=k)
+    _close(adv.td_k_advantages(*bt.torch_args(float_flags), gamma=bt.gamma, k=k), want, bt.tol)
+
+
+@given(batches(), lams, st.booleans())
+def test_TR_31_gae_twin(bt: Batch, lam: float, float_flags: bool) -> None:
+    want = ref_adv.gae(*bt.np_args(), gamma=bt.gamma, lam=lam)
+    got = adv.gae(*bt.torch_args(float_flags), gamma=bt.gamma, lam=lam)
+    _close(got, want, bt.tol)
+    # and the definitional O(T^2) oracle
+    _close(got, ref_adv.gae_oracle(*bt.np_args(), gamma=bt.gamma, lam=lam), bt.tol)
+
+
+@given(batches(), lams)
+def test_E_57_value_targets_twin(bt: Batch, lam: float) -> None:
+    a = ref_adv.gae(*bt.np_args(), gamma=bt.gamma, lam=lam)
+    np.testing.assert_array_equal(N(adv.value_targets(T(a), T(bt.values))), ref_adv.value_targets(a, bt.values))
+
+
+def test_TR_31_gae_float32_and_autograd() -> None:
+    """float32 in, float32 out; GAE is differentiable w.r.t. values (no in-place writes)."""
+    g = torch.Generator().manual_seed(0)
+    r, v = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g, requires_grad=True)
+    nv = torch.randn(5, 3, generator=g)
+    term = torch.zeros(5, 3, dtype=torch.bool)
+    out = adv.gae(r, v, nv, term, term, gamma=0.9, lam=0.95)
+    assert out.dtype == torch.float32
+    out.sum().backward()  # type: ignore[no-untyped-call]
+    c = 0.9 * 0.95  # d(sum_t A_t)/dV(s_u) = -sum_{t <= u} c^{u - t} (no done flags)
+    want = -(1 - c ** torch.arange(1, 6, dtype=torch.float32)) / (1 - c)
+    assert v.grad is not None and torch.allclose(v.grad, want[:, None].expand(5, 3))
+
+
+def test_TR_29_bad_inputs_raise_named_errors() -> None:
+    z = torch.zeros(3, 2, dtype=torch.float64)
+    f = torch.zeros(3, 2, dtype=torch.bool)
+    with pytest.raises(ShapeError, match="values"):
+        adv.td_residuals(z, torch.zeros(3, 3, dtype=torch.float64), z, f, gamma=0.9)
+    with pytest.raises(ReferenceError_, match="lam"):
+        adv.gae(z, z, z, f, f, gamma=0.9, lam=1.5)
+    with pytest.raises(ValueError, match="gamma"):
+        adv.gae(z, z, z, f, f, gamma=0.0, lam=0.5)
+    with pytest.raises(ReferenceError_, match="boolean"):
+        adv.gae(z, z, z, torch.full((3, 2), 2.0), f, gamma=0.9, lam=0.5)
+    with pytest.raises(ReferenceError_, match="k must be"):
+        adv.td_k_advantages(z, z, z, f, f, gamma=0.9, k=0)
+    with pytest.raises(ReferenceError_, match="v_final"):
+        adv.next_values_from_rollout(z, torch.zeros(2, dtype=torch.float64), f, ~f)
+    with pytest.raises(ShapeError, match="last_value"):
+        adv.next_values_from_rollout(z, torch.zeros(3, dtype=torch.float64), f, f)
+
+
+# ------------------------------------------------------------------------------------ surrogates / losses
+@given(st.integers(0, 2**32 - 1), st.sampled_from([1, 7, 64]), st.sampled_from([0.0, 0.1, 0.2, 0.3]))
+def test_TR_14_ppo_clip_objective_twin(seed: int, n: int, eps: float) -> None:
+    rng = np.random.default_rng(seed)
+    ratio = np.exp(rng.normal(0, 0.5, n))
+    ratio[: n // 4] = rng.choice([1.0 - eps, 1.0 + eps, 1.0], n // 4)  # kinks
+    a = rng.normal(0, 2, n)
+    a[: n // 8] = 0.0
+    want = ref_sur.ppo_clip_objective(ratio, a, eps=eps)
+    np.testing.assert_array_equal(N(losses.ppo_clip_objective(T(ratio), T(a), eps=eps)), want)
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from([1, 5, 32]), st.sampled_from([0.1, 0.2]))
+def test_TR_13_ppo_clip_loss_value_and_gradient(seed: int, n: int, eps: float) -> None:
+    """loss = -mean C_eps(exp(lp - [[lp_old]]), [[A]]); d loss / d lp = -ell dC/d ell / n (TR-13)."""
+    rng = np.random.default_rng(seed)
+    lp_old = rng.normal(-1, 0.5, n)
+    lp_new = lp_old + rng.normal(0, 0.4, n)
+    a = rng.normal(0, 1, n)
+    ratio = np.exp(lp_new - lp_old)
+    lp_t = T(lp_new).requires_grad_(True)
+    old_t = T(lp_old).requires_grad_(True)
+    a_t = T(a).requires_grad_(True)
+    loss = losses.ppo_clip_loss(lp_t, old_t, a_t, eps=eps)
+    tol = tolerance(float(np.max(ratio * np.abs(a))) + 1.0, terms=n)
+    assert abs(float(loss.detach()) + float(np.mean(ref_sur.ppo_clip_objective(ratio, a, eps=eps)))) <= tol
+    loss.backward()  # type: ignore[no-untyped-call]
+    want = -ratio * ref_sur.ppo_clip_ratio_gradient(ratio, a, eps=eps) / n
+    np.testing.assert_allclose(N(lp_t.grad), want, rtol=0, atol=tol)
+    assert old_t.grad is None and a_t.grad is None  # [[log pi_old]] and [[A]] are stop-gradients
+
+
+def test_TR_15_value_loss_unclipped_and_clipped() -> None:
+    v = torch.tensor([0.0, 1.0, 2.0, -1.0], dtype=torch.float64, requires_grad=True)
+    r = torch.tensor([1.0, 1.0, 0.0, 0.5], dtype=torch.float64, requires_grad=True)
+    loss = losses.value_loss(v, r, reduction="sum")
+    assert float(loss.detach()) == pytest.approx(0.5 * (1 + 0 + 4 + 2.25))
+    loss.backward()  # type: ignore[no-untyped-call]
+    assert torch.equal(v.grad, (v - r).detach()) and r.grad is None
+    v_old = torch.tensor([0.5, 1.0, 0.0, -1.0], dtype=torch.float64)
+    c = 0.2
+    got = losses.value_loss(v.detach(), r.detach(), old_values=v_old, clip_eps=c, reduction="none")
+    vc = v_old + torch.clamp(v.detach() - v_old, -c, c)
+    want = 0.5 * torch.maximum((v.detach() - r.detach()) ** 2, (vc - r.detach()) ** 2)
+    assert torch.equal(got, want)
+    with pytest.raises(ValueError, match="old_values"):
+        losses.value_loss(v, r, clip_eps=0.2)
+    with pytest.raises(ValueError, match="reduction"):
+        losses.value_loss(v, r, reduction="avg")  # type: ignore[arg-type]
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.5, 0.9, 1.0]), st.sampled_from([1, 6]))
+def test_EVAL_11_td_loss_autograd_is_the_semi_gradient(seed: int, gamma: float, n: int) -> None:
+    """grad 1/2 (V(s) - [[r + gamma V(s')]])^2 = (V(s) - y) grad V(s), not delta (grad V(s) - gamma grad V(s'))."""
+    rng = np.random.default_rng(seed)
+    d = 4
+    x0, x1 = rng.normal(size=(n, d)), rng.normal(size=(n, d))
+    w = rng.normal(size=d)
+    r = rng.normal(size=n)
+    term = rng.random(n) < 0.3
+    w_t = T(w).requires_grad_(True)
+    v0, v1 = T(x0) @ w_t, T(x1) @ w_t
+    loss = losses.td_loss(v0, T(r), v1, T(term), gamma=gamma, reduction="sum")
+    (grad,) = torch.autograd.grad(loss, w_t)
+    y = r + gamma * np.where(term, 0.0, x1 @ w)
+    semi = ((x0 @ w - y)[:, None] * x0).sum(axis=0)
+    full = ((x0 @ w - y)[:, None] * (x0 - gamma * np.where(term[:, None], 0.0, x1))).sum(axis=0)
+    tol = tolerance(float(np.sum(np.abs(x0 @ w - y)[:, None] * (np.abs(x0) + np.abs(x1)))) + 1.0, terms=n * d)
+    np.testing.assert_allclose(N(grad), semi, rtol=0, atol=tol)
+    if np.max(np.abs(semi - full)) > 1e3 * tol:
+        assert np.max(np.abs(N(grad) - full)) > 1e2 * tol  # the full (residual) gradient is a different vector
+    # reduction "mean" divides by n; V(term) = 0 whatever next_values says
+    assert float(losses.td_loss(v0, T(r), v1, T(term), gamma=gamma).detach()) == pytest.approx(float(loss.detach()) / n)
+    np.testing.assert_allclose(N(losses.td_target(T(r), v1, T(term), gamma=gamma)), y, rtol=0, atol=tol)
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from([1, 3, 20]))
+def test_PG_28_a2c_policy_loss_gradient_is_the_score_function_term(seed: int, n: int) -> None:
+    """grad (-log pi(a_t | s_t) [[A_t]]) summed = -sum_t A_t grad log pi(a_t | s_t) (tabular softmax score, PG-07).
+
+    The advantage is built from theta on purpose: the stop-gradient must cut that path (E-46).
+    """
+    rng = np.random.default_rng(seed)
+    s_n, a_n = 3, 4
+    theta = rng.normal(size=(s_n, a_n))
+    states, actions = rng.integers(0, s_n, n), rng.integers(0, a_n, n)
+    q_hat = rng.normal(size=n)
+    th = T(theta).requires_grad_(True)
+    logits = th[T(states)]
+    baseline = logits.logsumexp(-1)  # a "V_phi(s_t)" that depends on theta
+    lp = dist.categorical_log_prob(logits, T(actions))
+    loss = losses.a2c_policy_loss(lp, T(q_hat) - baseline, reduction="sum")
+    (grad,) = torch.autograd.grad(loss, th)
+    a_val = q_hat - N(baseline)
+    want = -sum(a_val[i] * ref_pol.softmax_score_full(theta, int(states[i]), int(actions[i])) for i in range(n))
+    np.testing.assert_allclose(N(grad), want, rtol=0, atol=tolerance(float(np.sum(np.abs(a_val))) * 2, terms=n))
+    assert float(losses.entropy_loss(torch.tensor([1.0, 3.0]))) == -2.0
+
+
+# ------------------------------------------------------------------------------------ distributions
+@given(st.integers(0, 2**32 - 1), st.sampled_from([(1,), (5,), (3, 4)]), st.integers(1, 18),
+       st.sampled_from([1.0, 30.0, 300.0]))
+def test_PG_48_categorical_twins(seed: int, batch: tuple[int, ...], n_actions: int, scale: float) -> None:
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, scale, (*batch, n_actions))
+    acts = rng.integers(0, n_actions, batch)
+    tol = tolerance(scale * 10 + np.log(n_actions), terms=n_actions)
+    np.testing.assert_allclose(N(dist.categorical_log_prob(T(logits), T(acts))),
+                               ref_pol.categorical_log_prob(logits, acts), rtol=0, atol=tol)
+    np.testing.assert_allclose(N(dist.categorical_entropy(T(logits))), ref_pol.categorical_entropy(logits),
+                               rtol=0, atol=tol)
+
+
+def test_PG_48_categorical_bad_action_and_sampling() -> None:
+    with pytest.raises(ValueError, match="outside"):
+        dist.categorical_log_prob(torch.zeros(2, 3), torch.tensor([0, 3]))
+    logits = torch.log(torch.tensor([[0.7, 0.2, 0.1]], dtype=torch.float64)).expand(20000, 3)
+    a = dist.categorical_sample(logits, generator=torch.Generator().manual_seed(1))
+    freq = torch.bincount(a, minlength=3).double() / 20000
+    p = torch.tensor([0.7, 0.2, 0.1], dtype=torch.float64)
+    assert torch.all((freq - p).abs() <= 4 * torch.sqrt(p * (1 - p) / 20000))  # open choice 22
+
+
+zs = st.floats(-60.0, 60.0, allow_nan=False)
+
+
+@given(st.lists(zs, min_size=1, max_size=16), st.integers(0, 2**32 - 1))
+def test_PG_51_E_51_tanh_gaussian_log_prob_twin_incl_saturation(z_list: list[float], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    z = np.array(z_list)
+    z[0] = np.sign(z[0] or 1.0) * 25.0  # tanh(z) == +-1 in float64: atanh(a) would be infinite
+    mu = rng.normal(0, 2, z.shape)
+    ls = ref_pol.clamp_log_std(rng.uniform(-7, 3, z.shape))
+    tol = tolerance(float(np.max(((z - mu) * np.exp(-ls)) ** 2 + 4 * np.abs(z))) + 10.0, terms=4)
+    np.testing.assert_allclose(N(dist.log1m_tanh2(T(z))), ref_pol.log1m_tanh2(z), rtol=0, atol=tol)
+    got = dist.tanh_gaussian_log_prob(T(z), T(mu), T(ls))
+    assert torch.all(torch.isfinite(got))
+    np.testing.assert_allclose(N(got), ref_pol.tanh_gaussian_log_prob(z, mu, ls), rtol=0, atol=tol)
+    np.testing.assert_allclose(float(dist.tanh_gaussian_log_prob_sum(T(z), T(mu), T(ls))),
+                               float(np.sum(ref_pol.tanh_gaussian_log_prob(z, mu, ls))), rtol=0,
+                               atol=tol * len(z))
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_PG_50_tanh_gaussian_gradient_matches_closed_form(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    mu, ls = rng.normal(size=6), rng.uniform(-2, 1, 6)
+    z = mu + np.exp(ls) * rng.normal(size=6)
+    mu_t, ls_t = T(mu).requires_grad_(True), T(ls).requires_grad_(True)
+    dist.tanh_gaussian_log_prob(T(z), mu_t, ls_t).sum().backward()  # type: ignore[no-untyped-call]
+    g_mu, g_ls = ref_pol.tanh_gaussian_grad_log_prob(z, mu, ls)
+    tol = tolerance(float(np.max(np.abs(g_mu)) + np.max(np.abs(g_ls))) + 1.0, terms=4)
+    np.testing.assert_allclose(N(mu_t.grad), g_mu, rtol=0, atol=tol)
+    np.testing.assert_allclose(N(ls_t.grad), g_ls, rtol=0, atol=tol)
+
+
+def test_open_choice_15_clamp_sample_and_gaussian() -> None:
+    x = torch.tensor([-9.0, -5.0, 0.0, 2.0, 7.0], dtype=torch.float64)
+    np.testing.assert_array_equal(N(dist.clamp_log_std(x)), ref_pol.clamp_log_std(N(x)))
+    with pytest.raises(ValueError, match="low < high"):
+        dist.clamp_log_std(x, low=1.0, high=0.0)
+    mu = torch.zeros(3, 2, dtype=torch.float64)
+    ls = torch.full((2,), -1.0, dtype=torch.float64)
+    a, z = dist.tanh_gaussian_sample(mu, ls, generator=torch.Generator().manual_seed(0))
+    assert a.shape == z.shape == (3, 2) and torch.equal(a, torch.tanh(z))
+    _, z2 = dist.tanh_gaussian_sample(mu, ls, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(z, z2)
+    from scipy.stats import norm
+
+    xs = np.linspace(-3, 3, 7)
+    np.testing.assert_allclose(N(dist.gaussian_log_prob(T(xs), torch.tensor(0.5, dtype=torch.float64),
+                                                        torch.tensor(-0.3, dtype=torch.float64))),
+                               norm.logpdf(xs, 0.5, np.exp(-0.3)), rtol=0, atol=1e-13)
+    assert float(dist.gaussian_entropy(torch.tensor(-0.3, dtype=torch.float64))) == pytest.approx(
+        float(norm.entropy(0.0, np.exp(-0.3))), abs=1e-14)
+
+
+# ------------------------------------------------------------------------------------ normalisers
+@given(st.integers(0, 2**32 - 1), st.lists(st.integers(1, 9), min_size=1, max_size=5))
+def test_running_mean_std_equals_batch_moments(seed: int, sizes: list[int]) -> None:
+    rng = np.random.default_rng(seed)
+    parts = [rng.normal(3.0, 2.0, (n, 2)) for n in sizes]
+    rms = RunningMeanStd((2,), epsilon=1e-300)
+    for p in parts:
+        rms.update(T(p))
+    allx = np.concatenate(parts)
+    np.testing.assert_allclose(N(rms.mean), allx.mean(0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(N(rms.var), allx.var(0), rtol=1e-10, atol=1e-12)
+
+
+def test_observation_and_reward_normalizers_and_state_round_trip() -> None:
+    rng = np.random.default_rng(0)
+    on = ObservationNormalizer((3,), clip=5.0)
+    for _ in range(50):
+        on(T(rng.normal(4.0, 2.0, (8, 3)).astype(np.float32)))
+    out = on.normalize(T(rng.normal(4.0, 2.0, (1000, 3)).astype(np.float32)))
+    assert out.dtype == torch.float32 and abs(float(out.mean())) < 0.2 and abs(float(out.std()) - 1) < 0.1
+    on2 = ObservationNormalizer((3,), clip=5.0)
+    on2.load_state_dict(on.state_dict())
+    x = T(rng.normal(size=(4, 3)).astype(np.float32))
+    assert torch.equal(on.normalize(x), on2.normalize(x))
+    # reward normaliser: naive re-implementation (baselines VecNormalize)
+    rn = RewardNormalizer(2, gamma=0.9, clip=10.0)
+    ret = np.zeros(2)
+    hist: list[float] = []
+    for _ in range(30):
+        r = rng.normal(1.0, 1.0, 2)
+        done = rng.random(2) < 0.2
+        got = rn(T(r), T(done))
+        ret = 0.9 * ret + r
+        hist.extend(ret)
+        h = np.asarray(hist)  # pooled with the initial pseudo-sample (mean 0, var 1, weight 1e-4)
+        w = len(h) + 1e-4
+        var = (1e-4 + np.sum(h * h)) / w - (np.sum(h) / w) ** 2
+        np.testing.assert_allclose(N(got), np.clip(r / np.sqrt(var + 1e-8), -10, 10), rtol=1e-9)
+        ret[done] = 0.0
+    rn2 = RewardNormalizer(2, gamma=0.9)
+    rn2.load_state_dict(rn.state_dict())
+    assert torch.equal(rn2.returns, rn.returns) and rn2.rms.count == rn.rms.count
+    with pytest.raises(ValueError, match="shape"):
+        rn2.load_state_dict({**rn.state_dict(), "returns": torch.zeros(3, dtype=torch.float64)})

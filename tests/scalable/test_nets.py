@@ -1,0 +1,135 @@
+"""scalable.nets: the text's Atari network shapes (PG-46, E-49), heads consistent with core.distributions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import reference.policies as ref_pol  # noqa: E402
+from reference.atari_shapes import atari_a3c_layer_shapes, atari_a3c_parameter_count  # noqa: E402
+from scalable.core.distributions import categorical_log_prob, gaussian_log_prob  # noqa: E402
+from scalable.nets.atari import AtariActorCritic, NatureCNN, TextAtariNet  # noqa: E402
+from scalable.nets.init import layer_init  # noqa: E402
+from scalable.nets.mlp import MLPActorCritic, TanhGaussianHead, mlp  # noqa: E402
+
+
+def _obs(b: int, seed: int = 0) -> Any:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (b, 4, 84, 84), generator=g, dtype=torch.uint8)
+
+
+@pytest.mark.parametrize("n_actions", [4, 18])
+def test_PG_46_E_49_text_atari_net_shapes_and_parameter_count(n_actions: int) -> None:
+    ref = {layer.name: layer for layer in atari_a3c_layer_shapes(n_actions)}
+    net = AtariActorCritic(n_actions)
+    x = _obs(2)
+    with torch.no_grad():
+        h1 = torch.relu(net.trunk.conv1(x.float() / 255))
+        h2 = torch.relu(net.trunk.conv2(h1))
+        logits, value = net(x)
+    assert tuple(h1.shape[1:]) == ref["conv1"].shape == (16, 20, 20)
+    assert tuple(h2.shape[1:]) == ref["conv2"].shape == (32, 9, 9)
+    assert net.trunk.out_features == ref["fc"].shape[0] == 256
+    assert logits.shape == (2, n_actions) and value.shape == (2,)
+    assert sum(p.numel() for p in net.parameters()) == atari_a3c_parameter_count(n_actions)
+
+
+def test_E_49_text_typo_and_nature_cnn_option() -> None:
+    typo = TextAtariNet(conv2_channels=23)
+    assert typo.conv2.out_channels == 23
+    nature = AtariActorCritic(6, arch="nature")
+    assert isinstance(nature.trunk, NatureCNN) and nature.trunk.out_features == 512
+    with torch.no_grad():
+        logits, value = nature(_obs(3))
+    assert logits.shape == (3, 6) and value.shape == (3,)
+    with pytest.raises(ValueError, match="arch"):
+        AtariActorCritic(6, arch="resnet")  # type: ignore[arg-type]
+
+
+def test_PG_48_atari_act_evaluate_consistent_with_categorical_log_prob() -> None:
+    torch.manual_seed(0)
+    net = AtariActorCritic(6)
+    x = _obs(5)
+    with torch.no_grad():
+        step = net.act(x, generator=torch.Generator().manual_seed(3))
+        logits, v = net(x)
+        ev = net.evaluate(x, step.raw_action)
+    assert step.action.dtype == torch.int64 and step.action.shape == (5,)
+    assert torch.equal(step.action, step.raw_action)
+    assert torch.allclose(step.log_prob, categorical_log_prob(logits, step.action))
+    assert torch.allclose(ev.log_prob, step.log_prob) and torch.allclose(ev.value, v)
+    np.testing.assert_allclose(ev.entropy.numpy(), ref_pol.categorical_entropy(logits.double().numpy()),
+                               rtol=1e-5, atol=1e-6)
+    greedy = net.act(x, deterministic=True).action
+    assert torch.equal(greedy, logits.argmax(-1))
+
+
+def test_orthogonal_init_is_a_named_switch() -> None:
+    torch.manual_seed(0)
+    lin = layer_init(torch.nn.Linear(8, 4), gain=2.0)
+    w = lin.weight.detach()
+    assert torch.allclose(w @ w.T, 4.0 * torch.eye(4), atol=1e-5) and torch.all(lin.bias == 0)
+    torch.manual_seed(0)
+    default = layer_init(torch.nn.Linear(8, 4), orthogonal=False)
+    torch.manual_seed(0)
+    assert torch.equal(default.weight, torch.nn.Linear(8, 4).weight)  # untouched PyTorch default
+    a = AtariActorCritic(4, orthogonal_init=True)
+    pw = a.policy.weight.detach()
+    assert torch.allclose(pw @ pw.T, 1e-4 * torch.eye(4), atol=1e-8)  # policy gain 0.01
+    b = AtariActorCritic(4, orthogonal_init=False)
+    assert not torch.allclose(b.policy.weight @ b.policy.weight.T, 1e-4 * torch.eye(4), atol=1e-8)
+
+
+def test_PG_50_PG_51_tanh_gaussian_mlp_log_prob_from_stored_z() -> None:
+    torch.manual_seed(0)
+    net = MLPActorCritic(11, 3).double()
+    obs = torch.randn(7, 11, dtype=torch.float64)
+    with torch.no_grad():
+        step = net.act(obs, generator=torch.Generator().manual_seed(1))
+        mu, log_std = net.dist_params(obs)
+        ev = net.evaluate(obs, step.raw_action)
+    z = step.raw_action
+    assert step.action.shape == z.shape == (7, 3) and torch.equal(step.action, torch.tanh(z))
+    assert torch.all(log_std >= -5.0) and torch.all(log_std <= 2.0)
+    want = ref_pol.tanh_gaussian_log_prob(z.numpy(), mu.numpy(), log_std.numpy()).sum(-1)
+    np.testing.assert_allclose(step.log_prob.numpy(), want, rtol=0, atol=1e-12)
+    assert torch.equal(ev.log_prob, step.log_prob) and ev.value.shape == (7,)
+    # the log-std is state-dependent (PG-50): it changes with the observation once the head is not ~0
+    assert isinstance(net.head, TanhGaussianHead)
+    with torch.no_grad():
+        net.head.linear.weight.normal_()
+        _, ls2 = net.dist_params(obs)
+    assert not torch.allclose(ls2[0], ls2[1])
+    # saturated z: the log-prob stays finite (open choice 15)
+    big = torch.full((7, 3), 30.0, dtype=torch.float64)
+    assert torch.all(torch.isfinite(net.evaluate(obs, big).log_prob))
+
+
+def test_diag_gaussian_head_state_independent_log_std() -> None:
+    torch.manual_seed(0)
+    net = MLPActorCritic(5, 2, head="diag_gaussian", log_std_init=-0.5)
+    obs = torch.randn(4, 5)
+    with torch.no_grad():
+        step = net.act(obs)
+        mu, log_std = net.dist_params(obs)
+    assert torch.equal(step.action, step.raw_action)
+    assert torch.all(log_std == -0.5)
+    assert torch.allclose(step.log_prob, gaussian_log_prob(step.action, mu, log_std).sum(-1))
+    names = {n for n, _ in net.named_parameters()}
+    assert "head.log_std" in names
+    trunk = mlp(5, None)
+    assert trunk(obs).shape == (4, 64)
+
+
+def test_seeded_construction_and_sampling_are_deterministic() -> None:
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        net = MLPActorCritic(4, 2)
+        with torch.no_grad():
+            outs.append(net.act(torch.ones(3, 4)).action)
+    assert torch.equal(outs[0], outs[1])
