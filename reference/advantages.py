@@ -23,21 +23,31 @@ Conventions (once for the module; the scalable PyTorch package mirrors them):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from reference.errors import ReferenceError_, ShapeError
-from reference.exact import a_pi, discounted_occupancy
-from reference.mdp import FiniteMDP, FloatArray, validate_gamma, validate_policy
+from reference.exact import a_pi, discounted_occupancy, v_pi
+from reference.gradients import bootstrap_values
+from reference.mdp import FiniteMDP, FloatArray, validate_gamma, validate_policy, validate_values
+from reference.sampling import Trajectories
 
 __all__ = [
     "BoolArray",
+    "Rollout",
     "gae",
+    "gae_bias",
     "gae_oracle",
     "next_values_from_rollout",
     "performance_difference",
+    "reward_to_go_targets",
+    "rollout_from_trajectories",
     "td_k_advantages",
+    "td_k_bias",
     "td_residuals",
+    "value_regression_loss",
     "value_targets",
 ]
 
@@ -258,3 +268,136 @@ def performance_difference(mdp: FiniteMDP, pi_new: FloatArray, pi_old: FloatArra
     d = discounted_occupancy(mdp, pn)
     adv = a_pi(mdp, pi_old)
     return float(np.sum(d[:, None] * pn * adv))
+
+
+# =============================================================================== rollouts from trajectories
+@dataclass(frozen=True)
+class Rollout:
+    """A [T, B] batch built from trajectories: rewards, V(s_t), V(s_{t+1}), flags and the valid mask (t < T^(i))."""
+
+    rewards: FloatArray
+    values: FloatArray
+    next_values: FloatArray
+    terminated: BoolArray
+    truncated: BoolArray
+    valid: BoolArray
+
+
+def rollout_from_trajectories(mdp: FiniteMDP, traj: Trajectories, values: ArrayLike) -> Rollout:
+    """Transpose a padded trajectory batch [N, H] into the time-major [H, N] arrays of this module.
+
+    ``values`` [S+1] is the V used for bootstrapping (V(term) is forced to 0). Padding rows after
+    termination are term -> term rows with reward 0 and V = 0 (so their residuals are exactly 0);
+    a trajectory cut at the horizon is ``truncated`` at its last row and bootstrapped with V(s_H).
+    """
+    v = validate_values(mdp, values)
+    boot = bootstrap_values(v, traj.states, term=mdp.term)
+    valid = traj.valid
+    term = traj.states[:, 1:] == mdp.term
+    trunc = np.zeros_like(term)
+    n = traj.n
+    cut = np.flatnonzero(traj.truncated & (traj.lengths > 0))
+    trunc[cut, traj.lengths[cut] - 1] = True
+    return Rollout(np.asarray(traj.rewards.T, dtype=np.float64), np.asarray(boot[:, :-1].T, dtype=np.float64),
+                   np.asarray(boot[:, 1:].T, dtype=np.float64), np.asarray(term.T), np.asarray(trunc.T),
+                   np.asarray(valid.T.reshape(traj.horizon, n)))
+
+
+# =============================================================================== value regression (E-57)
+def reward_to_go_targets(
+    rewards: ArrayLike, terminated: ArrayLike, truncated: ArrayLike, *, gamma: float
+) -> FloatArray:
+    """The text's value targets R_t = sum_{t'=t}^{T^(i)-1} gamma^{t'-t} r_{t'} within each episode; [T, B].
+
+    Spec: TR-11 with erratum E-57 (upper limit T^(i), not T; targets for t = 0..T^(i)-1, matching the
+    loss, not from t = 1). No bootstrap: a truncated episode's target is its observed return (use
+    :func:`value_targets` with GAE for bootstrapped lam-returns). Shapes: [T, B] -> [T, B].
+    """
+    g = validate_gamma(gamma)
+    r = _batch("rewards", rewards)
+    done = _flags("terminated", terminated, r.shape) | _flags("truncated", truncated, r.shape)
+    out = np.zeros(r.shape)
+    acc = np.zeros(r.shape[1])
+    for t in range(r.shape[0] - 1, -1, -1):
+        acc = r[t] + g * np.where(done[t], 0.0, acc)
+        out[t] = acc
+    return out
+
+
+def value_regression_loss(
+    values: ArrayLike, targets: ArrayLike, terminated: ArrayLike, truncated: ArrayLike
+) -> float:
+    """(1/N) sum_i (1/T^(i)) sum_{t<T^(i)} (1/2) (V_phi(s_t^(i)) - R_t^(i))^2 over the episodes of a batch.
+
+    Spec: TR-11 (open choice 7: all visited states, per-episode 1/T^(i)). Episodes are the maximal runs
+    of rows of a column ended by a terminated / truncated flag or by the last row; N counts them.
+    Shapes: values, targets, terminated, truncated [T, B] -> scalar.
+    """
+    v = _batch("values", values)
+    y = _batch("targets", targets, v.shape)
+    done = _flags("terminated", terminated, v.shape) | _flags("truncated", truncated, v.shape)
+    total, n_ep = 0.0, 0
+    for b in range(v.shape[1]):
+        start = 0
+        for t in range(v.shape[0]):
+            if done[t, b] or t == v.shape[0] - 1:
+                seg = 0.5 * (v[start:t + 1, b] - y[start:t + 1, b]) ** 2
+                total += float(seg.mean())
+                n_ep += 1
+                start = t + 1
+    return total / n_ep
+
+
+# =============================================================================== TD(k) / GAE bias with V_phi
+def _first_step(mdp: FiniteMDP, e: ArrayLike) -> FloatArray:
+    """E[e(s_1) | s_0 = s, a_0 = a] for every (s, a); [S+1, A]."""
+    return np.asarray(mdp.expected_next(np.asarray(e, dtype=np.float64)), dtype=np.float64)
+
+
+def _value_error(mdp: FiniteMDP, pi: FloatArray, v_phi: ArrayLike) -> FloatArray:
+    e = validate_values(mdp, v_phi, what="v_phi") - v_pi(mdp, pi)
+    e[mdp.term] = 0.0
+    return np.asarray(e, dtype=np.float64)
+
+
+def td_k_bias(mdp: FiniteMDP, pi: FloatArray, v_phi: ArrayLike, *, k: int | None) -> FloatArray:
+    """gamma^k E[V_phi(s_{t+k}) - V^pi(s_{t+k}) | s_t = s, a_t = a] (V(term) = 0); shape [S+1, A].
+
+    Spec: TR-23 with erratum E-60: E[A_hat^{TD(k)} | s, a] = Q^pi(s, a) - V_phi(s) + this term, so the bias
+    is measured against Q^pi - V_phi(s), not A^pi; |bias_k| <= gamma^k ||V_phi - V^pi||_inf, a bound that
+    need not shrink with k in the actual value. ``k=None`` (TD(inf)): 0. Exact (matrix powers).
+    """
+    pi = validate_policy(mdp, pi)
+    if k is None:
+        return np.zeros((mdp.n_states_plus, mdp.n_actions))
+    if int(k) < 1:
+        raise ReferenceError_(f"k must be >= 1 (or None for infinity), got {k!r}")
+    e = _value_error(mdp, pi, v_phi)
+    m = mdp.transition_pi(pi)
+    x = e
+    for _ in range(int(k) - 1):
+        x = np.asarray(m @ x, dtype=np.float64)
+    out = float(mdp.gamma) ** int(k) * _first_step(mdp, x)
+    out[mdp.term] = 0.0
+    return np.asarray(out, dtype=np.float64)
+
+
+def gae_bias(mdp: FiniteMDP, pi: FloatArray, v_phi: ArrayLike, *, lam: float) -> FloatArray:
+    """E[A_hat^{GAE(gamma, lam)} | s, a] - (Q^pi(s, a) - V_phi(s)) = (1 - lam) sum_{k>=1} lam^{k-1} bias_k.
+
+    Spec: TR-35. Closed form gamma (1 - lam) E_{s_1 | s, a}[((I - gamma lam P_pi)^{-1} e)(s_1)],
+    e = V_phi - V^pi; 0 at lam = 1 (telescoping); |.| <= gamma (1 - lam) / (1 - gamma lam) ||e||_inf,
+    a bound decreasing in lam. Needs gamma lam < 1 or lam = 1. Shape [S+1, A].
+    """
+    pi = validate_policy(mdp, pi)
+    lm = _validate_lam(lam)
+    if lm == 1.0:
+        return np.zeros((mdp.n_states_plus, mdp.n_actions))
+    e = _value_error(mdp, pi, v_phi)
+    m = mdp.transition_pi(pi)
+    dense = np.asarray(m.toarray() if hasattr(m, "toarray") else m, dtype=np.float64)
+    c = float(mdp.gamma) * lm
+    x = np.asarray(np.linalg.solve(np.eye(dense.shape[0]) - c * dense, e), dtype=np.float64)
+    out = float(mdp.gamma) * (1.0 - lm) * _first_step(mdp, x)
+    out[mdp.term] = 0.0
+    return np.asarray(out, dtype=np.float64)

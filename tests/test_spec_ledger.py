@@ -30,6 +30,7 @@ DONE: dict[str, tuple[int, ...]] = {
     "PG": tuple(range(1, 54)),
     "EVAL": tuple(range(1, 31)),
     "GAME": tuple(range(1, 46)),
+    "TR": tuple(range(1, 54)),
 }
 
 

@@ -22,19 +22,24 @@ from hypothesis import strategies as st
 
 from reference.advantages import (
     gae,
+    gae_bias,
     gae_oracle,
     next_values_from_rollout,
     performance_difference,
+    reward_to_go_targets,
+    rollout_from_trajectories,
     td_k_advantages,
+    td_k_bias,
     td_residuals,
+    value_regression_loss,
     value_targets,
 )
 from reference.errors import ReferenceError_, ShapeError
 from reference.exact import a_pi, discounted_occupancy, j_pi, v_pi
 from reference.generators import random_layered_mdp, random_mdp
 from reference.gradients import bootstrap_values, k_step_q_estimates
-from reference.mdp import FiniteMDP, FloatArray
-from reference.sampling import enumerate_trajectories
+from reference.mdp import FiniteMDP, FloatArray, from_outcomes
+from reference.sampling import enumerate_trajectories, exact_moments, sample_trajectories
 from reference.tolerance import discount_condition, tolerance, value_scale
 
 V_MAX = 3.0
@@ -300,3 +305,143 @@ def test_TR_02_performance_difference_identity_on_random_mdps(seed: int, gamma: 
     tol = tolerance(2.0 * value_scale(mdp.max_abs_reward, gamma) * kappa, terms=n_s + 1, condition=kappa)
     assert abs(pdl - diff) <= tol
     assert abs(performance_difference(mdp, pi_new, pi) - diff) <= tol
+
+
+# ------------------------------------------------------------------------- value regression (TR-11, E-57)
+def test_TR_11_E_57_targets_start_at_t0_and_stop_at_each_episodes_end() -> None:
+    """R_t^(i) = sum_{t'=t}^{T^(i)-1} gamma^{t'-t} r_t' for t = 0..T^(i)-1 (per-trajectory limits), and the
+    loss (1/N) sum_i (1/T^(i)) sum_t (1/2) (V - R)^2 counts t = 0."""
+    rng = np.random.default_rng(0)
+    mdp = random_layered_mdp(rng, 4, 2, 2, gamma=0.9, early_stop_prob=0.3)
+    tr = sample_trajectories(mdp, _policy(mdp, rng), rng=rng, n=40, horizon=4)
+    assert len(set(tr.lengths.tolist())) > 1  # episodes of different lengths T^(i)
+    ro = rollout_from_trajectories(mdp, tr, np.zeros(mdp.n_states_plus))
+    tgt = reward_to_go_targets(ro.rewards, ro.terminated, ro.truncated, gamma=0.9)
+    vals = rng.normal(size=mdp.n_states_plus)
+    want_loss = 0.0
+    for i in range(tr.n):
+        t_i = int(tr.lengths[i])
+        for t in range(t_i):
+            want = sum(0.9 ** (u - t) * tr.rewards[i, u] for u in range(t, t_i))
+            assert abs(tgt[t, i] - want) <= tolerance(4.0, terms=4)
+        want_loss += float(np.mean([0.5 * (vals[tr.states[i, t]] - tgt[t, i]) ** 2 for t in range(t_i)])) / tr.n
+    v_rows = np.where(ro.valid, vals[np.minimum(tr.states[:, :-1], mdp.term)].T, 0.0)
+    # drop the padding rows: they are one-row term -> term episodes; keep only the valid prefix of each column
+    loss = np.mean([value_regression_loss(v_rows[: tr.lengths[i], i:i + 1], tgt[: tr.lengths[i], i:i + 1],
+                                          ro.terminated[: tr.lengths[i], i:i + 1],
+                                          ro.truncated[: tr.lengths[i], i:i + 1]) for i in range(tr.n)])
+    assert abs(float(loss) - want_loss) <= tolerance(50.0, terms=4 * tr.n)
+
+
+# ------------------------------------------------------------------------- TD(k) bias / variance (TR-22..TR-27)
+def _conditional(mdp: FiniteMDP, pi: FloatArray, vphi: FloatArray, s: int, a: int, k: int | None,
+                 gamma: float | None = None) -> tuple[float, float]:
+    """Exact mean and variance of A_hat^{TD(k)}_0 given (s_0, a_0) = (s, a) (every trajectory enumerated)."""
+    tr = enumerate_trajectories(mdp, pi, s0=s, a0=a)
+    ro = rollout_from_trajectories(mdp, tr, vphi)
+    g = mdp.gamma if gamma is None else gamma
+    adv = td_k_advantages(ro.rewards, ro.values, ro.next_values, ro.terminated, ro.truncated, gamma=g, k=k)
+    mom = exact_moments(adv[0], tr.weights)
+    return float(mom.mean), mom.trace_variance
+
+
+@settings(max_examples=10)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.8, 1.0]))
+def test_TR_22_TR_23_bias_formula_and_rao_blackwell_ordering(seed: int, gamma: float) -> None:
+    """E[A^{TD(k)} | s, a] = Q^pi(s, a) - V_phi(s) + gamma^k E[V_phi(s_k) - V^pi(s_k) | s, a] for any V_phi
+    (TR-23); with V_phi = V^pi, Var(TD(1)) <= Var(TD(2)) <= Var(TD(3)) = Var(TD(inf)) (TR-22: the
+    residuals are martingale differences, so variances add)."""
+    rng = np.random.default_rng(seed)
+    mdp = random_layered_mdp(rng, 3, 2, 2, gamma=gamma, early_stop_prob=0.3, reward_outcomes=2)
+    pi = _policy(mdp, rng)
+    vpi = v_pi(mdp, pi)
+    q = q_from_v_exact(mdp, pi)
+    vphi = vpi + rng.normal(size=vpi.shape)
+    tol = tolerance(3 * (1.0 + 2.0 * value_scale(1.0, gamma, 3) + 6.0), terms=3 * 64,
+                    condition=discount_condition(gamma, 3))
+    for k in (1, 2, None):
+        bias = td_k_bias(mdp, pi, vphi, k=k)
+        for s in range(mdp.n_states):
+            for a in range(mdp.n_actions):
+                mean, _ = _conditional(mdp, pi, vphi, s, a, k)
+                assert abs(mean - (q[s, a] - vphi[s] + bias[s, a])) <= tol
+        err = float(np.max(np.abs((vphi - vpi)[: mdp.n_states])))
+        assert np.all(np.abs(bias) <= (gamma ** (k or 0) if k else 0.0) * err + tol)  # E-60's bound
+    for s in range(mdp.n_states):
+        for a in range(mdp.n_actions):
+            v1, v2, vinf = (_conditional(mdp, pi, vpi, s, a, k)[1] for k in (1, 2, None))
+            assert v1 <= v2 + tol and v2 <= vinf + tol
+
+
+def q_from_v_exact(mdp: FiniteMDP, pi: FloatArray) -> FloatArray:
+    return np.asarray(a_pi(mdp, pi) + v_pi(mdp, pi)[:, None], dtype=np.float64)
+
+
+def test_TR_24_E_60_bias_need_not_shrink_with_k() -> None:
+    """V_phi - V^pi = 0 on layer 1 and 1 on layer 2 (2-layer-deep MDP): bias_1 = 0 but bias_2 = gamma^2
+    E[e(s_2)] > 0, so "smaller bias" for larger k is only the bound gamma^k ||e||."""
+    rng = np.random.default_rng(5)
+    mdp = random_layered_mdp(rng, 3, 2, 2, gamma=0.9)
+    pi = _policy(mdp, rng)
+    e = np.zeros(mdp.n_states_plus)
+    e[4:6] = 1.0  # layer 2 (states 4, 5); s_0 in layer 0
+    vphi = v_pi(mdp, pi) + e
+    b1, b2 = td_k_bias(mdp, pi, vphi, k=1), td_k_bias(mdp, pi, vphi, k=2)
+    assert np.all(b1[:2] == 0.0)
+    np.testing.assert_allclose(b2[:2], 0.81, rtol=0, atol=tolerance(1.0, terms=4))
+    assert abs(_conditional(mdp, pi, vphi, 0, 0, 2)[0] - (q_from_v_exact(mdp, pi)[0, 0] - vphi[0] + 0.81)) <= \
+        tolerance(10.0, terms=32)
+
+
+def test_TR_25_E_61_variance_ordering_fails_with_a_wrong_value_function() -> None:
+    """E-61: s0 -> s1 or s2 w.p. 1/2, all rewards 0, then term; V_phi(s1) = 10, V_phi(s2) = -10, V_phi(s0) = 0:
+    Var(TD(1) | s0, a0) = 100 * gamma^2 > 0 = Var(TD(inf) | s0, a0)."""
+    mdp = from_outcomes(3, 1, [0, 2, 3, 4], [1, 2, 3, 3], [0.0, 0.0, 0.0, 0.0], [0.5, 0.5, 1.0, 1.0],
+                        [1.0, 0.0, 0.0], gamma=1.0, name="E-61")
+    pi = np.ones((4, 1))
+    vphi = np.array([0.0, 10.0, -10.0, 0.0])
+    _, var1 = _conditional(mdp, pi, vphi, 0, 0, 1)
+    _, var_inf = _conditional(mdp, pi, vphi, 0, 0, None)
+    assert var1 == 100.0 and var_inf == 0.0
+
+
+def test_TR_27_artificial_gamma_biases_an_undiscounted_task() -> None:
+    """Objective gamma = 1; estimator TD(inf) with gamma~ = 0.5 and V = V^pi: its mean differs from A^pi (bias),
+    while gamma~ = 1 is exactly unbiased; the gamma~ < 1 variance is smaller here (measured)."""
+    rng = np.random.default_rng(8)
+    mdp = random_layered_mdp(rng, 3, 2, 2, gamma=1.0, reward_outcomes=2)
+    pi = _policy(mdp, rng)
+    v = v_pi(mdp, pi)
+    adv = a_pi(mdp, pi)
+    tol = tolerance(3 * 7.0, terms=3 * 64, condition=discount_condition(1.0, 3))
+    m1, var1 = _conditional(mdp, pi, v, 0, 0, None)
+    mh, varh = _conditional(mdp, pi, v, 0, 0, None, gamma=0.5)
+    assert abs(m1 - adv[0, 0]) <= tol
+    assert abs(mh - adv[0, 0]) > 1e3 * tol
+    assert varh < var1
+
+
+@settings(max_examples=10)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.8, 1.0]), st.sampled_from([0.0, 0.5, 0.9, 1.0]))
+def test_TR_35_gae_bias_formula_vanishes_at_lambda_one(seed: int, gamma: float, lam: float) -> None:
+    """E[A^{GAE} | s, a] = Q^pi - V_phi(s) + gamma (1 - lam) E[((I - gamma lam P)^{-1} e)(s_1)]: exact by
+    enumeration; 0 at lam = 1; |bias| <= gamma (1 - lam) / (1 - gamma lam) ||e||, decreasing in lam."""
+    rng = np.random.default_rng(seed)
+    mdp = random_layered_mdp(rng, 3, 2, 2, gamma=gamma, early_stop_prob=0.3)
+    pi = _policy(mdp, rng)
+    vpi = v_pi(mdp, pi)
+    vphi = vpi + rng.normal(size=vpi.shape)
+    q = q_from_v_exact(mdp, pi)
+    bias = gae_bias(mdp, pi, vphi, lam=lam)
+    tol = tolerance(3 * (1.0 + 2.0 * value_scale(1.0, gamma, 3) + 6.0), terms=3 * 64,
+                    condition=discount_condition(gamma, 3))
+    for s in range(mdp.n_states):
+        tr = enumerate_trajectories(mdp, pi, s0=s, a0=0)
+        ro = rollout_from_trajectories(mdp, tr, vphi)
+        g = gae(ro.rewards, ro.values, ro.next_values, ro.terminated, ro.truncated, gamma=gamma, lam=lam)
+        assert abs(float(g[0] @ tr.weights) - (q[s, 0] - vphi[s] + bias[s, 0])) <= tol
+    err = float(np.max(np.abs((vphi - vpi)[: mdp.n_states])))
+    bound = gamma * (1 - lam) / (1 - gamma * lam) * err if gamma * lam < 1 else 0.0
+    assert np.all(np.abs(bias) <= bound + tol)
+    if lam == 1.0:
+        assert np.all(bias == 0.0)

@@ -151,3 +151,17 @@ def test_TR_51_grpo_single_rollout_and_bad_inputs() -> None:
         grpo_advantages(np.float64(1.0))
     with pytest.raises(ReferenceError_, match="finite"):
         grpo_advantages(np.array([1.0, np.nan]))
+
+
+def test_TR_49_kl_k2_is_biased_and_k3_is_unbiased_and_nonnegative_exactly() -> None:
+    """Exact expectations over K = 3 categories: E[k1] = E[k3] = KL(p || p_ref) while E[k2] differs from it by
+    far more than the rounding tolerance (k2 is only second-order accurate); every k3 value is >= 0."""
+    p = np.array([0.7, 0.2, 0.1])
+    q = np.array([0.2, 0.3, 0.5])
+    kl = float(categorical_kl(p, q))
+    e1, e2, e3 = (float(x) for x in kl_estimator_expectations(p, q))
+    lr = np.log(q) - np.log(p)
+    tol = tolerance(float(np.sum(p * (np.exp(lr) + 1.0 + np.abs(lr)))), terms=3)
+    assert abs(e1 - kl) <= tol and abs(e3 - kl) <= tol
+    assert abs(e2 - kl) > 1e6 * tol
+    assert np.all(kl_k3(lr) >= 0.0) and np.any(kl_k1(lr) < 0.0)

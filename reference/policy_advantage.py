@@ -1,0 +1,63 @@
+"""The policy advantage I(pi; pi_k) and policy iteration as its maximisation (TR-38..TR-43).
+
+Spec: TR-38, TR-39, TR-40, TR-41, TR-42, TR-43 (errata E-55, E-64, E-65).
+
+Conventions (once for the module): policies are arrays ``pi[s, a]`` of shape [S+1, A] (reference.mdp);
+I is computed exactly with the discounted occupancy of pi_k,
+
+    I(pi; pi_k) = E_{tau ~ pi_k, a'_t ~ pi(.|s_t)}[sum_t gamma^t A^{pi_k}(s_t, a'_t)]
+                = sum_s d^{pi_k}(s) sum_a pi(a | s) A^{pi_k}(s, a),
+
+d^{pi_k}(s) = sum_t gamma^t P^{pi_k}(s_t = s) (expected visits before T at gamma = 1). The sampled IS
+estimator I_hat (TR-43) is :func:`reference.trust_region.is_surrogate_estimate` on [T, B] batches: the
+same expression as the surrogate K(theta; theta0) - C (TR-05), whose constant is C = J(pi_k).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reference.exact import a_pi, discounted_occupancy, q_pi
+from reference.mdp import FiniteMDP, FloatArray, IntArray, greedy, validate_policy
+
+__all__ = ["max_policy_advantage", "policy_advantage", "policy_advantage_step"]
+
+
+def policy_advantage(mdp: FiniteMDP, pi: FloatArray, pi_k: FloatArray) -> float:
+    """I(pi; pi_k) = sum_s d^{pi_k}(s) sum_a pi(a | s) A^{pi_k}(s, a) (exact).
+
+    Spec: TR-38 (definition), TR-39 (I(pi_k; pi_k) = 0 since sum_a pi_k A^{pi_k} = 0), TR-42 (equal to
+    the IS form E_{tau ~ pi_k}[sum_t gamma^t pi/pi_k (a_t | s_t) A^{pi_k}(s_t, a_t)]).
+    Shapes: pi, pi_k [S+1, A]. At gamma = 1, pi_k must be proper.
+    """
+    p = validate_policy(mdp, pi)
+    pk = validate_policy(mdp, pi_k)
+    d = discounted_occupancy(mdp, pk)
+    adv = a_pi(mdp, pk)
+    d[mdp.term] = 0.0
+    return float(np.sum(d[:, None] * p * adv))
+
+
+def policy_advantage_step(mdp: FiniteMDP, pi_k: FloatArray, *, current: IntArray | None = None) -> IntArray:
+    """argmax_pi I(pi; pi_k): the greedy policy pi(s) = argmax_a A^{pi_k}(s, a) = argmax_a Q^{pi_k}(s, a).
+
+    Spec: TR-41 (PI as policy-advantage maximisation; the maximiser is unique on the states with
+    d^{pi_k}(s) > 0 only, which is the text's visitation condition). Ties follow open choice 1, on Q
+    (so the result is bit-identical to reference.dp.policy_iteration's step); ``current`` [S+1] keeps the
+    current action among maximisers. Returns int [S+1].
+    """
+    q = q_pi(mdp, validate_policy(mdp, pi_k))
+    return greedy(q, current=current)
+
+
+def max_policy_advantage(mdp: FiniteMDP, pi_k: FloatArray) -> float:
+    """max_pi I(pi; pi_k) = sum_s d^{pi_k}(s) max_a A^{pi_k}(s, a) >= 0.
+
+    Spec: TR-40 with erratum E-65: pi_k optimal => max I = 0 always (A^{pi*} <= 0); max I = 0 => pi_k
+    optimal only when d^{pi_k}(s) > 0 for every s (e.g. p0 of full support, gamma < 1).
+    Shapes: pi_k [S+1, A].
+    """
+    pk = validate_policy(mdp, pi_k)
+    d = discounted_occupancy(mdp, pk)
+    d[mdp.term] = 0.0
+    return float(d @ np.max(a_pi(mdp, pk), axis=1))

@@ -1,0 +1,524 @@
+"""Surrogate K, exact KL and Fisher of tabular policies, CG, line search, TRPO and PPO (TR-03..TR-19).
+
+Spec: TR-04..TR-12, TR-15, TR-16, TR-19 (errata E-55, E-56, E-67; open choice 12).
+
+Conventions (once for the module; the scalable PyTorch package mirrors them):
+
+* Tabular softmax policies pi_theta = softmax(theta) with ``theta`` [S+1, A] (reference.policies);
+  gradients, natural gradients and Fisher-vector products have the same shape. Flattened matrices
+  (Fisher, Hessians) are [D, D] with D = (S+1) A in row-major (s, a) order; the ``term`` row is inert.
+* Exact quantities use the discounted occupancy d^{pi}(s) = sum_t gamma^t P(s_t = s) (the text keeps
+  the gamma^t factor) and its normalisation rho = (1 - gamma) d (gamma < 1; at gamma = 1, d / E[T]).
+* Sampled quantities take time-major batches [T, B]: ``log_prob_new`` / ``log_prob_old`` of the taken
+  actions, ``advantages`` and a ``valid`` mask (t < T^(i); built from the separate terminated / truncated
+  flags of reference.advantages); the ratio is exp(log_prob_new - log_prob_old) (open choice 12).
+* KL direction (E-56): ``direction="old_new"`` is KL(pi_old(.|s) || pi_new(.|s)) (Schulman et al.,
+  practical TRPO and PPO-penalty), ``"new_old"`` the text's L1744 direction; ``reduce="mean"`` averages
+  over s ~ rho^{pi_old} (practical), ``"max"`` is the text's max over non-terminal states.
+* Hyperparameters are keyword-only and named as in the text / papers: gamma, delta, eps, beta, lr.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from reference.errors import NotConvergedError, ReferenceError_, ShapeError
+from reference.exact import a_pi, discounted_occupancy, j_pi
+from reference.gradients import grad_j_exact, j_theta
+from reference.mdp import FiniteMDP, FloatArray, validate_gamma
+from reference.policies import softmax
+from reference.policy_advantage import policy_advantage
+from reference.surrogates import categorical_kl, ppo_clip_objective, ppo_clip_ratio_gradient
+
+__all__ = [
+    "Direction",
+    "LineSearchResult",
+    "PolicyOptResult",
+    "Reduce",
+    "backtracking_line_search",
+    "conjugate_gradient",
+    "fisher_matrix",
+    "fisher_vector_product",
+    "grad_surrogate_k",
+    "hessian_j_fd",
+    "hessian_surrogate_k",
+    "is_surrogate_estimate",
+    "is_surrogate_terms",
+    "natural_gradient",
+    "policy_kl",
+    "ppo_clip_exact",
+    "ppo_clip_surrogate_exact",
+    "ppo_penalty_exact",
+    "state_kl",
+    "state_weights",
+    "surrogate_k",
+    "trpo_exact",
+]
+
+Direction = Literal["old_new", "new_old"]
+Reduce = Literal["mean", "max"]
+
+
+def _theta(mdp: FiniteMDP, theta: ArrayLike, name: str = "theta") -> FloatArray:
+    th = np.asarray(theta, dtype=np.float64)
+    if th.shape != (mdp.n_states_plus, mdp.n_actions):
+        raise ShapeError(f"{name} must have shape (S+, A) = {(mdp.n_states_plus, mdp.n_actions)}, got {th.shape}")
+    return th
+
+
+def state_weights(mdp: FiniteMDP, pi: FloatArray) -> FloatArray:
+    """rho^{pi}(s): the normalised discounted occupancy with term removed and renormalised; shape [S+1].
+
+    Spec: TR-09, TR-10 (E-56): the state distribution of TRPO's average KL and of the Fisher matrix.
+    Sums to 1. Shapes: pi [S+1, A] -> [S+1].
+    """
+    d = discounted_occupancy(mdp, pi)
+    d[mdp.term] = 0.0
+    total = float(d.sum())
+    if total <= 0.0:
+        raise ReferenceError_("the occupancy of the non-terminal states is 0 (p0 puts all mass on term)")
+    return np.asarray(d / total, dtype=np.float64)
+
+
+# =============================================================================== surrogate K (TR-04..TR-07)
+def surrogate_k(mdp: FiniteMDP, theta: ArrayLike, theta0: ArrayLike) -> float:
+    """K(theta; theta0) = E_{tau ~ pi_theta0}[sum_t gamma^t pi_theta/pi_theta0 (a_t|s_t) A^{pi_theta0}(s_t, a_t)] + C.
+
+    Spec: TR-05 with C = J(theta0), so K(theta0; theta0) = J(theta0) and K - C = I(pi_theta; pi_theta0)
+    (TR-38). Exact: sum_s d^{pi0}(s) sum_a pi_theta(a|s) A^{pi0}(s, a) + J(theta0). Shapes: theta, theta0 [S+1, A].
+    """
+    pi = softmax(_theta(mdp, theta))
+    pi0 = softmax(_theta(mdp, theta0, "theta0"))
+    return j_pi(mdp, pi0) + policy_advantage(mdp, pi, pi0)
+
+
+def grad_surrogate_k(mdp: FiniteMDP, theta: ArrayLike, theta0: ArrayLike) -> FloatArray:
+    """dK/dtheta[s, a] = d^{pi0}(s) pi_theta(a|s) (A^{pi0}(s, a) - sum_b pi_theta(b|s) A^{pi0}(s, b)).
+
+    Spec: TR-06: at theta = theta0 this is grad J(theta0) (sum_b pi0 A^{pi0} = 0). Shapes: [S+1, A].
+    """
+    pi = softmax(_theta(mdp, theta))
+    pi0 = softmax(_theta(mdp, theta0, "theta0"))
+    d = discounted_occupancy(mdp, pi0)
+    adv = a_pi(mdp, pi0)
+    g = d[:, None] * pi * (adv - np.sum(pi * adv, axis=1, keepdims=True))
+    g[mdp.term] = 0.0
+    return np.asarray(g, dtype=np.float64)
+
+
+def hessian_surrogate_k(mdp: FiniteMDP, theta: ArrayLike, theta0: ArrayLike) -> FloatArray:
+    """Exact Hessian of K(.; theta0) at theta; block diagonal over states, shape [D, D].
+
+    Block s: H_ab = d^{pi0}(s) [pi_a delta_ab (u_a - m) - pi_a pi_b (u_a - m) - pi_a pi_b (u_b - m)] with
+    pi = pi_theta(.|s), u = A^{pi0}(s, .), m = pi . u. Spec: TR-06 (compared with the Hessian of J, which
+    differs in general). Shapes: theta, theta0 [S+1, A] -> [D, D].
+    """
+    pi = softmax(_theta(mdp, theta))
+    pi0 = softmax(_theta(mdp, theta0, "theta0"))
+    d = discounted_occupancy(mdp, pi0)
+    adv = a_pi(mdp, pi0)
+    n, na = mdp.n_states_plus, mdp.n_actions
+    h = np.zeros((n * na, n * na))
+    for s in range(n):
+        if s == mdp.term:
+            continue
+        p, c = pi[s], adv[s] - float(pi[s] @ adv[s])
+        blk = np.diag(p * c) - np.outer(p * c, p) - np.outer(p, p * c)
+        h[s * na:(s + 1) * na, s * na:(s + 1) * na] = d[s] * blk
+    return h
+
+
+def hessian_j_fd(mdp: FiniteMDP, theta: ArrayLike, *, h: float = 1e-5) -> FloatArray:
+    """Hessian of J at theta by central differences of the exact gradient; shape [D, D], symmetrised.
+
+    Spec: TR-06. Truncation error O(h^2) times the third derivative; rounding ~ eps |grad J| / h.
+    """
+    th = _theta(mdp, theta)
+    n = th.size
+    out = np.zeros((n, n))
+    for i in range(n):
+        e = np.zeros(n)
+        e[i] = h
+        gp = grad_j_exact(mdp, th + e.reshape(th.shape)).ravel()
+        gm = grad_j_exact(mdp, th - e.reshape(th.shape)).ravel()
+        out[:, i] = (gp - gm) / (2.0 * h)
+    return np.asarray(0.5 * (out + out.T), dtype=np.float64)
+
+
+def _batch_check(log_prob_new: ArrayLike, log_prob_old: ArrayLike, advantages: ArrayLike,
+                 valid: ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray, np.ndarray]:
+    ln = np.asarray(log_prob_new, dtype=np.float64)
+    lo = np.asarray(log_prob_old, dtype=np.float64)
+    ad = np.asarray(advantages, dtype=np.float64)
+    va = np.asarray(valid, dtype=bool)
+    if ln.ndim != 2 or lo.shape != ln.shape or ad.shape != ln.shape or va.shape != ln.shape:
+        raise ShapeError(f"log_prob_new, log_prob_old, advantages, valid must share a [T, B] shape, got "
+                         f"{list(ln.shape)}, {list(lo.shape)}, {list(ad.shape)}, {list(va.shape)}")
+    return ln, lo, ad, va
+
+
+def is_surrogate_terms(
+    log_prob_new: ArrayLike,
+    log_prob_old: ArrayLike,
+    advantages: ArrayLike,
+    valid: ArrayLike,
+    *,
+    gamma: float,
+    gamma_t: bool = True,
+) -> FloatArray:
+    """Per-trajectory IS terms sum_{t<T^(i)} gamma^t pi_theta(a_t|s_t)/pi_theta0(a_t|s_t) A_hat_t^(i); shape [B].
+
+    Spec: TR-07 (E-55: pi_theta(a_t | s_t)), TR-42/TR-43 (the same sum with pi, pi_k is I_hat's term).
+    ``gamma_t=False`` drops gamma^t (the gamma-trick). Shapes: [T, B] each -> [B].
+    """
+    g = validate_gamma(gamma)
+    ln, lo, ad, va = _batch_check(log_prob_new, log_prob_old, advantages, valid)
+    disc = g ** np.arange(ln.shape[0], dtype=np.float64)[:, None] if gamma_t else np.ones((ln.shape[0], 1))
+    ratio = np.exp(np.where(va, ln - lo, 0.0))
+    return np.asarray(np.sum(np.where(va, disc * ratio * ad, 0.0), axis=0), dtype=np.float64)
+
+
+def is_surrogate_estimate(
+    log_prob_new: ArrayLike,
+    log_prob_old: ArrayLike,
+    advantages: ArrayLike,
+    valid: ArrayLike,
+    *,
+    gamma: float,
+    gamma_t: bool = True,
+) -> float:
+    """(1/N) sum_i sum_t gamma^t ratio_t^(i) A_hat_t^(i), the MC/IS estimate of K(theta; theta0) - C.
+
+    Spec: TR-07, TR-43. Unbiased for K - C = I(pi_theta; pi_theta0) when E[A_hat | s_t, a_t] = A^{pi0}.
+    Shapes: [T, B] each -> scalar.
+    """
+    return float(np.mean(is_surrogate_terms(log_prob_new, log_prob_old, advantages, valid, gamma=gamma,
+                                            gamma_t=gamma_t)))
+
+
+# =============================================================================== KL and Fisher (TR-09, TR-10)
+def state_kl(pi_old: FloatArray, pi_new: FloatArray, *, direction: Direction = "old_new") -> FloatArray:
+    """Per-state KL between tabular policies, [S+1, A] x 2 -> [S+1] (exact; inf where supports differ).
+
+    Spec: TR-10. ``old_new``: KL(pi_old(.|s) || pi_new(.|s)) (E-56, Schulman et al.); ``new_old``: the
+    text's L1744 direction.
+    """
+    if direction == "old_new":
+        return categorical_kl(pi_old, pi_new)
+    if direction == "new_old":
+        return categorical_kl(pi_new, pi_old)
+    raise ReferenceError_(f"direction must be 'old_new' or 'new_old', got {direction!r}")
+
+
+def policy_kl(
+    mdp: FiniteMDP,
+    pi_old: FloatArray,
+    pi_new: FloatArray,
+    *,
+    direction: Direction = "old_new",
+    reduce: Reduce = "mean",
+) -> float:
+    """TRPO's trust-region measure: E_{s ~ rho^{pi_old}}[KL] (``mean``) or max_{s in S} KL (``max``).
+
+    Spec: TR-10 with erratum E-56 (the practical constraint is the rho^{pi_old}-average of
+    KL(old || new); the text writes max_s KL(new || old)). term is excluded from both reductions.
+    """
+    kl = state_kl(pi_old, pi_new, direction=direction)
+    live = np.arange(mdp.n_states_plus) != mdp.term
+    if reduce == "max":
+        return float(np.max(kl[live]))
+    if reduce == "mean":
+        return float(state_weights(mdp, pi_old) @ np.where(live, kl, 0.0))
+    raise ReferenceError_(f"reduce must be 'mean' or 'max', got {reduce!r}")
+
+
+def fisher_vector_product(theta: ArrayLike, v: ArrayLike, weights: ArrayLike) -> FloatArray:
+    """F v with F = sum_s rho(s) E_{a ~ pi(.|s)}[score score^T]: row s is rho(s) pi_s * (v_s - pi_s . v_s).
+
+    Spec: TR-09 (the matrix CG inverts). Shapes: theta, v [S+1, A], weights [S+1] -> [S+1, A].
+    """
+    th = np.asarray(theta, dtype=np.float64)
+    vv = np.asarray(v, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    if vv.shape != th.shape or w.shape != th.shape[:1]:
+        raise ShapeError(f"theta {list(th.shape)}, v {list(vv.shape)}, weights {list(w.shape)} disagree")
+    pi = softmax(th)
+    return np.asarray(w[:, None] * pi * (vv - np.sum(pi * vv, axis=1, keepdims=True)), dtype=np.float64)
+
+
+def fisher_matrix(theta: ArrayLike, weights: ArrayLike) -> FloatArray:
+    """Fisher matrix of the tabular softmax, block diagonal: block s = rho(s) (diag(pi_s) - pi_s pi_s^T).
+
+    Spec: TR-09. Equal to E_{s~rho, a~pi}[vec(score) vec(score)^T] and to the Hessian of
+    E_{s~rho}[KL(pi_theta0 || pi_theta)] at theta = theta0. Singular (each block annihilates 1).
+    Shapes: theta [S+1, A], weights [S+1] -> [D, D].
+    """
+    th = np.asarray(theta, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    if th.ndim != 2 or w.shape != th.shape[:1]:
+        raise ShapeError(f"theta [S+1, A] and weights [S+1] disagree: {list(th.shape)}, {list(w.shape)}")
+    pi = softmax(th)
+    n, na = th.shape
+    f = np.zeros((n * na, n * na))
+    for s in range(n):
+        f[s * na:(s + 1) * na, s * na:(s + 1) * na] = w[s] * (np.diag(pi[s]) - np.outer(pi[s], pi[s]))
+    return f
+
+
+def natural_gradient(theta: ArrayLike, grad: ArrayLike, weights: ArrayLike, *, damping: float = 0.0) -> FloatArray:
+    """Direct solve of (F + damping I) x = grad; damping = 0 gives the minimum-norm solution F^+ grad.
+
+    Spec: TR-09 (natural gradient; for the tabular softmax with weights d^pi and grad = grad J,
+    F^+ grad J = A^pi(s, .) - mean_a A^pi(s, .), Kakade 2001). Shapes: [S+1, A] -> [S+1, A].
+    """
+    th = np.asarray(theta, dtype=np.float64)
+    g = np.asarray(grad, dtype=np.float64)
+    if g.shape != th.shape:
+        raise ShapeError(f"grad must have shape {list(th.shape)}, got {list(g.shape)}")
+    if not damping >= 0.0:
+        raise ReferenceError_(f"damping must be >= 0, got {damping!r}")
+    f = fisher_matrix(th, weights)
+    if damping > 0.0:
+        x = np.linalg.solve(f + damping * np.eye(f.shape[0]), g.ravel())
+    else:
+        x = np.linalg.pinv(f, rcond=1e-12, hermitian=True) @ g.ravel()
+    return np.asarray(x.reshape(th.shape), dtype=np.float64)
+
+
+def conjugate_gradient(
+    matvec: Callable[[FloatArray], FloatArray],
+    b: ArrayLike,
+    *,
+    iters: int = 10,
+    rtol: float = 0.0,
+) -> FloatArray:
+    """Conjugate gradient for A x = b with A symmetric positive definite, given x -> A x; x0 = 0.
+
+    Spec: TR-09 ("H^{-1} g solved via CG"; open choice 12: 10 iterations). Stops early when
+    ||r|| <= rtol ||b||. Exact after dim(b) iterations in exact arithmetic. Shapes: b [...] -> [...].
+    """
+    bb = np.asarray(b, dtype=np.float64)
+    if iters < 1:
+        raise ReferenceError_(f"iters must be >= 1, got {iters!r}")
+    x = np.zeros_like(bb)
+    r = bb.copy()
+    p = r.copy()
+    rr = float(np.sum(r * r))
+    stop = (rtol * float(np.sqrt(np.sum(bb * bb)))) ** 2
+    for _ in range(iters):
+        if rr <= stop or rr == 0.0:
+            break
+        ap = np.asarray(matvec(p), dtype=np.float64)
+        pap = float(np.sum(p * ap))
+        if pap <= 0.0:
+            raise ReferenceError_(f"conjugate_gradient: p^T A p = {pap!r} <= 0; A is not positive definite")
+        alpha = rr / pap
+        x = x + alpha * p
+        r = r - alpha * ap
+        rr_new = float(np.sum(r * r))
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return x
+
+
+@dataclass(frozen=True)
+class LineSearchResult:
+    """theta after the search, whether a step was accepted, and the number of halvings used."""
+
+    theta: FloatArray
+    accepted: bool
+    backtracks: int
+
+
+def backtracking_line_search(
+    theta: ArrayLike,
+    full_step: ArrayLike,
+    *,
+    objective: Callable[[FloatArray], float],
+    constraint: Callable[[FloatArray], float],
+    delta: float,
+    shrink: float = 0.5,
+    max_backtracks: int = 15,
+) -> LineSearchResult:
+    """Try theta + shrink^j full_step, j = 0, 1, ...; accept the first with constraint <= delta and improvement.
+
+    Spec: TR-10 (TRPO's line search: KL <= delta and objective(theta_new) > objective(theta)). If no
+    candidate qualifies, theta is returned unchanged with ``accepted=False``.
+    """
+    th = np.asarray(theta, dtype=np.float64)
+    step = np.asarray(full_step, dtype=np.float64)
+    if not (delta > 0.0 and 0.0 < shrink < 1.0 and max_backtracks >= 0):
+        raise ReferenceError_(f"need delta > 0, 0 < shrink < 1, max_backtracks >= 0; got {delta!r}, "
+                              f"{shrink!r}, {max_backtracks!r}")
+    f0 = objective(th)
+    for j in range(max_backtracks + 1):
+        cand = th + shrink**j * step
+        if constraint(cand) <= delta and objective(cand) > f0:
+            return LineSearchResult(cand, True, j)
+    return LineSearchResult(th, False, max_backtracks + 1)
+
+
+# =============================================================================== exact TRPO / PPO loops
+@dataclass(frozen=True)
+class PolicyOptResult:
+    """Iterates of an exact policy-optimisation loop: theta [K+1, S+1, A], J [K+1], KL(old||new) mean [K]."""
+
+    thetas: FloatArray
+    j: FloatArray
+    kl: FloatArray
+
+    @property
+    def theta(self) -> FloatArray:
+        return np.asarray(self.thetas[-1], dtype=np.float64)
+
+
+def trpo_exact(
+    mdp: FiniteMDP,
+    theta0: ArrayLike,
+    *,
+    delta: float = 0.01,
+    iters: int,
+    cg_iters: int = 10,
+    damping: float = 0.1,
+    improvement: Literal["j", "surrogate"] = "j",
+    max_backtracks: int = 15,
+) -> PolicyOptResult:
+    """TRPO with exact advantages: x = CG(F_rho + damping I, grad K), full step sqrt(2 delta / x^T (F + damping I) x) x.
+
+    Spec: TR-09, TR-10 (E-56: constraint E_{s ~ rho^{pi_old}} KL(old || new) <= delta; open choice 12:
+    delta = 0.01, 10 CG iterations, damping 0.1). grad K(theta; theta_k) at theta_k is grad J (TR-06).
+    A backtracking line search then requires mean KL <= delta and improvement of the exact J (``"j"``, so
+    J never decreases) or of the exact surrogate K(.; theta_k) (``"surrogate"``, the practical rule); a
+    rejected step leaves theta unchanged for that iteration. Shapes: theta0 [S+1, A].
+    """
+    th = _theta(mdp, theta0, "theta0").copy()
+    thetas, js, kls = [th.copy()], [j_theta(mdp, th)], []
+    for _ in range(iters):
+        pi_old = softmax(th)
+        w = state_weights(mdp, pi_old)
+        g = grad_j_exact(mdp, th)
+        base = th.copy()
+
+        def fvp(v: FloatArray, base: FloatArray = base, w: FloatArray = w) -> FloatArray:
+            return fisher_vector_product(base, v, w) + damping * v
+
+        x = conjugate_gradient(fvp, g, iters=cg_iters)
+        xfx = float(np.sum(x * fvp(x)))
+        if xfx <= 0.0 or not np.any(g):
+            thetas.append(th.copy())
+            js.append(js[-1])
+            kls.append(0.0)
+            continue
+        step = np.sqrt(2.0 * delta / xfx) * x
+
+        def objective(t: FloatArray, base: FloatArray = base) -> float:
+            return j_theta(mdp, t) if improvement == "j" else surrogate_k(mdp, t, base)
+
+        def constraint(t: FloatArray, pi_old: FloatArray = pi_old) -> float:
+            return policy_kl(mdp, pi_old, softmax(t), direction="old_new", reduce="mean")
+
+        res = backtracking_line_search(th, step, objective=objective, constraint=constraint, delta=delta,
+                                       max_backtracks=max_backtracks)
+        th = res.theta.copy()
+        thetas.append(th.copy())
+        js.append(j_theta(mdp, th))
+        kls.append(constraint(th))
+    return PolicyOptResult(np.stack(thetas), np.asarray(js), np.asarray(kls))
+
+
+def ppo_clip_surrogate_exact(
+    mdp: FiniteMDP, theta: ArrayLike, theta_k: ArrayLike, *, eps: float
+) -> tuple[float, FloatArray]:
+    """Exact E_{tau ~ pi_k}[sum_t gamma^t C_eps(pi_theta/pi_k (a_t|s_t), A^{pi_k}(s_t, a_t))] and its gradient.
+
+    Spec: TR-15, TR-16 (the expectation of PPO's objective with exact advantages):
+    L = sum_s d^{pi_k}(s) sum_a pi_k(a|s) C_eps(ell_sa, A^{pi_k}(s, a)), ell = pi_theta / pi_k;
+    dL/dtheta[s, b] = d(s) pi_theta(b|s) (c_b - sum_a pi_theta(a|s) c_a), c = dC/d ell (TR-13).
+    Shapes: theta, theta_k [S+1, A] -> (scalar, [S+1, A]).
+    """
+    pi = softmax(_theta(mdp, theta))
+    pk = softmax(_theta(mdp, theta_k, "theta_k"))
+    d = discounted_occupancy(mdp, pk)
+    d[mdp.term] = 0.0
+    adv = a_pi(mdp, pk)
+    ell = pi / pk
+    val = float(np.sum(d[:, None] * pk * ppo_clip_objective(ell, adv, eps=eps)))
+    c = ppo_clip_ratio_gradient(ell, adv, eps=eps)
+    grad = d[:, None] * pi * (c - np.sum(pi * c, axis=1, keepdims=True))
+    return val, np.asarray(grad, dtype=np.float64)
+
+
+def ppo_clip_exact(
+    mdp: FiniteMDP,
+    theta0: ArrayLike,
+    *,
+    eps: float = 0.2,
+    lr: float,
+    epochs: int = 10,
+    iters: int,
+) -> PolicyOptResult:
+    """PPO-Clip with exact advantages: per iteration, ``epochs`` full-batch gradient-ascent steps on L(.; theta_k).
+
+    Spec: TR-15, TR-16 (first-order solve of the clipped subproblem; open choice 12: ~10 epochs).
+    """
+    if not (lr > 0.0 and epochs >= 1):
+        raise ReferenceError_(f"need lr > 0 and epochs >= 1, got lr={lr!r}, epochs={epochs!r}")
+    th = _theta(mdp, theta0, "theta0").copy()
+    thetas, js, kls = [th.copy()], [j_theta(mdp, th)], []
+    for _ in range(iters):
+        base = th.copy()
+        for _e in range(epochs):
+            _, g = ppo_clip_surrogate_exact(mdp, th, base, eps=eps)
+            th = th + lr * g
+        thetas.append(th.copy())
+        js.append(j_theta(mdp, th))
+        kls.append(policy_kl(mdp, softmax(base), softmax(th)))
+    return PolicyOptResult(np.stack(thetas), np.asarray(js), np.asarray(kls))
+
+
+def ppo_penalty_exact(
+    mdp: FiniteMDP,
+    theta0: ArrayLike,
+    *,
+    beta: float = 1.0,
+    d_targ: float | None = 0.01,
+    lr: float,
+    epochs: int = 10,
+    iters: int,
+) -> PolicyOptResult:
+    """PPO-Penalty with exact advantages: ascend (K(theta; theta_k) - C) - beta E_{s~rho_k} KL(pi_k || pi_theta).
+
+    Spec: TR-12 (the penalty version). Gradient of the penalty: beta rho(s) (pi_theta(.|s) - pi_k(.|s)).
+    With ``d_targ`` the adaptive rule of Schulman et al. (2017): after each iteration beta /= 2 if
+    KL < d_targ / 1.5, beta *= 2 if KL > 1.5 d_targ; ``d_targ=None`` keeps beta fixed.
+    """
+    if not (lr > 0.0 and epochs >= 1 and beta > 0.0):
+        raise ReferenceError_(f"need lr > 0, epochs >= 1, beta > 0; got {lr!r}, {epochs!r}, {beta!r}")
+    th = _theta(mdp, theta0, "theta0").copy()
+    thetas, js, kls = [th.copy()], [j_theta(mdp, th)], []
+    b = float(beta)
+    for _ in range(iters):
+        base = th.copy()
+        pk = softmax(base)
+        w = state_weights(mdp, pk)
+        for _e in range(epochs):
+            g = grad_surrogate_k(mdp, th, base) - b * w[:, None] * (softmax(th) - pk)
+            g[mdp.term] = 0.0
+            th = th + lr * g
+        kl = policy_kl(mdp, pk, softmax(th))
+        if d_targ is not None:
+            if kl < d_targ / 1.5:
+                b /= 2.0
+            elif kl > 1.5 * d_targ:
+                b *= 2.0
+        thetas.append(th.copy())
+        js.append(j_theta(mdp, th))
+        kls.append(kl)
+    if not np.all(np.isfinite(js)):
+        raise NotConvergedError("ppo_penalty_exact produced a non-finite J")
+    return PolicyOptResult(np.stack(thetas), np.asarray(js), np.asarray(kls))

@@ -1,0 +1,137 @@
+"""Tests of reference.grpo: terminal-reward targets (TR-46), the GRPO / PPO-without-baseline objective
+(TR-47, TR-49), the bias of group advantages (TR-50) and the baseline-variance study (TR-48).
+
+Exact studies enumerate every trajectory from s_0 and every group of n of them (reference.grpo). Sums
+run over K = M^n groups of gradients with entries <= (R + |c|) H; tolerances use reference.tolerance
+with that scale and K terms. The variance comparisons are exact values, compared with each other (each
+inequality's margin exceeds the tolerance by orders of magnitude; the numbers are in
+docs/evidence/tr_measurements.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from reference.advantages import reward_to_go_targets, rollout_from_trajectories
+from reference.errors import ReferenceError_, ShapeError
+from reference.exact import a_pi, q_pi, v_pi
+from reference.gradients import grad_j_exact
+from reference.grpo import (
+    group_gradient_moments,
+    grpo_advantage_conditional_means,
+    grpo_objective,
+    terminal_reward_mdp,
+)
+from reference.mdp import FiniteMDP, FloatArray
+from reference.policies import softmax
+from reference.sampling import sample_trajectories
+from reference.surrogates import grpo_advantages, kl_k3
+from reference.tolerance import tolerance
+
+
+def _instance(seed: int, layers: int = 2) -> tuple[FiniteMDP, FloatArray, int]:
+    rng = np.random.default_rng(seed)
+    mdp = terminal_reward_mdp(rng, layers, 2, 2)
+    th = np.asarray(rng.normal(size=(mdp.n_states_plus, 2)), dtype=np.float64)
+    return mdp, th, int(np.argmax(mdp.p0))
+
+
+def test_TR_46_terminal_reward_targets_equal_r_at_every_step() -> None:
+    """Undiscounted, reward only at the end: R_t = r = r_{T-1} for every t < T (E-57's targets)."""
+    rng = np.random.default_rng(0)
+    mdp = terminal_reward_mdp(rng, 3, 2, 2, rewards=(-1.0, 0.5, 2.0))
+    tr = sample_trajectories(mdp, softmax(np.zeros((mdp.n_states_plus, 2))), rng=rng, n=50, horizon=3)
+    ro = rollout_from_trajectories(mdp, tr, np.zeros(mdp.n_states_plus))
+    tgt = reward_to_go_targets(ro.rewards, ro.terminated, ro.truncated, gamma=1.0)
+    r_final = tr.rewards[np.arange(tr.n), tr.lengths - 1]
+    assert np.all(tr.rewards[:, :-1] == 0.0)
+    np.testing.assert_array_equal(np.where(ro.valid, tgt, 0.0), np.where(ro.valid, r_final[None, :], 0.0))
+
+
+def test_TR_47_TR_49_objective_matches_the_formula() -> None:
+    """At ratio 1 the clip is inactive and the objective is mean_i T^(i) A^(i); center=False,
+    scale_by_std=False gives A^(i) = r^(i) (PPO without baseline); the k3 penalty is >= 0 and 0 when
+    pi_ref = pi_new; length_norm divides rollout i by T^(i)."""
+    rng = np.random.default_rng(1)
+    t, g, n = 5, 3, 4
+    lengths = rng.integers(1, t + 1, size=g * n)
+    valid = np.arange(t)[:, None] < lengths[None, :]
+    r = rng.choice([0.0, 1.0], size=g * n)
+    lp = np.log(rng.uniform(0.1, 1.0, size=(t, g * n)))
+    adv = grpo_advantages(r.reshape(g, n)).reshape(-1)
+    tol = tolerance(float(np.max(np.abs(adv))) * t, terms=t * g * n)
+    assert abs(grpo_objective(lp, lp, r, valid, group_size=n) - float(np.mean(lengths * adv))) <= tol
+    assert abs(grpo_objective(lp, lp, r, valid, group_size=n, length_norm=True) - float(np.mean(adv))) <= tol
+    raw = grpo_objective(lp, lp, r, valid, group_size=n, center=False, scale_by_std=False)
+    assert abs(raw - float(np.mean(lengths * r))) <= tol
+    dr = grpo_objective(lp, lp, r, valid, group_size=n, scale_by_std=False)
+    dr_adv = grpo_advantages(r.reshape(g, n), scale_by_std=False).reshape(-1)
+    assert abs(dr - float(np.mean(lengths * dr_adv))) <= tol
+    ref = lp + rng.normal(scale=0.3, size=lp.shape)
+    pen = grpo_objective(lp, lp, r, valid, group_size=n, beta=0.1, log_prob_ref=ref)
+    k3 = float(np.mean(np.sum(np.where(valid, kl_k3(ref - lp), 0.0), axis=0)))
+    assert k3 > 0 and abs(pen - (float(np.mean(lengths * adv)) - 0.1 * k3)) <= tol + tolerance(k3, terms=t * g * n)
+    assert grpo_objective(lp, lp, r, valid, group_size=n, beta=0.1, log_prob_ref=lp) == grpo_objective(
+        lp, lp, r, valid, group_size=n)
+    with pytest.raises(ReferenceError_, match="group_size"):
+        grpo_objective(lp, lp, r, valid, group_size=5)
+    with pytest.raises(ReferenceError_, match="log_prob_ref"):
+        grpo_objective(lp, lp, r, valid, group_size=n, beta=0.1)
+    with pytest.raises(ShapeError):
+        grpo_objective(lp, lp, r[:-1], valid, group_size=n)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_TR_50_group_advantage_is_biased_for_a_pi(seed: int) -> None:
+    """Exact conditional means over all groups of n = 3 from s0. Dr. GRPO: E[A^(1) | s, a] =
+    (n-1)/n (Q^pi(s, a) - V^pi(s0)) (closed form), not A^pi(s, a) = Q^pi(s, a) - V^pi(s); with the std
+    division there is no closed form, and the mean differs from A^pi by far more than the tolerance."""
+    mdp, th, s0 = _instance(seed, layers=3)
+    pi = softmax(th)
+    n = 3
+    dr = grpo_advantage_conditional_means(mdp, pi, s0=s0, n=n, scale_by_std=False)
+    q, v, adv = q_pi(mdp, pi), v_pi(mdp, pi), a_pi(mdp, pi)
+    seen = dr.visit_prob > 0
+    tol = tolerance(2.0, terms=8**n)
+    np.testing.assert_allclose(dr.mean[seen], ((n - 1) / n * (q - v[s0]))[seen], rtol=0, atol=tol)
+    assert float(np.max(np.abs(dr.mean[seen] - adv[seen]))) > 1e3 * tol
+    std = grpo_advantage_conditional_means(mdp, pi, s0=s0, n=n)
+    assert float(np.max(np.abs(std.mean[seen] - adv[seen]))) > 1e3 * tol
+
+
+def test_TR_48_variance_without_baseline_when_rewards_sit_away_from_zero() -> None:
+    """Rewards in {c, 1 + c}. (i) The group-mean, leave-one-out and V^pi baselines are shift invariant
+    (exact); the no-baseline variance is a convex quadratic in c. (ii) Means: none, leave-one-out and
+    V^pi are unbiased for grad J; the group mean gives (n-1)/n grad J (so leave-one-out, its n/(n-1)
+    rescaling, is the equal-scale unbiased comparison). (iii) c = 5 (rewards away from zero): the
+    no-baseline variance exceeds all three, for n = 2, 3, 4 and three instances. (iv) Where the ordering
+    fails: rewards centred at zero (c = -V^pi(s0)) on instance 0 -- no baseline beats leave-one-out at
+    n = 2 and the group mean at n = 3, 4."""
+    for seed in (0, 1, 2):
+        mdp, th, s0 = _instance(seed)
+        p0 = np.zeros(mdp.n_states_plus)
+        p0[s0] = 1.0
+        gj = grad_j_exact(dataclasses.replace(mdp, p0=p0), th)  # grad V^pi(s0)
+        v0 = float(v_pi(mdp, softmax(th))[s0])
+        for n in (2, 3, 4):
+            tol = tolerance(6.0 * 2 * 4, terms=8**n)
+            m = {(b, c): group_gradient_moments(mdp, th, s0=s0, n=n, baseline=b, reward_shift=c)
+                 for b in ("none", "group_mean", "leave_one_out", "value") for c in (0.0, 5.0, -v0)}
+            for b in ("group_mean", "leave_one_out", "value"):
+                assert abs(m[(b, 5.0)].trace_variance - m[(b, 0.0)].trace_variance) <= tol
+                assert m[("none", 5.0)].trace_variance > m[(b, 5.0)].trace_variance + 1e3 * tol
+            mean_none = m[("none", 0.0)].mean
+            np.testing.assert_allclose(mean_none, gj, rtol=0, atol=tol)
+            for b in ("leave_one_out", "value"):
+                np.testing.assert_allclose(m[(b, 0.0)].mean, mean_none, rtol=0, atol=tol)
+            np.testing.assert_allclose(m[("group_mean", 0.0)].mean, (n - 1) / n * mean_none, rtol=0, atol=tol)
+            np.testing.assert_allclose(m[("none", 5.0)].mean, mean_none, rtol=0, atol=tol)
+            if seed == 0:
+                cen = m[("none", -v0)].trace_variance
+                if n == 2:
+                    assert cen < m[("leave_one_out", -v0)].trace_variance - 1e3 * tol
+                else:
+                    assert cen < m[("group_mean", -v0)].trace_variance - 1e3 * tol

@@ -1,0 +1,133 @@
+"""Tests of reference.policy_advantage: I(pi; pi_k), its IS form, the optimality theorem (E-65) and PI.
+
+Tolerances: I is a sum of |S| occupancy-weighted advantages, scale 2 R / (1 - gamma) times
+1 / (1 - gamma) (kappa bounds both), as in tests/reference/test_advantages.py. Trajectory forms enumerate
+every trajectory of small layered MDPs. The statistical check uses |mu_hat - mu| <= 4 sigma_hat / sqrt(n)
+with a fixed seed (open choice 22).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reference.advantages import rollout_from_trajectories, td_k_advantages
+from reference.dp import policy_iteration, v_star
+from reference.exact import a_pi, v_pi
+from reference.generators import random_layered_mdp, random_mdp
+from reference.mdp import FiniteMDP, FloatArray, deterministic_policy, from_outcomes
+from reference.policy_advantage import max_policy_advantage, policy_advantage, policy_advantage_step
+from reference.sampling import enumerate_trajectories, sample_trajectories
+from reference.tolerance import discount_condition, tolerance, value_scale
+from reference.trust_region import is_surrogate_terms
+
+
+def _policy(mdp: FiniteMDP, rng: np.random.Generator) -> FloatArray:
+    pi = rng.dirichlet(np.ones(mdp.n_actions), size=mdp.n_states_plus)
+    pi[mdp.term] = 1.0 / mdp.n_actions
+    return np.asarray(pi, dtype=np.float64)
+
+
+def _tol(mdp: FiniteMDP, horizon: int | None = None) -> float:
+    h = horizon if horizon is not None else mdp.n_states + 1
+    kappa = discount_condition(mdp.gamma, h)
+    return tolerance(2.0 * value_scale(max(mdp.max_abs_reward, 1.0), mdp.gamma, h) * kappa,
+                     terms=mdp.n_states + 1, condition=kappa)
+
+
+def _log_probs(pi: FloatArray, states: np.ndarray, actions: np.ndarray, term: int) -> FloatArray:
+    return np.asarray(np.log(pi[np.minimum(states[:, :-1], term), actions]).T, dtype=np.float64)
+
+
+@settings(max_examples=12)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.8, 1.0]))
+def test_TR_38_TR_42_definition_and_is_identity_by_enumeration(seed: int, gamma: float) -> None:
+    """I(pi; pi_k) = E_{tau~pi_k, a'~pi}[sum gamma^t A^{pi_k}(s_t, a'_t)]
+    = E_{tau~pi_k}[sum gamma^t pi/pi_k (a_t|s_t) A^{pi_k}(s_t, a_t)] (exact, every trajectory)."""
+    rng = np.random.default_rng(seed)
+    mdp = random_layered_mdp(rng, 3, 2, 2, gamma=gamma, early_stop_prob=0.3)
+    pi, pk = _policy(mdp, rng), _policy(mdp, rng)
+    adv = a_pi(mdp, pk)
+    tr = enumerate_trajectories(mdp, pk)
+    s = np.minimum(tr.states[:, :-1], mdp.term)
+    disc = gamma ** np.arange(tr.horizon)
+    tol = _tol(mdp, 3) * tr.n
+    direct = float(tr.weights @ (np.where(tr.valid, np.sum(pi * adv, axis=1)[s], 0.0) @ disc))
+    value = policy_advantage(mdp, pi, pk)
+    assert abs(direct - value) <= tol
+    ro = rollout_from_trajectories(mdp, tr, np.zeros(mdp.n_states_plus))
+    a_t = np.where(ro.valid, adv[s, tr.actions].T, 0.0)
+    terms = is_surrogate_terms(_log_probs(pi, tr.states, tr.actions, mdp.term),
+                               _log_probs(pk, tr.states, tr.actions, mdp.term), a_t, ro.valid, gamma=gamma)
+    assert abs(float(tr.weights @ terms) - value) <= tol
+
+
+@settings(max_examples=30)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.5, 0.9, 0.99]))
+def test_TR_39_policy_advantage_of_pi_k_over_itself_is_zero(seed: int, gamma: float) -> None:
+    rng = np.random.default_rng(seed)
+    mdp = random_mdp(rng, 4, 3, gamma=gamma, terminal_prob=0.1)
+    pk = _policy(mdp, rng)
+    assert abs(policy_advantage(mdp, pk, pk)) <= _tol(mdp)
+
+
+@settings(max_examples=25)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.5, 0.9]))
+def test_TR_40_TR_41_optimal_iff_max_policy_advantage_is_zero_and_pi_is_argmax(seed: int, gamma: float) -> None:
+    """Full-support p0 (random_mdp draws p0 ~ Dirichlet(1), so d^{pi}(s) > 0 for all s): pi* gives
+    max I = 0 and every non-optimal deterministic pi_k gives max I > 0. The PI step is argmax_pi I:
+    I(greedy; pi_k) = max I >= I(pi; pi_k) for random pi, and the argmax sequence is PI's."""
+    rng = np.random.default_rng(seed)
+    mdp = random_mdp(rng, 4, 3, gamma=gamma)
+    assert np.all(mdp.p0[: mdp.n_states] > 0)
+    tol = _tol(mdp)
+    pi_res = policy_iteration(mdp)
+    vs = v_star(mdp)
+    for k, pol in enumerate(pi_res.policies):
+        pk = deterministic_policy(pol, mdp.n_actions)
+        m = max_policy_advantage(mdp, pk)
+        if float(np.max(vs - v_pi(mdp, pk))) <= tol:
+            assert abs(m) <= tol
+        else:
+            assert m > tol
+        greedy = policy_advantage_step(mdp, pk, current=pol)
+        assert abs(policy_advantage(mdp, deterministic_policy(greedy, mdp.n_actions), pk) - m) <= tol
+        assert policy_advantage(mdp, _policy(mdp, rng), pk) <= m + tol
+        if k + 1 < len(pi_res.policies):
+            nxt = greedy.copy()
+            nxt[mdp.term] = pol[mdp.term]
+            np.testing.assert_array_equal(nxt, pi_res.policies[k + 1])
+
+
+def _e65_mdp(p0: list[float]) -> FiniteMDP:
+    """E-65: s0 --a--> s1 (r = 0), s0 --b--> term (r = 0); s1: action 0 -> term r = 0, action 1 -> term r = 1."""
+    return from_outcomes(2, 2, [0, 1, 2, 3, 4], [1, 2, 2, 2], [0.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0], p0,
+                         gamma=0.9, name="E-65")
+
+
+def test_TR_40_E_65_counterexample_without_full_visitation() -> None:
+    """pi_k plays b at s0 and the r = 0 action at s1: max I = 0, yet V^{pi_k}(s0) = 0 < gamma = V*(s0).
+    With p0 of full support the same pi_k has max I > 0 (the corrected theorem)."""
+    pk = deterministic_policy(np.array([1, 0, 0]), 2)
+    mdp = _e65_mdp([1.0, 0.0])
+    assert max_policy_advantage(mdp, pk) == 0.0
+    assert v_pi(mdp, pk)[0] == 0.0 and abs(v_star(mdp)[0] - 0.9) <= _tol(mdp)
+    full = _e65_mdp([0.5, 0.5])
+    assert max_policy_advantage(full, pk) >= 0.5 - _tol(full)  # d(s1) = 0.5, max_a A(s1, a) = 1
+
+
+def test_TR_43_is_estimate_of_policy_advantage_with_unbiased_advantages() -> None:
+    """I_hat with A_hat = TD(inf) (MC return - V^{pi_k}(s_t), unbiased) from n = 4000 sampled trajectories:
+    |I_hat - I| <= 4 sigma_hat / sqrt(n)."""
+    rng = np.random.default_rng(12)
+    mdp = random_layered_mdp(rng, 3, 2, 3, gamma=0.9, early_stop_prob=0.2)
+    pi, pk = _policy(mdp, rng), _policy(mdp, rng)
+    tr = sample_trajectories(mdp, pk, rng=np.random.default_rng(13), n=4000, horizon=3)
+    assert not np.any(tr.truncated)
+    ro = rollout_from_trajectories(mdp, tr, v_pi(mdp, pk))
+    adv = td_k_advantages(ro.rewards, ro.values, ro.next_values, ro.terminated, ro.truncated, gamma=0.9, k=None)
+    terms = is_surrogate_terms(_log_probs(pi, tr.states, tr.actions, mdp.term),
+                               _log_probs(pk, tr.states, tr.actions, mdp.term), adv, ro.valid, gamma=0.9)
+    assert abs(float(terms.mean()) - policy_advantage(mdp, pi, pk)) <= 4.0 * float(terms.std(ddof=1)) / np.sqrt(
+        terms.size)

@@ -1,0 +1,372 @@
+"""Tests of reference.trust_region: surrogate K, IS estimator, KL, Fisher, CG, line search, TRPO, PPO.
+
+Exact checks compare two float64 computations with reference.tolerance: advantages have scale
+2 R / (1 - gamma), occupancies sum to 1 / (1 - gamma) (kappa = discount_condition(gamma) bounds the
+linear solves). Trajectory identities enumerate every trajectory of small layered MDPs.
+
+Convergence claims carry margins stated before running (see each test): TRPO with exact advantages
+(delta = 0.01, 200 iterations) reaches J* within 1e-4 R / (1 - gamma); PPO-Clip and PPO-Penalty
+(lr = 1, 10 epochs, 300 iterations) within 1e-2 R / (1 - gamma) (first-order softmax methods converge
+at rate O(1/k) (Mei et al. 2020), so a looser margin and a fixed budget).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reference.advantages import rollout_from_trajectories
+from reference.dp import v_star
+from reference.errors import ReferenceError_, ShapeError
+from reference.exact import a_pi, discounted_occupancy, j_pi
+from reference.generators import random_layered_mdp, random_mdp
+from reference.gradients import grad_j_exact, j_theta
+from reference.mdp import FiniteMDP, FloatArray
+from reference.policies import softmax, softmax_score_full
+from reference.sampling import enumerate_trajectories, exact_moments, sample_trajectories
+from reference.tolerance import discount_condition, tolerance, value_scale
+from reference.trust_region import (
+    Direction,
+    backtracking_line_search,
+    conjugate_gradient,
+    fisher_matrix,
+    fisher_vector_product,
+    grad_surrogate_k,
+    hessian_j_fd,
+    hessian_surrogate_k,
+    is_surrogate_terms,
+    natural_gradient,
+    policy_kl,
+    ppo_clip_exact,
+    ppo_clip_surrogate_exact,
+    ppo_penalty_exact,
+    state_kl,
+    state_weights,
+    surrogate_k,
+    trpo_exact,
+)
+
+
+def _tol(mdp: FiniteMDP) -> float:
+    g = mdp.gamma
+    kappa = discount_condition(g, mdp.n_states + 1)
+    return tolerance(2.0 * value_scale(max(mdp.max_abs_reward, 1e-300), g, mdp.n_states + 1) * kappa,
+                     terms=mdp.n_states + 1, condition=kappa)
+
+
+def _theta(mdp: FiniteMDP, rng: np.random.Generator, scale: float = 1.0) -> FloatArray:
+    return np.asarray(scale * rng.normal(size=(mdp.n_states_plus, mdp.n_actions)), dtype=np.float64)
+
+
+def _log_probs(pi: FloatArray, traj_states: np.ndarray, actions: np.ndarray, term: int) -> FloatArray:
+    s = np.minimum(traj_states[:, :-1], term)
+    return np.asarray(np.log(pi[s, actions]).T, dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------- K and its IS form
+@settings(max_examples=10)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.8, 1.0]))
+def test_TR_04_TR_05_is_forms_of_j_difference_and_surrogate(seed: int, gamma: float) -> None:
+    """TR-04: J(theta) - J(theta0) = E_{tau ~ pi_theta, a'_t ~ pi0}[sum_t gamma^t ratio(a'_t) A0(s_t, a'_t)];
+    TR-05: K(theta; theta0) - J(theta0) = E_{tau ~ pi0}[sum_t gamma^t ratio(a_t) A0(s_t, a_t)] (exact)."""
+    rng = np.random.default_rng(seed)
+    mdp = random_layered_mdp(rng, 3, 2, 2, gamma=gamma, early_stop_prob=0.3)
+    th, th0 = _theta(mdp, rng), _theta(mdp, rng)
+    pi, pi0 = softmax(th), softmax(th0)
+    adv0 = a_pi(mdp, pi0)
+    h = 3
+    tol = tolerance(h * 2.0 * value_scale(1.0, gamma, h) * 10.0, terms=h * 64,
+                    condition=discount_condition(gamma, h))
+    # TR-04: inner expectation over a' ~ pi0 of ratio * A0 is sum_a' pi(a'|s) A0(s, a')
+    tr = enumerate_trajectories(mdp, pi)
+    inner = np.sum(pi * adv0, axis=1)
+    disc = gamma ** np.arange(tr.horizon)
+    per = np.where(tr.valid, inner[np.minimum(tr.states[:, :-1], mdp.term)], 0.0) @ disc
+    assert abs(float(tr.weights @ per) - (j_pi(mdp, pi) - j_pi(mdp, pi0))) <= tol
+    # TR-05: the same ratio * A0 with tau ~ pi0 and on-policy actions gives K - C, C = J(theta0)
+    tr0 = enumerate_trajectories(mdp, pi0)
+    ro = rollout_from_trajectories(mdp, tr0, np.zeros(mdp.n_states_plus))
+    a_t = np.where(ro.valid, adv0[np.minimum(tr0.states[:, :-1], mdp.term), tr0.actions].T, 0.0)
+    terms = is_surrogate_terms(_log_probs(pi, tr0.states, tr0.actions, mdp.term),
+                               _log_probs(pi0, tr0.states, tr0.actions, mdp.term), a_t, ro.valid, gamma=gamma)
+    k = surrogate_k(mdp, th, th0)
+    assert abs(float(tr0.weights @ terms) - (k - j_pi(mdp, pi0))) <= tol
+    assert abs(surrogate_k(mdp, th0, th0) - j_pi(mdp, pi0)) <= tol
+
+
+def test_TR_06_gradients_agree_at_theta0_and_hessians_differ() -> None:
+    """grad K(theta0; theta0) = grad J(theta0) (exact); the Hessians differ. The finite-difference errors
+    are estimated, not assumed: for K against its exact Hessian, for J by halving h (Richardson)."""
+    rng = np.random.default_rng(7)
+    mdp = random_mdp(rng, 3, 2, gamma=0.8)
+    th0 = _theta(mdp, rng)
+    np.testing.assert_allclose(grad_surrogate_k(mdp, th0, th0), grad_j_exact(mdp, th0), rtol=0, atol=_tol(mdp))
+    hk = hessian_surrogate_k(mdp, th0, th0)
+    h = 1e-4
+    n = th0.size
+    hk_fd = np.zeros((n, n))
+    for i in range(n):
+        e = np.zeros(n)
+        e[i] = h
+        hk_fd[:, i] = (grad_surrogate_k(mdp, th0 + e.reshape(th0.shape), th0)
+                       - grad_surrogate_k(mdp, th0 - e.reshape(th0.shape), th0)).ravel() / (2 * h)
+    err_k = float(np.max(np.abs(hk_fd - hk)))
+    hj, hj2 = hessian_j_fd(mdp, th0, h=h), hessian_j_fd(mdp, th0, h=h / 2)
+    err_j = float(np.max(np.abs(hj - hj2))) * 4.0 / 3.0
+    gap = float(np.max(np.abs(hj - hk)))
+    assert gap > 100.0 * (err_j + err_k), (gap, err_j, err_k)
+
+
+def test_TR_07_is_estimator_unbiased_and_its_variance_grows_with_the_kl() -> None:
+    """Exact (enumeration): the IS terms have mean K - C for every theta (unbiased). Along theta0 + s u
+    (s = 0..3, measured on this instance) the mean KL, the second moment E_{s~rho, a~pi0}[ratio^2]
+    = 1 + chi^2 of the per-step weights and the surrogate gap |J(theta) - K(theta; theta0)| all grow,
+    while the variance of the K - C estimate itself is NOT monotone here (0.269, 0.242, 0.230, 0.254,
+    0.298): the error that grows with the divergence is the weights' spread and the gap to J. A sampled
+    check at s = 1: |mean - (K - C)| <= 4 sigma_hat / sqrt(n) (open choice 22)."""
+    rng = np.random.default_rng(3)
+    mdp = random_layered_mdp(rng, 3, 2, 3, gamma=0.9, early_stop_prob=0.2)
+    th0 = _theta(mdp, rng, 0.5)
+    u = np.zeros_like(th0)
+    u[:, 0] = 1.0  # raise the logit of action 0 everywhere
+    pi0 = softmax(th0)
+    adv0 = a_pi(mdp, pi0)
+    tr0 = enumerate_trajectories(mdp, pi0)
+    ro = rollout_from_trajectories(mdp, tr0, np.zeros(mdp.n_states_plus))
+    a_t = np.where(ro.valid, adv0[np.minimum(tr0.states[:, :-1], mdp.term), tr0.actions].T, 0.0)
+    lp0 = _log_probs(pi0, tr0.states, tr0.actions, mdp.term)
+    tol = tolerance(3 * 2.0 * value_scale(1.0, 0.9) * 50.0, terms=3 * tr0.n, condition=discount_condition(0.9))
+    kls, chi, gaps = [], [], []
+    w0 = state_weights(mdp, pi0)
+    for s in (0.0, 0.5, 1.0, 2.0, 3.0):
+        th = th0 + s * u
+        terms = is_surrogate_terms(_log_probs(softmax(th), tr0.states, tr0.actions, mdp.term), lp0, a_t,
+                                   ro.valid, gamma=0.9)
+        mom = exact_moments(terms, tr0.weights)
+        assert abs(float(mom.mean) - (surrogate_k(mdp, th, th0) - j_pi(mdp, pi0))) <= tol
+        kls.append(policy_kl(mdp, pi0, softmax(th)))
+        chi.append(float(w0 @ np.sum(softmax(th) ** 2 / pi0, axis=1)))
+        gaps.append(abs(j_theta(mdp, th) - surrogate_k(mdp, th, th0)))
+    assert np.all(np.diff(kls) > 0) and np.all(np.diff(chi) > 0) and np.all(np.diff(gaps) > 0), (kls, chi, gaps)
+    # sampled
+    th = th0 + u
+    smp = sample_trajectories(mdp, pi0, rng=np.random.default_rng(11), n=4000, horizon=3)
+    rs = rollout_from_trajectories(mdp, smp, np.zeros(mdp.n_states_plus))
+    a_s = np.where(rs.valid, adv0[np.minimum(smp.states[:, :-1], mdp.term), smp.actions].T, 0.0)
+    t_s = is_surrogate_terms(_log_probs(softmax(th), smp.states, smp.actions, mdp.term),
+                             _log_probs(pi0, smp.states, smp.actions, mdp.term), a_s, rs.valid, gamma=0.9)
+    target = surrogate_k(mdp, th, th0) - j_pi(mdp, pi0)
+    assert abs(float(t_s.mean()) - target) <= 4.0 * float(t_s.std(ddof=1)) / np.sqrt(t_s.size)
+
+
+# ----------------------------------------------------------------------------- KL, Fisher, natural gradient
+def test_TR_10_kl_directions_and_reductions_E_56() -> None:
+    """Exact per-state KL both ways; they differ (E-56: the text's new||old is not Schulman's old||new);
+    mean over rho^{pi_old} <= max over S; KL(pi, pi) = 0."""
+    rng = np.random.default_rng(1)
+    mdp = random_mdp(rng, 4, 3, gamma=0.9)
+    p_old, p_new = softmax(_theta(mdp, rng)), softmax(_theta(mdp, rng))
+    direct = np.sum(p_old * np.log(p_old / p_new), axis=1)
+    tol = tolerance(float(np.max(np.abs(np.log(p_old / p_new)))), terms=mdp.n_actions)
+    np.testing.assert_allclose(state_kl(p_old, p_new), direct, rtol=0, atol=tol)
+    fwd, rev = state_kl(p_old, p_new), state_kl(p_old, p_new, direction="new_old")
+    assert float(np.max(np.abs(fwd - rev)[: mdp.n_states])) > 1e3 * tol
+    directions: tuple[Direction, Direction] = ("old_new", "new_old")
+    for d in directions:
+        mean = policy_kl(mdp, p_old, p_new, direction=d)
+        mx = policy_kl(mdp, p_old, p_new, direction=d, reduce="max")
+        assert 0.0 < mean <= mx
+        w = state_weights(mdp, p_old)
+        kl = state_kl(p_old, p_new, direction=d)
+        assert abs(mean - float(w[: mdp.n_states] @ kl[: mdp.n_states])) <= tol
+        assert mx == float(np.max(kl[: mdp.n_states]))
+    assert policy_kl(mdp, p_old, p_old) == 0.0
+    with pytest.raises(ReferenceError_, match="direction"):
+        policy_kl(mdp, p_old, p_new, direction="sideways")  # type: ignore[arg-type]
+    with pytest.raises(ReferenceError_, match="reduce"):
+        policy_kl(mdp, p_old, p_new, reduce="median")  # type: ignore[arg-type]
+
+
+def test_TR_09_fisher_is_score_covariance_and_kl_hessian() -> None:
+    """F = E_{s~rho, a~pi}[score score^T] (exact sum); F v = fisher_vector_product; F is the Jacobian at
+    theta0 of the gradient rho(s) (pi_theta - pi0) of E_rho KL(pi0 || pi_theta) (central differences,
+    error <= h^2 max|f'''| / 6 with |f'''| <= 1 for softmax probabilities, plus rounding eps/h)."""
+    rng = np.random.default_rng(2)
+    mdp = random_mdp(rng, 3, 3, gamma=0.9)
+    th = _theta(mdp, rng)
+    pi = softmax(th)
+    w = state_weights(mdp, pi)
+    f = fisher_matrix(th, w)
+    emp = np.zeros_like(f)
+    for s in range(mdp.n_states):
+        for a in range(mdp.n_actions):
+            sc = softmax_score_full(th, s, a).ravel()
+            emp += w[s] * pi[s, a] * np.outer(sc, sc)
+    np.testing.assert_allclose(f, emp, rtol=0, atol=tolerance(4.0, terms=mdp.n_states * mdp.n_actions))
+    v = rng.normal(size=th.shape)
+    np.testing.assert_allclose(fisher_vector_product(th, v, w).ravel(), f @ v.ravel(), rtol=0,
+                               atol=tolerance(4.0 * float(np.max(np.abs(v))), terms=th.size))
+    h = 1e-4
+    jac = np.zeros_like(f)
+    for i in range(th.size):
+        e = np.zeros(th.size)
+        e[i] = h
+        gp = w[:, None] * (softmax(th + e.reshape(th.shape)) - pi)
+        gm = w[:, None] * (softmax(th - e.reshape(th.shape)) - pi)
+        jac[:, i] = (gp - gm).ravel() / (2 * h)
+    live = np.repeat(np.arange(mdp.n_states_plus) != mdp.term, mdp.n_actions)
+    np.testing.assert_allclose(jac[np.ix_(live, live)], f[np.ix_(live, live)], rtol=0,
+                               atol=h * h / 6.0 + tolerance(1.0) / h)
+
+
+@settings(max_examples=20)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.5, 0.9]))
+def test_TR_09_natural_gradient_of_tabular_softmax_is_the_centred_advantage(seed: int, gamma: float) -> None:
+    """With the Fisher weighted by d^pi (unnormalised) and g = grad J: F^+ g = A^pi(s, .) - mean_a A^pi(s, .)
+    (Kakade 2001); CG on the damped system matches the direct solve."""
+    rng = np.random.default_rng(seed)
+    mdp = random_mdp(rng, 4, 3, gamma=gamma)
+    th = _theta(mdp, rng)
+    pi = softmax(th)
+    d = discounted_occupancy(mdp, pi)
+    d[mdp.term] = 0.0
+    x = natural_gradient(th, grad_j_exact(mdp, th), d)
+    adv = a_pi(mdp, pi)
+    want = adv - adv.mean(axis=1, keepdims=True)
+    want[mdp.term] = 0.0
+    f = fisher_matrix(th, d)
+    ev = np.linalg.eigvalsh(f)
+    nz = ev[ev > 1e-12 * ev.max()]
+    kappa_f = float(nz.max() / nz.min())
+    np.testing.assert_allclose(x, want, rtol=0,
+                               atol=tolerance(2.0 * value_scale(1.0, gamma), terms=th.size,
+                                              condition=kappa_f * discount_condition(gamma)))
+
+
+@settings(max_examples=30)
+@given(st.integers(0, 2**32 - 1), st.integers(2, 12))
+def test_TR_09_conjugate_gradient_matches_a_direct_solve(seed: int, n: int) -> None:
+    """CG with 2n iterations on an SPD system (condition <= 1e3): residual <= 1e-10 ||b|| (margin stated
+    in advance: CG is exact after n steps in exact arithmetic), and the a-posteriori bound
+    ||x - x*|| <= ||b - A x|| / lambda_min + the direct solve's rounding holds."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    lam = np.geomspace(1.0, 1e3, n)
+    a = (q * lam) @ q.T
+    a = 0.5 * (a + a.T)
+    b = rng.normal(size=n)
+    x = conjugate_gradient(lambda v: a @ v, b, iters=2 * n)
+    r = float(np.linalg.norm(b - a @ x))
+    assert r <= 1e-10 * float(np.linalg.norm(b))
+    xd = np.linalg.solve(a, b)
+    assert float(np.linalg.norm(x - xd)) <= r / lam[0] + tolerance(float(np.linalg.norm(xd)), terms=n,
+                                                                    condition=1e3)
+    with pytest.raises(ReferenceError_, match="positive definite"):
+        conjugate_gradient(lambda v: -v, b, iters=3)
+
+
+def test_TR_10_line_search_enforces_the_kl_constraint_and_improvement() -> None:
+    rng = np.random.default_rng(4)
+    mdp = random_mdp(rng, 4, 3, gamma=0.9)
+    th = _theta(mdp, rng)
+    pi = softmax(th)
+    delta = 0.01
+
+    def kl(t: FloatArray) -> float:
+        return policy_kl(mdp, pi, softmax(t))
+
+    def obj(t: FloatArray) -> float:
+        return j_theta(mdp, t)
+
+    step = 100.0 * natural_gradient(th, grad_j_exact(mdp, th), state_weights(mdp, pi), damping=0.1)
+    assert kl(th + step) > delta
+    res = backtracking_line_search(th, step, objective=obj, constraint=kl, delta=delta)
+    assert res.accepted and res.backtracks > 0
+    assert kl(res.theta) <= delta and obj(res.theta) > obj(th)
+    bad = backtracking_line_search(th, -step, objective=obj, constraint=kl, delta=delta, max_backtracks=5)
+    assert not bad.accepted and np.array_equal(bad.theta, th)
+    with pytest.raises(ReferenceError_, match="delta"):
+        backtracking_line_search(th, step, objective=obj, constraint=kl, delta=0.0)
+
+
+# ----------------------------------------------------------------------------- TRPO and PPO loops
+@pytest.mark.parametrize("seed", [0, 1])
+def test_TR_10_trpo_monotone_improvement_and_reaches_j_star(seed: int) -> None:
+    """Exact TRPO (delta = 0.01, 10 CG iterations, damping 0.1): J never decreases (the line search
+    accepts only improvements of the exact J: the non-decrease is exact), every step keeps the mean
+    KL(old || new) <= delta, and after 200 iterations J* - J <= 1e-4 R / (1 - gamma) (margin stated in
+    advance)."""
+    rng = np.random.default_rng(seed)
+    mdp = random_mdp(rng, 5, 3, gamma=0.9)
+    res = trpo_exact(mdp, np.zeros((mdp.n_states_plus, mdp.n_actions)), delta=0.01, iters=200)
+    assert np.all(np.diff(res.j) >= 0.0)
+    assert np.all(res.kl <= 0.01)
+    j_star = float(mdp.p0 @ v_star(mdp))
+    assert j_star - res.j[-1] <= 1e-4 * value_scale(mdp.max_abs_reward, 0.9)
+    assert res.j[-1] <= j_star + _tol(mdp)
+
+
+def test_TR_15_ppo_clip_exact_gradient_matches_finite_differences() -> None:
+    """The exact clipped surrogate is piecewise smooth; away from kinks its central difference (h = 1e-6)
+    matches the analytic gradient to O(h^2) + rounding, bounded by 1e-6 here (margin stated)."""
+    rng = np.random.default_rng(5)
+    mdp = random_mdp(rng, 3, 3, gamma=0.9)
+    thk = _theta(mdp, rng)
+    th = thk + 0.05 * rng.normal(size=thk.shape)
+    _, g = ppo_clip_surrogate_exact(mdp, th, thk, eps=0.2)
+    h = 1e-6
+    for i in range(th.size):
+        e = np.zeros(th.size)
+        e[i] = h
+        fp, _ = ppo_clip_surrogate_exact(mdp, th + e.reshape(th.shape), thk, eps=0.2)
+        fm, _ = ppo_clip_surrogate_exact(mdp, th - e.reshape(th.shape), thk, eps=0.2)
+        assert abs((fp - fm) / (2 * h) - g.ravel()[i]) <= 1e-6
+    v0, g0 = ppo_clip_surrogate_exact(mdp, thk, thk, eps=0.2)
+    assert abs(v0) <= _tol(mdp)  # C_eps(1, A) = A and E_{pi_k}[A^{pi_k}] = 0
+    np.testing.assert_allclose(g0, grad_j_exact(mdp, thk), rtol=0, atol=_tol(mdp))
+
+
+def test_TR_15_TR_12_ppo_clip_and_penalty_reach_an_optimal_policy() -> None:
+    """PPO-Clip (eps = 0.2) and PPO-Penalty (adaptive beta, d_targ = 0.01) with exact advantages, lr = 1,
+    10 epochs, 300 iterations: J* - J <= 1e-2 R / (1 - gamma) (margin and budget stated in advance)."""
+    rng = np.random.default_rng(0)
+    mdp = random_mdp(rng, 5, 3, gamma=0.9)
+    j_star = float(mdp.p0 @ v_star(mdp))
+    th0 = np.zeros((mdp.n_states_plus, mdp.n_actions))
+    margin = 1e-2 * value_scale(mdp.max_abs_reward, 0.9)
+    clip = ppo_clip_exact(mdp, th0, eps=0.2, lr=1.0, epochs=10, iters=300)
+    pen = ppo_penalty_exact(mdp, th0, beta=1.0, d_targ=0.01, lr=1.0, epochs=10, iters=300)
+    for res in (clip, pen):
+        assert j_star - res.j[-1] <= margin
+        assert res.j[-1] <= j_star + _tol(mdp)
+
+
+def test_TR_09_bad_inputs_raise() -> None:
+    mdp = random_mdp(np.random.default_rng(0), 2, 2, gamma=0.9)
+    th = np.zeros((3, 2))
+    with pytest.raises(ShapeError, match="theta"):
+        surrogate_k(mdp, np.zeros((2, 2)), th)
+    with pytest.raises(ShapeError):
+        natural_gradient(th, np.zeros((2, 2)), np.ones(3))
+    with pytest.raises(ReferenceError_, match="damping"):
+        natural_gradient(th, th, np.ones(3), damping=-1.0)
+    with pytest.raises(ShapeError):
+        is_surrogate_terms(np.zeros((2, 2)), np.zeros((2, 3)), np.zeros((2, 2)), np.ones((2, 2)), gamma=0.9)
+    with pytest.raises(ReferenceError_, match="lr"):
+        ppo_clip_exact(mdp, th, lr=0.0, iters=1)
+
+
+def test_TR_03_E_54_a2c_makes_one_update_per_k_step_segment() -> None:
+    """E-54: on a deterministic chain with T = 7 steps and k = 5, A2C (reference.pg_algorithms.a2c) finishes
+    an episode every ceil(T/k) = 2 updates (7 transitions per 2 updates), not T = 7 updates."""
+    from reference.mdp import from_outcomes
+    from reference.pg_algorithms import a2c
+
+    t_len = 7
+    mdp = from_outcomes(t_len, 1, np.arange(t_len + 1), np.arange(1, t_len + 1), np.zeros(t_len), np.ones(t_len),
+                        np.eye(t_len)[0], gamma=0.9, name="chain")
+    for episodes in (1, 3):
+        res = a2c(mdp, rng=np.random.default_rng(0), num_updates=2 * episodes, lr_theta=0.1, lr_phi=0.1, k=5)
+        assert res.num_env_steps == t_len * episodes
