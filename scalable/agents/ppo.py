@@ -1,0 +1,199 @@
+"""PPO-clip with GAE (TR-15..TR-18, TR-31, TR-37) and the well-known implementation details as switches.
+
+Spec: TR-14/TR-16 (clipped objective C_eps(ell, A), ratio exp(log pi_new - log pi_old) with stored
+old log-probs, open choice 12), TR-15 (plus value regression), TR-17 (eps = 0.2), TR-18 (about 10
+epochs over the N T samples), TR-31 / TR-32 (GAE by the backward recursion, open choice 13), TR-37
+(gamma / lambda), E-57 (value targets per episode: R_t = A_t + V(s_t), bootstrapped at truncation from
+the true final observation, 0 at termination).
+
+Defaults are Schulman et al. (2017)'s MuJoCo settings (1 actor x 2048 steps, 10 epochs, minibatch 64,
+Adam 3e-4, gamma 0.99, lambda 0.95, eps 0.2); :func:`atari_config` gives their Atari settings.
+Implementation details (Engstrom et al. 2020; Huang et al. 2022), each a named switch of
+:class:`PPOConfig`: ``orthogonal_init``, ``adam_eps`` (1e-5), ``anneal_lr`` (linear to 0),
+``norm_adv`` (per-minibatch advantage normalisation; off by default as the text does not normalise,
+open choice 12), ``max_grad_norm`` (global clip), ``clip_vloss`` (value clipping), ``norm_obs`` /
+``norm_reward`` (running normalisers for MuJoCo), ``target_kl`` (early stopping, TR-16).
+
+Shared machinery (rollouts, checkpoints, exact resume by action replay) is in :mod:`scalable.agents.a2c`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from scalable.agents.a2c import (
+    Head,
+    RunState,
+    Session,
+    TrainResult,
+    build_actor_critic,
+    checkpoint_state,
+    collect_rollout,
+    make_envs,
+    make_normalisers,
+    start_run,
+)
+from scalable.core.advantages import gae, value_targets
+from scalable.core.losses import entropy_loss, ppo_clip_loss, value_loss
+from scalable.envs import AtariOptions, Backend
+from scalable.runs.logging import ProgressBar
+
+__all__ = ["PPOConfig", "atari_config", "train"]
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO hyperparameters (Schulman et al. 2017, MuJoCo) and run settings; every detail a named switch."""
+
+    env_id: str = "HalfCheetah-v5"
+    total_steps: int = 1_000_000
+    seed: int = 1
+    backend: Backend = "auto"
+    num_envs: int = 1  # N actors
+    num_steps: int = 2048  # T, the horizon per actor
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    update_epochs: int = 10  # TR-18
+    minibatch_size: int = 64
+    learning_rate: float = 3e-4
+    clip_eps: float = 0.2  # TR-17
+    vf_coef: float = 0.5
+    ent_coef: float = 0.0
+    # implementation details
+    orthogonal_init: bool = True
+    adam_eps: float = 1e-5
+    anneal_lr: bool = True
+    norm_adv: bool = False  # open choice 12: the text does not normalise
+    max_grad_norm: float | None = 0.5
+    clip_vloss: bool = False
+    norm_obs: bool = False
+    norm_reward: bool = False
+    target_kl: float | None = None
+    head: Head = "auto"
+    hidden: tuple[int, ...] = (64, 64)
+    atari_arch: Literal["text", "nature"] = "text"
+    atari: AtariOptions = field(default_factory=AtariOptions)
+    max_episode_steps: int | None = None
+    # run settings
+    checkpoint_every: int = 50  # updates; a checkpoint is also written on exit
+    exact_env_resume: bool = True
+    target_return: float | None = None
+    return_window: int = 10
+    torch_threads: int | None = 1  # small nets on a shared CPU: 1 thread avoids oversubscription; None = torch default
+
+
+def atari_config(env_id: str, **overrides: object) -> PPOConfig:
+    """Schulman et al.'s Atari settings: 8 actors x 128 steps, 3 epochs (4 minibatches), lr 2.5e-4
+    annealed, eps 0.1, c1 = 1, c2 = 0.01, the text's network."""
+    cfg = PPOConfig(env_id=env_id, total_steps=10_000_000, num_envs=8, num_steps=128, update_epochs=3,
+                    minibatch_size=256, learning_rate=2.5e-4, clip_eps=0.1, vf_coef=1.0, ent_coef=0.01,
+                    norm_adv=True)
+    return dataclasses.replace(cfg, **overrides)  # type: ignore[arg-type]
+
+
+def train(
+    cfg: PPOConfig,
+    *,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    max_updates: int | None = None,
+    progress: bool | None = None,
+    on_update: Callable[[int, nn.Module], None] | None = None,
+) -> TrainResult:
+    """Train PPO-clip. Arguments as :func:`scalable.agents.a2c.train`.
+
+    Per update: collect T steps of N envs; GAE advantages and lambda-return targets (core); then
+    ``update_epochs`` passes over random minibatches of the N T samples minimising
+    ppo_clip_loss + vf_coef * value_loss (- ent_coef * H).
+    """
+    if cfg.torch_threads is not None:
+        torch.set_num_threads(cfg.torch_threads)
+    torch.manual_seed(cfg.seed)
+    envs = make_envs(cfg)
+    model = build_actor_critic(cfg.env_id, envs.single_observation_space, envs.single_action_space,
+                               head=cfg.head, hidden=cfg.hidden, orthogonal_init=cfg.orthogonal_init,
+                               atari_arch=cfg.atari_arch)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps)
+    obs_norm, reward_norm = make_normalisers(cfg, envs)
+    st = RunState(cfg.seed, cfg.return_window)
+    session = Session("ppo", cfg, run_dir, resume=resume, progress=progress)
+    obs = start_run(cfg, session, st, model, opt, obs_norm, reward_norm, envs, resume=resume)
+    batch = cfg.num_envs * cfg.num_steps
+    num_updates = cfg.total_steps // batch
+    bar = ProgressBar(num_updates * batch, initial=st.global_step, desc="ppo", disable=session.progress_disable or None)
+    t0, steps0 = time.perf_counter(), st.global_step
+    try:
+        while st.update < num_updates and not st.solved(cfg.target_return):
+            if max_updates is not None and st.update >= max_updates:
+                break
+            st.update += 1
+            if cfg.anneal_lr:
+                opt.param_groups[0]["lr"] = cfg.learning_rate * (1.0 - (st.update - 1) / num_updates)
+
+            # 1. rollout: T steps of N envs with the current policy (old log-probs stored, open choice 12)
+            ro, obs = collect_rollout(envs, model, obs, cfg.num_steps, generator=st.generator,
+                                      obs_norm=obs_norm, reward_norm=reward_norm)
+            st.global_step += batch
+            st.record(ro)
+
+            # 2. GAE advantages and lambda-return value targets (TR-31, E-57; truncation bootstrapped)
+            adv = gae(ro.rewards, ro.values, ro.next_values, ro.terminated, ro.truncated,
+                      gamma=cfg.gamma, lam=cfg.gae_lambda)
+            targets = value_targets(adv, ro.values)
+
+            # 3. update_epochs passes of minibatch SGD on the clipped surrogate + value loss
+            b_obs, b_act = ro.obs.flatten(0, 1), ro.raw_actions.flatten(0, 1)
+            b_logp, b_adv = ro.log_probs.flatten(), adv.flatten()
+            b_ret, b_val = targets.flatten(), ro.values.flatten()
+            approx_kl = torch.zeros(())
+            stats: dict[str, float] = {}
+            for _epoch in range(cfg.update_epochs):
+                perm = torch.randperm(batch, generator=st.generator)
+                for start in range(0, batch, cfg.minibatch_size):
+                    mb = perm[start:start + cfg.minibatch_size]
+                    ev = model.evaluate(b_obs[mb], b_act[mb])
+                    mb_adv = b_adv[mb]
+                    if cfg.norm_adv:
+                        mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std(unbiased=False) + 1e-8)
+                    pg_loss = ppo_clip_loss(ev.log_prob, b_logp[mb], mb_adv, eps=cfg.clip_eps)
+                    v_loss = value_loss(ev.value, b_ret[mb], old_values=b_val[mb] if cfg.clip_vloss else None,
+                                        clip_eps=cfg.clip_eps if cfg.clip_vloss else None)
+                    loss = pg_loss + cfg.vf_coef * v_loss + cfg.ent_coef * entropy_loss(ev.entropy)
+                    opt.zero_grad()
+                    loss.backward()  # type: ignore[no-untyped-call]
+                    if cfg.max_grad_norm is not None:
+                        nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    opt.step()
+                    with torch.no_grad():
+                        log_ratio = ev.log_prob - b_logp[mb]
+                        approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean()
+                    stats = {"losses/policy": pg_loss.item(), "losses/value": v_loss.item(),
+                             "losses/entropy": ev.entropy.mean().item(), "losses/approx_kl": float(approx_kl)}
+                if cfg.target_kl is not None and float(approx_kl) > cfg.target_kl:
+                    break
+
+            bar.update(batch, [r for r, _ in ro.episodes])
+            for ret, length in ro.episodes:
+                session.log(st.global_step, {"charts/episodic_return": ret, "charts/episodic_length": length})
+            session.log(st.global_step, {**stats, "charts/learning_rate": float(opt.param_groups[0]["lr"])})
+            if on_update is not None:
+                on_update(st.update, model)
+            if cfg.checkpoint_every > 0 and st.update % cfg.checkpoint_every == 0:
+                session.save(checkpoint_state("ppo", cfg, st, model, opt, obs_norm, reward_norm), st.global_step)
+    finally:
+        if st.update > 0:
+            session.save(checkpoint_state("ppo", cfg, st, model, opt, obs_norm, reward_norm), st.global_step)
+        bar.close()
+        session.close()
+        envs.close()
+    sps = (st.global_step - steps0) / max(time.perf_counter() - t0, 1e-9)
+    return TrainResult(model, st.global_step, st.update, st.all_returns, st.solved(cfg.target_return),
+                       session.run.path if session.run is not None else None, sps)

@@ -1,0 +1,220 @@
+"""Command line: ``python -m scalable train|eval|plot|resume``.
+
+Examples::
+
+    python -m scalable train ppo --env HalfCheetah-v5 --steps 1000000 --seed 1
+    python -m scalable train a2c --env ALE/Breakout-v5 --steps 10000000 --seed 1 --backend envpool
+    python -m scalable train ppo --env CartPole-v1 --steps 100000 --seed 1 --set num_envs=4 num_steps=128
+    python -m scalable eval runs/ppo-HalfCheetah-v5-s1 --episodes 10 [--video out.gif]
+    python -m scalable plot runs/ppo-HalfCheetah-v5-s1 [--out curve.png]
+    python -m scalable resume runs/ppo-HalfCheetah-v5-s1 [--steps 2000000]
+
+``--set key=value`` overrides any config field (values parsed as Python literals, e.g.
+``max_grad_norm=None`` or ``hidden=(256,256)``). A run folder holds config.json, metrics.csv,
+tensorboard/ and checkpoints/ (see :mod:`scalable.runs.logging`). Evaluation reports episode returns on the
+raw game score with the evaluation environment setting (Atari: full games, unclipped rewards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import csv
+import dataclasses
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from scalable.agents import a2c, ppo
+from scalable.envs import Backend, completed_episodes, make_vec_env
+from scalable.envs.atari import AtariOptions, is_atari
+from scalable.envs.mujoco import is_mujoco
+from scalable.runs.checkpoint import CheckpointError
+
+__all__ = ["evaluate", "main", "plot"]
+
+
+def _overrides(items: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects key=value, got {item!r}")
+        try:
+            out[key.strip()] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[key.strip()] = raw
+    return out
+
+
+def make_config(algo: str, env_id: str, steps: int, seed: int, overrides: dict[str, Any]) -> Any:
+    """The default config of ``algo`` for ``env_id`` (PPO: paper Atari settings for Atari ids,
+    observation and reward normalisation for MuJoCo), with ``overrides`` applied."""
+    base: dict[str, Any] = {"env_id": env_id, "total_steps": steps, "seed": seed}
+    if "atari" in overrides and isinstance(overrides["atari"], dict):
+        overrides = {**overrides, "atari": AtariOptions(**overrides["atari"])}
+    if algo == "ppo":
+        if is_atari(env_id):
+            return ppo.atari_config(env_id, total_steps=steps, seed=seed, **overrides)
+        if is_mujoco(env_id):
+            base |= {"norm_obs": True, "norm_reward": True}
+        elif env_id.startswith("CartPole"):
+            base |= {"num_envs": 4, "num_steps": 128, "update_epochs": 4, "minibatch_size": 128,
+                     "learning_rate": 2.5e-3, "norm_adv": True}
+        return ppo.PPOConfig(**(base | overrides))
+    if algo == "a2c":
+        if is_mujoco(env_id):
+            base |= {"norm_obs": True, "norm_reward": True}
+        elif env_id.startswith("CartPole"):
+            base |= {"num_envs": 8}
+        return a2c.A2CConfig(**(base | overrides))
+    raise SystemExit(f"unknown algorithm {algo!r} (a2c or ppo)")
+
+
+def _train(algo: str, cfg: Any, run_dir: Path, *, resume: bool) -> a2c.TrainResult:
+    fn = ppo.train if algo == "ppo" else a2c.train
+    result: a2c.TrainResult = fn(cfg, run_dir=run_dir, resume=resume)
+    tail = result.episode_returns[-cfg.return_window:]
+    mean = float(np.mean(tail)) if tail else math.nan
+    print(f"{algo}: {result.global_step} steps, {result.updates} updates, "
+          f"mean return of the last {len(tail)} episodes {mean:.2f}, {result.steps_per_second:.0f} steps/s; "
+          f"run folder {result.run_dir}")
+    return result
+
+
+def _load(path: Path) -> tuple[str, Any, dict[str, Any]]:
+    state = a2c.load_run_checkpoint(path)
+    algo = str(state["agent"])
+    cls = ppo.PPOConfig if algo == "ppo" else a2c.A2CConfig
+    return algo, a2c.config_from_dict(cls, state["config"]), state
+
+
+def evaluate(path: str | Path, *, episodes: int = 10, deterministic: bool = True, backend: Backend | None = None,
+             video: str | Path | None = None, seed: int = 12345) -> list[float]:
+    """Raw episode returns of ``episodes`` episodes of the checkpointed policy (greedy if ``deterministic``).
+
+    Atari runs use ``AtariOptions.for_eval()`` (full games, raw rewards). ``video``: write the first
+    episode as a GIF (single env, gymnasium backend).
+    """
+    _, cfg, state = _load(Path(path))
+    n_envs = 1 if video is not None else min(episodes, 8)
+    envs = make_vec_env(cfg.env_id, n_envs, backend=backend or cfg.backend, atari=cfg.atari.for_eval(),
+                        max_episode_steps=cfg.max_episode_steps,
+                        render_mode="rgb_array" if video is not None else None)
+    model = a2c.build_actor_critic(cfg.env_id, envs.single_observation_space, envs.single_action_space,
+                                   head=cfg.head, hidden=tuple(cfg.hidden), orthogonal_init=cfg.orthogonal_init,
+                                   atari_arch=cfg.atari_arch)
+    model.load_state_dict(state["model"])
+    obs_norm, _ = a2c.make_normalisers(dataclasses.replace(cfg, norm_reward=False, num_envs=n_envs), envs)
+    if obs_norm is not None:
+        obs_norm.load_state_dict(state["obs_norm"])
+    gen = torch.Generator().manual_seed(seed)
+    obs = envs.reset(seed=seed)
+    frames: list[Any] = []
+    returns: list[float] = []
+    with torch.no_grad():
+        while len(returns) < episodes:
+            if video is not None and not returns:
+                frames.append(np.asarray(envs.render()[0]))  # type: ignore[attr-defined]
+            x = torch.as_tensor(obs) if obs_norm is None else obs_norm(torch.as_tensor(obs).float(), update=False)
+            step = model.act(x, generator=gen, deterministic=deterministic)
+            out = envs.step(a2c.env_action(envs.single_action_space, step.action))
+            obs = out.obs
+            returns += [r for r, _ in completed_episodes(out.info)]
+    envs.close()
+    if video is not None and frames:
+        import imageio.v2 as imageio
+
+        imageio.mimsave(str(video), frames, duration=1 / 30)
+    return returns[:episodes]
+
+
+def plot(run_dir: str | Path, out: str | Path | None = None, *, tag: str = "charts/episodic_return") -> Path:
+    """Learning curve (episode return vs environment steps, with a moving average) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run = Path(run_dir)
+    steps: list[int] = []
+    values: list[float] = []
+    with (run / "metrics.csv").open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if row["tag"] == tag:
+                steps.append(int(row["step"]))
+                values.append(float(row["value"]))
+    if not steps:
+        raise SystemExit(f"no {tag!r} rows in {run / 'metrics.csv'}")
+    order = np.argsort(steps, kind="stable")
+    s, v = np.asarray(steps)[order], np.asarray(values)[order]
+    w = max(1, min(20, len(v) // 5))
+    smooth = np.convolve(v, np.ones(w) / w, mode="valid")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(s, v, ".", alpha=0.3, label="episode return")
+    ax.plot(s[w - 1:], smooth, "-", label=f"moving mean ({w})")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("episode return (raw score)")
+    ax.set_title(run.name)
+    ax.legend()
+    target = Path(out) if out is not None else run / "learning_curve.png"
+    fig.tight_layout()
+    fig.savefig(target, dpi=120)
+    plt.close(fig)
+    return target
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m scalable``."""
+    p = argparse.ArgumentParser(prog="python -m scalable", description="Train, evaluate and plot A2C / PPO.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train an agent")
+    t.add_argument("algo", choices=["ppo", "a2c"])
+    t.add_argument("--env", required=True)
+    t.add_argument("--steps", type=int, default=1_000_000)
+    t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--backend", choices=["auto", "gymnasium", "envpool"], default="auto")
+    t.add_argument("--run-dir", type=Path, default=None, help="default runs/<algo>-<env>-s<seed>")
+    t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config fields")
+    r = sub.add_parser("resume", help="continue a run from its latest checkpoint")
+    r.add_argument("run_dir", type=Path)
+    r.add_argument("--steps", type=int, default=None, help="new total step budget")
+    e = sub.add_parser("eval", help="returns over N episodes of a checkpointed policy")
+    e.add_argument("path", type=Path, help="run folder (latest checkpoint) or checkpoint file")
+    e.add_argument("--episodes", type=int, default=10)
+    e.add_argument("--stochastic", action="store_true", help="sample actions instead of the greedy policy")
+    e.add_argument("--backend", choices=["auto", "gymnasium", "envpool"], default=None)
+    e.add_argument("--video", type=Path, default=None, help="write the first episode as a GIF")
+    e.add_argument("--seed", type=int, default=12345)
+    pl = sub.add_parser("plot", help="learning curve PNG from a run's metrics.csv")
+    pl.add_argument("run_dir", type=Path)
+    pl.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    try:
+        if args.cmd == "train":
+            cfg = make_config(args.algo, args.env, args.steps, args.seed, _overrides(args.set))
+            cfg = dataclasses.replace(cfg, backend=args.backend)
+            run_dir = args.run_dir or Path("runs") / f"{args.algo}-{args.env.replace('/', '_')}-s{args.seed}"
+            _train(args.algo, cfg, run_dir, resume=False)
+        elif args.cmd == "resume":
+            algo, cfg, _ = _load(args.run_dir)
+            if args.steps is not None:
+                cfg = dataclasses.replace(cfg, total_steps=args.steps)
+            _train(algo, cfg, args.run_dir, resume=True)
+        elif args.cmd == "eval":
+            rets = evaluate(args.path, episodes=args.episodes, deterministic=not args.stochastic,
+                            backend=args.backend, video=args.video, seed=args.seed)
+            print(f"returns over {len(rets)} episodes: mean {np.mean(rets):.2f} std {np.std(rets):.2f} "
+                  f"min {np.min(rets):.2f} max {np.max(rets):.2f}")
+        elif args.cmd == "plot":
+            print(plot(args.run_dir, args.out))
+    except (CheckpointError, FileExistsError, FileNotFoundError, gym.error.DependencyNotInstalled) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

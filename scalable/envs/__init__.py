@@ -1,0 +1,22 @@
+"""Environments: one vector-env interface (same-step autoreset, true final observations), two backends.
+
+Spec: PG-38 (vectorised environments), PG-42..PG-46 (Atari), PG-49 / PG-52 / E-53 (MuJoCo), open choice 13
+(truncation is bootstrapped from the true final observation, termination is not).
+"""
+
+from scalable.envs.atari import AtariOptions
+from scalable.envs.make import Backend, make_vec_env, resolve_backend
+from scalable.envs.mujoco import MujocoOptions
+from scalable.envs.vector import EpisodeInfo, VecEnv, VecStep, completed_episodes
+
+__all__ = [
+    "AtariOptions",
+    "Backend",
+    "EpisodeInfo",
+    "MujocoOptions",
+    "VecEnv",
+    "VecStep",
+    "completed_episodes",
+    "make_vec_env",
+    "resolve_backend",
+]

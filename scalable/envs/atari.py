@@ -1,0 +1,225 @@
+"""Atari preprocessing as the text describes (PG-42..PG-46) plus the standard choices, each an option.
+
+Spec: PG-43 (repeat each action for 4 frames), PG-44 (de-flicker by a max over the last two frames,
+grayscale, downscale to 84x84, stack 4 frames), PG-46 (the network sees 4x84x84). The standard extras
+(Mnih et al. 2015; Machado et al. 2018) are named switches of :class:`AtariOptions`:
+
+* ``noop_max`` - up to this many no-op actions after a reset (0 disables);
+* ``fire_reset`` - press FIRE after a reset in games that need it to start;
+* ``episodic_life`` - a lost life ends the *training* episode (``terminated``) without resetting the
+  game; **training only** (:meth:`AtariOptions.for_eval` turns it off);
+* ``clip_rewards`` - training reward ``sign(r)``; **training only**. Episode returns are always reported on
+  the raw game score (the vector env records them below these wrappers);
+* ``repeat_action_probability`` - sticky actions (0.25 is the ALE v5 protocol; 0 the DQN/A3C one);
+* ``max_episode_steps`` - time limit in agent steps (27000 = 108000 frames = 30 min at 60 fps), a
+  *truncation*.
+
+The gymnasium backend builds the stack below; envpool has the same options built in and
+:func:`envpool_kwargs` maps the names. Observations: uint8 [4, 84, 84] on both backends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, SupportsFloat, cast
+
+import gymnasium as gym
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "AtariOptions",
+    "AtariPreprocess",
+    "ClipReward",
+    "EpisodicLife",
+    "FireReset",
+    "envpool_atari_id",
+    "envpool_kwargs",
+    "is_atari",
+    "make_gym_atari",
+]
+
+Obs = NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class AtariOptions:
+    """Atari preprocessing switches; defaults are the usual training setting (see module docstring)."""
+
+    frame_skip: int = 4  # PG-43: repeat each action for 4 frames, max over the last two (PG-44)
+    screen_size: int = 84  # PG-44 / PG-46
+    grayscale: bool = True  # PG-44
+    frame_stack: int = 4  # PG-44
+    noop_max: int = 30
+    fire_reset: bool = True
+    episodic_life: bool = True  # training only
+    clip_rewards: bool = True  # training only
+    repeat_action_probability: float = 0.25
+    max_episode_steps: int = 27_000
+
+    def for_eval(self) -> AtariOptions:
+        """The evaluation setting: full games, raw rewards."""
+        return dataclasses.replace(self, episodic_life=False, clip_rewards=False)
+
+
+def is_atari(env_id: str) -> bool:
+    """True for ``ALE/<Game>-v5`` ids (and bare ``<Game>NoFrameskip-v4`` style ids)."""
+    return env_id.startswith("ALE/") or "NoFrameskip" in env_id
+
+
+def envpool_atari_id(env_id: str) -> str:
+    """``ALE/Breakout-v5`` -> ``Breakout-v5`` (envpool's name for the same game)."""
+    name = env_id.removeprefix("ALE/")
+    name = name.replace("NoFrameskip-v4", "-v5")
+    return name
+
+
+def envpool_kwargs(opts: AtariOptions) -> dict[str, Any]:
+    """The same named options in envpool's vocabulary (envpool implements them in C++)."""
+    return {
+        "frame_skip": opts.frame_skip,
+        "img_height": opts.screen_size,
+        "img_width": opts.screen_size,
+        "gray_scale": opts.grayscale,
+        "stack_num": opts.frame_stack,
+        "noop_max": opts.noop_max,
+        "use_fire_reset": opts.fire_reset,
+        "episodic_life": opts.episodic_life,
+        "reward_clip": opts.clip_rewards,
+        "repeat_action_probability": opts.repeat_action_probability,
+        "max_episode_steps": opts.max_episode_steps,
+    }
+
+
+class EpisodicLife(gym.Wrapper[Obs, int, Obs, int]):
+    """A lost life sets ``terminated``; reset() then only takes a no-op step unless the game is over.
+
+    Training only (Mnih et al. 2015). The underlying game, and its raw episode statistics, run on.
+    """
+
+    def __init__(self, env: gym.Env[Obs, int]) -> None:
+        super().__init__(env)
+        self._lives = 0
+        self._game_over = True
+
+    def _ale_lives(self) -> int:
+        return int(self.env.unwrapped.ale.lives())  # type: ignore[attr-defined]
+
+    def step(self, action: int) -> tuple[Obs, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._game_over = terminated or truncated
+        lives = self._ale_lives()
+        if 0 < lives < self._lives:
+            terminated = True
+        self._lives = lives
+        return obs, reward, terminated, truncated, info
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Obs, dict[str, Any]]:
+        if self._game_over or seed is not None:
+            obs, info = self.env.reset(seed=seed, options=options)
+        else:
+            obs, _, terminated, truncated, info = self.env.step(0)
+            if terminated or truncated:  # the no-op itself ended the game
+                obs, info = self.env.reset(options=options)
+        self._game_over = False
+        self._lives = self._ale_lives()
+        return obs, info
+
+
+class FireReset(gym.Wrapper[Obs, int, Obs, int]):
+    """Press FIRE (then action 2) after every reset, for games that wait for it (Mnih et al. 2015)."""
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Obs, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        for action in (1, 2):
+            obs, _, terminated, truncated, info = self.env.step(action)
+            if terminated or truncated:
+                obs, info = self.env.reset(options=options)
+        return obs, info
+
+
+class ClipReward(gym.RewardWrapper[Obs, int]):
+    """Training reward sign(r) in {-1, 0, 1}; training only."""
+
+    def reward(self, reward: SupportsFloat) -> float:
+        return float(np.sign(float(reward)))
+
+
+class AtariPreprocess(gym.Wrapper[Obs, int, Obs, int]):
+    """No-op starts, action repeat with a max over the last two frames, grayscale, resize (PG-43, PG-44).
+
+    Expects an ALE env with ``frameskip=1`` and ``obs_type="grayscale"`` ([210, 160] uint8). The resize
+    is an area average (PIL ``BOX``, like envpool's ``INTER_AREA``), so no OpenCV dependency.
+    Observation: uint8 [screen_size, screen_size].
+    """
+
+    def __init__(self, env: gym.Env[Obs, int], *, noop_max: int, frame_skip: int, screen_size: int) -> None:
+        super().__init__(env)
+        self._noop_max = int(noop_max)
+        self._skip = int(frame_skip)
+        self._size = int(screen_size)
+        self.observation_space = gym.spaces.Box(0, 255, (self._size, self._size), dtype=np.uint8)
+
+    def _resize(self, frame: Obs) -> Obs:
+        from PIL import Image
+
+        img = Image.fromarray(np.asarray(frame, dtype=np.uint8)).resize((self._size, self._size),
+                                                                        Image.Resampling.BOX)
+        return np.asarray(img, dtype=np.uint8)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Obs, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        noops = int(self.np_random.integers(1, self._noop_max + 1)) if self._noop_max > 0 else 0
+        for _ in range(noops):
+            obs, _, terminated, truncated, info = self.env.step(0)
+            if terminated or truncated:
+                obs, info = self.env.reset(options=options)
+        return self._resize(obs), info
+
+    def step(self, action: int) -> tuple[Obs, SupportsFloat, bool, bool, dict[str, Any]]:
+        total = 0.0
+        frames: list[Obs] = []
+        terminated = truncated = False
+        info: dict[str, Any] = {}
+        for _ in range(self._skip):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            total += float(reward)
+            frames = [*frames[-1:], obs]
+            if terminated or truncated:
+                break
+        frame = frames[-1] if len(frames) == 1 else np.maximum(frames[-2], frames[-1])  # de-flicker
+        return self._resize(frame), total, terminated, truncated, info
+
+
+def make_gym_atari(env_id: str, opts: AtariOptions, *, render_mode: str | None = None) -> gym.Env[Any, Any]:
+    """One preprocessed gymnasium Atari environment (ale-py), raw episode statistics recorded first.
+
+    Stack: ALE (frameskip 1, grayscale, sticky p) -> AtariPreprocess (noop, skip+max, resize) ->
+    RecordEpisodeStatistics (raw score, full games) -> [EpisodicLife] -> [FireReset] -> [ClipReward] ->
+    FrameStackObservation. Observation: uint8 [frame_stack, screen, screen].
+    """
+    import ale_py
+
+    if not opts.grayscale:
+        raise ValueError("the gymnasium Atari backend supports grayscale=True only (PG-44)")
+    gym.register_envs(ale_py)
+    env: gym.Env[Any, Any] = gym.make(
+        env_id,
+        frameskip=1,
+        obs_type="grayscale",
+        repeat_action_probability=opts.repeat_action_probability,
+        max_num_frames_per_episode=opts.max_episode_steps * opts.frame_skip,
+        render_mode=render_mode,
+    )
+    env = AtariPreprocess(env, noop_max=opts.noop_max, frame_skip=opts.frame_skip, screen_size=opts.screen_size)
+    env = gym.wrappers.RecordEpisodeStatistics(env)
+    if opts.episodic_life:
+        env = EpisodicLife(env)
+    meanings = cast(Any, env.unwrapped).get_action_meanings()  # ale-py AtariEnv, untyped attribute
+    if opts.fire_reset and len(meanings) >= 3 and meanings[1] == "FIRE":
+        env = FireReset(env)
+    if opts.clip_rewards:
+        env = ClipReward(env)
+    env = gym.wrappers.FrameStackObservation(env, opts.frame_stack)
+    return env

@@ -1,0 +1,128 @@
+"""The envpool backend of :class:`~scalable.envs.vector.VecEnv` (C++ batched environments).
+
+envpool autoresets on the *next* step (``NEXT_STEP``): after an episode ends, the following ``step`` of
+that environment ignores its action, resets it and returns reward 0. We make that explicit and present
+same-step semantics: after every ``step``, the environments that just ended are stepped once more *on
+their own* (``step(actions, env_id)``, a reset step), so ``obs`` is the first observation of the next
+episode and ``final_obs`` keeps the true last one. A subset ``reset`` would not do: with
+``episodic_life`` it restarts the whole game instead of continuing after a lost life.
+
+Raw episode statistics are accumulated here: the raw reward is ``info["reward"]`` for Atari (the
+reward before clipping) and the reward itself otherwise; a real episode ends at a game over
+(``info["terminated"]`` for Atari, so a lost life under ``episodic_life`` does not count) or a
+truncation. envpool fixes seeds at construction (env b gets ``seed + b``), so the pool is (re)built by
+:meth:`EnvpoolVecEnv.reset`. Float observations are cast to float32; Box actions are clipped.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import gymnasium as gym
+import numpy as np
+from numpy.typing import NDArray
+
+from scalable.envs.gym_backend import float32_space
+from scalable.envs.vector import EpisodeInfo, VecStep
+
+__all__ = ["EnvpoolVecEnv", "envpool_has"]
+
+
+def envpool_has(task_id: str) -> bool:
+    """Whether envpool is installed and knows ``task_id`` (envpool's name, e.g. ``Breakout-v5``)."""
+    try:
+        import envpool
+    except ImportError:
+        return False
+    return task_id in envpool.list_all_envs()
+
+
+class EnvpoolVecEnv:
+    """B envpool environments with same-step autoreset. ``kwargs`` go to ``envpool.make``."""
+
+    def __init__(self, task_id: str, num_envs: int, *, atari: bool = False, num_threads: int = 0,
+                 **kwargs: Any) -> None:
+        self._task_id = task_id
+        self._num_envs = int(num_envs)
+        self._atari = atari
+        self._kwargs = dict(kwargs, num_threads=num_threads)
+        self._pool: Any = None
+        self._seed: int | None = None
+        self._pool = self._make(0)
+        self._obs_space = float32_space(self._pool.observation_space)
+        self._act_space = self._pool.action_space
+        self._ret = np.zeros(self._num_envs, np.float64)
+        self._len = np.zeros(self._num_envs, np.int64)
+
+    def _make(self, seed: int) -> Any:
+        import envpool
+
+        self._seed = seed
+        return envpool.make(self._task_id, env_type="gymnasium", num_envs=self._num_envs, seed=seed,
+                            **self._kwargs)
+
+    @property
+    def num_envs(self) -> int:
+        return self._num_envs
+
+    @property
+    def single_observation_space(self) -> gym.Space[NDArray[np.generic]]:
+        return cast("gym.Space[NDArray[np.generic]]", self._obs_space)
+
+    @property
+    def single_action_space(self) -> gym.Space[NDArray[np.generic]]:
+        return cast("gym.Space[NDArray[np.generic]]", self._act_space)
+
+    @staticmethod
+    def _obs(obs: Any) -> NDArray[np.generic]:
+        a = np.asarray(obs)
+        return a.astype(np.float32) if a.dtype == np.float64 else a
+
+    @staticmethod
+    def _order(info: dict[str, Any], n: int) -> NDArray[np.intp] | None:
+        ids = np.asarray(info["env_id"])
+        if len(ids) == n and np.array_equal(ids, np.arange(n)):
+            return None
+        return np.argsort(ids)
+
+    def reset(self, seed: int) -> NDArray[np.generic]:
+        if self._seed != int(seed):
+            self._pool.close()
+            self._pool = self._make(int(seed))
+        obs, info = self._pool.reset()
+        order = self._order(info, self._num_envs)
+        obs = obs if order is None else obs[order]
+        self._ret[:] = 0.0
+        self._len[:] = 0
+        return self._obs(obs)
+
+    def step(self, actions: NDArray[np.generic]) -> VecStep:
+        acts = np.asarray(actions)
+        if isinstance(self._act_space, gym.spaces.Box):
+            acts = np.clip(acts, self._act_space.low, self._act_space.high).astype(np.float64)
+        obs, reward, terminated, truncated, info = self._pool.step(acts)
+        order = self._order(info, self._num_envs)
+        if order is not None:
+            obs, reward, terminated, truncated = obs[order], reward[order], terminated[order], truncated[order]
+            info = {k: np.asarray(v)[order] for k, v in info.items() if k in ("reward", "terminated")}
+        term = np.asarray(terminated, dtype=np.bool_)
+        trunc = np.asarray(truncated, dtype=np.bool_)
+        raw = np.asarray(info["reward"] if self._atari and "reward" in info else reward, dtype=np.float64)
+        self._ret += raw
+        self._len += 1
+        real_end = trunc | (np.asarray(info["terminated"], dtype=np.bool_) if self._atari else term)
+        episodes = EpisodeInfo(real_end.copy(), np.where(real_end, self._ret, 0.0), np.where(real_end, self._len, 0))
+        self._ret[real_end] = 0.0
+        self._len[real_end] = 0
+        obs = self._obs(obs)
+        final_obs = obs.copy()
+        done = term | trunc
+        if np.any(done):
+            ids = np.flatnonzero(done).astype(np.int32)
+            new_obs, _, _, _, new_info = self._pool.step(np.zeros_like(acts[ids]), ids)
+            got = np.asarray(new_info["env_id"])
+            obs[got] = self._obs(new_obs)
+        return VecStep(obs, np.asarray(reward, dtype=np.float32), term, trunc, final_obs, episodes)
+
+    def close(self) -> None:
+        self._pool.close()

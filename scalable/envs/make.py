@@ -1,0 +1,95 @@
+"""``make_vec_env``: one entry point over both backends (envpool is the fast default where it has the env).
+
+Spec: PG-38 (B environments stepped in lockstep). Environment families:
+
+* Atari (``ALE/<Game>-v5``): :class:`~scalable.envs.atari.AtariOptions` (training defaults; pass
+  ``atari.for_eval()`` for evaluation);
+* MuJoCo (``<Task>-v5``): :class:`~scalable.envs.mujoco.MujocoOptions`;
+* anything else registered with gymnasium (``CartPole-v1``, test environments): ``max_episode_steps``.
+
+``backend="auto"`` picks envpool when it is installed and has the environment, else gymnasium.
+Seeding is done by ``VecEnv.reset(seed)`` (env b gets ``seed + b`` on both backends).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import gymnasium as gym
+
+from scalable.envs.atari import AtariOptions, envpool_atari_id, is_atari, make_gym_atari
+from scalable.envs.atari import envpool_kwargs as atari_envpool_kwargs
+from scalable.envs.envpool_backend import EnvpoolVecEnv, envpool_has
+from scalable.envs.gym_backend import GymVecEnv
+from scalable.envs.mujoco import MujocoOptions, is_mujoco, make_gym_mujoco
+from scalable.envs.mujoco import envpool_kwargs as mujoco_envpool_kwargs
+from scalable.envs.vector import VecEnv
+
+__all__ = ["Backend", "make_vec_env", "resolve_backend"]
+
+Backend = Literal["auto", "gymnasium", "envpool"]
+
+
+def _envpool_id(env_id: str) -> str:
+    return envpool_atari_id(env_id) if is_atari(env_id) else env_id
+
+
+def resolve_backend(env_id: str, backend: Backend = "auto") -> Literal["gymnasium", "envpool"]:
+    """The backend ``make_vec_env`` will use; raises ValueError if envpool is asked for but lacks the env."""
+    if backend == "gymnasium":
+        return "gymnasium"
+    has = envpool_has(_envpool_id(env_id))
+    if backend == "envpool":
+        if not has:
+            raise ValueError(f"envpool is not installed or has no environment {_envpool_id(env_id)!r} "
+                             f"(from {env_id!r}); use backend='gymnasium'")
+        return "envpool"
+    if backend != "auto":
+        raise ValueError(f"backend must be 'auto', 'gymnasium' or 'envpool', got {backend!r}")
+    return "envpool" if has else "gymnasium"
+
+
+def make_vec_env(
+    env_id: str,
+    num_envs: int,
+    *,
+    backend: Backend = "auto",
+    atari: AtariOptions | None = None,
+    mujoco: MujocoOptions | None = None,
+    max_episode_steps: int | None = None,
+    asynchronous: bool = False,
+    render_mode: str | None = None,
+    num_threads: int = 0,
+) -> VecEnv:
+    """B = ``num_envs`` environments of ``env_id`` behind :class:`~scalable.envs.vector.VecEnv`.
+
+    ``asynchronous`` (gymnasium only): one worker process per env. ``num_threads`` (envpool only): 0 = auto.
+    ``render_mode`` forces the gymnasium backend (envpool does not render video frames for us).
+    """
+    if num_envs < 1:
+        raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+    which = resolve_backend(env_id, "gymnasium" if render_mode is not None else backend)
+    if is_atari(env_id):
+        a = atari if atari is not None else AtariOptions()
+        if which == "envpool":
+            return EnvpoolVecEnv(envpool_atari_id(env_id), num_envs, atari=True, num_threads=num_threads,
+                                 **atari_envpool_kwargs(a))
+        return GymVecEnv([lambda: make_gym_atari(env_id, a, render_mode=render_mode)] * num_envs,
+                         asynchronous=asynchronous)
+    if is_mujoco(env_id):
+        m = mujoco if mujoco is not None else MujocoOptions(max_episode_steps=max_episode_steps)
+        if which == "envpool":
+            return EnvpoolVecEnv(env_id, num_envs, num_threads=num_threads, **mujoco_envpool_kwargs(m))
+        return GymVecEnv([lambda: make_gym_mujoco(env_id, m, render_mode=render_mode)] * num_envs,
+                         asynchronous=asynchronous)
+    if which == "envpool":
+        kw: dict[str, Any] = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+        return EnvpoolVecEnv(env_id, num_envs, num_threads=num_threads, **kw)
+
+    def make_one() -> gym.Env[Any, Any]:
+        kwargs: dict[str, Any] = {} if render_mode is None else {"render_mode": render_mode}
+        if max_episode_steps is not None:
+            kwargs["max_episode_steps"] = max_episode_steps
+        return gym.wrappers.RecordEpisodeStatistics(gym.make(env_id, **kwargs))
+
+    return GymVecEnv([make_one] * num_envs, asynchronous=asynchronous)

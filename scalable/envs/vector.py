@@ -1,0 +1,93 @@
+"""The one vector-environment interface of ``scalable`` (autoreset semantics made explicit).
+
+Spec: PG-38 (A2C steps B environments in lockstep), TR-20/TR-29 (bootstrapping), open choice 13.
+
+Every backend (gymnasium, envpool) presents **same-step autoreset**: ``step(actions)`` advances all B
+environments once; an environment whose episode ended at this step (terminated or truncated) is reset
+at once, so ``obs[b]`` is already the first observation of its next episode, while ``final_obs[b]`` holds
+the **true last observation** of the episode that just ended. Rows of ``final_obs`` where the episode
+did not end equal ``obs`` (so a value network can be applied to the whole batch; only rows with
+``truncated & ~terminated`` are ever read, by :func:`scalable.core.advantages.next_values_from_rollout`).
+
+Shapes (B = ``num_envs``): ``obs``/``final_obs`` [B, *obs_shape]; ``reward`` [B] float32 (the
+*training* reward: clipped when reward clipping is on); ``terminated``/``truncated`` [B] bool. The
+``info`` field reports finished **real** episodes (a game over, not a lost life) on the **raw** reward
+scale: ``info.done_mask`` [B] bool, ``info.returns``/``info.lengths`` [B] (meaningful where the mask is
+set; lengths in agent steps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol, runtime_checkable
+
+import gymnasium as gym
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["EpisodeInfo", "VecEnv", "VecStep", "completed_episodes"]
+
+
+@dataclass(frozen=True)
+class EpisodeInfo:
+    """Real episodes that finished at this step, on the raw reward scale. Shapes: all [B]."""
+
+    done_mask: NDArray[np.bool_]
+    returns: NDArray[np.float64]
+    lengths: NDArray[np.int64]
+
+    @staticmethod
+    def empty(num_envs: int) -> EpisodeInfo:
+        """No episode finished at this step."""
+        return EpisodeInfo(
+            np.zeros(num_envs, dtype=np.bool_), np.zeros(num_envs, np.float64), np.zeros(num_envs, np.int64)
+        )
+
+
+class VecStep(NamedTuple):
+    """Result of :meth:`VecEnv.step`; unpacks as ``obs, reward, terminated, truncated, final_obs, info``."""
+
+    obs: NDArray[np.generic]
+    reward: NDArray[np.float32]
+    terminated: NDArray[np.bool_]
+    truncated: NDArray[np.bool_]
+    final_obs: NDArray[np.generic]
+    info: EpisodeInfo
+
+
+@runtime_checkable
+class VecEnv(Protocol):
+    """B environments stepped in lockstep with same-step autoreset (see the module docstring)."""
+
+    @property
+    def num_envs(self) -> int:
+        """B, the number of environments."""
+        ...
+
+    @property
+    def single_observation_space(self) -> gym.Space[NDArray[np.generic]]:
+        """Observation space of one environment."""
+        ...
+
+    @property
+    def single_action_space(self) -> gym.Space[NDArray[np.generic]]:
+        """Action space of one environment (Discrete or Box)."""
+        ...
+
+    def reset(self, seed: int) -> NDArray[np.generic]:
+        """Reset all environments; environment b is seeded with ``seed + b``. Returns obs [B, *obs_shape]."""
+        ...
+
+    def step(self, actions: NDArray[np.generic]) -> VecStep:
+        """Advance every environment once. actions: [B] (Discrete) or [B, *action_shape] (Box)."""
+        ...
+
+    def close(self) -> None:
+        """Release the environments."""
+        ...
+
+
+def completed_episodes(info: EpisodeInfo) -> list[tuple[float, int]]:
+    """``(raw return, length)`` of each real episode that finished at this step, in env order."""
+    idx = np.flatnonzero(info.done_mask)
+    return [(float(info.returns[i]), int(info.lengths[i])) for i in idx]

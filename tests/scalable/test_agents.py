@@ -1,0 +1,193 @@
+"""A2C (PG-38) and PPO (TR-15) learn, run end to end on MuJoCo and Atari, and resume bit for bit.
+
+Assertions are on returns, never on time. CartPole protocol: training stops as soon as the mean raw
+return of the last 10 finished training episodes reaches the solved threshold 475 (CartPole-v1's
+``reward_threshold``); the test asserts that happens within a fixed step budget, for one fixed seed
+per algorithm (seed 1, the first one tried; seeds 2..4 also solve, see the report).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("gymnasium")
+
+import dataclasses
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from scalable.agents import a2c, ppo
+from scalable.cli import main as cli_main
+from scalable.envs.envpool_backend import envpool_has
+from scalable.runs.checkpoint import CheckpointError
+
+CARTPOLE_PPO = ppo.PPOConfig(
+    env_id="CartPole-v1", total_steps=100_000, seed=1, num_envs=4, num_steps=128, update_epochs=4,
+    minibatch_size=128, learning_rate=2.5e-3, norm_adv=True, target_return=475.0, torch_threads=1,
+)
+CARTPOLE_A2C = a2c.A2CConfig(
+    env_id="CartPole-v1", total_steps=200_000, seed=1, num_envs=8, num_steps=5, target_return=475.0,
+    torch_threads=1,
+)
+
+
+def _last10(result: a2c.TrainResult) -> float:
+    return float(np.mean(result.episode_returns[-10:]))
+
+
+@pytest.mark.slow
+def test_TR_15_ppo_solves_cartpole() -> None:
+    result = ppo.train(CARTPOLE_PPO, progress=False)
+    assert result.solved, f"PPO did not solve CartPole in {result.global_step} steps: {result.episode_returns[-10:]}"
+    assert _last10(result) >= 475.0
+    assert result.global_step <= CARTPOLE_PPO.total_steps
+
+
+@pytest.mark.slow
+def test_PG_38_a2c_solves_cartpole() -> None:
+    result = a2c.train(CARTPOLE_A2C, progress=False)
+    assert result.solved, f"A2C did not solve CartPole in {result.global_step} steps: {result.episode_returns[-10:]}"
+    assert _last10(result) >= 475.0
+
+
+def _backends(task: str) -> list[str]:
+    return ["gymnasium", "envpool"] if envpool_has(task) else ["gymnasium"]
+
+
+@pytest.mark.parametrize("backend", _backends("HalfCheetah-v5"))
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+def test_mujoco_smoke(backend: str, algo: str, tmp_path: Path) -> None:
+    """A few thousand HalfCheetah steps end to end; episodes (time limit 200) report finite raw returns."""
+    common = {"env_id": "HalfCheetah-v5", "total_steps": 2048, "seed": 0, "backend": backend, "num_envs": 2,
+              "max_episode_steps": 200, "norm_obs": True, "norm_reward": True, "torch_threads": 1}
+    if algo == "ppo":
+        result = ppo.train(ppo.PPOConfig(**common, num_steps=512, update_epochs=2),  # type: ignore[arg-type]
+                           run_dir=tmp_path / "run", progress=False)
+    else:
+        result = a2c.train(a2c.A2CConfig(**common), run_dir=tmp_path / "run", progress=False)  # type: ignore[arg-type]
+    assert result.global_step >= 2000
+    assert len(result.episode_returns) >= 8  # 2 envs x ~1000 steps / 200
+    assert all(math.isfinite(r) for r in result.episode_returns)
+    assert all(-2000.0 < r < 2000.0 for r in result.episode_returns)  # 200 steps of |r| < ~10
+    assert (tmp_path / "run" / "metrics.csv").is_file()
+    assert any((tmp_path / "run" / "checkpoints").glob("step_*.pt"))
+
+
+@pytest.mark.parametrize("backend", _backends("Breakout-v5"))
+def test_atari_smoke(backend: str) -> None:
+    """PPO on Breakout through the text's network: raw game scores of full games are reported."""
+    cfg = ppo.atari_config("ALE/Breakout-v5", total_steps=2048, seed=0, backend=backend, num_envs=4,
+                           num_steps=128, update_epochs=1, minibatch_size=256, torch_threads=1)
+    result = ppo.train(cfg, progress=False)
+    assert result.global_step == 2048
+    assert len(result.episode_returns) >= 1
+    assert all(r >= 0.0 and float(r).is_integer() for r in result.episode_returns)  # raw Breakout scores
+
+
+# ------------------------------------------------------------------------------ resume
+def _params(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _assert_bit_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"parameter {k} differs after resume"
+
+
+PPO_RESUME = ppo.PPOConfig(
+    env_id="CartPole-v1", total_steps=6 * 64, seed=3, num_envs=2, num_steps=32, update_epochs=2,
+    minibatch_size=16, norm_obs=True, norm_reward=True, norm_adv=True, clip_vloss=True, checkpoint_every=2,
+    torch_threads=1,
+)
+A2C_RESUME = a2c.A2CConfig(
+    env_id="HalfCheetah-v5", backend="gymnasium", total_steps=6 * 10, seed=4, num_envs=2, num_steps=5,
+    max_episode_steps=7, norm_obs=True, norm_reward=True, entropy_bonus=True, anneal_lr=True,
+    checkpoint_every=2, torch_threads=1,
+)
+RESUME_CASES: dict[str, ppo.PPOConfig | a2c.A2CConfig] = {"ppo-cartpole": PPO_RESUME, "a2c-halfcheetah-gym": A2C_RESUME}
+
+
+def _train(cfg: ppo.PPOConfig | a2c.A2CConfig, run_dir: Path, *, resume: bool = False,
+           max_updates: int | None = None) -> a2c.TrainResult:
+    if isinstance(cfg, ppo.PPOConfig):
+        return ppo.train(cfg, run_dir=run_dir, resume=resume, max_updates=max_updates, progress=False)
+    return a2c.train(cfg, run_dir=run_dir, resume=resume, max_updates=max_updates, progress=False)
+
+
+@pytest.mark.parametrize("case", sorted(RESUME_CASES))
+def test_kill_and_resume_is_bit_identical(case: str, tmp_path: Path) -> None:
+    """A run stopped after update 3 and resumed (from the exit checkpoint, and from the periodic one at
+    update 2) ends with exactly the parameters of the uninterrupted run (CPU)."""
+    cfg = RESUME_CASES[case]
+    full = _train(cfg, tmp_path / "full")
+    want = _params(full.model)
+
+    killed = _train(cfg, tmp_path / "killed", max_updates=3)
+    assert killed.updates == 3
+    resumed = _train(cfg, tmp_path / "killed", resume=True)
+    assert resumed.updates == full.updates and resumed.global_step == full.global_step
+    _assert_bit_identical(want, _params(resumed.model))
+    assert resumed.episode_returns == full.episode_returns
+    # the resumed run's metrics.csv holds the uninterrupted run's episode returns, once each
+    def returns_csv(run: Path) -> list[str]:
+        lines = (run / "metrics.csv").read_text().splitlines()
+        return [line.split(",", 3)[3] + "@" + line.split(",")[0] for line in lines if "episodic_return" in line]
+
+    assert returns_csv(tmp_path / "killed") == returns_csv(tmp_path / "full")
+
+    # from the periodic checkpoint at update 2: delete the later ones (a kill before the exit save)
+    _train(cfg, tmp_path / "killed2", max_updates=3)
+    ckpts = sorted((tmp_path / "killed2" / "checkpoints").glob("step_*.pt"))
+    steps_per_update = cfg.num_envs * cfg.num_steps
+    for p in ckpts:
+        if int(p.stem.split("_")[1]) > 2 * steps_per_update:
+            p.unlink()
+    resumed2 = _train(cfg, tmp_path / "killed2", resume=True)
+    _assert_bit_identical(want, _params(resumed2.model))
+    assert returns_csv(tmp_path / "killed2") == returns_csv(tmp_path / "full")  # rows after update 2 not doubled
+
+
+def test_deterministic_with_seed() -> None:
+    cfg = dataclasses.replace(PPO_RESUME, checkpoint_every=0)
+    a = ppo.train(cfg, progress=False)
+    b = ppo.train(cfg, progress=False)
+    _assert_bit_identical(_params(a.model), _params(b.model))
+
+
+def test_corrupt_checkpoint_gives_clear_error(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(PPO_RESUME, total_steps=128)
+    ppo.train(cfg, run_dir=tmp_path / "run", progress=False)
+    latest = sorted((tmp_path / "run" / "checkpoints").glob("step_*.pt"))[-1]
+    latest.write_bytes(latest.read_bytes()[:100])  # truncated, as by a crash of a non-atomic writer
+    with pytest.raises(CheckpointError, match=r"step_0+128\.pt"):
+        ppo.train(cfg, run_dir=tmp_path / "run", resume=True, progress=False)
+    assert cli_main(["resume", str(tmp_path / "run")]) == 2
+    empty = tmp_path / "empty"
+    (empty / "checkpoints").mkdir(parents=True)
+    with pytest.raises(CheckpointError, match="no checkpoints"):
+        a2c.load_run_checkpoint(empty)
+
+
+def test_cli_train_eval_plot_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "cli-run"
+    assert cli_main(["train", "ppo", "--env", "CartPole-v1", "--steps", "512", "--seed", "2", "--run-dir", str(run),
+                     "--set", "num_envs=2", "num_steps=64", "checkpoint_every=2"]) == 0
+    assert cli_main(["resume", str(run), "--steps", "768"]) == 0
+    out = capsys.readouterr().out
+    assert "768 steps" in out
+    assert cli_main(["eval", str(run), "--episodes", "3"]) == 0
+    assert "returns over 3 episodes" in capsys.readouterr().out
+    rc = cli_main(["eval", str(run), "--episodes", "1", "--video", str(tmp_path / "ep.gif")])
+    if importlib.util.find_spec("pygame") is None:  # CartPole's rgb_array renderer
+        assert rc == 2 and "pygame" in capsys.readouterr().err  # a clear error, not a traceback
+    else:
+        assert rc == 0 and (tmp_path / "ep.gif").stat().st_size > 0
+    assert cli_main(["plot", str(run), "--out", str(tmp_path / "curve.png")]) == 0
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

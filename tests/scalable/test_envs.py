@@ -1,0 +1,281 @@
+"""Vector envs: same-step autoreset, true final observations, truncation vs termination, Atari preprocessing.
+
+Spec: open choice 13 (bootstrap truncation from the true final state, V(term) = 0), TR-29, PG-43, PG-44,
+PG-46. The value pipeline is the agents' own (``scalable.agents.a2c.collect_rollout`` ->
+``scalable.core.advantages``), driven by a stub critic V(s) = 100 + s[0] whose value at the final state
+differs from its value at the reset state.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("gymnasium")
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import Tensor
+
+from scalable.agents.a2c import Rollout, collect_rollout
+from scalable.core.advantages import gae, value_targets
+from scalable.envs import AtariOptions, VecEnv, completed_episodes, make_vec_env
+from scalable.envs.envpool_backend import envpool_has
+from scalable.nets.atari import PolicyStep
+
+H = 4  # time limit of the constant-reward env
+K = 3  # termination step of its terminating variant
+GAMMA = 0.9
+
+
+class ConstantRewardEnv(gym.Env[NDArray[np.float32], np.int64]):
+    """Reward 1 every step; obs = [steps taken in this episode]; terminates after ``term_at`` steps if set."""
+
+    def __init__(self, term_at: int | None = None) -> None:
+        self.observation_space = gym.spaces.Box(0.0, 1e6, (1,), dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self.term_at = term_at
+        self.t = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[NDArray[np.float32], dict[str, Any]]:
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([0.0], np.float32), {}
+
+    def step(self, action: np.int64) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
+        self.t += 1
+        terminated = self.term_at is not None and self.t >= self.term_at
+        return np.array([float(self.t)], np.float32), 1.0, terminated, False, {}
+
+
+def _make_constant(**kwargs: Any) -> gym.Env[Any, Any]:
+    return ConstantRewardEnv(**kwargs)
+
+
+gym.register("ScalableTestConstant-v0", entry_point=_make_constant, max_episode_steps=H)
+gym.register("ScalableTestConstantTerm-v0", entry_point=_make_constant, max_episode_steps=H,
+             kwargs={"term_at": K})
+
+
+class StubPolicy:
+    """Always action 0; V(s) = 100 + s[0] (so V(final state) != V(reset state))."""
+
+    def act(self, obs: Tensor, *, generator: torch.Generator | None = None, deterministic: bool = False
+            ) -> PolicyStep:
+        n = obs.shape[0]
+        a = torch.zeros(n, dtype=torch.int64)
+        return PolicyStep(a, a, torch.zeros(n), torch.zeros(n), self.value(obs))
+
+    def value(self, obs: Tensor) -> Tensor:
+        return 100.0 + obs[:, 0].to(torch.float32)
+
+
+def _rollout(envs: VecEnv, num_steps: int, seed: int = 0) -> tuple[Rollout, Tensor]:
+    obs = envs.reset(seed=seed)
+    ro, _ = collect_rollout(envs, StubPolicy(), obs, num_steps, generator=torch.Generator().manual_seed(0))
+    return ro, torch.as_tensor(obs)
+
+
+def _expected_targets(ro: Rollout, policy: StubPolicy) -> Tensor:
+    """Lambda = 1 targets by hand: MC return, bootstrapped with V(true final obs) at truncation, 0 at termination."""
+    t_len, b_len = ro.rewards.shape
+    out = torch.zeros(t_len, b_len, dtype=torch.float64)
+    for b in range(b_len):
+        g = 0.0
+        for t in range(t_len - 1, -1, -1):
+            if bool(ro.terminated[t, b]):
+                g = float(ro.rewards[t, b])
+            elif bool(ro.truncated[t, b]):
+                g = float(ro.rewards[t, b]) + GAMMA * float(policy.value(ro.final_obs[t, b][None])[0])
+            elif t == t_len - 1:
+                g = float(ro.rewards[t, b]) + GAMMA * float(ro.last_value[b])
+            else:
+                g = float(ro.rewards[t, b]) + GAMMA * g
+            out[t, b] = g
+    return out
+
+
+def test_truncation_bootstraps_true_final_obs_gymnasium() -> None:
+    envs = make_vec_env("ScalableTestConstant-v0", 2, backend="gymnasium")
+    ro, _ = _rollout(envs, 2 * H + 1)
+    trunc = ro.truncated
+    assert trunc.sum() == 4 and not ro.terminated.any()
+    assert torch.equal(trunc[:, 0], torch.tensor([False, False, False, True] * 2 + [False]))
+    # the env reset after the time limit: obs of the next row is 0, the final obs is H
+    assert torch.all(ro.final_obs[trunc][:, 0] == H)
+    assert torch.all(ro.obs[1:][trunc[:-1]][:, 0] == 0)
+    nv = ro.next_values
+    assert torch.all(nv[trunc] == 100.0 + H)  # V(true final obs), not V(reset obs) = 100
+    adv = gae(ro.rewards, ro.values, nv, ro.terminated, ro.truncated, gamma=GAMMA, lam=1.0)
+    targets = value_targets(adv, ro.values)
+    torch.testing.assert_close(targets.double(), _expected_targets(ro, StubPolicy()), rtol=1e-5, atol=1e-4)
+    envs.close()
+
+
+def test_termination_bootstraps_zero_gymnasium() -> None:
+    envs = make_vec_env("ScalableTestConstantTerm-v0", 3, backend="gymnasium")
+    ro, _ = _rollout(envs, 2 * K)
+    assert ro.terminated.sum() == 6 and not ro.truncated.any()
+    assert torch.all(ro.next_values[ro.terminated] == 0.0)
+    adv = gae(ro.rewards, ro.values, ro.next_values, ro.terminated, ro.truncated, gamma=GAMMA, lam=1.0)
+    targets = value_targets(adv, ro.values)
+    # the targets are the discounted number of remaining steps: 1 + g + g^2, 1 + g, 1
+    want = torch.tensor([1 + GAMMA + GAMMA**2, 1 + GAMMA, 1.0] * 2, dtype=torch.float64)
+    torch.testing.assert_close(targets[:, 0].double(), want, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(targets.double(), _expected_targets(ro, StubPolicy()), rtol=1e-5, atol=1e-4)
+    envs.close()
+
+
+def test_raw_episode_stats_gymnasium() -> None:
+    envs = make_vec_env("ScalableTestConstant-v0", 2, backend="gymnasium")
+    envs.reset(seed=0)
+    done: list[tuple[float, int]] = []
+    for _ in range(H):
+        done += completed_episodes(envs.step(np.zeros(2, dtype=np.int64)).info)
+    assert done == [(float(H), H)] * 2
+
+
+@pytest.mark.parametrize("backend", ["gymnasium", "envpool"])
+def test_cartpole_final_obs_is_the_true_last_state(backend: str) -> None:
+    """With the same seed and actions, an env with time limit 5 truncates at the state a limit-6 env reaches."""
+    if backend == "envpool" and not envpool_has("CartPole-v1"):
+        pytest.skip("envpool lacks CartPole-v1")
+    short = make_vec_env("CartPole-v1", 2, backend=backend, max_episode_steps=5)  # type: ignore[arg-type]
+    long = make_vec_env("CartPole-v1", 2, backend=backend, max_episode_steps=6)  # type: ignore[arg-type]
+    short.reset(seed=7)
+    long.reset(seed=7)
+    act = np.array([0, 1], dtype=np.int64)
+    for t in range(5):
+        s, lg = short.step(act), long.step(act)
+        if t < 4:
+            np.testing.assert_array_equal(s.obs, lg.obs)
+            assert not (s.truncated.any() or s.terminated.any())
+    assert s.truncated.all() and not s.terminated.any()
+    np.testing.assert_array_equal(s.final_obs, lg.obs)  # the true last state
+    assert not np.array_equal(s.obs, lg.obs)  # obs is the next episode's reset state
+    assert [r for r, _ in completed_episodes(s.info)] == [5.0, 5.0]
+    short.close()
+    long.close()
+
+
+@pytest.mark.parametrize("backend", ["gymnasium", "envpool"])
+def test_cartpole_pipeline_truncation_vs_termination(backend: str) -> None:
+    """CartPole is a constant-reward env (r = 1): through the rollout pipeline, termination -> 0."""
+    if backend == "envpool" and not envpool_has("CartPole-v1"):
+        pytest.skip("envpool lacks CartPole-v1")
+    envs = make_vec_env("CartPole-v1", 4, backend=backend, max_episode_steps=9)  # type: ignore[arg-type]
+    ro, _ = _rollout(envs, 40, seed=3)  # action 0 always: the pole falls after 8..11 steps or the limit (9) cuts
+    assert ro.terminated.any() and ro.truncated.any()
+    assert torch.all(ro.next_values[ro.terminated] == 0.0)
+    th = ro.final_obs[..., 2].abs()
+    assert torch.all(th[ro.terminated] > 0.2094)  # the terminal state really is past the angle limit
+    trunc = ro.truncated & ~ro.terminated
+    torch.testing.assert_close(ro.next_values[trunc], 100.0 + ro.final_obs[trunc][:, 0])
+    adv = gae(ro.rewards, ro.values, ro.next_values, ro.terminated, ro.truncated, gamma=GAMMA, lam=1.0)
+    targets = value_targets(adv, ro.values)
+    torch.testing.assert_close(targets.double(), _expected_targets(ro, StubPolicy()), rtol=1e-5, atol=1e-4)
+    envs.close()
+
+
+# ----------------------------------------------------------------------------------------- Atari
+ATARI_GAME = "ALE/SpaceInvaders-v5"  # rewards 5..30 per alien: clipping visibly changes the return
+
+
+@pytest.mark.parametrize("backend", ["gymnasium", "envpool"])
+def test_atari_shapes_and_dtypes(backend: str) -> None:
+    """PG-46 input: uint8 [B, 4, 84, 84] (grayscale, 84x84, 4 stacked frames) on both backends."""
+    if backend == "envpool" and not envpool_has("SpaceInvaders-v5"):
+        pytest.skip("envpool lacks SpaceInvaders-v5")
+    envs = make_vec_env(ATARI_GAME, 2, backend=backend)  # type: ignore[arg-type]
+    obs = envs.reset(seed=1)
+    assert obs.shape == (2, 4, 84, 84) and obs.dtype == np.uint8
+    assert envs.single_observation_space.shape == (4, 84, 84)
+    s = envs.step(np.zeros(2, dtype=np.int64))
+    assert s.obs.shape == s.final_obs.shape == (2, 4, 84, 84)
+    assert s.reward.dtype == np.float32 and s.terminated.dtype == np.bool_
+    envs.close()
+
+
+@pytest.mark.parametrize("backend", ["gymnasium", "envpool"])
+def test_atari_raw_returns_vs_clipped_training_rewards(backend: str) -> None:
+    """Training rewards are sign(r); reported episode returns are the raw game score on both backends."""
+    if backend == "envpool" and not envpool_has("SpaceInvaders-v5"):
+        pytest.skip("envpool lacks SpaceInvaders-v5")
+    base = AtariOptions(episodic_life=False, repeat_action_probability=0.0)
+    clipped = make_vec_env(ATARI_GAME, 2, backend=backend, atari=base)  # type: ignore[arg-type]
+    raw = make_vec_env(ATARI_GAME, 2, backend=backend, atari=base.for_eval())  # type: ignore[arg-type]
+    clipped.reset(seed=5)
+    raw.reset(seed=5)
+    rng = np.random.default_rng(0)
+    sums = np.zeros(2)
+    clipped_sums = np.zeros(2)
+    finished: list[tuple[float, float, float]] = []
+    for _ in range(3000):
+        a = rng.integers(0, 6, 2)
+        c, r = clipped.step(a), raw.step(a)
+        np.testing.assert_array_equal(c.reward, np.sign(r.reward))
+        sums += r.reward
+        clipped_sums += c.reward
+        np.testing.assert_array_equal(c.info.done_mask, r.info.done_mask)
+        for b in np.flatnonzero(r.info.done_mask):
+            finished.append((float(c.info.returns[b]), float(r.info.returns[b]), float(sums[b])))
+            assert c.info.returns[b] > clipped_sums[b]  # the raw score, not the clipped sum
+            sums[b] = clipped_sums[b] = 0.0
+        if len(finished) >= 2:
+            break
+    assert len(finished) >= 2
+    for ret_c, ret_r, total in finished:
+        assert ret_c == ret_r == pytest.approx(total)
+    clipped.close()
+    raw.close()
+
+
+@pytest.mark.parametrize("backend", ["gymnasium", "envpool"])
+def test_atari_episodic_life_is_training_only(backend: str) -> None:
+    """A lost life terminates the training episode, but the reported episode is the whole game."""
+    if backend == "envpool" and not envpool_has("SpaceInvaders-v5"):
+        pytest.skip("envpool lacks SpaceInvaders-v5")
+    envs = make_vec_env(ATARI_GAME, 1, backend=backend,  # type: ignore[arg-type]
+                        atari=AtariOptions(repeat_action_probability=0.0))
+    envs.reset(seed=2)
+    rng = np.random.default_rng(1)
+    lives_lost = 0
+    for _ in range(3000):
+        s = envs.step(rng.integers(0, 6, 1))
+        if s.info.done_mask[0]:
+            break
+        lives_lost += int(s.terminated[0])
+    assert s.info.done_mask[0]
+    assert lives_lost >= 1  # terminations before the game over (SpaceInvaders has 3 lives)
+    envs.close()
+
+
+def test_backend_auto_and_errors() -> None:
+    from scalable.envs import resolve_backend
+
+    assert resolve_backend("ScalableTestConstant-v0") == "gymnasium"
+    with pytest.raises(ValueError, match="envpool"):
+        resolve_backend("ScalableTestConstant-v0", "envpool")
+    if envpool_has("HalfCheetah-v5"):
+        assert resolve_backend("HalfCheetah-v5") == "envpool"
+
+
+@pytest.mark.parametrize("backend", ["gymnasium", "envpool"])
+def test_mujoco_step_and_time_limit(backend: str) -> None:
+    if backend == "envpool" and not envpool_has("HalfCheetah-v5"):
+        pytest.skip("envpool lacks HalfCheetah-v5")
+    envs = make_vec_env("HalfCheetah-v5", 2, backend=backend, max_episode_steps=10)  # type: ignore[arg-type]
+    obs = envs.reset(seed=0)
+    assert obs.shape == (2, 17) and obs.dtype == np.float32
+    steps = [envs.step(np.full((2, 6), 2.0, np.float32)) for _ in range(10)]  # clipped to the bounds [-1, 1]
+    s = steps[-1]
+    assert not any(x.truncated.any() for x in steps[:-1])
+    assert s.truncated.all() and not s.terminated.any()
+    assert not np.array_equal(s.final_obs, s.obs)
+    assert [n for _, n in completed_episodes(s.info)] == [10, 10]
+    envs.close()
