@@ -31,7 +31,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from scalable.agents import a2c, ppo
+from scalable.agents import a2c, common, ppo
 from scalable.envs import Backend, completed_episodes, make_vec_env
 from scalable.envs.atari import AtariOptions, is_atari
 from scalable.envs.mujoco import is_mujoco
@@ -77,9 +77,9 @@ def make_config(algo: str, env_id: str, steps: int, seed: int, overrides: dict[s
     raise SystemExit(f"unknown algorithm {algo!r} (a2c or ppo)")
 
 
-def _train(algo: str, cfg: Any, run_dir: Path, *, resume: bool) -> a2c.TrainResult:
+def _train(algo: str, cfg: Any, run_dir: Path, *, resume: bool) -> common.TrainResult:
     fn = ppo.train if algo == "ppo" else a2c.train
-    result: a2c.TrainResult = fn(cfg, run_dir=run_dir, resume=resume)
+    result: common.TrainResult = fn(cfg, run_dir=run_dir, resume=resume)
     tail = result.episode_returns[-cfg.return_window:]
     mean = float(np.mean(tail)) if tail else math.nan
     print(f"{algo}: {result.global_step} steps, {result.updates} updates, "
@@ -89,10 +89,10 @@ def _train(algo: str, cfg: Any, run_dir: Path, *, resume: bool) -> a2c.TrainResu
 
 
 def _load(path: Path) -> tuple[str, Any, dict[str, Any]]:
-    state = a2c.load_run_checkpoint(path)
+    state = common.load_run_checkpoint(path)
     algo = str(state["agent"])
     cls = ppo.PPOConfig if algo == "ppo" else a2c.A2CConfig
-    return algo, a2c.config_from_dict(cls, state["config"]), state
+    return algo, common.config_from_dict(cls, state["config"]), state
 
 
 def evaluate(path: str | Path, *, episodes: int = 10, deterministic: bool = True, backend: Backend | None = None,
@@ -107,11 +107,11 @@ def evaluate(path: str | Path, *, episodes: int = 10, deterministic: bool = True
     envs = make_vec_env(cfg.env_id, n_envs, backend=backend or cfg.backend, atari=cfg.atari.for_eval(),
                         max_episode_steps=cfg.max_episode_steps,
                         render_mode="rgb_array" if video is not None else None)
-    model = a2c.build_actor_critic(cfg.env_id, envs.single_observation_space, envs.single_action_space,
+    model = common.build_actor_critic(cfg.env_id, envs.single_observation_space, envs.single_action_space,
                                    head=cfg.head, hidden=tuple(cfg.hidden), orthogonal_init=cfg.orthogonal_init,
                                    atari_arch=cfg.atari_arch)
     model.load_state_dict(state["model"])
-    obs_norm, _ = a2c.make_normalisers(dataclasses.replace(cfg, norm_reward=False, num_envs=n_envs), envs)
+    obs_norm, _ = common.make_normalisers(dataclasses.replace(cfg, norm_reward=False, num_envs=n_envs), envs)
     if obs_norm is not None:
         obs_norm.load_state_dict(state["obs_norm"])
     gen = torch.Generator().manual_seed(seed)
@@ -124,7 +124,7 @@ def evaluate(path: str | Path, *, episodes: int = 10, deterministic: bool = True
                 frames.append(np.asarray(envs.render()[0]))  # type: ignore[attr-defined]
             x = torch.as_tensor(obs) if obs_norm is None else obs_norm(torch.as_tensor(obs).float(), update=False)
             step = model.act(x, generator=gen, deterministic=deterministic)
-            out = envs.step(a2c.env_action(envs.single_action_space, step.action))
+            out = envs.step(common.env_action(envs.single_action_space, step.action))
             obs = out.obs
             returns += [r for r, _ in completed_episodes(out.info)]
     envs.close()

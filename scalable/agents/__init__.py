@@ -3,7 +3,8 @@
 :mod:`~scalable.agents.a2c` also holds what both share (rollout collection, checkpoints, exact resume).
 """
 
-from scalable.agents.a2c import A2CConfig, TrainResult
+from scalable.agents.a2c import A2CConfig
+from scalable.agents.common import TrainResult
 from scalable.agents.ppo import PPOConfig, atari_config
 
 __all__ = ["A2CConfig", "PPOConfig", "TrainResult", "atari_config"]

@@ -29,7 +29,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from scalable.agents.a2c import (
+from scalable.agents.common import (
     Head,
     RunState,
     Session,

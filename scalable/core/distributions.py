@@ -91,8 +91,10 @@ def log1m_tanh2(z: Tensor) -> Tensor:
     """Numerically stable log(1 - tanh(z)^2) = 2 (log 2 - z - softplus(-2 z)); elementwise.
 
     Spec: PG-51, erratum E-51, open choice 15. Finite for every finite z (~ -2|z| + 2 log 2 for large |z|).
+    softplus is evaluated as logaddexp(0, x): ``F.softplus`` switches to the identity above its default
+    threshold 20 and would be off by log1p(e^-x) (2.8e-10 at z = -11), far above float64 rounding.
     """
-    return 2.0 * (_LOG2 - z - F.softplus(-2.0 * z))
+    return 2.0 * (_LOG2 - z - torch.logaddexp(torch.zeros_like(z), -2.0 * z))
 
 
 def clamp_log_std(log_std: Tensor, *, low: float = LOG_STD_MIN, high: float = LOG_STD_MAX) -> Tensor:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from scalable.agents import a2c, ppo
+from scalable.agents import a2c, common, ppo
 from scalable.cli import main as cli_main
 from scalable.envs.envpool_backend import envpool_has
 from scalable.runs.checkpoint import CheckpointError
@@ -37,7 +37,7 @@ CARTPOLE_A2C = a2c.A2CConfig(
 )
 
 
-def _last10(result: a2c.TrainResult) -> float:
+def _last10(result: common.TrainResult) -> float:
     return float(np.mean(result.episode_returns[-10:]))
 
 
@@ -115,7 +115,7 @@ RESUME_CASES: dict[str, ppo.PPOConfig | a2c.A2CConfig] = {"ppo-cartpole": PPO_RE
 
 
 def _train(cfg: ppo.PPOConfig | a2c.A2CConfig, run_dir: Path, *, resume: bool = False,
-           max_updates: int | None = None) -> a2c.TrainResult:
+           max_updates: int | None = None) -> common.TrainResult:
     if isinstance(cfg, ppo.PPOConfig):
         return ppo.train(cfg, run_dir=run_dir, resume=resume, max_updates=max_updates, progress=False)
     return a2c.train(cfg, run_dir=run_dir, resume=resume, max_updates=max_updates, progress=False)
@@ -172,7 +172,7 @@ def test_corrupt_checkpoint_gives_clear_error(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     (empty / "checkpoints").mkdir(parents=True)
     with pytest.raises(CheckpointError, match="no checkpoints"):
-        a2c.load_run_checkpoint(empty)
+        common.load_run_checkpoint(empty)
 
 
 def test_cli_train_eval_plot_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,7 +21,7 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
-from scalable.agents.a2c import Rollout, collect_rollout
+from scalable.agents.common import Rollout, collect_rollout
 from scalable.core.advantages import gae, value_targets
 from scalable.envs import AtariOptions, VecEnv, completed_episodes, make_vec_env
 from scalable.envs.envpool_backend import envpool_has

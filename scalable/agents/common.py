@@ -1,0 +1,426 @@
+"""What A2C and PPO share: the actor-critic builder, one [T, B] rollout, checkpoints and exact resume.
+
+Spec: PG-38 (rollouts of k steps over B environments), TR-15 (PPO collects N T samples the same way).
+
+**Resume design** (exact on CPU): checkpoints are written at update (rollout) boundaries and hold the
+parameters, the optimiser, the normalisers, every RNG (torch, numpy, python and the action-sampling
+generator), counters, the recent-return window, and the *action log* of every environment step since
+the start (a compact tensor). Resume re-creates the environments with the same seed and replays the
+logged actions (environment steps only, no network), which puts every environment - gymnasium or
+envpool, including its internal RNG and episode position - in exactly the state it had. The replay costs
+O(steps so far) environment steps; ``exact_env_resume=False`` skips it and restarts the environments with
+a fresh derived seed (fast, not bit-identical).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import gymnasium as gym
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import Tensor, nn
+
+from scalable.core.advantages import next_values_from_rollout
+from scalable.core.distributions import categorical_entropy, categorical_log_prob, categorical_sample
+from scalable.core.normalize import ObservationNormalizer, RewardNormalizer
+from scalable.envs import AtariOptions, VecEnv, completed_episodes, make_vec_env
+from scalable.envs.atari import is_atari
+from scalable.nets.atari import AtariActorCritic, PolicyEval, PolicyStep
+from scalable.nets.init import VALUE_GAIN
+from scalable.nets.mlp import MLPActorCritic, mlp
+from scalable.runs.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from scalable.runs.logging import Logger, RunDir
+
+__all__ = [
+    "ActorCritic",
+    "CategoricalMLPActorCritic",
+    "Head",
+    "Rollout",
+    "RunState",
+    "Session",
+    "TrainResult",
+    "build_actor_critic",
+    "checkpoint_state",
+    "collect_rollout",
+    "config_from_dict",
+    "env_action",
+    "load_run_checkpoint",
+    "make_envs",
+    "make_normalisers",
+    "restore",
+    "start_run",
+]
+
+Head = Literal["auto", "tanh_gaussian", "diag_gaussian"]
+
+
+class ActorCritic(Protocol):
+    """What the loops need from a network (see :class:`scalable.nets.atari.PolicyStep`)."""
+
+    def act(self, obs: Tensor, *, generator: torch.Generator | None = None,
+            deterministic: bool = False) -> PolicyStep: ...
+
+    def value(self, obs: Tensor) -> Tensor: ...
+
+
+class CategoricalMLPActorCritic(nn.Module):
+    """Separate actor / critic MLPs with a softmax policy over |A| actions (PG-48) for vector observations."""
+
+    def __init__(self, obs_dim: int, n_actions: int, *, hidden: tuple[int, ...] = (64, 64),
+                 orthogonal_init: bool = True) -> None:
+        super().__init__()
+        self.actor = mlp(obs_dim, n_actions, hidden=hidden, orthogonal_init=orthogonal_init, out_gain=0.01)
+        self.critic = mlp(obs_dim, 1, hidden=hidden, orthogonal_init=orthogonal_init, out_gain=VALUE_GAIN)
+
+    def value(self, obs: Tensor) -> Tensor:
+        """V(s) [B]."""
+        v: Tensor = self.critic(obs)
+        return v.squeeze(-1)
+
+    def act(self, obs: Tensor, *, generator: torch.Generator | None = None, deterministic: bool = False) -> PolicyStep:
+        """a ~ softmax(logits) (argmax if deterministic); int64 [B]."""
+        logits: Tensor = self.actor(obs)
+        a = logits.argmax(dim=-1) if deterministic else categorical_sample(logits, generator=generator)
+        return PolicyStep(a, a, categorical_log_prob(logits, a), categorical_entropy(logits), self.value(obs))
+
+    def evaluate(self, obs: Tensor, raw_action: Tensor) -> PolicyEval:
+        """log pi(a | s), entropy, V(s) of stored actions; each [B]."""
+        logits: Tensor = self.actor(obs)
+        return PolicyEval(categorical_log_prob(logits, raw_action), categorical_entropy(logits), self.value(obs))
+
+
+Net = CategoricalMLPActorCritic | MLPActorCritic | AtariActorCritic
+
+
+def build_actor_critic(env_id: str, obs_space: gym.Space[Any], act_space: gym.Space[Any], *, head: Head,
+                       hidden: tuple[int, ...], orthogonal_init: bool,
+                       atari_arch: Literal["text", "nature"] = "text") -> Net:
+    """The network for an environment: Atari CNN (shared trunk), categorical MLP, or Gaussian MLP."""
+    if isinstance(act_space, gym.spaces.Discrete):
+        n = int(act_space.n)
+        if is_atari(env_id):
+            return AtariActorCritic(n, arch=atari_arch, frames=int(obs_space.shape[0]),  # type: ignore[index]
+                                    orthogonal_init=orthogonal_init)
+        return CategoricalMLPActorCritic(int(np.prod(obs_space.shape)), n, hidden=hidden,  # type: ignore[arg-type]
+                                         orthogonal_init=orthogonal_init)
+    if isinstance(act_space, gym.spaces.Box):
+        h: Literal["tanh_gaussian", "diag_gaussian"] = "tanh_gaussian" if head == "auto" else head
+        return MLPActorCritic(int(np.prod(obs_space.shape)), int(np.prod(act_space.shape)),  # type: ignore[arg-type]
+                              hidden=hidden, head=h, orthogonal_init=orthogonal_init)
+    raise ValueError(f"unsupported action space {act_space!r}")
+
+
+def env_action(act_space: gym.Space[Any], action: Tensor) -> NDArray[np.generic]:
+    """Network action -> what the env receives: int64 indices [B], or float32 Box actions [B, n] (the
+    backends clip them to the bounds; a tanh-Gaussian's (-1, 1) matches the MuJoCo bounds of most tasks)."""
+    a = action.detach().cpu().numpy()
+    if isinstance(act_space, gym.spaces.Discrete):
+        return a.astype(np.int64)
+    return a.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- rollouts
+@dataclass
+class Rollout:
+    """One rollout of T steps of B envs (time-major [T, B], the reference convention).
+
+    ``obs`` [T, B, *obs] as the network saw it (normalised if on); ``raw_actions`` [T, B(, n)] stored for
+    re-evaluation (z for a tanh-Gaussian, open choice 15); ``env_actions`` [T, B(, n)] numpy, what the
+    envs received (the replay log); ``log_probs``, ``values``, ``rewards`` (training scale),
+    ``terminated``, ``truncated`` [T, B]; ``final_obs`` [T, B, *obs] the true last observation where an
+    episode ended; ``v_final`` [T, B] V(final_obs) (read only where truncated); ``last_value`` [B];
+    ``next_values`` [T, B] V(s_{t+1}) of the true next state (0 at termination). ``episodes``: raw
+    (return, length) of real episodes that ended.
+    """
+
+    obs: Tensor
+    raw_actions: Tensor
+    env_actions: NDArray[np.generic]
+    log_probs: Tensor
+    values: Tensor
+    rewards: Tensor
+    terminated: Tensor
+    truncated: Tensor
+    final_obs: Tensor
+    v_final: Tensor
+    last_value: Tensor
+    next_values: Tensor
+    episodes: list[tuple[float, int]]
+
+
+def _prep(obs: NDArray[np.generic], obs_norm: ObservationNormalizer | None, *, update: bool) -> Tensor:
+    t = torch.as_tensor(obs)
+    if obs_norm is not None:
+        return obs_norm(t.float(), update=update)
+    return t
+
+
+@torch.no_grad()
+def collect_rollout(
+    envs: VecEnv,
+    policy: ActorCritic,
+    obs: NDArray[np.generic],
+    num_steps: int,
+    *,
+    generator: torch.Generator,
+    obs_norm: ObservationNormalizer | None = None,
+    reward_norm: RewardNormalizer | None = None,
+) -> tuple[Rollout, NDArray[np.generic]]:
+    """Step ``envs`` ``num_steps`` times from ``obs`` with ``policy`` (no gradients); return the rollout
+    and the observation to continue from. Bootstrapping follows open choice 13: V(final obs) at
+    truncation, 0 at termination (``next_values_from_rollout``)."""
+    act_space = envs.single_action_space
+    cols: dict[str, list[Any]] = {k: [] for k in ("obs", "raw", "env", "logp", "v", "r", "te", "tr", "fo", "vf")}
+    episodes: list[tuple[float, int]] = []
+    for _ in range(num_steps):
+        x = _prep(obs, obs_norm, update=True)
+        step = policy.act(x, generator=generator)
+        a_env = env_action(act_space, step.action)
+        obs, reward, terminated, truncated, final_obs, info = envs.step(a_env)
+        fo = _prep(final_obs, obs_norm, update=False)
+        vf = policy.value(fo) if np.any(truncated & ~terminated) else torch.zeros(len(reward))
+        r = torch.as_tensor(reward)
+        if reward_norm is not None:
+            r = reward_norm(r, torch.as_tensor(terminated | truncated)).float()
+        for k, v in zip(cols, (x, step.raw_action, a_env, step.log_prob, step.value, r,
+                               torch.as_tensor(terminated), torch.as_tensor(truncated), fo, vf), strict=True):
+            cols[k].append(v)
+        episodes += completed_episodes(info)
+    last_value = policy.value(_prep(obs, obs_norm, update=False))
+    values = torch.stack(cols["v"])
+    term, trunc, v_final = torch.stack(cols["te"]), torch.stack(cols["tr"]), torch.stack(cols["vf"])
+    rollout = Rollout(
+        obs=torch.stack(cols["obs"]), raw_actions=torch.stack(cols["raw"]), env_actions=np.stack(cols["env"]),
+        log_probs=torch.stack(cols["logp"]), values=values, rewards=torch.stack(cols["r"]).float(),
+        terminated=term, truncated=trunc, final_obs=torch.stack(cols["fo"]), v_final=v_final,
+        last_value=last_value, next_values=next_values_from_rollout(values, last_value, term, trunc, v_final),
+        episodes=episodes,
+    )
+    return rollout, obs
+
+
+# ----------------------------------------------------------------------------- run state / resume
+@dataclass
+class TrainResult:
+    """What a training run returns: the network, counters and the raw episode returns seen."""
+
+    model: nn.Module
+    global_step: int
+    updates: int
+    episode_returns: list[float]
+    solved: bool
+    run_dir: Path | None
+    steps_per_second: float
+
+
+class RunState:
+    """Everything a checkpoint holds beyond the model/optimiser: counters, action log, returns, RNG."""
+
+    def __init__(self, seed: int, window: int) -> None:
+        self.seed = seed
+        self.update = 0
+        self.global_step = 0
+        self.actions: list[NDArray[np.generic]] = []
+        self.returns: deque[float] = deque(maxlen=window)
+        self.all_returns: list[float] = []
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def record(self, rollout: Rollout) -> None:
+        self.actions.append(rollout.env_actions)
+        for ret, _ in rollout.episodes:
+            self.returns.append(ret)
+            self.all_returns.append(ret)
+
+    def solved(self, target: float | None) -> bool:
+        return (target is not None and len(self.returns) == self.returns.maxlen
+                and float(np.mean(self.returns)) >= target)
+
+    def action_log(self) -> Tensor:
+        if not self.actions:
+            return torch.zeros(0)
+        a = np.concatenate(self.actions)
+        if a.dtype == np.int64 and a.size and a.min() >= 0 and a.max() < 256:
+            return torch.from_numpy(a.astype(np.uint8))
+        return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def checkpoint_state(kind: str, cfg: Any, st: RunState, model: nn.Module, opt: torch.optim.Optimizer,
+                      obs_norm: ObservationNormalizer | None, reward_norm: RewardNormalizer | None) -> dict[str, Any]:
+    return {
+        "agent": kind,
+        "config": _plain(dataclasses.asdict(cfg)),
+        "update": st.update,
+        "global_step": st.global_step,
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "obs_norm": obs_norm.state_dict() if obs_norm is not None else None,
+        "reward_norm": reward_norm.state_dict() if reward_norm is not None else None,
+        "rng": rng_state(),
+        "action_rng": st.generator.get_state(),
+        "env": {"seed": st.seed, "actions": st.action_log()},
+        "returns": list(st.returns),
+        "all_returns": list(st.all_returns),
+    }
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def restore(state: dict[str, Any], st: RunState, model: nn.Module, opt: torch.optim.Optimizer,
+            obs_norm: ObservationNormalizer | None, reward_norm: RewardNormalizer | None,
+            envs: VecEnv, *, exact_env_resume: bool) -> NDArray[np.generic]:
+    """Load a checkpoint's state into the run and bring the environments back; return the current obs."""
+    try:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if obs_norm is not None:
+            obs_norm.load_state_dict(state["obs_norm"])
+        if reward_norm is not None:
+            reward_norm.load_state_dict(state["reward_norm"])
+        st.update, st.global_step = int(state["update"]), int(state["global_step"])
+        st.returns.extend(float(r) for r in state["returns"])
+        st.all_returns = [float(r) for r in state["all_returns"]]
+        st.generator.set_state(state["action_rng"])
+        actions: Tensor = state["env"]["actions"]
+        seed = int(state["env"]["seed"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint does not match this run ({type(exc).__name__}: {exc})") from exc
+    if exact_env_resume:
+        obs = envs.reset(seed=seed)
+        acts = actions.numpy()
+        if isinstance(envs.single_action_space, gym.spaces.Discrete):
+            acts = acts.astype(np.int64)
+        if acts.shape[0]:
+            if acts.shape[1] != envs.num_envs:
+                raise CheckpointError(f"checkpoint action log has {acts.shape[1]} envs, the run has {envs.num_envs}")
+            for a in acts:
+                obs = envs.step(a).obs
+        st.actions = [acts] if acts.shape[0] else []
+    else:
+        obs = envs.reset(seed=seed + 7919 * st.update)
+        st.actions = []
+    set_rng_state(state["rng"])
+    return obs
+
+
+def load_run_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint file, or the latest checkpoint of a run folder. CheckpointError if unusable."""
+    p = Path(path)
+    if p.is_dir():
+        latest = RunDir(p).latest_checkpoint()
+        if latest is None:
+            raise CheckpointError(f"run folder {str(p)!r} has no checkpoints")
+        p = latest
+    state = load_checkpoint(p)
+    for key in ("agent", "config", "model", "optimizer", "env", "rng", "update"):
+        if key not in state:
+            raise CheckpointError(f"checkpoint {str(p)!r} lacks {key!r}: not a scalable agent checkpoint")
+    return state
+
+
+def config_from_dict(cls: type[Any], d: dict[str, Any]) -> Any:
+    """Rebuild a frozen config dataclass from its checkpoint / config.json dict (tuples, AtariOptions)."""
+    kw: dict[str, Any] = {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    for k, v in d.items():
+        if k not in names:
+            continue
+        if k == "atari" and isinstance(v, dict):
+            v = AtariOptions(**v)
+        elif k == "hidden":
+            v = tuple(v)
+        kw[k] = v
+    return cls(**kw)
+
+
+class Session:
+    """Logging, progress, periodic checkpoints of one training run (shared by A2C and PPO)."""
+
+    def __init__(self, kind: str, cfg: Any, run_dir: str | Path | None, *, resume: bool, progress: bool | None) -> None:
+        self.kind, self.cfg = kind, cfg
+        self.run: RunDir | None = None
+        self.logger: Logger | None = None
+        if run_dir is not None:
+            p = Path(run_dir)
+            if not resume and RunDir(p).latest_checkpoint() is not None:
+                raise FileExistsError(f"run folder {str(p)!r} already has checkpoints; resume it or pick another")
+            self.run = RunDir.open(p) if resume else RunDir.create(p.parent, p.name, config=cfg, exist_ok=True)
+            if not resume:
+                self.logger = Logger(self.run)
+        self.progress_disable = progress is False
+        self.start = time.perf_counter()
+
+    def open_log_after_resume(self, step: int) -> None:
+        """Drop metrics.csv rows logged after the checkpoint's ``step`` (they will be logged again by the
+        resumed run), then open the logger. TensorBoard event files keep both copies."""
+        if self.run is None:
+            return
+        path = self.run.metrics_path
+        if path.is_file():
+            with path.open(newline="", encoding="utf-8") as f:
+                rows = list(csv.reader(f))
+            keep = [r for r in rows[1:] if r and int(r[0]) <= step]
+            tmp = path.with_suffix(".csv.tmp")
+            with tmp.open("w", newline="", encoding="utf-8") as f:
+                csv.writer(f).writerows([rows[0], *keep] if rows else [])
+            tmp.replace(path)
+        self.logger = Logger(self.run)
+
+    def save(self, state: dict[str, Any], step: int) -> None:
+        if self.run is not None:
+            save_checkpoint(self.run.checkpoint_path(step), state)
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        if self.logger is not None:
+            self.logger.log(step, {k: v for k, v in metrics.items() if math.isfinite(v)})
+
+    def close(self) -> None:
+        if self.logger is not None:
+            self.logger.close()
+
+
+def start_run(cfg: Any, session: Session, st: RunState, model: nn.Module, opt: torch.optim.Optimizer,
+          obs_norm: ObservationNormalizer | None, reward_norm: RewardNormalizer | None, envs: VecEnv, *,
+          resume: bool) -> NDArray[np.generic]:
+    """First observation of a run: ``envs.reset(seed)``, or the state of the run folder's latest checkpoint
+    (``resume``). On failure the session and the envs are closed before the error propagates."""
+    try:
+        if not resume:
+            return envs.reset(seed=cfg.seed)
+        if session.run is None:
+            raise ValueError("resume=True needs run_dir")
+        state = load_run_checkpoint(session.run.path)
+        obs = restore(state, st, model, opt, obs_norm, reward_norm, envs, exact_env_resume=cfg.exact_env_resume)
+        session.open_log_after_resume(st.global_step)
+        return obs
+    except BaseException:
+        session.close()
+        envs.close()
+        raise
+
+
+def make_envs(cfg: Any) -> VecEnv:
+    return make_vec_env(cfg.env_id, cfg.num_envs, backend=cfg.backend, atari=cfg.atari,
+                        max_episode_steps=cfg.max_episode_steps)
+
+
+def make_normalisers(cfg: Any, envs: VecEnv) -> tuple[ObservationNormalizer | None, RewardNormalizer | None]:
+    shape = envs.single_observation_space.shape
+    assert shape is not None
+    obs_norm = ObservationNormalizer(shape) if cfg.norm_obs else None
+    reward_norm = RewardNormalizer(cfg.num_envs, gamma=cfg.gamma) if cfg.norm_reward else None
+    return obs_norm, reward_norm
