@@ -3,9 +3,9 @@
 Acceptance rule (stated before running): a run "reaches J*" when the final exact J(theta) closes at least
 95% of the initial gap, J* - J(theta_final) <= MARGIN (J* - J(theta_0)) with MARGIN = 0.05, theta_0 = 0
 (the uniform policy), J* from policy iteration (reference.dp.v_star). The runs are seeded, so each test
-is deterministic. Measured gaps are listed in docs/policy_gradients.md, including a documented plateau
-(seed 1, gamma = 0.9, Alg. #1 with k = inf: 25% of the gap left after 8000 updates) that is why the
-fixtures are seeds 0, 2, 3.
+is deterministic. Every algorithm runs on the same six seeds fixed in advance; runs that stop on a
+softmax-PG plateau are strict xfails (Alg. #1 on seeds 1 and 4, A2C on seed 4), reported rather than
+dropped. Measured gaps are listed in docs/policy_gradients.md.
 """
 
 from __future__ import annotations
@@ -47,7 +47,19 @@ def _layer_features(mdp: FiniteMDP) -> np.ndarray:
     return x
 
 
-@pytest.mark.parametrize(("seed", "gamma"), [(0, 0.9), (2, 1.0), (3, 0.9)])
+# The first six seeds, fixed in advance (gamma = 1 on seed 2, 0.9 otherwise). Runs that stop on a plateau
+# of softmax policy gradient (the exact grad J at the final iterate is ~2e-3, J still 25-41% of the gap
+# below J*; Mei et al. 2020 describe such plateaus) are strict xfails: they are reported, never dropped,
+# and a fix that makes them pass turns the xfail into a failure to be updated.
+SEEDS = [(0, 0.9), (1, 0.9), (2, 1.0), (3, 0.9), (4, 0.9), (5, 0.9)]
+
+
+def _plateau(seeds: set[int]) -> list[object]:
+    return [pytest.param(s, g, marks=pytest.mark.xfail(strict=True, reason="softmax-PG plateau (measured)"))
+            if s in seeds else (s, g) for s, g in SEEDS]
+
+
+@pytest.mark.parametrize(("seed", "gamma"), _plateau({1, 4}))
 def test_PG_27_algorithm_1_reaches_optimal_J(seed: int, gamma: float) -> None:
     mdp = _mdp(seed, gamma)
     res = policy_gradient_algorithm_1(mdp, rng=np.random.default_rng(100 + seed), num_iters=1500, k=None,
@@ -64,7 +76,7 @@ def test_PG_27_algorithm_1_with_k_step_and_linear_critic_reaches_optimal_J() -> 
     assert res.phi.shape == (4,)
 
 
-@pytest.mark.parametrize(("seed", "gamma"), [(1, 0.9), (3, 1.0)])
+@pytest.mark.parametrize(("seed", "gamma"), _plateau(set()))
 def test_PG_32_algorithm_2_reaches_optimal_J(seed: int, gamma: float) -> None:
     mdp = _mdp(seed, gamma)
     res = policy_gradient_algorithm_2(mdp, rng=np.random.default_rng(100 + seed), num_iters=1500, k=2,
@@ -72,7 +84,7 @@ def test_PG_32_algorithm_2_reaches_optimal_J(seed: int, gamma: float) -> None:
     assert _gap_fraction(mdp, res) <= MARGIN
 
 
-@pytest.mark.parametrize(("seed", "gamma"), [(1, 0.9), (2, 1.0)])
+@pytest.mark.parametrize(("seed", "gamma"), _plateau({4}))
 def test_PG_38_a2c_reaches_optimal_J(seed: int, gamma: float) -> None:
     mdp = _mdp(seed, gamma)
     res = a2c(mdp, rng=np.random.default_rng(100 + seed), num_updates=2000, k=5, lr_theta=1.0, lr_phi=0.2)
