@@ -1,0 +1,525 @@
+"""PPO throughput, returns and an Atari learning curve: ``scalable`` against Stable-Baselines3, side by side.
+
+Run by hand from the repository root (not a test); needs the ``scalable`` extra plus ``stable-baselines3``
+and ``opencv-python-headless`` (SB3's Atari wrappers), and ``envpool`` for the envpool rows::
+
+    python benchmarks/bench_scalable.py throughput [--mujoco-steps 49152] [--atari-steps 8192] [--reps 3]
+    python benchmarks/bench_scalable.py returns --steps 1000000 --seeds 1 2 3 \
+        --envs HalfCheetah-v5 Hopper-v5 Walker2d-v5 --jobs 2          # the full benchmark: hours
+    python benchmarks/bench_scalable.py atari-curve --steps 200000 [--env BreakoutNoFrameskip-v4]
+    python benchmarks/bench_scalable.py profile [--steps 20480] [--env HalfCheetah-v5]
+
+Each subcommand rewrites its own section of ``benchmarks/results/scalable.md`` (``--out``), keeps the raw
+numbers in ``benchmarks/results/scalable_<subcommand>.json`` and draws PNG curves next to them. Every
+training run is a fresh subprocess (clean imports, its own ``torch.set_num_threads``), and the runs of the
+two libraries are interleaved so that machine noise hits both alike.
+
+Identical hyperparameters (``ours_*_config`` / ``sb3_*`` below, checked field by field):
+
+* MuJoCo (CleanRL's / Schulman et al.'s): 1 env x 2048 steps, 10 epochs, minibatch 64, Adam lr 3e-4
+  (eps 1e-5) annealed linearly to 0, gamma 0.99, lambda 0.95, clip 0.2 (constant), no value clipping,
+  per-minibatch advantage normalisation, global grad-norm clip 0.5, entropy 0, 64-64 tanh actor and critic
+  (separate), orthogonal init (sqrt 2 / 0.01 / 1), a *state-independent* diagonal Gaussian with log-std
+  initialised to 0 (``head="diag_gaussian"`` on our side; our default is the text's tanh-Gaussian), running
+  observation and reward normalisation clipped at 10 (SB3 ``VecNormalize``), truncation bootstrapped.
+* Atari: 8 envs x 128 steps, 4 epochs, 4 minibatches (256), Adam lr 2.5e-4 annealed, clip 0.1 (constant),
+  entropy 0.01, grad clip 0.5, advantage normalisation, Nature CNN (``atari_arch="nature"``), the
+  standard wrappers (no-op 30, frame skip 4 with max-pool, episodic life, fire reset, reward clip,
+  84x84 gray, 4-frame stack, no sticky actions, 108k-frame limit), ``BreakoutNoFrameskip-v4``.
+* Value-loss scale: our ``value_loss`` is ``0.5 (V - R)^2`` and SB3's is ``(V - R)^2``; we run ours with
+  ``vf_coef=0.5`` and SB3 with ``vf_coef=0.25``, the same gradient (CleanRL's effective weight).
+
+Differences that remain (not settable): SB3 anneals the learning rate from ``1 - 2048/N`` (it updates its
+progress counter after the first rollout) where ours starts at 1; SB3 normalises advantages with the
+unbiased std, ours with the biased one; SB3 stores observations as float32, ours keeps Atari frames uint8;
+our gymnasium Atari resize is PIL ``BOX``, SB3's is OpenCV ``INTER_AREA`` (envpool: its own INTER_AREA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import platform
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "benchmarks" / "results"
+DEFAULT_OUT = RESULTS / "scalable.md"
+ATARI_ENV = "BreakoutNoFrameskip-v4"
+MUJOCO_ENV = "HalfCheetah-v5"
+CLEANRL_1M = {"HalfCheetah-v5": 1443.0, "Hopper-v5": 2383.0, "Walker2d-v5": 2288.0}
+"""CleanRL's published PPO figures at 1M steps (the issue's targets)."""
+
+Lib = Literal["ours", "sb3"]
+Kind = Literal["mujoco", "atari"]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One training run, executed in its own subprocess by :func:`run_spec`."""
+
+    lib: Lib
+    kind: Kind
+    env_id: str
+    steps: int
+    seed: int = 1
+    backend: str = "gymnasium"  # ours only: "gymnasium" | "envpool"
+    threads: int = 1
+    curve: bool = False  # record (step, raw episode return) pairs
+
+    @property
+    def label(self) -> str:
+        return f"ours-{self.backend}" if self.lib == "ours" else "sb3"
+
+
+# ----------------------------------------------------------------------------- the two configurations
+def ours_mujoco_config(env_id: str, steps: int, seed: int, backend: str, threads: int) -> Any:
+    """Our PPOConfig with the standard MuJoCo hyperparameters (see the module docstring)."""
+    from scalable.agents.ppo import PPOConfig
+
+    return PPOConfig(
+        env_id=env_id, total_steps=steps, seed=seed, backend=backend,  # type: ignore[arg-type]
+        num_envs=1, num_steps=2048, gamma=0.99, gae_lambda=0.95, update_epochs=10, minibatch_size=64,
+        learning_rate=3e-4, clip_eps=0.2, vf_coef=0.5, ent_coef=0.0, orthogonal_init=True, adam_eps=1e-5,
+        anneal_lr=True, norm_adv=True, max_grad_norm=0.5, clip_vloss=False, norm_obs=True, norm_reward=True,
+        target_kl=None, head="diag_gaussian", hidden=(64, 64), checkpoint_every=0, torch_threads=threads,
+    )
+
+
+def ours_atari_config(env_id: str, steps: int, seed: int, backend: str, threads: int) -> Any:
+    """Our PPOConfig with the standard Atari hyperparameters (see the module docstring)."""
+    from scalable.agents.ppo import PPOConfig
+    from scalable.envs import AtariOptions
+
+    atari = AtariOptions(frame_skip=4, screen_size=84, grayscale=True, frame_stack=4, noop_max=30, fire_reset=True,
+                         episodic_life=True, clip_rewards=True, repeat_action_probability=0.0,
+                         max_episode_steps=27_000)
+    return PPOConfig(
+        env_id=env_id, total_steps=steps, seed=seed, backend=backend,  # type: ignore[arg-type]
+        num_envs=8, num_steps=128, gamma=0.99, gae_lambda=0.95, update_epochs=4, minibatch_size=256,
+        learning_rate=2.5e-4, clip_eps=0.1, vf_coef=0.5, ent_coef=0.01, orthogonal_init=True, adam_eps=1e-5,
+        anneal_lr=True, norm_adv=True, max_grad_norm=0.5, clip_vloss=False, norm_obs=False, norm_reward=False,
+        target_kl=None, atari_arch="nature", atari=atari, checkpoint_every=0, torch_threads=threads,
+    )
+
+
+def _linear(initial: float) -> Callable[[float], float]:
+    def schedule(progress_remaining: float) -> float:
+        return initial * progress_remaining
+    return schedule
+
+
+def sb3_model(spec: Spec) -> Any:
+    """SB3 PPO with the same hyperparameters (vf_coef halved: SB3's value loss has no factor 1/2)."""
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+    from torch import nn
+
+    if spec.kind == "mujoco":
+        venv: Any = DummyVecEnv([lambda: Monitor(gym.make(spec.env_id))])
+        venv = VecNormalize(venv, norm_obs=True, norm_reward=True, clip_obs=10.0, clip_reward=10.0, gamma=0.99,
+                            epsilon=1e-8)
+        return PPO("MlpPolicy", venv, learning_rate=_linear(3e-4), n_steps=2048, batch_size=64, n_epochs=10,
+                   gamma=0.99, gae_lambda=0.95, clip_range=0.2, clip_range_vf=None, normalize_advantage=True,
+                   ent_coef=0.0, vf_coef=0.25, max_grad_norm=0.5, target_kl=None, seed=spec.seed, device="cpu",
+                   verbose=0, policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]}, "activation_fn": nn.Tanh,
+                                             "ortho_init": True, "log_std_init": 0.0})
+    import ale_py
+    from stable_baselines3.common.env_util import make_atari_env
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    gym.register_envs(ale_py)
+    venv = make_atari_env(spec.env_id, n_envs=8, seed=spec.seed, vec_env_cls=DummyVecEnv,
+                          wrapper_kwargs={"noop_max": 30, "frame_skip": 4, "screen_size": 84,
+                                          "terminal_on_life_loss": True, "clip_reward": True,
+                                          "action_repeat_probability": 0.0})
+    venv = VecFrameStack(venv, n_stack=4)
+    return PPO("CnnPolicy", venv, learning_rate=_linear(2.5e-4), n_steps=128, batch_size=256, n_epochs=4,
+               gamma=0.99, gae_lambda=0.95, clip_range=0.1, clip_range_vf=None, normalize_advantage=True,
+               ent_coef=0.01, vf_coef=0.25, max_grad_norm=0.5, target_kl=None, seed=spec.seed, device="cpu",
+               verbose=0, policy_kwargs={"ortho_init": True})
+
+
+# ----------------------------------------------------------------------------- one run (in a subprocess)
+def _run_ours(spec: Spec) -> dict[str, Any]:
+    import csv
+
+    from scalable.agents.ppo import train
+
+    make = ours_mujoco_config if spec.kind == "mujoco" else ours_atari_config
+    cfg = make(spec.env_id, spec.steps, spec.seed, spec.backend, spec.threads)
+    curve: list[tuple[int, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run" if spec.curve else None
+        t0 = time.perf_counter()
+        res = train(cfg, run_dir=run_dir, progress=False)
+        wall = time.perf_counter() - t0
+        if run_dir is not None:
+            with (run_dir / "metrics.csv").open(newline="") as f:
+                curve = [(int(r["step"]), float(r["value"])) for r in csv.DictReader(f)
+                         if r["tag"] == "charts/episodic_return"]
+    return {"steps": res.global_step, "loop_sps": res.steps_per_second, "wall_s": wall, "curve": curve,
+            "returns": [float(r) for r in res.episode_returns]}
+
+
+def _run_sb3(spec: Spec) -> dict[str, Any]:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    curve: list[tuple[int, float]] = []
+
+    class Episodes(BaseCallback):
+        def _on_step(self) -> bool:
+            for info in self.locals["infos"]:
+                ep = info.get("episode")
+                if ep is not None:
+                    curve.append((int(self.num_timesteps), float(ep["r"])))
+            return True
+
+    model = sb3_model(spec)
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=spec.steps, callback=Episodes(), progress_bar=False)
+    loop = time.perf_counter() - t0
+    model.get_env().close()
+    steps = int(model.num_timesteps)
+    return {"steps": steps, "loop_sps": steps / loop, "wall_s": loop, "curve": curve if spec.curve else [],
+            "returns": [r for _, r in curve]}
+
+
+def run_spec(spec: Spec) -> dict[str, Any]:
+    """Execute one run here (the subprocess side); torch threads set before anything is built."""
+    import torch
+
+    torch.set_num_threads(spec.threads)
+    out = _run_ours(spec) if spec.lib == "ours" else _run_sb3(spec)
+    out["torch_threads"] = torch.get_num_threads()
+    return out
+
+
+def spawn(spec: Spec) -> dict[str, Any]:
+    """Run ``spec`` in a fresh Python process; return its result dict (with the spec)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    with tempfile.NamedTemporaryFile("r", suffix=".json") as f:
+        proc = subprocess.run([sys.executable, __file__, "_run", json.dumps(asdict(spec)), f.name], cwd=ROOT, env=env,
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"run {spec} failed:\n{proc.stderr[-4000:]}")
+        result: dict[str, Any] = json.loads(Path(f.name).read_text())
+    result["spec"] = asdict(spec)
+    print(f"  {spec.label:16s} {spec.env_id:24s} seed {spec.seed}: {result['steps']} steps, "
+          f"{result['loop_sps']:.0f} steps/s", flush=True)
+    return result
+
+
+# ----------------------------------------------------------------------------- report helpers
+def machine_note(threads: str) -> str:
+    import torch
+
+    return (f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, CPU only (no GPU), "
+            f"shared with other jobs; torch {torch.__version__}, torch threads {threads} on both sides; "
+            f"Python {platform.python_version()}; load average at the end {os.getloadavg()[0]:.1f}; "
+            f"{time.strftime('%Y-%m-%d %H:%M')}.")
+
+
+def write_section(out: Path, name: str, text: str) -> None:
+    """Replace (or append) the ``name`` section of the report, delimited by HTML comments."""
+    import fcntl
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with (Path(tempfile.gettempdir()) / (out.name + ".lock")).open("w") as lock:  # two subcommands may finish at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _write_section(out, name, text)
+
+
+def _write_section(out: Path, name: str, text: str) -> None:
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    body = out.read_text(encoding="utf-8") if out.exists() else (
+        "# scalable vs Stable-Baselines3: PPO benchmarks\n\nGenerated by `python benchmarks/bench_scalable.py "
+        "<subcommand>`; see benchmarks/README.md and the script's docstring for the hyperparameters.\n")
+    block = f"{begin}\n{text.rstrip()}\n{end}"
+    if begin in body and end in body:
+        pre, rest = body.split(begin, 1)
+        body = pre + block + rest.split(end, 1)[1]
+    else:
+        body = body.rstrip() + "\n\n" + block + "\n"
+    out.write_text(body, encoding="utf-8")
+
+
+def save_json(name: str, data: object) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"scalable_{name}.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+
+def _smooth(curve: Sequence[Sequence[float]], window: int) -> tuple[list[float], list[float]]:
+    xs = [float(s) for s, _ in curve]
+    ys = [float(r) for _, r in curve]
+    sm = [statistics.fmean(ys[max(0, i - window + 1):i + 1]) for i in range(len(ys))]
+    return xs, sm
+
+
+def plot_curves(path: Path, title: str, series: dict[str, list[list[Sequence[float]]]], window: int) -> None:
+    """One line per (label, seed): raw episode return against env steps, moving average over ``window``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    colours = {"ours": "tab:blue", "sb3": "tab:orange"}
+    for label, curves in series.items():
+        for i, c in enumerate(curves):
+            if not c:
+                continue
+            xs, ys = _smooth(c, window)
+            ax.plot(xs, ys, color=colours.get(label.split("-")[0], None), alpha=0.9 if i == 0 else 0.5,
+                    label=label if i == 0 else None)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel(f"episode return (raw, moving average of {window})")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def last_mean(returns: Sequence[float], n: int = 10) -> float:
+    tail = list(returns)[-n:]
+    return statistics.fmean(tail) if tail else float("nan")
+
+
+# ----------------------------------------------------------------------------- subcommands
+def cmd_throughput(args: argparse.Namespace) -> None:
+    from scalable.envs.envpool_backend import envpool_has
+
+    groups: list[tuple[Kind, str, int, int]] = []
+    if args.mujoco_steps > 0:
+        groups.append(("mujoco", MUJOCO_ENV, args.mujoco_steps, args.threads_mujoco))
+    if args.atari_steps > 0:
+        groups.append(("atari", args.atari_env, args.atari_steps, args.threads_atari))
+    rows: list[dict[str, Any]] = []
+    for kind, env_id, steps, threads in groups:
+        backends = ["gymnasium"]
+        ep_id = env_id if kind == "mujoco" else env_id.replace("NoFrameskip-v4", "-v5").removeprefix("ALE/")
+        if envpool_has(ep_id):
+            backends.append("envpool")
+        specs = [Spec("ours", kind, env_id, steps, backend=b, threads=threads) for b in backends]
+        specs.append(Spec("sb3", kind, env_id, steps, threads=threads))
+        print(f"{kind}: {env_id}, {steps} steps x {args.reps} reps, torch threads {threads}", flush=True)
+        results: dict[str, list[float]] = {s.label: [] for s in specs}
+        for _rep in range(args.reps):  # interleaved: ours-gym, ours-envpool, sb3, ours-gym, ...
+            for s in specs:
+                results[s.label].append(spawn(s)["loop_sps"])
+        note = machine_note(str(threads))
+        command = (f"python benchmarks/bench_scalable.py throughput --mujoco-steps {args.mujoco_steps} "
+                   f"--atari-steps {args.atari_steps} --reps {args.reps}")
+        for label, sps in results.items():
+            rows.append({"kind": kind, "env": env_id, "steps": steps, "threads": threads, "label": label,
+                         "sps": sps, "note": note, "command": command})
+    done = {g[0] for g in groups}
+    old = RESULTS / "scalable_throughput.json"
+    if old.exists():  # keep the rows of a task not re-run now (e.g. --atari-steps 0)
+        rows += [r for r in json.loads(old.read_text()) if r["kind"] not in done]
+    save_json("throughput", rows)
+    lines = ["## Throughput (env steps per second of the whole training loop)", "",
+             "Each run is a fresh process; the time is that of the training loop (ours: "
+             "`TrainResult.steps_per_second`, from the first rollout to the end; SB3: `model.learn`), environments "
+             "and network already built; no logging, no checkpoints. Runs interleaved (ours-gymnasium, "
+             "ours-envpool, SB3, repeat); best and median of the repetitions; ratio = ours / SB3 on the best run."]
+    for kind in ("mujoco", "atari"):
+        grp = [r for r in rows if r["kind"] == kind]
+        if not grp:
+            continue
+        lines += ["", f"**{kind}** - {grp[0]['note']} Command: `{grp[0]['command']}`.", "",
+                  "| task | steps | implementation | best steps/s | median steps/s | runs | ratio vs SB3 (best) |",
+                  "|---|---:|---|---:|---:|---|---:|"]
+        env_id, steps = grp[0]["env"], grp[0]["steps"]
+        sb3_best = max(next(r for r in grp if r["label"] == "sb3")["sps"])
+        for r in grp:
+            best, med = max(r["sps"]), statistics.median(r["sps"])
+            runs = ", ".join(f"{x:.0f}" for x in r["sps"])
+            lines.append(f"| PPO {env_id} | {steps} | {r['label']} | {best:.0f} | {med:.0f} | {runs} | "
+                         f"{best / sb3_best:.2f}x |")
+    write_section(args.out, "throughput", "\n".join(lines))
+    print(f"wrote {args.out}")
+
+
+def _map(specs: list[Spec], jobs: int) -> list[dict[str, Any]]:
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(spawn, specs))
+
+
+def cmd_returns(args: argparse.Namespace) -> None:
+    specs: list[Spec] = []
+    for env_id in args.envs:
+        for seed in args.seeds:
+            specs += [Spec("ours", "mujoco", env_id, args.steps, seed, args.backend, args.threads, curve=True),
+                      Spec("sb3", "mujoco", env_id, args.steps, seed, threads=args.threads, curve=True)]
+    print(f"returns: {len(specs)} runs of {args.steps} steps, {args.jobs} at a time", flush=True)
+    t0 = time.perf_counter()
+    results = _map(specs, args.jobs)
+    elapsed = time.perf_counter() - t0
+    save_json("returns", results)
+    lines = ["## Returns (PPO, standard MuJoCo hyperparameters)", "",
+             machine_note(str(args.threads)), "",
+             f"Command: `python benchmarks/bench_scalable.py returns --steps {args.steps} --seeds "
+             f"{' '.join(map(str, args.seeds))} --envs {' '.join(args.envs)} --backend {args.backend} --jobs "
+             f"{args.jobs}` ({elapsed / 60:.1f} min). Score of a run: mean raw return of its last 10 "
+             "episodes (training episodes, stochastic policy); table: mean +- sd over seeds. CleanRL's "
+             "published PPO figures are at 1M steps, so they are comparable only for `--steps 1000000`.", "",
+             "| env | steps | seeds | ours | SB3 | CleanRL @1M |", "|---|---:|---:|---:|---:|---:|"]
+
+    def fmt(xs: list[float]) -> str:
+        if len(xs) == 1:
+            return f"{xs[0]:.0f}"
+        return f"{statistics.fmean(xs):.0f} +- {statistics.stdev(xs):.0f}" if xs else "-"
+
+    for env_id in args.envs:
+        sc = {lib: [last_mean(r["returns"]) for r in results if r["spec"]["env_id"] == env_id
+                    and r["spec"]["lib"] == lib] for lib in ("ours", "sb3")}
+        lines.append(f"| {env_id} | {args.steps} | {len(args.seeds)} | {fmt(sc['ours'])} | {fmt(sc['sb3'])} | "
+                     f"{CLEANRL_1M.get(env_id, float('nan')):.0f} |")
+        png = RESULTS / f"scalable_returns_{env_id}.png"
+        series = {lib: [r["curve"] for r in results if r["spec"]["env_id"] == env_id and r["spec"]["lib"] == lib]
+                  for lib in ("ours", "sb3")}
+        plot_curves(png, f"PPO {env_id}: ours ({args.backend}) vs SB3, {args.steps} steps", series, window=10)
+    lines += ["", "Curves: " + ", ".join(f"`scalable_returns_{e}.png`" for e in args.envs) + "."]
+    write_section(args.out, "returns", "\n".join(lines))
+    print(f"wrote {args.out}")
+
+
+def cmd_atari_curve(args: argparse.Namespace) -> None:
+    specs = [Spec("ours", "atari", args.env, args.steps, args.seed, args.backend, args.threads, curve=True),
+             Spec("sb3", "atari", args.env, args.steps, args.seed, threads=args.threads, curve=True)]
+    if args.report_only:  # rebuild the section and the plot from the saved JSON
+        results = json.loads((RESULTS / "scalable_atari_curve.json").read_text())
+        elapsed = sum(r["wall_s"] for r in results) / max(1, args.jobs)
+    else:
+        print(f"atari-curve: {args.env}, {args.steps} steps each, {args.jobs} at a time", flush=True)
+        t0 = time.perf_counter()
+        results = _map(specs, args.jobs)
+        elapsed = time.perf_counter() - t0
+        save_json("atari_curve", results)
+    png = RESULTS / "scalable_atari_curve.png"
+    plot_curves(png, f"PPO {args.env}: ours ({args.backend}) vs SB3", {r["spec"]["lib"]: [r["curve"]]
+                                                                       for r in results}, window=20)
+    lines = ["## Atari learning curve", "", machine_note(str(args.threads)), "",
+             f"Command: `python benchmarks/bench_scalable.py atari-curve --env {args.env} --steps {args.steps} "
+             f"--seed {args.seed} --backend {args.backend} --jobs {args.jobs}` ({elapsed / 60:.1f} min; with "
+             "`--jobs 2` the two runs share the cores, so their steps/s here are not throughput figures). Raw "
+             "game score of full games (all lives), training policy.", "",
+             "| implementation | steps | games | mean score, first 20 games | mean score, last 20 games | "
+             "steps/s |", "|---|---:|---:|---:|---:|---:|"]
+    for r in results:
+        rets = r["returns"]
+        first = statistics.fmean(rets[:20]) if rets else float("nan")
+        lines.append(f"| {Spec(**r['spec']).label} | {r['steps']} | {len(rets)} | {first:.1f} | "
+                     f"{last_mean(rets, 20):.1f} | {r['loop_sps']:.0f} |")
+    checkpoints = [args.steps * k // 4 for k in (1, 2, 3, 4)]
+    lines += ["", "Mean score of the games that ended in each quarter of the budget:", "",
+              "| implementation | " + " | ".join(f"<= {c}" for c in checkpoints) + " |",
+              "|---|" + "---:|" * len(checkpoints)]
+    for r in results:
+        cells = []
+        lo = 0
+        for c in checkpoints:
+            seg = [v for s, v in r["curve"] if lo < s <= c]
+            cells.append(f"{statistics.fmean(seg):.1f} ({len(seg)})" if seg else "-")
+            lo = c
+        lines.append(f"| {Spec(**r['spec']).label} | " + " | ".join(cells) + " |")
+    lines += ["", f"Curve: `{png.name}` (moving average of 20 games)."]
+    write_section(args.out, "atari-curve", "\n".join(lines))
+    print(f"wrote {args.out}")
+
+
+def cmd_profile(args: argparse.Namespace) -> None:
+    """cProfile of our training loop (in this process); prints and reports the top functions."""
+    import torch
+
+    from scalable.agents.ppo import train
+
+    torch.set_num_threads(args.threads)
+    kind: Kind = "atari" if "NoFrameskip" in args.env or args.env.startswith("ALE/") else "mujoco"
+    make = ours_mujoco_config if kind == "mujoco" else ours_atari_config
+    cfg = make(args.env, args.steps, 1, args.backend, args.threads)
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    res = train(cfg, progress=False)
+    prof.disable()
+    wall = time.perf_counter() - t0
+    buf = io.StringIO()
+    stats = pstats.Stats(prof, stream=buf)
+    stats.sort_stats("tottime").print_stats(args.top)
+    buf.write("\n")
+    stats.sort_stats("cumulative").print_stats(args.top)
+    text = buf.getvalue()
+    print(text)
+    (RESULTS / f"scalable_profile_{kind}_{args.backend}.txt").write_text(text, encoding="utf-8")
+    print(f"{res.global_step} steps in {wall:.1f} s under cProfile ({res.global_step / wall:.0f} steps/s)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("throughput", help="env steps/s of the training loop: ours (gymnasium, envpool) vs SB3")
+    t.add_argument("--mujoco-steps", type=int, default=24 * 2048, help="HalfCheetah steps per run (0 skips it)")
+    t.add_argument("--atari-steps", type=int, default=8 * 1024, help="PPO Atari steps per run (0 skips Atari)")
+    t.add_argument("--atari-env", default=ATARI_ENV)
+    t.add_argument("--reps", type=int, default=3)
+    t.add_argument("--threads-mujoco", type=int, default=1, help="torch threads, both libraries")
+    t.add_argument("--threads-atari", type=int, default=2, help="torch threads, both libraries")
+    r = sub.add_parser("returns", help="final returns and learning curves on MuJoCo: ours vs SB3")
+    r.add_argument("--steps", type=int, default=1_000_000)
+    r.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    r.add_argument("--envs", nargs="+", default=["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"])
+    r.add_argument("--backend", choices=["gymnasium", "envpool"], default="envpool")
+    r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--jobs", type=int, default=2, help="runs at a time (one per core with --threads 1)")
+    a = sub.add_parser("atari-curve", help="Atari learning curve: ours vs SB3 on the same budget")
+    a.add_argument("--steps", type=int, default=200_000)
+    a.add_argument("--env", default=ATARI_ENV)
+    a.add_argument("--seed", type=int, default=1)
+    a.add_argument("--backend", choices=["gymnasium", "envpool"], default="envpool")
+    a.add_argument("--threads", type=int, default=1)
+    a.add_argument("--jobs", type=int, default=2)
+    a.add_argument("--report-only", action="store_true", help="rewrite the report from the saved JSON")
+    f = sub.add_parser("profile", help="cProfile our PPO training loop")
+    f.add_argument("--env", default=MUJOCO_ENV)
+    f.add_argument("--steps", type=int, default=10 * 2048)
+    f.add_argument("--backend", choices=["gymnasium", "envpool"], default="gymnasium")
+    f.add_argument("--threads", type=int, default=1)
+    f.add_argument("--top", type=int, default=30)
+    for sp in (t, r, a):
+        sp.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    w = sub.add_parser("_run")  # internal: one run in this process
+    w.add_argument("spec")
+    w.add_argument("result")
+    args = p.parse_args(argv)
+    if args.cmd == "_run":
+        spec = Spec(**json.loads(args.spec))
+        Path(args.result).write_text(json.dumps(run_spec(spec)), encoding="utf-8")
+        return 0
+    {"throughput": cmd_throughput, "returns": cmd_returns, "atari-curve": cmd_atari_curve,
+     "profile": cmd_profile}[args.cmd](args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
