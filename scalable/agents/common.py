@@ -36,7 +36,7 @@ from scalable.envs import AtariOptions, VecEnv, completed_episodes, make_vec_env
 from scalable.envs.atari import is_atari
 from scalable.nets.atari import AtariActorCritic, PolicyEval, PolicyStep
 from scalable.nets.init import VALUE_GAIN
-from scalable.nets.mlp import MLPActorCritic, mlp
+from scalable.nets.mlp import MLPActorCritic, NumpyPolicy, mlp
 from scalable.runs.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from scalable.runs.logging import Logger, RunDir
 
@@ -164,6 +164,68 @@ def _prep(obs: NDArray[np.generic], obs_norm: ObservationNormalizer | None, *, u
     return t
 
 
+def _collect_numpy(
+    envs: VecEnv,
+    snap: NumpyPolicy,
+    obs: NDArray[np.generic],
+    num_steps: int,
+    generator: torch.Generator,
+    obs_norm: ObservationNormalizer | None,
+    reward_norm: RewardNormalizer | None,
+) -> tuple[Rollout, NDArray[np.generic]]:
+    """:func:`collect_rollout` for Gaussian MLP policies: numpy forward passes and preallocated numpy
+    buffers, converted to tensors once per rollout. The Gaussian noise of the whole rollout is drawn
+    up front with one ``torch.randn`` from ``generator`` (deterministic, checkpointed with the run)."""
+    T, B, n = num_steps, envs.num_envs, snap.act_dim
+    obs_shape = tuple(np.asarray(obs).shape[1:])
+    eps_all = torch.randn((T, B, n), generator=generator, dtype=torch.float32).numpy()
+    obs_buf = np.empty((T, B, *obs_shape), dtype=np.float32)
+    fo_buf = np.empty((T, B, *obs_shape), dtype=np.float32)
+    raw_buf = np.empty((T, B, n), dtype=np.float32)
+    act_buf = np.empty((T, B, n), dtype=np.float32)
+    logp_buf = np.empty((T, B), dtype=np.float32)
+    v_buf = np.empty((T, B), dtype=np.float32)
+    vf_buf = np.zeros((T, B), dtype=np.float32)
+    r_buf = np.empty((T, B), dtype=np.float32)
+    te_buf = np.empty((T, B), dtype=np.bool_)
+    tr_buf = np.empty((T, B), dtype=np.bool_)
+    episodes: list[tuple[float, int]] = []
+    norm = obs_norm.normalize_np if obs_norm is not None else None
+    rnorm = reward_norm.step_np if reward_norm is not None else None
+    act, value, step_env = snap.act, snap.value, envs.step
+    for t in range(T):
+        x = norm(obs, update=True) if norm is not None else np.asarray(obs, dtype=np.float32)
+        a, raw, lp, v = act(x, eps_all[t])
+        obs_buf[t] = x
+        raw_buf[t] = raw
+        logp_buf[t] = lp
+        v_buf[t] = v
+        a_env = act_buf[t]
+        a_env[...] = a
+        obs, reward, terminated, truncated, final_obs, info = step_env(a_env.copy())
+        fo = norm(final_obs) if norm is not None else np.asarray(final_obs, dtype=np.float32)
+        fo_buf[t] = fo
+        if (truncated & ~terminated).any():
+            vf_buf[t] = value(fo)
+        r_buf[t] = rnorm(reward, terminated | truncated) if rnorm is not None else reward
+        te_buf[t] = terminated
+        tr_buf[t] = truncated
+        if info.done_mask.any():
+            episodes += completed_episodes(info)
+    xl = norm(obs) if norm is not None else np.asarray(obs, dtype=np.float32)
+    last_value = torch.from_numpy(value(xl))
+    values = torch.from_numpy(v_buf)
+    term, trunc, v_final = torch.from_numpy(te_buf), torch.from_numpy(tr_buf), torch.from_numpy(vf_buf)
+    rollout = Rollout(
+        obs=torch.from_numpy(obs_buf), raw_actions=torch.from_numpy(raw_buf), env_actions=act_buf,
+        log_probs=torch.from_numpy(logp_buf), values=values, rewards=torch.from_numpy(r_buf),
+        terminated=term, truncated=trunc, final_obs=torch.from_numpy(fo_buf), v_final=v_final,
+        last_value=last_value, next_values=next_values_from_rollout(values, last_value, term, trunc, v_final),
+        episodes=episodes,
+    )
+    return rollout, obs
+
+
 @torch.no_grad()
 def collect_rollout(
     envs: VecEnv,
@@ -177,8 +239,15 @@ def collect_rollout(
 ) -> tuple[Rollout, NDArray[np.generic]]:
     """Step ``envs`` ``num_steps`` times from ``obs`` with ``policy`` (no gradients); return the rollout
     and the observation to continue from. Bootstrapping follows open choice 13: V(final obs) at
-    truncation, 0 at termination (``next_values_from_rollout``)."""
+    truncation, 0 at termination (``next_values_from_rollout``).
+
+    A Gaussian :class:`MLPActorCritic` is run by a numpy snapshot of its weights (:func:`_collect_numpy`).
+    """
     act_space = envs.single_action_space
+    if isinstance(policy, MLPActorCritic) and isinstance(act_space, gym.spaces.Box):
+        snap = policy.numpy_policy()
+        if snap is not None:
+            return _collect_numpy(envs, snap, obs, num_steps, generator, obs_norm, reward_norm)
     cols: dict[str, list[Any]] = {k: [] for k in ("obs", "raw", "env", "logp", "v", "r", "te", "tr", "fo", "vf")}
     episodes: list[tuple[float, int]] = []
     for _ in range(num_steps):

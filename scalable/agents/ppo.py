@@ -121,7 +121,8 @@ def train(
     model = build_actor_critic(cfg.env_id, envs.single_observation_space, envs.single_action_space,
                                head=cfg.head, hidden=cfg.hidden, orthogonal_init=cfg.orthogonal_init,
                                atari_arch=cfg.atari_arch)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
+    params = [p for p in model.parameters() if p.requires_grad]
     obs_norm, reward_norm = make_normalisers(cfg, envs)
     st = RunState(cfg.seed, cfg.return_window)
     session = Session("ppo", cfg, run_dir, resume=resume, progress=progress)
@@ -155,28 +156,43 @@ def train(
             b_ret, b_val = targets.flatten(), ro.values.flatten()
             approx_kl = torch.zeros(())
             stats: dict[str, float] = {}
+            mbs = cfg.minibatch_size
+            starts = range(0, batch, mbs)
+            last_start = starts[-1]
+            adv_rows = cfg.norm_adv and batch % mbs == 0
             for _epoch in range(cfg.update_epochs):
                 perm = torch.randperm(batch, generator=st.generator)
-                for start in range(0, batch, cfg.minibatch_size):
-                    mb = perm[start:start + cfg.minibatch_size]
-                    ev = model.evaluate(b_obs[mb], b_act[mb])
-                    mb_adv = b_adv[mb]
-                    if cfg.norm_adv:
+                # gather once per epoch; minibatches are then contiguous slices (same samples, same order)
+                e_obs, e_act, e_logp, e_adv = b_obs[perm], b_act[perm], b_logp[perm], b_adv[perm]
+                e_ret, e_val = b_ret[perm], b_val[perm]
+                if adv_rows:  # per-minibatch advantage normalisation, all minibatches of the epoch at once
+                    a2 = e_adv.view(-1, mbs)
+                    e_adv = ((a2 - a2.mean(dim=1, keepdim=True))
+                             / (a2.std(dim=1, unbiased=False, keepdim=True) + 1e-8)).view(-1)
+                for start in starts:
+                    sl = slice(start, start + mbs)
+                    ev = model.evaluate(e_obs[sl], e_act[sl])
+                    mb_adv = e_adv[sl]
+                    if cfg.norm_adv and not adv_rows:
                         mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std(unbiased=False) + 1e-8)
-                    pg_loss = ppo_clip_loss(ev.log_prob, b_logp[mb], mb_adv, eps=cfg.clip_eps)
-                    v_loss = value_loss(ev.value, b_ret[mb], old_values=b_val[mb] if cfg.clip_vloss else None,
+                    mb_logp = e_logp[sl]
+                    pg_loss = ppo_clip_loss(ev.log_prob, mb_logp, mb_adv, eps=cfg.clip_eps)
+                    v_loss = value_loss(ev.value, e_ret[sl], old_values=e_val[sl] if cfg.clip_vloss else None,
                                         clip_eps=cfg.clip_eps if cfg.clip_vloss else None)
-                    loss = pg_loss + cfg.vf_coef * v_loss + cfg.ent_coef * entropy_loss(ev.entropy)
-                    opt.zero_grad()
+                    loss = pg_loss + cfg.vf_coef * v_loss
+                    if cfg.ent_coef != 0.0:
+                        loss = loss + cfg.ent_coef * entropy_loss(ev.entropy)
+                    opt.zero_grad(set_to_none=True)
                     loss.backward()  # type: ignore[no-untyped-call]
                     if cfg.max_grad_norm is not None:
-                        nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                        nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
                     opt.step()
-                    with torch.no_grad():
-                        log_ratio = ev.log_prob - b_logp[mb]
-                        approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean()
-                    stats = {"losses/policy": pg_loss.item(), "losses/value": v_loss.item(),
-                             "losses/entropy": ev.entropy.mean().item(), "losses/approx_kl": float(approx_kl)}
+                    if start == last_start:  # only the epoch's last minibatch is reported / checked
+                        with torch.no_grad():
+                            log_ratio = ev.log_prob - mb_logp
+                            approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean()
+                        stats = {"losses/policy": pg_loss.item(), "losses/value": v_loss.item(),
+                                 "losses/entropy": ev.entropy.mean().item(), "losses/approx_kl": float(approx_kl)}
                 if cfg.target_kl is not None and float(approx_kl) > cfg.target_kl:
                     break
 

@@ -53,6 +53,10 @@ class EnvpoolVecEnv:
         self._act_space = self._pool.action_space
         self._ret = np.zeros(self._num_envs, np.float64)
         self._len = np.zeros(self._num_envs, np.int64)
+        self._arange = np.arange(self._num_envs)
+        self._box: tuple[NDArray[Any], NDArray[Any]] | None = None
+        if isinstance(self._act_space, gym.spaces.Box):
+            self._box = (self._act_space.low, self._act_space.high)
 
     def _make(self, seed: int) -> Any:
         import envpool
@@ -78,10 +82,10 @@ class EnvpoolVecEnv:
         a = np.asarray(obs)
         return a.astype(np.float32) if a.dtype == np.float64 else a
 
-    @staticmethod
-    def _order(info: dict[str, Any], n: int) -> NDArray[np.intp] | None:
+    def _order(self, info: dict[str, Any], n: int) -> NDArray[np.intp] | None:
         ids = np.asarray(info["env_id"])
-        if len(ids) == n and np.array_equal(ids, np.arange(n)):
+        ref = self._arange if n == len(self._arange) else np.arange(n)
+        if len(ids) == n and bool((ids == ref).all()):
             return None
         return np.argsort(ids)
 
@@ -98,8 +102,8 @@ class EnvpoolVecEnv:
 
     def step(self, actions: NDArray[np.generic]) -> VecStep:
         acts = np.asarray(actions)
-        if isinstance(self._act_space, gym.spaces.Box):
-            acts = np.clip(acts, self._act_space.low, self._act_space.high).astype(np.float64)
+        if self._box is not None:  # = np.clip(acts, low, high), without its wrapper
+            acts = np.minimum(np.maximum(acts, self._box[0]), self._box[1]).astype(np.float64)
         obs, reward, terminated, truncated, info = self._pool.step(acts)
         order = self._order(info, self._num_envs)
         if order is not None:
@@ -117,7 +121,7 @@ class EnvpoolVecEnv:
         obs = self._obs(obs)
         final_obs = obs.copy()
         done = term | trunc
-        if np.any(done):
+        if done.any():
             ids = np.flatnonzero(done).astype(np.int32)
             new_obs, _, _, _, new_info = self._pool.step(np.zeros_like(acts[ids]), ids)
             got = np.asarray(new_info["env_id"])

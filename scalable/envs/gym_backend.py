@@ -42,6 +42,14 @@ class GymVecEnv:
             self._env = SyncVectorEnv(list(env_fns), autoreset_mode=AutoresetMode.SAME_STEP)
         self._obs_space = float32_space(self._env.single_observation_space)
         self._act_space = self._env.single_action_space
+        # one synchronous env: step it directly with the same same-step autoreset semantics (no
+        # vector-env batching overhead); reset / render / close still go through the vector env
+        self._single: gym.Env[Any, Any] | None = None
+        if not asynchronous and isinstance(self._env, SyncVectorEnv) and len(self._env.envs) == 1:
+            self._single = self._env.envs[0]
+        self._box: tuple[NDArray[Any], NDArray[Any]] | None = None
+        if isinstance(self._act_space, gym.spaces.Box):
+            self._box = (self._act_space.low, self._act_space.high)
 
     @property
     def num_envs(self) -> int:
@@ -63,10 +71,39 @@ class GymVecEnv:
         obs, _ = self._env.reset(seed=int(seed))  # env b gets seed + b
         return self._obs(obs)
 
+    @staticmethod
+    def _obs_copy(obs: Any) -> NDArray[np.generic]:
+        """One env's observation as a fresh [1, *shape] array (float64 cast to float32)."""
+        a = np.asarray(obs)
+        return np.array(a, dtype=np.float32 if a.dtype == np.float64 else a.dtype)[None]
+
+    def _step_single(self, env: gym.Env[Any, Any], acts: NDArray[np.generic]) -> VecStep:
+        """``step`` for one synchronous env, as SyncVectorEnv with AutoresetMode.SAME_STEP does it."""
+        obs_raw, reward, terminated, truncated, info = env.step(acts[0])
+        obs = self._obs_copy(obs_raw)
+        term = np.array([bool(terminated)], dtype=np.bool_)
+        trunc = np.array([bool(truncated)], dtype=np.bool_)
+        rew = np.array([reward], dtype=np.float64).astype(np.float32)
+        final_obs = obs.copy()
+        episodes = EpisodeInfo.empty(1)
+        if terminated or truncated:
+            new_obs, _ = env.reset()
+            obs = self._obs_copy(new_obs)
+            if "episode" in info:
+                ep = info["episode"]
+                episodes = EpisodeInfo(
+                    np.ones(1, dtype=np.bool_),
+                    np.asarray(ep["r"], dtype=np.float64).reshape(1),
+                    np.asarray(ep["l"], dtype=np.int64).reshape(1),
+                )
+        return VecStep(obs, rew, term, trunc, final_obs, episodes)
+
     def step(self, actions: NDArray[np.generic]) -> VecStep:
         acts = np.asarray(actions)
-        if isinstance(self._act_space, gym.spaces.Box):
-            acts = np.clip(acts, self._act_space.low, self._act_space.high)
+        if self._box is not None:
+            acts = np.minimum(np.maximum(acts, self._box[0]), self._box[1])  # = np.clip(acts, low, high)
+        if self._single is not None:
+            return self._step_single(self._single, acts)
         obs_raw, reward, terminated, truncated, info = self._env.step(acts)
         obs = self._obs(obs_raw)
         term = np.asarray(terminated, dtype=np.bool_)

@@ -14,13 +14,19 @@ Spec: PG-49, PG-50, PG-51, PG-52 (errata E-51, E-53), open choice 15.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+from numpy.typing import NDArray
 from torch import Tensor, nn
 
 from scalable.core.distributions import (
+    LOG_STD_MAX,
+    LOG_STD_MIN,
     clamp_log_std,
     gaussian_entropy,
     gaussian_log_prob,
@@ -31,7 +37,7 @@ from scalable.core.distributions import (
 from scalable.nets.atari import PolicyEval, PolicyStep
 from scalable.nets.init import HIDDEN_GAIN, POLICY_GAIN, VALUE_GAIN, layer_init
 
-__all__ = ["DiagGaussianHead", "MLPActorCritic", "TanhGaussianHead", "mlp"]
+__all__ = ["DiagGaussianHead", "MLPActorCritic", "NumpyPolicy", "TanhGaussianHead", "mlp"]
 
 
 def mlp(in_dim: int, out_dim: int | None, *, hidden: Sequence[int] = (64, 64),
@@ -150,15 +156,29 @@ class MLPActorCritic(nn.Module):
         self.critic = mlp(obs_dim, 1, hidden=hidden, activation=activation, orthogonal_init=o, out_gain=VALUE_GAIN)
         self.obs_dim, self.act_dim = obs_dim, act_dim
 
+    @staticmethod
+    def _run(seq: nn.Sequential, x: Tensor) -> Tensor:
+        """``seq(x)`` without per-module call overhead for Linear / Tanh / ReLU (same ops, same result)."""
+        for layer in seq:
+            kind = type(layer)
+            if kind is nn.Linear and isinstance(layer, nn.Linear):
+                x = F.linear(x, layer.weight, layer.bias)
+            elif kind is nn.Tanh:
+                x = torch.tanh(x)
+            elif kind is nn.ReLU:
+                x = torch.relu(x)
+            else:
+                x = layer(x)
+        return x
+
     def dist_params(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """(mu, log_std) of the policy, each [B, n]."""
-        mu, log_std = self.head(self.actor_trunk(obs))
+        mu, log_std = self.head.forward(self._run(self.actor_trunk, obs))
         return mu, log_std
 
     def value(self, obs: Tensor) -> Tensor:
         """V(s) [B]."""
-        v: Tensor = self.critic(obs)
-        return v.squeeze(-1)
+        return self._run(self.critic, obs).squeeze(-1)
 
     def act(self, obs: Tensor, *, generator: torch.Generator | None = None, deterministic: bool = False) -> PolicyStep:
         """Sample an action; raw_action is the pre-squash z (tanh head) or the action (diag head). [B, n]."""
@@ -172,3 +192,97 @@ class MLPActorCritic(nn.Module):
         mu, log_std = self.dist_params(obs)
         return PolicyEval(self.head.log_prob(raw_action, mu, log_std), self.head.entropy(mu, log_std),
                           self.value(obs))
+
+    def numpy_policy(self) -> NumpyPolicy | None:
+        """A float32 numpy snapshot of the current weights for small-batch rollouts (no torch per-op
+        overhead), or None when the network is not a plain Linear / (Tanh | ReLU) stack."""
+        return NumpyPolicy.from_model(self)
+
+
+_Arr = NDArray[np.float32]
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+_LOG2 = math.log(2.0)
+
+
+class NumpyPolicy:
+    """Frozen numpy twin of :meth:`MLPActorCritic.act` (actor and critic fused into one wider MLP).
+
+    Layer 1 concatenates the actor's and critic's first layers, deeper layers are block-diagonal, the
+    output layer yields [head outputs | value]. Sampling takes the standard-normal noise ``eps`` from the
+    caller (drawn with the run's torch generator), so the rollout stays deterministic and resumable.
+    """
+
+    def __init__(self, layers: list[tuple[_Arr, _Arr]], relu: bool, head: Literal["tanh_gaussian", "diag_gaussian"],
+                 act_dim: int, log_std: _Arr | None) -> None:
+        self.layers = layers
+        self.relu = relu
+        self.head = head
+        self.act_dim = act_dim
+        self.log_std = log_std
+
+    @staticmethod
+    def from_model(model: MLPActorCritic) -> NumpyPolicy | None:
+        actor, critic = list(model.actor_trunk), list(model.critic)
+        acts = {type(m) for m in actor + critic if not isinstance(m, nn.Linear)}
+        if len(acts) != 1 or not acts <= {nn.Tanh, nn.ReLU}:
+            return None
+        a_lin = [m for m in actor if isinstance(m, nn.Linear)]
+        c_lin = [m for m in critic if isinstance(m, nn.Linear)]
+        if len(c_lin) != len(a_lin) + 1 or len(actor) != 2 * len(a_lin) or len(critic) != 2 * len(a_lin) + 1:
+            return None
+        head_lin = model.head.linear if isinstance(model.head, TanhGaussianHead) else model.head.mean
+        a_lin.append(head_lin)
+
+        def wb(m: nn.Linear) -> tuple[_Arr, _Arr]:
+            return (m.weight.detach().to(device="cpu", dtype=torch.float32).numpy().T.astype(np.float32),
+                    m.bias.detach().to(device="cpu", dtype=torch.float32).numpy().astype(np.float32))
+
+        layers: list[tuple[_Arr, _Arr]] = []
+        for i, (la, lc) in enumerate(zip(a_lin, c_lin, strict=True)):
+            (wa, ba), (wc, bc) = wb(la), wb(lc)
+            if i == 0:
+                w = np.concatenate([wa, wc], axis=1)
+            else:
+                w = np.zeros((wa.shape[0] + wc.shape[0], wa.shape[1] + wc.shape[1]), dtype=np.float32)
+                w[: wa.shape[0], : wa.shape[1]] = wa
+                w[wa.shape[0]:, wa.shape[1]:] = wc
+            layers.append((np.ascontiguousarray(w), np.concatenate([ba, bc])))
+        if isinstance(model.head, TanhGaussianHead):
+            return NumpyPolicy(layers, nn.ReLU in acts, "tanh_gaussian", model.act_dim, None)
+        log_std = model.head.log_std.detach().to(device="cpu", dtype=torch.float32).numpy().astype(np.float32)
+        return NumpyPolicy(layers, nn.ReLU in acts, "diag_gaussian", model.act_dim, log_std)
+
+    def _forward(self, obs: _Arr) -> _Arr:
+        h = obs
+        last = len(self.layers) - 1
+        for i, (w, b) in enumerate(self.layers):
+            h = h @ w
+            h += b
+            if i < last:
+                h = np.maximum(h, 0.0) if self.relu else np.tanh(h, out=h)
+        return h
+
+    def value(self, obs: _Arr) -> _Arr:
+        """V(s) [B] of float32 observations [B, obs_dim]."""
+        return self._forward(obs)[:, -1].copy()
+
+    def act(self, obs: _Arr, eps: _Arr) -> tuple[_Arr, _Arr, _Arr, _Arr]:
+        """(action, raw action, log pi(a | s), V(s)) for observations [B, obs_dim] and noise eps [B, n]."""
+        out = self._forward(obs)
+        n = self.act_dim
+        mu = out[:, :n]
+        value = out[:, -1].copy()
+        if self.log_std is None:  # tanh-Gaussian: state-dependent, clamped log-std; log-prob of z
+            log_std = np.minimum(np.maximum(out[:, n: 2 * n], LOG_STD_MIN), LOG_STD_MAX)
+            z = mu + np.exp(log_std) * eps
+            u = (z - mu) * np.exp(-log_std)
+            log1m = 2.0 * (_LOG2 - z - np.logaddexp(np.float32(0.0), -2.0 * z))
+            lp = (-log_std - 0.5 * u * u - _HALF_LOG_2PI - log1m).sum(axis=-1)
+            zf = np.asarray(z, dtype=np.float32)
+            return np.tanh(zf), zf, np.asarray(lp, dtype=np.float32), value
+        ls = self.log_std
+        a = mu + np.exp(ls) * eps
+        u = (a - mu) * np.exp(-ls)
+        lp = (-ls - 0.5 * u * u - _HALF_LOG_2PI).sum(axis=-1)
+        af = np.asarray(a, dtype=np.float32)
+        return af, af, np.asarray(lp, dtype=np.float32), value

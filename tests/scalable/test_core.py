@@ -387,3 +387,19 @@ def test_observation_and_reward_normalizers_and_state_round_trip() -> None:
     assert torch.equal(rn2.returns, rn.returns) and rn2.rms.count == rn.rms.count
     with pytest.raises(ValueError, match="shape"):
         rn2.load_state_dict({**rn.state_dict(), "returns": torch.zeros(3, dtype=torch.float64)})
+
+
+def test_numpy_twins_of_the_normalizers_match_the_tensor_api() -> None:
+    rng = np.random.default_rng(1)
+    a, b = ObservationNormalizer((3,)), ObservationNormalizer((3,))
+    ra, rb = RewardNormalizer(2, gamma=0.9), RewardNormalizer(2, gamma=0.9)
+    for _ in range(20):
+        x = rng.normal(2.0, 3.0, (2, 3)).astype(np.float32)
+        out_np = a.normalize_np(x, update=True)
+        out_t = b(T(x))
+        assert out_np.dtype == np.float32
+        np.testing.assert_array_equal(out_np, N(out_t))
+        r, done = rng.normal(size=2).astype(np.float32), rng.random(2) < 0.3
+        np.testing.assert_allclose(ra.step_np(r, done), N(rb(T(r).double(), T(done))), rtol=1e-12)
+    assert torch.equal(a.rms.mean, b.rms.mean) and a.rms.count == b.rms.count
+    assert torch.equal(ra.returns, rb.returns)

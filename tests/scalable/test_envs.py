@@ -279,3 +279,31 @@ def test_mujoco_step_and_time_limit(backend: str) -> None:
     assert not np.array_equal(s.final_obs, s.obs)
     assert [n for _, n in completed_episodes(s.info)] == [10, 10]
     envs.close()
+
+
+def test_single_gym_env_fast_path_equals_sync_vector_env() -> None:
+    """One synchronous gymnasium env is stepped directly; obs, rewards, flags, final obs and episode
+    statistics equal those of the SyncVectorEnv path (same-step autoreset) across truncations."""
+    from scalable.envs.gym_backend import GymVecEnv
+
+    def make() -> gym.Env[Any, Any]:
+        return gym.wrappers.RecordEpisodeStatistics(gym.make("Pendulum-v1", max_episode_steps=7))
+
+    fast, slow = GymVecEnv([make]), GymVecEnv([make])
+    slow._single = None  # force the vector-env path
+    assert fast._single is not None
+    o1, o2 = fast.reset(seed=5), slow.reset(seed=5)
+    np.testing.assert_array_equal(o1, o2)
+    rng = np.random.default_rng(0)
+    ends = 0
+    for _ in range(30):
+        a = rng.uniform(-3, 3, size=(1, 1)).astype(np.float32)
+        s1, s2 = fast.step(a), slow.step(a)
+        for x, y in zip(s1[:5], s2[:5], strict=True):
+            assert x.dtype == y.dtype and x.shape == y.shape
+            np.testing.assert_array_equal(x, y)
+        assert completed_episodes(s1.info) == completed_episodes(s2.info)
+        ends += int(s1.truncated[0])
+    assert ends == 4
+    fast.close()
+    slow.close()

@@ -133,3 +133,31 @@ def test_seeded_construction_and_sampling_are_deterministic() -> None:
         with torch.no_grad():
             outs.append(net.act(torch.ones(3, 4)).action)
     assert torch.equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("head", ["tanh_gaussian", "diag_gaussian"])
+@pytest.mark.parametrize("activation", [torch.nn.Tanh, torch.nn.ReLU])
+def test_numpy_policy_matches_the_torch_network(head: Any, activation: Any) -> None:
+    """The rollout's numpy snapshot samples a = mu + sigma eps as the torch head does and reports the
+    log-prob and value that ``evaluate`` recomputes (float32 rounding)."""
+    torch.manual_seed(0)
+    net = MLPActorCritic(5, 3, hidden=(16, 8), activation=activation, head=head)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    snap = net.numpy_policy()
+    assert snap is not None
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 5)).astype(np.float32)
+    eps = rng.normal(size=(4, 3)).astype(np.float32)
+    a, raw, lp, v = snap.act(x, eps)
+    assert a.dtype == raw.dtype == lp.dtype == v.dtype == np.float32
+    with torch.no_grad():
+        mu, log_std = net.dist_params(torch.from_numpy(x))
+        z = mu + log_std.exp() * torch.from_numpy(eps)
+        ev = net.evaluate(torch.from_numpy(x), torch.from_numpy(raw))
+    np.testing.assert_allclose(raw, z.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(a, np.tanh(z.numpy()) if head == "tanh_gaussian" else z.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(lp, ev.log_prob.numpy(), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(v, ev.value.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(snap.value(x), v)
