@@ -365,25 +365,65 @@ def _map(specs: list[Spec], jobs: int) -> list[dict[str, Any]]:
         return list(pool.map(spawn, specs))
 
 
+RETURNS_RUNS = RESULTS / "scalable_returns_runs.jsonl"
+"""One JSON line per finished returns run: the benchmark resumes where a killed invocation stopped."""
+
+
+def _run_key(spec: dict[str, Any]) -> tuple[Any, ...]:
+    return (spec["lib"], spec["env_id"], spec["steps"], spec["seed"], spec["backend"] if spec["lib"] == "ours" else "")
+
+
+def _load_runs() -> dict[tuple[Any, ...], dict[str, Any]]:
+    if not RETURNS_RUNS.exists():
+        return {}
+    runs = [json.loads(line) for line in RETURNS_RUNS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {_run_key(r["spec"]): r for r in runs}
+
+
+def _spawn_and_record(spec: Spec) -> dict[str, Any]:
+    import fcntl
+
+    result = spawn(spec)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with RETURNS_RUNS.open("a", encoding="utf-8") as f:  # one line, appended under a lock: no torn records
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.write(json.dumps(result) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return result
+
+
 def cmd_returns(args: argparse.Namespace) -> None:
     specs: list[Spec] = []
-    for env_id in args.envs:
-        for seed in args.seeds:
+    for seed in args.seeds:  # seed-major: every env gets its first comparison before any gets its second
+        for env_id in args.envs:
             specs += [Spec("ours", "mujoco", env_id, args.steps, seed, args.backend, args.threads, curve=True),
                       Spec("sb3", "mujoco", env_id, args.steps, seed, threads=args.threads, curve=True)]
-    print(f"returns: {len(specs)} runs of {args.steps} steps, {args.jobs} at a time", flush=True)
-    t0 = time.perf_counter()
-    results = _map(specs, args.jobs)
-    elapsed = time.perf_counter() - t0
-    save_json("returns", results)
+    done = _load_runs()
+    todo = [s for s in specs if _run_key(asdict(s)) not in done]
+    if not args.report_only and todo:
+        print(f"returns: {len(todo)} of {len(specs)} runs of {args.steps} steps to do ({len(specs) - len(todo)} "
+              f"already in {RETURNS_RUNS.name}), {args.jobs} at a time", flush=True)
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            list(pool.map(_spawn_and_record, todo))
+        done = _load_runs()
+    results = [done[k] for k in (_run_key(asdict(s)) for s in specs) if k in done]
+    missing = len(specs) - len(results)
+    elapsed = sum(r["wall_s"] for r in results) / max(1, args.jobs)
+    save_json("returns", [{k: v for k, v in r.items() if k != "curve"} for r in results])
     lines = ["## Returns (PPO, standard MuJoCo hyperparameters)", "",
              machine_note(str(args.threads)), "",
              f"Command: `python benchmarks/bench_scalable.py returns --steps {args.steps} --seeds "
              f"{' '.join(map(str, args.seeds))} --envs {' '.join(args.envs)} --backend {args.backend} --jobs "
-             f"{args.jobs}` ({elapsed / 60:.1f} min). Score of a run: mean raw return of its last 10 "
-             "episodes (training episodes, stochastic policy); table: mean +- sd over seeds. CleanRL's "
-             "published PPO figures are at 1M steps, so they are comparable only for `--steps 1000000`.", "",
-             "| env | steps | seeds | ours | SB3 | CleanRL @1M |", "|---|---:|---:|---:|---:|---:|"]
+             f"{args.jobs}` (about {elapsed / 60:.0f} min of wall time at {args.jobs} jobs; finished runs are kept "
+             f"in `{RETURNS_RUNS.name}` and a rerun continues with the missing ones"
+             + (f"; **{missing} of {len(specs)} runs still missing**" if missing else "")
+             + "). Score of a run: mean raw return of its last 10 "
+             "episodes (training episodes, stochastic policy); table: mean +- sd over seeds, then the per-seed "
+             "scores. CleanRL's published PPO figures are at 1M steps, so they are comparable only for "
+             "`--steps 1000000`.", "",
+             "| env | steps | seeds done (ours / SB3) | ours | SB3 | CleanRL @1M | ours per seed | SB3 per seed |",
+             "|---|---:|---:|---:|---:|---:|---|---|"]
 
     def fmt(xs: list[float]) -> str:
         if len(xs) == 1:
@@ -393,12 +433,14 @@ def cmd_returns(args: argparse.Namespace) -> None:
     for env_id in args.envs:
         sc = {lib: [last_mean(r["returns"]) for r in results if r["spec"]["env_id"] == env_id
                     and r["spec"]["lib"] == lib] for lib in ("ours", "sb3")}
-        lines.append(f"| {env_id} | {args.steps} | {len(args.seeds)} | {fmt(sc['ours'])} | {fmt(sc['sb3'])} | "
-                     f"{CLEANRL_1M.get(env_id, float('nan')):.0f} |")
+        per = {lib: ", ".join(f"{x:.0f}" for x in xs) for lib, xs in sc.items()}
+        lines.append(f"| {env_id} | {args.steps} | {len(sc['ours'])} / {len(sc['sb3'])} | {fmt(sc['ours'])} | "
+                     f"{fmt(sc['sb3'])} | {CLEANRL_1M.get(env_id, float('nan')):.0f} | {per['ours']} | {per['sb3']} |")
         png = RESULTS / f"scalable_returns_{env_id}.png"
         series = {lib: [r["curve"] for r in results if r["spec"]["env_id"] == env_id and r["spec"]["lib"] == lib]
                   for lib in ("ours", "sb3")}
-        plot_curves(png, f"PPO {env_id}: ours ({args.backend}) vs SB3, {args.steps} steps", series, window=10)
+        if any(series.values()):
+            plot_curves(png, f"PPO {env_id}: ours ({args.backend}) vs SB3, {args.steps} steps", series, window=10)
     lines += ["", "Curves: " + ", ".join(f"`scalable_returns_{e}.png`" for e in args.envs) + "."]
     write_section(args.out, "returns", "\n".join(lines))
     print(f"wrote {args.out}")
@@ -492,6 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--backend", choices=["gymnasium", "envpool"], default="envpool")
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--jobs", type=int, default=2, help="runs at a time (one per core with --threads 1)")
+    r.add_argument("--report-only", action="store_true", help="rewrite the report from the finished runs")
     a = sub.add_parser("atari-curve", help="Atari learning curve: ours vs SB3 on the same budget")
     a.add_argument("--steps", type=int, default=200_000)
     a.add_argument("--env", default=ATARI_ENV)

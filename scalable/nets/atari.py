@@ -11,6 +11,12 @@ Spec: PG-46, PG-47, PG-48, erratum E-49, open choice 16.
   a linear value head (A3C, open choice 16).
 
 Observations are pixel values in [0, 255] (uint8 [B, frames, 84, 84], or float) and are scaled by 1/255.
+
+Speed: with ``channels_last=True`` (default) the conv weights and the activations use PyTorch's NHWC
+``torch.channels_last`` memory format, where oneDNN's CPU convolutions run about 1.5x faster (forward
++ backward at batch 256, measured in ``benchmarks/results/scalable.md``). The uint8 frames are
+reordered before the float conversion (4x fewer bytes moved). The function computed is the same; only
+the floating-point summation order inside the convolutions differs.
 """
 
 from __future__ import annotations
@@ -49,8 +55,21 @@ class PolicyEval(NamedTuple):
     value: Tensor
 
 
-def _scale(obs: Tensor) -> Tensor:
-    return obs.float() / 255.0
+def _convs_channels_last(module: nn.Module) -> None:
+    """Store every Conv2d weight of ``module`` NHWC-strided (values unchanged)."""
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
+
+
+def _scale(obs: Tensor, channels_last: bool) -> Tensor:
+    """uint8 (-> float32) or float pixels [B, C, H, W] -> x / 255 in [0, 1], NHWC-strided if ``channels_last``."""
+    if channels_last:
+        obs = obs.contiguous(memory_format=torch.channels_last)
+    if obs.is_floating_point():
+        return obs / 255.0
+    return obs.to(torch.float32).div_(255.0)
 
 
 class TextAtariNet(nn.Module):
@@ -61,8 +80,9 @@ class TextAtariNet(nn.Module):
     """
 
     def __init__(self, *, frames: int = 4, size: int = 84, conv2_channels: int = 32, hidden: int = 256,
-                 orthogonal_init: bool = True) -> None:
+                 orthogonal_init: bool = True, channels_last: bool = True) -> None:
         super().__init__()
+        self.channels_last = channels_last
         o = orthogonal_init
         self.conv1 = layer_init(nn.Conv2d(frames, 16, kernel_size=8, stride=4), gain=HIDDEN_GAIN, orthogonal=o)
         self.conv2 = layer_init(nn.Conv2d(16, conv2_channels, kernel_size=4, stride=2), gain=HIDDEN_GAIN,
@@ -71,12 +91,14 @@ class TextAtariNet(nn.Module):
         h2 = (h1 - 4) // 2 + 1
         self.fc = layer_init(nn.Linear(conv2_channels * h2 * h2, hidden), gain=HIDDEN_GAIN, orthogonal=o)
         self.out_features = hidden
+        if channels_last:
+            _convs_channels_last(self)
 
     def forward(self, obs: Tensor) -> Tensor:
         """[B, frames, size, size] pixels -> [B, hidden] features."""
-        x = torch.relu(self.conv1(_scale(obs)))
+        x = torch.relu(self.conv1(_scale(obs, self.channels_last)))
         x = torch.relu(self.conv2(x))
-        return torch.relu(self.fc(x.flatten(1)))
+        return torch.relu(self.fc(x.contiguous().flatten(1)))
 
 
 class NatureCNN(nn.Module):
@@ -85,8 +107,10 @@ class NatureCNN(nn.Module):
     Input [B, frames, 84, 84] pixels in [0, 255] -> features [B, hidden].
     """
 
-    def __init__(self, *, frames: int = 4, size: int = 84, hidden: int = 512, orthogonal_init: bool = True) -> None:
+    def __init__(self, *, frames: int = 4, size: int = 84, hidden: int = 512, orthogonal_init: bool = True,
+                 channels_last: bool = True) -> None:
         super().__init__()
+        self.channels_last = channels_last
         o = orthogonal_init
         self.conv1 = layer_init(nn.Conv2d(frames, 32, 8, stride=4), gain=HIDDEN_GAIN, orthogonal=o)
         self.conv2 = layer_init(nn.Conv2d(32, 64, 4, stride=2), gain=HIDDEN_GAIN, orthogonal=o)
@@ -94,32 +118,35 @@ class NatureCNN(nn.Module):
         h = (((size - 8) // 4 + 1 - 4) // 2 + 1 - 3) // 1 + 1
         self.fc = layer_init(nn.Linear(64 * h * h, hidden), gain=HIDDEN_GAIN, orthogonal=o)
         self.out_features = hidden
+        if channels_last:
+            _convs_channels_last(self)
 
     def forward(self, obs: Tensor) -> Tensor:
         """[B, frames, size, size] pixels -> [B, hidden] features."""
-        x = torch.relu(self.conv1(_scale(obs)))
+        x = torch.relu(self.conv1(_scale(obs, self.channels_last)))
         x = torch.relu(self.conv2(x))
         x = torch.relu(self.conv3(x))
-        return torch.relu(self.fc(x.flatten(1)))
+        return torch.relu(self.fc(x.contiguous().flatten(1)))
 
 
 class AtariActorCritic(nn.Module):
     """Shared trunk + linear categorical policy head (|A| logits) + linear value head (A3C, open choice 16).
 
     ``arch="text"`` (default) is :class:`TextAtariNet`, ``"nature"`` :class:`NatureCNN`. Orthogonal init
-    (gains sqrt 2 / 0.01 / 1) is the named switch ``orthogonal_init``.
+    (gains sqrt 2 / 0.01 / 1) is the named switch ``orthogonal_init``; ``channels_last`` (NHWC convolutions,
+    faster on CPU) changes the memory layout only: the state_dict keys, shapes and the function are the same.
     """
 
     def __init__(self, n_actions: int, *, arch: Literal["text", "nature"] = "text", frames: int = 4,
-                 orthogonal_init: bool = True) -> None:
+                 orthogonal_init: bool = True, channels_last: bool = True) -> None:
         super().__init__()
         if n_actions < 1:
             raise ValueError(f"n_actions must be >= 1, got {n_actions}")
         self.trunk: TextAtariNet | NatureCNN
         if arch == "text":
-            self.trunk = TextAtariNet(frames=frames, orthogonal_init=orthogonal_init)
+            self.trunk = TextAtariNet(frames=frames, orthogonal_init=orthogonal_init, channels_last=channels_last)
         elif arch == "nature":
-            self.trunk = NatureCNN(frames=frames, orthogonal_init=orthogonal_init)
+            self.trunk = NatureCNN(frames=frames, orthogonal_init=orthogonal_init, channels_last=channels_last)
         else:
             raise ValueError(f"arch must be 'text' or 'nature', got {arch!r}")
         n = self.trunk.out_features

@@ -161,3 +161,41 @@ def test_numpy_policy_matches_the_torch_network(head: Any, activation: Any) -> N
     np.testing.assert_allclose(lp, ev.log_prob.numpy(), rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(v, ev.value.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(snap.value(x), v)
+
+
+def _abs_forward(trunk: Any, x: Any) -> Any:
+    """The trunk evaluated with |W|, |b| and |x| in float64: the scale S of Higham's error bound."""
+    convs = [m for m in (getattr(trunk, n, None) for n in ("conv1", "conv2", "conv3")) if m is not None]
+    h = x.double() / 255
+    for c in convs:
+        h = torch.nn.functional.conv2d(h, c.weight.double().abs(), c.bias.double().abs(), stride=c.stride)
+    return torch.nn.functional.linear(h.flatten(1), trunk.fc.weight.double().abs(), trunk.fc.bias.double().abs())
+
+
+@pytest.mark.parametrize("arch", ["text", "nature"])
+def test_channels_last_is_a_layout_only_switch(arch: Any) -> None:
+    """NHWC and NCHW nets with the same state_dict compute the same function: both float32 trunks are
+    within the forward-error bound gamma_n * S of the float64 trunk, where n = sum of fan-ins + layers,
+    gamma_n = n u / (1 - n u) with u = 2^-24, and S the trunk run on |W|, |b|, |x| (ReLU is 1-Lipschitz
+    and monotone, so the bound propagates). The state_dicts load into each other."""
+    torch.manual_seed(0)
+    nhwc = AtariActorCritic(6, arch=arch, channels_last=True)
+    nchw = AtariActorCritic(6, arch=arch, channels_last=False)
+    nchw.load_state_dict(nhwc.state_dict())
+    assert nhwc.trunk.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert nchw.trunk.conv1.weight.is_contiguous()
+    x = _obs(7, seed=1)
+    exact = AtariActorCritic(6, arch=arch, channels_last=False).double()
+    exact.load_state_dict(nhwc.state_dict())
+    with torch.no_grad():
+        f64 = exact.trunk(x.double())
+        scale = _abs_forward(exact.trunk, x)
+        layers = [m for m in nhwc.trunk.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
+        fan_in = sum(m.weight[0].numel() for m in layers)
+        n = fan_in + 4
+        u = 2.0**-24
+        bound = (n * u / (1 - n * u)) * scale
+        for net in (nhwc, nchw):
+            err = (net.trunk(x).double() - f64).abs()
+            assert bool((err <= bound).all()), float((err / bound).max())
+        assert torch.equal(nhwc.act(x, deterministic=True).action, nchw.act(x, deterministic=True).action)
