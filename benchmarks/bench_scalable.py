@@ -81,10 +81,37 @@ class Spec:
     backend: str = "gymnasium"  # ours only: "gymnasium" | "envpool"
     threads: int = 1
     curve: bool = False  # record (step, raw episode return) pairs
+    arch: str = "nature"  # Atari only: "nature" (Nature CNN) or "text" (the text's network, our default)
 
     @property
     def label(self) -> str:
         return f"ours-{self.backend}" if self.lib == "ours" else "sb3"
+
+
+def sb3_text_atari_extractor() -> Any:
+    """The text's Atari trunk (PG-46, E-49) as an SB3 features extractor: conv 16 8x8/4 -> conv 32 4x4/2 ->
+    FC 256, ReLU after each; with ``net_arch=[]`` SB3 then puts its linear policy and value heads on it,
+    the architecture of our ``AtariActorCritic(arch="text")``."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+    from torch import nn
+
+    class TextAtariExtractor(BaseFeaturesExtractor):
+        def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 256) -> None:
+            super().__init__(observation_space, features_dim)
+            c = observation_space.shape[0]
+            self.cnn = nn.Sequential(nn.Conv2d(c, 16, 8, stride=4), nn.ReLU(), nn.Conv2d(16, 32, 4, stride=2),
+                                     nn.ReLU(), nn.Flatten())
+            with torch.no_grad():
+                n = int(self.cnn(torch.zeros(1, *observation_space.shape)).shape[1])
+            self.linear = nn.Sequential(nn.Linear(n, features_dim), nn.ReLU())
+
+        def forward(self, observations: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = self.linear(self.cnn(observations))
+            return out
+
+    return TextAtariExtractor
 
 
 # ----------------------------------------------------------------------------- the two configurations
@@ -101,7 +128,7 @@ def ours_mujoco_config(env_id: str, steps: int, seed: int, backend: str, threads
     )
 
 
-def ours_atari_config(env_id: str, steps: int, seed: int, backend: str, threads: int) -> Any:
+def ours_atari_config(env_id: str, steps: int, seed: int, backend: str, threads: int, arch: str = "nature") -> Any:
     """Our PPOConfig with the standard Atari hyperparameters (see the module docstring)."""
     from scalable.agents.ppo import PPOConfig
     from scalable.envs import AtariOptions
@@ -114,7 +141,7 @@ def ours_atari_config(env_id: str, steps: int, seed: int, backend: str, threads:
         num_envs=8, num_steps=128, gamma=0.99, gae_lambda=0.95, update_epochs=4, minibatch_size=256,
         learning_rate=2.5e-4, clip_eps=0.1, vf_coef=0.5, ent_coef=0.01, orthogonal_init=True, adam_eps=1e-5,
         anneal_lr=True, norm_adv=True, max_grad_norm=0.5, clip_vloss=False, norm_obs=False, norm_reward=False,
-        target_kl=None, atari_arch="nature", atari=atari, checkpoint_every=0, torch_threads=threads,
+        target_kl=None, atari_arch=arch, atari=atari, checkpoint_every=0, torch_threads=threads,  # type: ignore[arg-type]
     )
 
 
@@ -151,10 +178,14 @@ def sb3_model(spec: Spec) -> Any:
                                           "terminal_on_life_loss": True, "clip_reward": True,
                                           "action_repeat_probability": 0.0})
     venv = VecFrameStack(venv, n_stack=4)
+    atari_kwargs: dict[str, Any] = {"ortho_init": True}
+    if spec.arch == "text":
+        atari_kwargs.update(features_extractor_class=sb3_text_atari_extractor(),
+                            features_extractor_kwargs={"features_dim": 256}, net_arch=[])
     return PPO("CnnPolicy", venv, learning_rate=_linear(2.5e-4), n_steps=128, batch_size=256, n_epochs=4,
                gamma=0.99, gae_lambda=0.95, clip_range=0.1, clip_range_vf=None, normalize_advantage=True,
                ent_coef=0.01, vf_coef=0.25, max_grad_norm=0.5, target_kl=None, seed=spec.seed, device="cpu",
-               verbose=0, policy_kwargs={"ortho_init": True})
+               verbose=0, policy_kwargs=atari_kwargs)
 
 
 # ----------------------------------------------------------------------------- one run (in a subprocess)
@@ -163,8 +194,10 @@ def _run_ours(spec: Spec) -> dict[str, Any]:
 
     from scalable.agents.ppo import train
 
-    make = ours_mujoco_config if spec.kind == "mujoco" else ours_atari_config
-    cfg = make(spec.env_id, spec.steps, spec.seed, spec.backend, spec.threads)
+    if spec.kind == "mujoco":
+        cfg = ours_mujoco_config(spec.env_id, spec.steps, spec.seed, spec.backend, spec.threads)
+    else:
+        cfg = ours_atari_config(spec.env_id, spec.steps, spec.seed, spec.backend, spec.threads, spec.arch)
     curve: list[tuple[int, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run" if spec.curve else None
@@ -305,56 +338,58 @@ def last_mean(returns: Sequence[float], n: int = 10) -> float:
 
 
 # ----------------------------------------------------------------------------- subcommands
+ARCH_NAME = {"nature": "Nature CNN", "text": "the text's network"}
+
+
 def cmd_throughput(args: argparse.Namespace) -> None:
     from scalable.envs.envpool_backend import envpool_has
 
-    groups: list[tuple[Kind, str, int, int]] = []
+    groups: list[tuple[Kind, str, int, int, str]] = []
     if args.mujoco_steps > 0:
-        groups.append(("mujoco", MUJOCO_ENV, args.mujoco_steps, args.threads_mujoco))
+        groups.append(("mujoco", MUJOCO_ENV, args.mujoco_steps, args.threads_mujoco, ""))
     if args.atari_steps > 0:
-        groups.append(("atari", args.atari_env, args.atari_steps, args.threads_atari))
+        groups += [("atari", args.atari_env, args.atari_steps, args.threads_atari, arch) for arch in args.atari_archs]
     rows: list[dict[str, Any]] = []
-    for kind, env_id, steps, threads in groups:
+    for kind, env_id, steps, threads, arch in groups:
+        task = f"PPO {env_id}" + (f" ({ARCH_NAME[arch]})" if arch else "")
         backends = ["gymnasium"]
         ep_id = env_id if kind == "mujoco" else env_id.replace("NoFrameskip-v4", "-v5").removeprefix("ALE/")
         if envpool_has(ep_id):
             backends.append("envpool")
-        specs = [Spec("ours", kind, env_id, steps, backend=b, threads=threads) for b in backends]
-        specs.append(Spec("sb3", kind, env_id, steps, threads=threads))
-        print(f"{kind}: {env_id}, {steps} steps x {args.reps} reps, torch threads {threads}", flush=True)
+        specs = [Spec("ours", kind, env_id, steps, backend=b, threads=threads, arch=arch or "nature")
+                 for b in backends]
+        specs.append(Spec("sb3", kind, env_id, steps, threads=threads, arch=arch or "nature"))
+        print(f"{task}: {steps} steps x {args.reps} reps, torch threads {threads}", flush=True)
         results: dict[str, list[float]] = {s.label: [] for s in specs}
         for _rep in range(args.reps):  # interleaved: ours-gym, ours-envpool, sb3, ours-gym, ...
             for s in specs:
                 results[s.label].append(spawn(s)["loop_sps"])
         note = machine_note(str(threads))
         command = (f"python benchmarks/bench_scalable.py throughput --mujoco-steps {args.mujoco_steps} "
-                   f"--atari-steps {args.atari_steps} --reps {args.reps}")
+                   f"--atari-steps {args.atari_steps} --atari-archs {' '.join(args.atari_archs)} --reps {args.reps}")
         for label, sps in results.items():
-            rows.append({"kind": kind, "env": env_id, "steps": steps, "threads": threads, "label": label,
-                         "sps": sps, "note": note, "command": command})
-    done = {g[0] for g in groups}
+            rows.append({"kind": kind, "task": task, "env": env_id, "steps": steps, "threads": threads,
+                         "label": label, "sps": sps, "note": note, "command": command})
+    done = {f"PPO {g[1]}" + (f" ({ARCH_NAME[g[4]]})" if g[4] else "") for g in groups}
     old = RESULTS / "scalable_throughput.json"
     if old.exists():  # keep the rows of a task not re-run now (e.g. --atari-steps 0)
-        rows += [r for r in json.loads(old.read_text()) if r["kind"] not in done]
+        rows += [r for r in json.loads(old.read_text()) if r.get("task") is not None and r["task"] not in done]
     save_json("throughput", rows)
     lines = ["## Throughput (env steps per second of the whole training loop)", "",
              "Each run is a fresh process; the time is that of the training loop (ours: "
              "`TrainResult.steps_per_second`, from the first rollout to the end; SB3: `model.learn`), environments "
              "and network already built; no logging, no checkpoints. Runs interleaved (ours-gymnasium, "
              "ours-envpool, SB3, repeat); best and median of the repetitions; ratio = ours / SB3 on the best run."]
-    for kind in ("mujoco", "atari"):
-        grp = [r for r in rows if r["kind"] == kind]
-        if not grp:
-            continue
-        lines += ["", f"**{kind}** - {grp[0]['note']} Command: `{grp[0]['command']}`.", "",
+    for task in dict.fromkeys(r["task"] for r in rows):
+        grp = [r for r in rows if r["task"] == task]
+        lines += ["", f"**{task}** - {grp[0]['note']} Command: `{grp[0]['command']}`.", "",
                   "| task | steps | implementation | best steps/s | median steps/s | runs | ratio vs SB3 (best) |",
                   "|---|---:|---|---:|---:|---|---:|"]
-        env_id, steps = grp[0]["env"], grp[0]["steps"]
         sb3_best = max(next(r for r in grp if r["label"] == "sb3")["sps"])
         for r in grp:
             best, med = max(r["sps"]), statistics.median(r["sps"])
             runs = ", ".join(f"{x:.0f}" for x in r["sps"])
-            lines.append(f"| PPO {env_id} | {steps} | {r['label']} | {best:.0f} | {med:.0f} | {runs} | "
+            lines.append(f"| {task} | {r['steps']} | {r['label']} | {best:.0f} | {med:.0f} | {runs} | "
                          f"{best / sb3_best:.2f}x |")
     write_section(args.out, "throughput", "\n".join(lines))
     print(f"wrote {args.out}")
@@ -524,6 +559,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--mujoco-steps", type=int, default=24 * 2048, help="HalfCheetah steps per run (0 skips it)")
     t.add_argument("--atari-steps", type=int, default=8 * 1024, help="PPO Atari steps per run (0 skips Atari)")
     t.add_argument("--atari-env", default=ATARI_ENV)
+    t.add_argument("--atari-archs", nargs="+", choices=["nature", "text"], default=["nature", "text"],
+                   help="Atari networks, each a separate task (same network on both sides)")
     t.add_argument("--reps", type=int, default=3)
     t.add_argument("--threads-mujoco", type=int, default=1, help="torch threads, both libraries")
     t.add_argument("--threads-atari", type=int, default=2, help="torch threads, both libraries")

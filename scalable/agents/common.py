@@ -248,29 +248,42 @@ def collect_rollout(
         snap = policy.numpy_policy()
         if snap is not None:
             return _collect_numpy(envs, snap, obs, num_steps, generator, obs_norm, reward_norm)
-    cols: dict[str, list[Any]] = {k: [] for k in ("obs", "raw", "env", "logp", "v", "r", "te", "tr", "fo", "vf")}
+    T, B = num_steps, envs.num_envs
     episodes: list[tuple[float, int]] = []
-    for _ in range(num_steps):
+    bufs: dict[str, Tensor] = {}
+    env_acts: list[NDArray[np.generic]] = []
+
+    def buf(name: str, t: int, value: Tensor) -> None:  # preallocated [T, *value.shape] on first use
+        b = bufs.get(name)
+        if b is None:
+            b = bufs[name] = torch.empty((T, *value.shape), dtype=value.dtype)
+        b[t] = value
+
+    for t in range(T):
         x = _prep(obs, obs_norm, update=True)
         step = policy.act(x, generator=generator)
         a_env = env_action(act_space, step.action)
         obs, reward, terminated, truncated, final_obs, info = envs.step(a_env)
-        fo = _prep(final_obs, obs_norm, update=False)
-        vf = policy.value(fo) if np.any(truncated & ~terminated) else torch.zeros(len(reward))
+        buf("obs", t, x)
+        buf("raw", t, step.raw_action)
+        buf("logp", t, step.log_prob)
+        buf("v", t, step.value)
+        buf("fo", t, _prep(final_obs, obs_norm, update=False))
+        buf("vf", t, policy.value(bufs["fo"][t]) if np.any(truncated & ~terminated) else torch.zeros(B))
         r = torch.as_tensor(reward)
         if reward_norm is not None:
-            r = reward_norm(r, torch.as_tensor(terminated | truncated)).float()
-        for k, v in zip(cols, (x, step.raw_action, a_env, step.log_prob, step.value, r,
-                               torch.as_tensor(terminated), torch.as_tensor(truncated), fo, vf), strict=True):
-            cols[k].append(v)
-        episodes += completed_episodes(info)
+            r = reward_norm(r, torch.as_tensor(terminated | truncated))
+        buf("r", t, r.float())
+        buf("te", t, torch.as_tensor(terminated))
+        buf("tr", t, torch.as_tensor(truncated))
+        env_acts.append(a_env)
+        if info.done_mask.any():
+            episodes += completed_episodes(info)
     last_value = policy.value(_prep(obs, obs_norm, update=False))
-    values = torch.stack(cols["v"])
-    term, trunc, v_final = torch.stack(cols["te"]), torch.stack(cols["tr"]), torch.stack(cols["vf"])
+    values, term, trunc, v_final = bufs["v"], bufs["te"], bufs["tr"], bufs["vf"]
     rollout = Rollout(
-        obs=torch.stack(cols["obs"]), raw_actions=torch.stack(cols["raw"]), env_actions=np.stack(cols["env"]),
-        log_probs=torch.stack(cols["logp"]), values=values, rewards=torch.stack(cols["r"]).float(),
-        terminated=term, truncated=trunc, final_obs=torch.stack(cols["fo"]), v_final=v_final,
+        obs=bufs["obs"], raw_actions=bufs["raw"], env_actions=np.stack(env_acts), log_probs=bufs["logp"],
+        values=values, rewards=bufs["r"], terminated=term, truncated=trunc, final_obs=bufs["fo"], v_final=v_final,
         last_value=last_value, next_values=next_values_from_rollout(values, last_value, term, trunc, v_final),
         episodes=episodes,
     )
