@@ -111,7 +111,14 @@ A2C_RESUME = a2c.A2CConfig(
     max_episode_steps=7, norm_obs=True, norm_reward=True, entropy_bonus=True, anneal_lr=True,
     checkpoint_every=2, torch_threads=1,
 )
-RESUME_CASES: dict[str, ppo.PPOConfig | a2c.A2CConfig] = {"ppo-cartpole": PPO_RESUME, "a2c-halfcheetah-gym": A2C_RESUME}
+# the text's Atari network (NHWC convolutions) through envpool where it is installed: replay of the action
+# log through the C++ pool, episodic life and the same-step reset calls included
+PPO_ATARI_RESUME = ppo.atari_config(
+    "ALE/Breakout-v5", total_steps=6 * 64, seed=5, backend="envpool" if envpool_has("Breakout-v5") else "gymnasium",
+    num_envs=2, num_steps=32, update_epochs=2, minibatch_size=32, checkpoint_every=2, torch_threads=1,
+)
+RESUME_CASES: dict[str, ppo.PPOConfig | a2c.A2CConfig] = {
+    "ppo-cartpole": PPO_RESUME, "a2c-halfcheetah-gym": A2C_RESUME, "ppo-breakout": PPO_ATARI_RESUME}
 
 
 def _train(cfg: ppo.PPOConfig | a2c.A2CConfig, run_dir: Path, *, resume: bool = False,
