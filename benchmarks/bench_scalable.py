@@ -482,8 +482,9 @@ def cmd_returns(args: argparse.Namespace) -> None:
 
 
 def cmd_atari_curve(args: argparse.Namespace) -> None:
-    specs = [Spec("ours", "atari", args.env, args.steps, args.seed, args.backend, args.threads, curve=True),
-             Spec("sb3", "atari", args.env, args.steps, args.seed, threads=args.threads, curve=True)]
+    specs = [Spec("ours", "atari", args.env, args.steps, args.seed, args.backend, args.threads, curve=True,
+                  arch=args.arch),
+             Spec("sb3", "atari", args.env, args.steps, args.seed, threads=args.threads, curve=True, arch=args.arch)]
     if args.report_only:  # rebuild the section and the plot from the saved JSON
         results = json.loads((RESULTS / "scalable_atari_curve.json").read_text())
         elapsed = sum(r["wall_s"] for r in results) / max(1, args.jobs)
@@ -494,11 +495,12 @@ def cmd_atari_curve(args: argparse.Namespace) -> None:
         elapsed = time.perf_counter() - t0
         save_json("atari_curve", results)
     png = RESULTS / "scalable_atari_curve.png"
-    plot_curves(png, f"PPO {args.env}: ours ({args.backend}) vs SB3", {r["spec"]["lib"]: [r["curve"]]
-                                                                       for r in results}, window=20)
+    plot_curves(png, f"PPO {args.env} ({ARCH_NAME[args.arch]}): ours ({args.backend}) vs SB3",
+                {r["spec"]["lib"]: [r["curve"]] for r in results}, window=20)
     lines = ["## Atari learning curve", "", machine_note(str(args.threads)), "",
              f"Command: `python benchmarks/bench_scalable.py atari-curve --env {args.env} --steps {args.steps} "
-             f"--seed {args.seed} --backend {args.backend} --jobs {args.jobs}` ({elapsed / 60:.1f} min; with "
+             f"--seed {args.seed} --backend {args.backend} --arch {args.arch} --jobs {args.jobs}` "
+             f"({elapsed / 60:.1f} min; with "
              "`--jobs 2` the two runs share the cores, so their steps/s here are not throughput figures). Raw "
              "game score of full games (all lives), training policy.", "",
              "| implementation | steps | games | mean score, first 20 games | mean score, last 20 games | "
@@ -579,6 +581,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a.add_argument("--backend", choices=["gymnasium", "envpool"], default="envpool")
     a.add_argument("--threads", type=int, default=1)
     a.add_argument("--jobs", type=int, default=2)
+    a.add_argument("--arch", choices=["nature", "text"], default="nature", help="Atari network, both sides")
     a.add_argument("--report-only", action="store_true", help="rewrite the report from the saved JSON")
     f = sub.add_parser("profile", help="cProfile our PPO training loop")
     f.add_argument("--env", default=MUJOCO_ENV)
