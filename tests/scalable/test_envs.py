@@ -24,7 +24,7 @@ from torch import Tensor
 from scalable.agents.common import Rollout, collect_rollout
 from scalable.core.advantages import gae, value_targets
 from scalable.envs import AtariOptions, VecEnv, completed_episodes, make_vec_env
-from scalable.envs.envpool_backend import envpool_has
+from scalable.envs.envpool_backend import default_num_threads, envpool_has
 from scalable.nets.atari import PolicyStep
 
 H = 4  # time limit of the constant-reward env
@@ -307,3 +307,21 @@ def test_single_gym_env_fast_path_equals_sync_vector_env() -> None:
     assert ends == 4
     fast.close()
     slow.close()
+
+
+def test_envpool_default_threads_one_per_core_at_most_one_per_env() -> None:
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    assert default_num_threads(1) == 1
+    assert default_num_threads(64) == min(64, cores)
+    assert all(1 <= default_num_threads(n) <= n for n in (1, 2, 3, 8))
+    if envpool_has("CartPole-v1"):
+        envs = make_vec_env("CartPole-v1", 3, backend="envpool")
+        try:
+            assert envs._kwargs["num_threads"] == min(3, cores)  # type: ignore[attr-defined]
+            explicit = make_vec_env("CartPole-v1", 3, backend="envpool", num_threads=1)
+            assert explicit._kwargs["num_threads"] == 1  # type: ignore[attr-defined]
+            explicit.close()
+        finally:
+            envs.close()
