@@ -44,7 +44,7 @@ __all__ = [
     "terminal_reward_mdp",
 ]
 
-Baseline = Literal["none", "group_mean", "leave_one_out", "value"]
+Baseline = Literal["none", "group_mean", "leave_one_out", "value", "remax"]
 
 
 def grpo_objective(
@@ -178,7 +178,11 @@ def group_gradient_moments(
     Spec: TR-48 (PPO without a baseline: "the variance will be too large"), compared at equal scale
     (before any std division): ``none`` psi = r^(i); ``group_mean`` psi = r^(i) - mean(r) (Dr. GRPO,
     mean (n-1)/n grad J); ``leave_one_out`` psi = r^(i) - mean_{j != i} r^(j) = n/(n-1) (r^(i) - mean r)
-    (unbiased); ``value`` psi_t = r^(i) - V^pi(s_t^(i)) (the critic baseline, unbiased). ``reward_shift`` c
+    (unbiased); ``value`` psi_t = r^(i) - V^pi(s_t^(i)) (the critic baseline, unbiased); ``remax``
+    psi = r^(i) - r(tau_greedy) (TR-52: ReMax, Li et al. 2024), where tau_greedy is one extra rollout from
+    s0 with the greedy policy argmax_a theta(s, a) (ties to the lowest index), drawn independently of the
+    group -- a critic-free baseline that is independent of tau^(i), hence unbiased, and shift invariant;
+    in a stochastic MDP r(tau_greedy) is random and the moments average over it too. ``reward_shift`` c
     adds c to every terminal reward (and c to V^pi, which at gamma = 1 with one terminal reward per
     episode is the exact shift of V^pi). This is the gradient of the PPO / GRPO objective at
     theta_next = theta_curr, where the ratio is 1 and the clip is inactive. Shapes: theta [S+1, A].
@@ -209,8 +213,19 @@ def group_gradient_moments(
         per = score_function_estimator(th, tr, ret[:, None] - vt).reshape(m, -1)  # [M, D]
         g = per[tup].mean(axis=1)
         return exact_moments(g.reshape(-1, *th.shape), w / w.sum())
+    elif baseline == "remax":
+        greedy = np.zeros_like(pi)
+        greedy[np.arange(th.shape[0]), np.argmax(th, axis=1)] = 1.0
+        tg = enumerate_trajectories(mdp, greedy, s0=s0)
+        b = _terminal_returns(tg) + float(reward_shift)  # [Mg] greedy returns, weights tg.weights
+        base = np.einsum("kn,knd->kd", r, score[tup]) / n  # [K, D]
+        ssum = score[tup].sum(axis=1) / n  # [K, D]
+        g = base[:, None, :] - b[None, :, None] * ssum[:, None, :]  # [K, Mg, D]
+        wg = (w[:, None] * tg.weights[None, :]).reshape(-1)
+        return exact_moments(g.reshape(-1, *th.shape), wg / wg.sum())
     else:
-        raise ReferenceError_(f"baseline must be one of none, group_mean, leave_one_out, value; got {baseline!r}")
+        raise ReferenceError_(
+            f"baseline must be one of none, group_mean, leave_one_out, value, remax; got {baseline!r}")
     g = np.einsum("kn,knd->kd", psi, score[tup]) / n
     return exact_moments(g.reshape(-1, *th.shape), w / w.sum())
 

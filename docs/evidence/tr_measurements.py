@@ -125,8 +125,8 @@ def td_tradeoff() -> list[str]:
 
 
 def grpo_tables() -> list[str]:
-    out = ["| instance | n | reward shift c | Var none | Var group mean | Var leave-one-out | Var V^π |",
-           "|---|---|---|---|---|---|---|"]
+    out = ["| instance | n | reward shift c | Var none | Var group mean | Var leave-one-out | Var V^π | Var ReMax |",
+           "|---|---|---|---|---|---|---|---|"]
     for seed in (0, 1, 2):
         rng = np.random.default_rng(seed)
         mdp = terminal_reward_mdp(rng, 2, 2, 2)
@@ -136,7 +136,7 @@ def grpo_tables() -> list[str]:
         for n in (2, 3, 4):
             for c, cname in ((0.0, "0 (r ∈ {0,1})"), (-v0, f"{-v0:.3f} (E r = 0)"), (5.0, "5 (r ∈ {5,6})")):
                 var = [group_gradient_moments(mdp, th, s0=s0, n=n, baseline=b, reward_shift=c).trace_variance
-                       for b in ("none", "group_mean", "leave_one_out", "value")]
+                       for b in ("none", "group_mean", "leave_one_out", "value", "remax")]
                 out.append(f"| {seed} | {n} | {cname} | " + " | ".join(f"{x:.4f}" for x in var) + " |")
     out += ["", "| instance | n | max \\|E[Â_GRPO \\| s,a] − A^π(s,a)\\| (std) | same, Dr. GRPO |", "|---|---|---|---|"]
     for seed in (0, 1, 2):
