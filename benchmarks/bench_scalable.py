@@ -116,16 +116,20 @@ def sb3_text_atari_extractor() -> Any:
 
 # ----------------------------------------------------------------------------- the two configurations
 def ours_mujoco_config(env_id: str, steps: int, seed: int, backend: str, threads: int) -> Any:
-    """Our PPOConfig with the standard MuJoCo hyperparameters (see the module docstring)."""
-    from scalable.agents.ppo import PPOConfig
+    """Our standard MuJoCo settings (``scalable.agents.ppo.mujoco_config``, the CLI's ``--preset standard``;
+    see the module docstring), fixed here field by field so that a change of the preset shows up."""
+    from scalable.agents.ppo import mujoco_config
 
-    return PPOConfig(
-        env_id=env_id, total_steps=steps, seed=seed, backend=backend,  # type: ignore[arg-type]
-        num_envs=1, num_steps=2048, gamma=0.99, gae_lambda=0.95, update_epochs=10, minibatch_size=64,
-        learning_rate=3e-4, clip_eps=0.2, vf_coef=0.5, ent_coef=0.0, orthogonal_init=True, adam_eps=1e-5,
-        anneal_lr=True, norm_adv=True, max_grad_norm=0.5, clip_vloss=False, norm_obs=True, norm_reward=True,
-        target_kl=None, head="diag_gaussian", hidden=(64, 64), checkpoint_every=0, torch_threads=threads,
-    )
+    cfg = mujoco_config(env_id, total_steps=steps, seed=seed, backend=backend, checkpoint_every=0,
+                        torch_threads=threads)
+    want = dict(num_envs=1, num_steps=2048, gamma=0.99, gae_lambda=0.95, update_epochs=10, minibatch_size=64,
+                learning_rate=3e-4, clip_eps=0.2, vf_coef=0.5, ent_coef=0.0, orthogonal_init=True, adam_eps=1e-5,
+                anneal_lr=True, norm_adv=True, max_grad_norm=0.5, clip_vloss=False, norm_obs=True,
+                norm_reward=True, target_kl=None, head="diag_gaussian", hidden=(64, 64))
+    got = {k: getattr(cfg, k) for k in want}
+    if got != want:
+        raise RuntimeError(f"mujoco_config no longer matches the SB3 settings: {got} != {want}")
+    return cfg
 
 
 def ours_atari_config(env_id: str, steps: int, seed: int, backend: str, threads: int, arch: str = "nature") -> Any:

@@ -3,13 +3,17 @@
 Examples::
 
     python -m scalable train ppo --env HalfCheetah-v5 --steps 1000000 --seed 1
+    python -m scalable train ppo --env Hopper-v5 --steps 1000000 --seed 1 --preset standard
     python -m scalable train a2c --env ALE/Breakout-v5 --steps 10000000 --seed 1 --backend envpool
     python -m scalable train ppo --env CartPole-v1 --steps 100000 --seed 1 --set num_envs=4 num_steps=128
     python -m scalable eval runs/ppo-HalfCheetah-v5-s1 --episodes 10 [--video out.gif]
     python -m scalable plot runs/ppo-HalfCheetah-v5-s1 [--out curve.png]
     python -m scalable resume runs/ppo-HalfCheetah-v5-s1 [--steps 2000000]
 
-``--set key=value`` overrides any config field (values parsed as Python literals, e.g.
+``--preset text`` (default) uses the text's choices (PPO on MuJoCo: tanh-Gaussian head, no advantage
+normalisation); ``--preset standard`` the settings of public implementations, the ones benchmarked against
+Stable-Baselines3 (:func:`scalable.agents.ppo.mujoco_config`; Atari and CartPole presets are the same
+in both). ``--set key=value`` overrides any config field (values parsed as Python literals, e.g.
 ``max_grad_norm=None`` or ``hidden=(256,256)``). A run folder holds config.json, metrics.csv,
 tensorboard/ and checkpoints/ (see :mod:`scalable.runs.logging`). Evaluation reports episode returns on the
 raw game score with the evaluation environment setting (Atari: full games, unclipped rewards).
@@ -53,15 +57,21 @@ def _overrides(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def make_config(algo: str, env_id: str, steps: int, seed: int, overrides: dict[str, Any]) -> Any:
+def make_config(algo: str, env_id: str, steps: int, seed: int, overrides: dict[str, Any], *,
+                preset: str = "text") -> Any:
     """The default config of ``algo`` for ``env_id`` (PPO: paper Atari settings for Atari ids,
-    observation and reward normalisation for MuJoCo), with ``overrides`` applied."""
+    observation and reward normalisation for MuJoCo; ``preset="standard"``: :func:`ppo.mujoco_config`
+    for MuJoCo ids), with ``overrides`` applied."""
+    if preset not in ("text", "standard"):
+        raise SystemExit(f"unknown preset {preset!r} (text or standard)")
     base: dict[str, Any] = {"env_id": env_id, "total_steps": steps, "seed": seed}
     if "atari" in overrides and isinstance(overrides["atari"], dict):
         overrides = {**overrides, "atari": AtariOptions(**overrides["atari"])}
     if algo == "ppo":
         if is_atari(env_id):
             return ppo.atari_config(env_id, total_steps=steps, seed=seed, **overrides)
+        if is_mujoco(env_id) and preset == "standard":
+            return ppo.mujoco_config(env_id, total_steps=steps, seed=seed, **overrides)
         if is_mujoco(env_id):
             base |= {"norm_obs": True, "norm_reward": True}
         elif env_id.startswith("CartPole"):
@@ -181,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--backend", choices=["auto", "gymnasium", "envpool"], default="auto")
     t.add_argument("--run-dir", type=Path, default=None, help="default runs/<algo>-<env>-s<seed>")
+    t.add_argument("--preset", choices=["text", "standard"], default="text",
+                   help="text: the text's choices; standard: public implementations' MuJoCo settings (benchmarked)")
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config fields")
     r = sub.add_parser("resume", help="continue a run from its latest checkpoint")
     r.add_argument("run_dir", type=Path)
@@ -198,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         if args.cmd == "train":
-            cfg = make_config(args.algo, args.env, args.steps, args.seed, _overrides(args.set))
+            cfg = make_config(args.algo, args.env, args.steps, args.seed, _overrides(args.set), preset=args.preset)
             cfg = dataclasses.replace(cfg, backend=args.backend)
             run_dir = args.run_dir or Path("runs") / f"{args.algo}-{args.env.replace('/', '_')}-s{args.seed}"
             _train(args.algo, cfg, run_dir, resume=False)

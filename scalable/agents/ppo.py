@@ -46,7 +46,7 @@ from scalable.core.losses import entropy_loss, ppo_clip_loss, value_loss
 from scalable.envs import AtariOptions, Backend
 from scalable.runs.logging import ProgressBar
 
-__all__ = ["PPOConfig", "atari_config", "train"]
+__all__ = ["PPOConfig", "atari_config", "mujoco_config", "train"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,17 @@ def atari_config(env_id: str, **overrides: object) -> PPOConfig:
     cfg = PPOConfig(env_id=env_id, total_steps=10_000_000, num_envs=8, num_steps=128, update_epochs=3,
                     minibatch_size=256, learning_rate=2.5e-4, clip_eps=0.1, vf_coef=1.0, ent_coef=0.01,
                     norm_adv=True)
+    return dataclasses.replace(cfg, **overrides)  # type: ignore[arg-type]
+
+
+def mujoco_config(env_id: str, **overrides: object) -> PPOConfig:
+    """The standard MuJoCo settings of public PPO implementations (CleanRL's ``ppo_continuous_action``,
+    the SB3 zoo): Schulman et al.'s defaults plus the state-independent diagonal Gaussian
+    (``head="diag_gaussian"``, log-std initialised to 0), per-minibatch advantage normalisation and running
+    observation / reward normalisation clipped at 10. The configuration of the returns benchmark
+    (``benchmarks/bench_scalable.py``); the text's own choices (tanh-Gaussian, no advantage
+    normalisation) are :class:`PPOConfig`'s defaults."""
+    cfg = PPOConfig(env_id=env_id, head="diag_gaussian", norm_adv=True, norm_obs=True, norm_reward=True)
     return dataclasses.replace(cfg, **overrides)  # type: ignore[arg-type]
 
 

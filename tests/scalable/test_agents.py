@@ -198,3 +198,19 @@ def test_cli_train_eval_plot_resume(tmp_path: Path, capsys: pytest.CaptureFixtur
         assert rc == 0 and (tmp_path / "ep.gif").stat().st_size > 0
     assert cli_main(["plot", str(run), "--out", str(tmp_path / "curve.png")]) == 0
     assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_presets_text_default_and_standard_mujoco() -> None:
+    """``--preset text`` (default) keeps the text's choices; ``--preset standard`` is ppo.mujoco_config,
+    the configuration the returns benchmark runs against SB3; Atari ids get the same preset either way."""
+    from scalable.cli import make_config
+
+    text = make_config("ppo", "HalfCheetah-v5", 4096, 2, {})
+    assert text.head == "auto" and not text.norm_adv and text.norm_obs and text.norm_reward
+    std = make_config("ppo", "HalfCheetah-v5", 4096, 2, {"clip_vloss": True}, preset="standard")
+    assert std == ppo.mujoco_config("HalfCheetah-v5", total_steps=4096, seed=2, clip_vloss=True)
+    assert std.head == "diag_gaussian" and std.norm_adv and std.norm_obs and std.norm_reward
+    assert make_config("ppo", "ALE/Breakout-v5", 4096, 2, {}, preset="standard") == make_config(
+        "ppo", "ALE/Breakout-v5", 4096, 2, {})
+    with pytest.raises(SystemExit, match="preset"):
+        make_config("ppo", "HalfCheetah-v5", 4096, 2, {}, preset="fast")
