@@ -1,0 +1,125 @@
+"""GRPO for token sequences in PyTorch: group advantages, the k3 KL estimator and the GRPO objective.
+
+Spec: TR-47, TR-49, TR-51 (errata E-68, E-69; open choices 9, 10, 11). Torch twins of
+``reference.surrogates.grpo_advantages``, ``reference.surrogates.kl_k3`` and
+``reference.grpo.grpo_objective``, property-tested equal to them in float64
+(``tests/scalable/test_grpo.py``), for the language-model training loops.
+
+Conventions (those of :mod:`reference.grpo`):
+
+* A batch is time-major [T, B] (T tokens of B sampled completions), B = G * N laid out group-major:
+  completion b belongs to group b // N, and all N completions of a group answer the same prompt (E-68).
+  ``valid`` [T, B] marks the generated tokens t < T^(i); ``rewards`` [B] is each completion's terminal
+  (verifiable) reward.
+* A^(i) = (r^(i) - mean r) / (std r + eps_std) within each group, sample std (ddof = 1); groups with
+  equal rewards, and groups of one, get exactly 0 (TR-51). ``scale_by_std=False`` is Dr. GRPO;
+  ``center=False, scale_by_std=False`` is PPO without a baseline, A^(i) = r^(i) (TR-47).
+* The objective is maximised; :func:`grpo_loss` is its negative, for an optimiser. The advantages are
+  computed from the rewards inside and carry no gradient (they are data); ``log_prob_old`` and
+  ``log_prob_ref`` are detached (stop-gradient), so only ``log_prob_new`` is differentiated.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from scalable.core.losses import ppo_clip_objective
+
+__all__ = ["GRPO_EPS_STD", "grpo_advantages", "grpo_loss", "grpo_objective", "kl_k3"]
+
+GRPO_EPS_STD = 1e-4
+"""The std stabiliser of TRL's GRPOTrainer (E-69); the value of ``reference.surrogates.GRPO_EPS_STD``."""
+
+
+def grpo_advantages(rewards: Tensor, *, eps_std: float = GRPO_EPS_STD, scale_by_std: bool = True) -> Tensor:
+    """A^(i) = (r^(i) - mean r) / (std r + eps_std) over the last axis (the group), ddof = 1.
+
+    Spec: TR-49, TR-51. Equal-reward groups and groups of one give exact zeros. Shapes: [..., N] -> [..., N].
+    """
+    if rewards.dim() < 1:
+        raise ValueError(f"rewards must have a group axis (last), got shape {list(rewards.shape)}")
+    e = float(eps_std)
+    if not (e > 0.0 and e < float("inf")):
+        raise ValueError(f"eps_std must be a positive finite number, got {eps_std!r}")
+    r = rewards.detach()
+    if not bool(torch.isfinite(r).all()):
+        raise ValueError("rewards must be finite")
+    if r.shape[-1] <= 1:
+        return torch.zeros_like(r)
+    centred = r - r.mean(dim=-1, keepdim=True)
+    out = centred / (r.std(dim=-1, correction=1, keepdim=True) + e) if scale_by_std else centred
+    flat = r.amax(dim=-1, keepdim=True) == r.amin(dim=-1, keepdim=True)
+    return torch.where(flat, torch.zeros_like(out), out)
+
+
+def kl_k3(log_rho: Tensor) -> Tensor:
+    """k3 = rho - 1 - log rho = expm1(log rho) - log rho, clamped at 0 (Schulman's KL estimator).
+
+    With log rho = log pi_ref - log pi_new per token it is non-negative and unbiased for
+    KL(pi_new || pi_ref). Elementwise; differentiable in ``log_rho``.
+    """
+    return torch.clamp(torch.expm1(log_rho) - log_rho, min=0.0)
+
+
+def grpo_objective(
+    log_prob_new: Tensor,
+    log_prob_old: Tensor,
+    rewards: Tensor,
+    valid: Tensor,
+    *,
+    group_size: int,
+    eps: float = 0.2,
+    eps_std: float = GRPO_EPS_STD,
+    center: bool = True,
+    scale_by_std: bool = True,
+    beta: float = 0.0,
+    log_prob_ref: Tensor | None = None,
+    length_norm: bool = False,
+) -> Tensor:
+    """(1/B) sum_i w_i sum_{t<T^(i)} [C_eps(pi_new/pi_old (token t of i), A^(i)) - beta k3_t^(i)].
+
+    Spec: TR-47, TR-49 (w_i = 1/T^(i) with ``length_norm``, else 1; k3 only with beta > 0, then
+    ``log_prob_ref`` is required). Twin of ``reference.grpo.grpo_objective``. Shapes: log-probs and
+    valid [T, B], rewards [B] -> scalar (differentiable in ``log_prob_new``).
+    """
+    if log_prob_new.dim() != 2 or log_prob_old.shape != log_prob_new.shape or valid.shape != log_prob_new.shape \
+            or rewards.shape != log_prob_new.shape[1:]:
+        raise ValueError(f"need log_prob_new, log_prob_old, valid [T, B] and rewards [B]; got "
+                         f"{list(log_prob_new.shape)}, {list(log_prob_old.shape)}, {list(valid.shape)}, "
+                         f"{list(rewards.shape)}")
+    b = log_prob_new.shape[1]
+    if group_size < 1 or b % group_size:
+        raise ValueError(f"group_size {group_size!r} must be >= 1 and divide B = {b}")
+    if beta < 0.0:
+        raise ValueError(f"beta must be >= 0, got {beta!r}")
+    va = valid.to(torch.bool)
+    r = rewards.detach().to(log_prob_new.dtype)
+    if center:
+        adv = grpo_advantages(r.reshape(b // group_size, group_size), eps_std=eps_std,
+                              scale_by_std=scale_by_std).reshape(b)
+    elif scale_by_std:
+        raise ValueError("scale_by_std=True needs center=True (GRPO); center=False is PPO without baseline")
+    else:
+        adv = r
+    zero = torch.zeros((), dtype=log_prob_new.dtype)
+    ratio = torch.exp(torch.where(va, log_prob_new - log_prob_old.detach(), zero))
+    per_tok = ppo_clip_objective(ratio, adv[None, :], eps=eps)
+    if beta > 0.0:
+        if log_prob_ref is None:
+            raise ValueError("beta > 0 needs log_prob_ref (the reference policy's log-probs)")
+        if log_prob_ref.shape != log_prob_new.shape:
+            raise ValueError(f"log_prob_ref must have shape {list(log_prob_new.shape)}, "
+                             f"got {list(log_prob_ref.shape)}")
+        per_tok = per_tok - beta * kl_k3(torch.where(va, log_prob_ref.detach() - log_prob_new, zero))
+    per_roll = torch.where(va, per_tok, zero).sum(dim=0)
+    if length_norm:
+        per_roll = per_roll / va.sum(dim=0).clamp(min=1).to(per_roll.dtype)
+    return per_roll.mean()
+
+
+def grpo_loss(log_prob_new: Tensor, log_prob_old: Tensor, rewards: Tensor, valid: Tensor, *, group_size: int,
+              **kwargs: object) -> Tensor:
+    """-:func:`grpo_objective` (minimised by the optimiser); same arguments."""
+    return -grpo_objective(log_prob_new, log_prob_old, rewards, valid, group_size=group_size,
+                           **kwargs)  # type: ignore[arg-type]

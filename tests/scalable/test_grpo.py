@@ -1,0 +1,139 @@
+"""scalable.core.grpo: the torch GRPO pieces equal reference.surrogates / reference.grpo in float64.
+
+Random batches: T in 1..6 tokens, G in 1..3 groups of N in 1..4 completions (B = G N, B = 1 included),
+arbitrary ``valid`` masks (a completion of length 0 included), rewards from {0, 1} (so equal-reward
+groups, TR-51, are frequent) or uniform, log-probs with |log ratio| <= 1. Tolerances from
+reference.tolerance: the group advantages are bounded by (N - 1)/sqrt(N) < 2 in magnitude, a token's
+term by e |A| + beta k3 with k3 <= e^2, and the objective sums T B of them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+torch = pytest.importorskip("torch")
+
+import reference.grpo as ref_grpo  # noqa: E402
+import reference.surrogates as ref_sur  # noqa: E402
+from reference.tolerance import tolerance  # noqa: E402
+from scalable.core import grpo  # noqa: E402
+
+
+def T(x: Any) -> Any:
+    return torch.from_numpy(np.ascontiguousarray(x))
+
+
+def N(x: Any) -> np.ndarray:
+    return np.asarray(x.detach().numpy())
+
+
+def test_eps_std_is_the_reference_constant() -> None:
+    assert grpo.GRPO_EPS_STD == ref_sur.GRPO_EPS_STD
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 4), st.integers(1, 6), st.booleans(), st.booleans())
+def test_TR_49_TR_51_group_advantages_twin(seed: int, g: int, n: int, binary: bool, scale: bool) -> None:
+    rng = np.random.default_rng(seed)
+    r = rng.integers(0, 2, (g, n)).astype(np.float64) if binary else rng.uniform(-1, 1, (g, n))
+    want = ref_sur.grpo_advantages(r, scale_by_std=scale)
+    got = grpo.grpo_advantages(T(r), scale_by_std=scale)
+    assert got.dtype == torch.float64 and got.shape == (g, n)
+    np.testing.assert_allclose(N(got), want, rtol=0, atol=tolerance(2.0, terms=2 * n))
+    flat = r.max(axis=1) == r.min(axis=1)
+    assert np.all(N(got)[flat] == 0.0)  # exact zeros for equal-reward groups (TR-51)
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from([1, 5, 33]))
+def test_k3_twin_nonnegative(seed: int, n: int) -> None:
+    rng = np.random.default_rng(seed)
+    lr = rng.uniform(-2, 2, n)
+    lr[: n // 3] = 0.0
+    want = ref_sur.kl_k3(lr)
+    got = N(grpo.kl_k3(T(lr)))
+    np.testing.assert_allclose(got, want, rtol=0, atol=tolerance(math.exp(2.0) + 2.0, terms=2))
+    assert np.all(got >= 0.0) and np.all(got[lr == 0.0] == 0.0)
+
+
+@st.composite
+def grpo_batches(draw: st.DrawFn) -> dict[str, Any]:
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    t, g, n = draw(st.integers(1, 6)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    b = g * n
+    old = rng.normal(-1.5, 0.5, (t, b))
+    new = old + rng.uniform(-1, 1, (t, b))
+    ref = new + rng.uniform(-1, 1, (t, b))
+    valid = rng.random((t, b)) < draw(st.sampled_from([0.5, 0.9, 1.0]))
+    rewards = rng.integers(0, 2, b).astype(np.float64) if draw(st.booleans()) else rng.uniform(-1, 1, b)
+    mode = draw(st.sampled_from(["grpo", "dr_grpo", "no_baseline"]))
+    return {"new": new, "old": old, "ref": ref, "valid": valid, "rewards": rewards, "group_size": n,
+            "eps": draw(st.sampled_from([0.1, 0.2])), "beta": draw(st.sampled_from([0.0, 0.04])),
+            "length_norm": draw(st.booleans()), "center": mode != "no_baseline", "scale_by_std": mode == "grpo"}
+
+
+def _kwargs(bt: dict[str, Any]) -> dict[str, Any]:
+    return {k: bt[k] for k in ("group_size", "eps", "beta", "length_norm", "center", "scale_by_std")}
+
+
+@given(grpo_batches())
+def test_TR_47_TR_49_grpo_objective_twin(bt: dict[str, Any]) -> None:
+    """Value equal to reference.grpo.grpo_objective in float64 for GRPO, Dr. GRPO and PPO without a
+    baseline, with and without the k3 penalty and the 1/|o_i| length normalisation."""
+    want = ref_grpo.grpo_objective(bt["new"], bt["old"], bt["rewards"], bt["valid"],
+                                   log_prob_ref=bt["ref"], **_kwargs(bt))
+    got = grpo.grpo_objective(T(bt["new"]), T(bt["old"]), T(bt["rewards"]), T(bt["valid"]),
+                              log_prob_ref=T(bt["ref"]), **_kwargs(bt))
+    t, b = bt["new"].shape
+    scale = math.e * 2.0 + bt["beta"] * math.exp(2.0) + 2.0
+    assert abs(float(got) - want) <= tolerance(scale, terms=t * b + 4)
+    loss = grpo.grpo_loss(T(bt["new"]), T(bt["old"]), T(bt["rewards"]), T(bt["valid"]),
+                          log_prob_ref=T(bt["ref"]), **_kwargs(bt))
+    assert float(loss) == -float(got)
+
+
+@given(grpo_batches())
+def test_TR_49_gradient_at_ratio_one_is_the_advantage(bt: dict[str, Any]) -> None:
+    """At pi_new = pi_old (ratio 1, clip inactive) and pi_ref = pi_new (k3 has zero slope), autograd of the
+    objective in log pi_new(t, i) is valid(t, i) A^(i) w_i / B (the policy-gradient estimator); the
+    old and reference log-probs and the rewards receive no gradient (stop-gradients)."""
+    lp = T(bt["old"].copy()).requires_grad_(True)
+    old = T(bt["old"].copy()).requires_grad_(True)
+    ref = T(bt["old"].copy()).requires_grad_(True)
+    rew = T(bt["rewards"]).requires_grad_(True)
+    obj = grpo.grpo_objective(lp, old, rew, T(bt["valid"]), log_prob_ref=ref, **_kwargs(bt))
+    obj.backward()  # type: ignore[no-untyped-call]
+    b = bt["old"].shape[1]
+    n = bt["group_size"]
+    if bt["center"]:
+        adv = ref_sur.grpo_advantages(bt["rewards"].reshape(b // n, n), scale_by_std=bt["scale_by_std"]).reshape(b)
+    else:
+        adv = bt["rewards"]
+    w = 1.0 / np.maximum(bt["valid"].sum(axis=0), 1) if bt["length_norm"] else np.ones(b)
+    want = np.where(bt["valid"], adv[None, :] * w[None, :] / b, 0.0)
+    np.testing.assert_allclose(N(lp.grad), want, rtol=0, atol=tolerance(2.0, terms=4))
+    assert old.grad is None and ref.grad is None and rew.grad is None
+
+
+def test_grpo_bad_inputs_get_clear_errors() -> None:
+    z = torch.zeros(3, 4, dtype=torch.float64)
+    v = torch.ones(3, 4, dtype=torch.bool)
+    r = torch.zeros(4, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"\[T, B\]"):
+        grpo.grpo_objective(z, z[:, :3], r, v, group_size=2)
+    with pytest.raises(ValueError, match="divide"):
+        grpo.grpo_objective(z, z, r, v, group_size=3)
+    with pytest.raises(ValueError, match="beta"):
+        grpo.grpo_objective(z, z, r, v, group_size=2, beta=-0.1)
+    with pytest.raises(ValueError, match="log_prob_ref"):
+        grpo.grpo_objective(z, z, r, v, group_size=2, beta=0.1)
+    with pytest.raises(ValueError, match="center"):
+        grpo.grpo_objective(z, z, r, v, group_size=2, center=False, scale_by_std=True)
+    with pytest.raises(ValueError, match="finite"):
+        grpo.grpo_advantages(torch.tensor([[0.0, float("nan")]], dtype=torch.float64))
+    with pytest.raises(ValueError, match="eps_std"):
+        grpo.grpo_advantages(r.reshape(2, 2), eps_std=0.0)
