@@ -193,8 +193,26 @@ def sb3_model(spec: Spec) -> Any:
 
 
 # ----------------------------------------------------------------------------- one run (in a subprocess)
+PARTIAL_EVERY = int(os.environ.get("BENCH_PARTIAL_EVERY", "25"))
+"""Long runs (``curve=True``) save a partial state every 25 updates (PPO MuJoCo: 51200 steps) under
+:func:`partial_dir`; a run killed with its session continues from there when the command is rerun."""
+
+
+def partial_dir(spec: Spec) -> Path:
+    """Where a long run keeps its partial state: ``$BENCH_PARTIAL_DIR`` or ``results/.partial``, one folder
+    per run (library, task, steps, seed, backend, network)."""
+    root = Path(os.environ.get("BENCH_PARTIAL_DIR", str(RESULTS / ".partial")))
+    return root / "_".join(str(x) for x in (spec.lib, spec.kind, spec.env_id.replace("/", "-"), spec.steps,
+                                             spec.seed, spec.backend if spec.lib == "ours" else "", spec.arch))
+
+
 def _run_ours(spec: Spec) -> dict[str, Any]:
+    """Our PPO. With ``curve`` the run folder is :func:`partial_dir` (checkpoints every PARTIAL_EVERY
+    updates) and an existing one is resumed exactly (action replay: the same final parameters as an
+    uninterrupted run, scalable's exact resume)."""
     import csv
+    import dataclasses
+    import shutil
 
     from scalable.agents.ppo import train
 
@@ -203,25 +221,79 @@ def _run_ours(spec: Spec) -> dict[str, Any]:
     else:
         cfg = ours_atari_config(spec.env_id, spec.steps, spec.seed, spec.backend, spec.threads, spec.arch)
     curve: list[tuple[int, float]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        run_dir = Path(tmp) / "run" if spec.curve else None
-        t0 = time.perf_counter()
-        res = train(cfg, run_dir=run_dir, progress=False)
-        wall = time.perf_counter() - t0
-        if run_dir is not None:
-            with (run_dir / "metrics.csv").open(newline="") as f:
-                curve = [(int(r["step"]), float(r["value"])) for r in csv.DictReader(f)
-                         if r["tag"] == "charts/episodic_return"]
-    return {"steps": res.global_step, "loop_sps": res.steps_per_second, "wall_s": wall, "curve": curve,
-            "returns": [float(r) for r in res.episode_returns]}
+    run_dir = partial_dir(spec) if spec.curve else None
+    resume = run_dir is not None and any((run_dir / "checkpoints").glob("*.pt"))
+    if run_dir is not None:
+        cfg = dataclasses.replace(cfg, checkpoint_every=PARTIAL_EVERY)
+        if not resume and run_dir.exists():
+            shutil.rmtree(run_dir)  # a folder without a checkpoint holds nothing to continue from
+    t0 = time.perf_counter()
+    res = train(cfg, run_dir=run_dir, resume=resume, progress=False)
+    wall = time.perf_counter() - t0
+    if run_dir is not None:
+        with (run_dir / "metrics.csv").open(newline="") as f:
+            curve = [(int(r["step"]), float(r["value"])) for r in csv.DictReader(f)
+                     if r["tag"] == "charts/episodic_return"]
+    out = {"steps": res.global_step, "loop_sps": res.steps_per_second, "wall_s": wall, "curve": curve,
+           "returns": [float(r) for r in res.episode_returns], "resumed": bool(resume)}
+    if run_dir is not None:
+        shutil.rmtree(run_dir)
+    return out
 
 
 def _run_sb3(spec: Spec) -> dict[str, Any]:
-    from stable_baselines3.common.callbacks import BaseCallback
+    """SB3's PPO. With ``curve`` its policy + optimiser (``model.save``), VecNormalize statistics, step
+    count and episode curve are saved atomically at the start of every PARTIAL_EVERY-th rollout; a
+    rerun loads them into a freshly built model (``set_parameters``) and learns the remaining steps
+    with ``reset_num_timesteps=False`` (same learning-rate schedule). Not bit-identical to an
+    uninterrupted run: the environments restart their episodes and the RNG streams differ."""
+    import pickle
+    import shutil
 
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    pdir = partial_dir(spec) if spec.curve else None
+    if pdir is not None and not (pdir / "state.json").exists():
+        old = pdir.with_name(pdir.name + ".old")
+        if (old / "state.json").exists():  # killed between the two renames of the folder swap
+            old.rename(pdir)
     curve: list[tuple[int, float]] = []
+    model = sb3_model(spec)
+    venv = model.get_env()
+    resumed = False
+    if pdir is not None and (pdir / "state.json").exists():
+        state = json.loads((pdir / "state.json").read_text())
+        model.set_parameters(str(pdir / "model.zip"), exact_match=True, device="cpu")
+        model.num_timesteps = int(state["num_timesteps"])
+        curve = [(int(s), float(r)) for s, r in state["curve"]]
+        if isinstance(venv, VecNormalize):
+            with (pdir / "vecnormalize.pkl").open("rb") as fh:
+                saved = pickle.load(fh)  # our own file (VecNormalize.save below), not foreign input
+            venv.obs_rms, venv.ret_rms = saved.obs_rms, saved.ret_rms
+        resumed = True
 
     class Episodes(BaseCallback):
+        def _on_rollout_start(self) -> None:
+            n = int(self.model.num_timesteps)
+            rollout = n // (int(getattr(self.model, "n_steps")) * self.model.n_envs)  # noqa: B009
+            if pdir is None or n == 0 or n >= spec.steps or rollout % PARTIAL_EVERY:
+                return
+            tmp = pdir.with_name(pdir.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            self.model.save(str(tmp / "model.zip"))
+            env = self.model.get_env()
+            if isinstance(env, VecNormalize):
+                env.save(str(tmp / "vecnormalize.pkl"))
+            (tmp / "state.json").write_text(json.dumps({"num_timesteps": n, "curve": curve}))
+            old = pdir.with_name(pdir.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            if pdir.exists():
+                pdir.rename(old)
+            tmp.rename(pdir)  # the folder swap is the commit point
+            shutil.rmtree(old, ignore_errors=True)
+
         def _on_step(self) -> bool:
             for info in self.locals["infos"]:
                 ep = info.get("episode")
@@ -229,14 +301,16 @@ def _run_sb3(spec: Spec) -> dict[str, Any]:
                     curve.append((int(self.num_timesteps), float(ep["r"])))
             return True
 
-    model = sb3_model(spec)
     t0 = time.perf_counter()
-    model.learn(total_timesteps=spec.steps, callback=Episodes(), progress_bar=False)
+    model.learn(total_timesteps=spec.steps - int(model.num_timesteps), callback=Episodes(), progress_bar=False,
+                reset_num_timesteps=not resumed)
     loop = time.perf_counter() - t0
     model.get_env().close()
     steps = int(model.num_timesteps)
+    if pdir is not None:
+        shutil.rmtree(pdir, ignore_errors=True)
     return {"steps": steps, "loop_sps": steps / loop, "wall_s": loop, "curve": curve if spec.curve else [],
-            "returns": [r for _, r in curve]}
+            "returns": [r for _, r in curve], "resumed": resumed}
 
 
 def run_spec(spec: Spec) -> dict[str, Any]:
