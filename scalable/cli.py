@@ -8,6 +8,7 @@ Examples::
     python -m scalable train ppo --env CartPole-v1 --steps 100000 --seed 1 --set num_envs=4 num_steps=128
     python -m scalable eval runs/ppo-HalfCheetah-v5-s1 --episodes 10 [--video out.gif]
     python -m scalable plot runs/ppo-HalfCheetah-v5-s1 [--out curve.png]
+    python -m scalable plot runs/ppo-Hopper-v5-s1 runs/ppo-Hopper-v5-s2 --out hopper.png   # several runs
     python -m scalable resume runs/ppo-HalfCheetah-v5-s1 [--steps 2000000]
 
 ``--preset text`` (default) uses the text's choices (PPO on MuJoCo: tanh-Gaussian head, no advantage
@@ -145,35 +146,62 @@ def evaluate(path: str | Path, *, episodes: int = 10, deterministic: bool = True
     return returns[:episodes]
 
 
-def plot(run_dir: str | Path, out: str | Path | None = None, *, tag: str = "charts/episodic_return") -> Path:
-    """Learning curve (episode return vs environment steps, with a moving average) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    run = Path(run_dir)
+def _curve(run: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
     steps: list[int] = []
     values: list[float] = []
-    with (run / "metrics.csv").open(newline="", encoding="utf-8") as f:
+    csv_path = run / "metrics.csv"
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"{run} is not a run folder (no metrics.csv)")
+    with csv_path.open(newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             if row["tag"] == tag:
                 steps.append(int(row["step"]))
                 values.append(float(row["value"]))
     if not steps:
-        raise SystemExit(f"no {tag!r} rows in {run / 'metrics.csv'}")
+        raise SystemExit(f"no {tag!r} rows in {csv_path}")
     order = np.argsort(steps, kind="stable")
-    s, v = np.asarray(steps)[order], np.asarray(values)[order]
-    w = max(1, min(20, len(v) // 5))
-    smooth = np.convolve(v, np.ones(w) / w, mode="valid")
+    return np.asarray(steps)[order], np.asarray(values)[order]
+
+
+def plot(run_dir: str | Path | Sequence[str | Path], out: str | Path | None = None, *,
+         tag: str = "charts/episodic_return") -> Path:
+    """Learning curves (episode return vs environment steps, with a moving average) as a PNG.
+
+    One run: its episodes as dots and their moving mean, written to ``<run>/learning_curve.png`` by
+    default. Several runs (e.g. seeds or presets): one moving mean per run, labelled by folder name, and
+    their pointwise mean over runs where every run has data; default ``learning_curves.png`` here.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [Path(run_dir)] if isinstance(run_dir, str | Path) else [Path(r) for r in run_dir]
+    if not runs:
+        raise SystemExit("plot needs at least one run folder")
+    curves = [_curve(r, tag) for r in runs]
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(s, v, ".", alpha=0.3, label="episode return")
-    ax.plot(s[w - 1:], smooth, "-", label=f"moving mean ({w})")
+    w = max(1, min(20, min(len(v) for _, v in curves) // 5))
+    for run, (s, v) in zip(runs, curves, strict=True):
+        smooth = np.convolve(v, np.ones(w) / w, mode="valid")
+        if len(runs) == 1:
+            ax.plot(s, v, ".", alpha=0.3, label="episode return")
+            ax.plot(s[w - 1:], smooth, "-", label=f"moving mean ({w})")
+        else:
+            ax.plot(s[w - 1:], smooth, "-", alpha=0.7, label=run.name)
+    if len(runs) > 1:  # mean over runs of the moving means, on a common grid within every run's range
+        lo = max(float(s[w - 1]) for s, _ in curves)
+        hi = min(float(s[-1]) for s, _ in curves)
+        if hi > lo:
+            grid = np.linspace(lo, hi, 200)
+            interp = [np.interp(grid, s[w - 1:], np.convolve(v, np.ones(w) / w, mode="valid")) for s, v in curves]
+            ax.plot(grid, np.mean(interp, axis=0), "k-", lw=2, label=f"mean of {len(runs)} runs")
     ax.set_xlabel("environment steps")
-    ax.set_ylabel("episode return (raw score)")
-    ax.set_title(run.name)
-    ax.legend()
-    target = Path(out) if out is not None else run / "learning_curve.png"
+    ax.set_ylabel(f"episode return (raw score, moving mean of {w})" if len(runs) > 1 else "episode return (raw score)")
+    ax.set_title(runs[0].name if len(runs) == 1 else f"{len(runs)} runs")
+    ax.legend(fontsize=8)
+    target = Path(out) if out is not None else (runs[0] / "learning_curve.png" if len(runs) == 1
+                                                 else Path("learning_curves.png"))
     fig.tight_layout()
     fig.savefig(target, dpi=120)
     plt.close(fig)
@@ -204,8 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     e.add_argument("--backend", choices=["auto", "gymnasium", "envpool"], default=None)
     e.add_argument("--video", type=Path, default=None, help="write the first episode as a GIF")
     e.add_argument("--seed", type=int, default=12345)
-    pl = sub.add_parser("plot", help="learning curve PNG from a run's metrics.csv")
-    pl.add_argument("run_dir", type=Path)
+    pl = sub.add_parser("plot", help="learning curves PNG from the metrics.csv of one or more runs")
+    pl.add_argument("run_dir", type=Path, nargs="+")
     pl.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     try:

@@ -198,6 +198,12 @@ def test_cli_train_eval_plot_resume(tmp_path: Path, capsys: pytest.CaptureFixtur
         assert rc == 0 and (tmp_path / "ep.gif").stat().st_size > 0
     assert cli_main(["plot", str(run), "--out", str(tmp_path / "curve.png")]) == 0
     assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import shutil  # several runs in one figure (seeds): one curve each plus their mean
+
+    shutil.copytree(run, tmp_path / "cli-run-2")
+    assert cli_main(["plot", str(run), str(tmp_path / "cli-run-2"), "--out", str(tmp_path / "curves.png")]) == 0
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert cli_main(["plot", str(tmp_path)]) == 2 and "no metrics.csv" in capsys.readouterr().err
 
 
 def test_cli_presets_text_default_and_standard_mujoco() -> None:
