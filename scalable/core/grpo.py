@@ -24,12 +24,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from reference.surrogates import GRPO_EPS_STD  # the std stabiliser of TRL's GRPOTrainer (E-69): one constant
 from scalable.core.losses import ppo_clip_objective
 
 __all__ = ["GRPO_EPS_STD", "grpo_advantages", "grpo_loss", "grpo_objective", "kl_k3"]
-
-GRPO_EPS_STD = 1e-4
-"""The std stabiliser of TRL's GRPOTrainer (E-69); the value of ``reference.surrogates.GRPO_EPS_STD``."""
 
 
 def grpo_advantages(rewards: Tensor, *, eps_std: float = GRPO_EPS_STD, scale_by_std: bool = True) -> Tensor:
