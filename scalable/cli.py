@@ -224,7 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config fields")
     r = sub.add_parser("resume", help="continue a run from its latest checkpoint")
     r.add_argument("run_dir", type=Path)
-    r.add_argument("--steps", type=int, default=None, help="new total step budget")
+    r.add_argument("--steps", type=int, default=None,
+                   help="new total step budget (an annealed learning rate is rescheduled for it, so it jumps "
+                        "to the new schedule's value)")
     e = sub.add_parser("eval", help="returns over N episodes of a checkpointed policy")
     e.add_argument("path", type=Path, help="run folder (latest checkpoint) or checkpoint file")
     e.add_argument("--episodes", type=int, default=10)

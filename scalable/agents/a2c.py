@@ -30,6 +30,7 @@ from scalable.agents.common import (
     RunState,
     Session,
     TrainResult,
+    UpdateGuard,
     build_actor_critic,
     checkpoint_state,
     collect_rollout,
@@ -120,10 +121,12 @@ def train(
     num_updates = cfg.total_steps // batch
     bar = ProgressBar(num_updates * batch, initial=st.global_step, desc="a2c", disable=session.progress_disable or None)
     t0, steps0 = time.perf_counter(), st.global_step
+    guard = UpdateGuard("a2c", cfg, st, model, opt, obs_norm, reward_norm, enabled=session.run is not None)
     try:
         while st.update < num_updates and not st.solved(cfg.target_return):
             if max_updates is not None and st.update >= max_updates:
                 break
+            guard.begin()
             st.update += 1
             if cfg.anneal_lr:
                 opt.param_groups[0]["lr"] = cfg.learning_rate * (1.0 - (st.update - 1) / num_updates)
@@ -164,9 +167,11 @@ def train(
                 on_update(st.update, model)
             if cfg.checkpoint_every > 0 and st.update % cfg.checkpoint_every == 0:
                 session.save(checkpoint_state("a2c", cfg, st, model, opt, obs_norm, reward_norm), st.global_step)
+            guard.end()
     finally:
-        if st.update > 0:
-            session.save(checkpoint_state("a2c", cfg, st, model, opt, obs_norm, reward_norm), st.global_step)
+        final = guard.exit_state()  # never a half-finished update (UpdateGuard)
+        if final is not None:
+            session.save(final, int(final["global_step"]))
         bar.close()
         session.close()
         envs.close()

@@ -14,6 +14,7 @@ a fresh derived seed (fast, not bit-identical).
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import math
@@ -354,6 +355,66 @@ def checkpoint_state(kind: str, cfg: Any, st: RunState, model: nn.Module, opt: t
     }
 
 
+class UpdateGuard:
+    """What the exit checkpoint of a training loop may hold: never a half-finished update.
+
+    An update mutates the run in place (environments, normalisers, the action RNG, the action log,
+    the parameters). If the loop is left by an exception or a Ctrl-C inside an update, the live state
+    is inconsistent, so the exit checkpoint is the copy taken at the end of the last completed update
+    (``boundary``, deep-copied; the action log is kept as a chunk count, since ``st.actions`` only
+    grows). Usage: ``begin()`` before an update's first mutation, ``end()`` after its last (after the
+    periodic checkpoint), ``exit_state()`` in ``finally``. Copies are taken only when the run has a
+    folder to save to.
+    """
+
+    def __init__(self, kind: str, cfg: Any, st: RunState, model: nn.Module, opt: torch.optim.Optimizer,
+                 obs_norm: ObservationNormalizer | None, reward_norm: RewardNormalizer | None, *,
+                 enabled: bool) -> None:
+        self._args = (kind, cfg, st, model, opt, obs_norm, reward_norm)
+        self.st = st
+        self.enabled = enabled
+        self.in_update = False
+        self.boundary: dict[str, Any] | None = None
+        self._chunks = 0
+        self._snapshot()
+
+    def _snapshot(self) -> None:
+        if not self.enabled or self.st.update == 0:
+            self.boundary = None
+            return
+        kind, cfg, st, model, opt, obs_norm, reward_norm = self._args
+        state = {
+            "agent": kind, "config": _plain(dataclasses.asdict(cfg)), "update": st.update,
+            "global_step": st.global_step, "model": copy.deepcopy(model.state_dict()),
+            "optimizer": copy.deepcopy(opt.state_dict()),
+            "obs_norm": copy.deepcopy(obs_norm.state_dict()) if obs_norm is not None else None,
+            "reward_norm": copy.deepcopy(reward_norm.state_dict()) if reward_norm is not None else None,
+            "rng": rng_state(), "action_rng": st.generator.get_state(),
+            "returns": list(st.returns), "all_returns": list(st.all_returns),
+        }
+        self._chunks = len(st.actions)
+        self.boundary = state
+
+    def begin(self) -> None:
+        self.in_update = True
+
+    def end(self) -> None:
+        self.in_update = False
+        self._snapshot()
+
+    def exit_state(self) -> dict[str, Any] | None:
+        """The state to save on leaving the loop: the live one at an update boundary, else the boundary
+        copy (None if no update was completed)."""
+        kind, cfg, st, model, opt, obs_norm, reward_norm = self._args
+        if not self.in_update:
+            return checkpoint_state(kind, cfg, st, model, opt, obs_norm, reward_norm) if st.update > 0 else None
+        if self.boundary is None:
+            return None
+        head = RunState(st.seed, st.returns.maxlen or 1)
+        head.actions = st.actions[: self._chunks]
+        return {**self.boundary, "env": {"seed": st.seed, "actions": head.action_log()}}
+
+
 def _plain(x: Any) -> Any:
     if isinstance(x, dict):
         return {str(k): _plain(v) for k, v in x.items()}
@@ -392,9 +453,12 @@ def restore(state: dict[str, Any], st: RunState, model: nn.Module, opt: torch.op
             for a in acts:
                 obs = envs.step(a).obs
         st.actions = [acts] if acts.shape[0] else []
-    else:
-        obs = envs.reset(seed=seed + 7919 * st.update)
+    else:  # a new, seeded start of every env: later checkpoints replay from this seed
+        st.seed = seed + 7919 * st.update
+        obs = envs.reset(seed=st.seed)
         st.actions = []
+        if reward_norm is not None:  # every episode restarts: so does each env's discounted return
+            reward_norm.returns = torch.zeros(envs.num_envs, dtype=torch.float64)
     set_rng_state(state["rng"])
     return obs
 

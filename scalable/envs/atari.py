@@ -198,6 +198,12 @@ def make_gym_atari(env_id: str, opts: AtariOptions, *, render_mode: str | None =
     Stack: ALE (frameskip 1, grayscale, sticky p) -> AtariPreprocess (noop, skip+max, resize) ->
     RecordEpisodeStatistics (raw score, full games) -> [EpisodicLife] -> [FireReset] -> [ClipReward] ->
     FrameStackObservation. Observation: uint8 [frame_stack, screen, screen].
+
+    Known differences from the envpool backend: the FIRE / action-2 steps of FireReset and the no-op of
+    EpisodicLife pass through RecordEpisodeStatistics, so reported episode lengths include about three
+    wrapper steps per life (returns are unaffected: those steps are part of the game); and in the rare
+    case that the frame limit expires on one of those hidden steps, that episode's statistics are
+    dropped by the nested reset (the episode is not reported).
     """
     import ale_py
 

@@ -220,3 +220,46 @@ def test_cli_presets_text_default_and_standard_mujoco() -> None:
         "ppo", "ALE/Breakout-v5", 4096, 2, {})
     with pytest.raises(SystemExit, match="preset"):
         make_config("ppo", "HalfCheetah-v5", 4096, 2, {}, preset="fast")
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("case", ["ppo-cartpole", "a2c-halfcheetah-gym"])
+def test_interrupt_inside_an_update_saves_the_last_complete_update(case: str, tmp_path: Path) -> None:
+    """An exception (a Ctrl-C) inside update 3 - after its rollout and gradient step, before the update
+    is complete - must not checkpoint the half-finished update: the exit checkpoint is update 2's, and
+    resuming from it reaches the uninterrupted run's parameters bit for bit."""
+    cfg = dataclasses.replace(RESUME_CASES[case], checkpoint_every=0)
+    want = _params(_train(cfg, tmp_path / "full").model)
+
+    def boom(update: int, model: nn.Module) -> None:
+        if update == 3:
+            raise _Interrupt
+
+    run = tmp_path / "interrupted"
+    train = ppo.train if isinstance(cfg, ppo.PPOConfig) else a2c.train
+    with pytest.raises(_Interrupt):
+        train(cfg, run_dir=run, progress=False, on_update=boom)  # type: ignore[arg-type]
+    ckpts = sorted((run / "checkpoints").glob("step_*.pt"))
+    assert len(ckpts) == 1
+    state = common.load_run_checkpoint(run)
+    assert state["update"] == 2 and state["global_step"] == 2 * cfg.num_envs * cfg.num_steps
+    assert state["env"]["actions"].shape[0] == 2 * cfg.num_steps
+    resumed = _train(cfg, run, resume=True)
+    _assert_bit_identical(want, _params(resumed.model))
+
+
+def test_inexact_then_exact_resume_replays_from_the_new_seed(tmp_path: Path) -> None:
+    """After a resume with exact_env_resume=False the environments restart from a new seed; a later exact
+    resume must replay from that seed (stored in the checkpoint), so it reaches the same parameters as
+    the inexactly resumed run left to finish."""
+    cfg = dataclasses.replace(PPO_RESUME, checkpoint_every=0)
+    fast = dataclasses.replace(cfg, exact_env_resume=False)
+    for name in ("b", "c"):
+        _train(cfg, tmp_path / name, max_updates=3)
+    b = ppo.train(fast, run_dir=tmp_path / "b", resume=True, progress=False)  # inexact, to the end
+    ppo.train(fast, run_dir=tmp_path / "c", resume=True, max_updates=5, progress=False)  # inexact, stop at 5
+    c = ppo.train(cfg, run_dir=tmp_path / "c", resume=True, progress=False)  # exact from 5
+    _assert_bit_identical(_params(b.model), _params(c.model))
