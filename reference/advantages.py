@@ -61,12 +61,27 @@ def _validate_lam(lam: float) -> float:
     return x
 
 
-def _batch(name: str, x: ArrayLike, shape: tuple[int, ...] | None = None) -> FloatArray:
+def _batch(name: str, x: ArrayLike, shape: tuple[int, ...] | None = None, *, finite: bool = True) -> FloatArray:
+    """[T, B] float64 array; ``finite`` (rewards, values): NaN / inf are a ReferenceError_. ``next_values``
+    and ``v_final`` pass ``finite=False``: NaN is allowed where a flag masks the entry (documented)."""
     a = np.asarray(x, dtype=np.float64)
     if a.ndim != 2 or (shape is not None and a.shape != shape):
         want = "[T, B]" if shape is None else f"{list(shape)}"
         raise ShapeError(f"{name} must have shape {want}, got {list(a.shape)}")
+    if finite and not np.all(np.isfinite(a)):
+        raise ReferenceError_(f"{name} must be finite; got {int(np.sum(~np.isfinite(a)))} NaN / inf entries")
     return a
+
+
+def _validate_k(k: int | None) -> int | None:
+    """k >= 1 an integer (TD(k)), or None for infinity; a float k, inf or NaN is an error, not floored."""
+    if k is None:
+        return None
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise ReferenceError_(f"k must be an integer >= 1 (or None for infinity), got {k!r}")
+    if int(k) < 1:
+        raise ReferenceError_(f"k must be >= 1 (or None for infinity), got {k!r}")
+    return int(k)
 
 
 def _flags(name: str, x: ArrayLike, shape: tuple[int, ...]) -> BoolArray:
@@ -107,7 +122,7 @@ def next_values_from_rollout(
         if v_final is None:
             rows = [tuple(int(i) for i in ix) for ix in np.argwhere(trunc)[:5]]
             raise ReferenceError_(f"truncated rows (t, b) = {rows} need v_final to bootstrap")
-        vf = _batch("v_final", v_final, shape)
+        vf = _batch("v_final", v_final, shape, finite=False)
         nxt = np.where(trunc, vf, nxt)
     return np.asarray(np.where(term, 0.0, nxt), dtype=np.float64)
 
@@ -128,7 +143,7 @@ def td_residuals(
     g = validate_gamma(gamma)
     r = _batch("rewards", rewards)
     v = _batch("values", values, r.shape)
-    nv = _batch("next_values", next_values, r.shape)
+    nv = _batch("next_values", next_values, r.shape, finite=False)
     term = _flags("terminated", terminated, r.shape)
     return np.asarray(r + g * np.where(term, 0.0, nv) - v, dtype=np.float64)
 
@@ -156,13 +171,12 @@ def td_k_advantages(
     r = _batch("rewards", rewards)
     shape = r.shape
     v = _batch("values", values, shape)
-    nv = _batch("next_values", next_values, shape)
+    nv = _batch("next_values", next_values, shape, finite=False)
     term = _flags("terminated", terminated, shape)
     done = term | _flags("truncated", truncated, shape)
-    if k is not None and int(k) < 1:
-        raise ReferenceError_(f"k must be >= 1 (or None for infinity), got {k!r}")
+    k = _validate_k(k)
     n_t = shape[0]
-    kk = n_t if k is None else min(int(k), n_t)
+    kk = n_t if k is None else min(k, n_t)
     boot_row = np.where(term, 0.0, nv)  # V(s_{t+1}) with V(term) = 0
     out = np.zeros(shape)
     alive = np.ones(shape, dtype=bool)  # the episode of row t is still running at row t + l
@@ -335,6 +349,8 @@ def value_regression_loss(
     """
     v = _batch("values", values)
     y = _batch("targets", targets, v.shape)
+    if v.size == 0:
+        raise ShapeError(f"value_regression_loss needs T >= 1 and B >= 1, got shape {list(v.shape)}")
     done = _flags("terminated", terminated, v.shape) | _flags("truncated", truncated, v.shape)
     total, n_ep = 0.0, 0
     for b in range(v.shape[1]):
@@ -368,10 +384,9 @@ def td_k_bias(mdp: FiniteMDP, pi: FloatArray, v_phi: ArrayLike, *, k: int | None
     need not shrink with k in the actual value. ``k=None`` (TD(inf)): 0. Exact (matrix powers).
     """
     pi = validate_policy(mdp, pi)
+    k = _validate_k(k)
     if k is None:
         return np.zeros((mdp.n_states_plus, mdp.n_actions))
-    if int(k) < 1:
-        raise ReferenceError_(f"k must be >= 1 (or None for infinity), got {k!r}")
     e = _value_error(mdp, pi, v_phi)
     m = mdp.transition_pi(pi)
     x = e

@@ -81,8 +81,8 @@ def grpo_objective(
     b = ln.shape[1]
     if group_size < 1 or b % group_size:
         raise ReferenceError_(f"group_size {group_size!r} must be >= 1 and divide B = {b}")
-    if beta < 0.0:
-        raise ReferenceError_(f"beta must be >= 0, got {beta!r}")
+    if not (np.isfinite(beta) and beta >= 0.0):
+        raise ReferenceError_(f"beta must be a finite number >= 0, got {beta!r}")
     groups = r.reshape(b // group_size, group_size)
     if center:
         adv = grpo_advantages(groups, eps_std=eps_std, scale_by_std=scale_by_std).reshape(b)

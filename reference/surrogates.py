@@ -59,8 +59,11 @@ def _ratio_adv(ratio: ArrayLike, adv: ArrayLike) -> tuple[FloatArray, FloatArray
         np.broadcast_shapes(r.shape, a.shape)
     except ValueError as exc:
         raise ShapeError(f"ratio {list(r.shape)} and advantage {list(a.shape)} do not broadcast") from exc
-    if np.any(r < 0) or np.any(np.isnan(r)):
-        raise ReferenceError_(f"ratio must be >= 0 (a probability ratio), got min {np.min(r)!r}")
+    if not np.all(np.isfinite(r)) or np.any(r < 0):
+        raise ReferenceError_(f"ratio must be finite and >= 0 (a probability ratio; exp of a log-ratio above ~709 "
+                              f"overflows), got min {np.min(r)!r}, max {np.max(r)!r}")
+    if not np.all(np.isfinite(a)):
+        raise ReferenceError_("advantages must be finite")
     return r, a
 
 
@@ -134,7 +137,7 @@ def _simplex(name: str, p: ArrayLike) -> FloatArray:
     x = np.asarray(p, dtype=np.float64)
     if x.ndim < 1 or x.shape[-1] < 1:
         raise ShapeError(f"{name} must have a non-empty last axis, got shape {list(x.shape)}")
-    if np.any(x < 0) or np.any(np.abs(x.sum(axis=-1) - 1.0) > 1e-9):
+    if not np.all(np.isfinite(x)) or np.any(x < 0) or np.any(np.abs(x.sum(axis=-1) - 1.0) > 1e-9):
         raise ReferenceError_(f"{name} must lie on the simplex; sums {np.atleast_1d(x.sum(axis=-1))[:5]!r}")
     return x
 

@@ -8,7 +8,8 @@ Conventions (once for the module; the scalable PyTorch package mirrors them):
   gradients, natural gradients and Fisher-vector products have the same shape. Flattened matrices
   (Fisher, Hessians) are [D, D] with D = (S+1) A in row-major (s, a) order; the ``term`` row is inert.
 * Exact quantities use the discounted occupancy d^{pi}(s) = sum_t gamma^t P(s_t = s) (the text keeps
-  the gamma^t factor) and its normalisation rho = (1 - gamma) d (gamma < 1; at gamma = 1, d / E[T]).
+  the gamma^t factor) and the state weights rho(s) = d(s) / sum_{s' != term} d(s') on the non-terminal
+  states (``state_weights``: term removed and the rest renormalised; E-56).
 * Sampled quantities take time-major batches [T, B]: ``log_prob_new`` / ``log_prob_old`` of the taken
   actions, ``advantages`` and a ``valid`` mask (t < T^(i); built from the separate terminated / truncated
   flags of reference.advantages); the ratio is exp(log_prob_new - log_prob_old) (open choice 12).
@@ -396,6 +397,8 @@ def trpo_exact(
     J never decreases) or of the exact surrogate K(.; theta_k) (``"surrogate"``, the practical rule); a
     rejected step leaves theta unchanged for that iteration. Shapes: theta0 [S+1, A].
     """
+    if improvement not in ("j", "surrogate"):
+        raise ReferenceError_(f"improvement must be 'j' or 'surrogate', got {improvement!r}")
     th = _theta(mdp, theta0, "theta0").copy()
     thetas, js, kls = [th.copy()], [j_theta(mdp, th)], []
     for _ in range(iters):

@@ -21,6 +21,8 @@ Conventions (those of :mod:`reference.grpo`):
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -89,8 +91,8 @@ def grpo_objective(
     b = log_prob_new.shape[1]
     if group_size < 1 or b % group_size:
         raise ValueError(f"group_size {group_size!r} must be >= 1 and divide B = {b}")
-    if beta < 0.0:
-        raise ValueError(f"beta must be >= 0, got {beta!r}")
+    if not (math.isfinite(beta) and beta >= 0.0):
+        raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
     va = valid.to(torch.bool)
     r = rewards.detach().to(log_prob_new.dtype)
     if center:

@@ -129,6 +129,8 @@ def test_grpo_bad_inputs_get_clear_errors() -> None:
         grpo.grpo_objective(z, z, r, v, group_size=3)
     with pytest.raises(ValueError, match="beta"):
         grpo.grpo_objective(z, z, r, v, group_size=2, beta=-0.1)
+    with pytest.raises(ValueError, match="beta"):
+        grpo.grpo_objective(z, z, r, v, group_size=2, beta=float("nan"), log_prob_ref=z)
     with pytest.raises(ValueError, match="log_prob_ref"):
         grpo.grpo_objective(z, z, r, v, group_size=2, beta=0.1)
     with pytest.raises(ValueError, match="center"):
