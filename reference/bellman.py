@@ -78,9 +78,10 @@ def greedy_from_v(mdp: FiniteMDP, v: FloatArray, *, current: IntArray | None = N
     when it is a maximiser.
     """
     v = validate_values(mdp, v)
-    return greedy(mdp.lookahead(v), current=current)
+    return greedy(mdp.lookahead(v), current=current, scale=mdp.tie_scale)
 
 
-def greedy_from_q(q: FloatArray, *, current: IntArray | None = None) -> IntArray:
-    """pi(s) = argmax_a Q(s, a) (BEL-21, BEL-26); [S, A] -> int [S]. Tie-break as :func:`greedy_from_v`."""
-    return greedy(q, current=current)
+def greedy_from_q(q: FloatArray, *, current: IntArray | None = None, scale: float = 1.0) -> IntArray:
+    """pi(s) = argmax_a Q(s, a) (BEL-21, BEL-26); [S, A] -> int [S]. Tie-break as :func:`greedy_from_v`
+    (pass ``scale=mdp.tie_scale`` for Q of an MDP; see :func:`reference.mdp.greedy`)."""
+    return greedy(q, current=current, scale=scale)

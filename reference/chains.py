@@ -38,9 +38,9 @@ def states_reaching(m: FloatArray | sp.csr_array, target: int) -> IntArray:
 
     Shape: m [S, S]; result sorted int indices.
     """
-    g = _as_csr(m)
+    g = _as_csr(m).copy()
+    g.eliminate_zeros()  # stored zero probabilities are not edges: drop them before the 0/1 pattern
     g = sp.csr_array((np.ones_like(g.data), g.indices, g.indptr), shape=g.shape)
-    g.eliminate_zeros()
     rev = g.T.tocsr()
     order = csgraph.breadth_first_order(rev, target, directed=True, return_predecessors=False)
     return np.sort(np.asarray(order, dtype=np.int64))
@@ -63,9 +63,9 @@ class ChainStructure:
 
 def chain_structure(m: FloatArray | sp.csr_array, term: int) -> ChainStructure:
     """Closed classes (strongly connected components with no exit) of the chain ``m`` [S, S]."""
-    g = _as_csr(m)
+    g = _as_csr(m).copy()
+    g.eliminate_zeros()  # stored zero probabilities are not edges: drop them before the 0/1 pattern
     g = sp.csr_array((np.ones_like(g.data), g.indices, g.indptr), shape=g.shape)
-    g.eliminate_zeros()
     n = g.shape[0]
     n_comp, labels = csgraph.connected_components(g, directed=True, connection="strong")
     # a component is closed iff no edge leaves it

@@ -81,7 +81,7 @@ def _classify_traps(mdp: FiniteMDP, pi: FloatArray, cs: ChainStructure) -> Impro
         gain = float(mu @ r_pi[cls])
         scale = float(np.max(np.abs(r_pi[cls]))) if cls.size else 0.0
         states = tuple(int(s) for s in cls)
-        if abs(gain) > 1e-12 * max(scale, 1.0):
+        if abs(gain) > 1e-12 * scale:  # relative to the class's reward scale (no absolute floor)
             sign = 1 if gain > 0 else -1
             return DivergentReturnError(
                 f"gamma = 1: states {list(states)} form a closed class that never reaches term with mean "
@@ -286,7 +286,7 @@ def bias_value(mdp: FiniteMDP, pi: FloatArray) -> FloatArray:
     pstar = stationary_distribution(mdp, pi)
     r = mdp.reward_pi(pi)
     gain = pstar @ r
-    if np.max(np.abs(gain)) > 1e-12 * max(1.0, float(np.max(np.abs(r)))):
+    if np.max(np.abs(gain)) > 1e-12 * float(np.max(np.abs(r))):
         raise ValueError(f"bias_value needs zero average reward everywhere; max |R^pi| = {np.max(np.abs(gain))}")
     n = mdp.n_states_plus
     dev = np.linalg.inv(np.eye(n) - md + pstar) - pstar

@@ -98,8 +98,9 @@ class FiniteMDP:
     Spec: MDP-01, MDP-02, MDP-04, MDP-05, MDP-06, MDP-11, MDP-17.
 
     Build one with :func:`from_arrays`, :func:`from_outcomes`, :func:`from_toy_text_P`,
-    :func:`from_gymnasium` or the seeded generators in :mod:`reference.generators`; the constructor
-    validates everything and adds the absorbing rows of ``term``.
+    :func:`from_gymnasium` or the seeded generators in :mod:`reference.generators`: these builders
+    validate everything (gamma, row sums, probabilities, finiteness) and add the absorbing rows of
+    ``term``. Calling ``FiniteMDP(...)`` directly skips the validation; use a builder.
 
     Attributes:
         n_states: |S|, the number of non-terminal states; ``term == n_states``.
@@ -174,6 +175,13 @@ class FiniteMDP:
         rows = np.repeat(np.arange(self.indptr.size - 1), np.diff(self.indptr))
         sums = np.bincount(rows, weights=self.prob * self.reward, minlength=self.indptr.size - 1)
         return _readonly(sums.reshape(self.n_states_plus, self.n_actions))
+
+    @functools.cached_property
+    def tie_scale(self) -> float:
+        """The value scale the greedy tie window is relative to: R / (1 - gamma) (gamma < 1; the bound on
+        |V|, BEL-04) or R (gamma = 1), with R = :attr:`max_abs_reward` (open choice 1)."""
+        r = self.max_abs_reward
+        return r / (1.0 - self.gamma) if self.gamma < 1.0 else r
 
     @functools.cached_property
     def max_abs_reward(self) -> float:
@@ -424,9 +432,11 @@ def from_toy_text_P(
     Mapping onto the absorbing-terminal convention: a transition with ``done=True`` goes to ``term``
     (keeping its reward), whatever ``s'`` gymnasium records. A gymnasium state that the agent can only
     ever *enter* through ``done=True`` transitions and that has no initial mass (FrozenLake's holes and
-    goal, Taxi's delivered states, CliffWalking's goal) is never occupied in an episode; its row is made
-    absorbing into ``term`` with reward 0, so its value is 0, as the episode has ended. State indices
-    are gymnasium's; ``term`` is the extra last index.
+    goal, CliffWalking's goal) is never occupied in an episode; its row is made absorbing into ``term``
+    with reward 0, so its value is 0, as the episode has ended. Taxi's "passenger delivered" states do
+    not qualify: gymnasium links them to each other by ``done=False`` moves, so they keep gymnasium's
+    rows (and non-zero values); no episode from p0 reaches them, so J and every value at a reachable
+    state are unaffected. State indices are gymnasium's; ``term`` is the extra last index.
     """
     n_states = len(P)
     n_actions = len(P[0])
@@ -540,24 +550,32 @@ def softmax_policy(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray
 
 TIE_RTOL: float = 1e-12
 """Tie-break window of :func:`greedy` (inventory open choice 1): actions within
-``TIE_RTOL * max(1, |max_a q|)`` of the maximum count as maximisers."""
+``TIE_RTOL * max(scale, |max_a q|)`` of the maximum count as maximisers (``scale`` = the MDP's
+:attr:`FiniteMDP.tie_scale` for every solver in this package; 1 for a bare ``q``)."""
 
 
-def greedy(q: ArrayLike, *, current: ArrayLike | None = None, tie_rtol: float = TIE_RTOL) -> IntArray:
+def greedy(q: ArrayLike, *, current: ArrayLike | None = None, tie_rtol: float = TIE_RTOL,
+           scale: float = 1.0) -> IntArray:
     """Greedy actions argmax_a q[s, a] with a documented deterministic tie-break (BEL-16, BEL-26, BEL-33).
 
     Spec: BEL-16. Shapes: q [S, A] -> [S] int.
 
-    Tie-break (inventory open choice 1): among actions within ``tie_rtol * max(1, |max_a q(s, .)|)``
-    of the maximum, take the lowest index; if ``current`` (shape [S]) is given and ``current[s]`` is
+    Tie-break (inventory open choice 1): among actions within ``tie_rtol * max(scale, |max_a q(s, .)|)``
+    of the maximum, take the lowest index (``scale``: the magnitude of the problem's values, so that the
+    window is relative to it - :attr:`FiniteMDP.tie_scale` when q comes from an MDP; the default 1 is an
+    absolute floor of 1e-12, too coarse for rewards of order 1e-12 and below); if ``current`` (shape
+    [S]) is given and ``current[s]`` is
     among the maximisers, keep it (policy iteration: this ends PI with pi_{k+1} = pi_k and never cycles
     among equal-value policies).
     """
     qa = np.asarray(q, dtype=np.float64)
     if qa.ndim != 2:
         raise ShapeError(f"q must have shape (S, A), got {qa.shape}")
+    sc = float(scale)
+    if not (np.isfinite(sc) and sc >= 0.0):
+        raise ReferenceError_(f"scale must be a finite number >= 0, got {scale!r}")
     m = qa.max(axis=1, keepdims=True)
-    window = tie_rtol * np.maximum(1.0, np.abs(m))
+    window = tie_rtol * np.maximum(max(sc, np.finfo(np.float64).tiny), np.abs(m))
     is_max = qa >= m - window
     act = np.argmax(is_max, axis=1).astype(np.int64)
     if current is not None:

@@ -8,6 +8,7 @@ divided by zero.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -75,3 +76,75 @@ def test_rewards_and_values_must_be_finite_masked_bootstraps_may_be_nan() -> Non
 def test_value_regression_loss_needs_a_non_empty_batch() -> None:
     with pytest.raises(ShapeError, match="T >= 1"):
         value_regression_loss(np.zeros((0, 2)), np.zeros((0, 2)), np.zeros((0, 2), bool), np.zeros((0, 2), bool))
+
+
+# ------------------------------------------------------------------ greedy tie window relative to the MDP
+def _tiny_mdp(c: float) -> object:
+    from reference.mdp import from_arrays
+
+    P = np.zeros((1, 2, 2))
+    P[0, :, 1] = 1.0  # both actions end the episode
+    return from_arrays(P, np.array([[0.0, c]]), gamma=0.9)
+
+
+@pytest.mark.parametrize("c", [1e-13, 1e-30, 1.0, 1e12])
+def test_greedy_ties_are_relative_to_the_value_scale(c: float) -> None:
+    """Rewards [0, c]: action 1 is strictly better at every scale c > 0. With an absolute 1e-12 window
+    (the old floor) c = 1e-13 read as a tie and V* came out 0; the window is now relative to the MDP's
+    value scale R / (1 - gamma) (open choice 1), so V*, PI, certified VI and Newton-Krylov PI all
+    pick action 1 and V*(s0) = c exactly."""
+    from reference import dp, solvers
+
+    mdp = _tiny_mdp(c)
+    assert dp.v_star(mdp)[0] == c  # type: ignore[arg-type]
+    assert dp.policy_iteration(mdp).policies[-1][0] == 1  # type: ignore[arg-type]
+    assert dp.solve_value_iteration(mdp, eps=c * 1e-3).policy[0] == 1  # type: ignore[arg-type]
+    sol = solvers.solve_optimal(mdp, eps=c * 1e-3)  # type: ignore[arg-type]
+    assert sol.policy[0] == 1 and abs(sol.value[0] - c) <= c * 1e-3
+
+
+def test_greedy_policies_are_invariant_to_reward_scale() -> None:
+    """PI's optimal policy does not change when every reward is multiplied by c > 0 (exact ties aside)."""
+    from reference import dp
+    from reference.generators import random_mdp as rm
+
+    base = rm(np.random.default_rng(3), 6, 3, gamma=0.95)
+    want = dp.policy_iteration(base).policies[-1]
+    for c in (1e-150, 1e-14, 1e9):
+        scaled = dataclasses.replace(base, reward=base.reward * c)
+        assert np.array_equal(dp.policy_iteration(scaled).policies[-1], want)
+
+
+def test_greedy_scale_is_validated() -> None:
+    from reference.mdp import greedy
+
+    with pytest.raises(ReferenceError_, match="scale"):
+        greedy(np.zeros((2, 2)), scale=float("nan"))
+
+
+def test_tiny_positive_reward_cycle_at_gamma_1_is_divergent() -> None:
+    """gamma = 1, a self-loop with reward c > 0 per step: V = +inf (DivergentReturnError, BEL-36) at
+    every scale; the old absolute floor called c = 1e-13 a zero-mean (non-summable) cycle."""
+    from reference.errors import DivergentReturnError
+    from reference.exact import v_pi
+    from reference.mdp import from_arrays
+
+    for c in (1e-13, 1.0):
+        P = np.zeros((1, 1, 2))
+        P[0, 0, 0] = 1.0  # never reaches term
+        mdp = from_arrays(P, np.array([[c]]), gamma=1.0)
+        with pytest.raises(DivergentReturnError):
+            v_pi(mdp, np.ones((2, 1)))
+
+
+def test_stored_zero_probabilities_are_not_edges() -> None:
+    """A CSR chain with an explicitly stored 0 (e.g. a zero-probability outcome) must not gain that edge
+    in the reachability / closed-class analysis; the caller's matrix is left unchanged."""
+    import scipy.sparse as sp
+
+    from reference.chains import states_reaching
+
+    m = sp.csr_array((np.array([1.0, 0.0, 1.0]), np.array([0, 1, 1]), np.array([0, 2, 3])), shape=(2, 2))
+    assert m.nnz == 3
+    assert list(states_reaching(m, 1)) == [1]  # 0 -> 1 has probability 0: state 0 never reaches 1
+    assert m.nnz == 3
