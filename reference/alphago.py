@@ -625,7 +625,10 @@ def elo_per_doubling(budgets: FloatArray, elos: FloatArray) -> float:
 
     Spec: GAME-44 (text: +120 Elo per 2x test-time search). ``budgets [K] > 0``, ``elos [K]``.
     """
-    x = np.log2(np.asarray(budgets, dtype=np.float64))
+    b = np.asarray(budgets, dtype=np.float64)
+    if not np.all(np.isfinite(b) & (b > 0)):
+        raise ValueError(f"budgets must be finite and > 0 (log2 is taken), got {b!r}")
+    x = np.log2(b)
     y = np.asarray(elos, dtype=np.float64)
     if x.shape != y.shape or x.shape[0] < 2:
         raise ShapeError(f"need two equal-length arrays of length >= 2, got {x.shape}, {y.shape}")

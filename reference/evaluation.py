@@ -227,7 +227,8 @@ def v_gradients(traj: Trajectories, x: FloatArray, w: FloatArray, *, gamma: floa
     if gradient == "residual" and v_boot is None:
         n = bootstrap_steps(traj, k=k)
         s_end = np.take_along_axis(traj.states, np.arange(traj.horizon)[None, :] + n, axis=1)
-        grad_v = grad_v - np.power(gamma, n)[..., None] * xf[s_end]
+        x_end = np.where((s_end == xf.shape[0] - 1)[..., None], 0.0, xf[s_end])  # V(term) = 0: a constant
+        grad_v = grad_v - np.power(gamma, n)[..., None] * x_end
     return np.asarray(delta[..., None] * grad_v, dtype=np.float64)
 
 
@@ -256,11 +257,13 @@ def q_gradients(traj: Trajectories, x: FloatArray, w: FloatArray, *, gamma: floa
         s_end = np.take_along_axis(traj.states, end, axis=1)
         a_end = np.take_along_axis(traj.actions, np.minimum(end, h - 1), axis=1)
         x_end = xf[s_end, a_end]
-        at_h = ((end >= h) & traj.valid)[..., None]
+        term = xf.shape[0] - 1
+        at_h = ((end >= h) & traj.valid & (s_end != term))[..., None]  # truncated, not terminated, at H
         if np.any(at_h):
             if pi is None:
                 raise ShapeError("residual gradient at a truncated horizon needs pi")
             x_end = np.where(at_h, np.einsum("nha,nhad->nhd", np.asarray(pi)[s_end], xf[s_end]), x_end)
+        x_end = np.where((s_end == term)[..., None], 0.0, x_end)  # Q(term) = 0 is a constant: no gradient
         grad_q = grad_q - np.power(gamma, n)[..., None] * x_end
     return np.asarray(delta[..., None] * grad_q, dtype=np.float64)
 

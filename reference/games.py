@@ -533,6 +533,8 @@ def linearised_iteration_matrix(grad: GradientField, theta1: FloatArray, theta2:
 
     SimGAD: I + alpha J_F;  EG: I + alpha J_F + alpha^2 J_F^2;  anchored: (1 - lam) I + alpha J_F,
     where J_F is the Jacobian of (grad_1 R, -grad_2 R). Its spectral radius decides local convergence.
+    The EG form is the exact step Jacobian at a stationary point (F = 0) or for a linear field; elsewhere
+    the true EG Jacobian is I + alpha J_F(z~) (I + alpha J_F(z)) with z~ the look-ahead point.
 
     Spec: GAME-08, GAME-11, GAME-12. ``method`` in {"simgad", "extragradient", "anchored"}.
     Returns ``[n1+n2, n1+n2]``. The closed forms are checked symbolically in proofs_checks/check_games.py.

@@ -225,11 +225,13 @@ def k_step_q_estimates(
     m = np.minimum(kk, ln[:, None] - t)  # k ∧ (T - t), [N, H]
     valid = m > 0
     m = np.maximum(m, 0)
-    # discounted partial sums via prefix sums of gamma^t r_t: sum_{j<m} gamma^j r_{t+j}
-    disc = discount_powers(h, gamma=gamma)
-    c = np.concatenate([np.zeros((n, 1)), np.cumsum(r * disc, axis=1)], axis=1)  # [N, H+1]
+    # discounted partial sums sum_{j<m} gamma^j r_{t+j}, summed directly: a difference of prefix sums of
+    # gamma^t r_t divided by gamma^t loses every digit once gamma^t is small (and is 0/0 when it underflows)
     end = np.minimum(t + m, h)
-    partial = (np.take_along_axis(c, end, axis=1) - c[:, :h]) / disc[None, :]
+    rp = np.concatenate([r, np.zeros_like(r)], axis=1)
+    partial = np.zeros((n, h))
+    for j in range(int(m.max(initial=0))):
+        partial += np.where(j < m, float(gamma) ** j * rp[:, j:j + h], 0.0)
     gm = float(gamma) ** m
     q = partial + gm * np.take_along_axis(bv, end, axis=1)
     return np.asarray(np.where(valid, q, 0.0), dtype=np.float64)

@@ -40,6 +40,8 @@ class OpenSpielGame:
             raise InvalidGameError(f"{gt.short_name}: needs a deterministic game, has {gt.chance_mode}")
         if gt.information != pyspiel.GameType.Information.PERFECT_INFORMATION:
             raise InvalidGameError(f"{gt.short_name}: needs perfect information, has {gt.information}")
+        if gt.utility != pyspiel.GameType.Utility.ZERO_SUM:
+            raise InvalidGameError(f"{gt.short_name}: needs a zero-sum game, has {gt.utility}")
         self._game = game
         self._key = key
         root = game.new_initial_state()
@@ -88,6 +90,8 @@ class OpenSpielGame:
         if not s.is_terminal():
             raise InvalidGameError(f"returns() of a non-terminal state {state!r}")
         r0, r1 = (float(v) for v in s.returns())
+        if abs(r0 + r1) > 1e-12 * max(1.0, abs(r0), abs(r1)):
+            raise InvalidGameError(f"returns {r0!r}, {r1!r} of {state!r} do not sum to zero")
         return (r0, r1)
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from reference.errors import ShapeError
+from reference.errors import ReferenceError_, ShapeError
 from reference.evaluation import tabular_features
 from reference.exact import j_pi
 from reference.gradients import (
@@ -204,6 +204,8 @@ def a2c(
     phi = np.zeros(x.shape[1])
     term = mdp.term
     cdf_rows = np.cumsum(mdp.prob)
+    if mdp.p0[term] >= 1.0:
+        raise ReferenceError_("p0 puts all mass on term: every episode is empty, A2C has nothing to learn from")
     hist = [j_pi(mdp, softmax(th))]
     s, t = term, 0  # E-45 / open choice 14: start at term so that the first pass resets
     steps = 0
@@ -211,8 +213,8 @@ def a2c(
         if s == term or (max_episode_length is not None and t >= max_episode_length):
             t = 0
             s = int(rng.choice(mdp.n_states_plus, p=mdp.p0))
-            if s == term:  # T = 0: an empty episode, nothing to learn from
-                continue
+            while s == term:  # T = 0: an empty episode, nothing to learn from; every update learns
+                s = int(rng.choice(mdp.n_states_plus, p=mdp.p0))
         pi = softmax(th)
         seg_s: list[int] = []
         seg_a: list[int] = []

@@ -83,6 +83,14 @@ def _sample_outcome(mdp: FiniteMDP, rows: IntArray, u: FloatArray) -> tuple[IntA
     return mdp.next_state[e], mdp.reward[e]
 
 
+def _check_start(mdp: FiniteMDP, s0: int | None, a0: int | None) -> None:
+    """s0 in S+ and a0 in A (an out-of-range a0 would silently read another state's kernel row)."""
+    if s0 is not None and not (0 <= int(s0) < mdp.n_states_plus):
+        raise ShapeError(f"s0 must be a state index in [0, {mdp.n_states_plus}), got {s0!r}")
+    if a0 is not None and not (0 <= int(a0) < mdp.n_actions):
+        raise ShapeError(f"a0 must be an action index in [0, {mdp.n_actions}), got {a0!r}")
+
+
 def sample_trajectories(
     mdp: FiniteMDP,
     pi: FloatArray,
@@ -101,6 +109,7 @@ def sample_trajectories(
     pi = validate_policy(mdp, pi)
     if n < 1 or horizon < 1:
         raise ShapeError(f"need n >= 1 and horizon >= 1, got n={n}, horizon={horizon}")
+    _check_start(mdp, s0, a0)
     term = mdp.term
     states = np.full((n, horizon + 1), term, dtype=np.int64)
     actions = np.zeros((n, horizon), dtype=np.int64)
@@ -160,6 +169,7 @@ def enumerate_trajectories(
     term = mdp.term
     limit = mdp.n_states + 1 if horizon is None else int(horizon)
     # each partial trajectory: (states list, actions, rewards, prob)
+    _check_start(mdp, s0, a0)
     if s0 is None:
         starts = np.flatnonzero(mdp.p0 > 0)
         frontier: list[tuple[list[int], list[int], list[float], float]] = [
@@ -248,7 +258,7 @@ def exact_moments(samples: ArrayLike, weights: ArrayLike) -> Moments:
     w = np.asarray(weights, dtype=np.float64)
     if x.ndim < 1 or x.shape[0] != w.size or w.ndim != 1:
         raise ShapeError(f"samples [N, ...] and weights [N] disagree: {x.shape} vs {w.shape}")
-    if abs(float(w.sum()) - 1.0) > 1e-9 or np.any(w < 0):
+    if not np.all(np.isfinite(w)) or abs(float(w.sum()) - 1.0) > 1e-9 or np.any(w < 0):
         raise ValueError(f"weights must be a probability vector (sum {float(w.sum())!r}, "
                          f"min {float(w.min())!r})")
     flat = x.reshape(x.shape[0], -1)

@@ -690,7 +690,10 @@ def mcts(game: Game[S], root: S, *, num_simulations: int, rng: np.random.Generat
     evaluation by ``value``, by ``rollout_policy`` rollouts, or their ``lam`` mix; with neither, non-terminal
     leaves are worth ``fpu``-like 0 and only terminal outcomes inform the search), GAME-34 (backup).
     ``Q(s, a) = W/N`` is the mean backed-up value (E-88), ``fpu`` for unvisited edges (open choice 18).
-    Terminal nodes are never expanded. Ties in argmax go to the lowest index. Root Dirichlet noise
+    Terminal nodes are never expanded. Ties in argmax go to the lowest index. PUCT follows E-88's formula
+    literally: sum_b N(s, b) is 0 at a node's first selection, so the prior does not steer that first
+    choice (the lowest-index action with the best Q / fpu wins); AlphaZero implementations count the
+    expansion as a visit instead. The text's rule (``rule="text"``) uses the prior from the start. Root Dirichlet noise
     ``(1 - eps) P + eps Dir(alpha)`` if ``dirichlet_alpha`` is given. Returns the tree (``num_simulations + 1``
     nodes at most).
     """
@@ -700,6 +703,12 @@ def mcts(game: Game[S], root: S, *, num_simulations: int, rng: np.random.Generat
         raise ValueError(f"rule must be 'puct' or 'text', got {rule!r}")
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"lam must lie in [0, 1], got {lam}")
+    if not (math.isfinite(c_puct) and c_puct >= 0.0):
+        raise ValueError(f"c_puct must be a finite number >= 0, got {c_puct!r}")
+    if not (math.isfinite(rho) and rho > 0.0):
+        raise ValueError(f"rho must be a finite number > 0 (the text's rule), got {rho!r}")
+    if not 0.0 <= dirichlet_epsilon <= 1.0:
+        raise ValueError(f"dirichlet_epsilon must lie in [0, 1], got {dirichlet_epsilon!r}")
     if game.is_terminal(root):
         raise InvalidGameError(f"mcts from a terminal state {root}")
     A = game.num_actions

@@ -148,3 +148,89 @@ def test_stored_zero_probabilities_are_not_edges() -> None:
     assert m.nnz == 3
     assert list(states_reaching(m, 1)) == [1]  # 0 -> 1 has probability 0: state 0 never reaches 1
     assert m.nnz == 3
+
+
+# ------------------------------------------------------------------ policy evaluation / gradients (audit)
+@pytest.mark.parametrize(("gamma", "h", "k"), [(0.9, 400, 2), (0.01, 200, 2), (0.5, 80, 3), (0.99, 50, None)])
+def test_k_step_q_estimates_have_no_cancellation_on_long_horizons(gamma: float, h: int, k: int | None) -> None:
+    """Rewards 1, V = 0, an episode of length h: Q_t = sum_{j < k ∧ (h - t)} gamma^j exactly. The old prefix-sum
+    form returned 0.0 at t = 350 (gamma 0.9, true 1.9) and NaN once gamma^t underflowed."""
+    from reference.gradients import k_step_q_estimates
+
+    q = k_step_q_estimates(np.ones((1, h)), np.zeros((1, h + 1)), np.array([h]), gamma=gamma, k=k)
+    m = np.minimum(h if k is None else k, h - np.arange(h))
+    want = np.array([sum(gamma**j for j in range(int(mi))) for mi in m])
+    np.testing.assert_allclose(q[0], want, rtol=4 * h * np.finfo(float).eps, atol=0)
+
+
+def test_residual_gradient_of_a_terminated_trajectory_needs_no_pi_and_ignores_term_features() -> None:
+    """Trajectories that terminate exactly at the padded horizon are not truncated: q_gradients(residual)
+    needs no pi; the bootstrap at term is the constant 0, so non-zero features on the term row change
+    nothing (V and Q)."""
+    from reference.evaluation import q_gradients, v_gradients
+    from reference.generators import random_layered_mdp
+    from reference.policies import softmax
+    from reference.sampling import enumerate_trajectories
+
+    rng = np.random.default_rng(0)
+    mdp = random_layered_mdp(rng, 3, 2, 2, gamma=0.9)
+    pi = softmax(rng.normal(size=(mdp.n_states_plus, 2)))
+    tr = enumerate_trajectories(mdp, pi)
+    assert not np.any(tr.truncated)
+    xq = rng.normal(size=(mdp.n_states_plus, 2, 3))
+    w = rng.normal(size=3)
+    g = q_gradients(tr, xq, w, gamma=0.9, k=None, gradient="residual")
+    xq2 = xq.copy()
+    xq2[mdp.term] = 0.0
+    np.testing.assert_array_equal(g, q_gradients(tr, xq2, w, gamma=0.9, k=None, gradient="residual"))
+    xv = rng.normal(size=(mdp.n_states_plus, 3))
+    xv2 = xv.copy()
+    xv2[mdp.term] = 0.0
+    np.testing.assert_array_equal(v_gradients(tr, xv, w, gamma=0.9, k=1, gradient="residual"),
+                                  v_gradients(tr, xv2, w, gamma=0.9, k=1, gradient="residual"))
+
+
+def test_start_state_and_action_are_range_checked_and_weights_finite() -> None:
+    from reference.policies import softmax
+    from reference.sampling import enumerate_trajectories, exact_moments, sample_trajectories
+
+    mdp = random_mdp(np.random.default_rng(1), 3, 2, gamma=0.9)
+    pi = softmax(np.zeros((4, 2)))
+    with pytest.raises(ShapeError, match="a0"):
+        sample_trajectories(mdp, pi, rng=np.random.default_rng(0), n=2, horizon=3, s0=0, a0=2)
+    with pytest.raises(ShapeError, match="s0"):
+        enumerate_trajectories(mdp, pi, s0=7)
+    with pytest.raises(ValueError, match="probability vector"):
+        exact_moments(np.ones((2, 1)), np.array([np.nan, 1.0]))
+
+
+# ------------------------------------------------------------------ games / search (audit)
+def test_mcts_hyperparameters_and_elo_budgets_are_validated() -> None:
+    from reference.alphago import elo_per_doubling
+    from reference.search import MNKGame, mcts
+
+    game = MNKGame()
+    root = game.initial_state()
+    for kw in ({"c_puct": -1.0}, {"rho": 0.0, "rule": "text"}, {"dirichlet_alpha": 0.3, "dirichlet_epsilon": 2.0}):
+        with pytest.raises(ValueError):
+            mcts(game, root, num_simulations=4, rng=np.random.default_rng(0), **kw)
+    with pytest.raises(ValueError, match="budgets"):
+        elo_per_doubling(np.array([0.0, 2.0]), np.array([0.0, 100.0]))
+
+
+def test_openspiel_adapter_rejects_general_sum_games() -> None:
+    pyspiel = pytest.importorskip("pyspiel")
+    from reference.errors import InvalidGameError
+    from reference.openspiel_adapter import OpenSpielGame
+
+    gs = pyspiel.load_game("tic_tac_toe")
+    assert gs.get_type().utility == pyspiel.GameType.Utility.ZERO_SUM
+    OpenSpielGame(gs)  # accepted
+    efg = """EFG 2 R "general-sum" { "A" "B" } ""
+p "" 1 1 "" { "l" "r" } 0
+t "" 1 "o1" { 3.0 1.0 }
+t "" 2 "o2" { 0.0 0.0 }
+"""
+    g = pyspiel.load_efg_game(efg)
+    with pytest.raises(InvalidGameError, match="zero-sum"):
+        OpenSpielGame(g)
