@@ -554,7 +554,8 @@ def cmd_returns(args: argparse.Namespace) -> None:
                   for lib in ("ours", "sb3")}
         if any(series.values()):
             plot_curves(png, f"PPO {env_id}: ours ({args.backend}) vs SB3, {args.steps} steps", series, window=10)
-    lines += ["", "Curves: " + ", ".join(f"`scalable_returns_{e}.png`" for e in args.envs) + "."]
+    drawn = [e for e in args.envs if any(r["spec"]["env_id"] == e for r in results)]
+    lines += ["", "Curves: " + (", ".join(f"`scalable_returns_{e}.png`" for e in drawn) or "none yet") + "."]
     write_section(args.out, "returns", "\n".join(lines))
     print(f"wrote {args.out}")
 
