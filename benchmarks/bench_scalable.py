@@ -554,6 +554,23 @@ def cmd_returns(args: argparse.Namespace) -> None:
                   for lib in ("ours", "sb3")}
         if any(series.values()):
             plot_curves(png, f"PPO {env_id}: ours ({args.backend}) vs SB3, {args.steps} steps", series, window=10)
+    tail = max(1, args.steps // 10)
+    lines += ["", f"The last-10-episode score is noisy (Hopper and Walker2d swing by several hundred from one "
+              f"batch of episodes to the next). A steadier score of the same runs: the mean raw return of every "
+              f"episode that ended in the last {tail} steps (the final 10 % of training):", "",
+              "| env | ours | SB3 | ours per seed (episodes) | SB3 per seed (episodes) |", "|---|---:|---:|---|---|"]
+    for env_id in args.envs:
+        cells: dict[str, list[tuple[float, int]]] = {}
+        for lib in ("ours", "sb3"):
+            cells[lib] = []
+            for r in results:
+                if r["spec"]["env_id"] == env_id and r["spec"]["lib"] == lib and r["curve"]:
+                    last = [v for st_, v in r["curve"] if st_ > r["steps"] - tail]
+                    if last:
+                        cells[lib].append((statistics.fmean(last), len(last)))
+        means = {lib: [m for m, _ in xs] for lib, xs in cells.items()}
+        per2 = {lib: ", ".join(f"{m:.0f} ({k})" for m, k in xs) for lib, xs in cells.items()}
+        lines.append(f"| {env_id} | {fmt(means['ours'])} | {fmt(means['sb3'])} | {per2['ours']} | {per2['sb3']} |")
     drawn = [e for e in args.envs if any(r["spec"]["env_id"] == e for r in results)]
     lines += ["", "Curves: " + (", ".join(f"`scalable_returns_{e}.png`" for e in drawn) or "none yet") + "."]
     write_section(args.out, "returns", "\n".join(lines))
