@@ -327,17 +327,22 @@ class RunState:
         return (target is not None and len(self.returns) == self.returns.maxlen
                 and float(np.mean(self.returns)) >= target)
 
-    def action_log(self) -> Tensor:
-        if not self.actions:
+    def action_log(self, chunks: int | None = None) -> Tensor:
+        """The actions sent so far (the first ``chunks`` rollouts if given), uint8 when they fit."""
+        acts = self.actions if chunks is None else self.actions[:chunks]
+        if not acts:
             return torch.zeros(0)
-        a = np.concatenate(self.actions)
+        a = np.concatenate(acts)
         if a.dtype == np.int64 and a.size and a.min() >= 0 and a.max() < 256:
             return torch.from_numpy(a.astype(np.uint8))
         return torch.from_numpy(np.ascontiguousarray(a))
 
 
 def checkpoint_state(kind: str, cfg: Any, st: RunState, model: nn.Module, opt: torch.optim.Optimizer,
-                      obs_norm: ObservationNormalizer | None, reward_norm: RewardNormalizer | None) -> dict[str, Any]:
+                      obs_norm: ObservationNormalizer | None, reward_norm: RewardNormalizer | None, *,
+                      with_actions: bool = True) -> dict[str, Any]:
+    """Everything a checkpoint holds (live references, not copies); ``with_actions=False`` leaves out
+    the action log (O(steps) to build), for :class:`UpdateGuard`'s per-update copy."""
     return {
         "agent": kind,
         "config": _plain(dataclasses.asdict(cfg)),
@@ -349,7 +354,7 @@ def checkpoint_state(kind: str, cfg: Any, st: RunState, model: nn.Module, opt: t
         "reward_norm": reward_norm.state_dict() if reward_norm is not None else None,
         "rng": rng_state(),
         "action_rng": st.generator.get_state(),
-        "env": {"seed": st.seed, "actions": st.action_log()},
+        "env": {"seed": st.seed, "actions": st.action_log() if with_actions else None},
         "returns": list(st.returns),
         "all_returns": list(st.all_returns),
     }
@@ -382,18 +387,8 @@ class UpdateGuard:
         if not self.enabled or self.st.update == 0:
             self.boundary = None
             return
-        kind, cfg, st, model, opt, obs_norm, reward_norm = self._args
-        state = {
-            "agent": kind, "config": _plain(dataclasses.asdict(cfg)), "update": st.update,
-            "global_step": st.global_step, "model": copy.deepcopy(model.state_dict()),
-            "optimizer": copy.deepcopy(opt.state_dict()),
-            "obs_norm": copy.deepcopy(obs_norm.state_dict()) if obs_norm is not None else None,
-            "reward_norm": copy.deepcopy(reward_norm.state_dict()) if reward_norm is not None else None,
-            "rng": rng_state(), "action_rng": st.generator.get_state(),
-            "returns": list(st.returns), "all_returns": list(st.all_returns),
-        }
-        self._chunks = len(st.actions)
-        self.boundary = state
+        self.boundary = copy.deepcopy(checkpoint_state(*self._args, with_actions=False))
+        self._chunks = len(self.st.actions)
 
     def begin(self) -> None:
         self.in_update = True
@@ -410,9 +405,7 @@ class UpdateGuard:
             return checkpoint_state(kind, cfg, st, model, opt, obs_norm, reward_norm) if st.update > 0 else None
         if self.boundary is None:
             return None
-        head = RunState(st.seed, st.returns.maxlen or 1)
-        head.actions = st.actions[: self._chunks]
-        return {**self.boundary, "env": {"seed": st.seed, "actions": head.action_log()}}
+        return {**self.boundary, "env": {"seed": st.seed, "actions": st.action_log(self._chunks)}}
 
 
 def _plain(x: Any) -> Any:

@@ -33,10 +33,6 @@ def N(x: Any) -> np.ndarray:
     return np.asarray(x.detach().numpy())
 
 
-def test_eps_std_is_the_reference_constant() -> None:
-    assert grpo.GRPO_EPS_STD == ref_sur.GRPO_EPS_STD
-
-
 @given(st.integers(0, 2**32 - 1), st.integers(1, 4), st.integers(1, 6), st.booleans(), st.booleans())
 def test_TR_49_TR_51_group_advantages_twin(seed: int, g: int, n: int, binary: bool, scale: bool) -> None:
     rng = np.random.default_rng(seed)
