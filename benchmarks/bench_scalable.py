@@ -33,6 +33,15 @@ Differences that remain (not settable): SB3 anneals the learning rate from ``1 -
 progress counter after the first rollout) where ours starts at 1; SB3 normalises advantages with the
 unbiased std, ours with the biased one; SB3 stores observations as float32, ours keeps Atari frames uint8;
 our gymnasium Atari resize is PIL ``BOX``, SB3's is OpenCV ``INTER_AREA`` (envpool: its own INTER_AREA).
+An audit (2026-11-25) replayed one Walker2d rollout through both libraries: normalised observations agree
+to 1.6e-6, normalised rewards exactly, advantages to 1.2e-3 (the truncation rows, where the two normalise
+the final observation with statistics one sample apart), and four minibatch updates from SB3's initial
+weights give parameters equal to 1.7e-7. What still differs between "seed 1" on the two sides is every
+random stream (initial weights, action noise, minibatch order), so single runs are independent samples.
+
+CleanRL's published MuJoCo figures (``ppo_continuous_action``) come from a third variant: it treats a time
+limit as a termination (no bootstrap), clips the value loss, and gymnasium's ``NormalizeReward`` resets
+its return accumulator on termination only. Both sides here bootstrap truncations and do not clip.
 """
 
 from __future__ import annotations
@@ -666,7 +675,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--steps", type=int, default=1_000_000)
     r.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     r.add_argument("--envs", nargs="+", default=["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"])
-    r.add_argument("--backend", choices=["gymnasium", "envpool"], default="envpool")
+    r.add_argument("--backend", choices=["gymnasium", "envpool"], default="gymnasium",
+                   help="ours only; SB3 always steps gymnasium's simulator, so gymnasium compares like with like")
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--jobs", type=int, default=2, help="runs at a time (one per core with --threads 1)")
     r.add_argument("--report-only", action="store_true", help="rewrite the report from the finished runs")

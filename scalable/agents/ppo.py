@@ -101,12 +101,16 @@ def atari_config(env_id: str, **overrides: object) -> PPOConfig:
 
 
 def mujoco_config(env_id: str, **overrides: object) -> PPOConfig:
-    """The standard MuJoCo settings of public PPO implementations (CleanRL's ``ppo_continuous_action``,
-    the SB3 zoo): Schulman et al.'s defaults plus the state-independent diagonal Gaussian
-    (``head="diag_gaussian"``, log-std initialised to 0), per-minibatch advantage normalisation and running
-    observation / reward normalisation clipped at 10. The configuration of the returns benchmark
-    (``benchmarks/bench_scalable.py``); the text's own choices (tanh-Gaussian, no advantage
-    normalisation) are :class:`PPOConfig`'s defaults."""
+    """The standard MuJoCo settings of public PPO implementations: Schulman et al.'s defaults plus the
+    state-independent diagonal Gaussian (``head="diag_gaussian"``, log-std initialised to 0), per-minibatch
+    advantage normalisation and running observation / reward normalisation clipped at 10. The configuration
+    of the returns benchmark (``benchmarks/bench_scalable.py``), where it matches Stable-Baselines3's PPO
+    with ``VecNormalize`` step for step (truncation bootstrapped from V of the true final observation, no
+    value clipping, the discounted-return accumulator of the reward normaliser reset at every episode end).
+    CleanRL's ``ppo_continuous_action`` differs from both on exactly those three points: it treats a time
+    limit as a termination, clips the value loss, and resets the accumulator on termination only
+    (gymnasium's ``NormalizeReward``). The text's own choices (tanh-Gaussian, no advantage normalisation)
+    are :class:`PPOConfig`'s defaults."""
     cfg = PPOConfig(env_id=env_id, head="diag_gaussian", norm_adv=True, norm_obs=True, norm_reward=True)
     return dataclasses.replace(cfg, **overrides)  # type: ignore[arg-type]
 
