@@ -38,6 +38,7 @@ to 1.6e-6, normalised rewards exactly, advantages to 1.2e-3 (the truncation rows
 the final observation with statistics one sample apart), and four minibatch updates from SB3's initial
 weights give parameters equal to 1.7e-7. What still differs between "seed 1" on the two sides is every
 random stream (initial weights, action noise, minibatch order), so single runs are independent samples.
+``tests/scalable/test_sb3_crosscheck.py`` keeps these equalities checked in CI against SB3's own code.
 
 CleanRL's published MuJoCo figures (``ppo_continuous_action``) come from a third variant: it treats a time
 limit as a termination (no bootstrap), clips the value loss, and gymnasium's ``NormalizeReward`` resets

@@ -45,6 +45,7 @@ __all__ = [
     "ActorCritic",
     "CategoricalMLPActorCritic",
     "Head",
+    "Net",
     "Rollout",
     "RunState",
     "Session",

@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from scalable.agents.common import (
     Head,
+    Net,
     RunState,
     Session,
     TrainResult,
@@ -47,7 +48,7 @@ from scalable.core.losses import entropy_loss, ppo_clip_loss, value_loss
 from scalable.envs import AtariOptions, Backend
 from scalable.runs.logging import ProgressBar
 
-__all__ = ["PPOConfig", "atari_config", "mujoco_config", "train"]
+__all__ = ["PPOConfig", "atari_config", "mujoco_config", "ppo_update", "train"]
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,66 @@ def mujoco_config(env_id: str, **overrides: object) -> PPOConfig:
     return dataclasses.replace(cfg, **overrides)  # type: ignore[arg-type]
 
 
+def ppo_update(model: Net, opt: torch.optim.Optimizer, cfg: PPOConfig, generator: torch.Generator, *,
+               obs: Tensor, raw_actions: Tensor, log_probs: Tensor, advantages: Tensor, targets: Tensor,
+               values: Tensor) -> dict[str, float]:
+    """One PPO update (TR-14..TR-18): ``cfg.update_epochs`` passes over random minibatches of a flat batch.
+
+    Per minibatch: minimise ppo_clip_loss(log pi(a|s), log pi_old, A) + vf_coef * value_loss(V(s), R)
+    (- ent_coef * H), then one optimiser step after the global grad-norm clip. ``obs`` [B, *obs_shape],
+    ``raw_actions`` [B, *act_shape] (the stored pre-squash / unclipped actions), ``log_probs``,
+    ``advantages``, ``targets`` (the value targets R_t = A_t + V(s_t)) and ``values`` (the rollout's V,
+    for value clipping) [B]. Permutations are drawn from ``generator`` (one per epoch). Advantages are
+    normalised per minibatch if ``cfg.norm_adv`` (biased std + 1e-8). Stops early after an epoch whose last
+    minibatch's approx-KL (k3 estimator) exceeds ``cfg.target_kl``. Returns the last minibatch's losses.
+    """
+    batch = obs.shape[0]
+    params = [p for p in model.parameters() if p.requires_grad]
+    b_obs, b_act, b_logp, b_adv, b_ret, b_val = obs, raw_actions, log_probs, advantages, targets, values
+    approx_kl = torch.zeros(())
+    stats: dict[str, float] = {}
+    mbs = cfg.minibatch_size
+    starts = range(0, batch, mbs)
+    last_start = starts[-1]
+    adv_rows = cfg.norm_adv and batch % mbs == 0
+    for _epoch in range(cfg.update_epochs):
+        perm = torch.randperm(batch, generator=generator)
+        # gather once per epoch; minibatches are then contiguous slices (same samples, same order)
+        e_obs, e_act, e_logp, e_adv = b_obs[perm], b_act[perm], b_logp[perm], b_adv[perm]
+        e_ret, e_val = b_ret[perm], b_val[perm]
+        if adv_rows:  # per-minibatch advantage normalisation, all minibatches of the epoch at once
+            a2 = e_adv.view(-1, mbs)
+            e_adv = ((a2 - a2.mean(dim=1, keepdim=True))
+                     / (a2.std(dim=1, unbiased=False, keepdim=True) + 1e-8)).view(-1)
+        for start in starts:
+            sl = slice(start, start + mbs)
+            ev = model.evaluate(e_obs[sl], e_act[sl])
+            mb_adv = e_adv[sl]
+            if cfg.norm_adv and not adv_rows:
+                mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std(unbiased=False) + 1e-8)
+            mb_logp = e_logp[sl]
+            pg_loss = ppo_clip_loss(ev.log_prob, mb_logp, mb_adv, eps=cfg.clip_eps)
+            v_loss = value_loss(ev.value, e_ret[sl], old_values=e_val[sl] if cfg.clip_vloss else None,
+                                clip_eps=cfg.clip_eps if cfg.clip_vloss else None)
+            loss = pg_loss + cfg.vf_coef * v_loss
+            if cfg.ent_coef != 0.0:
+                loss = loss + cfg.ent_coef * entropy_loss(ev.entropy)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            if cfg.max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
+            opt.step()
+            if start == last_start:  # only the epoch's last minibatch is reported / checked
+                with torch.no_grad():
+                    log_ratio = ev.log_prob - mb_logp
+                    approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean()
+                stats = {"losses/policy": pg_loss.item(), "losses/value": v_loss.item(),
+                         "losses/entropy": ev.entropy.mean().item(), "losses/approx_kl": float(approx_kl)}
+        if cfg.target_kl is not None and float(approx_kl) > cfg.target_kl:
+            break
+    return stats
+
+
 def train(
     cfg: PPOConfig,
     *,
@@ -138,7 +199,6 @@ def train(
                                head=cfg.head, hidden=cfg.hidden, orthogonal_init=cfg.orthogonal_init,
                                atari_arch=cfg.atari_arch)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
-    params = [p for p in model.parameters() if p.requires_grad]
     obs_norm, reward_norm = make_normalisers(cfg, envs)
     st = RunState(cfg.seed, cfg.return_window)
     session = Session("ppo", cfg, run_dir, resume=resume, progress=progress)
@@ -169,50 +229,9 @@ def train(
             targets = value_targets(adv, ro.values)
 
             # 3. update_epochs passes of minibatch SGD on the clipped surrogate + value loss
-            b_obs, b_act = ro.obs.flatten(0, 1), ro.raw_actions.flatten(0, 1)
-            b_logp, b_adv = ro.log_probs.flatten(), adv.flatten()
-            b_ret, b_val = targets.flatten(), ro.values.flatten()
-            approx_kl = torch.zeros(())
-            stats: dict[str, float] = {}
-            mbs = cfg.minibatch_size
-            starts = range(0, batch, mbs)
-            last_start = starts[-1]
-            adv_rows = cfg.norm_adv and batch % mbs == 0
-            for _epoch in range(cfg.update_epochs):
-                perm = torch.randperm(batch, generator=st.generator)
-                # gather once per epoch; minibatches are then contiguous slices (same samples, same order)
-                e_obs, e_act, e_logp, e_adv = b_obs[perm], b_act[perm], b_logp[perm], b_adv[perm]
-                e_ret, e_val = b_ret[perm], b_val[perm]
-                if adv_rows:  # per-minibatch advantage normalisation, all minibatches of the epoch at once
-                    a2 = e_adv.view(-1, mbs)
-                    e_adv = ((a2 - a2.mean(dim=1, keepdim=True))
-                             / (a2.std(dim=1, unbiased=False, keepdim=True) + 1e-8)).view(-1)
-                for start in starts:
-                    sl = slice(start, start + mbs)
-                    ev = model.evaluate(e_obs[sl], e_act[sl])
-                    mb_adv = e_adv[sl]
-                    if cfg.norm_adv and not adv_rows:
-                        mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std(unbiased=False) + 1e-8)
-                    mb_logp = e_logp[sl]
-                    pg_loss = ppo_clip_loss(ev.log_prob, mb_logp, mb_adv, eps=cfg.clip_eps)
-                    v_loss = value_loss(ev.value, e_ret[sl], old_values=e_val[sl] if cfg.clip_vloss else None,
-                                        clip_eps=cfg.clip_eps if cfg.clip_vloss else None)
-                    loss = pg_loss + cfg.vf_coef * v_loss
-                    if cfg.ent_coef != 0.0:
-                        loss = loss + cfg.ent_coef * entropy_loss(ev.entropy)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()  # type: ignore[no-untyped-call]
-                    if cfg.max_grad_norm is not None:
-                        nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
-                    opt.step()
-                    if start == last_start:  # only the epoch's last minibatch is reported / checked
-                        with torch.no_grad():
-                            log_ratio = ev.log_prob - mb_logp
-                            approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean()
-                        stats = {"losses/policy": pg_loss.item(), "losses/value": v_loss.item(),
-                                 "losses/entropy": ev.entropy.mean().item(), "losses/approx_kl": float(approx_kl)}
-                if cfg.target_kl is not None and float(approx_kl) > cfg.target_kl:
-                    break
+            stats = ppo_update(model, opt, cfg, st.generator, obs=ro.obs.flatten(0, 1),
+                               raw_actions=ro.raw_actions.flatten(0, 1), log_probs=ro.log_probs.flatten(),
+                               advantages=adv.flatten(), targets=targets.flatten(), values=ro.values.flatten())
 
             bar.update(batch, [r for r, _ in ro.episodes])
             for ret, length in ro.episodes:
