@@ -6,10 +6,11 @@ Examples::
     python -m scalable train ppo --env Hopper-v5 --steps 1000000 --seed 1 --preset standard
     python -m scalable train a2c --env ALE/Breakout-v5 --steps 10000000 --seed 1 --backend envpool
     python -m scalable train ppo --env CartPole-v1 --steps 100000 --seed 1 --set num_envs=4 num_steps=128
+    python -m scalable train ppo --env ALE/Breakout-v5 --steps 10000000 --seed 1 --device cuda
     python -m scalable eval runs/ppo-HalfCheetah-v5-s1 --episodes 10 [--video out.gif]
     python -m scalable plot runs/ppo-HalfCheetah-v5-s1 [--out curve.png]
     python -m scalable plot runs/ppo-Hopper-v5-s1 runs/ppo-Hopper-v5-s2 --out hopper.png   # several runs
-    python -m scalable resume runs/ppo-HalfCheetah-v5-s1 [--steps 2000000]
+    python -m scalable resume runs/ppo-HalfCheetah-v5-s1 [--steps 2000000] [--device cuda]
 
 ``--preset text`` (default) uses the text's choices (PPO on MuJoCo: tanh-Gaussian head, no advantage
 normalisation); ``--preset standard`` the settings of public implementations, the ones benchmarked against
@@ -222,11 +223,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--preset", choices=["text", "standard"], default="text",
                    help="text: the text's choices; standard: public implementations' MuJoCo settings (benchmarked)")
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config fields")
+    t.add_argument("--device", default="cpu",
+                   help="cpu (default; bit-identical resume) or cuda[:i]: network and update; envs stay on the CPU")
     r = sub.add_parser("resume", help="continue a run from its latest checkpoint")
     r.add_argument("run_dir", type=Path)
     r.add_argument("--steps", type=int, default=None,
                    help="new total step budget (an annealed learning rate is rescheduled for it, so it jumps "
                         "to the new schedule's value)")
+    r.add_argument("--device", default=None, help="train on this device from now on (default: the run's own)")
     e = sub.add_parser("eval", help="returns over N episodes of a checkpointed policy")
     e.add_argument("path", type=Path, help="run folder (latest checkpoint) or checkpoint file")
     e.add_argument("--episodes", type=int, default=10)
@@ -241,13 +245,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.cmd == "train":
             cfg = make_config(args.algo, args.env, args.steps, args.seed, _overrides(args.set), preset=args.preset)
-            cfg = dataclasses.replace(cfg, backend=args.backend)
+            cfg = dataclasses.replace(cfg, backend=args.backend, device=args.device)
             run_dir = args.run_dir or Path("runs") / f"{args.algo}-{args.env.replace('/', '_')}-s{args.seed}"
             _train(args.algo, cfg, run_dir, resume=False)
         elif args.cmd == "resume":
             algo, cfg, _ = _load(args.run_dir)
             if args.steps is not None:
                 cfg = dataclasses.replace(cfg, total_steps=args.steps)
+            if args.device is not None:
+                cfg = dataclasses.replace(cfg, device=args.device)
             _train(algo, cfg, args.run_dir, resume=True)
         elif args.cmd == "eval":
             rets = evaluate(args.path, episodes=args.episodes, deterministic=not args.stochastic,
@@ -256,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"min {np.min(rets):.2f} max {np.max(rets):.2f}")
         elif args.cmd == "plot":
             print(plot(args.run_dir, args.out))
-    except (CheckpointError, FileExistsError, FileNotFoundError, gym.error.DependencyNotInstalled) as exc:
+    except (CheckpointError, FileExistsError, FileNotFoundError, ValueError, gym.error.DependencyNotInstalled) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

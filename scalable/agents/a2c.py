@@ -36,6 +36,8 @@ from scalable.agents.common import (
     collect_rollout,
     make_envs,
     make_normalisers,
+    module_device,
+    resolve_device,
     start_run,
 )
 from scalable.core.advantages import td_k_advantages, value_targets
@@ -80,6 +82,7 @@ class A2CConfig:
     target_return: float | None = None  # stop once the mean of the last ``return_window`` returns reaches it
     return_window: int = 10
     torch_threads: int | None = 1  # small nets on a shared CPU: 1 thread avoids oversubscription; None = torch default
+    device: str = "cpu"  # "cpu" or "cuda[:i]": network and update; envs, buffers and the RNG stay on the CPU
 
 
 # ----------------------------------------------------------------------------- actor-critics
@@ -103,11 +106,13 @@ def train(
     """
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
+    device = resolve_device(cfg.device)  # a bad device fails before any environment starts
     torch.manual_seed(cfg.seed)
     envs = make_envs(cfg)
     model = build_actor_critic(cfg.env_id, envs.single_observation_space, envs.single_action_space,
                                head=cfg.head, hidden=cfg.hidden, orthogonal_init=cfg.orthogonal_init,
                                atari_arch=cfg.atari_arch)
+    model.to(device)  # before the optimiser and the checkpoint restore
     opt: torch.optim.Optimizer
     if cfg.optimizer == "rmsprop":
         opt = torch.optim.RMSprop(model.parameters(), lr=cfg.learning_rate, alpha=cfg.rmsprop_alpha, eps=cfg.optim_eps)
@@ -144,9 +149,10 @@ def train(
 
             # 3. one gradient step (PG-38): re-evaluate the segment with gradients
             #    the advantage Q_hat - V_phi(s_t) is stop-gradiented inside the loss (E-46)
-            ev = model.evaluate(ro.obs.flatten(0, 1), ro.raw_actions.flatten(0, 1))
-            pg_loss = a2c_policy_loss(ev.log_prob, adv.flatten())
-            v_loss = value_loss(ev.value, targets.flatten())
+            dev = module_device(model)
+            ev = model.evaluate(ro.obs.flatten(0, 1).to(dev), ro.raw_actions.flatten(0, 1).to(dev))
+            pg_loss = a2c_policy_loss(ev.log_prob, adv.flatten().to(dev))
+            v_loss = value_loss(ev.value, targets.flatten().to(dev))
             loss = pg_loss + cfg.vf_coef * v_loss
             if cfg.entropy_bonus:
                 loss = loss + cfg.ent_coef * entropy_loss(ev.entropy)

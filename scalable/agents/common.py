@@ -58,11 +58,42 @@ __all__ = [
     "load_run_checkpoint",
     "make_envs",
     "make_normalisers",
+    "module_device",
+    "resolve_device",
     "restore",
     "start_run",
 ]
 
 Head = Literal["auto", "tanh_gaussian", "diag_gaussian"]
+
+
+def resolve_device(device: str) -> torch.device:
+    """The torch device a run trains on: ``"cpu"`` (the default; exact resume is bit-identical there) or
+    ``"cuda"`` / ``"cuda:<i>"``. The network and the update live there; environments, rollout buffers, the
+    normalisers and the run's random generator stay on the CPU (one random stream whatever the device).
+    Raises ValueError naming the device if it is malformed, of another type, or not present here."""
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:<index>', got {device!r}") from exc
+    if d.type == "cpu":
+        return d
+    if d.type != "cuda":
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:<index>', got {device!r}")
+    if not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested, but this torch build sees no CUDA device "
+                         f"(torch {torch.__version__}, torch.cuda.is_available() is False)")
+    if d.index is not None and d.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r} requested, but only {torch.cuda.device_count()} CUDA device(s) exist")
+    return d
+
+
+def module_device(policy: object) -> torch.device:
+    """The device of a network's parameters (CPU for anything without parameters)."""
+    if isinstance(policy, nn.Module):
+        for p in policy.parameters():
+            return p.device
+    return torch.device("cpu")
 
 
 class ActorCritic(Protocol):
@@ -261,9 +292,13 @@ def collect_rollout(
             b = bufs[name] = torch.empty((T, *value.shape), dtype=value.dtype)
         b[t] = value
 
+    dev = module_device(policy)
+    on_cpu = dev.type == "cpu"
     for t in range(T):
         x = _prep(obs, obs_norm, update=True)
-        step = policy.act(x, generator=generator)
+        step = policy.act(x if on_cpu else x.to(dev), generator=generator)
+        if not on_cpu:  # buffers stay on the CPU (uint8 frames); one transfer per step
+            step = PolicyStep(*(f.cpu() for f in step))
         a_env = env_action(act_space, step.action)
         obs, reward, terminated, truncated, final_obs, info = envs.step(a_env)
         buf("obs", t, x)
@@ -271,7 +306,7 @@ def collect_rollout(
         buf("logp", t, step.log_prob)
         buf("v", t, step.value)
         buf("fo", t, _prep(final_obs, obs_norm, update=False))
-        buf("vf", t, policy.value(bufs["fo"][t]) if np.any(truncated & ~terminated) else torch.zeros(B))
+        buf("vf", t, policy.value(bufs["fo"][t].to(dev)).cpu() if np.any(truncated & ~terminated) else torch.zeros(B))
         r = torch.as_tensor(reward)
         if reward_norm is not None:
             r = reward_norm(r, torch.as_tensor(terminated | truncated))
@@ -281,7 +316,7 @@ def collect_rollout(
         env_acts.append(a_env)
         if info.done_mask.any():
             episodes += completed_episodes(info)
-    last_value = policy.value(_prep(obs, obs_norm, update=False))
+    last_value = policy.value(_prep(obs, obs_norm, update=False).to(dev)).cpu()
     values, term, trunc, v_final = bufs["v"], bufs["te"], bufs["tr"], bufs["vf"]
     rollout = Rollout(
         obs=bufs["obs"], raw_actions=bufs["raw"], env_actions=np.stack(env_acts), log_probs=bufs["logp"],

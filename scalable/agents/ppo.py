@@ -41,6 +41,7 @@ from scalable.agents.common import (
     collect_rollout,
     make_envs,
     make_normalisers,
+    resolve_device,
     start_run,
 )
 from scalable.core.advantages import gae, value_targets
@@ -90,6 +91,7 @@ class PPOConfig:
     target_return: float | None = None
     return_window: int = 10
     torch_threads: int | None = 1  # small nets on a shared CPU: 1 thread avoids oversubscription; None = torch default
+    device: str = "cpu"  # "cpu" or "cuda[:i]": network and update; envs, buffers and the RNG stay on the CPU
 
 
 def atari_config(env_id: str, **overrides: object) -> PPOConfig:
@@ -126,12 +128,15 @@ def ppo_update(model: Net, opt: torch.optim.Optimizer, cfg: PPOConfig, generator
     ``raw_actions`` [B, *act_shape] (the stored pre-squash / unclipped actions), ``log_probs``,
     ``advantages``, ``targets`` (the value targets R_t = A_t + V(s_t)) and ``values`` (the rollout's V,
     for value clipping) [B]. Permutations are drawn from ``generator`` (one per epoch). Advantages are
-    normalised per minibatch if ``cfg.norm_adv`` (biased std + 1e-8). Stops early after an epoch whose last
+    normalised per minibatch if ``cfg.norm_adv`` (biased std + 1e-8). The batch may live on the CPU; it is
+    moved to the network's device. Stops early after an epoch whose last
     minibatch's approx-KL (k3 estimator) exceeds ``cfg.target_kl``. Returns the last minibatch's losses.
     """
     batch = obs.shape[0]
     params = [p for p in model.parameters() if p.requires_grad]
-    b_obs, b_act, b_logp, b_adv, b_ret, b_val = obs, raw_actions, log_probs, advantages, targets, values
+    dev = params[0].device  # the batch moves to the network's device once per update (no-op on the CPU)
+    b_obs, b_act, b_logp, b_adv, b_ret, b_val = (x.to(dev) for x in (obs, raw_actions, log_probs, advantages,
+                                                                     targets, values))
     approx_kl = torch.zeros(())
     stats: dict[str, float] = {}
     mbs = cfg.minibatch_size
@@ -139,7 +144,7 @@ def ppo_update(model: Net, opt: torch.optim.Optimizer, cfg: PPOConfig, generator
     last_start = starts[-1]
     adv_rows = cfg.norm_adv and batch % mbs == 0
     for _epoch in range(cfg.update_epochs):
-        perm = torch.randperm(batch, generator=generator)
+        perm = torch.randperm(batch, generator=generator).to(dev)
         # gather once per epoch; minibatches are then contiguous slices (same samples, same order)
         e_obs, e_act, e_logp, e_adv = b_obs[perm], b_act[perm], b_logp[perm], b_adv[perm]
         e_ret, e_val = b_ret[perm], b_val[perm]
@@ -193,11 +198,13 @@ def train(
     """
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
+    device = resolve_device(cfg.device)  # a bad device fails before any environment starts
     torch.manual_seed(cfg.seed)
     envs = make_envs(cfg)
     model = build_actor_critic(cfg.env_id, envs.single_observation_space, envs.single_action_space,
                                head=cfg.head, hidden=cfg.hidden, orthogonal_init=cfg.orthogonal_init,
                                atari_arch=cfg.atari_arch)
+    model.to(device)  # before the optimiser and the checkpoint restore
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
     obs_norm, reward_norm = make_normalisers(cfg, envs)
     st = RunState(cfg.seed, cfg.return_window)

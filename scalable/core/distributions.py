@@ -79,10 +79,14 @@ def categorical_entropy(logits: Tensor) -> Tensor:
 
 
 def categorical_sample(logits: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-    """Sample a ~ softmax(logits) per row; PG-48. Shapes: logits [..., A] -> int64 [...]."""
+    """Sample a ~ softmax(logits) per row; PG-48. Shapes: logits [..., A] -> int64 [...] on logits' device.
+    Drawn on ``generator``'s device (moving the probabilities there) when the two differ."""
     probs = F.softmax(logits.detach(), dim=-1)
     flat = probs.reshape(-1, probs.shape[-1])
-    a = torch.multinomial(flat, 1, generator=generator).squeeze(-1)
+    if generator is not None and generator.device != flat.device:  # e.g. a CPU run generator, CUDA logits
+        a = torch.multinomial(flat.to(generator.device), 1, generator=generator).squeeze(-1).to(flat.device)
+    else:
+        a = torch.multinomial(flat, 1, generator=generator).squeeze(-1)
     return a.reshape(probs.shape[:-1])
 
 
@@ -118,9 +122,12 @@ def gaussian_entropy(log_std: Tensor) -> Tensor:
 def gaussian_sample(
     mu: Tensor, log_std: Tensor, *, generator: torch.Generator | None = None
 ) -> Tensor:
-    """Reparameterised x = mu + e^{log_std} eps, eps ~ N(0, 1). Shapes: mu, log_std broadcast -> [...]."""
+    """Reparameterised x = mu + e^{log_std} eps, eps ~ N(0, 1). Shapes: mu, log_std broadcast -> [...].
+    eps is drawn on ``generator``'s device (a run's CPU generator stays the one random stream whatever
+    device the network is on) and moved to mu's."""
     shape = (mu + log_std).shape  # the broadcast shape
-    eps = torch.randn(shape, generator=generator, dtype=mu.dtype, device=mu.device)
+    dev = generator.device if generator is not None else mu.device
+    eps = torch.randn(shape, generator=generator, dtype=mu.dtype, device=dev).to(mu.device)
     return mu + torch.exp(log_std) * eps
 
 

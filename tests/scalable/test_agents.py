@@ -263,3 +263,24 @@ def test_inexact_then_exact_resume_replays_from_the_new_seed(tmp_path: Path) -> 
     ppo.train(fast, run_dir=tmp_path / "c", resume=True, max_updates=5, progress=False)  # inexact, stop at 5
     c = ppo.train(cfg, run_dir=tmp_path / "c", resume=True, progress=False)  # exact from 5
     _assert_bit_identical(_params(b.model), _params(c.model))
+
+
+def test_device_is_validated_before_any_environment_starts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``device``: "cpu" trains as before; a malformed device, another device type, or a CUDA device this
+    machine does not have is a ValueError naming it, raised before an environment or a run folder exists
+    (the CLI turns it into exit code 2). The CUDA path itself needs a GPU and is not exercised here."""
+    assert common.resolve_device("cpu") == torch.device("cpu")
+    for bad in ("banana", "tpu", "mps:0"):
+        with pytest.raises(ValueError, match=repr(bad).replace("(", r"\(")):
+            common.resolve_device(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            common.resolve_device("cuda")
+        with pytest.raises(ValueError, match="no CUDA device"):
+            ppo.train(ppo.PPOConfig(env_id="CartPole-v1", total_steps=64, num_steps=32, device="cuda:0"),
+                      run_dir=tmp_path / "never", progress=False)
+        assert not (tmp_path / "never").exists()
+    assert cli_main(["train", "a2c", "--env", "CartPole-v1", "--steps", "64", "--device", "banana",
+                     "--run-dir", str(tmp_path / "cli")]) == 2
+    assert "banana" in capsys.readouterr().err
+    assert not (tmp_path / "cli").exists()
