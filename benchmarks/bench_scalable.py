@@ -92,6 +92,7 @@ class Spec:
     threads: int = 1
     curve: bool = False  # record (step, raw episode return) pairs
     arch: str = "nature"  # Atari only: "nature" (Nature CNN) or "text" (the text's network, our default)
+    device: str = "cpu"  # torch device of the network and the update, both libraries ("cuda" on a GPU machine)
 
     @property
     def label(self) -> str:
@@ -198,7 +199,7 @@ def sb3_model(spec: Spec) -> Any:
                             features_extractor_kwargs={"features_dim": 256}, net_arch=[])
     return PPO("CnnPolicy", venv, learning_rate=_linear(2.5e-4), n_steps=128, batch_size=256, n_epochs=4,
                gamma=0.99, gae_lambda=0.95, clip_range=0.1, clip_range_vf=None, normalize_advantage=True,
-               ent_coef=0.01, vf_coef=0.25, max_grad_norm=0.5, target_kl=None, seed=spec.seed, device="cpu",
+               ent_coef=0.01, vf_coef=0.25, max_grad_norm=0.5, target_kl=None, seed=spec.seed, device=spec.device,
                verbose=0, policy_kwargs=atari_kwargs)
 
 
@@ -230,6 +231,7 @@ def _run_ours(spec: Spec) -> dict[str, Any]:
         cfg = ours_mujoco_config(spec.env_id, spec.steps, spec.seed, spec.backend, spec.threads)
     else:
         cfg = ours_atari_config(spec.env_id, spec.steps, spec.seed, spec.backend, spec.threads, spec.arch)
+        cfg = dataclasses.replace(cfg, device=spec.device)
     curve: list[tuple[int, float]] = []
     run_dir = partial_dir(spec) if spec.curve else None
     resume = run_dir is not None and any((run_dir / "checkpoints").glob("*.pt"))
@@ -349,11 +351,14 @@ def spawn(spec: Spec) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- report helpers
-def machine_note(threads: str) -> str:
+def machine_note(threads: str, device: str = "cpu") -> str:
     import torch
 
-    return (f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, CPU only (no GPU), "
-            f"shared with other jobs; torch {torch.__version__}, torch threads {threads} on both sides; "
+    where = "CPU only (no GPU), shared with other jobs"
+    if device != "cpu":
+        where = f"network and update on {torch.cuda.get_device_name(torch.device(device))} ({device}), both sides"
+    return (f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {where}; "
+            f"torch {torch.__version__}, torch threads {threads} on both sides; "
             f"Python {platform.python_version()}; load average at the end {os.getloadavg()[0]:.1f}; "
             f"{time.strftime('%Y-%m-%d %H:%M')}.")
 
@@ -444,17 +449,19 @@ def cmd_throughput(args: argparse.Namespace) -> None:
         ep_id = env_id if kind == "mujoco" else env_id.replace("NoFrameskip-v4", "-v5").removeprefix("ALE/")
         if envpool_has(ep_id):
             backends.append("envpool")
-        specs = [Spec("ours", kind, env_id, steps, backend=b, threads=threads, arch=arch or "nature")
+        dev = args.device if kind == "atari" else "cpu"
+        specs = [Spec("ours", kind, env_id, steps, backend=b, threads=threads, arch=arch or "nature", device=dev)
                  for b in backends]
-        specs.append(Spec("sb3", kind, env_id, steps, threads=threads, arch=arch or "nature"))
+        specs.append(Spec("sb3", kind, env_id, steps, threads=threads, arch=arch or "nature", device=dev))
         print(f"{task}: {steps} steps x {args.reps} reps, torch threads {threads}", flush=True)
         results: dict[str, list[float]] = {s.label: [] for s in specs}
         for _rep in range(args.reps):  # interleaved: ours-gym, ours-envpool, sb3, ours-gym, ...
             for s in specs:
                 results[s.label].append(spawn(s)["loop_sps"])
-        note = machine_note(str(threads))
+        note = machine_note(str(threads), dev)
         command = (f"python benchmarks/bench_scalable.py throughput --mujoco-steps {args.mujoco_steps} "
-                   f"--atari-steps {args.atari_steps} --atari-archs {' '.join(args.atari_archs)} --reps {args.reps}")
+                   f"--atari-steps {args.atari_steps} --atari-archs {' '.join(args.atari_archs)} --reps {args.reps}"
+                   + (f" --device {args.device}" if args.device != "cpu" else ""))
         for label, sps in results.items():
             rows.append({"kind": kind, "task": task, "env": env_id, "steps": steps, "threads": threads,
                          "label": label, "sps": sps, "note": note, "command": command})
@@ -589,8 +596,9 @@ def cmd_returns(args: argparse.Namespace) -> None:
 
 def cmd_atari_curve(args: argparse.Namespace) -> None:
     specs = [Spec("ours", "atari", args.env, args.steps, args.seed, args.backend, args.threads, curve=True,
-                  arch=args.arch),
-             Spec("sb3", "atari", args.env, args.steps, args.seed, threads=args.threads, curve=True, arch=args.arch)]
+                  arch=args.arch, device=args.device),
+             Spec("sb3", "atari", args.env, args.steps, args.seed, threads=args.threads, curve=True, arch=args.arch,
+                  device=args.device)]
     if args.report_only:  # rebuild the section and the plot from the saved JSON
         results = json.loads((RESULTS / "scalable_atari_curve.json").read_text())
         elapsed = sum(r["wall_s"] for r in results) / max(1, args.jobs)
@@ -603,7 +611,7 @@ def cmd_atari_curve(args: argparse.Namespace) -> None:
     png = RESULTS / "scalable_atari_curve.png"
     plot_curves(png, f"PPO {args.env} ({ARCH_NAME[args.arch]}): ours ({args.backend}) vs SB3",
                 {r["spec"]["lib"]: [r["curve"]] for r in results}, window=20)
-    lines = ["## Atari learning curve", "", machine_note(str(args.threads)), "",
+    lines = ["## Atari learning curve", "", machine_note(str(args.threads), args.device), "",
              f"Command: `python benchmarks/bench_scalable.py atari-curve --env {args.env} --steps {args.steps} "
              f"--seed {args.seed} --backend {args.backend} --arch {args.arch} --jobs {args.jobs}` "
              f"({elapsed / 60:.1f} min; with "
@@ -672,6 +680,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--reps", type=int, default=3)
     t.add_argument("--threads-mujoco", type=int, default=1, help="torch threads, both libraries")
     t.add_argument("--threads-atari", type=int, default=2, help="torch threads, both libraries")
+    t.add_argument("--device", default="cpu", help="torch device of the Atari runs, both libraries (e.g. cuda)")
     r = sub.add_parser("returns", help="final returns and learning curves on MuJoCo: ours vs SB3")
     r.add_argument("--steps", type=int, default=1_000_000)
     r.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -689,6 +698,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a.add_argument("--threads", type=int, default=1)
     a.add_argument("--jobs", type=int, default=2)
     a.add_argument("--arch", choices=["nature", "text"], default="nature", help="Atari network, both sides")
+    a.add_argument("--device", default="cpu", help="torch device, both libraries (e.g. cuda)")
     a.add_argument("--report-only", action="store_true", help="rewrite the report from the saved JSON")
     f = sub.add_parser("profile", help="cProfile our PPO training loop")
     f.add_argument("--env", default=MUJOCO_ENV)

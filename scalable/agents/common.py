@@ -590,7 +590,7 @@ def start_run(cfg: Any, session: Session, st: RunState, model: nn.Module, opt: t
 
 def make_envs(cfg: Any) -> VecEnv:
     return make_vec_env(cfg.env_id, cfg.num_envs, backend=cfg.backend, atari=cfg.atari,
-                        max_episode_steps=cfg.max_episode_steps)
+                        max_episode_steps=cfg.max_episode_steps, asynchronous=cfg.async_envs)
 
 
 def make_normalisers(cfg: Any, envs: VecEnv) -> tuple[ObservationNormalizer | None, RewardNormalizer | None]:

@@ -92,6 +92,7 @@ class PPOConfig:
     return_window: int = 10
     torch_threads: int | None = 1  # small nets on a shared CPU: 1 thread avoids oversubscription; None = torch default
     device: str = "cpu"  # "cpu" or "cuda[:i]": network and update; envs, buffers and the RNG stay on the CPU
+    async_envs: bool = False  # gymnasium backend: one worker process per env (many cores, no envpool)
 
 
 def atari_config(env_id: str, **overrides: object) -> PPOConfig:
