@@ -325,3 +325,34 @@ def test_envpool_default_threads_one_per_core_at_most_one_per_env() -> None:
             explicit.close()
         finally:
             envs.close()
+
+
+def test_async_envs_equal_sync_and_survive_a_sigint_to_their_workers() -> None:
+    """``asynchronous=True`` (one worker process per env, ``async_envs`` in the configs) steps the same
+    trajectories as the synchronous vector env; its workers ignore SIGINT, so a Ctrl-C sent to the process
+    group reaches only the training loop (which checkpoints and closes them), not the workers mid-step."""
+    import os
+    import signal
+    import time
+
+    sync = make_vec_env("CartPole-v1", 2, backend="gymnasium")
+    asyn = make_vec_env("CartPole-v1", 2, backend="gymnasium", asynchronous=True)
+    try:
+        o_s, o_a = sync.reset(seed=3), asyn.reset(seed=3)
+        assert np.array_equal(o_s, o_a)
+        for proc in asyn._env.processes:  # type: ignore[attr-defined]
+            os.kill(proc.pid, signal.SIGINT)
+        time.sleep(0.5)  # let the signal land before the next command
+        rng = np.random.default_rng(0)
+        ends = 0
+        for _ in range(60):
+            a = rng.integers(0, 2, size=2)
+            s, r = sync.step(a), asyn.step(a)
+            assert np.array_equal(s[0], r[0]) and np.array_equal(s[1], r[1])
+            assert np.array_equal(s[2], r[2]) and np.array_equal(s[3], r[3]) and np.array_equal(s[4], r[4])
+            ends += int(np.sum(s[2] | s[3]))
+        assert ends > 0  # the comparison crossed episode ends (same-step autoreset on both)
+        assert all(p.is_alive() for p in asyn._env.processes)  # type: ignore[attr-defined]
+    finally:
+        sync.close()
+        asyn.close()
