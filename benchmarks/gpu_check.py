@@ -84,7 +84,7 @@ def main() -> int:
         resumed = ppo.train(atari, run_dir=root / "killed", resume=True, progress=False)
         pairs = zip(full.model.parameters(), resumed.model.parameters(), strict=True)
         diffs = [float((a - b).detach().abs().max()) for a, b in pairs]
-        scale = max(float(q.abs().max()) for q in full.model.parameters())
+        scale = max(float(q.detach().abs().max()) for q in full.model.parameters())
         check("PPO Breakout (Nature CNN) kill + resume on " + dev, resumed.updates == 4 and max(diffs) == 0.0,
               f"max |param diff| = {max(diffs):.3g} (largest parameter {scale:.3g}); "
               f"{full.steps_per_second:.0f} env steps/s uninterrupted")
