@@ -38,7 +38,10 @@ to 1.6e-6, normalised rewards exactly, advantages to 1.2e-3 (the truncation rows
 the final observation with statistics one sample apart), and four minibatch updates from SB3's initial
 weights give parameters equal to 1.7e-7. What still differs between "seed 1" on the two sides is every
 random stream (initial weights, action noise, minibatch order), so single runs are independent samples.
-``tests/scalable/test_sb3_crosscheck.py`` keeps these equalities checked in CI against SB3's own code.
+``tests/scalable/test_sb3_crosscheck.py`` checks in CI, against SB3's own code: the normalised observations
+and rewards of a Walker2d rollout (VecNormalize), the GAE recursion and truncation-bootstrap rule
+(RolloutBuffer, fed our V(final obs), itself checked against SB3's raw terminal observation), and
+``PPO.train()`` against ``ppo_update`` (6 full-batch epochs, clipping binding, no advantage normalisation).
 
 CleanRL's published MuJoCo figures (``ppo_continuous_action``) come from a third variant: it treats a time
 limit as a termination (no bootstrap), clips the value loss, and gymnasium's ``NormalizeReward`` resets
@@ -356,7 +359,10 @@ def machine_note(threads: str, device: str = "cpu") -> str:
 
     where = "CPU only (no GPU), shared with other jobs"
     if device != "cpu":
-        where = f"network and update on {torch.cuda.get_device_name(torch.device(device))} ({device}), both sides"
+        gpu = torch.cuda.get_device_name(torch.device(device)) if torch.cuda.is_available() else "a GPU"
+        where = f"network and update on {gpu} ({device}), both sides"
+    elif torch.cuda.is_available():
+        where = "network and update on the CPU (a GPU was present, unused)"
     return (f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {where}; "
             f"torch {torch.__version__}, torch threads {threads} on both sides; "
             f"Python {platform.python_version()}; load average at the end {os.getloadavg()[0]:.1f}; "

@@ -85,7 +85,7 @@ def main() -> int:
         pairs = zip(full.model.parameters(), resumed.model.parameters(), strict=True)
         diffs = [float((a - b).detach().abs().max()) for a, b in pairs]
         scale = max(float(q.detach().abs().max()) for q in full.model.parameters())
-        check("PPO Breakout (Nature CNN) kill + resume on " + dev, resumed.updates == 4 and max(diffs) == 0.0,
+        check("PPO Breakout (Nature CNN) stop + resume on " + dev, resumed.updates == 4 and max(diffs) == 0.0,
               f"max |param diff| = {max(diffs):.3g} (largest parameter {scale:.3g}); "
               f"{full.steps_per_second:.0f} env steps/s uninterrupted")
         # 4. the GPU checkpoint on the CPU: same values and log-probabilities on a batch of frames

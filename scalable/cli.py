@@ -223,8 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--preset", choices=["text", "standard"], default="text",
                    help="text: the text's choices; standard: public implementations' MuJoCo settings (benchmarked)")
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config fields")
-    t.add_argument("--device", default="cpu",
-                   help="cpu (default; bit-identical resume) or cuda[:i]: network and update; envs stay on the CPU")
+    t.add_argument("--device", default=None,
+                   help="cpu (the default; bit-identical resume) or cuda[:i]: network and update; envs stay on the CPU")
     r = sub.add_parser("resume", help="continue a run from its latest checkpoint")
     r.add_argument("run_dir", type=Path)
     r.add_argument("--steps", type=int, default=None,
@@ -245,7 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.cmd == "train":
             cfg = make_config(args.algo, args.env, args.steps, args.seed, _overrides(args.set), preset=args.preset)
-            cfg = dataclasses.replace(cfg, backend=args.backend, device=args.device)
+            cfg = dataclasses.replace(cfg, backend=args.backend)
+            if args.device is not None:  # else the config's (default "cpu", or --set device=...)
+                cfg = dataclasses.replace(cfg, device=args.device)
             run_dir = args.run_dir or Path("runs") / f"{args.algo}-{args.env.replace('/', '_')}-s{args.seed}"
             _train(args.algo, cfg, run_dir, resume=False)
         elif args.cmd == "resume":
@@ -262,7 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"min {np.min(rets):.2f} max {np.max(rets):.2f}")
         elif args.cmd == "plot":
             print(plot(args.run_dir, args.out))
-    except (CheckpointError, FileExistsError, FileNotFoundError, ValueError, gym.error.DependencyNotInstalled) as exc:
+    except (CheckpointError, common.DeviceError, FileExistsError, FileNotFoundError,
+            gym.error.DependencyNotInstalled) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -44,6 +44,7 @@ from scalable.runs.logging import Logger, RunDir
 __all__ = [
     "ActorCritic",
     "CategoricalMLPActorCritic",
+    "DeviceError",
     "Head",
     "Net",
     "Rollout",
@@ -67,24 +68,29 @@ __all__ = [
 Head = Literal["auto", "tanh_gaussian", "diag_gaussian"]
 
 
+class DeviceError(ValueError):
+    """A device that is malformed, of an unsupported type, or not present on this machine."""
+
+
 def resolve_device(device: str) -> torch.device:
     """The torch device a run trains on: ``"cpu"`` (the default; exact resume is bit-identical there) or
     ``"cuda"`` / ``"cuda:<i>"``. The network and the update live there; environments, rollout buffers, the
     normalisers and the run's random generator stay on the CPU (one random stream whatever the device).
-    Raises ValueError naming the device if it is malformed, of another type, or not present here."""
+    Raises :class:`DeviceError` (a ValueError) naming the device if it is malformed, of another type, or not
+    present here."""
     try:
         d = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:<index>', got {device!r}") from exc
+        raise DeviceError(f"device must be 'cpu', 'cuda' or 'cuda:<index>', got {device!r}") from exc
     if d.type == "cpu":
         return d
     if d.type != "cuda":
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:<index>', got {device!r}")
+        raise DeviceError(f"device must be 'cpu', 'cuda' or 'cuda:<index>', got {device!r}")
     if not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested, but this torch build sees no CUDA device "
+        raise DeviceError(f"device {device!r} requested, but this torch build sees no CUDA device "
                          f"(torch {torch.__version__}, torch.cuda.is_available() is False)")
     if d.index is not None and d.index >= torch.cuda.device_count():
-        raise ValueError(f"device {device!r} requested, but only {torch.cuda.device_count()} CUDA device(s) exist")
+        raise DeviceError(f"device {device!r} requested, but only {torch.cuda.device_count()} CUDA device(s) exist")
     return d
 
 
@@ -297,8 +303,9 @@ def collect_rollout(
     for t in range(T):
         x = _prep(obs, obs_norm, update=True)
         step = policy.act(x if on_cpu else x.to(dev), generator=generator)
-        if not on_cpu:  # buffers stay on the CPU (uint8 frames); one transfer per step
-            step = PolicyStep(*(f.cpu() for f in step))
+        if not on_cpu:  # buffers stay on the CPU (uint8 frames): bring back what is stored (entropy is not)
+            step = PolicyStep(step.action.cpu(), step.raw_action.cpu(), step.log_prob.cpu(), step.entropy,
+                              step.value.cpu())
         a_env = env_action(act_space, step.action)
         obs, reward, terminated, truncated, final_obs, info = envs.step(a_env)
         buf("obs", t, x)

@@ -12,6 +12,7 @@ Float observations are cast to float32; Box actions are clipped to their bounds.
 from __future__ import annotations
 
 import functools
+import os
 import signal
 from collections.abc import Callable, Sequence
 from typing import Any, cast
@@ -33,11 +34,13 @@ def float32_space(space: gym.Space[Any]) -> gym.Space[Any]:
     return space
 
 
-def _worker_env(fn: Callable[[], gym.Env[Any, Any]]) -> gym.Env[Any, Any]:
+def _worker_env(fn: Callable[[], gym.Env[Any, Any]], parent_pid: int) -> gym.Env[Any, Any]:
     """Build an env inside an ``AsyncVectorEnv`` worker that ignores SIGINT: a Ctrl-C (sent to the whole
     process group) then reaches only the training loop, which saves its exit checkpoint and closes the
-    workers, instead of killing them mid-step with a KeyboardInterrupt traceback each."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    workers, instead of killing them mid-step with a KeyboardInterrupt traceback each. ``AsyncVectorEnv``
+    also calls the first env function in the parent (to read the spaces): there SIGINT is left alone."""
+    if os.getpid() != parent_pid:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     return fn()
 
 
@@ -47,7 +50,7 @@ class GymVecEnv:
     def __init__(self, env_fns: Sequence[Callable[[], gym.Env[Any, Any]]], *, asynchronous: bool = False) -> None:
         self._env: gym.vector.VectorEnv[Any, Any, Any]
         if asynchronous:
-            self._env = AsyncVectorEnv([functools.partial(_worker_env, fn) for fn in env_fns],
+            self._env = AsyncVectorEnv([functools.partial(_worker_env, fn, os.getpid()) for fn in env_fns],
                                        autoreset_mode=AutoresetMode.SAME_STEP)
         else:
             self._env = SyncVectorEnv(list(env_fns), autoreset_mode=AutoresetMode.SAME_STEP)

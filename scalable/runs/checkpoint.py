@@ -200,8 +200,9 @@ def set_rng_state(state: Mapping[str, Any], generator: np.random.Generator | Non
         keys = np.asarray(g["keys"].numpy() if isinstance(g["keys"], torch.Tensor) else g["keys"], dtype=np.uint32)
         legacy = (str(g["name"]), keys, int(g["pos"]), int(g["has_gauss"]), float(g["cached_gaussian"]))
         np.random.set_state(legacy)  # noqa: NPY002 (restores what rng_state captured)
-        if "torch_cuda" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["torch_cuda"])
+        if "torch_cuda" in state and torch.cuda.is_available():  # as many devices as both machines have
+            for i, st in enumerate(list(state["torch_cuda"])[:torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(st, i)
         if generator is not None:
             if "numpy" not in state:
                 raise CheckpointError("rng state has no 'numpy' entry for the given numpy Generator")

@@ -271,12 +271,12 @@ def test_device_is_validated_before_any_environment_starts(tmp_path: Path, capsy
     (the CLI turns it into exit code 2). The CUDA path itself needs a GPU and is not exercised here."""
     assert common.resolve_device("cpu") == torch.device("cpu")
     for bad in ("banana", "tpu", "mps:0"):
-        with pytest.raises(ValueError, match=repr(bad).replace("(", r"\(")):
+        with pytest.raises(common.DeviceError, match=repr(bad).replace("(", r"\(")):
             common.resolve_device(bad)
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="no CUDA device"):
+        with pytest.raises(common.DeviceError, match="no CUDA device"):
             common.resolve_device("cuda")
-        with pytest.raises(ValueError, match="no CUDA device"):
+        with pytest.raises(common.DeviceError, match="no CUDA device"):
             ppo.train(ppo.PPOConfig(env_id="CartPole-v1", total_steps=64, num_steps=32, device="cuda:0"),
                       run_dir=tmp_path / "never", progress=False)
         assert not (tmp_path / "never").exists()
@@ -284,3 +284,6 @@ def test_device_is_validated_before_any_environment_starts(tmp_path: Path, capsy
                      "--run-dir", str(tmp_path / "cli")]) == 2
     assert "banana" in capsys.readouterr().err
     assert not (tmp_path / "cli").exists()
+    assert cli_main(["train", "a2c", "--env", "CartPole-v1", "--steps", "64", "--set", "device='banana'",
+                     "--run-dir", str(tmp_path / "cli2")]) == 2
+    assert "banana" in capsys.readouterr().err

@@ -335,9 +335,11 @@ def test_async_envs_equal_sync_and_survive_a_sigint_to_their_workers() -> None:
     import signal
     import time
 
+    before = signal.getsignal(signal.SIGINT)
     sync = make_vec_env("CartPole-v1", 2, backend="gymnasium")
     asyn = make_vec_env("CartPole-v1", 2, backend="gymnasium", asynchronous=True)
     try:
+        assert signal.getsignal(signal.SIGINT) is before  # Ctrl-C still reaches this (the training) process
         o_s, o_a = sync.reset(seed=3), asyn.reset(seed=3)
         assert np.array_equal(o_s, o_a)
         for proc in asyn._env.processes:  # type: ignore[attr-defined]
