@@ -671,13 +671,15 @@ def visit_distribution(tree: SearchTree[S], *, temperature: float = 1.0) -> Floa
 
 
 Rule = Literal["puct", "text"]
+ParentCount = Literal["edges", "node"]
 
 
 def mcts(game: Game[S], root: S, *, num_simulations: int, rng: np.random.Generator,
          prior: Callable[[S], FloatArray] | None = None, value: Callable[[S], float] | None = None,
          rollout_policy: Callable[[S], FloatArray] | None = None, rule: Rule = "puct", c_puct: float = 5.0,
          rho: float = 5.0, lam: float = 0.5, num_rollouts: int = 1, fpu: float = 0.0,
-         dirichlet_alpha: float | None = None, dirichlet_epsilon: float = 0.25) -> SearchTree[S]:
+         dirichlet_alpha: float | None = None, dirichlet_epsilon: float = 0.25,
+         parent_count: ParentCount = "edges") -> SearchTree[S]:
     """Monte Carlo tree search from ``root`` with ``num_simulations`` simulations.
 
     selection ("text"):  a_t = argmax_a { Q(s_t, a) + rho pi(a|s_t) / (1 + N(s_t, a)) }          (L2390)
@@ -691,16 +693,20 @@ def mcts(game: Game[S], root: S, *, num_simulations: int, rng: np.random.Generat
     leaves are worth ``fpu``-like 0 and only terminal outcomes inform the search), GAME-34 (backup).
     ``Q(s, a) = W/N`` is the mean backed-up value (E-88), ``fpu`` for unvisited edges (open choice 18).
     Terminal nodes are never expanded. Ties in argmax go to the lowest index. PUCT follows E-88's formula
-    literally: sum_b N(s, b) is 0 at a node's first selection, so the prior does not steer that first
-    choice (the lowest-index action with the best Q / fpu wins); AlphaZero implementations count the
-    expansion as a visit instead. The text's rule (``rule="text"``) uses the prior from the start. Root Dirichlet noise
-    ``(1 - eps) P + eps Dir(alpha)`` if ``dirichlet_alpha`` is given. Returns the tree (``num_simulations + 1``
-    nodes at most).
+    literally by default (``parent_count="edges"``): sum_b N(s, b) is 0 at a node's first selection, so
+    the prior does not steer that first choice (the lowest-index action with the best Q / fpu wins).
+    ``parent_count="node"`` counts the expansion as a visit of the node, sqrt(1 + sum_b N(s, b)), as
+    AlphaZero's pseudocode and mctx do (N(s) of a node that has been expanded and backed up once is 1),
+    so the prior steers from the first selection on. The text's rule (``rule="text"``) uses the prior from
+    the start. Root Dirichlet noise ``(1 - eps) P + eps Dir(alpha)`` if ``dirichlet_alpha`` is given.
+    Returns the tree (``num_simulations + 1`` nodes at most).
     """
     if num_simulations < 0:
         raise ValueError(f"num_simulations must be >= 0, got {num_simulations}")
     if rule not in ("puct", "text"):
         raise ValueError(f"rule must be 'puct' or 'text', got {rule!r}")
+    if parent_count not in ("edges", "node"):
+        raise ValueError(f"parent_count must be 'edges' or 'node', got {parent_count!r}")
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"lam must lie in [0, 1], got {lam}")
     if not (math.isfinite(c_puct) and c_puct >= 0.0):
@@ -729,6 +735,7 @@ def mcts(game: Game[S], root: S, *, num_simulations: int, rng: np.random.Generat
     states: list[S] = []
     coef = c_puct if rule == "puct" else rho
     use_sqrt = rule == "puct"
+    extra = 1 if parent_count == "node" else 0  # the expansion as a visit of the node (AlphaZero, mctx)
 
     def evaluate(s: S) -> float:
         parts: list[tuple[float, float]] = []
@@ -778,7 +785,7 @@ def mcts(game: Game[S], root: S, *, num_simulations: int, rng: np.random.Generat
                 break
             # Qsel holds W/N for visited edges, fpu for unvisited legal edges and -inf for illegal ones.
             bonus = P[node] / (1.0 + N[node])
-            scale = coef * math.sqrt(visits[node]) if use_sqrt else coef
+            scale = coef * math.sqrt(visits[node] + extra) if use_sqrt else coef
             a = int(np.argmax(Qsel[node] + scale * bonus))
             path_nodes.append(node)
             path_acts.append(a)

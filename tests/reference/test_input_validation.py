@@ -211,7 +211,8 @@ def test_mcts_hyperparameters_and_elo_budgets_are_validated() -> None:
 
     game = MNKGame()
     root = game.initial_state()
-    for kw in ({"c_puct": -1.0}, {"rho": 0.0, "rule": "text"}, {"dirichlet_alpha": 0.3, "dirichlet_epsilon": 2.0}):
+    for kw in ({"c_puct": -1.0}, {"rho": 0.0, "rule": "text"}, {"dirichlet_alpha": 0.3, "dirichlet_epsilon": 2.0},
+               {"parent_count": "parent"}):
         with pytest.raises(ValueError):
             mcts(game, root, num_simulations=4, rng=np.random.default_rng(0), **kw)
     with pytest.raises(ValueError, match="budgets"):

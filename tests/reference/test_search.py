@@ -371,20 +371,49 @@ def _random_trees(count: int) -> list[tuple[RandomTreeGame, NegamaxSolution]]:
     return out
 
 
-def test_GAME_32_E88_puct_root_value_converges_to_negamax_on_random_trees() -> None:
+@pytest.mark.parametrize("parent_count", ["edges", "node"])
+def test_GAME_32_E88_puct_root_value_converges_to_negamax_on_random_trees(parent_count: str) -> None:
     trees = _random_trees(10)
     rng = np.random.default_rng(0)
     errs: dict[int, float] = {}
     for sims in (64, 2048):
         e = []
         for game, sol in trees:
-            tree = mcts(game, (), num_simulations=sims, rng=rng, rule="puct", c_puct=1.0)
+            tree = mcts(game, (), num_simulations=sims, rng=rng, rule="puct", c_puct=1.0,
+                        parent_count=parent_count)  # type: ignore[arg-type]
             e.append(abs(tree.root_value - sol.V[0]))
             if sims == 2048:
                 assert sol.Q[0, tree.best_action()] == sol.V[0]  # the chosen move is optimal
         errs[sims] = float(np.mean(e))
     # the error falls at least as fast as n^(-1/2) (each suboptimal edge gets O(sqrt n) visits under PUCT)
     assert errs[2048] <= errs[64] * math.sqrt(64 / 2048)
+
+
+def test_GAME_32_E88_puct_first_selection_prior_only_when_the_expansion_counts() -> None:
+    """E-88's PUCT taken literally has sqrt(sum_b N(s, b)) = 0 at a node's first selection, so the prior
+    cannot steer it: all edges tie at fpu and the lowest index wins. Counting the expansion as a visit of
+    the node (``parent_count="node"``, AlphaZero's pseudocode, mctx) gives sqrt(1) and the prior decides.
+    The text's rule uses the prior from the start. One simulation from the empty tic-tac-toe board, prior
+    on the centre."""
+    game = MNKGame()
+    root = game.initial_state()
+
+    def centre(_s: object) -> NDArray[np.float64]:
+        p = np.full(9, 0.02)
+        p[4] = 1.0 - 8 * 0.02
+        return p
+
+    def first(**kw: object) -> int:
+        tree = mcts(game, root, num_simulations=1, rng=np.random.default_rng(0), prior=centre, **kw)  # type: ignore[arg-type]
+        assert int(tree.N[0].sum()) == 1
+        return int(np.argmax(tree.N[0]))
+
+    assert first(rule="puct") == 0
+    assert first(rule="puct", parent_count="node") == 4
+    assert first(rule="text") == 4
+    # from the second selection on, sum_b N(s, b) > 0 and the prior steers the literal rule too
+    two = mcts(game, root, num_simulations=2, rng=np.random.default_rng(0), prior=centre)
+    assert int(two.N[0, 4]) == 1
 
 
 def test_GAME_32_E88_text_rule_without_parent_count_stops_converging() -> None:
