@@ -38,7 +38,14 @@ from scalable.envs.atari import is_atari
 from scalable.nets.atari import AtariActorCritic, PolicyEval, PolicyStep
 from scalable.nets.init import VALUE_GAIN
 from scalable.nets.mlp import MLPActorCritic, NumpyPolicy, mlp
-from scalable.runs.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from scalable.runs.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    stream_seed,
+)
 from scalable.runs.logging import Logger, RunDir
 
 __all__ = [
@@ -358,7 +365,8 @@ class RunState:
         self.actions: list[NDArray[np.generic]] = []
         self.returns: deque[float] = deque(maxlen=window)
         self.all_returns: list[float] = []
-        self.generator = torch.Generator().manual_seed(seed)
+        # the action / minibatch stream; independent of torch.manual_seed(seed), which initialises the weights
+        self.generator = torch.Generator().manual_seed(stream_seed(seed, "actions"))
 
     def record(self, rollout: Rollout) -> None:
         self.actions.append(rollout.env_actions)

@@ -26,6 +26,7 @@ import random
 import re
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -42,6 +43,7 @@ __all__ = [
     "save_checkpoint",
     "seed_everything",
     "set_rng_state",
+    "stream_seed",
 ]
 
 FORMAT: str = "scalable-checkpoint"
@@ -170,6 +172,17 @@ def rng_state(generator: np.random.Generator | None = None) -> dict[str, Any]:
     if generator is not None:
         state["numpy"] = dict(generator.bit_generator.state)
     return state
+
+
+def stream_seed(seed: int, stream: str) -> int:
+    """A 63-bit seed for the random stream named ``stream`` of a run seeded with ``seed``, independent of the
+    others: ``numpy.random.SeedSequence([seed, crc32(stream)])``. Two torch generators seeded with the same
+    integer draw the same numbers, so a run must not seed its weight initialisation (the global torch RNG,
+    ``torch.manual_seed(seed)``) and its action sampling with one seed."""
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    ss = np.random.SeedSequence([int(seed), zlib.crc32(stream.encode("utf-8"))])
+    return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
 def seed_everything(seed: int, *, deterministic: bool = True) -> np.random.Generator:

@@ -180,3 +180,26 @@ def test_seed_everything_makes_cpu_draws_reproducible() -> None:
         assert torch.are_deterministic_algorithms_enabled()
     finally:
         torch.use_deterministic_algorithms(prev)
+
+
+def test_action_stream_is_independent_of_the_weight_initialisation_stream() -> None:
+    """A run seeds its weights with ``torch.manual_seed(seed)`` and samples actions / minibatches from
+    ``RunState.generator``. Seeded with the same integer, the two would draw the same normals: the first
+    actions' noise would be the very numbers the first layer was initialised from. ``stream_seed`` gives
+    each stream its own seed (deterministic, distinct across streams and seeds, 63-bit, rejects < 0)."""
+    from scalable.agents.common import RunState
+    from scalable.runs.checkpoint import stream_seed
+
+    for seed in (0, 1, 12345):
+        torch.manual_seed(seed)
+        init = torch.randn(64)
+        act = torch.randn(64, generator=RunState(seed, 10).generator)
+        assert not torch.equal(init, act)
+        r = float(torch.corrcoef(torch.stack([init, act]))[0, 1])
+        assert abs(r) < 0.5  # independent streams: sd(r) ~ 1/8, so |r| >= 0.5 has probability ~ 1e-4
+        assert stream_seed(seed, "actions") == stream_seed(seed, "actions")
+        assert stream_seed(seed, "actions") != stream_seed(seed, "other")
+        assert 0 <= stream_seed(seed, "actions") < 2**63
+    assert len({stream_seed(s, "actions") for s in range(1000)}) == 1000
+    with pytest.raises(ValueError):
+        stream_seed(-1, "actions")
