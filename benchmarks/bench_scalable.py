@@ -613,6 +613,20 @@ def cmd_returns(args: argparse.Namespace) -> None:
             if len(xs["ours"]) >= 2 and len(xs["sb3"]) >= 2:
                 d, pval = permutation_test(xs["ours"], xs["sb3"])
                 lines.append(f"| {env_id} | {name} | {len(xs['ours'])} / {len(xs['sb3'])} | {d:.0f} | {pval:.2f} |")
+    old_path = RESULTS / "scalable_returns_runs_v1_ours.jsonl"
+    if old_path.exists():  # our runs made before the random-stream fix, kept for the record
+        old = [json.loads(x) for x in old_path.read_text(encoding="utf-8").splitlines() if x.strip()]
+        lines += ["", f"Our runs made before the random-stream fix of 2026-11-25 (`{old_path.name}`; the action "
+                  "generator was seeded with the seed itself, so the first actions' noise repeated the normals "
+                  "of the first layer's initialisation). Superseded by the table above, kept for the record. "
+                  "Last 10 / last 10 % per seed:", "", "| env | seeds | ours before the fix, per seed |",
+                  "|---|---:|---|"]
+        for env_id in args.envs:
+            rs = sorted((r for r in old if r["spec"]["env_id"] == env_id), key=lambda r: int(r["spec"]["seed"]))
+            if rs:
+                per_seed = ", ".join(f"s{r['spec']['seed']}: {score(r, 'last 10'):.0f} / {score(r, 'last 10 %'):.0f}"
+                                     for r in rs)
+                lines.append(f"| {env_id} | {len(rs)} | {per_seed} |")
     drawn = [e for e in args.envs if any(r["spec"]["env_id"] == e for r in results)]
     lines += ["", "Curves: " + (", ".join(f"`scalable_returns_{e}.png`" for e in drawn) or "none yet") + "."]
     write_section(args.out, "returns", "\n".join(lines))
