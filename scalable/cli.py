@@ -42,6 +42,7 @@ from scalable.envs import Backend, completed_episodes, make_vec_env
 from scalable.envs.atari import AtariOptions, is_atari
 from scalable.envs.mujoco import is_mujoco
 from scalable.runs.checkpoint import CheckpointError
+from scalable.runs.logging import RunDir
 
 __all__ = ["evaluate", "main", "plot"]
 
@@ -89,9 +90,20 @@ def make_config(algo: str, env_id: str, steps: int, seed: int, overrides: dict[s
     raise SystemExit(f"unknown algorithm {algo!r} (a2c or ppo)")
 
 
+class Interrupted(Exception):
+    """Ctrl-C during training: the run folder holds the checkpoint of the last completed update."""
+
+
 def _train(algo: str, cfg: Any, run_dir: Path, *, resume: bool) -> common.TrainResult:
     fn = ppo.train if algo == "ppo" else a2c.train
-    result: common.TrainResult = fn(cfg, run_dir=run_dir, resume=resume)
+    try:
+        result: common.TrainResult = fn(cfg, run_dir=run_dir, resume=resume)
+    except KeyboardInterrupt:
+        latest = RunDir(run_dir).latest_checkpoint()
+        if latest is None:
+            raise Interrupted("interrupted before the first update completed; nothing was saved") from None
+        raise Interrupted(f"interrupted; last complete update saved in {latest}; continue with: "
+                          f"python -m scalable resume {run_dir}") from None
     tail = result.episode_returns[-cfg.return_window:]
     mean = float(np.mean(tail)) if tail else math.nan
     print(f"{algo}: {result.global_step} steps, {result.updates} updates, "
@@ -264,6 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"min {np.min(rets):.2f} max {np.max(rets):.2f}")
         elif args.cmd == "plot":
             print(plot(args.run_dir, args.out))
+    except Interrupted as exc:
+        print(str(exc), file=sys.stderr)
+        return 130  # the shell's code for SIGINT
     except (CheckpointError, common.DeviceError, FileExistsError, FileNotFoundError,
             gym.error.DependencyNotInstalled) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -287,3 +287,29 @@ def test_device_is_validated_before_any_environment_starts(tmp_path: Path, capsy
     assert cli_main(["train", "a2c", "--env", "CartPole-v1", "--steps", "64", "--set", "device='banana'",
                      "--run-dir", str(tmp_path / "cli2")]) == 2
     assert "banana" in capsys.readouterr().err
+
+
+def test_cli_ctrl_c_exits_130_and_says_what_was_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A Ctrl-C during ``train`` is exit code 130 with one line saying which checkpoint holds the last
+    complete update and how to resume (or that nothing was saved), not a traceback. The real interrupt
+    inside an update is tested above (the exit checkpoint); here the training function is replaced."""
+    real_train = ppo.train
+
+    def interrupted_after_one_update(cfg: ppo.PPOConfig, *, run_dir: Path, resume: bool) -> None:
+        real_train(dataclasses.replace(cfg, total_steps=cfg.num_envs * cfg.num_steps), run_dir=run_dir,
+                   progress=False)
+        raise KeyboardInterrupt
+
+    def interrupted_at_once(cfg: ppo.PPOConfig, *, run_dir: Path, resume: bool) -> None:
+        raise KeyboardInterrupt
+
+    args = ["train", "ppo", "--env", "CartPole-v1", "--steps", "100000", "--set", "num_steps=64"]
+    monkeypatch.setattr(ppo, "train", interrupted_after_one_update)
+    assert cli_main([*args, "--run-dir", str(tmp_path / "a")]) == 130
+    err = capsys.readouterr().err
+    saved = sorted((tmp_path / "a" / "checkpoints").glob("step_*.pt"))
+    assert len(saved) == 1 and saved[0].name in err and f"python -m scalable resume {tmp_path / 'a'}" in err
+    monkeypatch.setattr(ppo, "train", interrupted_at_once)
+    assert cli_main([*args, "--run-dir", str(tmp_path / "b")]) == 130
+    assert "nothing was saved" in capsys.readouterr().err
