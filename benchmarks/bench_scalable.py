@@ -96,10 +96,13 @@ class Spec:
     curve: bool = False  # record (step, raw episode return) pairs
     arch: str = "nature"  # Atari only: "nature" (Nature CNN) or "text" (the text's network, our default)
     device: str = "cpu"  # torch device of the network and the update, both libraries ("cuda" on a GPU machine)
+    precision: str = "float32"  # ours, Atari only: "bfloat16" = mixed precision of the CNN trunk (no SB3 twin)
 
     @property
     def label(self) -> str:
-        return f"ours-{self.backend}" if self.lib == "ours" else "sb3"
+        if self.lib == "sb3":
+            return "sb3"
+        return f"ours-{self.backend}" + ("-bf16" if self.precision == "bfloat16" else "")
 
 
 def sb3_text_atari_extractor() -> Any:
@@ -146,8 +149,10 @@ def ours_mujoco_config(env_id: str, steps: int, seed: int, backend: str, threads
     return cfg
 
 
-def ours_atari_config(env_id: str, steps: int, seed: int, backend: str, threads: int, arch: str = "nature") -> Any:
-    """Our PPOConfig with the standard Atari hyperparameters (see the module docstring)."""
+def ours_atari_config(env_id: str, steps: int, seed: int, backend: str, threads: int, arch: str = "nature",
+                      precision: str = "float32") -> Any:
+    """Our PPOConfig with the standard Atari hyperparameters (see the module docstring); ``precision`` is the
+    numeric format of the CNN trunk (float32 as SB3, or our bfloat16 mixed precision)."""
     from scalable.agents.ppo import PPOConfig
     from scalable.envs import AtariOptions
 
@@ -160,6 +165,7 @@ def ours_atari_config(env_id: str, steps: int, seed: int, backend: str, threads:
         learning_rate=2.5e-4, clip_eps=0.1, vf_coef=0.5, ent_coef=0.01, orthogonal_init=True, adam_eps=1e-5,
         anneal_lr=True, norm_adv=True, max_grad_norm=0.5, clip_vloss=False, norm_obs=False, norm_reward=False,
         target_kl=None, atari_arch=arch, atari=atari, checkpoint_every=0, torch_threads=threads,  # type: ignore[arg-type]
+        precision=precision,  # type: ignore[arg-type]
     )
 
 
@@ -217,7 +223,8 @@ def partial_dir(spec: Spec) -> Path:
     per run (library, task, steps, seed, backend, network)."""
     root = Path(os.environ.get("BENCH_PARTIAL_DIR", str(RESULTS / ".partial")))
     return root / "_".join(str(x) for x in (spec.lib, spec.kind, spec.env_id.replace("/", "-"), spec.steps,
-                                             spec.seed, spec.backend if spec.lib == "ours" else "", spec.arch))
+                                             spec.seed, spec.backend if spec.lib == "ours" else "", spec.arch)
+                           + ((spec.precision,) if spec.precision != "float32" else ()))
 
 
 def _run_ours(spec: Spec) -> dict[str, Any]:
@@ -233,7 +240,8 @@ def _run_ours(spec: Spec) -> dict[str, Any]:
     if spec.kind == "mujoco":
         cfg = ours_mujoco_config(spec.env_id, spec.steps, spec.seed, spec.backend, spec.threads)
     else:
-        cfg = ours_atari_config(spec.env_id, spec.steps, spec.seed, spec.backend, spec.threads, spec.arch)
+        cfg = ours_atari_config(spec.env_id, spec.steps, spec.seed, spec.backend, spec.threads, spec.arch,
+                                spec.precision)
         cfg = dataclasses.replace(cfg, device=spec.device)
     curve: list[tuple[int, float]] = []
     run_dir = partial_dir(spec) if spec.curve else None
@@ -458,6 +466,9 @@ def cmd_throughput(args: argparse.Namespace) -> None:
         dev = args.device if kind == "atari" else "cpu"
         specs = [Spec("ours", kind, env_id, steps, backend=b, threads=threads, arch=arch or "nature", device=dev)
                  for b in backends]
+        if kind == "atari":  # mixed precision: on the fastest backend only (the float32 rows show the backends)
+            specs += [Spec("ours", kind, env_id, steps, backend=backends[-1], threads=threads, arch=arch, device=dev,
+                           precision=pr) for pr in args.precisions if pr != "float32"]
         specs.append(Spec("sb3", kind, env_id, steps, threads=threads, arch=arch or "nature", device=dev))
         print(f"{task}: {steps} steps x {args.reps} reps, torch threads {threads}", flush=True)
         results: dict[str, list[float]] = {s.label: [] for s in specs}
@@ -467,6 +478,7 @@ def cmd_throughput(args: argparse.Namespace) -> None:
         note = machine_note(str(threads), dev)
         command = (f"python benchmarks/bench_scalable.py throughput --mujoco-steps {args.mujoco_steps} "
                    f"--atari-steps {args.atari_steps} --atari-archs {' '.join(args.atari_archs)} --reps {args.reps}"
+                   + (f" --precisions {' '.join(args.precisions)}" if args.atari_steps > 0 else "")
                    + (f" --device {args.device}" if args.device != "cpu" else ""))
         for label, sps in results.items():
             rows.append({"kind": kind, "task": task, "env": env_id, "steps": steps, "threads": threads,
@@ -480,7 +492,11 @@ def cmd_throughput(args: argparse.Namespace) -> None:
              "Each run is a fresh process; the time is that of the training loop (ours: "
              "`TrainResult.steps_per_second`, from the first rollout to the end; SB3: `model.learn`), environments "
              "and network already built; no logging, no checkpoints. Runs interleaved (ours-gymnasium, "
-             "ours-envpool, SB3, repeat); best and median of the repetitions; ratio = ours / SB3 on the best run."]
+             "ours-envpool, ours-envpool-bf16, SB3, repeat); best and median of the repetitions; ratio = ours / SB3 "
+             "on the best run. Same hyperparameters on every row; `-bf16` rows run our CNN trunk in bfloat16 mixed "
+             "precision (`precision=\"bfloat16\"`: bfloat16 operands, float32 accumulation, float32 parameters, "
+             "gradients, optimiser and losses), a numeric format SB3 does not offer on the CPU; every other row "
+             "computes in float32 on both sides."]
     for task in dict.fromkeys(r["task"] for r in rows):
         grp = [r for r in rows if r["task"] == task]
         lines += ["", f"**{task}** - {grp[0]['note']} Command: `{grp[0]['command']}`.", "",
@@ -651,29 +667,44 @@ def permutation_test(ours: Sequence[float], sb3: Sequence[float]) -> tuple[float
     return observed, hits / len(splits)
 
 
+def _same_curve_task(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(a.get(k) == b.get(k) for k in ("env_id", "steps", "seed", "arch", "device"))
+
+
 def cmd_atari_curve(args: argparse.Namespace) -> None:
     specs = [Spec("ours", "atari", args.env, args.steps, args.seed, args.backend, args.threads, curve=True,
-                  arch=args.arch, device=args.device),
-             Spec("sb3", "atari", args.env, args.steps, args.seed, threads=args.threads, curve=True, arch=args.arch,
-                  device=args.device)]
+                  arch=args.arch, device=args.device, precision=pr) for pr in args.precisions]
+    if not args.skip_sb3:
+        specs.append(Spec("sb3", "atari", args.env, args.steps, args.seed, threads=args.threads, curve=True,
+                          arch=args.arch, device=args.device))
+    path = RESULTS / "scalable_atari_curve.json"
+    saved: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
     if args.report_only:  # rebuild the section and the plot from the saved JSON
-        results = json.loads((RESULTS / "scalable_atari_curve.json").read_text())
-        elapsed = sum(r["wall_s"] for r in results) / max(1, args.jobs)
+        results = saved
     else:
         print(f"atari-curve: {args.env}, {args.steps} steps each, {args.jobs} at a time", flush=True)
-        t0 = time.perf_counter()
-        results = _map(specs, args.jobs)
-        elapsed = time.perf_counter() - t0
+        new = _map(specs, args.jobs)
+        for r in new:
+            r["note"] = machine_note(str(args.threads), args.device)
+        labels = {Spec(**r["spec"]).label for r in new}
+        # runs of the same task not re-run now (e.g. SB3's, with --skip-sb3) are kept
+        results = [r for r in saved if _same_curve_task(r["spec"], new[0]["spec"])
+                   and Spec(**r["spec"]).label not in labels] + new
+        results.sort(key=lambda r: (r["spec"]["lib"] == "sb3", r["spec"].get("precision", "float32")))
         save_json("atari_curve", results)
+    elapsed = sum(r["wall_s"] for r in results) / max(1, args.jobs)
     png = RESULTS / "scalable_atari_curve.png"
     plot_curves(png, f"PPO {args.env} ({ARCH_NAME[args.arch]}): ours ({args.backend}) vs SB3",
-                {r["spec"]["lib"]: [r["curve"]] for r in results}, window=20)
-    lines = ["## Atari learning curve", "", machine_note(str(args.threads), args.device), "",
+                {Spec(**r["spec"]).label: [r["curve"]] for r in results}, window=20)
+    notes = list(dict.fromkeys(r.get("note", "") for r in results))
+    head = " ".join(notes) if all(notes) else machine_note(str(args.threads), args.device)
+    lines = ["## Atari learning curve", "", head, "",
              f"Command: `python benchmarks/bench_scalable.py atari-curve --env {args.env} --steps {args.steps} "
              f"--seed {args.seed} --backend {args.backend} --arch {args.arch} --jobs {args.jobs}` "
-             f"({elapsed / 60:.1f} min; with "
-             "`--jobs 2` the two runs share the cores, so their steps/s here are not throughput figures). Raw "
-             "game score of full games (all lives), training policy.", "",
+             f"(about {elapsed / 60:.1f} min of wall time; with "
+             "`--jobs 2` two runs share the cores, so their steps/s here are not throughput figures; each row's "
+             "own torch threads and precision are listed below). Raw game score of full games (all lives), "
+             "training policy.", "",
              "| implementation | steps | games | mean score, first 20 games | mean score, last 20 games | "
              "steps/s |", "|---|---:|---:|---:|---:|---:|"]
     for r in results:
@@ -681,6 +712,10 @@ def cmd_atari_curve(args: argparse.Namespace) -> None:
         first = statistics.fmean(rets[:20]) if rets else float("nan")
         lines.append(f"| {Spec(**r['spec']).label} | {r['steps']} | {len(rets)} | {first:.1f} | "
                      f"{last_mean(rets, 20):.1f} | {r['loop_sps']:.0f} |")
+    runs = [f"{Spec(**r['spec']).label}: {Spec(**r['spec']).precision}, torch threads "
+            f"{r.get('torch_threads', r['spec']['threads'])}, {r.get('note', '').rsplit('; ', 1)[-1].rstrip('.')}"
+            for r in results]
+    lines += ["", "Runs: " + "; ".join(runs) + "."]
     checkpoints = [args.steps * k // 4 for k in (1, 2, 3, 4)]
     lines += ["", "Mean score of the games that ended in each quarter of the budget:", "",
               "| implementation | " + " | ".join(f"<= {c}" for c in checkpoints) + " |",
@@ -738,6 +773,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--threads-mujoco", type=int, default=1, help="torch threads, both libraries")
     t.add_argument("--threads-atari", type=int, default=2, help="torch threads, both libraries")
     t.add_argument("--device", default="cpu", help="torch device of the Atari runs, both libraries (e.g. cuda)")
+    t.add_argument("--precisions", nargs="+", choices=["float32", "bfloat16"], default=["float32", "bfloat16"],
+                   help="Atari: our network's numeric formats (bfloat16 adds an ours-<backend>-bf16 row; SB3: float32)")
     r = sub.add_parser("returns", help="final returns and learning curves on MuJoCo: ours vs SB3")
     r.add_argument("--steps", type=int, default=1_000_000)
     r.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -756,6 +793,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     a.add_argument("--jobs", type=int, default=2)
     a.add_argument("--arch", choices=["nature", "text"], default="nature", help="Atari network, both sides")
     a.add_argument("--device", default="cpu", help="torch device, both libraries (e.g. cuda)")
+    a.add_argument("--precisions", nargs="+", choices=["float32", "bfloat16"], default=["float32"],
+                   help="our network's numeric formats, one run each (SB3: float32)")
+    a.add_argument("--skip-sb3", action="store_true",
+                   help="run ours only; saved runs of the same task (SB3's included) stay in the report")
     a.add_argument("--report-only", action="store_true", help="rewrite the report from the saved JSON")
     f = sub.add_parser("profile", help="cProfile our PPO training loop")
     f.add_argument("--env", default=MUJOCO_ENV)

@@ -7,6 +7,7 @@ Examples::
     python -m scalable train a2c --env ALE/Breakout-v5 --steps 10000000 --seed 1 --backend envpool
     python -m scalable train ppo --env CartPole-v1 --steps 100000 --seed 1 --set num_envs=4 num_steps=128
     python -m scalable train ppo --env ALE/Breakout-v5 --steps 10000000 --seed 1 --device cuda
+    python -m scalable train ppo --env ALE/Breakout-v5 --steps 10000000 --seed 1 --set precision=bfloat16
     python -m scalable eval runs/ppo-HalfCheetah-v5-s1 --episodes 10 [--video out.gif]
     python -m scalable plot runs/ppo-HalfCheetah-v5-s1 [--out curve.png]
     python -m scalable plot runs/ppo-Hopper-v5-s1 runs/ppo-Hopper-v5-s2 --out hopper.png   # several runs
@@ -16,9 +17,11 @@ Examples::
 normalisation); ``--preset standard`` the settings of public implementations, the ones benchmarked against
 Stable-Baselines3 (:func:`scalable.agents.ppo.mujoco_config`; Atari and CartPole presets are the same
 in both). ``--set key=value`` overrides any config field (values parsed as Python literals, e.g.
-``max_grad_norm=None`` or ``hidden=(256,256)``). A run folder holds config.json, metrics.csv,
-tensorboard/ and checkpoints/ (see :mod:`scalable.runs.logging`). Evaluation reports episode returns on the
-raw game score with the evaluation environment setting (Atari: full games, unclipped rewards).
+``max_grad_norm=None`` or ``hidden=(256,256)``); ``precision=bfloat16`` runs an Atari network's trunk in
+bfloat16 mixed precision (:mod:`scalable.nets.atari`; about 2x faster updates on a CPU with AVX512-BF16).
+A run folder holds config.json, metrics.csv, tensorboard/ and checkpoints/ (see :mod:`scalable.runs.logging`).
+Evaluation reports episode returns on the raw game score with the evaluation environment setting (Atari: full
+games, unclipped rewards).
 """
 
 from __future__ import annotations
@@ -133,7 +136,7 @@ def evaluate(path: str | Path, *, episodes: int = 10, deterministic: bool = True
                         render_mode="rgb_array" if video is not None else None)
     model = common.build_actor_critic(cfg.env_id, envs.single_observation_space, envs.single_action_space,
                                    head=cfg.head, hidden=tuple(cfg.hidden), orthogonal_init=cfg.orthogonal_init,
-                                   atari_arch=cfg.atari_arch)
+                                   atari_arch=cfg.atari_arch, precision=cfg.precision)
     model.load_state_dict(state["model"])
     obs_norm, _ = common.make_normalisers(dataclasses.replace(cfg, norm_reward=False, num_envs=n_envs), envs)
     if obs_norm is not None:
@@ -279,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as exc:
         print(str(exc), file=sys.stderr)
         return 130  # the shell's code for SIGINT
-    except (CheckpointError, common.DeviceError, FileExistsError, FileNotFoundError,
+    except (CheckpointError, common.ConfigError, FileExistsError, FileNotFoundError,
             gym.error.DependencyNotInstalled) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

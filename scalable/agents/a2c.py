@@ -32,6 +32,7 @@ from scalable.agents.common import (
     TrainResult,
     UpdateGuard,
     build_actor_critic,
+    check_precision,
     checkpoint_state,
     collect_rollout,
     make_envs,
@@ -43,6 +44,7 @@ from scalable.agents.common import (
 from scalable.core.advantages import td_k_advantages, value_targets
 from scalable.core.losses import a2c_policy_loss, entropy_loss, value_loss
 from scalable.envs import AtariOptions, Backend
+from scalable.nets.atari import Precision
 from scalable.runs.logging import ProgressBar
 
 __all__ = ["A2CConfig", "train"]
@@ -74,6 +76,7 @@ class A2CConfig:
     head: Head = "auto"  # continuous actions: tanh_gaussian (PG-50, default) or diag_gaussian
     hidden: tuple[int, ...] = (64, 64)
     atari_arch: Literal["text", "nature"] = "text"
+    precision: Precision = "float32"  # Atari trunk: "bfloat16" = mixed precision (scalable.nets.atari), opt-in
     atari: AtariOptions = field(default_factory=AtariOptions)
     max_episode_steps: int | None = None
     # run settings
@@ -108,11 +111,12 @@ def train(
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
     device = resolve_device(cfg.device)  # a bad device fails before any environment starts
+    check_precision(cfg.precision, cfg.env_id)  # so does a bad precision
     torch.manual_seed(cfg.seed)
     envs = make_envs(cfg)
     model = build_actor_critic(cfg.env_id, envs.single_observation_space, envs.single_action_space,
                                head=cfg.head, hidden=cfg.hidden, orthogonal_init=cfg.orthogonal_init,
-                               atari_arch=cfg.atari_arch)
+                               atari_arch=cfg.atari_arch, precision=cfg.precision)
     model.to(device)  # before the optimiser and the checkpoint restore
     opt: torch.optim.Optimizer
     if cfg.optimizer == "rmsprop":

@@ -35,7 +35,7 @@ from scalable.core.distributions import categorical_entropy, categorical_log_pro
 from scalable.core.normalize import ObservationNormalizer, RewardNormalizer
 from scalable.envs import AtariOptions, VecEnv, completed_episodes, make_vec_env
 from scalable.envs.atari import is_atari
-from scalable.nets.atari import AtariActorCritic, PolicyEval, PolicyStep
+from scalable.nets.atari import PRECISIONS, AtariActorCritic, PolicyEval, PolicyStep, Precision
 from scalable.nets.init import VALUE_GAIN
 from scalable.nets.mlp import MLPActorCritic, NumpyPolicy, mlp
 from scalable.runs.checkpoint import (
@@ -51,6 +51,7 @@ from scalable.runs.logging import Logger, RunDir
 __all__ = [
     "ActorCritic",
     "CategoricalMLPActorCritic",
+    "ConfigError",
     "DeviceError",
     "Head",
     "Net",
@@ -59,6 +60,7 @@ __all__ = [
     "Session",
     "TrainResult",
     "build_actor_critic",
+    "check_precision",
     "checkpoint_state",
     "collect_rollout",
     "config_from_dict",
@@ -75,7 +77,11 @@ __all__ = [
 Head = Literal["auto", "tanh_gaussian", "diag_gaussian"]
 
 
-class DeviceError(ValueError):
+class ConfigError(ValueError):
+    """A config value that cannot run: checked before any environment or run folder exists."""
+
+
+class DeviceError(ConfigError):
     """A device that is malformed, of an unsupported type, or not present on this machine."""
 
 
@@ -147,15 +153,31 @@ class CategoricalMLPActorCritic(nn.Module):
 Net = CategoricalMLPActorCritic | MLPActorCritic | AtariActorCritic
 
 
+def check_precision(precision: str, env_id: str) -> None:
+    """:class:`ConfigError` (a ValueError) unless ``precision`` is a known format and, if not float32,
+    ``env_id`` is an Atari game (the small MLPs of the other tasks run in float32: bfloat16 would save
+    nothing there and cost accuracy). The training loops call it before any environment starts."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision != "float32" and not is_atari(env_id):
+        raise ConfigError(f"precision={precision!r} applies to the Atari CNN only; {env_id!r} gets an MLP, "
+                          "which runs in float32 (set precision='float32')")
+
+
 def build_actor_critic(env_id: str, obs_space: gym.Space[Any], act_space: gym.Space[Any], *, head: Head,
                        hidden: tuple[int, ...], orthogonal_init: bool,
-                       atari_arch: Literal["text", "nature"] = "text") -> Net:
-    """The network for an environment: Atari CNN (shared trunk), categorical MLP, or Gaussian MLP."""
+                       atari_arch: Literal["text", "nature"] = "text", precision: Precision = "float32") -> Net:
+    """The network for an environment: Atari CNN (shared trunk), categorical MLP, or Gaussian MLP.
+
+    ``precision="bfloat16"`` (mixed precision of the CNN trunk) applies to Atari networks only
+    (:func:`check_precision`)."""
+    check_precision(precision, env_id)
+    atari_net = isinstance(act_space, gym.spaces.Discrete) and is_atari(env_id)
     if isinstance(act_space, gym.spaces.Discrete):
         n = int(act_space.n)
-        if is_atari(env_id):
+        if atari_net:
             return AtariActorCritic(n, arch=atari_arch, frames=int(obs_space.shape[0]),  # type: ignore[index]
-                                    orthogonal_init=orthogonal_init)
+                                    orthogonal_init=orthogonal_init, precision=precision)
         return CategoricalMLPActorCritic(int(np.prod(obs_space.shape)), n, hidden=hidden,  # type: ignore[arg-type]
                                          orthogonal_init=orthogonal_init)
     if isinstance(act_space, gym.spaces.Box):

@@ -37,6 +37,7 @@ from scalable.agents.common import (
     TrainResult,
     UpdateGuard,
     build_actor_critic,
+    check_precision,
     checkpoint_state,
     collect_rollout,
     make_envs,
@@ -47,6 +48,7 @@ from scalable.agents.common import (
 from scalable.core.advantages import gae, value_targets
 from scalable.core.losses import entropy_loss, ppo_clip_loss, value_loss
 from scalable.envs import AtariOptions, Backend
+from scalable.nets.atari import Precision
 from scalable.runs.logging import ProgressBar
 
 __all__ = ["PPOConfig", "atari_config", "mujoco_config", "ppo_update", "train"]
@@ -83,6 +85,7 @@ class PPOConfig:
     head: Head = "auto"
     hidden: tuple[int, ...] = (64, 64)
     atari_arch: Literal["text", "nature"] = "text"
+    precision: Precision = "float32"  # Atari trunk: "bfloat16" = mixed precision (scalable.nets.atari), opt-in
     atari: AtariOptions = field(default_factory=AtariOptions)
     max_episode_steps: int | None = None
     # run settings
@@ -200,11 +203,12 @@ def train(
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
     device = resolve_device(cfg.device)  # a bad device fails before any environment starts
+    check_precision(cfg.precision, cfg.env_id)  # so does a bad precision
     torch.manual_seed(cfg.seed)
     envs = make_envs(cfg)
     model = build_actor_critic(cfg.env_id, envs.single_observation_space, envs.single_action_space,
                                head=cfg.head, hidden=cfg.hidden, orthogonal_init=cfg.orthogonal_init,
-                               atari_arch=cfg.atari_arch)
+                               atari_arch=cfg.atari_arch, precision=cfg.precision)
     model.to(device)  # before the optimiser and the checkpoint restore
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
     obs_norm, reward_norm = make_normalisers(cfg, envs)

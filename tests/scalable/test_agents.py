@@ -25,6 +25,7 @@ from torch import nn
 from scalable.agents import a2c, common, ppo
 from scalable.cli import main as cli_main
 from scalable.envs.envpool_backend import envpool_has
+from scalable.nets.atari import AtariActorCritic
 from scalable.runs.checkpoint import CheckpointError
 
 CARTPOLE_PPO = ppo.PPOConfig(
@@ -117,8 +118,11 @@ PPO_ATARI_RESUME = ppo.atari_config(
     "ALE/Breakout-v5", total_steps=6 * 64, seed=5, backend="envpool" if envpool_has("Breakout-v5") else "gymnasium",
     num_envs=2, num_steps=32, update_epochs=2, minibatch_size=32, checkpoint_every=2, torch_threads=1,
 )
+# bfloat16 mixed precision of the Nature CNN (the throughput benchmark's network): deterministic and resumable
+PPO_ATARI_BF16_RESUME = dataclasses.replace(PPO_ATARI_RESUME, atari_arch="nature", precision="bfloat16", seed=6)
 RESUME_CASES: dict[str, ppo.PPOConfig | a2c.A2CConfig] = {
-    "ppo-cartpole": PPO_RESUME, "a2c-halfcheetah-gym": A2C_RESUME, "ppo-breakout": PPO_ATARI_RESUME}
+    "ppo-cartpole": PPO_RESUME, "a2c-halfcheetah-gym": A2C_RESUME, "ppo-breakout": PPO_ATARI_RESUME,
+    "ppo-breakout-bf16": PPO_ATARI_BF16_RESUME}
 
 
 def _train(cfg: ppo.PPOConfig | a2c.A2CConfig, run_dir: Path, *, resume: bool = False,
@@ -313,3 +317,30 @@ def test_cli_ctrl_c_exits_130_and_says_what_was_saved(tmp_path: Path, monkeypatc
     monkeypatch.setattr(ppo, "train", interrupted_at_once)
     assert cli_main([*args, "--run-dir", str(tmp_path / "b")]) == 130
     assert "nothing was saved" in capsys.readouterr().err
+
+
+def test_precision_is_validated_before_any_environment_starts(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """``precision``: an unknown format, or bfloat16 for a task whose network is an MLP, is a ConfigError (a
+    ValueError) naming it, raised before an environment or a run folder exists (CLI: exit code 2); bfloat16 on
+    an Atari game reaches the network of both loops, and the checkpointed config keeps it."""
+    bad_cases = (("float16", "ALE/Breakout-v5", "float16"), ("bfloat16", "CartPole-v1", "Atari CNN only"))
+    for bad, env_id, match in bad_cases:
+        with pytest.raises(common.ConfigError, match=match):
+            ppo.train(ppo.PPOConfig(env_id=env_id, total_steps=64, num_steps=32, precision=bad),  # type: ignore[arg-type]
+                      run_dir=tmp_path / "never", progress=False)
+        with pytest.raises(common.ConfigError, match=match):
+            a2c.train(a2c.A2CConfig(env_id=env_id, total_steps=64, precision=bad),  # type: ignore[arg-type]
+                      run_dir=tmp_path / "never", progress=False)
+        assert not (tmp_path / "never").exists()
+    assert cli_main(["train", "ppo", "--env", "CartPole-v1", "--steps", "64", "--set", "precision=bfloat16",
+                     "--run-dir", str(tmp_path / "cli")]) == 2
+    assert "Atari CNN only" in capsys.readouterr().err
+    assert not (tmp_path / "cli").exists()
+    cfg = a2c.A2CConfig(env_id="ALE/Breakout-v5", total_steps=64, num_envs=2, num_steps=4, seed=0,
+                        precision="bfloat16", atari=PPO_ATARI_RESUME.atari, backend=PPO_ATARI_RESUME.backend)
+    res = a2c.train(cfg, run_dir=tmp_path / "a2c", max_updates=2, progress=False)
+    assert isinstance(res.model, AtariActorCritic) and res.model.precision == "bfloat16"
+    state = common.load_run_checkpoint(tmp_path / "a2c")
+    assert state["config"]["precision"] == "bfloat16"
+    assert common.config_from_dict(a2c.A2CConfig, state["config"]).precision == "bfloat16"

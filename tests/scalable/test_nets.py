@@ -199,3 +199,79 @@ def test_channels_last_is_a_layout_only_switch(arch: Any) -> None:
             err = (net.trunk(x).double() - f64).abs()
             assert bool((err <= bound).all()), float((err / bound).max())
         assert torch.equal(nhwc.act(x, deterministic=True).action, nchw.act(x, deterministic=True).action)
+
+
+def _layers_match_their_exact_counterparts(net: Any, x: Any, out_dtype: Any) -> int:
+    """Run ``net`` on ``x``, capture every trunk layer's input and output (forward hooks), and check each layer
+    against float64 arithmetic on the same operands: the layer's input, weight and bias rounded to the
+    output's format (what autocast feeds the kernel; a no-op in float32), then the exact y = W x + b. With
+    the products accumulated in float32 (n = fan-in + 1 terms, gamma_n = n u_f / (1 - n u_f), u_f = 2^-24)
+    and the result rounded once to the output format (unit roundoff u_o), the computed y_hat obeys
+    |y_hat - y| <= u_o |y| + (1 + u_o) gamma_n (|W| |x| + |b|) + n 2^-126 (the last term covers flushed
+    subnormals). A layer checked this way cannot hide a wrong kernel, a lower-precision accumulation
+    (bfloat16 sums would miss by n u_b) or a skipped rounding, and, layer by layer, no blow-up of the scale
+    enters the bound. Returns the number of layers checked."""
+    layers = [m for m in net.trunk.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
+    seen: list[tuple[Any, Any, Any]] = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: seen.append((mod, inp[0], out))) for m in layers]
+    try:
+        with torch.no_grad():
+            net.features(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert [m for m, _, _ in seen] == layers
+    u_o = {torch.float32: 2.0**-24, torch.bfloat16: 2.0**-8}[out_dtype]
+    for mod, inp, out in seen:
+        assert out.dtype == out_dtype, (mod, out.dtype)
+        xin = inp.to(out_dtype).double()
+        w, b = mod.weight.to(out_dtype).double(), mod.bias.to(out_dtype).double()
+        if isinstance(mod, torch.nn.Conv2d):
+            exact = torch.nn.functional.conv2d(xin, w, b, stride=mod.stride)
+            scale = torch.nn.functional.conv2d(xin.abs(), w.abs(), b.abs(), stride=mod.stride)
+        else:
+            exact = torch.nn.functional.linear(xin, w, b)
+            scale = torch.nn.functional.linear(xin.abs(), w.abs(), b.abs())
+        n = mod.weight[0].numel() + 1
+        gamma = n * 2.0**-24 / (1 - n * 2.0**-24)
+        bound = u_o * exact.abs() + (1 + u_o) * gamma * scale + n * 2.0**-126
+        err = (out.double() - exact).abs()
+        assert bool((err <= bound).all()), (mod, float((err / bound).max()))
+    return len(seen)
+
+
+@pytest.mark.parametrize("arch", ["text", "nature"])
+def test_bfloat16_precision_is_float32_up_to_bfloat16_rounding(arch: Any) -> None:
+    """``precision="bfloat16"`` (mixed precision of the trunk): every trunk layer takes bfloat16 operands,
+    accumulates in float32 and rounds its output to bfloat16, checked layer by layer against float64
+    arithmetic on the same operands (:func:`_layers_match_their_exact_counterparts`, u_o = 2^-8); the float32
+    network passes the same check with u_o = 2^-24. The features handed to the heads, the logits,
+    log-probabilities, entropies and values are float32, the state_dict is the float32 one, the parameters'
+    gradients are float32 and finite."""
+    torch.manual_seed(0)
+    f32 = AtariActorCritic(6, arch=arch)
+    bf16 = AtariActorCritic(6, arch=arch, precision="bfloat16")
+    bf16.load_state_dict(f32.state_dict())
+    assert {k: v.dtype for k, v in bf16.state_dict().items()} == {k: v.dtype for k, v in f32.state_dict().items()}
+    x = _obs(9, seed=2)
+    n_layers = 3 if arch == "text" else 4
+    assert _layers_match_their_exact_counterparts(bf16, x, torch.bfloat16) == n_layers
+    assert _layers_match_their_exact_counterparts(f32, x, torch.float32) == n_layers
+    a = torch.arange(9) % 6
+    with torch.no_grad():
+        assert bf16.features(x).dtype == torch.float32
+        logits, v = bf16(x)
+        assert logits.dtype == torch.float32 and v.dtype == torch.float32
+        ev = bf16.evaluate(x, a)
+        assert ev.log_prob.dtype == torch.float32 and ev.entropy.dtype == torch.float32
+    loss = -bf16.evaluate(x, a).log_prob.mean() + bf16.value(x).pow(2).mean()
+    loss.backward()  # type: ignore[no-untyped-call]
+    for p in bf16.parameters():
+        assert p.dtype == torch.float32 and p.grad is not None and p.grad.dtype == torch.float32
+        assert bool(torch.isfinite(p.grad).all())
+
+
+def test_precision_is_validated() -> None:
+    """An unknown precision is a ValueError naming it; bfloat16 is refused for the MLPs (Atari CNN only)."""
+    with pytest.raises(ValueError, match="float16"):
+        AtariActorCritic(4, precision="float16")  # type: ignore[arg-type]
