@@ -356,12 +356,31 @@ def spawn(spec: Spec) -> dict[str, Any]:
             raise RuntimeError(f"run {spec} failed:\n{proc.stderr[-4000:]}")
         result: dict[str, Any] = json.loads(Path(f.name).read_text())
     result["spec"] = asdict(spec)
+    result["machine"] = machine_id()
     print(f"  {spec.label:16s} {spec.env_id:24s} seed {spec.seed}: {result['steps']} steps, "
           f"{result['loop_sps']:.0f} steps/s", flush=True)
     return result
 
 
 # ----------------------------------------------------------------------------- report helpers
+def machine_id() -> str:
+    """Date, CPU model, core count and widest vector extension, recorded with every run: long benchmarks
+    span sessions and machines, and a report must say which runs came from where."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, val = line.partition(":")
+            if key.strip() == "model name":
+                model = val.strip()
+            elif key.strip() == "flags":
+                flags = set(val.split())
+    except OSError:
+        pass
+    simd = "AVX-512" + (" + BF16" if "avx512_bf16" in flags else "") if "avx512f" in flags else (
+        "AVX2" if "avx2" in flags else "no AVX2")
+    return f"{time.strftime('%Y-%m-%d')}, {model}, {os.cpu_count()} cores, {simd}"
+
+
 def machine_note(threads: str, device: str = "cpu") -> str:
     import torch
 
@@ -457,6 +476,8 @@ def cmd_throughput(args: argparse.Namespace) -> None:
     if args.atari_steps > 0:
         groups += [("atari", args.atari_env, args.atari_steps, args.threads_atari, arch) for arch in args.atari_archs]
     rows: list[dict[str, Any]] = []
+    if args.report_only:
+        groups = []  # rebuild the section from the saved rows
     for kind, env_id, steps, threads, arch in groups:
         task = f"PPO {env_id}" + (f" ({ARCH_NAME[arch]})" if arch else "")
         backends = ["gymnasium"]
@@ -493,21 +514,24 @@ def cmd_throughput(args: argparse.Namespace) -> None:
              "`TrainResult.steps_per_second`, from the first rollout to the end; SB3: `model.learn`), environments "
              "and network already built; no logging, no checkpoints. Runs interleaved (ours-gymnasium, "
              "ours-envpool, ours-envpool-bf16, SB3, repeat); best and median of the repetitions; ratio = ours / SB3 "
-             "on the best run. Same hyperparameters on every row; `-bf16` rows run our CNN trunk in bfloat16 mixed "
+             "on the best runs, and on the medians (the machine is shared: single runs vary by up to a third). "
+             "Same hyperparameters on every row; `-bf16` rows run our CNN trunk in bfloat16 mixed "
              "precision (`precision=\"bfloat16\"`: bfloat16 operands, float32 accumulation, float32 parameters, "
              "gradients, optimiser and losses), a numeric format SB3 does not offer on the CPU; every other row "
              "computes in float32 on both sides."]
     for task in dict.fromkeys(r["task"] for r in rows):
         grp = [r for r in rows if r["task"] == task]
         lines += ["", f"**{task}** - {grp[0]['note']} Command: `{grp[0]['command']}`.", "",
-                  "| task | steps | implementation | best steps/s | median steps/s | runs | ratio vs SB3 (best) |",
-                  "|---|---:|---|---:|---:|---|---:|"]
-        sb3_best = max(next(r for r in grp if r["label"] == "sb3")["sps"])
+                  "| task | steps | implementation | best steps/s | median steps/s | runs | ratio vs SB3 (best) "
+                  "| ratio vs SB3 (median) |",
+                  "|---|---:|---|---:|---:|---|---:|---:|"]
+        sb3_sps = next(r for r in grp if r["label"] == "sb3")["sps"]
+        sb3_best, sb3_med = max(sb3_sps), statistics.median(sb3_sps)
         for r in grp:
             best, med = max(r["sps"]), statistics.median(r["sps"])
             runs = ", ".join(f"{x:.0f}" for x in r["sps"])
             lines.append(f"| {task} | {r['steps']} | {r['label']} | {best:.0f} | {med:.0f} | {runs} | "
-                         f"{best / sb3_best:.2f}x |")
+                         f"{best / sb3_best:.2f}x | {med / sb3_med:.2f}x |")
     write_section(args.out, "throughput", "\n".join(lines))
     print(f"wrote {args.out}")
 
@@ -563,8 +587,14 @@ def cmd_returns(args: argparse.Namespace) -> None:
     missing = len(specs) - len(results)
     elapsed = sum(r["wall_s"] for r in results) / max(1, args.jobs)
     save_json("returns", [{k: v for k, v in r.items() if k != "curve"} for r in results])
+    machines: dict[str, int] = {}
+    for r in results:
+        machines[r.get("machine", "not recorded")] = machines.get(r.get("machine", "not recorded"), 0) + 1
     lines = ["## Returns (PPO, standard MuJoCo hyperparameters)", "",
-             machine_note(str(args.threads)), "",
+             machine_note(str(args.threads)) + " Runs by machine (date, CPU, cores, vector extension): "
+             + "; ".join(f"{m}: {n} run{'s' * (n > 1)}" for m, n in machines.items()) + ". Each run is an "
+             "independent sample of its seed's random streams; its score does not depend on the machine's "
+             "speed, but a different CPU may round differently, so a rerun elsewhere is another sample.", "",
              f"Command: `python benchmarks/bench_scalable.py returns --steps {args.steps} --seeds "
              f"{' '.join(map(str, args.seeds))} --envs {' '.join(args.envs)} --backend {args.backend} --jobs "
              f"{args.jobs}` (about {elapsed / 60:.0f} min of wall time at {args.jobs} jobs; finished runs are kept "
@@ -674,10 +704,11 @@ def _same_curve_task(a: dict[str, Any], b: dict[str, Any]) -> bool:
 def cmd_atari_curve(args: argparse.Namespace) -> None:
     specs = [Spec("ours", "atari", args.env, args.steps, args.seed, args.backend, args.threads, curve=True,
                   arch=args.arch, device=args.device, precision=pr) for pr in args.precisions]
-    if not args.skip_sb3:
-        specs.append(Spec("sb3", "atari", args.env, args.steps, args.seed, threads=args.threads, curve=True,
-                          arch=args.arch, device=args.device))
-    path = RESULTS / "scalable_atari_curve.json"
+    if not args.skip_sb3:  # first: the slowest run starts at once
+        specs.insert(0, Spec("sb3", "atari", args.env, args.steps, args.seed, threads=args.threads, curve=True,
+                             arch=args.arch, device=args.device))
+    name = "atari_curve" + ("" if args.arch == "text" else f"_{args.arch}")  # one report section per network
+    path = RESULTS / f"scalable_{name}.json"
     saved: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
     if args.report_only:  # rebuild the section and the plot from the saved JSON
         results = saved
@@ -691,14 +722,14 @@ def cmd_atari_curve(args: argparse.Namespace) -> None:
         results = [r for r in saved if _same_curve_task(r["spec"], new[0]["spec"])
                    and Spec(**r["spec"]).label not in labels] + new
         results.sort(key=lambda r: (r["spec"]["lib"] == "sb3", r["spec"].get("precision", "float32")))
-        save_json("atari_curve", results)
+        save_json(name, results)
     elapsed = sum(r["wall_s"] for r in results) / max(1, args.jobs)
-    png = RESULTS / "scalable_atari_curve.png"
+    png = RESULTS / f"scalable_{name}.png"
     plot_curves(png, f"PPO {args.env} ({ARCH_NAME[args.arch]}): ours ({args.backend}) vs SB3",
                 {Spec(**r["spec"]).label: [r["curve"]] for r in results}, window=20)
     notes = list(dict.fromkeys(r.get("note", "") for r in results))
     head = " ".join(notes) if all(notes) else machine_note(str(args.threads), args.device)
-    lines = ["## Atari learning curve", "", head, "",
+    lines = [f"## Atari learning curve ({ARCH_NAME[args.arch]})", "", head, "",
              f"Command: `python benchmarks/bench_scalable.py atari-curve --env {args.env} --steps {args.steps} "
              f"--seed {args.seed} --backend {args.backend} --arch {args.arch} --jobs {args.jobs}` "
              f"(about {elapsed / 60:.1f} min of wall time; with "
@@ -729,7 +760,7 @@ def cmd_atari_curve(args: argparse.Namespace) -> None:
             lo = c
         lines.append(f"| {Spec(**r['spec']).label} | " + " | ".join(cells) + " |")
     lines += ["", f"Curve: `{png.name}` (moving average of 20 games)."]
-    write_section(args.out, "atari-curve", "\n".join(lines))
+    write_section(args.out, name.replace("_", "-"), "\n".join(lines))
     print(f"wrote {args.out}")
 
 
@@ -773,6 +804,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--threads-mujoco", type=int, default=1, help="torch threads, both libraries")
     t.add_argument("--threads-atari", type=int, default=2, help="torch threads, both libraries")
     t.add_argument("--device", default="cpu", help="torch device of the Atari runs, both libraries (e.g. cuda)")
+    t.add_argument("--report-only", action="store_true", help="rewrite the section from the saved JSON")
     t.add_argument("--precisions", nargs="+", choices=["float32", "bfloat16"], default=["float32", "bfloat16"],
                    help="Atari: our network's numeric formats (bfloat16 adds an ours-<backend>-bf16 row; SB3: float32)")
     r = sub.add_parser("returns", help="final returns and learning curves on MuJoCo: ours vs SB3")
