@@ -731,7 +731,8 @@ def cmd_atari_curve(args: argparse.Namespace) -> None:
     head = " ".join(notes) if all(notes) else machine_note(str(args.threads), args.device)
     lines = [f"## Atari learning curve ({ARCH_NAME[args.arch]})", "", head, "",
              f"Command: `python benchmarks/bench_scalable.py atari-curve --env {args.env} --steps {args.steps} "
-             f"--seed {args.seed} --backend {args.backend} --arch {args.arch} --jobs {args.jobs}` "
+             f"--seed {args.seed} --backend {args.backend} --arch {args.arch} --jobs {args.jobs}"
+             + (f" --precisions {' '.join(args.precisions)}" if args.precisions != ["float32"] else "") + "` "
              f"(about {elapsed / 60:.1f} min of wall time; with "
              "`--jobs 2` two runs share the cores, so their steps/s here are not throughput figures; each row's "
              "own torch threads and precision are listed below). Raw game score of full games (all lives), "
