@@ -62,6 +62,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -587,9 +588,7 @@ def cmd_returns(args: argparse.Namespace) -> None:
     missing = len(specs) - len(results)
     elapsed = sum(r["wall_s"] for r in results) / max(1, args.jobs)
     save_json("returns", [{k: v for k, v in r.items() if k != "curve"} for r in results])
-    machines: dict[str, int] = {}
-    for r in results:
-        machines[r.get("machine", "not recorded")] = machines.get(r.get("machine", "not recorded"), 0) + 1
+    machines = Counter(r.get("machine", "not recorded") for r in results)
     lines = ["## Returns (PPO, standard MuJoCo hyperparameters)", "",
              machine_note(str(args.threads)) + " Runs by machine (date, CPU, cores, vector extension): "
              + "; ".join(f"{m}: {n} run{'s' * (n > 1)}" for m, n in machines.items()) + ". Each run is an "

@@ -32,13 +32,12 @@ from scalable.agents.common import (
     TrainResult,
     UpdateGuard,
     build_actor_critic,
-    check_precision,
+    check_run_config,
     checkpoint_state,
     collect_rollout,
     make_envs,
     make_normalisers,
     module_device,
-    resolve_device,
     start_run,
 )
 from scalable.core.advantages import td_k_advantages, value_targets
@@ -110,8 +109,7 @@ def train(
     """
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
-    device = resolve_device(cfg.device)  # a bad device fails before any environment starts
-    check_precision(cfg.precision, cfg.env_id)  # so does a bad precision
+    device = check_run_config(cfg)  # a bad device or precision fails before any environment starts
     torch.manual_seed(cfg.seed)
     envs = make_envs(cfg)
     model = build_actor_critic(cfg.env_id, envs.single_observation_space, envs.single_action_space,

@@ -61,6 +61,7 @@ __all__ = [
     "TrainResult",
     "build_actor_critic",
     "check_precision",
+    "check_run_config",
     "checkpoint_state",
     "collect_rollout",
     "config_from_dict",
@@ -162,6 +163,15 @@ def check_precision(precision: str, env_id: str) -> None:
     if precision != "float32" and not is_atari(env_id):
         raise ConfigError(f"precision={precision!r} applies to the Atari CNN only; {env_id!r} gets an MLP, "
                           "which runs in float32 (set precision='float32')")
+
+
+def check_run_config(cfg: Any) -> torch.device:
+    """Validate what a config asks of this machine before any environment or run folder exists, and return
+    the torch device to train on: :func:`resolve_device` of ``cfg.device`` and :func:`check_precision` of
+    ``cfg.precision`` for ``cfg.env_id``. Raises :class:`ConfigError` (a ValueError) naming the bad value."""
+    device = resolve_device(cfg.device)
+    check_precision(cfg.precision, cfg.env_id)
+    return device
 
 
 def build_actor_critic(env_id: str, obs_space: gym.Space[Any], act_space: gym.Space[Any], *, head: Head,

@@ -269,6 +269,14 @@ def test_inexact_then_exact_resume_replays_from_the_new_seed(tmp_path: Path) -> 
     _assert_bit_identical(_params(b.model), _params(c.model))
 
 
+def _assert_cli_train_refused(args: list[str], run_dir: Path, capsys: pytest.CaptureFixture[str], says: str) -> None:
+    """``scalable train <args>`` on CartPole exits with code 2, says ``says`` on stderr, and makes no run folder."""
+    assert cli_main(["train", args[0], "--env", "CartPole-v1", "--steps", "64", *args[1:],
+                     "--run-dir", str(run_dir)]) == 2
+    assert says in capsys.readouterr().err
+    assert not run_dir.exists()
+
+
 def test_device_is_validated_before_any_environment_starts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``device``: "cpu" trains as before; a malformed device, another device type, or a CUDA device this
     machine does not have is a ValueError naming it, raised before an environment or a run folder exists
@@ -284,13 +292,8 @@ def test_device_is_validated_before_any_environment_starts(tmp_path: Path, capsy
             ppo.train(ppo.PPOConfig(env_id="CartPole-v1", total_steps=64, num_steps=32, device="cuda:0"),
                       run_dir=tmp_path / "never", progress=False)
         assert not (tmp_path / "never").exists()
-    assert cli_main(["train", "a2c", "--env", "CartPole-v1", "--steps", "64", "--device", "banana",
-                     "--run-dir", str(tmp_path / "cli")]) == 2
-    assert "banana" in capsys.readouterr().err
-    assert not (tmp_path / "cli").exists()
-    assert cli_main(["train", "a2c", "--env", "CartPole-v1", "--steps", "64", "--set", "device='banana'",
-                     "--run-dir", str(tmp_path / "cli2")]) == 2
-    assert "banana" in capsys.readouterr().err
+    _assert_cli_train_refused(["a2c", "--device", "banana"], tmp_path / "cli", capsys, "banana")
+    _assert_cli_train_refused(["a2c", "--set", "device='banana'"], tmp_path / "cli2", capsys, "banana")
 
 
 def test_cli_ctrl_c_exits_130_and_says_what_was_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -333,10 +336,7 @@ def test_precision_is_validated_before_any_environment_starts(tmp_path: Path,
             a2c.train(a2c.A2CConfig(env_id=env_id, total_steps=64, precision=bad),  # type: ignore[arg-type]
                       run_dir=tmp_path / "never", progress=False)
         assert not (tmp_path / "never").exists()
-    assert cli_main(["train", "ppo", "--env", "CartPole-v1", "--steps", "64", "--set", "precision=bfloat16",
-                     "--run-dir", str(tmp_path / "cli")]) == 2
-    assert "Atari CNN only" in capsys.readouterr().err
-    assert not (tmp_path / "cli").exists()
+    _assert_cli_train_refused(["ppo", "--set", "precision=bfloat16"], tmp_path / "cli", capsys, "Atari CNN only")
     cfg = a2c.A2CConfig(env_id="ALE/Breakout-v5", total_steps=64, num_envs=2, num_steps=4, seed=0,
                         precision="bfloat16", atari=PPO_ATARI_RESUME.atari, backend=PPO_ATARI_RESUME.backend)
     res = a2c.train(cfg, run_dir=tmp_path / "a2c", max_updates=2, progress=False)

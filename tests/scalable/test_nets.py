@@ -272,6 +272,7 @@ def test_bfloat16_precision_is_float32_up_to_bfloat16_rounding(arch: Any) -> Non
 
 
 def test_precision_is_validated() -> None:
-    """An unknown precision is a ValueError naming it; bfloat16 is refused for the MLPs (Atari CNN only)."""
+    """An unknown precision is a ValueError naming it (bfloat16 for an MLP task is refused by the agents'
+    config check, tests/scalable/test_agents.py)."""
     with pytest.raises(ValueError, match="float16"):
         AtariActorCritic(4, precision="float16")  # type: ignore[arg-type]
