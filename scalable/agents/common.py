@@ -66,6 +66,7 @@ __all__ = [
     "collect_rollout",
     "config_from_dict",
     "env_action",
+    "gather_rows",
     "load_run_checkpoint",
     "make_envs",
     "make_normalisers",
@@ -114,6 +115,17 @@ def module_device(policy: object) -> torch.device:
         for p in policy.parameters():
             return p.device
     return torch.device("cpu")
+
+
+def gather_rows(x: Tensor, index: Tensor) -> Tensor:
+    """``x[index]`` along dim 0 (bitwise the same values), by ``torch.index_select``, which copies whole rows.
+
+    A 4-D ``torch.channels_last`` tensor (NHWC frames) stays channels_last: it is gathered as the contiguous
+    [N, H, W, C] tensor it is in memory. ``x`` [N, *shape], ``index`` int64 [M] -> [M, *shape].
+    """
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.index_select(x.permute(0, 2, 3, 1), 0, index).permute(0, 3, 1, 2)
+    return torch.index_select(x, 0, index)
 
 
 class ActorCritic(Protocol):
@@ -328,17 +340,15 @@ def collect_rollout(
             return _collect_numpy(envs, snap, obs, num_steps, generator, obs_norm, reward_norm)
     T, B = num_steps, envs.num_envs
     episodes: list[tuple[float, int]] = []
-    bufs: dict[str, Tensor] = {}
     env_acts: list[NDArray[np.generic]] = []
-
-    def buf(name: str, t: int, value: Tensor) -> None:  # preallocated [T, *value.shape] on first use
-        b = bufs.get(name)
-        if b is None:
-            b = bufs[name] = torch.empty((T, *value.shape), dtype=value.dtype)
-        b[t] = value
-
     dev = module_device(policy)
     on_cpu = dev.type == "cpu"
+    # buffers [T, B, ...], preallocated at the first step (their dtypes are those of the first step's values)
+    obs_buf = fo_buf = raw_buf = logp_buf = v_buf = torch.empty(0)
+    vf_buf = torch.zeros((T, B))
+    r_buf = torch.empty((T, B))
+    te_buf = torch.empty((T, B), dtype=torch.bool)
+    tr_buf = torch.empty((T, B), dtype=torch.bool)
     for t in range(T):
         x = _prep(obs, obs_norm, update=True)
         step = policy.act(x if on_cpu else x.to(dev), generator=generator)
@@ -347,27 +357,34 @@ def collect_rollout(
                               step.value.cpu())
         a_env = env_action(act_space, step.action)
         obs, reward, terminated, truncated, final_obs, info = envs.step(a_env)
-        buf("obs", t, x)
-        buf("raw", t, step.raw_action)
-        buf("logp", t, step.log_prob)
-        buf("v", t, step.value)
-        buf("fo", t, _prep(final_obs, obs_norm, update=False))
-        buf("vf", t, policy.value(bufs["fo"][t].to(dev)).cpu() if np.any(truncated & ~terminated) else torch.zeros(B))
-        r = torch.as_tensor(reward)
+        fo = _prep(final_obs, obs_norm, update=False)
+        if t == 0:
+            obs_buf = torch.empty((T, *x.shape), dtype=x.dtype)
+            fo_buf = torch.empty((T, *fo.shape), dtype=fo.dtype)
+            raw_buf = torch.empty((T, *step.raw_action.shape), dtype=step.raw_action.dtype)
+            logp_buf = torch.empty((T, B), dtype=step.log_prob.dtype)
+            v_buf = torch.empty((T, B), dtype=step.value.dtype)
+        obs_buf[t] = x
+        raw_buf[t] = step.raw_action
+        logp_buf[t] = step.log_prob
+        v_buf[t] = step.value
+        fo_buf[t] = fo
+        if np.any(truncated & ~terminated):
+            vf_buf[t] = policy.value(fo.to(dev)).cpu()
+        r = torch.from_numpy(np.asarray(reward))
         if reward_norm is not None:
-            r = reward_norm(r, torch.as_tensor(terminated | truncated))
-        buf("r", t, r.float())
-        buf("te", t, torch.as_tensor(terminated))
-        buf("tr", t, torch.as_tensor(truncated))
+            r = reward_norm(r, torch.from_numpy(np.asarray(terminated | truncated)))
+        r_buf[t] = r
+        te_buf[t] = torch.from_numpy(np.asarray(terminated))
+        tr_buf[t] = torch.from_numpy(np.asarray(truncated))
         env_acts.append(a_env)
         if info.done_mask.any():
             episodes += completed_episodes(info)
     last_value = policy.value(_prep(obs, obs_norm, update=False).to(dev)).cpu()
-    values, term, trunc, v_final = bufs["v"], bufs["te"], bufs["tr"], bufs["vf"]
     rollout = Rollout(
-        obs=bufs["obs"], raw_actions=bufs["raw"], env_actions=np.stack(env_acts), log_probs=bufs["logp"],
-        values=values, rewards=bufs["r"], terminated=term, truncated=trunc, final_obs=bufs["fo"], v_final=v_final,
-        last_value=last_value, next_values=next_values_from_rollout(values, last_value, term, trunc, v_final),
+        obs=obs_buf, raw_actions=raw_buf, env_actions=np.stack(env_acts), log_probs=logp_buf,
+        values=v_buf, rewards=r_buf, terminated=te_buf, truncated=tr_buf, final_obs=fo_buf, v_final=vf_buf,
+        last_value=last_value, next_values=next_values_from_rollout(v_buf, last_value, te_buf, tr_buf, vf_buf),
         episodes=episodes,
     )
     return rollout, obs

@@ -40,6 +40,7 @@ from scalable.agents.common import (
     check_run_config,
     checkpoint_state,
     collect_rollout,
+    gather_rows,
     make_envs,
     make_normalisers,
     start_run,
@@ -140,6 +141,9 @@ def ppo_update(model: Net, opt: torch.optim.Optimizer, cfg: PPOConfig, generator
     dev = params[0].device  # the batch moves to the network's device once per update (no-op on the CPU)
     b_obs, b_act, b_logp, b_adv, b_ret, b_val = (x.to(dev) for x in (obs, raw_actions, log_probs, advantages,
                                                                      targets, values))
+    if b_obs.dim() == 4 and getattr(model, "channels_last", False):
+        # frames reordered to the network's NHWC layout once per update, not once per minibatch
+        b_obs = b_obs.contiguous(memory_format=torch.channels_last)
     approx_kl = torch.zeros(())
     stats: dict[str, float] = {}
     mbs = cfg.minibatch_size
@@ -149,8 +153,8 @@ def ppo_update(model: Net, opt: torch.optim.Optimizer, cfg: PPOConfig, generator
     for _epoch in range(cfg.update_epochs):
         perm = torch.randperm(batch, generator=generator).to(dev)
         # gather once per epoch; minibatches are then contiguous slices (same samples, same order)
-        e_obs, e_act, e_logp, e_adv = b_obs[perm], b_act[perm], b_logp[perm], b_adv[perm]
-        e_ret, e_val = b_ret[perm], b_val[perm]
+        e_obs, e_act, e_logp, e_adv = (gather_rows(x, perm) for x in (b_obs, b_act, b_logp, b_adv))
+        e_ret, e_val = gather_rows(b_ret, perm), gather_rows(b_val, perm)
         if adv_rows:  # per-minibatch advantage normalisation, all minibatches of the epoch at once
             a2 = e_adv.view(-1, mbs)
             e_adv = ((a2 - a2.mean(dim=1, keepdim=True))

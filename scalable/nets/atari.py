@@ -172,6 +172,11 @@ class AtariActorCritic(nn.Module):
         self.value_head = layer_init(nn.Linear(n, 1), gain=VALUE_GAIN, orthogonal=orthogonal_init)
         self.n_actions = n_actions
 
+    @property
+    def channels_last(self) -> bool:
+        """True if the trunk computes in NHWC (``torch.channels_last``): feed it frames in that layout."""
+        return self.trunk.channels_last
+
     def features(self, obs: Tensor) -> Tensor:
         """The trunk's features [B, hidden], float32 whatever ``precision`` (bfloat16 compute is cast back)."""
         if self.precision == "float32":

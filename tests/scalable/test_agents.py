@@ -344,3 +344,22 @@ def test_precision_is_validated_before_any_environment_starts(tmp_path: Path,
     state = common.load_run_checkpoint(tmp_path / "a2c")
     assert state["config"]["precision"] == "bfloat16"
     assert common.config_from_dict(a2c.A2CConfig, state["config"]).precision == "bfloat16"
+
+
+@pytest.mark.parametrize("shape", [(7,), (7, 3), (7, 4, 5, 6), (1, 4, 84, 84)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_gather_rows_is_indexing(shape: tuple[int, ...], channels_last: bool) -> None:
+    """``gather_rows(x, i)`` (PPO's per-epoch minibatch gather) is ``x[i]`` bit for bit, repeats and all,
+    and a channels_last batch of frames stays channels_last (the network's layout, reordered once per update)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, shape, generator=g, dtype=torch.uint8)
+    if channels_last and len(shape) == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    for idx in (torch.randperm(shape[0], generator=g), torch.randint(0, shape[0], (2 * shape[0],), generator=g)):
+        got = common.gather_rows(x, idx)
+        assert torch.equal(got, x[idx])
+        assert got.stride() == x[idx].stride()
+        if channels_last and len(shape) == 4:
+            assert got.is_contiguous(memory_format=torch.channels_last)
+    with pytest.raises(IndexError):
+        common.gather_rows(x, torch.tensor([shape[0]]))
