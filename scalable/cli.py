@@ -233,7 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--env", required=True)
     t.add_argument("--steps", type=int, default=1_000_000)
     t.add_argument("--seed", type=int, default=1)
-    t.add_argument("--backend", choices=["auto", "gymnasium", "envpool"], default="auto")
+    t.add_argument("--backend", choices=["auto", "gymnasium", "envpool"], default="auto",
+                   help="auto: envpool for Atari, and for other envs from 8 envs up; gymnasium otherwise "
+                        "(the run's config records the choice)")
     t.add_argument("--run-dir", type=Path, default=None, help="default runs/<algo>-<env>-s<seed>")
     t.add_argument("--preset", choices=["text", "standard"], default="text",
                    help="text: the text's choices; standard: public implementations' MuJoCo settings (benchmarked)")

@@ -39,6 +39,7 @@ from scalable.agents.common import (
     make_normalisers,
     module_device,
     start_run,
+    with_resolved_backend,
 )
 from scalable.core.advantages import td_k_advantages, value_targets
 from scalable.core.losses import a2c_policy_loss, entropy_loss, value_loss
@@ -110,6 +111,7 @@ def train(
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
     device = check_run_config(cfg)  # a bad device or precision fails before any environment starts
+    cfg = with_resolved_backend(cfg, run_dir, resume=resume)  # the run's saved config names the simulator
     torch.manual_seed(cfg.seed)
     envs = make_envs(cfg)
     model = build_actor_critic(cfg.env_id, envs.single_observation_space, envs.single_action_space,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
+import json
 import math
 import time
 from collections import deque
@@ -33,7 +34,15 @@ from torch import Tensor, nn
 from scalable.core.advantages import next_values_from_rollout
 from scalable.core.distributions import categorical_entropy, categorical_log_prob, categorical_sample
 from scalable.core.normalize import ObservationNormalizer, RewardNormalizer
-from scalable.envs import AtariOptions, VecEnv, completed_episodes, make_vec_env
+from scalable.envs import (
+    AtariOptions,
+    Backend,
+    VecEnv,
+    completed_episodes,
+    envpool_has_env,
+    make_vec_env,
+    resolve_backend,
+)
 from scalable.envs.atari import is_atari
 from scalable.nets.atari import PRECISIONS, AtariActorCritic, PolicyEval, PolicyStep, Precision
 from scalable.nets.init import VALUE_GAIN
@@ -74,6 +83,7 @@ __all__ = [
     "resolve_device",
     "restore",
     "start_run",
+    "with_resolved_backend",
 ]
 
 Head = Literal["auto", "tanh_gaussian", "diag_gaussian"]
@@ -650,6 +660,26 @@ def start_run(cfg: Any, session: Session, st: RunState, model: nn.Module, opt: t
         session.close()
         envs.close()
         raise
+
+
+def with_resolved_backend(cfg: Any, run_dir: str | Path | None = None, *, resume: bool = False) -> Any:
+    """``cfg`` with ``backend="auto"`` replaced by a concrete backend, so that the run folder's config names
+    the simulator its action log must be replayed through on resume.
+
+    A new run: :func:`resolve_backend` (envpool for Atari, and for other envs from ``ENVPOOL_MIN_ENVS``
+    envs). A resume (``resume=True``) with ``"auto"``: the backend in ``run_dir``'s config.json; if that says
+    ``"auto"`` too (a run saved before 2026-12-05), auto's meaning of then: envpool wherever envpool has the
+    environment, so that the replay stays exact. An explicit backend is kept as given.
+    """
+    if cfg.backend != "auto":
+        return cfg
+    if resume and run_dir is not None and (Path(run_dir) / "config.json").is_file():
+        saved = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8")).get("backend", "auto")
+        if saved in ("gymnasium", "envpool"):
+            return dataclasses.replace(cfg, backend=saved)
+        legacy: Backend = "envpool" if envpool_has_env(cfg.env_id) else "gymnasium"
+        return dataclasses.replace(cfg, backend=legacy)
+    return dataclasses.replace(cfg, backend=resolve_backend(cfg.env_id, "auto", cfg.num_envs))
 
 
 def make_envs(cfg: Any) -> VecEnv:

@@ -363,3 +363,28 @@ def test_gather_rows_is_indexing(shape: tuple[int, ...], channels_last: bool) ->
             assert got.is_contiguous(memory_format=torch.channels_last)
     with pytest.raises(IndexError):
         common.gather_rows(x, torch.tensor([shape[0]]))
+
+
+def test_run_config_records_the_resolved_backend(tmp_path: Path) -> None:
+    """A run's saved config names the simulator ``backend="auto"`` resolved to, and a resume with ``"auto"``
+    takes it from there (its action log is replayed through it); a run folder saved with ``"auto"`` by an
+    older version resumes with the old meaning of auto (envpool wherever envpool has the environment)."""
+    import json
+
+    cfg = ppo.PPOConfig(env_id="CartPole-v1", total_steps=128, seed=0, num_envs=2, num_steps=64, torch_threads=1)
+    assert cfg.backend == "auto"
+    ppo.train(cfg, run_dir=tmp_path / "run", progress=False)
+    config_json = tmp_path / "run" / "config.json"
+    saved = json.loads(config_json.read_text(encoding="utf-8"))
+    assert saved["backend"] == "gymnasium"  # CartPole, 2 envs
+    assert common.load_run_checkpoint(tmp_path / "run")["config"]["backend"] == "gymnasium"
+    assert common.with_resolved_backend(cfg).backend == "gymnasium"
+    assert common.with_resolved_backend(cfg, tmp_path / "run", resume=True).backend == "gymnasium"
+    explicit = dataclasses.replace(cfg, backend="envpool")
+    assert common.with_resolved_backend(explicit, tmp_path / "run", resume=True) is explicit
+    many = dataclasses.replace(cfg, num_envs=64)
+    want = "envpool" if envpool_has("CartPole-v1") else "gymnasium"
+    assert common.with_resolved_backend(many).backend == want
+    saved["backend"] = "auto"  # a run folder of an older version
+    config_json.write_text(json.dumps(saved), encoding="utf-8")
+    assert common.with_resolved_backend(cfg, tmp_path / "run", resume=True).backend == want

@@ -261,8 +261,21 @@ def test_backend_auto_and_errors() -> None:
     assert resolve_backend("ScalableTestConstant-v0") == "gymnasium"
     with pytest.raises(ValueError, match="envpool"):
         resolve_backend("ScalableTestConstant-v0", "envpool")
+    # auto: envpool for Atari at any count, for MuJoCo only from ENVPOOL_MIN_ENVS envs (its per-call
+    # overhead makes one cheap simulator slower than gymnasium in-process; numbers in make.py)
+    from scalable.envs import ENVPOOL_MIN_ENVS
+
     if envpool_has("HalfCheetah-v5"):
-        assert resolve_backend("HalfCheetah-v5") == "envpool"
+        assert resolve_backend("HalfCheetah-v5") == "gymnasium"
+        assert resolve_backend("HalfCheetah-v5", "auto", ENVPOOL_MIN_ENVS - 1) == "gymnasium"
+        assert resolve_backend("HalfCheetah-v5", "auto", ENVPOOL_MIN_ENVS) == "envpool"
+        assert resolve_backend("HalfCheetah-v5", "envpool", 1) == "envpool"
+    if envpool_has("Breakout-v5"):
+        assert resolve_backend("ALE/Breakout-v5") == "envpool"
+        assert resolve_backend("ALE/Breakout-v5", "auto", 1) == "envpool"
+    assert resolve_backend("ALE/Breakout-v5", "gymnasium", 16) == "gymnasium"
+    with pytest.raises(ValueError, match="backend must be"):
+        resolve_backend("CartPole-v1", "pool")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("backend", ["gymnasium", "envpool"])
