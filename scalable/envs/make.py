@@ -1,4 +1,4 @@
-"""``make_vec_env``: one entry point over both backends (envpool is the fast default where it has the env).
+"""``make_vec_env``: one entry point over both backends (``"auto"``: envpool where it is the faster one).
 
 Spec: PG-38 (B environments stepped in lockstep). Environment families:
 
