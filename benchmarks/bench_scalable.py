@@ -54,6 +54,7 @@ import argparse
 import cProfile
 import io
 import json
+import math
 import os
 import platform
 import pstats
@@ -639,12 +640,18 @@ def cmd_returns(args: argparse.Namespace) -> None:
         means = {lib: [m for m, _ in xs] for lib, xs in cells.items()}
         per2 = {lib: ", ".join(f"{m:.0f} ({k})" for m, k in xs) for lib, xs in cells.items()}
         lines.append(f"| {env_id} | {fmt(means['ours'])} | {fmt(means['sb3'])} | {per2['ours']} | {per2['sb3']} |")
+    n_seeds = min((sum(1 for r in results if r["spec"]["env_id"] == e and r["spec"]["lib"] == lib)
+                   for e in args.envs for lib in ("ours", "sb3")), default=0)
+    k_envs = len(args.envs)
+    p_min = 1.0 / math.comb(2 * n_seeds, n_seeds) if n_seeds else float("nan")
     lines += ["", "Is ours worse than SB3? Exact one-sided permutation test of the difference of the mean scores "
               "(SB3 minus ours) over every split of the pooled seeds: p = the share of splits with a difference at "
-              "least the observed one. With 3 seeds a side the smallest possible p is 1/20 = 0.05. With three "
-              "environments tested, p = 0.05 on one of them is weak evidence: if the two implementations were "
-              "equal, at least one such result among three would turn up with probability 1 - 0.95^3 = 0.14. "
-              "It is no evidence of equality either; settling it takes more seeds.", "",
+              f"least the observed one. With {n_seeds} seeds a side the smallest possible p is 1/"
+              f"{math.comb(2 * n_seeds, n_seeds) if n_seeds else 0} = {p_min:.3g}. With {k_envs} environments "
+              f"tested, judge the smallest p against 0.05 / {k_envs} (Bonferroni): if the two implementations were "
+              f"equal, p <= 0.05 on at least one of them would turn up with probability up to "
+              f"1 - 0.95^{k_envs} = {1 - 0.95 ** k_envs:.2f}. A large p is no evidence of equality either: it says "
+              "the seeds run cannot tell the two apart.", "",
               "| env | score | seeds (ours / SB3) | SB3 - ours | p (SB3 > ours) |", "|---|---|---:|---:|---:|"]
     def score(r: dict[str, Any], name: str) -> float:
         if name == "last 10":
