@@ -203,7 +203,9 @@ def make_gym_atari(env_id: str, opts: AtariOptions, *, render_mode: str | None =
     EpisodicLife pass through RecordEpisodeStatistics, so reported episode lengths include about three
     wrapper steps per life (returns are unaffected: those steps are part of the game); and in the rare
     case that the frame limit expires on one of those hidden steps, that episode's statistics are
-    dropped by the nested reset (the episode is not reported).
+    dropped by the nested reset (the episode is not reported). After a lost life this stack continues
+    with one no-op agent step and the fire reset; envpool with 1..``noop_max`` single no-op frames and
+    FIRE, so the two backends draw each life's start state differently.
     """
     import ale_py
 

@@ -5,7 +5,10 @@ that environment ignores its action, resets it and returns reward 0. We make tha
 same-step semantics: after every ``step``, the environments that just ended are stepped once more *on
 their own* (``step(actions, env_id)``, a reset step), so ``obs`` is the first observation of the next
 episode and ``final_obs`` keeps the true last one. A subset ``reset`` would not do: with
-``episodic_life`` it restarts the whole game instead of continuing after a lost life.
+``episodic_life`` it restarts the whole game instead of continuing after a lost life. After a lost
+life envpool's own reset continues the game with 1..``noop_max`` single no-op frames and then FIRE;
+the gymnasium backend (:class:`~scalable.envs.atari.EpisodicLife`, as SB3) takes one no-op agent step
+instead: the two backends draw each life's start state differently (documented in docs/scalable.md).
 
 Raw episode statistics are accumulated here: the raw reward is ``info["reward"]`` for Atari (the
 reward before clipping) and the reward itself otherwise; a real episode ends at a game over
