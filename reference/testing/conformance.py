@@ -1,0 +1,778 @@
+"""Conformance kit: check your own GAE, PPO clipped loss, policy evaluation or optimal-value solver.
+
+Spec: TR-29, TR-31, TR-32, TR-34 (GAE; open choice 13, E-62), TR-13, TR-14 (PPO clip), BEL-05/BEL-08
+(V^pi), BEL-10/BEL-12 (V*). Each ``check_*`` function runs your implementation on hand-built pitfall
+cases (batch of size 1, T = 1, every row ending, termination and truncation on the same row, lam = 0 and
+1, ratio exactly on a clip boundary, ...) and then on ``examples`` random cases drawn by Hypothesis,
+compares with :mod:`reference` within a derived tolerance, and returns a :class:`ConformanceReport`.
+A failure is shrunk by Hypothesis to a small counterexample and, where it matches a known mistake
+(truncation treated as termination, the recursion crossing an episode boundary, max instead of min,
+...), the report names it. Deterministic: the same call gives the same report.
+
+Use it from pytest::
+
+    from reference.testing.conformance import check_gae
+
+    def test_my_gae_conforms():
+        check_gae(my_gae, convention="sb3", precision="float32").raise_if_failed()
+
+or from the shell (``module:function`` must be importable)::
+
+    python -m reference.testing.conformance gae mypkg.rl:compute_gae --convention sb3 --precision float32
+
+Conventions (how your function is called; every array is a float64 / bool NumPy array, convert inside
+your function if it works on tensors, and return something ``np.asarray`` accepts):
+
+* GAE, ``convention="reference"``: ``fn(rewards, values, next_values, terminated, truncated, *, gamma,
+  lam) -> advantages``, all ``[T, B]`` time-major, as :func:`reference.advantages.gae`.
+  ``next_values[t]`` is V of the *true* next state (the final observation where truncated; 0 is not
+  pre-applied at termination: your function must ignore it there).
+* GAE, ``convention="sb3"`` (Stable-Baselines3's ``RolloutBuffer.compute_returns_and_advantage`` and the
+  rollout loop around it): ``fn(rewards, values, episode_starts, last_value, last_done, *, gamma, lam)``
+  with ``episode_starts[t]`` = "s_t is the first state of an episode" ([T, B]; row 0 is random: a
+  conforming function never reads it), ``last_value`` [B] = V of the state after the rollout,
+  ``last_done`` [B] = the done flags of the last row. A truncation bootstrap is folded into the reward
+  the way SB3's rollout loop does it: ``rewards[t] = r_t + gamma V(final_t)`` on truncated rows.
+* GAE, ``convention="cleanrl"``: the same signature as "sb3" with ``dones`` for ``episode_starts``
+  (CleanRL's ``dones[t]`` is the done flag returned with observation t), ``next_value``, ``next_done``.
+  CleanRL's PPO treats a time-limit truncation as a termination, which no correct GAE can reproduce;
+  this convention is therefore checked on batches without truncation, and the report says so.
+* PPO: ``fn(log_prob, old_log_prob, advantages, *, eps) -> loss`` (a scalar), the negative mean of
+  C_eps(ell, A) = min(ell A, clip(ell, 1 - eps, 1 + eps) A) with ell = exp(log_prob - old_log_prob);
+  ``sign="objective"`` for a function returning +mean, ``reduction="sum"`` for a sum;
+  ``normalize_advantages=True`` (or ``"unbiased"``) if your loss normalises A per minibatch as SB3 and
+  CleanRL do, (A - mean) / (std + 1e-8) with the unbiased std, ``"biased"`` for the std with ddof 0
+  (neither is the text's PPO; N = 1 is then skipped: the unbiased std of one sample is undefined).
+  ``grad=g`` additionally checks ``g(log_prob, old_log_prob, advantages, *, eps) -> d loss / d log_prob``
+  [N] (at ell exactly on 1 +- eps either one-sided derivative passes).
+* Policy evaluation: ``fn(P, R, pi, gamma) -> V`` with ``P[s, a, s']`` [S, A, S], ``R[s, a]`` the
+  expected reward [S, A], ``pi[s, a]`` [S, A] (``layout="ASS"`` passes ``P[a, s, s']`` as pymdptoolbox
+  does). The last state is the absorbing terminal state (zero reward, P[term, a, term] = 1): an ordinary
+  state for a standard solver. ``gamma`` < 1.
+* Optimal value: ``fn(P, R, gamma) -> V`` or ``(V, policy)`` with ``policy`` int [S]; V must equal V*,
+  and a returned policy must be optimal (its own V^pi equals V*; ties between actions make the argmax
+  non-unique, so the policy is never compared entry by entry).
+
+Tolerances (module :mod:`reference.tolerance`; Higham's forward-error model): GAE
+``SAFETY * (T + 2) * u * T * scale`` with ``scale`` = max |r| + 2 max |V| (one residual), the sum of at
+most T residuals; PPO ``SAFETY * 4 * u * mean |A| * max(1, max ell)`` per loss (u = the unit roundoff of
+``precision``: 2^-53 for float64, 2^-24 for float32, input rounding included); values
+:func:`reference.testing.oracles.value_tolerance` scaled to the precision. An iterative solver that stops
+at a tolerance of its own (value iteration with a stopping rule) passes ``atol``: the kit then checks
+||V - V_ref||_inf <= atol and reports which bound it used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from reference.advantages import gae
+from reference.dp import v_star
+from reference.exact import v_pi
+from reference.mdp import FiniteMDP, FloatArray, deterministic_policy
+from reference.surrogates import ppo_clip_gradient_is_zero, ppo_clip_objective
+from reference.testing.oracles import value_tolerance
+from reference.testing.strategies import finite_mdps, policies
+from reference.testing.strategies_rollouts import PPOBatch, RolloutBatch, ppo_batches, rollout_batches
+from reference.tolerance import EPS, SAFETY
+
+__all__ = [
+    "ConformanceError",
+    "ConformanceReport",
+    "GaeConvention",
+    "Mismatch",
+    "Precision",
+    "check_gae",
+    "check_optimal_value",
+    "check_policy_evaluation",
+    "check_ppo_clip_loss",
+    "main",
+]
+
+GaeConvention = Literal["reference", "sb3", "cleanrl"]
+Precision = Literal["float64", "float32"]
+_UNIT_ROUNDOFF: dict[str, float] = {"float64": EPS, "float32": float(np.finfo(np.float32).eps)}
+
+
+class ConformanceError(AssertionError):
+    """Raised by :meth:`ConformanceReport.raise_if_failed`; an AssertionError, so pytest shows the report."""
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """The (shrunk) case on which the implementation under test disagreed with the reference."""
+
+    case: str
+    inputs: dict[str, Any]
+    expected: Any
+    got: Any
+    max_abs_error: float
+    where: tuple[int, ...] | None
+    tolerance: float
+    problem: str
+    diagnosis: str | None = None
+
+    def __str__(self) -> str:
+        with np.printoptions(precision=6, suppress=False, linewidth=110, threshold=200):
+            lines = [f"case: {self.case}", f"problem: {self.problem}"]
+            if self.diagnosis:
+                lines.append(f"diagnosis: {self.diagnosis}")
+            if self.where is not None:
+                lines.append(f"worst entry {self.where}: |error| = {self.max_abs_error:.3e} > tolerance "
+                             f"{self.tolerance:.3e}")
+            lines.append("inputs:")
+            lines += [f"  {k} = {np.asarray(v)!r}" if isinstance(v, np.ndarray) else f"  {k} = {v!r}"
+                      for k, v in self.inputs.items()]
+            lines.append(f"expected = {np.asarray(self.expected)!r}")
+            lines.append(f"got      = {self.got!r}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ConformanceReport:
+    """What a ``check_*`` call found. ``passed`` is True iff every case ran agreed within tolerance."""
+
+    check: str
+    spec: str
+    passed: bool
+    pitfall_cases: tuple[str, ...]
+    random_examples: int
+    failure: Mismatch | None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __str__(self) -> str:
+        head = "PASSED" if self.passed else "FAILED"
+        lines = [f"{head}: {self.check} (Spec: {self.spec})",
+                 f"pitfall cases: {len(self.pitfall_cases)} ({', '.join(self.pitfall_cases)}); "
+                 f"random examples: {self.random_examples}"]
+        lines += [f"note: {n}" for n in self.notes]
+        if self.failure is not None:
+            lines.append(str(self.failure))
+        return "\n".join(lines)
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`ConformanceError` with the report as its message if the check failed."""
+        if not self.passed:
+            raise ConformanceError(str(self))
+
+
+class _Failed(Exception):  # carries a Mismatch out of a Hypothesis property
+    def __init__(self, mismatch: Mismatch) -> None:
+        super().__init__(mismatch.problem)
+        self.mismatch = mismatch
+
+
+# ------------------------------------------------------------------------------------------ engine
+def _compare(got: Any, want: FloatArray, tol: float) -> tuple[str | None, float, tuple[int, ...] | None]:
+    """None if ``got`` equals ``want`` within ``tol`` entrywise, else (problem, max error, worst index)."""
+    try:
+        g = np.asarray(got, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        return f"the result is not an array of numbers ({exc})", float("inf"), None
+    if g.shape != want.shape:
+        squeezable = g.size == want.size and g.squeeze().shape == want.squeeze().shape
+        hint = " (same entries, extra axes: squeeze the result)" if squeezable else ""
+        return f"result shape {list(g.shape)}, expected {list(want.shape)}{hint}", float("inf"), None
+    if not np.all(np.isfinite(g)):
+        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(g))[0]) if g.ndim else ()
+        return f"non-finite result at {idx} (a NaN is what reading v_final outside truncated rows gives)", \
+            float("inf"), idx
+    err = np.abs(g - want)
+    worst = float(np.max(err)) if err.size else 0.0
+    if worst <= tol:
+        return None, worst, None
+    idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), err.shape)) if err.ndim else ()
+    return f"differs from the reference by {worst:.3e} (tolerance {tol:.3e})", worst, idx
+
+
+def _matches(got: Any, want: FloatArray, tol: float) -> bool:
+    return _compare(got, want, tol)[0] is None
+
+
+def _run(
+    name: str,
+    spec: str,
+    pitfalls: Iterable[tuple[str, Any]],
+    strategy: st.SearchStrategy[Any],
+    check_one: Callable[[str, Any], Mismatch | None],
+    *,
+    examples: int,
+    notes: tuple[str, ...] = (),
+) -> ConformanceReport:
+    ran: list[str] = []
+    for case_name, case in pitfalls:
+        ran.append(case_name)
+        m = check_one(case_name, case)
+        if m is not None:
+            return ConformanceReport(name, spec, False, tuple(ran), 0, m, notes)
+    if examples <= 0:
+        return ConformanceReport(name, spec, True, tuple(ran), 0, None, notes)
+    count = [0]
+
+    @settings(max_examples=examples, database=None, deadline=None, derandomize=True, report_multiple_bugs=False,
+              suppress_health_check=list(HealthCheck), phases=(Phase.explicit, Phase.generate, Phase.shrink),
+              print_blob=False)
+    @given(strategy)
+    def prop(case: Any) -> None:
+        count[0] += 1
+        m = check_one("random example (shrunk by Hypothesis)", case)
+        if m is not None:
+            raise _Failed(m)
+
+    try:
+        prop()
+    except _Failed as exc:
+        return ConformanceReport(name, spec, False, tuple(ran), count[0], exc.mismatch, notes)
+    except Exception as exc:  # e.g. Hypothesis' Flaky: a failure that did not reproduce
+        m = Mismatch("random example", {}, None, None, float("inf"), None, float("nan"),
+                     f"the search stopped with {type(exc).__name__}: {exc} (a failure that does not reproduce on "
+                     f"the same input means the implementation is not deterministic)")
+        return ConformanceReport(name, spec, False, tuple(ran), count[0], m, notes)
+    return ConformanceReport(name, spec, True, tuple(ran), count[0], None, notes)
+
+
+def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, str | None]:
+    try:
+        return fn(*args, **kwargs), None
+    except Exception as exc:  # the implementation under test may raise anything
+        return None, f"raised {type(exc).__name__}: {exc}"
+
+
+# ---------------------------------------------------------------------------------------------- GAE
+def _gae_tolerance(bt: RolloutBatch, precision: Precision) -> float:
+    t = bt.shape[0]
+    return SAFETY * (t + 2) * _UNIT_ROUNDOFF[precision] * t * max(bt.scale, 1e-300)
+
+
+def _gae_ref(bt: RolloutBatch, *, terminated: Any = None, truncated: Any = None, next_values: Any = None,
+             gamma: float | None = None, lam: float | None = None) -> FloatArray:
+    term = bt.terminated if terminated is None else terminated
+    trunc = bt.truncated if truncated is None else truncated
+    nv = bt.next_values if next_values is None else next_values
+    return gae(bt.rewards, bt.values, nv, term, trunc, gamma=bt.gamma if gamma is None else gamma,
+               lam=bt.lam if lam is None else lam)
+
+
+def _gae_no_reset(bt: RolloutBatch) -> FloatArray:
+    """The recursion A_t = delta_t + gamma lam A_{t+1} without the reset at episode ends."""
+    nv = np.where(bt.terminated, 0.0, bt.next_values)
+    delta = bt.rewards + bt.gamma * nv - bt.values
+    out = np.zeros_like(delta)
+    acc = np.zeros(bt.shape[1])
+    for t in range(bt.shape[0] - 1, -1, -1):
+        acc = delta[t] + bt.gamma * bt.lam * acc
+        out[t] = acc
+    return out
+
+
+def _passed_next_values(bt: RolloutBatch) -> FloatArray:
+    """next_values as handed to a "reference"-convention function: a finite non-zero value on terminated rows
+    (V(term) = 0 is the function's job, MDP-11), V(final obs) on truncated ones."""
+    fill = np.where(np.isfinite(bt.v_final), bt.v_final, bt.values + 1.0)
+    return np.asarray(np.where(bt.terminated, fill, bt.next_values), dtype=np.float64)
+
+
+def _gae_diagnoses(bt: RolloutBatch, convention: GaeConvention) -> list[tuple[str, Callable[[], FloatArray]]]:
+    """Known mistakes, each as the advantages it would produce on ``bt`` (first match is reported)."""
+    reset_next = np.concatenate([bt.values[1:], bt.last_value[None, :]], axis=0)
+    out: list[tuple[str, Callable[[], FloatArray]]] = [
+        ("returned value targets A + V (the lambda-returns), not advantages",
+         lambda: _gae_ref(bt) + bt.values),
+        ("truncation treated as termination: no bootstrap from the final observation at a time limit "
+         "(open choice 13)", lambda: _gae_ref(bt, terminated=bt.done)),
+        ("truncation bootstrapped from V of the next row (the reset state of the next episode) instead of "
+         "V of the final observation", lambda: _gae_ref(bt, next_values=np.where(bt.terminated, 0.0, reset_next))),
+        ("the recursion is not reset at episode ends: advantages leak across episode boundaries",
+         lambda: _gae_no_reset(bt)),
+        ("no bootstrap at the end of the rollout (V after the last row taken as 0)",
+         lambda: _gae_ref(bt, next_values=np.where(
+             np.arange(bt.shape[0])[:, None] == bt.shape[0] - 1,
+             np.where(bt.bootstrap_truncated, bt.next_values, 0.0), bt.next_values))),
+        ("gamma missing from the recursion (A_t = delta_t + lam A_{t+1})",
+         lambda: _gae_ref(bt, lam=bt.lam / bt.gamma) if bt.lam / bt.gamma <= 1.0 else np.full(bt.shape, np.nan)),
+        ("the done flags are off by one row (the flag of row t+1 used for row t: episode_starts and dones "
+         "mixed up)", lambda: _gae_ref(bt, terminated=np.concatenate([bt.terminated[1:], bt.terminated[:1] & False]),
+                                       truncated=np.concatenate([bt.truncated[1:], bt.truncated[:1] & False]))),
+    ]
+    if convention == "reference":
+        out.append(("next_values used where the row terminated (V(term) = 0 not applied, MDP-11)",
+                    lambda: _gae_ref(bt, terminated=np.zeros_like(bt.terminated), truncated=bt.done,
+                                     next_values=_passed_next_values(bt))))
+    return out
+
+
+def _gae_args(bt: RolloutBatch, convention: GaeConvention) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    kw: dict[str, Any] = {"gamma": bt.gamma, "lam": bt.lam}
+    if convention == "reference":
+        return (bt.rewards.copy(), bt.values.copy(), _passed_next_values(bt), bt.terminated.copy(),
+                bt.truncated.copy()), kw
+    done = bt.done
+    # row 0 of episode_starts is never read by a conforming function: random, seeded by the batch itself
+    rng = np.random.default_rng(int.from_bytes(hashlib.blake2b(bt.rewards.tobytes(), digest_size=4).digest(), "little"))
+    starts = np.concatenate([rng.random((1, bt.shape[1])) < 0.5, done[:-1]], axis=0)
+    rewards = bt.rewards.copy()
+    if convention == "sb3":
+        rewards = np.where(bt.bootstrap_truncated, rewards + bt.gamma * np.nan_to_num(bt.v_final), rewards)
+    return (rewards, bt.values.copy(), starts, bt.last_value.copy(), done[-1].copy()), kw
+
+
+def check_gae(
+    fn: Callable[..., Any],
+    *,
+    convention: GaeConvention = "reference",
+    precision: Precision = "float64",
+    examples: int = 200,
+) -> ConformanceReport:
+    """Check a GAE implementation against :func:`reference.advantages.gae` (TR-31, TR-32, TR-34).
+
+    ``fn`` is called as the ``convention`` says (module docstring); ``precision`` is the floating-point
+    format it computes in (the tolerance scales with its unit roundoff). ``examples`` random batches
+    after the pitfall cases. Returns a :class:`ConformanceReport`; call ``raise_if_failed()`` in a test.
+    """
+    if convention not in ("reference", "sb3", "cleanrl"):
+        raise ValueError(f"convention must be 'reference', 'sb3' or 'cleanrl', got {convention!r}")
+    if precision not in _UNIT_ROUNDOFF:
+        raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
+    truncation = convention != "cleanrl"
+
+    def check_one(case_name: str, bt: RolloutBatch) -> Mismatch | None:
+        want = _gae_ref(bt)
+        tol = _gae_tolerance(bt, precision)
+        args, kw = _gae_args(bt, convention)
+        got, err = _call(fn, *args, **kw)
+        problem = err if err is not None else _compare(got, want, tol)[0]
+        if problem is None:
+            return None
+        _, worst, where = _compare(got, want, tol) if err is None else (None, float("inf"), None)
+        diagnosis = None
+        if err is None:
+            for text, variant in _gae_diagnoses(bt, convention):
+                v = variant()
+                if not np.allclose(v, want, rtol=0, atol=tol) and _matches(got, v, tol):
+                    diagnosis = f"matches the reference with this mistake: {text}"
+                    break
+        names = ("rewards", "values", "next_values", "terminated", "truncated") if convention == "reference" \
+            else ("rewards", "values", "episode_starts" if convention == "sb3" else "dones",
+                  "last_value" if convention == "sb3" else "next_value",
+                  "last_done" if convention == "sb3" else "next_done")
+        inputs: dict[str, Any] = dict(zip(names, args, strict=True))
+        inputs.update(kw)
+        if convention == "sb3" and bool(np.any(bt.bootstrap_truncated)):
+            inputs["(truncated rows, folded into rewards)"] = bt.bootstrap_truncated
+        return Mismatch(case_name, inputs, want, got, worst, where, tol, problem, diagnosis)
+
+    pitfalls = list(_gae_pitfalls(truncation))
+    notes: tuple[str, ...] = ()
+    if not truncation:
+        notes = ("cleanrl convention: checked on batches without time-limit truncation; CleanRL's PPO treats "
+                 "a truncation as a termination (no bootstrap from the final observation), which differs "
+                 "from the reference (open choice 13) whenever an episode hits a time limit",)
+    return _run(f"GAE (convention {convention!r}, {precision})", "TR-29, TR-31, TR-32, TR-34", pitfalls,
+                rollout_batches(truncation=truncation), check_one, examples=examples, notes=notes)
+
+
+def _batch(rewards: Any, values: Any, last: Any, term: Any, trunc: Any, v_final: Any, gamma: float,
+           lam: float) -> RolloutBatch:
+    tr = np.asarray(trunc, dtype=bool)
+    te = np.asarray(term, dtype=bool)
+    vf = np.where(tr & ~te, np.asarray(v_final, dtype=np.float64), np.nan)
+    return RolloutBatch(np.asarray(rewards, dtype=np.float64), np.asarray(values, dtype=np.float64),
+                        np.asarray(last, dtype=np.float64), vf, te, tr, gamma, lam)
+
+
+def _gae_pitfalls(truncation: bool) -> Iterable[tuple[str, RolloutBatch]]:
+    f, t = False, True
+    yield "T = 1, B = 1, no episode end (bootstrap from last_value)", \
+        _batch([[1.0]], [[0.5]], [2.0], [[f]], [[f]], [[0.0]], 0.9, 0.95)
+    yield "termination on the last row (no bootstrap)", \
+        _batch([[1.0], [1.0]], [[0.5], [0.25]], [7.0], [[f], [t]], [[f], [f]], [[0.0], [0.0]], 0.9, 0.95)
+    yield "termination mid-rollout (the recursion restarts)", \
+        _batch([[1.0], [2.0], [3.0]], [[1.0], [2.0], [3.0]], [4.0], [[t], [f], [f]], [[f], [f], [f]],
+               [[0.0], [0.0], [0.0]], 0.99, 0.9)
+    yield "lam = 0 (one-step TD residuals)", \
+        _batch([[1.0, -1.0], [0.5, 0.5]], [[0.0, 1.0], [2.0, -2.0]], [1.0, 3.0], [[f, t], [f, f]],
+               [[f, f], [f, f]], [[0.0, 0.0], [0.0, 0.0]], 0.9, 0.0)
+    yield "lam = 1, gamma = 1 (Monte Carlo return minus V, E-62)", \
+        _batch([[1.0], [1.0], [1.0]], [[0.0], [0.0], [0.0]], [10.0], [[f], [f], [f]], [[f], [f], [f]],
+               [[0.0], [0.0], [0.0]], 1.0, 1.0)
+    if truncation:
+        yield "truncation mid-rollout (bootstrap from V(final obs), not from the next episode's first state)", \
+            _batch([[1.0], [1.0], [1.0]], [[0.0], [100.0], [0.0]], [0.0], [[f], [f], [f]], [[t], [f], [f]],
+                   [[5.0], [0.0], [0.0]], 0.9, 0.95)
+        yield "truncation on the last row (v_final, not last_value)", \
+            _batch([[1.0], [1.0]], [[0.0], [0.0]], [100.0], [[f], [f]], [[f], [t]], [[0.0], [3.0]], 0.9, 0.95)
+        yield "termination and truncation on the same row (termination wins: no bootstrap)", \
+            _batch([[1.0], [1.0]], [[0.0], [0.0]], [100.0], [[t], [f]], [[t], [f]], [[0.0], [0.0]], 0.9, 0.95)
+
+
+# ---------------------------------------------------------------------------------------------- PPO
+Sign = Literal["loss", "objective"]
+Reduction = Literal["mean", "sum"]
+
+
+AdvNorm = Literal["unbiased", "biased"]
+
+
+def _normalized(adv: FloatArray, kind: AdvNorm = "unbiased") -> FloatArray:
+    """(A - mean) / (std + 1e-8) over the minibatch; std with ddof 1 ("unbiased", SB3 and CleanRL) or 0."""
+    return np.asarray((adv - adv.mean()) / (adv.std(ddof=1 if kind == "unbiased" else 0) + 1e-8), dtype=np.float64)
+
+
+def _ppo_expected(b: PPOBatch, adv: FloatArray, sign: Sign, reduction: Reduction,
+                  objective: Callable[[FloatArray, FloatArray], FloatArray] | None = None) -> float:
+    c = ppo_clip_objective(b.ratio, adv, eps=b.eps) if objective is None else objective(b.ratio, adv)
+    total = float(c.sum() if reduction == "sum" else c.mean())
+    return -total if sign == "loss" else total
+
+
+def check_ppo_clip_loss(
+    fn: Callable[..., Any],
+    *,
+    sign: Sign = "loss",
+    reduction: Reduction = "mean",
+    normalize_advantages: bool | AdvNorm = False,
+    grad: Callable[..., Any] | None = None,
+    precision: Precision = "float64",
+    examples: int = 200,
+) -> ConformanceReport:
+    """Check a PPO clipped-surrogate loss against :func:`reference.surrogates.ppo_clip_objective` (TR-13, TR-14).
+
+    ``fn(log_prob, old_log_prob, advantages, *, eps)`` returns the scalar loss (module docstring for
+    ``sign``, ``reduction``, ``normalize_advantages``); ``grad``, if given, its derivative with respect to
+    ``log_prob`` [N], compared with the reference's dC/d ell * ell (TR-13's gradient, chain rule).
+    """
+    if sign not in ("loss", "objective") or reduction not in ("mean", "sum"):
+        raise ValueError(f"sign must be 'loss' or 'objective' and reduction 'mean' or 'sum', got {sign!r}, "
+                         f"{reduction!r}")
+    if precision not in _UNIT_ROUNDOFF:
+        raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
+    u = _UNIT_ROUNDOFF[precision]
+    norm: AdvNorm | None = None
+    if normalize_advantages is True or normalize_advantages == "unbiased":
+        norm = "unbiased"
+    elif normalize_advantages == "biased":
+        norm = "biased"
+    elif normalize_advantages is not False:
+        raise ValueError(f"normalize_advantages must be False, True, 'unbiased' or 'biased', got "
+                         f"{normalize_advantages!r}")
+
+    def adv_of(b: PPOBatch) -> FloatArray:
+        return _normalized(b.advantages, norm) if norm is not None else b.advantages
+
+    def check_one(case_name: str, b: PPOBatch) -> Mismatch | None:
+        n = b.advantages.size
+        if norm is not None and n < 2:
+            return None
+        adv = adv_of(b)
+        ratio = b.ratio
+        # Forward error (Higham 3.5): ell = exp(lp - old) carries a relative error u (1 + |lp| + |old|); one
+        # product and one min per term; a mean of n terms adds n u; normalising A adds about 2 n u more.
+        terms = n + 4 + float(np.max(np.abs(b.log_prob)) + np.max(np.abs(b.old_log_prob)))
+        if norm is not None:
+            terms += 2 * n + 4
+        per_term = float(np.mean(np.abs(adv)) * max(1.0, float(np.max(ratio))))
+        tol = SAFETY * terms * u * max(per_term, 1e-300) * (n if reduction == "sum" else 1)
+        want = np.asarray(_ppo_expected(b, adv, sign, reduction))
+        inputs: dict[str, Any] = {"log_prob": b.log_prob.copy(), "old_log_prob": b.old_log_prob.copy(),
+                                  "advantages": b.advantages.copy(), "eps": b.eps, "(ratio)": ratio}
+        got, err = _call(fn, b.log_prob.copy(), b.old_log_prob.copy(), b.advantages.copy(), eps=b.eps)
+        if err is not None:
+            return Mismatch(case_name, inputs, want, None, float("inf"), None, tol, err)
+        got_cmp = np.asarray(got, dtype=np.float64).reshape(()) if _is_scalar(got) else got
+        problem, worst, where = _compare(got_cmp, want, tol)
+        if problem is not None:
+            return Mismatch(case_name, inputs, want, got, worst, where, tol, problem,
+                            _ppo_diagnosis(got, b, adv, norm, sign, reduction, tol))
+        if grad is None:
+            return None
+        g_got, err = _call(grad, b.log_prob.copy(), b.old_log_prob.copy(), b.advantages.copy(), eps=b.eps)
+        # d/d lp_i of sign * reduce_i C(ell_i, A_i) = sign * dC/d ell (ell_i, A_i) * ell_i (/ n for the mean);
+        # dC/d ell is A on the unclipped side and 0 on the clipped one (TR-13)
+        factor = (-1.0 if sign == "loss" else 1.0) / (1.0 if reduction == "sum" else n)
+        unclipped = factor * adv * ratio
+        want_g = np.where(ppo_clip_gradient_is_zero(ratio, adv, eps=b.eps), 0.0, unclipped)
+        gtol = SAFETY * terms * u * max(float(np.max(np.abs(unclipped))), 1e-300)
+        if err is not None:
+            return Mismatch(case_name + " (gradient)", inputs, want_g, None, float("inf"), None, gtol, err)
+        if not _is_number_array(g_got) or np.asarray(g_got).shape != want_g.shape:
+            problem, worst, where = _compare(g_got, want_g, gtol)
+            return Mismatch(case_name + " (gradient d loss / d log_prob)", inputs, want_g, g_got, worst, where,
+                            gtol, problem or "malformed gradient")
+        g = np.asarray(g_got, dtype=np.float64)
+        # exactly on a kink ell = 1 +- eps (up to the rounding of exp) either one-sided derivative is right
+        kink = (np.abs(ratio - (1.0 + b.eps)) <= 4 * terms * u) | (np.abs(ratio - (1.0 - b.eps)) <= 4 * terms * u)
+        other = np.where(want_g == 0.0, unclipped, 0.0)
+        g_cmp = np.where(kink & (np.abs(g - other) <= gtol), want_g, g)
+        problem, worst, where = _compare(g_cmp, want_g, gtol)
+        if problem is None:
+            return None
+        diag = None
+        if _matches(g, np.asarray(unclipped), gtol) and not _matches(want_g, unclipped, gtol):
+            diag = "the gradient ignores the clip: on the clipped side it must be 0 (TR-13)"
+        elif _matches(g, -want_g, gtol):
+            diag = "the gradient has the wrong sign"
+        return Mismatch(case_name + " (gradient d loss / d log_prob)", inputs, want_g, g_got, worst, where, gtol,
+                        problem, diag)
+
+    notes: tuple[str, ...] = ()
+    if norm is not None:
+        notes = (f"advantages normalised per minibatch, (A - mean) / (std + 1e-8) with the {norm} std: the "
+                 "public implementations' choice (SB3 and CleanRL: unbiased), not the text's PPO; minibatches "
+                 "of size 1 are skipped",)
+    return _run(f"PPO clipped loss (sign {sign!r}, reduction {reduction!r}, "
+                f"normalize_advantages={norm or False}, {precision})", "TR-13, TR-14",
+                _ppo_pitfalls(), ppo_batches(), check_one, examples=examples, notes=notes)
+
+
+def _is_scalar(x: Any) -> bool:
+    return _is_number_array(x) and np.asarray(x).size == 1
+
+
+def _is_number_array(x: Any) -> bool:
+    try:
+        np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _ppo_diagnosis(got: Any, b: PPOBatch, adv: FloatArray, norm: AdvNorm | None, sign: Sign, reduction: Reduction,
+                   tol: float) -> str | None:
+    if not _is_scalar(got):
+        return None
+    e = b.eps
+    flip: Sign = "objective" if sign == "loss" else "loss"
+    other: Reduction = "sum" if reduction == "mean" else "mean"
+    inv = np.exp(b.old_log_prob - b.log_prob)
+    variants: list[tuple[str, float]] = [
+        ("the sign is flipped (objective returned as a loss or vice versa)", _ppo_expected(b, adv, flip, reduction)),
+        (f"{other} instead of {reduction} over the minibatch", _ppo_expected(b, adv, sign, other)),
+        ("max instead of min: the optimistic bound, not PPO's pessimistic one",
+         _ppo_expected(b, adv, sign, reduction, lambda r, a: np.maximum(r * a, np.clip(r, 1 - e, 1 + e) * a))),
+        ("no clipping (the plain importance-sampling surrogate ell A)",
+         _ppo_expected(b, adv, sign, reduction, lambda r, a: r * a)),
+        ("the clipped term alone (clip(ell) A without the min)",
+         _ppo_expected(b, adv, sign, reduction, lambda r, a: np.clip(r, 1 - e, 1 + e) * a)),
+        ("the ratio inverted: exp(old_log_prob - log_prob)",
+         _ppo_expected(b, adv, sign, reduction, lambda r, a: ppo_clip_objective(inv, a, eps=e))),
+    ]
+    if b.advantages.size >= 2:
+        kinds: list[tuple[AdvNorm | None, str]] = [
+            (None, "advantages not normalised"), ("unbiased", "advantages normalised with the unbiased std"),
+            ("biased", "advantages normalised with the biased std (ddof 0)")]
+        for kind, text in kinds:
+            if kind != norm:
+                alt = b.advantages if kind is None else _normalized(b.advantages, kind)
+                variants.append((f"{text} (set normalize_advantages={kind or False} if intended)",
+                                 _ppo_expected(b, alt, sign, reduction)))
+    want = _ppo_expected(b, adv, sign, reduction)
+    g = float(np.asarray(got, dtype=np.float64).reshape(()))
+    for text, v in variants:
+        if abs(v - want) > 4 * tol and abs(g - v) <= 4 * tol:
+            return f"matches the reference with this mistake: {text}"
+    return None
+
+
+def _ppo_pitfalls() -> Iterable[tuple[str, PPOBatch]]:
+    lp = np.log(np.array([0.5, 0.25, 0.125, 0.5]))
+    a = np.array([1.0, -1.0, 2.0, -0.5])
+    yield "first epoch: ratio exactly 1", PPOBatch(lp, lp.copy(), a, 0.2)
+    yield "minibatch of size 1", PPOBatch(np.log(np.array([0.6])), np.log(np.array([0.3])), np.array([1.5]), 0.2)
+    yield "A > 0 above 1 + eps (clipped, flat) and A < 0 below 1 - eps (clipped, flat)", \
+        PPOBatch(np.log(np.array([0.9, 0.1])), np.log(np.array([0.5, 0.5])), np.array([2.0, -3.0]), 0.2)
+    yield "A > 0 below 1 - eps and A < 0 above 1 + eps (unclipped side: the min keeps ell A)", \
+        PPOBatch(np.log(np.array([0.1, 0.9])), np.log(np.array([0.5, 0.5])), np.array([2.0, -3.0]), 0.2)
+    yield "ratio on the clip boundary 1 + eps (0.6 / 0.5)", \
+        PPOBatch(np.log(np.array([0.6, 0.4])), np.log(np.array([0.5, 0.5])), np.array([1.0, -1.0]), 0.2)
+    yield "zero advantages", PPOBatch(np.log(np.array([0.9, 0.1])), np.log(np.array([0.5, 0.5])), np.zeros(2), 0.2)
+
+
+# ------------------------------------------------------------------------------- Bellman solvers
+Layout = Literal["SAS", "ASS"]
+
+
+def _standard_arrays(mdp: FiniteMDP, layout: Layout) -> tuple[FloatArray, FloatArray]:
+    p = np.array(mdp.P, dtype=np.float64)
+    r = np.array(mdp.r, dtype=np.float64)
+    return (p if layout == "SAS" else np.ascontiguousarray(p.transpose(1, 0, 2))), r
+
+
+def _value_check(case_name: str, got: Any, want: FloatArray, mdp: FiniteMDP, tol: float,
+                 inputs: dict[str, Any]) -> Mismatch | None:
+    problem, worst, where = _compare(got, want, tol)
+    if problem is None:
+        return None
+    return Mismatch(case_name, inputs, want, got, worst, where, tol, problem)
+
+
+def _solver_mdps() -> st.SearchStrategy[FiniteMDP]:
+    return finite_mdps(max_states=6, max_actions=3, max_gamma=0.95)
+
+
+def _value_tol(mdp: FiniteMDP, precision: Precision, atol: float | None) -> float:
+    if atol is not None:
+        return float(atol)
+    return value_tolerance(mdp) * (_UNIT_ROUNDOFF[precision] / EPS)
+
+
+def check_policy_evaluation(
+    fn: Callable[..., Any],
+    *,
+    layout: Layout = "SAS",
+    precision: Precision = "float64",
+    atol: float | None = None,
+    examples: int = 100,
+) -> ConformanceReport:
+    """Check a policy-evaluation solver V^pi = (I - gamma P_pi)^{-1} r_pi against :func:`reference.exact.v_pi`.
+
+    Spec: BEL-05, BEL-08. ``fn(P, R, pi, gamma) -> V`` [S] (module docstring; ``layout`` "ASS" for P[a, s, s']).
+    ``atol`` replaces the derived float tolerance for solvers that stop early (iterative evaluation).
+    """
+    if layout not in ("SAS", "ASS"):
+        raise ValueError(f"layout must be 'SAS' or 'ASS', got {layout!r}")
+
+    @st.composite
+    def cases(draw: st.DrawFn) -> tuple[FiniteMDP, FloatArray]:
+        mdp = draw(_solver_mdps())
+        return mdp, draw(policies(mdp))
+
+    def check_one(case_name: str, case: tuple[FiniteMDP, FloatArray]) -> Mismatch | None:
+        mdp, pi = case
+        p, r = _standard_arrays(mdp, layout)
+        inputs: dict[str, Any] = {"P": p, "R": r, "pi": pi, "gamma": mdp.gamma}
+        got, err = _call(fn, p.copy(), r.copy(), pi.copy(), mdp.gamma)
+        want = v_pi(mdp, pi)
+        tol = _value_tol(mdp, precision, atol)
+        if err is not None:
+            return Mismatch(case_name, inputs, want, None, float("inf"), None, tol, err)
+        return _value_check(case_name, got, want, mdp, tol, inputs)
+
+    return _run(f"policy evaluation (layout {layout!r}, {precision}"
+                f"{'' if atol is None else f', atol={atol:g}'})", "BEL-05, BEL-08",
+                list(_solver_pitfalls(with_policy=True)), cases(), check_one, examples=examples,
+                notes=(("tolerance: the given atol",) if atol is not None else ()))
+
+
+def check_optimal_value(
+    fn: Callable[..., Any],
+    *,
+    layout: Layout = "SAS",
+    precision: Precision = "float64",
+    atol: float | None = None,
+    examples: int = 100,
+) -> ConformanceReport:
+    """Check an optimal-value solver (VI, PI, LP, ...) against :func:`reference.dp.v_star`.
+
+    Spec: BEL-10, BEL-12, BEL-25. ``fn(P, R, gamma)`` returns V* [S] or (V*, policy int [S]); a returned
+    policy must be optimal: V^policy = V* within the tolerance (for value iteration stopped at eps,
+    pass ``atol``: the greedy policy of an eps-accurate V is only 2 gamma eps / (1 - gamma)-optimal, BEL-25,
+    and the policy check then uses that bound).
+    """
+    if layout not in ("SAS", "ASS"):
+        raise ValueError(f"layout must be 'SAS' or 'ASS', got {layout!r}")
+
+    def check_one(case_name: str, case: tuple[FiniteMDP, FloatArray] | FiniteMDP) -> Mismatch | None:
+        mdp = case[0] if isinstance(case, tuple) else case
+        p, r = _standard_arrays(mdp, layout)
+        inputs: dict[str, Any] = {"P": p, "R": r, "gamma": mdp.gamma}
+        want = v_star(mdp)
+        tol = _value_tol(mdp, precision, atol)
+        got, err = _call(fn, p.copy(), r.copy(), mdp.gamma)
+        if err is not None:
+            return Mismatch(case_name, inputs, want, None, float("inf"), None, tol, err)
+        v, pol = (got[0], got[1]) if isinstance(got, tuple) and len(got) == 2 else (got, None)
+        m = _value_check(case_name, v, want, mdp, tol, inputs)
+        if m is not None or pol is None:
+            return m
+        try:
+            a = np.asarray(pol).astype(np.int64).reshape(-1)
+            if a.shape != (mdp.n_states_plus,) or np.any(a < 0) or np.any(a >= mdp.n_actions):
+                raise ValueError(f"policy must be int actions of shape [{mdp.n_states_plus}] in "
+                                 f"[0, {mdp.n_actions}), got {np.asarray(pol)!r}")
+            v_pol = v_pi(mdp, deterministic_policy(a, mdp.n_actions))
+        except Exception as exc:  # a malformed policy: reported, not raised
+            return Mismatch(case_name + " (policy)", inputs, want, pol, float("inf"), None, tol,
+                            f"the returned policy is not usable: {exc}")
+        ptol = tol if atol is None else 2.0 * mdp.gamma * atol / (1.0 - mdp.gamma) + value_tolerance(mdp)
+        problem, worst, where = _compare(v_pol, want, ptol)
+        if problem is None:
+            return None
+        return Mismatch(case_name + " (policy)", inputs, want, v_pol, worst, where, ptol,
+                        "the returned policy is not optimal: its value V^policy (shown as 'got') falls short of V*")
+
+    return _run(f"optimal value (layout {layout!r}, {precision}"
+                f"{'' if atol is None else f', atol={atol:g}'})", "BEL-10, BEL-12, BEL-25",
+                [(n, c[0]) for n, c in _solver_pitfalls(with_policy=False)], _solver_mdps(), check_one,
+                examples=examples, notes=(("tolerance: the given atol",) if atol is not None else ()))
+
+
+def _solver_pitfalls(*, with_policy: bool) -> Iterable[tuple[str, tuple[FiniteMDP, FloatArray]]]:
+    from reference.mdp import from_arrays
+
+    # one state, one action, self-loop with probability 0.5, else term: V = 1 / (1 - 0.9 * 0.5)
+    m1 = from_arrays(np.array([[[0.5, 0.5]]]), np.array([[1.0]]), gamma=0.9)
+    yield "one state + term, one action", (m1, np.ones((2, 1)))
+    # a state that reaches term surely: V(term) = 0 must not be confused with a reward-free state
+    m2 = from_arrays(np.array([[[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], [[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]]),
+                     np.array([[0.0, 2.0], [5.0, -1.0]]), gamma=0.95)
+    yield "two states + term, exact ties absent, a sure termination", (m2, np.full((3, 2), 0.5))
+    # all actions equal: every policy is optimal (a tie everywhere)
+    m3 = from_arrays(np.array([[[0.3, 0.7], [0.3, 0.7]]]), np.array([[1.0, 1.0]]), gamma=0.5)
+    yield "a tie between actions everywhere", (m3, np.array([[1.0, 0.0], [0.5, 0.5]]))
+
+
+# -------------------------------------------------------------------------------------------- CLI
+def _load(target: str) -> Callable[..., Any]:
+    mod, sep, attr = target.partition(":")
+    if not sep or not mod or not attr:
+        raise SystemExit(f"expected module:function, got {target!r}")
+    obj: Any = importlib.import_module(mod)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise SystemExit(f"{target} is not callable")
+    return obj  # type: ignore[no-any-return]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m reference.testing.conformance CHECK module:function [options]``; exit 0 iff it passes."""
+    ap = argparse.ArgumentParser(prog="python -m reference.testing.conformance", description=__doc__.split("\n")[0])
+    ap.add_argument("check", choices=["gae", "ppo-clip", "policy-evaluation", "optimal-value"])
+    ap.add_argument("target", help="module:function of the implementation under test")
+    ap.add_argument("--convention", choices=["reference", "sb3", "cleanrl"], default="reference", help="gae only")
+    ap.add_argument("--precision", choices=["float64", "float32"], default="float64")
+    ap.add_argument("--examples", type=int, default=None, help="random examples after the pitfall cases")
+    ap.add_argument("--sign", choices=["loss", "objective"], default="loss", help="ppo-clip only")
+    ap.add_argument("--reduction", choices=["mean", "sum"], default="mean", help="ppo-clip only")
+    ap.add_argument("--normalize-advantages", choices=["unbiased", "biased"], default=None, help="ppo-clip only")
+    ap.add_argument("--layout", choices=["SAS", "ASS"], default="SAS", help="solvers only")
+    ap.add_argument("--atol", type=float, default=None, help="solvers only: the solver's own accuracy")
+    args = ap.parse_args(argv)
+    fn = _load(args.target)
+    extra: dict[str, Any] = {} if args.examples is None else {"examples": args.examples}
+    if args.check == "gae":
+        rep = check_gae(fn, convention=args.convention, precision=args.precision, **extra)
+    elif args.check == "ppo-clip":
+        rep = check_ppo_clip_loss(fn, sign=args.sign, reduction=args.reduction,
+                                  normalize_advantages=args.normalize_advantages or False, precision=args.precision,
+                                  **extra)
+    elif args.check == "policy-evaluation":
+        rep = check_policy_evaluation(fn, layout=args.layout, precision=args.precision, atol=args.atol, **extra)
+    else:
+        rep = check_optimal_value(fn, layout=args.layout, precision=args.precision, atol=args.atol, **extra)
+    print(rep)
+    return 0 if rep.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
