@@ -1,0 +1,383 @@
+"""The conformance kit (reference.testing.conformance) on correct, third-party and deliberately wrong code.
+
+What is tested: (1) independent correct implementations pass, in every convention; (2) code nobody here
+wrote passes through its documented adapter: SB3's RolloutBuffer GAE (float32), pymdptoolbox's policy
+iteration and value iteration, and this project's torch twins; (3) every known mistake the kit
+diagnoses is caught *and* named; (4) the float64 tolerance is tight enough to reject a float32
+computation, while the float32 tolerance accepts it; (5) malformed results, exceptions and
+nondeterminism are reported, not raised; (6) reports are deterministic; (7) the CLI's exit status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from reference.advantages import gae as ref_gae
+from reference.testing.conformance import (
+    ConformanceError,
+    ConformanceReport,
+    check_gae,
+    check_optimal_value,
+    check_policy_evaluation,
+    check_ppo_clip_loss,
+    main,
+)
+
+EX = 60  # random examples per check in CI (the kit's default is 200)
+
+
+def _diagnosis(rep: ConformanceReport) -> str:
+    assert not rep.passed and rep.failure is not None, str(rep)
+    return rep.failure.diagnosis or ""
+
+
+# ------------------------------------------------------------------------------ correct implementations
+def episode_starts_gae(rewards: Any, values: Any, starts: Any, last_value: Any, last_done: Any, *, gamma: float,
+                       lam: float) -> np.ndarray:
+    """GAE in the episode-starts form (written here from the recursion, the loop SB3 and CleanRL use)."""
+    t_len = rewards.shape[0]
+    adv = np.zeros_like(rewards)
+    acc = np.zeros(rewards.shape[1])
+    for t in range(t_len - 1, -1, -1):
+        alive = 1.0 - (np.asarray(last_done, float) if t == t_len - 1 else np.asarray(starts[t + 1], float))
+        nv = last_value if t == t_len - 1 else values[t + 1]
+        acc = rewards[t] + gamma * nv * alive - values[t] + gamma * lam * alive * acc
+        adv[t] = acc
+    return adv
+
+
+def numpy_ppo_loss(lp: Any, old: Any, adv: Any, *, eps: float) -> float:
+    r = np.exp(lp - old)
+    return float(-np.mean(np.minimum(r * adv, np.clip(r, 1 - eps, 1 + eps) * adv)))
+
+
+def numpy_ppo_grad(lp: Any, old: Any, adv: Any, *, eps: float) -> np.ndarray:
+    r = np.exp(lp - old)
+    active = r * adv <= np.clip(r, 1 - eps, 1 + eps) * adv  # the unclipped term is the min
+    return np.asarray(-np.where(active, adv * r, 0.0) / len(lp))
+
+
+def linear_solve_evaluation(p: Any, r: Any, pi: Any, gamma: float) -> np.ndarray:
+    p_pi = np.einsum("sa,sat->st", pi, p)
+    return np.asarray(np.linalg.solve(np.eye(p.shape[0]) - gamma * p_pi, (pi * r).sum(1)))
+
+
+def test_correct_implementations_pass_every_convention() -> None:
+    reps = [
+        check_gae(ref_gae, examples=EX),
+        check_gae(episode_starts_gae, convention="sb3", examples=EX),
+        check_gae(episode_starts_gae, convention="cleanrl", examples=EX),
+        check_ppo_clip_loss(numpy_ppo_loss, grad=numpy_ppo_grad, examples=EX),
+        check_ppo_clip_loss(lambda *a, eps: -numpy_ppo_loss(*a, eps=eps), sign="objective", examples=EX),
+        check_policy_evaluation(linear_solve_evaluation, examples=EX),
+    ]
+    for rep in reps:
+        assert rep.passed, str(rep)
+        assert rep.random_examples >= EX and len(rep.pitfall_cases) >= 3
+    rep.raise_if_failed()  # no exception for a pass
+    assert "without time-limit truncation" in " ".join(reps[2].notes)  # cleanrl: the limitation is stated
+
+
+# ------------------------------------------------------------------------------ code nobody here wrote
+def test_sb3_rollout_buffer_gae_conforms_in_float32() -> None:
+    buffers = pytest.importorskip("stable_baselines3.common.buffers")
+    torch = pytest.importorskip("torch")
+    from gymnasium import spaces
+
+    def sb3_gae(rewards: Any, values: Any, starts: Any, last_value: Any, last_done: Any, *, gamma: float,
+                lam: float) -> np.ndarray:
+        t_len, b = rewards.shape
+        buf = buffers.RolloutBuffer(t_len, spaces.Box(-1, 1, (1,)), spaces.Discrete(2), device="cpu",
+                                    gae_lambda=lam, gamma=gamma, n_envs=b)
+        buf.rewards[:] = rewards
+        buf.values[:] = values
+        buf.episode_starts[:] = starts
+        buf.compute_returns_and_advantage(torch.as_tensor(last_value), np.asarray(last_done))
+        return np.asarray(buf.advantages)
+
+    rep = check_gae(sb3_gae, convention="sb3", precision="float32", examples=EX)
+    assert rep.passed, str(rep)
+    # SB3's buffers are float32: the float64 bound (unit roundoff 2^-53) must reject them
+    rep64 = check_gae(sb3_gae, convention="sb3", precision="float64", examples=EX)
+    assert not rep64.passed and rep64.failure is not None and "differs from the reference" in rep64.failure.problem
+
+
+def test_pymdptoolbox_solvers_conform() -> None:
+    mdp = pytest.importorskip("mdptoolbox.mdp")
+
+    def pi_solver(p: Any, r: Any, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+        sol = mdp.PolicyIteration(p, r, gamma, eval_type=0)
+        sol.run()
+        return np.asarray(sol.V), np.asarray(sol.policy)
+
+    rep = check_optimal_value(pi_solver, layout="ASS", examples=EX)
+    assert rep.passed, str(rep)
+
+    eps = 1e-6
+
+    def vi_solver(p: Any, r: Any, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+        sol = mdp.ValueIteration(p, r, gamma, epsilon=eps, max_iter=100_000)
+        sol.run()
+        return np.asarray(sol.V), np.asarray(sol.policy)
+
+    # Found by the kit: pymdptoolbox's ValueIteration computes an iteration bound (Puterman, Theorem 6.6.6)
+    # in its constructor with log(gamma k), and k = 0 when every state moves to the same successor
+    # (here: all to term), so the constructor raises "math domain error".
+    rep = check_optimal_value(vi_solver, layout="ASS", atol=eps, check_value=False, examples=EX)
+    assert rep.failure is not None and "raised ValueError: math domain error" in rep.failure.problem, str(rep)
+
+    class BoundlessVI(mdp.ValueIteration):  # type: ignore[misc]
+        def _boundIter(self, epsilon: float) -> None:  # keep max_iter as given
+            pass
+
+    def vi_patched(p: Any, r: Any, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+        sol = BoundlessVI(p, r, gamma, epsilon=eps, max_iter=100_000)
+        sol.run()
+        return np.asarray(sol.V), np.asarray(sol.policy)
+
+    # The span rule certifies an eps-optimal *policy* (BEL-25), which is what check_value=False checks.
+    rep = check_optimal_value(vi_patched, layout="ASS", atol=eps, check_value=False, examples=EX)
+    assert rep.passed, str(rep)
+
+
+def test_value_iteration_with_a_sup_norm_stopping_rule_conforms_within_its_bound() -> None:
+    eps = 1e-6
+
+    def vi(p: Any, r: Any, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+        v = np.zeros(p.shape[0])
+        while True:  # ||V_{k+1} - V_k|| <= eps (1 - gamma) / gamma  =>  ||V_{k+1} - V*|| <= eps
+            v_new = (r + gamma * p @ v).max(1)
+            if np.max(np.abs(v_new - v)) <= eps * (1 - gamma) / gamma:
+                return v_new, (r + gamma * p @ v_new).argmax(1)
+            v = v_new
+
+    assert check_optimal_value(vi, atol=eps, examples=EX).passed
+    assert not check_optimal_value(vi, examples=EX).passed  # not V* to machine precision
+
+
+def test_torch_twins_conform() -> None:
+    torch = pytest.importorskip("torch")
+    from scalable.core.advantages import gae as torch_gae
+    from scalable.core.losses import ppo_clip_loss
+
+    def t(x: Any) -> Any:
+        return torch.as_tensor(np.asarray(x))
+
+    def gae64(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, lam: float) -> np.ndarray:
+        return np.asarray(torch_gae(t(r), t(v), t(nv), t(te), t(tr), gamma=gamma, lam=lam).numpy())
+
+    def loss(lp: Any, old: Any, adv: Any, *, eps: float) -> float:
+        return float(ppo_clip_loss(t(lp), t(old), t(adv), eps=eps))
+
+    def grad(lp: Any, old: Any, adv: Any, *, eps: float) -> np.ndarray:
+        x = t(lp).requires_grad_(True)
+        ppo_clip_loss(x, t(old), t(adv), eps=eps).backward()
+        return np.asarray(x.grad.numpy())
+
+    for rep in (check_gae(gae64, examples=EX), check_ppo_clip_loss(loss, grad=grad, examples=EX)):
+        assert rep.passed, str(rep)
+
+
+# ------------------------------------------------------------------------------ known mistakes, named
+GAE_BUGS: dict[str, tuple[Callable[..., Any], str]] = {
+    "returns": (lambda r, v, nv, te, tr, *, gamma, lam: ref_gae(r, v, nv, te, tr, gamma=gamma, lam=lam) + v,
+                "value targets"),
+    "trunc_as_term": (lambda r, v, nv, te, tr, *, gamma, lam: ref_gae(r, v, nv, te | tr, tr, gamma=gamma, lam=lam),
+                      "truncation treated as termination"),
+    "reset_state": (lambda r, v, nv, te, tr, *, gamma, lam: ref_gae(
+        r, v, np.where(tr & ~te, np.concatenate([v[1:], nv[-1:]]), nv), te, tr, gamma=gamma, lam=lam),
+        "reset state of the next episode"),
+    "no_term_mask": (lambda r, v, nv, te, tr, *, gamma, lam: ref_gae(
+        r, v, nv, np.zeros_like(te), te | tr, gamma=gamma, lam=lam), "V(term) = 0 not applied"),
+}
+
+
+def _no_reset(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, lam: float) -> np.ndarray:
+    delta = r + gamma * np.where(te, 0.0, nv) - v
+    out, acc = np.zeros_like(r), np.zeros(r.shape[1])
+    for i in range(r.shape[0] - 1, -1, -1):
+        acc = delta[i] + gamma * lam * acc
+        out[i] = acc
+    return out
+
+
+def _no_gamma(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, lam: float) -> np.ndarray:
+    delta = r + gamma * np.where(te, 0.0, nv) - v
+    out, acc = np.zeros_like(r), np.zeros(r.shape[1])
+    for i in range(r.shape[0] - 1, -1, -1):
+        acc = delta[i] + lam * np.where(te[i] | tr[i], 0.0, acc)
+        out[i] = acc
+    return out
+
+
+def _no_last_bootstrap(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, lam: float) -> np.ndarray:
+    nv2 = np.array(nv)
+    nv2[-1] = np.where(tr[-1] & ~te[-1], nv2[-1], 0.0)
+    return ref_gae(r, v, nv2, te, tr, gamma=gamma, lam=lam)
+
+
+GAE_BUGS["no_reset"] = (_no_reset, "not reset at episode ends")
+GAE_BUGS["no_gamma"] = (_no_gamma, "gamma missing from the recursion")
+GAE_BUGS["no_last_bootstrap"] = (_no_last_bootstrap, "no bootstrap at the end of the rollout")
+
+
+@pytest.mark.parametrize("bug", sorted(GAE_BUGS))
+def test_gae_mistakes_are_caught_and_named(bug: str) -> None:
+    fn, phrase = GAE_BUGS[bug]
+    rep = check_gae(fn, examples=EX)
+    assert phrase in _diagnosis(rep), str(rep)
+    with pytest.raises(ConformanceError, match="FAILED"):
+        rep.raise_if_failed()
+
+
+def test_gae_off_by_one_episode_starts_is_caught() -> None:
+    def shifted(r: Any, v: Any, starts: Any, lv: Any, ld: Any, *, gamma: float, lam: float) -> np.ndarray:
+        t_len = r.shape[0]
+        adv, acc = np.zeros_like(r), np.zeros(r.shape[1])
+        for t in range(t_len - 1, -1, -1):
+            alive = 1.0 - np.asarray(ld if t == t_len - 1 else starts[t], float)  # starts[t + 1] is right
+            nv = lv if t == t_len - 1 else v[t + 1]
+            acc = r[t] + gamma * nv * alive - v[t] + gamma * lam * alive * acc
+            adv[t] = acc
+        return adv
+
+    rep = check_gae(shifted, convention="sb3", examples=EX)
+    assert not rep.passed and rep.failure is not None and "differs from the reference" in rep.failure.problem
+
+
+def _ppo_variant(kind: str) -> Callable[..., float]:
+    def fn(lp: Any, old: Any, adv: Any, *, eps: float) -> float:
+        r = np.exp(lp - old)
+        if kind == "inverted":
+            r = 1.0 / r
+        a = adv
+        if kind == "normalised":
+            a = (adv - adv.mean()) / (adv.std(ddof=1) + 1e-8) if adv.size > 1 else adv
+        clipped = np.clip(r, 1 - eps, 1 + eps) * a
+        c = {"max": np.maximum(r * a, clipped), "noclip": r * a, "cliponly": clipped}.get(
+            kind, np.minimum(r * a, clipped))
+        total = float(c.sum()) if kind == "sum" else float(c.mean())
+        return total if kind == "sign" else -total
+    return fn
+
+
+PPO_BUGS = {"max": "max instead of min", "noclip": "no clipping", "cliponly": "clipped term alone",
+            "inverted": "ratio inverted", "sum": "sum instead of mean", "sign": "sign is flipped",
+            "normalised": "normalised with the unbiased std"}
+
+
+@pytest.mark.parametrize("bug", sorted(PPO_BUGS))
+def test_ppo_mistakes_are_caught_and_named(bug: str) -> None:
+    rep = check_ppo_clip_loss(_ppo_variant(bug), examples=EX)
+    assert PPO_BUGS[bug] in _diagnosis(rep), str(rep)
+
+
+def test_ppo_normalisation_conventions() -> None:
+    for ddof, kind in ((1, "unbiased"), (0, "biased")):
+        def fn(lp: Any, old: Any, adv: Any, *, eps: float, ddof: int = ddof) -> float:
+            a = (adv - adv.mean()) / (adv.std(ddof=ddof) + 1e-8)
+            return numpy_ppo_loss(lp, old, a, eps=eps)
+        assert check_ppo_clip_loss(fn, normalize_advantages=kind, examples=EX).passed  # type: ignore[arg-type]
+        other = "biased" if kind == "unbiased" else "unbiased"
+        rep = check_ppo_clip_loss(fn, normalize_advantages=other, examples=EX)  # type: ignore[arg-type]
+        assert f"normalised with the {kind} std" in _diagnosis(rep), str(rep)
+
+
+def test_ppo_gradient_that_ignores_the_clip_is_named() -> None:
+    def leaky(lp: Any, old: Any, adv: Any, *, eps: float) -> np.ndarray:
+        return np.asarray(-adv * np.exp(lp - old) / len(lp))
+
+    rep = check_ppo_clip_loss(numpy_ppo_loss, grad=leaky, examples=EX)
+    assert "ignores the clip" in _diagnosis(rep), str(rep)
+
+
+def test_wrong_evaluation_and_suboptimal_policy_are_caught() -> None:
+    def no_gamma(p: Any, r: Any, pi: Any, gamma: float) -> np.ndarray:
+        return linear_solve_evaluation(p, r, pi, gamma * gamma)
+
+    assert not check_policy_evaluation(no_gamma, examples=EX).passed
+
+    def right_value_wrong_policy(p: Any, r: Any, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+        v = np.zeros(p.shape[0])
+        for _ in range(3000):
+            v = (r + gamma * p @ v).max(1)
+        return v, (r + gamma * p @ v).argmin(1)
+
+    rep = check_optimal_value(right_value_wrong_policy, examples=EX)
+    assert not rep.passed and rep.failure is not None and "not optimal" in rep.failure.problem, str(rep)
+
+
+# ------------------------------------------------------------------------------ precision
+def test_float64_tolerance_rejects_float32_and_float32_tolerance_accepts_it() -> None:
+    def gae32(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, lam: float) -> np.ndarray:
+        f = np.float32
+        delta = r.astype(f) + f(gamma) * np.where(te, f(0), nv.astype(f)) - v.astype(f)
+        out, acc = np.zeros_like(delta), np.zeros(r.shape[1], f)
+        for i in range(r.shape[0] - 1, -1, -1):
+            acc = delta[i] + f(gamma * lam) * np.where(te[i] | tr[i], f(0), acc)
+            out[i] = acc
+        return out
+
+    assert check_gae(gae32, precision="float32", examples=EX).passed
+    rep = check_gae(gae32, precision="float64", examples=EX)
+    assert not rep.passed and rep.failure is not None and rep.failure.diagnosis is None, str(rep)
+
+
+# ------------------------------------------------------------------------------ robustness
+def test_malformed_results_and_exceptions_are_reported() -> None:
+    rep = check_gae(lambda r, v, nv, te, tr, *, gamma, lam: ref_gae(r, v, nv, te, tr, gamma=gamma, lam=lam)[None],
+                    examples=EX)
+    assert rep.failure is not None and "extra axes" in rep.failure.problem, str(rep)
+
+    def raises(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("boom")
+
+    rep = check_ppo_clip_loss(raises, examples=EX)
+    assert rep.failure is not None and "raised ValueError: boom" in rep.failure.problem
+    rep = check_policy_evaluation(lambda p, r, pi, g: "not a number", examples=EX)
+    assert rep.failure is not None and "not an array of numbers" in rep.failure.problem
+
+    calls = [0]
+
+    def flaky(*args: Any, **kwargs: Any) -> float:  # right on the pitfall cases, then wrong every other call
+        calls[0] += 1
+        good = numpy_ppo_loss(*args, **kwargs)
+        return good if calls[0] <= 6 or calls[0] % 2 else good + 1.0
+
+    rep = check_ppo_clip_loss(flaky, examples=EX)
+    assert not rep.passed, str(rep)
+
+
+def test_reports_are_deterministic() -> None:
+    fn = GAE_BUGS["no_gamma"][0]
+    assert str(check_gae(fn, examples=EX)) == str(check_gae(fn, examples=EX))
+
+
+def test_bad_arguments_raise() -> None:
+    with pytest.raises(ValueError, match="convention"):
+        check_gae(ref_gae, convention="rllib")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="precision"):
+        check_gae(ref_gae, precision="float16")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="normalize_advantages"):
+        check_ppo_clip_loss(numpy_ppo_loss, normalize_advantages="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="layout"):
+        check_policy_evaluation(linear_solve_evaluation, layout="SSA")  # type: ignore[arg-type]
+
+
+def _bug_for_cli(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, lam: float) -> np.ndarray:
+    return np.asarray(ref_gae(r, v, nv, te | tr, tr, gamma=gamma, lam=lam))
+
+
+def test_cli_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gae", "reference.advantages:gae", "--examples", "20"]) == 0
+    assert "PASSED" in capsys.readouterr().out
+    assert main(["gae", f"{__name__}:_bug_for_cli", "--examples", "20"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "truncation treated as termination" in out
+    assert main(["ppo-clip", f"{__name__}:numpy_ppo_loss", "--examples", "20"]) == 0
+    with pytest.raises(SystemExit):
+        main(["gae", "no_colon_here"])
