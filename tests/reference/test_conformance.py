@@ -47,7 +47,7 @@ def episode_starts_gae(rewards: Any, values: Any, starts: Any, last_value: Any, 
         nv = last_value if t == t_len - 1 else values[t + 1]
         acc = rewards[t] + gamma * nv * alive - values[t] + gamma * lam * alive * acc
         adv[t] = acc
-    return adv
+    return np.asarray(adv)
 
 
 def numpy_ppo_loss(lp: Any, old: Any, adv: Any, *, eps: float) -> float:
@@ -130,7 +130,7 @@ def test_pymdptoolbox_solvers_conform() -> None:
     rep = check_optimal_value(vi_solver, layout="ASS", atol=eps, check_value=False, examples=EX)
     assert rep.failure is not None and "raised ValueError: math domain error" in rep.failure.problem, str(rep)
 
-    class BoundlessVI(mdp.ValueIteration):  # type: ignore[misc]
+    class BoundlessVI(mdp.ValueIteration):  # type: ignore[misc,name-defined]
         def _boundIter(self, epsilon: float) -> None:  # keep max_iter as given
             pass
 
@@ -175,7 +175,7 @@ def test_torch_twins_conform() -> None:
 
     def grad(lp: Any, old: Any, adv: Any, *, eps: float) -> np.ndarray:
         x = t(lp).requires_grad_(True)
-        ppo_clip_loss(x, t(old), t(adv), eps=eps).backward()
+        ppo_clip_loss(x, t(old), t(adv), eps=eps).backward()  # type: ignore[no-untyped-call]
         return np.asarray(x.grad.numpy())
 
     for rep in (check_gae(gae64, examples=EX), check_ppo_clip_loss(loss, grad=grad, examples=EX)):
@@ -202,7 +202,7 @@ def _no_reset(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, lam: f
     for i in range(r.shape[0] - 1, -1, -1):
         acc = delta[i] + gamma * lam * acc
         out[i] = acc
-    return out
+    return np.asarray(out)
 
 
 def _no_gamma(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, lam: float) -> np.ndarray:
@@ -211,7 +211,7 @@ def _no_gamma(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, lam: f
     for i in range(r.shape[0] - 1, -1, -1):
         acc = delta[i] + lam * np.where(te[i] | tr[i], 0.0, acc)
         out[i] = acc
-    return out
+    return np.asarray(out)
 
 
 def _no_last_bootstrap(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, lam: float) -> np.ndarray:
@@ -243,7 +243,7 @@ def test_gae_off_by_one_episode_starts_is_caught() -> None:
             nv = lv if t == t_len - 1 else v[t + 1]
             acc = r[t] + gamma * nv * alive - v[t] + gamma * lam * alive * acc
             adv[t] = acc
-        return adv
+        return np.asarray(adv)
 
     rep = check_gae(shifted, convention="sb3", examples=EX)
     assert not rep.passed and rep.failure is not None and "differs from the reference" in rep.failure.problem
@@ -320,7 +320,7 @@ def test_float64_tolerance_rejects_float32_and_float32_tolerance_accepts_it() ->
         for i in range(r.shape[0] - 1, -1, -1):
             acc = delta[i] + f(gamma * lam) * np.where(te[i] | tr[i], f(0), acc)
             out[i] = acc
-        return out
+        return np.asarray(out)
 
     assert check_gae(gae32, precision="float32", examples=EX).passed
     rep = check_gae(gae32, precision="float64", examples=EX)
