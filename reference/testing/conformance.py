@@ -1,7 +1,8 @@
-"""Conformance kit: check your own GAE, PPO clipped loss, policy evaluation or optimal-value solver.
+"""Conformance kit: check your own GAE, PPO loss, tanh-Gaussian log-density, GRPO advantages or Bellman solver.
 
 Spec: TR-29, TR-31, TR-32, TR-34 (GAE; open choice 13, E-62), TR-13, TR-14, TR-16 (PPO clip),
-MDP-20/BEL-04 (V^pi), BEL-10/BEL-12/BEL-17 (V* and optimal policies). Each ``check_*`` function runs your
+PG-50..PG-52 (tanh-Gaussian, E-51), TR-49, TR-51 (GRPO, E-68, E-69), MDP-20/BEL-04 (V^pi),
+BEL-10/BEL-12/BEL-17 (V* and optimal policies). Each ``check_*`` function runs your
 implementation on hand-built pitfall cases (batch of size 1, T = 1, termination and truncation on
 the same row, lam = 0 and 1, a ratio exactly on a clip boundary, ...) and then on ``examples`` random
 cases drawn by Hypothesis, compares with :mod:`reference` within a derived tolerance, and returns a
@@ -46,6 +47,11 @@ your function if it works on tensors, and return something ``np.asarray`` accept
   (neither is the text's PPO; N = 1 is then skipped: the unbiased std of one sample is undefined).
   ``grad=g`` additionally checks ``g(log_prob, old_log_prob, advantages, *, eps) -> d loss / d log_prob``
   [N] (at ell exactly on 1 +- eps either one-sided derivative passes).
+* tanh-Gaussian: ``fn(z, mu, log_std) -> log_prob`` [B] with z, mu, log_std [B, n] (the pre-squash
+  sample, open choice 15; the log-density of a = tanh z summed over the n action dimensions);
+  ``convention="action"`` passes ``a = tanh z`` instead of z (checked for |z| <= 5 only).
+* GRPO: ``fn(rewards) -> advantages``, [G, N] with the group on the last axis; ``scale_by_std=False``
+  for Dr. GRPO, ``eps_std`` (default 1e-4, E-69).
 * Policy evaluation: ``fn(P, R, pi, gamma) -> V`` with ``P[s, a, s']`` [S, A, S], ``R[s, a]`` the
   expected reward [S, A], ``pi[s, a]`` [S, A] (``layout="ASS"`` passes ``P[a, s, s']`` as pymdptoolbox
   does). The last state is the absorbing terminal state (zero reward, P[term, a, term] = 1): an ordinary
@@ -82,7 +88,13 @@ from reference.advantages import gae
 from reference.dp import v_star
 from reference.exact import v_pi
 from reference.mdp import FiniteMDP, FloatArray, deterministic_policy
-from reference.surrogates import ppo_clip_gradient_is_zero, ppo_clip_objective
+from reference.policies import (
+    LOG_STD_MAX,
+    LOG_STD_MIN,
+    log1m_tanh2,
+    tanh_gaussian_log_prob,
+)
+from reference.surrogates import GRPO_EPS_STD, grpo_advantages, ppo_clip_gradient_is_zero, ppo_clip_objective
 from reference.testing.oracles import value_tolerance
 from reference.testing.strategies import finite_mdps, policies
 from reference.testing.strategies_rollouts import PPOBatch, RolloutBatch, ppo_batches, rollout_batches
@@ -95,9 +107,11 @@ __all__ = [
     "Mismatch",
     "Precision",
     "check_gae",
+    "check_grpo_advantages",
     "check_optimal_value",
     "check_policy_evaluation",
     "check_ppo_clip_loss",
+    "check_tanh_gaussian_log_prob",
     "main",
 ]
 
@@ -187,8 +201,7 @@ def _compare(got: Any, want: FloatArray, tol: float) -> tuple[str | None, float,
         return f"result shape {list(g.shape)}, expected {list(want.shape)}{hint}", float("inf"), None
     if not np.all(np.isfinite(g)):
         idx = tuple(int(i) for i in np.argwhere(~np.isfinite(g))[0]) if g.ndim else ()
-        return f"non-finite result at {idx} (a NaN is what reading v_final outside truncated rows gives)", \
-            float("inf"), idx
+        return f"non-finite result at {idx}", float("inf"), idx
     err = np.abs(g - want)
     worst = float(np.max(err)) if err.size else 0.0
     if worst <= tol:
@@ -669,6 +682,242 @@ def _ppo_pitfalls() -> Iterable[tuple[str, PPOBatch]]:
     yield "zero advantages", PPOBatch(np.log(np.array([0.9, 0.1])), np.log(np.array([0.5, 0.5])), np.zeros(2), 0.2)
 
 
+# ------------------------------------------------------------------------------- tanh-Gaussian
+TanhConvention = Literal["pre_squash", "action"]
+
+
+@dataclass(frozen=True)
+class _TanhCase:
+    z: FloatArray  # [B, n] pre-squash samples
+    mu: FloatArray  # [B, n]
+    log_std: FloatArray  # [B, n]
+
+
+@st.composite
+def _tanh_cases(draw: st.DrawFn, *, max_abs_z: float) -> _TanhCase:
+    seed = draw(st.integers(0, 2**32 - 1))
+    b = draw(st.sampled_from([1, 1, 2, 5]))
+    n = draw(st.sampled_from([1, 1, 2, 6]))
+    mu_scale = draw(st.sampled_from([0.0, 1.0, 3.0]))
+    rng = np.random.default_rng(seed)
+    mu = mu_scale * rng.normal(size=(b, n))
+    log_std = rng.uniform(LOG_STD_MIN, LOG_STD_MAX, (b, n))
+    z = np.clip(mu + np.exp(log_std) * rng.normal(size=(b, n)), -max_abs_z, max_abs_z)
+    return _TanhCase(z, mu, log_std)
+
+
+def _tanh_pitfalls(convention: TanhConvention) -> Iterable[tuple[str, _TanhCase]]:
+    def case(z: list[float], mu: list[float], ls: list[float]) -> _TanhCase:
+        return _TanhCase(np.array([z]), np.array([mu]), np.array([ls]))
+
+    yield "one action dimension, z = mu, log_std = 0", case([0.3], [0.3], [0.0])
+    yield "three action dimensions (the log-densities add, PG-52)", case([0.1, -0.5, 1.2], [0.0, 0.2, 1.0],
+                                                                         [-1.0, 0.0, 0.5])
+    yield "the clamp bounds of log_std (-5 and 2, open choice 15)", case([0.01, -2.0], [0.0, 1.0], [-5.0, 2.0])
+    if convention == "pre_squash":
+        yield "|z| = 25: a = tanh z rounds to +-1, log(1 - a^2) must stay finite (E-51's stable form)", \
+            case([25.0, -25.0], [24.0, -23.0], [0.5, 1.0])
+
+
+def check_tanh_gaussian_log_prob(
+    fn: Callable[..., Any],
+    *,
+    convention: TanhConvention = "pre_squash",
+    precision: Precision = "float64",
+    examples: int = 200,
+) -> ConformanceReport:
+    """Check a tanh-Gaussian log-density against :func:`reference.policies.tanh_gaussian_log_prob`.
+
+    Spec: PG-50, PG-51 (erratum E-51: the text's formula omits log(1 - a^2) + (1/2) log 2 pi), PG-52.
+    ``fn(x, mu, log_std) -> log_prob`` with ``mu``, ``log_std`` [B, n] (n action dimensions) and the
+    log-density of the action summed over the last axis, [B]. ``convention="pre_squash"`` passes the
+    stored pre-squash sample ``z`` [B, n] (open choice 15; |z| up to 30 is drawn, where a = tanh z is
+    +-1 in floating point); ``"action"`` passes the action ``a = tanh z`` and draws |z| <= 5 only (atanh
+    of a rounded +-1 is infinite: a function of the action cannot be right there, see the report's note).
+    """
+    if convention not in ("pre_squash", "action"):
+        raise ValueError(f"convention must be 'pre_squash' or 'action', got {convention!r}")
+    if precision not in _UNIT_ROUNDOFF:
+        raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
+    u = _UNIT_ROUNDOFF[precision]
+
+    def want_of(c: _TanhCase) -> FloatArray:
+        return np.asarray(tanh_gaussian_log_prob(c.z, c.mu, c.log_std).sum(axis=-1), dtype=np.float64)
+
+    def tol_of(c: _TanhCase) -> float:
+        # per dimension: the magnitude of the terms, plus the sensitivity |d log pi / dz| = |(z - mu) / sigma^2
+        # - 2 tanh z| times the absolute error of z - mu (u (|z| + |mu|)) and, for an action input, the
+        # error of atanh (u / (1 - a^2))
+        sig = np.exp(c.log_std)
+        w = (c.z - c.mu) / sig
+        mag = np.abs(c.log_std) + 0.5 * w * w + 1.0 + np.abs(log1m_tanh2(c.z))
+        dz = np.abs(c.z) + np.abs(c.mu)
+        if convention == "action":
+            dz = dz + np.exp(-log1m_tanh2(c.z))
+        sens = (np.abs(w) / sig + 2.0) * dz
+        n = c.z.shape[-1]
+        return float(SAFETY * (n + 8) * u * float(np.max(np.sum(mag + sens, axis=-1))))
+
+    def inputs_of(c: _TanhCase) -> tuple[FloatArray, FloatArray, FloatArray]:
+        x = c.z if convention == "pre_squash" else np.tanh(c.z)
+        return x.copy(), c.mu.copy(), c.log_std.copy()
+
+    def variants(c: _TanhCase) -> list[tuple[str, FloatArray | None]]:
+        sig = np.exp(c.log_std)
+        normal = -c.log_std - 0.5 * ((c.z - c.mu) / sig) ** 2 - 0.5 * np.log(2 * np.pi)
+        a = np.tanh(c.z)
+        return [
+            ("no tanh correction: the Gaussian log-density of z, without -log(1 - a^2) (E-51)",
+             normal.sum(-1)),
+            ("the correction as -log(1 - a^2 + 1e-6) (the epsilon common in SAC code): biased where |a| -> 1",
+             (normal - np.log(1 - a * a + 1e-6)).sum(-1)),
+            ("the text's formula as printed, without C = -log(1 - a^2) - (1/2) log 2 pi (E-51)",
+             (normal + 0.5 * np.log(2 * np.pi)).sum(-1)),  # = tanh_gaussian_log_prob_text at a = tanh z
+            ("log_std read as the log of the variance (sigma = exp(log_std / 2))",
+             tanh_gaussian_log_prob(c.z, c.mu, 0.5 * c.log_std).sum(-1)),
+            ("the +(1/2) log 2 pi constant with the wrong sign or missing",
+             (tanh_gaussian_log_prob(c.z, c.mu, c.log_std) + 0.5 * np.log(2 * np.pi)).sum(-1)),
+        ]
+
+    def check_one(case_name: str, c: _TanhCase) -> Mismatch | None:
+        want = want_of(c)
+        tol = tol_of(c)
+        x, mu, ls = inputs_of(c)
+        inputs: dict[str, Any] = {"z" if convention == "pre_squash" else "a": x, "mu": mu, "log_std": ls}
+        got, err = _call(fn, x, mu, ls)
+        if err is not None:
+            return Mismatch(case_name, inputs, want, None, float("inf"), None, tol, err)
+        problem, worst, where = _compare(got, want, tol)
+        if problem is None:
+            return None
+        diagnosis = None
+        if _is_number_array(got):
+            g = np.asarray(got, dtype=np.float64)
+            if g.shape == c.z.shape and c.z.shape != want.shape:
+                diagnosis = "per-dimension log-densities returned: sum over the last (action) axis (PG-52)"
+            elif g.shape == want.shape and not np.all(np.isfinite(g)) and np.max(np.abs(c.z)) > 15:
+                diagnosis = ("log(1 - tanh(z)^2) evaluated naively: it is log 0 = -inf once tanh z rounds to +-1; "
+                             "use 2 (log 2 - z - softplus(-2 z)) (E-51)")
+        return Mismatch(case_name, inputs, want, got, worst, where, tol, problem, diagnosis)
+
+    def evaluate(c: _TanhCase) -> tuple[Any, FloatArray, float, list[tuple[str, FloatArray | None]]] | None:
+        got, err = _call(fn, *inputs_of(c))
+        if err:
+            return None
+        # the mistakes compute 1 - a^2 naively: a cancellation with relative error u a^2 / (1 - a^2 + 1e-6)
+        # in log(1 - a^2 + ...), which the stable reference does not have; compare with that added
+        a2 = np.tanh(c.z) ** 2
+        naive = SAFETY * c.z.shape[-1] * u * float(np.max(np.sum(a2 / (1.0 - a2 + 1e-6), axis=-1)))
+        return got, want_of(c), tol_of(c) + naive, variants(c)
+
+    notes: tuple[str, ...] = ()
+    if convention == "action":
+        notes = ("action convention: checked for |z| <= 5 only; a log-density computed from the action goes "
+                 "through atanh(a), which is infinite where tanh z rounds to +-1 (|z| > ~19 in float64, ~9 in "
+                 "float32): store the pre-squash z (open choice 15)",)
+    return _run(f"tanh-Gaussian log-density (convention {convention!r}, {precision})", "PG-50, PG-51, PG-52",
+                list(_tanh_pitfalls(convention)), _tanh_cases(max_abs_z=30.0 if convention == "pre_squash" else 5.0),
+                check_one, examples=examples, notes=notes, evaluate=evaluate)
+
+
+# ---------------------------------------------------------------------------------------------- GRPO
+@st.composite
+def _grpo_rewards(draw: st.DrawFn) -> FloatArray:
+    seed = draw(st.integers(0, 2**32 - 1))
+    g = draw(st.sampled_from([1, 1, 2, 4]))
+    n = draw(st.sampled_from([1, 2, 4, 8, 16]))
+    kind = draw(st.sampled_from(["binary", "binary", "continuous", "integer"]))
+    rng = np.random.default_rng(seed)
+    if kind == "binary":  # verifiable rewards: correct / incorrect
+        return np.asarray(rng.random((g, n)) < rng.uniform(0, 1, (g, 1)), dtype=np.float64)
+    if kind == "integer":
+        return np.asarray(rng.integers(-2, 3, (g, n)), dtype=np.float64)
+    return np.asarray(rng.normal(size=(g, n)) * rng.choice([1e-3, 1.0, 100.0]), dtype=np.float64)
+
+
+def check_grpo_advantages(
+    fn: Callable[..., Any],
+    *,
+    scale_by_std: bool = True,
+    eps_std: float = GRPO_EPS_STD,
+    precision: Precision = "float64",
+    examples: int = 200,
+) -> ConformanceReport:
+    """Check GRPO group advantages against :func:`reference.surrogates.grpo_advantages`.
+
+    Spec: TR-49, TR-51 (E-68, E-69; open choices 9, 10). ``fn(rewards) -> advantages`` with rewards
+    [G, N] (G groups of N completions of one prompt each, the group along the last axis):
+    A = (r - mean(r)) / (std(r) + eps_std) with the sample std (ddof 1, as TRL), and exactly 0 for a group
+    whose rewards are all equal and for N = 1. ``scale_by_std=False`` is Dr. GRPO's r - mean(r).
+    """
+    if precision not in _UNIT_ROUNDOFF:
+        raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
+    if not (eps_std > 0 and np.isfinite(eps_std)):
+        raise ValueError(f"eps_std must be positive and finite, got {eps_std!r}")
+    u = _UNIT_ROUNDOFF[precision]
+
+    def want_of(r: FloatArray) -> FloatArray:
+        return grpo_advantages(r, eps_std=eps_std, scale_by_std=scale_by_std)
+
+    def tol_of(r: FloatArray) -> float:
+        # centring: n u max|r| per entry; the std adds a relative n u; the division amplifies by 1 / (std + eps)
+        n = r.shape[-1]
+        rmax = float(np.max(np.abs(r))) if r.size else 0.0
+        if not scale_by_std:
+            return float(SAFETY * (n + 2) * u * max(rmax, 1e-300))
+        den = r.std(axis=-1, ddof=1) + eps_std if n > 1 else np.full(r.shape[:-1], eps_std)
+        a = np.abs(want_of(r))
+        per_group = (n + 4) * u * (rmax / den) * (1.0 + np.max(a, axis=-1))
+        return SAFETY * max(float(np.max(per_group)), 1e-300)
+
+    def variants(r: FloatArray) -> list[tuple[str, FloatArray | None]]:
+        n = r.shape[-1]
+        c = r - r.mean(axis=-1, keepdims=True)
+        out: list[tuple[str, FloatArray | None]] = []
+        if scale_by_std:
+            out += [
+                ("the population std (ddof 0) instead of the sample std (ddof 1, TRL)",
+                 np.where(c == 0, 0.0, c / (r.std(axis=-1, keepdims=True) + eps_std)) if n > 1 else None),
+                ("eps inside the square root: sqrt(var + eps) instead of std + eps",
+                 c / np.sqrt(r.var(axis=-1, ddof=1, keepdims=True) + eps_std) if n > 1 else None),
+                ("not divided by the std (Dr. GRPO's r - mean(r); pass scale_by_std=False if intended)", c),
+            ]
+        else:
+            out.append(("divided by the std (GRPO; pass scale_by_std=True if intended)",
+                        grpo_advantages(r, eps_std=eps_std) if n > 1 else None))
+        whole = r - r.mean()
+        if scale_by_std and r.size > 1:
+            whole = whole / (r.std(ddof=1) + eps_std)
+        out.append(("normalised over the whole batch instead of within each group (the last axis)",
+                    whole if r.shape[0] > 1 else None))
+        return out
+
+    def check_one(case_name: str, r: FloatArray) -> Mismatch | None:
+        want = want_of(r)
+        tol = tol_of(r)
+        got, err = _call(fn, r.copy())
+        if err is not None:
+            return Mismatch(case_name, {"rewards": r}, want, None, float("inf"), None, tol, err)
+        problem, worst, where = _compare(got, want, tol)
+        if problem is None:
+            return None
+        return Mismatch(case_name, {"rewards": r}, want, got, worst, where, tol, problem)
+
+    def evaluate(r: FloatArray) -> tuple[Any, FloatArray, float, list[tuple[str, FloatArray | None]]] | None:
+        got, err = _call(fn, r.copy())
+        return None if err else (got, want_of(r), tol_of(r), variants(r))
+
+    pitfalls: list[tuple[str, FloatArray]] = [
+        ("binary rewards, one success in a group of 4", np.array([[0.0, 1.0, 0.0, 0.0]])),
+        ("a flat group (all correct): advantage exactly 0, not 0 / eps", np.array([[1.0, 1.0, 1.0, 1.0],
+                                                                                  [0.0, 1.0, 1.0, 0.0]])),
+        ("a flat group of 0.1 (the mean rounds: 0.1 + 0.1 + 0.1 != 0.3)", np.array([[0.1, 0.1, 0.1]])),
+        ("a group of one completion (N = 1): advantage 0", np.array([[3.0], [-1.0]])),
+    ]
+    return _run(f"GRPO group advantages (scale_by_std={scale_by_std}, eps_std={eps_std:g}, {precision})",
+                "TR-49, TR-51", pitfalls, _grpo_rewards(), check_one, examples=examples, evaluate=evaluate)
+
+
 # ------------------------------------------------------------------------------- Bellman solvers
 Layout = Literal["SAS", "ASS"]
 
@@ -833,22 +1082,32 @@ def _load(target: str) -> Callable[..., Any]:
 def main(argv: list[str] | None = None) -> int:
     """``python -m reference.testing.conformance CHECK module:function [options]``; exit 0 iff it passes."""
     ap = argparse.ArgumentParser(prog="python -m reference.testing.conformance", description=__doc__.split("\n")[0])
-    ap.add_argument("check", choices=["gae", "ppo-clip", "policy-evaluation", "optimal-value"])
+    ap.add_argument("check", choices=["gae", "ppo-clip", "tanh-gaussian", "grpo", "policy-evaluation",
+                                      "optimal-value"])
     ap.add_argument("target", help="module:function of the implementation under test")
-    ap.add_argument("--convention", choices=["reference", "sb3", "cleanrl"], default="reference", help="gae only")
+    ap.add_argument("--convention", choices=["reference", "sb3", "cleanrl", "pre_squash", "action"], default=None,
+                    help="gae: reference (default), sb3, cleanrl; tanh-gaussian: pre_squash (default), action")
     ap.add_argument("--precision", choices=["float64", "float32"], default="float64")
     ap.add_argument("--examples", type=int, default=None, help="random examples after the pitfall cases")
     ap.add_argument("--sign", choices=["loss", "objective"], default="loss", help="ppo-clip only")
     ap.add_argument("--reduction", choices=["mean", "sum"], default="mean", help="ppo-clip only")
     ap.add_argument("--normalize-advantages", choices=["unbiased", "biased"], default=None, help="ppo-clip only")
+    ap.add_argument("--no-std-scaling", action="store_true", help="grpo only: Dr. GRPO's r - mean(r)")
     ap.add_argument("--layout", choices=["SAS", "ASS"], default="SAS", help="solvers only")
     ap.add_argument("--atol", type=float, default=None, help="solvers only: the solver's own accuracy")
     ap.add_argument("--policy-only", action="store_true", help="optimal-value only: check the returned policy alone")
     args = ap.parse_args(argv)
     fn = _load(args.target)
     extra: dict[str, Any] = {} if args.examples is None else {"examples": args.examples}
+    conv = args.convention
+    if conv is not None and (conv in ("pre_squash", "action")) != (args.check == "tanh-gaussian"):
+        ap.error(f"--convention {conv} does not apply to {args.check}")
     if args.check == "gae":
-        rep = check_gae(fn, convention=args.convention, precision=args.precision, **extra)
+        rep = check_gae(fn, convention=conv or "reference", precision=args.precision, **extra)
+    elif args.check == "tanh-gaussian":
+        rep = check_tanh_gaussian_log_prob(fn, convention=conv or "pre_squash", precision=args.precision, **extra)
+    elif args.check == "grpo":
+        rep = check_grpo_advantages(fn, scale_by_std=not args.no_std_scaling, precision=args.precision, **extra)
     elif args.check == "ppo-clip":
         rep = check_ppo_clip_loss(fn, sign=args.sign, reduction=args.reduction,
                                   normalize_advantages=args.normalize_advantages or False, precision=args.precision,

@@ -17,13 +17,17 @@ import numpy as np
 import pytest
 
 from reference.advantages import gae as ref_gae
+from reference.policies import tanh_gaussian_log_prob
+from reference.surrogates import grpo_advantages
 from reference.testing.conformance import (
     ConformanceError,
     ConformanceReport,
     check_gae,
+    check_grpo_advantages,
     check_optimal_value,
     check_policy_evaluation,
     check_ppo_clip_loss,
+    check_tanh_gaussian_log_prob,
     main,
 )
 
@@ -381,3 +385,108 @@ def test_cli_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ppo-clip", f"{__name__}:numpy_ppo_loss", "--examples", "20"]) == 0
     with pytest.raises(SystemExit):
         main(["gae", "no_colon_here"])
+
+
+# ------------------------------------------------------------------------------ tanh-Gaussian and GRPO
+def _ref_tanh(z: Any, mu: Any, ls: Any) -> np.ndarray:
+    return np.asarray(tanh_gaussian_log_prob(z, mu, ls).sum(-1))
+
+
+def test_tanh_gaussian_reference_and_torch_twin_conform() -> None:
+    torch = pytest.importorskip("torch")
+    from scalable.core.distributions import tanh_gaussian_log_prob as torch_log_prob
+
+    def twin(dtype: Any) -> Callable[..., np.ndarray]:
+        def fn(z: Any, mu: Any, ls: Any) -> np.ndarray:
+            t = [torch.as_tensor(x, dtype=dtype) for x in (z, mu, ls)]
+            return np.asarray(torch_log_prob(*t).sum(-1).double().numpy())
+        return fn
+
+    assert check_tanh_gaussian_log_prob(_ref_tanh, examples=EX).passed
+    assert check_tanh_gaussian_log_prob(lambda a, mu, ls: _ref_tanh(np.arctanh(a), mu, ls), convention="action",
+                                        examples=EX).passed
+    assert check_tanh_gaussian_log_prob(twin(torch.float64), examples=EX).passed
+    assert check_tanh_gaussian_log_prob(twin(torch.float32), precision="float32", examples=EX).passed
+    rep = check_tanh_gaussian_log_prob(twin(torch.float32), examples=EX)
+    assert not rep.passed and rep.failure is not None and rep.failure.diagnosis is None  # float32 is not float64
+
+
+def test_sb3_squashed_gaussian_is_named_for_its_epsilon() -> None:
+    """SB3's SquashedDiagGaussianDistribution.log_prob uses log(1 - a^2 + 1e-6): the kit says so."""
+    torch = pytest.importorskip("torch")
+    dist = pytest.importorskip("stable_baselines3.common.distributions")
+
+    def sb3(a: Any, mu: Any, ls: Any, z: Any = None) -> np.ndarray:
+        d = dist.SquashedDiagGaussianDistribution(mu.shape[-1])
+        d.proba_distribution(torch.as_tensor(mu), torch.as_tensor(ls))
+        return np.asarray(d.log_prob(torch.as_tensor(a), None if z is None else torch.as_tensor(z)).numpy())
+
+    for rep in (check_tanh_gaussian_log_prob(sb3, convention="action", examples=EX),
+                check_tanh_gaussian_log_prob(lambda z, mu, ls: sb3(np.tanh(z), mu, ls, z), examples=EX)):
+        assert "log(1 - a^2 + 1e-6)" in _diagnosis(rep), str(rep)
+
+
+def _naive(z: Any, mu: Any, ls: Any) -> np.ndarray:
+    normal = -ls - 0.5 * ((z - mu) / np.exp(ls)) ** 2 - 0.5 * np.log(2 * np.pi)
+    with np.errstate(divide="ignore"):
+        return np.asarray((normal - np.log(1 - np.tanh(z) ** 2)).sum(-1))
+
+
+TANH_BUGS: dict[str, tuple[Callable[..., Any], str]] = {
+    "no_correction": (lambda z, mu, ls: (-ls - 0.5 * ((z - mu) / np.exp(ls)) ** 2 - 0.5 * np.log(2 * np.pi)).sum(-1),
+                      "no tanh correction"),
+    "text_formula": (lambda z, mu, ls: (-ls - 0.5 * ((z - mu) / np.exp(ls)) ** 2).sum(-1), "text's formula"),
+    "log_variance": (lambda z, mu, ls: _ref_tanh(z, mu, 0.5 * ls), "log of the variance"),
+    "not_summed": (lambda z, mu, ls: tanh_gaussian_log_prob(z, mu, ls), "sum over the last (action) axis"),
+    "naive_jacobian": (_naive, "evaluated naively"),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(TANH_BUGS))
+def test_tanh_gaussian_mistakes_are_caught_and_named(bug: str) -> None:
+    fn, phrase = TANH_BUGS[bug]
+    rep = check_tanh_gaussian_log_prob(fn, examples=EX)
+    assert phrase in _diagnosis(rep), str(rep)
+
+
+def test_grpo_reference_and_torch_twin_conform() -> None:
+    torch = pytest.importorskip("torch")
+    from scalable.core.grpo import grpo_advantages as torch_grpo
+
+    assert check_grpo_advantages(grpo_advantages, examples=EX).passed
+    assert check_grpo_advantages(lambda r: grpo_advantages(r, scale_by_std=False), scale_by_std=False,
+                                 examples=EX).passed
+    assert check_grpo_advantages(lambda r: torch_grpo(torch.as_tensor(r)).numpy(), examples=EX).passed
+
+
+def _trl_like(r: Any, ddof: int = 1, eps_in_sqrt: bool = False, whole: bool = False) -> np.ndarray:
+    axis = None if whole else -1
+    c = r - r.mean(axis=axis, keepdims=True)
+    if eps_in_sqrt:
+        return np.asarray(c / np.sqrt(r.var(axis=axis, ddof=ddof, keepdims=True) + 1e-4))
+    n = r.size if whole else r.shape[-1]
+    std = r.std(axis=axis, ddof=ddof, keepdims=True) if n > ddof else np.zeros_like(r[..., :1])
+    return np.asarray(c / (std + 1e-4))
+
+
+GRPO_BUGS: dict[str, tuple[Callable[..., Any], str]] = {
+    "ddof0": (lambda r: _trl_like(r, ddof=0), "population std"),
+    "eps_in_sqrt": (lambda r: _trl_like(r, eps_in_sqrt=True), "eps inside the square root"),
+    "whole_batch": (lambda r: _trl_like(r, whole=True), "whole batch"),
+    "no_std": (lambda r: r - r.mean(-1, keepdims=True), "not divided by the std"),
+}
+
+
+@pytest.mark.filterwarnings("ignore:Degrees of freedom:RuntimeWarning")  # the buggy code's var of one sample
+@pytest.mark.parametrize("bug", sorted(GRPO_BUGS))
+def test_grpo_mistakes_are_caught_and_named(bug: str) -> None:
+    fn, phrase = GRPO_BUGS[bug]
+    with np.errstate(all="ignore"):
+        rep = check_grpo_advantages(fn, examples=EX)
+    assert phrase in _diagnosis(rep), str(rep)
+
+
+def test_grpo_flat_group_rounding_is_within_tolerance() -> None:
+    """(r - mean) / (std + eps) without the exact-zero rule leaves ~u |r| / eps on a flat group of 0.1: the
+    derived tolerance admits it (it is rounding, not a mistake); the reference returns exact zeros."""
+    assert check_grpo_advantages(_trl_like, examples=EX).passed
