@@ -605,7 +605,7 @@ def check_ppo_clip_loss(
         problem, worst, where = _compare(g_cmp, want_g, gtol)
         if problem is None:
             return None
-        diag = None
+        diag = ""  # "" (not None): the loss mistakes of ``evaluate`` say nothing about a gradient
         if _matches(g, np.asarray(unclipped), gtol) and not _matches(want_g, unclipped, gtol):
             diag = "the gradient ignores the clip: on the clipped side it must be 0 (TR-13)"
         elif _matches(g, -want_g, gtol):
