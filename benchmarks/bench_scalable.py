@@ -729,7 +729,8 @@ def cmd_atari_curve(args: argparse.Namespace) -> None:
                    and Spec(**r["spec"]).label not in labels] + new
         results.sort(key=lambda r: (r["spec"]["lib"] == "sb3", r["spec"].get("precision", "float32")))
         save_json(name, results)
-    elapsed = sum(r["wall_s"] for r in results) / max(1, args.jobs)
+    walls = [r["wall_s"] for r in results]  # runs at once: the longest; more runs than jobs: about sum / jobs
+    elapsed = max(walls, default=0.0) if len(walls) <= args.jobs else sum(walls) / max(1, args.jobs)
     png = RESULTS / f"scalable_{name}.png"
     plot_curves(png, f"PPO {args.env} ({ARCH_NAME[args.arch]}): ours ({args.backend}) vs SB3",
                 {Spec(**r["spec"]).label: [r["curve"]] for r in results}, window=20)
