@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import Phase, find, given, settings
 
 from reference.advantages import gae as ref_gae
 from reference.policies import tanh_gaussian_log_prob
@@ -30,6 +31,7 @@ from reference.testing.conformance import (
     check_tanh_gaussian_log_prob,
     main,
 )
+from reference.testing.strategies_rollouts import ppo_batches, rollout_batches
 
 EX = 60  # random examples per check in CI (the kit's default is 200)
 
@@ -490,3 +492,32 @@ def test_grpo_flat_group_rounding_is_within_tolerance() -> None:
     """(r - mean) / (std + eps) without the exact-zero rule leaves ~u |r| / eps on a flat group of 0.1: the
     derived tolerance admits it (it is rounding, not a mistake); the reference returns exact zeros."""
     assert check_grpo_advantages(_trl_like, examples=EX).passed
+
+
+# ------------------------------------------------------------------------------ the public strategies
+@settings(max_examples=100, deadline=None)
+@given(rollout_batches())
+def test_rollout_batches_are_well_formed(bt: Any) -> None:
+    t_len, b = bt.shape
+    assert 1 <= t_len <= 12 and 1 <= b <= 4
+    for x in (bt.values, bt.v_final, bt.terminated, bt.truncated):
+        assert x.shape == (t_len, b)
+    assert bt.last_value.shape == (b,)
+    np.testing.assert_array_equal(np.isfinite(bt.v_final), bt.truncated & ~bt.terminated)
+    assert np.all(np.isfinite(bt.next_values))  # v_final is read only where it is defined
+
+
+@given(rollout_batches(truncation=False))
+def test_rollout_batches_without_truncation(bt: Any) -> None:
+    assert not bt.truncated.any()
+
+
+def test_strategies_reach_the_edge_cases() -> None:
+    """The cases the kit's docstring promises are drawn: B = 1 with every row ending, both flags on one row,
+    a PPO minibatch of one, and entries on both clipped sides."""
+    cfg = settings(database=None, max_examples=2000, phases=(Phase.generate,))
+    find(rollout_batches(), lambda b: b.shape[1] == 1 and b.shape[0] > 1 and bool(b.done.all()), settings=cfg)
+    find(rollout_batches(), lambda b: bool((b.terminated & b.truncated).any()), settings=cfg)
+    find(ppo_batches(), lambda b: b.advantages.size == 1, settings=cfg)
+    find(ppo_batches(), lambda b: bool(((b.ratio > 1 + b.eps) & (b.advantages > 0)).any()
+                                       and ((b.ratio < 1 - b.eps) & (b.advantages < 0)).any()), settings=cfg)
