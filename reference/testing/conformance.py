@@ -62,8 +62,9 @@ your function if it works on tensors, and return something ``np.asarray`` accept
 
 Tolerances (module :mod:`reference.tolerance`; Higham's forward-error model): GAE
 ``SAFETY * (T + 2) * u * T * scale`` with ``scale`` = max |r| + 2 max |V| (one residual), the sum of at
-most T residuals; PPO ``SAFETY * 4 * u * mean |A| * max(1, max ell)`` per loss (u = the unit roundoff of
-``precision``: 2^-53 for float64, 2^-24 for float32, input rounding included); values
+most T residuals; PPO ``SAFETY * (N + 4 + max |log_prob| + max |old_log_prob|) * u * mean |A| *
+max(1, max ell)`` (u = the unit roundoff of ``precision``: 2^-53 for float64, 2^-24 for float32, input
+rounding included); tanh-Gaussian and GRPO as their ``check_*`` docstrings and docs/conformance.md; values
 :func:`reference.testing.oracles.value_tolerance` scaled to the precision. An iterative solver that stops
 at a tolerance of its own (value iteration with a stopping rule) passes ``atol``: the kit then checks
 ||V - V_ref||_inf <= atol and reports which bound it used.
@@ -94,11 +95,11 @@ from reference.policies import (
     log1m_tanh2,
     tanh_gaussian_log_prob,
 )
-from reference.surrogates import GRPO_EPS_STD, grpo_advantages, ppo_clip_gradient_is_zero, ppo_clip_objective
+from reference.surrogates import GRPO_EPS_STD, grpo_advantages, ppo_clip_objective, ppo_clip_ratio_gradient
 from reference.testing.oracles import value_tolerance
 from reference.testing.strategies import finite_mdps, policies
 from reference.testing.strategies_rollouts import PPOBatch, RolloutBatch, ppo_batches, rollout_batches
-from reference.tolerance import EPS, SAFETY
+from reference.tolerance import EPS, tolerance
 
 __all__ = [
     "ConformanceError",
@@ -118,6 +119,18 @@ __all__ = [
 GaeConvention = Literal["reference", "sb3", "cleanrl"]
 Precision = Literal["float64", "float32"]
 _UNIT_ROUNDOFF: dict[str, float] = {"float64": EPS, "float32": float(np.finfo(np.float32).eps)}
+
+
+def _unit_roundoff(precision: str) -> float:
+    """u of ``precision`` (2^-53 for float64, 2^-24 for float32); ValueError for anything else."""
+    if precision not in _UNIT_ROUNDOFF:
+        raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
+    return _UNIT_ROUNDOFF[precision]
+
+
+def _tol(scale: float, terms: float, u: float) -> float:
+    """:func:`reference.tolerance.tolerance` at unit roundoff ``u``: SAFETY * terms * u * scale."""
+    return tolerance(max(scale, 0.0) * terms, terms=1) * (u / EPS)
 
 
 class ConformanceError(AssertionError):
@@ -325,7 +338,7 @@ def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, str |
 # ---------------------------------------------------------------------------------------------- GAE
 def _gae_tolerance(bt: RolloutBatch, precision: Precision) -> float:
     t = bt.shape[0]
-    return SAFETY * (t + 2) * _UNIT_ROUNDOFF[precision] * t * max(bt.scale, 1e-300)
+    return _tol(bt.scale, (t + 2) * t, _unit_roundoff(precision))
 
 
 def _gae_ref(bt: RolloutBatch, *, terminated: Any = None, truncated: Any = None, next_values: Any = None,
@@ -338,15 +351,10 @@ def _gae_ref(bt: RolloutBatch, *, terminated: Any = None, truncated: Any = None,
 
 
 def _gae_no_reset(bt: RolloutBatch) -> FloatArray:
-    """The recursion A_t = delta_t + gamma lam A_{t+1} without the reset at episode ends."""
-    nv = np.where(bt.terminated, 0.0, bt.next_values)
-    delta = bt.rewards + bt.gamma * nv - bt.values
-    out = np.zeros_like(delta)
-    acc = np.zeros(bt.shape[1])
-    for t in range(bt.shape[0] - 1, -1, -1):
-        acc = delta[t] + bt.gamma * bt.lam * acc
-        out[t] = acc
-    return out
+    """The recursion A_t = delta_t + gamma lam A_{t+1} without the reset at episode ends: the reference GAE
+    with no episode flags and V(term) = 0 already applied to the next values."""
+    none = np.zeros_like(bt.terminated)
+    return _gae_ref(bt, terminated=none, truncated=none, next_values=np.where(bt.terminated, 0.0, bt.next_values))
 
 
 def _passed_next_values(bt: RolloutBatch) -> FloatArray:
@@ -416,8 +424,7 @@ def check_gae(
     """
     if convention not in ("reference", "sb3", "cleanrl"):
         raise ValueError(f"convention must be 'reference', 'sb3' or 'cleanrl', got {convention!r}")
-    if precision not in _UNIT_ROUNDOFF:
-        raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
+    _unit_roundoff(precision)
     truncation = convention != "cleanrl"
 
     def check_one(case_name: str, bt: RolloutBatch) -> Mismatch | None:
@@ -527,9 +534,7 @@ def check_ppo_clip_loss(
     if sign not in ("loss", "objective") or reduction not in ("mean", "sum"):
         raise ValueError(f"sign must be 'loss' or 'objective' and reduction 'mean' or 'sum', got {sign!r}, "
                          f"{reduction!r}")
-    if precision not in _UNIT_ROUNDOFF:
-        raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
-    u = _UNIT_ROUNDOFF[precision]
+    u = _unit_roundoff(precision)
     norm: AdvNorm | None = None
     if normalize_advantages is True or normalize_advantages == "unbiased":
         norm = "unbiased"
@@ -551,7 +556,7 @@ def check_ppo_clip_loss(
         if norm is not None:
             terms += 2 * n + 4
         per_term = float(np.mean(np.abs(adv)) * max(1.0, float(np.max(b.ratio))))
-        return terms, SAFETY * terms * u * max(per_term, 1e-300) * (n if reduction == "sum" else 1)
+        return terms, _tol(per_term * (n if reduction == "sum" else 1), terms, u)
 
     def evaluate(b: PPOBatch) -> tuple[Any, FloatArray, float, list[tuple[str, FloatArray | None]]] | None:
         if norm is not None and b.advantages.size < 2:
@@ -589,8 +594,8 @@ def check_ppo_clip_loss(
         # dC/d ell is A on the unclipped side and 0 on the clipped one (TR-13)
         factor = (-1.0 if sign == "loss" else 1.0) / (1.0 if reduction == "sum" else n)
         unclipped = factor * adv * ratio
-        want_g = np.where(ppo_clip_gradient_is_zero(ratio, adv, eps=b.eps), 0.0, unclipped)
-        gtol = SAFETY * terms * u * max(float(np.max(np.abs(unclipped))), 1e-300)
+        want_g = factor * ppo_clip_ratio_gradient(ratio, adv, eps=b.eps) * ratio
+        gtol = _tol(float(np.max(np.abs(unclipped))), terms, u)
         if err is not None:
             return Mismatch(case_name + " (gradient)", inputs, want_g, None, float("inf"), None, gtol, err)
         if not _is_number_array(g_got) or np.asarray(g_got).shape != want_g.shape:
@@ -737,9 +742,7 @@ def check_tanh_gaussian_log_prob(
     """
     if convention not in ("pre_squash", "action"):
         raise ValueError(f"convention must be 'pre_squash' or 'action', got {convention!r}")
-    if precision not in _UNIT_ROUNDOFF:
-        raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
-    u = _UNIT_ROUNDOFF[precision]
+    u = _unit_roundoff(precision)
 
     def want_of(c: _TanhCase) -> FloatArray:
         return np.asarray(tanh_gaussian_log_prob(c.z, c.mu, c.log_std).sum(axis=-1), dtype=np.float64)
@@ -756,7 +759,7 @@ def check_tanh_gaussian_log_prob(
             dz = dz + np.exp(-log1m_tanh2(c.z))
         sens = (np.abs(w) / sig + 2.0) * dz
         n = c.z.shape[-1]
-        return float(SAFETY * (n + 8) * u * float(np.max(np.sum(mag + sens, axis=-1))))
+        return _tol(float(np.max(np.sum(mag + sens, axis=-1))), n + 8, u)
 
     def inputs_of(c: _TanhCase) -> tuple[FloatArray, FloatArray, FloatArray]:
         x = c.z if convention == "pre_squash" else np.tanh(c.z)
@@ -807,7 +810,7 @@ def check_tanh_gaussian_log_prob(
         # the mistakes compute 1 - a^2 naively: a cancellation with relative error u a^2 / (1 - a^2 + 1e-6)
         # in log(1 - a^2 + ...), which the stable reference does not have; compare with that added
         a2 = np.tanh(c.z) ** 2
-        naive = SAFETY * c.z.shape[-1] * u * float(np.max(np.sum(a2 / (1.0 - a2 + 1e-6), axis=-1)))
+        naive = _tol(float(np.max(np.sum(a2 / (1.0 - a2 + 1e-6), axis=-1))), c.z.shape[-1], u)
         return got, want_of(c), tol_of(c) + naive, variants(c)
 
     notes: tuple[str, ...] = ()
@@ -850,11 +853,9 @@ def check_grpo_advantages(
     A = (r - mean(r)) / (std(r) + eps_std) with the sample std (ddof 1, as TRL), and exactly 0 for a group
     whose rewards are all equal and for N = 1. ``scale_by_std=False`` is Dr. GRPO's r - mean(r).
     """
-    if precision not in _UNIT_ROUNDOFF:
-        raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
+    u = _unit_roundoff(precision)
     if not (eps_std > 0 and np.isfinite(eps_std)):
         raise ValueError(f"eps_std must be positive and finite, got {eps_std!r}")
-    u = _UNIT_ROUNDOFF[precision]
 
     def want_of(r: FloatArray) -> FloatArray:
         return grpo_advantages(r, eps_std=eps_std, scale_by_std=scale_by_std)
@@ -864,11 +865,11 @@ def check_grpo_advantages(
         n = r.shape[-1]
         rmax = float(np.max(np.abs(r))) if r.size else 0.0
         if not scale_by_std:
-            return float(SAFETY * (n + 2) * u * max(rmax, 1e-300))
+            return _tol(rmax, n + 2, u)
         den = r.std(axis=-1, ddof=1) + eps_std if n > 1 else np.full(r.shape[:-1], eps_std)
         a = np.abs(want_of(r))
-        per_group = (n + 4) * u * (rmax / den) * (1.0 + np.max(a, axis=-1))
-        return SAFETY * max(float(np.max(per_group)), 1e-300)
+        per_group = (rmax / den) * (1.0 + np.max(a, axis=-1))
+        return _tol(float(np.max(per_group)), n + 4, u)
 
     def variants(r: FloatArray) -> list[tuple[str, FloatArray | None]]:
         n = r.shape[-1]
@@ -928,8 +929,7 @@ def _standard_arrays(mdp: FiniteMDP, layout: Layout) -> tuple[FloatArray, FloatA
     return (p if layout == "SAS" else np.ascontiguousarray(p.transpose(1, 0, 2))), r
 
 
-def _value_check(case_name: str, got: Any, want: FloatArray, mdp: FiniteMDP, tol: float,
-                 inputs: dict[str, Any]) -> Mismatch | None:
+def _value_check(case_name: str, got: Any, want: FloatArray, tol: float, inputs: dict[str, Any]) -> Mismatch | None:
     problem, worst, where = _compare(got, want, tol)
     if problem is None:
         return None
@@ -943,7 +943,7 @@ def _solver_mdps() -> st.SearchStrategy[FiniteMDP]:
 def _value_tol(mdp: FiniteMDP, precision: Precision, atol: float | None) -> float:
     if atol is not None:
         return float(atol)
-    return value_tolerance(mdp) * (_UNIT_ROUNDOFF[precision] / EPS)
+    return value_tolerance(mdp) * (_unit_roundoff(precision) / EPS)
 
 
 def check_policy_evaluation(
@@ -959,6 +959,7 @@ def check_policy_evaluation(
     Spec: MDP-20, BEL-04. ``fn(P, R, pi, gamma) -> V`` [S] (module docstring; ``layout`` "ASS" for P[a, s, s']).
     ``atol`` replaces the derived float tolerance for solvers that stop early (iterative evaluation).
     """
+    _unit_roundoff(precision)
     if layout not in ("SAS", "ASS"):
         raise ValueError(f"layout must be 'SAS' or 'ASS', got {layout!r}")
 
@@ -976,11 +977,11 @@ def check_policy_evaluation(
         tol = _value_tol(mdp, precision, atol)
         if err is not None:
             return Mismatch(case_name, inputs, want, None, float("inf"), None, tol, err)
-        return _value_check(case_name, got, want, mdp, tol, inputs)
+        return _value_check(case_name, got, want, tol, inputs)
 
     return _run(f"policy evaluation (layout {layout!r}, {precision}"
                 f"{'' if atol is None else f', atol={atol:g}'})", "MDP-20, BEL-04",
-                list(_solver_pitfalls(with_policy=True)), cases(), check_one, examples=examples,
+                list(_solver_pitfalls()), cases(), check_one, examples=examples,
                 notes=(("tolerance: the given atol",) if atol is not None else ()))
 
 
@@ -1003,6 +1004,7 @@ def check_optimal_value(
     with ``atol`` as its own bound ||V^policy - V*||_inf <= atol: the guarantee of a solver whose stopping
     rule certifies the policy and not the values (pymdptoolbox's span rule).
     """
+    _unit_roundoff(precision)
     if layout not in ("SAS", "ASS"):
         raise ValueError(f"layout must be 'SAS' or 'ASS', got {layout!r}")
 
@@ -1017,7 +1019,7 @@ def check_optimal_value(
             return Mismatch(case_name, inputs, want, None, float("inf"), None, tol, err)
         v, pol = (got[0], got[1]) if isinstance(got, tuple) and len(got) == 2 else (got, None)
         if check_value:
-            m = _value_check(case_name, v, want, mdp, tol, inputs)
+            m = _value_check(case_name, v, want, tol, inputs)
             if m is not None or pol is None:
                 return m
         elif pol is None:
@@ -1047,11 +1049,11 @@ def check_optimal_value(
     what = "optimal value" if check_value else "optimal policy"
     return _run(f"{what} (layout {layout!r}, {precision}"
                 f"{'' if atol is None else f', atol={atol:g}'})", "BEL-10, BEL-12, BEL-17",
-                [(n, c[0]) for n, c in _solver_pitfalls(with_policy=False)], _solver_mdps(), check_one,
+                [(n, c[0]) for n, c in _solver_pitfalls()], _solver_mdps(), check_one,
                 examples=examples, notes=(("tolerance: the given atol",) if atol is not None else ()))
 
 
-def _solver_pitfalls(*, with_policy: bool) -> Iterable[tuple[str, tuple[FiniteMDP, FloatArray]]]:
+def _solver_pitfalls() -> Iterable[tuple[str, tuple[FiniteMDP, FloatArray]]]:
     from reference.mdp import from_arrays
 
     # one state, one action, self-loop with probability 0.5, else term: V = 1 / (1 - 0.9 * 0.5)

@@ -370,6 +370,8 @@ def test_bad_arguments_raise() -> None:
         check_gae(ref_gae, precision="float16")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="normalize_advantages"):
         check_ppo_clip_loss(numpy_ppo_loss, normalize_advantages="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="precision"):
+        check_optimal_value(lambda p, r, g: None, precision="float16")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="layout"):
         check_policy_evaluation(linear_solve_evaluation, layout="SSA")  # type: ignore[arg-type]
 
