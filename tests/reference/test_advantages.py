@@ -1,7 +1,8 @@
 """Tests of reference.advantages: TD residuals, TD(k), GAE on [T, B] batches, and TR-01 / TR-02.
 
-Random batches: T in 1..10, B in 1..4 (B = 1 included), independent termination and truncation
-flags per row (so several episodes per column, both kinds of boundary, and rollout ends mid-episode).
+Random batches come from the public strategy ``reference.testing.strategies_rollouts.rollout_batches``
+(T in 1..10, B in 1..4 with B = 1 drawn often, independent termination and truncation flags per row at
+rates up to 1, so several episodes per column, both kinds of boundary, and rollout ends mid-episode).
 ``v_final`` is NaN wherever a row is not truncated, so any read of it outside truncation (a leak)
 turns a result into NaN and fails.
 
@@ -12,8 +13,6 @@ N trajectories times H steps, with the condition number discount_condition(gamma
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -40,60 +39,31 @@ from reference.generators import random_layered_mdp, random_mdp
 from reference.gradients import bootstrap_values, k_step_q_estimates
 from reference.mdp import FiniteMDP, FloatArray, from_outcomes
 from reference.sampling import enumerate_trajectories, exact_moments, sample_trajectories
+from reference.testing.strategies_rollouts import RolloutBatch, rollout_batches
 from reference.tolerance import discount_condition, tolerance, value_scale
 
 V_MAX = 3.0
 
 
-@dataclass(frozen=True)
-class Batch:
-    rewards: FloatArray
-    values: FloatArray
-    last_value: FloatArray
-    v_final: FloatArray
-    terminated: np.ndarray
-    truncated: np.ndarray
-    gamma: float
-
-    @property
-    def next_values(self) -> FloatArray:
-        return next_values_from_rollout(self.values, self.last_value, self.terminated, self.truncated,
-                                        self.v_final)
-
-    @property
-    def done(self) -> np.ndarray:
-        return np.asarray(self.terminated | self.truncated)
-
-    @property
-    def tol(self) -> float:
-        t = self.rewards.shape[0]
-        return tolerance(t * (1.0 + 2.0 * V_MAX), terms=t)
+def batches() -> st.SearchStrategy[RolloutBatch]:
+    """The public rollout strategy at this module's scales: T <= 10, B <= 4, |V| <= V_MAX."""
+    return rollout_batches(max_steps=10, max_envs=4, value_scale=V_MAX)
 
 
-@st.composite
-def batches(draw: st.DrawFn) -> Batch:
-    seed = draw(st.integers(0, 2**32 - 1))
-    t = draw(st.integers(1, 10))
-    b = draw(st.integers(1, 4))
-    p_term = draw(st.sampled_from([0.0, 0.2, 0.5]))
-    p_trunc = draw(st.sampled_from([0.0, 0.2, 0.5]))
-    gamma = draw(st.sampled_from([0.5, 0.9, 0.99, 1.0]))
-    rng = np.random.default_rng(seed)
-    term = rng.random((t, b)) < p_term
-    trunc = rng.random((t, b)) < p_trunc  # may coincide with term: termination wins
-    v_final = np.where(trunc & ~term, rng.uniform(-V_MAX, V_MAX, (t, b)), np.nan)
-    return Batch(rng.uniform(-1, 1, (t, b)), rng.uniform(-V_MAX, V_MAX, (t, b)),
-                 rng.uniform(-V_MAX, V_MAX, b), v_final, term, trunc, gamma)
+def _tol(bt: RolloutBatch) -> float:
+    """Sums of at most T terms of scale T (1 + 2 V_MAX) (module docstring)."""
+    t = bt.shape[0]
+    return tolerance(t * (1.0 + 2.0 * V_MAX), terms=t)
 
 
 lams = st.sampled_from([0.0, 0.3, 0.9, 0.95, 1.0])
 
 
-def _args(bt: Batch) -> tuple[FloatArray, FloatArray, FloatArray, np.ndarray, np.ndarray]:
+def _args(bt: RolloutBatch) -> tuple[FloatArray, FloatArray, FloatArray, np.ndarray, np.ndarray]:
     return bt.rewards, bt.values, bt.next_values, bt.terminated, bt.truncated
 
 
-def _bootstrapped_returns(bt: Batch) -> FloatArray:
+def _bootstrapped_returns(bt: RolloutBatch) -> FloatArray:
     """Independent loop: G_t = r_t + gamma * (0 | v_final | G_{t+1} | last_value), the MC return."""
     t_len, b_len = bt.rewards.shape
     g = np.zeros((t_len, b_len))
@@ -124,38 +94,38 @@ def _residual_sums(delta: FloatArray, done: np.ndarray, c: float, k: int) -> Flo
 
 # ------------------------------------------------------------------------------------ batches
 @given(batches(), lams)
-def test_TR_31_gae_recursion_matches_definitional_oracle(bt: Batch, lam: float) -> None:
+def test_TR_31_gae_recursion_matches_definitional_oracle(bt: RolloutBatch, lam: float) -> None:
     fast = gae(*_args(bt), gamma=bt.gamma, lam=lam)
     slow = gae_oracle(*_args(bt), gamma=bt.gamma, lam=lam)
     assert np.all(np.isfinite(fast)), "v_final leaked outside truncated rows"
-    np.testing.assert_allclose(fast, slow, rtol=0, atol=bt.tol)
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=_tol(bt))
 
 
 @given(batches())
-def test_TR_32_lambda_zero_is_the_td_residual(bt: Batch) -> None:
+def test_TR_32_lambda_zero_is_the_td_residual(bt: RolloutBatch) -> None:
     delta = td_residuals(bt.rewards, bt.values, bt.next_values, bt.terminated, gamma=bt.gamma)
     np.testing.assert_array_equal(gae(*_args(bt), gamma=bt.gamma, lam=0.0), delta)
-    np.testing.assert_allclose(td_k_advantages(*_args(bt), gamma=bt.gamma, k=1), delta, rtol=0, atol=bt.tol)
+    np.testing.assert_allclose(td_k_advantages(*_args(bt), gamma=bt.gamma, k=1), delta, rtol=0, atol=_tol(bt))
 
 
 @given(batches())
-def test_TR_32_lambda_one_is_the_bootstrapped_mc_return_minus_v(bt: Batch) -> None:
+def test_TR_32_lambda_one_is_the_bootstrapped_mc_return_minus_v(bt: RolloutBatch) -> None:
     g = _bootstrapped_returns(bt)
     a1 = gae(*_args(bt), gamma=bt.gamma, lam=1.0)
-    np.testing.assert_allclose(value_targets(a1, bt.values), g, rtol=0, atol=bt.tol)
+    np.testing.assert_allclose(value_targets(a1, bt.values), g, rtol=0, atol=_tol(bt))
     np.testing.assert_allclose(td_k_advantages(*_args(bt), gamma=bt.gamma, k=None), g - bt.values,
-                               rtol=0, atol=bt.tol)
+                               rtol=0, atol=_tol(bt))
 
 
 @given(batches(), st.integers(1, 12))
-def test_TR_30_td_k_telescopes_into_residuals(bt: Batch, k: int) -> None:
+def test_TR_30_td_k_telescopes_into_residuals(bt: RolloutBatch, k: int) -> None:
     delta = td_residuals(bt.rewards, bt.values, bt.next_values, bt.terminated, gamma=bt.gamma)
     want = _residual_sums(delta, bt.done, bt.gamma, k)
-    np.testing.assert_allclose(td_k_advantages(*_args(bt), gamma=bt.gamma, k=k), want, rtol=0, atol=bt.tol)
+    np.testing.assert_allclose(td_k_advantages(*_args(bt), gamma=bt.gamma, k=k), want, rtol=0, atol=_tol(bt))
 
 
 @given(batches(), st.sampled_from([0.0, 0.3, 0.9, 0.95]))
-def test_TR_31_gae_is_the_lambda_weighted_average_of_td_k(bt: Batch, lam: float) -> None:
+def test_TR_31_gae_is_the_lambda_weighted_average_of_td_k(bt: RolloutBatch, lam: float) -> None:
     """E-62: for lam < 1 and an episode with m rows left, A^{TD(k)} = A^{TD(m)} for k >= m, so the series
     (1 - lam) sum_k lam^{k-1} A^{TD(k)} is the finite sum up to k = T with tail weight lam^{T-1}."""
     t_len = bt.rewards.shape[0]
@@ -168,7 +138,7 @@ def test_TR_31_gae_is_the_lambda_weighted_average_of_td_k(bt: Batch, lam: float)
 
 
 @given(batches(), lams, st.data())
-def test_TR_29_episodes_do_not_leak_across_boundaries(bt: Batch, lam: float, data: st.DataObject) -> None:
+def test_TR_29_episodes_do_not_leak_across_boundaries(bt: RolloutBatch, lam: float, data: st.DataObject) -> None:
     """Everything after a terminated or truncated row of a column leaves that row and earlier ones unchanged."""
     ends = np.argwhere(bt.done)
     if ends.size == 0:

@@ -1,6 +1,7 @@
 """scalable.core: each torch twin equals its `reference` function in float64; stop-gradient autograd.
 
-Random batches as in tests/reference/test_advantages.py: T in 1..10, B in 1..4 (B = 1 included),
+Random batches from the public ``reference.testing.strategies_rollouts.rollout_batches`` (as in
+tests/reference/test_advantages.py): T in 1..10, B in 1..4 (B = 1 drawn often),
 independent termination and truncation flags per row, ``v_final`` NaN wherever a row is not truncated
 (a leak turns a result into NaN). Tolerances from reference.tolerance: |r| <= 1 and |V| <= V_MAX give
 sums of at most T terms of scale T (1 + 2 V_MAX). The twins run the same operations in the same order
@@ -9,7 +10,6 @@ as the reference, so most agree bit for bit; the tolerance only absorbs libm / v
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ import reference.advantages as ref_adv  # noqa: E402
 import reference.policies as ref_pol  # noqa: E402
 import reference.surrogates as ref_sur  # noqa: E402
 from reference.errors import ReferenceError_, ShapeError  # noqa: E402
+from reference.testing.strategies_rollouts import RolloutBatch, rollout_batches  # noqa: E402
 from reference.tolerance import tolerance  # noqa: E402
 from scalable.core import advantages as adv  # noqa: E402
 from scalable.core import distributions as dist  # noqa: E402
@@ -41,49 +42,26 @@ def N(x: Any) -> np.ndarray:
     return np.asarray(x.detach().numpy())
 
 
-@dataclass(frozen=True)
-class Batch:
-    rewards: np.ndarray
-    values: np.ndarray
-    last_value: np.ndarray
-    v_final: np.ndarray
-    terminated: np.ndarray
-    truncated: np.ndarray
-    gamma: float
-
-    @property
-    def next_values(self) -> np.ndarray:
-        return ref_adv.next_values_from_rollout(self.values, self.last_value, self.terminated, self.truncated,
-                                                self.v_final)
-
-    @property
-    def tol(self) -> float:
-        t = self.rewards.shape[0]
-        return tolerance(t * (1.0 + 2.0 * V_MAX), terms=t)
-
-    def np_args(self) -> tuple[np.ndarray, ...]:
-        return self.rewards, self.values, self.next_values, self.terminated, self.truncated
-
-    def torch_args(self, float_flags: bool = False) -> tuple[Any, ...]:
-        flags = (T(self.terminated.astype(np.float32)), T(self.truncated.astype(np.float32))) if float_flags \
-            else (T(self.terminated), T(self.truncated))
-        return T(self.rewards), T(self.values), T(self.next_values), *flags
+def batches() -> st.SearchStrategy[RolloutBatch]:
+    """The public rollout strategy at this module's scales: T <= 10, B <= 4, |V| <= V_MAX."""
+    return rollout_batches(max_steps=10, max_envs=4, value_scale=V_MAX)
 
 
-@st.composite
-def batches(draw: st.DrawFn) -> Batch:
-    seed = draw(st.integers(0, 2**32 - 1))
-    t = draw(st.integers(1, 10))
-    b = draw(st.sampled_from([1, 1, 2, 3, 4]))
-    p_term = draw(st.sampled_from([0.0, 0.2, 0.5, 1.0]))
-    p_trunc = draw(st.sampled_from([0.0, 0.2, 0.5, 1.0]))
-    gamma = draw(st.sampled_from([0.5, 0.9, 0.99, 1.0]))
-    rng = np.random.default_rng(seed)
-    term = rng.random((t, b)) < p_term
-    trunc = rng.random((t, b)) < p_trunc
-    v_final = np.where(trunc & ~term, rng.uniform(-V_MAX, V_MAX, (t, b)), np.nan)
-    return Batch(rng.uniform(-1, 1, (t, b)), rng.uniform(-V_MAX, V_MAX, (t, b)),
-                 rng.uniform(-V_MAX, V_MAX, b), v_final, term, trunc, gamma)
+def _tol(bt: RolloutBatch) -> float:
+    """Sums of at most T terms of scale T (1 + 2 V_MAX) (module docstring)."""
+    t = bt.shape[0]
+    return tolerance(t * (1.0 + 2.0 * V_MAX), terms=t)
+
+
+def np_args(bt: RolloutBatch) -> tuple[np.ndarray, ...]:
+    return bt.rewards, bt.values, bt.next_values, bt.terminated, bt.truncated
+
+
+def torch_args(bt: RolloutBatch, float_flags: bool = False) -> tuple[Any, ...]:
+    """The batch as torch float64 tensors; flags as bool, or as float32 0/1 with ``float_flags``."""
+    flags = (T(bt.terminated.astype(np.float32)), T(bt.truncated.astype(np.float32))) if float_flags \
+        else (T(bt.terminated), T(bt.truncated))
+    return T(bt.rewards), T(bt.values), T(bt.next_values), *flags
 
 
 lams = st.sampled_from([0.0, 0.3, 0.9, 0.95, 1.0])
@@ -99,37 +77,37 @@ def _close(got: Any, want: np.ndarray, tol: float) -> None:
 
 # ------------------------------------------------------------------------------------ advantages
 @given(batches())
-def test_TR_29_next_values_twin(bt: Batch) -> None:
+def test_TR_29_next_values_twin(bt: RolloutBatch) -> None:
     got = adv.next_values_from_rollout(T(bt.values), T(bt.last_value), T(bt.terminated), T(bt.truncated),
                                        T(bt.v_final))
     np.testing.assert_array_equal(N(got), bt.next_values)
 
 
 @given(batches())
-def test_TR_29_td_residuals_twin(bt: Batch) -> None:
-    r, v, nv, term, _ = bt.torch_args()
+def test_TR_29_td_residuals_twin(bt: RolloutBatch) -> None:
+    r, v, nv, term, _ = torch_args(bt)
     want = ref_adv.td_residuals(bt.rewards, bt.values, bt.next_values, bt.terminated, gamma=bt.gamma)
-    _close(adv.td_residuals(r, v, nv, term, gamma=bt.gamma), want, bt.tol)
+    _close(adv.td_residuals(r, v, nv, term, gamma=bt.gamma), want, _tol(bt))
 
 
 @given(batches(), ks, st.booleans())
-def test_TR_20_td_k_twin(bt: Batch, k: int | None, float_flags: bool) -> None:
-    want = ref_adv.td_k_advantages(*bt.np_args(), gamma=bt.gamma, k=k)
-    _close(adv.td_k_advantages(*bt.torch_args(float_flags), gamma=bt.gamma, k=k), want, bt.tol)
+def test_TR_20_td_k_twin(bt: RolloutBatch, k: int | None, float_flags: bool) -> None:
+    want = ref_adv.td_k_advantages(*np_args(bt), gamma=bt.gamma, k=k)
+    _close(adv.td_k_advantages(*torch_args(bt, float_flags), gamma=bt.gamma, k=k), want, _tol(bt))
 
 
 @given(batches(), lams, st.booleans())
-def test_TR_31_gae_twin(bt: Batch, lam: float, float_flags: bool) -> None:
-    want = ref_adv.gae(*bt.np_args(), gamma=bt.gamma, lam=lam)
-    got = adv.gae(*bt.torch_args(float_flags), gamma=bt.gamma, lam=lam)
-    _close(got, want, bt.tol)
+def test_TR_31_gae_twin(bt: RolloutBatch, lam: float, float_flags: bool) -> None:
+    want = ref_adv.gae(*np_args(bt), gamma=bt.gamma, lam=lam)
+    got = adv.gae(*torch_args(bt, float_flags), gamma=bt.gamma, lam=lam)
+    _close(got, want, _tol(bt))
     # and the definitional O(T^2) oracle
-    _close(got, ref_adv.gae_oracle(*bt.np_args(), gamma=bt.gamma, lam=lam), bt.tol)
+    _close(got, ref_adv.gae_oracle(*np_args(bt), gamma=bt.gamma, lam=lam), _tol(bt))
 
 
 @given(batches(), lams)
-def test_E_57_value_targets_twin(bt: Batch, lam: float) -> None:
-    a = ref_adv.gae(*bt.np_args(), gamma=bt.gamma, lam=lam)
+def test_E_57_value_targets_twin(bt: RolloutBatch, lam: float) -> None:
+    a = ref_adv.gae(*np_args(bt), gamma=bt.gamma, lam=lam)
     np.testing.assert_array_equal(N(adv.value_targets(T(a), T(bt.values))), ref_adv.value_targets(a, bt.values))
 
 
