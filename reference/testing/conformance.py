@@ -1,14 +1,16 @@
-"""Conformance kit: check your own GAE, PPO loss, tanh-Gaussian log-density, GRPO advantages or Bellman solver.
+"""Conformance kit: check your own GAE, PPO loss, tanh-Gaussian log-density, GRPO advantages, Bellman
+operator or Bellman solver.
 
 Spec: TR-29, TR-31, TR-32, TR-34 (GAE; open choice 13, E-62), TR-13, TR-14, TR-16 (PPO clip),
 PG-50..PG-52 (tanh-Gaussian, E-51), TR-49, TR-51 (GRPO, E-68, E-69), MDP-20/BEL-04 (V^pi),
-BEL-10/BEL-12/BEL-17 (V* and optimal policies). Each ``check_*`` function runs your
-implementation on hand-built pitfall cases (batch of size 1, T = 1, termination and truncation on
-the same row, lam = 0 and 1, a ratio exactly on a clip boundary, ...) and then on ``examples`` random
-cases drawn by Hypothesis, compares with :mod:`reference` within a derived tolerance, and returns a
-:class:`ConformanceReport`. A failure is shrunk by Hypothesis to a small counterexample; the report
-then names every known mistake (truncation treated as termination, the recursion crossing an episode
-boundary, max instead of min, ...) that reproduces the implementation's output on all the cases tried.
+BEL-10/BEL-12/BEL-17 (V* and optimal policies), BEL-06/BEL-09/BEL-14/BEL-21 (the Bellman operators).
+Each ``check_*`` function runs your implementation on hand-built pitfall cases (batch of size 1,
+T = 1, termination and truncation on the same row, lam = 0 and 1, a ratio exactly on a clip boundary,
+...) and then on ``examples`` random cases drawn by Hypothesis, compares with :mod:`reference` within
+a derived tolerance, and returns a :class:`ConformanceReport`. A failure is shrunk by Hypothesis to a
+small counterexample; the report then names every known mistake (truncation treated as termination, the
+recursion crossing an episode boundary, max instead of min, ...) that reproduces the implementation's
+output on all the cases tried.
 Deterministic: the same call gives the same report.
 
 Use it from pytest::
@@ -59,15 +61,19 @@ your function if it works on tensors, and return something ``np.asarray`` accept
 * Optimal value: ``fn(P, R, gamma) -> V`` or ``(V, policy)`` with ``policy`` int [S]; V must equal V*,
   and a returned policy must be optimal (its own V^pi equals V*; ties between actions make the argmax
   non-unique, so the policy is never compared entry by entry).
+* Bellman operator (one application): ``fn(P, R, pi, gamma, V) -> B^pi V`` [S], or with ``optimal=True``
+  ``fn(P, R, gamma, V) -> B* V``; ``target="q"`` passes Q [S, A] and expects B^pi Q or B* Q [S, A]. The
+  values given are 0 at the terminal state, so hard-coding V(term) = 0 and treating term as an ordinary
+  absorbing state both conform.
 
 Tolerances (module :mod:`reference.tolerance`; Higham's forward-error model): GAE
 ``SAFETY * (T + 2) * u * T * scale`` with ``scale`` = max |r| + 2 max |V| (one residual), the sum of at
 most T residuals; PPO ``SAFETY * (N + 4 + max |log_prob| + max |old_log_prob|) * u * mean |A| *
 max(1, max ell)`` (u = the unit roundoff of ``precision``: 2^-53 for float64, 2^-24 for float32, input
-rounding included); tanh-Gaussian and GRPO as their ``check_*`` docstrings and docs/conformance.md; values
-:func:`reference.testing.oracles.value_tolerance` scaled to the precision. An iterative solver that stops
-at a tolerance of its own (value iteration with a stopping rule) passes ``atol``: the kit then checks
-||V - V_ref||_inf <= atol and reports which bound it used.
+rounding included); tanh-Gaussian, GRPO and the operators as their ``check_*`` docstrings and
+docs/conformance.md; values :func:`reference.testing.oracles.value_tolerance` scaled to the precision.
+An iterative solver that stops at a tolerance of its own (value iteration with a stopping rule) passes
+``atol``: the kit then checks ||V - V_ref||_inf <= atol and reports which bound it used.
 """
 
 from __future__ import annotations
@@ -86,6 +92,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from reference.advantages import gae
+from reference.bellman import bellman_optimality_q, bellman_optimality_v, bellman_q, bellman_v
 from reference.dp import v_star
 from reference.exact import v_pi
 from reference.mdp import FiniteMDP, FloatArray, deterministic_policy
@@ -97,16 +104,18 @@ from reference.policies import (
 )
 from reference.surrogates import GRPO_EPS_STD, grpo_advantages, ppo_clip_objective, ppo_clip_ratio_gradient
 from reference.testing.oracles import value_tolerance
-from reference.testing.strategies import finite_mdps, policies
+from reference.testing.strategies import finite_mdps, policies, value_functions
 from reference.testing.strategies_rollouts import PPOBatch, RolloutBatch, ppo_batches, rollout_batches
 from reference.tolerance import EPS, tolerance
 
 __all__ = [
+    "BellmanTarget",
     "ConformanceError",
     "ConformanceReport",
     "GaeConvention",
     "Mismatch",
     "Precision",
+    "check_bellman_operator",
     "check_gae",
     "check_grpo_advantages",
     "check_optimal_value",
@@ -1068,6 +1077,156 @@ def _solver_pitfalls() -> Iterable[tuple[str, tuple[FiniteMDP, FloatArray]]]:
     yield "a tie between actions everywhere", (m3, np.array([[1.0, 0.0], [0.5, 0.5]]))
 
 
+# ----------------------------------------------------------------------------- Bellman operators
+BellmanTarget = Literal["v", "q"]
+
+
+@dataclass(frozen=True)
+class _OperatorCase:
+    mdp: FiniteMDP
+    pi: FloatArray
+    values: FloatArray  # V [S] or Q [S, A], term entries 0
+
+
+def _operator_cases(target: BellmanTarget) -> st.SearchStrategy[_OperatorCase]:
+    @st.composite
+    def cases(draw: st.DrawFn) -> _OperatorCase:
+        mdp = draw(_solver_mdps())
+        return _OperatorCase(mdp, draw(policies(mdp)), draw(value_functions(mdp, q=target == "q", term_zero=True)))
+    return cases()
+
+
+def _operator_expected(c: _OperatorCase, target: BellmanTarget, optimal: bool) -> FloatArray:
+    if target == "v":
+        return bellman_optimality_v(c.mdp, c.values) if optimal else bellman_v(c.mdp, c.pi, c.values)
+    return bellman_optimality_q(c.mdp, c.values) if optimal else bellman_q(c.mdp, c.pi, c.values)
+
+
+def _operator_variants(c: _OperatorCase, target: BellmanTarget, optimal: bool) -> list[tuple[str, FloatArray | None]]:
+    """The output of each known mistake on case ``c`` (None where the mistake is not defined on it)."""
+    p = np.array(c.mdp.P, dtype=np.float64)  # [S, A, S]
+    r = np.array(c.mdp.r, dtype=np.float64)  # [S, A]
+    g, pi, x = c.mdp.gamma, c.pi, c.values
+    uniform = np.full_like(pi, 1.0 / p.shape[1])
+    p_t = np.ascontiguousarray(p.transpose(2, 1, 0))  # P[s', a, s] read as P[s, a, s']
+    out: list[tuple[str, FloatArray | None]] = []
+    if target == "v":
+        def look(v: FloatArray, gamma: float = g, pp: FloatArray = p) -> FloatArray:
+            return np.asarray(r + gamma * np.einsum("sat,t->sa", pp, v), dtype=np.float64)
+        if optimal:
+            out += [
+                ("min instead of max over actions", look(x).min(axis=1)),
+                ("the mean over actions (the uniform policy) instead of the max", look(x).mean(axis=1)),
+                ("reward and continuation maximised separately: max_a r + gamma max_a P V",
+                 r.max(axis=1) + g * np.einsum("sat,t->sa", p, x).max(axis=1)),
+                ("gamma left out: max_a (r + P V)", look(x, 1.0).max(axis=1)),
+                ("the reward discounted too: max_a gamma (r + P V)", g * look(x, 1.0).max(axis=1)),
+                ("the transition array read transposed, as P[s', a, s]", look(x, g, p_t).max(axis=1)),
+            ]
+        else:
+            out += [
+                ("the max over actions (B*) instead of the expectation over pi", look(x).max(axis=1)),
+                ("the uniform policy instead of pi", np.einsum("sa,sa->s", uniform, look(x))),
+                ("gamma left out: r + P V", np.einsum("sa,sa->s", pi, look(x, 1.0))),
+                ("the reward discounted too: gamma (r + P V)", g * np.einsum("sa,sa->s", pi, look(x, 1.0))),
+                ("the transition array read transposed, as P[s', a, s]", np.einsum("sa,sa->s", pi, look(x, g, p_t))),
+            ]
+        return out
+    def ev(v: FloatArray, pp: FloatArray = p) -> FloatArray:  # E[v(s') | s, a], [S, A]
+        return np.asarray(np.einsum("sat,t->sa", pp, v), dtype=np.float64)
+
+    if optimal:
+        out += [
+            ("max_a' taken outside the expectation over s': max_a' E[Q(s', a')]",
+             r + g * np.einsum("sat,tb->sab", p, x).max(axis=2)),
+            ("min instead of max over a'", r + g * ev(x.min(axis=1))),
+            ("the mean over a' (the uniform policy) instead of the max", r + g * ev(x.mean(axis=1))),
+            ("gamma left out: r + E[max_a' Q(s', a')]", r + ev(x.max(axis=1))),
+            ("the transition array read transposed, as P[s', a, s]", r + g * ev(x.max(axis=1), p_t)),
+        ]
+    else:
+        out += [
+            ("the max over a' (B*) instead of the expectation over pi(.|s')", r + g * ev(x.max(axis=1))),
+            ("pi of the current state s weights a' instead of pi(.|s')", r + g * np.einsum("sat,tb,sb->sa", p, x, pi)),
+            ("the uniform policy instead of pi", r + g * ev((uniform * x).sum(axis=1))),
+            ("gamma left out: r + E[Q(s', a')]", r + ev((pi * x).sum(axis=1))),
+            ("the transition array read transposed, as P[s', a, s]", r + g * ev((pi * x).sum(axis=1), p_t)),
+        ]
+    return out
+
+
+def check_bellman_operator(
+    fn: Callable[..., Any],
+    *,
+    target: BellmanTarget = "v",
+    optimal: bool = False,
+    layout: Layout = "SAS",
+    precision: Precision = "float64",
+    examples: int = 100,
+) -> ConformanceReport:
+    """Check one application of a Bellman operator against :mod:`reference.bellman`.
+
+    Spec: BEL-06 (B^pi on V), BEL-09 (B^pi on Q), BEL-14 (B* on V), BEL-21 (B* on Q). Called as
+    ``fn(P, R, pi, gamma, V)`` (``optimal=False``) or ``fn(P, R, gamma, V)`` (``optimal=True``), with P
+    [S, A, S] (``layout="ASS"``: [A, S, S]), R [S, A] the expected reward, pi [S, A], and V [S]
+    (``target="v"``) or Q [S, A] (``target="q"``); it returns B V [S] or B Q [S, A]:
+
+    (B^pi V)(s) = sum_a pi(a|s) (R(s, a) + gamma sum_s' P(s'|s, a) V(s')),
+    (B* V)(s) = max_a (R(s, a) + gamma sum_s' P(s'|s, a) V(s')),
+    (B^pi Q)(s, a) = R(s, a) + gamma sum_s' P(s'|s, a) sum_a' pi(a'|s') Q(s', a'),
+    (B* Q)(s, a) = R(s, a) + gamma sum_s' P(s'|s, a) max_a' Q(s', a').
+
+    The last state is the absorbing terminal state; the values given are 0 there, so a function that treats
+    it as an ordinary absorbing state and one that hard-codes V(term) = 0 both conform. Tolerance:
+    SAFETY * (S + A + 2) * u * (max |R| + gamma max |V|), the forward error of the sums in one application.
+    """
+    u = _unit_roundoff(precision)
+    if target not in ("v", "q"):
+        raise ValueError(f"target must be 'v' or 'q', got {target!r}")
+    if layout not in ("SAS", "ASS"):
+        raise ValueError(f"layout must be 'SAS' or 'ASS', got {layout!r}")
+
+    def tol_of(c: _OperatorCase) -> float:
+        scale = float(np.max(np.abs(c.mdp.r))) + c.mdp.gamma * float(np.max(np.abs(c.values)))
+        return _tol(scale, c.mdp.n_states_plus + c.mdp.n_actions + 2, u)
+
+    def call(c: _OperatorCase) -> tuple[Any, str | None, dict[str, Any]]:
+        p, r = _standard_arrays(c.mdp, layout)
+        name = "V" if target == "v" else "Q"
+        if optimal:
+            inputs: dict[str, Any] = {"P": p, "R": r, "gamma": c.mdp.gamma, name: c.values}
+            got, err = _call(fn, p.copy(), r.copy(), c.mdp.gamma, c.values.copy())
+        else:
+            inputs = {"P": p, "R": r, "pi": c.pi, "gamma": c.mdp.gamma, name: c.values}
+            got, err = _call(fn, p.copy(), r.copy(), c.pi.copy(), c.mdp.gamma, c.values.copy())
+        return got, err, inputs
+
+    def check_one(case_name: str, c: _OperatorCase) -> Mismatch | None:
+        want, tol = _operator_expected(c, target, optimal), tol_of(c)
+        got, err, inputs = call(c)
+        if err is not None:
+            return Mismatch(case_name, inputs, want, None, float("inf"), None, tol, err)
+        return _value_check(case_name, got, want, tol, inputs)
+
+    def evaluate(c: _OperatorCase) -> tuple[Any, FloatArray, float, list[tuple[str, FloatArray | None]]] | None:
+        got, err, _ = call(c)
+        if err is not None:
+            return None
+        return got, _operator_expected(c, target, optimal), tol_of(c), _operator_variants(c, target, optimal)
+
+    pitfalls: list[tuple[str, _OperatorCase]] = []
+    for case_name, (mdp, pi) in _solver_pitfalls():
+        rng = np.random.default_rng(len(pitfalls))
+        vals = np.round(rng.uniform(-5, 5, (mdp.n_states_plus, mdp.n_actions) if target == "q"
+                                    else (mdp.n_states_plus,)))
+        vals[mdp.term] = 0.0
+        pitfalls.append((case_name, _OperatorCase(mdp, pi, vals)))
+    op = ("B*" if optimal else "B^pi") + (" on V" if target == "v" else " on Q")
+    spec = {("v", False): "BEL-06", ("q", False): "BEL-09", ("v", True): "BEL-14", ("q", True): "BEL-21"}
+    return _run(f"Bellman operator {op} (layout {layout!r}, {precision})", spec[(target, optimal)], pitfalls,
+                _operator_cases(target), check_one, examples=examples, evaluate=evaluate)
+
+
 # -------------------------------------------------------------------------------------------- CLI
 def _load(target: str) -> Callable[..., Any]:
     mod, sep, attr = target.partition(":")
@@ -1085,7 +1244,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m reference.testing.conformance CHECK module:function [options]``; exit 0 iff it passes."""
     ap = argparse.ArgumentParser(prog="python -m reference.testing.conformance", description=__doc__.split("\n")[0])
     ap.add_argument("check", choices=["gae", "ppo-clip", "tanh-gaussian", "grpo", "policy-evaluation",
-                                      "optimal-value"])
+                                      "optimal-value", "bellman-operator"])
     ap.add_argument("target", help="module:function of the implementation under test")
     ap.add_argument("--convention", choices=["reference", "sb3", "cleanrl", "pre_squash", "action"], default=None,
                     help="gae: reference (default), sb3, cleanrl; tanh-gaussian: pre_squash (default), action")
@@ -1095,7 +1254,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reduction", choices=["mean", "sum"], default="mean", help="ppo-clip only")
     ap.add_argument("--normalize-advantages", choices=["unbiased", "biased"], default=None, help="ppo-clip only")
     ap.add_argument("--no-std-scaling", action="store_true", help="grpo only: Dr. GRPO's r - mean(r)")
-    ap.add_argument("--layout", choices=["SAS", "ASS"], default="SAS", help="solvers only")
+    ap.add_argument("--layout", choices=["SAS", "ASS"], default="SAS", help="solvers and operators only")
+    ap.add_argument("--target", dest="operand", choices=["v", "q"], default="v",
+                    help="bellman-operator only: act on V or on Q")
+    ap.add_argument("--optimal", action="store_true", help="bellman-operator only: B* (fn(P, R, gamma, V))")
     ap.add_argument("--atol", type=float, default=None, help="solvers only: the solver's own accuracy")
     ap.add_argument("--policy-only", action="store_true", help="optimal-value only: check the returned policy alone")
     args = ap.parse_args(argv)
@@ -1114,6 +1276,9 @@ def main(argv: list[str] | None = None) -> int:
         rep = check_ppo_clip_loss(fn, sign=args.sign, reduction=args.reduction,
                                   normalize_advantages=args.normalize_advantages or False, precision=args.precision,
                                   **extra)
+    elif args.check == "bellman-operator":
+        rep = check_bellman_operator(fn, target=args.operand, optimal=args.optimal, layout=args.layout,
+                                     precision=args.precision, **extra)
     elif args.check == "policy-evaluation":
         rep = check_policy_evaluation(fn, layout=args.layout, precision=args.precision, atol=args.atol, **extra)
     else:

@@ -2,7 +2,7 @@
 
 What is tested: (1) independent correct implementations pass, in every convention; (2) code nobody here
 wrote passes through its documented adapter: SB3's RolloutBuffer GAE (float32), pymdptoolbox's policy
-iteration and value iteration, and this project's torch twins; (3) every known mistake the kit
+iteration, value iteration and Bellman operator, and this project's torch twins; (3) every known mistake the kit
 diagnoses is caught *and* named; (4) the float64 tolerance is tight enough to reject a float32
 computation, while the float32 tolerance accepts it; (5) malformed results, exceptions and
 nondeterminism are reported, not raised; (6) reports are deterministic; (7) the CLI's exit status.
@@ -23,6 +23,7 @@ from reference.surrogates import grpo_advantages
 from reference.testing.conformance import (
     ConformanceError,
     ConformanceReport,
+    check_bellman_operator,
     check_gae,
     check_grpo_advantages,
     check_optimal_value,
@@ -523,3 +524,112 @@ def test_strategies_reach_the_edge_cases() -> None:
     find(ppo_batches(), lambda b: b.advantages.size == 1, settings=cfg)
     find(ppo_batches(), lambda b: bool(((b.ratio > 1 + b.eps) & (b.advantages > 0)).any()
                                        and ((b.ratio < 1 - b.eps) & (b.advantages < 0)).any()), settings=cfg)
+
+
+# ------------------------------------------------------------------------------ Bellman operators
+# Loop implementations, written from the formulas of check_bellman_operator's docstring (not from the
+# reference's einsum): b(P, R, pi, gamma, X, mistake) with X = V [S] or Q [S, A].
+def _loop_operator(p: Any, r: Any, pi: Any, gamma: float, x: Any, *, q: bool, optimal: bool,
+                   mistake: str = "") -> np.ndarray:
+    n, na = r.shape
+    g = 1.0 if mistake == "no_gamma" else gamma
+
+    def cont(s2: int, s: int) -> float:  # the value of s2 as seen from a row of state s
+        if not q:
+            return float(x[s2])
+        if optimal:
+            return float(min(x[s2]) if mistake == "min" else max(x[s2]))
+        w = pi[s] if mistake == "pi_of_s" else pi[s2]
+        return float(sum(w[b] * x[s2, b] for b in range(na)))
+
+    look = np.zeros((n, na))
+    for s in range(n):
+        for a in range(na):
+            row = [p[s2, a, s] if mistake == "transposed" else p[s, a, s2] for s2 in range(n)]
+            look[s, a] = r[s, a] + g * sum(row[s2] * cont(s2, s) for s2 in range(n))
+    if q:
+        if mistake == "max_outside":  # max_a' sum_s' P(s'|s,a) Q(s', a')
+            for s in range(n):
+                for a in range(na):
+                    look[s, a] = r[s, a] + g * max(sum(p[s, a, s2] * x[s2, b] for s2 in range(n)) for b in range(na))
+        return look
+    if optimal:
+        return np.asarray(look.min(axis=1) if mistake == "min" else look.max(axis=1))
+    if mistake == "greedy":
+        return np.asarray(look.max(axis=1))
+    return np.array([sum(pi[s, a] * look[s, a] for a in range(na)) for s in range(n)])
+
+
+def _operator(q: bool, optimal: bool, mistake: str = "") -> Callable[..., np.ndarray]:
+    def b_star(p: Any, r: Any, gamma: float, x: Any) -> np.ndarray:
+        return _loop_operator(p, r, None, gamma, x, q=q, optimal=True, mistake=mistake)
+
+    def b_pi(p: Any, r: Any, pi: Any, gamma: float, x: Any) -> np.ndarray:
+        return _loop_operator(p, r, pi, gamma, x, q=q, optimal=False, mistake=mistake)
+
+    return b_star if optimal else b_pi
+
+
+OPERATORS = [(False, False), (True, False), (False, True), (True, True)]
+
+
+@pytest.mark.parametrize("q,optimal", OPERATORS)
+def test_loop_bellman_operators_conform(q: bool, optimal: bool) -> None:
+    rep = check_bellman_operator(_operator(q, optimal), target="q" if q else "v", optimal=optimal, examples=EX)
+    assert rep.passed, str(rep)
+    assert rep.spec == {(False, False): "BEL-06", (True, False): "BEL-09", (False, True): "BEL-14",
+                        (True, True): "BEL-21"}[(q, optimal)]
+
+
+def test_pymdptoolbox_bellman_operator_conforms() -> None:
+    mdp = pytest.importorskip("mdptoolbox.mdp")
+
+    def b_star(p: Any, r: Any, gamma: float, v: Any) -> np.ndarray:  # P[a, s, s'] as pymdptoolbox takes it
+        model: Any = mdp.MDP(p, r, gamma, 0.01, 1000)
+        return np.asarray(model._bellmanOperator(v)[1])
+
+    rep = check_bellman_operator(b_star, optimal=True, layout="ASS", examples=EX)
+    assert rep.passed, str(rep)
+    assert not check_bellman_operator(b_star, optimal=True, layout="SAS", examples=EX).passed
+
+
+OPERATOR_BUGS = {  # (q, optimal, mistake) -> the words the diagnosis must contain
+    "v_pi_no_gamma": (False, False, "no_gamma", "gamma left out"),
+    "v_pi_greedy": (False, False, "greedy", "the max over actions (B*)"),
+    "v_pi_transposed": (False, False, "transposed", "read transposed"),
+    "v_star_min": (False, True, "min", "min instead of max"),
+    "v_star_no_gamma": (False, True, "no_gamma", "gamma left out"),
+    "q_pi_pi_of_s": (True, False, "pi_of_s", "pi of the current state s"),
+    "q_pi_no_gamma": (True, False, "no_gamma", "gamma left out"),
+    "q_star_max_outside": (True, True, "max_outside", "max_a' taken outside the expectation"),
+    "q_star_min": (True, True, "min", "min instead of max"),
+    "q_star_transposed": (True, True, "transposed", "read transposed"),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(OPERATOR_BUGS))
+def test_bellman_operator_mistakes_are_caught_and_named(bug: str) -> None:
+    q, optimal, mistake, words = OPERATOR_BUGS[bug]
+    rep = check_bellman_operator(_operator(q, optimal, mistake), target="q" if q else "v", optimal=optimal,
+                                 examples=EX)
+    assert words in _diagnosis(rep), str(rep)
+
+
+def _cli_b_star_q(p: Any, r: Any, gamma: float, q: Any) -> np.ndarray:
+    return np.asarray(r + gamma * p @ q.max(axis=1))
+
+
+def test_bellman_operator_precision_arguments_and_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    def b32(p: Any, r: Any, pi: Any, gamma: float, v: Any) -> np.ndarray:
+        f = np.float32
+        return np.asarray((pi.astype(f) * (r.astype(f) + f(gamma) * (p.astype(f) @ v.astype(f)))).sum(1))
+
+    assert check_bellman_operator(b32, precision="float32", examples=EX).passed
+    assert not check_bellman_operator(b32, precision="float64", examples=EX).passed
+    with pytest.raises(ValueError, match="target"):
+        check_bellman_operator(b32, target="w")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="layout"):
+        check_bellman_operator(b32, layout="SSA")  # type: ignore[arg-type]
+    assert main(["bellman-operator", f"{__name__}:_cli_b_star_q", "--target", "q",
+                 "--optimal", "--examples", "20"]) == 0
+    assert "PASSED: Bellman operator B* on Q" in capsys.readouterr().out
