@@ -108,9 +108,9 @@ def train(
     (``td_k_advantages`` with k = inf inside the segment = PG-38's accumulation of 1..k-step targets),
     then one gradient step on  a2c_policy_loss + vf_coef * value_loss (- ent_coef * H if enabled).
     """
+    device = check_run_config(cfg)  # a bad value, device or precision fails before any environment starts
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
-    device = check_run_config(cfg)  # a bad device or precision fails before any environment starts
     cfg = with_resolved_backend(cfg, run_dir, resume=resume)  # the run's saved config names the simulator
     torch.manual_seed(cfg.seed)
     envs = make_envs(cfg)

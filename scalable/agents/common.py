@@ -69,6 +69,7 @@ __all__ = [
     "Session",
     "TrainResult",
     "build_actor_critic",
+    "check_hyperparameters",
     "check_precision",
     "check_run_config",
     "checkpoint_state",
@@ -187,10 +188,70 @@ def check_precision(precision: str, env_id: str) -> None:
                           "which runs in float32 (set precision='float32')")
 
 
+def check_hyperparameters(cfg: Any) -> None:
+    """:class:`ConfigError` naming the first field of an A2C / PPO config that cannot train as asked: a
+    budget below one rollout (nothing would be trained), an empty rollout, gamma outside (0, 1] (MDP-18),
+    lambda outside [0, 1] (TR-31), a clip range outside [0, 1), zero epochs, a minibatch larger than the
+    batch, a non-positive learning rate or optimiser epsilon, a negative loss coefficient, ... Fields a
+    config does not have are skipped."""
+    def has(name: str) -> bool:
+        return hasattr(cfg, name)
+
+    def bad(name: str, why: str) -> ConfigError:
+        return ConfigError(f"{name}={getattr(cfg, name)!r} {why}")
+
+    def number(name: str) -> float:
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
+            raise bad(name, "must be a finite number")
+        return float(v)
+
+    def integer(name: str, low: int) -> int:
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise bad(name, f"must be an integer >= {low}")
+        return int(v)
+
+    batch = integer("num_envs", 1) * integer("num_steps", 1)
+    if integer("total_steps", 1) < batch:
+        raise bad("total_steps", f"is less than one rollout of num_envs x num_steps = {batch} steps: nothing "
+                                 f"would be trained (raise --steps to at least {batch})")
+    if not 0.0 < number("gamma") <= 1.0:
+        raise bad("gamma", "must lie in (0, 1] (MDP-18)")
+    if has("gae_lambda") and not 0.0 <= number("gae_lambda") <= 1.0:
+        raise bad("gae_lambda", "must lie in [0, 1] (TR-31)")
+    if has("clip_eps") and not 0.0 <= number("clip_eps") < 1.0:
+        raise bad("clip_eps", "must lie in [0, 1) (TR-16)")
+    if has("update_epochs"):
+        integer("update_epochs", 1)
+    if has("minibatch_size") and integer("minibatch_size", 1) > batch:
+        raise bad("minibatch_size", f"exceeds the batch of num_envs x num_steps = {batch} samples")
+    if number("learning_rate") <= 0.0:
+        raise bad("learning_rate", "must be positive")
+    for name in ("adam_eps", "optim_eps"):
+        if has(name) and number(name) <= 0.0:
+            raise bad(name, "must be positive")
+    if has("rmsprop_alpha") and not 0.0 <= number("rmsprop_alpha") < 1.0:
+        raise bad("rmsprop_alpha", "must lie in [0, 1)")
+    for name in ("vf_coef", "ent_coef"):
+        if has(name) and number(name) < 0.0:
+            raise bad(name, "must be >= 0")
+    for name in ("max_grad_norm", "target_kl"):
+        if has(name) and getattr(cfg, name) is not None and number(name) <= 0.0:
+            raise bad(name, "must be positive, or None to switch it off")
+    if has("checkpoint_every"):
+        integer("checkpoint_every", 0)
+    if has("return_window"):
+        integer("return_window", 1)
+    if has("torch_threads") and cfg.torch_threads is not None:
+        integer("torch_threads", 1)
+
+
 def check_run_config(cfg: Any) -> torch.device:
-    """Validate what a config asks of this machine before any environment or run folder exists, and return
-    the torch device to train on: :func:`resolve_device` of ``cfg.device`` and :func:`check_precision` of
-    ``cfg.precision`` for ``cfg.env_id``. Raises :class:`ConfigError` (a ValueError) naming the bad value."""
+    """Validate a config before any environment or run folder exists, and return the torch device to train
+    on: :func:`check_hyperparameters`, :func:`resolve_device` of ``cfg.device`` and :func:`check_precision`
+    of ``cfg.precision`` for ``cfg.env_id``. Raises :class:`ConfigError` (a ValueError) naming the bad value."""
+    check_hyperparameters(cfg)
     device = resolve_device(cfg.device)
     check_precision(cfg.precision, cfg.env_id)
     return device

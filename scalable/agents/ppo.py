@@ -204,9 +204,9 @@ def train(
     ``update_epochs`` passes over random minibatches of the N T samples minimising
     ppo_clip_loss + vf_coef * value_loss (- ent_coef * H).
     """
+    device = check_run_config(cfg)  # a bad value, device or precision fails before any environment starts
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
-    device = check_run_config(cfg)  # a bad device or precision fails before any environment starts
     cfg = with_resolved_backend(cfg, run_dir, resume=resume)  # the run's saved config names the simulator
     torch.manual_seed(cfg.seed)
     envs = make_envs(cfg)

@@ -20,6 +20,9 @@ truncation. envpool fixes seeds at construction (env b gets ``seed + b``), so th
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 import gymnasium as gym
@@ -30,6 +33,16 @@ from scalable.envs.gym_backend import float32_space
 from scalable.envs.vector import EpisodeInfo, VecStep
 
 __all__ = ["EnvpoolVecEnv", "default_num_threads", "envpool_has"]
+
+
+@contextmanager
+def _quiet_spaces() -> Iterator[None]:
+    """envpool declares float64 bounds for its float32 Box spaces, and gymnasium warns each time it builds
+    them ("Box low's precision lowered by casting to float32"); harmless (the bounds take the space's own
+    dtype, the one the environment returns), so that one warning is silenced where envpool builds spaces."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*Box (low|high)'s precision lowered", category=UserWarning)
+        yield
 
 
 def envpool_has(task_id: str) -> bool:
@@ -67,8 +80,9 @@ class EnvpoolVecEnv:
         self._pool: Any = None
         self._seed: int | None = None
         self._pool = self._make(0)
-        self._obs_space = float32_space(self._pool.observation_space)
-        self._act_space = self._pool.action_space
+        with _quiet_spaces():
+            self._obs_space = float32_space(self._pool.observation_space)
+            self._act_space = self._pool.action_space
         self._ret = np.zeros(self._num_envs, np.float64)
         self._len = np.zeros(self._num_envs, np.int64)
         self._arange = np.arange(self._num_envs)
@@ -111,7 +125,8 @@ class EnvpoolVecEnv:
         if self._seed != int(seed):
             self._pool.close()
             self._pool = self._make(int(seed))
-        obs, info = self._pool.reset()
+        with _quiet_spaces():
+            obs, info = self._pool.reset()
         order = self._order(info, self._num_envs)
         obs = obs if order is None else obs[order]
         self._ret[:] = 0.0

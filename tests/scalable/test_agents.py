@@ -16,7 +16,9 @@ pytest.importorskip("gymnasium")
 import dataclasses
 import importlib.util
 import math
+import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -271,7 +273,7 @@ def test_inexact_then_exact_resume_replays_from_the_new_seed(tmp_path: Path) -> 
 
 def _assert_cli_train_refused(args: list[str], run_dir: Path, capsys: pytest.CaptureFixture[str], says: str) -> None:
     """``scalable train <args>`` on CartPole exits with code 2, says ``says`` on stderr, and makes no run folder."""
-    assert cli_main(["train", args[0], "--env", "CartPole-v1", "--steps", "64", *args[1:],
+    assert cli_main(["train", args[0], "--env", "CartPole-v1", "--steps", "4096", *args[1:],
                      "--run-dir", str(run_dir)]) == 2
     assert says in capsys.readouterr().err
     assert not run_dir.exists()
@@ -289,7 +291,8 @@ def test_device_is_validated_before_any_environment_starts(tmp_path: Path, capsy
         with pytest.raises(common.DeviceError, match="no CUDA device"):
             common.resolve_device("cuda")
         with pytest.raises(common.DeviceError, match="no CUDA device"):
-            ppo.train(ppo.PPOConfig(env_id="CartPole-v1", total_steps=64, num_steps=32, device="cuda:0"),
+            ppo.train(ppo.PPOConfig(env_id="CartPole-v1", total_steps=64, num_steps=32, minibatch_size=32,
+                                    device="cuda:0"),
                       run_dir=tmp_path / "never", progress=False)
         assert not (tmp_path / "never").exists()
     _assert_cli_train_refused(["a2c", "--device", "banana"], tmp_path / "cli", capsys, "banana")
@@ -330,10 +333,11 @@ def test_precision_is_validated_before_any_environment_starts(tmp_path: Path,
     bad_cases = (("float16", "ALE/Breakout-v5", "float16"), ("bfloat16", "CartPole-v1", "Atari CNN only"))
     for bad, env_id, match in bad_cases:
         with pytest.raises(common.ConfigError, match=match):
-            ppo.train(ppo.PPOConfig(env_id=env_id, total_steps=64, num_steps=32, precision=bad),  # type: ignore[arg-type]
+            ppo.train(ppo.PPOConfig(env_id=env_id, total_steps=64, num_steps=32, minibatch_size=32,
+                                    precision=bad),  # type: ignore[arg-type]
                       run_dir=tmp_path / "never", progress=False)
         with pytest.raises(common.ConfigError, match=match):
-            a2c.train(a2c.A2CConfig(env_id=env_id, total_steps=64, precision=bad),  # type: ignore[arg-type]
+            a2c.train(a2c.A2CConfig(env_id=env_id, total_steps=80, precision=bad),  # type: ignore[arg-type]
                       run_dir=tmp_path / "never", progress=False)
         assert not (tmp_path / "never").exists()
     _assert_cli_train_refused(["ppo", "--set", "precision=bfloat16"], tmp_path / "cli", capsys, "Atari CNN only")
@@ -388,3 +392,46 @@ def test_run_config_records_the_resolved_backend(tmp_path: Path) -> None:
     saved["backend"] = "auto"  # a run folder of an older version
     config_json.write_text(json.dumps(saved), encoding="utf-8")
     assert common.with_resolved_backend(cfg, tmp_path / "run", resume=True).backend == want
+
+
+BAD_HYPERPARAMETERS = [  # (algo, field, value, words of the message)
+    ("ppo", "total_steps", 100, "less than one rollout"),
+    ("ppo", "num_envs", 0, "integer >= 1"),
+    ("ppo", "num_steps", 0, "integer >= 1"),
+    ("ppo", "gamma", 1.5, "(0, 1]"),
+    ("ppo", "gamma", 0.0, "(0, 1]"),
+    ("ppo", "gae_lambda", -0.1, "[0, 1]"),
+    ("ppo", "clip_eps", 1.0, "[0, 1)"),
+    ("ppo", "update_epochs", 0, "integer >= 1"),
+    ("ppo", "minibatch_size", 4096, "exceeds the batch"),
+    ("ppo", "learning_rate", 0.0, "positive"),
+    ("ppo", "learning_rate", float("nan"), "finite number"),
+    ("ppo", "adam_eps", 0.0, "positive"),
+    ("ppo", "vf_coef", -1.0, ">= 0"),
+    ("ppo", "max_grad_norm", 0.0, "positive, or None"),
+    ("ppo", "target_kl", -0.01, "positive, or None"),
+    ("ppo", "return_window", 0, "integer >= 1"),
+    ("ppo", "torch_threads", 0, "integer >= 1"),
+    ("a2c", "total_steps", 79, "less than one rollout"),
+    ("a2c", "rmsprop_alpha", 1.0, "[0, 1)"),
+    ("a2c", "optim_eps", -1e-5, "positive"),
+    ("a2c", "ent_coef", -0.01, ">= 0"),
+    ("a2c", "checkpoint_every", -1, "integer >= 0"),
+]
+
+
+@pytest.mark.parametrize("algo,name,value,words", BAD_HYPERPARAMETERS)
+def test_hyperparameters_that_cannot_train_are_refused_before_anything_starts(
+        tmp_path: Path, algo: str, name: str, value: object, words: str) -> None:
+    """A config that would train nothing (a budget below one rollout), crash later (an empty rollout, a
+    minibatch larger than the batch) or train something else than asked (gamma outside (0, 1], zero epochs,
+    a negative coefficient) is a ConfigError naming the field and its value, raised before an environment or
+    a run folder exists."""
+    base: Any = (ppo.PPOConfig(env_id="CartPole-v1", total_steps=2048, num_steps=1024, minibatch_size=64)
+                 if algo == "ppo" else a2c.A2CConfig(env_id="CartPole-v1", total_steps=80))
+    common.check_hyperparameters(base)  # the base config is valid
+    cfg = dataclasses.replace(base, **{name: value})
+    with pytest.raises(common.ConfigError, match=re.escape(f"{name}={value!r}")) as info:
+        (ppo.train if algo == "ppo" else a2c.train)(cfg, run_dir=tmp_path / "never", progress=False)
+    assert words in str(info.value)
+    assert not (tmp_path / "never").exists()
