@@ -31,6 +31,7 @@ import ast
 import csv
 import dataclasses
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -122,14 +123,25 @@ def _load(path: Path) -> tuple[str, Any, dict[str, Any]]:
     return algo, common.config_from_dict(cls, state["config"]), state
 
 
+VIDEO_MAX_FRAMES = 3000
+"""Frames kept for ``eval --video`` (100 s at 30 frames/s): a greedy Atari policy that never presses FIRE
+after a lost life plays until the 27000-step limit, and 27000 RGB frames would hold about 2.7 GB."""
+
+
 def evaluate(path: str | Path, *, episodes: int = 10, deterministic: bool = True, backend: Backend | None = None,
-             video: str | Path | None = None, seed: int = 12345) -> list[float]:
+             video: str | Path | None = None, seed: int = 12345,
+             video_max_frames: int = VIDEO_MAX_FRAMES) -> list[float]:
     """Raw episode returns of ``episodes`` episodes of the checkpointed policy (greedy if ``deterministic``).
 
     Atari runs use ``AtariOptions.for_eval()`` (full games, raw rewards). ``video``: write the first
-    episode as a GIF (single env, gymnasium backend).
+    ``video_max_frames`` frames of the first episode as a GIF (single env). MuJoCo renders off-screen; on a
+    machine without a display and without ``MUJOCO_GL`` set, EGL is selected (``MUJOCO_GL=egl``, set in this
+    process), since MuJoCo's default GLFW needs a display.
     """
     _, cfg, state = _load(Path(path))
+    if video is not None and is_mujoco(cfg.env_id) and "MUJOCO_GL" not in os.environ \
+            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ["MUJOCO_GL"] = "egl"  # read by gymnasium when it builds the renderer
     n_envs = 1 if video is not None else min(episodes, 8)
     envs = make_vec_env(cfg.env_id, n_envs, backend=backend or cfg.backend, atari=cfg.atari.for_eval(),
                         max_episode_steps=cfg.max_episode_steps,
@@ -147,7 +159,7 @@ def evaluate(path: str | Path, *, episodes: int = 10, deterministic: bool = True
     returns: list[float] = []
     with torch.no_grad():
         while len(returns) < episodes:
-            if video is not None and not returns:
+            if video is not None and not returns and len(frames) < video_max_frames:
                 frames.append(np.asarray(envs.render()[0]))  # type: ignore[attr-defined]
             x = torch.as_tensor(obs) if obs_norm is None else obs_norm(torch.as_tensor(obs).float(), update=False)
             step = model.act(x, generator=gen, deterministic=deterministic)

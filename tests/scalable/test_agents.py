@@ -435,3 +435,27 @@ def test_hyperparameters_that_cannot_train_are_refused_before_anything_starts(
         (ppo.train if algo == "ppo" else a2c.train)(cfg, run_dir=tmp_path / "never", progress=False)
     assert words in str(info.value)
     assert not (tmp_path / "never").exists()
+
+
+def test_eval_video_of_a_mujoco_task_renders_headless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """``eval --video`` on a MuJoCo task with no display and no MUJOCO_GL picks EGL (GLFW, MuJoCo's default,
+    needs a display) and writes the GIF; skipped where the machine has no EGL either."""
+    run = tmp_path / "mj"
+    assert cli_main(["train", "ppo", "--env", "InvertedPendulum-v5", "--steps", "64", "--run-dir", str(run),
+                     "--set", "num_steps=64", "minibatch_size=32", "max_episode_steps=30"]) == 0
+    for var in ("MUJOCO_GL", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.setenv(var, "")  # recorded, so that the undo also removes what eval sets
+        monkeypatch.delenv(var)
+    gif = tmp_path / "ep.gif"
+    try:
+        rc = cli_main(["eval", str(run), "--episodes", "1", "--video", str(gif)])
+    except Exception as exc:  # noqa: BLE001 - only a missing OpenGL platform is a reason to skip
+        if "OpenGL" in str(exc) or "EGL" in str(exc):
+            pytest.skip(f"no EGL on this machine: {exc}")
+        raise
+    assert rc == 0, capsys.readouterr().err
+    import os
+
+    assert os.environ["MUJOCO_GL"] == "egl"
+    assert gif.read_bytes()[:6] in (b"GIF87a", b"GIF89a")
