@@ -72,6 +72,10 @@ def test_ledger_item_is_well_formed(fname: str, item: dict[str, object]) -> None
     assert ID_RE.match(str(item["id"])), f"{fname}: malformed id {item['id']!r}"
     assert item["check"] in KINDS, f"{fname}: {item['id']}: check {item['check']!r} not in {sorted(KINDS)}"
     assert str(item["statement"]).strip(), f"{item['id']}: empty statement"
+    for key in ("code", "tests", "evidence"):
+        entries = list(item.get(key, []))  # type: ignore[call-overload]
+        dupes = sorted({e for e in entries if entries.count(e) > 1})
+        assert not dupes, f"{fname}: {item['id']}: `{key}` lists {dupes} more than once"
     has_code_and_tests = bool(item.get("code")) and bool(item.get("tests"))
     assert has_code_and_tests or item.get("evidence"), (
         f"{item['id']}: needs `code` and `tests`, or `evidence`")

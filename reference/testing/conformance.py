@@ -1,8 +1,8 @@
-"""Conformance kit: check your own GAE, PPO loss, tanh-Gaussian log-density, GRPO advantages, Bellman
+"""Conformance kit: check your own GAE, TD(k), PPO loss, tanh-Gaussian log-density, GRPO advantages, Bellman
 operator or Bellman solver.
 
-Spec: TR-29, TR-31, TR-32, TR-34 (GAE; open choice 13, E-62), TR-13, TR-14, TR-16 (PPO clip),
-PG-50..PG-52 (tanh-Gaussian, E-51), TR-49, TR-51 (GRPO, E-68, E-69), MDP-20/BEL-04 (V^pi),
+Spec: TR-29, TR-31, TR-32, TR-34 (GAE; open choice 13, E-62), TR-20, TR-30 (TD(k), E-59), TR-13, TR-14,
+TR-16 (PPO clip), PG-50..PG-52 (tanh-Gaussian, E-51), TR-49, TR-51 (GRPO, E-68, E-69), MDP-20/BEL-04 (V^pi),
 BEL-10/BEL-12/BEL-17 (V* and optimal policies), BEL-06/BEL-09/BEL-14/BEL-21 (the Bellman operators).
 Each ``check_*`` function runs your implementation on hand-built pitfall cases (batch of size 1,
 T = 1, termination and truncation on the same row, lam = 0 and 1, a ratio exactly on a clip boundary,
@@ -41,6 +41,8 @@ your function if it works on tensors, and return something ``np.asarray`` accept
   (CleanRL's ``dones[t]`` is the done flag returned with observation t), ``next_value``, ``next_done``.
   CleanRL's PPO treats a time-limit truncation as a termination, which no correct GAE can reproduce;
   this convention is therefore checked on batches without truncation, and the report says so.
+* TD(k): ``fn(rewards, values, next_values, terminated, truncated, *, gamma, k) -> advantages``, the GAE
+  "reference" convention with ``k`` (an int >= 1, or None for TD(inf)) in place of ``lam``.
 * PPO: ``fn(log_prob, old_log_prob, advantages, *, eps) -> loss`` (a scalar), the negative mean of
   C_eps(ell, A) = min(ell A, clip(ell, 1 - eps, 1 + eps) A) with ell = exp(log_prob - old_log_prob);
   ``sign="objective"`` for a function returning +mean, ``reduction="sum"`` for a sum;
@@ -91,7 +93,7 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from reference.advantages import gae
+from reference.advantages import gae, td_k_advantages
 from reference.bellman import bellman_optimality_q, bellman_optimality_v, bellman_q, bellman_v
 from reference.dp import v_star
 from reference.exact import v_pi
@@ -122,6 +124,7 @@ __all__ = [
     "check_policy_evaluation",
     "check_ppo_clip_loss",
     "check_tanh_gaussian_log_prob",
+    "check_td_k_advantages",
     "main",
 ]
 
@@ -502,6 +505,118 @@ def _gae_pitfalls(truncation: bool) -> Iterable[tuple[str, RolloutBatch]]:
             _batch([[1.0], [1.0]], [[0.0], [0.0]], [100.0], [[f], [f]], [[f], [t]], [[0.0], [3.0]], 0.9, 0.95)
         yield "termination and truncation on the same row (termination wins: no bootstrap)", \
             _batch([[1.0], [1.0]], [[0.0], [0.0]], [100.0], [[t], [f]], [[t], [f]], [[0.0], [0.0]], 0.9, 0.95)
+
+
+# ------------------------------------------------------------------------------------------- TD(k)
+@dataclass(frozen=True)
+class _TdkCase:
+    batch: RolloutBatch
+    k: int | None  # None = TD(inf)
+
+
+def _tdk_cases(include_infinite: bool) -> st.SearchStrategy[_TdkCase]:
+    ks: list[int | None] = [1, 1, 2, 3, 5, 20]
+    if include_infinite:
+        ks.append(None)
+    return st.builds(_TdkCase, rollout_batches(), st.sampled_from(ks))
+
+
+def _tdk_ref(bt: RolloutBatch, k: int | None, *, terminated: Any = None, truncated: Any = None,
+             next_values: Any = None) -> FloatArray:
+    return td_k_advantages(bt.rewards, bt.values, bt.next_values if next_values is None else next_values,
+                           bt.terminated if terminated is None else terminated,
+                           bt.truncated if truncated is None else truncated, gamma=bt.gamma, k=k)
+
+
+def _tdk_diagnoses(c: _TdkCase) -> list[tuple[str, FloatArray | None]]:
+    bt, k = c.batch, c.k
+    t_last = np.arange(bt.shape[0])[:, None] == bt.shape[0] - 1
+    reset_next = np.concatenate([bt.values[1:], bt.next_values[-1:]], axis=0)
+    none = np.zeros_like(bt.terminated)
+    shifted = (np.concatenate([bt.terminated[1:], bt.terminated[:1] & False]),
+               np.concatenate([bt.truncated[1:], bt.truncated[:1] & False]))
+    out: list[tuple[str, Callable[[], FloatArray | None]]] = [
+        ("returned the k-step returns (targets) A + V, not advantages", lambda: _tdk_ref(bt, k) + bt.values),
+        ("truncation treated as termination: no bootstrap from the final observation at a time limit "
+         "(open choice 13)", lambda: _tdk_ref(bt, k, terminated=bt.done)),
+        ("truncation bootstrapped from V of the next row (the reset state of the next episode) instead of "
+         "V of the final observation", lambda: _tdk_ref(bt, k, next_values=np.where(bt.terminated, 0.0, reset_next))),
+        ("the k-step window is not cut at episode ends: rewards of the next episode are summed in",
+         lambda: _tdk_ref(bt, k, terminated=none, truncated=none,
+                          next_values=np.where(bt.terminated, 0.0, bt.next_values))),
+        ("no bootstrap at the end of the rollout (V after the last row taken as 0)",
+         lambda: _tdk_ref(bt, k, next_values=np.where(t_last & ~bt.bootstrap_truncated, 0.0, bt.next_values))),
+        ("k + 1 steps summed before the bootstrap (off by one)", lambda: _tdk_ref(bt, k + 1) if k else None),
+        ("k - 1 steps summed before the bootstrap (off by one)",
+         lambda: _tdk_ref(bt, k - 1) if k is not None and k > 1 else None),
+        ("the done flags are off by one row (the flag of row t+1 used for row t)",
+         lambda: _tdk_ref(bt, k, terminated=shifted[0], truncated=shifted[1])),
+        ("next_values used where the row terminated (V(term) = 0 not applied, MDP-11)",
+         lambda: _tdk_ref(bt, k, terminated=none, truncated=bt.done, next_values=_passed_next_values(bt))),
+    ]
+    return [(text, make()) for text, make in out]
+
+
+def check_td_k_advantages(
+    fn: Callable[..., Any],
+    *,
+    include_infinite: bool = True,
+    precision: Precision = "float64",
+    examples: int = 200,
+) -> ConformanceReport:
+    """Check k-step (TD(k)) advantages, A2C's n-step estimator, against :func:`reference.advantages.td_k_advantages`.
+
+    Spec: TR-20 (E-59), TR-30, PG-38/PG-39. ``fn(rewards, values, next_values, terminated, truncated, *, gamma,
+    k) -> advantages`` [T, B], the GAE "reference" convention plus ``k``:
+    sum_{l<m} gamma^l r_{t+l} + gamma^m V(s_{t+m}) - V(s_t), where m = k capped at the end of t's episode or
+    of the rollout; V(s_{t+m}) is ``next_values`` of row t+m-1 (the final observation's value on a truncated
+    row), 0 on a terminated one. ``k`` is drawn from {1, 2, 3, 5, 20} and, with ``include_infinite``, None
+    (TD(inf): the bootstrapped Monte Carlo return minus V). Tolerance as GAE's (a sum of at most T terms).
+    """
+    _unit_roundoff(precision)
+
+    def call(c: _TdkCase) -> tuple[Any, str | None, tuple[Any, ...], dict[str, Any]]:
+        bt = c.batch
+        args = (bt.rewards.copy(), bt.values.copy(), _passed_next_values(bt), bt.terminated.copy(),
+                bt.truncated.copy())
+        kw: dict[str, Any] = {"gamma": bt.gamma, "k": c.k}
+        got, err = _call(fn, *args, **kw)
+        return got, err, args, kw
+
+    def check_one(case_name: str, c: _TdkCase) -> Mismatch | None:
+        want, tol = _tdk_ref(c.batch, c.k), _gae_tolerance(c.batch, precision)
+        got, err, args, kw = call(c)
+        inputs: dict[str, Any] = dict(zip(("rewards", "values", "next_values", "terminated", "truncated"), args,
+                                          strict=True))
+        inputs.update(kw)
+        if err is not None:
+            return Mismatch(case_name, inputs, want, None, float("inf"), None, tol, err)
+        return _value_check(case_name, got, want, tol, inputs)
+
+    def evaluate(c: _TdkCase) -> tuple[Any, FloatArray, float, list[tuple[str, FloatArray | None]]] | None:
+        got, err, _a, _k = call(c)
+        if err is not None:
+            return None
+        return got, _tdk_ref(c.batch, c.k), _gae_tolerance(c.batch, precision), _tdk_diagnoses(c)
+
+    # the GAE pitfall batches, in their order, with a k and a name for TD(k)
+    named: list[tuple[str, int | None]] = [
+        ("T = 1, B = 1, no episode end (bootstrap from last_value); k = 1", 1),
+        ("termination on the last row (no bootstrap); k = 2", 2),
+        ("termination mid-rollout (the window is cut there); k = 2", 2),
+        ("two envs, one terminating on row 0; k = 1 (one-step TD residuals)", 1),
+        ("gamma = 1, no episode end; k = inf (Monte Carlo return minus V)", None),
+        ("truncation mid-rollout (bootstrap from V(final obs), not from the next episode's first state); k = 2", 2),
+        ("truncation on the last row (v_final, not last_value); k = 1", 1),
+        ("termination and truncation on the same row (termination wins: no bootstrap); k = 2", 2),
+    ]
+    pitfalls = [(name, _TdkCase(bt, k if k is not None or include_infinite else bt.shape[0]))
+                for (name, k), (_n, bt) in zip(named, _gae_pitfalls(True), strict=True)]
+    pitfalls.append(("k = 50, larger than the rollout (the window is cut at the rollout end)",
+                     _TdkCase(pitfalls[4][1].batch, 50)))
+    return _run(f"TD(k) advantages ({precision}{'' if include_infinite else ', finite k only'})",
+                "TR-20, TR-30, PG-38", pitfalls, _tdk_cases(include_infinite), check_one, examples=examples,
+                evaluate=evaluate)
 
 
 # ---------------------------------------------------------------------------------------------- PPO
@@ -1244,7 +1359,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m reference.testing.conformance CHECK module:function [options]``; exit 0 iff it passes."""
     ap = argparse.ArgumentParser(prog="python -m reference.testing.conformance", description=__doc__.split("\n")[0])
     ap.add_argument("check", choices=["gae", "ppo-clip", "tanh-gaussian", "grpo", "policy-evaluation",
-                                      "optimal-value", "bellman-operator"])
+                                      "optimal-value", "bellman-operator", "td-k"])
     ap.add_argument("target", help="module:function of the implementation under test")
     ap.add_argument("--convention", choices=["reference", "sb3", "cleanrl", "pre_squash", "action"], default=None,
                     help="gae: reference (default), sb3, cleanrl; tanh-gaussian: pre_squash (default), action")
@@ -1258,6 +1373,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target", dest="operand", choices=["v", "q"], default="v",
                     help="bellman-operator only: act on V or on Q")
     ap.add_argument("--optimal", action="store_true", help="bellman-operator only: B* (fn(P, R, gamma, V))")
+    ap.add_argument("--finite-k", action="store_true", help="td-k only: your function does not take k=None (inf)")
     ap.add_argument("--atol", type=float, default=None, help="solvers only: the solver's own accuracy")
     ap.add_argument("--policy-only", action="store_true", help="optimal-value only: check the returned policy alone")
     args = ap.parse_args(argv)
@@ -1276,6 +1392,8 @@ def main(argv: list[str] | None = None) -> int:
         rep = check_ppo_clip_loss(fn, sign=args.sign, reduction=args.reduction,
                                   normalize_advantages=args.normalize_advantages or False, precision=args.precision,
                                   **extra)
+    elif args.check == "td-k":
+        rep = check_td_k_advantages(fn, include_infinite=not args.finite_k, precision=args.precision, **extra)
     elif args.check == "bellman-operator":
         rep = check_bellman_operator(fn, target=args.operand, optimal=args.optimal, layout=args.layout,
                                      precision=args.precision, **extra)

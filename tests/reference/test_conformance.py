@@ -30,6 +30,7 @@ from reference.testing.conformance import (
     check_policy_evaluation,
     check_ppo_clip_loss,
     check_tanh_gaussian_log_prob,
+    check_td_k_advantages,
     main,
 )
 from reference.testing.strategies_rollouts import ppo_batches, rollout_batches
@@ -633,3 +634,75 @@ def test_bellman_operator_precision_arguments_and_cli(capsys: pytest.CaptureFixt
     assert main(["bellman-operator", f"{__name__}:_cli_b_star_q", "--target", "q",
                  "--optimal", "--examples", "20"]) == 0
     assert "PASSED: Bellman operator B* on Q" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------ TD(k)
+def _loop_td_k(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, k: int | None,
+               mistake: str = "") -> np.ndarray:
+    """k-step advantages by walking forward from each row (independent of the reference's vectorised sum)."""
+    n_t, n_b = r.shape
+    kk = None if k is None else k + 1 if mistake == "k_plus_1" else k
+    out = np.zeros((n_t, n_b))
+    for b in range(n_b):
+        for t in range(n_t):
+            g, m, disc = 0.0, 0, 1.0
+            while True:
+                g += disc * r[t + m, b]
+                disc *= gamma
+                m += 1
+                row = t + m - 1
+                ended = te[row, b] or (tr[row, b] and mistake != "no_reset")
+                if mistake == "no_reset" and not (row == n_t - 1 or (kk is not None and m == kk)):
+                    continue
+                if te[row, b] or (mistake == "trunc_as_term" and tr[row, b]):
+                    boot = 0.0
+                    break
+                if ended or row == n_t - 1 or (kk is not None and m == kk):
+                    boot = nv[row, b]
+                    break
+            out[t, b] = g + disc * boot - v[t, b]
+    return out
+
+
+def test_td_k_loop_reference_and_torch_twin_conform() -> None:
+    torch = pytest.importorskip("torch")
+    from reference.advantages import td_k_advantages
+    from scalable.core.advantages import td_k_advantages as twin
+
+    assert check_td_k_advantages(_loop_td_k, examples=EX).passed
+    assert check_td_k_advantages(td_k_advantages, examples=EX).passed
+
+    def t(*xs: Any) -> Any:
+        return [torch.from_numpy(np.ascontiguousarray(x)) for x in xs]
+
+    def twin64(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, k: int | None) -> np.ndarray:
+        return np.asarray(twin(*t(r, v, nv, te, tr), gamma=gamma, k=k).numpy())
+
+    rep = check_td_k_advantages(twin64, examples=EX)
+    assert rep.passed, str(rep)
+
+    def finite_only(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, k: int | None) -> np.ndarray:
+        assert k is not None, "this implementation takes a finite k"
+        return _loop_td_k(r, v, nv, te, tr, gamma=gamma, k=k)
+
+    assert check_td_k_advantages(finite_only, include_infinite=False, examples=EX).passed
+
+
+TD_K_BUGS = {
+    "k_plus_1": "k + 1 steps summed",
+    "trunc_as_term": "truncation treated as termination",
+    "no_reset": "not cut at episode ends",
+}
+
+
+@pytest.mark.parametrize("bug", sorted(TD_K_BUGS))
+def test_td_k_mistakes_are_caught_and_named(bug: str) -> None:
+    def fn(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, k: int | None) -> np.ndarray:
+        return _loop_td_k(r, v, nv, te, tr, gamma=gamma, k=k, mistake=bug)
+
+    assert TD_K_BUGS[bug] in _diagnosis(check_td_k_advantages(fn, examples=EX))
+
+
+def test_td_k_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["td-k", "reference.advantages:td_k_advantages", "--examples", "20"]) == 0
+    assert "PASSED: TD(k) advantages" in capsys.readouterr().out
