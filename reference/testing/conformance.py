@@ -1,5 +1,5 @@
-"""Conformance kit: check your own GAE, TD(k), PPO loss, tanh-Gaussian log-density, GRPO advantages, Bellman
-operator or Bellman solver.
+"""Conformance kit: check your own GAE, TD(k), rewards-to-go, PPO loss, tanh-Gaussian log-density, GRPO
+advantages, Bellman operator or Bellman solver.
 
 Spec: TR-29, TR-31, TR-32, TR-34 (GAE; open choice 13, E-62), TR-20, TR-30 (TD(k), E-59), TR-13, TR-14,
 TR-16 (PPO clip), PG-50..PG-52 (tanh-Gaussian, E-51), TR-49, TR-51 (GRPO, E-68, E-69), MDP-20/BEL-04 (V^pi),
@@ -41,6 +41,8 @@ your function if it works on tensors, and return something ``np.asarray`` accept
   (CleanRL's ``dones[t]`` is the done flag returned with observation t), ``next_value``, ``next_done``.
   CleanRL's PPO treats a time-limit truncation as a termination, which no correct GAE can reproduce;
   this convention is therefore checked on batches without truncation, and the report says so.
+* Rewards-to-go: ``fn(rewards, *, gamma) -> G`` for one episode [T] (``convention="episode"``), or
+  ``fn(rewards, terminated, truncated, *, gamma)`` on [T, B] (``"batch"``; no bootstrap anywhere).
 * TD(k): ``fn(rewards, values, next_values, terminated, truncated, *, gamma, k) -> advantages``, the GAE
   "reference" convention with ``k`` (an int >= 1, or None for TD(inf)) in place of ``lam``.
 * PPO: ``fn(log_prob, old_log_prob, advantages, *, eps) -> loss`` (a scalar), the negative mean of
@@ -93,7 +95,7 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from reference.advantages import gae, td_k_advantages
+from reference.advantages import gae, reward_to_go_targets, td_k_advantages
 from reference.bellman import bellman_optimality_q, bellman_optimality_v, bellman_q, bellman_v
 from reference.dp import v_star
 from reference.exact import v_pi
@@ -123,6 +125,7 @@ __all__ = [
     "check_optimal_value",
     "check_policy_evaluation",
     "check_ppo_clip_loss",
+    "check_rewards_to_go",
     "check_tanh_gaussian_log_prob",
     "check_td_k_advantages",
     "main",
@@ -617,6 +620,121 @@ def check_td_k_advantages(
     return _run(f"TD(k) advantages ({precision}{'' if include_infinite else ', finite k only'})",
                 "TR-20, TR-30, PG-38", pitfalls, _tdk_cases(include_infinite), check_one, examples=examples,
                 evaluate=evaluate)
+
+
+# -------------------------------------------------------------------------------------- rewards-to-go
+RtgConvention = Literal["episode", "batch"]
+
+
+def _rtg_variants(bt: RolloutBatch) -> list[tuple[str, FloatArray | None]]:
+    """The known mistakes on ``bt`` (episodes delimited by its flags, the rollout end cutting the last)."""
+    r, done, g = bt.rewards, bt.done, bt.gamma
+    n_t, n_b = r.shape
+    start = np.zeros_like(r)  # the row index of each row's episode start
+    for b in range(n_b):
+        s0 = 0
+        for t in range(n_t):
+            start[t, b] = s0
+            if done[t, b]:
+                s0 = t + 1
+    t_idx = np.arange(n_t)[:, None] * np.ones((1, n_b))
+    ref = reward_to_go_targets(r, bt.terminated, bt.truncated, gamma=g)
+    none = np.zeros_like(bt.terminated)
+    forward = np.zeros_like(r)  # sum_{t' <= t} gamma^{t - t'} r_t' within the episode
+    acc = np.zeros(n_b)
+    for t in range(n_t):
+        acc = np.where(start[t] == t, 0.0, acc) * g + r[t]
+        forward[t] = acc
+    return [
+        ("discounted from the episode start: sum_t' gamma^t' r_t' instead of gamma^(t' - t) (the gamma^t of PG-08 "
+         "applied inside G_t)", ref * g ** (t_idx - start)),
+        ("not discounted (gamma taken as 1)", reward_to_go_targets(r, bt.terminated, bt.truncated, gamma=1.0)),
+        ("the sum starts at t + 1: r_t left out", ref - r),
+        ("a forward cumulative sum (rewards before t) instead of the rewards from t on", forward),
+        ("not reset at episode ends: the next episode's rewards are summed in",
+         reward_to_go_targets(r, none, none, gamma=g) if bool(np.any(done[:-1])) else None),
+    ]
+
+
+def check_rewards_to_go(
+    fn: Callable[..., Any],
+    *,
+    convention: RtgConvention = "episode",
+    precision: Precision = "float64",
+    examples: int = 200,
+) -> ConformanceReport:
+    """Check discounted rewards-to-go G_t = sum_{t' >= t} gamma^(t' - t) r_t' (REINFORCE's weights, PG-08, and
+    the text's value targets, TR-11 with E-57) against :func:`reference.advantages.reward_to_go_targets`.
+
+    ``convention="episode"``: ``fn(rewards, *, gamma) -> G`` for the rewards [T] of one complete episode
+    (Spinning Up's ``discount_cumsum``). ``convention="batch"``: ``fn(rewards, terminated, truncated, *, gamma)``
+    on [T, B] rollouts whose episodes end at either flag (no bootstrap, not at a truncation nor at the rollout
+    end: these are the observed returns). Tolerance: SAFETY (T + 2) u T max |r|, a sum of at most T terms.
+    """
+    if convention not in ("episode", "batch"):
+        raise ValueError(f"convention must be 'episode' or 'batch', got {convention!r}")
+    u = _unit_roundoff(precision)
+    episode = convention == "episode"
+
+    def tol_of(bt: RolloutBatch) -> float:
+        t = bt.shape[0]
+        return _tol(t * float(np.max(np.abs(bt.rewards))), t + 2, u)
+
+    def want_of(bt: RolloutBatch) -> FloatArray:
+        w = reward_to_go_targets(bt.rewards, bt.terminated, bt.truncated, gamma=bt.gamma)
+        return np.asarray(w[:, 0], dtype=np.float64) if episode else w
+
+    def call(bt: RolloutBatch) -> tuple[Any, str | None, dict[str, Any]]:
+        if episode:
+            inputs: dict[str, Any] = {"rewards": bt.rewards[:, 0].copy(), "gamma": bt.gamma}
+            got, err = _call(fn, bt.rewards[:, 0].copy(), gamma=bt.gamma)
+        else:
+            inputs = {"rewards": bt.rewards, "terminated": bt.terminated, "truncated": bt.truncated,
+                      "gamma": bt.gamma}
+            got, err = _call(fn, bt.rewards.copy(), bt.terminated.copy(), bt.truncated.copy(), gamma=bt.gamma)
+        return got, err, inputs
+
+    def check_one(case_name: str, bt: RolloutBatch) -> Mismatch | None:
+        want, tol = want_of(bt), tol_of(bt)
+        got, err, inputs = call(bt)
+        if err is not None:
+            return Mismatch(case_name, inputs, want, None, float("inf"), None, tol, err)
+        return _value_check(case_name, got, want, tol, inputs)
+
+    def evaluate(bt: RolloutBatch) -> tuple[Any, FloatArray, float, list[tuple[str, FloatArray | None]]] | None:
+        got, err, _ = call(bt)
+        if err is not None:
+            return None
+        variants = _rtg_variants(bt)
+        if episode:
+            variants = [(n, None if v is None else np.asarray(v[:, 0], dtype=np.float64)) for n, v in variants]
+        return got, want_of(bt), tol_of(bt), variants
+
+    @st.composite
+    def episodes(draw: st.DrawFn) -> RolloutBatch:  # one complete episode: B = 1, no flag before the last row
+        bt = draw(rollout_batches(max_envs=1, truncation=False))
+        term = np.zeros_like(bt.terminated)
+        term[-1] = draw(st.booleans())
+        return _batch(bt.rewards, bt.values, bt.last_value, term, np.zeros_like(term), bt.v_final, bt.gamma, bt.lam)
+
+    f, t = False, True
+    pitfalls = [
+        ("T = 1", _batch([[2.0]], [[0.0]], [0.0], [[t]], [[f]], [[0.0]], 0.9, 1.0)),
+        ("gamma = 1: plain sums", _batch([[1.0], [2.0], [3.0]], [[0.0]] * 3, [0.0], [[f], [f], [t]], [[f]] * 3,
+                                         [[0.0]] * 3, 1.0, 1.0)),
+        ("a zero reward in the middle", _batch([[1.0], [0.0], [1.0]], [[0.0]] * 3, [0.0], [[f], [f], [t]],
+                                               [[f]] * 3, [[0.0]] * 3, 0.5, 1.0)),
+    ]
+    if not episode:
+        pitfalls += [
+            ("two episodes in one column (the sum restarts)",
+             _batch([[1.0], [1.0], [1.0]], [[0.0]] * 3, [0.0], [[t], [f], [f]], [[f]] * 3, [[0.0]] * 3, 0.9, 1.0)),
+            ("a truncation mid-rollout (no bootstrap: the observed return)",
+             _batch([[1.0, 1.0], [1.0, 2.0]], [[0.0, 0.0]] * 2, [9.0, 9.0], [[f, f], [f, f]], [[t, f], [f, f]],
+                    [[5.0, 0.0], [0.0, 0.0]], 0.9, 1.0)),
+        ]
+    return _run(f"rewards-to-go (convention {convention!r}, {precision})", "PG-08, TR-11", pitfalls,
+                episodes() if episode else rollout_batches(), check_one, examples=examples, evaluate=evaluate)
 
 
 # ---------------------------------------------------------------------------------------------- PPO
@@ -1359,10 +1477,11 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m reference.testing.conformance CHECK module:function [options]``; exit 0 iff it passes."""
     ap = argparse.ArgumentParser(prog="python -m reference.testing.conformance", description=__doc__.split("\n")[0])
     ap.add_argument("check", choices=["gae", "ppo-clip", "tanh-gaussian", "grpo", "policy-evaluation",
-                                      "optimal-value", "bellman-operator", "td-k"])
+                                      "optimal-value", "bellman-operator", "td-k", "rewards-to-go"])
     ap.add_argument("target", help="module:function of the implementation under test")
-    ap.add_argument("--convention", choices=["reference", "sb3", "cleanrl", "pre_squash", "action"], default=None,
-                    help="gae: reference (default), sb3, cleanrl; tanh-gaussian: pre_squash (default), action")
+    ap.add_argument("--convention", choices=["reference", "sb3", "cleanrl", "pre_squash", "action", "episode", "batch"],
+                    default=None, help="gae: reference (default), sb3, cleanrl; tanh-gaussian: pre_squash "
+                                       "(default), action; rewards-to-go: episode (default), batch")
     ap.add_argument("--precision", choices=["float64", "float32"], default="float64")
     ap.add_argument("--examples", type=int, default=None, help="random examples after the pitfall cases")
     ap.add_argument("--sign", choices=["loss", "objective"], default="loss", help="ppo-clip only")
@@ -1380,7 +1499,9 @@ def main(argv: list[str] | None = None) -> int:
     fn = _load(args.target)
     extra: dict[str, Any] = {} if args.examples is None else {"examples": args.examples}
     conv = args.convention
-    if conv is not None and (conv in ("pre_squash", "action")) != (args.check == "tanh-gaussian"):
+    applies = {"gae": ("reference", "sb3", "cleanrl"), "tanh-gaussian": ("pre_squash", "action"),
+               "rewards-to-go": ("episode", "batch")}
+    if conv is not None and conv not in applies.get(args.check, ()):
         ap.error(f"--convention {conv} does not apply to {args.check}")
     if args.check == "gae":
         rep = check_gae(fn, convention=conv or "reference", precision=args.precision, **extra)
@@ -1392,6 +1513,8 @@ def main(argv: list[str] | None = None) -> int:
         rep = check_ppo_clip_loss(fn, sign=args.sign, reduction=args.reduction,
                                   normalize_advantages=args.normalize_advantages or False, precision=args.precision,
                                   **extra)
+    elif args.check == "rewards-to-go":
+        rep = check_rewards_to_go(fn, convention=conv or "episode", precision=args.precision, **extra)
     elif args.check == "td-k":
         rep = check_td_k_advantages(fn, include_infinite=not args.finite_k, precision=args.precision, **extra)
     elif args.check == "bellman-operator":

@@ -29,6 +29,7 @@ from reference.testing.conformance import (
     check_optimal_value,
     check_policy_evaluation,
     check_ppo_clip_loss,
+    check_rewards_to_go,
     check_tanh_gaussian_log_prob,
     check_td_k_advantages,
     main,
@@ -706,3 +707,60 @@ def test_td_k_mistakes_are_caught_and_named(bug: str) -> None:
 def test_td_k_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["td-k", "reference.advantages:td_k_advantages", "--examples", "20"]) == 0
     assert "PASSED: TD(k) advantages" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------ rewards-to-go
+def discount_cumsum(x: Any, *, gamma: float) -> np.ndarray:
+    """G_t = x_t + gamma G_{t+1} over one episode (the backward recursion of Spinning Up's helper)."""
+    out, acc = np.zeros(len(x)), 0.0
+    for t in range(len(x) - 1, -1, -1):
+        acc = x[t] + gamma * acc
+        out[t] = acc
+    return out
+
+
+def batch_rewards_to_go(r: Any, te: Any, tr: Any, *, gamma: float, reset: bool = True) -> np.ndarray:
+    """Each column split at its flags into episodes, each summed by :func:`discount_cumsum`."""
+    out = np.zeros(r.shape)
+    for b in range(r.shape[1]):
+        ends = [t + 1 for t in range(r.shape[0]) if (te[t, b] or tr[t, b]) and reset] + [r.shape[0]]
+        s0 = 0
+        for e in ends:
+            if e > s0:
+                out[s0:e, b] = discount_cumsum(r[s0:e, b], gamma=gamma)
+            s0 = e
+    return out
+
+
+def test_rewards_to_go_conform_in_both_conventions() -> None:
+    assert check_rewards_to_go(discount_cumsum, examples=EX).passed
+    rep = check_rewards_to_go(batch_rewards_to_go, convention="batch", examples=EX)
+    assert rep.passed, str(rep)
+
+
+RTG_BUGS: dict[str, tuple[Callable[..., np.ndarray], str]] = {
+    "from_episode_start": (lambda x, *, gamma: discount_cumsum(x, gamma=gamma) * gamma ** np.arange(len(x)),
+                           "discounted from the episode start"),
+    "undiscounted": (lambda x, *, gamma: discount_cumsum(x, gamma=1.0), "not discounted"),
+    "excludes_r_t": (lambda x, *, gamma: discount_cumsum(x, gamma=gamma) - x, "r_t left out"),
+    "forward": (lambda x, *, gamma: discount_cumsum(x[::-1], gamma=gamma)[::-1], "forward cumulative sum"),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(RTG_BUGS))
+def test_rewards_to_go_mistakes_are_caught_and_named(bug: str) -> None:
+    fn, words = RTG_BUGS[bug]
+    assert words in _diagnosis(check_rewards_to_go(fn, examples=EX))
+
+
+def test_rewards_to_go_not_reset_at_episode_ends_is_named_and_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    def no_reset(r: Any, te: Any, tr: Any, *, gamma: float) -> np.ndarray:
+        return batch_rewards_to_go(r, te, tr, gamma=gamma, reset=False)
+
+    assert "not reset at episode ends" in _diagnosis(check_rewards_to_go(no_reset, convention="batch", examples=EX))
+    with pytest.raises(ValueError, match="convention"):
+        check_rewards_to_go(discount_cumsum, convention="trajectory")  # type: ignore[arg-type]
+    assert main(["rewards-to-go", f"{__name__}:discount_cumsum", "--examples", "20"]) == 0
+    assert "PASSED: rewards-to-go" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # a convention of another check
+        main(["rewards-to-go", f"{__name__}:discount_cumsum", "--convention", "sb3"])
