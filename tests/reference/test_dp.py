@@ -34,6 +34,7 @@ from reference.generators import (
 from reference.mdp import FiniteMDP, deterministic_policy, greedy
 from reference.testing.oracles import value_tolerance
 from reference.testing.strategies import finite_mdps, policies, value_functions
+from reference.tolerance import tolerance
 
 # Rate checks: a bound c_k ||U^0 - U*|| is compared with a float64 quantity that carries the rounding of
 # k operator applications, each O(tolerance): slack (k + 1) * value_tolerance (inventory open choice 4:
@@ -100,7 +101,12 @@ def test_BEL_29_anchored_vi_first_step_and_limit(mdp: FiniteMDP, data: st.DataOb
 @given(finite_mdps(), st.integers(0, 60))
 def test_BEL_30_anchored_vi_rate_under_u0_below_bu0(mdp: FiniteMDP, k_max: int) -> None:
     u0 = ancvi_default_u0(mdp)
-    assert np.all(u0 <= bellman_optimality_v(mdp, u0))  # open choice 4: the assumption holds
+    # open choice 4: the assumption holds. Exactly in real arithmetic, where a state whose best reward is
+    # r_min gives B* U^0 = r_min + gamma r_min / (1 - gamma) = U^0; in floating point that equality can
+    # come out an ulp short (found by the thorough profile: S = 1, A = 1, gamma = 1/3), so the check allows
+    # the rounding of one lookahead: |r| + gamma |U^0| summed over at most |S+| successors.
+    scale = float(np.max(np.abs(mdp.r))) + mdp.gamma * float(np.max(np.abs(u0)))
+    assert np.all(u0 <= bellman_optimality_v(mdp, u0) + tolerance(scale, terms=mdp.n_states_plus + 2))
     res = anchored_value_iteration(mdp, u0, num_iters=k_max)
     vs = v_star(mdp)
     d0 = sup_norm(u0 - vs)
