@@ -23,7 +23,7 @@ import re
 import sys
 import tomllib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -66,7 +66,6 @@ class Item:
     erratum: str = ""
     evidence: tuple[str, ...] = ()
     note: str = ""
-    source: str = field(default="", compare=False)
 
     @property
     def number(self) -> int:
@@ -87,7 +86,7 @@ def load_items(spec_dir: Path = SPEC) -> dict[str, list[Item]]:
                     item = Item(id=raw["id"], title=raw["title"], statement=raw["statement"], check=raw["check"],
                                 code=tuple(raw.get("code", ())), tests=tuple(raw.get("tests", ())),
                                 erratum=raw.get("erratum", ""), evidence=tuple(raw.get("evidence", ())),
-                                note=raw.get("note", ""), source=name)
+                                note=raw.get("note", ""))
                 except KeyError as e:
                     raise LedgerError(f"{name}: item {raw.get('id', '?')!r} lacks {e.args[0]!r}") from None
                 if not item.id.startswith(prefix + "-"):

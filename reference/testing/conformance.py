@@ -350,6 +350,31 @@ def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, str |
         return None, f"raised {type(exc).__name__}: {exc}"
 
 
+_Variants = list[tuple[str, FloatArray | None]]
+
+
+def _compare_case(
+    call: Callable[[Any], tuple[Any, str | None, dict[str, Any]]],
+    want_of: Callable[[Any], FloatArray],
+    tol_of: Callable[[Any], float],
+    variants_of: Callable[[Any], _Variants],
+) -> tuple[Callable[[str, Any], Mismatch | None], _Evaluate]:
+    """``check_one`` and ``evaluate`` for :func:`_run`, for a check whose case is called by ``call`` (the
+    output, the error text if it raised, the named inputs) and compared entrywise with ``want_of``."""
+    def check_one(case_name: str, case: Any) -> Mismatch | None:
+        want, tol = want_of(case), tol_of(case)
+        got, err, inputs = call(case)
+        if err is not None:
+            return Mismatch(case_name, inputs, want, None, float("inf"), None, tol, err)
+        return _value_check(case_name, got, want, tol, inputs)
+
+    def evaluate(case: Any) -> tuple[Any, FloatArray, float, _Variants] | None:
+        got, err, _ = call(case)
+        return None if err is not None else (got, want_of(case), tol_of(case), variants_of(case))
+
+    return check_one, evaluate
+
+
 # ---------------------------------------------------------------------------------------------- GAE
 def _gae_tolerance(bt: RolloutBatch, precision: Precision) -> float:
     t = bt.shape[0]
@@ -578,29 +603,18 @@ def check_td_k_advantages(
     """
     _unit_roundoff(precision)
 
-    def call(c: _TdkCase) -> tuple[Any, str | None, tuple[Any, ...], dict[str, Any]]:
+    def call(c: _TdkCase) -> tuple[Any, str | None, dict[str, Any]]:
         bt = c.batch
         args = (bt.rewards.copy(), bt.values.copy(), _passed_next_values(bt), bt.terminated.copy(),
                 bt.truncated.copy())
-        kw: dict[str, Any] = {"gamma": bt.gamma, "k": c.k}
-        got, err = _call(fn, *args, **kw)
-        return got, err, args, kw
-
-    def check_one(case_name: str, c: _TdkCase) -> Mismatch | None:
-        want, tol = _tdk_ref(c.batch, c.k), _gae_tolerance(c.batch, precision)
-        got, err, args, kw = call(c)
         inputs: dict[str, Any] = dict(zip(("rewards", "values", "next_values", "terminated", "truncated"), args,
                                           strict=True))
-        inputs.update(kw)
-        if err is not None:
-            return Mismatch(case_name, inputs, want, None, float("inf"), None, tol, err)
-        return _value_check(case_name, got, want, tol, inputs)
+        inputs.update(gamma=bt.gamma, k=c.k)
+        got, err = _call(fn, *args, gamma=bt.gamma, k=c.k)
+        return got, err, inputs
 
-    def evaluate(c: _TdkCase) -> tuple[Any, FloatArray, float, list[tuple[str, FloatArray | None]]] | None:
-        got, err, _a, _k = call(c)
-        if err is not None:
-            return None
-        return got, _tdk_ref(c.batch, c.k), _gae_tolerance(c.batch, precision), _tdk_diagnoses(c)
+    check_one, evaluate = _compare_case(call, lambda c: _tdk_ref(c.batch, c.k),
+                                        lambda c: _gae_tolerance(c.batch, precision), _tdk_diagnoses)
 
     # the GAE pitfall batches, in their order, with a k and a name for TD(k)
     named: list[tuple[str, int | None]] = [
@@ -694,21 +708,13 @@ def check_rewards_to_go(
             got, err = _call(fn, bt.rewards.copy(), bt.terminated.copy(), bt.truncated.copy(), gamma=bt.gamma)
         return got, err, inputs
 
-    def check_one(case_name: str, bt: RolloutBatch) -> Mismatch | None:
-        want, tol = want_of(bt), tol_of(bt)
-        got, err, inputs = call(bt)
-        if err is not None:
-            return Mismatch(case_name, inputs, want, None, float("inf"), None, tol, err)
-        return _value_check(case_name, got, want, tol, inputs)
-
-    def evaluate(bt: RolloutBatch) -> tuple[Any, FloatArray, float, list[tuple[str, FloatArray | None]]] | None:
-        got, err, _ = call(bt)
-        if err is not None:
-            return None
+    def variants_of(bt: RolloutBatch) -> _Variants:
         variants = _rtg_variants(bt)
         if episode:
             variants = [(n, None if v is None else np.asarray(v[:, 0], dtype=np.float64)) for n, v in variants]
-        return got, want_of(bt), tol_of(bt), variants
+        return variants
+
+    check_one, evaluate = _compare_case(call, want_of, tol_of, variants_of)
 
     @st.composite
     def episodes(draw: st.DrawFn) -> RolloutBatch:  # one complete episode: B = 1, no flag before the last row
@@ -1434,18 +1440,8 @@ def check_bellman_operator(
             got, err = _call(fn, p.copy(), r.copy(), c.pi.copy(), c.mdp.gamma, c.values.copy())
         return got, err, inputs
 
-    def check_one(case_name: str, c: _OperatorCase) -> Mismatch | None:
-        want, tol = _operator_expected(c, target, optimal), tol_of(c)
-        got, err, inputs = call(c)
-        if err is not None:
-            return Mismatch(case_name, inputs, want, None, float("inf"), None, tol, err)
-        return _value_check(case_name, got, want, tol, inputs)
-
-    def evaluate(c: _OperatorCase) -> tuple[Any, FloatArray, float, list[tuple[str, FloatArray | None]]] | None:
-        got, err, _ = call(c)
-        if err is not None:
-            return None
-        return got, _operator_expected(c, target, optimal), tol_of(c), _operator_variants(c, target, optimal)
+    check_one, evaluate = _compare_case(call, lambda c: _operator_expected(c, target, optimal), tol_of,
+                                        lambda c: _operator_variants(c, target, optimal))
 
     pitfalls: list[tuple[str, _OperatorCase]] = []
     for case_name, (mdp, pi) in _solver_pitfalls():
