@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from scalable.agents import a2c, common, ppo
-from scalable.envs import Backend, completed_episodes, make_vec_env
+from scalable.envs import Backend, EpisodeQuota, make_vec_env
 from scalable.envs.atari import AtariOptions, is_atari
 from scalable.envs.mujoco import is_mujoco
 from scalable.runs.checkpoint import CheckpointError
@@ -130,14 +130,26 @@ after a lost life plays until the 27000-step limit, and 27000 RGB frames would h
 
 def evaluate(path: str | Path, *, episodes: int = 10, deterministic: bool = True, backend: Backend | None = None,
              video: str | Path | None = None, seed: int = 12345,
-             video_max_frames: int = VIDEO_MAX_FRAMES) -> list[float]:
+             video_max_frames: int = VIDEO_MAX_FRAMES, epsilon: float = 0.0) -> list[float]:
     """Raw episode returns of ``episodes`` episodes of the checkpointed policy (greedy if ``deterministic``).
 
-    Atari runs use ``AtariOptions.for_eval()`` (full games, raw rewards). ``video``: write the first
-    ``video_max_frames`` frames of the first episode as a GIF (single env). MuJoCo renders off-screen; on a
-    machine without a display and without ``MUJOCO_GL`` set, EGL is selected (``MUJOCO_GL=egl``, set in this
-    process), since MuJoCo's default GLFW needs a display.
+    Atari runs use ``AtariOptions.for_eval()`` (full games, raw rewards). Up to 8 envs run in lockstep and
+    env b contributes exactly its first ``(episodes + b) // B`` episodes (:class:`EpisodeQuota`), not the
+    first ``episodes`` to finish, which would favour short episodes. ``epsilon`` (discrete actions only):
+    with probability ``epsilon`` per step the action is replaced by a uniformly random one (the Atari
+    evaluation protocols' epsilon-greedy, e.g. 0.05 in Mnih et al. 2015, 0.001 in later work; a greedy
+    policy that never presses FIRE after a lost life otherwise plays out the 27000-step limit). ``video``:
+    write the first ``video_max_frames`` frames of the first episode as a GIF (single env). MuJoCo renders
+    off-screen; on a machine without a display and without ``MUJOCO_GL`` set, EGL is selected
+    (``MUJOCO_GL=egl``, set in this process), since MuJoCo's default GLFW needs a display.
+
+    Raises ``ConfigError`` for ``episodes < 1``, ``epsilon`` outside [0, 1], or ``epsilon > 0`` on a
+    continuous action space.
     """
+    if episodes < 1:
+        raise common.ConfigError(f"episodes={episodes}: evaluate at least 1 episode")
+    if not 0.0 <= epsilon <= 1.0:
+        raise common.ConfigError(f"epsilon={epsilon}: a probability, in [0, 1]")
     _, cfg, state = _load(Path(path))
     if video is not None and is_mujoco(cfg.env_id) and "MUJOCO_GL" not in os.environ \
             and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
@@ -146,32 +158,46 @@ def evaluate(path: str | Path, *, episodes: int = 10, deterministic: bool = True
     envs = make_vec_env(cfg.env_id, n_envs, backend=backend or cfg.backend, atari=cfg.atari.for_eval(),
                         max_episode_steps=cfg.max_episode_steps,
                         render_mode="rgb_array" if video is not None else None)
-    model = common.build_actor_critic(cfg.env_id, envs.single_observation_space, envs.single_action_space,
-                                   head=cfg.head, hidden=tuple(cfg.hidden), orthogonal_init=cfg.orthogonal_init,
-                                   atari_arch=cfg.atari_arch, precision=cfg.precision)
-    model.load_state_dict(state["model"])
-    obs_norm, _ = common.make_normalisers(dataclasses.replace(cfg, norm_reward=False, num_envs=n_envs), envs)
-    if obs_norm is not None:
-        obs_norm.load_state_dict(state["obs_norm"])
-    gen = torch.Generator().manual_seed(seed)
-    obs = envs.reset(seed=seed)
-    frames: list[Any] = []
-    returns: list[float] = []
-    with torch.no_grad():
-        while len(returns) < episodes:
-            if video is not None and not returns and len(frames) < video_max_frames:
-                frames.append(np.asarray(envs.render()[0]))  # type: ignore[attr-defined]
-            x = torch.as_tensor(obs) if obs_norm is None else obs_norm(torch.as_tensor(obs).float(), update=False)
-            step = model.act(x, generator=gen, deterministic=deterministic)
-            out = envs.step(common.env_action(envs.single_action_space, step.action))
-            obs = out.obs
-            returns += [r for r, _ in completed_episodes(out.info)]
-    envs.close()
+    try:
+        space = envs.single_action_space
+        if epsilon > 0 and not isinstance(space, gym.spaces.Discrete):
+            raise common.ConfigError(f"epsilon={epsilon}: epsilon-greedy needs discrete actions, "
+                                     f"{cfg.env_id} has {space}")
+        model = common.build_actor_critic(cfg.env_id, envs.single_observation_space, space,
+                                          head=cfg.head, hidden=tuple(cfg.hidden),
+                                          orthogonal_init=cfg.orthogonal_init, atari_arch=cfg.atari_arch,
+                                          precision=cfg.precision)
+        model.load_state_dict(state["model"])
+        obs_norm, _ = common.make_normalisers(dataclasses.replace(cfg, norm_reward=False, num_envs=n_envs), envs)
+        if obs_norm is not None:
+            obs_norm.load_state_dict(state["obs_norm"])
+        gen = torch.Generator().manual_seed(seed)
+        explore = np.random.default_rng(seed)  # epsilon-greedy draws, apart from the policy's own
+        obs = envs.reset(seed=seed)
+        frames: list[Any] = []
+        quota = EpisodeQuota(episodes, n_envs)
+        with torch.no_grad():
+            while not quota.done:
+                if video is not None and not quota.returns and len(frames) < video_max_frames:
+                    frames.append(np.asarray(envs.render()[0]))  # type: ignore[attr-defined]
+                x = torch.as_tensor(obs) if obs_norm is None else obs_norm(torch.as_tensor(obs).float(),
+                                                                             update=False)
+                step = model.act(x, generator=gen, deterministic=deterministic)
+                action = common.env_action(space, step.action)
+                if epsilon > 0:
+                    assert isinstance(space, gym.spaces.Discrete)
+                    rand = explore.random(n_envs) < epsilon
+                    action[rand] = space.start + explore.integers(int(space.n), size=int(rand.sum()))
+                out = envs.step(action)
+                quota.add(out.info)
+                obs = out.obs
+    finally:
+        envs.close()
     if video is not None and frames:
         import imageio.v2 as imageio
 
         imageio.mimsave(str(video), frames, duration=1 / 30)
-    return returns[:episodes]
+    return quota.returns
 
 
 def _curve(run: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
@@ -264,6 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     e.add_argument("path", type=Path, help="run folder (latest checkpoint) or checkpoint file")
     e.add_argument("--episodes", type=int, default=10)
     e.add_argument("--stochastic", action="store_true", help="sample actions instead of the greedy policy")
+    e.add_argument("--epsilon", type=float, default=0.0,
+                   help="discrete actions: a uniformly random action with this probability per step "
+                        "(Atari protocols use 0.05 or 0.001; a greedy policy can stall without it)")
     e.add_argument("--backend", choices=["auto", "gymnasium", "envpool"], default=None)
     e.add_argument("--video", type=Path, default=None, help="write the first episode as a GIF")
     e.add_argument("--seed", type=int, default=12345)
@@ -288,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _train(algo, cfg, args.run_dir, resume=True)
         elif args.cmd == "eval":
             rets = evaluate(args.path, episodes=args.episodes, deterministic=not args.stochastic,
-                            backend=args.backend, video=args.video, seed=args.seed)
+                            backend=args.backend, video=args.video, seed=args.seed, epsilon=args.epsilon)
             print(f"returns over {len(rets)} episodes: mean {np.mean(rets):.2f} std {np.std(rets):.2f} "
                   f"min {np.min(rets):.2f} max {np.max(rets):.2f}")
         elif args.cmd == "plot":

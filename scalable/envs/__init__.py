@@ -7,13 +7,14 @@ Spec: PG-38 (vectorised environments), PG-42..PG-46 (Atari), PG-49 / PG-52 / E-5
 from scalable.envs.atari import AtariOptions
 from scalable.envs.make import ENVPOOL_MIN_ENVS, Backend, envpool_has_env, make_vec_env, resolve_backend
 from scalable.envs.mujoco import MujocoOptions
-from scalable.envs.vector import EpisodeInfo, VecEnv, VecStep, completed_episodes
+from scalable.envs.vector import EpisodeInfo, EpisodeQuota, VecEnv, VecStep, completed_episodes
 
 __all__ = [
     "ENVPOOL_MIN_ENVS",
     "AtariOptions",
     "Backend",
     "EpisodeInfo",
+    "EpisodeQuota",
     "MujocoOptions",
     "VecEnv",
     "VecStep",

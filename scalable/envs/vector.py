@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["EpisodeInfo", "VecEnv", "VecStep", "completed_episodes"]
+__all__ = ["EpisodeInfo", "EpisodeQuota", "VecEnv", "VecStep", "completed_episodes"]
 
 
 @dataclass(frozen=True)
@@ -91,3 +91,50 @@ def completed_episodes(info: EpisodeInfo) -> list[tuple[float, int]]:
     """``(raw return, length)`` of each real episode that finished at this step, in env order."""
     idx = np.flatnonzero(info.done_mask)
     return [(float(info.returns[i]), int(info.lengths[i])) for i in idx]
+
+
+class EpisodeQuota:
+    """Exactly ``episodes`` evaluation episodes from B parallel envs, free of completion-order bias.
+
+    Keeping the first ``episodes`` episodes to *finish* across B lockstepped envs favours short episodes:
+    by any given step an env has finished more short episodes than long ones, so a policy whose bad
+    episodes are short (a Hopper that falls, an Atari game lost early) is scored too low, and one whose
+    good episodes are short (CartPole with a cost, a race) too high. Here env b contributes exactly its
+    own first ``targets[b] = (episodes + b) // B`` episodes (the same split as Stable-Baselines3's
+    ``evaluate_policy``): which episodes count is fixed before any outcome is seen, so each kept return
+    is an unbiased sample of the policy's return from that env's start-state distribution.
+
+    ``add(info)`` after every step; ``done`` once every env met its target; ``returns`` / ``lengths`` in
+    env-major order (env 0's episodes in the order played, then env 1's, ...).
+    """
+
+    def __init__(self, episodes: int, num_envs: int) -> None:
+        if episodes < 1:
+            raise ValueError(f"episodes must be at least 1, got {episodes}")
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+        self.targets = [(episodes + b) // num_envs for b in range(num_envs)]
+        self._per_env: list[list[tuple[float, int]]] = [[] for _ in range(num_envs)]
+
+    def add(self, info: EpisodeInfo) -> None:
+        """Record the episodes that finished at this step, up to each env's target."""
+        if info.done_mask.shape != (len(self.targets),):
+            raise ValueError(f"info is for {info.done_mask.shape[0]} envs, the quota for {len(self.targets)}")
+        for b in np.flatnonzero(info.done_mask):
+            if len(self._per_env[b]) < self.targets[b]:
+                self._per_env[b].append((float(info.returns[b]), int(info.lengths[b])))
+
+    @property
+    def done(self) -> bool:
+        """Every env has finished its quota."""
+        return all(len(eps) >= t for eps, t in zip(self._per_env, self.targets, strict=True))
+
+    @property
+    def returns(self) -> list[float]:
+        """Raw returns of the kept episodes, env-major."""
+        return [r for eps in self._per_env for r, _ in eps]
+
+    @property
+    def lengths(self) -> list[int]:
+        """Lengths (agent steps) of the kept episodes, env-major."""
+        return [n for eps in self._per_env for _, n in eps]

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from scalable.agents import a2c, common, ppo
+from scalable.cli import evaluate
 from scalable.cli import main as cli_main
 from scalable.envs.envpool_backend import envpool_has
 from scalable.nets.atari import AtariActorCritic
@@ -197,6 +198,19 @@ def test_cli_train_eval_plot_resume(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "768 steps" in out
     assert cli_main(["eval", str(run), "--episodes", "3"]) == 0
     assert "returns over 3 episodes" in capsys.readouterr().out
+    # epsilon-greedy: at epsilon = 1 every action is the uniform draw, whatever the network, so two different
+    # checkpoints of the run give the same returns; at epsilon = 0 the default greedy evaluation
+    ckpts = sorted((run / "checkpoints").glob("step_*.pt"))
+    first, last = ckpts[0], ckpts[-1]
+    assert first != last
+    assert evaluate(first, episodes=5, epsilon=1.0) == evaluate(last, episodes=5, epsilon=1.0)
+    assert evaluate(last, episodes=5, epsilon=0.0) == evaluate(last, episodes=5)
+    for bad, words in ((["--episodes", "0"], "episodes=0"), (["--epsilon", "1.5"], "epsilon=1.5"),
+                       (["--epsilon", "-0.1"], "epsilon=-0.1")):
+        assert cli_main(["eval", str(run), *bad]) == 2
+        assert words in capsys.readouterr().err
+    assert cli_main(["eval", str(run), "--episodes", "2", "--epsilon", "0.05"]) == 0
+    assert "returns over 2 episodes" in capsys.readouterr().out
     rc = cli_main(["eval", str(run), "--episodes", "1", "--video", str(tmp_path / "ep.gif")])
     if importlib.util.find_spec("pygame") is None:  # CartPole's rgb_array renderer
         assert rc == 2 and "pygame" in capsys.readouterr().err  # a clear error, not a traceback
@@ -444,6 +458,8 @@ def test_eval_video_of_a_mujoco_task_renders_headless(tmp_path: Path, monkeypatc
     run = tmp_path / "mj"
     assert cli_main(["train", "ppo", "--env", "InvertedPendulum-v5", "--steps", "64", "--run-dir", str(run),
                      "--set", "num_steps=64", "minibatch_size=32", "max_episode_steps=30"]) == 0
+    assert cli_main(["eval", str(run), "--epsilon", "0.1"]) == 2  # epsilon-greedy needs discrete actions
+    assert "needs discrete actions" in capsys.readouterr().err
     for var in ("MUJOCO_GL", "DISPLAY", "WAYLAND_DISPLAY"):
         monkeypatch.setenv(var, "")  # recorded, so that the undo also removes what eval sets
         monkeypatch.delenv(var)

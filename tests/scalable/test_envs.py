@@ -9,6 +9,8 @@ differs from its value at the reset state.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 pytest.importorskip("torch")
 pytest.importorskip("gymnasium")
@@ -23,7 +25,7 @@ from torch import Tensor
 
 from scalable.agents.common import Rollout, collect_rollout
 from scalable.core.advantages import gae, value_targets
-from scalable.envs import AtariOptions, VecEnv, completed_episodes, make_vec_env
+from scalable.envs import AtariOptions, EpisodeInfo, EpisodeQuota, VecEnv, completed_episodes, make_vec_env
 from scalable.envs.envpool_backend import default_num_threads, envpool_has
 from scalable.nets.atari import PolicyStep
 
@@ -371,3 +373,40 @@ def test_async_envs_equal_sync_and_survive_a_sigint_to_their_workers() -> None:
     finally:
         sync.close()
         asyn.close()
+
+
+def _info(done: list[bool], returns: list[float]) -> EpisodeInfo:
+    return EpisodeInfo(np.array(done), np.array(returns, np.float64), np.ones(len(done), np.int64))
+
+
+def test_episode_quota_has_no_completion_order_bias() -> None:
+    """Env 0 ends an episode (return 0) every step, env 1 one (return 10) every 5th step. The first 4 to
+    finish would be four 0s (mean 0); the quota keeps two of each env (mean 5, the policy's mean over the
+    two start states), ignores env 0's surplus episodes, and is done only when env 1 has its two."""
+    quota = EpisodeQuota(4, 2)
+    assert quota.targets == [2, 2]
+    finished_first: list[float] = []
+    for t in range(1, 11):
+        info = _info([True, t % 5 == 0], [0.0, 10.0])
+        finished_first += [r for r, _ in completed_episodes(info)]
+        assert not quota.done
+        quota.add(info)
+    assert quota.done
+    assert finished_first[:4] == [0.0, 0.0, 0.0, 0.0]
+    assert quota.returns == [0.0, 0.0, 10.0, 10.0] and quota.lengths == [1, 1, 1, 1]
+
+
+@given(st.integers(1, 60), st.integers(1, 8))
+def test_episode_quota_targets_split_the_episodes_evenly(episodes: int, num_envs: int) -> None:
+    targets = EpisodeQuota(episodes, num_envs).targets
+    assert len(targets) == num_envs and sum(targets) == episodes
+    assert max(targets) - min(targets) <= 1 and targets == sorted(targets)
+
+
+def test_episode_quota_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        EpisodeQuota(0, 2)
+    with pytest.raises(ValueError, match="num_envs"):
+        EpisodeQuota(3, 0)
+    with pytest.raises(ValueError, match="3 envs"):
+        EpisodeQuota(4, 2).add(_info([True, False, True], [1.0, 2.0, 3.0]))
