@@ -40,9 +40,16 @@ def test_GAME_08_11_12_bilinear_eigenvalue_moduli() -> None:
         for ev in M.eigenvals():
             assert sp.simplify(sp.expand(ev * sp.conjugate(ev)) - mod2) == 0
     # SimGAD: > 1 always; EG: < 1 iff a s < 1; anchoring: < 1 iff a^2 s^2 < lam (2 - lam)
-    assert sp.simplify(1 + a**2 * s**2 - 1) == a**2 * s**2
     u = sp.symbols("u", positive=True)  # u = (a s)^2
-    assert sp.factor(((1 - u) ** 2 + u) - 1) == u * (u - 1)
+    assert sp.expand(1 + u - 1).is_positive  # SimGAD expands for every step size
+    eg_excess = sp.factor(((1 - u) ** 2 + u) - 1)
+    assert eg_excess == u * (u - 1)
+    assert sp.solve_univariate_inequality(eg_excess < 0, u, relational=False) == sp.Interval.open(0, 1)
+    lam_ = sp.symbols("lambda_", real=True)  # any real lam: the identity below is what the claim needs
+    anc_excess = sp.expand((1 - lam_) ** 2 + u - 1)
+    assert sp.expand(anc_excess - (u - lam_ * (2 - lam_))) == 0  # modulus^2 - 1 = u - lam (2 - lam)
+    stable = sp.solve_univariate_inequality(anc_excess.subs(lam_, sp.Rational(1, 10)) < 0, u, relational=False)
+    assert stable.intersect(sp.Interval.open(0, sp.oo)) == sp.Interval.open(0, sp.Rational(19, 100))
 
 
 def test_GAME_08_rps_linearisation_at_uniform() -> None:

@@ -583,25 +583,27 @@ def strategy_distance(traj: MinimaxTrajectory, p_star: FloatArray, q_star: Float
 
 
 def self_play_simgad(M: FloatArray, theta: FloatArray, *, alpha: float, num_steps: int,
-                     lam: float = 0.0) -> FloatArray:
+                     lam: float | Callable[[int], float] = 0.0) -> FloatArray:
     """Self-play reduction of (anchored) SimGAD on an antisymmetric game: one parameter vector.
 
     theta_next = (1 - lam) theta + alpha grad_1 R(theta, [[theta]])   (L2209-L2217)
 
     The gradient is partial, with the opponent copy frozen (E-78: R(theta, theta) = 0 identically); it equals
     SimGAD only from identical initialisations theta1_0 = theta2_0 (E-77).
-    Spec: GAME-16, GAME-17. ``M``: ``[A, A]`` antisymmetric, ``theta``: ``[A]`` -> ``[K+1, A]``.
+    Spec: GAME-16, GAME-17. ``M``: ``[A, A]`` antisymmetric, ``theta``: ``[A]`` -> ``[K+1, A]``. ``lam`` is a
+    constant in [0, 1) or a schedule ``k -> lam_k`` (k = 0, 1, ...), as in :func:`anchored_simgad`.
     """
     M = _check_matrix(M)
     if not is_antisymmetric(M):
         raise InvalidGameError("self-play reduction needs an antisymmetric payoff (M = -M^T)")
     _check_step(alpha, num_steps)
-    lk = _lam_at(lam, 0)
+    _lam_at(lam, 0)  # a bad constant fails even when num_steps = 0
     MT = np.ascontiguousarray(M.T)
     t = _check_vector(theta, M.shape[0], "theta").copy()
     out = np.empty((num_steps + 1, t.shape[0]))
     out[0] = t
     for k in range(num_steps):
+        lk = _lam_at(lam, k)
         g1, _ = _grad_R_unchecked(M, MT, t, t)
         t = (1.0 - lk) * t + alpha * g1
         out[k + 1] = t

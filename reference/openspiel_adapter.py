@@ -3,11 +3,16 @@
 ``pyspiel`` is imported lazily (only when an adapter is built), so the project neither needs nor imports
 OpenSpiel otherwise. Spec: GAME-18 (the game interface), GAME-29 (exact negamax on any such game).
 
-A state of the adapter is a *key*: by default ``str(state)`` of the OpenSpiel state, which for board games
-such as ``tic_tac_toe`` or ``connect_four`` is the board, so transpositions (different move orders reaching
-the same position) are one state, as in the built-in games. The key must determine the position (including
-the player to move); pass ``key=`` otherwise (e.g. ``lambda s: s.serialize()`` keys by history: always
-correct, but no transpositions are merged). The adapter keeps the OpenSpiel state of every key it has
+A state of the adapter is a *key*: by default :func:`position_key`, the player to move and ``str(state)``
+of the OpenSpiel state (``"0|..x\n.o.\n..."``). For board games such as ``tic_tac_toe`` or ``connect_four``
+``str`` is the board, so transpositions (different move orders reaching the same position) are one state,
+as in the built-in games. ``str`` alone is not enough in general: breakthrough's does not say whose turn it
+is, and keyed by ``str`` alone 497 of the 4027 non-terminal values of 4x3 breakthrough came out wrong (the
+two positions with the same board and different movers were merged; the default key before 2026-12-05).
+The key must determine the position; pass ``key=`` otherwise (e.g. ``lambda s: s.serialize()`` keys by
+history: always correct, but no transpositions are merged). Two states given the same key are checked to
+agree on what the search sees (mover, terminality, legal actions, returns); a clash raises
+``InvalidGameError`` instead of merging them. The adapter keeps the OpenSpiel state of every key it has
 produced; keys it did not produce are rejected.
 """
 
@@ -19,7 +24,25 @@ from typing import Any
 
 from reference.errors import InvalidGameError
 
-__all__ = ["OpenSpielGame", "load_openspiel_game"]
+__all__ = ["OpenSpielGame", "load_openspiel_game", "position_key"]
+
+
+def _mover(s: Any) -> int:
+    """The player to move; at a terminal state (OpenSpiel has none) the parity of the history, the
+    convention of the built-in games."""
+    return len(s.history()) % 2 if s.is_terminal() else int(s.current_player())
+
+
+def position_key(state: Any) -> str:
+    """The default key: ``f"{mover}|{str(state)}"`` (the player to move, then OpenSpiel's ``str``)."""
+    return f"{_mover(state)}|{state}"
+
+
+def _signature(s: Any) -> tuple[Any, ...]:
+    """What a search reads of a state: mover, terminality, and the legal actions or the returns."""
+    if s.is_terminal():
+        return (_mover(s), True, tuple(float(v) for v in s.returns()))
+    return (_mover(s), False, tuple(sorted(int(a) for a in s.legal_actions())))
 
 
 class OpenSpielGame:
@@ -29,7 +52,7 @@ class OpenSpielGame:
     OpenSpiel's players 0 and 1; ``returns`` are OpenSpiel's terminal returns (checked to sum to zero).
     """
 
-    def __init__(self, game: Any, *, key: Callable[[Any], str] = str) -> None:
+    def __init__(self, game: Any, *, key: Callable[[Any], str] = position_key) -> None:
         pyspiel = importlib.import_module("pyspiel")
         gt = game.get_type()
         if game.num_players() != 2:
@@ -63,10 +86,7 @@ class OpenSpielGame:
 
     def player_to_move(self, state: str) -> int:
         s = self._get(state)
-        if s.is_terminal():
-            # OpenSpiel has no mover at a terminal state; use the parity convention of the built-in games
-            return len(s.history()) % 2
-        return int(s.current_player())
+        return _mover(s)
 
     def legal_actions(self, state: str) -> tuple[int, ...]:
         s = self._get(state)
@@ -79,7 +99,12 @@ class OpenSpielGame:
         t = s.clone()
         t.apply_action(int(action))
         k = self._key(t)
-        self._states.setdefault(k, t)
+        seen = self._states.setdefault(k, t)
+        if seen is not t and _signature(seen) != _signature(t):
+            raise InvalidGameError(
+                f"key {k!r} names two different positions (mover, terminal, legal actions / returns: "
+                f"{_signature(seen)} and {_signature(t)}): the key must determine the position; pass key= "
+                f"(e.g. key=lambda s: s.serialize())")
         return k
 
     def is_terminal(self, state: str) -> bool:
@@ -95,7 +120,7 @@ class OpenSpielGame:
         return (r0, r1)
 
 
-def load_openspiel_game(name: str, *, key: Callable[[Any], str] = str) -> OpenSpielGame:
+def load_openspiel_game(name: str, *, key: Callable[[Any], str] = position_key) -> OpenSpielGame:
     """``pyspiel.load_game(name)`` wrapped as an :class:`OpenSpielGame` (imports ``pyspiel`` lazily)."""
     pyspiel = importlib.import_module("pyspiel")
     return OpenSpielGame(pyspiel.load_game(name), key=key)

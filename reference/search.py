@@ -661,8 +661,9 @@ def visit_distribution(tree: SearchTree[S], *, temperature: float = 1.0) -> Floa
         onehot: FloatArray = np.zeros(n.shape[0])
         onehot[tree.best_action()] = 1.0
         return onehot
-    if not temperature > 0.0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not (temperature > 0.0 and math.isfinite(temperature)):
+        # tau = inf would give N^0 = 1 on every action, unvisited and illegal ones included
+        raise ValueError(f"temperature must be finite and >= 0, got {temperature}")
     if n.sum() == 0:
         raise InvalidPolicyError("visit_distribution of a tree with no root visits")
     w = (n / n.max()) ** (1.0 / temperature)
@@ -699,7 +700,9 @@ def mcts(game: Game[S], root: S, *, num_simulations: int, rng: np.random.Generat
     AlphaZero's pseudocode and mctx do (N(s) of a node that has been expanded and backed up once is 1),
     so the prior steers from the first selection on. The text's rule (``rule="text"``) uses the prior from
     the start. Root Dirichlet noise ``(1 - eps) P + eps Dir(alpha)`` if ``dirichlet_alpha`` is given.
-    Returns the tree (``num_simulations + 1`` nodes at most).
+    Returns the tree (``num_simulations + 1`` nodes at most). A prior that is negative, non-finite or zero on
+    every legal action raises ``InvalidPolicyError``; a non-finite leaf value raises ``InvalidGameError``
+    (a NaN would otherwise win every argmax and silently absorb the search).
     """
     if num_simulations < 0:
         raise ValueError(f"num_simulations must be >= 0, got {num_simulations}")
@@ -715,6 +718,8 @@ def mcts(game: Game[S], root: S, *, num_simulations: int, rng: np.random.Generat
         raise ValueError(f"rho must be a finite number > 0 (the text's rule), got {rho!r}")
     if not 0.0 <= dirichlet_epsilon <= 1.0:
         raise ValueError(f"dirichlet_epsilon must lie in [0, 1], got {dirichlet_epsilon!r}")
+    if not math.isfinite(fpu):
+        raise ValueError(f"fpu must be finite (an unvisited edge's Q), got {fpu!r}")
     if game.is_terminal(root):
         raise InvalidGameError(f"mcts from a terminal state {root}")
     A = game.num_actions
@@ -762,10 +767,13 @@ def mcts(game: Game[S], root: S, *, num_simulations: int, rng: np.random.Generat
             raise ShapeError(f"prior at {s} has shape {p.shape}, expected ({A},)")
         pl = np.where(legal[i], p, 0.0)
         tot = float(pl.sum())
-        if not (tot > 0.0 and np.all(pl >= 0.0)):
+        if not (tot > 0.0 and math.isfinite(tot) and np.all(pl >= 0.0)):
             raise InvalidPolicyError(f"prior at {s} is not a distribution over legal actions {acts}: {p.tolist()}")
         P[i] = pl / tot
-        leaf_value[i] = evaluate(s)
+        v = evaluate(s)
+        if not math.isfinite(v):
+            raise InvalidGameError(f"leaf evaluation at {s} is {v}: value and rollout estimates must be finite")
+        leaf_value[i] = v
         return i
 
     new_node(root, NO_PARENT, NO_ACTION)

@@ -343,6 +343,24 @@ def test_GAME_16_17_self_play_equals_simgad_from_identical_initialisation(lam: f
     np.testing.assert_array_equal(selfplay, two.theta2)
 
 
+def test_GAME_16_17_self_play_follows_an_anchor_schedule_like_two_player_anchoring() -> None:
+    """A schedule lam_k = 1/(k+2) is applied step by step (it was once evaluated at k = 0 only, so the run
+    silently equalled constant lam = 0.5)."""
+    M = random_antisymmetric_game(np.random.default_rng(6), 4)
+    theta0 = np.array([0.3, -1.0, 2.0, 0.0])
+
+    def schedule(k: int) -> float:
+        return 1.0 / (k + 2)
+
+    selfplay = self_play_simgad(M, theta0, alpha=0.1, lam=schedule, num_steps=200)
+    two = anchored_simgad(softmax_game_gradient(M), theta0, theta0, alpha=0.1, lam=schedule, num_steps=200)
+    np.testing.assert_array_equal(selfplay, two.theta1)
+    const = self_play_simgad(M, theta0, alpha=0.1, lam=0.5, num_steps=200)
+    assert float(np.max(np.abs(selfplay - const))) > 1e-3
+    with pytest.raises(ValueError, match="k=3"):
+        self_play_simgad(M, theta0, alpha=0.1, lam=lambda k: 0.1 if k < 3 else 1.0, num_steps=10)
+
+
 def test_GAME_16_E77_reduction_needs_identical_initialisation() -> None:
     M = rps_payoff()
     two = simgad(softmax_game_gradient(M), E1, E2, alpha=0.1, num_steps=200)

@@ -39,7 +39,7 @@ from reference.alphago import (
     square_board_symmetries,
     win_minus_loss,
 )
-from reference.errors import InvalidGameError
+from reference.errors import InvalidGameError, InvalidPolicyError
 from reference.search import (
     NO_ACTION,
     NO_CHILD,
@@ -490,6 +490,29 @@ def test_GAME_34_root_dirichlet_noise_and_temperature() -> None:
     assert pi0[plain.best_action()] == 1.0 and pi0.sum() == 1.0
     # E-92: commit to the most-visited root action
     assert plain.N[0, plain.best_action()] == plain.N[0].max()
+    # tau = inf is refused: N^(1/inf) = N^0 = 1 would put mass on unvisited and illegal actions alike
+    for bad in (math.inf, -1.0, math.nan):
+        with pytest.raises(ValueError, match="temperature"):
+            visit_distribution(plain, temperature=bad)
+
+
+def test_GAME_33_mcts_rejects_non_finite_priors_and_leaf_values() -> None:
+    """A NaN leaf value or an infinite prior entry would win every argmax and absorb the whole search with
+    no error (NaN compares false, inf / inf is NaN); both are refused, as is a non-finite fpu."""
+    game = tic_tac_toe()
+    s0 = game.initial_state()
+
+    def inf_prior(s: object) -> NDArray[np.float64]:
+        p = np.full(9, 1.0 / 9)
+        p[1] = math.inf
+        return p
+
+    with pytest.raises(InvalidPolicyError, match="not a distribution"):
+        mcts(game, s0, num_simulations=5, rng=np.random.default_rng(0), prior=inf_prior)
+    with pytest.raises(InvalidGameError, match="must be finite"):
+        mcts(game, s0, num_simulations=5, rng=np.random.default_rng(0), value=lambda s: math.nan)
+    with pytest.raises(ValueError, match="fpu"):
+        mcts(game, s0, num_simulations=5, rng=np.random.default_rng(0), fpu=-math.inf)
 
 
 def test_GAME_32_mcts_converges_on_tic_tac_toe_positions() -> None:
