@@ -31,7 +31,7 @@ from numpy.typing import ArrayLike, NDArray
 from reference.errors import ReferenceError_, ShapeError
 from reference.exact import a_pi, discounted_occupancy, v_pi
 from reference.gradients import bootstrap_values
-from reference.mdp import FiniteMDP, FloatArray, validate_gamma, validate_policy, validate_values
+from reference.mdp import FiniteMDP, FloatArray, validate_gamma, validate_k, validate_policy, validate_values
 from reference.sampling import Trajectories
 
 __all__ = [
@@ -71,17 +71,6 @@ def _batch(name: str, x: ArrayLike, shape: tuple[int, ...] | None = None, *, fin
     if finite and not np.all(np.isfinite(a)):
         raise ReferenceError_(f"{name} must be finite; got {int(np.sum(~np.isfinite(a)))} NaN / inf entries")
     return a
-
-
-def _validate_k(k: int | None) -> int | None:
-    """k >= 1 an integer (TD(k)), or None for infinity; a float k, inf or NaN is an error, not floored."""
-    if k is None:
-        return None
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise ReferenceError_(f"k must be an integer >= 1 (or None for infinity), got {k!r}")
-    if int(k) < 1:
-        raise ReferenceError_(f"k must be >= 1 (or None for infinity), got {k!r}")
-    return int(k)
 
 
 def _flags(name: str, x: ArrayLike, shape: tuple[int, ...]) -> BoolArray:
@@ -174,7 +163,7 @@ def td_k_advantages(
     nv = _batch("next_values", next_values, shape, finite=False)
     term = _flags("terminated", terminated, shape)
     done = term | _flags("truncated", truncated, shape)
-    k = _validate_k(k)
+    k = validate_k(k)
     n_t = shape[0]
     kk = n_t if k is None else min(k, n_t)
     boot_row = np.where(term, 0.0, nv)  # V(s_{t+1}) with V(term) = 0
@@ -339,28 +328,39 @@ def reward_to_go_targets(
 
 
 def value_regression_loss(
-    values: ArrayLike, targets: ArrayLike, terminated: ArrayLike, truncated: ArrayLike
+    values: ArrayLike, targets: ArrayLike, terminated: ArrayLike, truncated: ArrayLike,
+    valid: ArrayLike | None = None,
 ) -> float:
     """(1/N) sum_i (1/T^(i)) sum_{t<T^(i)} (1/2) (V_phi(s_t^(i)) - R_t^(i))^2 over the episodes of a batch.
 
     Spec: TR-11 (open choice 7: all visited states, per-episode 1/T^(i)). Episodes are the maximal runs
     of rows of a column ended by a terminated / truncated flag or by the last row; N counts them.
-    Shapes: values, targets, terminated, truncated [T, B] -> scalar.
+    ``valid`` [T, B] (optional) marks the real rows: rows with ``valid`` False are left out, and a run
+    with no valid row is not an episode. Pass it for padded batches, e.g. ``Rollout.valid`` of
+    :func:`rollout_from_trajectories`, whose padding rows after a termination are one-row term -> term
+    runs: without the mask each would count as an episode with loss 0 and shrink the mean (flags alone
+    cannot tell them from real one-step episodes).
+    Shapes: values, targets, terminated, truncated, valid [T, B] -> scalar.
     """
     v = _batch("values", values)
     y = _batch("targets", targets, v.shape)
     if v.size == 0:
         raise ShapeError(f"value_regression_loss needs T >= 1 and B >= 1, got shape {list(v.shape)}")
     done = _flags("terminated", terminated, v.shape) | _flags("truncated", truncated, v.shape)
+    keep = np.ones(v.shape, dtype=np.bool_) if valid is None else _flags("valid", valid, v.shape)
     total, n_ep = 0.0, 0
     for b in range(v.shape[1]):
         start = 0
         for t in range(v.shape[0]):
             if done[t, b] or t == v.shape[0] - 1:
-                seg = 0.5 * (v[start:t + 1, b] - y[start:t + 1, b]) ** 2
-                total += float(seg.mean())
-                n_ep += 1
+                rows = keep[start:t + 1, b]
+                if rows.any():
+                    seg = 0.5 * (v[start:t + 1, b][rows] - y[start:t + 1, b][rows]) ** 2
+                    total += float(seg.mean())
+                    n_ep += 1
                 start = t + 1
+    if n_ep == 0:
+        raise ShapeError("value_regression_loss: no valid row in the batch")
     return total / n_ep
 
 
@@ -384,7 +384,7 @@ def td_k_bias(mdp: FiniteMDP, pi: FloatArray, v_phi: ArrayLike, *, k: int | None
     need not shrink with k in the actual value. ``k=None`` (TD(inf)): 0. Exact (matrix powers).
     """
     pi = validate_policy(mdp, pi)
-    k = _validate_k(k)
+    k = validate_k(k)
     if k is None:
         return np.zeros((mdp.n_states_plus, mdp.n_actions))
     e = _value_error(mdp, pi, v_phi)

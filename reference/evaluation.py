@@ -36,7 +36,7 @@ import numpy as np
 
 from reference.errors import ReferenceError_, ShapeError
 from reference.exact import q_pi, v_pi
-from reference.mdp import FiniteMDP, FloatArray, IntArray, validate_policy
+from reference.mdp import FiniteMDP, FloatArray, IntArray, validate_k, validate_policy
 from reference.sampling import Trajectories, discounted_returns, sample_trajectories
 
 __all__ = [
@@ -131,8 +131,7 @@ def bootstrap_steps(traj: Trajectories, *, k: int | None) -> IntArray:
     Spec: EVAL-15 (k ∧ T; erratum E-20: if s_{t+k} = term then T = t + k, harmless because V(term) = 0).
     ``k=None`` means k = infinity (Monte Carlo).
     """
-    if k is not None and k < 1:
-        raise ShapeError(f"k must be >= 1 (or None for Monte Carlo), got k={k}")
+    k = validate_k(k)  # an integer >= 1 or None (Monte Carlo); never floored
     rem = traj.lengths[:, None] - np.arange(traj.horizon)[None, :]
     n = rem if k is None else np.minimum(rem, k)
     return np.asarray(np.where(traj.valid, n, 0), dtype=np.int64)

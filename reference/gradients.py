@@ -28,7 +28,7 @@ from numpy.typing import ArrayLike
 
 from reference.errors import ShapeError
 from reference.exact import a_pi, discounted_occupancy, j_pi, q_pi
-from reference.mdp import FiniteMDP, FloatArray, IntArray, validate_gamma
+from reference.mdp import FiniteMDP, FloatArray, IntArray, validate_gamma, validate_k
 from reference.policies import score_norm_sq, softmax, softmax_score
 from reference.sampling import Moments, Trajectories, discounted_returns, exact_moments
 
@@ -218,9 +218,8 @@ def k_step_q_estimates(
     if bv.shape != (n, h + 1) or ln.shape != (n,):
         raise ShapeError(f"need rewards [N, H], boot [N, H+1], lengths [N]; got {r.shape}, {bv.shape}, "
                          f"{ln.shape}")
-    if k is not None and k < 1:
-        raise ValueError(f"k must be >= 1 (or None for infinity), got {k!r}")
-    kk = h if k is None else min(int(k), h)
+    k = validate_k(k)
+    kk = h if k is None else min(k, h)
     t = np.arange(h)[None, :]
     m = np.minimum(kk, ln[:, None] - t)  # k ∧ (T - t), [N, H]
     valid = m > 0

@@ -58,6 +58,7 @@ __all__ = [
     "softmax_policy",
     "uniform_policy",
     "validate_gamma",
+    "validate_k",
     "validate_policy",
     "validate_values",
 ]
@@ -89,6 +90,21 @@ def validate_gamma(gamma: float) -> float:
     if not (0.0 < g <= 1.0):
         raise InvalidDiscountError(f"gamma must lie in (0, 1] (MDP-18), got {gamma!r}")
     return g
+
+
+def validate_k(k: int | None) -> int | None:
+    """Check a step count k of the k-step estimators (PG-25, TR-20): an integer k >= 1, or None for infinity.
+
+    A float (even 2.0), a bool, inf or NaN raises :class:`ReferenceError_` naming the value: k is never
+    floored (k = 1.7 must not silently run as k = 1). Returns ``int(k)`` or None.
+    """
+    if k is None:
+        return None
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise ReferenceError_(f"k must be an integer >= 1 (or None for infinity), got {k!r}")
+    if int(k) < 1:
+        raise ReferenceError_(f"k must be >= 1 (or None for infinity), got {k!r}")
+    return int(k)
 
 
 @dataclass(frozen=True, eq=False)

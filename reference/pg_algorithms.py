@@ -34,7 +34,7 @@ from reference.gradients import (
     k_step_q_estimates,
     score_function_estimator,
 )
-from reference.mdp import FiniteMDP, FloatArray
+from reference.mdp import FiniteMDP, FloatArray, validate_k
 from reference.policies import softmax, softmax_score
 from reference.sampling import sample_trajectories
 
@@ -196,8 +196,8 @@ def a2c(
     Actor and critic share no parameters (tabular actor, linear critic).
     """
     _check_lr(lr_theta, lr_phi)
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k!r}")
+    if validate_k(k) is None:  # an integer >= 1; k = 1.7 is an error, not k = 1
+        raise ValueError("k must be an integer >= 1 (A2C's segments are finite), got None")
     if entropy_beta < 0:
         raise ValueError(f"entropy_beta must be >= 0, got {entropy_beta!r}")
     th, x = _setup(mdp, theta0, features)

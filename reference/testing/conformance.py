@@ -73,9 +73,9 @@ your function if it works on tensors, and return something ``np.asarray`` accept
 Tolerances (module :mod:`reference.tolerance`; Higham's forward-error model): GAE
 ``SAFETY * (T + 2) * u * T * scale`` with ``scale`` = max |r| + 2 max |V| (one residual), the sum of at
 most T residuals; PPO ``SAFETY * (N + 4 + max |log_prob| + max |old_log_prob|) * u * mean |A| *
-max(1, max ell)`` (u = the unit roundoff of ``precision``: 2^-53 for float64, 2^-24 for float32, input
-rounding included); tanh-Gaussian, GRPO and the operators as their ``check_*`` docstrings and
-docs/conformance.md; values :func:`reference.testing.oracles.value_tolerance` scaled to the precision.
+max(1, max ell)`` (u = the machine epsilon of ``precision``, 2^-52 for float64 and 2^-23 for float32: twice
+the unit roundoff, as in :mod:`reference.tolerance`; input rounding included); tanh-Gaussian, GRPO and the
+operators as their ``check_*`` docstrings and docs/conformance.md; values :func:`reference.testing.oracles.value_tolerance` scaled to the precision.
 An iterative solver that stops at a tolerance of its own (value iteration with a stopping rule) passes
 ``atol``: the kit then checks ||V - V_ref||_inf <= atol and reports which bound it used.
 """
@@ -137,7 +137,8 @@ _UNIT_ROUNDOFF: dict[str, float] = {"float64": EPS, "float32": float(np.finfo(np
 
 
 def _unit_roundoff(precision: str) -> float:
-    """u of ``precision`` (2^-53 for float64, 2^-24 for float32); ValueError for anything else."""
+    """u of ``precision``: its machine epsilon (2^-52 for float64, 2^-23 for float32, twice the unit roundoff,
+    as :data:`reference.tolerance.EPS`); ValueError for anything else."""
     if precision not in _UNIT_ROUNDOFF:
         raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
     return _UNIT_ROUNDOFF[precision]
@@ -1026,8 +1027,10 @@ def check_tanh_gaussian_log_prob(
              (normal + 0.5 * np.log(2 * np.pi)).sum(-1)),  # = tanh_gaussian_log_prob_text at a = tanh z
             ("log_std read as the log of the variance (sigma = exp(log_std / 2))",
              tanh_gaussian_log_prob(c.z, c.mu, 0.5 * c.log_std).sum(-1)),
-            ("the +(1/2) log 2 pi constant with the wrong sign or missing",
+            ("the -(1/2) log 2 pi constant missing",
              (tanh_gaussian_log_prob(c.z, c.mu, c.log_std) + 0.5 * np.log(2 * np.pi)).sum(-1)),
+            ("the (1/2) log 2 pi constant with the wrong sign (+ instead of -)",
+             (tanh_gaussian_log_prob(c.z, c.mu, c.log_std) + np.log(2 * np.pi)).sum(-1)),
         ]
 
     def check_one(case_name: str, c: _TanhCase) -> Mismatch | None:
@@ -1150,7 +1153,13 @@ def check_grpo_advantages(
         problem, worst, where = _compare(got, want, tol)
         if problem is None:
             return None
-        return Mismatch(case_name, {"rewards": r}, want, got, worst, where, tol, problem)
+        diagnosis = None
+        if scale_by_std and r.shape[-1] == 1 and _is_number_array(got) and np.shape(got) == r.shape \
+                and np.all(np.isnan(np.asarray(got, dtype=np.float64))):
+            diagnosis = ("groups of one completion (N = 1) give NaN: the sample std (ddof 1) of one value is "
+                         "NaN (torch.std's default, as TRL); the reference's advantage there is 0 (open choice 9: "
+                         "a lone completion has nothing to be compared with). Guard N = 1, or never form such groups")
+        return Mismatch(case_name, {"rewards": r}, want, got, worst, where, tol, problem, diagnosis)
 
     def evaluate(r: FloatArray) -> tuple[Any, FloatArray, float, list[tuple[str, FloatArray | None]]] | None:
         got, err = _call(fn, r.copy())

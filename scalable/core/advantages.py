@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from reference.errors import ReferenceError_, ShapeError
-from reference.mdp import validate_gamma
+from reference.mdp import validate_gamma, validate_k
 
 __all__ = ["gae", "next_values_from_rollout", "td_k_advantages", "td_residuals", "value_targets"]
 
@@ -139,10 +139,9 @@ def td_k_advantages(
     nv = _batch("next_values", next_values, shape)
     term = _flags("terminated", terminated, shape)
     done = term | _flags("truncated", truncated, shape)
-    if k is not None and int(k) < 1:
-        raise ReferenceError_(f"k must be >= 1 (or None for infinity), got {k!r}")
+    k = validate_k(k)  # an integer >= 1 or None: k = 1.7 is an error, not k = 1
     n_t = shape[0]
-    kk = n_t if k is None else min(int(k), n_t)
+    kk = n_t if k is None else min(k, n_t)
     zero = torch.zeros_like(r)
     boot_row = torch.where(term, zero, nv)
     out = zero.clone()

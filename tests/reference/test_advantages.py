@@ -301,6 +301,14 @@ def test_TR_11_E_57_targets_start_at_t0_and_stop_at_each_episodes_end() -> None:
                                           ro.terminated[: tr.lengths[i], i:i + 1],
                                           ro.truncated[: tr.lengths[i], i:i + 1]) for i in range(tr.n)])
     assert abs(float(loss) - want_loss) <= tolerance(50.0, terms=4 * tr.n)
+    # the whole padded batch at once, with the valid mask: the same loss (unmasked, each padding row after a
+    # termination would count as a one-row episode with loss 0, and the mean would shrink)
+    masked = value_regression_loss(v_rows, tgt, ro.terminated, ro.truncated, ro.valid)
+    assert abs(masked - want_loss) <= tolerance(50.0, terms=4 * tr.n)
+    n_pad_runs = int((~ro.valid).sum())
+    assert n_pad_runs > 0
+    unmasked = value_regression_loss(v_rows, tgt, ro.terminated, ro.truncated)
+    assert abs(unmasked - want_loss * tr.n / (tr.n + n_pad_runs)) <= tolerance(50.0, terms=4 * tr.n)
 
 
 # ------------------------------------------------------------------------- TD(k) bias / variance (TR-22..TR-27)

@@ -446,6 +446,10 @@ TANH_BUGS: dict[str, tuple[Callable[..., Any], str]] = {
     "log_variance": (lambda z, mu, ls: _ref_tanh(z, mu, 0.5 * ls), "log of the variance"),
     "not_summed": (lambda z, mu, ls: tanh_gaussian_log_prob(z, mu, ls), "sum over the last (action) axis"),
     "naive_jacobian": (_naive, "evaluated naively"),
+    "constant_missing": (lambda z, mu, ls: (tanh_gaussian_log_prob(z, mu, ls) + 0.5 * np.log(2 * np.pi)).sum(-1),
+                         "constant missing"),
+    "constant_wrong_sign": (lambda z, mu, ls: (tanh_gaussian_log_prob(z, mu, ls) + np.log(2 * np.pi)).sum(-1),
+                            "wrong sign"),
 }
 
 
@@ -481,6 +485,9 @@ GRPO_BUGS: dict[str, tuple[Callable[..., Any], str]] = {
     "eps_in_sqrt": (lambda r: _trl_like(r, eps_in_sqrt=True), "eps inside the square root"),
     "whole_batch": (lambda r: _trl_like(r, whole=True), "whole batch"),
     "no_std": (lambda r: r - r.mean(-1, keepdims=True), "not divided by the std"),
+    # TRL's own code: torch.std (ddof 1) of a group of one completion is NaN, and NaN / anything is NaN
+    "nan_for_n1": (lambda r: np.asarray((r - r.mean(-1, keepdims=True)) / (r.std(-1, ddof=1, keepdims=True) + 1e-4)),
+                   "groups of one completion (N = 1) give NaN"),
 }
 
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reference.errors import ShapeError
+from reference.errors import ReferenceError_, ShapeError
 from reference.evaluation import (
     ExpectedUpdate,
     TruncatedReturnError,
@@ -202,10 +202,13 @@ def test_EVAL_15_truncation_bootstraps_and_mc_refuses() -> None:
     assert q_targets(tr, q, gamma=0.5, k=2, pi=pi_mix)[0, 0] == 1.0 + 0.5 * (0.25 * 3.0 + 0.75 * 9.0)
 
 
-def test_EVAL_15_bootstrap_steps_rejects_bad_k() -> None:
+@pytest.mark.parametrize("k", [0, -1, 1.5, 2.0, float("inf"), float("nan"), True])
+def test_EVAL_15_bootstrap_steps_rejects_bad_k(k: object) -> None:
+    """k is an integer >= 1 or None: a float k is refused, not floored (k = 1.5 once ran as k = 1)."""
     tr = enumerate_trajectories(_two_step_mdp(0.5), np.full((3, 2), 0.5))
-    with pytest.raises(ShapeError, match="k=0"):
-        bootstrap_steps(tr, k=0)
+    with pytest.raises(ReferenceError_, match="k must be"):
+        bootstrap_steps(tr, k=k)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(bootstrap_steps(tr, k=np.int64(1)), bootstrap_steps(tr, k=1))  # type: ignore[arg-type]
 
 
 # ----------------------------------------------- EVAL-02, 03, 07, 16, 22, 25, 28: unbiased gradients

@@ -137,7 +137,8 @@ def test_algorithm_arguments_are_validated() -> None:
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="lr_theta"):
         policy_gradient_algorithm_1(mdp, rng=rng, num_iters=1, lr_theta=0.0, lr_phi=0.1)
-    with pytest.raises(ValueError, match="k must be"):
-        a2c(mdp, rng=rng, num_updates=1, lr_theta=0.1, lr_phi=0.1, k=0)
+    for bad in (0, 1.5, None):
+        with pytest.raises(ValueError, match="k must be"):
+            a2c(mdp, rng=rng, num_updates=1, lr_theta=0.1, lr_phi=0.1, k=bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="theta0"):
         a2c(mdp, rng=rng, num_updates=1, lr_theta=0.1, lr_phi=0.1, theta0=np.zeros((2, 2)))

@@ -136,8 +136,9 @@ def test_TR_29_bad_inputs_raise_named_errors() -> None:
         adv.gae(z, z, z, f, f, gamma=0.0, lam=0.5)
     with pytest.raises(ReferenceError_, match="boolean"):
         adv.gae(z, z, z, torch.full((3, 2), 2.0), f, gamma=0.9, lam=0.5)
-    with pytest.raises(ReferenceError_, match="k must be"):
-        adv.td_k_advantages(z, z, z, f, f, gamma=0.9, k=0)
+    for bad in (0, 1.7, True, float("inf")):  # as the reference: refused, never floored (1.7 once ran as 1)
+        with pytest.raises(ReferenceError_, match="k must be"):
+            adv.td_k_advantages(z, z, z, f, f, gamma=0.9, k=bad)  # type: ignore[arg-type]
     with pytest.raises(ReferenceError_, match="v_final"):
         adv.next_values_from_rollout(z, torch.zeros(2, dtype=torch.float64), f, ~f)
     with pytest.raises(ShapeError, match="last_value"):
