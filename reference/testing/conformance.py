@@ -75,7 +75,8 @@ Tolerances (module :mod:`reference.tolerance`; Higham's forward-error model): GA
 most T residuals; PPO ``SAFETY * (N + 4 + max |log_prob| + max |old_log_prob|) * u * mean |A| *
 max(1, max ell)`` (u = the machine epsilon of ``precision``, 2^-52 for float64 and 2^-23 for float32: twice
 the unit roundoff, as in :mod:`reference.tolerance`; input rounding included); tanh-Gaussian, GRPO and the
-operators as their ``check_*`` docstrings and docs/conformance.md; values :func:`reference.testing.oracles.value_tolerance` scaled to the precision.
+operators as their ``check_*`` docstrings and docs/conformance.md; values
+:func:`reference.testing.oracles.value_tolerance` scaled to the precision.
 An iterative solver that stops at a tolerance of its own (value iteration with a stopping rule) passes
 ``atol``: the kit then checks ||V - V_ref||_inf <= atol and reports which bound it used.
 """
