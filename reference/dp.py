@@ -58,7 +58,7 @@ def value_iteration_iterates(mdp: FiniteMDP, v0: FloatArray) -> Iterator[tuple[F
     while True:
         look = mdp.lookahead(v)
         v = look.max(axis=1)
-        yield v, greedy(look, scale=mdp.tie_scale)
+        yield v, greedy(look, scale=mdp.tie_scale, tie_rtol=mdp.tie_rtol)
 
 
 def value_iteration(mdp: FiniteMDP, v0: FloatArray, *, num_iters: int) -> VIResult:
@@ -71,7 +71,7 @@ def value_iteration(mdp: FiniteMDP, v0: FloatArray, *, num_iters: int) -> VIResu
     if v0.ndim != 1:
         raise ShapeError(f"value_iteration needs V of shape ({mdp.n_states_plus},), got {v0.shape}")
     vals = [v0.copy()]
-    pols = [greedy(mdp.lookahead(v0), scale=mdp.tie_scale)]
+    pols = [greedy(mdp.lookahead(v0), scale=mdp.tie_scale, tie_rtol=mdp.tie_rtol)]
     it = value_iteration_iterates(mdp, v0)
     for _ in range(num_iters):
         v, p = next(it)
@@ -93,7 +93,7 @@ def q_value_iteration(mdp: FiniteMDP, q0: FloatArray, *, num_iters: int) -> VIRe
         q = bellman_optimality_q(mdp, q)
         vals.append(q)
     stacked = np.stack(vals)
-    return VIResult(stacked, np.stack([greedy(x, scale=mdp.tie_scale) for x in stacked]))
+    return VIResult(stacked, np.stack([greedy(x, scale=mdp.tie_scale, tie_rtol=mdp.tie_rtol) for x in stacked]))
 
 
 def vi_error_bound(gamma: float, step: float) -> float:
@@ -135,7 +135,8 @@ def solve_value_iteration(mdp: FiniteMDP, *, eps: float, v0: FloatArray | None =
         v = v_new
         if bound <= eps:
             # the policy is greedy in the V returned (one more lookahead), not in the previous iterate
-            return CertifiedSolution(v, greedy(mdp.lookahead(v), scale=mdp.tie_scale), bound, k + 1)
+            pol = greedy(mdp.lookahead(v), scale=mdp.tie_scale, tie_rtol=mdp.tie_rtol)
+            return CertifiedSolution(v, pol, bound, k + 1)
     raise NotConvergedError(f"VI did not certify eps={eps} within {max_iters} sweeps")
 
 
@@ -280,7 +281,7 @@ def policy_iteration(mdp: FiniteMDP, pi0: IntArray | None = None, *, max_iters: 
     for _ in range(max_iters):
         v = v_pi(mdp, deterministic_policy(pol, mdp.n_actions))
         vals.append(v)
-        new = greedy(q_from_v(mdp, v), current=pol, scale=mdp.tie_scale)
+        new = greedy(q_from_v(mdp, v), current=pol, scale=mdp.tie_scale, tie_rtol=mdp.tie_rtol)
         new[mdp.term] = pol[mdp.term]
         pols.append(new)
         if np.array_equal(new, pol):

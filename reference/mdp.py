@@ -41,6 +41,8 @@ from reference.errors import (
     ReferenceError_,
     ShapeError,
 )
+from reference.tolerance import EPS as _EPS
+from reference.tolerance import SAFETY as _SAFETY
 
 __all__ = [
     "DENSE_MAX_BYTES",
@@ -198,6 +200,20 @@ class FiniteMDP:
         |V|, BEL-04) or R (gamma = 1), with R = :attr:`max_abs_reward` (open choice 1)."""
         r = self.max_abs_reward
         return r / (1.0 - self.gamma) if self.gamma < 1.0 else r
+
+    @functools.cached_property
+    def tie_rtol(self) -> float:
+        """The relative width of the greedy tie window of every solver in this package (open choice 1):
+        ``min(TIE_RTOL, SAFETY * |S+| * (1 + gamma) * eps)``.
+
+        Derived so that a policy greedy within the window loses at most window / (1 - gamma) =
+        ``SAFETY |S+| (1 + gamma) eps R / (1 - gamma)^2`` of value (performance difference), which is
+        :func:`reference.testing.oracles.value_tolerance`, the accuracy every exact value here is held to;
+        a window of 1e-12 * R / (1 - gamma) alone (the rule before 2026-12-05) let policy iteration stop
+        at a policy up to 1e-12 R / (1 - gamma)^2 below V*, above that tolerance for |S+| < ~280. The
+        window still covers the rounding of one lookahead r + gamma P V (at most |S+| terms per entry).
+        """
+        return min(TIE_RTOL, _SAFETY * self.n_states_plus * (1.0 + self.gamma) * _EPS)
 
     @functools.cached_property
     def max_abs_reward(self) -> float:
@@ -565,9 +581,10 @@ def softmax_policy(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray
 
 
 TIE_RTOL: float = 1e-12
-"""Tie-break window of :func:`greedy` (inventory open choice 1): actions within
-``TIE_RTOL * max(scale, |max_a q|)`` of the maximum count as maximisers (``scale`` = the MDP's
-:attr:`FiniteMDP.tie_scale` for every solver in this package; 1 for a bare ``q``)."""
+"""Default tie-break window of :func:`greedy` (inventory open choice 1): actions within
+``TIE_RTOL * max(scale, |max_a q|)`` of the maximum count as maximisers (``scale`` = 1 for a bare ``q``).
+The solvers of this package pass ``scale=mdp.tie_scale, tie_rtol=mdp.tie_rtol``, a window derived from
+the MDP (:attr:`FiniteMDP.tie_rtol`, never wider than this)."""
 
 
 def greedy(q: ArrayLike, *, current: ArrayLike | None = None, tie_rtol: float = TIE_RTOL,

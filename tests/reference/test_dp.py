@@ -31,7 +31,7 @@ from reference.generators import (
     stay_or_go_mdp,
     vi_oscillation_mdp,
 )
-from reference.mdp import FiniteMDP, deterministic_policy, greedy
+from reference.mdp import FiniteMDP, deterministic_policy, from_arrays, greedy
 from reference.testing.oracles import value_tolerance
 from reference.testing.strategies import finite_mdps, policies, value_functions
 from reference.tolerance import tolerance
@@ -305,6 +305,50 @@ def test_BEL_38_alternating_rewards_cesaro_and_abel_are_one_half() -> None:
         vg = exact.v_pi(alternating_reward_mdp(gamma=gamma), pi)[0]
         assert abs(vg - 1 / (1 + gamma)) <= 16 * np.finfo(float).eps / (1 - gamma)
         assert abs(vg - h[0]) <= (1 - gamma) / (2 * (1 + gamma)) + 16 * np.finfo(float).eps / (1 - gamma)
+
+
+def _v_star_by_enumeration(mdp: FiniteMDP) -> np.ndarray:
+    """max over every deterministic policy of V^pi, elementwise (BEL-10: an optimal policy attains it)."""
+    n, a = mdp.n_states_plus, mdp.n_actions
+    best = np.full(n, -np.inf)
+    for code in range(a ** mdp.n_states):
+        acts = np.array([(code // a**i) % a for i in range(mdp.n_states)] + [0])
+        best = np.maximum(best, exact.v_pi(mdp, deterministic_policy(acts, a)))
+    return best
+
+
+@pytest.mark.parametrize("gamma", [0.9, 0.99, 0.9999])
+@pytest.mark.parametrize("rel_gap", [1e-11, 1e-13, 1e-14])
+def test_BEL_34_pi_resolves_near_ties_finer_than_the_value_tolerance(gamma: float, rel_gap: float) -> None:
+    """Two self-loops whose rewards differ by delta: V* = (r + delta) / (1 - gamma). A greedy tie window of
+    1e-12 R / (1 - gamma) (the rule before 2026-12-05) kept the worse loop and stopped PI delta / (1 - gamma)
+    below V*, over 100 times value_tolerance at gamma = 0.99; the derived window (FiniteMDP.tie_rtol) bounds
+    the loss by value_tolerance, and the certified solvers succeed."""
+    from reference import solvers
+
+    delta = rel_gap * 0.5
+    mdp = from_arrays(np.array([[[1.0, 0.0], [1.0, 0.0]]]), np.array([[0.5, 0.5 + delta]]), [1.0], gamma=gamma)
+    want = (0.5 + delta) / (1.0 - gamma)
+    tol = value_tolerance(mdp)
+    # the window's worst loss, as derived: equal to value_tolerance in real arithmetic (a few roundings apart)
+    assert mdp.tie_rtol * mdp.tie_scale / (1.0 - gamma) <= tol * (1.0 + 8 * np.finfo(float).eps)
+    assert abs(v_star(mdp)[0] - want) <= tol
+    assert abs(policy_iteration(mdp, np.zeros(2, dtype=np.int64)).value[0] - want) <= tol
+    eps = 4 * tol
+    assert abs(solve_optimal(mdp, eps=eps).value[0] - want) <= eps
+    assert abs(solvers.solve_optimal(mdp, eps=eps).value[0] - want) <= eps
+
+
+@given(finite_mdps(max_states=4, max_actions=2), st.floats(1e-15, 1e-11), st.integers(0, 3))
+def test_BEL_34_pi_matches_enumeration_with_an_injected_near_tie(mdp: FiniteMDP, rel_gap: float, s: int) -> None:
+    """A third action copies action 0 with its reward raised by rel_gap * R at one state: PI's V is within
+    value_tolerance of the best of all deterministic policies (an oracle that shares no code with PI)."""
+    s = s % mdp.n_states
+    P = np.concatenate([mdp.P[:mdp.n_states], mdp.P[:mdp.n_states, :1]], axis=1)
+    R = np.concatenate([mdp.r[:mdp.n_states], mdp.r[:mdp.n_states, :1]], axis=1)
+    R[s, -1] += rel_gap * max(mdp.max_abs_reward, 1.0)
+    m2 = from_arrays(P, R, mdp.p0[:mdp.n_states], gamma=mdp.gamma)
+    assert sup_norm(v_star(m2) - _v_star_by_enumeration(m2)) <= value_tolerance(m2)
 
 
 def test_BEL_34_solve_optimal_certificate() -> None:
