@@ -14,7 +14,16 @@ import numpy as np
 from reference.bellman import bellman_optimality_q, bellman_optimality_v, sup_norm
 from reference.errors import ImproperPolicyError, InvalidDiscountError, NotConvergedError, ShapeError
 from reference.exact import q_from_v, v_pi
-from reference.mdp import FiniteMDP, FloatArray, IntArray, deterministic_policy, greedy, validate_values
+from reference.mdp import (
+    FiniteMDP,
+    FloatArray,
+    IntArray,
+    deterministic_policy,
+    greedy,
+    validate_actions,
+    validate_gamma,
+    validate_values,
+)
 
 __all__ = [
     "AncVIResult",
@@ -147,6 +156,7 @@ def ancvi_beta(gamma: float, k: int) -> float:
     The second form never overflows; it is evaluated with expm1 (1 - gamma^m = -expm1(m log gamma)) so
     that gamma near 1 loses no accuracy. At gamma = 1, beta_k = 1 / (k + 1). beta_0 = 1 (erratum E-09).
     """
+    gamma = validate_gamma(gamma)
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
     if gamma == 1.0:
@@ -165,6 +175,7 @@ def ancvi_bound(gamma: float, k: int, *, assume_u0_le_bu0: bool = True) -> float
     (1 + 2 gamma - gamma^{k+1}) of Lee & Ryu (2023) replaces (1 + gamma - gamma^{k+1}).
     At gamma = 1 the limit is (1 + gamma - gamma^{k+1}) / (k + 1).
     """
+    gamma = validate_gamma(gamma)
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
     lead = (1 + gamma - gamma ** (k + 1)) if assume_u0_le_bu0 else (1 + 2 * gamma - gamma ** (k + 1))
@@ -273,7 +284,7 @@ def policy_iteration(mdp: FiniteMDP, pi0: IntArray | None = None, *, max_iters: 
     if pi0 is None:
         pol = np.zeros(n, dtype=np.int64) if mdp.gamma < 1.0 else proper_policy(mdp)
     else:
-        pol = np.asarray(pi0, dtype=np.int64).copy()
+        pol = validate_actions(pi0, mdp.n_actions, name="pi0").copy()
     if pol.shape != (n,):
         raise ShapeError(f"pi0 must have shape ({n},), got {pol.shape}")
     pols = [pol]

@@ -36,7 +36,7 @@ import numpy as np
 
 from reference.errors import ReferenceError_, ShapeError
 from reference.exact import q_pi, v_pi
-from reference.mdp import FiniteMDP, FloatArray, IntArray, validate_k, validate_policy
+from reference.mdp import FiniteMDP, FloatArray, IntArray, validate_gamma, validate_k, validate_policy
 from reference.sampling import Trajectories, discounted_returns, sample_trajectories
 
 __all__ = [
@@ -155,6 +155,7 @@ def v_targets(traj: Trajectories, v: FloatArray, *, gamma: float, k: int | None)
     ``v`` has shape [S]; its term entry is ignored (V(term) = 0 hard-coded, EVAL-04). Truncated
     trajectories bootstrap with V(s_H) at the horizon (open choice 2). Invalid steps (t >= L) get 0.
     """
+    gamma = validate_gamma(gamma)
     vv = np.asarray(v, dtype=np.float64)
     n = bootstrap_steps(traj, k=k)
     end = np.arange(traj.horizon)[None, :] + n
@@ -175,6 +176,7 @@ def q_targets(traj: Trajectories, q: FloatArray, *, gamma: float, k: int | None,
     a truncated trajectory (no stored action) the bootstrap is sum_a pi(a | s_H) Q(s_H, a), which needs
     ``pi`` (shape [S, A]).
     """
+    gamma = validate_gamma(gamma)
     qq = np.asarray(q, dtype=np.float64)
     term = qq.shape[0] - 1
     n = bootstrap_steps(traj, k=k)

@@ -59,6 +59,7 @@ __all__ = [
     "greedy",
     "softmax_policy",
     "uniform_policy",
+    "validate_actions",
     "validate_gamma",
     "validate_k",
     "validate_policy",
@@ -548,12 +549,34 @@ def validate_policy(mdp: FiniteMDP, pi: ArrayLike) -> FloatArray:
     return p
 
 
-def deterministic_policy(actions: ArrayLike, n_actions: int) -> FloatArray:
-    """One-hot policy pi(a | s) = 1[a = actions[s]] of shape [len(actions), A] (MDP-07)."""
-    act = np.asarray(actions, dtype=np.int64).ravel()
-    if np.any((act < 0) | (act >= n_actions)):
-        s = int(np.flatnonzero((act < 0) | (act >= n_actions))[0])
+def validate_actions(actions: ArrayLike, n_actions: int, *, name: str = "actions") -> IntArray:
+    """Check a deterministic policy given as action indices: integers (an integer dtype, or floats with
+    integral values) in 0..n_actions-1; return them as int64, flattened. Shapes: [S] -> [S].
+
+    Raises :class:`InvalidPolicyError` naming the first bad state: a float action such as 0.9 is refused,
+    never truncated to 0 (``astype(int)`` would); a negative index is refused, never wrapped to the last action.
+    """
+    a = np.asarray(actions)
+    if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise InvalidPolicyError(f"{name} must be integer action indices, got dtype {a.dtype}")
+    flat = a.ravel()
+    if np.issubdtype(a.dtype, np.floating):
+        bad_f = ~np.isfinite(flat) | (flat != np.floor(flat))
+        if np.any(bad_f):
+            s = int(np.flatnonzero(bad_f)[0])
+            raise InvalidPolicyError(f"{name}[{s}] = {flat[s]!r} is not an integer action index")
+    act = flat.astype(np.int64)
+    bad = (act < 0) | (act >= n_actions)
+    if np.any(bad):
+        s = int(np.flatnonzero(bad)[0])
         raise InvalidPolicyError(f"action {act[s]} at state {s} outside 0..{n_actions - 1}")
+    return act
+
+
+def deterministic_policy(actions: ArrayLike, n_actions: int) -> FloatArray:
+    """One-hot policy pi(a | s) = 1[a = actions[s]] of shape [len(actions), A] (MDP-07). ``actions`` as
+    :func:`validate_actions`."""
+    act = validate_actions(actions, n_actions)
     out = np.zeros((act.size, n_actions))
     out[np.arange(act.size), act] = 1.0
     return out
@@ -612,7 +635,9 @@ def greedy(q: ArrayLike, *, current: ArrayLike | None = None, tie_rtol: float = 
     is_max = qa >= m - window
     act = np.argmax(is_max, axis=1).astype(np.int64)
     if current is not None:
-        cur = np.asarray(current, dtype=np.int64).ravel()
+        cur = validate_actions(current, qa.shape[1], name="current")
+        if cur.shape != (qa.shape[0],):
+            raise ShapeError(f"current must have shape ({qa.shape[0]},), got {np.shape(current)}")
         keep = is_max[np.arange(qa.shape[0]), cur]
         act = np.where(keep, cur, act)
     return np.asarray(act, dtype=np.int64)

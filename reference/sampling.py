@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from reference.errors import InvalidMDPError, ShapeError
-from reference.mdp import FiniteMDP, FloatArray, IntArray, validate_policy
+from reference.mdp import FiniteMDP, FloatArray, IntArray, validate_gamma, validate_policy
 
 __all__ = [
     "Moments",
@@ -71,15 +71,36 @@ class Trajectories:
         return np.arange(self.horizon)[None, :] < self.lengths[:, None]
 
 
+_SAMPLE_CHUNK = 1 << 22
+"""Entries (rows x longest row) of one block of within-row cdfs in :func:`_sample_outcome`."""
+
+
 def _sample_outcome(mdp: FiniteMDP, rows: IntArray, u: FloatArray) -> tuple[IntArray, FloatArray]:
-    """Inverse-CDF sample of one outcome per kernel row (vectorised)."""
-    cdf = np.cumsum(mdp.prob)
+    """Inverse-CDF sample of one outcome per kernel row (vectorised): the first outcome e of the row with
+    cdf_row(e) > u * cdf_row(last), the cdf summed *within the row*.
+
+    A single cumsum over the whole outcome table would put each row's cdf at an offset of up to S A, where
+    rounding shifts the boundaries by about eps * (row index) and ``offset + u`` can round up to the row's
+    end, which selected a zero-probability last outcome. Within the row, an outcome of probability 0 has
+    the same cdf as its predecessor and is never the first to exceed the target; a target that rounds to
+    the row's total falls back to the row's last outcome of positive probability.
+    """
     lo = mdp.indptr[rows]
-    hi = mdp.indptr[rows + 1]
-    base = np.where(lo > 0, cdf[np.maximum(lo - 1, 0)], 0.0)
-    target = base + u * (cdf[hi - 1] - base)
-    e = np.searchsorted(cdf, target, side="right")
-    e = np.clip(e, lo, hi - 1)
+    counts = mdp.indptr[rows + 1] - lo
+    width = int(counts.max(initial=1))
+    e = np.empty(rows.shape[0], dtype=np.int64)
+    step = max(1, _SAMPLE_CHUNK // width)
+    cols = np.arange(width)
+    for start in range(0, rows.shape[0], step):
+        sl = slice(start, start + step)
+        inside = cols[None, :] < counts[sl, None]
+        idx = np.where(inside, lo[sl, None] + cols[None, :], 0)
+        p = np.where(inside, mdp.prob[idx], 0.0)
+        cdf = np.cumsum(p, axis=1)
+        target = u[sl] * cdf[:, -1]
+        first = np.sum(cdf <= target[:, None], axis=1)  # index of the first cdf entry > target
+        last_pos = width - 1 - np.argmax((p > 0.0)[:, ::-1], axis=1)
+        e[sl] = lo[sl] + np.minimum(first, last_pos)
     return mdp.next_state[e], mdp.reward[e]
 
 
@@ -226,6 +247,7 @@ def discounted_returns(rewards: FloatArray, gamma: float) -> FloatArray:
     Rewards after termination are 0 (MDP-11), so padding does not change G_t. For a truncated
     trajectory this is the return *observed* up to the horizon (no bootstrap).
     """
+    gamma = validate_gamma(gamma)
     r = np.asarray(rewards, dtype=np.float64)
     g = np.zeros_like(r)
     acc = np.zeros(r.shape[:-1])

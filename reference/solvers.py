@@ -44,7 +44,7 @@ except ImportError:  # pragma: no cover - other scipy layouts
 from reference.dp import CertifiedSolution
 from reference.errors import InvalidDiscountError, NotConvergedError, ShapeError
 from reference.exact import Certified
-from reference.mdp import FiniteMDP, FloatArray, IntArray, greedy, validate_policy, validate_values
+from reference.mdp import FiniteMDP, FloatArray, IntArray, greedy, validate_actions, validate_policy, validate_values
 
 __all__ = [
     "BellmanKernel",
@@ -456,9 +456,7 @@ def _as_policy(mdp: FiniteMDP, pi: ArrayLike) -> FloatArray | IntArray:
         if arr.shape not in ((n,), (mdp.n_states,)):
             raise ShapeError(f"a deterministic policy must have shape ({n},), got {arr.shape}")
         act = np.zeros(n, dtype=np.int64)
-        act[: arr.size] = arr.astype(np.int64)
-        if np.any((act < 0) | (act >= mdp.n_actions)):
-            raise ShapeError(f"actions must lie in 0..{mdp.n_actions - 1}")
+        act[: arr.size] = validate_actions(arr, mdp.n_actions)  # 0.9 is refused, not truncated to 0
         act[mdp.term] = 0
         return act
     p = validate_policy(mdp, arr)
@@ -511,7 +509,11 @@ def solve_optimal(
     n, term = mdp.n_states_plus, mdp.term
     v = np.zeros(n) if v0 is None else validate_values(mdp, v0).copy()
     v[term] = 0.0
-    pol: IntArray | None = None if pi0 is None else np.asarray(pi0, dtype=np.int64).copy()
+    pol: IntArray | None = None
+    if pi0 is not None:
+        pol = validate_actions(pi0, mdp.n_actions, name="pi0").copy()
+        if pol.shape != (n,):
+            raise ShapeError(f"pi0 must have shape ({n},), got {np.shape(pi0)}")
     target = eps * (1.0 - gamma)
     op_pol: IntArray | None = None
     a_op: Matvec | None = None

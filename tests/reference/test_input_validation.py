@@ -235,3 +235,46 @@ t "" 2 "o2" { 0.0 0.0 }
     g = pyspiel.load_efg_game(efg)
     with pytest.raises(InvalidGameError, match="zero-sum"):
         OpenSpielGame(g)
+
+
+def test_action_indices_are_integers_in_range_never_truncated_or_wrapped() -> None:
+    """A float action 0.9 was truncated to 0 and current = -1 wrapped to the last action, silently."""
+    from reference import dp, solvers
+    from reference.errors import InvalidPolicyError
+    from reference.mdp import deterministic_policy, greedy
+
+    mdp = random_mdp(np.random.default_rng(0), 3, 2, gamma=0.9)
+    with pytest.raises(InvalidPolicyError, match="not an integer"):
+        deterministic_policy(np.array([0.9, 1.9, 0.2]), 2)
+    with pytest.raises(InvalidPolicyError, match="integer action indices"):
+        deterministic_policy(np.array([True, False]), 2)
+    np.testing.assert_array_equal(deterministic_policy(np.array([1.0, 0.0]), 2), [[0.0, 1.0], [1.0, 0.0]])
+    with pytest.raises(InvalidPolicyError, match="outside"):
+        greedy(np.zeros((3, 2)), current=np.array([-1, 0, 0]))
+    with pytest.raises(ShapeError, match="current"):
+        greedy(np.zeros((3, 2)), current=np.array([0, 0]))
+    with pytest.raises(InvalidPolicyError, match="outside"):
+        solvers.solve_optimal(mdp, pi0=np.array([-1, -1, 0, 0]))
+    with pytest.raises(InvalidPolicyError, match="not an integer"):
+        solvers.evaluate_policy(mdp, np.array([0.9, 1.9, 0.2, 0.0]))
+    with pytest.raises(InvalidPolicyError, match="not an integer"):
+        dp.policy_iteration(mdp, np.array([0.5, 0.0, 0.0, 0.0]))
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.5, -0.5, float("nan")])
+def test_discount_of_returns_targets_and_ancvi_constants_is_checked(gamma: float) -> None:
+    from reference.dp import ancvi_beta, ancvi_bound
+    from reference.errors import InvalidDiscountError
+    from reference.evaluation import v_targets
+    from reference.sampling import discounted_returns, enumerate_trajectories
+
+    with pytest.raises(InvalidDiscountError):
+        discounted_returns(np.ones((2, 3)), gamma)
+    with pytest.raises(InvalidDiscountError):
+        ancvi_beta(gamma, 2)
+    with pytest.raises(InvalidDiscountError):
+        ancvi_bound(gamma, 2)
+    mdp = random_mdp(np.random.default_rng(1), 2, 2, gamma=0.9)
+    tr = enumerate_trajectories(mdp, np.full((3, 2), 0.5), horizon=2)
+    with pytest.raises(InvalidDiscountError):
+        v_targets(tr, np.zeros(3), gamma=gamma, k=1)

@@ -286,3 +286,47 @@ def test_MDP_20_discounted_occupancy_sums_and_gives_J(mdp: FiniteMDP, data: st.D
     assert abs(d.sum() - 1 / (1 - mdp.gamma)) <= tolerance(1 / (1 - mdp.gamma), terms=mdp.n_states_plus,
                                                           condition=(1 + mdp.gamma) / (1 - mdp.gamma))
     assert abs(d @ mdp.reward_pi(pi) - exact.j_pi(mdp, pi)) <= 2 * tol
+
+
+def test_MDP_04_sampling_never_draws_a_zero_probability_outcome() -> None:
+    """2000 rows of [p = 1 -> state 0, p = 0 -> state 1 with reward 99]. The sampler once inverted one cdf
+    summed over the whole outcome table: at row 1999 the cdf sits near 2000, where u = 1 - 2^-53 (a value
+    rng.random() returns) rounded up to the row's end and drew the impossible outcome. The cdf is now
+    summed within the row; the outcome drawn for any u in [0, 1) has positive probability."""
+    from reference.sampling import _sample_outcome
+
+    n = 2000
+    mdp = from_outcomes(n, 1, np.arange(0, 2 * n + 1, 2), np.tile([0, 1], n), np.tile([0.0, 99.0], n),
+                        np.tile([1.0, 0.0], n), np.full(n, 1.0 / n), gamma=0.9)
+    rows = np.full(5, n - 1)
+    u = np.array([0.0, 0.5, 1 - 1e-13, 1 - 2.0**-44, 1 - 2.0**-53])
+    nxt, rew = _sample_outcome(mdp, rows, u)
+    np.testing.assert_array_equal(nxt, 0)
+    np.testing.assert_array_equal(rew, 0.0)
+
+
+@given(finite_mdps(max_states=5, max_actions=3), st.lists(st.floats(0.0, 1.0, exclude_max=True), min_size=1,
+                                                          max_size=20), st.data())
+def test_MDP_04_sampling_inverts_each_rows_own_cdf(mdp: FiniteMDP, us: list[float], data: st.DataObject) -> None:
+    """The drawn outcome e of row k for u is the first with sum_{j <= e} p_j > u * sum_j p_j, by a plain loop
+    over the row; zero-probability outcomes are never drawn."""
+    from reference.sampling import _sample_outcome
+
+    n_rows = mdp.indptr.size - 1
+    rows = np.array(data.draw(st.lists(st.integers(0, n_rows - 1), min_size=len(us), max_size=len(us))))
+    u = np.array(us)
+    nxt, rew = _sample_outcome(mdp, rows, u)
+    for k, row in enumerate(rows):
+        lo, hi = int(mdp.indptr[row]), int(mdp.indptr[row + 1])
+        probs = mdp.prob[lo:hi]
+        target = u[k] * sum(float(pj) for pj in probs)  # summed left to right, as the cdf
+        acc, pick = 0.0, None
+        for j, pj in enumerate(probs):
+            acc += float(pj)
+            if acc > target:
+                pick = j
+                break
+        if pick is None:  # the target rounded to the row total: the last outcome of positive probability
+            pick = int(np.flatnonzero(probs > 0)[-1])
+        assert probs[pick] > 0
+        assert (nxt[k], rew[k]) == (mdp.next_state[lo + pick], mdp.reward[lo + pick])
