@@ -452,8 +452,10 @@ def expert_iteration(graph: GameGraph[S], rng: np.random.Generator, *, num_itera
     value table after an iteration is exactly the outcome of that iteration's game from each position.
     ``symmetries`` (sweep only; a group of ``(state permutation [n], action permutation [A])`` pairs, e.g.
     :func:`board_symmetries`): only one position per orbit is searched and its visit distribution and move are
-    mapped to the others (symmetry augmentation, as in AlphaGo Zero); ties inside a search still go to the
-    lowest index, so a mapped move can differ from the move a search at the image would pick.
+    mapped to the others (symmetry augmentation, as in AlphaGo Zero). The policy target of a position that a
+    symmetry maps to itself is averaged over those symmetries, so the targets, and the learned tables, are
+    equivariant; ties inside a search still go to the lowest index, so the move played (which decides z) can
+    differ from the move a search at the image would pick.
     """
     n, A = graph.legal.shape
     game = IndexedGame(graph)
@@ -531,11 +533,20 @@ def _sweep_iteration(graph: GameGraph[S], game: IndexedGame, logits: FloatArray,
     tmean = np.zeros((n, A))
     images = np.stack([np.arange(n), *(sig for sig, _ in symmetries)])  # [k, n]
     rep = images.min(axis=0)
+    # the group as a set: the identity once (``symmetries`` may list it, as board_symmetries does)
+    ident = np.arange(n)
+    group = [(ident, np.arange(A))] + [(sig, act) for sig, act in symmetries
+                                       if not (np.array_equal(sig, ident) and np.array_equal(act, np.arange(A)))]
     for i in nonterminal[rep[nonterminal] == nonterminal]:
         tree = mcts(game, int(i), num_simulations=num_simulations, rng=rng, prior=prior, value=value,
                     c_puct=c_puct)
         best[i] = tree.best_action()
-        tmean[i] = visit_distribution(tree, temperature=1.0) if policy_target == "visits" else np.eye(A)[best[i]]
+        t = visit_distribution(tree, temperature=1.0) if policy_target == "visits" else np.eye(A)[best[i]]
+        # average over the symmetries that fix the position (its stabiliser, identity included): the
+        # search breaks ties by index, so at a self-symmetric position its target need not be symmetric
+        stab = [act for sig, act in group if sig[i] == i]
+        for act in stab:
+            tmean[i, act] += t / len(stab)
     for j in nonterminal[rep[nonterminal] != nonterminal]:
         r = int(rep[j])
         k = int(np.flatnonzero(images[:, r] == j)[0])  # a symmetry mapping the representative r to j

@@ -671,3 +671,21 @@ def test_GAME_38_one_table_model_and_no_child_sentinel() -> None:
     graph, _ = _ttt()
     assert np.all((graph.child == NO_CHILD) == ~graph.legal)
     assert isinstance(MNKGame(3, 3, 3), MNKGame) and MNKGame(3, 3, 3) == tic_tac_toe()
+
+
+def test_GAME_39_symmetry_augmented_targets_make_the_learned_tables_equivariant() -> None:
+    """With symmetry augmentation the policy and value tables commute with every board symmetry:
+    pi(sigma(s), sigma(a)) = pi(s, a), V(sigma(s)) = V(s). At a position a symmetry maps to itself the one
+    search breaks ties by index, so its visit target was not symmetric (equivariance error 0.2); the target is
+    now averaged over the position's stabiliser. Tolerance: the symmetric copies differ only in the order of
+    the |stabiliser| <= 8 additions of the averaged target, then follow the same softmax steps."""
+    graph, _ = _ttt()
+    syms = board_symmetries(graph, square_board_symmetries(3))
+    iters = 2
+    res = expert_iteration(graph, np.random.default_rng(0), num_iterations=iters, games_per_iteration=0,
+                           num_simulations=20, sweep=True, symmetries=syms, lr_value=1.0)
+    pi = masked_softmax(graph, res.logits)
+    tol = tolerance(1.0, terms=8 * iters)
+    for sig, act in syms:
+        assert float(np.max(np.abs(pi[sig][:, act] - pi))) <= tol
+        np.testing.assert_array_equal(res.V[sig], res.V)
