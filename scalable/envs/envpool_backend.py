@@ -10,11 +10,22 @@ life envpool's own reset continues the game with 1..``noop_max`` single no-op fr
 the gymnasium backend (:class:`~scalable.envs.atari.EpisodicLife`, as SB3) takes one no-op agent step
 instead: the two backends draw each life's start state differently (documented in docs/scalable.md).
 
+The time limit is applied here, not by envpool: envpool's gymnasium layer reports
+``terminated = done & ~truncated``, so an episode that terminates on the limit step (the pole falls, Hopper
+falls, the game ends or a life is lost at step L) came back as truncated only, and training bootstrapped
+from V(final_obs) where termination must bootstrap 0 (open choice 13; the gymnasium backend sets both
+flags). The pool is built with a limit of L + 1, which it never reaches; this backend counts agent steps
+per real episode and sets ``truncated`` at L itself, leaving envpool's ``terminated`` intact. A truncated
+env is reset with a subset ``reset`` (a new game, as a time limit ends the game); an env that only
+terminated gets envpool's reset step below.
+
 Raw episode statistics are accumulated here: the raw reward is ``info["reward"]`` for Atari (the
 reward before clipping) and the reward itself otherwise; a real episode ends at a game over
 (``info["terminated"]`` for Atari, so a lost life under ``episodic_life`` does not count) or a
 truncation. envpool fixes seeds at construction (env b gets ``seed + b``), so the pool is (re)built by
-:meth:`EnvpoolVecEnv.reset`. Float observations are cast to float32; Box actions are clipped.
+:meth:`EnvpoolVecEnv.reset` whenever it has been stepped or the seed changes: ``reset(seed)`` always
+restarts the same episodes, as on the gymnasium backend. Float observations are cast to float32; Box
+actions are clipped.
 """
 
 from __future__ import annotations
@@ -77,6 +88,15 @@ class EnvpoolVecEnv:
         self._num_envs = int(num_envs)
         self._atari = atari
         self._kwargs = dict(kwargs, num_threads=num_threads if num_threads > 0 else default_num_threads(num_envs))
+        limit = self._kwargs.get("max_episode_steps")
+        if limit is None:
+            import envpool
+
+            limit = envpool.make_spec(task_id).config.max_episode_steps
+        self._limit = int(limit)
+        if self._limit < 1:
+            raise ValueError(f"max_episode_steps must be >= 1, got {self._limit}")
+        self._kwargs["max_episode_steps"] = self._limit + 1  # never reached: the limit is applied in step()
         self._pool: Any = None
         self._seed: int | None = None
         self._pool = self._make(0)
@@ -94,6 +114,7 @@ class EnvpoolVecEnv:
         import envpool
 
         self._seed = seed
+        self._stepped = False
         return envpool.make(self._task_id, env_type="gymnasium", num_envs=self._num_envs, seed=seed,
                             **self._kwargs)
 
@@ -122,7 +143,7 @@ class EnvpoolVecEnv:
         return np.argsort(ids)
 
     def reset(self, seed: int) -> NDArray[np.generic]:
-        if self._seed != int(seed):
+        if self._seed != int(seed) or self._stepped:  # envpool seeds at construction: a fresh pool per reset
             self._pool.close()
             self._pool = self._make(int(seed))
         with _quiet_spaces():
@@ -138,27 +159,33 @@ class EnvpoolVecEnv:
         if self._box is not None:  # = np.clip(acts, low, high), without its wrapper
             acts = np.minimum(np.maximum(acts, self._box[0]), self._box[1]).astype(np.float64)
         obs, reward, terminated, truncated, info = self._pool.step(acts)
+        self._stepped = True
         order = self._order(info, self._num_envs)
         if order is not None:
             obs, reward, terminated, truncated = obs[order], reward[order], terminated[order], truncated[order]
             info = {k: np.asarray(v)[order] for k, v in info.items() if k in ("reward", "terminated")}
         term = np.asarray(terminated, dtype=np.bool_)
-        trunc = np.asarray(truncated, dtype=np.bool_)
         raw = np.asarray(info["reward"] if self._atari and "reward" in info else reward, dtype=np.float64)
         self._ret += raw
         self._len += 1
+        # the time limit, counted per real episode (envpool's own, at L + 1, is never reached)
+        trunc = np.asarray(truncated, dtype=np.bool_) | (self._len >= self._limit)
         real_end = trunc | (np.asarray(info["terminated"], dtype=np.bool_) if self._atari else term)
         episodes = EpisodeInfo(real_end.copy(), np.where(real_end, self._ret, 0.0), np.where(real_end, self._len, 0))
         self._ret[real_end] = 0.0
         self._len[real_end] = 0
         obs = self._obs(obs)
         final_obs = obs.copy()
-        done = term | trunc
-        if done.any():
-            ids = np.flatnonzero(done).astype(np.int32)
+        if trunc.any():  # a time limit ends the game: a new one (a subset reset restarts the whole game)
+            ids = np.flatnonzero(trunc).astype(np.int32)
+            with _quiet_spaces():
+                new_obs, new_info = self._pool.reset(ids)
+            obs[np.asarray(new_info["env_id"])] = self._obs(new_obs)
+        ended = term & ~trunc
+        if ended.any():  # envpool's own reset step: the next game, or the next life under episodic_life
+            ids = np.flatnonzero(ended).astype(np.int32)
             new_obs, _, _, _, new_info = self._pool.step(np.zeros_like(acts[ids]), ids)
-            got = np.asarray(new_info["env_id"])
-            obs[got] = self._obs(new_obs)
+            obs[np.asarray(new_info["env_id"])] = self._obs(new_obs)
         return VecStep(obs, np.asarray(reward, dtype=np.float32), term, trunc, final_obs, episodes)
 
     def close(self) -> None:

@@ -166,6 +166,36 @@ def test_cartpole_final_obs_is_the_true_last_state(backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", ["gymnasium", "envpool"])
+def test_termination_on_the_time_limit_step_sets_both_flags(backend: str) -> None:
+    """An episode that terminates exactly on its limit step is terminated (and truncated): termination wins,
+    so it bootstraps 0. envpool itself reports terminated = done & ~truncated there, which the envpool
+    backend used to pass on (the pole fell, yet V(final_obs) was bootstrapped). The second reset(seed=11)
+    of the same pool restarts the same episode (envpool seeds at construction; it is rebuilt)."""
+    if backend == "envpool" and not envpool_has("CartPole-v1"):
+        pytest.skip("envpool lacks CartPole-v1")
+    act = np.zeros(1, dtype=np.int64)  # always push left: the pole falls after a few dozen steps
+    free = make_vec_env("CartPole-v1", 1, backend=backend)  # type: ignore[arg-type]
+    free.reset(seed=11)
+    n = 0
+    while True:
+        n += 1
+        out = free.step(act)
+        if out.terminated[0] or out.truncated[0]:
+            break
+    free.close()
+    assert out.terminated[0] and not out.truncated[0] and n < 500
+    capped = make_vec_env("CartPole-v1", 1, backend=backend, max_episode_steps=n)  # type: ignore[arg-type]
+    capped.reset(seed=11)
+    for _ in range(n):
+        out = capped.step(act)
+    assert out.terminated[0] and out.truncated[0]
+    assert [length for _, length in completed_episodes(out.info)] == [n]
+    ro, _ = _rollout(capped, n + 3, seed=11)  # through the rollout pipeline: V(term) = 0 at row n - 1
+    assert ro.terminated[n - 1, 0] and ro.truncated[n - 1, 0] and ro.next_values[n - 1, 0] == 0.0
+    capped.close()
+
+
+@pytest.mark.parametrize("backend", ["gymnasium", "envpool"])
 def test_cartpole_pipeline_truncation_vs_termination(backend: str) -> None:
     """CartPole is a constant-reward env (r = 1): through the rollout pipeline, termination -> 0."""
     if backend == "envpool" and not envpool_has("CartPole-v1"):
