@@ -95,12 +95,13 @@ from typing import Any, Literal
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from numpy.typing import NDArray
 
 from reference.advantages import gae, reward_to_go_targets, td_k_advantages
 from reference.bellman import bellman_optimality_q, bellman_optimality_v, bellman_q, bellman_v
 from reference.dp import v_star
 from reference.exact import v_pi
-from reference.mdp import FiniteMDP, FloatArray, deterministic_policy
+from reference.mdp import FiniteMDP, FloatArray, deterministic_policy, validate_actions
 from reference.policies import (
     LOG_STD_MAX,
     LOG_STD_MIN,
@@ -406,6 +407,39 @@ def _passed_next_values(bt: RolloutBatch) -> FloatArray:
     return np.asarray(np.where(bt.terminated, fill, bt.next_values), dtype=np.float64)
 
 
+BoolArray = NDArray[np.bool_]
+
+
+def _shift_up(flags: BoolArray) -> BoolArray:
+    """Row t gets the flag of row t+1 (the last row: False)."""
+    return np.concatenate([flags[1:], np.zeros_like(flags[:1])], axis=0)
+
+
+def _shift_down(flags: BoolArray) -> BoolArray:
+    """Row t gets the flag of row t-1 (row 0: False)."""
+    return np.concatenate([np.zeros_like(flags[:1]), flags[:-1]], axis=0)
+
+
+def _gae_from_starts(bt: RolloutBatch, convention: GaeConvention,
+                     shift: Callable[[BoolArray], BoolArray]) -> FloatArray:
+    """What an SB3 / CleanRL-style GAE loop computes from the arguments it is handed when the per-row
+    "episode ended after row t" mask is ``shift``-ed by a row (the last row keeps its ``last_done``)."""
+    (rewards, values, starts, last_value, last_done), _ = _gae_args(bt, convention)
+    t_len = rewards.shape[0]
+    ended = np.concatenate([starts[1:], last_done[None]], axis=0).astype(np.bool_)  # the correct mask
+    # one row late is episode_starts[t] itself, row 0 included (whatever it holds): the loop reads what it is given
+    wrong = np.array(starts, dtype=np.bool_) if shift is _shift_down else shift(ended)
+    wrong[-1] = ended[-1]
+    nxt = np.concatenate([values[1:], last_value[None]], axis=0)
+    adv = np.zeros_like(rewards, dtype=np.float64)
+    acc = np.zeros(rewards.shape[1])
+    for t in range(t_len - 1, -1, -1):
+        alive = 1.0 - wrong[t]
+        acc = rewards[t] + bt.gamma * nxt[t] * alive - values[t] + bt.gamma * bt.lam * alive * acc
+        adv[t] = acc
+    return adv
+
+
 def _gae_diagnoses(bt: RolloutBatch, convention: GaeConvention) -> list[tuple[str, FloatArray | None]]:
     """Known mistakes, each with the advantages it produces on ``bt`` (None where it is not defined)."""
     # V of the next row (the next episode's first state after a truncation); the last row has no next row
@@ -425,10 +459,17 @@ def _gae_diagnoses(bt: RolloutBatch, convention: GaeConvention) -> list[tuple[st
              np.where(bt.bootstrap_truncated, bt.next_values, 0.0), bt.next_values))),
         ("gamma missing from the recursion (A_t = delta_t + lam A_{t+1})",
          lambda: _gae_ref(bt, lam=bt.lam / bt.gamma) if bt.lam / bt.gamma <= 1.0 else None),
-        ("the done flags are off by one row (the flag of row t+1 used for row t: episode_starts and dones "
-         "mixed up)", lambda: _gae_ref(bt, terminated=np.concatenate([bt.terminated[1:], bt.terminated[:1] & False]),
-                                       truncated=np.concatenate([bt.truncated[1:], bt.truncated[:1] & False]))),
     ]
+    def off_by_one(shift: Callable[[BoolArray], BoolArray]) -> Callable[[], FloatArray | None]:
+        if convention == "reference":
+            return lambda: _gae_ref(bt, terminated=shift(bt.terminated), truncated=shift(bt.truncated),
+                                    next_values=_passed_next_values(bt))
+        return lambda: _gae_from_starts(bt, convention, shift)
+
+    for shift, words in ((_shift_up, "the flag of row t+1 used for row t"),
+                         (_shift_down, "the flag of row t-1 used for row t")):
+        out.append((f"the done flags are off by one row ({words}: episode_starts and dones mixed up)",
+                    off_by_one(shift)))
     if convention == "reference":
         out.append(("next_values used where the row terminated (V(term) = 0 not applied, MDP-11)",
                     lambda: _gae_ref(bt, terminated=np.zeros_like(bt.terminated), truncated=bt.done,
@@ -563,8 +604,7 @@ def _tdk_diagnoses(c: _TdkCase) -> list[tuple[str, FloatArray | None]]:
     t_last = np.arange(bt.shape[0])[:, None] == bt.shape[0] - 1
     reset_next = np.concatenate([bt.values[1:], bt.next_values[-1:]], axis=0)
     none = np.zeros_like(bt.terminated)
-    shifted = (np.concatenate([bt.terminated[1:], bt.terminated[:1] & False]),
-               np.concatenate([bt.truncated[1:], bt.truncated[:1] & False]))
+    passed = _passed_next_values(bt)  # what the function is handed: it applies V(term) = 0 itself
     out: list[tuple[str, Callable[[], FloatArray | None]]] = [
         ("returned the k-step returns (targets) A + V, not advantages", lambda: _tdk_ref(bt, k) + bt.values),
         ("truncation treated as termination: no bootstrap from the final observation at a time limit "
@@ -580,7 +620,11 @@ def _tdk_diagnoses(c: _TdkCase) -> list[tuple[str, FloatArray | None]]:
         ("k - 1 steps summed before the bootstrap (off by one)",
          lambda: _tdk_ref(bt, k - 1) if k is not None and k > 1 else None),
         ("the done flags are off by one row (the flag of row t+1 used for row t)",
-         lambda: _tdk_ref(bt, k, terminated=shifted[0], truncated=shifted[1])),
+         lambda: _tdk_ref(bt, k, terminated=_shift_up(bt.terminated), truncated=_shift_up(bt.truncated),
+                          next_values=passed)),
+        ("the done flags are off by one row (the flag of row t-1 used for row t)",
+         lambda: _tdk_ref(bt, k, terminated=_shift_down(bt.terminated), truncated=_shift_down(bt.truncated),
+                          next_values=passed)),
         ("next_values used where the row terminated (V(term) = 0 not applied, MDP-11)",
          lambda: _tdk_ref(bt, k, terminated=none, truncated=bt.done, next_values=_passed_next_values(bt))),
     ]
@@ -1199,9 +1243,10 @@ def _solver_mdps() -> st.SearchStrategy[FiniteMDP]:
 
 
 def _value_tol(mdp: FiniteMDP, precision: Precision, atol: float | None) -> float:
-    if atol is not None:
-        return float(atol)
-    return value_tolerance(mdp) * (_unit_roundoff(precision) / EPS)
+    """The rounding tolerance of ``precision``, plus ``atol`` (the solver's own accuracy) if given: a solver
+    that stops at ||V - V*|| <= atol in exact arithmetic still rounds on top of that."""
+    rounding = value_tolerance(mdp) * (_unit_roundoff(precision) / EPS)
+    return rounding if atol is None else float(atol) + rounding
 
 
 def check_policy_evaluation(
@@ -1284,8 +1329,8 @@ def check_optimal_value(
             return Mismatch(case_name, inputs, want, got, float("inf"), None, tol,
                             "check_value=False checks the policy: fn must return (V, policy)")
         try:
-            a = np.asarray(pol).astype(np.int64).reshape(-1)
-            if a.shape != (mdp.n_states_plus,) or np.any(a < 0) or np.any(a >= mdp.n_actions):
+            a = validate_actions(pol, mdp.n_actions, name="policy")  # 0.9 is refused, not truncated to 0
+            if a.shape != (mdp.n_states_plus,):
                 raise ValueError(f"policy must be int actions of shape [{mdp.n_states_plus}] in "
                                  f"[0, {mdp.n_actions}), got {np.asarray(pol)!r}")
             v_pol = v_pi(mdp, deterministic_policy(a, mdp.n_actions))
@@ -1391,6 +1436,7 @@ def _operator_variants(c: _OperatorCase, target: BellmanTarget, optimal: bool) -
             ("min instead of max over a'", r + g * ev(x.min(axis=1))),
             ("the mean over a' (the uniform policy) instead of the max", r + g * ev(x.mean(axis=1))),
             ("gamma left out: r + E[max_a' Q(s', a')]", r + ev(x.max(axis=1))),
+            ("the reward discounted too: gamma (r + E[max_a' Q(s', a')])", g * (r + ev(x.max(axis=1)))),
             ("the transition array read transposed, as P[s', a, s]", r + g * ev(x.max(axis=1), p_t)),
         ]
     else:
@@ -1399,6 +1445,7 @@ def _operator_variants(c: _OperatorCase, target: BellmanTarget, optimal: bool) -
             ("pi of the current state s weights a' instead of pi(.|s')", r + g * np.einsum("sat,tb,sb->sa", p, x, pi)),
             ("the uniform policy instead of pi", r + g * ev((uniform * x).sum(axis=1))),
             ("gamma left out: r + E[Q(s', a')]", r + ev((pi * x).sum(axis=1))),
+            ("the reward discounted too: gamma (r + E[Q(s', a')])", g * (r + ev((pi * x).sum(axis=1)))),
             ("the transition array read transposed, as P[s', a, s]", r + g * ev((pi * x).sum(axis=1), p_t)),
         ]
     return out

@@ -234,6 +234,20 @@ GAE_BUGS["no_gamma"] = (_no_gamma, "gamma missing from the recursion")
 GAE_BUGS["no_last_bootstrap"] = (_no_last_bootstrap, "no bootstrap at the end of the rollout")
 
 
+def _up(x: Any) -> Any:
+    return np.concatenate([x[1:], np.zeros_like(x[:1])])
+
+
+def _down(x: Any) -> Any:
+    return np.concatenate([np.zeros_like(x[:1]), x[:-1]])
+
+
+GAE_BUGS["flags_from_next_row"] = (lambda r, v, nv, te, tr, *, gamma, lam: ref_gae(
+    r, v, nv, _up(te), _up(tr), gamma=gamma, lam=lam), "the flag of row t+1 used for row t")
+GAE_BUGS["flags_from_previous_row"] = (lambda r, v, nv, te, tr, *, gamma, lam: ref_gae(
+    r, v, nv, _down(te), _down(tr), gamma=gamma, lam=lam), "the flag of row t-1 used for row t")
+
+
 @pytest.mark.parametrize("bug", sorted(GAE_BUGS))
 def test_gae_mistakes_are_caught_and_named(bug: str) -> None:
     fn, phrase = GAE_BUGS[bug]
@@ -256,6 +270,7 @@ def test_gae_off_by_one_episode_starts_is_caught() -> None:
 
     rep = check_gae(shifted, convention="sb3", examples=EX)
     assert not rep.passed and rep.failure is not None and "differs from the reference" in rep.failure.problem
+    assert "the flag of row t-1 used for row t" in _diagnosis(rep), str(rep)
 
 
 def _ppo_variant(kind: str) -> Callable[..., float]:
@@ -556,6 +571,8 @@ def _loop_operator(p: Any, r: Any, pi: Any, gamma: float, x: Any, *, q: bool, op
         for a in range(na):
             row = [p[s2, a, s] if mistake == "transposed" else p[s, a, s2] for s2 in range(n)]
             look[s, a] = r[s, a] + g * sum(row[s2] * cont(s2, s) for s2 in range(n))
+            if mistake == "reward_discounted":
+                look[s, a] = gamma * (r[s, a] + sum(row[s2] * cont(s2, s) for s2 in range(n)))
     if q:
         if mistake == "max_outside":  # max_a' sum_s' P(s'|s,a) Q(s', a')
             for s in range(n):
@@ -613,6 +630,9 @@ OPERATOR_BUGS = {  # (q, optimal, mistake) -> the words the diagnosis must conta
     "q_star_max_outside": (True, True, "max_outside", "max_a' taken outside the expectation"),
     "q_star_min": (True, True, "min", "min instead of max"),
     "q_star_transposed": (True, True, "transposed", "read transposed"),
+    "v_pi_reward_discounted": (False, False, "reward_discounted", "the reward discounted too"),
+    "q_pi_reward_discounted": (True, False, "reward_discounted", "the reward discounted too"),
+    "q_star_reward_discounted": (True, True, "reward_discounted", "the reward discounted too"),
 }
 
 
@@ -697,6 +717,8 @@ def test_td_k_loop_reference_and_torch_twin_conform() -> None:
 
 
 TD_K_BUGS = {
+    "flags_from_next_row": "the flag of row t+1 used for row t",
+    "flags_from_previous_row": "the flag of row t-1 used for row t",
     "k_plus_1": "k + 1 steps summed",
     "trunc_as_term": "truncation treated as termination",
     "no_reset": "not cut at episode ends",
@@ -706,6 +728,9 @@ TD_K_BUGS = {
 @pytest.mark.parametrize("bug", sorted(TD_K_BUGS))
 def test_td_k_mistakes_are_caught_and_named(bug: str) -> None:
     def fn(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, k: int | None) -> np.ndarray:
+        if bug.startswith("flags_from"):  # a correct TD(k) fed flags one row off
+            shift = _up if bug == "flags_from_next_row" else _down
+            return _loop_td_k(r, v, nv, shift(te), shift(tr), gamma=gamma, k=k)
         return _loop_td_k(r, v, nv, te, tr, gamma=gamma, k=k, mistake=bug)
 
     assert TD_K_BUGS[bug] in _diagnosis(check_td_k_advantages(fn, examples=EX))
@@ -771,3 +796,24 @@ def test_rewards_to_go_not_reset_at_episode_ends_is_named_and_cli(capsys: pytest
     assert "PASSED: rewards-to-go" in capsys.readouterr().out
     with pytest.raises(SystemExit):  # a convention of another check
         main(["rewards-to-go", f"{__name__}:discount_cumsum", "--convention", "sb3"])
+
+
+def test_optimal_value_atol_adds_to_the_rounding_tolerance() -> None:
+    """A float32 value iteration whose stopping rule guarantees ||V - V*|| <= 1e-6 in exact arithmetic passes
+    with atol=1e-6: atol is added to the float32 rounding tolerance (it once replaced it, and the same
+    solver that passed without atol failed with it, by its rounding on top of the 1e-6)."""
+    def vi32(p: Any, r: Any, gamma: float, eps: float = 1e-6) -> np.ndarray:
+        p32, r32, g = p.astype(np.float32), r.astype(np.float32), np.float32(gamma)
+        v = np.zeros(p.shape[0], np.float32)
+        for _ in range(100_000):
+            vn = (r32 + g * p32 @ v).max(axis=1)
+            d, v = float(np.max(np.abs(vn - v))), vn
+            if d <= eps * (1 - gamma) / gamma:
+                break
+        return np.asarray(v, dtype=np.float64)
+
+    assert check_optimal_value(vi32, precision="float32", examples=EX).passed
+    assert check_optimal_value(vi32, precision="float32", atol=1e-6, examples=EX).passed
+    # and a solver stopped far too early still fails with the same atol
+    assert not check_optimal_value(lambda p, r, g: vi32(p, r, g, eps=1e-2), precision="float32", atol=1e-6,
+                                   examples=EX).passed
