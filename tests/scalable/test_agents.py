@@ -123,9 +123,13 @@ PPO_ATARI_RESUME = ppo.atari_config(
 )
 # bfloat16 mixed precision of the Nature CNN (the throughput benchmark's network): deterministic and resumable
 PPO_ATARI_BF16_RESUME = dataclasses.replace(PPO_ATARI_RESUME, atari_arch="nature", precision="bfloat16", seed=6)
+# CartPole through envpool with a time limit of 20: the replay passes the backend's own truncations (subset
+# resets) and terminations (envpool's reset step), some on the limit step itself
+PPO_ENVPOOL_RESUME = dataclasses.replace(PPO_RESUME, seed=7, max_episode_steps=20,
+                                         backend="envpool" if envpool_has("CartPole-v1") else "gymnasium")
 RESUME_CASES: dict[str, ppo.PPOConfig | a2c.A2CConfig] = {
-    "ppo-cartpole": PPO_RESUME, "a2c-halfcheetah-gym": A2C_RESUME, "ppo-breakout": PPO_ATARI_RESUME,
-    "ppo-breakout-bf16": PPO_ATARI_BF16_RESUME}
+    "ppo-cartpole": PPO_RESUME, "ppo-cartpole-envpool": PPO_ENVPOOL_RESUME, "a2c-halfcheetah-gym": A2C_RESUME,
+    "ppo-breakout": PPO_ATARI_RESUME, "ppo-breakout-bf16": PPO_ATARI_BF16_RESUME}
 
 
 def _train(cfg: ppo.PPOConfig | a2c.A2CConfig, run_dir: Path, *, resume: bool = False,
