@@ -222,6 +222,8 @@ def check_hyperparameters(cfg: Any) -> None:
         raise bad("gae_lambda", "must lie in [0, 1] (TR-31)")
     if has("clip_eps") and not 0.0 <= number("clip_eps") < 1.0:
         raise bad("clip_eps", "must lie in [0, 1) (TR-16)")
+    if getattr(cfg, "clip_vloss", False) and number("clip_eps") == 0.0:
+        raise bad("clip_eps", "must be > 0 with clip_vloss=True (the value clip range; it would freeze V)")
     if has("update_epochs"):
         integer("update_epochs", 1)
     if has("minibatch_size") and integer("minibatch_size", 1) > batch:

@@ -421,6 +421,7 @@ BAD_HYPERPARAMETERS = [  # (algo, field, value, words of the message)
     ("ppo", "gae_lambda", -0.1, "[0, 1]"),
     ("ppo", "clip_eps", 1.0, "[0, 1)"),
     ("ppo", "update_epochs", 0, "integer >= 1"),
+    ("ppo_clip_vloss", "clip_eps", 0.0, "with clip_vloss=True"),
     ("ppo", "minibatch_size", 4096, "exceeds the batch"),
     ("ppo", "learning_rate", 0.0, "positive"),
     ("ppo", "learning_rate", float("nan"), "finite number"),
@@ -445,12 +446,13 @@ def test_hyperparameters_that_cannot_train_are_refused_before_anything_starts(
     minibatch larger than the batch) or train something else than asked (gamma outside (0, 1], zero epochs,
     a negative coefficient) is a ConfigError naming the field and its value, raised before an environment or
     a run folder exists."""
-    base: Any = (ppo.PPOConfig(env_id="CartPole-v1", total_steps=2048, num_steps=1024, minibatch_size=64)
-                 if algo == "ppo" else a2c.A2CConfig(env_id="CartPole-v1", total_steps=80))
+    base: Any = (ppo.PPOConfig(env_id="CartPole-v1", total_steps=2048, num_steps=1024, minibatch_size=64,
+                               clip_vloss=algo == "ppo_clip_vloss")
+                 if algo.startswith("ppo") else a2c.A2CConfig(env_id="CartPole-v1", total_steps=80))
     common.check_hyperparameters(base)  # the base config is valid
     cfg = dataclasses.replace(base, **{name: value})
     with pytest.raises(common.ConfigError, match=re.escape(f"{name}={value!r}")) as info:
-        (ppo.train if algo == "ppo" else a2c.train)(cfg, run_dir=tmp_path / "never", progress=False)
+        (ppo.train if algo.startswith("ppo") else a2c.train)(cfg, run_dir=tmp_path / "never", progress=False)
     assert words in str(info.value)
     assert not (tmp_path / "never").exists()
 
