@@ -205,16 +205,17 @@ class FiniteMDP:
     @functools.cached_property
     def tie_rtol(self) -> float:
         """The relative width of the greedy tie window of every solver in this package (open choice 1):
-        ``min(TIE_RTOL, SAFETY * |S+| * (1 + gamma) * eps)``.
+        ``min(TIE_RTOL, SAFETY * |S+| * (1 + gamma) * eps / 2)``.
 
         Derived so that a policy greedy within the window loses at most window / (1 - gamma) =
-        ``SAFETY |S+| (1 + gamma) eps R / (1 - gamma)^2`` of value (performance difference), which is
-        :func:`reference.testing.oracles.value_tolerance`, the accuracy every exact value here is held to;
-        a window of 1e-12 * R / (1 - gamma) alone (the rule before 2026-12-05) let policy iteration stop
-        at a policy up to 1e-12 R / (1 - gamma)^2 below V*, above that tolerance for |S+| < ~280. The
-        window still covers the rounding of one lookahead r + gamma P V (at most |S+| terms per entry).
+        ``SAFETY |S+| (1 + gamma) eps R / (2 (1 - gamma)^2)`` of value (performance difference): half of
+        :func:`reference.testing.oracles.value_tolerance`, the accuracy every exact value here is held to,
+        the other half left for the rounding of the evaluations that compare it. A window of
+        1e-12 * R / (1 - gamma) alone (the rule before 2026-12-05) let policy iteration stop at a policy up
+        to 1e-12 R / (1 - gamma)^2 below V*, above that tolerance for |S+| < ~280. The window still covers
+        the rounding of one lookahead r + gamma P V (at most |S+| terms per entry).
         """
-        return min(TIE_RTOL, _SAFETY * self.n_states_plus * (1.0 + self.gamma) * _EPS)
+        return min(TIE_RTOL, 0.5 * _SAFETY * self.n_states_plus * (1.0 + self.gamma) * _EPS)
 
     @functools.cached_property
     def max_abs_reward(self) -> float:

@@ -12,7 +12,10 @@ import numpy as np
 from reference.mdp import FiniteMDP, FloatArray
 from reference.tolerance import discount_condition, tolerance, value_scale
 
-__all__ = ["expectation_by_outcomes", "value_tolerance"]
+__all__ = ["expectation_by_outcomes", "optimal_values_by_enumeration", "value_tolerance"]
+
+MAX_ENUMERATED_POLICIES = 100_000
+"""Largest A^|S| that :func:`optimal_values_by_enumeration` accepts."""
 
 
 def value_tolerance(mdp: FiniteMDP, *, horizon: float | None = None, extra_scale: float = 0.0) -> float:
@@ -37,3 +40,21 @@ def expectation_by_outcomes(mdp: FiniteMDP, v: FloatArray) -> FloatArray:
             out[s, a] = sum(float(p) * (float(r) + mdp.gamma * float(v[int(s2)]))
                             for p, r, s2 in zip(probs, rewards, nexts, strict=True))
     return out
+
+
+def optimal_values_by_enumeration(mdp: FiniteMDP) -> FloatArray:
+    """V* as the elementwise max of V^pi over every deterministic policy (BEL-10: an optimal deterministic
+    policy attains it at every state); [S+1]. Shares no code with policy or value iteration: one exact linear
+    solve per policy. ``mdp.gamma < 1``; ValueError if A^|S| exceeds ``MAX_ENUMERATED_POLICIES``.
+    """
+    from reference.exact import v_pi
+    from reference.mdp import deterministic_policy
+
+    n, a = mdp.n_states, mdp.n_actions
+    if a**n > MAX_ENUMERATED_POLICIES:
+        raise ValueError(f"{a}^{n} deterministic policies: too many to enumerate (max {MAX_ENUMERATED_POLICIES})")
+    best = np.full(mdp.n_states_plus, -np.inf)
+    for code in range(a**n):
+        acts = np.array([(code // a**i) % a for i in range(n)] + [0])
+        best = np.maximum(best, v_pi(mdp, deterministic_policy(acts, a)))
+    return best

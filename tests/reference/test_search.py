@@ -176,6 +176,50 @@ def test_GAME_29_negamax_equals_plain_minimax_on_random_trees(seed: int, depth: 
             assert np.argmax(sol.Q[j, graph.legal[j]]) == np.argmin(sol.V[kids])
 
 
+class _TwoMovesEachGame:
+    """Depth-4 tree, 3 actions, where each player moves twice in a row (0, 0, 1, 1): negamax must keep the sign
+    across a same-mover edge (V(s) = Q(s, a) = V(child), not -V(child)). Terminal returns are fixed
+    pseudo-random numbers of the move sequence; a line ends early after two 0-moves in a row."""
+
+    num_actions = 3
+
+    def initial_state(self) -> tuple[int, ...]:
+        return ()
+
+    def player_to_move(self, s: tuple[int, ...]) -> int:
+        return (len(s) // 2) % 2
+
+    def is_terminal(self, s: tuple[int, ...]) -> bool:
+        return len(s) == 4 or s[-2:] == (0, 0)
+
+    def legal_actions(self, s: tuple[int, ...]) -> tuple[int, ...]:
+        return () if self.is_terminal(s) else (0, 1, 2)
+
+    def apply(self, s: tuple[int, ...], a: int) -> tuple[int, ...]:
+        if self.is_terminal(s) or a not in (0, 1, 2):
+            raise InvalidGameError(f"illegal action {a} in {s}")
+        return (*s, a)
+
+    def returns(self, s: tuple[int, ...]) -> tuple[float, float]:
+        v = math.sin(1.0 + sum((a + 1) * 7.0**i for i, a in enumerate(s)))
+        return (v, -v)
+
+
+def test_GAME_29_negamax_keeps_the_sign_when_the_same_player_moves_again() -> None:
+    """Every game above alternates strictly, so a negamax that always negated the child's value passed them
+    all (the audit's surviving mutant); on this game it disagrees with plain minimax."""
+    game = _TwoMovesEachGame()
+    graph = enumerate_game(game)
+    same_mover = (graph.player[graph.child] == graph.player[:, None]) & graph.legal
+    assert same_mover.sum() > 10
+    sol = negamax(graph)
+    memo: dict[tuple[int, ...], float] = {}
+    for i, st_ in enumerate(graph.states):
+        if not graph.terminal[i]:
+            mm = minimax_value(game, st_, memo)
+            assert sol.V[i] == (mm if graph.player[i] == 0 else -mm)
+
+
 def test_GAME_29_tic_tac_toe_minimax_agrees_and_optimal_policy_is_unexploitable() -> None:
     graph, sol = _ttt()
     game = tic_tac_toe()
