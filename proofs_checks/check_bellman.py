@@ -26,19 +26,24 @@ def test_BEL_05_geometric_series_bound() -> None:
 
 
 def test_BEL_13_max_lemma_case_analysis() -> None:
-    """Max lemma for functions on two points, case by case: if max u = u_i and max v = v_j then
-    max u - max v = u_i - v_j = (u_i - v_i) - (v_j - v_i) <= u_i - v_i <= |u_i - v_i| (v_j >= v_i);
-    sympy verifies the identity in each of the four cases, and the symmetric one."""
-    u = sp.symbols("u1 u2", real=True)
-    v = sp.symbols("v1 v2", real=True)
+    """Max lemma on two points, |max u - max v| <= max_i |u_i - v_i|, case by case. In the case max u = u_i,
+    max v = v_j the other entries are u_i - s and v_j - t with s, t >= 0; SymPy evaluates the maxima under
+    those assumptions and shows (u_i - v_i) - (max u - max v) >= 0 and (v_j - u_j) - (max v - max u) >= 0,
+    the two halves of the lemma. A wrong lemma (e.g. max u - max v <= u_j - v_j, the other point) fails."""
+    x, y = sp.symbols("x y", real=True)
+    s_, t_ = sp.symbols("s t", nonnegative=True)
     for i in range(2):
         for j in range(2):
-            assert sp.expand((u[i] - v[j]) - ((u[i] - v[i]) - (v[j] - v[i]))) == 0
-            assert sp.expand((v[j] - u[i]) - ((v[j] - u[j]) - (u[i] - u[j]))) == 0
-    # and |a| >= a, |a| >= -a for the final step
-    a = sp.symbols("a", real=True)
-    assert sp.simplify(sp.Abs(a) - a).is_nonnegative is not False
-    assert all(abs(q) >= q and abs(q) >= -q for q in (sp.Rational(-3, 2), sp.Integer(0), sp.Rational(5, 7)))
+            u = [x, x]
+            v = [y, y]
+            u[1 - i] = x - s_  # max u = u_i
+            v[1 - j] = y - t_  # max v = v_j
+            gap = sp.Max(*u) - sp.Max(*v)
+            assert sp.simplify(gap - (x - y)) == 0  # the maxima were evaluated under the case's assumptions
+            assert sp.simplify((u[i] - v[i]) - gap).is_nonnegative is True
+            assert sp.simplify((v[j] - u[j]) + gap).is_nonnegative is True
+            if i != j:  # the other point does not bound the gap: the lemma needs the max over i
+                assert sp.simplify((u[j] - v[j]) - gap).is_nonnegative is not True
 
 
 def _ancvi(k: int) -> sp.Expr:

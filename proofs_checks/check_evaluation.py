@@ -75,11 +75,24 @@ def test_EVAL_15_k_step_property_symbolic_chain() -> None:
 
 
 def test_EVAL_27_e23_inclusive_sum_is_off_by_one() -> None:
-    """Erratum E-23: with sum_{t=0}^{k∧T} (inclusive) the Q k-step identity fails by gamma^k E[r_k]."""
-    g, r0, r1, q1 = sp.symbols("gamma r0 r1 Q1")
-    # deterministic 2-step path (s0, a0) -> (s1, a1) -> term, k = 1: Q(s0, a0) = r0 + gamma Q(s1, a1), Q1 = r1
-    q0 = r0 + g * r1
-    right = r0 + g * q1
-    wrong = r0 + g * r1 + g * q1
-    assert sp.simplify((right - q0).subs(q1, r1)) == 0
-    assert sp.simplify((wrong - q0).subs(q1, r1) - g * r1) == 0
+    """Erratum E-23 on a deterministic path of T = 3 steps (rewards r0, r1, r2, then term), for k = 1, 2: the
+    k-step target sum_{t < k} gamma^t r_t + gamma^k Q(s_k, a_k) equals Q(s_0, a_0); the text's inclusive sum
+    sum_{t <= k} exceeds it by gamma^k r_k. One target function, the limit exclusive or inclusive."""
+    g = sp.symbols("gamma", positive=True)
+    r = sp.symbols("r0:3", real=True)
+    big_t = len(r)
+
+    def q(t: int) -> sp.Expr:  # Q along the path: the discounted return from step t
+        return sum((g ** (u - t) * r[u] for u in range(t, big_t)), sp.Integer(0))
+
+    def target(k: int, inclusive: bool) -> sp.Expr:
+        top = min(k, big_t) + (1 if inclusive else 0)
+        boot = g**k * q(k) if k < big_t else sp.Integer(0)
+        return sum((g**t * r[t] for t in range(min(top, big_t))), sp.Integer(0)) + boot
+
+    for k in (1, 2):
+        assert sp.expand(target(k, inclusive=False) - q(0)) == 0
+        assert sp.expand(target(k, inclusive=True) - q(0) - g**k * r[k]) == 0
+    assert sp.expand(target(big_t, inclusive=False) - q(0)) == 0  # k >= T: the Monte Carlo return
+
+

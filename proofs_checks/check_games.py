@@ -41,7 +41,8 @@ def test_GAME_08_11_12_bilinear_eigenvalue_moduli() -> None:
             assert sp.simplify(sp.expand(ev * sp.conjugate(ev)) - mod2) == 0
     # SimGAD: > 1 always; EG: < 1 iff a s < 1; anchoring: < 1 iff a^2 s^2 < lam (2 - lam)
     u = sp.symbols("u", positive=True)  # u = (a s)^2
-    assert sp.expand(1 + u - 1).is_positive  # SimGAD expands for every step size
+    for ev in sim.eigenvals():  # SimGAD expands for every step size a > 0 (sigma > 0): |ev|^2 - 1 > 0
+        assert sp.simplify(sp.expand(ev * sp.conjugate(ev)) - 1).is_positive is True
     eg_excess = sp.factor(((1 - u) ** 2 + u) - 1)
     assert eg_excess == u * (u - 1)
     assert sp.solve_univariate_inequality(eg_excess < 0, u, relational=False) == sp.Interval.open(0, 1)

@@ -19,7 +19,7 @@ def test_PG_07_grad_log_trajectory_probability_is_sum_of_policy_scores() -> None
     pi_s0 = _softmax([th[0], th[1]])
     pi_s1 = _softmax([th[2], th[3]])
     # tau = (s0=0, a0=1, r0, s1=1, a1=0, r1, term)
-    log_p = sp.log(p0) + sp.log(pi_s0[1]) + sp.log(p1) + sp.log(pi_s1[0]) + sp.log(p2)
+    log_p = sp.log(p0 * pi_s0[1] * p1 * pi_s1[0] * p2)  # the log of the trajectory's probability itself
     for x in th:
         lhs = sp.diff(log_p, x)
         rhs = sp.diff(sp.log(pi_s0[1]), x) + sp.diff(sp.log(pi_s1[0]), x)
@@ -70,6 +70,14 @@ def test_PG_28_stop_gradient_form_and_sign_E_37() -> None:
     surrogate = gamma**tt * c * logpi
     for x in (t0, t1):
         assert sp.simplify(-sp.diff(surrogate, x) - (-(sp.diff(logpi, x)) * gamma**tt * c)) == 0
+    # E-37's sign: the step theta <- theta - lr g with g = -(grad log pi) gamma^t c moves log pi at the rate
+    # grad log pi . (-g) = gamma^t c |grad log pi|^2: up when the advantage c > 0 (a '+' in g would lower it)
+    gp, cp = sp.symbols("gamma_p c_p", positive=True)
+    grad = [sp.diff(logpi, x) for x in (t0, t1)]
+    g_vec = [-gx * gp**tt * cp for gx in grad]
+    rate = sum(gx * (-gv) for gx, gv in zip(grad, g_vec, strict=True))
+    assert sp.simplify(rate - gp**tt * cp * sum(gx**2 for gx in grad)) == 0
+    assert sp.simplify(rate).subs({t0: sp.Rational(1, 3), t1: -1, tt: 2}).is_positive
     c_theta = sp.Function("Qhat")(t0)  # not stopped: depends on theta
     extra = sp.diff(gamma**tt * c_theta * logpi, t0) - gamma**tt * c_theta * sp.diff(logpi, t0)
     assert sp.simplify(extra - gamma**tt * sp.diff(c_theta, t0) * logpi) == 0
