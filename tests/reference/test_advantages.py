@@ -101,6 +101,24 @@ def test_TR_31_gae_recursion_matches_definitional_oracle(bt: RolloutBatch, lam: 
     np.testing.assert_allclose(fast, slow, rtol=0, atol=_tol(bt))
 
 
+@given(batches(), st.floats(-V_MAX, V_MAX).filter(lambda x: x != 0.0))
+def test_TR_29_terminated_rows_ignore_whatever_next_value_they_are_given(bt: RolloutBatch, fill: float) -> None:
+    """V(term) = 0 is applied by the functions themselves (MDP-11): a non-zero next value on a terminated row
+    (what a rollout holds there: V of the reset state, or garbage) changes nothing. The batches of the strategy
+    already hold 0 there, so without this test a residual that forgot the mask would pass (the audit's mutant)."""
+    nv = np.where(bt.terminated, fill, bt.next_values)
+    assert np.any(bt.terminated) or np.array_equal(nv, bt.next_values)
+    np.testing.assert_array_equal(td_residuals(bt.rewards, bt.values, nv, bt.terminated, gamma=bt.gamma),
+                                  td_residuals(bt.rewards, bt.values, bt.next_values, bt.terminated, gamma=bt.gamma))
+    for lam in (0.0, 0.9, 1.0):
+        np.testing.assert_array_equal(gae(bt.rewards, bt.values, nv, bt.terminated, bt.truncated, gamma=bt.gamma,
+                                          lam=lam), gae(*_args(bt), gamma=bt.gamma, lam=lam))
+    for k in (1, 3, None):
+        np.testing.assert_array_equal(
+            td_k_advantages(bt.rewards, bt.values, nv, bt.terminated, bt.truncated, gamma=bt.gamma, k=k),
+            td_k_advantages(*_args(bt), gamma=bt.gamma, k=k))
+
+
 @given(batches())
 def test_TR_32_lambda_zero_is_the_td_residual(bt: RolloutBatch) -> None:
     delta = td_residuals(bt.rewards, bt.values, bt.next_values, bt.terminated, gamma=bt.gamma)
