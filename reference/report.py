@@ -37,6 +37,7 @@ from reference.generators import (
 from reference.mdp import FiniteMDP, deterministic_policy, softmax_policy
 from reference.sampling import discounted_returns, enumerate_trajectories
 from reference.testing.oracles import expectation_by_outcomes, value_tolerance
+from reference.tolerance import tolerance
 
 
 @dataclass
@@ -63,13 +64,18 @@ def _checks_on(mdp: FiniteMDP, rng: np.random.Generator) -> list[Line]:
     lines.append(Line("BEL-04", "||B^pi V^pi - V^pi||", sup_norm(bellman_v(mdp, pi, v) - v), tol))
     lines.append(Line("BEL-09", "||B^pi Q^pi - Q^pi||", sup_norm(bellman_q(mdp, pi, q) - q), tol))
     worst = 0.0
+    allowance = 0.0
     for _ in range(200):
         scale = max(mdp.max_abs_reward, 1.0) / (1 - mdp.gamma)
         x, y = rng.uniform(-scale, scale, (2, mdp.n_states_plus))
-        ratio = sup_norm(bellman_optimality_v(mdp, x) - bellman_optimality_v(mdp, y)) / sup_norm(x - y)
+        dist = sup_norm(x - y)
+        ratio = sup_norm(bellman_optimality_v(mdp, x) - bellman_optimality_v(mdp, y)) / dist
         worst = max(worst, ratio)
+        # each B* evaluation rounds by at most tolerance(R + gamma * scale, |S+| terms): twice that over ||x - y||
+        allowance = max(allowance, 2 * tolerance(mdp.max_abs_reward + mdp.gamma * scale,
+                                                 terms=mdp.n_states_plus) / dist)
     lines.append(Line("BEL-15", "max ratio ||B*x - B*y|| / ||x - y|| (200 pairs) <= gamma", worst,
-                      mdp.gamma + 1e-12))
+                      mdp.gamma + allowance))
     res = policy_iteration(mdp)
     vs = res.value
     lines.append(Line("BEL-12", "||B* V* - V*||", sup_norm(bellman_optimality_v(mdp, vs) - vs), tol))
@@ -92,7 +98,8 @@ def _checks_on(mdp: FiniteMDP, rng: np.random.Generator) -> list[Line]:
                       51 * value_tolerance(mdp, extra_scale=du)))
     sol = solve_value_iteration(mdp, eps=1e-8)
     lines.append(Line("BEL-25", f"certified VI ({sol.iterations} sweeps): ||V - V*|| <= 1e-8",
-                      sup_norm(sol.value - vs), 1e-8))
+                      sup_norm(sol.value - vs), 1e-8))  # the certificate itself: the worst-case rounding
+    # bound of V* (value_tolerance, 3.6e-7 on Taxi) would swamp the claim; its measured error is ~1e-14
     return lines
 
 
@@ -122,9 +129,14 @@ def _pathologies() -> list[Line]:
         ns = 1.0
     lines.append(Line("BEL-38", "+1,-1,... detected as non-summable (1 = detected)", 1.0 - ns, 0.0))
     h = exact.bias_value(alt, np.ones((3, 1)))
-    lines.append(Line("BEL-38", "Cesaro/Abel value from state 0: |h - 1/2|", abs(h[0] - 0.5), 1e-15))
-    v_abel = exact.v_pi(alternating_reward_mdp(gamma=0.999999), np.ones((3, 1)))[0]
-    lines.append(Line("BEL-38", "Abel: |V_{gamma=1-1e-6}(0) - 1/2|", abs(v_abel - 0.5), 1e-6))
+    lines.append(Line("BEL-38", "Cesaro/Abel value from state 0: |h - 1/2|", abs(h[0] - 0.5),
+                      tolerance(1.0, terms=alt.n_states_plus)))
+    g_abel = 0.999999
+    abel = alternating_reward_mdp(gamma=g_abel)
+    v_abel = exact.v_pi(abel, np.ones((3, 1)))[0]
+    # V_gamma(0) = 1 - gamma + gamma^2 - ... = 1 / (1 + gamma), which tends to the Abel value 1/2 as gamma -> 1
+    lines.append(Line("BEL-38", "Abel: |V_{gamma=1-1e-6}(0) - 1/(1 + gamma)| (-> 1/2)", abs(v_abel - 1 / (1 + g_abel)),
+                      value_tolerance(abel)))
     return lines
 
 
