@@ -673,7 +673,8 @@ def check_td_k_advantages(
         ("truncation on the last row (v_final, not last_value); k = 1", 1),
         ("termination and truncation on the same row (termination wins: no bootstrap); k = 2", 2),
     ]
-    pitfalls = [(name, _TdkCase(bt, k if k is not None or include_infinite else bt.shape[0]))
+    pitfalls = [(name if k is not None or include_infinite else name.replace("k = inf", f"k = T = {bt.shape[0]}"),
+                 _TdkCase(bt, k if k is not None or include_infinite else bt.shape[0]))
                 for (name, k), (_n, bt) in zip(named, _gae_pitfalls(True), strict=True)]
     pitfalls.append(("k = 50, larger than the rollout (the window is cut at the rollout end)",
                      _TdkCase(pitfalls[4][1].batch, 50)))
