@@ -309,10 +309,6 @@ def test_BEL_38_alternating_rewards_cesaro_and_abel_are_one_half() -> None:
         assert abs(vg - h[0]) <= (1 - gamma) / (2 * (1 + gamma)) + 16 * np.finfo(float).eps / (1 - gamma)
 
 
-def _v_star_by_enumeration(mdp: FiniteMDP) -> np.ndarray:
-    return optimal_values_by_enumeration(mdp)
-
-
 @pytest.mark.parametrize("gamma", [0.9, 0.99, 0.9999])
 @pytest.mark.parametrize("rel_gap", [1e-11, 1e-13, 1e-14])
 def test_BEL_34_pi_resolves_near_ties_finer_than_the_value_tolerance(gamma: float, rel_gap: float) -> None:
@@ -341,7 +337,7 @@ def test_BEL_34_pi_near_tie_found_by_the_audit() -> None:
     two evaluations round too); the window now spends half of it."""
     r = -0.24727030159004348
     mdp = from_arrays(np.array([[[1.0, 0.0], [1.0, 0.0]]]), np.array([[r, r + 1e-15]]), [1.0], gamma=0.0546875)
-    assert sup_norm(v_star(mdp) - _v_star_by_enumeration(mdp)) <= value_tolerance(mdp)
+    assert sup_norm(v_star(mdp) - optimal_values_by_enumeration(mdp)) <= value_tolerance(mdp)
 
 
 @given(finite_mdps(max_states=4, max_actions=2), st.floats(1e-15, 1e-11), st.integers(0, 3))
@@ -354,7 +350,7 @@ def test_BEL_34_pi_matches_enumeration_with_an_injected_near_tie(mdp: FiniteMDP,
     R = np.concatenate([mdp.r[:mdp.n_states], mdp.r[:mdp.n_states, :1]], axis=1)
     R[s, -1] += rel_gap * max(mdp.max_abs_reward, 1.0)
     m2 = from_arrays(P, R, mdp.p0[:mdp.n_states], gamma=mdp.gamma)
-    assert sup_norm(v_star(m2) - _v_star_by_enumeration(m2)) <= value_tolerance(m2)
+    assert sup_norm(v_star(m2) - optimal_values_by_enumeration(m2)) <= value_tolerance(m2)
 
 
 def test_BEL_34_solve_optimal_certificate() -> None:

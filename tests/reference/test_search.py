@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from functools import cache
+from typing import Any
 
 import numpy as np
 import pytest
@@ -158,17 +159,22 @@ def test_GAME_26_E86_on_nim_and_the_sprague_grundy_oracle() -> None:
             assert sol.V[i] == (1.0 if grundy != 0 else -1.0)
 
 
+def _assert_negamax_is_plain_minimax(game: Any, graph: Any, v: NDArray[np.float64]) -> None:
+    """V*(s) = minimax(s) where player 0 moves, -minimax(s) where player 1 does, at every non-terminal s."""
+    memo: dict[Any, float] = {}
+    for i, s in enumerate(graph.states):
+        if not graph.terminal[i]:
+            mm = minimax_value(game, s, memo)
+            assert v[i] == (mm if graph.player[i] == 0 else -mm)
+
+
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), depth=st.integers(1, 4), branching=st.integers(1, 3))
 def test_GAME_29_negamax_equals_plain_minimax_on_random_trees(seed: int, depth: int, branching: int) -> None:
     game = RandomTreeGame.sample(np.random.default_rng(seed), depth=depth, branching=branching)
     graph = enumerate_game(game)
     sol = negamax(graph)
-    memo: dict[tuple[int, ...], float] = {}
-    for i, s in enumerate(graph.states):
-        if not graph.terminal[i]:
-            mm = minimax_value(game, s, memo)
-            assert sol.V[i] == (mm if graph.player[i] == 0 else -mm)
+    _assert_negamax_is_plain_minimax(game, graph, sol.V)
     # argmax_a Q*(s, a) = argmin_a V*(f(s, a)) for non-terminal moves (L2356)
     for j in np.flatnonzero(~graph.terminal):
         kids = graph.child[j, graph.legal[j]]
@@ -212,12 +218,7 @@ def test_GAME_29_negamax_keeps_the_sign_when_the_same_player_moves_again() -> No
     graph = enumerate_game(game)
     same_mover = (graph.player[graph.child] == graph.player[:, None]) & graph.legal
     assert same_mover.sum() > 10
-    sol = negamax(graph)
-    memo: dict[tuple[int, ...], float] = {}
-    for i, st_ in enumerate(graph.states):
-        if not graph.terminal[i]:
-            mm = minimax_value(game, st_, memo)
-            assert sol.V[i] == (mm if graph.player[i] == 0 else -mm)
+    _assert_negamax_is_plain_minimax(game, graph, negamax(graph).V)
 
 
 def test_GAME_29_tic_tac_toe_minimax_agrees_and_optimal_policy_is_unexploitable() -> None:
