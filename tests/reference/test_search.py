@@ -65,7 +65,7 @@ from reference.search import (
     uniform_prior,
     visit_distribution,
 )
-from reference.tolerance import tolerance
+from reference.tolerance import central_difference, tolerance
 
 Graph = GameGraph[tuple[int, ...]]
 
@@ -295,14 +295,21 @@ def test_GAME_23_reinforce_estimator_is_unbiased_by_enumeration() -> None:
     exact = reinforce_gradient_exact(graph, logits, frozen)
     enum = expected_g_by_enumeration(graph, logits, frozen)
     np.testing.assert_allclose(enum, exact, rtol=0, atol=tolerance(1.0, terms=4 * graph.num_states))
-    # finite differences of the exact R: truncation h^2/6 * |R'''| (|R'''| <= a few), rounding eps/h
-    h = 1e-5
+    # central differences of the exact R along logits[i, a], within the computed bound of
+    # reference.tolerance.central_difference (Richardson truncation + rounding); one evaluation of R rounds
+    # within tolerance(1, terms = |states| + A + 2) (the backward induction plus the softmax), the analytic
+    # gradient within the enumeration's tolerance above; h = 1e-4 keeps the rounding term f_error / h at
+    # ~1e-9 with the truncation term (~1e-11 here) below it
     i, a = np.argwhere(graph.legal & ~graph.terminal[:, None])[3]
-    e = np.zeros(graph.legal.shape)
-    e[i, a] = h
-    fd = (win_minus_loss(graph, masked_softmax(graph, logits + e), frozen)
-          - win_minus_loss(graph, masked_softmax(graph, logits - e), frozen)) / (2 * h)
-    assert abs(fd - exact[i, a]) <= 1e-8
+    at = np.zeros(graph.legal.shape, dtype=bool)
+    at[i, a] = True
+
+    def r_of(t: NDArray[np.float64]) -> float:
+        return win_minus_loss(graph, masked_softmax(graph, np.where(at, t[0], logits)), frozen)
+
+    f_error = tolerance(1.0, terms=graph.num_states + graph.legal.shape[1] + 2)
+    fd, bound = central_difference(r_of, np.array([logits[i, a]]), h=1e-4, f_error=f_error)
+    assert abs(fd[0] - exact[i, a]) <= bound[0] + tolerance(1.0, terms=4 * graph.num_states)
     # pitfall (L2288): also summing the opponent's moves is biased; with theta- = theta its mean is the
     # total derivative of R(theta, theta) = 0
     same = masked_softmax(graph, logits)

@@ -2,24 +2,59 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 torch = pytest.importorskip("torch")
 
 import reference.policies as ref_pol  # noqa: E402
 from reference.atari_shapes import atari_a3c_layer_shapes, atari_a3c_parameter_count  # noqa: E402
-from scalable.core.distributions import categorical_log_prob, gaussian_log_prob  # noqa: E402
+from reference.tolerance import EPS, EPS32, counted_tolerance  # noqa: E402
+from scalable.core.distributions import (  # noqa: E402
+    LOG_STD_MAX,
+    LOG_STD_MIN,
+    categorical_log_prob,
+    gaussian_log_prob,
+)
 from scalable.nets.atari import AtariActorCritic, NatureCNN, TextAtariNet  # noqa: E402
 from scalable.nets.init import layer_init  # noqa: E402
 from scalable.nets.mlp import MLPActorCritic, TanhGaussianHead, mlp  # noqa: E402
+
+U32 = EPS32 / 2.0  # float32 unit roundoff 2^-24
+ULP2 = 4  # elementary functions (exp, log, tanh, logaddexp) taken as accurate to 2 ulp: 4 u relative
 
 
 def _obs(b: int, seed: int = 0) -> Any:
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, 256, (b, 4, 84, 84), generator=g, dtype=torch.uint8)
+
+
+def _entropy_rounding_bound(logits: Any) -> Any:
+    """Forward-error bound for H = -sum_a p_a lp_a computed in float32 from float32 logits (A of them) by
+    log_softmax: a = l - max l (|a| <= D), exp(a), an A-term sum s, log s in [0, log A], lp = a - log s
+    (|lp| <= D + log A), p = exp(lp), p lp and an A-term sum. Counting each rounding (u, or 4 u for exp and
+    log), |lp_hat - lp| <= u (3 D + A + 3 + 5 log A) =: E and |H_hat - H| <= (1 + H) E + (A + 4) u H, with
+    H >= 0 the exact entropy; the float64 reference's own error is the same with u = 2^-53 (added)."""
+    lg = logits.double()
+    n_a = lg.shape[-1]
+    spread = (lg.max(dim=-1).values - lg.min(dim=-1).values).numpy()
+    ent = ref_pol.categorical_entropy(lg.numpy())
+    per_u = (1.0 + ent) * (3.0 * spread + n_a + 3 + 5.0 * math.log(n_a)) + (n_a + 4) * ent
+    return (U32 + EPS / 2.0) * per_u
+
+
+def _orthogonal_gram_bound(layer: Any, gain: float) -> float:
+    """|W W^T - gain^2 I| for W = gain Q from float32 Householder QR (torch's orthogonal_, on the m x n
+    matrix with m = max(rows, fan-in), n = min): the loss of orthogonality |Q^T Q - I| <= 2 gamma_{mn}
+    (Higham 2002, Thm 19.4, its constant c taken as 1), the gain's rounding (2 per product), and the
+    float32 fan-in-term dot products of W W^T: gamma_{2mn + fan_in + 2}(u_32) gain^2."""
+    rows, fan_in = layer.weight.shape[0], layer.weight[0].numel()
+    m, n = max(rows, fan_in), min(rows, fan_in)
+    return counted_tolerance(gain**2, roundings=2 * m * n + fan_in + 2, eps=EPS32)
 
 
 @pytest.mark.parametrize("n_actions", [4, 18])
@@ -62,8 +97,8 @@ def test_PG_48_atari_act_evaluate_consistent_with_categorical_log_prob() -> None
     assert torch.equal(step.action, step.raw_action)
     assert torch.allclose(step.log_prob, categorical_log_prob(logits, step.action))
     assert torch.allclose(ev.log_prob, step.log_prob) and torch.allclose(ev.value, v)
-    np.testing.assert_allclose(ev.entropy.numpy(), ref_pol.categorical_entropy(logits.double().numpy()),
-                               rtol=1e-5, atol=1e-6)
+    ent_err = np.abs(ev.entropy.double().numpy() - ref_pol.categorical_entropy(logits.double().numpy()))
+    assert np.all(ent_err <= _entropy_rounding_bound(logits)), ent_err
     greedy = net.act(x, deterministic=True).action
     assert torch.equal(greedy, logits.argmax(-1))
 
@@ -72,16 +107,18 @@ def test_orthogonal_init_is_a_named_switch() -> None:
     torch.manual_seed(0)
     lin = layer_init(torch.nn.Linear(8, 4), gain=2.0)
     w = lin.weight.detach()
-    assert torch.allclose(w @ w.T, 4.0 * torch.eye(4), atol=1e-5) and torch.all(lin.bias == 0)
+    assert torch.allclose(w @ w.T, 4.0 * torch.eye(4), rtol=0, atol=_orthogonal_gram_bound(lin, 2.0))
+    assert torch.all(lin.bias == 0)
     torch.manual_seed(0)
     default = layer_init(torch.nn.Linear(8, 4), orthogonal=False)
     torch.manual_seed(0)
     assert torch.equal(default.weight, torch.nn.Linear(8, 4).weight)  # untouched PyTorch default
     a = AtariActorCritic(4, orthogonal_init=True)
     pw = a.policy.weight.detach()
-    assert torch.allclose(pw @ pw.T, 1e-4 * torch.eye(4), atol=1e-8)  # policy gain 0.01
+    head_bound = _orthogonal_gram_bound(a.policy, 0.01)  # policy gain 0.01
+    assert torch.allclose(pw @ pw.T, 1e-4 * torch.eye(4), rtol=0, atol=head_bound)
     b = AtariActorCritic(4, orthogonal_init=False)
-    assert not torch.allclose(b.policy.weight @ b.policy.weight.T, 1e-4 * torch.eye(4), atol=1e-8)
+    assert not torch.allclose(b.policy.weight @ b.policy.weight.T, 1e-4 * torch.eye(4), rtol=0, atol=head_bound)
 
 
 def test_PG_50_PG_51_tanh_gaussian_mlp_log_prob_from_stored_z() -> None:
@@ -139,7 +176,9 @@ def test_seeded_construction_and_sampling_are_deterministic() -> None:
 @pytest.mark.parametrize("activation", [torch.nn.Tanh, torch.nn.ReLU])
 def test_numpy_policy_matches_the_torch_network(head: Any, activation: Any) -> None:
     """The rollout's numpy snapshot samples a = mu + sigma eps as the torch head does and reports the
-    log-prob and value that ``evaluate`` recomputes (float32 rounding)."""
+    log-prob and value that ``evaluate`` recomputes, within float32 rounding: each side is within the
+    forward-error bound of :func:`_numpy_policy_bounds` of the float64 network, so they differ by at most
+    twice that."""
     torch.manual_seed(0)
     net = MLPActorCritic(5, 3, hidden=(16, 8), activation=activation, head=head)
     with torch.no_grad():
@@ -156,11 +195,76 @@ def test_numpy_policy_matches_the_torch_network(head: Any, activation: Any) -> N
         mu, log_std = net.dist_params(torch.from_numpy(x))
         z = mu + log_std.exp() * torch.from_numpy(eps)
         ev = net.evaluate(torch.from_numpy(x), torch.from_numpy(raw))
-    np.testing.assert_allclose(raw, z.numpy(), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(a, np.tanh(z.numpy()) if head == "tanh_gaussian" else z.numpy(), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(lp, ev.log_prob.numpy(), rtol=1e-5, atol=1e-4)
-    np.testing.assert_allclose(v, ev.value.numpy(), rtol=1e-5, atol=1e-5)
+    b_z, b_a, b_lp, b_v = _numpy_policy_bounds(net, snap, x, eps, raw)
+    assert np.all(np.abs(raw - z.numpy()) <= b_z)
+    assert np.all(np.abs(a - (np.tanh(z.numpy()) if head == "tanh_gaussian" else z.numpy())) <= b_a)
+    assert np.all(np.abs(lp - ev.log_prob.numpy()) <= b_lp)
+    assert np.all(np.abs(v - ev.value.numpy()) <= b_v)
     np.testing.assert_array_equal(snap.value(x), v)
+
+
+def _running_error(modules: list[Any], x: Any) -> tuple[Any, Any]:
+    """The exact (float64) output of a Linear / Tanh / ReLU stack and a first-order bound on the error of any
+    float32 evaluation of it, by running error analysis (Higham 2002, sec. 3.3): a Linear layer with fan-in
+    f maps an input error e to |W| e and adds gamma_{f+1}(u_32) (|W| |h| + |b|) (f products and sums, the
+    bias add), with h the exact input; tanh and ReLU are 1-Lipschitz and tanh adds its own 2 ulp (4 u |h|).
+    Zero weights add exact zeros, so a fused block-diagonal evaluation (the numpy snapshot) has the same
+    bound."""
+    h = x
+    err = torch.zeros_like(x)
+    with torch.no_grad():
+        for m in modules:
+            if isinstance(m, torch.nn.Linear):
+                w, b = m.weight.double(), m.bias.double()
+                local = torch.nn.functional.linear(h.abs(), w.abs(), b.abs())
+                err = err @ w.abs().T + counted_tolerance(1.0, roundings=w.shape[1] + 1, eps=EPS32) * local
+                h = torch.nn.functional.linear(h, w, b)
+            elif isinstance(m, torch.nn.Tanh):
+                h = torch.tanh(h)
+                err = err + ULP2 * U32 * h.abs()
+            else:
+                assert isinstance(m, torch.nn.ReLU), m
+                h = torch.relu(h)
+    return h, err
+
+
+def _numpy_policy_bounds(net: Any, snap: Any, x: NDArray[np.float32], eps: NDArray[np.float32],
+                         raw: NDArray[np.float32]) -> tuple[Any, Any, Any, Any]:
+    """Bounds on |numpy - torch| for (z, a, log-prob, value): twice one side's forward error against the
+    float64 network, to first order, with u = 2^-24 and 4 u per elementary function (``ULP2``).
+
+    Trunk (either implementation): :func:`_running_error` of the actor (with its head layer) and the critic.
+    Head: sigma = exp(tau) and z = mu + sigma eps give e_z = e_mu + |sigma eps| (e_tau + 5 u) + u |z|; tanh
+    adds 4 u |a| per side; the log-prob at the same stored z, with w = (z - mu) / sigma, has per dimension
+    e_tau + |w| e_w + u w^2 (+ 2 u (6 |softplus(-2z)| + 2 log 2 + 2 |z|) for log(1 - tanh^2 z)), where
+    e_w = (e_mu + u (|z| + |mu|)) / sigma + |w| (e_tau + 5 u), plus gamma_{n_a + 4} times the summed
+    magnitudes (-tau, w^2 / 2, log sqrt(2 pi), |log(1 - tanh^2 z)|; the constant is rounded to float32)."""
+    x64 = torch.from_numpy(x).double()
+    head = net.head.linear if isinstance(net.head, TanhGaussianHead) else net.head.mean
+    out, e_out = _running_error([*net.actor_trunk, head], x64)
+    _, e_value = _running_error(list(net.critic), x64)
+    n_a = net.act_dim
+    tanh_head = isinstance(net.head, TanhGaussianHead)
+    mu, e_mu = out[:, :n_a].numpy(), e_out[:, :n_a].numpy()
+    if tanh_head:  # tau = clamp(out[:, n_a:]): 1-Lipschitz
+        tau, e_tau = out[:, n_a:].clamp(LOG_STD_MIN, LOG_STD_MAX).numpy(), e_out[:, n_a:].numpy()
+    else:  # a float32 parameter, the same in both
+        tau = net.head.log_std.detach().double().expand_as(out).numpy()
+        e_tau = np.zeros_like(mu)
+    sigma = np.exp(tau)
+    z = raw.astype(np.float64)
+    e_z = e_mu + np.abs(sigma * eps) * (e_tau + 5 * U32) + U32 * np.abs(z)
+    b_a = 2 * e_z + (2 * ULP2 * U32 * np.abs(np.tanh(z)) if tanh_head else 0.0)
+    w = (z - mu) / sigma
+    e_w = (e_mu + U32 * (np.abs(z) + np.abs(mu))) / sigma + np.abs(w) * (e_tau + 5 * U32)
+    per_dim = e_tau + np.abs(w) * e_w + U32 * w**2
+    mags = np.abs(tau) + 0.5 * w**2 + 0.5 * math.log(2 * math.pi)
+    if tanh_head:
+        sp = np.logaddexp(0.0, -2.0 * z)
+        per_dim = per_dim + 2 * U32 * (6 * sp + 2 * math.log(2.0) + 2 * np.abs(z))
+        mags = mags + np.abs(2.0 * (math.log(2.0) - z - sp))
+    e_lp = per_dim.sum(-1) + counted_tolerance(1.0, roundings=n_a + 4, eps=EPS32) * mags.sum(-1)
+    return 2 * e_z, b_a, 2 * e_lp, 2 * e_value[:, -1].numpy()
 
 
 def _abs_forward(trunk: Any, x: Any) -> Any:
