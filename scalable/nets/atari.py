@@ -16,7 +16,12 @@ Speed: with ``channels_last=True`` (default) the conv weights and the activation
 ``torch.channels_last`` memory format, where oneDNN's CPU convolutions run about 1.5x faster (forward
 + backward at batch 256, measured in ``benchmarks/results/scalable.md``). The uint8 frames are
 reordered before the float conversion (4x fewer bytes moved). The function computed is the same; only
-the floating-point summation order inside the convolutions differs.
+the floating-point summation order inside the convolutions differs. The last conv output is flattened in
+NCHW order for the FC layer (so the FC weights mean the same in both layouts); :func:`flatten_nchw` hands
+the gradient back NHWC-strided, as the activations are: with the NCHW gradient that ``contiguous()``'s
+backward gives, the last conv ReLU's backward ran PyTorch's mixed-layout kernel (text network, batch 256:
+1.47 ms against 0.14 ms with both operands NHWC). Same values, bit for bit; a minibatch step about 5 %
+faster (text 23.4 -> 22.3 ms, Nature 65.5 -> 62.1 ms, medians of 8 interleaved runs on 2 cores).
 
 Precision: ``precision="bfloat16"`` (opt-in; default ``"float32"``) runs the trunk under
 ``torch.autocast(dtype=torch.bfloat16)``: its convolutions and FC layer take bfloat16 operands with float32
@@ -76,6 +81,30 @@ def _convs_channels_last(module: nn.Module) -> None:
                 m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
 
 
+class _FlattenNCHW(torch.autograd.Function):
+    """``x.contiguous().flatten(1)`` whose backward returns the gradient in ``x``'s memory format."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor) -> Tensor:
+        ctx.shape = x.shape  # type: ignore[attr-defined]
+        ctx.channels_last = x.is_contiguous(memory_format=torch.channels_last)  # type: ignore[attr-defined]
+        return x.contiguous().flatten(1)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:
+        g = grad.reshape(ctx.shape)  # type: ignore[attr-defined]
+        return g.contiguous(memory_format=torch.channels_last) if ctx.channels_last else g  # type: ignore[attr-defined]
+
+
+def flatten_nchw(x: Tensor) -> Tensor:
+    """[B, C, H, W] -> [B, C*H*W] in NCHW (C, H, W) order whatever ``x``'s memory format; the gradient
+    comes back in ``x``'s format (NHWC-strided for a ``channels_last`` trunk: see the module docstring)."""
+    if x.is_contiguous() or not torch.is_grad_enabled() or not x.requires_grad:
+        return x.contiguous().flatten(1)
+    out: Tensor = _FlattenNCHW.apply(x)  # type: ignore[no-untyped-call]
+    return out
+
+
 def _scale(obs: Tensor, channels_last: bool) -> Tensor:
     """uint8 (-> float32) or float pixels [B, C, H, W] -> x / 255 in [0, 1], NHWC-strided if ``channels_last``."""
     if channels_last:
@@ -111,7 +140,7 @@ class TextAtariNet(nn.Module):
         """[B, frames, size, size] pixels -> [B, hidden] features."""
         x = torch.relu(self.conv1(_scale(obs, self.channels_last)))
         x = torch.relu(self.conv2(x))
-        return torch.relu(self.fc(x.contiguous().flatten(1)))
+        return torch.relu(self.fc(flatten_nchw(x)))
 
 
 class NatureCNN(nn.Module):
@@ -139,7 +168,7 @@ class NatureCNN(nn.Module):
         x = torch.relu(self.conv1(_scale(obs, self.channels_last)))
         x = torch.relu(self.conv2(x))
         x = torch.relu(self.conv3(x))
-        return torch.relu(self.fc(x.contiguous().flatten(1)))
+        return torch.relu(self.fc(flatten_nchw(x)))
 
 
 class AtariActorCritic(nn.Module):

@@ -380,3 +380,58 @@ def test_precision_is_validated() -> None:
     config check, tests/scalable/test_agents.py)."""
     with pytest.raises(ValueError, match="float16"):
         AtariActorCritic(4, precision="float16")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_flatten_nchw_values_and_gradient_layout(channels_last: bool) -> None:
+    """flatten_nchw is x.contiguous().flatten(1) (NCHW order, bit for bit) and hands the gradient back in
+    x's memory format with the same values: an NHWC trunk's ReLU and conv backward then run in one layout."""
+    from scalable.nets.atari import flatten_nchw
+
+    g = torch.Generator().manual_seed(3)
+    base = torch.randn(5, 6, 4, 3, generator=g, dtype=torch.float64)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x1 = base.contiguous(memory_format=fmt).requires_grad_(True)
+    x2 = base.contiguous(memory_format=fmt).requires_grad_(True)
+    y1 = flatten_nchw(x1)
+    y2 = x2.contiguous().flatten(1)
+    assert torch.equal(y1, y2) and torch.equal(y1, base.flatten(1))
+    w = torch.randn(y1.shape, generator=g, dtype=torch.float64)
+    (y1 * w).sum().backward()
+    (y2 * w).sum().backward()
+    assert x1.grad is not None and x2.grad is not None
+    assert torch.equal(x1.grad, x2.grad)
+    assert x1.grad.is_contiguous(memory_format=fmt)
+    with torch.no_grad():  # no autograd node without gradients
+        assert torch.equal(flatten_nchw(x1), y2)
+
+
+@pytest.mark.parametrize("arch", ["text", "nature"])
+def test_channels_last_trunk_backward_stays_nhwc(arch: Any) -> None:
+    """In an NHWC trunk the gradient entering every conv ReLU's backward is NHWC-strided, the layout of the
+    ReLU's saved output, so no ReLU backward runs the slow mixed-layout kernel (the last conv ReLU did
+    before flatten_nchw). Checked on the autograd graph: a pre-hook on each ReluBackward0 node sees the
+    incoming gradient."""
+    torch.manual_seed(0)
+    net = AtariActorCritic(4, arch=arch, channels_last=True)
+    logits, v = net(_obs(3))
+    seen: list[Any] = []
+    nodes, stack, visited = [], [logits.grad_fn, v.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in visited:
+            continue
+        visited.add(node)
+        if node.name() == "ReluBackward0":
+            nodes.append(node)
+        stack.extend(nxt for nxt, _ in node.next_functions)
+    handles = [n.register_prehook(lambda grads: seen.append(grads[0])) for n in nodes]
+    try:
+        (logits.sum() + v.sum()).backward()
+    finally:
+        for h in handles:
+            h.remove()
+    conv_grads = [g for g in seen if g.dim() == 4]
+    assert len(nodes) == (3 if arch == "text" else 4) and len(conv_grads) == len(nodes) - 1
+    for g in conv_grads:
+        assert g.is_contiguous(memory_format=torch.channels_last) and not g.is_contiguous()
