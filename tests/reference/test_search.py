@@ -65,7 +65,7 @@ from reference.search import (
     uniform_prior,
     visit_distribution,
 )
-from reference.tolerance import central_difference, tolerance
+from reference.tolerance import central_difference, counted_tolerance, tolerance
 
 Graph = GameGraph[tuple[int, ...]]
 
@@ -701,8 +701,14 @@ def test_GAME_44_E100_elo_arithmetic() -> None:
     # 3000 -> 5200 Elo at 120 Elo per doubling: 2^(2200/120) ~ 3.3e5, not ~1e5 (E-100)
     assert compute_multiplier_for_elo(2200.0) == pytest.approx(2.0 ** (2200 / 120))
     assert 3.2e5 < compute_multiplier_for_elo(2200.0) < 3.4e5
-    assert elo_gain_for_multiplier(1e5) == pytest.approx(1993.2, abs=0.1)
-    assert elo_gain_for_multiplier(1000.0) == pytest.approx(1195.9, abs=0.1)  # the ~1000x of L2536
+    # E-100 and L2536 print the Elo gains as integers (~1993, ~1196): read to half a unit, abs = 0.5; and against
+    # the independent closed form 120 ln(m) / ln 2 within rounding: log2 and log (2 ulp each: 4 + 4), the
+    # constant ln 2 (1), the product and the quotient on each side (2 + 2): 13 roundings of the value
+    for mult, printed in ((1e5, 1993.0), (1000.0, 1196.0)):  # 1000x: the ~1000x of L2536
+        gain = elo_gain_for_multiplier(mult)
+        assert gain == pytest.approx(printed, abs=0.5)
+        closed = 120.0 * math.log(mult) / math.log(2.0)
+        assert abs(gain - closed) <= counted_tolerance(closed, roundings=13)
     assert elo_difference(0.5) == 0.0
     assert elo_difference(10.0 / 11.0) == pytest.approx(400.0)
     assert elo_per_doubling(np.array([1.0, 2.0, 4.0, 8.0]), np.array([0.0, 120.0, 240.0, 360.0])) == pytest.approx(

@@ -24,7 +24,7 @@ import reference.policies as ref_pol  # noqa: E402
 import reference.surrogates as ref_sur  # noqa: E402
 from reference.errors import ReferenceError_, ShapeError  # noqa: E402
 from reference.testing.strategies_rollouts import RolloutBatch, rollout_batches  # noqa: E402
-from reference.tolerance import tolerance  # noqa: E402
+from reference.tolerance import EPS, EPS32, counted_tolerance, tolerance  # noqa: E402
 from scalable.core import advantages as adv  # noqa: E402
 from scalable.core import distributions as dist  # noqa: E402
 from scalable.core import losses  # noqa: E402
@@ -122,7 +122,20 @@ def test_TR_31_gae_float32_and_autograd() -> None:
     out.sum().backward()  # type: ignore[no-untyped-call]
     c = 0.9 * 0.95  # d(sum_t A_t)/dV(s_u) = -sum_{t <= u} c^{u - t} (no done flags)
     want = -(1 - c ** torch.arange(1, 6, dtype=torch.float32)) / (1 - c)
-    assert v.grad is not None and torch.allclose(v.grad, want[:, None].expand(5, 3))
+    # float32 rounding (u = 2^-24) of both sides against the exact -g_u, g_u = 1 + c g_{u-1} (<= 1 / (1 - c)):
+    # the backward recursion rounds c, the product and the sum, e_u = c e_{u-1} + u (2 c g_{u-1} + g_u) (the
+    # negation through delta = ... - V is exact); the closed form rounds c (carried k = u + 1 times into c^k),
+    # pow (2 ulp: 4), 1 - c^k, 1 / (1 - c) to float32 and the division: ((k + 4) c^k + 1 - c^k) u / (1 - c)
+    # + 2 u g_u.
+    u32, g_prev, e_prev, bound = EPS32 / 2.0, 0.0, 0.0, []
+    for k in range(1, 6):
+        g_k = 1.0 + c * g_prev
+        e_prev = c * e_prev + u32 * (2.0 * c * g_prev + g_k)
+        bound.append(e_prev + ((k + 4) * c**k + 1.0 - c**k) * u32 / (1.0 - c) + 2.0 * u32 * g_k)
+        g_prev = g_k
+    assert v.grad is not None
+    err = (v.grad.double() - want[:, None].double()).abs()
+    assert bool((err <= torch.tensor(bound, dtype=torch.float64)[:, None]).all()), err
 
 
 def test_TR_29_bad_inputs_raise_named_errors() -> None:
@@ -314,25 +327,82 @@ def test_open_choice_15_clamp_sample_and_gaussian() -> None:
     assert torch.equal(z, z2)
     from scipy.stats import norm
 
+    # Against scipy (float64), counting roundings of u = 2^-53 times S + 1, S bounding every intermediate
+    # (|tau| + w^2 / 2 + log sqrt(2 pi), w = (x - mu) / sigma; the + 1 covers the errors that log and exp pass on
+    # as absolute ones: a relative error d of sigma or of 2 pi is an absolute d in its log), exp and log taken
+    # as 2 ulp (4). Ours: w to 6 (x - mu, exp, product), w^2 / 2 to 13, two subtractions, the constant
+    # 0.5 log(2 pi) (5): 20. scipy: sigma = exp(-0.3) (4), w to 6, w^2 / 2 to 13, log(sqrt(2 pi)) (6), log sigma
+    # (4 + 4), two subtractions: 29. The entropy tau + (0.5 log(2 pi) + 1/2) vs 0.5 (log(2 pi) + 1) + log sigma
+    # likewise, of |tau| + log sqrt(2 pi) + 1/2 + 1: ours the constant (5) and two sums, 7; scipy log(2 pi) + 1
+    # (6), log sigma (4 + 4) and the sum, 15.
     xs = np.linspace(-3, 3, 7)
+    tau, half_log_2pi = -0.3, 0.5 * np.log(2 * np.pi)
+    mags = abs(tau) + 0.5 * ((xs - 0.5) / np.exp(tau)) ** 2 + half_log_2pi + 1.0
     np.testing.assert_allclose(N(dist.gaussian_log_prob(T(xs), torch.tensor(0.5, dtype=torch.float64),
-                                                        torch.tensor(-0.3, dtype=torch.float64))),
-                               norm.logpdf(xs, 0.5, np.exp(-0.3)), rtol=0, atol=1e-13)
-    assert float(dist.gaussian_entropy(torch.tensor(-0.3, dtype=torch.float64))) == pytest.approx(
-        float(norm.entropy(0.0, np.exp(-0.3))), abs=1e-14)
+                                                        torch.tensor(tau, dtype=torch.float64))),
+                               norm.logpdf(xs, 0.5, np.exp(tau)), rtol=0,
+                               atol=counted_tolerance(float(mags.max()), roundings=20 + 29))
+    assert float(dist.gaussian_entropy(torch.tensor(tau, dtype=torch.float64))) == pytest.approx(
+        float(norm.entropy(0.0, np.exp(tau))), abs=counted_tolerance(abs(tau) + half_log_2pi + 1.5, roundings=7 + 15))
 
 
 # ------------------------------------------------------------------------------------ normalisers
+U64 = EPS / 2.0  # float64 unit roundoff 2^-53
+
+
+def _chan_error_bounds(parts: list[np.ndarray], count0: float, mean0: float = 0.0,
+                       var0: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """First-order running error bounds (Higham 2002, sec. 3.3) on RunningMeanStd's mean and variance after
+    merging ``parts`` (each [n, *shape], float64) into the state (mean0, var0, count0), against the exact pooled
+    moments of that state and the parts. Each update merges the batch moments b = mean, bv = var (numpy: within
+    n u max|x| and (n + 3) u bv; exact for n = 1) by Chan et al.'s formulas, w = n / tot, delta = b - m:
+    m' = m + delta w gets (1 - w) e_m + w e_b + |delta| w (3 u + e_tot) + u |m'| (e_tot: relative error of the
+    stored count tot = count + n, e_c c / tot + u); v' = A + B + C, A = v c / tot, B = bv w, C = delta^2 c n /
+    tot^2, gets (c / tot) e_v + w e_bv + 2 |delta| (e_b + e_m) c n / tot^2 (where the data's condition
+    sqrt(1 + mean^2 / var) enters: e_m ~ u |mean|, |delta| ~ std) + A (e_c w + 3 u) + B (e_tot + 2 u)
+    + C (e_c + 9 u) + 2 u v' (each product, quotient and sum counted once, the count's own error through
+    c / tot, n / tot and c n / tot^2)."""
+    shape = parts[0].shape[1:]
+    m, v, c = np.full(shape, mean0), np.full(shape, var0), float(count0)
+    e_m, e_v, e_c = np.zeros(shape), np.zeros(shape), 0.0
+    for p in parts:
+        n = p.shape[0]
+        b, bv = (p[0], np.zeros(shape)) if n == 1 else (p.mean(0), p.var(0))
+        e_b = np.zeros(shape) if n == 1 else n * U64 * np.abs(p).max(0)
+        e_bv = (n + 3) * U64 * bv
+        tot = c + n
+        e_tot = e_c * c / tot + U64
+        w = n / tot
+        delta = b - m
+        m_new = m + delta * w
+        a_term, b_term, c_term = v * c / tot, bv * w, delta**2 * c * n / tot**2
+        v_new = a_term + b_term + c_term
+        e_m, e_v = ((1 - w) * e_m + w * e_b + np.abs(delta) * w * (3 * U64 + e_tot) + U64 * np.abs(m_new),
+                    c / tot * e_v + w * e_bv + 2 * np.abs(delta) * (e_b + e_m) * c * n / tot**2
+                    + a_term * (e_c * w + 3 * U64) + b_term * (e_tot + 2 * U64) + c_term * (e_c + 9 * U64)
+                    + 2 * U64 * v_new)
+        m, v, c, e_c = m_new, v_new, tot, e_tot
+    return e_m, e_v
+
+
 @given(st.integers(0, 2**32 - 1), st.lists(st.integers(1, 9), min_size=1, max_size=5))
 def test_running_mean_std_equals_batch_moments(seed: int, sizes: list[int]) -> None:
+    """The running moments equal numpy's moments of all the data within the rounding of both:
+    :func:`_chan_error_bounds` for the running side (count0 = 1e-300), numpy's N u max|x| and (N + 3) u var
+    for the reference; the pseudo-sample (weight 1e-300, mean 0, var 1) moves the exact pooled moments by
+    <= 1e-300 |mean| / N and 1e-300 (1 + mean^2 + var) / N."""
     rng = np.random.default_rng(seed)
     parts = [rng.normal(3.0, 2.0, (n, 2)) for n in sizes]
     rms = RunningMeanStd((2,), epsilon=1e-300)
     for p in parts:
         rms.update(T(p))
     allx = np.concatenate(parts)
-    np.testing.assert_allclose(N(rms.mean), allx.mean(0), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(N(rms.var), allx.var(0), rtol=1e-10, atol=1e-12)
+    n_all, mean, var = allx.shape[0], allx.mean(0), allx.var(0)
+    e_m, e_v = _chan_error_bounds(parts, 1e-300)
+    b_mean = e_m + n_all * U64 * np.abs(allx).max(0) + 1e-300 * np.abs(mean) / n_all
+    b_var = e_v + (n_all + 3) * U64 * var + 1e-300 * (1.0 + mean**2 + var) / n_all
+    assert np.all(np.abs(N(rms.mean) - mean) <= b_mean), (N(rms.mean) - mean, b_mean)
+    assert np.all(np.abs(N(rms.var) - var) <= b_var), (N(rms.var) - var, b_var)
 
 
 def test_observation_and_reward_normalizers_and_state_round_trip() -> None:
@@ -347,19 +417,34 @@ def test_observation_and_reward_normalizers_and_state_round_trip() -> None:
     x = T(rng.normal(size=(4, 3)).astype(np.float32))
     assert torch.equal(on.normalize(x), on2.normalize(x))
     # reward normaliser: naive re-implementation (baselines VecNormalize)
+    # The naive variance E[h^2] - E[h]^2 against the normaliser's Chan updates, on the same returns (R <- 0.9 R + r
+    # rounds identically on both sides). Both sides are within rounding of the exact pooled variance V: the Chan
+    # side by _chan_error_bounds, the naive side by u ((N + 3) E[h^2] + (2 N + 3) |mean| E|h| + V) (N-term sums
+    # of h^2 and h, the weight w = N + 1e-4 and two divisions, the square and the subtraction: here the data's
+    # condition enters squared). The output r / sqrt(V + 1e-8) then differs by at most
+    # |r| / sqrt(S) ((e_chan + e_naive) / (2 S) + 5 u), S = V + 1e-8 (add, sqrt and division on each side;
+    # the clip is 1-Lipschitz).
     rn = RewardNormalizer(2, gamma=0.9, clip=10.0)
     ret = np.zeros(2)
     hist: list[float] = []
+    batches_seen: list[np.ndarray] = []
     for _ in range(30):
         r = rng.normal(1.0, 1.0, 2)
         done = rng.random(2) < 0.2
         got = rn(T(r), T(done))
         ret = 0.9 * ret + r
         hist.extend(ret)
+        batches_seen.append(ret.copy())
         h = np.asarray(hist)  # pooled with the initial pseudo-sample (mean 0, var 1, weight 1e-4)
         w = len(h) + 1e-4
         var = (1e-4 + np.sum(h * h)) / w - (np.sum(h) / w) ** 2
-        np.testing.assert_allclose(N(got), np.clip(r / np.sqrt(var + 1e-8), -10, 10), rtol=1e-9)
+        _, e_chan = _chan_error_bounds(batches_seen, 1e-4)
+        e_naive = U64 * ((len(h) + 3) * (1e-4 + np.sum(h * h)) / w
+                         + (2 * len(h) + 3) * abs(np.sum(h) / w) * np.sum(np.abs(h)) / w + var)
+        s_var = var + 1e-8
+        bound = np.abs(r) / np.sqrt(s_var) * ((float(e_chan) + e_naive) / (2 * s_var) + 5 * U64)
+        want = np.clip(r / np.sqrt(var + 1e-8), -10, 10)
+        assert np.all(np.abs(N(got) - want) <= bound), (N(got) - want, bound)
         ret[done] = 0.0
     rn2 = RewardNormalizer(2, gamma=0.9)
     rn2.load_state_dict(rn.state_dict())
@@ -379,6 +464,7 @@ def test_numpy_twins_of_the_normalizers_match_the_tensor_api() -> None:
         assert out_np.dtype == np.float32
         np.testing.assert_array_equal(out_np, N(out_t))
         r, done = rng.normal(size=2).astype(np.float32), rng.random(2) < 0.3
-        np.testing.assert_allclose(ra.step_np(r, done), N(rb(T(r).double(), T(done))), rtol=1e-12)
+        # the same float64 update (_update) and one correctly rounded division and clip: bit for bit equal
+        np.testing.assert_array_equal(ra.step_np(r, done), N(rb(T(r).double(), T(done))))
     assert torch.equal(a.rms.mean, b.rms.mean) and a.rms.count == b.rms.count
     assert torch.equal(ra.returns, rb.returns)

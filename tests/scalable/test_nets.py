@@ -57,6 +57,22 @@ def _orthogonal_gram_bound(layer: Any, gain: float) -> float:
     return counted_tolerance(gain**2, roundings=2 * m * n + fan_in + 2, eps=EPS32)
 
 
+def _tanh_gaussian_twin_bound(z: NDArray[np.float64], mu: NDArray[np.float64],
+                              log_std: NDArray[np.float64]) -> NDArray[np.float64]:
+    """|torch - numpy| for the float64 tanh-Gaussian log-prob summed over the n action dimensions, the two twins
+    evaluating the same formula with the same Python-float constants. Per dimension, with w = (z - mu) e^{-tau},
+    S = |tau| + w^2 / 2 + log sqrt(2 pi) + 2 (log 2 + |z| + softplus(-2 z)) bounds every intermediate; counting
+    roundings (u = 2^-53, 4 u for exp and logaddexp, 2 ulp): z - mu (1), exp (4) and the product (1) give w to
+    6 u and w^2 to 13 u; the Gaussian part's two subtractions (2); log(1 - tanh^2 z) = 2 (log 2 - z - sp): sp
+    (4) and two subtractions (2), doubled against 2 (...) <= S: 6; the final subtraction (1): 22 u S. The sum
+    over n adds n - 1 roundings of sum S. One side is within gamma_{n + 21} sum S, the difference twice that."""
+    w = (z - mu) * np.exp(-log_std)
+    sp = np.logaddexp(0.0, -2.0 * z)
+    mags = np.abs(log_std) + 0.5 * w**2 + 0.5 * math.log(2 * math.pi) + 2.0 * (math.log(2.0) + np.abs(z) + sp)
+    n_a = z.shape[-1]
+    return np.asarray(counted_tolerance(1.0, roundings=2 * (n_a + 21), eps=EPS) * mags.sum(-1), dtype=np.float64)
+
+
 @pytest.mark.parametrize("n_actions", [4, 18])
 def test_PG_46_E_49_text_atari_net_shapes_and_parameter_count(n_actions: int) -> None:
     ref = {layer.name: layer for layer in atari_a3c_layer_shapes(n_actions)}
@@ -95,8 +111,10 @@ def test_PG_48_atari_act_evaluate_consistent_with_categorical_log_prob() -> None
         ev = net.evaluate(x, step.raw_action)
     assert step.action.dtype == torch.int64 and step.action.shape == (5,)
     assert torch.equal(step.action, step.raw_action)
-    assert torch.allclose(step.log_prob, categorical_log_prob(logits, step.action))
-    assert torch.allclose(ev.log_prob, step.log_prob) and torch.allclose(ev.value, v)
+    # act, evaluate and the direct calls run the same float32 operations on the same input (the net's forward,
+    # then categorical_log_prob on its logits): bit for bit equal, no tolerance
+    assert torch.equal(step.log_prob, categorical_log_prob(logits, step.action))
+    assert torch.equal(ev.log_prob, step.log_prob) and torch.equal(ev.value, v)
     ent_err = np.abs(ev.entropy.double().numpy() - ref_pol.categorical_entropy(logits.double().numpy()))
     assert np.all(ent_err <= _entropy_rounding_bound(logits)), ent_err
     greedy = net.act(x, deterministic=True).action
@@ -133,7 +151,8 @@ def test_PG_50_PG_51_tanh_gaussian_mlp_log_prob_from_stored_z() -> None:
     assert step.action.shape == z.shape == (7, 3) and torch.equal(step.action, torch.tanh(z))
     assert torch.all(log_std >= -5.0) and torch.all(log_std <= 2.0)
     want = ref_pol.tanh_gaussian_log_prob(z.numpy(), mu.numpy(), log_std.numpy()).sum(-1)
-    np.testing.assert_allclose(step.log_prob.numpy(), want, rtol=0, atol=1e-12)
+    bound = _tanh_gaussian_twin_bound(z.numpy(), mu.numpy(), log_std.numpy())
+    assert np.all(np.abs(step.log_prob.numpy() - want) <= bound), (step.log_prob.numpy() - want, bound)
     assert torch.equal(ev.log_prob, step.log_prob) and ev.value.shape == (7,)
     # the log-std is state-dependent (PG-50): it changes with the observation once the head is not ~0
     assert isinstance(net.head, TanhGaussianHead)
@@ -155,7 +174,8 @@ def test_diag_gaussian_head_state_independent_log_std() -> None:
         mu, log_std = net.dist_params(obs)
     assert torch.equal(step.action, step.raw_action)
     assert torch.all(log_std == -0.5)
-    assert torch.allclose(step.log_prob, gaussian_log_prob(step.action, mu, log_std).sum(-1))
+    # act's log-prob is gaussian_log_prob(raw, mu, log_std).sum(-1) on the same dist_params: bit for bit equal
+    assert torch.equal(step.log_prob, gaussian_log_prob(step.action, mu, log_std).sum(-1))
     names = {n for n, _ in net.named_parameters()}
     assert "head.log_std" in names
     trunk = mlp(5, None)
