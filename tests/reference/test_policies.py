@@ -1,9 +1,10 @@
 """Tests of reference.policies (softmax and tanh-Gaussian heads) and reference.atari_shapes.
 
-Exact comparisons use reference.tolerance. Finite differences use the central-difference step
-h = eps^(1/3) (scaled), whose error is O(h^2 f''' + eps f / h) = O(eps^(2/3)) ~ 4e-11 times the scale of
-the derivatives; the bound asserted is FD_RTOL = 1e-7 relative to that scale (softmax and Gaussian
-log-densities have derivatives of order 1 on the sampled ranges).
+Exact comparisons use reference.tolerance. Finite differences use
+:func:`reference.tolerance.central_difference` (step FD_H = 1e-4): its bound is the Richardson estimate of
+the truncation error from the steps h and 2h plus the rounding error of f over h, computed from f alone.
+The rounding error of one evaluation of f is :func:`reference.tolerance.tolerance` of the sum of the
+magnitudes of f's terms, one term per rounding (stated at each use).
 """
 
 from __future__ import annotations
@@ -42,10 +43,26 @@ from reference.policies import (
     tanh_gaussian_log_prob_text,
     tanh_gaussian_sample,
 )
-from reference.tolerance import EPS, tolerance
+from reference.tolerance import central_difference, tolerance
 
-FD_H = EPS ** (1.0 / 3.0)
-FD_RTOL = 1e-7
+FD_H = 1e-4
+
+
+def _log_softmax_f_error(theta: np.ndarray) -> float:
+    """Rounding of one entry of log_softmax over a row of A logits with spread D = max - min: theta - max
+    (|.| <= D), A exps and an A-term sum (>= 1), its log (<= log A), and the subtraction: terms of total
+    magnitude <= 3 D + log A + A, each rounded once or twice."""
+    spread = float(np.max(np.ptp(theta, axis=-1))) + 2 * FD_H
+    n_a = theta.shape[-1]
+    return tolerance(3.0 * spread + math.log(n_a) + n_a, terms=n_a + 4)
+
+
+def _tanh_gaussian_f_error(z: float, mu: float, ls: float) -> float:
+    """Rounding of one evaluation of -tau - w^2 / 2 - log(2 pi) / 2 - log(1 - tanh^2 z), w = (z - mu) e^-tau
+    (steps of up to 2 h in mu or tau included): the sum of the terms' magnitudes, 8 roundings (w: 3, w^2 / 2:
+    2, the log term: 2 ulp + 1, the 3 additions)."""
+    w = (abs(z - mu) + 2 * FD_H) * math.exp(-ls + 2 * FD_H)
+    return tolerance(abs(ls) + 2 * FD_H + 0.5 * w * w + 1.0 + 2.0 * abs(z) + 2.0 * math.log(2.0), terms=8)
 logits_sa = arrays(np.float64, (3, 4), elements=st.floats(-6.0, 6.0))
 
 
@@ -80,13 +97,9 @@ def test_PG_48_categorical_errors_name_the_offending_action() -> None:
 @given(logits_sa, st.integers(0, 2), st.integers(0, 3))
 def test_PG_07_softmax_score_closed_form_matches_finite_differences(theta: np.ndarray, s: int, a: int) -> None:
     full = softmax_score_full(theta, s, a)
-    fd = np.zeros_like(theta)
-    for i in range(theta.shape[0]):
-        for j in range(theta.shape[1]):
-            e = np.zeros_like(theta)
-            e[i, j] = FD_H
-            fd[i, j] = (log_softmax(theta + e)[s, a] - log_softmax(theta - e)[s, a]) / (2 * FD_H)
-    np.testing.assert_allclose(full, fd, rtol=0, atol=FD_RTOL)
+    fd, bound = central_difference(lambda th: float(log_softmax(th)[s, a]), theta, h=FD_H,
+                                   f_error=_log_softmax_f_error(theta))
+    assert np.all(np.abs(full - fd) <= bound), (full - fd, bound)
     # only row s is non-zero, and it is e_a - pi(. | s)
     assert np.all(np.delete(full, s, axis=0) == 0.0)
     np.testing.assert_array_equal(full[s], softmax_score(theta, np.array(s), np.array(a)))
@@ -151,13 +164,10 @@ def test_PG_51_text_formula_differs_by_a_theta_free_term(a: float, mu: float, ls
 @given(st.floats(-25.0, 25.0), st.floats(-2.0, 2.0), st.floats(-2.0, 1.0))
 def test_PG_51_closed_form_gradients_match_finite_differences(z: float, mu: float, ls: float) -> None:
     g_mu, g_ls = tanh_gaussian_grad_log_prob(z, mu, ls)
-    h = FD_H
-    fd_mu = (tanh_gaussian_log_prob(z, mu + h, ls) - tanh_gaussian_log_prob(z, mu - h, ls)) / (2 * h)
-    fd_ls = (tanh_gaussian_log_prob(z, mu, ls + h) - tanh_gaussian_log_prob(z, mu, ls - h)) / (2 * h)
-    u = abs(z - mu) * math.exp(-ls)
-    scale = 1.0 + u * u + u * math.exp(-ls)  # size of the derivatives (and of their own derivatives)
-    assert abs(float(g_mu) - float(fd_mu)) <= FD_RTOL * scale * (1 + u * u)
-    assert abs(float(g_ls) - float(fd_ls)) <= FD_RTOL * scale * (1 + u * u)
+    fd, bound = central_difference(lambda p: float(tanh_gaussian_log_prob(z, p[0], p[1])), np.array([mu, ls]),
+                                   h=FD_H, f_error=_tanh_gaussian_f_error(z, mu, ls))
+    assert abs(float(g_mu) - fd[0]) <= bound[0]
+    assert abs(float(g_ls) - fd[1]) <= bound[1]
 
 
 @given(st.floats(-0.99, 0.99), st.floats(-2.0, 2.0), st.floats(-2.0, 1.0))
@@ -165,13 +175,11 @@ def test_PG_51_text_formula_has_the_true_gradient(a: float, mu: float, ls: float
     """The text's log-density (without C) has the same (mu, tau)-gradient as the true one (E-51)."""
     z = math.atanh(a)
     g_mu, g_ls = tanh_gaussian_grad_log_prob(z, mu, ls)
-    h = FD_H
-    t_mu = (tanh_gaussian_log_prob_text(a, mu + h, ls) - tanh_gaussian_log_prob_text(a, mu - h, ls)) / (2 * h)
-    t_ls = (tanh_gaussian_log_prob_text(a, mu, ls + h) - tanh_gaussian_log_prob_text(a, mu, ls - h)) / (2 * h)
-    u = abs(z - mu) * math.exp(-ls)
-    scale = (1.0 + u * u + u * math.exp(-ls)) * (1 + u * u)
-    assert abs(float(g_mu) - float(t_mu)) <= FD_RTOL * scale
-    assert abs(float(g_ls) - float(t_ls)) <= FD_RTOL * scale
+    # the text's formula has the same terms, with log(1 - a^2) from a itself: the same rounding count
+    fd, bound = central_difference(lambda p: float(tanh_gaussian_log_prob_text(a, p[0], p[1])),
+                                   np.array([mu, ls]), h=FD_H, f_error=_tanh_gaussian_f_error(z, mu, ls))
+    assert abs(float(g_mu) - fd[0]) <= bound[0]
+    assert abs(float(g_ls) - fd[1]) <= bound[1]
 
 
 def test_PG_50_log_prob_from_stored_z_is_finite_where_the_action_saturates() -> None:
