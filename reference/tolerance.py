@@ -28,6 +28,8 @@ __all__ = [
     "EPS",
     "EPS32",
     "SAFETY",
+    "U32",
+    "U64",
     "central_difference",
     "counted_tolerance",
     "discount_condition",
@@ -40,6 +42,12 @@ EPS: float = float(np.finfo(np.float64).eps)
 
 EPS32: float = float(np.finfo(np.float32).eps)
 """Machine epsilon of float32 (2^-23 = 1.19e-7), twice its unit roundoff, as ``EPS`` is for float64."""
+
+U64: float = EPS / 2.0
+"""Unit roundoff of float64 (2^-53): the relative error of one correctly rounded operation."""
+
+U32: float = EPS32 / 2.0
+"""Unit roundoff of float32 (2^-24)."""
 
 SAFETY: float = 8.0
 """Constant factor covering the few extra roundings around the dominant operation."""

@@ -24,7 +24,7 @@ import reference.policies as ref_pol  # noqa: E402
 import reference.surrogates as ref_sur  # noqa: E402
 from reference.errors import ReferenceError_, ShapeError  # noqa: E402
 from reference.testing.strategies_rollouts import RolloutBatch, rollout_batches  # noqa: E402
-from reference.tolerance import EPS, EPS32, counted_tolerance, tolerance  # noqa: E402
+from reference.tolerance import U32, U64, counted_tolerance, tolerance  # noqa: E402
 from scalable.core import advantages as adv  # noqa: E402
 from scalable.core import distributions as dist  # noqa: E402
 from scalable.core import losses  # noqa: E402
@@ -127,7 +127,7 @@ def test_TR_31_gae_float32_and_autograd() -> None:
     # negation through delta = ... - V is exact); the closed form rounds c (carried k = u + 1 times into c^k),
     # pow (2 ulp: 4), 1 - c^k, 1 / (1 - c) to float32 and the division: ((k + 4) c^k + 1 - c^k) u / (1 - c)
     # + 2 u g_u.
-    u32, g_prev, e_prev, bound = EPS32 / 2.0, 0.0, 0.0, []
+    u32, g_prev, e_prev, bound = U32, 0.0, 0.0, []
     for k in range(1, 6):
         g_k = 1.0 + c * g_prev
         e_prev = c * e_prev + u32 * (2.0 * c * g_prev + g_k)
@@ -347,9 +347,6 @@ def test_open_choice_15_clamp_sample_and_gaussian() -> None:
 
 
 # ------------------------------------------------------------------------------------ normalisers
-U64 = EPS / 2.0  # float64 unit roundoff 2^-53
-
-
 def _chan_error_bounds(parts: list[np.ndarray], count0: float, mean0: float = 0.0,
                        var0: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """First-order running error bounds (Higham 2002, sec. 3.3) on RunningMeanStd's mean and variance after

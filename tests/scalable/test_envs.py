@@ -23,7 +23,7 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
-from reference.tolerance import EPS, EPS32, counted_tolerance
+from reference.tolerance import U32, counted_tolerance
 from scalable.agents.common import Rollout, collect_rollout
 from scalable.core.advantages import gae, value_targets
 from scalable.envs import AtariOptions, EpisodeInfo, EpisodeQuota, VecEnv, completed_episodes, make_vec_env
@@ -103,9 +103,6 @@ def _expected_targets(ro: Rollout, policy: StubPolicy) -> Tensor:
     return out
 
 
-U32 = EPS32 / 2.0  # float32 unit roundoff 2^-24
-
-
 def _targets_error_bound(ro: Rollout) -> Tensor:
     """Bound on |targets - _expected_targets| for the float32 pipeline gae(lam = 1) -> value_targets, by
     running error analysis (Higham 2002, sec. 3.3) on the float32 inputs r, V, V' (exact in float64):
@@ -130,7 +127,7 @@ def _targets_error_bound(ro: Rollout) -> Tensor:
         acc = delta[t] + GAMMA * prev
         err = local_delta[t] + U32 * (2 * GAMMA * prev.abs() + acc.abs()) + GAMMA * prev_err
         bound[t] = err + U32 * (acc + v[t]).abs()
-    ref = counted_tolerance(t_len * float(r.abs().max()) + float(nv.abs().max()), roundings=2 * t_len + 2, eps=EPS)
+    ref = counted_tolerance(t_len * float(r.abs().max()) + float(nv.abs().max()), roundings=2 * t_len + 2)
     return bound + ref
 
 

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 import reference.policies as ref_pol  # noqa: E402
 from reference.atari_shapes import atari_a3c_layer_shapes, atari_a3c_parameter_count  # noqa: E402
-from reference.tolerance import EPS, EPS32, counted_tolerance  # noqa: E402
+from reference.tolerance import EPS32, U32, U64, counted_tolerance  # noqa: E402
 from scalable.core.distributions import (  # noqa: E402
     LOG_STD_MAX,
     LOG_STD_MIN,
@@ -24,7 +24,6 @@ from scalable.nets.atari import AtariActorCritic, NatureCNN, TextAtariNet  # noq
 from scalable.nets.init import layer_init  # noqa: E402
 from scalable.nets.mlp import MLPActorCritic, TanhGaussianHead, mlp  # noqa: E402
 
-U32 = EPS32 / 2.0  # float32 unit roundoff 2^-24
 ULP2 = 4  # elementary functions (exp, log, tanh, logaddexp) taken as accurate to 2 ulp: 4 u relative
 
 
@@ -44,7 +43,7 @@ def _entropy_rounding_bound(logits: Any) -> Any:
     spread = (lg.max(dim=-1).values - lg.min(dim=-1).values).numpy()
     ent = ref_pol.categorical_entropy(lg.numpy())
     per_u = (1.0 + ent) * (3.0 * spread + n_a + 3 + 5.0 * math.log(n_a)) + (n_a + 4) * ent
-    return (U32 + EPS / 2.0) * per_u
+    return (U32 + U64) * per_u
 
 
 def _orthogonal_gram_bound(layer: Any, gain: float) -> float:
@@ -70,7 +69,7 @@ def _tanh_gaussian_twin_bound(z: NDArray[np.float64], mu: NDArray[np.float64],
     sp = np.logaddexp(0.0, -2.0 * z)
     mags = np.abs(log_std) + 0.5 * w**2 + 0.5 * math.log(2 * math.pi) + 2.0 * (math.log(2.0) + np.abs(z) + sp)
     n_a = z.shape[-1]
-    return np.asarray(counted_tolerance(1.0, roundings=2 * (n_a + 21), eps=EPS) * mags.sum(-1), dtype=np.float64)
+    return np.asarray(counted_tolerance(1.0, roundings=2 * (n_a + 21)) * mags.sum(-1), dtype=np.float64)
 
 
 @pytest.mark.parametrize("n_actions", [4, 18])
@@ -316,9 +315,7 @@ def test_channels_last_is_a_layout_only_switch(arch: Any) -> None:
         scale = _abs_forward(exact.trunk, x)
         layers = [m for m in nhwc.trunk.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
         fan_in = sum(m.weight[0].numel() for m in layers)
-        n = fan_in + 4
-        u = 2.0**-24
-        bound = (n * u / (1 - n * u)) * scale
+        bound = counted_tolerance(1.0, roundings=fan_in + 4, eps=EPS32) * scale
         for net in (nhwc, nchw):
             err = (net.trunk(x).double() - f64).abs()
             assert bool((err <= bound).all()), float((err / bound).max())
@@ -345,7 +342,7 @@ def _layers_match_their_exact_counterparts(net: Any, x: Any, out_dtype: Any) -> 
         for h in hooks:
             h.remove()
     assert [m for m, _, _ in seen] == layers
-    u_o = {torch.float32: 2.0**-24, torch.bfloat16: 2.0**-8}[out_dtype]
+    u_o = {torch.float32: U32, torch.bfloat16: 2.0**-8}[out_dtype]
     for mod, inp, out in seen:
         assert out.dtype == out_dtype, (mod, out.dtype)
         xin = inp.to(out_dtype).double()
@@ -357,7 +354,7 @@ def _layers_match_their_exact_counterparts(net: Any, x: Any, out_dtype: Any) -> 
             exact = torch.nn.functional.linear(xin, w, b)
             scale = torch.nn.functional.linear(xin.abs(), w.abs(), b.abs())
         n = mod.weight[0].numel() + 1
-        gamma = n * 2.0**-24 / (1 - n * 2.0**-24)
+        gamma = counted_tolerance(1.0, roundings=n, eps=EPS32)
         bound = u_o * exact.abs() + (1 + u_o) * gamma * scale + n * 2.0**-126
         err = (out.double() - exact).abs()
         assert bool((err <= bound).all()), (mod, float((err / bound).max()))
