@@ -215,20 +215,56 @@ def test_GAME_08_E72_simgad_converges_on_a_strongly_monotone_game() -> None:
 
 
 def test_GAME_08_linearisation_at_uniform_explains_simgad_and_eg_on_rps() -> None:
-    # At theta = 0 the field (grad_1 R, -grad_2 R) has Jacobian [[0, M/9], [M/9, 0]] (checked symbolically in
-    # proofs_checks/check_games.py): eigenvalues 0 (x2, the shift directions) and +-i sqrt(3)/9 (x2 each).
-    F = softmax_game_gradient(rps_payoff())
-    alpha = 0.1
+    # At theta = 0 the field (grad_1 R, -grad_2 R) has Jacobian J = [[0, M/9], [M/9, 0]] (checked symbolically in
+    # proofs_checks/check_games.py): eigenvalues 0 (x2, the shift directions) and +-i w, w = sqrt(3)/9 (x2 each).
+    M = rps_payoff()
+    F = softmax_game_gradient(M)
+    alpha, h, n = 0.1, 1e-5, 6
     z = np.zeros(3)
-    # central differences of a quadratic-in-h error: h = 1e-5 gives truncation ~1e-10, rounding ~1e-11
-    fd_tol = 1e-9
-    sim = np.sort(np.abs(np.linalg.eigvals(linearised_iteration_matrix(F, z, z, method="simgad", alpha=alpha))))
-    eg = np.sort(np.abs(np.linalg.eigvals(linearised_iteration_matrix(F, z, z, method="extragradient",
-                                                                      alpha=alpha))))
+    sim_m = linearised_iteration_matrix(F, z, z, method="simgad", alpha=alpha, h=h)
+    eg_m = linearised_iteration_matrix(F, z, z, method="extragradient", alpha=alpha, h=h)
+
+    # 1. The finite-difference Jacobian inside linearised_iteration_matrix, within a computed bound of the exact J.
+    # One field component p_i (Mq_i - p.Mq) with |M| <= 1: the softmax (max, subtraction, exp within 1 ulp,
+    # a 3-term sum, a division) leaves p with relative error <= 8u; Mq (products exact, 2 sums) <= 10u; p.Mq <= 23u;
+    # the difference <= 35u and the product with p_i <= 53u in all, counted as 64 roundings of a quantity <= 1.
+    f_error = counted_tolerance(1.0, roundings=64)
+
+    def component(i: int) -> Callable[[NDArray[np.float64]], float]:
+        def f(w: NDArray[np.float64]) -> float:
+            gx, gy = F(w[:3], w[3:])
+            return float(np.concatenate([gx, -gy])[i])
+        return f
+
+    rows = [central_difference(component(i), np.zeros(n), h=h, f_error=f_error) for i in range(n)]
+    j_fd = np.stack([r[0] for r in rows])
+    j_bound = np.stack([r[1] for r in rows])
+    np.testing.assert_array_equal(sim_m, np.eye(n) + alpha * j_fd)  # the same differences, same order
+    j_exact = np.block([[np.zeros((3, 3)), M / 9.0], [M / 9.0, np.zeros((3, 3))]])
+    assert np.all(np.abs(j_fd - j_exact) <= j_bound), (j_fd - j_exact, j_bound)
+
+    # 2. Eigenvalue moduli. J is antisymmetric (M^T = -M), so I + alpha J and I + alpha J + alpha^2 J^2 are normal
+    # and Bauer-Fike holds with condition 1: every computed eigenvalue lies within ||E_A||_2 + ||F||_2 of an exact
+    # one, E_A the finite-difference error of the iteration matrix and F the backward error of eigvals
+    # (tolerance(||A||_2, terms=n)). The discs around the distinct exact eigenvalues are disjoint (asserted), so
+    # by continuity each holds as many computed eigenvalues as its multiplicity; the sorted moduli then agree
+    # within the radius. ||E||_2 <= ||E||_F <= ||j_bound||_F; for EG, E_A = alpha E + alpha^2 (J E + E J + E^2).
+    e = float(np.linalg.norm(j_bound))
+    jn = float(np.linalg.norm(j_exact, 2))
     w = np.sqrt(3.0) / 9.0
-    np.testing.assert_allclose(sim, [1, 1, *[np.sqrt(1 + (alpha * w) ** 2)] * 4], atol=fd_tol)
-    np.testing.assert_allclose(eg, [*[np.sqrt((1 - (alpha * w) ** 2) ** 2 + (alpha * w) ** 2)] * 4, 1, 1],
-                               atol=fd_tol)
+    for m, err_a, lam_exact in (
+        (sim_m, alpha * e, [1.0, 1.0, *[complex(1.0, s * alpha * w) for s in (1, 1, -1, -1)]]),
+        (eg_m, alpha * e + alpha**2 * (2.0 * jn * e + e * e),
+         [1.0, 1.0, *[complex(1.0 - (alpha * w) ** 2, s * alpha * w) for s in (1, 1, -1, -1)]]),
+    ):
+        radius = err_a + tolerance(float(np.linalg.norm(m, 2)), terms=n)
+        distinct = np.unique(np.round(np.asarray(lam_exact, dtype=np.complex128), 12))
+        gaps = np.abs(distinct[:, None] - distinct[None, :])[~np.eye(len(distinct), dtype=bool)]
+        assert gaps.min() > 2.0 * radius
+        got = np.sort(np.abs(np.linalg.eigvals(m)))
+        np.testing.assert_allclose(got, np.sort(np.abs(lam_exact)), rtol=0, atol=radius)
+    sim = np.sort(np.abs(np.linalg.eigvals(sim_m)))
+    eg = np.sort(np.abs(np.linalg.eigvals(eg_m)))
     assert sim[-1] > 1.0 + 1e-4 and eg[0] < 1.0 - 1e-5
 
 

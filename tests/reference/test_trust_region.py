@@ -237,8 +237,14 @@ def test_TR_09_natural_gradient_of_tabular_softmax_is_the_centred_advantage(seed
     want = adv - adv.mean(axis=1, keepdims=True)
     want[mdp.term] = 0.0
     f = fisher_matrix(th, d)
+    # condition of F on its range: block s = d(s) (diag(pi_s) - pi_s pi_s^T) has rank A - 1 when d(s) > 0 (every
+    # pi_s > 0 under softmax) and is 0 otherwise, so rank F is known exactly; the remaining computed eigenvalues
+    # are eigvalsh's rounding of zeros, within its backward error tolerance(||F||_2, terms=D)
     ev = np.linalg.eigvalsh(f)
-    nz = ev[ev > 1e-12 * ev.max()]
+    rank = int(np.count_nonzero(d > 0.0)) * (mdp.n_actions - 1)
+    nz, null = ev[ev.size - rank:], ev[:ev.size - rank]
+    zero_tol = tolerance(float(ev.max()), terms=th.size)
+    assert np.all(np.abs(null) <= zero_tol) and nz.min() > zero_tol
     kappa_f = float(nz.max() / nz.min())
     np.testing.assert_allclose(x, want, rtol=0,
                                atol=tolerance(2.0 * value_scale(1.0, gamma), terms=th.size,
