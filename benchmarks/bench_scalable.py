@@ -79,6 +79,8 @@ ATARI_ENV = "BreakoutNoFrameskip-v4"
 MUJOCO_ENV = "HalfCheetah-v5"
 CLEANRL_1M = {"HalfCheetah-v5": 1443.0, "Hopper-v5": 2383.0, "Walker2d-v5": 2288.0}
 """CleanRL's published PPO figures at 1M steps (the issue's targets)."""
+RETURNS_ENVS: tuple[str, ...] = tuple(CLEANRL_1M)
+"""The returns benchmark's environments, in the report's order."""
 
 Lib = Literal["ours", "sb3"]
 Kind = Literal["mujoco", "atari"]
@@ -585,6 +587,21 @@ def cmd_returns(args: argparse.Namespace) -> None:
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             list(pool.map(_spawn_and_record, todo))
         done = _load_runs()
+    # the report covers every finished run at these steps (and backend), not only the envs and seeds asked for
+    # now: a run of some envs or seeds adds to the section instead of dropping the others from it
+    kept = [r["spec"] for r in done.values() if r["spec"]["steps"] == args.steps
+            and (r["spec"]["lib"] != "ours" or r["spec"]["backend"] == args.backend)]
+    order = [*RETURNS_ENVS, *args.envs]
+    envs = sorted({*args.envs, *(s["env_id"] for s in kept)},
+                  key=lambda e: (order.index(e) if e in order else len(order), e))
+    seeds = sorted({*args.seeds, *(int(s["seed"]) for s in kept if s["env_id"] in envs)})
+    if (envs, seeds) != (list(args.envs), sorted(args.seeds)):
+        print(f"returns: the report covers every finished run at {args.steps} steps: envs {' '.join(envs)}, "
+              f"seeds {' '.join(map(str, seeds))}", flush=True)
+    args.envs, args.seeds = envs, seeds
+    specs = [Spec(lib, "mujoco", env_id, args.steps, seed, args.backend if lib == "ours" else "gymnasium",
+                  args.threads, curve=True)
+             for seed in seeds for env_id in envs for lib in ("ours", "sb3")]
     results = [done[k] for k in (_run_key(asdict(s)) for s in specs) if k in done]
     missing = len(specs) - len(results)
     elapsed = sum(r["wall_s"] for r in results) / max(1, args.jobs)
@@ -818,7 +835,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     r = sub.add_parser("returns", help="final returns and learning curves on MuJoCo: ours vs SB3")
     r.add_argument("--steps", type=int, default=1_000_000)
     r.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    r.add_argument("--envs", nargs="+", default=["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"])
+    r.add_argument("--envs", nargs="+", default=list(RETURNS_ENVS))
     r.add_argument("--backend", choices=["gymnasium", "envpool"], default="gymnasium",
                    help="ours only; SB3 always steps gymnasium's simulator, so gymnasium compares like with like")
     r.add_argument("--threads", type=int, default=1)
