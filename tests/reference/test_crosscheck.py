@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from reference import exact
 from reference.bellman import sup_norm
 from reference.dp import policy_iteration, v_star
-from reference.mdp import FiniteMDP, deterministic_policy, from_gymnasium
+from reference.mdp import FiniteMDP, deterministic_policy, from_arrays, from_gymnasium
 from reference.testing.oracles import value_tolerance
 from reference.testing.strategies import finite_mdps
 from reference.tolerance import tolerance
@@ -44,20 +44,59 @@ def test_BEL_12_v_star_agrees_with_pymdptoolbox_policy_iteration(mdp: FiniteMDP)
     assert sup_norm(exact.v_pi(mdp, pol) - ours) <= 2 * value_tolerance(mdp)
 
 
+class _SpanRuleVI(mdptoolbox_mdp.ValueIteration):  # type: ignore[misc,name-defined]
+    """pymdptoolbox's ValueIteration stopped by its span rule alone (its own iteration cap bypassed: see
+    :func:`test_BEL_25_pymdptoolbox_iteration_cap_stops_one_sweep_early`)."""
+
+    def _boundIter(self, epsilon: float) -> None:  # keep max_iter as given
+        pass
+
+
 @settings(max_examples=30)
 @given(finite_mdps(families=("dense", "sparse", "terminating"), max_states=10, max_actions=4,
                    max_gamma=0.95), st.sampled_from([1e-2, 1e-4]))
 def test_BEL_25_pymdptoolbox_value_iteration_only_guarantees_an_eps_optimal_policy(mdp: FiniteMDP,
                                                                                   eps: float) -> None:
     """pymdptoolbox's ValueIteration stops on the span rule, which guarantees an eps-optimal *policy*
-    (||V^{pi} - V*|| <= eps), not ||V - V*|| <= eps; our certified VI bounds the value error itself."""
+    (||V^{pi} - V*|| <= eps), not ||V - V*|| <= eps; our certified VI bounds the value error itself.
+    Its iteration cap is bypassed here: the cap can stop it before the span rule holds (next test)."""
     P, R = _to_toolbox(mdp)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        vi = mdptoolbox_mdp.ValueIteration(P, R, mdp.gamma, epsilon=eps, max_iter=100_000)
+        vi = _SpanRuleVI(P, R, mdp.gamma, epsilon=eps, max_iter=100_000)
         vi.run()
+    assert vi.iter < 100_000  # stopped by the span rule
     pol = deterministic_policy(np.asarray(vi.policy), mdp.n_actions)
     assert sup_norm(exact.v_pi(mdp, pol) - v_star(mdp)) <= eps + value_tolerance(mdp)
+
+
+def test_BEL_25_pymdptoolbox_iteration_cap_stops_one_sweep_early() -> None:
+    """Found by the property test above (Hypothesis, gamma = 0.18): for gamma < 1 pymdptoolbox's constructor
+    replaces max_iter by n = ceil(log(thresh / sp(V^1 - V^0)) / log(gamma k)) (Puterman, Theorem 6.6.6), which
+    makes (gamma k)^n sp(V^1 - V^0) <= thresh; but the sweep-n check sees sp(V^n - V^{n-1}) <=
+    (gamma k)^(n-1) sp(V^1 - V^0), one factor short, so the cap can stop it before the span rule holds,
+    returning a policy that is not eps-optimal.
+
+    The MDP: gamma = 0.1, eps = 0.01 (thresh = eps (1 - gamma) / gamma = 0.09). State 0: action 0 pays 0.5 and
+    ends, action 1 pays 0.49 and moves to state 1, which pays 0.5 and ends. sp(V^1 - V^0) = 0.5 and k = 1, so
+    n = ceil(log(0.18) / log(0.1)) = 1: one sweep, whose policy is greedy in V^0 = 0 (action 0, myopic), while
+    Q*(0, 1) = 0.49 + 0.1 * 0.5 = 0.54 > 0.5 = Q*(0, 0): the returned policy is 0.04 > eps from optimal.
+    With the span rule alone the second sweep stops it (sp(V^2 - V^1) = 0.05 < 0.09) at the optimal policy."""
+    P = np.zeros((2, 2, 3))
+    P[0, 0, 2] = P[0, 1, 1] = P[1, :, 2] = 1.0
+    mdp = from_arrays(P, np.array([[0.5, 0.49], [0.5, 0.5]]), [1.0, 0.0], gamma=0.1)
+    Pt, R = _to_toolbox(mdp)
+    eps = 0.01
+    capped = mdptoolbox_mdp.ValueIteration(Pt, R, mdp.gamma, epsilon=eps, max_iter=100_000)
+    assert capped.max_iter == 1
+    capped.run()
+    gap = sup_norm(exact.v_pi(mdp, deterministic_policy(np.asarray(capped.policy), mdp.n_actions)) - v_star(mdp))
+    assert capped.policy[0] == 0 and abs(gap - 0.04) <= tolerance(1.0, terms=4)
+    span_rule = _SpanRuleVI(Pt, R, mdp.gamma, epsilon=eps, max_iter=100_000)
+    span_rule.run()
+    assert span_rule.iter == 2 and span_rule.policy[0] == 1
+    assert sup_norm(exact.v_pi(mdp, deterministic_policy(np.asarray(span_rule.policy), mdp.n_actions))
+                    - v_star(mdp)) <= eps
 
 
 @pytest.mark.parametrize("env_id,kwargs", [("FrozenLake-v1", {}), ("FrozenLake-v1", {"map_name": "8x8"}),
