@@ -441,3 +441,36 @@ def test_TR_35_gae_bias_formula_vanishes_at_lambda_one(seed: int, gamma: float, 
     assert np.all(np.abs(bias) <= bound + tol)
     if lam == 1.0:
         assert np.all(bias == 0.0)
+
+
+# --- found by the mutation audit of 2026-12-06: inputs the property tests never generated -----------------
+def test_open_choice_13_termination_wins_over_truncation_and_needs_no_v_final() -> None:
+    """A row both terminated and truncated bootstraps 0 (termination wins), so it needs no V(final obs):
+    v_final may be omitted. Dropping the ``& ~terminated`` would ask for v_final (or bootstrap it)."""
+    both = np.array([[True], [False]])
+    nv = next_values_from_rollout(np.array([[1.0], [2.0]]), np.array([3.0]), both, both)
+    np.testing.assert_array_equal(nv, [[0.0], [3.0]])
+
+
+def test_TR_29_rollout_flags_truncation_on_the_last_row_of_a_cut_trajectory() -> None:
+    """rollout_from_trajectories marks truncated exactly at row length - 1 of each trajectory cut at the
+    horizon and nowhere else (downstream values alone cannot see this flag when truncation is the last row)."""
+    rng = np.random.default_rng(0)
+    mdp = random_layered_mdp(rng, 4, 2, 2, gamma=0.9, early_stop_prob=0.3)
+    tr = sample_trajectories(mdp, np.full((mdp.n_states_plus, 2), 0.5), rng=rng, n=40, horizon=2)
+    assert tr.truncated.any() and tr.terminated.any()
+    ro = rollout_from_trajectories(mdp, tr, np.zeros(mdp.n_states_plus))
+    want = np.zeros_like(ro.truncated)
+    for i in np.flatnonzero(tr.truncated & (tr.lengths > 0)):
+        want[tr.lengths[i] - 1, i] = True
+    np.testing.assert_array_equal(ro.truncated, want)
+    assert not np.any(ro.truncated & ro.terminated)
+
+
+def test_TR_29_flags_other_than_0_and_1_are_refused() -> None:
+    z = np.zeros((3, 2))
+    f = np.zeros((3, 2), dtype=bool)
+    with pytest.raises(ReferenceError_, match="boolean"):
+        gae(z, z, z, np.full((3, 2), 2), f, gamma=0.9, lam=0.9)
+    with pytest.raises(ReferenceError_, match="boolean"):
+        gae(z, z, z, f, np.full((3, 2), -1), gamma=0.9, lam=0.9)

@@ -249,3 +249,10 @@ def test_BEL_06_bellman_operator_matches_text_expectation(mdp: FiniteMDP, data: 
     assert sup_norm(bellman_v(mdp, pi, v) - rhs) <= _contraction_slack(mdp, v)
     rhs_star = expectation_by_outcomes(mdp, v).max(axis=1)
     assert sup_norm(bellman_optimality_v(mdp, v) - rhs_star) <= _contraction_slack(mdp, v)
+
+
+def test_BEL_21_greedy_from_q_keeps_the_current_maximiser_on_ties() -> None:
+    """Found by the mutation audit (2026-12-06): ``current`` of greedy_from_q was never exercised."""
+    q = np.array([[1.0, 1.0], [0.0, 2.0]])
+    np.testing.assert_array_equal(greedy_from_q(q), [0, 1])
+    np.testing.assert_array_equal(greedy_from_q(q, current=np.array([1, 0])), [1, 1])

@@ -22,8 +22,9 @@ from reference.dp import (
     solve_value_iteration,
     v_star,
     value_iteration,
+    vi_error_bound,
 )
-from reference.errors import DivergentReturnError, ImproperPolicyError, NonSummableReturnError
+from reference.errors import DivergentReturnError, ImproperPolicyError, InvalidDiscountError, NonSummableReturnError
 from reference.generators import (
     alternating_reward_mdp,
     positive_cycle_mdp,
@@ -34,7 +35,7 @@ from reference.generators import (
 from reference.mdp import FiniteMDP, deterministic_policy, from_arrays, greedy
 from reference.testing.oracles import expectation_by_outcomes, optimal_values_by_enumeration, value_tolerance
 from reference.testing.strategies import finite_mdps, policies, value_functions
-from reference.tolerance import counted_tolerance, tolerance
+from reference.tolerance import counted_tolerance, discount_condition, tolerance
 
 # Rate checks: a bound c_k ||U^0 - U*|| is compared with a float64 quantity that carries the rounding of
 # k operator applications, each O(tolerance): slack (k + 1) * value_tolerance (inventory open choice 4:
@@ -385,3 +386,102 @@ def test_BEL_34_solve_optimal_certificate() -> None:
     sol = solve_optimal(mdp, eps=1e-9)
     assert sol.bound <= 1e-9
     assert sup_norm(sol.value - v_star(mdp)) <= sol.bound + value_tolerance(mdp)
+
+
+# --- found by the mutation audit of 2026-12-06 -------------------------------------------------------------
+def test_BEL_26_vi_policy_0_is_greedy_in_v0() -> None:
+    """VI's policies[k] is greedy in V^k, k = 0 included (the tests above start at k = 1)."""
+    rng = np.random.default_rng(3)
+    mdp = random_mdp(rng, 6, 3, gamma=0.9)
+    v0 = 10.0 * rng.normal(size=mdp.n_states_plus)
+    v0[mdp.term] = 0.0
+    res = value_iteration(mdp, v0, num_iters=1)
+    want = greedy(mdp.lookahead(v0), scale=mdp.tie_scale, tie_rtol=mdp.tie_rtol)
+    assert not np.array_equal(want, greedy(mdp.lookahead(np.zeros(mdp.n_states_plus)), scale=mdp.tie_scale,
+                                           tie_rtol=mdp.tie_rtol))  # this V^0 is told apart from V = 0
+    np.testing.assert_array_equal(res.policies[0], want)
+
+
+def test_BEL_25_vi_error_bound_value_and_domain() -> None:
+    """gamma / (1 - gamma) * step (a looser bound would pass every convergence test); gamma = 1 is refused."""
+    for gamma, step in ((0.9, 1.0), (0.5, 2.0), (0.99, 1e-3)):
+        exact_bound = gamma / (1.0 - gamma) * step  # the same three roundings: 1 - gamma, /, *
+        assert vi_error_bound(gamma, step) == exact_bound
+    assert abs(vi_error_bound(0.5, 2.0) - 2.0) <= counted_tolerance(2.0, roundings=3)
+    assert abs(vi_error_bound(0.9, 1.0) - 9.0) <= counted_tolerance(9.0, roundings=4)  # 0.9 itself rounds
+    with pytest.raises(InvalidDiscountError):
+        vi_error_bound(1.0, 0.1)
+
+
+def test_BEL_25_certified_vi_policy_is_greedy_in_the_returned_value() -> None:
+    """s0: action 0 pays 1 and ends, action 1 pays 0 and moves to s1, which pays 10 and ends. One sweep from
+    V^0 = 0 gives V^1 = (1, 10) and the bound 9 * 10 = 90 <= eps stops there: greedy in V^1 goes to s1
+    (0 + 0.9 * 10 = 9 > 1); greedy in V^0 would take the 1."""
+    P = np.zeros((2, 2, 3))
+    P[0, 0, 2] = P[0, 1, 1] = P[1, :, 2] = 1.0
+    mdp = from_arrays(P, np.array([[1.0, 0.0], [10.0, 10.0]]), [1.0, 0.0], gamma=0.9)
+    sol = solve_value_iteration(mdp, eps=100.0)
+    assert sol.iterations == 1
+    np.testing.assert_array_equal(sol.value, [1.0, 10.0, 0.0])  # max of exact sums: 1, 10
+    assert sol.policy[0] == 1
+
+
+def test_BEL_29_every_anchored_vi_step_anchors_at_u0() -> None:
+    """U^k = beta_k U^0 + (1 - beta_k) B^* U^{k-1} at every k (not only k = 1 and the limit); the test repeats
+    the implementation's expression on the same floats, so the iterates agree bit for bit."""
+    rng = np.random.default_rng(2)
+    mdp = random_mdp(rng, 5, 3, gamma=0.9)
+    u0 = rng.normal(size=mdp.n_states_plus)
+    u0[mdp.term] = 0.0
+    res = anchored_value_iteration(mdp, u0, num_iters=4)
+    for k in range(1, 5):
+        b = ancvi_beta(mdp.gamma, k)
+        np.testing.assert_array_equal(res.values[k], b * u0 + (1.0 - b) * bellman_optimality_v(mdp, res.values[k - 1]))
+
+
+def test_BEL_34_solve_optimal_certificate_value_and_policy() -> None:
+    """The certificate is ||B^* V - V|| / (1 - gamma) of the returned V (same expression, bit for bit), and the
+    returned policy is optimal: V^pi and V* are two exact solves, each within value_tolerance of the truth."""
+    rng = np.random.default_rng(9)
+    mdp = random_mdp(rng, 12, 3, gamma=0.9, branching=3)
+    sol = solve_optimal(mdp, eps=1e-9)
+    assert sol.bound == bellman_residual(mdp, sol.value) / (1.0 - mdp.gamma)
+    v_pol = exact.v_pi(mdp, deterministic_policy(sol.policy, mdp.n_actions))
+    assert sup_norm(v_pol - v_star(mdp)) <= 2.0 * value_tolerance(mdp)
+
+
+def test_BEL_36_improper_finite_still_raises_for_divergent_or_non_summable_traps() -> None:
+    """improper="finite" accepts a trap only when its value is finite: a positive cycle diverges and the
+    +1, -1, ... cycle has no sum; both must still raise."""
+    with pytest.raises(DivergentReturnError):
+        exact.v_pi(positive_cycle_mdp(), deterministic_policy([0, 0, 0], 2), improper="finite")
+    with pytest.raises(NonSummableReturnError):
+        exact.v_pi(alternating_reward_mdp(), np.ones((3, 1)), improper="finite")
+
+
+def test_BEL_37_bias_value_needs_zero_gain() -> None:
+    with pytest.raises(ValueError, match="zero average reward"):
+        exact.bias_value(positive_cycle_mdp(), deterministic_policy([0, 0, 0], 2))
+
+
+def _two_step_chain() -> FiniteMDP:
+    """0 -> 1 -> term, one action, rewards 1 and 2, p0 = e_0, gamma = 1."""
+    P = np.zeros((2, 1, 3))
+    P[0, 0, 1] = P[1, 0, 2] = 1.0
+    return from_arrays(P, np.array([[1.0], [2.0]]), [1.0, 0.0], gamma=1.0)
+
+
+def test_MDP_20_normalized_occupancy_at_gamma_1_is_a_distribution() -> None:
+    """At gamma = 1 the occupancy is the expected number of visits (1, 1, 0 here); normalized, (1/2, 1/2, 0).
+    Tolerance: a solve with condition <= 2 * horizon (discount_condition) and a 3-term normalisation."""
+    d = exact.discounted_occupancy(_two_step_chain(), np.ones((3, 1)), normalized=True)
+    np.testing.assert_allclose(d, [0.5, 0.5, 0.0], rtol=0,
+                               atol=tolerance(1.0, terms=3, condition=discount_condition(1.0, horizon=2)))
+
+
+def test_BEL_37_cesaro_matrix_rows_of_a_multi_step_chain_are_distributions() -> None:
+    """Absorption two steps away: every row of P* is e_term (the absorption probability through (I - P_TT)^-1,
+    not the one-step probability)."""
+    pstar = exact.stationary_distribution(_two_step_chain(), np.ones((3, 1)))
+    np.testing.assert_allclose(pstar, [[0, 0, 1], [0, 0, 1], [0, 0, 1]], rtol=0,
+                               atol=tolerance(1.0, terms=3, condition=discount_condition(1.0, horizon=2)))

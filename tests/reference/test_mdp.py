@@ -16,12 +16,14 @@ from reference.errors import (
     ReferenceError_,
     ShapeError,
 )
-from reference.generators import random_layered_mdp, random_mdp
+from reference.generators import positive_cycle_mdp, random_layered_mdp, random_mdp
 from reference.mdp import (
+    PROB_ATOL,
     FiniteMDP,
     deterministic_policy,
     from_arrays,
     from_outcomes,
+    from_toy_text_P,
     softmax_policy,
     uniform_policy,
     validate_policy,
@@ -29,7 +31,7 @@ from reference.mdp import (
 from reference.sampling import discounted_returns, enumerate_trajectories, sample_trajectories
 from reference.testing.oracles import expectation_by_outcomes, value_tolerance
 from reference.testing.strategies import finite_mdps, policies
-from reference.tolerance import tolerance
+from reference.tolerance import counted_tolerance, discount_condition, tolerance
 
 # ------------------------------------------------------------------------------ validation
 
@@ -330,3 +332,63 @@ def test_MDP_04_sampling_inverts_each_rows_own_cdf(mdp: FiniteMDP, us: list[floa
             pick = int(np.flatnonzero(probs > 0)[-1])
         assert probs[pick] > 0
         assert (nxt[k], rew[k]) == (mdp.next_state[lo + pick], mdp.reward[lo + pick])
+
+
+# --- found by the mutation audit of 2026-12-06 -------------------------------------------------------------
+def test_MDP_21_q_from_v_is_zero_at_term_whatever_v_term_says() -> None:
+    mdp = random_mdp(np.random.default_rng(0), 3, 2, gamma=0.9)
+    np.testing.assert_array_equal(exact.q_from_v(mdp, np.ones(mdp.n_states_plus))[mdp.term], 0.0)
+
+
+def test_MDP_20_occupancy_counts_initial_mass_on_term() -> None:
+    """p0 may put mass on term (the builders allow it): d(term) includes p0(term) / (1 - gamma), so d sums to
+    1 / (1 - gamma) and the normalised occupancy to 1. Tolerance: a solve with condition discount_condition and
+    the term formula's few roundings."""
+    P = np.zeros((1, 1, 2))
+    P[0, 0, 1] = 1.0
+    mdp = from_arrays(P, np.array([[1.0]]), [0.5, 0.5], gamma=0.9)
+    pi = np.ones((2, 1))
+    tol = tolerance(1.0 / (1.0 - 0.9), terms=4, condition=discount_condition(0.9))
+    assert abs(float(exact.discounted_occupancy(mdp, pi).sum()) - 1.0 / (1.0 - 0.9)) <= tol
+    assert abs(float(exact.discounted_occupancy(mdp, pi, normalized=True).sum()) - 1.0) <= tol * (1.0 - 0.9)
+
+
+def test_MDP_19_tie_scale_is_the_value_bound() -> None:
+    """R / (1 - gamma) for gamma < 1 (the MDP-19 / BEL-04 bound on |V|), R at gamma = 1 (open choice 1)."""
+    assert abs(positive_cycle_mdp(gamma=0.9, reward=2.0).tie_scale - 20.0) <= counted_tolerance(20.0, roundings=3)
+    assert positive_cycle_mdp(gamma=1.0, reward=2.0).tie_scale == 2.0
+
+
+def test_MDP_04_rows_and_policies_within_prob_atol_are_renormalised() -> None:
+    """A row off by less than PROB_ATOL is accepted and renormalised: it then sums to 1 within the rounding
+    of two divisions and one addition (counted_tolerance(1, roundings=3))."""
+    off = 0.4 * PROB_ATOL
+    mdp = from_outcomes(1, 1, [0, 2], [0, 1], [0.0, 0.0], [0.5, 0.5 + off], [1.0], gamma=0.9)
+    assert abs(float(mdp.prob[:2].sum()) - 1.0) <= counted_tolerance(1.0, roundings=3)
+    pi = validate_policy(mdp, np.array([[1.0 + off], [1.0]]))
+    assert abs(float(pi[0].sum()) - 1.0) <= counted_tolerance(1.0, roundings=1)
+
+
+def test_MDP_04_builders_refuse_bad_input() -> None:
+    """Negative p0, a reward on term, a negative next state and a term row that is not absorbing."""
+    P = np.zeros((1, 1, 2))
+    P[0, 0, 1] = 1.0
+    with pytest.raises(InvalidMDPError, match="p0"):
+        from_arrays(P, np.zeros((1, 1)), [1.5, -0.5], gamma=0.9)
+    with pytest.raises(InvalidMDPError, match=r"R\[term\]"):
+        from_arrays(P, np.array([[0.0], [1.0]]), gamma=0.9)
+    with pytest.raises(InvalidMDPError, match="next state -1"):
+        from_outcomes(1, 1, [0, 1], [-1], [0.0], [1.0], [1.0], gamma=0.9)
+    p_full = np.zeros((2, 1, 2))
+    p_full[0, 0, 1] = 1.0
+    p_full[1, 0, 0] = 1.0  # the term row leaves term
+    with pytest.raises(InvalidMDPError, match="term"):
+        from_arrays(p_full, np.zeros((1, 1)), gamma=0.9)
+
+
+def test_MDP_04_zero_probability_transitions_do_not_make_a_state_live() -> None:
+    """A toy-text table whose state 1 is entered only by done = True, plus a zero-probability done = False entry:
+    state 1 stays dead (absorbing into term, value 0) instead of being treated as reachable."""
+    table = {0: {0: [(1.0, 1, 1.0, True), (0.0, 1, 0.0, False)]}, 1: {0: [(1.0, 1, 7.0, True)]}}
+    mdp = from_toy_text_P(table, [1.0, 0.0], gamma=0.9)
+    assert exact.v_pi(mdp, np.ones((3, 1)))[1] == 0.0
