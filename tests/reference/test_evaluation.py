@@ -344,6 +344,25 @@ def test_EVAL_11_semi_and_residual_gradients_are_the_two_chain_rules(mdp: Finite
     pi = data.draw(full_support_policies(mdp))
     x = data.draw(linear_features(mdp))
     w = data.draw(parameters(x.shape[1]))
+    _check_semi_and_residual(mdp, pi, x, w, k)
+
+
+@pytest.mark.parametrize(("seed", "gamma", "k"), [(0, 0.9, 2), (1, 0.5, 3), (2, 0.9, 3)])
+def test_EVAL_11_semi_and_residual_with_discounted_multi_step_bootstraps(seed: int, gamma: float, k: int) -> None:
+    """The property test above draws gamma < 1 with k >= 2 and a bootstrap n >= 2 steps ahead too rarely to
+    tell gamma^n from gamma (found by the mutation audit of 2026-12-06): fixed cases that always do."""
+    rng = np.random.default_rng(seed)
+    mdp = random_layered_mdp(rng, 4, 2, 2, gamma=gamma)
+    pi = softmax_policy(rng.normal(size=(mdp.n_states_plus, mdp.n_actions)))
+    x = rng.normal(size=(mdp.n_states_plus, 3))
+    x[mdp.term] = 0.0
+    w = rng.normal(size=3)
+    tr = enumerate_trajectories(mdp, pi)
+    assert np.any(bootstrap_steps(tr, k=k)[:, 0] >= 2)
+    _check_semi_and_residual(mdp, pi, x, w, k)
+
+
+def _check_semi_and_residual(mdp: FiniteMDP, pi: FloatArray, x: FloatArray, w: FloatArray, k: int) -> None:
     tr = enumerate_trajectories(mdp, pi)
     semi = v_gradients(tr, x, w, gamma=mdp.gamma, k=k)[:, 0]
     resid = v_gradients(tr, x, w, gamma=mdp.gamma, k=k, gradient="residual")[:, 0]
@@ -612,3 +631,23 @@ def test_exact_moments_trace_of_covariance(n: int, d: int, seed: int) -> None:
     assert abs(var - alt) <= tolerance(float(np.max(vals**2)) * d, terms=n * d)
     with pytest.raises(ShapeError):
         exact_moments(vals, np.ones(n + 1))
+
+
+# --- found by the mutation audit of 2026-12-06 -------------------------------------------------------------
+def test_EVAL_04_v_loss_ignores_the_term_entry_even_where_mu_weights_term() -> None:
+    """mu (open choice 7) may put weight on term; V's term entry must still not count (EVAL-04): the loss
+    with V(term) = 5 is the loss with V(term) = 0, bit for bit (the same floats after d(term) = 0)."""
+    rng = np.random.default_rng(0)
+    mdp = random_mdp(rng, 3, 2, gamma=0.9)
+    pi = np.full((mdp.n_states_plus, mdp.n_actions), 1.0 / mdp.n_actions)
+    mu = np.full(mdp.n_states_plus, 1.0 / mdp.n_states_plus)
+    v = rng.normal(size=mdp.n_states_plus)
+    v[mdp.term] = 0.0
+    v_bad = v.copy()
+    v_bad[mdp.term] = 5.0
+    assert v_loss(mdp, pi, v_bad, mu=mu) == v_loss(mdp, pi, v, mu=mu) > 0.0
+
+
+def test_EVAL_13_td_fixed_point_refuses_a_singular_a() -> None:
+    with pytest.raises(ShapeError, match="singular"):
+        td_fixed_point(ExpectedUpdate(np.array([[1.0, 0.0], [0.0, 0.0]]), np.array([1.0, 0.0])))

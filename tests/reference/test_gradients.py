@@ -531,3 +531,17 @@ def test_PG_37_per_transition_step_without_T_is_biased_exhibit() -> None:
 def test_exact_moments_rejects_bad_weights() -> None:
     with pytest.raises(ValueError, match="probability vector"):
         exact_moments(np.zeros((2, 3)), np.array([0.5, 0.6]))
+
+
+# --- found by the mutation audit of 2026-12-06 -------------------------------------------------------------
+def test_PG_18_baseline_falls_back_to_the_mean_of_q_where_the_weight_vanishes() -> None:
+    """E[w^2 | s] = 0 (any b is optimal there): b*(s) = E[Q | s]; here 0.25 * 1 + 0.75 * 3 = 2.5, exact in binary
+    (every product and the sum are exact), next to a state with weights where b* is the weighted mean."""
+    b = weighted_min_variance_baseline(np.array([[0.25, 0.75], [0.5, 0.5]]), np.array([[0.0, 0.0], [1.0, 3.0]]),
+                                       np.array([[1.0, 3.0], [2.0, 6.0]]))
+    np.testing.assert_array_equal(b, [2.5, (0.5 * 2.0 + 1.5 * 6.0) / 2.0])
+
+
+def test_PG_34_cyclic_rule_picks_k_mod_n() -> None:
+    for k in range(7):
+        np.testing.assert_array_equal(selection_probabilities("cyclic", k, 3), np.eye(3)[k % 3])

@@ -178,3 +178,10 @@ def test_TR_52_remax_reduces_to_a_constant_baseline_in_a_deterministic_greedy_ro
         shifted = group_gradient_moments(det, th, s0=s0, n=n, baseline="none", reward_shift=-b)
         np.testing.assert_allclose(rm.mean, shifted.mean, rtol=0, atol=tol)
         assert abs(rm.trace_variance - shifted.trace_variance) <= tol
+
+
+def test_TR_47_std_scaling_without_centering_is_refused() -> None:
+    """Found by the mutation audit (2026-12-06): center=False with scale_by_std=True is no defined objective."""
+    z = np.zeros((2, 4))
+    with pytest.raises(ReferenceError_, match="center"):
+        grpo_objective(z, z, np.arange(4.0), np.ones((2, 4), bool), group_size=2, center=False)

@@ -259,3 +259,10 @@ def test_PG_46_conv_output_size_counts_window_positions(size: int, kernel: int, 
     assume(size + 2 * pad >= kernel)
     direct = len(range(0, size + 2 * pad - kernel + 1, stride))
     assert conv_output_size(size, kernel=kernel, stride=stride, padding=pad) == direct
+
+
+def test_PG_48_actions_outside_the_range_are_refused() -> None:
+    """Found by the mutation audit (2026-12-06): a negative action would index from the end in numpy."""
+    for bad in (-1, 3):
+        with pytest.raises(InvalidPolicyError, match=f"action {bad}"):
+            categorical_log_prob(np.zeros((2, 3)), np.array([0, bad]))

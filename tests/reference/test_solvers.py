@@ -191,3 +191,15 @@ def test_gmres_inner_refinement_and_fallback() -> None:
     bad = solvers.gmres(lambda x: a @ x, b, tol=1e-11, inner=lambda x: np.asarray(x, dtype=np.float64))
     assert bad.converged
     assert float(np.linalg.norm(b - a @ bad.x)) <= 1e-11  # the same stopping guarantee
+
+
+def test_BEL_08_v_pi_certified_bound_is_residual_over_one_minus_gamma() -> None:
+    """Found by the mutation audit (2026-12-06): the residual of an exact solve is ~1e-16, so any bound >= it
+    passed. The certificate is ||B^pi V - V|| / (1 - gamma) (the same two roundings: bit for bit)."""
+    rng = np.random.default_rng(1)
+    mdp = random_mdp(rng, 30, 3, gamma=0.99)
+    pi = np.full((mdp.n_states_plus, mdp.n_actions), 1.0 / mdp.n_actions)
+    c = exact.v_pi_certified(mdp, pi)
+    assert c.residual > 0.0  # rounding leaves a non-zero residual, so bound and residual differ here
+    assert c.bound == c.residual / (1.0 - mdp.gamma)
+    assert c.bound > c.residual

@@ -165,3 +165,22 @@ def test_TR_49_kl_k2_is_biased_and_k3_is_unbiased_and_nonnegative_exactly() -> N
     assert abs(e1 - kl) <= tol and abs(e3 - kl) <= tol
     assert abs(e2 - kl) > 1e6 * tol
     assert np.all(kl_k3(lr) >= 0.0) and np.any(kl_k1(lr) < 0.0)
+
+
+# --- found by the mutation audit of 2026-12-06 -------------------------------------------------------------
+def test_TR_13_ratio_gradient_at_the_kinks_is_the_inside_one() -> None:
+    """At ell = 1 +- eps exactly (the floats 1 + eps, 1 - eps that the clip itself computes) the documented
+    one-sided derivative from inside the trust region, A, is returned: on the clipping side of each kink too."""
+    e = 0.2
+    ratio = np.array([1.0 + e, 1.0 - e, 1.0 + e, 1.0 - e])
+    adv = np.array([2.0, -3.0, -1.0, 4.0])
+    np.testing.assert_array_equal(ppo_clip_ratio_gradient(ratio, adv, eps=e), adv)
+    # just outside the kinks on the clipped side the gradient is 0
+    out = np.array([np.nextafter(1.0 + e, 2.0), np.nextafter(1.0 - e, 0.0)])
+    np.testing.assert_array_equal(ppo_clip_ratio_gradient(out, np.array([2.0, -3.0]), eps=e), [0.0, 0.0])
+
+
+def test_TR_49_k2_is_half_the_squared_log_ratio() -> None:
+    """k2 = (log rho)^2 / 2: 0.5 (x x) and (0.5 x) x are the same float (a factor 1/2 is exact)."""
+    x = np.array([np.log(2.0), -0.3, 1e-8, -5.0, 0.0])
+    np.testing.assert_array_equal(kl_k2(x), 0.5 * (x * x))
