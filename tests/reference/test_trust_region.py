@@ -385,3 +385,83 @@ def test_TR_03_E_54_a2c_makes_one_update_per_k_step_segment() -> None:
     for episodes in (1, 3):
         res = a2c(mdp, rng=np.random.default_rng(0), num_updates=2 * episodes, lr_theta=0.1, lr_phi=0.1, k=5)
         assert res.num_env_steps == t_len * episodes
+
+
+# --- found by the mutation audit of 2026-12-06 -------------------------------------------------------------
+def test_TR_10_state_weights_drop_term_and_renormalise() -> None:
+    """rho = d^pi with d(term) = 0, normalised over the non-terminal states (the same expression: bit for bit)."""
+    rng = np.random.default_rng(0)
+    mdp = random_mdp(rng, 4, 2, gamma=0.9, terminal_prob=0.3)
+    pi = np.full((mdp.n_states_plus, mdp.n_actions), 0.5)
+    d = discounted_occupancy(mdp, pi)
+    d[mdp.term] = 0.0
+    w = state_weights(mdp, pi)
+    assert w[mdp.term] == 0.0
+    np.testing.assert_array_equal(w, d / float(d.sum()))
+
+
+def test_TR_10_max_kl_excludes_term() -> None:
+    rng = np.random.default_rng(1)
+    mdp = random_mdp(rng, 3, 3, gamma=0.9)
+    th = rng.normal(size=(mdp.n_states_plus, mdp.n_actions))
+    th2 = th.copy()
+    th2[mdp.term] += np.array([5.0, 0.0, -5.0])  # the policies differ only in the inert term row
+    assert policy_kl(mdp, softmax(th), softmax(th2), reduce="max") == 0.0
+    assert policy_kl(mdp, softmax(th), softmax(th2), reduce="mean") == 0.0
+
+
+def test_TR_10_line_search_needs_strict_improvement() -> None:
+    res = backtracking_line_search(np.zeros((2, 2)), np.zeros((2, 2)), objective=lambda t: 1.0,
+                                   constraint=lambda t: 0.0, delta=0.01, max_backtracks=2)
+    assert not res.accepted
+
+
+def test_TR_10_trpo_step_has_quadratic_kl_delta() -> None:
+    """The full step s = sqrt(2 delta / x^T (F + lam I) x) x has 1/2 s^T (F + lam I) s = delta, and backtracking
+    halves it: the accepted step (from theta0 = 0, so theta1 - theta0 is exact) satisfies
+    1/2 s^T (F + lam I) s * 4^j = delta for an integer j >= 0. Tolerance: the quadratic form and the step are
+    sums of D = |theta| products each (tolerance(delta, terms=2 D)). A step of the wrong length
+    (sqrt(delta / ...)) is off by a factor 2, half a power of 4."""
+    rng = np.random.default_rng(0)
+    mdp = random_mdp(rng, 5, 3, gamma=0.9)
+    th0 = np.zeros((mdp.n_states_plus, mdp.n_actions))
+    delta, damping = 1e-3, 0.1
+    res = trpo_exact(mdp, th0, delta=delta, iters=1, damping=damping)
+    s = res.thetas[1] - th0
+    assert np.any(s != 0.0)  # the step was accepted
+    w = state_weights(mdp, softmax(th0))
+    q = 0.5 * float(np.sum(s * (fisher_vector_product(th0, s, w) + damping * s)))
+    j = round(float(np.log(delta / q) / np.log(4.0)))
+    assert j >= 0
+    assert abs(q * 4.0**j - delta) <= tolerance(delta, terms=2 * th0.size)
+
+
+def test_TR_12_ppo_penalty_halves_beta_when_kl_is_small() -> None:
+    """Adaptive rule: KL < d_targ / 1.5 after an iteration halves beta, so the second iteration of an adaptive run
+    is a fixed-beta (0.5) iteration from theta_1 (the same floats: bit for bit)."""
+    rng = np.random.default_rng(0)
+    mdp = random_mdp(rng, 4, 3, gamma=0.9)
+    th0 = np.zeros((mdp.n_states_plus, mdp.n_actions))
+    two = ppo_penalty_exact(mdp, th0, beta=1.0, d_targ=1.0, lr=0.5, epochs=5, iters=2)
+    assert two.kl[0] < 1.0 / 1.5
+    one = ppo_penalty_exact(mdp, two.thetas[1], beta=0.5, d_targ=None, lr=0.5, epochs=5, iters=1)
+    np.testing.assert_array_equal(two.thetas[2], one.thetas[1])
+    keep = ppo_penalty_exact(mdp, two.thetas[1], beta=1.0, d_targ=None, lr=0.5, epochs=5, iters=1)
+    assert not np.array_equal(two.thetas[2], keep.thetas[1])  # beta matters here
+
+
+def test_TR_12_ppo_penalty_pulls_towards_the_old_policy() -> None:
+    """A larger beta gives a smaller KL(pi_k || pi_theta) after the same epochs (the penalty's gradient sign)."""
+    rng = np.random.default_rng(0)
+    mdp = random_mdp(rng, 4, 3, gamma=0.9)
+    th0 = np.zeros((mdp.n_states_plus, mdp.n_actions))
+    lo = ppo_penalty_exact(mdp, th0, beta=1e-6, d_targ=None, lr=0.05, epochs=10, iters=1)
+    hi = ppo_penalty_exact(mdp, th0, beta=10.0, d_targ=None, lr=0.05, epochs=10, iters=1)
+    assert hi.kl[0] < lo.kl[0]
+
+
+def test_TR_09_cg_stops_on_an_exact_solution() -> None:
+    """A residual of exactly 0 ends CG (it must not go on and divide by p^T A p = 0): on 2 I one step is exact
+    (alpha = 5 / 10 = 1/2, exact in binary), and b = 0 returns 0 at once."""
+    np.testing.assert_array_equal(conjugate_gradient(lambda v: 2.0 * v, np.array([1.0, 2.0]), iters=5), [0.5, 1.0])
+    np.testing.assert_array_equal(conjugate_gradient(lambda v: v, np.zeros(3)), np.zeros(3))
