@@ -272,8 +272,9 @@ def test_PG_48_categorical_twins(seed: int, batch: tuple[int, ...], n_actions: i
 
 
 def test_PG_48_categorical_bad_action_and_sampling() -> None:
-    with pytest.raises(ValueError, match="outside"):
-        dist.categorical_log_prob(torch.zeros(2, 3), torch.tensor([0, 3]))
+    for bad in (3, -1):  # -1 would index from the end
+        with pytest.raises(ValueError, match=f"action {bad}|outside"):
+            dist.categorical_log_prob(torch.zeros(2, 3), torch.tensor([0, bad]))
     logits = torch.log(torch.tensor([[0.7, 0.2, 0.1]], dtype=torch.float64)).expand(20000, 3)
     a = dist.categorical_sample(logits, generator=torch.Generator().manual_seed(1))
     freq = torch.bincount(a, minlength=3).double() / 20000
@@ -292,7 +293,11 @@ def test_PG_51_E_51_tanh_gaussian_log_prob_twin_incl_saturation(z_list: list[flo
     mu = rng.normal(0, 2, z.shape)
     ls = ref_pol.clamp_log_std(rng.uniform(-7, 3, z.shape))
     tol = tolerance(float(np.max(((z - mu) * np.exp(-ls)) ** 2 + 4 * np.abs(z))) + 10.0, terms=4)
-    np.testing.assert_allclose(N(dist.log1m_tanh2(T(z))), ref_pol.log1m_tanh2(z), rtol=0, atol=tol)
+    # log1m_tanh2 alone, on its own scale (|value| <= 2 |z| + 2 log 2), and always past softplus's identity
+    # threshold (z < -10, where F.softplus would be off by log1p(e^-2|z|) ~ 2.8e-10 at z = -11)
+    zz = np.concatenate([z, [-11.0, -15.0, 12.0]])
+    np.testing.assert_allclose(N(dist.log1m_tanh2(T(zz))), ref_pol.log1m_tanh2(zz), rtol=0,
+                               atol=tolerance(float(np.max(4.0 * np.abs(zz))) + 2.0, terms=4))
     got = dist.tanh_gaussian_log_prob(T(z), T(mu), T(ls))
     assert torch.all(torch.isfinite(got))
     np.testing.assert_allclose(N(got), ref_pol.tanh_gaussian_log_prob(z, mu, ls), rtol=0, atol=tol)
@@ -465,3 +470,37 @@ def test_numpy_twins_of_the_normalizers_match_the_tensor_api() -> None:
         np.testing.assert_array_equal(ra.step_np(r, done), N(rb(T(r).double(), T(done))))
     assert torch.equal(a.rms.mean, b.rms.mean) and a.rms.count == b.rms.count
     assert torch.equal(ra.returns, rb.returns)
+
+
+# --- found by the mutation audit of 2026-12-06 -------------------------------------------------------------
+def test_open_choice_13_twin_termination_wins_over_truncation_and_needs_no_v_final() -> None:
+    both = torch.tensor([[True], [False]])
+    nv = adv.next_values_from_rollout(torch.tensor([[1.0], [2.0]], dtype=torch.float64),
+                                      torch.tensor([3.0], dtype=torch.float64), both, both)
+    assert nv.tolist() == [[0.0], [3.0]]
+
+
+def test_TR_15_clipped_value_loss_does_not_differentiate_old_values() -> None:
+    """The old values V_old of value clipping are data: no gradient reaches them."""
+    v = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    v_old = torch.tensor([0.0, 0.0], dtype=torch.float64, requires_grad=True)
+    losses.value_loss(v, torch.tensor([3.0, -1.0], dtype=torch.float64), old_values=v_old, clip_eps=0.2).backward()
+    assert v_old.grad is None or bool(torch.all(v_old.grad == 0))
+    assert v.grad is not None and bool(torch.any(v.grad != 0))
+
+
+def test_PG_48_entropy_of_masked_actions_is_finite() -> None:
+    """A -inf logit (a masked action) has p = 0 and contributes 0, not 0 * (-inf) = NaN."""
+    h = dist.categorical_entropy(torch.tensor([[0.0, float("-inf")], [0.0, 0.0]], dtype=torch.float64))
+    assert h[0].item() == 0.0
+    assert abs(h[1].item() - float(np.log(2.0))) <= counted_tolerance(float(np.log(2.0)), roundings=6)
+
+
+def test_PG_50_gaussian_sample_is_reparameterised() -> None:
+    """x = mu + e^{log_std} eps: dx/dmu = 1 and dx/dlog_std = e^{log_std} eps = x - mu (the same floats)."""
+    mu = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    ls = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    x = dist.gaussian_sample(mu, ls, generator=torch.Generator().manual_seed(0))
+    x.sum().backward()
+    assert mu.grad is not None and mu.grad.tolist() == [1.0, 1.0, 1.0]
+    assert ls.grad is not None and torch.equal(ls.grad, x.detach() - mu.detach())
