@@ -204,4 +204,288 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('tr15', 'reference/trust_region.py', '        if rr <= stop or rr == 0.0:', '        if rr < stop:', ['tests/reference/test_trust_region.py', 'tests/reference/test_policy_advantage.py', 'tests/reference/test_input_validation.py']),
     ('tr16', 'reference/trust_region.py', '        if pap <= 0.0:\n', '        if False:\n', ['tests/reference/test_trust_region.py', 'tests/reference/test_policy_advantage.py', 'tests/reference/test_input_validation.py']),
     ('tr17', 'reference/trust_region.py', '            g = grad_surrogate_k(mdp, th, base) - b * w[:, None] * (softmax(th) - pk)', '            g = grad_surrogate_k(mdp, th, base) + b * w[:, None] * (softmax(th) - pk)', ['tests/reference/test_trust_region.py', 'tests/reference/test_policy_advantage.py', 'tests/reference/test_input_validation.py']),
+    # --- second batch (2026-12-06): games, search, alphago, imitation, pg_algorithms, sampling, chains,
+    # policy_advantage, solvers, scalable/core/grpo and normalize, the training loops
+    # extragradient uses the current gradient instead of the look-ahead one (it degenerates to SimGAD)
+    ('gm1', 'reference/games.py', '        xt, yt = x + alpha * gx, y - alpha * gy\n        gx, gy = grad(xt, yt)\n', '        xt, yt = x + alpha * gx, y - alpha * gy\n', ['tests/reference/test_games.py']),
+    # extragradient takes its second step from the look-ahead point instead of the current iterate
+    ('gm2', 'reference/games.py', '        gx, gy = grad(xt, yt)\n        return x + alpha * gx, y - alpha * gy', '        gx, gy = grad(xt, yt)\n        return xt + alpha * gx, yt - alpha * gy', ['tests/reference/test_games.py']),
+    # anchored SimGAD: the anchoring (weight-decay) term is applied to player 1 only
+    ('gm3', 'reference/games.py', '(1.0 - lk) * x + alpha * gx, (1.0 - lk) * y - alpha * gy', '(1.0 - lk) * x + alpha * gx, y - alpha * gy', ['tests/reference/test_games.py']),
+    # EAG: the anchoring term is dropped from the half (look-ahead) step
+    ('gm4', 'reference/games.py', '        xh = x + lk * (x0 - x) + alpha * gx\n        yh = y + lk * (y0 - y) - alpha * gy', '        xh = x + alpha * gx\n        yh = y - alpha * gy', ['tests/reference/test_games.py']),
+    # EAG: the final step anchors the look-ahead iterate instead of z_k (anchoring applied to the wrong iterate)
+    ('gm5', 'reference/games.py', '        return x + lk * (x0 - x) + alpha * gx, y + lk * (y0 - y) - alpha * gy', '        return xh + lk * (x0 - xh) + alpha * gx, yh + lk * (y0 - yh) - alpha * gy', ['tests/reference/test_games.py']),
+    # EAG default schedule off by one: lam_k = 1/(k+1) (lam_0 = 1, refused by _lam_at) instead of 1/(k+2)
+    ('gm6', 'reference/games.py', '(lambda k: 1.0 / (k + 2.0))', '(lambda k: 1.0 / (k + 1.0))', ['tests/reference/test_games.py']),
+    # exploitability: max instead of min over player 2's best responses
+    ('gm7', 'reference/games.py', 'return float(np.max(M @ q) - np.min(M.T @ p))', 'return float(np.max(M @ q) - np.max(M.T @ p))', ['tests/reference/test_games.py']),
+    # Nash LP of player 1 built with M instead of M^T (wrong axis: the row player's constraints use columns)
+    ('gm8', 'reference/games.py', '    A1 = np.hstack([-M.T, np.ones((n, 1))])', '    A1 = np.hstack([-M, np.ones((m, 1))])', ['tests/reference/test_games.py']),
+    # softmax game gradient for player 2 without the baseline term q^T M^T p (not the softmax Jacobian)
+    ('gm9', 'reference/games.py', '    g2: FloatArray = q * (MTp - q @ MTp)', '    g2: FloatArray = q * MTp', ['tests/reference/test_games.py']),
+    # self-play SimGAD descends instead of ascends (sign flip)
+    ('gm10', 'reference/games.py', '        t = (1.0 - lk) * t + alpha * g1', '        t = (1.0 - lk) * t - alpha * g1', ['tests/reference/test_games.py']),
+    # regularised equilibrium residual: wrong sign on player 2's gradient
+    ('gm11', 'reference/games.py', 'lam * z[n1:] + alpha * gy])', 'lam * z[n1:] - alpha * gy])', ['tests/reference/test_games.py']),
+    # antisymmetry test accepts symmetric instead of antisymmetric payoffs
+    ('gm12', 'reference/games.py', 'bool(np.array_equal(M, -M.T))', 'bool(np.array_equal(M, M.T))', ['tests/reference/test_games.py']),
+    # dropped validation: an anchor weight lam = 1 is accepted
+    ('gm13', 'reference/games.py', '    if not 0.0 <= value < 1.0:\n', '    if not 0.0 <= value <= 1.0:\n', ['tests/reference/test_games.py']),
+    # negamax without the negation: Q*(s, a) = r + V*(f(s, a)) when the turn passes
+    ('se1', 'reference/search.py', 'q = graph.reward[i, acts] + sign[i, acts] * np.where(graph.terminal[kids], 0.0, V[kids])', 'q = graph.reward[i, acts] + np.where(graph.terminal[kids], 0.0, V[kids])', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_openspiel.py']),
+    # negamax: V*(s) = min_a instead of max_a
+    ('se2', 'reference/search.py', '        V[i] = q.max()\n', '        V[i] = q.min()\n', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_openspiel.py']),
+    # side-to-move negamax missing its negation
+    ('se3', 'reference/search.py', 'V[i] = float(np.max(-V[graph.child[i, graph.legal[i]]]))', 'V[i] = float(np.max(V[graph.child[i, graph.legal[i]]]))', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_openspiel.py']),
+    # plain minimax: the players' max/min swapped
+    ('se4', 'reference/search.py', 'v = max(vals) if game.player_to_move(state) == 0 else min(vals)', 'v = min(vals) if game.player_to_move(state) == 0 else max(vals)', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_openspiel.py']),
+    # PUCT: the parent-count factor without the square root
+    ('se5', 'reference/search.py', 'scale = coef * math.sqrt(visits[node] + extra) if use_sqrt else coef', 'scale = coef * (visits[node] + extra) if use_sqrt else coef', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_openspiel.py']),
+    # PUCT / text rule: the exploration bonus divided by N(s, a) clamped at 1 instead of 1 + N(s, a)
+    ('se6', 'reference/search.py', 'bonus = P[node] / (1.0 + N[node])', 'bonus = P[node] / np.maximum(N[node], 1)', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_openspiel.py']),
+    # parent_count='node' ignored: the expansion never counts as a visit of the node
+    ('se7', 'reference/search.py', 'extra = 1 if parent_count == "node" else 0', 'extra = 0', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_openspiel.py']),
+    # MCTS backup without the negamax sign flip when the turn passes
+    ('se8', 'reference/search.py', 'g = R[par, a] + (g if player[children[par, a]] == player[par] else -g)', 'g = R[par, a] + g', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_openspiel.py']),
+    # MCTS terminal reward read for the player to move at the child (the opponent) instead of the mover
+    ('se9', 'reference/search.py', 'R[node, a] = game.returns(s2)[player[node]]', 'R[node, a] = game.returns(s2)[player[kid]]', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_openspiel.py']),
+    # MCTS Q = W (sum) instead of W / N (mean) in selection
+    ('se10', 'reference/search.py', '            Qsel[par, a] = W[par, a] / N[par, a]', '            Qsel[par, a] = W[par, a]', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_openspiel.py']),
+    # visit distribution: N^tau instead of N^(1/tau)
+    ('se11', 'reference/search.py', 'w = (n / n.max()) ** (1.0 / temperature)', 'w = (n / n.max()) ** temperature', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_openspiel.py']),
+    # rollout value always from player 0's perspective instead of the side to move
+    ('se12', 'reference/search.py', '        total += game.returns(s)[me]', '        total += game.returns(s)[0]', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_openspiel.py']),
+    # enumerated reward of a final move given to the player to move at the terminal state, not the mover
+    ('se13', 'reference/search.py', '                reward[i, a] = rets[j, player[i]]', '                reward[i, a] = rets[j, player[j]]', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_openspiel.py']),
+    # REINFORCE sample sums the opponent's moves too (the biased estimator of L2288), whatever own_moves_only says
+    ('ag1', 'reference/alphago.py', '        if mine or not own_moves_only:\n            g[s] -= probs[s] * z', '        if True:\n            g[s] -= probs[s] * z', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py']),
+    # REINFORCE sample: z read for the opponent's colour (sign flip of the outcome)
+    ('ag2', 'reference/alphago.py', '    z = float(graph.returns[i, colour])\n    for s, a, mine in visited:', '    z = float(graph.returns[i, 1 - colour])\n    for s, a, mine in visited:', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py']),
+    # exact REINFORCE gradient without the baseline V_z(s) (not the softmax policy gradient)
+    ('ag3', 'reference/alphago.py', 'd[:, None] * probs * (Qz - U[:, None])', 'd[:, None] * probs * Qz', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py']),
+    # behaviour cloning ascends the cross-entropy (sign flip)
+    ('ag4', 'reference/alphago.py', '        logits -= lr * (counts[:, None] * probs - tsum) / D', '        logits += lr * (counts[:, None] * probs - tsum) / D', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py']),
+    # Monte Carlo value fit: z from player 0's view instead of the side to move at s (E-85)
+    ('ag5', 'reference/alphago.py', '            z = float(graph.returns[i, graph.player[s]])\n            counts[s] += 1', '            z = float(graph.returns[i, 0])\n            counts[s] += 1', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py']),
+    # Monte Carlo value fit: step 1/(count + 1) (off by one: not the running mean)
+    ('ag6', 'reference/alphago.py', 'V[s] -= (V[s] - z) / counts[s]  # SGD', 'V[s] -= (V[s] - z) / (counts[s] + 1)  # SGD', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py']),
+    # exact policy values without the negamax sign (the turn passing is ignored)
+    ('ag7', 'reference/alphago.py', 'V[i] = float(probs[i, acts] @ (graph.reward[i, acts] + sign * cont))', 'V[i] = float(probs[i, acts] @ (graph.reward[i, acts] + cont))', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py']),
+    # guaranteed value: the opponent maximises the agent's value (max instead of min)
+    ('ag8', 'reference/alphago.py', '        G[i] = float(vals.min())', '        G[i] = float(vals.max())', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py']),
+    # guaranteed value: the opponent's final-move reward not negated into the agent's view
+    ('ag9', 'reference/alphago.py', 'rew = graph.reward[i, acts] * (1.0 if me else -1.0)', 'rew = graph.reward[i, acts]', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py']),
+    # Elo difference with the natural log instead of log10
+    ('ag10', 'reference/alphago.py', 'return 400.0 * math.log10(score / (1.0 - score))', 'return 400.0 * math.log(score / (1.0 - score))', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py']),
+    # compute multiplier 10^(gain / per_2x) instead of 2^(gain / per_2x)
+    ('ag11', 'reference/alphago.py', 'return float(2.0 ** (elo_gain / elo_per_2x))', 'return float(10.0 ** (elo_gain / elo_per_2x))', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py']),
+    # expert iteration: value targets z from player 0's view instead of the side to move
+    ('ag12', 'reference/alphago.py', 'data_z.append((s, float(graph.returns[i, graph.player[s]])))', 'data_z.append((s, float(graph.returns[i, 0])))', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py']),
+    # expert-iteration sweep: z(s) without the negamax sign when the turn passes
+    ('ag13', 'reference/alphago.py', 'z[i] = graph.reward[i, a] + (cont if graph.player[j] == graph.player[i] else -cont)', 'z[i] = graph.reward[i, a] + cont', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py']),
+    # win_minus_loss sums instead of averages over the two colours
+    ('ag14', 'reference/alphago.py', '    return 0.5 * sum(float(_reach_and_value', '    return sum(float(_reach_and_value', ['tests/reference/test_search.py', 'tests/reference/test_input_validation.py']),
+    # DAgger aggregates only the last dataset (D <- D_pi instead of D u D_pi)
+    ('im1', 'reference/imitation.py', '        data = data | label_states(visited, expert)', '        data = label_states(visited, expert)', ['tests/reference/test_imitation.py']),
+    # DAgger rolls out the expert instead of the trained policy (no covariate-shift correction: BC)
+    ('im2', 'reference/imitation.py', '        traj = sample_trajectories(mdp, pi, rng=rng, n=n_traj, horizon=horizon)', '        traj = sample_trajectories(mdp, pe, rng=rng, n=n_traj, horizon=horizon)', ['tests/reference/test_imitation.py']),
+    # DAgger off by one: an extra aggregation after the last trained policy (data budget n_rounds + 1)
+    ('im3', 'reference/imitation.py', '        if r == n_rounds - 1:\n            break\n', '', ['tests/reference/test_imitation.py']),
+    # cross-entropy gradient not divided by N while the loss is a mean
+    ('im4', 'reference/imitation.py', '    return loss, grad / n', '    return loss, grad', ['tests/reference/test_imitation.py']),
+    # cross-entropy gradient: + e_a instead of - e_a (sign flip)
+    ('im5', 'reference/imitation.py', '    np.add.at(grad, (data.states, data.actions), -1.0)', '    np.add.at(grad, (data.states, data.actions), 1.0)', ['tests/reference/test_imitation.py']),
+    # count BC: unseen states get an all-zero row instead of the uniform one
+    ('im6', 'reference/imitation.py', 'counts / np.maximum(tot, 1.0), 1.0 / n_actions)', 'counts / np.maximum(tot, 1.0), 0.0)', ['tests/reference/test_imitation.py']),
+    # dropped validation: labels >= n_actions accepted by count BC
+    ('im7', 'reference/imitation.py', '    if np.any((data.actions < 0) | (data.actions >= n_actions)):', '    if np.any(data.actions < 0):', ['tests/reference/test_imitation.py']),
+    # BC dataset off by one in time: (s_{t+1}, a_t) pairs
+    ('im8', 'reference/imitation.py', 'Dataset(traj.states[:, :-1][v].astype(np.int64)', 'Dataset(traj.states[:, 1:][v].astype(np.int64)', ['tests/reference/test_imitation.py']),
+    # DAgger labels the successor states s_{t+1} instead of the visited s_t (time-index off by one)
+    ('im9', 'reference/imitation.py', '        visited = traj.states[:, :-1][traj.valid]', '        visited = traj.states[:, 1:][traj.valid]', ['tests/reference/test_imitation.py']),
+    # on-expert error off by one in time: starts at d_1 instead of d_0
+    ('im10', 'reference/imitation.py', '        tot += float(d @ miss)\n        d = d @ m\n', '        d = d @ m\n        tot += float(d @ miss)\n', ['tests/reference/test_imitation.py']),
+    # on-expert error counts the learner's action at term
+    ('im11', 'reference/imitation.py', '    miss[mdp.term] = 0.0\n', '', ['tests/reference/test_imitation.py']),
+    # behaviour cloning returns the raw count policy, ignoring the deployment mode
+    ('im12', 'reference/imitation.py', '    return deploy(pi, mode), data', '    return pi, data', ['tests/reference/test_imitation.py']),
+    # Algorithm #1 without its gamma^t factor (open choice 6)
+    ('pga1', 'reference/pg_algorithms.py', '                              gamma_t=True, features', '                              gamma_t=False, features', ['tests/reference/test_pg_algorithms.py', 'tests/reference/test_trust_region.py']),
+    # Algorithm #2 with a gamma^t factor (open choice 6)
+    ('pga2', 'reference/pg_algorithms.py', '                              gamma_t=False, features', '                              gamma_t=True, features', ['tests/reference/test_pg_algorithms.py', 'tests/reference/test_trust_region.py']),
+    # trajectory PG: the baseline V_phi(s_{t+1}) instead of V_phi(s_t) (time index off by one)
+    ('pga3', 'reference/pg_algorithms.py', 'adv = np.where(traj.valid, qhat - boot[:, :-1], 0.0)', 'adv = np.where(traj.valid, qhat - boot[:, 1:], 0.0)', ['tests/reference/test_pg_algorithms.py', 'tests/reference/test_trust_region.py']),
+    # trajectory PG: critic gradient sign flipped (ascends the squared error)
+    ('pga4', 'reference/pg_algorithms.py', '        g_phi = -(adv[0, :t_len] @ x[traj.states[0, :t_len]])', '        g_phi = adv[0, :t_len] @ x[traj.states[0, :t_len]]', ['tests/reference/test_pg_algorithms.py', 'tests/reference/test_trust_region.py']),
+    # A2C treats a truncated segment (max_episode_length) as terminal: bootstraps 0 instead of V_phi
+    ('pga5', 'reference/pg_algorithms.py', '        q = 0.0 if s == term else float(v[s])', '        q = 0.0 if (s == term or (max_episode_length is not None and t >= max_episode_length)) else float(v[s])', ['tests/reference/test_pg_algorithms.py', 'tests/reference/test_trust_region.py']),
+    # A2C backward recursion without the discount
+    ('pga6', 'reference/pg_algorithms.py', '            q = seg_r[i] + mdp.gamma * q', '            q = seg_r[i] + q', ['tests/reference/test_pg_algorithms.py', 'tests/reference/test_trust_region.py']),
+    # A2C never resets a truncated episode (only termination resets)
+    ('pga7', 'reference/pg_algorithms.py', '        if s == term or (max_episode_length is not None and t >= max_episode_length):\n            t = 0', '        if s == term:\n            t = 0', ['tests/reference/test_pg_algorithms.py', 'tests/reference/test_trust_region.py']),
+    # A2C entropy bonus with the wrong sign (entropy penalised)
+    ('pga8', 'reference/pg_algorithms.py', '                g_theta[si] -= entropy_beta * _entropy_grad(pi[si])', '                g_theta[si] += entropy_beta * _entropy_grad(pi[si])', ['tests/reference/test_pg_algorithms.py', 'tests/reference/test_trust_region.py']),
+    # entropy gradient without its + H term (not the softmax-entropy gradient)
+    ('pga9', 'reference/pg_algorithms.py', '    return np.asarray(-pi_row * (lp + ent), dtype=np.float64)', '    return np.asarray(-pi_row * lp, dtype=np.float64)', ['tests/reference/test_pg_algorithms.py', 'tests/reference/test_trust_region.py']),
+    # A2C: no baseline in the advantage (Q instead of Q - V_phi), actor and critic alike
+    ('pga10', 'reference/pg_algorithms.py', '            adv = q - float(v[si])  # [[Q - V_phi(s_i)]]', '            adv = q  # [[Q - V_phi(s_i)]]', ['tests/reference/test_pg_algorithms.py', 'tests/reference/test_trust_region.py']),
+    # A2C action sampling off by one: inverse-CDF index + 1 (searchsorted left + 1 instead of right)
+    ('pga11', 'reference/pg_algorithms.py', 'a = min(int(np.searchsorted(np.cumsum(pi[s]), rng.random(), side="right")), mdp.n_actions - 1)', 'a = min(int(np.searchsorted(np.cumsum(pi[s]), rng.random(), side="left")) + 1, mdp.n_actions - 1)', ['tests/reference/test_pg_algorithms.py', 'tests/reference/test_trust_region.py']),
+    # trajectory length off by one: T = t instead of t + 1 at termination
+    ('sa_1', 'reference/sampling.py', '        lengths[idx[done]] = t + 1', '        lengths[idx[done]] = t', ['tests/reference/test_mdp.py', 'tests/reference/test_evaluation.py', 'tests/reference/test_gradients.py', 'tests/reference/test_advantages.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_imitation.py', 'tests/reference/test_policy_advantage.py', 'tests/reference/test_trust_region.py', 'tests/reference/test_grpo.py', 'tests/reference/test_pg_algorithms.py']),
+    # sampled batches never flag truncation (truncation confused with termination)
+    ('sa_2', 'reference/sampling.py', 'terminated, ~terminated,\n                        np.full(n, 1.0 / n))', 'terminated, np.zeros(n, dtype=np.bool_),\n                        np.full(n, 1.0 / n))', ['tests/reference/test_mdp.py', 'tests/reference/test_evaluation.py', 'tests/reference/test_gradients.py', 'tests/reference/test_advantages.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_imitation.py', 'tests/reference/test_policy_advantage.py', 'tests/reference/test_trust_region.py', 'tests/reference/test_grpo.py', 'tests/reference/test_pg_algorithms.py']),
+    # a trajectory that starts at term gets length H instead of 0
+    ('sa_3', 'reference/sampling.py', '    lengths[~alive] = 0\n', '', ['tests/reference/test_mdp.py', 'tests/reference/test_evaluation.py', 'tests/reference/test_gradients.py', 'tests/reference/test_advantages.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_imitation.py', 'tests/reference/test_policy_advantage.py', 'tests/reference/test_trust_region.py', 'tests/reference/test_grpo.py', 'tests/reference/test_pg_algorithms.py']),
+    # a0 forced at every step instead of the first one
+    ('sa_4', 'reference/sampling.py', '        if t == 0 and a0 is not None:\n            a = np.full', '        if a0 is not None:\n            a = np.full', ['tests/reference/test_mdp.py', 'tests/reference/test_evaluation.py', 'tests/reference/test_gradients.py', 'tests/reference/test_advantages.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_imitation.py', 'tests/reference/test_policy_advantage.py', 'tests/reference/test_trust_region.py', 'tests/reference/test_grpo.py', 'tests/reference/test_pg_algorithms.py']),
+    # the within-row fallback to the last positive-probability outcome dropped (a rounded target picks past the row)
+    ('sa_5', 'reference/sampling.py', '        e[sl] = lo[sl] + np.minimum(first, last_pos)', '        e[sl] = lo[sl] + first', ['tests/reference/test_mdp.py', 'tests/reference/test_evaluation.py', 'tests/reference/test_gradients.py', 'tests/reference/test_advantages.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_imitation.py', 'tests/reference/test_policy_advantage.py', 'tests/reference/test_trust_region.py', 'tests/reference/test_grpo.py', 'tests/reference/test_pg_algorithms.py']),
+    # exact oracle: conditioning on a0 still multiplies by pi(a0 | s0)
+    ('sa_6', 'reference/sampling.py', '                pa = 1.0 if (t == 0 and a0 is not None) else float(pi[s, a])', '                pa = float(pi[s, a])', ['tests/reference/test_mdp.py', 'tests/reference/test_evaluation.py', 'tests/reference/test_gradients.py', 'tests/reference/test_advantages.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_imitation.py', 'tests/reference/test_policy_advantage.py', 'tests/reference/test_trust_region.py', 'tests/reference/test_grpo.py', 'tests/reference/test_pg_algorithms.py']),
+    # exact oracle: default horizon n_states instead of n_states + 1 (off by one: a path through every state is refused)
+    ('sa_7', 'reference/sampling.py', '    limit = mdp.n_states + 1 if horizon is None else int(horizon)', '    limit = mdp.n_states if horizon is None else int(horizon)', ['tests/reference/test_mdp.py', 'tests/reference/test_evaluation.py', 'tests/reference/test_gradients.py', 'tests/reference/test_advantages.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_imitation.py', 'tests/reference/test_policy_advantage.py', 'tests/reference/test_trust_region.py', 'tests/reference/test_grpo.py', 'tests/reference/test_pg_algorithms.py']),
+    # discounted returns without the discount
+    ('sa_8', 'reference/sampling.py', '        acc = r[..., t] + gamma * acc', '        acc = r[..., t] + acc', ['tests/reference/test_mdp.py', 'tests/reference/test_evaluation.py', 'tests/reference/test_gradients.py', 'tests/reference/test_advantages.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_imitation.py', 'tests/reference/test_policy_advantage.py', 'tests/reference/test_trust_region.py', 'tests/reference/test_grpo.py', 'tests/reference/test_pg_algorithms.py']),
+    # exact moments: unweighted mean instead of the probability-weighted one
+    ('sa_9', 'reference/sampling.py', '    mean = w @ flat\n', '    mean = flat.mean(axis=0)\n', ['tests/reference/test_mdp.py', 'tests/reference/test_evaluation.py', 'tests/reference/test_gradients.py', 'tests/reference/test_advantages.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_imitation.py', 'tests/reference/test_policy_advantage.py', 'tests/reference/test_trust_region.py', 'tests/reference/test_grpo.py', 'tests/reference/test_pg_algorithms.py']),
+    # dropped validation: weights that do not sum to 1 accepted
+    ('sa_10', 'reference/sampling.py', 'abs(float(w.sum()) - 1.0) > 1e-9 or ', '', ['tests/reference/test_mdp.py', 'tests/reference/test_evaluation.py', 'tests/reference/test_gradients.py', 'tests/reference/test_advantages.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_imitation.py', 'tests/reference/test_policy_advantage.py', 'tests/reference/test_trust_region.py', 'tests/reference/test_grpo.py', 'tests/reference/test_pg_algorithms.py']),
+    # a0 range check off by one: a0 = n_actions accepted (reads the next state's kernel row)
+    ('sa_11', 'reference/sampling.py', '    if a0 is not None and not (0 <= int(a0) < mdp.n_actions):', '    if a0 is not None and not (0 <= int(a0) <= mdp.n_actions):', ['tests/reference/test_mdp.py', 'tests/reference/test_evaluation.py', 'tests/reference/test_gradients.py', 'tests/reference/test_advantages.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_imitation.py', 'tests/reference/test_policy_advantage.py', 'tests/reference/test_trust_region.py', 'tests/reference/test_grpo.py', 'tests/reference/test_pg_algorithms.py']),
+    # states_reaching searches forward from target instead of on the reversed graph
+    ('ch1', 'reference/chains.py', '    rev = g.T.tocsr()', '    rev = g.tocsr()', ['tests/reference/test_mdp.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_dp.py']),
+    # states_reaching keeps stored zero probabilities as edges
+    ('ch2', 'reference/chains.py', '    g.eliminate_zeros()  # stored zero probabilities are not edges: drop them before the 0/1 pattern\n    g = sp.csr_array((np.ones_like(g.data), g.indices, g.indptr), shape=g.shape)\n    rev', '    g = sp.csr_array((np.ones_like(g.data), g.indices, g.indptr), shape=g.shape)\n    rev', ['tests/reference/test_mdp.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_dp.py']),
+    # chain_structure keeps stored zero probabilities as edges
+    ('ch3', 'reference/chains.py', '    g.eliminate_zeros()  # stored zero probabilities are not edges: drop them before the 0/1 pattern\n    g = sp.csr_array((np.ones_like(g.data), g.indices, g.indptr), shape=g.shape)\n    n = g.shape[0]', '    g = sp.csr_array((np.ones_like(g.data), g.indices, g.indptr), shape=g.shape)\n    n = g.shape[0]', ['tests/reference/test_mdp.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_dp.py']),
+    # closed classes from weakly instead of strongly connected components
+    ('ch4', 'reference/chains.py', 'connection="strong")', 'connection="weak")', ['tests/reference/test_mdp.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_dp.py']),
+    # a component marked open when an edge enters it instead of when one leaves it
+    ('ch5', 'reference/chains.py', '    open_comp[labels[coo.row[leaving]]] = True', '    open_comp[labels[coo.col[leaving]]] = True', ['tests/reference/test_mdp.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_dp.py']),
+    # term's class sorted last instead of first
+    ('ch6', 'reference/chains.py', '(0 if term in c else 1, int(c[0]))', '(1 if term in c else 0, int(c[0]))', ['tests/reference/test_mdp.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_dp.py']),
+    # term's closed class counted as transient (off by one over the classes)
+    ('ch7', 'reference/chains.py', '    for c in classes:\n        transient[c] = False', '    for c in classes[1:]:\n        transient[c] = False', ['tests/reference/test_mdp.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_dp.py']),
+    # GMRES refinement restarts from b instead of the residual b - A x (no iterative refinement; only for sparse n > DIRECT_SOLVE_MAX)
+    ('ch8', 'reference/chains.py', '        res = b - A @ x\n', '        res = b\n', ['tests/reference/test_mdp.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_dp.py']),
+    # dropped check: a GMRES solve that missed its residual target is returned silently
+    ('ch9', 'reference/chains.py', '    if res_norm > 10 * rtol * bnorm:', '    if False:', ['tests/reference/test_mdp.py', 'tests/reference/test_input_validation.py', 'tests/reference/test_dp.py']),
+    # I(pi; pi_k) weighted by pi_k instead of pi (always 0)
+    ('pa1', 'reference/policy_advantage.py', '    return float(np.sum(d[:, None] * p * adv))', '    return float(np.sum(d[:, None] * pk * adv))', ['tests/reference/test_policy_advantage.py']),
+    # I(pi; pi_k) with the occupancy of pi instead of pi_k
+    ('pa2', 'reference/policy_advantage.py', '    d = discounted_occupancy(mdp, pk)\n    adv = a_pi(mdp, pk)', '    d = discounted_occupancy(mdp, p)\n    adv = a_pi(mdp, pk)', ['tests/reference/test_policy_advantage.py']),
+    # I(pi; pi_k) with the advantage of pi instead of pi_k
+    ('pa3', 'reference/policy_advantage.py', '    adv = a_pi(mdp, pk)\n', '    adv = a_pi(mdp, p)\n', ['tests/reference/test_policy_advantage.py']),
+    # max_pi I: min over actions instead of max
+    ('pa4', 'reference/policy_advantage.py', 'np.max(a_pi(mdp, pk), axis=1)', 'np.min(a_pi(mdp, pk), axis=1)', ['tests/reference/test_policy_advantage.py']),
+    # policy-advantage step ignores the current action on ties (open choice 1)
+    ('pa5', 'reference/policy_advantage.py', '    return greedy(q, current=current, scale', '    return greedy(q, current=None, scale', ['tests/reference/test_policy_advantage.py']),
+    # policy-advantage step greedy on A instead of Q (same argmax up to the tie tolerance; may be equivalent except on near-ties, whose scale differs)
+    ('pa6', 'reference/policy_advantage.py', '    q = q_pi(mdp, validate_policy(mdp, pi_k))', '    q = a_pi(mdp, validate_policy(mdp, pi_k))', ['tests/reference/test_policy_advantage.py']),
+    # dropped validation of pi in policy_advantage
+    ('pa7', 'reference/policy_advantage.py', '    p = validate_policy(mdp, pi)\n', '    p = np.asarray(pi, dtype=np.float64)\n', ['tests/reference/test_policy_advantage.py']),
+    # max policy advantage with the occupancy normalised to a distribution (drops the 1/(1-gamma) scale)
+    ('pa8', 'reference/policy_advantage.py', '    d = discounted_occupancy(mdp, pk)\n    d[mdp.term] = 0.0\n    return float(d @', '    d = discounted_occupancy(mdp, pk, normalized=True)\n    d[mdp.term] = 0.0\n    return float(d @', ['tests/reference/test_policy_advantage.py']),
+    # policy-evaluation certificate without the 1/(1 - gamma) factor
+    ('so1', 'reference/solvers.py', '            return Certified(v, rn / (1.0 - gamma), rn)', '            return Certified(v, rn, rn)', ['tests/reference/test_solvers.py', 'tests/reference/test_dp.py', 'tests/reference/test_input_validation.py']),
+    # solve_optimal stops at residual eps instead of eps (1 - gamma) (certificate above eps)
+    ('so2', 'reference/solvers.py', '    target = eps * (1.0 - gamma)\n    op_pol', '    target = eps\n    op_pol', ['tests/reference/test_solvers.py', 'tests/reference/test_dp.py', 'tests/reference/test_input_validation.py']),
+    # Bellman kernel lookahead without the discount
+    ('so3', 'reference/solvers.py', '        q *= self.gamma\n', '', ['tests/reference/test_solvers.py', 'tests/reference/test_dp.py', 'tests/reference/test_input_validation.py']),
+    # solve_optimal greedy step ignores the current action on ties
+    ('so4', 'reference/solvers.py', '        pol = greedy(q, current=pol, scale=mdp.tie_scale, tie_rtol=mdp.tie_rtol)', '        pol = greedy(q, current=None, scale=mdp.tie_scale, tie_rtol=mdp.tie_rtol)', ['tests/reference/test_solvers.py', 'tests/reference/test_dp.py', 'tests/reference/test_input_validation.py']),
+    # dense P_pi cache: the rows of states whose action changed are never rewritten (stale operator)
+    ('so5', 'reference/solvers.py', '            changed = np.flatnonzero(pol != prev)', '            changed = np.flatnonzero(pol != pol)', ['tests/reference/test_solvers.py', 'tests/reference/test_dp.py', 'tests/reference/test_input_validation.py']),
+    # GMRES Givens rotation with the wrong sign on the sub-diagonal update
+    ('so6', 'reference/solvers.py', '                h[i + 1, j] = -sn[i] * h[i, j] + cs[i] * h[i + 1, j]', '                h[i + 1, j] = sn[i] * h[i, j] + cs[i] * h[i + 1, j]', ['tests/reference/test_solvers.py', 'tests/reference/test_dp.py', 'tests/reference/test_input_validation.py']),
+    # GMRES always reports convergence
+    ('so7', 'reference/solvers.py', '    return GMRESResult(x, beta, used, beta <= tol)', '    return GMRESResult(x, beta, used, True)', ['tests/reference/test_solvers.py', 'tests/reference/test_dp.py', 'tests/reference/test_input_validation.py']),
+    # GMRES never drops a too-coarse inner (float32) operator
+    ('so8', 'reference/solvers.py', '        if arnoldi is not matvec and beta > 0.5 * beta_cycle:\n            arnoldi = matvec', '        if False:\n            arnoldi = matvec', ['tests/reference/test_solvers.py', 'tests/reference/test_dp.py', 'tests/reference/test_input_validation.py']),
+    # shift operator (I + gamma P_pi) instead of (I - gamma P_pi) (sign flip)
+    ('so9', 'reference/solvers.py', '        return np.asarray(x - gamma * pmatvec(x), dtype=np.float64)', '        return np.asarray(x + gamma * pmatvec(x), dtype=np.float64)', ['tests/reference/test_solvers.py', 'tests/reference/test_dp.py', 'tests/reference/test_input_validation.py']),
+    # one-hot stochastic policy mapped to argmin instead of argmax actions
+    ('so10', 'reference/solvers.py', '        act[: mdp.n_states] = np.argmax(body, axis=1)', '        act[: mdp.n_states] = np.argmin(body, axis=1)', ['tests/reference/test_solvers.py', 'tests/reference/test_dp.py', 'tests/reference/test_input_validation.py']),
+    # dropped validation: evaluate_policy accepts gamma = 1 (its certificate divides by 1 - gamma)
+    ('so11', 'reference/solvers.py', '    if gamma >= 1.0:\n        raise InvalidDiscountError("evaluate_policy', '    if gamma > 1.0:\n        raise InvalidDiscountError("evaluate_policy', ['tests/reference/test_solvers.py', 'tests/reference/test_dp.py', 'tests/reference/test_input_validation.py']),
+    # group std with ddof = 0 instead of the sample std (ddof = 1)
+    ('sg1', 'scalable/core/grpo.py', 'r.std(dim=-1, correction=1, keepdim=True)', 'r.std(dim=-1, correction=0, keepdim=True)', ['tests/scalable/test_grpo.py', 'tests/reference/test_conformance.py', 'tests/test_ledger_docs.py']),
+    # equal-reward groups no longer forced to exact zeros (may survive on rewards whose mean is exact; killed where rounding leaves a residue)
+    ('sg2', 'scalable/core/grpo.py', '    return torch.where(flat, torch.zeros_like(out), out)', '    return out', ['tests/scalable/test_grpo.py', 'tests/reference/test_conformance.py', 'tests/test_ledger_docs.py']),
+    # group advantages centred over the wrong axis (across groups instead of within)
+    ('sg3', 'scalable/core/grpo.py', '    centred = r - r.mean(dim=-1, keepdim=True)', '    centred = r - r.mean(dim=0, keepdim=True)', ['tests/scalable/test_grpo.py', 'tests/reference/test_conformance.py', 'tests/test_ledger_docs.py']),
+    # k3 fed log(pi_new / pi_ref) instead of log(pi_ref / pi_new) (the other KL direction)
+    ('sg4', 'scalable/core/grpo.py', 'kl_k3(torch.where(va, log_prob_ref.detach() - log_prob_new, zero))', 'kl_k3(torch.where(va, log_prob_new - log_prob_ref.detach(), zero))', ['tests/scalable/test_grpo.py', 'tests/reference/test_conformance.py', 'tests/test_ledger_docs.py']),
+    # KL penalty added instead of subtracted
+    ('sg5', 'scalable/core/grpo.py', '        per_tok = per_tok - beta * kl_k3(', '        per_tok = per_tok + beta * kl_k3(', ['tests/scalable/test_grpo.py', 'tests/reference/test_conformance.py', 'tests/test_ledger_docs.py']),
+    # inverted importance weights: pi_old / pi_new
+    ('sg6', 'scalable/core/grpo.py', 'log_prob_new - log_prob_old.detach(), zero))', 'log_prob_old.detach() - log_prob_new, zero))', ['tests/scalable/test_grpo.py', 'tests/reference/test_conformance.py', 'tests/test_ledger_docs.py']),
+    # length normalisation by the padded length T instead of each completion's T^(i)
+    ('sg7', 'scalable/core/grpo.py', '        per_roll = per_roll / va.sum(dim=0).clamp(min=1).to(per_roll.dtype)', '        per_roll = per_roll / float(va.shape[0])', ['tests/scalable/test_grpo.py', 'tests/reference/test_conformance.py', 'tests/test_ledger_docs.py']),
+    # padding tokens summed into the objective (valid mask dropped)
+    ('sg8', 'scalable/core/grpo.py', '    per_roll = torch.where(va, per_tok, zero).sum(dim=0)', '    per_roll = per_tok.sum(dim=0)', ['tests/scalable/test_grpo.py', 'tests/reference/test_conformance.py', 'tests/test_ledger_docs.py']),
+    # objective summed over completions instead of averaged (1/B dropped)
+    ('sg9', 'scalable/core/grpo.py', '    return per_roll.mean()', '    return per_roll.sum()', ['tests/scalable/test_grpo.py', 'tests/reference/test_conformance.py', 'tests/test_ledger_docs.py']),
+    # dropped validation: a group size that does not divide B
+    ('sg10', 'scalable/core/grpo.py', '    if group_size < 1 or b % group_size:', '    if group_size < 1:', ['tests/scalable/test_grpo.py', 'tests/reference/test_conformance.py', 'tests/test_ledger_docs.py']),
+    # dropped validation: eps_std = 0 accepted
+    ('sg11', 'scalable/core/grpo.py', '    if not (e > 0.0 and e < float("inf")):', '    if not (e >= 0.0 and e < float("inf")):', ['tests/scalable/test_grpo.py', 'tests/reference/test_conformance.py', 'tests/test_ledger_docs.py']),
+    # Chan update: the between-batch term weighted by n / tot instead of count n / tot (wrong count)
+    ('sn1', 'scalable/core/normalize.py', 'delta**2 * (count * n / tot)', 'delta**2 * (n / tot)', ['tests/scalable/test_core.py', 'tests/scalable/test_runs.py', 'tests/scalable/test_sb3_crosscheck.py']),
+    # running mean moved by count / tot instead of n / tot (weights swapped)
+    ('sn2', 'scalable/core/normalize.py', 'self.mean_np + delta * (n / tot)', 'self.mean_np + delta * (count / tot)', ['tests/scalable/test_core.py', 'tests/scalable/test_runs.py', 'tests/scalable/test_sb3_crosscheck.py']),
+    # running count incremented by 1 per batch instead of by the batch size
+    ('sn3', 'scalable/core/normalize.py', '        self.count = tot\n', '        self.count = count + 1.0\n', ['tests/scalable/test_core.py', 'tests/scalable/test_runs.py', 'tests/scalable/test_sb3_crosscheck.py']),
+    # batch variance with ddof = 1 (the running variance is the biased one)
+    ('sn4', 'scalable/core/normalize.py', '            b_var = xb.var(axis=0)', '            b_var = xb.var(axis=0, ddof=1)', ['tests/scalable/test_core.py', 'tests/scalable/test_runs.py', 'tests/scalable/test_sb3_crosscheck.py']),
+    # reward normaliser never resets the discounted return at episode ends
+    ('sn5', 'scalable/core/normalize.py', '        self.returns_np = np.where(dones, 0.0, ret)', '        self.returns_np = ret', ['tests/scalable/test_core.py', 'tests/scalable/test_runs.py', 'tests/scalable/test_sb3_crosscheck.py']),
+    # reward normaliser's statistics track the raw rewards instead of the discounted return R
+    ('sn6', 'scalable/core/normalize.py', '        self.rms.update(ret[None] if ret.ndim == 0 else ret)', '        self.rms.update(r[None] if r.ndim == 0 else r)', ['tests/scalable/test_core.py', 'tests/scalable/test_runs.py', 'tests/scalable/test_sb3_crosscheck.py']),
+    # reward normaliser centres the reward (step_np) instead of only scaling it
+    ('sn7', 'scalable/core/normalize.py', '        return np.minimum(np.maximum(r / std, -self.clip), self.clip)', '        return np.minimum(np.maximum((r - self.rms.mean_np) / std, -self.clip), self.clip)', ['tests/scalable/test_core.py', 'tests/scalable/test_runs.py', 'tests/scalable/test_sb3_crosscheck.py']),
+    # discounted return accumulated without gamma
+    ('sn8', 'scalable/core/normalize.py', '        ret = self.returns_np * self.gamma + r', '        ret = self.returns_np + r', ['tests/scalable/test_core.py', 'tests/scalable/test_runs.py', 'tests/scalable/test_sb3_crosscheck.py']),
+    # observation clip one-sided (no lower bound)
+    ('sn9', 'scalable/core/normalize.py', '        return np.minimum(np.maximum(out, -self.clip), self.clip)  # = np.clip', '        return np.minimum(out, self.clip)  # = np.clip', ['tests/scalable/test_core.py', 'tests/scalable/test_runs.py', 'tests/scalable/test_sb3_crosscheck.py']),
+    # observation normaliser normalises with the statistics before merging the batch
+    ('sn10', 'scalable/core/normalize.py', '        if update:\n            self.rms.update(obs)\n        return self.normalize(obs)', '        out = self.normalize(obs)\n        if update:\n            self.rms.update(obs)\n        return out', ['tests/scalable/test_core.py', 'tests/scalable/test_runs.py', 'tests/scalable/test_sb3_crosscheck.py']),
+    # load_state_dict forgets the running count
+    ('sn11', 'scalable/core/normalize.py', '        self.count = float(count)', '        pass', ['tests/scalable/test_core.py', 'tests/scalable/test_runs.py', 'tests/scalable/test_sb3_crosscheck.py']),
+    # minibatch slice off by one (drops the last sample of each minibatch)
+    ('ppo1', 'scalable/agents/ppo.py', '            sl = slice(start, start + mbs)', '            sl = slice(start, start + mbs - 1)', ['tests/scalable/test_sb3_crosscheck.py', 'tests/scalable/test_agents.py']),
+    # value targets and old values not permuted with the rest of the batch (misaligned minibatches)
+    ('ppo2', 'scalable/agents/ppo.py', '        e_ret, e_val = gather_rows(b_ret, perm), gather_rows(b_val, perm)', '        e_ret, e_val = b_ret, b_val', ['tests/scalable/test_sb3_crosscheck.py', 'tests/scalable/test_agents.py']),
+    # inverted importance ratio: ppo_clip_loss(old, new)
+    ('ppo3', 'scalable/agents/ppo.py', 'pg_loss = ppo_clip_loss(ev.log_prob, mb_logp, mb_adv, eps=cfg.clip_eps)', 'pg_loss = ppo_clip_loss(mb_logp, ev.log_prob, mb_adv, eps=cfg.clip_eps)', ['tests/scalable/test_sb3_crosscheck.py', 'tests/scalable/test_agents.py']),
+    # value clipping always on, whatever clip_vloss says
+    ('ppo4', 'scalable/agents/ppo.py', 'old_values=e_val[sl] if cfg.clip_vloss else None,\n                                clip_eps=cfg.clip_eps if cfg.clip_vloss else None)', 'old_values=e_val[sl],\n                                clip_eps=cfg.clip_eps)', ['tests/scalable/test_sb3_crosscheck.py', 'tests/scalable/test_agents.py']),
+    # per-minibatch advantage normalisation over the wrong axis (across minibatches)
+    ('ppo5', 'scalable/agents/ppo.py', '            e_adv = ((a2 - a2.mean(dim=1, keepdim=True))\n                     / (a2.std(dim=1, unbiased=False, keepdim=True) + 1e-8)).view(-1)', '            e_adv = ((a2 - a2.mean(dim=0, keepdim=True))\n                     / (a2.std(dim=0, unbiased=False, keepdim=True) + 1e-8)).view(-1)', ['tests/scalable/test_sb3_crosscheck.py', 'tests/scalable/test_agents.py']),
+    # learning-rate annealing off by one (the first update already below the initial rate; the last at 0)
+    ('ppo6', 'scalable/agents/ppo.py', 'cfg.learning_rate * (1.0 - (st.update - 1) / num_updates)', 'cfg.learning_rate * (1.0 - st.update / num_updates)', ['tests/scalable/test_sb3_crosscheck.py', 'tests/scalable/test_agents.py']),
+    # A2C targets treat a time-limit truncation as termination (bootstrap 0)
+    ('a2c1', 'scalable/agents/a2c.py', 'td_k_advantages(ro.rewards, ro.values, ro.next_values, ro.terminated, ro.truncated,', 'td_k_advantages(ro.rewards, ro.values, ro.next_values, ro.terminated | ro.truncated, ro.truncated,', ['tests/scalable/test_agents.py']),
+    # A2C targets without the discount
+    ('a2c2', 'scalable/agents/a2c.py', '                                  gamma=cfg.gamma, k=None)', '                                  gamma=1.0, k=None)', ['tests/scalable/test_agents.py']),
+    # A2C policy loss with the advantage negated (gradient descent on the return)
+    ('a2c3', 'scalable/agents/a2c.py', 'pg_loss = a2c_policy_loss(ev.log_prob, adv.flatten().to(dev))', 'pg_loss = a2c_policy_loss(ev.log_prob, -adv.flatten().to(dev))', ['tests/scalable/test_agents.py']),
+    # A2C optimiser gradients never zeroed (accumulate over updates)
+    ('a2c4', 'scalable/agents/a2c.py', '            opt.zero_grad()\n', '', ['tests/scalable/test_agents.py']),
+    # A2C value regression onto the advantages instead of the targets Q_hat = A + V
+    ('a2c5', 'scalable/agents/a2c.py', '            v_loss = value_loss(ev.value, targets.flatten().to(dev))', '            v_loss = value_loss(ev.value, adv.flatten().to(dev))', ['tests/scalable/test_agents.py']),
+    # numpy rollout: truncation bootstraps V of the reset observation instead of the true final one
+    ('cm1', 'scalable/agents/common.py', '            vf_buf[t] = value(fo)', '            vf_buf[t] = value(norm(obs) if norm is not None else np.asarray(obs, dtype=np.float32))', ['tests/scalable/test_envs.py', 'tests/scalable/test_sb3_crosscheck.py', 'tests/scalable/test_agents.py', 'tests/scalable/test_runs.py']),
+    # numpy rollout: the reward normaliser resets its return on termination only (CleanRL / NormalizeReward)
+    ('cm2', 'scalable/agents/common.py', 'r_buf[t] = rnorm(reward, terminated | truncated) if rnorm is not None else reward', 'r_buf[t] = rnorm(reward, terminated) if rnorm is not None else reward', ['tests/scalable/test_envs.py', 'tests/scalable/test_sb3_crosscheck.py', 'tests/scalable/test_agents.py', 'tests/scalable/test_runs.py']),
+    # torch rollout: the reward normaliser resets its return on truncation only
+    ('cm3', 'scalable/agents/common.py', 'r = reward_norm(r, torch.from_numpy(np.asarray(terminated | truncated)))', 'r = reward_norm(r, torch.from_numpy(np.asarray(truncated)))', ['tests/scalable/test_envs.py', 'tests/scalable/test_sb3_crosscheck.py', 'tests/scalable/test_agents.py', 'tests/scalable/test_runs.py']),
+    # numpy rollout: the final observation also updates the observation statistics
+    ('cm4', 'scalable/agents/common.py', '        fo = norm(final_obs) if norm is not None else', '        fo = norm(final_obs, update=True) if norm is not None else', ['tests/scalable/test_envs.py', 'tests/scalable/test_sb3_crosscheck.py', 'tests/scalable/test_agents.py', 'tests/scalable/test_runs.py']),
+    # torch rollout: truncation bootstraps V of the reset observation instead of the true final one
+    ('cm5', 'scalable/agents/common.py', '            vf_buf[t] = policy.value(fo.to(dev)).cpu()', '            vf_buf[t] = policy.value(_prep(obs, obs_norm, update=False).to(dev)).cpu()', ['tests/scalable/test_envs.py', 'tests/scalable/test_sb3_crosscheck.py', 'tests/scalable/test_agents.py', 'tests/scalable/test_runs.py']),
+    # torch rollout: terminated and truncated swapped in the next-value bootstrap
+    ('cm6', 'scalable/agents/common.py', 'next_values_from_rollout(v_buf, last_value, te_buf, tr_buf, vf_buf)', 'next_values_from_rollout(v_buf, last_value, tr_buf, te_buf, vf_buf)', ['tests/scalable/test_envs.py', 'tests/scalable/test_sb3_crosscheck.py', 'tests/scalable/test_agents.py', 'tests/scalable/test_runs.py']),
 ]
