@@ -311,6 +311,24 @@ def test_EVAL_18_visited_states_with_truncation_expected_update_exact(mdp: Finit
     assert np.max(np.abs(mean - eu(w))) <= _exact_tol(mdp, tr, h * _grad_scale(mdp, x, w))
 
 
+@pytest.mark.parametrize(("seed", "k", "h"), [(0, 3, 2), (1, 2, 1), (2, 3, 3)])
+def test_EVAL_18_visited_states_bootstrap_is_capped_at_the_time_limit(seed: int, k: int, h: int) -> None:
+    """n_t = k ∧ (H - t): at visited times close to H the bootstrap comes at the time limit, not k steps on.
+    Cases with k > H - t on MDPs deeper than H (found by the mutation audit of 2026-12-06: the property test
+    above rarely draws an MDP deep enough for the cap to matter); same exact oracle and tolerance."""
+    rng = np.random.default_rng(seed)
+    mdp = random_layered_mdp(rng, 5, 2, 2, gamma=0.9)
+    pi = softmax_policy(rng.normal(size=(mdp.n_states_plus, mdp.n_actions)))
+    x = rng.normal(size=(mdp.n_states_plus, 3))
+    x[mdp.term] = 0.0
+    w = rng.normal(size=3)
+    tr = enumerate_trajectories(mdp, pi, horizon=h)
+    assert np.any(tr.truncated)
+    mean = exact_moments(v_gradients(tr, x, w, gamma=mdp.gamma, k=k).sum(axis=1), tr.weights).mean
+    eu = expected_update_v(mdp, pi, x, k=k, states="visited", horizon=h)
+    assert np.max(np.abs(mean - eu(w))) <= _exact_tol(mdp, tr, h * _grad_scale(mdp, x, w))
+
+
 # ---------------------------------------------------------- EVAL-11: stop-gradient vs full gradient
 def _unit_step_fd_tol(mdp: FiniteMDP, x: FloatArray, w: FloatArray, k: int) -> float:
     """Bound on |fd - g| for the per-sample quadratic f = 1/2 d^2, d = V_w(s_0) - y_w, differenced with unit

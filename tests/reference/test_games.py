@@ -381,6 +381,26 @@ def test_GAME_12_E75_anchored_extragradient_reaches_the_equilibrium_of_a_bilinea
     assert dt[-1] > dt[1000] > d[0]
 
 
+def test_GAME_12_anchored_extragradient_steps_follow_the_formula() -> None:
+    """Each EAG step is the documented formula, the look-ahead anchored too (found by the mutation audit of
+    2026-12-06: the convergence test above passes without the anchor in the look-ahead). The test repeats the
+    formula's expressions on the trajectory's own floats, so the steps agree bit for bit; from k = 1 on the
+    anchor term lam_k (z_0 - z_k) is non-zero."""
+    rng = np.random.default_rng(0)
+    grad = bilinear_gradient(rng.standard_normal((2, 3)))
+    x0, y0 = rng.standard_normal(2), rng.standard_normal(3)
+    alpha = 0.1
+    tr = anchored_extragradient(grad, x0, y0, alpha=alpha, num_steps=4)
+    for k in range(4):
+        x, y = tr.theta1[k], tr.theta2[k]
+        lk = 1.0 / (k + 2.0)
+        gx, gy = grad(x, y)
+        xh, yh = x + lk * (x0 - x) + alpha * gx, y + lk * (y0 - y) - alpha * gy
+        gx, gy = grad(xh, yh)
+        np.testing.assert_array_equal(tr.theta1[k + 1], x + lk * (x0 - x) + alpha * gx)
+        np.testing.assert_array_equal(tr.theta2[k + 1], y + lk * (y0 - y) - alpha * gy)
+
+
 # --- GAME-13..17: antisymmetric games and self-play ------------------------------------------------------
 
 

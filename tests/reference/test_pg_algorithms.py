@@ -142,3 +142,20 @@ def test_algorithm_arguments_are_validated() -> None:
             a2c(mdp, rng=rng, num_updates=1, lr_theta=0.1, lr_phi=0.1, k=bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="theta0"):
         a2c(mdp, rng=rng, num_updates=1, lr_theta=0.1, lr_phi=0.1, theta0=np.zeros((2, 2)))
+
+
+def test_PG_39_entropy_gradient_matches_finite_differences() -> None:
+    """grad_theta H(softmax(theta)) = -pi (log pi + H) (the entropy bonus of A2C; found by the mutation audit of
+    2026-12-06: dropping the + H survived). Checked against central differences of categorical_entropy, with
+    the bound of reference.tolerance.central_difference (H within tolerance(log A, terms=2 A) per evaluation)."""
+    from reference.pg_algorithms import _entropy_grad
+    from reference.policies import categorical_entropy, softmax
+    from reference.tolerance import central_difference, tolerance
+
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        theta = rng.normal(size=4)
+        fd, bound = central_difference(lambda t: float(categorical_entropy(t)), theta, h=1e-4,
+                                       f_error=tolerance(np.log(4.0), terms=8))
+        g = _entropy_grad(softmax(theta))
+        assert np.all(np.abs(g - fd) <= bound + tolerance(1.0, terms=8)), (g - fd, bound)

@@ -540,6 +540,13 @@ def test_GAME_34_root_dirichlet_noise_and_temperature() -> None:
     np.testing.assert_allclose(pi1, plain.N[0] / plain.N[0].sum(), atol=tolerance(1.0, terms=9))
     pi0 = visit_distribution(plain, temperature=0.0)
     assert pi0[plain.best_action()] == 1.0 and pi0.sum() == 1.0
+    # tau != 1 (found by the mutation audit of 2026-12-06: only tau = 1 and 0 were checked): pi ∝ N^(1/tau);
+    # the ratio, the power (pow within 1 ulp) and a 9-term normalisation, relative to values <= 1
+    n = plain.N[0].astype(np.float64)
+    for tau in (0.5, 2.0):
+        want = n ** (1.0 / tau) / np.sum(n ** (1.0 / tau))
+        np.testing.assert_allclose(visit_distribution(plain, temperature=tau), want, rtol=0,
+                                   atol=tolerance(1.0, terms=9 + 4))
     # E-92: commit to the most-visited root action
     assert plain.N[0, plain.best_action()] == plain.N[0].max()
     # tau = inf is refused: N^(1/inf) = N^0 = 1 would put mass on unvisited and illegal actions alike
