@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from reference.bellman import bellman_optimality_v
 from reference.errors import InvalidPolicyError, ShapeError
 from reference.exact import j_pi
+from reference.generators import random_layered_mdp
 from reference.imitation import (
     Dataset,
     behaviour_cloning,
@@ -213,3 +214,37 @@ def test_MDP_16_dataset_helpers() -> None:
     lab = label_states(d.states, ex)
     np.testing.assert_array_equal(lab.actions, d.actions)
     assert len(d | lab) == 2 * len(d)
+
+
+# --- found by the mutation audit of 2026-12-06 -------------------------------------------------------------
+def test_MDP_13_bc_counts_are_uniform_on_unseen_states() -> None:
+    data = Dataset(np.array([0, 0, 1]), np.array([1, 1, 0]))
+    pi = fit_bc_counts(data, n_states_plus=4, n_actions=2)
+    np.testing.assert_array_equal(pi[:2], [[0.0, 1.0], [1.0, 0.0]])
+    np.testing.assert_array_equal(pi[2:], np.full((2, 2), 0.5))  # unseen: a distribution, not zeros
+
+
+def test_MDP_16_dagger_labels_the_states_its_learner_visits() -> None:
+    """Replays one DAgger round on the same random stream: D = D_expert ∪ {(s_t, pi_expert(s_t)): t < T of the
+    learner's trajectories} (the visited s_t, not s_{t+1}), pair for pair."""
+    mdp = random_layered_mdp(np.random.default_rng(5), 4, 3, 2, gamma=1.0)
+    expert = expert_policy(mdp)
+    res = dagger(mdp, expert, n_rounds=2, n_traj=6, horizon=4, rng=np.random.default_rng(1))
+    rng = np.random.default_rng(1)
+    d0 = dataset_from_trajectories(sample_trajectories(mdp, deterministic_policy(expert, mdp.n_actions), rng=rng,
+                                                       n=6, horizon=4))
+    learner = deploy(fit_bc_counts(d0, n_states_plus=mdp.n_states_plus, n_actions=mdp.n_actions), "greedy")
+    traj = sample_trajectories(mdp, learner, rng=rng, n=6, horizon=4)
+    want = d0 | label_states(traj.states[:, :-1][traj.valid], expert)
+    np.testing.assert_array_equal(res.data.states, want.states)
+    np.testing.assert_array_equal(res.data.actions, want.actions)
+
+
+def test_MDP_14_on_expert_error_ignores_the_term_row() -> None:
+    """After termination the expert's state distribution sits on term, where no action matters (MDP-11): a
+    learner that differs from the expert only at term has error 0."""
+    mdp = random_layered_mdp(np.random.default_rng(2), 2, 2, 2, gamma=1.0)
+    expert = expert_policy(mdp)
+    pi = deterministic_policy(expert, mdp.n_actions).astype(np.float64)
+    pi[mdp.term] = np.eye(mdp.n_actions)[(expert[mdp.term] + 1) % mdp.n_actions]
+    assert on_expert_error(mdp, pi, expert, horizon=5) == 0.0

@@ -392,3 +392,17 @@ def test_MDP_04_zero_probability_transitions_do_not_make_a_state_live() -> None:
     table = {0: {0: [(1.0, 1, 1.0, True), (0.0, 1, 0.0, False)]}, 1: {0: [(1.0, 1, 7.0, True)]}}
     mdp = from_toy_text_P(table, [1.0, 0.0], gamma=0.9)
     assert exact.v_pi(mdp, np.ones((3, 1)))[1] == 0.0
+
+
+def test_MDP_02_trajectories_that_start_at_term_have_length_zero() -> None:
+    """p0 may put mass on term (found by the mutation audit of 2026-12-06): such a trajectory has T = 0, no valid
+    step and return 0, while the others run."""
+    P = np.zeros((1, 1, 2))
+    P[0, 0, 1] = 1.0
+    mdp = from_arrays(P, np.array([[1.0]]), [0.5, 0.5], gamma=0.9)
+    tr = sample_trajectories(mdp, np.ones((2, 1)), rng=np.random.default_rng(0), n=40, horizon=3)
+    at_term = tr.states[:, 0] == mdp.term
+    assert at_term.any() and (~at_term).any()
+    np.testing.assert_array_equal(tr.lengths, np.where(at_term, 0, 1))
+    assert not tr.valid[at_term].any()
+    np.testing.assert_array_equal(discounted_returns(tr.rewards, mdp.gamma)[:, 0], np.where(at_term, 0.0, 1.0))

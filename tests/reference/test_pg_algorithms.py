@@ -144,7 +144,7 @@ def test_algorithm_arguments_are_validated() -> None:
         a2c(mdp, rng=rng, num_updates=1, lr_theta=0.1, lr_phi=0.1, theta0=np.zeros((2, 2)))
 
 
-def test_PG_39_entropy_gradient_matches_finite_differences() -> None:
+def test_open_choice_14_entropy_gradient_matches_finite_differences() -> None:
     """grad_theta H(softmax(theta)) = -pi (log pi + H) (the entropy bonus of A2C; found by the mutation audit of
     2026-12-06: dropping the + H survived). Checked against central differences of categorical_entropy, with
     the bound of reference.tolerance.central_difference (H within tolerance(log A, terms=2 A) per evaluation)."""
