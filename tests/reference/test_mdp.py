@@ -406,3 +406,16 @@ def test_MDP_02_trajectories_that_start_at_term_have_length_zero() -> None:
     np.testing.assert_array_equal(tr.lengths, np.where(at_term, 0, 1))
     assert not tr.valid[at_term].any()
     np.testing.assert_array_equal(discounted_returns(tr.rewards, mdp.gamma)[:, 0], np.where(at_term, 0.0, 1.0))
+
+
+def test_MDP_21_exploring_start_fixes_only_the_first_action() -> None:
+    """With a0 given (Q^pi(s, a) estimation), a_0 = a0 and every later action follows pi (found by the mutation
+    audit of 2026-12-06)."""
+    mdp = random_layered_mdp(np.random.default_rng(0), 4, 2, 2, gamma=0.9)
+    pi = deterministic_policy(np.ones(mdp.n_states_plus, dtype=np.int64), mdp.n_actions)
+    s0 = int(np.flatnonzero(mdp.p0)[0])
+    tr = sample_trajectories(mdp, pi, rng=np.random.default_rng(1), n=10, horizon=4, s0=s0, a0=0)
+    assert np.all(tr.actions[:, 0] == 0)
+    later = tr.valid.copy()
+    later[:, 0] = False
+    assert later.any() and np.all(tr.actions[later] == 1)

@@ -354,6 +354,28 @@ def test_GAME_25_monte_carlo_value_fit_within_hoeffding_bound() -> None:
     assert counts[0] == 3000 and abs(V[0] - exact[0]) <= t[0]
 
 
+def test_GAME_25_monte_carlo_value_fit_is_the_running_mean_of_the_outcomes() -> None:
+    """Step 1/count makes each entry the mean of its z's exactly (found by the mutation audit of 2026-12-06: a
+    1/(count + 1) step stays inside the Hoeffding bound above). The games are replayed on the same random stream;
+    the running mean of n values in [-1, 1] is within counted_tolerance(1, roundings=3 n) of their mean."""
+    graph, _ = _nim((1, 2, 3), 2)
+    probs = masked_softmax(graph, np.random.default_rng(6).standard_normal(graph.legal.shape))
+    V, counts = monte_carlo_value_fit(graph, probs, np.random.default_rng(7), num_games=200)
+    rng = np.random.default_rng(7)
+    zs: dict[int, list[float]] = {}
+    for _ in range(200):
+        i, path = 0, []
+        while not graph.terminal[i]:
+            path.append(i)
+            i = int(graph.child[i, int(rng.choice(graph.num_actions, p=probs[i]))])
+        for s_ in path:
+            zs.setdefault(s_, []).append(float(graph.returns[i, graph.player[s_]]))
+    for s_, z in zs.items():
+        assert counts[s_] == len(z)
+        assert abs(V[s_] - float(np.mean(z))) <= counted_tolerance(1.0, roundings=3 * len(z))
+    assert all(counts[s_] == 0 for s_ in range(graph.num_states) if s_ not in zs)
+
+
 def test_GAME_26_policy_values_reduce_to_negamax_for_the_expert() -> None:
     graph, sol = _ttt()
     V = policy_values(graph, optimal_policy(graph, sol))
@@ -660,6 +682,18 @@ def test_GAME_39_sampled_self_play_variant_produces_valid_trained_tables() -> No
     np.testing.assert_allclose(probs[~graph.terminal].sum(axis=1), 1.0, rtol=0,
                                atol=tolerance(1.0, terms=graph.num_actions))
     assert np.all(np.abs(res.V) <= 1.0) and np.any(res.counts > 0)
+
+
+def test_GAME_39_value_targets_are_the_outcome_for_the_player_to_move() -> None:
+    """z is the outcome for the player to move at s (E-85), not for player 0 (found by the mutation audit of
+    2026-12-06). Nim with one heap of 2, take 1: player 0 moves, then player 1 takes the last object and wins, in
+    every game; with step 1/count the value table is the running mean of a constant: V = (-1, +1) exactly."""
+    graph, _ = _nim((2,), 1)
+    assert graph.player.tolist()[:2] == [0, 1] and graph.terminal.tolist() == [False, False, True]
+    res = expert_iteration(graph, np.random.default_rng(0), num_iterations=2, games_per_iteration=3,
+                           num_simulations=4, lr_value=None)
+    assert res.counts[0] > 0 and res.counts[1] > 0
+    np.testing.assert_array_equal(res.V[:2], [-1.0, 1.0])
 
 
 def test_GAME_39_E96_single_action_target_variant_runs() -> None:
