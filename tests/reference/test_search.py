@@ -490,6 +490,49 @@ def test_GAME_32_E88_puct_first_selection_prior_only_when_the_expansion_counts()
     assert int(two.N[0, 4]) == 1
 
 
+@pytest.mark.parametrize(("rule", "parent_count"), [("puct", "edges"), ("puct", "node"), ("text", "edges")])
+def test_GAME_32_each_root_selection_is_the_argmax_of_the_stated_rule(rule: str, parent_count: str) -> None:
+    """Oracle for the selection formula (found by the mutation audit of 2026-12-06: the convergence tests pass
+    with P / N in place of P / (1 + N)). Deterministic search (no noise, a fixed prior and value), so the tree of
+    k + 1 simulations is the tree of k plus one: the root edge it adds a visit to must be
+    argmax_a Q(a) + c P(a) sqrt(sum_b N(b) [+ 1]) / (1 + N(a))  (PUCT)  or  Q(a) + rho P(a) / (1 + N(a))  (text),
+    computed from the k-simulation tree's own arrays. Prior and value vary with the state so that no two
+    scores tie."""
+    game = tic_tac_toe()
+    s0 = game.initial_state()
+
+    def prior(st: tuple[int, ...]) -> np.ndarray:
+        p = np.zeros(game.num_actions)
+        acts = list(game.legal_actions(st))
+        p[acts] = 1.0 + 0.37 * np.arange(1, len(acts) + 1) + 0.01 * sum(st)
+        return p / p.sum()
+
+    def value(st: tuple[int, ...]) -> float:
+        return float(np.tanh(0.3 * sum((i + 1) * c for i, c in enumerate(st)) - 0.2))
+
+    c = 1.3
+    kw = {"rule": rule, "parent_count": parent_count, "c_puct": c, "rho": c, "prior": prior, "value": value}
+    checked = 0
+    for k in range(1, 40):
+        t0 = mcts(game, s0, num_simulations=k, rng=np.random.default_rng(0), **kw)  # type: ignore[arg-type]
+        t1 = mcts(game, s0, num_simulations=k + 1, rng=np.random.default_rng(0), **kw)  # type: ignore[arg-type]
+        grown = np.flatnonzero(t1.N[0] != t0.N[0])
+        assert grown.size == 1
+        n = t0.N[0].astype(np.float64)
+        q = np.where(t0.legal[0], np.where(n > 0, t0.W[0] / np.maximum(n, 1.0), 0.0), -np.inf)
+        if rule == "puct":
+            u = c * np.sqrt(n.sum() + (1.0 if parent_count == "node" else 0.0)) * t0.P[0] / (1.0 + n)
+        else:
+            u = c * t0.P[0] / (1.0 + n)
+        score = q + u
+        best = int(np.argmax(score))
+        runner_up = np.partition(score[np.isfinite(score)], -2)[-2]
+        assert score[best] - runner_up > tolerance(float(np.max(np.abs(score[np.isfinite(score)]))), terms=4)
+        assert grown[0] == best, (k, grown, best, score)
+        checked += 1
+    assert checked == 39
+
+
 def test_GAME_32_E88_text_rule_without_parent_count_stops_converging() -> None:
     # Without sqrt(sum_b N) the exploration bonus does not grow with the parent count: a move that looks bad
     # early is rarely revisited, so the error stalls instead of falling like n^(-1/2) (compare the PUCT test).
