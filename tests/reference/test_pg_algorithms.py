@@ -16,7 +16,7 @@ import pytest
 from reference.dp import v_star
 from reference.exact import j_pi
 from reference.generators import random_layered_mdp
-from reference.mdp import FiniteMDP, uniform_policy
+from reference.mdp import FiniteMDP, from_arrays, uniform_policy
 from reference.pg_algorithms import (
     PGResult,
     a2c,
@@ -159,3 +159,19 @@ def test_open_choice_14_entropy_gradient_matches_finite_differences() -> None:
                                        f_error=tolerance(np.log(4.0), terms=8))
         g = _entropy_grad(softmax(theta))
         assert np.all(np.abs(g - fd) <= bound + tolerance(1.0, terms=8)), (g - fd, bound)
+
+
+def test_PG_38_a2c_time_limit_truncation_bootstraps_and_resets() -> None:
+    """max_episode_length truncates an episode: the segment bootstraps V_phi (not 0) and the next pass resets to
+    s_0 ~ p0 (found by the mutation audit of 2026-12-06: neither was checked). s0 -> s1 (reward 0), s1 -> s1
+    (reward 1) forever, one action, gamma = 1/2: V = (1, 2). With L = 3 and k = 2 every transition is sampled
+    deterministically; bootstrapping at the limit makes V^pi the critic's fixed point (a bootstrap of 0 would
+    make V(s1) = 4/3, and without the reset s0 is never seen again). Convergence budget stated in advance: the
+    critic's error contracts by a constant factor per episode, so after 3000 updates it is far below 1e-9, which
+    is the bound asserted (rounding at the fixed point is ~1e-15)."""
+    P = np.zeros((2, 1, 3))
+    P[0, 0, 1] = P[1, 0, 1] = 1.0
+    mdp = from_arrays(P, np.array([[0.0], [1.0]]), [1.0, 0.0], gamma=0.5)
+    res = a2c(mdp, rng=np.random.default_rng(0), num_updates=3000, lr_theta=0.1, lr_phi=0.2, k=2,
+              max_episode_length=3)
+    np.testing.assert_allclose(res.phi[:2], [1.0, 2.0], rtol=0, atol=1e-9)

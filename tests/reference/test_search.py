@@ -505,7 +505,8 @@ def test_GAME_32_each_root_selection_is_the_argmax_of_the_stated_rule(rule: str,
         p = np.zeros(game.num_actions)
         acts = list(game.legal_actions(st))
         p[acts] = 1.0 + 0.37 * np.arange(1, len(acts) + 1) + 0.01 * sum(st)
-        return p / p.sum()
+        out: np.ndarray = p / p.sum()
+        return out
 
     def value(st: tuple[int, ...]) -> float:
         return float(np.tanh(0.3 * sum((i + 1) * c for i, c in enumerate(st)) - 0.2))

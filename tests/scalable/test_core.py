@@ -484,7 +484,8 @@ def test_TR_15_clipped_value_loss_does_not_differentiate_old_values() -> None:
     """The old values V_old of value clipping are data: no gradient reaches them."""
     v = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
     v_old = torch.tensor([0.0, 0.0], dtype=torch.float64, requires_grad=True)
-    losses.value_loss(v, torch.tensor([3.0, -1.0], dtype=torch.float64), old_values=v_old, clip_eps=0.2).backward()
+    loss = losses.value_loss(v, torch.tensor([3.0, -1.0], dtype=torch.float64), old_values=v_old, clip_eps=0.2)
+    loss.backward()  # type: ignore[no-untyped-call]
     assert v_old.grad is None or bool(torch.all(v_old.grad == 0))
     assert v.grad is not None and bool(torch.any(v.grad != 0))
 
@@ -501,6 +502,6 @@ def test_PG_50_gaussian_sample_is_reparameterised() -> None:
     mu = torch.zeros(3, dtype=torch.float64, requires_grad=True)
     ls = torch.zeros(3, dtype=torch.float64, requires_grad=True)
     x = dist.gaussian_sample(mu, ls, generator=torch.Generator().manual_seed(0))
-    x.sum().backward()
+    x.sum().backward()  # type: ignore[no-untyped-call]
     assert mu.grad is not None and mu.grad.tolist() == [1.0, 1.0, 1.0]
     assert ls.grad is not None and torch.equal(ls.grad, x.detach() - mu.detach())
