@@ -15,6 +15,7 @@ EQUIVALENT: dict[str, str] = {
     'ev9': 'the extra term is r[T], always a zero padding reward (after termination or past H): equivalent while Trajectories keeps padding rewards 0',
     'ev17': 'padding rewards are 0, so G_t = 0 for t >= T anyway (truncated batches raise earlier)',
     'sl7': 'redundant with the final .detach() (removing both is killed)',
+    'pa6': 'greedy on A^pi = Q^pi - V^pi(s) instead of Q^pi: the same argmax per row, and the tie window is absolute (tie_rtol * scale), so only a rounding at the window edge could differ',
     'sa_5': 'defensive guard: for u in [0, 1) and a row total c > 0, u * c rounds below c (c (1 - 2^-53) is c itself or rounds down), so the first cdf entry above the target is at most the last positive one; the builders drop zero-probability outcomes',
     'sl8': 'redundant with next_values.detach() (removing both is killed)',
 }

@@ -419,3 +419,42 @@ def test_MDP_21_exploring_start_fixes_only_the_first_action() -> None:
     later = tr.valid.copy()
     later[:, 0] = False
     assert later.any() and np.all(tr.actions[later] == 1)
+
+
+def test_MDP_03_chain_structure_ignores_stored_zero_probabilities_and_lists_term_first() -> None:
+    """A stored 0 is not an edge (found by the mutation audit of 2026-12-06), and the class of term comes first
+    whatever its index. State 0 loops on itself (a stored 0.0 towards state 1), state 1 loops too, term = 2."""
+    import scipy.sparse as sp
+
+    m = sp.csr_array((np.array([1.0, 0.0, 1.0, 1.0]), np.array([0, 1, 1, 2]), np.array([0, 2, 3, 4])), shape=(3, 3))
+    assert m.nnz == 4  # the zero is stored
+    cs = chain_structure(m, 2)
+    assert [c.tolist() for c in cs.closed_classes] == [[2], [0], [1]]
+    assert not cs.reaches_term[:2].any()
+
+
+def test_BEL_04_large_sparse_solve_path_refines_and_certifies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GMRES + refinement path of solve_linear (n > DIRECT_SOLVE_MAX, lowered here so that a 60-state
+    system takes it; found by the mutation audit of 2026-12-06: only 20 000+ state systems reached it). It must
+    meet its documented residual bound ||b - A x||_inf <= 10 rtol ||b||_inf, and raise NotConvergedError when
+    GMRES is stopped too early, rather than return an uncertified x."""
+    import scipy.sparse as sp
+
+    from reference import chains
+    from reference.errors import NotConvergedError
+
+    monkeypatch.setattr(chains, "DIRECT_SOLVE_MAX", 10)
+    rng = np.random.default_rng(0)
+    n = 60
+    p = sp.random_array((n, n), density=0.1, random_state=1, format="csr") + sp.eye_array(n, format="csr") * 0.01
+    p = sp.csr_array(p / p.sum(axis=1)[:, None])
+    a = sp.eye_array(n, format="csr") - 0.99 * p
+    b = rng.standard_normal(n)
+    x = chains.solve_linear(a, b, rtol=1e-12)
+    assert float(np.max(np.abs(b - a @ x))) <= 10 * 1e-12 * float(np.max(np.abs(b)))
+    # 2000 states, gamma = 0.9999, one GMRES cycle per refinement step: far from 1e-14
+    n = 2000
+    p = sp.random_array((n, n), density=3 / n, random_state=1, format="csr") + sp.eye_array(n, format="csr") * 0.01
+    a = sp.eye_array(n, format="csr") - 0.9999 * sp.csr_array(p / p.sum(axis=1)[:, None])
+    with pytest.raises(NotConvergedError):
+        chains.solve_linear(a, rng.standard_normal(n), rtol=1e-14, maxiter=1)

@@ -9,14 +9,16 @@ with a fixed seed (open choice 22).
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reference.advantages import rollout_from_trajectories, td_k_advantages
 from reference.dp import policy_iteration, v_star
+from reference.errors import InvalidPolicyError
 from reference.exact import a_pi, v_pi
 from reference.generators import random_layered_mdp, random_mdp
-from reference.mdp import FiniteMDP, FloatArray, deterministic_policy, from_outcomes
+from reference.mdp import FiniteMDP, FloatArray, deterministic_policy, from_arrays, from_outcomes
 from reference.policy_advantage import max_policy_advantage, policy_advantage, policy_advantage_step
 from reference.sampling import enumerate_trajectories, sample_trajectories
 from reference.tolerance import discount_condition, tolerance, value_scale
@@ -131,3 +133,21 @@ def test_TR_43_is_estimate_of_policy_advantage_with_unbiased_advantages() -> Non
                                _log_probs(pk, tr.states, tr.actions, mdp.term), adv, ro.valid, gamma=0.9)
     assert abs(float(terms.mean()) - policy_advantage(mdp, pi, pk)) <= 4.0 * float(terms.std(ddof=1)) / np.sqrt(
         terms.size)
+
+
+# --- found by the mutation audit of 2026-12-06 -------------------------------------------------------------
+def test_TR_41_policy_advantage_step_keeps_the_current_action_on_ties() -> None:
+    """Two identical actions everywhere: every action is greedy, and ``current`` must be kept."""
+    P = np.zeros((2, 2, 3))
+    P[0, :, 1] = P[1, :, 2] = 1.0
+    mdp = from_arrays(P, np.ones((2, 2)), [1.0, 0.0], gamma=0.9)
+    pi_k = np.full((3, 2), 0.5)
+    np.testing.assert_array_equal(policy_advantage_step(mdp, pi_k)[:2], [0, 0])
+    np.testing.assert_array_equal(policy_advantage_step(mdp, pi_k, current=np.array([1, 1, 0]))[:2], [1, 1])
+
+
+def test_TR_38_policy_advantage_refuses_a_non_distribution() -> None:
+    mdp = random_mdp(np.random.default_rng(0), 3, 2, gamma=0.9)
+    bad = np.full((mdp.n_states_plus, 2), 0.7)  # rows sum to 1.4
+    with pytest.raises(InvalidPolicyError):
+        policy_advantage(mdp, bad, np.full((mdp.n_states_plus, 2), 0.5))

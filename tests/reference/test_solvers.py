@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reference import dp, exact, solvers
+from reference.errors import InvalidDiscountError
 from reference.generators import random_mdp
-from reference.mdp import Backend, FiniteMDP, deterministic_policy
+from reference.mdp import Backend, FiniteMDP, deterministic_policy, from_arrays
 from reference.tolerance import EPS32, counted_tolerance, discount_condition, tolerance
 
 SETTINGS = settings(max_examples=25, deadline=None)
@@ -203,3 +204,30 @@ def test_BEL_08_v_pi_certified_bound_is_residual_over_one_minus_gamma() -> None:
     assert c.residual > 0.0  # rounding leaves a non-zero residual, so bound and residual differ here
     assert c.bound == c.residual / (1.0 - mdp.gamma)
     assert c.bound > c.residual
+
+
+def test_solvers_policy_iteration_keeps_the_current_action_on_ties() -> None:
+    """Two identical actions everywhere: solve_optimal from pi0 = action 1 must return action 1 (keep current on
+    ties, open choice 1), not the lowest index (found by the mutation audit of 2026-12-06)."""
+    P = np.zeros((2, 2, 3))
+    P[0, :, 1] = P[1, :, 2] = 1.0
+    mdp = from_arrays(P, np.ones((2, 2)), [1.0, 0.0], gamma=0.9)
+    sol = solvers.solve_optimal(mdp, pi0=np.ones(mdp.n_states_plus, dtype=np.int64))
+    np.testing.assert_array_equal(sol.policy[:2], [1, 1])
+
+
+def test_solvers_gmres_reports_non_convergence() -> None:
+    """With a matvec budget too small for the tolerance, converged is False (and the residual says why)."""
+    rng = np.random.default_rng(0)
+    a = np.eye(40) + 0.5 * rng.standard_normal((40, 40))
+    b = rng.standard_normal(40)
+    out = solvers.gmres(lambda x: a @ x, b, tol=1e-12, restart=5, max_matvecs=5)
+    assert not out.converged and out.residual_norm > 1e-12
+
+
+def test_solvers_evaluate_policy_refuses_gamma_1() -> None:
+    P = np.zeros((1, 1, 2))
+    P[0, 0, 1] = 1.0
+    mdp = from_arrays(P, np.ones((1, 1)), [1.0, 0.0], gamma=1.0)
+    with pytest.raises(InvalidDiscountError):
+        solvers.evaluate_policy(mdp, np.ones((2, 1)))

@@ -135,3 +135,15 @@ def test_grpo_bad_inputs_get_clear_errors() -> None:
         grpo.grpo_advantages(torch.tensor([[0.0, float("nan")]], dtype=torch.float64))
     with pytest.raises(ValueError, match="eps_std"):
         grpo.grpo_advantages(r.reshape(2, 2), eps_std=0.0)
+
+
+def test_TR_51_equal_reward_groups_give_exact_zeros_where_the_mean_rounds() -> None:
+    """(0.1 + 0.1 + 0.1) / 3 = 0.10000000000000002: r - mean is not 0 in floating point, yet an equal-reward group
+    carries no signal and its advantages are exactly 0 (found by the mutation audit of 2026-12-06: the twin's
+    tests used rewards whose mean is exact)."""
+    r = torch.tensor([[0.1, 0.1, 0.1], [0.0, 1.0, 0.0]], dtype=torch.float64)
+    assert bool(torch.any(r[0] - r[0].mean() != 0.0))  # the mean rounds: r - mean is not exactly 0
+    for scale in (True, False):
+        adv = grpo.grpo_advantages(r, scale_by_std=scale)
+        assert adv[0].tolist() == [0.0, 0.0, 0.0]
+        assert bool(torch.all(adv[1] != 0.0))
