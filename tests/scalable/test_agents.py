@@ -481,3 +481,39 @@ def test_eval_video_of_a_mujoco_task_renders_headless(tmp_path: Path, monkeypatc
 
     assert os.environ["MUJOCO_GL"] == "egl"
     assert gif.read_bytes()[:6] in (b"GIF87a", b"GIF89a")
+
+
+def test_PG_38_a2c_loop_hands_the_rollout_flags_and_gamma_to_the_verified_targets(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The A2C loop passes the rollout's own terminated / truncated flags (separately: a time limit is not a
+    termination) and cfg.gamma to td_k_advantages, the twin proven equal to reference (found by the mutation
+    audit of 2026-12-06: CartPole is solved with gamma = 1 or with truncation treated as termination). CartPole
+    with a 12-step time limit, so that truncations occur in the recorded segments."""
+    import scalable.agents.a2c as a2c_mod
+
+    rollouts: list[Any] = []
+    calls: list[dict[str, Any]] = []
+    real_collect, real_td_k = a2c_mod.collect_rollout, a2c_mod.td_k_advantages  # type: ignore[attr-defined]
+
+    def collect(*args: Any, **kwargs: Any) -> Any:
+        out = real_collect(*args, **kwargs)
+        rollouts.append(out[0])
+        return out
+
+    def td_k(*args: Any, **kwargs: Any) -> Any:
+        calls.append({"args": args, "kwargs": kwargs})
+        return real_td_k(*args, **kwargs)
+
+    monkeypatch.setattr(a2c_mod, "collect_rollout", collect)
+    monkeypatch.setattr(a2c_mod, "td_k_advantages", td_k)
+    cfg = dataclasses.replace(CARTPOLE_A2C, gamma=0.9, total_steps=8 * 5 * 8, max_episode_steps=12,
+                              backend="gymnasium")
+    a2c.train(cfg, progress=False)
+    assert len(calls) == len(rollouts) == 8
+    assert any(bool(ro.truncated.any()) for ro in rollouts)
+    for ro, call in zip(rollouts, calls, strict=True):
+        rewards, values, next_values, terminated, truncated = call["args"]
+        assert torch.equal(values, ro.values)
+        assert torch.equal(terminated, ro.terminated) and torch.equal(truncated, ro.truncated)
+        assert torch.equal(rewards, ro.rewards) and torch.equal(next_values, ro.next_values)
+        assert call["kwargs"] == {"gamma": 0.9, "k": None}
