@@ -501,11 +501,20 @@ def test_PG_38_a2c_loop_hands_the_rollout_flags_and_gamma_to_the_verified_target
         return out
 
     def td_k(*args: Any, **kwargs: Any) -> Any:
-        calls.append({"args": args, "kwargs": kwargs})
-        return real_td_k(*args, **kwargs)
+        out = real_td_k(*args, **kwargs)
+        calls.append({"args": args, "kwargs": kwargs, "adv": out})
+        return out
+
+    targets_seen: list[Any] = []
+    real_value_loss = a2c_mod.value_loss  # type: ignore[attr-defined]
+
+    def v_loss(values: Any, targets: Any, **kwargs: Any) -> Any:
+        targets_seen.append(targets)
+        return real_value_loss(values, targets, **kwargs)
 
     monkeypatch.setattr(a2c_mod, "collect_rollout", collect)
     monkeypatch.setattr(a2c_mod, "td_k_advantages", td_k)
+    monkeypatch.setattr(a2c_mod, "value_loss", v_loss)
     cfg = dataclasses.replace(CARTPOLE_A2C, gamma=0.9, total_steps=8 * 5 * 8, max_episode_steps=12,
                               backend="gymnasium")
     a2c.train(cfg, progress=False)
@@ -517,3 +526,7 @@ def test_PG_38_a2c_loop_hands_the_rollout_flags_and_gamma_to_the_verified_target
         assert torch.equal(terminated, ro.terminated) and torch.equal(truncated, ro.truncated)
         assert torch.equal(rewards, ro.rewards) and torch.equal(next_values, ro.next_values)
         assert call["kwargs"] == {"gamma": 0.9, "k": None}
+    # the critic regresses on the k-step targets Q_hat = A + V(s_t), not on the advantages
+    assert len(targets_seen) == len(calls)
+    for ro, call, tgt in zip(rollouts, calls, targets_seen, strict=True):
+        assert torch.equal(tgt, (call["adv"] + ro.values).flatten())
