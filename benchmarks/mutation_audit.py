@@ -102,7 +102,9 @@ def main() -> int:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                           check=True).stdout.strip()
     rows: list[tuple[str, str, int, str, str, str, float]] = []
-    command = "python benchmarks/mutation_audit.py" + (f" --only {' '.join(args.only)}" if args.only else "")
+    only = ("" if not args.only else f" --only {' '.join(args.only)}" if len(args.only) <= 12
+            else f" --only <{len(args.only)} ids: {args.only[0]} .. {args.only[-1]}>")
+    command = "python benchmarks/mutation_audit.py" + only
     with tempfile.TemporaryDirectory(prefix="mutation-audit-") as tmp:
         clone = Path(tmp) / "repo"
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
