@@ -605,7 +605,9 @@ def cmd_returns(args: argparse.Namespace) -> None:
     results = [done[k] for k in (_run_key(asdict(s)) for s in specs) if k in done]
     missing = len(specs) - len(results)
     elapsed = sum(r["wall_s"] for r in results) / max(1, args.jobs)
-    save_json("returns", [{k: v for k, v in r.items() if k != "curve"} for r in results])
+    # per-run summaries: the episode returns and curves live once, in the runs file
+    save_json("returns", [{**{k: v for k, v in r.items() if k not in ("curve", "returns")},
+                           "episodes": len(r["returns"]), "score_last10": last_mean(r["returns"])} for r in results])
     machines = Counter(r.get("machine", "not recorded") for r in results)
     lines = ["## Returns (PPO, standard MuJoCo hyperparameters)", "",
              machine_note(str(args.threads)) + " Runs by machine (date, CPU, cores, vector extension): "
