@@ -17,8 +17,10 @@ Examples::
 normalisation); ``--preset standard`` the settings of public implementations, the ones benchmarked against
 Stable-Baselines3 (:func:`scalable.agents.ppo.mujoco_config`; Atari and CartPole presets are the same
 in both). ``--set key=value`` overrides any config field (values parsed as Python literals, e.g.
-``max_grad_norm=None`` or ``hidden=(256,256)``); ``precision=bfloat16`` runs an Atari network's trunk in
-bfloat16 mixed precision (:mod:`scalable.nets.atari`; about 2x faster updates on a CPU with AVX512-BF16).
+``max_grad_norm=None`` or ``hidden=(256,256)``; ``true`` / ``false`` / ``none`` in any case too; an unknown
+field, a field of train's own flags, or a value of the wrong type is an error before anything is built);
+``precision=bfloat16`` runs an Atari network's trunk in bfloat16 mixed precision (:mod:`scalable.nets.atari`;
+about 2x faster updates on a CPU with AVX512-BF16).
 A run folder holds config.json, metrics.csv, tensorboard/ and checkpoints/ (see :mod:`scalable.runs.logging`).
 Evaluation reports episode returns on the raw game score with the evaluation environment setting (Atari: full
 games, unclipped rewards).
@@ -30,7 +32,7 @@ import argparse
 import ast
 import csv
 import dataclasses
-import math
+import difflib
 import os
 import sys
 from collections.abc import Sequence
@@ -51,6 +53,9 @@ from scalable.runs.logging import RunDir
 __all__ = ["evaluate", "main", "plot"]
 
 
+_WORDS: dict[str, Any] = {"true": True, "false": False, "none": None, "null": None}
+
+
 def _overrides(items: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
@@ -58,10 +63,35 @@ def _overrides(items: Sequence[str]) -> dict[str, Any]:
         if not sep:
             raise SystemExit(f"--set expects key=value, got {item!r}")
         try:
-            out[key.strip()] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            out[key.strip()] = raw
+            value = ast.literal_eval(raw)
+            out[key.strip()] = tuple(value) if isinstance(value, list) else value  # hidden=[64,64]
+        except (ValueError, SyntaxError):  # true / false / none in any case, else the string itself
+            out[key.strip()] = _WORDS.get(raw.strip().lower(), raw)
     return out
+
+
+FLAG_FIELDS = {"env_id": "--env", "total_steps": "--steps", "seed": "--seed"}
+"""Config fields that ``train`` always sets from its own flags: ``--set`` refuses them rather than let one of
+the two silently win (``backend`` and ``device`` may come from either, not from both)."""
+
+
+def _check_override_keys(cls: type[Any], overrides: dict[str, Any], *, prefix: str = "") -> None:
+    """Raise ``ConfigError`` naming every ``--set`` key that is not a field of ``cls`` (with the closest
+    field names), or that one of ``train``'s flags sets (:data:`FLAG_FIELDS`)."""
+    fields = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in overrides if k not in fields]
+    if unknown:
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, fields, n=3)
+            guess = f" (did you mean {', '.join(prefix + c for c in close)}?)" if close else ""
+            hints.append(f"'{prefix}{k}'{guess}")
+        raise common.ConfigError(f"--set: unknown {cls.__name__} field(s) {', '.join(hints)}; the fields are: "
+                                 f"{', '.join(prefix + f for f in fields)}")
+    if not prefix:
+        flagged = [k for k in overrides if k in FLAG_FIELDS]
+        if flagged:
+            raise common.ConfigError("--set: " + ", ".join(f"{k} is set with {FLAG_FIELDS[k]}" for k in flagged))
 
 
 def make_config(algo: str, env_id: str, steps: int, seed: int, overrides: dict[str, Any], *,
@@ -72,7 +102,11 @@ def make_config(algo: str, env_id: str, steps: int, seed: int, overrides: dict[s
     if preset not in ("text", "standard"):
         raise SystemExit(f"unknown preset {preset!r} (text or standard)")
     base: dict[str, Any] = {"env_id": env_id, "total_steps": steps, "seed": seed}
+    if algo not in ("ppo", "a2c"):
+        raise SystemExit(f"unknown algorithm {algo!r} (a2c or ppo)")
+    _check_override_keys(ppo.PPOConfig if algo == "ppo" else a2c.A2CConfig, overrides)
     if "atari" in overrides and isinstance(overrides["atari"], dict):
+        _check_override_keys(AtariOptions, overrides["atari"], prefix="atari.")
         overrides = {**overrides, "atari": AtariOptions(**overrides["atari"])}
     if algo == "ppo":
         if is_atari(env_id):
@@ -85,13 +119,11 @@ def make_config(algo: str, env_id: str, steps: int, seed: int, overrides: dict[s
             base |= {"num_envs": 4, "num_steps": 128, "update_epochs": 4, "minibatch_size": 128,
                      "learning_rate": 2.5e-3, "norm_adv": True}
         return ppo.PPOConfig(**(base | overrides))
-    if algo == "a2c":
-        if is_mujoco(env_id):
-            base |= {"norm_obs": True, "norm_reward": True}
-        elif env_id.startswith("CartPole"):
-            base |= {"num_envs": 8}
-        return a2c.A2CConfig(**(base | overrides))
-    raise SystemExit(f"unknown algorithm {algo!r} (a2c or ppo)")
+    if is_mujoco(env_id):  # a2c
+        base |= {"norm_obs": True, "norm_reward": True}
+    elif env_id.startswith("CartPole"):
+        base |= {"num_envs": 8}
+    return a2c.A2CConfig(**(base | overrides))
 
 
 class Interrupted(Exception):
@@ -109,10 +141,10 @@ def _train(algo: str, cfg: Any, run_dir: Path, *, resume: bool) -> common.TrainR
         raise Interrupted(f"interrupted; last complete update saved in {latest}; continue with: "
                           f"python -m scalable resume {run_dir}") from None
     tail = result.episode_returns[-cfg.return_window:]
-    mean = float(np.mean(tail)) if tail else math.nan
-    print(f"{algo}: {result.global_step} steps, {result.updates} updates, "
-          f"mean return of the last {len(tail)} episodes {mean:.2f}, {result.steps_per_second:.0f} steps/s; "
-          f"run folder {result.run_dir}")
+    score = (f"mean return of the last {len(tail)} episodes {float(np.mean(tail)):.2f}" if tail
+             else "no episode finished yet")
+    print(f"{algo}: {result.global_step} steps, {result.updates} updates, {score}, "
+          f"{result.steps_per_second:.0f} steps/s; run folder {result.run_dir}")
     return result
 
 
@@ -271,9 +303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--env", required=True)
     t.add_argument("--steps", type=int, default=1_000_000)
     t.add_argument("--seed", type=int, default=1)
-    t.add_argument("--backend", choices=["auto", "gymnasium", "envpool"], default="auto",
-                   help="auto: envpool for Atari, and for other envs from 8 envs up; gymnasium otherwise "
-                        "(the run's config records the choice)")
+    t.add_argument("--backend", choices=["auto", "gymnasium", "envpool"], default=None,
+                   help="auto (the default): envpool for Atari, and for other envs from 8 envs up; gymnasium "
+                        "otherwise (the run's config records the choice)")
     t.add_argument("--run-dir", type=Path, default=None, help="default runs/<algo>-<env>-s<seed>")
     t.add_argument("--preset", choices=["text", "standard"], default="text",
                    help="text: the text's choices; standard: public implementations' MuJoCo settings (benchmarked)")
@@ -302,10 +334,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         if args.cmd == "train":
-            cfg = make_config(args.algo, args.env, args.steps, args.seed, _overrides(args.set), preset=args.preset)
-            cfg = dataclasses.replace(cfg, backend=args.backend)
-            if args.device is not None:  # else the config's (default "cpu", or --set device=...)
-                cfg = dataclasses.replace(cfg, device=args.device)
+            overrides = _overrides(args.set)
+            for key in ("backend", "device"):
+                if key in overrides and getattr(args, key) is not None:
+                    raise common.ConfigError(f"--set {key}={overrides[key]!r} and --{key} {getattr(args, key)}: "
+                                             f"give one")
+            cfg = make_config(args.algo, args.env, args.steps, args.seed, overrides, preset=args.preset)
+            for key in ("backend", "device"):  # else --set's, or the config's default ("auto", "cpu")
+                if getattr(args, key) is not None:
+                    cfg = dataclasses.replace(cfg, **{key: getattr(args, key)})
             run_dir = args.run_dir or Path("runs") / f"{args.algo}-{args.env.replace('/', '_')}-s{args.seed}"
             _train(args.algo, cfg, run_dir, resume=False)
         elif args.cmd == "resume":
@@ -326,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return 130  # the shell's code for SIGINT
     except (CheckpointError, common.ConfigError, FileExistsError, FileNotFoundError,
-            gym.error.DependencyNotInstalled) as exc:
+            gym.error.Error) as exc:  # gymnasium's: an unknown environment id, a missing dependency, ...
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

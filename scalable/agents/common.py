@@ -20,6 +20,8 @@ import dataclasses
 import json
 import math
 import time
+import types
+import typing
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,12 +190,71 @@ def check_precision(precision: str, env_id: str) -> None:
                           "which runs in float32 (set precision='float32')")
 
 
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if typing.get_origin(tp) is not None:  # tuple[int, ...], float | None, ...
+        return str(tp).replace("typing.", "")
+    return getattr(tp, "__name__", None) or str(tp)
+
+
+def _matches(value: Any, tp: Any) -> bool:
+    """Whether ``value`` has the declared field type ``tp`` (the subset config dataclasses use: bool, int,
+    float (an int is accepted), str, None, Literal, unions, ``tuple[X, ...]`` and nested dataclasses)."""
+    origin = typing.get_origin(tp)
+    if tp is type(None):
+        return value is None
+    if origin is Literal:
+        return any(value == a and type(value) is type(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in typing.get_args(tp))
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_matches(v, args[0]) for v in value)
+        return len(args) == len(value) and all(_matches(v, a) for v, a in zip(value, args, strict=True))
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True  # a type this checker does not know: left to the field's own checks
+
+
+def check_field_types(cfg: Any) -> None:
+    """:class:`ConfigError` naming every field of a config dataclass (and of its nested dataclasses, e.g.
+    ``atari``) whose value does not have the declared type: ``norm_adv="false"`` is a non-empty string, so
+    truthy, and would silently switch advantage normalisation *on*."""
+    wrong: list[str] = []
+
+    def visit(obj: Any, prefix: str) -> None:
+        hints = typing.get_type_hints(type(obj))
+        for f in dataclasses.fields(obj):
+            v, tp = getattr(obj, f.name), hints[f.name]
+            if not _matches(v, tp):
+                wrong.append(f"{prefix}{f.name}={v!r} must be {_type_name(tp)}")
+            elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+                visit(v, f"{prefix}{f.name}.")
+
+    visit(cfg, "")
+    if wrong:
+        raise ConfigError("; ".join(wrong))
+
+
 def check_hyperparameters(cfg: Any) -> None:
     """:class:`ConfigError` naming the first field of an A2C / PPO config that cannot train as asked: a
     budget below one rollout (nothing would be trained), an empty rollout, gamma outside (0, 1] (MDP-18),
     lambda outside [0, 1] (TR-31), a clip range outside [0, 1), zero epochs, a minibatch larger than the
     batch, a non-positive learning rate or optimiser epsilon, a negative loss coefficient, ... Fields a
     config does not have are skipped."""
+    if dataclasses.is_dataclass(cfg):
+        check_field_types(cfg)
+
     def has(name: str) -> bool:
         return hasattr(cfg, name)
 

@@ -15,6 +15,7 @@ pytest.importorskip("gymnasium")
 
 import dataclasses
 import importlib.util
+import json
 import math
 import re
 from pathlib import Path
@@ -27,6 +28,7 @@ from torch import nn
 from scalable.agents import a2c, common, ppo
 from scalable.cli import evaluate
 from scalable.cli import main as cli_main
+from scalable.envs.atari import AtariOptions
 from scalable.envs.envpool_backend import envpool_has
 from scalable.nets.atari import AtariActorCritic
 from scalable.runs.checkpoint import CheckpointError
@@ -244,6 +246,70 @@ def test_cli_presets_text_default_and_standard_mujoco() -> None:
         "ppo", "ALE/Breakout-v5", 4096, 2, {})
     with pytest.raises(SystemExit, match="preset"):
         make_config("ppo", "HalfCheetah-v5", 4096, 2, {}, preset="fast")
+
+
+def test_cli_set_refuses_unknown_fields_and_flag_fields(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--set`` with a misspelt field, a misspelt AtariOptions field, or a field that one of train's own
+    flags sets (``--seed``, ``--backend``, ...) is a clear error naming it, before anything is built; an unknown
+    environment id is gymnasium's error, printed as one line; no run folder is left behind."""
+    from scalable.cli import make_config
+
+    with pytest.raises(common.ConfigError, match=r"'learnin_rate' \(did you mean learning_rate\?\)"):
+        make_config("ppo", "CartPole-v1", 4096, 1, {"learnin_rate": 1e-3})
+    with pytest.raises(common.ConfigError, match=r"'atari.noop_ma' \(did you mean atari.noop_max\?\)"):
+        make_config("ppo", "ALE/Pong-v5", 4096, 1, {"atari": {"noop_ma": 3}})
+    with pytest.raises(common.ConfigError, match=r"unknown A2CConfig field.*'clip_eps'"):
+        make_config("a2c", "CartPole-v1", 4096, 1, {"clip_eps": 0.2})  # a PPO field
+    for key, flag in (("seed", "--seed"), ("total_steps", "--steps"), ("env_id", "--env")):
+        with pytest.raises(common.ConfigError, match=f"{key} is set with {flag}"):
+            make_config("ppo", "CartPole-v1", 4096, 1, {key: "x"})
+    run = tmp_path / "run"
+    assert cli_main(["train", "ppo", "--env", "CartPole-v1", "--steps", "4096", "--run-dir", str(run),
+                     "--set", "foo=1"]) == 2
+    assert "unknown PPOConfig field(s) 'foo'" in capsys.readouterr().err
+    for key, flag in (("backend", "gymnasium"), ("device", "cpu")):  # from --set or the flag, not both
+        assert cli_main(["train", "ppo", "--env", "CartPole-v1", "--steps", "4096", "--run-dir", str(run),
+                         f"--{key}", flag, "--set", f"{key}={flag}"]) == 2
+        assert f"--set {key}='{flag}' and --{key} {flag}: give one" in capsys.readouterr().err
+    honoured = tmp_path / "honoured"  # --set backend=... used to be overwritten by --backend's default, "auto"
+    assert cli_main(["train", "ppo", "--env", "CartPole-v1", "--steps", "1024", "--run-dir", str(honoured),
+                     "--set", "backend=gymnasium", "num_envs=8", "minibatch_size=256"]) == 0
+    assert json.loads((honoured / "config.json").read_text())["backend"] == "gymnasium"  # auto: envpool at 8 envs
+    assert cli_main(["train", "ppo", "--env", "NoSuchEnv-v0", "--steps", "4096", "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "NoSuchEnv" in err and "Traceback" not in err
+    assert not run.exists()
+
+
+def test_config_field_types_are_checked_before_anything_is_built(tmp_path: Path) -> None:
+    """A value of the wrong type is a ConfigError naming the field, for the Python API and the CLI:
+    ``norm_adv="false"`` is a non-empty string, truthy, and used to switch normalisation *on* silently.
+    The CLI reads true / false / none in any case as the Python constants and lists as tuples."""
+    from scalable.cli import _overrides
+
+    bad: list[tuple[Any, str]] = [
+        (ppo.PPOConfig(norm_adv="false"), "norm_adv='false' must be bool"),  # type: ignore[arg-type]
+        (ppo.PPOConfig(num_envs=2.0), "num_envs=2.0 must be int"),  # type: ignore[arg-type]
+        (ppo.PPOConfig(head="gauss"), "head='gauss' must be one of 'auto'"),  # type: ignore[arg-type]
+        (ppo.PPOConfig(hidden=[64, 64]), r"hidden=\[64, 64\] must be tuple\[int, \.\.\.\]"),  # type: ignore[arg-type]
+        (ppo.PPOConfig(max_grad_norm="0.5"), r"max_grad_norm='0.5' must be float \| None"),  # type: ignore[arg-type]
+        (a2c.A2CConfig(optimizer="sgd"), "optimizer='sgd' must be one of 'rmsprop', 'adam'"),  # type: ignore[arg-type]
+        (a2c.A2CConfig(entropy_bonus=1), "entropy_bonus=1 must be bool"),  # type: ignore[arg-type]
+        (ppo.atari_config("ALE/Pong-v5", atari=AtariOptions(fire_reset="no")),  # type: ignore[arg-type]
+         "atari.fire_reset='no' must be bool"),
+    ]
+    for cfg, msg in bad:
+        with pytest.raises(common.ConfigError, match=msg):
+            common.check_run_config(cfg)
+    for good in (ppo.PPOConfig(), a2c.A2CConfig(), ppo.atari_config("ALE/Pong-v5"), ppo.mujoco_config("Hopper-v5"),
+                 ppo.PPOConfig(learning_rate=1, target_kl=0.01, max_grad_norm=None, hidden=(32,))):
+        common.check_field_types(good)
+    assert _overrides(["norm_adv=false", "anneal_lr=TRUE", "target_kl=none", "hidden=[32,32]", "head=auto"]) == {
+        "norm_adv": False, "anneal_lr": True, "target_kl": None, "hidden": (32, 32), "head": "auto"}
+    with pytest.raises(common.ConfigError, match="norm_adv='yes' must be bool"):
+        ppo.train(ppo.PPOConfig(env_id="CartPole-v1", total_steps=4096, norm_adv="yes"),  # type: ignore[arg-type]
+                  run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 class _Interrupt(Exception):
