@@ -74,6 +74,9 @@ def test_evaluate_policy_certificate_holds(mdp: FiniteMDP, seed: int, determinis
     v_exact = exact.v_pi(mdp, pi)
     assert cert.bound <= eps
     assert float(np.max(np.abs(cert.value - v_exact))) <= cert.bound + _tol_exact(mdp)
+    # the bound is BEL-08's residual / (1 - gamma) itself (the check above holds for most smaller bounds too,
+    # since the solve usually lands far inside it: the mutation audit's `bound = residual` survived it)
+    assert cert.bound == cert.residual / (1.0 - mdp.gamma)
     # the certificate is the residual formula of exact.v_pi_certified
     resid = mdp.reward_pi(pi) + mdp.gamma * (mdp.transition_pi(pi) @ cert.value) - cert.value
     assert abs(float(np.max(np.abs(resid))) - cert.residual) <= tolerance(_scale(mdp), terms=mdp.n_states_plus)
