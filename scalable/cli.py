@@ -203,6 +203,7 @@ def evaluate(path: str | Path, *, episodes: int = 10, deterministic: bool = True
         obs_norm, _ = common.make_normalisers(dataclasses.replace(cfg, norm_reward=False, num_envs=n_envs), envs)
         if obs_norm is not None:
             obs_norm.load_state_dict(state["obs_norm"])
+        scale = common.squash_scale(model, space)
         gen = torch.Generator().manual_seed(seed)
         explore = np.random.default_rng(seed)  # epsilon-greedy draws, apart from the policy's own
         obs = envs.reset(seed=seed)
@@ -215,7 +216,7 @@ def evaluate(path: str | Path, *, episodes: int = 10, deterministic: bool = True
                 x = torch.as_tensor(obs) if obs_norm is None else obs_norm(torch.as_tensor(obs).float(),
                                                                              update=False)
                 step = model.act(x, generator=gen, deterministic=deterministic)
-                action = common.env_action(space, step.action)
+                action = common.env_action(space, step.action, scale)
                 if epsilon > 0:
                     assert isinstance(space, gym.spaces.Discrete)
                     rand = explore.random(n_envs) < epsilon

@@ -48,7 +48,7 @@ from scalable.envs import (
 from scalable.envs.atari import is_atari
 from scalable.nets.atari import PRECISIONS, AtariActorCritic, PolicyEval, PolicyStep, Precision
 from scalable.nets.init import VALUE_GAIN
-from scalable.nets.mlp import MLPActorCritic, NumpyPolicy, mlp
+from scalable.nets.mlp import MLPActorCritic, NumpyPolicy, TanhGaussianHead, mlp
 from scalable.runs.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -343,13 +343,30 @@ def build_actor_critic(env_id: str, obs_space: gym.Space[Any], act_space: gym.Sp
     raise ValueError(f"unsupported action space {act_space!r}")
 
 
-def env_action(act_space: gym.Space[Any], action: Tensor) -> NDArray[np.generic]:
-    """Network action -> what the env receives: int64 indices [B], or float32 Box actions [B, n] (the
-    backends clip them to the bounds; a tanh-Gaussian's (-1, 1) matches the MuJoCo bounds of most tasks)."""
+def squash_scale(policy: object, act_space: gym.Space[Any]) -> tuple[NDArray[np.float32], NDArray[np.float32]] | None:
+    """(center, half-width), float32 [n], of the affine map ``a_env = center + half * a`` from a tanh-Gaussian's
+    actions a in (-1, 1)^n (PG-50, E-51) onto a Box's bounds [low, high]; ``None`` (no map) for other heads,
+    for bounds that are exactly [-1, 1] (the identity: runs on those tasks are unchanged) and for unbounded
+    Boxes (left to the backends' clip). The map is a constant shift and scale of the action, so log-probability
+    ratios, and with them the PPO / A2C losses, are unchanged; only the env sees the rescaled action."""
+    head = getattr(policy, "head", None)  # a module (MLPActorCritic) or its name (the numpy snapshot)
+    if not isinstance(act_space, gym.spaces.Box) or not (isinstance(head, TanhGaussianHead) or head == "tanh_gaussian"):
+        return None
+    low, high = act_space.low.astype(np.float64), act_space.high.astype(np.float64)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))) or (np.all(low == -1.0) and np.all(high == 1.0)):
+        return None
+    return ((high + low) / 2).astype(np.float32), ((high - low) / 2).astype(np.float32)
+
+
+def env_action(act_space: gym.Space[Any], action: Tensor,
+               scale: tuple[NDArray[np.float32], NDArray[np.float32]] | None = None) -> NDArray[np.generic]:
+    """Network action -> what the env receives: int64 indices [B], or float32 Box actions [B, n], mapped onto
+    the bounds by ``scale`` (:func:`squash_scale`, tanh-Gaussian heads) and otherwise clipped by the backends."""
     a = action.detach().cpu().numpy()
     if isinstance(act_space, gym.spaces.Discrete):
         return a.astype(np.int64)
-    return a.astype(np.float32)
+    a = a.astype(np.float32)
+    return a if scale is None else scale[0] + scale[1] * a
 
 
 # ----------------------------------------------------------------------------- rollouts
@@ -417,6 +434,7 @@ def _collect_numpy(
     norm = obs_norm.normalize_np if obs_norm is not None else None
     rnorm = reward_norm.step_np if reward_norm is not None else None
     act, value, step_env = snap.act, snap.value, envs.step
+    scale = squash_scale(snap, envs.single_action_space)
     for t in range(T):
         x = norm(obs, update=True) if norm is not None else np.asarray(obs, dtype=np.float32)
         a, raw, lp, v = act(x, eps_all[t])
@@ -425,7 +443,7 @@ def _collect_numpy(
         logp_buf[t] = lp
         v_buf[t] = v
         a_env = act_buf[t]
-        a_env[...] = a
+        a_env[...] = a if scale is None else scale[0] + scale[1] * a
         obs, reward, terminated, truncated, final_obs, info = step_env(a_env.copy())
         fo = norm(final_obs) if norm is not None else np.asarray(final_obs, dtype=np.float32)
         fo_buf[t] = fo
@@ -473,6 +491,7 @@ def collect_rollout(
         if snap is not None:
             return _collect_numpy(envs, snap, obs, num_steps, generator, obs_norm, reward_norm)
     T, B = num_steps, envs.num_envs
+    scale = squash_scale(policy, act_space)
     episodes: list[tuple[float, int]] = []
     env_acts: list[NDArray[np.generic]] = []
     dev = module_device(policy)
@@ -489,7 +508,7 @@ def collect_rollout(
         if not on_cpu:  # buffers stay on the CPU (uint8 frames): bring back what is stored (entropy is not)
             step = PolicyStep(step.action.cpu(), step.raw_action.cpu(), step.log_prob.cpu(), step.entropy,
                               step.value.cpu())
-        a_env = env_action(act_space, step.action)
+        a_env = env_action(act_space, step.action, scale)
         obs, reward, terminated, truncated, final_obs, info = envs.step(a_env)
         fo = _prep(final_obs, obs_norm, update=False)
         if t == 0:

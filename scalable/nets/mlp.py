@@ -60,7 +60,8 @@ def mlp(in_dim: int, out_dim: int | None, *, hidden: Sequence[int] = (64, 64),
 class TanhGaussianHead(nn.Module):
     """features [B, in] -> (mu [B, n], tau [B, n]) with tau = clamp_log_std(linear(features)) (PG-50).
 
-    Actions a = tanh(z) lie in (-1, 1)^n (E-51); rescale to the action bounds outside the network.
+    Actions a = tanh(z) lie in (-1, 1)^n (E-51); :func:`scalable.agents.common.squash_scale` maps them onto
+    the env's bounds outside the network.
     """
 
     def __init__(self, in_dim: int, act_dim: int, *, orthogonal_init: bool = True) -> None:

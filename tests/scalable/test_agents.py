@@ -31,6 +31,7 @@ from scalable.cli import main as cli_main
 from scalable.envs.atari import AtariOptions
 from scalable.envs.envpool_backend import envpool_has
 from scalable.nets.atari import AtariActorCritic
+from scalable.nets.mlp import MLPActorCritic, TanhGaussianHead
 from scalable.runs.checkpoint import CheckpointError
 
 CARTPOLE_PPO = ppo.PPOConfig(
@@ -310,6 +311,43 @@ def test_config_field_types_are_checked_before_anything_is_built(tmp_path: Path)
         ppo.train(ppo.PPOConfig(env_id="CartPole-v1", total_steps=4096, norm_adv="yes"),  # type: ignore[arg-type]
                   run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_tanh_gaussian_actions_are_mapped_onto_the_action_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tanh-Gaussian's a in (-1, 1)^n (PG-50) reaches the env as center + half * a: InvertedPendulum-v5's
+    bounds are +-3, and the env used to get (-1, 1) only (clipped, never rescaled). [-1, 1] bounds and the
+    diagonal Gaussian (clipped by the backends, as in SB3 / CleanRL) are left alone; both rollout paths
+    (the numpy snapshot and the torch network) apply the same map."""
+    from gymnasium.spaces import Box
+
+    tanh_net = MLPActorCritic(3, 2, head="tanh_gaussian")
+    assert common.squash_scale(tanh_net, Box(-1.0, 1.0, (2,))) is None  # identity: not applied
+    assert common.squash_scale(MLPActorCritic(3, 2, head="diag_gaussian"), Box(-3.0, 3.0, (2,))) is None
+    assert common.squash_scale(tanh_net, Box(-np.inf, np.inf, (2,))) is None
+    center, half = common.squash_scale(tanh_net, Box(np.array([0.0, -2.0]), np.array([1.0, 2.0])))  # type: ignore[misc]
+    assert center.tolist() == [0.5, 0.0] and half.tolist() == [0.5, 2.0]
+    cfg = ppo.PPOConfig(env_id="InvertedPendulum-v5", num_envs=2, num_steps=256, backend="gymnasium")
+    env_actions = []
+    for numpy_path in (True, False):
+        if not numpy_path:
+            monkeypatch.setattr(MLPActorCritic, "numpy_policy", lambda self: None)
+        envs = common.make_envs(cfg)
+        torch.manual_seed(0)
+        model = common.build_actor_critic(cfg.env_id, envs.single_observation_space, envs.single_action_space,
+                                          head=cfg.head, hidden=cfg.hidden, orthogonal_init=True)
+        assert isinstance(model, MLPActorCritic) and isinstance(model.head, TanhGaussianHead)
+        with torch.no_grad():
+            model.head.linear.bias[1] += 2.0  # wide log-std, so that actions reach past +-1
+        obs = envs.reset(seed=0)
+        ro, _ = common.collect_rollout(envs, model, obs, 256, generator=torch.Generator().manual_seed(1))
+        envs.close()
+        a = ro.env_actions.astype(np.float64)
+        squashed = np.tanh(ro.raw_actions.double().numpy())
+        assert np.all(np.abs(a) <= 3.0) and np.abs(a).max() > 2.0, np.abs(a).max()  # tanh rounds to 1 in float32
+        # 3 a is exact in float32 up to one rounding of tanh's float32 value and one of the product
+        assert np.allclose(a, 3.0 * squashed, rtol=0, atol=3.0 * 4 * float(np.finfo(np.float32).eps))
+        env_actions.append(a)
+    assert env_actions[0].shape == env_actions[1].shape
 
 
 class _Interrupt(Exception):
