@@ -33,6 +33,7 @@ import ast
 import csv
 import dataclasses
 import difflib
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -123,6 +124,9 @@ def make_config(algo: str, env_id: str, steps: int, seed: int, overrides: dict[s
         base |= {"norm_obs": True, "norm_reward": True}
     elif env_id.startswith("CartPole"):
         base |= {"num_envs": 8}
+    if "ent_coef" in overrides and overrides.get("entropy_bonus") is not True:
+        raise common.ConfigError("--set ent_coef weights A3C's entropy bonus, which A2C leaves off by default (open "
+                                 "choice 14): add entropy_bonus=True")
     return a2c.A2CConfig(**(base | overrides))
 
 
@@ -155,6 +159,31 @@ def _load(path: Path) -> tuple[str, Any, dict[str, Any]]:
     return algo, common.config_from_dict(cls, state["config"]), state
 
 
+RESUME_FLAGS = ("total_steps", "device")
+"""Config fields ``resume`` may change (``--steps``, ``--device``); config.json is rewritten with them."""
+
+
+def _check_config_json(run_dir: Path, state: dict[str, Any]) -> None:
+    """``resume`` continues the run its checkpoint holds: a config.json edited by hand (other than the
+    fields of :data:`RESUME_FLAGS`) would be ignored, so it is an error naming the fields."""
+    path = run_dir / "config.json"
+    if not run_dir.is_dir() or not path.is_file():
+        return
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{str(path)!r} is not readable JSON ({exc}); restore it") from exc
+    stored = json.loads(json.dumps(state["config"], default=str))  # the checkpoint's, in JSON's types
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{str(path)!r} does not hold a JSON object; restore it")
+    diff = sorted(k for k in set(saved) | set(stored) if k not in RESUME_FLAGS and saved.get(k) != stored.get(k))
+    if diff:
+        shown = ", ".join(f"{k} ({saved.get(k)!r} in config.json, {stored.get(k)!r} in the checkpoint)" for k in diff)
+        raise common.ConfigError(f"config.json differs from the checkpoint's config: {shown}. resume continues the "
+                                 f"checkpoint's run and takes only --steps and --device; restore config.json, or "
+                                 f"start a new run with train --set")
+
+
 VIDEO_MAX_FRAMES = 3000
 """Frames kept for ``eval --video`` (100 s at 30 frames/s): a greedy Atari policy that never presses FIRE
 after a lost life plays until the 27000-step limit, and 27000 RGB frames would hold about 2.7 GB."""
@@ -182,6 +211,9 @@ def evaluate(path: str | Path, *, episodes: int = 10, deterministic: bool = True
         raise common.ConfigError(f"episodes={episodes}: evaluate at least 1 episode")
     if not 0.0 <= epsilon <= 1.0:
         raise common.ConfigError(f"epsilon={epsilon}: a probability, in [0, 1]")
+    if not 0 <= seed <= 2**31 - 9:
+        raise common.ConfigError(f"seed={seed}: must lie in [0, 2^31 - 9] (env b is seeded with seed + b, b < 8; "
+                                 f"envpool's seeds are int32)")
     _, cfg, state = _load(Path(path))
     if video is not None and is_mujoco(cfg.env_id) and "MUJOCO_GL" not in os.environ \
             and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
@@ -199,7 +231,10 @@ def evaluate(path: str | Path, *, episodes: int = 10, deterministic: bool = True
                                           head=cfg.head, hidden=tuple(cfg.hidden),
                                           orthogonal_init=cfg.orthogonal_init, atari_arch=cfg.atari_arch,
                                           precision=cfg.precision)
-        model.load_state_dict(state["model"])
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as exc:  # shapes or keys that do not fit the stored config's network
+            raise CheckpointError(f"the checkpoint's weights do not fit its config's network: {exc}") from exc
         obs_norm, _ = common.make_normalisers(dataclasses.replace(cfg, norm_reward=False, num_envs=n_envs), envs)
         if obs_norm is not None:
             obs_norm.load_state_dict(state["obs_norm"])
@@ -229,7 +264,7 @@ def evaluate(path: str | Path, *, episodes: int = 10, deterministic: bool = True
     if video is not None and frames:
         import imageio.v2 as imageio
 
-        imageio.mimsave(str(video), frames, duration=1 / 30)
+        imageio.mimsave(str(video), frames, duration=1000 / 30, loop=0)  # ms per frame (imageio's pillow plugin)
     return quota.returns
 
 
@@ -347,7 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_dir = args.run_dir or Path("runs") / f"{args.algo}-{args.env.replace('/', '_')}-s{args.seed}"
             _train(args.algo, cfg, run_dir, resume=False)
         elif args.cmd == "resume":
-            algo, cfg, _ = _load(args.run_dir)
+            algo, cfg, state = _load(args.run_dir)
+            _check_config_json(args.run_dir, state)
             if args.steps is not None:
                 cfg = dataclasses.replace(cfg, total_steps=args.steps)
             if args.device is not None:

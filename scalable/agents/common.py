@@ -45,7 +45,7 @@ from scalable.envs import (
     make_vec_env,
     resolve_backend,
 )
-from scalable.envs.atari import is_atari
+from scalable.envs.atari import is_atari, resolved_options
 from scalable.nets.atari import PRECISIONS, AtariActorCritic, PolicyEval, PolicyStep, Precision
 from scalable.nets.init import VALUE_GAIN
 from scalable.nets.mlp import MLPActorCritic, NumpyPolicy, TanhGaussianHead, mlp
@@ -274,6 +274,12 @@ def check_hyperparameters(cfg: Any) -> None:
         return int(v)
 
     batch = integer("num_envs", 1) * integer("num_steps", 1)
+    if has("seed") and not 0 <= integer("seed", 0) <= 2**31 - 1 - cfg.num_envs:
+        raise bad("seed", f"must lie in [0, 2^31 - 1 - num_envs] = [0, {2**31 - 1 - cfg.num_envs}] (env b is seeded "
+                          f"with seed + b, and envpool's seeds are int32)")
+    if has("max_episode_steps") and cfg.max_episode_steps is not None and is_atari(cfg.env_id):
+        raise bad("max_episode_steps", "is not read for Atari: set atari.max_episode_steps "
+                                       "(--set \"atari={'max_episode_steps': N}\")")
     if integer("total_steps", 1) < batch:
         raise bad("total_steps", f"is less than one rollout of num_envs x num_steps = {batch} steps: nothing "
                                  f"would be trained (raise --steps to at least {batch})")
@@ -328,19 +334,24 @@ def build_actor_critic(env_id: str, obs_space: gym.Space[Any], act_space: gym.Sp
     ``precision="bfloat16"`` (mixed precision of the CNN trunk) applies to Atari networks only
     (:func:`check_precision`)."""
     check_precision(precision, env_id)
+    if not isinstance(obs_space, gym.spaces.Box):
+        raise ConfigError(f"{env_id}: observation space {obs_space} is not supported (Box observations only: "
+                          f"vectors or image frames; wrap the env, e.g. one-hot encode a Discrete state)")
+    if not isinstance(act_space, gym.spaces.Discrete | gym.spaces.Box):
+        raise ConfigError(f"{env_id}: action space {act_space} is not supported (Discrete or Box)")
     atari_net = isinstance(act_space, gym.spaces.Discrete) and is_atari(env_id)
     if isinstance(act_space, gym.spaces.Discrete):
         n = int(act_space.n)
         if atari_net:
-            return AtariActorCritic(n, arch=atari_arch, frames=int(obs_space.shape[0]),  # type: ignore[index]
+            return AtariActorCritic(n, arch=atari_arch, frames=int(obs_space.shape[0]),
                                     orthogonal_init=orthogonal_init, precision=precision)
-        return CategoricalMLPActorCritic(int(np.prod(obs_space.shape)), n, hidden=hidden,  # type: ignore[arg-type]
+        return CategoricalMLPActorCritic(int(np.prod(obs_space.shape)), n, hidden=hidden,
                                          orthogonal_init=orthogonal_init)
     if isinstance(act_space, gym.spaces.Box):
         h: Literal["tanh_gaussian", "diag_gaussian"] = "tanh_gaussian" if head == "auto" else head
-        return MLPActorCritic(int(np.prod(obs_space.shape)), int(np.prod(act_space.shape)),  # type: ignore[arg-type]
+        return MLPActorCritic(int(np.prod(obs_space.shape)), int(np.prod(act_space.shape)),
                               hidden=hidden, head=h, orthogonal_init=orthogonal_init)
-    raise ValueError(f"unsupported action space {act_space!r}")
+    raise ConfigError(f"unsupported action space {act_space!r}")
 
 
 def squash_scale(policy: object, act_space: gym.Space[Any]) -> tuple[NDArray[np.float32], NDArray[np.float32]] | None:
@@ -721,22 +732,32 @@ def load_run_checkpoint(path: str | Path) -> dict[str, Any]:
     for key in ("agent", "config", "model", "optimizer", "env", "rng", "update"):
         if key not in state:
             raise CheckpointError(f"checkpoint {str(p)!r} lacks {key!r}: not a scalable agent checkpoint")
+    if state["agent"] not in ("ppo", "a2c"):
+        raise CheckpointError(f"checkpoint {str(p)!r} is of agent {state['agent']!r}, not 'ppo' or 'a2c'")
+    if not isinstance(state["config"], dict):
+        raise CheckpointError(f"checkpoint {str(p)!r}: its config is a {type(state['config']).__name__}, not a dict")
     return state
 
 
 def config_from_dict(cls: type[Any], d: dict[str, Any]) -> Any:
-    """Rebuild a frozen config dataclass from its checkpoint / config.json dict (tuples, AtariOptions)."""
+    """Rebuild a frozen config dataclass from its checkpoint / config.json dict (tuples, AtariOptions).
+    CheckpointError if the dict does not make a config of ``cls`` with values of the declared types."""
     kw: dict[str, Any] = {}
     names = {f.name for f in dataclasses.fields(cls)}
-    for k, v in d.items():
-        if k not in names:
-            continue
-        if k == "atari" and isinstance(v, dict):
-            v = AtariOptions(**v)
-        elif k == "hidden":
-            v = tuple(v)
-        kw[k] = v
-    return cls(**kw)
+    try:
+        for k, v in d.items():
+            if k not in names:
+                continue
+            if k == "atari" and isinstance(v, dict):
+                v = AtariOptions(**v)
+            elif k == "hidden" and isinstance(v, list | tuple):
+                v = tuple(v)
+            kw[k] = v
+        cfg = cls(**kw)
+        check_field_types(cfg)
+    except (AttributeError, TypeError, ConfigError) as exc:
+        raise CheckpointError(f"the stored config is not a valid {cls.__name__}: {exc}") from exc
+    return cfg
 
 
 class Session:
@@ -750,6 +771,10 @@ class Session:
             p = Path(run_dir)
             if not resume and RunDir(p).latest_checkpoint() is not None:
                 raise FileExistsError(f"run folder {str(p)!r} already has checkpoints; resume it or pick another")
+            if not resume and RunDir(p).has_logs():  # e.g. killed before its first checkpoint: nothing to resume
+                raise FileExistsError(f"run folder {str(p)!r} holds the logs of an earlier run (metrics.csv or "
+                                      f"tensorboard/) but no checkpoint; delete it or pick another folder (a new "
+                                      f"run would append to those logs)")
             self.run = RunDir.open(p) if resume else RunDir.create(p.parent, p.name, config=cfg, exist_ok=True)
             if not resume:
                 self.logger = Logger(self.run)
@@ -796,7 +821,12 @@ def start_run(cfg: Any, session: Session, st: RunState, model: nn.Module, opt: t
         if session.run is None:
             raise ValueError("resume=True needs run_dir")
         state = load_run_checkpoint(session.run.path)
+        done = int(state.get("global_step", 0))
+        if cfg.total_steps < done:
+            raise ConfigError(f"total_steps={cfg.total_steps} is below the {done} steps the run has already "
+                              f"taken: nothing to train (give a larger budget)")
         obs = restore(state, st, model, opt, obs_norm, reward_norm, envs, exact_env_resume=cfg.exact_env_resume)
+        session.run.write_config(cfg)  # the config the run goes on with (a new total_steps or device included)
         session.open_log_after_resume(st.global_step)
         return obs
     except BaseException:
@@ -814,6 +844,8 @@ def with_resolved_backend(cfg: Any, run_dir: str | Path | None = None, *, resume
     ``"auto"`` too (a run saved before 2026-12-05), auto's meaning of then: envpool wherever envpool has the
     environment, so that the replay stays exact. An explicit backend is kept as given.
     """
+    if is_atari(cfg.env_id) and cfg.atari.repeat_action_probability is None:  # the id's protocol, recorded
+        cfg = dataclasses.replace(cfg, atari=resolved_options(cfg.atari, cfg.env_id))
     if cfg.backend != "auto":
         return cfg
     if resume and run_dir is not None and (Path(run_dir) / "config.json").is_file():

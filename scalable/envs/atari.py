@@ -10,7 +10,8 @@ grayscale, downscale to 84x84, stack 4 frames), PG-46 (the network sees 4x84x84)
   game; **training only** (:meth:`AtariOptions.for_eval` turns it off);
 * ``clip_rewards`` - training reward ``sign(r)``; **training only**. Episode returns are always reported on
   the raw game score (the vector env records them below these wrappers);
-* ``repeat_action_probability`` - sticky actions (0.25 is the ALE v5 protocol; 0 the DQN/A3C one);
+* ``repeat_action_probability`` - sticky actions; ``None`` (default) is the id's own protocol: 0.25 for
+  ``ALE/<Game>-v5`` (Machado et al. 2018), 0 for ``<Game>NoFrameskip-v4`` (the DQN / A3C one);
 * ``max_episode_steps`` - time limit in agent steps (27000 = 108000 frames = 30 min at 60 fps), a
   *truncation*.
 
@@ -38,6 +39,8 @@ __all__ = [
     "envpool_kwargs",
     "is_atari",
     "make_gym_atari",
+    "resolved_options",
+    "sticky_probability",
 ]
 
 Obs = NDArray[np.uint8]
@@ -55,12 +58,25 @@ class AtariOptions:
     fire_reset: bool = True
     episodic_life: bool = True  # training only
     clip_rewards: bool = True  # training only
-    repeat_action_probability: float = 0.25
+    repeat_action_probability: float | None = None  # None: the id's protocol (sticky_probability)
     max_episode_steps: int = 27_000
 
     def for_eval(self) -> AtariOptions:
         """The evaluation setting: full games, raw rewards."""
         return dataclasses.replace(self, episodic_life=False, clip_rewards=False)
+
+
+def sticky_probability(opts: AtariOptions, env_id: str) -> float:
+    """``opts.repeat_action_probability``, or where it is ``None`` the protocol the id names: 0 for a
+    ``NoFrameskip-v4`` id (no sticky actions, as gymnasium / ale-py register it), 0.25 otherwise (v5)."""
+    if opts.repeat_action_probability is not None:
+        return float(opts.repeat_action_probability)
+    return 0.0 if env_id.endswith("NoFrameskip-v4") else 0.25
+
+
+def resolved_options(opts: AtariOptions, env_id: str) -> AtariOptions:
+    """``opts`` with ``repeat_action_probability`` made explicit for ``env_id`` (what a run records)."""
+    return dataclasses.replace(opts, repeat_action_probability=sticky_probability(opts, env_id))
 
 
 def is_atari(env_id: str) -> bool:
@@ -87,7 +103,7 @@ def envpool_kwargs(opts: AtariOptions) -> dict[str, Any]:
         "use_fire_reset": opts.fire_reset,
         "episodic_life": opts.episodic_life,
         "reward_clip": opts.clip_rewards,
-        "repeat_action_probability": opts.repeat_action_probability,
+        "repeat_action_probability": 0.25 if opts.repeat_action_probability is None else opts.repeat_action_probability,
         "max_episode_steps": opts.max_episode_steps,
     }
 
@@ -216,7 +232,7 @@ def make_gym_atari(env_id: str, opts: AtariOptions, *, render_mode: str | None =
         env_id,
         frameskip=1,
         obs_type="grayscale",
-        repeat_action_probability=opts.repeat_action_probability,
+        repeat_action_probability=sticky_probability(opts, env_id),
         max_num_frames_per_episode=opts.max_episode_steps * opts.frame_skip,
         render_mode=render_mode,
     )

@@ -96,7 +96,9 @@ class EnvpoolVecEnv:
         self._limit = int(limit)
         if self._limit < 1:
             raise ValueError(f"max_episode_steps must be >= 1, got {self._limit}")
-        self._kwargs["max_episode_steps"] = self._limit + 1  # never reached: the limit is applied in step()
+        # never reached: the limit is applied in step() (envpool's limit is an int32; at its maximum, the
+        # default of tasks without a limit, the two coincide 2^31 - 1 steps out)
+        self._kwargs["max_episode_steps"] = min(self._limit + 1, 2**31 - 1)
         self._pool: Any = None
         self._seed: int | None = None
         self._pool = self._make(0)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import gymnasium as gym
 
-from scalable.envs.atari import AtariOptions, envpool_atari_id, is_atari, make_gym_atari
+from scalable.envs.atari import AtariOptions, envpool_atari_id, is_atari, make_gym_atari, resolved_options
 from scalable.envs.atari import envpool_kwargs as atari_envpool_kwargs
 from scalable.envs.envpool_backend import EnvpoolVecEnv, envpool_has
 from scalable.envs.gym_backend import GymVecEnv
@@ -89,7 +89,10 @@ def make_vec_env(
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
     which = resolve_backend(env_id, "gymnasium" if render_mode is not None else backend, num_envs)
     if is_atari(env_id):
-        a = atari if atari is not None else AtariOptions()
+        if max_episode_steps is not None:
+            raise ValueError(f"max_episode_steps={max_episode_steps}: an Atari time limit is "
+                             f"AtariOptions.max_episode_steps (--set \"atari={{'max_episode_steps': N}}\")")
+        a = resolved_options(atari if atari is not None else AtariOptions(), env_id)
         if which == "envpool":
             return EnvpoolVecEnv(envpool_atari_id(env_id), num_envs, atari=True, num_threads=num_threads,
                                  **atari_envpool_kwargs(a))

@@ -43,15 +43,24 @@ def _config_dict(config: object) -> dict[str, Any]:
 class RunDir:
     """The folder of one run: ``config.json``, ``metrics.csv``, ``tensorboard/``, ``checkpoints/``.
 
-    ``RunDir(path)`` opens (and completes) the folder at ``path``; use :meth:`create` for a new run and
-    :meth:`open` to resume one.
+    ``RunDir(path)`` names the folder at ``path`` without touching the disk (reading its checkpoints, e.g.
+    for ``eval``, makes nothing); :meth:`create` makes a new run's folder, :meth:`open` completes an existing
+    one to resume it.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+
+    def make_folders(self) -> None:
+        """Create the folder, ``tensorboard/`` and ``checkpoints/`` (those missing)."""
         self.path.mkdir(parents=True, exist_ok=True)
         self.tensorboard_dir.mkdir(exist_ok=True)
         self.checkpoint_dir.mkdir(exist_ok=True)
+
+    def has_logs(self) -> bool:
+        """Whether the folder holds an earlier run's ``metrics.csv`` rows or TensorBoard files."""
+        has_rows = self.metrics_path.is_file() and self.metrics_path.stat().st_size > 0
+        return has_rows or (self.tensorboard_dir.is_dir() and any(self.tensorboard_dir.iterdir()))
 
     @classmethod
     def create(cls, root: str | Path = "runs", name: str | None = None, *, config: object = None,
@@ -65,6 +74,7 @@ class RunDir:
         if path.exists() and not exist_ok:
             raise FileExistsError(f"run folder {str(path)!r} exists; pick another name or resume it")
         run = cls(path)
+        run.make_folders()
         if config is not None:
             run.write_config(config)
         return run
@@ -75,7 +85,9 @@ class RunDir:
         p = Path(path)
         if not (p / "config.json").is_file():
             raise FileNotFoundError(f"{str(p)!r} is not a run folder (no config.json)")
-        return cls(p)
+        run = cls(p)
+        run.make_folders()
+        return run
 
     @property
     def config_path(self) -> Path:
@@ -120,7 +132,7 @@ class RunDir:
 
     def latest_checkpoint(self) -> Path | None:
         """The checkpoint with the largest step, or None."""
-        found = sorted(self.checkpoint_dir.glob("step_*.pt"))
+        found = sorted(self.checkpoint_dir.glob("step_*.pt")) if self.checkpoint_dir.is_dir() else []
         return found[-1] if found else None
 
 

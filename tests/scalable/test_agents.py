@@ -18,9 +18,11 @@ import importlib.util
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
@@ -28,7 +30,7 @@ from torch import nn
 from scalable.agents import a2c, common, ppo
 from scalable.cli import evaluate
 from scalable.cli import main as cli_main
-from scalable.envs.atari import AtariOptions
+from scalable.envs.atari import AtariOptions, sticky_probability
 from scalable.envs.envpool_backend import envpool_has
 from scalable.nets.atari import AtariActorCritic
 from scalable.nets.mlp import MLPActorCritic, TanhGaussianHead
@@ -324,7 +326,8 @@ def test_tanh_gaussian_actions_are_mapped_onto_the_action_bounds(monkeypatch: py
     assert common.squash_scale(tanh_net, Box(-1.0, 1.0, (2,))) is None  # identity: not applied
     assert common.squash_scale(MLPActorCritic(3, 2, head="diag_gaussian"), Box(-3.0, 3.0, (2,))) is None
     assert common.squash_scale(tanh_net, Box(-np.inf, np.inf, (2,))) is None
-    center, half = common.squash_scale(tanh_net, Box(np.array([0.0, -2.0]), np.array([1.0, 2.0])))  # type: ignore[misc]
+    box = Box(np.array([0.0, -2.0], np.float32), np.array([1.0, 2.0], np.float32))
+    center, half = common.squash_scale(tanh_net, box)  # type: ignore[misc]
     assert center.tolist() == [0.5, 0.0] and half.tolist() == [0.5, 2.0]
     cfg = ppo.PPOConfig(env_id="InvertedPendulum-v5", num_envs=2, num_steps=256, backend="gymnasium")
     env_actions = []
@@ -348,6 +351,140 @@ def test_tanh_gaussian_actions_are_mapped_onto_the_action_bounds(monkeypatch: py
         assert np.allclose(a, 3.0 * squashed, rtol=0, atol=3.0 * 4 * float(np.finfo(np.float32).eps))
         env_actions.append(a)
     assert env_actions[0].shape == env_actions[1].shape
+
+
+def test_run_folder_integrity_on_train_resume_and_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A fresh ``train`` refuses a folder holding an earlier run's logs without a checkpoint (it appended to
+    them); ``resume`` refuses a config.json edited by hand (it was ignored) and a budget below the steps already
+    taken (a silent no-op that rewrote the checkpoint), and rewrites config.json with --steps; ``eval`` of a
+    folder with no checkpoint makes no sub-folders."""
+    run = tmp_path / "run"
+    base = ["train", "ppo", "--env", "CartPole-v1", "--steps", "1024", "--run-dir"]
+    assert cli_main([*base, str(run)]) == 0
+    capsys.readouterr()
+    edited = tmp_path / "edited"
+    shutil.copytree(run, edited)
+    cfg_text = (edited / "config.json").read_text()
+    (edited / "config.json").write_text(cfg_text.replace('"learning_rate": 0.0025', '"learning_rate": 0.5'))
+    assert cli_main(["resume", str(edited), "--steps", "2048"]) == 2
+    assert "learning_rate (0.5 in config.json, 0.0025 in the checkpoint)" in capsys.readouterr().err
+    before = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert cli_main(["resume", str(run), "--steps", "512"]) == 2
+    assert "total_steps=512 is below the 1024 steps" in capsys.readouterr().err
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before
+    assert common.load_run_checkpoint(run)["config"]["total_steps"] == 1024
+    assert cli_main(["resume", str(run), "--steps", "2048"]) == 0
+    assert json.loads((run / "config.json").read_text())["total_steps"] == 2048
+    assert cli_main(["resume", str(run), "--steps", "2560"]) == 0  # config.json and checkpoint agree again
+    stale = tmp_path / "stale"  # killed before its first checkpoint: logs, no checkpoint
+    shutil.copytree(run, stale)
+    for ck in (stale / "checkpoints").iterdir():
+        ck.unlink()
+    rows = (stale / "metrics.csv").read_text()
+    assert cli_main([*base, str(stale)]) == 2
+    assert "holds the logs of an earlier run" in capsys.readouterr().err
+    assert (stale / "metrics.csv").read_text() == rows
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    assert cli_main(["eval", str(scratch)]) == 2 and list(scratch.iterdir()) == []
+
+
+def test_malformed_checkpoints_are_checkpoint_errors(tmp_path: Path) -> None:
+    """A checkpoint of another agent, a config that is not a dict or not a valid config, and weights that do
+    not fit the stored config's network are CheckpointErrors (they were loaded as A2C, or raised
+    AttributeError / RuntimeError)."""
+    from scalable.cli import _load
+    from scalable.runs.checkpoint import load_checkpoint, save_checkpoint
+    from scalable.runs.logging import RunDir
+
+    run = tmp_path / "run"
+    assert cli_main(["train", "ppo", "--env", "CartPole-v1", "--steps", "512", "--run-dir", str(run)]) == 0
+    latest = RunDir(run).latest_checkpoint()
+    assert latest is not None
+    good = load_checkpoint(latest)
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({**good, "agent": "dqn"}, "of agent 'dqn'"),
+        ({**good, "config": "ppo"}, "config is a str"),
+        ({**good, "config": {**good["config"], "atari": None}}, "not a valid PPOConfig"),
+        ({**good, "config": {**good["config"], "norm_adv": "false"}}, "norm_adv='false' must be bool"),
+    ]
+    for i, (state, says) in enumerate(cases):
+        path = tmp_path / f"bad{i}.pt"
+        save_checkpoint(path, state)
+        with pytest.raises(CheckpointError, match=re.escape(says)):
+            _load(path)
+    wrong_net = tmp_path / "wrong_net.pt"
+    save_checkpoint(wrong_net, {**good, "config": {**good["config"], "hidden": [32]}})
+    with pytest.raises(CheckpointError, match="do not fit its config's network"):
+        evaluate(wrong_net, episodes=1)
+
+
+def test_config_errors_for_settings_that_would_be_ignored_or_crash(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Each used to be ignored silently or to crash inside a library: A2C's ent_coef without entropy_bonus, the
+    top-level max_episode_steps on Atari (the limit is atari.max_episode_steps), seeds outside envpool's int32
+    range, non-Box observation spaces."""
+    for args, says in (
+        (["a2c", "--env", "CartPole-v1", "--set", "ent_coef=0.5"], "add entropy_bonus=True"),
+        (["ppo", "--env", "ALE/Breakout-v5", "--set", "max_episode_steps=50"], "atari.max_episode_steps"),
+        (["ppo", "--env", "CartPole-v1", "--seed", "-1"], "seed=-1 must be an integer >= 0"),
+        (["ppo", "--env", "ALE/Pong-v5", "--seed", str(2**31)], "seed=2147483648 must lie in [0, 2^31 - 1 - num_envs]"),
+        (["ppo", "--env", "FrozenLake-v1"], "observation space Discrete(16) is not supported"),
+    ):
+        run = tmp_path / "never"
+        assert cli_main(["train", *args, "--steps", "4096", "--run-dir", str(run)]) == 2, args
+        assert says in capsys.readouterr().err, args
+        assert not run.exists()
+    assert cli_main(["train", "a2c", "--env", "CartPole-v1", "--steps", "64", "--run-dir", str(tmp_path / "a"),
+                     "--set", "ent_coef=0.5", "entropy_bonus=True", "num_envs=4", "num_steps=16"]) == 0
+
+
+def test_atari_sticky_actions_follow_the_id() -> None:
+    """``repeat_action_probability=None`` (default) is the id's protocol: 0 for NoFrameskip-v4 (ale-py's own
+    registration), 0.25 for v5; a run records the value it used; an explicit value wins."""
+    import ale_py
+
+    gym.register_envs(ale_py)
+    assert gym.spec("BreakoutNoFrameskip-v4").kwargs["repeat_action_probability"] == 0.0
+    assert gym.spec("ALE/Breakout-v5").kwargs["repeat_action_probability"] == 0.25
+    opts = AtariOptions()
+    assert sticky_probability(opts, "BreakoutNoFrameskip-v4") == 0.0
+    assert sticky_probability(opts, "ALE/Breakout-v5") == 0.25
+    assert sticky_probability(AtariOptions(repeat_action_probability=0.1), "BreakoutNoFrameskip-v4") == 0.1
+    for env_id, p in (("BreakoutNoFrameskip-v4", 0.0), ("ALE/Breakout-v5", 0.25)):
+        cfg = common.with_resolved_backend(ppo.atari_config(env_id))
+        assert cfg.atari.repeat_action_probability == p
+        env = gym.make(env_id)  # the gymnasium backend passes the same value to ALE
+        env.close()
+
+
+def test_envpool_task_without_a_time_limit_builds() -> None:
+    """envpool's limit is an int32 whose default (tasks with no limit) is its maximum: limit + 1 overflowed."""
+    if not envpool_has("CliffWalking-v0"):
+        pytest.skip("envpool lacks CliffWalking-v0")
+    from scalable.envs.envpool_backend import EnvpoolVecEnv
+
+    envs = EnvpoolVecEnv("CliffWalking-v0", 2)
+    try:
+        assert envs.num_envs == 2
+    finally:
+        envs.close()
+
+
+def test_eval_video_gif_plays_at_30_frames_per_second(tmp_path: Path) -> None:
+    """imageio's pillow plugin reads ``duration`` in milliseconds: 1 / 30 wrote 0 ms frames."""
+    from PIL import Image
+
+    run = tmp_path / "run"
+    assert cli_main(["train", "ppo", "--env", "CartPole-v1", "--steps", "512", "--run-dir", str(run)]) == 0
+    gif = tmp_path / "ep.gif"
+    assert cli_main(["eval", str(run), "--episodes", "1", "--video", str(gif)]) == 0
+    with Image.open(gif) as im:
+        durations = []
+        for k in range(1, int(getattr(im, "n_frames", 1))):
+            im.seek(k)
+            durations.append(im.info.get("duration"))
+    assert durations and all(d is not None and d >= 30 for d in durations), durations[:5]
 
 
 class _Interrupt(Exception):
