@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("gymnasium")
 
+import csv
 import dataclasses
 import importlib.util
 import json
@@ -25,8 +26,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
+from reference.tolerance import U32
 from scalable.agents import a2c, common, ppo
 from scalable.cli import evaluate
 from scalable.cli import main as cli_main
@@ -485,6 +487,88 @@ def test_eval_video_gif_plays_at_30_frames_per_second(tmp_path: Path) -> None:
             im.seek(k)
             durations.append(im.info.get("duration"))
     assert durations and all(d is not None and d >= 30 for d in durations), durations[:5]
+
+
+def test_ppo_minibatch_advantages_are_normalised_per_minibatch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """norm_adv: each minibatch's advantages A enter the clipped loss as (A - mean) / (std + 1e-8) over that
+    minibatch (population std), for both code paths (the epoch reshaped at once when the batch divides into
+    minibatches; slice by slice otherwise). Oracle: the formula in float64 on the epoch's shuffled
+    advantages (recorded where they are gathered). Tolerance: the float32 mean and variance of n terms are
+    within gamma_n of their sums of |A| and of squares, which moves x_i by <= 2 n u32 (|A_i - m| + mean |A|) / s
+    (first order), plus 4 u32 |x_i| for the subtraction, division and the casts."""
+    gathered: list[Tensor] = []
+    losses: list[Tensor] = []
+    from scalable.core.losses import ppo_clip_loss as real_loss
+
+    real_gather = common.gather_rows
+
+    def gather_spy(x: Tensor, index: Tensor) -> Tensor:
+        out = real_gather(x, index)
+        gathered.append(out)
+        return out
+
+    def loss_spy(log_prob: Tensor, old_log_prob: Tensor, adv: Tensor, *, eps: float) -> Tensor:
+        losses.append(adv.detach().clone())
+        return real_loss(log_prob, old_log_prob, adv, eps=eps)
+
+    monkeypatch.setattr(ppo, "gather_rows", gather_spy)
+    monkeypatch.setattr(ppo, "ppo_clip_loss", loss_spy)
+    for mbs in (32, 48):  # 128 = 4 x 32 (reshaped path); 128 = 48 + 48 + 32 (slices)
+        gathered.clear()
+        losses.clear()
+        ppo.train(ppo.PPOConfig(env_id="CartPole-v1", total_steps=128, num_envs=2, num_steps=64, update_epochs=2,
+                                minibatch_size=mbs, norm_adv=True), progress=False)
+        epochs = [gathered[6 * e + 3].double() for e in range(2)]  # order: obs, act, logp, adv, ret, val
+        want = []
+        for e_adv in epochs:
+            for start in range(0, 128, mbs):
+                a = e_adv[start:start + mbs]
+                m, sd = a.mean(), a.std(unbiased=False)
+                x = (a - m) / (sd + 1e-8)
+                n = a.numel()
+                tol = 2 * n * U32 * ((a - m).abs() + a.abs().mean()) / sd + 4 * U32 * x.abs()
+                want.append((x, tol))
+        assert len(losses) == len(want)
+        for got, (x, tol) in zip(losses, want, strict=True):
+            assert torch.all((got.double() - x).abs() <= tol), float(((got.double() - x).abs() - tol).max())
+
+
+def test_ppo_learning_rate_anneals_linearly_from_the_first_update(tmp_path: Path) -> None:
+    """anneal_lr: update k (1-based) of N runs at lr0 (1 - (k - 1) / N): the full rate first, lr0 / N last."""
+    run = tmp_path / "run"
+    cfg = ppo.PPOConfig(env_id="CartPole-v1", total_steps=256, num_envs=2, num_steps=32, update_epochs=1,
+                        minibatch_size=64, learning_rate=1e-3)
+    ppo.train(cfg, run_dir=run, progress=False)
+    with (run / "metrics.csv").open(newline="", encoding="utf-8") as f:
+        lrs = [float(r["value"]) for r in csv.DictReader(f) if r["tag"] == "charts/learning_rate"]
+    n = 256 // 64
+    assert lrs == [1e-3 * (1.0 - (k - 1) / n) for k in range(1, n + 1)]
+
+
+def test_reward_normaliser_return_restarts_at_every_episode_end_in_the_torch_rollout() -> None:
+    """The torch rollout path (categorical policies) resets the normaliser's discounted return R at
+    terminated | truncated: CartPole's terminations (reward 1 a step) against a hand-run accumulator."""
+    from scalable.agents.common import CategoricalMLPActorCritic
+
+    cfg = ppo.PPOConfig(env_id="CartPole-v1", num_envs=2, num_steps=200, norm_reward=True, backend="gymnasium")
+    envs = common.make_envs(cfg)
+    try:
+        torch.manual_seed(0)
+        model = common.build_actor_critic(cfg.env_id, envs.single_observation_space, envs.single_action_space,
+                                          head=cfg.head, hidden=cfg.hidden, orthogonal_init=True)
+        assert isinstance(model, CategoricalMLPActorCritic)
+        _, reward_norm = common.make_normalisers(cfg, envs)
+        assert reward_norm is not None
+        ro, _ = common.collect_rollout(envs, model, envs.reset(seed=0), 200, generator=torch.Generator().manual_seed(1),
+                                       reward_norm=reward_norm)
+    finally:
+        envs.close()
+    done = (ro.terminated | ro.truncated).numpy()
+    assert ro.terminated.any(), "the rollout needs an episode end"
+    r = np.zeros(2)
+    for t in range(200):
+        r = np.where(done[t], 0.0, r * cfg.gamma + 1.0)
+    assert np.array_equal(reward_norm.returns_np, r)
 
 
 class _Interrupt(Exception):

@@ -407,6 +407,17 @@ def test_running_mean_std_equals_batch_moments(seed: int, sizes: list[int]) -> N
     assert np.all(np.abs(N(rms.var) - var) <= b_var), (N(rms.var) - var, b_var)
 
 
+def test_observation_normalizer_clips_both_sides() -> None:
+    """clip((o - mean) / sqrt(var + eps), -clip, clip) on both sides, in the torch call and its numpy twin (the
+    mutation audit's one-sided clip survived: a rollout rarely drives an observation 10 sigma below the mean)."""
+    on = ObservationNormalizer((2,), clip=3.0)
+    on.rms.update(np.array([[0.0, 0.0], [2.0, 2.0]]))  # mean 1 (up to the prior count), sd about 1
+    x = np.array([[-100.0, 100.0], [1.0, 1.0]], dtype=np.float32)
+    for out in (on.normalize(T(x)).numpy(), on.normalize_np(x)):
+        assert out[0].tolist() == [-3.0, 3.0]
+        assert abs(float(out[1, 0])) < 1e-3 and abs(float(out[1, 1])) < 1e-3  # unclipped: (1 - mean) / sd ~ 0
+
+
 def test_observation_and_reward_normalizers_and_state_round_trip() -> None:
     rng = np.random.default_rng(0)
     on = ObservationNormalizer((3,), clip=5.0)
