@@ -152,6 +152,14 @@ def _train(algo: str, cfg: Any, run_dir: Path, *, resume: bool) -> common.TrainR
     return result
 
 
+def _note_whole_rollouts(cfg: Any) -> None:
+    """Say so on stderr when the budget is not a whole number of rollouts (training stops at the last one)."""
+    batch = cfg.num_envs * cfg.num_steps
+    if cfg.total_steps % batch and cfg.total_steps >= batch:
+        print(f"note: {cfg.total_steps} steps is not a multiple of one rollout of num_envs x num_steps = {batch}; "
+              f"training stops after {cfg.total_steps // batch * batch} steps", file=sys.stderr)
+
+
 def _load(path: Path) -> tuple[str, Any, dict[str, Any]]:
     state = common.load_run_checkpoint(path)
     algo = str(state["agent"])
@@ -215,6 +223,18 @@ def evaluate(path: str | Path, *, episodes: int = 10, deterministic: bool = True
         raise common.ConfigError(f"seed={seed}: must lie in [0, 2^31 - 9] (env b is seeded with seed + b, b < 8; "
                                  f"envpool's seeds are int32)")
     _, cfg, state = _load(Path(path))
+    threads = torch.get_num_threads()
+    if cfg.torch_threads is not None:  # as in training (small nets on a shared CPU: one thread); put back after
+        torch.set_num_threads(cfg.torch_threads)
+    try:
+        return _evaluate(cfg, state, episodes=episodes, deterministic=deterministic, backend=backend, video=video,
+                         seed=seed, video_max_frames=video_max_frames, epsilon=epsilon)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _evaluate(cfg: Any, state: dict[str, Any], *, episodes: int, deterministic: bool, backend: Backend | None,
+              video: str | Path | None, seed: int, video_max_frames: int, epsilon: float) -> list[float]:
     if video is not None and is_mujoco(cfg.env_id) and "MUJOCO_GL" not in os.environ \
             and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ["MUJOCO_GL"] = "egl"  # read by gymnasium when it builds the renderer
@@ -380,6 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if getattr(args, key) is not None:
                     cfg = dataclasses.replace(cfg, **{key: getattr(args, key)})
             run_dir = args.run_dir or Path("runs") / f"{args.algo}-{args.env.replace('/', '_')}-s{args.seed}"
+            _note_whole_rollouts(cfg)
             _train(args.algo, cfg, run_dir, resume=False)
         elif args.cmd == "resume":
             algo, cfg, state = _load(args.run_dir)
@@ -388,6 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cfg = dataclasses.replace(cfg, total_steps=args.steps)
             if args.device is not None:
                 cfg = dataclasses.replace(cfg, device=args.device)
+            _note_whole_rollouts(cfg)
             _train(algo, cfg, args.run_dir, resume=True)
         elif args.cmd == "eval":
             rets = evaluate(args.path, episodes=args.episodes, deterministic=not args.stochastic,

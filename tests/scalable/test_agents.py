@@ -571,6 +571,22 @@ def test_reward_normaliser_return_restarts_at_every_episode_end_in_the_torch_rol
     assert np.array_equal(reward_norm.returns_np, r)
 
 
+def test_cli_notes_a_partial_rollout_budget_and_eval_keeps_the_callers_threads(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--steps that is not a whole number of rollouts is said on stderr (it was rounded down silently);
+    ``evaluate`` runs on the run's torch_threads and gives the caller's thread count back."""
+    run = tmp_path / "run"
+    assert cli_main(["train", "ppo", "--env", "CartPole-v1", "--steps", "1023", "--run-dir", str(run)]) == 0
+    assert "training stops after 512 steps" in capsys.readouterr().err
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        evaluate(run, episodes=1)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+
+
 class _Interrupt(Exception):
     pass
 
