@@ -25,7 +25,10 @@ or from the shell (``module:function`` must be importable)::
     python -m reference.testing.conformance gae mypkg.rl:compute_gae --convention sb3 --precision float32
 
 Conventions (how your function is called; every array is a float64 / bool NumPy array, convert inside
-your function if it works on tensors, and return something ``np.asarray`` accepts):
+your function if it works on tensors). Return real numbers: anything ``np.asarray`` turns into a real (bool,
+integer or float) array, or a torch tensor, which the kit detaches and moves to the CPU (a loss that requires
+grad is normal: only its value is compared). ``None``, strings and complex results are refused, with a message
+saying so (a complex result is never silently reduced to its real part):
 
 * GAE, ``convention="reference"``: ``fn(rewards, values, next_values, terminated, truncated, *, gamma,
   lam) -> advantages``, all ``[T, B]`` time-major, as :func:`reference.advantages.gae`.
@@ -61,10 +64,13 @@ your function if it works on tensors, and return something ``np.asarray`` accept
 * Policy evaluation: ``fn(P, R, pi, gamma) -> V`` with ``P[s, a, s']`` [S, A, S], ``R[s, a]`` the
   expected reward [S, A], ``pi[s, a]`` [S, A] (``layout="ASS"`` passes ``P[a, s, s']`` as pymdptoolbox
   does). The last state is the absorbing terminal state (zero reward, P[term, a, term] = 1): an ordinary
-  state for a standard solver. ``gamma`` < 1.
+  state for a standard solver. ``gamma`` < 1: the random MDPs draw gamma up to 0.999 (0.99 and 0.999 often),
+  and the pitfall cases include gamma = 0.99 and 0.999, where a fixed number of sweeps is not converged.
 * Optimal value: ``fn(P, R, gamma) -> V`` or ``(V, policy)`` with ``policy`` int [S]; V must equal V*,
   and a returned policy must be optimal (its own V^pi equals V*; ties between actions make the argmax
-  non-unique, so the policy is never compared entry by entry).
+  non-unique, so the policy is never compared entry by entry). A result is read as ``(V, policy)`` iff it is a
+  tuple or list of two items whose first item is an array; a V returned as a tuple of numbers (pymdptoolbox's
+  ``.V``) is a V, even when it has two entries.
 * Bellman operator (one application): ``fn(P, R, pi, gamma, V) -> B^pi V`` [S], or with ``optimal=True``
   ``fn(P, R, gamma, V) -> B* V``; ``target="q"`` passes Q [S, A] and expects B^pi Q or B* Q [S, A]. The
   values given are 0 at the terminal state, so hard-coding V(term) = 0 and treating term as an ordinary
@@ -78,7 +84,8 @@ the unit roundoff, as in :mod:`reference.tolerance`; input rounding included); t
 operators as their ``check_*`` docstrings and docs/conformance.md; values
 :func:`reference.testing.oracles.value_tolerance` scaled to the precision.
 An iterative solver that stops at a tolerance of its own (value iteration with a stopping rule) passes
-``atol``: the kit then checks ||V - V_ref||_inf <= atol and reports which bound it used.
+``atol`` (finite, >= 0): the kit then checks ||V - V_ref||_inf <= atol + the rounding tolerance of
+``precision`` (a solver that stops at atol in exact arithmetic still rounds on top of it), and says so in a note.
 """
 
 from __future__ import annotations
@@ -87,6 +94,7 @@ import argparse
 import dataclasses
 import hashlib
 import importlib
+import numbers
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -95,6 +103,7 @@ from typing import Any, Literal
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Flaky
 from numpy.typing import NDArray
 
 from reference.advantages import gae, reward_to_go_targets, td_k_advantages
@@ -220,12 +229,47 @@ class _Failed(Exception):  # carries a Mismatch out of a Hypothesis property
 
 
 # ------------------------------------------------------------------------------------------ engine
+def _detached(x: Any) -> Any:
+    """A torch tensor's value (``x.detach().cpu()``); anything else unchanged. A loss that requires grad is the
+    normal case for the function under test, and only its value is compared, so the kit detaches it rather than
+    fail it (NumPy refuses a tensor that requires grad with a RuntimeError)."""
+    detach = getattr(x, "detach", None)
+    if callable(detach) and hasattr(x, "requires_grad"):
+        x = detach()
+        cpu = getattr(x, "cpu", None)
+        return cpu() if callable(cpu) else x
+    return x
+
+
+def _real_array(got: Any) -> tuple[FloatArray | None, str | None]:
+    """``got`` as a float64 array, or (None, why not). Only real numbers are accepted: ``None``, strings (which
+    ``np.asarray(..., dtype=float)`` would parse), complex results (whose imaginary part that conversion drops
+    with a mere ComplexWarning) and other non-numeric values are refused; a torch tensor is detached first."""
+    if got is None:
+        return None, "the result is None: the function returned nothing"
+    if isinstance(got, (str, bytes)):
+        return None, f"the result is a {type(got).__name__} ({got!r:.60}), not an array of real numbers"
+    try:
+        a = np.asarray(_detached(got))
+    except Exception as exc:  # ragged lists, a tensor on a device NumPy cannot read, an __array__ that raises
+        return None, f"the result is not an array of numbers ({type(exc).__name__}: {exc})"
+    kind = a.dtype.kind
+    if kind == "O" and all(isinstance(x, numbers.Real) for x in a.ravel().tolist()):
+        kind = "f"  # an object array of Python / NumPy real numbers
+    if kind == "c":
+        imag = float(np.max(np.abs(a.imag))) if a.size else 0.0
+        return None, (f"the result is complex (dtype {a.dtype}, max |imaginary part| = {imag:.3e}): a real array is "
+                      f"expected (converting it would drop the imaginary part); return the real part if intended")
+    if kind not in "biuf":
+        return None, f"the result is not an array of real numbers (dtype {a.dtype})"
+    return np.asarray(a, dtype=np.float64), None
+
+
 def _compare(got: Any, want: FloatArray, tol: float) -> tuple[str | None, float, tuple[int, ...] | None]:
     """None if ``got`` equals ``want`` within ``tol`` entrywise, else (problem, max error, worst index)."""
-    try:
-        g = np.asarray(got, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        return f"the result is not an array of numbers ({exc})", float("inf"), None
+    g, why = _real_array(got)
+    if g is None:
+        return why, float("inf"), None
     if g.shape != want.shape:
         squeezable = g.size == want.size and g.squeeze().shape == want.squeeze().shape
         hint = " (same entries, extra axes: squeeze the result)" if squeezable else ""
@@ -338,10 +382,15 @@ def _run(
         prop()
     except _Failed as exc:
         return failed(ran, count[0], exc.mismatch)
-    except Exception as exc:  # e.g. Hypothesis' Flaky: a failure that did not reproduce
+    except Flaky as exc:  # a failure that did not reproduce on the same input
         m = Mismatch("random example", {}, None, None, float("inf"), None, float("nan"),
                      f"the search stopped with {type(exc).__name__}: {exc} (a failure that does not reproduce on "
                      f"the same input means the implementation is not deterministic)")
+        return ConformanceReport(name, spec, False, tuple(ran), count[0], m, notes)
+    except Exception as exc:  # the kit itself failed on what the implementation returned: say so, not "flaky"
+        m = Mismatch("random example", {}, None, None, float("inf"), None, float("nan"),
+                     f"checking a result raised {type(exc).__name__}: {exc} (the result could not be read as an "
+                     f"array of real numbers)")
         return ConformanceReport(name, spec, False, tuple(ran), count[0], m, notes)
     return ConformanceReport(name, spec, True, tuple(ran), count[0], None, notes)
 
@@ -860,7 +909,7 @@ def check_ppo_clip_loss(
         if err is not None:
             return None
         adv = adv_of(b)
-        got_cmp = np.asarray(got, dtype=np.float64).reshape(()) if _is_scalar(got) else got
+        got_cmp = _scalar_or_raw(got)
         variants: list[tuple[str, FloatArray | None]] = [
             (text, None if v is None else np.asarray(v)) for text, v in _ppo_variants(b, norm, sign, reduction)]
         return got_cmp, np.asarray(_ppo_expected(b, adv, sign, reduction)), tolerance_of(b, adv)[1], variants
@@ -878,7 +927,7 @@ def check_ppo_clip_loss(
         got, err = _call(fn, b.log_prob.copy(), b.old_log_prob.copy(), b.advantages.copy(), eps=b.eps)
         if err is not None:
             return Mismatch(case_name, inputs, want, None, float("inf"), None, tol, err)
-        got_cmp = np.asarray(got, dtype=np.float64).reshape(()) if _is_scalar(got) else got
+        got_cmp = _scalar_or_raw(got)
         problem, worst, where = _compare(got_cmp, want, tol)
         if problem is not None:
             return Mismatch(case_name, inputs, want, got, worst, where, tol, problem)
@@ -893,11 +942,12 @@ def check_ppo_clip_loss(
         gtol = _tol(float(np.max(np.abs(unclipped))), terms, u)
         if err is not None:
             return Mismatch(case_name + " (gradient)", inputs, want_g, None, float("inf"), None, gtol, err)
-        if not _is_number_array(g_got) or np.asarray(g_got).shape != want_g.shape:
+        g_arr = _real_array(g_got)[0]
+        if g_arr is None or g_arr.shape != want_g.shape:
             problem, worst, where = _compare(g_got, want_g, gtol)
             return Mismatch(case_name + " (gradient d loss / d log_prob)", inputs, want_g, g_got, worst, where,
                             gtol, problem or "malformed gradient")
-        g = np.asarray(g_got, dtype=np.float64)
+        g = g_arr
         # exactly on a kink ell = 1 +- eps (up to the rounding of exp) either one-sided derivative is right
         kink = (np.abs(ratio - (1.0 + b.eps)) <= 4 * terms * u) | (np.abs(ratio - (1.0 - b.eps)) <= 4 * terms * u)
         other = np.where(want_g == 0.0, unclipped, 0.0)
@@ -924,15 +974,18 @@ def check_ppo_clip_loss(
 
 
 def _is_scalar(x: Any) -> bool:
-    return _is_number_array(x) and np.asarray(x).size == 1
+    a = _real_array(x)[0]
+    return a is not None and a.size == 1
 
 
 def _is_number_array(x: Any) -> bool:
-    try:
-        np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        return False
-    return True
+    return _real_array(x)[0] is not None
+
+
+def _scalar_or_raw(x: Any) -> Any:
+    """A one-entry real result as a 0-d float64 array (a loss returned as [1] or a 0-d tensor), else ``x``."""
+    a = _real_array(x)[0]
+    return a.reshape(()) if a is not None and a.size == 1 else x
 
 
 def _ppo_variants(b: PPOBatch, norm: AdvNorm | None, sign: Sign,
@@ -943,6 +996,7 @@ def _ppo_variants(b: PPOBatch, norm: AdvNorm | None, sign: Sign,
     flip: Sign = "objective" if sign == "loss" else "loss"
     other: Reduction = "sum" if reduction == "mean" else "mean"
     inv = np.exp(b.old_log_prob - b.log_prob)
+    clamped = np.clip(np.exp(b.log_prob), 1e-8, 1.0) / np.clip(np.exp(b.old_log_prob), 1e-8, 1.0)
     variants: list[tuple[str, float | None]] = [
         ("the sign is flipped (objective returned as a loss or vice versa)", _ppo_expected(b, adv, flip, reduction)),
         (f"{other} instead of {reduction} over the minibatch", _ppo_expected(b, adv, sign, other)),
@@ -954,6 +1008,9 @@ def _ppo_variants(b: PPOBatch, norm: AdvNorm | None, sign: Sign,
          _ppo_expected(b, adv, sign, reduction, lambda r, a: np.clip(r, 1 - e, 1 + e) * a)),
         ("the ratio inverted: exp(old_log_prob - log_prob)",
          _ppo_expected(b, adv, sign, reduction, lambda r, a: ppo_clip_objective(inv, a, eps=e))),
+        ("exp(log_prob) clamped to a probability in [1e-8, 1]: a continuous policy's log-density can be > 0, "
+         "and the ratio must be exp(log_prob - old_log_prob) unclamped",
+         _ppo_expected(b, adv, sign, reduction, lambda r, a: ppo_clip_objective(clamped, a, eps=e))),
     ]
     kinds: list[tuple[AdvNorm | None, str]] = [
         (None, "advantages not normalised"), ("unbiased", "advantages normalised with the unbiased std"),
@@ -980,6 +1037,8 @@ def _ppo_pitfalls() -> Iterable[tuple[str, PPOBatch]]:
     yield "ratio on the clip boundary 1 + eps (0.6 / 0.5)", \
         PPOBatch(np.log(np.array([0.6, 0.4])), np.log(np.array([0.5, 0.5])), np.array([1.0, -1.0]), 0.2)
     yield "zero advantages", PPOBatch(np.log(np.array([0.9, 0.1])), np.log(np.array([0.5, 0.5])), np.zeros(2), 0.2)
+    yield "continuous actions: log-densities > 0 (exp(log_prob) is a density, not a probability <= 1)", \
+        PPOBatch(np.array([1.5, 0.7]), np.array([1.0, 1.2]), np.array([1.0, -1.0]), 0.2)
 
 
 # ------------------------------------------------------------------------------- tanh-Gaussian
@@ -1091,8 +1150,8 @@ def check_tanh_gaussian_log_prob(
         if problem is None:
             return None
         diagnosis = None
-        if _is_number_array(got):
-            g = np.asarray(got, dtype=np.float64)
+        g = _real_array(got)[0]
+        if g is not None:
             if g.shape == c.z.shape and c.z.shape != want.shape:
                 diagnosis = "per-dimension log-densities returned: sum over the last (action) axis (PG-52)"
             elif g.shape == want.shape and not np.all(np.isfinite(g)) and np.max(np.abs(c.z)) > 15:
@@ -1200,8 +1259,8 @@ def check_grpo_advantages(
         if problem is None:
             return None
         diagnosis = None
-        if scale_by_std and r.shape[-1] == 1 and _is_number_array(got) and np.shape(got) == r.shape \
-                and np.all(np.isnan(np.asarray(got, dtype=np.float64))):
+        g = _real_array(got)[0]
+        if scale_by_std and r.shape[-1] == 1 and g is not None and g.shape == r.shape and np.all(np.isnan(g)):
             diagnosis = ("groups of one completion (N = 1) give NaN: the sample std (ddof 1) of one value is "
                          "NaN (torch.std's default, as TRL); the reference's advantage there is 0 (open choice 9: "
                          "a lone completion has nothing to be compared with). Guard N = 1, or never form such groups")
@@ -1239,15 +1298,56 @@ def _value_check(case_name: str, got: Any, want: FloatArray, tol: float, inputs:
     return Mismatch(case_name, inputs, want, got, worst, where, tol, problem)
 
 
+_SOLVER_GAMMAS: tuple[float | None, ...] = (None, None, 0.99, 0.999)
+"""How the random MDPs' gamma is drawn: None = uniformly from [0.05, 0.999], else that value. Long horizons
+(gamma = 0.99, 0.999) are drawn often: there a fixed budget of sweeps (value iteration or iterative evaluation
+run N times) is far from converged, 0.99^1000 |V| = 4e-5 |V|, while the tolerance grows with the conditioning
+only as 1 / (1 - gamma)^2 (:func:`_value_tol`)."""
+
+
 def _solver_mdps() -> st.SearchStrategy[FiniteMDP]:
-    return finite_mdps(max_states=6, max_actions=3, max_gamma=0.95)
+    return st.sampled_from(_SOLVER_GAMMAS).flatmap(
+        lambda g: finite_mdps(max_states=6, max_actions=3, max_gamma=0.999, gamma=g))
+
+
+def _checked_atol(atol: float | None) -> float | None:
+    """``atol`` as a float; ValueError unless it is None or finite and >= 0 (NaN would pass everything or nothing)."""
+    if atol is None:
+        return None
+    a = float(atol)
+    if not (np.isfinite(a) and a >= 0.0):
+        raise ValueError(f"atol must be None or finite and >= 0, got {atol!r}")
+    return a
 
 
 def _value_tol(mdp: FiniteMDP, precision: Precision, atol: float | None) -> float:
     """The rounding tolerance of ``precision``, plus ``atol`` (the solver's own accuracy) if given: a solver
-    that stops at ||V - V*|| <= atol in exact arithmetic still rounds on top of that."""
+    that stops at ||V - V*|| <= atol in exact arithmetic still rounds on top of that. The rounding part is
+    :func:`reference.testing.oracles.value_tolerance` scaled to ``precision``: SAFETY |S| kappa u R / (1 - gamma)
+    with kappa = (1 + gamma) / (1 - gamma), the condition bound of I - gamma P, so the long horizons are
+    checked with a bound that grows with their conditioning, never with a picked constant."""
     rounding = value_tolerance(mdp) * (_unit_roundoff(precision) / EPS)
     return rounding if atol is None else float(atol) + rounding
+
+
+def _atol_notes(atol: float | None) -> tuple[str, ...]:
+    if atol is None:
+        return ()
+    return (f"tolerance: the given atol = {atol:g} plus the rounding tolerance of the precision",)
+
+
+def _value_and_policy(got: Any) -> tuple[Any, Any]:
+    """(V, policy) if ``got`` is a pair (a tuple or list of two items) whose first item is an array (ndim >= 1),
+    else (got, None). A V returned as a tuple of numbers (pymdptoolbox's ``.V``) is thus read as V even when it
+    has two entries (one state and term): its items are numbers, not arrays."""
+    if isinstance(got, (tuple, list)) and len(got) == 2:
+        try:
+            first_ndim = int(np.ndim(_detached(got[0])))
+        except Exception:  # a ragged or unreadable first item: not an array
+            first_ndim = 0
+        if first_ndim >= 1:
+            return got[0], got[1]
+    return got, None
 
 
 def check_policy_evaluation(
@@ -1261,9 +1361,12 @@ def check_policy_evaluation(
     """Check a policy-evaluation solver V^pi = (I - gamma P_pi)^{-1} r_pi against :func:`reference.exact.v_pi`.
 
     Spec: MDP-20, BEL-04. ``fn(P, R, pi, gamma) -> V`` [S] (module docstring; ``layout`` "ASS" for P[a, s, s']).
-    ``atol`` replaces the derived float tolerance for solvers that stop early (iterative evaluation).
+    ``atol``: the solver's own accuracy ||V - V^pi||_inf <= atol, for a solver that stops early (iterative
+    evaluation); it is *added* to the rounding tolerance of ``precision`` (:func:`_value_tol`). gamma is drawn up
+    to 0.999, and the pitfall cases include gamma = 0.99 and 0.999 (a fixed number of sweeps fails there).
     """
     _unit_roundoff(precision)
+    atol = _checked_atol(atol)
     if layout not in ("SAS", "ASS"):
         raise ValueError(f"layout must be 'SAS' or 'ASS', got {layout!r}")
 
@@ -1286,7 +1389,7 @@ def check_policy_evaluation(
     return _run(f"policy evaluation (layout {layout!r}, {precision}"
                 f"{'' if atol is None else f', atol={atol:g}'})", "MDP-20, BEL-04",
                 list(_solver_pitfalls()), cases(), check_one, examples=examples,
-                notes=(("tolerance: the given atol",) if atol is not None else ()))
+                notes=_atol_notes(atol))
 
 
 def check_optimal_value(
@@ -1307,8 +1410,13 @@ def check_optimal_value(
     1994; not a statement of the text). ``check_value=False`` checks only the returned policy,
     with ``atol`` as its own bound ||V^policy - V*||_inf <= atol: the guarantee of a solver whose stopping
     rule certifies the policy and not the values (pymdptoolbox's span rule).
+
+    A (V, policy) pair is a tuple or list of two items whose first item is an array; a V returned as a tuple of
+    numbers (pymdptoolbox's ``.V``) is read as V even with two entries. gamma is drawn up to 0.999, and the
+    pitfall cases include gamma = 0.99 and 0.999, where a fixed number of value-iteration sweeps is not converged.
     """
     _unit_roundoff(precision)
+    atol = _checked_atol(atol)
     if layout not in ("SAS", "ASS"):
         raise ValueError(f"layout must be 'SAS' or 'ASS', got {layout!r}")
 
@@ -1321,7 +1429,7 @@ def check_optimal_value(
         got, err = _call(fn, p.copy(), r.copy(), mdp.gamma)
         if err is not None:
             return Mismatch(case_name, inputs, want, None, float("inf"), None, tol, err)
-        v, pol = (got[0], got[1]) if isinstance(got, tuple) and len(got) == 2 else (got, None)
+        v, pol = _value_and_policy(got)
         if check_value:
             m = _value_check(case_name, v, want, tol, inputs)
             if m is not None or pol is None:
@@ -1330,7 +1438,7 @@ def check_optimal_value(
             return Mismatch(case_name, inputs, want, got, float("inf"), None, tol,
                             "check_value=False checks the policy: fn must return (V, policy)")
         try:
-            a = validate_actions(pol, mdp.n_actions, name="policy")  # 0.9 is refused, not truncated to 0
+            a = validate_actions(_detached(pol), mdp.n_actions, name="policy")  # 0.9 is refused, not truncated
             if a.shape != (mdp.n_states_plus,):
                 raise ValueError(f"policy must be int actions of shape [{mdp.n_states_plus}] in "
                                  f"[0, {mdp.n_actions}), got {np.asarray(pol)!r}")
@@ -1354,7 +1462,7 @@ def check_optimal_value(
     return _run(f"{what} (layout {layout!r}, {precision}"
                 f"{'' if atol is None else f', atol={atol:g}'})", "BEL-10, BEL-12, BEL-17",
                 [(n, c[0]) for n, c in _solver_pitfalls()], _solver_mdps(), check_one,
-                examples=examples, notes=(("tolerance: the given atol",) if atol is not None else ()))
+                examples=examples, notes=_atol_notes(atol))
 
 
 def _solver_pitfalls() -> Iterable[tuple[str, tuple[FiniteMDP, FloatArray]]]:
@@ -1370,6 +1478,13 @@ def _solver_pitfalls() -> Iterable[tuple[str, tuple[FiniteMDP, FloatArray]]]:
     # all actions equal: every policy is optimal (a tie everywhere)
     m3 = from_arrays(np.array([[[0.3, 0.7], [0.3, 0.7]]]), np.array([[1.0, 1.0]]), gamma=0.5)
     yield "a tie between actions everywhere", (m3, np.array([[1.0, 0.0], [0.5, 0.5]]))
+    # long horizons: a self-loop with reward 1 that never terminates, V = 1 / (1 - gamma); N sweeps of value
+    # iteration or iterative evaluation from 0 leave gamma^N / (1 - gamma): 4.3e-3 after 1000 sweeps at 0.99,
+    # 368 at 0.999, far above the tolerance (which grows only as 1 / (1 - gamma)^2)
+    for g in (0.99, 0.999):
+        loop = from_arrays(np.array([[[1.0, 0.0], [0.0, 1.0]]]), np.array([[1.0, 0.5]]), gamma=g)
+        yield f"gamma = {g}: a self-loop that never terminates, V = 1 / (1 - gamma) (a fixed number of sweeps is " \
+              "not converged)", (loop, np.array([[1.0, 0.0], [0.5, 0.5]]))
 
 
 # ----------------------------------------------------------------------------- Bellman operators

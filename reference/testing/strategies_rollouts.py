@@ -125,15 +125,22 @@ def ppo_batches(draw: st.DrawFn, *, max_size: int = 16, eps_values: tuple[float,
 
     Log-ratios ~ N(0, s^2) with s drawn from {0, 0.05, 0.3, 1}: s = 0 is the first epoch (ratio 1);
     large s puts entries on both clipped sides. Advantages ~ N(0, 1), with exact zeros and integers
-    sometimes. Log-probabilities are those of a distribution over a few actions (<= 0).
+    sometimes. Log-probabilities are drawn of two kinds: those of a distribution over a few actions (<= 0),
+    or log-*densities* of continuous actions, which are positive wherever the density exceeds 1 (a narrow
+    Gaussian): old ~ N(1, 2^2), so both signs occur, and nothing clamps them to <= 0.
     """
     seed = draw(st.integers(0, 2**32 - 1))
     n = draw(st.sampled_from([1, 1, *sorted({min(2, max_size), max(1, max_size // 2), max_size})]))
     s = draw(st.sampled_from([0.0, 0.05, 0.3, 1.0]))
     eps = draw(st.sampled_from(eps_values))
+    continuous = draw(st.booleans())
     rng = np.random.default_rng(seed)
-    old = -rng.exponential(1.0, n)
-    new = np.minimum(old + s * rng.normal(size=n), 0.0)
+    if continuous:
+        old = rng.normal(1.0, 2.0, n)
+        new = old + s * rng.normal(size=n)
+    else:
+        old = -rng.exponential(1.0, n)
+        new = np.minimum(old + s * rng.normal(size=n), 0.0)
     adv = rng.normal(size=n)
     if draw(st.booleans()):
         adv = np.round(adv)

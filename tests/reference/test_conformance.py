@@ -363,7 +363,7 @@ def test_malformed_results_and_exceptions_are_reported() -> None:
     rep = check_ppo_clip_loss(raises, examples=EX)
     assert rep.failure is not None and "raised ValueError: boom" in rep.failure.problem
     rep = check_policy_evaluation(lambda p, r, pi, g: "not a number", examples=EX)
-    assert rep.failure is not None and "not an array of numbers" in rep.failure.problem
+    assert rep.failure is not None and "not an array of real numbers" in rep.failure.problem
 
     calls = [0]
 
@@ -817,3 +817,133 @@ def test_optimal_value_atol_adds_to_the_rounding_tolerance() -> None:
     # and a solver stopped far too early still fails with the same atol
     assert not check_optimal_value(lambda p, r, g: vi32(p, r, g, eps=1e-2), precision="float32", atol=1e-6,
                                    examples=EX).passed
+
+
+# ------------------------------------------------------------------------------ review findings (regressions)
+def _exact_v_star(p: Any, r: Any, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Policy iteration with exact evaluation: V* and a greedy policy (written here, not the reference's)."""
+    n, na = r.shape
+    act = np.zeros(n, dtype=np.int64)
+    for _ in range(na**n + 1):  # strict improvement visits each deterministic policy at most once
+        v = linear_solve_evaluation(p, r, np.eye(na)[act], gamma)
+        q = r + gamma * p @ v
+        new = np.where(q.max(1) > q[np.arange(n), act], q.argmax(1), act)
+        if np.array_equal(new, act):
+            break
+        act = new
+    return v, act
+
+
+def test_optimal_value_returned_as_a_tuple_of_numbers_is_read_as_v() -> None:
+    """pymdptoolbox's ``.V`` is a tuple; with one state + term it has two entries and was misread as (V, policy)."""
+    rep = check_optimal_value(lambda p, r, g: tuple(_exact_v_star(p, r, g)[0].tolist()), examples=EX)
+    assert rep.passed, str(rep)
+    # a (V, policy) pair is still a pair, as a tuple or a list, and its policy is still checked
+    assert check_optimal_value(lambda p, r, g: list(_exact_v_star(p, r, g)), examples=EX).passed
+    rep = check_optimal_value(lambda p, r, g: (_exact_v_star(p, r, g)[0], np.zeros(1, dtype=np.int64)), examples=EX)
+    assert rep.failure is not None and "policy is not usable" in rep.failure.problem, str(rep)
+
+
+def test_pymdptoolbox_policy_iteration_v_tuple_conforms() -> None:
+    mdp = pytest.importorskip("mdptoolbox.mdp")
+
+    def pi_v(p: Any, r: Any, gamma: float) -> Any:
+        sol = mdp.PolicyIteration(p, r, gamma, eval_type=0)
+        sol.run()
+        assert isinstance(sol.V, tuple)
+        return sol.V  # the tuple itself, as a user would return it
+
+    rep = check_optimal_value(pi_v, layout="ASS", examples=EX)
+    assert rep.passed, str(rep)
+
+
+def test_a_fixed_budget_of_sweeps_fails_at_long_horizons() -> None:
+    """Value iteration / iterative evaluation run a fixed 1000 / 700 sweeps are off by 4.3e-3 / 8.8e-2 at
+    gamma = 0.99: the kit must draw such horizons (it once drew gamma <= 0.95 only, and both passed)."""
+    from reference.testing.conformance import _solver_mdps
+
+    def vi_1000(p: Any, r: Any, gamma: float) -> np.ndarray:
+        v = np.zeros(p.shape[0])
+        for _ in range(1000):
+            v = (r + gamma * p @ v).max(1)
+        return v
+
+    def pe_700(p: Any, r: Any, pi: Any, gamma: float) -> np.ndarray:
+        v = np.zeros(p.shape[0])
+        for _ in range(700):
+            v = (pi * (r + gamma * p @ v)).sum(1)
+        return v
+
+    for rep in (check_optimal_value(vi_1000, examples=EX), check_policy_evaluation(pe_700, examples=EX)):
+        assert not rep.passed and rep.failure is not None and "differs from the reference" in rep.failure.problem
+    # the random MDPs reach gamma >= 0.99 too (not only the pitfall cases), and exact solvers pass there
+    cfg = settings(database=None, max_examples=500, phases=(Phase.generate,))
+    find(_solver_mdps(), lambda m: m.gamma >= 0.99 and m.n_states > 1, settings=cfg)
+    assert check_optimal_value(_exact_v_star, examples=EX).passed
+
+
+def _clamped_ppo(lp: Any, old: Any, adv: Any, *, eps: float) -> float:
+    """The discrete-action habit: exp(log_prob) clamped to a probability; wrong for a continuous log-density."""
+    r = np.clip(np.exp(lp), 1e-8, 1.0) / np.clip(np.exp(old), 1e-8, 1.0)
+    return float(-np.mean(np.minimum(r * adv, np.clip(r, 1 - eps, 1 + eps) * adv)))
+
+
+def test_ppo_positive_log_densities_catch_a_probability_clamp() -> None:
+    rep = check_ppo_clip_loss(_clamped_ppo, examples=EX)
+    assert "clamped to a probability in [1e-8, 1]" in _diagnosis(rep), str(rep)
+    cfg = settings(database=None, max_examples=500, phases=(Phase.generate,))
+    find(ppo_batches(), lambda b: bool((b.log_prob > 0).any() and (b.old_log_prob > 0).any()), settings=cfg)
+
+
+def test_tensors_that_require_grad_are_detached_not_crashed_on() -> None:
+    """A loss that requires grad is the normal output of a torch PPO loss: its value is checked (detached).
+    It once crashed the kit (NumPy's RuntimeError), or was reported as non-determinism on random cases only."""
+    torch = pytest.importorskip("torch")
+
+    def loss(lp: Any, old: Any, adv: Any, *, eps: float) -> Any:
+        x = torch.as_tensor(lp).requires_grad_(True)
+        ratio = torch.exp(x - torch.as_tensor(old))
+        a = torch.as_tensor(adv)
+        return -torch.min(ratio * a, torch.clamp(ratio, 1 - eps, 1 + eps) * a).mean()
+
+    def grad(lp: Any, old: Any, adv: Any, *, eps: float) -> Any:
+        return torch.as_tensor(numpy_ppo_grad(lp, old, adv, eps=eps)).requires_grad_(True)
+
+    assert check_ppo_clip_loss(loss, grad=grad, examples=EX).passed
+
+    def gae_late(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, lam: float) -> Any:
+        out = torch.as_tensor(ref_gae(r, v, nv, te, tr, gamma=gamma, lam=lam))
+        return out.requires_grad_(True) if r.shape[0] > 3 else out  # only on random cases (T > 3)
+
+    rep = check_gae(gae_late, examples=EX)
+    assert rep.passed, str(rep)
+    # and a wrong tensor is still wrong, with the usual diagnosis
+    rep = check_gae(lambda *a, **k: torch.as_tensor(GAE_BUGS["no_gamma"][0](*a, **k)).requires_grad_(True),
+                    examples=EX)
+    assert "gamma missing" in _diagnosis(rep), str(rep)
+
+
+def test_complex_string_and_none_results_are_refused() -> None:
+    rep = check_grpo_advantages(lambda r: grpo_advantages(r) + 5j, examples=EX)
+    assert rep.failure is not None and "the result is complex" in rep.failure.problem, str(rep)
+    rep = check_grpo_advantages(lambda r: grpo_advantages(r) + 0j, examples=EX)  # even with imag 0: not real
+    assert rep.failure is not None and "the result is complex" in rep.failure.problem, str(rep)
+    rep = check_ppo_clip_loss(lambda *a, eps: str(numpy_ppo_loss(*a, eps=eps)), examples=EX)
+    assert rep.failure is not None and "the result is a str" in rep.failure.problem, str(rep)
+    rep = check_gae(lambda *a, **k: ref_gae(*a, **k).astype(str), examples=EX)
+    assert rep.failure is not None and "not an array of real numbers" in rep.failure.problem, str(rep)
+    rep = check_gae(lambda *a, **k: np.asarray(ref_gae(*a, **k), dtype=object).astype(str).astype(object),
+                    examples=EX)
+    assert rep.failure is not None and "not an array of real numbers" in rep.failure.problem, str(rep)
+    rep = check_grpo_advantages(lambda r: None, examples=EX)
+    assert rep.failure is not None and "the result is None" in rep.failure.problem, str(rep)
+    # an object array of plain Python / NumPy numbers is an array of real numbers
+    assert check_gae(lambda *a, **k: np.asarray(ref_gae(*a, **k), dtype=object), examples=EX).passed
+
+
+@pytest.mark.parametrize("atol", [-1.0, float("nan"), float("inf")])
+def test_bad_atol_raises(atol: float) -> None:
+    with pytest.raises(ValueError, match="atol"):
+        check_optimal_value(_exact_v_star, atol=atol)
+    with pytest.raises(ValueError, match="atol"):
+        check_policy_evaluation(linear_solve_evaluation, atol=atol)
