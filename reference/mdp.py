@@ -645,11 +645,15 @@ def greedy(q: ArrayLike, *, current: ArrayLike | None = None, tie_rtol: float = 
 
 
 def validate_values(mdp: FiniteMDP, v: ArrayLike, *, what: str = "V") -> FloatArray:
-    """Check a value function: shape [S] (over S+) or [S, A] for Q, finite; return float64."""
+    """Check a value function, finite; return float64. Shape [S] (over S+) for a V (any ``what`` but "Q" and
+    "U0"), [S, A] for ``what="Q"``, either for ``what="U0"`` (anchored VI runs on V or Q). A Q handed to a
+    V-function used to pass when it had the other accepted shape (e.g. ``bellman_residual(mdp, Q)``), and
+    gave a plausible wrong number."""
     a = np.asarray(v, dtype=np.float64)
-    if a.shape not in ((mdp.n_states_plus,), (mdp.n_states_plus, mdp.n_actions)):
-        raise ShapeError(f"{what} must have shape ({mdp.n_states_plus},) or "
-                         f"({mdp.n_states_plus}, {mdp.n_actions}), got {a.shape}")
+    n, k = mdp.n_states_plus, mdp.n_actions
+    shapes = {"Q": ((n, k),), "U0": ((n,), (n, k))}.get(what, ((n,),))
+    if a.shape not in shapes:
+        raise ShapeError(f"{what} must have shape {' or '.join(str(sh) for sh in shapes)}, got {a.shape}")
     if not np.all(np.isfinite(a)):
         bad = np.argwhere(~np.isfinite(a))[0].tolist()
         raise ReferenceError_(f"{what} has a non-finite entry at index {bad}")

@@ -281,3 +281,23 @@ def test_discount_of_returns_targets_and_ancvi_constants_is_checked(gamma: float
     tr = enumerate_trajectories(mdp, np.full((3, 2), 0.5), horizon=2)
     with pytest.raises(InvalidDiscountError):
         v_targets(tr, np.zeros(3), gamma=gamma, k=1)
+
+
+def test_a_q_handed_to_a_v_function_is_a_shape_error_even_when_the_shapes_could_be_confused() -> None:
+    """|S+| = |A| = 2: a Q [2, 2] used to pass V's validation (which took either shape), and
+    bellman_residual(mdp, Q) returned 8.0 where ||B* Q - Q|| is 18; V functions now take [S] only, Q
+    functions [S, A] only, anchored VI either."""
+    from reference import bellman, dp
+    from reference.mdp import from_arrays
+
+    p = np.zeros((1, 2, 2))
+    p[0, 0, 0] = 1.0
+    p[0, 1, 1] = 1.0
+    mdp = from_arrays(p, [[1.0, 2.0]], gamma=0.5)
+    q = np.array([[10.0, 20.0], [0.0, 0.0]])
+    for fn in (bellman.bellman_residual, bellman.bellman_optimality_v, bellman.greedy_from_v):
+        with pytest.raises(ShapeError, match=r"V must have shape \(2,\), got \(2, 2\)"):
+            fn(mdp, q)
+    with pytest.raises(ShapeError, match=r"Q must have shape \(2, 2\), got \(2,\)"):
+        bellman.bellman_optimality_q(mdp, np.zeros(2))
+    assert dp.anchored_value_iteration(mdp, q, num_iters=2).values[-1].shape == (2, 2)  # U0 may be a Q
