@@ -174,16 +174,14 @@ RESUME_FLAGS = ("total_steps", "device")
 def _check_config_json(run_dir: Path, state: dict[str, Any]) -> None:
     """``resume`` continues the run its checkpoint holds: a config.json edited by hand (other than the
     fields of :data:`RESUME_FLAGS`) would be ignored, so it is an error naming the fields."""
-    path = run_dir / "config.json"
-    if not run_dir.is_dir() or not path.is_file():
+    run = RunDir(run_dir)
+    if not run.config_path.is_file():
         return
     try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{str(path)!r} is not readable JSON ({exc}); restore it") from exc
+        saved = run.read_config()
+    except (OSError, ValueError) as exc:  # unreadable, not JSON, or not a JSON object
+        raise CheckpointError(f"{str(run.config_path)!r} is not a readable config ({exc}); restore it") from exc
     stored = json.loads(json.dumps(state["config"], default=str))  # the checkpoint's, in JSON's types
-    if not isinstance(saved, dict):
-        raise CheckpointError(f"{str(path)!r} does not hold a JSON object; restore it")
     diff = sorted(k for k in set(saved) | set(stored) if k not in RESUME_FLAGS and saved.get(k) != stored.get(k))
     if diff:
         shown = ", ".join(f"{k} ({saved.get(k)!r} in config.json, {stored.get(k)!r} in the checkpoint)" for k in diff)

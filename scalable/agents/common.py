@@ -369,6 +369,12 @@ def squash_scale(policy: object, act_space: gym.Space[Any]) -> tuple[NDArray[np.
     return ((high + low) / 2).astype(np.float32), ((high - low) / 2).astype(np.float32)
 
 
+def to_bounds(a: NDArray[np.float32], scale: tuple[NDArray[np.float32], NDArray[np.float32]] | None
+              ) -> NDArray[np.float32]:
+    """``center + half * a`` for a :func:`squash_scale` map, ``a`` itself for ``None``; float32 [B, n]."""
+    return a if scale is None else scale[0] + scale[1] * a
+
+
 def env_action(act_space: gym.Space[Any], action: Tensor,
                scale: tuple[NDArray[np.float32], NDArray[np.float32]] | None = None) -> NDArray[np.generic]:
     """Network action -> what the env receives: int64 indices [B], or float32 Box actions [B, n], mapped onto
@@ -376,8 +382,7 @@ def env_action(act_space: gym.Space[Any], action: Tensor,
     a = action.detach().cpu().numpy()
     if isinstance(act_space, gym.spaces.Discrete):
         return a.astype(np.int64)
-    a = a.astype(np.float32)
-    return a if scale is None else scale[0] + scale[1] * a
+    return to_bounds(a.astype(np.float32), scale)
 
 
 # ----------------------------------------------------------------------------- rollouts
@@ -454,7 +459,7 @@ def _collect_numpy(
         logp_buf[t] = lp
         v_buf[t] = v
         a_env = act_buf[t]
-        a_env[...] = a if scale is None else scale[0] + scale[1] * a
+        a_env[...] = to_bounds(a, scale)
         obs, reward, terminated, truncated, final_obs, info = step_env(a_env.copy())
         fo = norm(final_obs) if norm is not None else np.asarray(final_obs, dtype=np.float32)
         fo_buf[t] = fo

@@ -92,7 +92,10 @@ def envpool_atari_id(env_id: str) -> str:
 
 
 def envpool_kwargs(opts: AtariOptions) -> dict[str, Any]:
-    """The same named options in envpool's vocabulary (envpool implements them in C++)."""
+    """The same named options in envpool's vocabulary (envpool implements them in C++). ``opts`` must be
+    resolved for its id (:func:`resolved_options`): the sticky-action default depends on the id."""
+    if opts.repeat_action_probability is None:
+        raise ValueError("envpool_kwargs needs resolved options: call resolved_options(opts, env_id) first")
     return {
         "frame_skip": opts.frame_skip,
         "img_height": opts.screen_size,
@@ -103,7 +106,7 @@ def envpool_kwargs(opts: AtariOptions) -> dict[str, Any]:
         "use_fire_reset": opts.fire_reset,
         "episodic_life": opts.episodic_life,
         "reward_clip": opts.clip_rewards,
-        "repeat_action_probability": 0.25 if opts.repeat_action_probability is None else opts.repeat_action_probability,
+        "repeat_action_probability": opts.repeat_action_probability,
         "max_episode_steps": opts.max_episode_steps,
     }
 
