@@ -10,6 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.csgraph as csgraph
+from numpy.typing import NDArray
 
 from reference.bellman import bellman_optimality_q, bellman_optimality_v, sup_norm
 from reference.errors import ImproperPolicyError, InvalidDiscountError, NotConvergedError, ShapeError
@@ -19,6 +22,7 @@ from reference.mdp import (
     FloatArray,
     IntArray,
     deterministic_policy,
+    from_outcomes,
     greedy,
     validate_actions,
     validate_gamma,
@@ -26,6 +30,7 @@ from reference.mdp import (
 )
 
 __all__ = [
+    "STAY",
     "AncVIResult",
     "CertifiedSolution",
     "PIResult",
@@ -34,6 +39,7 @@ __all__ = [
     "ancvi_beta",
     "ancvi_bound",
     "ancvi_default_u0",
+    "end_components",
     "policy_iteration",
     "proper_policy",
     "q_star",
@@ -225,18 +231,29 @@ def anchored_value_iteration(mdp: FiniteMDP, u0: FloatArray, *, num_iters: int) 
 
 
 # ============================================================================ policy iteration
+STAY: int = -2
+"""Sentinel in :attr:`PIResult.policies` (gamma = 1 only): "stay forever, reward-free, in this state's
+reward-free end component" (value 0). Erratum E-12: policy iteration over the MDP's own actions can stop
+below V* when a reward-free loop beats every proper policy; PI runs on the MDP extended with this option."""
+
+
 @dataclass(frozen=True)
 class PIResult:
     """Iterates of policy iteration: policies pi_0..pi_K (int [K+1, S]) and values V^{pi_k} ([K+1, S]).
 
-    The last policy equals the one before it (PI stopped because the policy did not change).
+    The last policy equals the one before it (PI stopped because the policy did not change). At gamma = 1,
+    entries may be :data:`STAY` (see :func:`policy_iteration`); :attr:`policy` is then an optimal policy
+    in the MDP's own actions (improper: it loops forever, reward-free, where staying is optimal).
     """
 
     policies: IntArray
     values: FloatArray
+    optimal_actions: IntArray | None = None
 
     @property
     def policy(self) -> IntArray:
+        if self.optimal_actions is not None:
+            return np.asarray(self.optimal_actions, dtype=np.int64)
         return np.asarray(self.policies[-1], dtype=np.int64)
 
     @property
@@ -270,23 +287,78 @@ def proper_policy(mdp: FiniteMDP) -> IntArray:
     return pol
 
 
-def policy_iteration(mdp: FiniteMDP, pi0: IntArray | None = None, *, max_iters: int = 10_000) -> PIResult:
-    """Policy iteration: evaluate V^{pi_k} exactly, then pi_{k+1}(s) = argmax_a Q^{pi_k}(s, a).
+def end_components(mdp: FiniteMDP, allowed: NDArray[np.bool_] | None = None) -> tuple[IntArray, NDArray[np.bool_]]:
+    """Maximal end components of the non-terminal states, using only the ``allowed`` actions.
 
-    Spec: BEL-33 (improvement theorem BEL-34: V^{pi_{k+1}} >= V^{pi_k}, optimal after finitely many
-    steps). Ties keep the current action (inventory open choice 1), so PI stops at pi_{k+1} = pi_k.
-    At gamma = 1, pi0 must be proper (else the evaluation raises :class:`ImproperPolicyError`); the
-    default there is :func:`proper_policy` (stochastic-shortest-path setting: PI from a proper policy
-    stays proper when every improper policy has value -inf somewhere). Shapes: pi0 int [S] (default:
-    all zeros for gamma < 1).
+    An end component is a set C of states and, for each s in C, a non-empty set of actions whose every
+    successor lies in C, such that C is strongly connected under them: a policy can stay in C forever.
+    Computed by the standard refinement: take the strongly connected components of the graph of the
+    allowed actions, drop every action with a successor outside its state's component (or in term), and
+    repeat until nothing changes (Courcoubetis & Yannakakis 1995; de Alfaro 1997).
+
+    Shapes: allowed bool [S, A] (default: every action; the term row is ignored). Returns
+    ``(labels, actions)``: labels int [S], the end component of each state (0, 1, ...) or -1 for states in
+    none (term included); actions bool [S, A], the actions that keep each state inside its component.
     """
-    n = mdp.n_states_plus
-    if pi0 is None:
-        pol = np.zeros(n, dtype=np.int64) if mdp.gamma < 1.0 else proper_policy(mdp)
-    else:
-        pol = validate_actions(pi0, mdp.n_actions, name="pi0").copy()
-    if pol.shape != (n,):
-        raise ShapeError(f"pi0 must have shape ({n},), got {pol.shape}")
+    n, na = mdp.n_states_plus, mdp.n_actions
+    keep = np.ones((n, na), dtype=bool) if allowed is None else np.array(allowed, dtype=bool, copy=True)
+    if keep.shape != (n, na):
+        raise ShapeError(f"allowed must have shape ({n}, {na}), got {keep.shape}")
+    keep[mdp.term] = False
+    m = mdp.transition_csr.copy()
+    m.eliminate_zeros()
+    row_state = np.repeat(np.arange(n), na)
+    succ_row = np.repeat(np.arange(n * na), np.diff(m.indptr))  # the (s, a) row of every stored successor
+    succ = np.asarray(m.indices, dtype=np.int64)
+    while True:
+        flat = keep.reshape(-1)
+        live_edge = flat[succ_row]
+        graph = sp.csr_array((np.ones(int(live_edge.sum())), (row_state[succ_row[live_edge]], succ[live_edge])),
+                             shape=(n, n))
+        _, comp = csgraph.connected_components(graph, directed=True, connection="strong")
+        alive: NDArray[np.bool_] = np.asarray(keep.any(axis=1), dtype=bool)
+        bad_edge = live_edge & ((comp[succ] != comp[row_state[succ_row]]) | ~alive[succ])
+        if not bad_edge.any():
+            break
+        flat = flat.copy()
+        flat[succ_row[bad_edge]] = False
+        keep = flat.reshape(n, na)
+    alive = np.asarray(keep.any(axis=1), dtype=bool)
+    labels = np.full(n, -1, dtype=np.int64)
+    if alive.any():
+        _, dense = np.unique(comp[alive], return_inverse=True)
+        labels[alive] = dense
+    return labels, keep
+
+
+def _with_stay(mdp: FiniteMDP, stay: NDArray[np.bool_]) -> FiniteMDP:
+    """The MDP with one more action, index A: "stop, reward 0" (to term) at states where ``stay`` holds,
+    and a copy of action 0 elsewhere (a duplicate never changes V*; ties never pick it over action 0)."""
+    ns, na = mdp.n_states, mdp.n_actions
+    counts = np.diff(mdp.indptr)[: ns * na].reshape(ns, na)
+    idx, nxt, rew, prb = [], [], [], []
+    for s in range(ns):
+        lo, hi = int(mdp.indptr[s * na]), int(mdp.indptr[(s + 1) * na])
+        nxt.append(mdp.next_state[lo:hi])
+        rew.append(mdp.reward[lo:hi])
+        prb.append(mdp.prob[lo:hi])
+        if stay[s]:
+            nxt.append(np.array([mdp.term]))
+            rew.append(np.zeros(1))
+            prb.append(np.ones(1))
+            extra = 1
+        else:
+            extra = int(counts[s, 0])
+            nxt.append(mdp.next_state[lo:lo + extra])
+            rew.append(mdp.reward[lo:lo + extra])
+            prb.append(mdp.prob[lo:lo + extra])
+        idx.append(np.append(counts[s], extra))
+    indptr = np.concatenate([[0], np.cumsum(np.concatenate(idx))])
+    return from_outcomes(ns, na + 1, indptr, np.concatenate(nxt), np.concatenate(rew), np.concatenate(prb),
+                         mdp.p0, gamma=mdp.gamma, backend=mdp.backend, name=f"{mdp.name} + stay")
+
+
+def _pi_loop(mdp: FiniteMDP, pol: IntArray, max_iters: int) -> tuple[list[IntArray], list[FloatArray]]:
     pols = [pol]
     vals = []
     for _ in range(max_iters):
@@ -297,9 +369,62 @@ def policy_iteration(mdp: FiniteMDP, pi0: IntArray | None = None, *, max_iters: 
         pols.append(new)
         if np.array_equal(new, pol):
             vals.append(v)
-            return PIResult(np.stack(pols), np.stack(vals))
+            return pols, vals
         pol = new
     raise NotConvergedError(f"policy iteration did not stabilise in {max_iters} iterations")
+
+
+def policy_iteration(mdp: FiniteMDP, pi0: IntArray | None = None, *, max_iters: int = 10_000) -> PIResult:
+    """Policy iteration: evaluate V^{pi_k} exactly, then pi_{k+1}(s) = argmax_a Q^{pi_k}(s, a).
+
+    Spec: BEL-33 (improvement theorem BEL-34: V^{pi_{k+1}} >= V^{pi_k}, optimal after finitely many
+    steps), BEL-35 with erratum E-12. Ties keep the current action (inventory open choice 1), so PI stops
+    at pi_{k+1} = pi_k. Shapes: pi0 int [S] (default: all zeros for gamma < 1).
+
+    gamma = 1 (total reward, BEL-35): pi0 must be proper (else the evaluation raises
+    :class:`ImproperPolicyError`); the default is :func:`proper_policy`. From a proper policy, PI stays
+    proper and stops at the best proper policy unless some end component has positive mean reward
+    (then an improvement enters it and :class:`DivergentReturnError` is raised: V* = +inf, BEL-36).
+    The best proper policy is not optimal when a reward-free loop beats it (stay-or-go with a go
+    reward of -1: staying forever is worth 0, going -1, and the tie 0 + V(0) = -1 + 0 keeps "go"). So
+    when the MDP has reward-free end components (:func:`end_components` of the actions whose rewards
+    are all 0), PI runs on the MDP extended by the option :data:`STAY` ("stop, reward 0") at their
+    states (the stochastic-shortest-path augmentation; Bertsekas & Yu 2016). ``policies`` may then hold
+    :data:`STAY`, ``values`` are the values with that option, and :attr:`PIResult.policy` is an optimal
+    policy in the MDP's own actions: it loops, reward-free, in the components where staying is optimal.
+    Its value (:func:`reference.exact.v_pi` with ``improper="finite"``) equals :attr:`PIResult.value`.
+    """
+    n = mdp.n_states_plus
+    if max_iters < 1:
+        raise ValueError(f"max_iters must be >= 1, got {max_iters}")
+    if pi0 is None:
+        pol = np.zeros(n, dtype=np.int64) if mdp.gamma < 1.0 else proper_policy(mdp)
+    else:
+        pol = validate_actions(pi0, mdp.n_actions, name="pi0").copy()
+    if pol.shape != (n,):
+        raise ShapeError(f"pi0 must have shape ({n},), got {pol.shape}")
+    if mdp.gamma < 1.0:
+        pols, vals = _pi_loop(mdp, pol, max_iters)
+        return PIResult(np.stack(pols), np.stack(vals))
+    labels, loops = end_components(mdp, ~mdp.reward_support_nonzero)
+    if not (labels >= 0).any():
+        pols, vals = _pi_loop(mdp, pol, max_iters)
+        return PIResult(np.stack(pols), np.stack(vals))
+    aug = _with_stay(mdp, labels >= 0)
+    pols, vals = _pi_loop(aug, pol, max_iters)
+    stay_id = mdp.n_actions
+    final = pols[-1].copy()
+    if np.any(final == stay_id):
+        # Components where staying is optimal: V* = 0 at every state of such a component that the stay
+        # option reaches, and the component's reward-free actions keep inside {V* = 0} (E[V*(s')] <= V*(s)
+        # = 0 <= V*(s') for each successor), so looping there is optimal and its closed classes reward-free.
+        v = vals[-1]
+        window = aug.tie_rtol * max(aug.tie_scale, np.finfo(np.float64).tiny)
+        comps = np.unique(labels[final == stay_id])
+        at = np.isin(labels, comps) & (np.abs(v) <= window)
+        final[at] = np.argmax(loops[at], axis=1)
+    out = [np.where(p == stay_id, STAY, p) for p in pols]
+    return PIResult(np.stack(out), np.stack(vals), final if np.any(pols[-1] == stay_id) else None)
 
 
 def solve_optimal(mdp: FiniteMDP, *, eps: float = 1e-10, pi0: IntArray | None = None) -> CertifiedSolution:
@@ -320,7 +445,11 @@ def solve_optimal(mdp: FiniteMDP, *, eps: float = 1e-10, pi0: IntArray | None = 
 
 
 def v_star(mdp: FiniteMDP) -> FloatArray:
-    """Exact V* (BEL-10, BEL-12) by policy iteration with exact evaluation; shape [S]."""
+    """Exact V* (BEL-10, BEL-12) by policy iteration with exact evaluation; shape [S].
+
+    At gamma = 1 (BEL-35, erratum E-12): the supremum over every policy whose value exists, reward-free
+    loops included (see :func:`policy_iteration`); raises :class:`DivergentReturnError` when V* = +inf.
+    """
     return policy_iteration(mdp).value
 
 

@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 from reference import exact
 from reference.bellman import bellman_optimality_v, bellman_residual, sup_norm
 from reference.dp import (
+    STAY,
     anchored_value_iteration,
     ancvi_beta,
     ancvi_bound,
     ancvi_default_u0,
+    end_components,
     policy_iteration,
     proper_policy,
     q_star,
@@ -218,6 +220,92 @@ def test_BEL_35_erratum_E12_stay_or_go() -> None:
     assert policy_iteration(mdp).value[0] == 1.0
 
 
+def test_BEL_35_reward_free_loop_beats_every_proper_policy() -> None:
+    """E-12 with the go reward -1: staying forever is worth 0, going -1. PI from the proper policy "go"
+    tied 0 + V(0) = -1 + 0 and returned V*(0) = -1 before the stay option (fixed 2026-12-06)."""
+    P = np.zeros((1, 2, 2))
+    P[0, 0, 0] = 1.0
+    P[0, 1, 1] = 1.0
+    mdp = from_arrays(P, [[0.0, -1.0]], [1.0], gamma=1.0)
+    res = policy_iteration(mdp)
+    assert res.value[0] == 0.0 and v_star(mdp)[0] == 0.0
+    np.testing.assert_array_equal(q_star(mdp)[0], [0.0, -1.0])
+    assert res.policy[0] == 0 and STAY in res.policies[:, 0]
+    assert exact.v_pi(mdp, deterministic_policy(res.policy, 2), improper="finite")[0] == 0.0
+
+
+def test_BEL_35_end_components_of_a_hand_built_mdp() -> None:
+    """States 0 <-> 1 form an end component under actions (0: a0, 1: a0); 2 loops on itself under a1 only;
+    3 always leaves for term. Action 1 of state 0 goes to 3, so it is not inside the component."""
+    P = np.zeros((4, 2, 5))
+    P[0, 0, 1] = 1.0
+    P[0, 1, 3] = 1.0
+    P[1, 0, 0] = 1.0
+    P[1, 1, [0, 4]] = 0.5
+    P[2, 0, 4] = 1.0
+    P[2, 1, 2] = 1.0
+    P[3, :, 4] = 1.0
+    mdp = from_arrays(P, np.zeros((4, 2)), gamma=1.0)
+    labels, acts = end_components(mdp)
+    assert labels[0] == labels[1] >= 0 and labels[2] >= 0 and labels[2] != labels[0]
+    assert labels[3] == -1 and labels[4] == -1
+    np.testing.assert_array_equal(acts[:4], [[True, False], [True, False], [False, True], [False, False]])
+
+
+@st.composite
+def _total_reward_mdps(draw: st.DrawFn) -> FiniteMDP:
+    """gamma = 1, up to 4 states and 3 actions, sparse random transitions and rewards drawn from {0 (often),
+    -1, -0.5, 0.25, 1}: reward-free loops, negative and positive cycles all occur."""
+    ns = draw(st.integers(1, 4))
+    na = draw(st.integers(1, 3))
+    P = np.zeros((ns, na, ns + 1))
+    R = np.zeros((ns, na))
+    for s in range(ns):
+        for a in range(na):
+            support = draw(st.lists(st.integers(0, ns), min_size=1, max_size=2, unique=True))
+            w = np.array([draw(st.integers(1, 3)) for _ in support], dtype=np.float64)
+            P[s, a, support] = w / w.sum()
+            R[s, a] = draw(st.sampled_from([0.0, 0.0, 0.0, -1.0, -0.5, 0.25, 1.0]))
+    return from_arrays(P, R, gamma=1.0)
+
+
+@given(_total_reward_mdps())
+def test_BEL_35_pi_is_optimal_over_every_policy_with_a_value(mdp: FiniteMDP) -> None:
+    """Oracle: every deterministic policy evaluated exactly, reward-free traps included (value 0 there,
+    ``improper="finite"``). V* is their maximum (BEL-10); PI's value must equal it, and PI's policy, in the
+    MDP's own actions, must attain it. A policy with a positive-mean loop means V* = +inf: PI must raise."""
+    import itertools
+    try:
+        proper_policy(mdp)
+    except ImproperPolicyError:
+        return  # some state cannot reach term at all: PI needs a proper start
+    best = np.full(mdp.n_states_plus, -np.inf)
+    diverges = False
+    horizon = 1.0
+    for acts in itertools.product(range(mdp.n_actions), repeat=mdp.n_states):
+        pol = deterministic_policy([*acts, 0], mdp.n_actions)
+        try:
+            v = exact.v_pi(mdp, pol, improper="finite")
+        except DivergentReturnError as e:
+            diverges |= e.sign > 0
+            continue
+        except NonSummableReturnError:
+            continue
+        best = np.maximum(best, v)
+        horizon = max(horizon, _steps_to_absorption(mdp, pol))
+    if diverges:
+        with pytest.raises(DivergentReturnError):
+            policy_iteration(mdp)
+        return
+    res = policy_iteration(mdp)
+    # every value compared is a linear solve whose condition is bounded by the expected time to absorption
+    # (term or a closed class) of some enumerated policy: the largest such time is the horizon
+    tol = value_tolerance(mdp, horizon=horizon)
+    np.testing.assert_allclose(res.value, best, rtol=0, atol=tol)
+    got = exact.v_pi(mdp, deterministic_policy(res.policy, mdp.n_actions), improper="finite")
+    np.testing.assert_allclose(got, best, rtol=0, atol=tol)
+
+
 @given(finite_mdps(families=("terminating", "layered"), gamma=1.0, max_states=4, max_actions=3))
 def test_BEL_35_scenario_1_with_proper_policies(mdp: FiniteMDP) -> None:
     """gamma = 1 with every state able to terminate: PI from a proper policy returns V* = B^* V*, and V*
@@ -242,6 +330,17 @@ def test_BEL_35_scenario_1_with_proper_policies(mdp: FiniteMDP) -> None:
         except ImproperPolicyError:
             continue
         assert np.all(v <= vs + value_tolerance(mdp, horizon=max(expected_steps, _expected_steps(mdp, acts))))
+
+
+def _steps_to_absorption(mdp: FiniteMDP, pol: np.ndarray) -> float:
+    """max_s E[steps until term or a closed class is entered | s_0 = s] under the policy pol [S, A]."""
+    from reference.chains import chain_structure
+    m = np.asarray(exact._dense(mdp.transition_pi(pol)))
+    cs = chain_structure(m, mdp.term)
+    tr = np.flatnonzero(cs.transient)
+    if tr.size == 0:
+        return 0.0
+    return float(np.max(np.linalg.solve(np.eye(tr.size) - m[np.ix_(tr, tr)], np.ones(tr.size))))
 
 
 def _expected_steps(mdp: FiniteMDP, acts: object) -> float:
