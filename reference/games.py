@@ -27,6 +27,7 @@ from scipy.optimize import linprog, root
 from reference.errors import InvalidGameError, InvalidPolicyError, NotConvergedError, ShapeError
 
 __all__ = [
+    "NASH_GAP_RTOL",
     "RPS_PAYOFF",
     "GradientField",
     "MinimaxTrajectory",
@@ -292,34 +293,78 @@ def is_nash_equilibrium(M: FloatArray, p: FloatArray, q: FloatArray, *, atol: fl
     return exploitability(M, p, q) <= atol
 
 
+def _lp_strategy(M: FloatArray) -> FloatArray:
+    """Player 1's maximin strategy of M [m, n]: maximise v s.t. v <= (M^T p)_j, sum p = 1, p >= 0 (HiGHS)."""
+    m, n = M.shape
+    c = np.zeros(m + 1)
+    c[-1] = -1.0
+    A = np.hstack([-M.T, np.ones((n, 1))])
+    res = linprog(c, A_ub=A, b_ub=np.zeros(n), A_eq=np.hstack([np.ones((1, m)), np.zeros((1, 1))]),
+                  b_eq=np.ones(1), bounds=[(0.0, None)] * m + [(None, None)], method="highs",
+                  options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10})
+    if res.status != 0:
+        raise NotConvergedError(f"linprog failed: status {res.status} ({res.message})")
+    x = np.clip(np.asarray(res.x[:m], dtype=np.float64), 0.0, None)
+    return np.asarray(x / x.sum(), dtype=np.float64)
+
+
+def _equalise(M: FloatArray, rows: NDArray[np.int64], cols: NDArray[np.int64]) -> FloatArray | None:
+    """q on ``cols`` making every row in ``rows`` earn the same payoff: M[rows, cols] q = w 1, sum q = 1.
+
+    Least squares on the square or over-determined system; None when it has no exact non-negative solution."""
+    k = rows.size
+    a = np.zeros((k + 1, cols.size + 1))
+    a[:k, :cols.size] = M[np.ix_(rows, cols)]
+    a[:k, -1] = -1.0
+    a[k, :cols.size] = 1.0
+    b = np.zeros(k + 1)
+    b[k] = 1.0
+    x, *_ = np.linalg.lstsq(a, b, rcond=None)
+    q = np.zeros(M.shape[1])
+    q[cols] = x[:cols.size]
+    if not np.all(np.isfinite(q)) or np.any(q < 0.0):
+        return None
+    out: FloatArray = q / q.sum()
+    return out
+
+
+NASH_GAP_RTOL: float = 1e-9
+"""Certificate of :func:`nash_equilibrium`: exploitability <= NASH_GAP_RTOL * max |M| (else NotConvergedError)."""
+
+
 def nash_equilibrium(M: FloatArray) -> NashEquilibrium:
-    """A mixed Nash equilibrium of the matrix game by linear programming (scipy HiGHS).
+    """A mixed Nash equilibrium of the matrix game by linear programming (scipy HiGHS), polished and certified.
 
     max_p min_j (M^T p)_j  and  min_q max_i (M q)_i;  the two optimal values coincide (minimax theorem).
 
     Spec: GAME-02, GAME-03, GAME-05. ``M``: ``[A1, A2]`` -> ``NashEquilibrium(p [A1], q [A2], value)``.
-    Raises ``NotConvergedError`` if the LP solver fails.
+
+    The LPs are solved on M / max |M| (HiGHS's tolerances are absolute: on payoffs of order 1e-12 the raw LP
+    returned a pure strategy of rock-paper-scissors). The LP profile is then polished on its supports (the
+    equalising linear systems, solved to rounding) when that lowers the gap. Certificate: the returned
+    profile's :func:`exploitability` is at most :data:`NASH_GAP_RTOL` times max |M|; otherwise
+    ``NotConvergedError``. A zero matrix returns the uniform profile (every profile is an equilibrium).
     """
     M = _check_matrix(M)
     m, n = M.shape
-    # Player 1: variables (p, v); maximise v s.t. v - (M^T p)_j <= 0, sum p = 1, p >= 0.
-    c1 = np.zeros(m + 1)
-    c1[-1] = -1.0
-    A1 = np.hstack([-M.T, np.ones((n, 1))])
-    res1 = linprog(c1, A_ub=A1, b_ub=np.zeros(n), A_eq=np.hstack([np.ones((1, m)), np.zeros((1, 1))]),
-                   b_eq=np.ones(1), bounds=[(0.0, None)] * m + [(None, None)], method="highs")
-    # Player 2: variables (q, w); minimise w s.t. (M q)_i - w <= 0, sum q = 1, q >= 0.
-    c2 = np.zeros(n + 1)
-    c2[-1] = 1.0
-    A2 = np.hstack([M, -np.ones((m, 1))])
-    res2 = linprog(c2, A_ub=A2, b_ub=np.zeros(m), A_eq=np.hstack([np.ones((1, n)), np.zeros((1, 1))]),
-                   b_eq=np.ones(1), bounds=[(0.0, None)] * n + [(None, None)], method="highs")
-    if res1.status != 0 or res2.status != 0:
-        raise NotConvergedError(f"linprog failed: player 1 status {res1.status} ({res1.message}); "
-                                f"player 2 status {res2.status} ({res2.message})")
-    p = np.clip(np.asarray(res1.x[:m], dtype=np.float64), 0.0, None)
-    q = np.clip(np.asarray(res2.x[:n], dtype=np.float64), 0.0, None)
-    p, q = p / p.sum(), q / q.sum()
+    scale = float(np.max(np.abs(M)))
+    if scale == 0.0:
+        return NashEquilibrium(p=_readonly(np.full(m, 1.0 / m)), q=_readonly(np.full(n, 1.0 / n)), value=0.0)
+    Ms = M / scale
+    p = _lp_strategy(Ms)
+    q = _lp_strategy(-Ms.T)
+    best = (exploitability(Ms, p, q), p, q)
+    rows, cols = np.flatnonzero(p > 1e-9), np.flatnonzero(q > 1e-9)
+    qe = _equalise(Ms, np.flatnonzero(Ms @ q >= np.max(Ms @ q) - 1e-9), cols)
+    pe = _equalise(-Ms.T, np.flatnonzero(Ms.T @ p <= np.min(Ms.T @ p) + 1e-9), rows)
+    if pe is not None and qe is not None:
+        gap = exploitability(Ms, pe, qe)
+        if gap < best[0]:
+            best = (gap, pe, qe)
+    gap, p, q = best
+    if gap > NASH_GAP_RTOL:
+        raise NotConvergedError(f"the LP equilibrium has exploitability {gap * scale:.3e} > "
+                                f"{NASH_GAP_RTOL:.0e} * max|M| = {NASH_GAP_RTOL * scale:.3e}")
     return NashEquilibrium(p=_readonly(p), q=_readonly(q), value=float(p @ M @ q))
 
 

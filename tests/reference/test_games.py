@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from reference.errors import InvalidGameError, InvalidPolicyError, ShapeError
 from reference.games import (
+    NASH_GAP_RTOL,
     MinimaxTrajectory,
     QuadraticGame,
     anchored_extragradient,
@@ -46,7 +47,6 @@ from reference.games import (
 )
 from reference.tolerance import central_difference, counted_tolerance, tolerance
 
-HIGHS_TOL = 1e-7  # HiGHS default primal/dual feasibility tolerance
 UNIFORM3 = np.full(3, 1.0 / 3.0)
 E1 = np.array([1.0, 0.0, 0.0])
 E2 = np.array([0.0, 1.0, 0.0])
@@ -91,8 +91,8 @@ def test_GAME_03_lp_equilibrium_satisfies_saddle_inequalities(seed: int, m: int,
     M = _game(seed, m, n)
     ne = nash_equilibrium(M)
     scale = float(np.max(np.abs(M)))
-    # LP output: HiGHS feasibility tolerance, times the payoff scale, times the number of constraints.
-    atol = HIGHS_TOL * max(scale, 1.0) * (m + n)
+    # nash_equilibrium's certificate (exploitability <= NASH_GAP_RTOL * scale) plus the rounding of M q here
+    atol = NASH_GAP_RTOL * scale + tolerance(scale, terms=m * n)
     assert exploitability(M, ne.p, ne.q) >= -tolerance(scale, terms=m * n)
     assert is_nash_equilibrium(M, ne.p, ne.q, atol=atol)
     # Saddle inequalities of L2126 against every pure deviation (E-71: weak inequalities).
@@ -106,7 +106,8 @@ def test_GAME_03_no_softmax_deviation_beats_the_equilibrium(seed: int, t1: NDArr
                                                            t2: NDArray[np.float64]) -> None:
     M = _game(seed, 4, 3)
     ne = nash_equilibrium(M)
-    atol = HIGHS_TOL * max(float(np.max(np.abs(M))), 1.0) * 7
+    scale = float(np.max(np.abs(M)))
+    atol = NASH_GAP_RTOL * scale + tolerance(scale, terms=12)
     assert float(mu(t1) @ M @ ne.q) <= ne.value + atol
     assert float(ne.p @ M @ mu(t2)) >= ne.value - atol
 
@@ -116,7 +117,43 @@ def test_GAME_02_minimax_equals_maximin_on_random_games() -> None:
         M = _game(seed, 5, 4)
         ne = nash_equilibrium(M)
         # min_q max_i (Mq)_i == max_p min_j (M^T p)_j (minimax theorem), both evaluated at the LP solutions.
-        assert abs(float(np.max(M @ ne.q)) - float(np.min(M.T @ ne.p))) <= HIGHS_TOL * 9 * 4
+        scale = float(np.max(np.abs(M)))
+        gap = float(np.max(M @ ne.q)) - float(np.min(M.T @ ne.p))
+        assert abs(gap) <= NASH_GAP_RTOL * scale + tolerance(scale, terms=20)
+
+
+@given(seed=st.integers(0, 2**32 - 1), m=st.integers(1, 6), n=st.integers(1, 6), e=st.integers(-250, 250))
+def test_GAME_03_equilibrium_is_exact_to_rounding_at_every_payoff_scale(seed: int, m: int, n: int, e: int) -> None:
+    """HiGHS's tolerances are absolute (about 1e-7): on payoffs of scale 1e-12 the raw LP returned a pure
+    strategy of rock-paper-scissors (exploitability 4.6 times the scale). Random Gaussian games have a unique
+    equilibrium with square supports (almost surely), so the polished profile is exact to rounding: its gap
+    is within tolerance(scale, terms=m n) (SAFETY m n eps scale), at every scale from 1e-250 to 1e250."""
+    M = _game(seed, m, n) * 10.0**e
+    ne = nash_equilibrium(M)
+    scale = float(np.max(np.abs(M)))
+    assert exploitability(M, ne.p, ne.q) <= tolerance(scale, terms=m * n)
+    assert abs(ne.value - float(ne.p @ M @ ne.q)) <= tolerance(scale, terms=m * n)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-12, 1e-6, 1.0, 1e12, 1e300])
+def test_GAME_05_rock_paper_scissors_at_any_scale_is_uniform(scale: float) -> None:
+    ne = nash_equilibrium(rps_payoff() * scale)
+    np.testing.assert_allclose(ne.p, UNIFORM3, rtol=0, atol=tolerance(1.0, terms=9))
+    np.testing.assert_allclose(ne.q, UNIFORM3, rtol=0, atol=tolerance(1.0, terms=9))
+    np.testing.assert_array_equal(symmetric_equilibrium(rps_payoff() * scale), ne.p)
+
+
+def test_GAME_03_degenerate_games_are_certified() -> None:
+    """Integer payoffs with duplicate rows and ties (many equilibria, non-square supports): the certificate
+    exploitability <= NASH_GAP_RTOL * max|M| holds on each (checked here, independently of the function)."""
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        m, n = (int(v) for v in rng.integers(1, 6, 2))
+        M = rng.integers(-2, 3, (m, n)).astype(np.float64)
+        M = np.vstack([M, M[:1]])
+        ne = nash_equilibrium(M)
+        scale = max(float(np.max(np.abs(M))), np.finfo(np.float64).tiny)
+        assert exploitability(M, ne.p, ne.q) <= NASH_GAP_RTOL * scale + tolerance(scale, terms=M.size)
 
 
 @given(t1=thetas3, t2=thetas3)
@@ -156,8 +193,8 @@ def test_GAME_07_grad_R_is_softmax_jacobian_times_M_q(seed: int, t1: NDArray[np.
 def test_GAME_05_rps_equilibrium_is_uniform_for_any_constant_theta() -> None:
     M = rps_payoff()
     ne = nash_equilibrium(M)
-    np.testing.assert_allclose(ne.p, UNIFORM3, atol=HIGHS_TOL)
-    np.testing.assert_allclose(ne.q, UNIFORM3, atol=HIGHS_TOL)
+    np.testing.assert_allclose(ne.p, UNIFORM3, rtol=0, atol=tolerance(1.0, terms=9))
+    np.testing.assert_allclose(ne.q, UNIFORM3, rtol=0, atol=tolerance(1.0, terms=9))
     for c1, c2 in [(0.0, 0.0), (3.0, -7.0), (-1.5, 100.0)]:
         p, q = mu(np.full(3, c1)), mu(np.full(3, c2))
         assert exploitability(M, p, q) == 0.0  # theta = c 1 gives exactly p = 1/3, and M 1 = 0 exactly
@@ -422,7 +459,8 @@ def test_GAME_13_antisymmetric_payoff_and_GAME_15_gradient_identity(seed: int, t
 def test_GAME_14_symmetric_equilibrium_has_value_zero(seed: int, theta: NDArray[np.float64]) -> None:
     M = random_antisymmetric_game(np.random.default_rng(seed), 5)
     p_star = symmetric_equilibrium(M)
-    atol = HIGHS_TOL * max(float(np.max(np.abs(M))), 1.0) * 10
+    # (p, q)'s certificate gap g bounds max_i (M p*)_i <= g (value 0), and the gap of (p*, p*) is twice that
+    atol = 2.0 * NASH_GAP_RTOL * float(np.max(np.abs(M))) + tolerance(float(np.max(np.abs(M))), terms=25)
     assert abs(float(p_star @ M @ p_star)) <= tolerance(float(np.max(np.abs(M))), terms=25)
     assert is_nash_equilibrium(M, p_star, p_star, atol=atol)
     # R(theta, theta*) <= 0 <= R(theta*, theta)  (L2203)
