@@ -30,6 +30,7 @@ from reference.mdp import (
 )
 
 __all__ = [
+    "EPS_RTOL",
     "STAY",
     "AncVIResult",
     "CertifiedSolution",
@@ -39,6 +40,7 @@ __all__ = [
     "ancvi_beta",
     "ancvi_bound",
     "ancvi_default_u0",
+    "certificate_eps",
     "end_components",
     "policy_iteration",
     "proper_policy",
@@ -427,15 +429,34 @@ def policy_iteration(mdp: FiniteMDP, pi0: IntArray | None = None, *, max_iters: 
     return PIResult(np.stack(out), np.stack(vals), final if np.any(pols[-1] == stay_id) else None)
 
 
-def solve_optimal(mdp: FiniteMDP, *, eps: float = 1e-10, pi0: IntArray | None = None) -> CertifiedSolution:
+EPS_RTOL: float = 1e-12
+"""Default certificate of :func:`solve_optimal`, relative to the value scale R / (1 - gamma) (the bound on |V|,
+MDP-19): ``eps = EPS_RTOL * R / (1 - gamma)``. An absolute default certified a non-optimal policy on tiny rewards."""
+
+
+def certificate_eps(mdp: FiniteMDP, eps: float | None, rtol: float) -> float:
+    """The absolute certificate width: ``eps`` if given (a finite number > 0), else ``rtol * R / (1 - gamma)``
+    (R = :attr:`FiniteMDP.max_abs_reward`; the smallest positive float when R = 0, where V = 0 exactly)."""
+    if eps is None:
+        return rtol * max(mdp.tie_scale, np.finfo(np.float64).tiny)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)):
+        raise TypeError(f"eps must be a number, got {type(eps).__name__}")
+    if not (np.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be a finite number > 0, got {eps}")
+    return float(eps)
+
+
+def solve_optimal(mdp: FiniteMDP, *, eps: float | None = None, pi0: IntArray | None = None) -> CertifiedSolution:
     """V* with the certificate ||V - V*||_inf <= ||B^* V - V||_inf / (1 - gamma) <= eps (gamma < 1).
 
     Spec: BEL-12, BEL-34. Runs policy iteration with exact (direct or Krylov) evaluation, then
     certifies: ``||V - V*|| <= ||V - B^*V|| + ||B^*V - B^*V*|| <= res + gamma ||V - V*||``.
+    ``eps`` is absolute; the default is :data:`EPS_RTOL` times the value scale R / (1 - gamma).
     Raises :class:`NotConvergedError` if the certificate exceeds ``eps`` (e.g. eps below float resolution).
     """
     if mdp.gamma >= 1.0:
         raise InvalidDiscountError("solve_optimal certifies with 1 / (1 - gamma): needs gamma < 1")
+    eps = certificate_eps(mdp, eps, EPS_RTOL)
     res = policy_iteration(mdp, pi0)
     v = res.value
     bound = sup_norm(bellman_optimality_v(mdp, v) - v) / (1.0 - mdp.gamma)

@@ -41,12 +41,14 @@ try:  # scipy's CSR kernel (y += A x into a caller's buffer, GIL released); publ
 except ImportError:  # pragma: no cover - other scipy layouts
     _csr_matvec = None
 
-from reference.dp import CertifiedSolution
+from reference.dp import CertifiedSolution, certificate_eps
 from reference.errors import InvalidDiscountError, NotConvergedError, ShapeError
 from reference.exact import Certified
 from reference.mdp import FiniteMDP, FloatArray, IntArray, greedy, validate_actions, validate_policy, validate_values
 
 __all__ = [
+    "EVAL_EPS_RTOL",
+    "OPT_EPS_RTOL",
     "BellmanKernel",
     "GMRESResult",
     "evaluate_policy",
@@ -57,6 +59,12 @@ __all__ = [
 
 Matvec = Callable[[FloatArray], FloatArray]
 Float32Array = NDArray[np.float32]
+
+EVAL_EPS_RTOL: float = 1e-12
+"""Default certificate of :func:`evaluate_policy` relative to the value scale R / (1 - gamma)."""
+
+OPT_EPS_RTOL: float = 1e-10
+"""Default certificate of :func:`solve_optimal` relative to the value scale R / (1 - gamma)."""
 
 _GATHER_ROWS: int = 64
 """Rows of P_pi gathered per block when a float32 copy is kept too (the block is cast while it is
@@ -402,7 +410,7 @@ def evaluate_policy(
     mdp: FiniteMDP,
     pi: ArrayLike,
     *,
-    eps: float = 1e-10,
+    eps: float | None = None,
     v0: FloatArray | None = None,
     kernel: BellmanKernel | None = None,
     restart: int = 30,
@@ -417,13 +425,14 @@ def evaluate_policy(
     [S, A] (stochastic; one-hot rows use the deterministic path). ``float32_inner`` (dense MDP,
     deterministic policy): GMRES's Arnoldi products use a float32 copy of P_pi, its cycle residuals
     and the certificate the float64 one (see :func:`gmres`, ``inner``). Returns ``Certified(value [S], bound,
-    residual)`` with V(term) = 0. Raises :class:`NotConvergedError` if ``max_matvecs`` is exhausted.
+    residual)`` with V(term) = 0. ``eps`` is absolute; the default is :data:`EVAL_EPS_RTOL` times the value
+    scale R / (1 - gamma) (an absolute default certified V = 0 on rewards far below it).
+    Raises :class:`NotConvergedError` if ``max_matvecs`` is exhausted.
     """
     gamma = mdp.gamma
     if gamma >= 1.0:
         raise InvalidDiscountError("evaluate_policy certifies with 1 / (1 - gamma): needs gamma < 1")
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0, got {eps}")
+    eps = certificate_eps(mdp, eps, EVAL_EPS_RTOL)
     kern = BellmanKernel(mdp) if kernel is None else kernel
     pol = _as_policy(mdp, pi)
     pmv, r_pi = kern.policy_operator(pol, float32=float32_inner)
@@ -472,7 +481,7 @@ def _as_policy(mdp: FiniteMDP, pi: ArrayLike) -> FloatArray | IntArray:
 def solve_optimal(
     mdp: FiniteMDP,
     *,
-    eps: float = 1e-8,
+    eps: float | None = None,
     pi0: IntArray | None = None,
     v0: FloatArray | None = None,
     forcing: float = 1e-2,
@@ -497,14 +506,15 @@ def solve_optimal(
     changes (dense: only the changed rows). ``float32_inner`` (dense MDPs): the GMRES Arnoldi products
     use a float32 copy of P_pi (half the bytes), with every GMRES cycle's residual recomputed with the
     float64 P_pi (iterative refinement, see :func:`gmres`); the certificate is float64 either way.
-    Shapes: pi0 int [S], v0 [S]; result value [S] (V(term) = 0), policy int [S].
+    Shapes: pi0 int [S], v0 [S]; result value [S] (V(term) = 0), policy int [S]. ``eps`` is absolute; the
+    default is :data:`OPT_EPS_RTOL` times the value scale R / (1 - gamma) (an absolute default of 1e-8
+    certified the greedy-in-r policy at step 0 on rewards of order 1e-12, optimal or not).
     Raises :class:`NotConvergedError` after ``max_iters`` outer steps (e.g. eps below float resolution).
     """
     gamma = mdp.gamma
     if gamma >= 1.0:
         raise InvalidDiscountError("solve_optimal certifies with 1 / (1 - gamma): needs gamma < 1")
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0, got {eps}")
+    eps = certificate_eps(mdp, eps, OPT_EPS_RTOL)
     kern = BellmanKernel(mdp) if kernel is None else kernel
     n, term = mdp.n_states_plus, mdp.term
     v = np.zeros(n) if v0 is None else validate_values(mdp, v0).copy()

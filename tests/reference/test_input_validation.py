@@ -301,3 +301,40 @@ def test_a_q_handed_to_a_v_function_is_a_shape_error_even_when_the_shapes_could_
     with pytest.raises(ShapeError, match=r"Q must have shape \(2, 2\), got \(2,\)"):
         bellman.bellman_optimality_q(mdp, np.zeros(2))
     assert dp.anchored_value_iteration(mdp, q, num_iters=2).values[-1].shape == (2, 2)  # U0 may be a Q
+
+
+@pytest.mark.parametrize("c", [1e-12, 1.0, 1e9])
+def test_default_certificates_are_relative_to_the_value_scale(c: float) -> None:
+    """State 0: a0 pays c/10 and ends, a1 pays 0 and moves to state 1, which pays c and ends; gamma = 0.9, so a1
+    is worth 0.9 c and is optimal. With the old absolute defaults (solvers.solve_optimal eps = 1e-8) and
+    c = 1e-12, V = 0 and the greedy-in-r policy a0 were certified at step 0; evaluate_policy (1e-10) returned
+    V = 0. The defaults are now relative to R / (1 - gamma), so every scale gets the optimal policy and values
+    within EPS_RTOL-relative certificates."""
+    from reference import dp, solvers
+    from reference.mdp import from_arrays
+
+    P = np.zeros((2, 2, 3))
+    P[0, 0, 2] = 1.0
+    P[0, 1, 1] = 1.0
+    P[1, :, 2] = 1.0
+    mdp = from_arrays(P, [[c / 10, 0.0], [c, c]], [1.0, 0.0], gamma=0.9)
+    scale = c / (1 - 0.9)
+    sol = solvers.solve_optimal(mdp)
+    assert sol.policy[0] == 1 and sol.bound <= solvers.OPT_EPS_RTOL * scale
+    assert abs(sol.value[0] - 0.9 * c) <= solvers.OPT_EPS_RTOL * scale
+    ev = solvers.evaluate_policy(mdp, np.array([1, 0, 0]))
+    assert abs(ev.value[0] - 0.9 * c) <= solvers.EVAL_EPS_RTOL * scale
+    d = dp.solve_optimal(mdp)
+    assert d.policy[0] == 1 and d.bound <= dp.EPS_RTOL * scale
+
+
+@pytest.mark.parametrize("eps", [0.0, -1.0, float("nan"), float("inf")])
+def test_certificate_eps_must_be_finite_and_positive(eps: float) -> None:
+    from reference import dp, solvers
+    from reference.generators import stay_or_go_mdp
+
+    mdp = stay_or_go_mdp(gamma=0.9)
+    for call in (lambda: dp.solve_optimal(mdp, eps=eps), lambda: solvers.solve_optimal(mdp, eps=eps),
+                 lambda: solvers.evaluate_policy(mdp, np.array([1, 0]), eps=eps)):
+        with pytest.raises(ValueError, match="eps must be a finite number > 0"):
+            call()
