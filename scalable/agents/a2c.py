@@ -168,8 +168,9 @@ def train(
             opt.step()
 
             bar.update(batch, [r for r, _ in ro.episodes])
-            for ret, length in ro.episodes:
-                session.log(st.global_step, {"charts/episodic_return": ret, "charts/episodic_length": length})
+            # each episode at the env step it ended (the rollout began at global_step - batch)
+            for (ret, length), step in zip(ro.episodes, ro.episode_steps(st.global_step - batch), strict=True):
+                session.log(step, {"charts/episodic_return": ret, "charts/episodic_length": length})
             if st.update % 10 == 0:
                 session.log(st.global_step, {"losses/policy": pg_loss.item(), "losses/value": v_loss.item(),
                                              "losses/entropy": ev.entropy.mean().item(),

@@ -396,7 +396,8 @@ class Rollout:
     ``terminated``, ``truncated`` [T, B]; ``final_obs`` [T, B, *obs] the true last observation where an
     episode ended; ``v_final`` [T, B] V(final_obs) (read only where truncated); ``last_value`` [B];
     ``next_values`` [T, B] V(s_{t+1}) of the true next state (0 at termination). ``episodes``: raw
-    (return, length) of real episodes that ended.
+    (return, length) of real episodes that ended; ``episode_ends``: for each, the number of rollout steps
+    taken when it ended (t + 1, so it ended at env step ``start + (t + 1) * B`` of the run).
     """
 
     obs: Tensor
@@ -412,6 +413,12 @@ class Rollout:
     last_value: Tensor
     next_values: Tensor
     episodes: list[tuple[float, int]]
+    episode_ends: list[int]
+
+    def episode_steps(self, start: int) -> list[int]:
+        """The run's env step at which each episode ended, for a rollout that began at env step ``start``."""
+        b = int(self.terminated.shape[1])
+        return [start + t * b for t in self.episode_ends]
 
 
 def _prep(obs: NDArray[np.generic], obs_norm: ObservationNormalizer | None, *, update: bool) -> Tensor:
@@ -447,6 +454,7 @@ def _collect_numpy(
     te_buf = np.empty((T, B), dtype=np.bool_)
     tr_buf = np.empty((T, B), dtype=np.bool_)
     episodes: list[tuple[float, int]] = []
+    ends: list[int] = []
     norm = obs_norm.normalize_np if obs_norm is not None else None
     rnorm = reward_norm.step_np if reward_norm is not None else None
     act, value, step_env = snap.act, snap.value, envs.step
@@ -469,7 +477,9 @@ def _collect_numpy(
         te_buf[t] = terminated
         tr_buf[t] = truncated
         if info.done_mask.any():
-            episodes += completed_episodes(info)
+            done = completed_episodes(info)
+            episodes += done
+            ends += [t + 1] * len(done)
     xl = norm(obs) if norm is not None else np.asarray(obs, dtype=np.float32)
     last_value = torch.from_numpy(value(xl))
     values = torch.from_numpy(v_buf)
@@ -479,7 +489,7 @@ def _collect_numpy(
         log_probs=torch.from_numpy(logp_buf), values=values, rewards=torch.from_numpy(r_buf),
         terminated=term, truncated=trunc, final_obs=torch.from_numpy(fo_buf), v_final=v_final,
         last_value=last_value, next_values=next_values_from_rollout(values, last_value, term, trunc, v_final),
-        episodes=episodes,
+        episodes=episodes, episode_ends=ends,
     )
     return rollout, obs
 
@@ -509,6 +519,7 @@ def collect_rollout(
     T, B = num_steps, envs.num_envs
     scale = squash_scale(policy, act_space)
     episodes: list[tuple[float, int]] = []
+    ends: list[int] = []
     env_acts: list[NDArray[np.generic]] = []
     dev = module_device(policy)
     on_cpu = dev.type == "cpu"
@@ -548,13 +559,15 @@ def collect_rollout(
         tr_buf[t] = torch.from_numpy(np.asarray(truncated))
         env_acts.append(a_env)
         if info.done_mask.any():
-            episodes += completed_episodes(info)
+            done = completed_episodes(info)
+            episodes += done
+            ends += [t + 1] * len(done)
     last_value = policy.value(_prep(obs, obs_norm, update=False).to(dev)).cpu()
     rollout = Rollout(
         obs=obs_buf, raw_actions=raw_buf, env_actions=np.stack(env_acts), log_probs=logp_buf,
         values=v_buf, rewards=r_buf, terminated=te_buf, truncated=tr_buf, final_obs=fo_buf, v_final=vf_buf,
         last_value=last_value, next_values=next_values_from_rollout(v_buf, last_value, te_buf, tr_buf, vf_buf),
-        episodes=episodes,
+        episodes=episodes, episode_ends=ends,
     )
     return rollout, obs
 

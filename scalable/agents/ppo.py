@@ -250,8 +250,9 @@ def train(
                                advantages=adv.flatten(), targets=targets.flatten(), values=ro.values.flatten())
 
             bar.update(batch, [r for r, _ in ro.episodes])
-            for ret, length in ro.episodes:
-                session.log(st.global_step, {"charts/episodic_return": ret, "charts/episodic_length": length})
+            # each episode at the env step it ended (the rollout began at global_step - batch)
+            for (ret, length), step in zip(ro.episodes, ro.episode_steps(st.global_step - batch), strict=True):
+                session.log(step, {"charts/episodic_return": ret, "charts/episodic_length": length})
             session.log(st.global_step, {**stats, "charts/learning_rate": float(opt.param_groups[0]["lr"])})
             if on_update is not None:
                 on_update(st.update, model)

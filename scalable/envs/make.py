@@ -16,6 +16,8 @@ Seeding is done by ``VecEnv.reset(seed)`` (env b gets ``seed + b`` on both backe
 
 from __future__ import annotations
 
+import os
+
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -87,6 +89,10 @@ def make_vec_env(
     """
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+    if render_mode == "rgb_array" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        # Off-screen frames need no window: without this, SDL (pygame, the classic-control renderer) probes
+        # for a display and prints "XDG_RUNTIME_DIR is invalid or not set" on headless machines.
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     which = resolve_backend(env_id, "gymnasium" if render_mode is not None else backend, num_envs)
     if is_atari(env_id):
         if max_episode_steps is not None:

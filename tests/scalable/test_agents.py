@@ -484,6 +484,26 @@ def test_eval_video_gif_plays_at_30_frames_per_second(tmp_path: Path) -> None:
     assert durations and all(d is not None and d >= 30 for d in durations), durations[:5]
 
 
+def test_eval_video_on_a_headless_machine_prints_no_sdl_display_error(tmp_path: Path) -> None:
+    """SDL (pygame, the classic-control renderer) probed for a display even for off-screen frames and printed
+    "XDG_RUNTIME_DIR is invalid or not set" from C on headless machines. A fresh process (SDL initialises once
+    per process) with no display variables must write the GIF and print nothing of the kind."""
+    import os
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    assert cli_main(["train", "ppo", "--env", "CartPole-v1", "--steps", "512", "--run-dir", str(run)]) == 0
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER", "XDG_RUNTIME_DIR")}
+    gif = tmp_path / "ep.gif"
+    out = subprocess.run([sys.executable, "-m", "scalable", "eval", str(run), "--episodes", "1", "--video", str(gif)],
+                         env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "XDG_RUNTIME_DIR" not in out.stderr and "error" not in out.stderr.lower(), out.stderr
+    assert gif.read_bytes()[:6] in (b"GIF87a", b"GIF89a")
+
+
 def test_ppo_minibatch_advantages_are_normalised_per_minibatch(monkeypatch: pytest.MonkeyPatch) -> None:
     """norm_adv: each minibatch's advantages A enter the clipped loss as (A - mean) / (std + 1e-8) over that
     minibatch (population std), for both code paths (the epoch reshaped at once when the batch divides into
@@ -538,6 +558,25 @@ def test_ppo_learning_rate_anneals_linearly_from_the_first_update(tmp_path: Path
         lrs = [float(r["value"]) for r in csv.DictReader(f) if r["tag"] == "charts/learning_rate"]
     n = 256 // 64
     assert lrs == [1e-3 * (1.0 - (k - 1) / n) for k in range(1, n + 1)]
+
+
+@pytest.mark.parametrize("agent", ["ppo", "a2c"])
+def test_episode_returns_are_logged_at_the_env_step_the_episode_ended(tmp_path: Path, agent: str) -> None:
+    """One env: its episodes run back to back from step 0, so episode i ended at env step
+    length_1 + ... + length_i. They were logged at the end of their rollout (up to num_steps - 1 late)."""
+    run = tmp_path / "run"
+    if agent == "ppo":
+        ppo.train(ppo.PPOConfig(env_id="CartPole-v1", total_steps=1024, num_envs=1, num_steps=256,
+                                update_epochs=1, minibatch_size=64), run_dir=run, progress=False)
+    else:
+        a2c.train(a2c.A2CConfig(env_id="CartPole-v1", total_steps=600, num_envs=1, num_steps=50),
+                  run_dir=run, progress=False)
+    with (run / "metrics.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    lengths = [int(float(r["value"])) for r in rows if r["tag"] == "charts/episodic_length"]
+    steps = [int(r["step"]) for r in rows if r["tag"] == "charts/episodic_length"]
+    assert len(lengths) >= 10  # a random CartPole policy ends an episode every ~20 steps
+    assert steps == list(np.cumsum(lengths))
 
 
 def test_reward_normaliser_return_restarts_at_every_episode_end_in_the_torch_rollout() -> None:
