@@ -17,7 +17,6 @@ Seeding is done by ``VecEnv.reset(seed)`` (env b gets ``seed + b`` on both backe
 from __future__ import annotations
 
 import os
-
 from typing import Any, Literal
 
 import gymnasium as gym
