@@ -31,7 +31,15 @@ from numpy.typing import ArrayLike, NDArray
 from reference.errors import ReferenceError_, ShapeError
 from reference.exact import a_pi, discounted_occupancy, v_pi
 from reference.gradients import bootstrap_values
-from reference.mdp import FiniteMDP, FloatArray, validate_gamma, validate_k, validate_policy, validate_values
+from reference.mdp import (
+    FiniteMDP,
+    FloatArray,
+    validate_flags,
+    validate_gamma,
+    validate_k,
+    validate_policy,
+    validate_values,
+)
 from reference.sampling import Trajectories
 
 __all__ = [
@@ -73,15 +81,18 @@ def _batch(name: str, x: ArrayLike, shape: tuple[int, ...] | None = None, *, fin
     return a
 
 
-def _flags(name: str, x: ArrayLike, shape: tuple[int, ...]) -> BoolArray:
-    a = np.asarray(x)
-    if a.shape != shape:
-        raise ShapeError(f"{name} must have shape {list(shape)}, got {list(a.shape)}")
-    if a.dtype != np.bool_:
-        if not np.all((a == 0) | (a == 1)):
-            raise ReferenceError_(f"{name} must be boolean (0/1), got values {np.unique(a)[:5]!r}")
-        a = a.astype(bool)
-    return np.asarray(a, dtype=np.bool_)
+def _used_finite(name: str, x: FloatArray, used: BoolArray) -> None:
+    """Refuse a NaN / inf entry of ``x`` on a row that enters the result (``used``): a bootstrap that is read
+    must be finite, or the advantage is silently NaN / inf. Masked entries (terminated rows, ...) may hold
+    anything (TR-29: they are never read)."""
+    bad = used & ~np.isfinite(x)
+    if np.any(bad):
+        t, b = (int(i) for i in np.argwhere(bad)[0])
+        raise ReferenceError_(f"{name} must be finite on the rows it bootstraps; {name}[{t}, {b}] = {float(x[t, b])!r} "
+                              f"({int(bad.sum())} such entries)")
+
+
+_flags = validate_flags  # the short name this module's code uses
 
 
 def next_values_from_rollout(
@@ -107,11 +118,17 @@ def next_values_from_rollout(
     term = _flags("terminated", terminated, shape)
     trunc = _flags("truncated", truncated, shape) & ~term
     nxt = np.concatenate([v[1:], lv[None, :]], axis=0)
+    read_last = ~term[-1] & ~trunc[-1]  # last_value is the bootstrap of row T-1 unless that row ended
+    if np.any(read_last & ~np.isfinite(lv)):
+        b = int(np.flatnonzero(read_last & ~np.isfinite(lv))[0])
+        raise ReferenceError_(f"last_value must be finite where row T-1 bootstraps with it; last_value[{b}] = "
+                              f"{float(lv[b])!r}")
     if np.any(trunc):
         if v_final is None:
             rows = [tuple(int(i) for i in ix) for ix in np.argwhere(trunc)[:5]]
             raise ReferenceError_(f"truncated rows (t, b) = {rows} need v_final to bootstrap")
         vf = _batch("v_final", v_final, shape, finite=False)
+        _used_finite("v_final", vf, trunc)
         nxt = np.where(trunc, vf, nxt)
     return np.asarray(np.where(term, 0.0, nxt), dtype=np.float64)
 
@@ -134,6 +151,7 @@ def td_residuals(
     v = _batch("values", values, r.shape)
     nv = _batch("next_values", next_values, r.shape, finite=False)
     term = _flags("terminated", terminated, r.shape)
+    _used_finite("next_values", nv, ~term)  # every row that did not terminate bootstraps with its next value
     return np.asarray(r + g * np.where(term, 0.0, nv) - v, dtype=np.float64)
 
 
@@ -169,6 +187,7 @@ def td_k_advantages(
     boot_row = np.where(term, 0.0, nv)  # V(s_{t+1}) with V(term) = 0
     out = np.zeros(shape)
     alive = np.ones(shape, dtype=bool)  # the episode of row t is still running at row t + l
+    read = np.zeros(shape, dtype=bool)  # rows whose bootstrap next_values[t] enters some advantage
     for l in range(kk):
         rows = n_t - l  # rows t with t + l < T
         if rows <= 0:
@@ -181,8 +200,10 @@ def td_k_advantages(
         if l == kk - 1:
             stop[:] = True
         out[:rows] += np.where(a & stop, g ** (l + 1) * boot_row[l:], 0.0)
+        read[l:] |= a & stop
         alive[:rows] &= ~stop
         alive[rows:] = False
+    _used_finite("next_values", boot_row, read)  # boot_row is 0 on terminated rows
     return np.asarray(out - v, dtype=np.float64)
 
 

@@ -25,7 +25,9 @@ from reference.mdp import (
     from_outcomes,
     greedy,
     validate_actions,
+    validate_flags,
     validate_gamma,
+    validate_int,
     validate_values,
 )
 
@@ -84,6 +86,7 @@ def value_iteration(mdp: FiniteMDP, v0: FloatArray, *, num_iters: int) -> VIResu
     Spec: BEL-25 (rate BEL-27: ||V^k - V*||_inf <= gamma^k ||V^0 - V*||_inf for gamma < 1).
     Shapes: v0 [S]; result values [K+1, S], policies [K+1, S].
     """
+    num_iters = validate_int(num_iters, "num_iters")
     v0 = validate_values(mdp, v0)
     if v0.ndim != 1:
         raise ShapeError(f"value_iteration needs V of shape ({mdp.n_states_plus},), got {v0.shape}")
@@ -102,6 +105,7 @@ def q_value_iteration(mdp: FiniteMDP, q0: FloatArray, *, num_iters: int) -> VIRe
 
     Spec: BEL-26 (rate BEL-27). Shapes: q0 [S, A]; result values [K+1, S, A], policies [K+1, S].
     """
+    num_iters = validate_int(num_iters, "num_iters")
     q = validate_values(mdp, q0, what="Q")
     if q.ndim != 2:
         raise ShapeError(f"q_value_iteration needs Q of shape ({mdp.n_states_plus}, {mdp.n_actions})")
@@ -144,6 +148,7 @@ def solve_value_iteration(mdp: FiniteMDP, *, eps: float, v0: FloatArray | None =
     """
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps}")
+    max_iters = validate_int(max_iters, "max_iters", minimum=1)
     v = np.zeros(mdp.n_states_plus) if v0 is None else validate_values(mdp, v0).copy()
     for k in range(max_iters):
         look = mdp.lookahead(v)
@@ -163,10 +168,10 @@ def ancvi_beta(gamma: float, k: int) -> float:
 
     The second form never overflows; it is evaluated with expm1 (1 - gamma^m = -expm1(m log gamma)) so
     that gamma near 1 loses no accuracy. At gamma = 1, beta_k = 1 / (k + 1). beta_0 = 1 (erratum E-09).
+    ``k`` is an iteration index, an integer >= 0 (:func:`reference.mdp.validate_int`: 1.5 is refused).
     """
     gamma = validate_gamma(gamma)
-    if k < 0:
-        raise ValueError(f"k must be >= 0, got {k}")
+    k = validate_int(k, "k")  # a fractional k (1.5) is refused, not evaluated off the sequence
     if gamma == 1.0:
         return 1.0 / (k + 1)
     lg = np.log(gamma)
@@ -181,11 +186,10 @@ def ancvi_bound(gamma: float, k: int, *, assume_u0_le_bu0: bool = True) -> float
         = (1 - gamma^2) gamma^k (1 + gamma - gamma^{k+1}) / (1 - gamma^{2(k+1)})   (stable form)
     under U^0 <= B^* U^0 (erratum E-10: the assumption is needed); without it the constant
     (1 + 2 gamma - gamma^{k+1}) of Lee & Ryu (2023) replaces (1 + gamma - gamma^{k+1}).
-    At gamma = 1 the limit is (1 + gamma - gamma^{k+1}) / (k + 1).
+    At gamma = 1 the limit is (1 + gamma - gamma^{k+1}) / (k + 1). ``k``: an integer >= 0, as in :func:`ancvi_beta`.
     """
     gamma = validate_gamma(gamma)
-    if k < 0:
-        raise ValueError(f"k must be >= 0, got {k}")
+    k = validate_int(k, "k")
     lead = (1 + gamma - gamma ** (k + 1)) if assume_u0_le_bu0 else (1 + 2 * gamma - gamma ** (k + 1))
     if gamma == 1.0:
         return lead / (k + 1)
@@ -219,6 +223,7 @@ def anchored_value_iteration(mdp: FiniteMDP, u0: FloatArray, *, num_iters: int) 
 
     Spec: BEL-29 (rate BEL-30 via :func:`ancvi_bound`). U may be a V ([S]) or a Q ([S, A]).
     """
+    num_iters = validate_int(num_iters, "num_iters")
     u0 = validate_values(mdp, u0, what="U0")
     op = bellman_optimality_v if u0.ndim == 1 else bellman_optimality_q
     vals = [u0.copy()]
@@ -303,9 +308,7 @@ def end_components(mdp: FiniteMDP, allowed: NDArray[np.bool_] | None = None) -> 
     none (term included); actions bool [S, A], the actions that keep each state inside its component.
     """
     n, na = mdp.n_states_plus, mdp.n_actions
-    keep = np.ones((n, na), dtype=bool) if allowed is None else np.array(allowed, dtype=bool, copy=True)
-    if keep.shape != (n, na):
-        raise ShapeError(f"allowed must have shape ({n}, {na}), got {keep.shape}")
+    keep = np.ones((n, na), dtype=bool) if allowed is None else validate_flags("allowed", allowed, (n, na)).copy()
     keep[mdp.term] = False
     m = mdp.transition_csr.copy()
     m.eliminate_zeros()
@@ -397,8 +400,7 @@ def policy_iteration(mdp: FiniteMDP, pi0: IntArray | None = None, *, max_iters: 
     Its value (:func:`reference.exact.v_pi` with ``improper="finite"``) equals :attr:`PIResult.value`.
     """
     n = mdp.n_states_plus
-    if max_iters < 1:
-        raise ValueError(f"max_iters must be >= 1, got {max_iters}")
+    max_iters = validate_int(max_iters, "max_iters", minimum=1)
     if pi0 is None:
         pol = np.zeros(n, dtype=np.int64) if mdp.gamma < 1.0 else proper_policy(mdp)
     else:

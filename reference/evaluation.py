@@ -36,7 +36,7 @@ import numpy as np
 
 from reference.errors import ReferenceError_, ShapeError
 from reference.exact import q_pi, v_pi
-from reference.mdp import FiniteMDP, FloatArray, IntArray, validate_gamma, validate_k, validate_policy
+from reference.mdp import FiniteMDP, FloatArray, IntArray, validate_gamma, validate_int, validate_k, validate_policy
 from reference.sampling import Trajectories, discounted_returns, sample_trajectories
 
 __all__ = [
@@ -335,6 +335,9 @@ def _expected_update_chain(m: FloatArray, r: FloatArray, start: FloatArray, x: F
         raise ValueError(f"states must be 'initial' or 'visited', got {states!r}")
     if target not in ("bootstrap", "oracle"):
         raise ValueError(f"target must be 'bootstrap' or 'oracle', got {target!r}")
+    k = validate_k(k)
+    if horizon is not None:
+        horizon = validate_int(horizon, "horizon", minimum=1)  # 2.5 was floored to 2
     if states == "visited" and horizon is None:
         raise ShapeError("states='visited' needs a finite horizon H (the sampling time limit)")
     if k is None and horizon is None and target == "bootstrap":
@@ -416,6 +419,9 @@ def td_fixed_point(update: ExpectedUpdate) -> FloatArray:
 
 # ================================================================================== learners
 def _sampling_horizon(k: int | None, states: States, horizon: int | None) -> int:
+    k = validate_k(k)
+    if horizon is not None:
+        horizon = validate_int(horizon, "horizon", minimum=1)
     if states == "visited" or k is None:
         if horizon is None:
             raise ShapeError(f"states={states!r} with k={k} needs a finite horizon (sampling time limit)")
@@ -439,6 +445,8 @@ def learn_v(mdp: FiniteMDP, pi: FloatArray, x: FloatArray, *, k: int | None, lr:
     p = validate_policy(mdp, pi)
     xf = validate_features(mdp, x)
     h = _sampling_horizon(k, states, horizon)
+    n_iters = validate_int(n_iters, "n_iters")
+    batch_size = validate_int(batch_size, "batch_size", minimum=1)
     v_boot = v_pi(mdp, p) if target == "oracle" else None
     w = np.zeros(xf.shape[1]) if w0 is None else np.asarray(w0, dtype=np.float64).copy()
     out = np.empty((n_iters + 1, w.size))
@@ -465,6 +473,8 @@ def learn_q(mdp: FiniteMDP, pi: FloatArray, x: FloatArray, *, k: int | None, lr:
     p = validate_policy(mdp, pi)
     xf = validate_features(mdp, x, q=True)
     h = _sampling_horizon(k, states, horizon)
+    n_iters = validate_int(n_iters, "n_iters")
+    batch_size = validate_int(batch_size, "batch_size", minimum=1)
     q_boot = q_pi(mdp, p) if target == "oracle" else None
     w = np.zeros(xf.shape[-1]) if w0 is None else np.asarray(w0, dtype=np.float64).copy()
     out = np.empty((n_iters + 1, w.size))

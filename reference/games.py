@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from scipy.optimize import linprog, root
 
 from reference.errors import InvalidGameError, InvalidPolicyError, NotConvergedError, ShapeError
+from reference.mdp import validate_int
 
 __all__ = [
     "NASH_GAP_RTOL",
@@ -429,8 +430,7 @@ class MinimaxTrajectory:
 def _check_step(alpha: float, num_steps: int) -> None:
     if not (np.isfinite(alpha) and alpha > 0.0):
         raise ValueError(f"alpha must be a positive finite step size, got {alpha}")
-    if num_steps < 0:
-        raise ValueError(f"num_steps must be >= 0, got {num_steps}")
+    validate_int(num_steps, "num_steps")
 
 
 def _lam_at(lam: float | Callable[[int], float], k: int) -> float:

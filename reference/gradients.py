@@ -28,7 +28,7 @@ from numpy.typing import ArrayLike
 
 from reference.errors import ShapeError
 from reference.exact import a_pi, discounted_occupancy, j_pi, q_pi
-from reference.mdp import FiniteMDP, FloatArray, IntArray, validate_gamma, validate_k
+from reference.mdp import FiniteMDP, FloatArray, IntArray, validate_gamma, validate_int, validate_k
 from reference.policies import score_norm_sq, softmax, softmax_score
 from reference.sampling import Moments, Trajectories, discounted_returns, exact_moments
 
@@ -182,8 +182,9 @@ def trajectory_score(theta: ArrayLike, traj: Trajectories) -> FloatArray:
 
 # =============================================================================== per-step weights psi
 def discount_powers(horizon: int, *, gamma: float) -> FloatArray:
-    """gamma^t for t = 0..H-1; shape [H]."""
-    return np.asarray(float(gamma) ** np.arange(int(horizon), dtype=np.float64), dtype=np.float64)
+    """gamma^t for t = 0..H-1; shape [H]. ``horizon`` is an integer >= 0 (2.5 is refused, not floored)."""
+    h = validate_int(horizon, "horizon")
+    return np.asarray(float(gamma) ** np.arange(h, dtype=np.float64), dtype=np.float64)
 
 
 def past_discounted_rewards(rewards: ArrayLike, *, gamma: float) -> FloatArray:
@@ -430,8 +431,8 @@ def selection_probabilities(rule: SelectionRule, k: int, n: int) -> FloatArray:
 
     Spec: PG-33 (with erratum E-40: E g_{i(k)} = (1/N) sum_i g_i = grad F exactly), PG-34. Shape [N].
     """
-    if n < 1 or k < 0:
-        raise ValueError(f"need n >= 1 and k >= 0, got n={n}, k={k}")
+    n = validate_int(n, "n", minimum=1)
+    k = validate_int(k, "k")
     if rule == "uniform":
         return np.full(n, 1.0 / n)
     if rule == "cyclic":

@@ -30,7 +30,7 @@ from reference.errors import ReferenceError_, ShapeError
 from reference.exact import v_pi
 from reference.generators import random_layered_mdp
 from reference.gradients import score_function_estimator, trajectory_score
-from reference.mdp import FiniteMDP, FloatArray, from_outcomes
+from reference.mdp import FiniteMDP, FloatArray, from_outcomes, validate_flags, validate_int
 from reference.policies import softmax
 from reference.sampling import Moments, Trajectories, enumerate_trajectories, exact_moments
 from reference.surrogates import GRPO_EPS_STD, grpo_advantages, kl_k3, ppo_clip_objective
@@ -73,12 +73,13 @@ def grpo_objective(
     """
     ln = np.asarray(log_prob_new, dtype=np.float64)
     lo = np.asarray(log_prob_old, dtype=np.float64)
-    va = np.asarray(valid, dtype=bool)
     r = np.asarray(rewards, dtype=np.float64)
-    if ln.ndim != 2 or lo.shape != ln.shape or va.shape != ln.shape or r.shape != ln.shape[1:]:
+    if ln.ndim != 2 or lo.shape != ln.shape or np.shape(valid) != ln.shape or r.shape != ln.shape[1:]:
         raise ShapeError(f"need log_prob_new, log_prob_old, valid [T, B] and rewards [B]; got {list(ln.shape)}, "
-                         f"{list(lo.shape)}, {list(va.shape)}, {list(r.shape)}")
+                         f"{list(lo.shape)}, {list(np.shape(valid))}, {list(r.shape)}")
+    va = validate_flags("valid", valid, ln.shape)  # boolean or exactly 0 / 1: a mask of 0.5 is refused
     b = ln.shape[1]
+    group_size = validate_int(group_size, "group_size", minimum=1)
     if group_size < 1 or b % group_size:
         raise ReferenceError_(f"group_size {group_size!r} must be >= 1 and divide B = {b}")
     if not (np.isfinite(beta) and beta >= 0.0):
@@ -139,8 +140,7 @@ def grpo_advantage_conditional_means(
     (``scale_by_std=False``) the mean is (n - 1)/n (Q^pi(s, a) - V^pi(s0)) when r is the undiscounted
     return: the group mean is a baseline for s0, not s_t, and it shrinks the signal by (n - 1)/n.
     """
-    if n < 1:
-        raise ReferenceError_(f"group size n must be >= 1, got {n!r}")
+    n = validate_int(n, "n", minimum=1, hint=" (the group size)")
     tr = enumerate_trajectories(mdp, pi, s0=s0)
     ret = _terminal_returns(tr)
     m = tr.n
@@ -189,10 +189,9 @@ def group_gradient_moments(
     """
     th = np.asarray(theta, dtype=np.float64)
     pi = softmax(th)
+    n = validate_int(n, "n", minimum=1, hint=" (the group size)")
     if baseline == "leave_one_out" and n < 2:
         raise ReferenceError_("leave_one_out needs n >= 2")
-    if n < 1:
-        raise ReferenceError_(f"group size n must be >= 1, got {n!r}")
     tr = enumerate_trajectories(mdp, pi, s0=s0)
     ret = _terminal_returns(tr) + float(reward_shift)
     m = tr.n

@@ -24,7 +24,16 @@ import numpy as np
 from reference.dp import policy_iteration
 from reference.errors import InvalidPolicyError, ShapeError
 from reference.exact import j_pi
-from reference.mdp import FiniteMDP, FloatArray, IntArray, deterministic_policy, from_outcomes, greedy
+from reference.mdp import (
+    FiniteMDP,
+    FloatArray,
+    IntArray,
+    deterministic_policy,
+    from_outcomes,
+    greedy,
+    validate_actions,
+    validate_int,
+)
 from reference.sampling import Trajectories, sample_trajectories
 
 __all__ = [
@@ -126,6 +135,7 @@ def fit_bc_softmax(data: Dataset, *, n_states_plus: int, n_actions: int, lr: flo
 
     Spec: MDP-12. theta0 defaults to 0 (the uniform policy); rows of states absent from D keep theta0.
     """
+    n_iters = validate_int(n_iters, "n_iters")
     th = np.zeros((n_states_plus, n_actions)) if theta0 is None else np.array(theta0, dtype=np.float64)
     for _ in range(n_iters):
         th -= lr * cross_entropy(th, data)[1]
@@ -150,6 +160,7 @@ def behaviour_cloning(mdp: FiniteMDP, expert: IntArray, *, n_traj: int, horizon:
     Spec: MDP-12, MDP-15 (off-policy: D comes from the expert's state distribution). Returns the deployed
     policy [S, A] and D.
     """
+    n_traj = validate_int(n_traj, "n_traj", minimum=1, error=ShapeError)
     pe = deterministic_policy(expert, mdp.n_actions)
     data = dataset_from_trajectories(sample_trajectories(mdp, pe, rng=rng, n=n_traj, horizon=horizon))
     pi = fit_bc_counts(data, n_states_plus=mdp.n_states_plus, n_actions=mdp.n_actions)
@@ -175,8 +186,8 @@ def dagger(mdp: FiniteMDP, expert: IntArray, *, n_rounds: int, n_traj: int, hori
     3. label a_i = pi_expert(s_i); 4. D <- D ∪ D_pi. ``n_rounds`` policies are trained; the last is trained
     on D after ``n_rounds - 1`` aggregations, so the data budget is ``n_rounds * n_traj`` trajectories.
     """
-    if n_rounds < 1:
-        raise ShapeError(f"n_rounds must be >= 1, got {n_rounds}")
+    n_rounds = validate_int(n_rounds, "n_rounds", minimum=1, error=ShapeError)
+    n_traj = validate_int(n_traj, "n_traj", minimum=1, error=ShapeError)
     pe = deterministic_policy(expert, mdp.n_actions)
     data = dataset_from_trajectories(sample_trajectories(mdp, pe, rng=rng, n=n_traj, horizon=horizon))
 
@@ -227,9 +238,10 @@ def compounding_error_mdp(*, horizon: int, width: int, rng: np.random.Generator,
     early mistake costs up to H steps (the O(eps H^2) case of Ross & Bagnell 2010), while DAgger's
     rollouts visit bad states and the expert labels them.
     """
-    if horizon < 1 or width < 1 or recover not in (0, 1):
-        raise ShapeError(f"need horizon >= 1, width >= 1, recover in {{0, 1}}; "
-                         f"got {horizon}, {width}, {recover}")
+    horizon = validate_int(horizon, "horizon", minimum=1, error=ShapeError)
+    width = validate_int(width, "width", minimum=1, error=ShapeError)
+    if isinstance(recover, bool) or recover not in (0, 1):
+        raise ShapeError(f"recover must be the action 0 or 1, got {recover!r}")
     per = width + 1
     n = horizon * per
     good = np.arange(n).reshape(horizon, per)[:, :width].copy()
@@ -278,8 +290,9 @@ def on_expert_error(mdp: FiniteMDP, pi: FloatArray, expert: IntArray, *, horizon
     controls). Ross & Bagnell (2010, Thm 2.1): with per-step costs in [0, 1],
     cost(pi) - cost(pi_expert) <= H^2 eps.
     """
+    horizon = validate_int(horizon, "horizon", minimum=1)
     p = np.asarray(pi, dtype=np.float64)
-    e = np.asarray(expert, dtype=np.int64)
+    e = validate_actions(expert, mdp.n_actions, name="expert")  # 0.9 is refused, not truncated to 0
     pe = deterministic_policy(e, mdp.n_actions)
     m = np.asarray(mdp.transition_pi(pe).toarray() if mdp.is_sparse else mdp.transition_pi(pe))  # type: ignore[union-attr]
     miss = 1.0 - p[np.arange(p.shape[0]), e]

@@ -26,6 +26,8 @@ Shapes in docstrings use axis letters: S (states incl. term, i.e. S+1), A (actio
 from __future__ import annotations
 
 import functools
+import numbers
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -60,7 +62,10 @@ __all__ = [
     "softmax_policy",
     "uniform_policy",
     "validate_actions",
+    "validate_flags",
     "validate_gamma",
+    "validate_indices",
+    "validate_int",
     "validate_k",
     "validate_policy",
     "validate_values",
@@ -84,30 +89,61 @@ def _readonly(x: NDArray[Any]) -> NDArray[Any]:
     return x
 
 
+def _real(value: object, name: str, error: type[ReferenceError_] = ReferenceError_) -> float:
+    """``value`` as a float if it is a real number: a Python or NumPy int or float, or a 0-d integer / float
+    array. A bool, a string (``float("0.9")`` would parse it) or anything else raises ``error`` naming it."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+    if isinstance(value, np.ndarray):
+        ok = value.ndim == 0 and value.dtype.kind in "iuf"
+    if not ok:
+        raise error(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
+    return float(value)  # type: ignore[arg-type]
+
+
 def validate_gamma(gamma: float) -> float:
     """Check the discount factor of MDP-18: ``gamma in (0, 1]``; return it as a float.
 
-    Raises :class:`InvalidDiscountError` naming the value otherwise (NaN included).
+    Raises :class:`InvalidDiscountError` naming the value otherwise (NaN included), and for a value that is
+    not a real number (``"0.9"`` and ``True`` used to pass as 0.9 and 1.0).
     """
-    g = float(gamma)
+    g = _real(gamma, "gamma", InvalidDiscountError)
     if not (0.0 < g <= 1.0):
         raise InvalidDiscountError(f"gamma must lie in (0, 1] (MDP-18), got {gamma!r}")
     return g
+
+
+def validate_int(value: object, name: str, *, minimum: int = 0, error: type[ReferenceError_] = ReferenceError_,
+                 hint: str = "") -> int:
+    """Check an integer argument (a count such as ``num_iters``, ``n``, ``horizon``, ``iters``,
+    ``max_backtracks``, or a step index k): a Python or NumPy integer (or a 0-d integer array) >= ``minimum``;
+    return it as an int.
+
+    A float (even 2.0), a bool, a string, inf or NaN raises ``error`` (a :class:`ReferenceError_`, i.e. a
+    ValueError) naming the argument and the value: a count is never floored (``int(1.7)`` would silently
+    run 1 step, ``range(1.7)`` raised a bare TypeError), and a negative count is never read as 0 steps.
+    ``hint`` is appended to the requirement in the message.
+    """
+    msg = f"{name} must be an integer >= {minimum}{hint}, got {value!r}"
+    if isinstance(value, bool | np.bool_):
+        raise error(msg)
+    try:
+        i = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise error(msg) from None
+    if i < minimum:
+        raise error(msg)
+    return int(i)
 
 
 def validate_k(k: int | None) -> int | None:
     """Check a step count k of the k-step estimators (PG-25, TR-20): an integer k >= 1, or None for infinity.
 
     A float (even 2.0), a bool, inf or NaN raises :class:`ReferenceError_` naming the value: k is never
-    floored (k = 1.7 must not silently run as k = 1). Returns ``int(k)`` or None.
+    floored (k = 1.7 must not silently run as k = 1). Returns ``int(k)`` or None. (:func:`validate_int`.)
     """
     if k is None:
         return None
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise ReferenceError_(f"k must be an integer >= 1 (or None for infinity), got {k!r}")
-    if int(k) < 1:
-        raise ReferenceError_(f"k must be >= 1 (or None for infinity), got {k!r}")
-    return int(k)
+    return validate_int(k, "k", minimum=1, hint=" (or None for infinity)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -550,28 +586,64 @@ def validate_policy(mdp: FiniteMDP, pi: ArrayLike) -> FloatArray:
     return p
 
 
-def validate_actions(actions: ArrayLike, n_actions: int, *, name: str = "actions") -> IntArray:
-    """Check a deterministic policy given as action indices: integers (an integer dtype, or floats with
-    integral values) in 0..n_actions-1; return them as int64, flattened. Shapes: [S] -> [S].
+def _position(name: str, shape: tuple[int, ...], flat_index: int) -> str:
+    """``name`` for a scalar, ``name[i]`` or ``name[i, j, ...]`` for the entry at ``flat_index``."""
+    if not shape:
+        return name
+    return f"{name}[{', '.join(str(int(i)) for i in np.unravel_index(flat_index, shape))}]"
 
-    Raises :class:`InvalidPolicyError` naming the first bad state: a float action such as 0.9 is refused,
-    never truncated to 0 (``astype(int)`` would); a negative index is refused, never wrapped to the last action.
+
+def validate_indices(indices: ArrayLike, size: int, *, name: str, what: str = "index",
+                     error: type[ReferenceError_] = ReferenceError_) -> IntArray:
+    """Check integer indices into an axis of length ``size`` (actions, states): an integer dtype, or floats
+    with integral values (2.0 is 2), each in 0..size-1; return them as int64, same shape (a scalar gives a
+    0-d array).
+
+    Raises ``error`` naming the argument, the position and the value: a float index such as 0.9 is refused,
+    never truncated to 0 (``astype(int)`` would); a negative index is refused, never wrapped to the last
+    entry; bool and non-numeric dtypes are refused. ``what`` names the kind of index in the messages.
     """
-    a = np.asarray(actions)
+    a = np.asarray(indices)
     if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
-        raise InvalidPolicyError(f"{name} must be integer action indices, got dtype {a.dtype}")
+        raise error(f"{name} must be integer {what} indices, got dtype {a.dtype}")
     flat = a.ravel()
     if np.issubdtype(a.dtype, np.floating):
         bad_f = ~np.isfinite(flat) | (flat != np.floor(flat))
         if np.any(bad_f):
-            s = int(np.flatnonzero(bad_f)[0])
-            raise InvalidPolicyError(f"{name}[{s}] = {flat[s]!r} is not an integer action index")
-    act = flat.astype(np.int64)
-    bad = (act < 0) | (act >= n_actions)
+            i = int(np.flatnonzero(bad_f)[0])
+            raise error(f"{_position(name, a.shape, i)} = {flat[i].item()!r} is not an integer {what} index")
+    bad = (flat < 0) | (flat >= size)  # on the given values: a huge float must not wrap in the int64 cast
     if np.any(bad):
-        s = int(np.flatnonzero(bad)[0])
-        raise InvalidPolicyError(f"action {act[s]} at state {s} outside 0..{n_actions - 1}")
-    return act
+        i = int(np.flatnonzero(bad)[0])
+        raise error(f"{what} {flat[i].item()!r} at {_position(name, a.shape, i)} outside 0..{size - 1}")
+    return np.asarray(a.astype(np.int64), dtype=np.int64)
+
+
+def validate_actions(actions: ArrayLike, n_actions: int, *, name: str = "actions") -> IntArray:
+    """Check a deterministic policy given as action indices: integers (an integer dtype, or floats with
+    integral values) in 0..n_actions-1; return them as int64, flattened. Shapes: [S] -> [S].
+
+    Raises :class:`InvalidPolicyError` naming the first bad state (:func:`validate_indices`): a float action
+    such as 0.9 is refused, never truncated to 0; a negative index is refused, never wrapped to the last action.
+    """
+    return validate_indices(actions, n_actions, name=name, what="action", error=InvalidPolicyError).ravel()
+
+
+def validate_flags(name: str, x: ArrayLike, shape: tuple[int, ...]) -> NDArray[np.bool_]:
+    """Check a flag or mask array of the given shape (``terminated``, ``truncated``, a ``valid`` mask, allowed
+    actions): boolean, or numbers that are exactly 0 or 1; return it as bool.
+
+    A mask entry of 0.5 (or NaN) raises :class:`ReferenceError_` naming the array: it is never read as True,
+    as ``astype(bool)`` would. A wrong shape raises :class:`ShapeError`.
+    """
+    a = np.asarray(x)
+    if a.shape != shape:
+        raise ShapeError(f"{name} must have shape {list(shape)}, got {list(a.shape)}")
+    if a.dtype != np.bool_:
+        if not np.all((a == 0) | (a == 1)):
+            raise ReferenceError_(f"{name} must be boolean (0/1), got values {np.unique(a)[:5]!r}")
+        a = a.astype(bool)
+    return np.asarray(a, dtype=np.bool_)
 
 
 def deterministic_policy(actions: ArrayLike, n_actions: int) -> FloatArray:
@@ -628,11 +700,14 @@ def greedy(q: ArrayLike, *, current: ArrayLike | None = None, tie_rtol: float = 
     qa = np.asarray(q, dtype=np.float64)
     if qa.ndim != 2:
         raise ShapeError(f"q must have shape (S, A), got {qa.shape}")
-    sc = float(scale)
+    sc = _real(scale, "scale")
     if not (np.isfinite(sc) and sc >= 0.0):
         raise ReferenceError_(f"scale must be a finite number >= 0, got {scale!r}")
+    rt = _real(tie_rtol, "tie_rtol")
+    if not (0.0 <= rt < 1.0):
+        raise ReferenceError_(f"tie_rtol must lie in [0, 1), got {tie_rtol!r}")
     m = qa.max(axis=1, keepdims=True)
-    window = tie_rtol * np.maximum(max(sc, np.finfo(np.float64).tiny), np.abs(m))
+    window = rt * np.maximum(max(sc, np.finfo(np.float64).tiny), np.abs(m))
     is_max = qa >= m - window
     act = np.argmax(is_max, axis=1).astype(np.int64)
     if current is not None:

@@ -34,7 +34,7 @@ from reference.gradients import (
     k_step_q_estimates,
     score_function_estimator,
 )
-from reference.mdp import FiniteMDP, FloatArray, validate_k
+from reference.mdp import FiniteMDP, FloatArray, validate_int, validate_k
 from reference.policies import softmax, softmax_score
 from reference.sampling import sample_trajectories
 
@@ -95,9 +95,11 @@ def _run_trajectory_pg(
     eval_every: int,
 ) -> PGResult:
     _check_lr(lr_theta, lr_phi)
+    num_iters = validate_int(num_iters, "num_iters")
+    eval_every = validate_int(eval_every, "eval_every", minimum=1)
     th, x = _setup(mdp, theta0, features)
     phi = np.zeros(x.shape[1])
-    h = mdp.n_states + 1 if horizon is None else int(horizon)
+    h = mdp.n_states + 1 if horizon is None else validate_int(horizon, "horizon", minimum=1)  # 2.5 was floored
     hist = [j_pi(mdp, softmax(th))]
     steps = 0
     for it in range(1, num_iters + 1):
@@ -200,6 +202,10 @@ def a2c(
         raise ValueError("k must be an integer >= 1 (A2C's segments are finite), got None")
     if entropy_beta < 0:
         raise ValueError(f"entropy_beta must be >= 0, got {entropy_beta!r}")
+    num_updates = validate_int(num_updates, "num_updates")
+    eval_every = validate_int(eval_every, "eval_every", minimum=1)
+    if max_episode_length is not None:
+        max_episode_length = validate_int(max_episode_length, "max_episode_length", minimum=1)
     th, x = _setup(mdp, theta0, features)
     phi = np.zeros(x.shape[1])
     term = mdp.term

@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from reference.errors import InvalidPolicyError, ShapeError
-from reference.mdp import FloatArray
+from reference.mdp import FloatArray, validate_indices
 
 __all__ = [
     "LOG_STD_MAX",
@@ -85,16 +85,14 @@ def categorical_log_prob(logits: ArrayLike, actions: ArrayLike) -> FloatArray:
     """log (f_theta(s))_a = log softmax(logits)[a] for a batch ("backprop on log (f_theta(s_t))_{a_t}").
 
     Spec: PG-48. Shapes: logits [..., A], actions int [...] -> [...]. Raises InvalidPolicyError naming
-    an action outside 0..A-1.
+    an action outside 0..A-1 or not an integer (0.9 is refused, never truncated to 0; integral floats such
+    as 2.0 are read as 2, as :func:`reference.mdp.validate_actions` does).
     """
     lp = log_softmax(logits)
-    act = np.asarray(actions, dtype=np.int64)
     n_actions = lp.shape[-1]
-    if act.shape != lp.shape[:-1]:
-        raise ShapeError(f"actions must have shape {lp.shape[:-1]}, got {act.shape}")
-    bad = (act < 0) | (act >= n_actions)
-    if np.any(bad):
-        raise InvalidPolicyError(f"action {int(act[bad].ravel()[0])} outside 0..{n_actions - 1}")
+    if np.shape(actions) != lp.shape[:-1]:
+        raise ShapeError(f"actions must have shape {lp.shape[:-1]}, got {np.shape(actions)}")
+    act = validate_indices(actions, n_actions, name="actions", what="action", error=InvalidPolicyError)
     return np.asarray(np.take_along_axis(lp, act[..., None], axis=-1)[..., 0], dtype=np.float64)
 
 
@@ -113,13 +111,14 @@ def softmax_score(theta: ArrayLike, states: ArrayLike, actions: ArrayLike) -> Fl
 
     Spec: PG-07, PG-48. d log pi(a | s) / d theta[s', b] = 1[s' = s] (1[b = a] - pi(b | s)).
     Shapes: theta [S, A]; states, actions int [...] -> [..., A] (the row s of the gradient; every other
-    row is 0).
+    row is 0). A state outside 0..S-1 or not an integer raises ShapeError, such an action InvalidPolicyError
+    (0.9 is refused, never truncated to 0; -1 is refused, never wrapped to the last row or action).
     """
     th = np.asarray(theta, dtype=np.float64)
     if th.ndim != 2:
         raise ShapeError(f"theta must have shape (S, A), got {th.shape}")
-    st = np.asarray(states, dtype=np.int64)
-    act = np.asarray(actions, dtype=np.int64)
+    st = validate_indices(states, th.shape[0], name="states", what="state", error=ShapeError)
+    act = validate_indices(actions, th.shape[1], name="actions", what="action", error=InvalidPolicyError)
     if st.shape != act.shape:
         raise ShapeError(f"states and actions must have the same shape, got {st.shape} and {act.shape}")
     pi = softmax(th)
@@ -135,7 +134,8 @@ def softmax_score_full(theta: ArrayLike, s: int, a: int) -> FloatArray:
     """
     th = np.asarray(theta, dtype=np.float64)
     out = np.zeros_like(th)
-    out[s] = softmax_score(th, np.array(s), np.array(a))
+    row = softmax_score(th, np.array(s), np.array(a))  # validates s and a (2.0 is 2; 0.9 is refused)
+    out[int(s)] = row
     return out
 
 

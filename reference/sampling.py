@@ -25,7 +25,15 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from reference.errors import InvalidMDPError, ShapeError
-from reference.mdp import FiniteMDP, FloatArray, IntArray, validate_gamma, validate_policy
+from reference.mdp import (
+    FiniteMDP,
+    FloatArray,
+    IntArray,
+    validate_gamma,
+    validate_indices,
+    validate_int,
+    validate_policy,
+)
 
 __all__ = [
     "Moments",
@@ -104,12 +112,19 @@ def _sample_outcome(mdp: FiniteMDP, rows: IntArray, u: FloatArray) -> tuple[IntA
     return mdp.next_state[e], mdp.reward[e]
 
 
-def _check_start(mdp: FiniteMDP, s0: int | None, a0: int | None) -> None:
-    """s0 in S+ and a0 in A (an out-of-range a0 would silently read another state's kernel row)."""
-    if s0 is not None and not (0 <= int(s0) < mdp.n_states_plus):
-        raise ShapeError(f"s0 must be a state index in [0, {mdp.n_states_plus}), got {s0!r}")
-    if a0 is not None and not (0 <= int(a0) < mdp.n_actions):
-        raise ShapeError(f"a0 must be an action index in [0, {mdp.n_actions}), got {a0!r}")
+def _check_start(mdp: FiniteMDP, s0: int | None, a0: int | None) -> tuple[int | None, int | None]:
+    """s0 in S+ and a0 in A, each an integer (an out-of-range a0 would silently read another state's kernel
+    row; a float 0.9 was truncated to 0). Integral floats are read as integers, as
+    :func:`reference.mdp.validate_actions` does. Returns them as ints (or None)."""
+    out: list[int | None] = []
+    for name, x, size, what in (("s0", s0, mdp.n_states_plus, "state"), ("a0", a0, mdp.n_actions, "action")):
+        if x is None:
+            out.append(None)
+            continue
+        if np.ndim(x) != 0:
+            raise ShapeError(f"{name} must be a single {what} index, got shape {np.shape(x)}")
+        out.append(int(validate_indices(x, size, name=name, what=what, error=ShapeError)))
+    return out[0], out[1]
 
 
 def sample_trajectories(
@@ -128,9 +143,9 @@ def sample_trajectories(
     EVAL-21). Same generator state, same trajectories.
     """
     pi = validate_policy(mdp, pi)
-    if n < 1 or horizon < 1:
-        raise ShapeError(f"need n >= 1 and horizon >= 1, got n={n}, horizon={horizon}")
-    _check_start(mdp, s0, a0)
+    n = validate_int(n, "n", minimum=1, error=ShapeError)
+    horizon = validate_int(horizon, "horizon", minimum=1, error=ShapeError)
+    s0, a0 = _check_start(mdp, s0, a0)
     term = mdp.term
     states = np.full((n, horizon + 1), term, dtype=np.int64)
     actions = np.zeros((n, horizon), dtype=np.int64)
@@ -188,9 +203,12 @@ def enumerate_trajectories(
     """
     pi = validate_policy(mdp, pi)
     term = mdp.term
+    if horizon is not None:
+        horizon = validate_int(horizon, "horizon", minimum=1, error=ShapeError)
+    max_trajectories = validate_int(max_trajectories, "max_trajectories", minimum=1, error=ShapeError)
     limit = mdp.n_states + 1 if horizon is None else int(horizon)
     # each partial trajectory: (states list, actions, rewards, prob)
-    _check_start(mdp, s0, a0)
+    s0, a0 = _check_start(mdp, s0, a0)
     if s0 is None:
         starts = np.flatnonzero(mdp.p0 > 0)
         frontier: list[tuple[list[int], list[int], list[float], float]] = [

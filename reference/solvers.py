@@ -44,7 +44,16 @@ except ImportError:  # pragma: no cover - other scipy layouts
 from reference.dp import CertifiedSolution, certificate_eps
 from reference.errors import InvalidDiscountError, NotConvergedError, ShapeError
 from reference.exact import Certified
-from reference.mdp import FiniteMDP, FloatArray, IntArray, greedy, validate_actions, validate_policy, validate_values
+from reference.mdp import (
+    FiniteMDP,
+    FloatArray,
+    IntArray,
+    greedy,
+    validate_actions,
+    validate_int,
+    validate_policy,
+    validate_values,
+)
 
 __all__ = [
     "EVAL_EPS_RTOL",
@@ -515,6 +524,7 @@ def solve_optimal(
     if gamma >= 1.0:
         raise InvalidDiscountError("solve_optimal certifies with 1 / (1 - gamma): needs gamma < 1")
     eps = certificate_eps(mdp, eps, OPT_EPS_RTOL)
+    max_iters = validate_int(max_iters, "max_iters", minimum=1)
     kern = BellmanKernel(mdp) if kernel is None else kernel
     n, term = mdp.n_states_plus, mdp.term
     v = np.zeros(n) if v0 is None else validate_values(mdp, v0).copy()
@@ -563,6 +573,7 @@ def value_iteration_sweeps(
     The same operator as :func:`reference.dp.value_iteration` (one matrix-vector product with the flat
     P [S*A, S] per sweep), without storing the iterates: the unit of the sweep benchmark.
     """
+    num_sweeps = validate_int(num_sweeps, "num_sweeps")
     kern = BellmanKernel(mdp) if kernel is None else kernel
     v = validate_values(mdp, v0).copy()
     for _ in range(num_sweeps):

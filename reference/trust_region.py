@@ -31,7 +31,7 @@ from numpy.typing import ArrayLike
 from reference.errors import NotConvergedError, ReferenceError_, ShapeError
 from reference.exact import a_pi, discounted_occupancy, j_pi
 from reference.gradients import grad_j_exact, j_theta
-from reference.mdp import FiniteMDP, FloatArray, validate_gamma
+from reference.mdp import FiniteMDP, FloatArray, validate_flags, validate_gamma, validate_int
 from reference.policies import softmax
 from reference.policy_advantage import policy_advantage
 from reference.surrogates import categorical_kl, ppo_clip_objective, ppo_clip_ratio_gradient
@@ -156,10 +156,10 @@ def _batch_check(log_prob_new: ArrayLike, log_prob_old: ArrayLike, advantages: A
     ln = np.asarray(log_prob_new, dtype=np.float64)
     lo = np.asarray(log_prob_old, dtype=np.float64)
     ad = np.asarray(advantages, dtype=np.float64)
-    va = np.asarray(valid, dtype=bool)
-    if ln.ndim != 2 or lo.shape != ln.shape or ad.shape != ln.shape or va.shape != ln.shape:
+    if ln.ndim != 2 or lo.shape != ln.shape or ad.shape != ln.shape or np.shape(valid) != ln.shape:
         raise ShapeError(f"log_prob_new, log_prob_old, advantages, valid must share a [T, B] shape, got "
-                         f"{list(ln.shape)}, {list(lo.shape)}, {list(ad.shape)}, {list(va.shape)}")
+                         f"{list(ln.shape)}, {list(lo.shape)}, {list(ad.shape)}, {list(np.shape(valid))}")
+    va = validate_flags("valid", valid, ln.shape)  # boolean or exactly 0 / 1: a mask of 0.5 is refused
     return ln, lo, ad, va
 
 
@@ -304,8 +304,7 @@ def conjugate_gradient(
     ||r|| <= rtol ||b||. Exact after dim(b) iterations in exact arithmetic. Shapes: b [...] -> [...].
     """
     bb = np.asarray(b, dtype=np.float64)
-    if iters < 1:
-        raise ReferenceError_(f"iters must be >= 1, got {iters!r}")
+    iters = validate_int(iters, "iters", minimum=1)
     x = np.zeros_like(bb)
     r = bb.copy()
     p = r.copy()
@@ -353,9 +352,9 @@ def backtracking_line_search(
     """
     th = np.asarray(theta, dtype=np.float64)
     step = np.asarray(full_step, dtype=np.float64)
-    if not (delta > 0.0 and 0.0 < shrink < 1.0 and max_backtracks >= 0):
-        raise ReferenceError_(f"need delta > 0, 0 < shrink < 1, max_backtracks >= 0; got {delta!r}, "
-                              f"{shrink!r}, {max_backtracks!r}")
+    max_backtracks = validate_int(max_backtracks, "max_backtracks")
+    if not (delta > 0.0 and 0.0 < shrink < 1.0):
+        raise ReferenceError_(f"need delta > 0 and 0 < shrink < 1; got {delta!r}, {shrink!r}")
     f0 = objective(th)
     for j in range(max_backtracks + 1):
         cand = th + shrink**j * step
@@ -399,6 +398,9 @@ def trpo_exact(
     """
     if improvement not in ("j", "surrogate"):
         raise ReferenceError_(f"improvement must be 'j' or 'surrogate', got {improvement!r}")
+    iters = validate_int(iters, "iters")
+    cg_iters = validate_int(cg_iters, "cg_iters", minimum=1)
+    max_backtracks = validate_int(max_backtracks, "max_backtracks")
     th = _theta(mdp, theta0, "theta0").copy()
     thetas, js, kls = [th.copy()], [j_theta(mdp, th)], []
     for _ in range(iters):
@@ -469,8 +471,10 @@ def ppo_clip_exact(
 
     Spec: TR-15, TR-16 (first-order solve of the clipped subproblem; open choice 12: ~10 epochs).
     """
-    if not (lr > 0.0 and epochs >= 1):
-        raise ReferenceError_(f"need lr > 0 and epochs >= 1, got lr={lr!r}, epochs={epochs!r}")
+    iters = validate_int(iters, "iters")
+    epochs = validate_int(epochs, "epochs", minimum=1)
+    if not lr > 0.0:
+        raise ReferenceError_(f"need lr > 0, got lr={lr!r}")
     th = _theta(mdp, theta0, "theta0").copy()
     thetas, js, kls = [th.copy()], [j_theta(mdp, th)], []
     for _ in range(iters):
@@ -500,8 +504,10 @@ def ppo_penalty_exact(
     With ``d_targ`` the adaptive rule of Schulman et al. (2017): after each iteration beta /= 2 if
     KL < d_targ / 1.5, beta *= 2 if KL > 1.5 d_targ; ``d_targ=None`` keeps beta fixed.
     """
-    if not (lr > 0.0 and epochs >= 1 and beta > 0.0):
-        raise ReferenceError_(f"need lr > 0, epochs >= 1, beta > 0; got {lr!r}, {epochs!r}, {beta!r}")
+    iters = validate_int(iters, "iters")
+    epochs = validate_int(epochs, "epochs", minimum=1)
+    if not (lr > 0.0 and beta > 0.0):
+        raise ReferenceError_(f"need lr > 0 and beta > 0; got {lr!r}, {beta!r}")
     th = _theta(mdp, theta0, "theta0").copy()
     thetas, js, kls = [th.copy()], [j_theta(mdp, th)], []
     b = float(beta)

@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from reference.advantages import gae, td_k_advantages, td_residuals, value_regression_loss
-from reference.errors import ReferenceError_, ShapeError
-from reference.generators import random_mdp
+from reference.advantages import gae, next_values_from_rollout, td_k_advantages, td_residuals, value_regression_loss
+from reference.errors import InvalidPolicyError, ReferenceError_, ShapeError
+from reference.generators import random_layered_mdp, random_mdp
 from reference.grpo import grpo_objective
+from reference.policies import categorical_log_prob, softmax_score, softmax_score_full
+from reference.sampling import enumerate_trajectories, sample_trajectories
 from reference.surrogates import categorical_kl, ppo_clip_objective, ppo_clip_piecewise
 from reference.tolerance import counted_tolerance
 from reference.trust_region import trpo_exact
@@ -338,3 +340,242 @@ def test_certificate_eps_must_be_finite_and_positive(eps: float) -> None:
                  lambda: solvers.evaluate_policy(mdp, np.array([1, 0]), eps=eps)):
         with pytest.raises(ValueError, match="eps must be a finite number > 0"):
             call()
+
+
+# ------------------------------------------------------------------ integer indices, counts, masks, reals (audit)
+def _mdp3() -> Any:
+    return random_mdp(np.random.default_rng(1), 3, 2, gamma=0.9)
+
+
+_PI = np.full((4, 2), 0.5)
+_TH = np.zeros((4, 2))
+_RNG = np.random.default_rng
+
+
+@pytest.mark.parametrize(("call", "err", "match"), [
+    (lambda: categorical_log_prob(np.zeros((2, 3)), np.array([0.9, 1.0])), InvalidPolicyError, r"actions\[0\] = 0.9"),
+    (lambda: softmax_score(_TH, np.array([0.9]), np.array([0])), ShapeError, r"states\[0\] = 0.9"),
+    (lambda: softmax_score(_TH, np.array([0]), np.array([1.5])), InvalidPolicyError, r"actions\[0\] = 1.5"),
+    (lambda: softmax_score(_TH, np.array([-1]), np.array([0])), ShapeError, "state -1"),
+    (lambda: softmax_score(_TH, np.array([0]), np.array([-1])), InvalidPolicyError, "action -1"),
+    (lambda: softmax_score_full(_TH, 0.9, 0), ShapeError, "states = 0.9"),  # type: ignore[arg-type]
+    (lambda: sample_trajectories(_mdp3(), _PI, rng=_RNG(0), n=2, horizon=3, s0=0.9), ShapeError, "s0 = 0.9"),
+    (lambda: sample_trajectories(_mdp3(), _PI, rng=_RNG(0), n=2, horizon=3, s0=0, a0=0.9), ShapeError, "a0 = 0.9"),
+    (lambda: enumerate_trajectories(_mdp3(), _PI, horizon=2, s0=1.5), ShapeError, "s0 = 1.5"),
+    (lambda: enumerate_trajectories(_mdp3(), _PI, horizon=2, s0=0, a0=0.5), ShapeError, "a0 = 0.5"),
+    (lambda: enumerate_trajectories(_mdp3(), _PI, horizon=2, s0=True), ShapeError, "s0 must be integer"),
+])
+def test_float_state_and_action_indices_are_refused_not_truncated(call: Callable[[], Any], err: type[Exception],
+                                                                   match: str) -> None:
+    """0.9 used to be truncated to 0 (and -1 wrapped to the last row / action in softmax_score)."""
+    with pytest.raises(err, match=match):
+        call()
+
+
+def test_integral_float_indices_are_read_as_integers_as_validate_actions_does() -> None:
+    th = np.arange(8.0).reshape(4, 2)
+    np.testing.assert_array_equal(categorical_log_prob(th, np.array([1.0, 0.0, 1.0, 0.0])),
+                                  categorical_log_prob(th, np.array([1, 0, 1, 0])))
+    np.testing.assert_array_equal(softmax_score(th, np.array([2.0]), np.array([1.0])),
+                                  softmax_score(th, np.array([2]), np.array([1])))
+    mdp = _mdp3()
+    a = sample_trajectories(mdp, _PI, rng=_RNG(0), n=3, horizon=3, s0=2.0, a0=np.int64(1))  # type: ignore[arg-type]
+    b = sample_trajectories(mdp, _PI, rng=_RNG(0), n=3, horizon=3, s0=2, a0=1)
+    np.testing.assert_array_equal(a.states, b.states)
+    np.testing.assert_array_equal(a.actions, b.actions)
+
+
+def _rows(bad: float, row: int) -> Any:
+    nv = Z.copy()
+    nv[row, 0] = bad
+    return nv
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("call", [
+    lambda nv: td_residuals(Z, Z, nv, F, gamma=0.9),
+    lambda nv: gae(Z, Z, nv, F, F, gamma=0.9, lam=0.95),
+    lambda nv: td_k_advantages(Z, Z, nv, F, F, gamma=0.9, k=1),
+    lambda nv: td_k_advantages(Z, Z, nv, F, F, gamma=0.9, k=2),
+    lambda nv: td_k_advantages(Z, Z, nv, F, F, gamma=0.9, k=None),
+], ids=["td", "gae", "td1", "td2", "td_inf"])
+def test_non_finite_next_values_on_a_row_that_bootstraps_are_refused(call: Callable[[Any], Any], bad: float) -> None:
+    """Row T-1 (not terminated) bootstraps with next_values[T-1]: NaN / inf there gave NaN / inf advantages."""
+    with pytest.raises(ReferenceError_, match=r"next_values must be finite .*next_values\[2, 0\]"):
+        call(_rows(bad, 2))
+
+
+def test_non_finite_next_values_are_refused_only_where_they_enter_the_result() -> None:
+    """TR-29: terminated rows ignore their next value, and TD(k) reads a row's next value only where its sum
+    stops (TD(inf): at episode / rollout ends; TD(2) on 3 rows: never row 0's), so NaN there is accepted."""
+    term = F.copy()
+    term[2, 0] = True
+    for call in (lambda nv: td_residuals(Z, Z, nv, term, gamma=0.9),
+                 lambda nv: gae(Z, Z, nv, term, F, gamma=0.9, lam=0.95),
+                 lambda nv: td_k_advantages(Z, Z, nv, term, F, gamma=0.9, k=2)):
+        assert np.all(np.isfinite(call(_rows(np.nan, 2))))
+    for row, k in ((0, None), (1, None), (0, 2)):
+        assert np.all(np.isfinite(td_k_advantages(Z, Z, _rows(np.nan, row), F, F, gamma=0.9, k=k)))
+    with pytest.raises(ReferenceError_, match=r"next_values\[1, 0\]"):
+        td_k_advantages(Z, Z, _rows(np.nan, 1), F, F, gamma=0.9, k=2)  # row 1 ends TD(2) from row 0
+
+
+def test_next_values_from_rollout_refuses_a_non_finite_bootstrap_it_reads() -> None:
+    trunc = F.copy()
+    trunc[0, 1] = True
+    vf = np.full((3, 2), np.nan)  # read only where truncated
+    with pytest.raises(ReferenceError_, match=r"v_final\[0, 1\]"):
+        next_values_from_rollout(Z, np.zeros(2), F, trunc, vf)
+    vf[0, 1] = 1.0
+    assert np.all(np.isfinite(next_values_from_rollout(Z, np.zeros(2), F, trunc, vf)))
+    with pytest.raises(ReferenceError_, match=r"last_value\[1\]"):
+        next_values_from_rollout(Z, np.array([0.0, np.inf]), F, F)
+    term = F.copy()
+    term[2, 1] = True  # row T-1 of column 1 terminated: its last_value is never read
+    assert np.all(np.isfinite(next_values_from_rollout(Z, np.array([0.0, np.inf]), term, F)))
+
+
+def _count_calls() -> dict[str, Callable[[Any], Any]]:
+    from reference import dp, solvers
+    from reference.evaluation import expected_update_v, learn_v, tabular_features
+    from reference.games import simgad
+    from reference.gradients import discount_powers, selection_probabilities
+    from reference.grpo import group_gradient_moments, grpo_advantage_conditional_means
+    from reference.imitation import (
+        Dataset,
+        behaviour_cloning,
+        compounding_error_mdp,
+        dagger,
+        fit_bc_softmax,
+        on_expert_error,
+    )
+    from reference.pg_algorithms import a2c, policy_gradient_algorithm_1
+    from reference.trust_region import (
+        backtracking_line_search,
+        conjugate_gradient,
+        ppo_clip_exact,
+        ppo_penalty_exact,
+        trpo_exact,
+    )
+
+    m = _mdp3()
+    lay = random_layered_mdp(_RNG(0), 2, 2, 2, gamma=1.0)  # GRPO's exact studies need an acyclic MDP
+    lay_pi = np.full((lay.n_states_plus, 2), 0.5)
+    v0, q0, th = np.zeros(4), np.zeros((4, 2)), np.zeros((4, 2))
+    x = tabular_features(m)
+    ex = np.zeros(4, dtype=np.int64)
+    data = Dataset(np.array([0]), np.array([1]))
+    pg = {"rng": _RNG(0), "lr_theta": 0.1, "lr_phi": 0.1}
+    lp = np.full((2, 2), -0.7)
+    ls = {"objective": lambda t: 0.0, "constraint": lambda t: 0.0, "delta": 0.01}
+    return {
+        "value_iteration:num_iters": lambda n: dp.value_iteration(m, v0, num_iters=n),
+        "q_value_iteration:num_iters": lambda n: dp.q_value_iteration(m, q0, num_iters=n),
+        "anchored_value_iteration:num_iters": lambda n: dp.anchored_value_iteration(m, v0, num_iters=n),
+        "solve_value_iteration:max_iters": lambda n: dp.solve_value_iteration(m, eps=1e-3, max_iters=n),
+        "policy_iteration:max_iters": lambda n: dp.policy_iteration(m, max_iters=n),
+        "ancvi_beta:k": lambda n: dp.ancvi_beta(0.9, n),
+        "ancvi_bound:k": lambda n: dp.ancvi_bound(0.9, n),
+        "value_iteration_sweeps:num_sweeps": lambda n: solvers.value_iteration_sweeps(m, v0, num_sweeps=n),
+        "solve_optimal:max_iters": lambda n: solvers.solve_optimal(m, max_iters=n),
+        "sample_trajectories:n": lambda n: sample_trajectories(m, _PI, rng=_RNG(0), n=n, horizon=2),
+        "sample_trajectories:horizon": lambda n: sample_trajectories(m, _PI, rng=_RNG(0), n=2, horizon=n),
+        "enumerate_trajectories:horizon": lambda n: enumerate_trajectories(m, _PI, horizon=n),
+        "enumerate_trajectories:max_trajectories": lambda n: enumerate_trajectories(m, _PI, horizon=2,
+                                                                                    max_trajectories=n),
+        "discount_powers:horizon": lambda n: discount_powers(n, gamma=0.9),
+        "selection_probabilities:n": lambda n: selection_probabilities("uniform", 0, n),
+        "selection_probabilities:k": lambda n: selection_probabilities("cyclic", n, 3),
+        "expected_update_v:horizon": lambda n: expected_update_v(m, _PI, x, k=1, states="visited", horizon=n),
+        "learn_v:n_iters": lambda n: learn_v(m, _PI, x, k=1, lr=0.1, n_iters=n, rng=_RNG(0)),
+        "learn_v:horizon": lambda n: learn_v(m, _PI, x, k=None, lr=0.1, n_iters=1, rng=_RNG(0), horizon=n),
+        "learn_v:batch_size": lambda n: learn_v(m, _PI, x, k=1, lr=0.1, n_iters=1, rng=_RNG(0), batch_size=n),
+        "grpo_advantage_conditional_means:n": lambda n: grpo_advantage_conditional_means(lay, lay_pi, s0=0, n=n),
+        "grpo_objective:group_size": lambda n: grpo_objective(lp, lp, [0.0, 1.0], np.ones((2, 2), bool), group_size=n),
+        "group_gradient_moments:n": lambda n: group_gradient_moments(lay, 0 * lay_pi, s0=0, n=n, baseline="none"),
+        "fit_bc_softmax:n_iters": lambda n: fit_bc_softmax(data, n_states_plus=4, n_actions=2, lr=0.1, n_iters=n),
+        "behaviour_cloning:n_traj": lambda n: behaviour_cloning(m, ex, n_traj=n, horizon=2, rng=_RNG(0)),
+        "behaviour_cloning:horizon": lambda n: behaviour_cloning(m, ex, n_traj=2, horizon=n, rng=_RNG(0)),
+        "dagger:n_rounds": lambda n: dagger(m, ex, n_rounds=n, n_traj=2, horizon=2, rng=_RNG(0)),
+        "compounding_error_mdp:horizon": lambda n: compounding_error_mdp(horizon=n, width=2, rng=_RNG(0)),
+        "compounding_error_mdp:width": lambda n: compounding_error_mdp(horizon=2, width=n, rng=_RNG(0)),
+        "on_expert_error:horizon": lambda n: on_expert_error(m, _PI, ex, horizon=n),
+        "policy_gradient_algorithm_1:num_iters": lambda n: policy_gradient_algorithm_1(m, num_iters=n, **pg),
+        "policy_gradient_algorithm_1:horizon": lambda n: policy_gradient_algorithm_1(m, num_iters=1, horizon=n, **pg),
+        "policy_gradient_algorithm_1:eval_every": lambda n: policy_gradient_algorithm_1(m, num_iters=1, eval_every=n,
+                                                                                         **pg),
+        "a2c:num_updates": lambda n: a2c(m, num_updates=n, **pg),
+        "a2c:max_episode_length": lambda n: a2c(m, num_updates=1, max_episode_length=n, **pg),
+        "conjugate_gradient:iters": lambda n: conjugate_gradient(lambda v: v, np.ones(2), iters=n),
+        "backtracking_line_search:max_backtracks": lambda n: backtracking_line_search(th, th, max_backtracks=n, **ls),
+        "trpo_exact:iters": lambda n: trpo_exact(m, th, iters=n),
+        "trpo_exact:cg_iters": lambda n: trpo_exact(m, th, iters=1, cg_iters=n),
+        "trpo_exact:max_backtracks": lambda n: trpo_exact(m, th, iters=1, max_backtracks=n),
+        "ppo_clip_exact:iters": lambda n: ppo_clip_exact(m, th, lr=0.1, iters=n),
+        "ppo_clip_exact:epochs": lambda n: ppo_clip_exact(m, th, lr=0.1, iters=1, epochs=n),
+        "ppo_penalty_exact:iters": lambda n: ppo_penalty_exact(m, th, lr=0.1, iters=n),
+        "simgad:num_steps": lambda n: simgad(lambda a, b: (a, b), np.zeros(1), np.zeros(1), alpha=0.1, num_steps=n),
+    }
+
+
+_COUNT_CALLS = sorted(_count_calls())
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, 2.0, True, "2", float("nan")])
+@pytest.mark.parametrize("key", _COUNT_CALLS)
+def test_count_arguments_must_be_non_negative_integers(key: str, value: object) -> None:
+    """A fractional count was a bare TypeError from range() (or silently floored: horizon 2.5 ran as 2, ancvi_beta
+    took k = 1.5 off the sequence), a negative one ran 0 iterations. Now a ReferenceError_ (a ValueError) names
+    the argument and the value; 2.0 is refused as validate_k refuses it."""
+    arg = key.split(":")[1]
+    with pytest.raises(ReferenceError_, match=f"{arg} must be an integer >= [01]"):
+        _count_calls()[key](value)
+
+
+@pytest.mark.parametrize("key", _COUNT_CALLS)
+def test_count_arguments_accept_numpy_integers(key: str) -> None:
+    big = key.split(":")[1] in ("max_iters", "max_trajectories")  # budgets: large enough to converge
+    _count_calls()[key](np.int64(1000) if big else np.int32(2))
+
+
+@pytest.mark.parametrize("tie_rtol", [-1e-12, 1.0, 2.0, float("nan"), float("inf"), "1e-12"])
+def test_greedy_tie_rtol_must_lie_in_0_1(tie_rtol: object) -> None:
+    from reference.mdp import greedy
+
+    with pytest.raises(ReferenceError_, match="tie_rtol"):
+        greedy(np.zeros((2, 2)), tie_rtol=tie_rtol)  # type: ignore[arg-type]
+    assert list(greedy(np.array([[0.0, 1.0]]), tie_rtol=0.0)) == [1]
+
+
+@pytest.mark.parametrize("mask", [0.5, 2, -1, float("nan")])
+def test_masks_must_be_boolean_or_exactly_0_1(mask: float) -> None:
+    """A valid mask of 0.5 was read as True by grpo_objective and the IS surrogates (astype(bool))."""
+    from reference.dp import end_components
+    from reference.grpo import grpo_objective
+    from reference.trust_region import is_surrogate_estimate, is_surrogate_terms
+
+    lp = np.full((2, 2), -0.7)
+    va = np.ones((2, 2))
+    va[1, 0] = mask
+    for call in (lambda v: grpo_objective(lp, lp, [0.0, 1.0], v, group_size=2),
+                 lambda v: is_surrogate_terms(lp, lp, lp, v, gamma=0.9),
+                 lambda v: is_surrogate_estimate(lp, lp, lp, v, gamma=0.9),
+                 lambda v: value_regression_loss(lp, lp, np.zeros((2, 2)), np.zeros((2, 2)), v)):
+        with pytest.raises(ReferenceError_, match="valid must be boolean"):
+            call(va)
+        assert np.array_equal(call(np.ones((2, 2))), call(np.ones((2, 2), dtype=bool)))
+    allowed = np.ones((4, 2))
+    allowed[0, 0] = mask
+    with pytest.raises(ReferenceError_, match="allowed must be boolean"):
+        end_components(_mdp3(), allowed)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("gamma", ["0.9", b"0.9", True, np.True_, None, [0.9], np.array([0.9])])
+def test_gamma_must_be_a_real_number(gamma: object) -> None:
+    """validate_gamma("0.9") and validate_gamma(True) passed as 0.9 and 1.0."""
+    from reference.errors import InvalidDiscountError
+    from reference.mdp import validate_gamma
+
+    with pytest.raises(InvalidDiscountError, match="gamma must be a real number"):
+        validate_gamma(gamma)  # type: ignore[arg-type]
+    assert validate_gamma(1) == 1.0 and validate_gamma(np.float32(0.5)) == 0.5 and validate_gamma(np.array(0.9)) == 0.9
