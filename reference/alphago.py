@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from reference.errors import InvalidGameError, InvalidPolicyError, ShapeError
+from reference.mdp import validate_indices, validate_int
 from reference.search import GameGraph, IndexedGame, mcts, visit_distribution
 
 __all__ = [
@@ -125,6 +126,7 @@ def expert_dataset(graph: GameGraph[S], expert: FloatArray, rng: np.random.Gener
     states seen. Spec: GAME-21. Returns ``(states [D], actions [D])``.
     """
     _check_probs(graph, expert, "expert")
+    num_games = validate_int(num_games, "num_games")
     ss: list[int] = []
     aa: list[int] = []
     for _ in range(num_games):
@@ -152,6 +154,7 @@ def behaviour_cloning(graph: GameGraph[S], states: IntArray, targets: FloatArray
     """
     if targets.shape != (len(states), graph.num_actions):
         raise ShapeError(f"targets must have shape ({len(states)}, {graph.num_actions}), got {targets.shape}")
+    num_steps = validate_int(num_steps, "num_steps")
     n, A = graph.legal.shape
     counts = np.bincount(states, minlength=n).astype(np.float64)
     tsum = np.zeros((n, A))
@@ -286,6 +289,9 @@ def reinforce_self_play(graph: GameGraph[S], logits0: FloatArray, rng: np.random
     Spec: GAME-22, GAME-23, GAME-24. A snapshot joins the pool every ``pool_every`` iterations.
     Returns the final logits ``[n, A]``.
     """
+    num_iterations = validate_int(num_iterations, "num_iterations")
+    batch_size = validate_int(batch_size, "batch_size", minimum=1)  # g is the batch mean
+    pool_every = validate_int(pool_every, "pool_every", minimum=1)
     logits = np.array(logits0, dtype=np.float64)
     pool = [masked_softmax(graph, logits)]
     for k in range(num_iterations):
@@ -330,9 +336,14 @@ def monte_carlo_value_fit(graph: GameGraph[S], probs: FloatArray, rng: np.random
     g = grad_phi 1/2 (V_phi(s) - z)^2   (L2313), z = the outcome for the player to move at s (E-85)
 
     Spec: GAME-25. Tabular ``V_phi`` with step ``1 / (number of visits)``: each entry is the running mean of
-    its z's, so ``V_phi -> V^{pi vs pi}``. Returns ``(V [n], visit counts [n])``.
+    its z's, so ``V_phi -> V^{pi vs pi}``. Returns ``(V [n], visit counts [n])``. ``start``: a state index
+    (a float 0.9 is refused, never truncated to 0; -1 is refused, never wrapped to the last state).
     """
     _check_probs(graph, probs, "probs")
+    num_games = validate_int(num_games, "num_games")
+    if np.ndim(start) != 0:
+        raise ShapeError(f"start must be a single state index, got shape {np.shape(start)}")
+    start = int(validate_indices(start, graph.num_states, name="start", what="state", error=ShapeError))
     V = np.zeros(graph.num_states)
     counts = np.zeros(graph.num_states, dtype=np.int64)
     for _ in range(num_games):
@@ -369,6 +380,7 @@ def fit_fast_policy(graph: GameGraph[S], states: IntArray, actions: IntArray, *,
 
     Spec: GAME-27. Returns ``psi [A]``.
     """
+    num_steps = validate_int(num_steps, "num_steps")
     psi = np.zeros(graph.num_actions)
     onehot = np.zeros((len(states), graph.num_actions))
     onehot[np.arange(len(states)), actions] = 1.0
@@ -456,7 +468,16 @@ def expert_iteration(graph: GameGraph[S], rng: np.random.Generator, *, num_itera
     symmetry maps to itself is averaged over those symmetries, so the targets, and the learned tables, are
     equivariant; ties inside a search still go to the lowest index, so the move played (which decides z) can
     differ from the move a search at the image would pick.
+
+    The counts are integers (:func:`reference.mdp.validate_int`): ``num_iterations``, ``policy_steps``,
+    ``temperature_moves`` >= 0, ``num_simulations`` >= 1 (the targets are root visits), ``games_per_iteration``
+    >= 1 (>= 0 with ``sweep``, which does not use it).
     """
+    num_iterations = validate_int(num_iterations, "num_iterations")
+    games_per_iteration = validate_int(games_per_iteration, "games_per_iteration", minimum=0 if sweep else 1)
+    num_simulations = validate_int(num_simulations, "num_simulations", minimum=1)
+    policy_steps = validate_int(policy_steps, "policy_steps")
+    temperature_moves = validate_int(temperature_moves, "temperature_moves")
     n, A = graph.legal.shape
     game = IndexedGame(graph)
     logits = np.zeros((n, A))
@@ -574,6 +595,7 @@ def square_board_symmetries(size: int) -> list[IntArray]:
 
     ``perm[c]`` is where cell ``c`` (row-major) goes. Spec: GAME-39 (symmetry augmentation of the targets).
     """
+    size = validate_int(size, "size", minimum=1)
     idx = np.arange(size * size).reshape(size, size)
     out: list[IntArray] = []
     for k in range(4):
@@ -592,11 +614,15 @@ def board_symmetries(graph: GameGraph[tuple[int, ...]],
     permutations: the image of ``s`` has ``s'[perm[c]] = s[c]`` and action ``a`` maps to ``perm[a]``.
 
     Spec: GAME-39. Raises ``InvalidGameError`` unless each pair is a symmetry of the game graph:
-    ``child[sigma(i), perm[a]] = sigma(child[i, a])`` and players and returns are preserved.
+    ``child[sigma(i), perm[a]] = sigma(child[i, a])`` and players and returns are preserved. Each permutation
+    holds integer cells (a float 0.9 is refused, never truncated to 0; 2.0 is read as 2), one per cell.
     """
     out: list[tuple[IntArray, IntArray]] = []
-    for perm in cell_perms:
-        p = np.asarray(perm, dtype=np.int64)
+    cells = len(graph.states[0])
+    for k, perm in enumerate(cell_perms):
+        if np.shape(perm) != (cells,):
+            raise InvalidGameError(f"cell_perms[{k}] must have shape ({cells},), got {np.shape(perm)}")
+        p = validate_indices(perm, cells, name=f"cell_perms[{k}]", what="cell", error=InvalidGameError)
         sig = np.empty(graph.num_states, dtype=np.int64)
         for i, st in enumerate(graph.states):
             img = [0] * len(st)

@@ -28,7 +28,7 @@ from numpy.typing import ArrayLike
 
 from reference.errors import ShapeError
 from reference.exact import a_pi, discounted_occupancy, j_pi, q_pi
-from reference.mdp import FiniteMDP, FloatArray, IntArray, validate_gamma, validate_int, validate_k
+from reference.mdp import FiniteMDP, FloatArray, IntArray, validate_gamma, validate_indices, validate_int, validate_k
 from reference.policies import score_norm_sq, softmax, softmax_score
 from reference.sampling import Moments, Trajectories, discounted_returns, exact_moments
 
@@ -195,9 +195,12 @@ def past_discounted_rewards(rewards: ArrayLike, *, gamma: float) -> FloatArray:
 
 
 def bootstrap_values(values: ArrayLike, states: ArrayLike, *, term: int) -> FloatArray:
-    """V(s_t) along trajectories with V(term) hard-coded to 0 (open choice 2); values [S], states [N, H+1]."""
+    """V(s_t) along trajectories with V(term) hard-coded to 0 (open choice 2); values [S], states [N, H+1].
+
+    ``states`` are indices in 0..term (a float 0.9 raises ShapeError, never truncated to 0; 2.0 is read as 2).
+    """
     v = np.asarray(values, dtype=np.float64)
-    st = np.asarray(states, dtype=np.int64)
+    st = validate_indices(states, term + 1, name="states", what="state", error=ShapeError)
     return np.asarray(np.where(st == term, 0.0, v[np.minimum(st, v.size - 1)]), dtype=np.float64)
 
 
@@ -214,8 +217,8 @@ def k_step_q_estimates(
     """
     r = np.asarray(rewards, dtype=np.float64)
     bv = np.asarray(boot, dtype=np.float64)
-    ln = np.asarray(lengths, dtype=np.int64)
     n, h = r.shape
+    ln = validate_indices(lengths, h + 1, name="lengths", what="length", error=ShapeError)  # 2.5 refused
     if bv.shape != (n, h + 1) or ln.shape != (n,):
         raise ShapeError(f"need rewards [N, H], boot [N, H+1], lengths [N]; got {r.shape}, {bv.shape}, "
                          f"{ln.shape}")
@@ -365,7 +368,7 @@ def conditional_expectation(values: ArrayLike, weights: ArrayLike, groups: Array
     """
     x = np.asarray(values, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
-    gid = np.asarray(groups, dtype=np.int64)
+    gid = validate_indices(groups, None, name="groups", what="group", error=ShapeError)  # 0.5 is not group 0
     if x.shape[0] != w.size or gid.shape != w.shape:
         raise ShapeError(f"values [N, ...], weights [N], groups [N] disagree: {x.shape}, {w.shape}, "
                          f"{gid.shape}")
@@ -453,9 +456,11 @@ def expand_random_time_step(
     Shapes: per_step [N, H, ...], lengths [N], weights [N].
     """
     g = np.asarray(per_step, dtype=np.float64)
-    ln = np.asarray(lengths, dtype=np.int64)
     w = np.asarray(weights, dtype=np.float64)
     n, h = g.shape[:2]
+    ln = validate_indices(lengths, h + 1, name="lengths", what="length", error=ShapeError)  # 2.5 refused
+    if ln.shape != (n,):
+        raise ShapeError(f"lengths must have shape ({n},), got {ln.shape}")
     samples: list[FloatArray] = []
     ws: list[float] = []
     for i in range(n):

@@ -32,6 +32,7 @@ from reference.mdp import (
     from_outcomes,
     greedy,
     validate_actions,
+    validate_indices,
     validate_int,
 )
 from reference.sampling import Trajectories, sample_trajectories
@@ -89,9 +90,17 @@ def dataset_from_trajectories(traj: Trajectories) -> Dataset:
 
 
 def label_states(states: IntArray, expert: IntArray) -> Dataset:
-    """DAgger step 3: the expert labels states s_i with a_i = pi_expert(s_i). Spec: MDP-16."""
-    s = np.asarray(states, dtype=np.int64)
-    return Dataset(s, np.asarray(expert, dtype=np.int64)[s])
+    """DAgger step 3: the expert labels states s_i with a_i = pi_expert(s_i). Spec: MDP-16.
+
+    ``expert`` int [S] (actions >= 0), ``states`` int [N] in 0..S-1 (:func:`reference.mdp.validate_indices`:
+    a float 0.9 is refused, never truncated to 0; 2.0 is read as 2). A non-integral expert action raises
+    InvalidPolicyError, a bad state ShapeError.
+    """
+    if np.ndim(expert) != 1:
+        raise ShapeError(f"expert must be a deterministic policy of shape [S], got shape {np.shape(expert)}")
+    ex = validate_indices(expert, None, name="expert", what="action", error=InvalidPolicyError)
+    s = validate_indices(states, ex.size, name="states", what="state", error=ShapeError)
+    return Dataset(s, ex[s])
 
 
 def cross_entropy(theta: FloatArray, data: Dataset) -> tuple[float, FloatArray]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import numbers
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -357,8 +357,8 @@ def from_outcomes(
     gamma = validate_gamma(gamma)
     if n_states < 1 or n_actions < 1:
         raise ShapeError(f"need |S| >= 1 and |A| >= 1 (MDP-01), got |S|={n_states}, |A|={n_actions}")
-    ip = np.asarray(indptr, dtype=np.int64).ravel()
-    ns = np.asarray(next_state, dtype=np.int64).ravel()
+    ip = validate_indices(indptr, None, name="indptr", what="pointer", error=ShapeError).ravel()  # 1.5 refused
+    ns = np.asarray(next_state).ravel()  # validated below, where the (s, a) of each outcome is known
     rw = np.asarray(reward, dtype=np.float64).ravel()
     pr = np.asarray(prob, dtype=np.float64).ravel()
     n_rows = n_states * n_actions
@@ -373,10 +373,14 @@ def from_outcomes(
         s, a = divmod(int(empty[0]), n_actions)
         raise InvalidMDPError(f"(s={s}, a={a}) has no outcome: p(., . | s, a) must be a distribution")
     rows = np.repeat(np.arange(n_rows), np.diff(ip))
-    if np.any((ns < 0) | (ns > n_states)):
-        e = int(np.flatnonzero((ns < 0) | (ns > n_states))[0])
+
+    def outcome(e: int) -> str:
         s, a = divmod(int(rows[e]), n_actions)
-        raise InvalidMDPError(f"(s={s}, a={a}) has next state {ns[e]} outside 0..{n_states} (term={n_states})")
+        return f"next_state[{e}] of (s={s}, a={a})"
+
+    # in 0..n_states (term = n_states); a float 0.9 is refused, never truncated to 0; 2.0 is read as 2
+    ns = validate_indices(ns, n_states + 1, name="next_state", what="next state", error=InvalidMDPError,
+                          where=outcome)
     bad = ~np.isfinite(pr) | (pr < 0)
     if np.any(bad):
         e = int(np.flatnonzero(bad)[0])
@@ -511,12 +515,18 @@ def from_toy_text_P(
     n_states = len(P)
     n_actions = len(P[0])
     q0 = np.asarray(p0, dtype=np.float64).ravel()
-    entered_live = np.zeros(n_states, dtype=bool)
+    live: list[int] = []  # s' of the transitions that enter a state without ending the episode
+    live_sa: list[tuple[int, int]] = []
     for s in range(n_states):
         for a in range(n_actions):
             for pr, s2, _r, done in P[s][a]:
                 if pr > 0 and not done:
-                    entered_live[int(s2)] = True
+                    live.append(s2)
+                    live_sa.append((s, a))
+    entered_live = np.zeros(n_states, dtype=bool)
+    entered_live[validate_indices(np.array(live, dtype=None if live else np.int64), n_states, name="s'",
+                                  what="state", error=InvalidMDPError,
+                                  where=lambda i: f"s' of P[{live_sa[i][0]}][{live_sa[i][1]}]")] = True
     dead = ~entered_live & (q0[:n_states] == 0)
     indptr = [0]
     next_state: list[int] = []
@@ -532,7 +542,7 @@ def from_toy_text_P(
                 prob.append(1.0)
             else:
                 for pr, s2, r, done in P[s][a]:
-                    next_state.append(n_states if done else int(s2))
+                    next_state.append(n_states if done else s2)  # checked by from_outcomes (0.9 refused)
                     reward.append(float(r))
                     prob.append(float(pr))
             indptr.append(len(prob))
@@ -593,29 +603,38 @@ def _position(name: str, shape: tuple[int, ...], flat_index: int) -> str:
     return f"{name}[{', '.join(str(int(i)) for i in np.unravel_index(flat_index, shape))}]"
 
 
-def validate_indices(indices: ArrayLike, size: int, *, name: str, what: str = "index",
-                     error: type[ReferenceError_] = ReferenceError_) -> IntArray:
+def validate_indices(indices: ArrayLike, size: int | None, *, name: str, what: str = "index",
+                     error: type[ReferenceError_] = ReferenceError_,
+                     where: Callable[[int], str] | None = None) -> IntArray:
     """Check integer indices into an axis of length ``size`` (actions, states): an integer dtype, or floats
     with integral values (2.0 is 2), each in 0..size-1; return them as int64, same shape (a scalar gives a
-    0-d array).
+    0-d array). ``size=None``: no upper bound (labels such as group ids, pointers, or actions whose count the
+    caller does not know), only >= 0.
 
     Raises ``error`` naming the argument, the position and the value: a float index such as 0.9 is refused,
     never truncated to 0 (``astype(int)`` would); a negative index is refused, never wrapped to the last
-    entry; bool and non-numeric dtypes are refused. ``what`` names the kind of index in the messages.
+    entry; bool and non-numeric dtypes are refused. ``what`` names the kind of index in the messages,
+    ``where`` (optional) the entry at a flat position (default ``name[i, j]``; e.g. the (s, a) it belongs to).
     """
     a = np.asarray(indices)
     if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
         raise error(f"{name} must be integer {what} indices, got dtype {a.dtype}")
     flat = a.ravel()
+
+    def at(i: int) -> str:
+        return _position(name, a.shape, i) if where is None else where(i)
+
     if np.issubdtype(a.dtype, np.floating):
         bad_f = ~np.isfinite(flat) | (flat != np.floor(flat))
         if np.any(bad_f):
             i = int(np.flatnonzero(bad_f)[0])
-            raise error(f"{_position(name, a.shape, i)} = {flat[i].item()!r} is not an integer {what} index")
-    bad = (flat < 0) | (flat >= size)  # on the given values: a huge float must not wrap in the int64 cast
+            raise error(f"{at(i)} = {flat[i].item()!r} is not an integer {what} index")
+    hi = 2.0**63 if size is None else size
+    bad = (flat < 0) | (flat >= hi)  # on the given values: a huge float must not wrap in the int64 cast
     if np.any(bad):
         i = int(np.flatnonzero(bad)[0])
-        raise error(f"{what} {flat[i].item()!r} at {_position(name, a.shape, i)} outside 0..{size - 1}")
+        allowed = "outside 0..2**63-1 (must be >= 0)" if size is None else f"outside 0..{size - 1}"
+        raise error(f"{what} {flat[i].item()!r} at {at(i)} {allowed}")
     return np.asarray(a.astype(np.int64), dtype=np.int64)
 
 

@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from reference.errors import InvalidGameError, InvalidPolicyError, ShapeError
+from reference.mdp import validate_int
 
 __all__ = [
     "NO_ACTION",
@@ -134,7 +135,9 @@ class MNKGame:
     _winner: dict[Board, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not (self.m >= 1 and self.n >= 1 and 1 <= self.k <= max(self.m, self.n)):
+        for name in ("m", "n", "k"):  # integers >= 1 (2.0 or 2.5 is refused, not used as a board size)
+            object.__setattr__(self, name, validate_int(getattr(self, name), name, minimum=1, error=InvalidGameError))
+        if self.k > max(self.m, self.n):
             raise InvalidGameError(f"MNKGame needs m, n >= 1 and 1 <= k <= max(m, n); got {self.m, self.n, self.k}")
         lines: list[tuple[int, ...]] = []
         for r, c in product(range(self.m), range(self.n)):
@@ -210,8 +213,11 @@ class NimGame:
     max_take: int = 3
 
     def __post_init__(self) -> None:
-        if not self.piles or any(p < 0 for p in self.piles) or self.max_take < 1:
-            raise InvalidGameError(f"NimGame needs piles >= 0 and max_take >= 1; got {self.piles}, {self.max_take}")
+        object.__setattr__(self, "piles", tuple(validate_int(p, f"piles[{i}]", error=InvalidGameError)
+                                                for i, p in enumerate(self.piles)))
+        object.__setattr__(self, "max_take", validate_int(self.max_take, "max_take", minimum=1, error=InvalidGameError))
+        if not self.piles:
+            raise InvalidGameError("NimGame needs at least one pile")
 
     @property
     def num_actions(self) -> int:
@@ -260,8 +266,8 @@ class RandomTreeGame:
     leaf_values: FloatArray
 
     def __post_init__(self) -> None:
-        if self.depth < 1 or self.branching < 1:
-            raise InvalidGameError(f"RandomTreeGame needs depth, branching >= 1; got {self.depth}, {self.branching}")
+        for name in ("depth", "branching"):
+            object.__setattr__(self, name, validate_int(getattr(self, name), name, minimum=1, error=InvalidGameError))
         lv = np.asarray(self.leaf_values, dtype=np.float64)
         if lv.shape != (self.branching**self.depth,):
             raise ShapeError(f"leaf_values must have shape ({self.branching ** self.depth},), got {lv.shape}")
@@ -272,6 +278,8 @@ class RandomTreeGame:
     @staticmethod
     def sample(rng: np.random.Generator, *, depth: int, branching: int) -> RandomTreeGame:
         """A random tree with uniform(-1, 1) leaf payoffs drawn from ``rng``."""
+        depth = validate_int(depth, "depth", minimum=1, error=InvalidGameError)
+        branching = validate_int(branching, "branching", minimum=1, error=InvalidGameError)
         return RandomTreeGame(depth, branching, rng.uniform(-1.0, 1.0, size=branching**depth))
 
     @property
@@ -574,8 +582,7 @@ def rollout_value(game: Game[S], state: S, policy: Callable[[S], FloatArray], rn
 
     Spec: GAME-33 (z from the side to move at the leaf, E-85). Returns a scalar in [min payoff, max payoff].
     """
-    if num_rollouts < 1:
-        raise ValueError(f"num_rollouts must be >= 1, got {num_rollouts}")
+    num_rollouts = validate_int(num_rollouts, "num_rollouts", minimum=1)  # 1.5 is refused, not floored
     if game.is_terminal(state):
         return 0.0  # absorbing convention: no reward after the game is over
     me = game.player_to_move(state)
@@ -704,8 +711,8 @@ def mcts(game: Game[S], root: S, *, num_simulations: int, rng: np.random.Generat
     every legal action raises ``InvalidPolicyError``; a non-finite leaf value raises ``InvalidGameError``
     (a NaN would otherwise win every argmax and silently absorb the search).
     """
-    if num_simulations < 0:
-        raise ValueError(f"num_simulations must be >= 0, got {num_simulations}")
+    num_simulations = validate_int(num_simulations, "num_simulations")  # a ReferenceError_ (ValueError)
+    num_rollouts = validate_int(num_rollouts, "num_rollouts", minimum=1)
     if rule not in ("puct", "text"):
         raise ValueError(f"rule must be 'puct' or 'text', got {rule!r}")
     if parent_count not in ("edges", "node"):

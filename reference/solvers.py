@@ -228,6 +228,13 @@ class BellmanKernel:
         q = self.lookahead(v)
         return np.asarray(q.max(axis=1), dtype=np.float64), q
 
+    def _deterministic(self, pi: ArrayLike) -> IntArray:
+        """A deterministic policy int [S]: integer actions in 0..A-1 (validate_actions), shape [S]."""
+        pol = validate_actions(pi, self.n_actions, name="pi")
+        if np.shape(pi) != (self.n,):
+            raise ShapeError(f"a deterministic policy must have shape ({self.n},), got {np.shape(pi)}")
+        return pol
+
     def policy_operator(self, pi: FloatArray | IntArray, *, float32: bool = False) -> tuple[Matvec, FloatArray]:
         """``(x -> P_pi x, r_pi)`` for a deterministic int policy [S] or a stochastic one [S, A].
 
@@ -237,12 +244,14 @@ class BellmanKernel:
         operator is valid until the next call). Stochastic dense: P_pi is formed once by one pass over
         P; stochastic sparse: ``P_pi x = D_pi (P x)`` without forming P_pi. ``float32`` (dense
         deterministic only, ignored otherwise): keep a float32 copy of P_pi in step, for
-        :meth:`policy_operator_float32`.
+        :meth:`policy_operator_float32`. A deterministic ``pi`` is checked by
+        :func:`reference.mdp.validate_actions` (a float action 0.9 raises InvalidPolicyError, never truncated
+        to 0; 2.0 is read as 2) and must have shape [S].
         """
         n, na = self.n, self.n_actions
         out = np.empty(n)
-        if pi.ndim == 1:
-            pol = np.asarray(pi, dtype=np.int64)
+        if np.ndim(pi) == 1:
+            pol = self._deterministic(pi)
             rows = np.arange(n, dtype=np.int64) * na + pol
             r_pi = np.asarray(self.r.ravel()[rows], dtype=np.float64)
             if self._dense is not None:
@@ -272,7 +281,7 @@ class BellmanKernel:
         """
         if self._ppi32 is None or self._ppi32_pol is None or np.ndim(pi) != 1:
             return None
-        if not np.array_equal(np.asarray(pi, dtype=np.int64), self._ppi32_pol):
+        if not np.array_equal(self._deterministic(pi), self._ppi32_pol):  # 0.9 is no policy's action 0
             return None
         p32 = self._ppi32
         x32 = np.empty(self.n, dtype=np.float32)
@@ -327,7 +336,11 @@ def gmres(
     recomputed with ``matvec`` (float64), so the restarts are iterative refinement and the stopping test
     stays exact. If a cycle fails to halve the true residual, ``inner`` is dropped for the remaining
     cycles (e.g. when the approximation is too coarse for the conditioning). ``matvecs`` counts both.
+    ``restart`` (m >= 1) and ``max_matvecs`` (>= 0) are integers (a float such as 1.5 raises ReferenceError_,
+    :func:`reference.mdp.validate_int`).
     """
+    restart = validate_int(restart, "restart", minimum=1)
+    max_matvecs = validate_int(max_matvecs, "max_matvecs")
     n = b.size
     x = np.zeros(n) if x0 is None else np.array(x0, dtype=np.float64)
     r = b.copy() if x0 is None else b - matvec(x)
@@ -436,12 +449,15 @@ def evaluate_policy(
     and the certificate the float64 one (see :func:`gmres`, ``inner``). Returns ``Certified(value [S], bound,
     residual)`` with V(term) = 0. ``eps`` is absolute; the default is :data:`EVAL_EPS_RTOL` times the value
     scale R / (1 - gamma) (an absolute default certified V = 0 on rewards far below it).
-    Raises :class:`NotConvergedError` if ``max_matvecs`` is exhausted.
+    Raises :class:`NotConvergedError` if ``max_matvecs`` is exhausted (an integer >= 1: the certificate
+    takes one product; ``restart`` an integer >= 1).
     """
     gamma = mdp.gamma
     if gamma >= 1.0:
         raise InvalidDiscountError("evaluate_policy certifies with 1 / (1 - gamma): needs gamma < 1")
     eps = certificate_eps(mdp, eps, EVAL_EPS_RTOL)
+    restart = validate_int(restart, "restart", minimum=1)
+    max_matvecs = validate_int(max_matvecs, "max_matvecs", minimum=1)
     kern = BellmanKernel(mdp) if kernel is None else kernel
     pol = _as_policy(mdp, pi)
     pmv, r_pi = kern.policy_operator(pol, float32=float32_inner)
@@ -525,6 +541,7 @@ def solve_optimal(
         raise InvalidDiscountError("solve_optimal certifies with 1 / (1 - gamma): needs gamma < 1")
     eps = certificate_eps(mdp, eps, OPT_EPS_RTOL)
     max_iters = validate_int(max_iters, "max_iters", minimum=1)
+    restart = validate_int(restart, "restart", minimum=1)
     kern = BellmanKernel(mdp) if kernel is None else kernel
     n, term = mdp.n_states_plus, mdp.term
     v = np.zeros(n) if v0 is None else validate_values(mdp, v0).copy()

@@ -9,6 +9,7 @@ divided by zero.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,11 +17,17 @@ import numpy as np
 import pytest
 
 from reference.advantages import gae, next_values_from_rollout, td_k_advantages, td_residuals, value_regression_loss
-from reference.errors import InvalidPolicyError, ReferenceError_, ShapeError
+from reference.alphago import board_symmetries, masked_softmax, monte_carlo_value_fit
+from reference.errors import InvalidGameError, InvalidMDPError, InvalidPolicyError, ReferenceError_, ShapeError
 from reference.generators import random_layered_mdp, random_mdp
+from reference.gradients import bootstrap_values, conditional_expectation, expand_random_time_step, k_step_q_estimates
 from reference.grpo import grpo_objective
+from reference.imitation import label_states
+from reference.mdp import from_outcomes, from_toy_text_P
 from reference.policies import categorical_log_prob, softmax_score, softmax_score_full
 from reference.sampling import enumerate_trajectories, sample_trajectories
+from reference.search import MNKGame, enumerate_game
+from reference.solvers import BellmanKernel
 from reference.surrogates import categorical_kl, ppo_clip_objective, ppo_clip_piecewise
 from reference.tolerance import counted_tolerance
 from reference.trust_region import trpo_exact
@@ -352,6 +359,28 @@ _TH = np.zeros((4, 2))
 _RNG = np.random.default_rng
 
 
+def _g22() -> Any:
+    """The 2 x 2 board, 2 in a row (29 positions): a small game graph for the AlphaGo pipeline."""
+    return enumerate_game(MNKGame(2, 2, 2))
+
+
+def _P22() -> Any:
+    return masked_softmax(_g22(), np.zeros((29, 4)))
+
+
+def _float32_operator(pi: Any) -> Any:
+    """policy_operator_float32 after a float32 operator was built for the policy 0 (dense MDP)."""
+    kern = BellmanKernel(_mdp3())
+    kern.policy_operator(np.zeros(4, dtype=np.int64), float32=True)
+    return kern.policy_operator_float32(pi)
+
+
+def _toy(s2: float) -> Any:
+    """A toy-text dict whose only live transition enters s2 (0.9 was entered as state 0)."""
+    P: Any = {0: {0: [(1.0, s2, 0.0, False)]}, 1: {0: [(1.0, 1, 1.0, True)]}}
+    return from_toy_text_P(P, [1.0, 0.0], gamma=0.9)
+
+
 @pytest.mark.parametrize(("call", "err", "match"), [
     (lambda: categorical_log_prob(np.zeros((2, 3)), np.array([0.9, 1.0])), InvalidPolicyError, r"actions\[0\] = 0.9"),
     (lambda: softmax_score(_TH, np.array([0.9]), np.array([0])), ShapeError, r"states\[0\] = 0.9"),
@@ -359,15 +388,38 @@ _RNG = np.random.default_rng
     (lambda: softmax_score(_TH, np.array([-1]), np.array([0])), ShapeError, "state -1"),
     (lambda: softmax_score(_TH, np.array([0]), np.array([-1])), InvalidPolicyError, "action -1"),
     (lambda: softmax_score_full(_TH, 0.9, 0), ShapeError, "states = 0.9"),  # type: ignore[arg-type]
-    (lambda: sample_trajectories(_mdp3(), _PI, rng=_RNG(0), n=2, horizon=3, s0=0.9), ShapeError, "s0 = 0.9"),
-    (lambda: sample_trajectories(_mdp3(), _PI, rng=_RNG(0), n=2, horizon=3, s0=0, a0=0.9), ShapeError, "a0 = 0.9"),
-    (lambda: enumerate_trajectories(_mdp3(), _PI, horizon=2, s0=1.5), ShapeError, "s0 = 1.5"),
-    (lambda: enumerate_trajectories(_mdp3(), _PI, horizon=2, s0=0, a0=0.5), ShapeError, "a0 = 0.5"),
+    (lambda: sample_trajectories(_mdp3(), _PI, rng=_RNG(0), n=2, horizon=3, s0=0.9), ShapeError, "s0 = 0.9"),  # type: ignore[arg-type]
+    (lambda: sample_trajectories(_mdp3(), _PI, rng=_RNG(0), n=2, horizon=3, s0=0, a0=0.9), ShapeError, "a0 = 0.9"),  # type: ignore[arg-type]
+    (lambda: enumerate_trajectories(_mdp3(), _PI, horizon=2, s0=1.5), ShapeError, "s0 = 1.5"),  # type: ignore[arg-type]
+    (lambda: enumerate_trajectories(_mdp3(), _PI, horizon=2, s0=0, a0=0.5), ShapeError, "a0 = 0.5"),  # type: ignore[arg-type]
     (lambda: enumerate_trajectories(_mdp3(), _PI, horizon=2, s0=True), ShapeError, "s0 must be integer"),
+    (lambda: label_states(np.array([0, 1]), np.array([0.9, 1.0])), InvalidPolicyError, r"expert\[0\] = 0.9"),
+    (lambda: label_states(np.array([0.9]), np.array([0, 1])), ShapeError, r"states\[0\] = 0.9"),
+    (lambda: label_states(np.array([-1]), np.array([0, 1])), ShapeError, "state -1"),
+    (lambda: bootstrap_values(np.arange(4.0), np.array([[0.9, 3]]), term=3), ShapeError, r"states\[0, 0\] = 0.9"),
+    (lambda: bootstrap_values(np.arange(4.0), np.array([[-1, 3]]), term=3), ShapeError, "state -1"),
+    (lambda: from_outcomes(2, 1, [0, 1, 2], [0.9, 2], [0.0, 0.0], [1.0, 1.0], [1.0, 0.0], gamma=0.9), InvalidMDPError,
+     r"next_state\[0\] of \(s=0, a=0\) = 0.9"),
+    (lambda: from_outcomes(2, 1, [0, 1.5, 2], [1, 2], [0.0, 0.0], [1.0, 1.0], [1.0, 0.0], gamma=0.9), ShapeError,
+     r"indptr\[1\] = 1.5"),
+    (lambda: _toy(0.9), InvalidMDPError, r"s' of P\[0\]\[0\] = 0.9"),
+    (lambda: BellmanKernel(_mdp3()).policy_operator(np.array([0.9, 0, 0, 0])), InvalidPolicyError, r"pi\[0\] = 0.9"),
+    (lambda: _float32_operator(np.array([0.9, 0, 0, 0])), InvalidPolicyError, r"pi\[0\] = 0.9"),
+    (lambda: k_step_q_estimates(np.ones((1, 3)), np.zeros((1, 4)), np.array([2.5]), gamma=0.9, k=1), ShapeError,
+     r"lengths\[0\] = 2.5"),
+    (lambda: expand_random_time_step(np.ones((1, 3)), np.array([2.5]), np.ones(1)), ShapeError, r"lengths\[0\] = 2.5"),
+    (lambda: conditional_expectation(np.ones(2), np.ones(2), np.array([0.0, 0.5])), ShapeError, r"groups\[1\] = 0.5"),
+    (lambda: board_symmetries(_g22(), [np.array([0.5, 1.0, 2.0, 3.0])]), InvalidGameError,
+     r"cell_perms\[0\]\[0\] = 0.5"),
+    (lambda: monte_carlo_value_fit(_g22(), _P22(), _RNG(0), num_games=1, start=0.9),  # type: ignore[arg-type]
+     ShapeError, "start = 0.9"),
+    (lambda: monte_carlo_value_fit(_g22(), _P22(), _RNG(0), num_games=1, start=-1), ShapeError, "state -1 at start"),
 ])
 def test_float_state_and_action_indices_are_refused_not_truncated(call: Callable[[], Any], err: type[Exception],
                                                                    match: str) -> None:
-    """0.9 used to be truncated to 0 (and -1 wrapped to the last row / action in softmax_score)."""
+    """0.9 used to be truncated to 0 (and -1 wrapped to the last row / action in softmax_score, label_states,
+    bootstrap_values and monte_carlo_value_fit's start): state / action / next-state indices, DAgger's expert
+    labels, CSR pointers, lengths, group ids and cell permutations."""
     with pytest.raises(err, match=match):
         call()
 
@@ -383,6 +435,23 @@ def test_integral_float_indices_are_read_as_integers_as_validate_actions_does() 
     b = sample_trajectories(mdp, _PI, rng=_RNG(0), n=3, horizon=3, s0=2, a0=1)
     np.testing.assert_array_equal(a.states, b.states)
     np.testing.assert_array_equal(a.actions, b.actions)
+    d_f = label_states(np.array([1.0, 0.0]), np.array([1.0, 0.0]))
+    d_i = label_states(np.array([1, 0]), np.array([1, 0]))
+    assert d_f.states.dtype == d_f.actions.dtype == np.int64
+    np.testing.assert_array_equal(d_f.actions, d_i.actions)
+    np.testing.assert_array_equal(bootstrap_values(np.arange(4.0), np.array([[2.0, 3.0]]), term=3), [[2.0, 0.0]])
+    args = ([1.0, 0.0], [1.0, 1.0], [1.0, 0.0])
+    m_f = from_outcomes(2, 1, [0.0, 1.0, 2.0], [1.0, 2.0], *args, gamma=0.9)
+    m_i = from_outcomes(2, 1, [0, 1, 2], [1, 2], *args, gamma=0.9)
+    assert m_f.next_state.dtype == m_f.indptr.dtype == np.int64
+    np.testing.assert_array_equal(m_f.next_state, m_i.next_state)
+    np.testing.assert_array_equal(_toy(1.0).next_state, _toy(1).next_state)
+    x = np.arange(4.0)
+    pmv_f, r_f = BellmanKernel(mdp).policy_operator(np.array([1.0, 0.0, 1.0, 0.0]))
+    pmv_i, r_i = BellmanKernel(mdp).policy_operator(np.array([1, 0, 1, 0]))
+    np.testing.assert_array_equal(pmv_f(x), pmv_i(x))
+    np.testing.assert_array_equal(r_f, r_i)
+    assert _float32_operator(np.zeros(4)) is not None
 
 
 def _rows(bad: float, row: int) -> Any:
@@ -410,9 +479,10 @@ def test_non_finite_next_values_are_refused_only_where_they_enter_the_result() -
     stops (TD(inf): at episode / rollout ends; TD(2) on 3 rows: never row 0's), so NaN there is accepted."""
     term = F.copy()
     term[2, 0] = True
-    for call in (lambda nv: td_residuals(Z, Z, nv, term, gamma=0.9),
-                 lambda nv: gae(Z, Z, nv, term, F, gamma=0.9, lam=0.95),
-                 lambda nv: td_k_advantages(Z, Z, nv, term, F, gamma=0.9, k=2)):
+    calls: tuple[Callable[[Any], Any], ...] = (lambda nv: td_residuals(Z, Z, nv, term, gamma=0.9),
+                                               lambda nv: gae(Z, Z, nv, term, F, gamma=0.9, lam=0.95),
+                                               lambda nv: td_k_advantages(Z, Z, nv, term, F, gamma=0.9, k=2))
+    for call in calls:
         assert np.all(np.isfinite(call(_rows(np.nan, 2))))
     for row, k in ((0, None), (1, None), (0, 2)):
         assert np.all(np.isfinite(td_k_advantages(Z, Z, _rows(np.nan, row), F, F, gamma=0.9, k=k)))
@@ -437,6 +507,14 @@ def test_next_values_from_rollout_refuses_a_non_finite_bootstrap_it_reads() -> N
 
 def _count_calls() -> dict[str, Callable[[Any], Any]]:
     from reference import dp, solvers
+    from reference.alphago import behaviour_cloning as ag_behaviour_cloning
+    from reference.alphago import (
+        expert_dataset,
+        expert_iteration,
+        fit_fast_policy,
+        reinforce_self_play,
+        square_board_symmetries,
+    )
     from reference.evaluation import expected_update_v, learn_v, tabular_features
     from reference.games import simgad
     from reference.gradients import discount_powers, selection_probabilities
@@ -450,6 +528,7 @@ def _count_calls() -> dict[str, Callable[[Any], Any]]:
         on_expert_error,
     )
     from reference.pg_algorithms import a2c, policy_gradient_algorithm_1
+    from reference.search import NimGame, RandomTreeGame, mcts, rollout_value, uniform_prior
     from reference.trust_region import (
         backtracking_line_search,
         conjugate_gradient,
@@ -465,9 +544,20 @@ def _count_calls() -> dict[str, Callable[[Any], Any]]:
     x = tabular_features(m)
     ex = np.zeros(4, dtype=np.int64)
     data = Dataset(np.array([0]), np.array([1]))
-    pg = {"rng": _RNG(0), "lr_theta": 0.1, "lr_phi": 0.1}
+    pg: dict[str, Any] = {"rng": _RNG(0), "lr_theta": 0.1, "lr_phi": 0.1}
     lp = np.full((2, 2), -0.7)
-    ls = {"objective": lambda t: 0.0, "constraint": lambda t: 0.0, "delta": 0.01}
+    ls: dict[str, Any] = {"objective": lambda t: 0.0, "constraint": lambda t: 0.0, "delta": 0.01}
+    g22, p22, game = _g22(), _P22(), MNKGame(2, 2, 2)
+    root, det = game.initial_state(), np.zeros(4, dtype=np.int64)
+
+    def self_play(**kw: Any) -> Any:
+        return reinforce_self_play(g22, np.zeros((29, 4)), _RNG(0), **{"alpha": 0.1, "num_iterations": 1,
+                                                                       "batch_size": 1, "pool_every": 1, **kw})
+
+    def ex_it(**kw: Any) -> Any:
+        return expert_iteration(g22, _RNG(0), **{"num_iterations": 1, "games_per_iteration": 1, "num_simulations": 2,
+                                                 **kw})
+
     return {
         "value_iteration:num_iters": lambda n: dp.value_iteration(m, v0, num_iters=n),
         "q_value_iteration:num_iters": lambda n: dp.q_value_iteration(m, q0, num_iters=n),
@@ -515,6 +605,38 @@ def _count_calls() -> dict[str, Callable[[Any], Any]]:
         "ppo_clip_exact:epochs": lambda n: ppo_clip_exact(m, th, lr=0.1, iters=1, epochs=n),
         "ppo_penalty_exact:iters": lambda n: ppo_penalty_exact(m, th, lr=0.1, iters=n),
         "simgad:num_steps": lambda n: simgad(lambda a, b: (a, b), np.zeros(1), np.zeros(1), alpha=0.1, num_steps=n),
+        "gmres:restart": lambda n: solvers.gmres(lambda x: x, np.ones(3), tol=1e-8, restart=n),
+        "gmres:max_matvecs": lambda n: solvers.gmres(lambda x: x, np.ones(3), tol=1e-8, max_matvecs=n),
+        "evaluate_policy:restart": lambda n: solvers.evaluate_policy(m, det, restart=n),
+        "evaluate_policy:max_matvecs": lambda n: solvers.evaluate_policy(m, det, max_matvecs=n),
+        "solve_optimal:restart": lambda n: solvers.solve_optimal(m, restart=n),
+        "expert_dataset:num_games": lambda n: expert_dataset(g22, p22, _RNG(0), num_games=n),
+        "alphago.behaviour_cloning:num_steps": lambda n: ag_behaviour_cloning(g22, np.array([0]), np.eye(4)[:1], lr=0.1,
+                                                                              num_steps=n),
+        "reinforce_self_play:num_iterations": lambda n: self_play(num_iterations=n),
+        "reinforce_self_play:batch_size": lambda n: self_play(batch_size=n),
+        "reinforce_self_play:pool_every": lambda n: self_play(pool_every=n),
+        "monte_carlo_value_fit:num_games": lambda n: monte_carlo_value_fit(g22, p22, _RNG(0), num_games=n),
+        "fit_fast_policy:num_steps": lambda n: fit_fast_policy(g22, np.array([0]), np.array([0]), lr=0.1, num_steps=n),
+        "expert_iteration:num_iterations": lambda n: ex_it(num_iterations=n),
+        "expert_iteration:games_per_iteration": lambda n: ex_it(games_per_iteration=n),
+        "expert_iteration:num_simulations": lambda n: ex_it(num_simulations=n),
+        "expert_iteration:policy_steps": lambda n: ex_it(policy_steps=n),
+        "expert_iteration:temperature_moves": lambda n: ex_it(temperature_moves=n),
+        "square_board_symmetries:size": lambda n: square_board_symmetries(n),
+        "mcts:num_simulations": lambda n: mcts(game, root, num_simulations=n, rng=_RNG(0)),
+        "mcts:num_rollouts": lambda n: mcts(game, root, num_simulations=2, rng=_RNG(0), num_rollouts=n,
+                                            rollout_policy=uniform_prior(game)),
+        "rollout_value:num_rollouts": lambda n: rollout_value(game, root, uniform_prior(game), _RNG(0), num_rollouts=n),
+        "MNKGame:m": lambda n: MNKGame(n, 2, 2),
+        "MNKGame:n": lambda n: MNKGame(2, n, 2),
+        "MNKGame:k": lambda n: MNKGame(2, 2, n),
+        "NimGame:piles[0]": lambda n: NimGame((n, 1), 2),
+        "NimGame:max_take": lambda n: NimGame((1, 2), n),
+        "RandomTreeGame:depth": lambda n: RandomTreeGame(n, 2, np.zeros(4)),
+        "RandomTreeGame:branching": lambda n: RandomTreeGame(2, n, np.zeros(4)),
+        "RandomTreeGame.sample:depth": lambda n: RandomTreeGame.sample(_RNG(0), depth=n, branching=2),
+        "RandomTreeGame.sample:branching": lambda n: RandomTreeGame.sample(_RNG(0), depth=2, branching=n),
     }
 
 
@@ -526,15 +648,18 @@ _COUNT_CALLS = sorted(_count_calls())
 def test_count_arguments_must_be_non_negative_integers(key: str, value: object) -> None:
     """A fractional count was a bare TypeError from range() (or silently floored: horizon 2.5 ran as 2, ancvi_beta
     took k = 1.5 off the sequence), a negative one ran 0 iterations. Now a ReferenceError_ (a ValueError) names
-    the argument and the value; 2.0 is refused as validate_k refuses it."""
+    the argument and the value; 2.0 is refused as validate_k refuses it. So are the counts of the AlphaGo pipeline,
+    MCTS and the built-in games (games_per_iteration 2.5 was a bare TypeError, MNKGame(2.0, 2, 2) a board whose
+    every move failed) and GMRES's restart / max_matvecs (restart 0 silently ran as 1, max_matvecs -1 returned
+    x0 as an answer)."""
     arg = key.split(":")[1]
-    with pytest.raises(ReferenceError_, match=f"{arg} must be an integer >= [01]"):
+    with pytest.raises(ReferenceError_, match=f"{re.escape(arg)} must be an integer >= [01]"):
         _count_calls()[key](value)
 
 
 @pytest.mark.parametrize("key", _COUNT_CALLS)
 def test_count_arguments_accept_numpy_integers(key: str) -> None:
-    big = key.split(":")[1] in ("max_iters", "max_trajectories")  # budgets: large enough to converge
+    big = key.split(":")[1] in ("max_iters", "max_trajectories", "max_matvecs")  # budgets: large enough to converge
     _count_calls()[key](np.int64(1000) if big else np.int32(2))
 
 
@@ -578,4 +703,5 @@ def test_gamma_must_be_a_real_number(gamma: object) -> None:
 
     with pytest.raises(InvalidDiscountError, match="gamma must be a real number"):
         validate_gamma(gamma)  # type: ignore[arg-type]
-    assert validate_gamma(1) == 1.0 and validate_gamma(np.float32(0.5)) == 0.5 and validate_gamma(np.array(0.9)) == 0.9
+    assert validate_gamma(1) == 1.0 and validate_gamma(np.float32(0.5)) == 0.5  # type: ignore[arg-type]
+    assert validate_gamma(np.array(0.9)) == 0.9  # type: ignore[arg-type]
