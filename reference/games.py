@@ -309,26 +309,6 @@ def _lp_strategy(M: FloatArray) -> FloatArray:
     return np.asarray(x / x.sum(), dtype=np.float64)
 
 
-def _equalise(M: FloatArray, rows: NDArray[np.int64], cols: NDArray[np.int64]) -> FloatArray | None:
-    """q on ``cols`` making every row in ``rows`` earn the same payoff: M[rows, cols] q = w 1, sum q = 1.
-
-    Least squares on the square or over-determined system; None when it has no exact non-negative solution."""
-    k = rows.size
-    a = np.zeros((k + 1, cols.size + 1))
-    a[:k, :cols.size] = M[np.ix_(rows, cols)]
-    a[:k, -1] = -1.0
-    a[k, :cols.size] = 1.0
-    b = np.zeros(k + 1)
-    b[k] = 1.0
-    x, *_ = np.linalg.lstsq(a, b, rcond=None)
-    q = np.zeros(M.shape[1])
-    q[cols] = x[:cols.size]
-    if not np.all(np.isfinite(q)) or np.any(q < 0.0):
-        return None
-    out: FloatArray = q / q.sum()
-    return out
-
-
 NASH_GAP_RTOL: float = 1e-9
 """Certificate of :func:`nash_equilibrium`: exploitability <= NASH_GAP_RTOL * max |M| (else NotConvergedError)."""
 
@@ -341,10 +321,9 @@ def nash_equilibrium(M: FloatArray) -> NashEquilibrium:
     Spec: GAME-02, GAME-03, GAME-05. ``M``: ``[A1, A2]`` -> ``NashEquilibrium(p [A1], q [A2], value)``.
 
     The LPs are solved on M / max |M| (HiGHS's tolerances are absolute: on payoffs of order 1e-12 the raw LP
-    returned a pure strategy of rock-paper-scissors). The LP profile is then polished on its supports (the
-    equalising linear systems, solved to rounding) when that lowers the gap. Certificate: the returned
-    profile's :func:`exploitability` is at most :data:`NASH_GAP_RTOL` times max |M|; otherwise
-    ``NotConvergedError``. A zero matrix returns the uniform profile (every profile is an equilibrium).
+    returned a pure strategy of rock-paper-scissors); the simplex's basic solutions are then exact to rounding.
+    Certificate: the returned profile's :func:`exploitability` is at most :data:`NASH_GAP_RTOL` times max |M|;
+    otherwise ``NotConvergedError``. A zero matrix returns the uniform profile (every profile is an equilibrium).
     """
     M = _check_matrix(M)
     m, n = M.shape
@@ -354,15 +333,7 @@ def nash_equilibrium(M: FloatArray) -> NashEquilibrium:
     Ms = M / scale
     p = _lp_strategy(Ms)
     q = _lp_strategy(-Ms.T)
-    best = (exploitability(Ms, p, q), p, q)
-    rows, cols = np.flatnonzero(p > 1e-9), np.flatnonzero(q > 1e-9)
-    qe = _equalise(Ms, np.flatnonzero(Ms @ q >= np.max(Ms @ q) - 1e-9), cols)
-    pe = _equalise(-Ms.T, np.flatnonzero(Ms.T @ p <= np.min(Ms.T @ p) + 1e-9), rows)
-    if pe is not None and qe is not None:
-        gap = exploitability(Ms, pe, qe)
-        if gap < best[0]:
-            best = (gap, pe, qe)
-    gap, p, q = best
+    gap = exploitability(Ms, p, q)
     if gap > NASH_GAP_RTOL:
         raise NotConvergedError(f"the LP equilibrium has exploitability {gap * scale:.3e} > "
                                 f"{NASH_GAP_RTOL:.0e} * max|M| = {NASH_GAP_RTOL * scale:.3e}")
