@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from numpy.typing import NDArray
 
-from reference.errors import InvalidGameError, InvalidPolicyError, ShapeError
+from reference.errors import InvalidGameError, InvalidPolicyError, NotConvergedError, ShapeError
 from reference.games import (
     NASH_GAP_RTOL,
     MinimaxTrajectory,
@@ -518,3 +518,13 @@ def test_GAME_16_E77_reduction_needs_identical_initialisation() -> None:
 def test_GAME_17_self_play_rejects_non_antisymmetric_games() -> None:
     with pytest.raises(InvalidGameError):
         self_play_simgad(np.eye(3), np.zeros(3), alpha=0.1, num_steps=1)
+
+
+def test_GAME_03_an_lp_profile_that_fails_the_certificate_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The certificate is the guard against a solver that reports success with a poor profile: a pure strategy
+    of rock-paper-scissors (exploitability 2, twice the payoff scale) must raise, never be returned."""
+    import reference.games as games_mod
+
+    monkeypatch.setattr(games_mod, "_lp_strategy", lambda M: np.eye(M.shape[0])[0])
+    with pytest.raises(NotConvergedError, match="exploitability"):
+        nash_equilibrium(rps_payoff())
