@@ -527,6 +527,7 @@ def _count_calls() -> dict[str, Callable[[Any], Any]]:
         fit_bc_softmax,
         on_expert_error,
     )
+    from reference.mdp import from_outcomes
     from reference.pg_algorithms import a2c, policy_gradient_algorithm_1
     from reference.search import NimGame, RandomTreeGame, mcts, rollout_value, uniform_prior
     from reference.trust_region import (
@@ -628,6 +629,10 @@ def _count_calls() -> dict[str, Callable[[Any], Any]]:
         "mcts:num_rollouts": lambda n: mcts(game, root, num_simulations=2, rng=_RNG(0), num_rollouts=n,
                                             rollout_policy=uniform_prior(game)),
         "rollout_value:num_rollouts": lambda n: rollout_value(game, root, uniform_prior(game), _RNG(0), num_rollouts=n),
+        "from_outcomes:n_states": lambda n: from_outcomes(n, 1, np.arange(3), [2, 2], [0.0, 0.0], [1.0, 1.0],
+                                                          [0.5, 0.5], gamma=0.9),
+        "from_outcomes:n_actions": lambda n: from_outcomes(1, n, np.arange(3), [1, 1], [0.0, 0.0], [1.0, 1.0], [1.0],
+                                                           gamma=0.9),
         "MNKGame:m": lambda n: MNKGame(n, 2, 2),
         "MNKGame:n": lambda n: MNKGame(2, n, 2),
         "MNKGame:k": lambda n: MNKGame(2, 2, n),
