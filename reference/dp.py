@@ -77,7 +77,7 @@ def value_iteration_iterates(mdp: FiniteMDP, v0: FloatArray) -> Iterator[tuple[F
     while True:
         look = mdp.lookahead(v)
         v = look.max(axis=1)
-        yield v, greedy(look, scale=mdp.tie_scale, tie_rtol=mdp.tie_rtol)
+        yield v, greedy(look, scale=mdp.greedy_scale(look), tie_rtol=mdp.tie_rtol)
 
 
 def value_iteration(mdp: FiniteMDP, v0: FloatArray, *, num_iters: int) -> VIResult:
@@ -91,7 +91,7 @@ def value_iteration(mdp: FiniteMDP, v0: FloatArray, *, num_iters: int) -> VIResu
     if v0.ndim != 1:
         raise ShapeError(f"value_iteration needs V of shape ({mdp.n_states_plus},), got {v0.shape}")
     vals = [v0.copy()]
-    pols = [greedy(mdp.lookahead(v0), scale=mdp.tie_scale, tie_rtol=mdp.tie_rtol)]
+    pols = [greedy(mdp.lookahead(v0), scale=mdp.greedy_scale(v0), tie_rtol=mdp.tie_rtol)]
     it = value_iteration_iterates(mdp, v0)
     for _ in range(num_iters):
         v, p = next(it)
@@ -114,7 +114,7 @@ def q_value_iteration(mdp: FiniteMDP, q0: FloatArray, *, num_iters: int) -> VIRe
         q = bellman_optimality_q(mdp, q)
         vals.append(q)
     stacked = np.stack(vals)
-    return VIResult(stacked, np.stack([greedy(x, scale=mdp.tie_scale, tie_rtol=mdp.tie_rtol) for x in stacked]))
+    return VIResult(stacked, np.stack([greedy(x, scale=mdp.greedy_scale(x), tie_rtol=mdp.tie_rtol) for x in stacked]))
 
 
 def vi_error_bound(gamma: float, step: float) -> float:
@@ -157,7 +157,7 @@ def solve_value_iteration(mdp: FiniteMDP, *, eps: float, v0: FloatArray | None =
         v = v_new
         if bound <= eps:
             # the policy is greedy in the V returned (one more lookahead), not in the previous iterate
-            pol = greedy(mdp.lookahead(v), scale=mdp.tie_scale, tie_rtol=mdp.tie_rtol)
+            pol = greedy(mdp.lookahead(v), scale=mdp.greedy_scale(v), tie_rtol=mdp.tie_rtol)
             return CertifiedSolution(v, pol, bound, k + 1)
     raise NotConvergedError(f"VI did not certify eps={eps} within {max_iters} sweeps")
 
@@ -369,7 +369,7 @@ def _pi_loop(mdp: FiniteMDP, pol: IntArray, max_iters: int) -> tuple[list[IntArr
     for _ in range(max_iters):
         v = v_pi(mdp, deterministic_policy(pol, mdp.n_actions))
         vals.append(v)
-        new = greedy(q_from_v(mdp, v), current=pol, scale=mdp.tie_scale, tie_rtol=mdp.tie_rtol)
+        new = greedy(q_from_v(mdp, v), current=pol, scale=mdp.greedy_scale(v), tie_rtol=mdp.tie_rtol)
         new[mdp.term] = pol[mdp.term]
         pols.append(new)
         if np.array_equal(new, pol):
@@ -401,21 +401,22 @@ def policy_iteration(mdp: FiniteMDP, pi0: IntArray | None = None, *, max_iters: 
     """
     n = mdp.n_states_plus
     max_iters = validate_int(max_iters, "max_iters", minimum=1)
-    if pi0 is None:
-        pol = np.zeros(n, dtype=np.int64) if mdp.gamma < 1.0 else proper_policy(mdp)
-    else:
+    pol: IntArray | None = None
+    if pi0 is not None:
         pol = validate_actions(pi0, mdp.n_actions, name="pi0").copy()
-    if pol.shape != (n,):
-        raise ShapeError(f"pi0 must have shape ({n},), got {pol.shape}")
+        if pol.shape != (n,):
+            raise ShapeError(f"pi0 must have shape ({n},), got {pol.shape}")
     if mdp.gamma < 1.0:
-        pols, vals = _pi_loop(mdp, pol, max_iters)
+        pols, vals = _pi_loop(mdp, np.zeros(n, dtype=np.int64) if pol is None else pol, max_iters)
         return PIResult(np.stack(pols), np.stack(vals))
     labels, loops = end_components(mdp, ~mdp.reward_support_nonzero)
     if not (labels >= 0).any():
-        pols, vals = _pi_loop(mdp, pol, max_iters)
+        pols, vals = _pi_loop(mdp, proper_policy(mdp) if pol is None else pol, max_iters)
         return PIResult(np.stack(pols), np.stack(vals))
     aug = _with_stay(mdp, labels >= 0)
-    pols, vals = _pi_loop(aug, pol, max_iters)
+    # the default start is proper in the extended MDP: a state whose only way out is a reward-free loop
+    # has none in the MDP itself, but staying there is a policy with a value (0)
+    pols, vals = _pi_loop(aug, proper_policy(aug) if pol is None else pol, max_iters)
     stay_id = mdp.n_actions
     final = pols[-1].copy()
     if np.any(final == stay_id):
@@ -423,7 +424,7 @@ def policy_iteration(mdp: FiniteMDP, pi0: IntArray | None = None, *, max_iters: 
         # option reaches, and the component's reward-free actions keep inside {V* = 0} (E[V*(s')] <= V*(s)
         # = 0 <= V*(s') for each successor), so looping there is optimal and its closed classes reward-free.
         v = vals[-1]
-        window = aug.tie_rtol * max(aug.tie_scale, np.finfo(np.float64).tiny)
+        window = aug.tie_rtol * max(aug.greedy_scale(v), np.finfo(np.float64).tiny)
         comps = np.unique(labels[final == stay_id])
         at = np.isin(labels, comps) & (np.abs(v) <= window)
         final[at] = np.argmax(loops[at], axis=1)

@@ -238,6 +238,18 @@ class FiniteMDP:
         r = self.max_abs_reward
         return r / (1.0 - self.gamma) if self.gamma < 1.0 else r
 
+    def greedy_scale(self, values: FloatArray) -> float:
+        """The magnitude the greedy tie window of a lookahead ``r + gamma P V`` (or of a Q) is relative to:
+        ``max(R, max |values|)``, the size of the terms whose rounding the window must cover (open choice 1).
+
+        At most :attr:`tie_scale` when ``values`` is a value function (|V| <= R / (1 - gamma), MDP-19), so the
+        window's loss bound of :attr:`tie_rtol` still holds; unlike that bound it does not grow without limit as
+        gamma -> 1 when the values stay small. (Until 2026-12-06 the window was ``tie_rtol * R / (1 - gamma)``:
+        at gamma = 1 - 1e-16 it was 32 R wide and V* of a one-step task came out 1 instead of 1.5.)
+        """
+        v = np.asarray(values, dtype=np.float64)
+        return max(self.max_abs_reward, float(np.max(np.abs(v), initial=0.0)))
+
     @functools.cached_property
     def tie_rtol(self) -> float:
         """The relative width of the greedy tie window of every solver in this package (open choice 1):
@@ -700,8 +712,8 @@ def softmax_policy(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray
 TIE_RTOL: float = 1e-12
 """Default tie-break window of :func:`greedy` (inventory open choice 1): actions within
 ``TIE_RTOL * max(scale, |max_a q|)`` of the maximum count as maximisers (``scale`` = 1 for a bare ``q``).
-The solvers of this package pass ``scale=mdp.tie_scale, tie_rtol=mdp.tie_rtol``, a window derived from
-the MDP (:attr:`FiniteMDP.tie_rtol`, never wider than this)."""
+The solvers of this package pass ``scale=mdp.greedy_scale(V or Q), tie_rtol=mdp.tie_rtol``, a window
+derived from the MDP (:attr:`FiniteMDP.tie_rtol`, never wider than this)."""
 
 
 def greedy(q: ArrayLike, *, current: ArrayLike | None = None, tie_rtol: float = TIE_RTOL,
@@ -712,7 +724,7 @@ def greedy(q: ArrayLike, *, current: ArrayLike | None = None, tie_rtol: float = 
 
     Tie-break (inventory open choice 1): among actions within ``tie_rtol * max(scale, |max_a q(s, .)|)``
     of the maximum, take the lowest index (``scale``: the magnitude of the problem's values, so that the
-    window is relative to it - :attr:`FiniteMDP.tie_scale` when q comes from an MDP; the default 1 is an
+    window is relative to it - :meth:`FiniteMDP.greedy_scale` when q comes from an MDP; the default 1 is an
     absolute floor of 1e-12, too coarse for rewards of order 1e-12 and below); if ``current`` (shape
     [S]) is given and ``current[s]`` is
     among the maximisers, keep it (policy iteration: this ends PI with pi_{k+1} = pi_k and never cycles

@@ -47,7 +47,7 @@ def policy_advantage_step(mdp: FiniteMDP, pi_k: FloatArray, *, current: IntArray
     current action among maximisers. Returns int [S+1].
     """
     q = q_pi(mdp, validate_policy(mdp, pi_k))
-    return greedy(q, current=current, scale=mdp.tie_scale, tie_rtol=mdp.tie_rtol)
+    return greedy(q, current=current, scale=mdp.greedy_scale(q), tie_rtol=mdp.tie_rtol)
 
 
 def max_policy_advantage(mdp: FiniteMDP, pi_k: FloatArray) -> float:

@@ -584,3 +584,37 @@ def test_BEL_37_cesaro_matrix_rows_of_a_multi_step_chain_are_distributions() -> 
     pstar = exact.stationary_distribution(_two_step_chain(), np.ones((3, 1)))
     np.testing.assert_allclose(pstar, [[0, 0, 1], [0, 0, 1], [0, 0, 1]], rtol=0,
                                atol=tolerance(1.0, terms=3, condition=discount_condition(1.0, horizon=2)))
+
+
+def test_BEL_35_a_state_that_can_only_loop_reward_free_has_value_zero() -> None:
+    """State 0 takes 5 and moves to state 1, which can only loop (reward 0): V* = (5, 0). The default start
+    was proper_policy of the MDP itself, which raised 'no policy reaches term from states [1]'."""
+    P = np.zeros((2, 2, 3))
+    P[0, 0, 1] = 1.0
+    P[0, 1, 2] = 1.0
+    P[1, :, 1] = 1.0
+    mdp = from_arrays(P, np.array([[5.0, 1.0], [0.0, 0.0]]), np.array([1.0, 0.0]), gamma=1.0)
+    res = policy_iteration(mdp)
+    np.testing.assert_array_equal(res.value, [5.0, 0.0, 0.0])
+    np.testing.assert_array_equal(v_star(mdp), [5.0, 0.0, 0.0])
+    np.testing.assert_array_equal(exact.v_pi(mdp, deterministic_policy(res.policy, 2), improper="finite"),
+                                  [5.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("gamma", [1.0, 1.0 - 2.0**-53, 1.0 - 1e-12, 1.0 - 1e-10, 0.999])
+def test_BEL_34_greedy_window_does_not_grow_as_gamma_tends_to_1(gamma: float) -> None:
+    """One state, two actions that both end the episode, rewards 1 and 1 + d: V* = 1 + d at every gamma. The
+    tie window was tie_rtol * R / (1 - gamma), 32 R wide at gamma = 1 - 2^-53 and 3.6e-3 R at 1 - 1e-12, so PI,
+    VI's greedy policy and the policy-advantage step kept action 0 and V* came out 1. It is now relative to
+    max(R, max |V|) (FiniteMDP.greedy_scale); d = 1e-9 is far above that window (about 1e-14)."""
+    from reference.policy_advantage import policy_advantage_step
+
+    P = np.zeros((1, 2, 2))
+    P[0, :, 1] = 1.0
+    d = 1e-9
+    mdp = from_arrays(P, np.array([[1.0, 1.0 + d]]), np.array([1.0]), gamma=gamma)
+    assert v_star(mdp)[0] == 1.0 + d
+    assert policy_iteration(mdp).policy[0] == 1
+    np.testing.assert_array_equal(q_star(mdp)[0], [1.0, 1.0 + d])
+    assert value_iteration(mdp, np.zeros(2), num_iters=2).policies[-1][0] == 1
+    assert policy_advantage_step(mdp, deterministic_policy([0, 0], 2))[0] == 1
