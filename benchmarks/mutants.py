@@ -499,4 +499,5 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('cm_ep1', 'scalable/agents/common.py', '        return [start + t * b for t in self.episode_ends]', '        return [start + int(self.terminated.shape[0]) * b for t in self.episode_ends]', ['tests/scalable/test_agents.py']),
     ('md_gs1', 'reference/mdp.py', '        return max(self.max_abs_reward, float(np.max(np.abs(v), initial=0.0)))', '        return self.tie_scale', ['tests/reference/test_dp.py', 'tests/reference/test_input_validation.py']),
     ('dp_st3', 'reference/dp.py', '    pols, vals = _pi_loop(aug, proper_policy(aug) if pol is None else pol, max_iters)', '    pols, vals = _pi_loop(aug, proper_policy(mdp) if pol is None else pol, max_iters)', ['tests/reference/test_dp.py']),
+    ('ex_g1', 'reference/exact.py', '        if not rel <= GAMMA1_MAX_REL_ERROR:', '        if False:', ['tests/reference/test_dp.py']),
 ]

@@ -12,7 +12,10 @@ Time-index convention: see :mod:`reference.mdp` (acting in s_t yields r_t). Arra
   unreachable; the error is :class:`DivergentReturnError` when a trapped class has non-zero mean
   reward (V = +inf for a positive-reward cycle, BEL-36) and :class:`NonSummableReturnError` when it
   has zero mean but non-zero rewards (BEL-38). With ``improper="finite"`` a policy whose trapped classes
-  are reward-free is evaluated exactly (their states have value 0).
+  are reward-free is evaluated exactly (their states have value 0). The same solve gives the expected
+  number of steps E[T] before absorption; ``I - P_TT`` has condition number up to about 2 max E[T], so
+  when ``2 max E[T] eps`` exceeds :data:`GAMMA1_MAX_REL_ERROR` the values cannot be trusted to float64
+  accuracy and :class:`NotConvergedError` is raised instead of a number.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse as sp
 
 from reference.chains import ChainStructure, chain_structure, solve_linear
@@ -28,10 +32,12 @@ from reference.errors import (
     DivergentReturnError,
     ImproperPolicyError,
     NonSummableReturnError,
+    NotConvergedError,
 )
 from reference.mdp import FiniteMDP, FloatArray, validate_policy
 
 __all__ = [
+    "GAMMA1_MAX_REL_ERROR",
     "Certified",
     "a_pi",
     "average_reward",
@@ -46,6 +52,12 @@ __all__ = [
 ]
 
 Improper = Literal["raise", "finite"]
+
+
+GAMMA1_MAX_REL_ERROR: float = 1e-6
+"""gamma = 1: the largest relative error of V (estimated as 2 max E[T] eps, the condition number of I - P_TT
+times the unit roundoff) that :func:`v_pi` returns a value with; beyond it, :class:`NotConvergedError`.
+A birth-death chain with E[T] = 5e12 steps came back 1.3e-4 off, with no warning, before this check."""
 
 
 def _identity(n: int, sparse: bool) -> FloatArray | sp.csr_array:
@@ -143,7 +155,21 @@ def v_pi(mdp: FiniteMDP, pi: FloatArray, *, improper: Improper = "raise") -> Flo
             a = sp.identity(solve_on.size, format="csr") - sub
         else:
             a = np.eye(solve_on.size) - np.asarray(m)[np.ix_(solve_on, solve_on)]
-        v[solve_on] = solve_linear(a, r_pi[solve_on])
+        # one solve for V and for E[T] (the expected steps before absorption): E[T] bounds the conditioning
+        rhs = np.stack([r_pi[solve_on], np.ones(solve_on.size)], axis=1)
+        try:
+            x = solve_linear(a, rhs)
+        except (np.linalg.LinAlgError, sla.LinAlgError) as exc:
+            raise NotConvergedError(f"gamma = 1: I - P_pi on the transient states is numerically singular "
+                                    f"(expected episode lengths beyond float64 resolution): {exc}") from None
+        steps = float(np.max(x[:, 1])) if np.all(np.isfinite(x[:, 1])) else float("inf")
+        rel = 2.0 * steps * float(np.finfo(np.float64).eps)
+        if not rel <= GAMMA1_MAX_REL_ERROR:
+            raise NotConvergedError(
+                f"gamma = 1: the policy's expected episode length reaches {steps:.3g} steps, so I - P_pi has "
+                f"condition number about {2 * steps:.3g} and V could be off by a relative {rel:.1e} "
+                f"(> GAMMA1_MAX_REL_ERROR = {GAMMA1_MAX_REL_ERROR:.0e}); no float64 value is returned")
+        v[solve_on] = x[:, 0]
     return v
 
 

@@ -618,3 +618,50 @@ def test_BEL_34_greedy_window_does_not_grow_as_gamma_tends_to_1(gamma: float) ->
     np.testing.assert_array_equal(q_star(mdp)[0], [1.0, 1.0 + d])
     assert value_iteration(mdp, np.zeros(2), num_iters=2).policies[-1][0] == 1
     assert policy_advantage_step(mdp, deterministic_policy([0, 0], 2))[0] == 1
+
+
+def _birth_death(n: int, backend: str) -> FiniteMDP:
+    """n states, one action: up w.p. 3/4 (reflecting at the top), down w.p. 1/4, down from 0 ends; reward 1 a
+    step, so V(s) = E[T | s], which grows like 3^n. Every probability is an exact binary fraction."""
+    P = np.zeros((n, 1, n + 1))
+    for s in range(n):
+        P[s, 0, min(s + 1, n - 1)] += 0.75
+        P[s, 0, s - 1 if s > 0 else n] += 0.25
+    return from_arrays(P, np.ones((n, 1)), np.eye(n)[0], gamma=1.0, backend=backend)  # type: ignore[arg-type]
+
+
+def _exact_steps(n: int) -> list[float]:
+    """E[T | s] of _birth_death(n) by Gauss-Jordan elimination in exact rational arithmetic."""
+    from fractions import Fraction
+
+    a = [[Fraction(int(i == j)) for j in range(n)] + [Fraction(1)] for i in range(n)]
+    for s in range(n):
+        a[s][min(s + 1, n - 1)] -= Fraction(3, 4)
+        if s > 0:
+            a[s][s - 1] -= Fraction(1, 4)
+    for c in range(n):
+        piv = next(r for r in range(c, n) if a[r][c] != 0)
+        a[c], a[piv] = a[piv], a[c]
+        a[c] = [x / a[c][c] for x in a[c]]
+        for r in range(n):
+            if r != c and a[r][c] != 0:
+                f = a[r][c]
+                a[r] = [x - f * y for x, y in zip(a[r], a[c], strict=True)]
+    return [float(a[i][n]) for i in range(n)]
+
+
+@pytest.mark.parametrize("backend", ["dense", "sparse"])
+def test_BEL_35_long_episodes_at_gamma_1_raise_instead_of_losing_digits(backend: str) -> None:
+    """A proper policy with E[T] up to about 3^n: at n = 26 (E[T] = 5e12) v_pi returned V 1.3e-4 (dense) off the
+    exact rational answer with no warning. Now: within 2 E[T] eps relative of it when that is at most
+    GAMMA1_MAX_REL_ERROR (n = 10), NotConvergedError beyond (n = 26)."""
+    from reference.errors import NotConvergedError
+
+    n = 10
+    v = exact.v_pi(_birth_death(n, backend), np.ones((n + 1, 1)))
+    want = np.array(_exact_steps(n))
+    rel = 2.0 * float(np.max(want)) * float(np.finfo(float).eps)
+    assert rel <= exact.GAMMA1_MAX_REL_ERROR
+    assert np.all(np.abs(v[:n] - want) <= rel * np.abs(want))
+    with pytest.raises(NotConvergedError, match="expected episode length"):
+        exact.v_pi(_birth_death(26, backend), np.ones((27, 1)))
