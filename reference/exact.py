@@ -35,6 +35,7 @@ from reference.errors import (
     NotConvergedError,
 )
 from reference.mdp import FiniteMDP, FloatArray, validate_policy
+from reference.tolerance import tolerance
 
 __all__ = [
     "GAMMA1_MAX_REL_ERROR",
@@ -89,11 +90,14 @@ def _classify_traps(mdp: FiniteMDP, pi: FloatArray, cs: ChainStructure) -> Impro
             continue
         if not np.any(np.asarray(nonzero)[cls]):
             continue
-        mu = _class_stationary(m, cls)
+        mu, cond = _class_stationary_with_condition(m, cls)
         gain = float(mu @ r_pi[cls])
         scale = float(np.max(np.abs(r_pi[cls]))) if cls.size else 0.0
         states = tuple(int(s) for s in cls)
-        if abs(gain) > 1e-12 * scale:  # relative to the class's reward scale (no absolute floor)
+        # zero mean up to the rounding of mu r: |cls| terms of size <= scale, mu from a solve of condition
+        # `cond` (until 2026-12-06 the window was 1e-12 scale, so a mean of 1e-13 per step, V = +inf, was
+        # reported as zero-mean / non-summable)
+        if abs(gain) > tolerance(scale, terms=int(cls.size), condition=max(cond, 1.0)):
             sign = 1 if gain > 0 else -1
             return DivergentReturnError(
                 f"gamma = 1: states {list(states)} form a closed class that never reaches term with mean "
@@ -111,6 +115,11 @@ def _classify_traps(mdp: FiniteMDP, pi: FloatArray, cs: ChainStructure) -> Impro
 
 def _class_stationary(m: FloatArray | sp.csr_array, cls: np.ndarray) -> FloatArray:
     """Stationary distribution of the irreducible closed class ``cls`` of the chain m."""
+    return _class_stationary_with_condition(m, cls)[0]
+
+
+def _class_stationary_with_condition(m: FloatArray | sp.csr_array, cls: np.ndarray) -> tuple[FloatArray, float]:
+    """:func:`_class_stationary` and the inf-norm condition number of the linear system it solves."""
     sub = m[np.ix_(cls, cls)] if not sp.issparse(m) else m[cls][:, cls]
     sub = sub.toarray() if sp.issparse(sub) else np.asarray(sub)
     k = cls.size
@@ -119,7 +128,8 @@ def _class_stationary(m: FloatArray | sp.csr_array, cls: np.ndarray) -> FloatArr
     a[-1, :] = 1.0
     b = np.zeros(k)
     b[-1] = 1.0
-    return np.asarray(np.linalg.solve(a, b), dtype=np.float64)
+    mu = np.asarray(np.linalg.solve(a, b), dtype=np.float64)
+    return mu, float(np.linalg.cond(a, p=np.inf))
 
 
 def v_pi(mdp: FiniteMDP, pi: FloatArray, *, improper: Improper = "raise") -> FloatArray:

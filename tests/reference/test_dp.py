@@ -665,3 +665,26 @@ def test_BEL_35_long_episodes_at_gamma_1_raise_instead_of_losing_digits(backend:
     assert np.all(np.abs(v[:n] - want) <= rel * np.abs(want))
     with pytest.raises(NotConvergedError, match="expected episode length"):
         exact.v_pi(_birth_death(26, backend), np.ones((27, 1)))
+
+
+def test_BEL_36_BEL_38_a_tiny_positive_mean_diverges_and_an_inexact_zero_mean_does_not() -> None:
+    """A two-state cycle with rewards +1 and -(1 - 2e-13): mean 1e-13 per step, V = +inf (BEL-36). The zero-mean
+    window was 1e-12 of the reward scale, so this was reported as NonSummableReturnError; it is now the rounding
+    of mu r (tolerance(scale, terms=|class|, condition=cond)). A three-state cycle 0.1, 0.2, -0.3 (zero mean, not
+    exact in binary) is still zero-mean: non-summable (BEL-38), not divergent."""
+    P = np.zeros((2, 2, 3))
+    P[0, 0, 2] = 1.0
+    P[0, 1, 1] = 1.0
+    P[1, 0, 2] = 1.0
+    P[1, 1, 0] = 1.0
+    cyc = deterministic_policy([1, 1, 0], 2)
+    mdp = from_arrays(P, np.array([[0.0, 1.0], [0.0, -(1.0 - 2e-13)]]), np.array([1.0, 0.0]), gamma=1.0)
+    with pytest.raises(DivergentReturnError, match=r"V = \+inf"):
+        exact.v_pi(mdp, cyc)
+    with pytest.raises(DivergentReturnError):
+        v_star(mdp)
+    P3 = np.zeros((3, 1, 4))
+    P3[0, 0, 1] = P3[1, 0, 2] = P3[2, 0, 0] = 1.0
+    zero_mean = from_arrays(P3, np.array([[0.1], [0.2], [-0.3]]), np.array([1.0, 0.0, 0.0]), gamma=1.0)
+    with pytest.raises(NonSummableReturnError):
+        exact.v_pi(zero_mean, np.ones((4, 1)))
