@@ -185,7 +185,10 @@ def ancvi_bound(gamma: float, k: int, *, assume_u0_le_bu0: bool = True) -> float
     c_k = (gamma^{-1} - gamma)(1 + gamma - gamma^{k+1}) / (gamma^{-(k+1)} - gamma^{k+1})
         = (1 - gamma^2) gamma^k (1 + gamma - gamma^{k+1}) / (1 - gamma^{2(k+1)})   (stable form)
     under U^0 <= B^* U^0 (erratum E-10: the assumption is needed); without it the constant
-    (1 + 2 gamma - gamma^{k+1}) of Lee & Ryu (2023) replaces (1 + gamma - gamma^{k+1}).
+    (1 + 2 gamma - gamma^{k+1}) attributed to Lee & Ryu (2023) replaces (1 + gamma - gamma^{k+1}).
+    Caution (docs/corrections.md, "Known and not yet fixed"): that general-U^0 constant is exceeded, by 6.4 %
+    at gamma = 0.99 and k = 6, on a one-state MDP with U^0(term) != 0 (confirmed in 50-digit arithmetic); it
+    held in every test with U^0(term) = 0. Do not cite ``assume_u0_le_bu0=False`` as a bound until this is settled.
     At gamma = 1 the limit is (1 + gamma - gamma^{k+1}) / (k + 1). ``k``: an integer >= 0, as in :func:`ancvi_beta`.
     """
     gamma = validate_gamma(gamma)
