@@ -130,6 +130,24 @@ def test_BEL_30_general_bound_holds_without_the_assumption(mdp: FiniteMDP, data:
         assert bellman_residual(mdp, uk) <= ancvi_bound(mdp.gamma, k, assume_u0_le_bu0=False) * d0 + (k + 1) * tol
 
 
+@pytest.mark.xfail(strict=True, reason="known counterexample to the general-U0 constant (docs/corrections.md)")
+@pytest.mark.parametrize("gamma", [0.99, 1.0])
+def test_BEL_30_general_bound_counterexample_with_u0_term_nonzero(gamma: float) -> None:
+    """Found by the 2026-12-06 review (and confirmed in 50-digit arithmetic): one state, three actions,
+    U^0(term) != 0. At k = 6 the residual exceeds (1 + 2 gamma - gamma^{k+1}) c_k ||U^0 - U*|| by 6.4 %
+    (gamma = 0.99) and 10.4 % (gamma = 1). Strict xfail: if the bound or the iteration changes so that this
+    holds, the test fails and the ledger entry must be revisited."""
+    P = np.array([[[0.5818424906522826, 0.41815750934771756], [0.9519203809126001, 0.04807961908739986],
+                   [0.6941091910969319, 0.3058908089030681]]])
+    R = np.array([[-6.982478146812553, -2.806826069679995, -7.545402579185571]])
+    u0 = np.array([-10.065011819400127, -5.544081003636414])
+    mdp = from_arrays(P, R, np.array([1.0]), gamma=gamma)
+    d0 = sup_norm(u0 - v_star(mdp))
+    uk = anchored_value_iteration(mdp, u0, num_iters=6).values[6]
+    tol = value_tolerance(mdp, extra_scale=d0, horizon=None if gamma < 1 else 100.0)
+    assert bellman_residual(mdp, uk) <= ancvi_bound(gamma, 6, assume_u0_le_bu0=False) * d0 + 7 * tol
+
+
 def test_BEL_30_erratum_E10_assumption_is_needed() -> None:
     """Without U^0 <= B^* U^0 the text's constant (1 + gamma - gamma^{k+1}) can fail: search seeded random
     MDPs and starting points for a violation well above the float floor, and check the general bound."""
