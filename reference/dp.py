@@ -146,8 +146,7 @@ def solve_value_iteration(mdp: FiniteMDP, *, eps: float, v0: FloatArray | None =
     an eps-optimal *policy*, this bounds the value error itself. (Rounding adds at most ~eps_mach times
     the value scale per sweep to the bound; it is negligible for eps >> 1e-14 * R / (1 - gamma)^2.)
     """
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0, got {eps}")
+    eps = certificate_eps(mdp, eps, EPS_RTOL)
     max_iters = validate_int(max_iters, "max_iters", minimum=1)
     v = np.zeros(mdp.n_states_plus) if v0 is None else validate_values(mdp, v0).copy()
     for k in range(max_iters):
@@ -331,7 +330,6 @@ def end_components(mdp: FiniteMDP, allowed: NDArray[np.bool_] | None = None) -> 
         flat = flat.copy()
         flat[succ_row[bad_edge]] = False
         keep = flat.reshape(n, na)
-    alive = np.asarray(keep.any(axis=1), dtype=bool)
     labels = np.full(n, -1, dtype=np.int64)
     if alive.any():
         _, dense = np.unique(comp[alive], return_inverse=True)
@@ -422,7 +420,8 @@ def policy_iteration(mdp: FiniteMDP, pi0: IntArray | None = None, *, max_iters: 
     pols, vals = _pi_loop(aug, proper_policy(aug) if pol is None else pol, max_iters)
     stay_id = mdp.n_actions
     final = pols[-1].copy()
-    if np.any(final == stay_id):
+    stays = bool(np.any(final == stay_id))
+    if stays:
         # Components where staying is optimal: V* = 0 at every state of such a component that the stay
         # option reaches, and the component's reward-free actions keep inside {V* = 0} (E[V*(s')] <= V*(s)
         # = 0 <= V*(s') for each successor), so looping there is optimal and its closed classes reward-free.
@@ -432,7 +431,7 @@ def policy_iteration(mdp: FiniteMDP, pi0: IntArray | None = None, *, max_iters: 
         at = np.isin(labels, comps) & (np.abs(v) <= window)
         final[at] = np.argmax(loops[at], axis=1)
     out = [np.where(p == stay_id, STAY, p) for p in pols]
-    return PIResult(np.stack(out), np.stack(vals), final if np.any(pols[-1] == stay_id) else None)
+    return PIResult(np.stack(out), np.stack(vals), final if stays else None)
 
 
 EPS_RTOL: float = 1e-12

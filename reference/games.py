@@ -314,7 +314,7 @@ NASH_GAP_RTOL: float = 1e-9
 
 
 def nash_equilibrium(M: FloatArray) -> NashEquilibrium:
-    """A mixed Nash equilibrium of the matrix game by linear programming (scipy HiGHS), polished and certified.
+    """A mixed Nash equilibrium of the matrix game by linear programming (scipy HiGHS), certified.
 
     max_p min_j (M^T p)_j  and  min_q max_i (M q)_i;  the two optimal values coincide (minimax theorem).
 

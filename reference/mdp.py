@@ -369,8 +369,6 @@ def from_outcomes(
     gamma = validate_gamma(gamma)
     n_states = validate_int(n_states, "n_states", minimum=1, error=ShapeError, hint=" (|S|, MDP-01)")
     n_actions = validate_int(n_actions, "n_actions", minimum=1, error=ShapeError, hint=" (|A|, MDP-01)")
-    if n_states < 1 or n_actions < 1:
-        raise ShapeError(f"need |S| >= 1 and |A| >= 1 (MDP-01), got |S|={n_states}, |A|={n_actions}")
     ip = validate_indices(indptr, None, name="indptr", what="pointer", error=ShapeError).ravel()  # 1.5 refused
     ns = np.asarray(next_state).ravel()  # validated below, where the (s, a) of each outcome is known
     rw = np.asarray(reward, dtype=np.float64).ravel()
