@@ -1,4 +1,4 @@
-"""SymPy checks of the algebra in the Bellman / VI / AncVI part (BEL-05, BEL-13, BEL-31, BEL-32, BEL-38)."""
+"""SymPy checks of the algebra in the Bellman / VI / AncVI part (BEL-05, BEL-13, BEL-30, BEL-31, BEL-32, BEL-38)."""
 
 from __future__ import annotations
 
@@ -88,3 +88,26 @@ def test_BEL_38_abel_limit_of_alternating_series() -> None:
     M = sp.symbols("M", integer=True, positive=True)
     assert all(sum(partial.subs(n, i) for i in range(1, 2 * m + 1)) == m for m in range(1, 8))
     assert sp.limit((M + 1) / (2 * M + 1), M, sp.oo) == sp.Rational(1, 2)
+
+
+def test_BEL_30_general_bound_algebra() -> None:
+    """The two identities behind :func:`reference.dp.ancvi_general_bounds` (general U^0, erratum E-10):
+    beta_{k-1} - beta_k = beta_{k-1} beta_k gamma^{-2k} = beta_{k-1} (1 - gamma^2) / (1 - gamma^{2(k+1)}),
+    with beta_k = 1 / sum_{i<=k} gamma^{-2i} (k = 1..6, symbolic in gamma); and at gamma = 1 the closed form
+    c_k = 2 (1 + H_k) / (k + 1) solves the recursion D_k = 2 / (k (k + 1)) + k / (k + 1) D_{k-1}, D_1 = 1,
+    c_k = 2 / (k + 1) + D_k (symbolic in k)."""
+    def beta(k: int) -> sp.Expr:
+        return 1 / sp.Add(*[g ** (-2 * i) for i in range(k + 1)])
+
+    for k in range(1, 7):
+        drop = beta(k - 1) - beta(k)
+        assert sp.simplify(drop - beta(k - 1) * beta(k) * g ** (-2 * k)) == 0, k
+        assert sp.simplify(drop - beta(k - 1) * (1 - g**2) / (1 - g ** (2 * (k + 1)))) == 0, k
+    n = sp.symbols("n", integer=True, positive=True)
+
+    def drift(m: sp.Expr) -> sp.Expr:  # D_m = c_m - 2 / (m + 1) = 2 H_m / (m + 1)
+        return 2 * sp.harmonic(m) / (m + 1)
+
+    assert drift(sp.Integer(1)) == 1
+    step = drift(n + 1) - (sp.Rational(2) / ((n + 1) * (n + 2)) + (n + 1) / (n + 2) * drift(n))
+    assert sp.simplify(sp.expand_func(step)) == 0  # H_{k+1} = H_k + 1 / (k + 1)

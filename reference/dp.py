@@ -42,6 +42,7 @@ __all__ = [
     "ancvi_beta",
     "ancvi_bound",
     "ancvi_default_u0",
+    "ancvi_general_bounds",
     "certificate_eps",
     "end_components",
     "policy_iteration",
@@ -178,21 +179,73 @@ def ancvi_beta(gamma: float, k: int) -> float:
     return float(gamma ** (2 * k) * np.expm1(2 * lg) / np.expm1(2 * (k + 1) * lg))
 
 
+def _ancvi_beta_drop(gamma: float, k: int) -> float:
+    """beta_{k-1} - beta_k = beta_{k-1} beta_k gamma^{-2k} (from 1/beta_k - 1/beta_{k-1} = gamma^{-2k}), for k >= 1,
+    evaluated as beta_{k-1} (1 - gamma^2) / (1 - gamma^{2(k+1)}) (1 / (k + 1) at gamma = 1): no cancellation."""
+    if gamma == 1.0:
+        return ancvi_beta(gamma, k - 1) / (k + 1)
+    lg = np.log(gamma)
+    return float(ancvi_beta(gamma, k - 1) * np.expm1(2 * lg) / np.expm1(2 * (k + 1) * lg))
+
+
+def ancvi_general_bounds(gamma: float, num_iters: int) -> FloatArray:
+    """Proven constants c_0..c_K with ||T U^k - U^k|| <= c_k ||U^0 - U^*|| for anchored VI from ANY U^0; [K+1].
+
+    Spec: BEL-30 (the general-U^0 case, which the text does not state; erratum E-10). Valid for every
+    gamma-contraction T in any norm with fixed point U^* (so for B^* on V and on Q in the sup norm, and at
+    gamma = 1 for a nonexpansive T and any of its fixed points). With d_0 = ||U^0 - U^*|| and the iteration
+    U^k = beta_k U^0 + (1 - beta_k) T U^{k-1} (BEL-29), the triangle inequality and ||T x - T y|| <= gamma ||x - y||
+    give, for k >= 1 (all three are recursions in non-negative terms):
+
+        e_k = ||U^k - U^*||       <= d_k d_0,  d_0 = 1,  d_k = beta_k + (1 - beta_k) gamma d_{k-1}
+        U^k - U^{k-1} = (beta_k - beta_{k-1})(U^0 - T U^{k-2}) + (1 - beta_k)(T U^{k-1} - T U^{k-2})   (k >= 2)
+                                  so ||U^k - U^{k-1}|| <= D_k d_0,  D_1 = (1 - beta_1)(1 + gamma),
+                                  D_k = (beta_{k-1} - beta_k)(1 + gamma d_{k-2}) + (1 - beta_k) gamma D_{k-1}
+        U^k - T U^k = beta_k (U^0 - T U^{k-1}) + (T U^{k-1} - T U^k)
+                                  so c_0 = 1 + gamma,  c_k = beta_k (1 + gamma d_{k-1}) + gamma D_k,
+
+    using ||U^0 - T U^j|| <= ||U^0 - U^*|| + ||T U^j - T U^*|| <= (1 + gamma d_j) d_0. At gamma = 1,
+    d_k = 1 and c_k = 2 (1 + H_k) / (k + 1) with H_k the k-th harmonic number: O(log k / k), not the
+    O(1 / k) of :func:`ancvi_bound` under U^0 <= B^* U^0. The constant (1 + 2 gamma - gamma^{k+1}) in place of
+    (1 + gamma - gamma^{k+1}), which the inventory's E-10 attributes to Lee & Ryu (2023) for general U^0, is
+    exceeded on a reproduced example (6.4 % at gamma = 0.99, k = 6; docs/corrections.md), so it is not offered.
+    The values are rounded up by 16 (k + 1) eps relative (the recursions add and multiply non-negative terms,
+    each step with a few roundings), so that each is an upper bound of the exact constant.
+    """
+    gamma = validate_gamma(gamma)
+    num_iters = validate_int(num_iters, "num_iters")
+    d = np.empty(num_iters + 1)
+    c = np.empty(num_iters + 1)
+    d[0], c[0] = 1.0, 1.0 + gamma
+    drift = 0.0
+    for k in range(1, num_iters + 1):
+        b = ancvi_beta(gamma, k)
+        if k == 1:
+            drift = (1.0 - b) * (1.0 + gamma)
+        else:
+            drift = _ancvi_beta_drop(gamma, k) * (1.0 + gamma * d[k - 2]) + (1.0 - b) * gamma * drift
+        c[k] = b * (1.0 + gamma * d[k - 1]) + gamma * drift
+        d[k] = b + (1.0 - b) * gamma * d[k - 1]
+    eps = float(np.finfo(np.float64).eps)
+    return np.asarray(c * (1.0 + 16.0 * (np.arange(num_iters + 1) + 1.0) * eps), dtype=np.float64)
+
+
 def ancvi_bound(gamma: float, k: int, *, assume_u0_le_bu0: bool = True) -> float:
     """AncVI rate constant: ||B^* U^k - U^k||_inf <= c_k ||U^0 - U^*||_inf (BEL-30).
 
+    Under U^0 <= B^* U^0 (the text's theorem; erratum E-10: the assumption is needed):
     c_k = (gamma^{-1} - gamma)(1 + gamma - gamma^{k+1}) / (gamma^{-(k+1)} - gamma^{k+1})
-        = (1 - gamma^2) gamma^k (1 + gamma - gamma^{k+1}) / (1 - gamma^{2(k+1)})   (stable form)
-    under U^0 <= B^* U^0 (erratum E-10: the assumption is needed); without it the constant
-    (1 + 2 gamma - gamma^{k+1}) attributed to Lee & Ryu (2023) replaces (1 + gamma - gamma^{k+1}).
-    Caution (docs/corrections.md, "Known and not yet fixed"): that general-U^0 constant is exceeded, by 6.4 %
-    at gamma = 0.99 and k = 6, on a one-state MDP with U^0(term) != 0 (confirmed in 50-digit arithmetic); it
-    held in every test with U^0(term) = 0. Do not cite ``assume_u0_le_bu0=False`` as a bound until this is settled.
-    At gamma = 1 the limit is (1 + gamma - gamma^{k+1}) / (k + 1). ``k``: an integer >= 0, as in :func:`ancvi_beta`.
+        = (1 - gamma^2) gamma^k (1 + gamma - gamma^{k+1}) / (1 - gamma^{2(k+1)})   (stable form),
+    at gamma = 1 its limit (1 + gamma - gamma^{k+1}) / (k + 1) = 1 / (k + 1).
+    ``assume_u0_le_bu0=False``: the proven bound for any U^0, :func:`ancvi_general_bounds` (weaker: O(log k / k)
+    at gamma = 1). Until 2026-12-06 this returned the constant with (1 + 2 gamma - gamma^{k+1}), which a
+    reproduced example exceeds (docs/corrections.md). ``k``: an integer >= 0, as in :func:`ancvi_beta`.
     """
     gamma = validate_gamma(gamma)
     k = validate_int(k, "k")
-    lead = (1 + gamma - gamma ** (k + 1)) if assume_u0_le_bu0 else (1 + 2 * gamma - gamma ** (k + 1))
+    if not assume_u0_le_bu0:
+        return float(ancvi_general_bounds(gamma, k)[k])
+    lead = 1 + gamma - gamma ** (k + 1)
     if gamma == 1.0:
         return lead / (k + 1)
     lg = np.log(gamma)

@@ -275,7 +275,7 @@ def test_action_indices_are_integers_in_range_never_truncated_or_wrapped() -> No
 
 @pytest.mark.parametrize("gamma", [0.0, 1.5, -0.5, float("nan")])
 def test_discount_of_returns_targets_and_ancvi_constants_is_checked(gamma: float) -> None:
-    from reference.dp import ancvi_beta, ancvi_bound
+    from reference.dp import ancvi_beta, ancvi_bound, ancvi_general_bounds
     from reference.errors import InvalidDiscountError
     from reference.evaluation import v_targets
     from reference.sampling import discounted_returns, enumerate_trajectories
@@ -286,6 +286,10 @@ def test_discount_of_returns_targets_and_ancvi_constants_is_checked(gamma: float
         ancvi_beta(gamma, 2)
     with pytest.raises(InvalidDiscountError):
         ancvi_bound(gamma, 2)
+    with pytest.raises(InvalidDiscountError):
+        ancvi_bound(gamma, 2, assume_u0_le_bu0=False)
+    with pytest.raises(InvalidDiscountError):
+        ancvi_general_bounds(gamma, 2)
     mdp = random_mdp(np.random.default_rng(1), 2, 2, gamma=0.9)
     tr = enumerate_trajectories(mdp, np.full((3, 2), 0.5), horizon=2)
     with pytest.raises(InvalidDiscountError):
@@ -567,6 +571,8 @@ def _count_calls() -> dict[str, Callable[[Any], Any]]:
         "policy_iteration:max_iters": lambda n: dp.policy_iteration(m, max_iters=n),
         "ancvi_beta:k": lambda n: dp.ancvi_beta(0.9, n),
         "ancvi_bound:k": lambda n: dp.ancvi_bound(0.9, n),
+        "ancvi_bound(general):k": lambda n: dp.ancvi_bound(0.9, n, assume_u0_le_bu0=False),
+        "ancvi_general_bounds:num_iters": lambda n: dp.ancvi_general_bounds(0.9, n),
         "value_iteration_sweeps:num_sweeps": lambda n: solvers.value_iteration_sweeps(m, v0, num_sweeps=n),
         "solve_optimal:max_iters": lambda n: solvers.solve_optimal(m, max_iters=n),
         "sample_trajectories:n": lambda n: sample_trajectories(m, _PI, rng=_RNG(0), n=n, horizon=2),
