@@ -192,7 +192,17 @@ def grpo_advantages(
     n = r.shape[-1]
     if n <= 1:
         return np.zeros_like(r)
-    centred = r - r.mean(axis=-1, keepdims=True)
-    out = centred / (r.std(axis=-1, ddof=1, keepdims=True) + e) if scale_by_std else centred
+    # Each group is scaled by a power of two 2^k >= max|r| first (exact), so that the mean and the squares of
+    # the std cannot overflow (they did beyond |r| ~ 1.3e154): A = (r' - mean r') / (std r' + eps_std 2^-k).
+    _, k = np.frexp(np.max(np.abs(r), axis=-1, keepdims=True))
+    rs = np.ldexp(r, -k)
+    centred = rs - rs.mean(axis=-1, keepdims=True)
+    if scale_by_std:
+        out = centred / (rs.std(axis=-1, ddof=1, keepdims=True) + np.ldexp(e, -k))
+    else:
+        with np.errstate(over="ignore"):
+            out = np.ldexp(centred, k)
+        if not np.all(np.isfinite(out)):
+            raise ReferenceError_("r - mean(r) overflows float64 (rewards near the largest float)")
     flat = np.max(r, axis=-1, keepdims=True) == np.min(r, axis=-1, keepdims=True)
     return np.asarray(np.where(flat, 0.0, out), dtype=np.float64)

@@ -21,6 +21,7 @@ Conventions (once for the module; the scalable PyTorch package mirrors them):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -234,8 +235,17 @@ def policy_kl(
     if reduce == "max":
         return float(np.max(kl[live]))
     if reduce == "mean":
-        return float(state_weights(mdp, pi_old) @ np.where(live, kl, 0.0))
+        # states of weight 0 do not enter the expectation (0 * inf would be NaN where KL is infinite there)
+        w = state_weights(mdp, pi_old)
+        used = live & (w > 0.0)
+        return float(np.sum(w[used] * kl[used]))
     raise ReferenceError_(f"reduce must be 'mean' or 'max', got {reduce!r}")
+
+
+def _check_weights(w: FloatArray) -> None:
+    """State weights of a Fisher matrix (a distribution rho, or any non-negative measure): finite and >= 0."""
+    if not np.all(np.isfinite(w)) or np.any(w < 0.0):
+        raise ReferenceError_(f"weights must be finite and >= 0, got {w.tolist()!r}")
 
 
 def fisher_vector_product(theta: ArrayLike, v: ArrayLike, weights: ArrayLike) -> FloatArray:
@@ -248,6 +258,7 @@ def fisher_vector_product(theta: ArrayLike, v: ArrayLike, weights: ArrayLike) ->
     w = np.asarray(weights, dtype=np.float64)
     if vv.shape != th.shape or w.shape != th.shape[:1]:
         raise ShapeError(f"theta {list(th.shape)}, v {list(vv.shape)}, weights {list(w.shape)} disagree")
+    _check_weights(w)
     pi = softmax(th)
     return np.asarray(w[:, None] * pi * (vv - np.sum(pi * vv, axis=1, keepdims=True)), dtype=np.float64)
 
@@ -263,6 +274,7 @@ def fisher_matrix(theta: ArrayLike, weights: ArrayLike) -> FloatArray:
     w = np.asarray(weights, dtype=np.float64)
     if th.ndim != 2 or w.shape != th.shape[:1]:
         raise ShapeError(f"theta [S+1, A] and weights [S+1] disagree: {list(th.shape)}, {list(w.shape)}")
+    _check_weights(w)
     pi = softmax(th)
     n, na = th.shape
     f = np.zeros((n * na, n * na))
@@ -272,23 +284,47 @@ def fisher_matrix(theta: ArrayLike, weights: ArrayLike) -> FloatArray:
 
 
 def natural_gradient(theta: ArrayLike, grad: ArrayLike, weights: ArrayLike, *, damping: float = 0.0) -> FloatArray:
-    """Direct solve of (F + damping I) x = grad; damping = 0 gives the minimum-norm solution F^+ grad.
+    """(F + damping I)^{-1} grad; damping = 0 gives the minimum-norm least-squares solution F^+ grad.
 
     Spec: TR-09 (natural gradient; for the tabular softmax with weights d^pi and grad = grad J,
     F^+ grad J = A^pi(s, .) - mean_a A^pi(s, .), Kakade 2001). Shapes: [S+1, A] -> [S+1, A].
+
+    damping = 0 is solved block by block in closed form, not by a generic pseudo-inverse (whose cut-off
+    dropped the genuine small eigenvalues of a near-deterministic state, rho(s) pi_min, and returned 0 there).
+    Block s is F_s = w_s (diag(p) - p p^T) with p = pi(.|s). Let N be the actions with p_a > 0. F_s has range
+    {y : y_a = 0 off N, sum_N y = 0} and null space spanned by 1_N and the e_a off N. So, for w_s > 0,
+    x_a = u_a - mean_N(u), with u_a = (y_a - c) / (w_s p_a) and c = mean_N(y) (the projection of y onto the
+    range), solves F_s x = y - c 1_N with x orthogonal to the null space; x is 0 off N and where w_s = 0.
+    Actions whose probability underflows to 0 (logit gaps beyond about 745) get 0.
     """
     th = np.asarray(theta, dtype=np.float64)
     g = np.asarray(grad, dtype=np.float64)
     if g.shape != th.shape:
         raise ShapeError(f"grad must have shape {list(th.shape)}, got {list(g.shape)}")
-    if not damping >= 0.0:
-        raise ReferenceError_(f"damping must be >= 0, got {damping!r}")
-    f = fisher_matrix(th, weights)
+    if not np.all(np.isfinite(g)):
+        raise ReferenceError_("grad must be finite")
+    if not (isinstance(damping, (int, float, np.floating, np.integer)) and np.isfinite(damping)
+            and damping >= 0.0):
+        raise ReferenceError_(f"damping must be a finite number >= 0, got {damping!r}")
     if damping > 0.0:
-        x = np.linalg.solve(f + damping * np.eye(f.shape[0]), g.ravel())
-    else:
-        x = np.linalg.pinv(f, rcond=1e-12, hermitian=True) @ g.ravel()
-    return np.asarray(x.reshape(th.shape), dtype=np.float64)
+        f = fisher_matrix(th, weights)
+        x = np.linalg.solve(f + float(damping) * np.eye(f.shape[0]), g.ravel())
+        return np.asarray(x.reshape(th.shape), dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    if th.ndim != 2 or w.shape != th.shape[:1]:
+        raise ShapeError(f"theta [S+1, A] and weights [S+1] disagree: {list(th.shape)}, {list(w.shape)}")
+    _check_weights(w)
+    pi = softmax(th)
+    out = np.zeros_like(g)
+    for s in range(th.shape[0]):
+        support = pi[s] > 0.0
+        if w[s] == 0.0:
+            continue
+        y = g[s, support]
+        c = math.fsum(y.tolist()) / y.size
+        u = (y - c) / (w[s] * pi[s, support])
+        out[s, support] = u - math.fsum(u.tolist()) / u.size
+    return out
 
 
 def conjugate_gradient(

@@ -139,6 +139,39 @@ def test_TR_51_grpo_equal_rewards_give_exact_zeros(value: float, n: int, scale_b
     assert np.all(got == 0.0)
 
 
+@given(st.integers(0, 2**32 - 1), st.integers(2, 12), st.integers(-300, 307), st.booleans())
+def test_TR_49_grpo_advantages_are_right_at_every_reward_scale(seed: int, n: int, exponent: int,
+                                                              scale_by_std: bool) -> None:
+    """Rewards of size 10^exponent, from 1e-300 to 1e307, against the formula in 60-digit arithmetic (mpmath,
+    ddof = 1). The std's squares overflowed beyond |r| ~ 1.3e154 (advantages 0) and the mean near the largest
+    float (NaN) before the group was scaled by a power of two. Error: a few roundings of O(n) terms of size
+    max|A| (tolerance(max|A|, terms=2 n)); at the smallest scales the subnormal floor of the scaled rewards,
+    2^-1074 relative to max|r| times the scale factor, is far below it."""
+    import mpmath
+
+    rng = np.random.default_rng(seed)
+    r = rng.uniform(-1.0, 1.0, size=n) * 10.0**exponent
+    if r.max() == r.min():
+        return
+    got = grpo_advantages(r, scale_by_std=scale_by_std)
+    with mpmath.workdps(60):
+        rm = [mpmath.mpf(float(v)) for v in r]
+        mean = sum(rm) / n
+        std = mpmath.sqrt(sum((v - mean) ** 2 for v in rm) / (n - 1))
+        want = np.array([float((v - mean) / (std + mpmath.mpf(GRPO_EPS_STD)) if scale_by_std else v - mean)
+                         for v in rm])
+    assert np.all(np.isfinite(got))
+    assert np.max(np.abs(got - want)) <= tolerance(float(np.max(np.abs(want))), terms=2 * n)
+
+
+def test_TR_49_grpo_advantages_of_the_review_at_huge_scales() -> None:
+    """The review's examples: (1e155, 0, -5e154) gave 0 and (1.7e308, 1e308) NaN; the values are the scale-free
+    ones, (1, -0.2, -0.8) / std and +-1/sqrt(2) (eps_std is negligible at these scales)."""
+    a = grpo_advantages([1e155, 0.0, -5e154])
+    np.testing.assert_allclose(a, [1.0910894511799618, -0.2182178902359924, -0.8728715609439694], rtol=1e-15)
+    np.testing.assert_allclose(grpo_advantages([1.7e308, 1.0e308]), [2**-0.5, -(2**-0.5)], rtol=1e-15)
+
+
 def test_TR_51_grpo_single_rollout_and_bad_inputs() -> None:
     np.testing.assert_array_equal(grpo_advantages(np.array([[3.0], [-1.0]])), np.zeros((2, 1)))
     # two distinct rewards: sample std |r1 - r2| / sqrt(2), so A = +-(1/sqrt 2) / (1 + eps_std / std)

@@ -358,6 +358,98 @@ def test_TR_15_TR_12_ppo_clip_and_penalty_reach_an_optimal_policy() -> None:
         assert res.j[-1] <= j_star + _tol(mdp)
 
 
+@settings(max_examples=30)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([12.0, 20.0, 30.0, 40.0]), st.booleans())
+def test_TR_09_natural_gradient_is_the_exact_pseudo_inverse_at_near_deterministic_policies(
+        seed: int, gap: float, consistent: bool) -> None:
+    """F^+ g against a 50-digit oracle, per block: pi_s = softmax(theta_s) and F_s from theta in 50 digits, the
+    float g taken exactly; solve (F_s + 1 1^T) z = g_s and remove z's mean (F_s 1 = 0 and 1 is an eigenvector of
+    F_s + 1 1^T, so this is the minimum-norm least-squares solution). One action per state dominates by ``gap``
+    logits, so the blocks' smallest nonzero eigenvalues are about w_s e^-gap: a generic pseudo-inverse with a
+    relative cut-off (the code before this test) returned 0 or an offset there. g is grad J (consistent: each row
+    sums to 0 up to rounding) or a random vector (least squares). The closed form's only errors are the float
+    softmax (each p_a within (A + 2) eps relative) and about 4 roundings of u_a = (g_a - c) / (w p_a) and of the
+    two means: within (2 A + 4) eps max|x| per block, checked with tolerance(terms=2 A + 4)."""
+    import mpmath
+
+    rng = np.random.default_rng(seed)
+    mdp = random_mdp(rng, 3, 3, gamma=0.9)
+    th = rng.uniform(0.0, 1.0, size=(mdp.n_states_plus, 3))
+    th[np.arange(mdp.n_states_plus), rng.integers(0, 3, mdp.n_states_plus)] += gap
+    pi = softmax(th)
+    w = discounted_occupancy(mdp, pi)
+    w[mdp.term] = 0.0
+    g = grad_j_exact(mdp, th) if consistent else rng.normal(size=th.shape)
+    x = natural_gradient(th, g, w)
+    with mpmath.workdps(50):
+        for s in range(mdp.n_states_plus):
+            if w[s] == 0.0:
+                assert np.all(x[s] == 0.0)
+                continue
+            ex = [mpmath.exp(mpmath.mpf(float(t))) for t in th[s]]
+            p = [e / sum(ex) for e in ex]
+            m = mpmath.matrix(3, 3)
+            for i in range(3):
+                for j in range(3):
+                    m[i, j] = mpmath.mpf(float(w[s])) * ((p[i] if i == j else 0) - p[i] * p[j]) + 1
+            z = mpmath.lu_solve(m, mpmath.matrix([mpmath.mpf(float(v)) for v in g[s]]))
+            zbar = sum(z) / 3
+            want = np.array([float(z[i] - zbar) for i in range(3)])
+            assert np.max(np.abs(x[s] - want)) <= tolerance(float(np.max(np.abs(want))), terms=2 * 3 + 4)
+
+
+def test_TR_09_natural_gradient_example_states_of_the_review() -> None:
+    """The two examples of the 2026-12-06 review: a near-deterministic state (pi ~ 9e-14) whose natural
+    gradient came back as 0, and a one-state MDP at a logit gap of 12 (off by 0.5 per entry); the correct
+    value is A - mean_a A = (-0.5, 0.5) in both (rewards 0 and 1, each action ends the episode)."""
+    from reference.mdp import from_outcomes
+
+    m2 = from_outcomes(2, 2, [0, 1, 2, 3, 4], [2, 2, 2, 2], [0.0, 1.0, 0.0, 1.0], [1, 1, 1, 1],
+                       np.array([0.5, 0.5]), gamma=0.9)
+    th = np.array([[0.0, 0.0], [0.0, -30.0], [0.0, 0.0]])
+    x = natural_gradient(th, grad_j_exact(m2, th), state_weights(m2, softmax(th)))
+    np.testing.assert_allclose(x[:2], [[-0.5, 0.5], [-0.5, 0.5]], rtol=0, atol=1e-12)
+    m1 = from_outcomes(1, 2, [0, 1, 2], [1, 1], [0.0, 1.0], [1, 1], np.array([1.0]), gamma=0.9)
+    th1 = np.array([[0.0, -12.0], [0.0, 0.0]])
+    x1 = natural_gradient(th1, grad_j_exact(m1, th1), state_weights(m1, softmax(th1)))
+    np.testing.assert_allclose(x1[0], [-0.5, 0.5], rtol=0, atol=1e-9)
+
+
+def test_TR_10_mean_kl_ignores_states_of_weight_zero_even_where_kl_is_infinite() -> None:
+    """A state that rho^{pi_old} never visits, where KL(old || new) = inf: it does not enter the expectation
+    (0 * inf was NaN). Oracle: the one visited state, 0.5 log(0.5 / 0.6) + 0.5 log(0.5 / 0.4)."""
+    from reference.mdp import from_outcomes
+
+    m = from_outcomes(2, 2, [0, 1, 2, 3, 4], [2, 2, 2, 2], [1.0, 0.0, 0.5, -0.5], [1, 1, 1, 1],
+                      np.array([1.0, 0.0]), gamma=0.9)
+    got = policy_kl(m, np.full((3, 2), 0.5), np.array([[0.6, 0.4], [1.0, 0.0], [0.5, 0.5]]))
+    want = 0.5 * np.log(0.5 / 0.6) + 0.5 * np.log(0.5 / 0.4)
+    assert abs(got - want) <= tolerance(abs(want), terms=4)
+    assert policy_kl(m, np.full((3, 2), 0.5), np.array([[0.6, 0.4], [1.0, 0.0], [0.5, 0.5]]),
+                     reduce="max") == np.inf
+
+
+@pytest.mark.parametrize("bad", ["damping_inf", "damping_nan", "weights_negative", "weights_nan", "grad_nan"])
+def test_TR_09_natural_gradient_and_fisher_refuse_bad_numbers(bad: str) -> None:
+    th = np.zeros((3, 2))
+    w = np.ones(3)
+    g = np.array([[0.1, -0.1], [0.0, 0.0], [0.0, 0.0]])
+    with pytest.raises(ReferenceError_):
+        if bad == "damping_inf":
+            natural_gradient(th, g, w, damping=float("inf"))
+        elif bad == "damping_nan":
+            natural_gradient(th, g, w, damping=float("nan"))
+        elif bad == "weights_negative":
+            natural_gradient(th, g, np.array([1.0, -1.0, 0.0]))
+        elif bad == "weights_nan":
+            fisher_vector_product(th, g, np.array([1.0, np.nan, 0.0]))
+        else:
+            natural_gradient(th, np.array([[np.nan, 0.0], [0.0, 0.0], [0.0, 0.0]]), w)
+    if bad == "weights_negative":
+        with pytest.raises(ReferenceError_):
+            fisher_matrix(th, np.array([1.0, -1.0, 0.0]))
+
+
 def test_TR_09_bad_inputs_raise() -> None:
     mdp = random_mdp(np.random.default_rng(0), 2, 2, gamma=0.9)
     th = np.zeros((3, 2))
