@@ -147,7 +147,7 @@ def test_TR_49_grpo_advantages_are_right_at_every_reward_scale(seed: int, n: int
     float (NaN) before the group was scaled by a power of two. Error: a few roundings of O(n) terms of size
     max|A| (tolerance(max|A|, terms=2 n)); at the smallest scales the subnormal floor of the scaled rewards,
     2^-1074 relative to max|r| times the scale factor, is far below it."""
-    import mpmath
+    import mpmath  # type: ignore[import-untyped]
 
     rng = np.random.default_rng(seed)
     r = rng.uniform(-1.0, 1.0, size=n) * 10.0**exponent

@@ -370,7 +370,7 @@ def test_TR_09_natural_gradient_is_the_exact_pseudo_inverse_at_near_deterministi
     sums to 0 up to rounding) or a random vector (least squares). The closed form's only errors are the float
     softmax (each p_a within (A + 2) eps relative) and about 4 roundings of u_a = (g_a - c) / (w p_a) and of the
     two means: within (2 A + 4) eps max|x| per block, checked with tolerance(terms=2 A + 4)."""
-    import mpmath
+    import mpmath  # type: ignore[import-untyped]
 
     rng = np.random.default_rng(seed)
     mdp = random_mdp(rng, 3, 3, gamma=0.9)
