@@ -47,8 +47,17 @@ def grpo_advantages(rewards: Tensor, *, eps_std: float = GRPO_EPS_STD, scale_by_
         raise ValueError("rewards must be finite")
     if r.shape[-1] <= 1:
         return torch.zeros_like(r)
-    centred = r - r.mean(dim=-1, keepdim=True)
-    out = centred / (r.std(dim=-1, correction=1, keepdim=True) + e) if scale_by_std else centred
+    # scaled per group by a power of two 2^k >= max|r| (exact), as the reference does, so that the std's squares
+    # cannot overflow (float64 beyond |r| ~ 1.3e154, float32 beyond ~ 1.8e19): A = (r' - mean) / (std r' + e 2^-k)
+    _, k = torch.frexp(r.abs().amax(dim=-1, keepdim=True))
+    rs = torch.ldexp(r, -k)
+    centred = rs - rs.mean(dim=-1, keepdim=True)
+    if scale_by_std:
+        out = centred / (rs.std(dim=-1, correction=1, keepdim=True) + torch.ldexp(torch.full_like(rs[..., :1], e), -k))
+    else:
+        out = torch.ldexp(centred, k)
+        if not bool(torch.isfinite(out).all()):
+            raise ValueError(f"r - mean(r) overflows {r.dtype} (rewards near the largest float)")
     flat = r.amax(dim=-1, keepdim=True) == r.amin(dim=-1, keepdim=True)
     return torch.where(flat, torch.zeros_like(out), out)
 

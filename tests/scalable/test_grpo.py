@@ -45,6 +45,25 @@ def test_TR_49_TR_51_group_advantages_twin(seed: int, g: int, n: int, binary: bo
     assert np.all(N(got)[flat] == 0.0)  # exact zeros for equal-reward groups (TR-51)
 
 
+@given(st.integers(0, 2**32 - 1), st.integers(2, 6), st.integers(-300, 307), st.booleans())
+def test_TR_49_group_advantages_twin_at_every_reward_scale(seed: int, n: int, exponent: int, scale: bool) -> None:
+    """Both scale each group by a power of two, so they agree from 1e-300 to 1e307 (before, the std's squares
+    overflowed beyond 1e154 and the twin returned 0 where it should not); in float32 at 1e30 the twin equals the
+    float64 reference to float32 rounding."""
+    rng = np.random.default_rng(seed)
+    r = rng.uniform(-1, 1, (2, n)) * 10.0**exponent
+    want = ref_sur.grpo_advantages(r, scale_by_std=scale)
+    got = N(grpo.grpo_advantages(T(r), scale_by_std=scale))
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, want, rtol=0, atol=tolerance(float(np.abs(want).max()), terms=2 * n))
+    if scale:
+        r32 = (rng.uniform(-1, 1, (2, n)) * 1e30).astype(np.float32)
+        want32 = ref_sur.grpo_advantages(r32.astype(np.float64))
+        got32 = N(grpo.grpo_advantages(torch.from_numpy(r32)))
+        # float32: eps32 per rounding, O(n) roundings of terms of size max|A|
+        assert np.max(np.abs(got32 - want32)) <= 8 * 2 * n * float(np.finfo(np.float32).eps) * np.abs(want32).max()
+
+
 @given(st.integers(0, 2**32 - 1), st.sampled_from([1, 5, 33]))
 def test_k3_twin_nonnegative(seed: int, n: int) -> None:
     rng = np.random.default_rng(seed)
