@@ -24,9 +24,10 @@ from typing import Literal, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from reference.errors import InvalidGameError, InvalidPolicyError, ShapeError
-from reference.mdp import validate_indices, validate_int
+from reference.errors import InvalidGameError, InvalidPolicyError, ReferenceError_, ShapeError
+from reference.mdp import _real, validate_indices, validate_int
 from reference.search import GameGraph, IndexedGame, mcts, visit_distribution
+from reference.tolerance import EPS
 
 __all__ = [
     "ExpertIterationResult",
@@ -67,10 +68,16 @@ S = TypeVar("S", bound=Hashable)
 def masked_softmax(graph: GameGraph[S], logits: FloatArray) -> FloatArray:
     """Tabular softmax policy ``pi_theta(a | s) ∝ exp(theta[s, a])`` over the legal actions.
 
-    Spec: GAME-21. ``logits``: ``[n, A]`` -> ``[n, A]``; terminal rows are all zero.
+    Spec: GAME-21. ``logits``: ``[n, A]`` -> ``[n, A]``; terminal rows are all zero. A non-finite logit on a
+    legal action raises ``InvalidPolicyError`` (NaN would poison its row, +inf give inf / inf = NaN, -inf at
+    every legal action an all-zero row at a non-terminal state); entries on illegal actions are not read.
     """
     if logits.shape != graph.legal.shape:
         raise ShapeError(f"logits must have shape {graph.legal.shape}, got {logits.shape}")
+    bad = np.argwhere(graph.legal & ~np.isfinite(logits))
+    if bad.size:
+        i, a = (int(v) for v in bad[0])
+        raise InvalidPolicyError(f"logits[{i}, {a}] = {logits[i, a]} is not finite (a legal action's logit)")
     z = np.where(graph.legal, logits, -np.inf)
     m = np.max(z, axis=1, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
@@ -99,13 +106,63 @@ def _check_probs(graph: GameGraph[S], probs: FloatArray, name: str) -> None:
         raise InvalidPolicyError(f"{name} row {int(rows[0])} sums to {sums[rows[0]]}, not 1")
 
 
+def _check_rate(value: object, name: str) -> float:
+    """A step size (learning rate): a finite real number > 0 (NaN or inf would fill the tables with NaN)."""
+    x = _real(value, name)
+    if not (math.isfinite(x) and x > 0.0):
+        raise ReferenceError_(f"{name} must be a finite number > 0 (a step size), got {value!r}")
+    return x
+
+
+def _check_states(graph: GameGraph[S], states: IntArray, name: str = "states") -> IntArray:
+    """Dataset states ``[D]``: integer indices of non-terminal positions (a float 0.9 is refused, never
+    truncated; -1 is refused, never wrapped to the last state; a terminal state has no action to imitate)."""
+    if np.ndim(states) != 1:
+        raise ShapeError(f"{name} must be a vector of state indices [D], got shape {np.shape(states)}")
+    st = validate_indices(states, graph.num_states, name=name, what="state", error=ShapeError)
+    term = np.flatnonzero(graph.terminal[st])
+    if term.size:
+        k = int(term[0])
+        raise InvalidPolicyError(f"{name}[{k}] = {int(st[k])} is a terminal state: it has no legal action")
+    return st
+
+
+def _check_targets(graph: GameGraph[S], states: IntArray, targets: FloatArray) -> FloatArray:
+    """Targets ``[D, A]`` for validated ``states [D]``: each row a distribution over the legal actions of its
+    state (finite, >= 0, zero on illegal actions, summing to 1). Raises ``InvalidPolicyError`` naming the row."""
+    t = np.asarray(targets, dtype=np.float64)
+    A = graph.num_actions
+    if t.shape != (len(states), A):
+        raise ShapeError(f"targets must have shape ({len(states)}, {A}), got {t.shape}")
+    bad = np.argwhere(~np.isfinite(t) | (t < 0) | (~graph.legal[states] & (t != 0)))
+    if bad.size:
+        k, a = (int(v) for v in bad[0])
+        raise InvalidPolicyError(f"targets[{k}, {a}] = {t[k, a]} (state {int(states[k])}): not finite, negative "
+                                 f"or on an illegal action")
+    # A row built as w / sum(w) is off 1 by at most (A - 1) u (the normaliser's sum) + u per quotient, and this
+    # check's own sum adds (A - 1) u: < 3 A u = 1.5 A eps. 4 A eps (4 ulps of 1 per entry) leaves a margin of
+    # 2.7; a row off by more (a half or a doubled one-hot is off by 0.5 or 1) is not a distribution.
+    sums = t.sum(axis=1)
+    off = np.flatnonzero(np.abs(sums - 1.0) > 4.0 * A * EPS)
+    if off.size:
+        k = int(off[0])
+        raise InvalidPolicyError(f"targets[{k}] (state {int(states[k])}) sums to {float(sums[k])!r}, not 1: a "
+                                 f"target row must be a distribution over the legal actions")
+    return t
+
+
 def cross_entropy(graph: GameGraph[S], logits: FloatArray, states: IntArray, targets: FloatArray) -> float:
     """Mean cross-entropy ``(1/|D|) sum_{(s, t) in D} -sum_a t_a log pi_theta(a | s)``.
 
     L(theta) = sum_{(s,a) in D} l_CE(pi_theta(.|s), a)   (L2261; the mean, open choice 8)
 
-    Spec: GAME-21, GAME-39. ``states [D]``, ``targets [D, A]`` (one-hot rows for single actions).
+    Spec: GAME-21, GAME-39. ``states [D]``, ``targets [D, A]`` (one-hot rows for single actions). States are
+    integer indices of non-terminal positions (-1 is refused, never wrapped; a float 0.9 is refused, never
+    truncated): ``ShapeError``, or ``InvalidPolicyError`` for a terminal state. Each target row must be a
+    distribution over its state's legal actions (``InvalidPolicyError``).
     """
+    states = _check_states(graph, states)
+    targets = _check_targets(graph, states, targets)
     probs = masked_softmax(graph, logits)
     p = probs[states]
     with np.errstate(divide="ignore"):
@@ -123,10 +180,15 @@ def expert_dataset(graph: GameGraph[S], expert: FloatArray, rng: np.random.Gener
     """``D = {(s, a)}`` from expert self-play games (expert moves only are recorded).
 
     With ``explore > 0`` a move is uniformly random (and not recorded) with that probability, widening the
-    states seen. Spec: GAME-21. Returns ``(states [D], actions [D])``.
+    states seen; ``explore`` is a probability in [0, 1] (``ReferenceError_`` otherwise, NaN included).
+    Spec: GAME-21. Returns ``(states [D], actions [D])``.
     """
     _check_probs(graph, expert, "expert")
     num_games = validate_int(num_games, "num_games")
+    ex = _real(explore, "explore")
+    if not 0.0 <= ex <= 1.0:
+        raise ReferenceError_(f"explore must be a probability in [0, 1] (of a random, unrecorded move), "
+                              f"got {explore!r}")
     ss: list[int] = []
     aa: list[int] = []
     for _ in range(num_games):
@@ -151,9 +213,11 @@ def behaviour_cloning(graph: GameGraph[S], states: IntArray, targets: FloatArray
 
     Spec: GAME-21 (step 1; imitation of the expert), GAME-39 (imitation of MCTS targets). ``targets [D, A]``
     (one-hot rows for the text's single actions; visit distributions for E-96). Returns logits ``[n, A]``.
+    ``states`` and ``targets`` as in :func:`cross_entropy`; ``lr`` a finite number > 0 (``ReferenceError_``).
     """
-    if targets.shape != (len(states), graph.num_actions):
-        raise ShapeError(f"targets must have shape ({len(states)}, {graph.num_actions}), got {targets.shape}")
+    states = _check_states(graph, states)
+    targets = _check_targets(graph, states, targets)
+    lr = _check_rate(lr, "lr")
     num_steps = validate_int(num_steps, "num_steps")
     n, A = graph.legal.shape
     counts = np.bincount(states, minlength=n).astype(np.float64)
@@ -378,8 +442,19 @@ def fit_fast_policy(graph: GameGraph[S], states: IntArray, actions: IntArray, *,
                     num_steps: int) -> FloatArray:
     """Step 4: fit ``psi`` by gradient descent on the mean cross-entropy of ``D = {(s, a)}``.
 
-    Spec: GAME-27. Returns ``psi [A]``.
+    Spec: GAME-27. Returns ``psi [A]``. ``states [D]`` as in :func:`cross_entropy`; ``actions [D]`` integer
+    indices legal at their states (``InvalidPolicyError``: -1 is refused, never wrapped to the last action; an
+    illegal action's logit would grow without bound); ``lr`` a finite number > 0.
     """
+    states = _check_states(graph, states)
+    if np.shape(actions) != states.shape:
+        raise ShapeError(f"actions must have shape {states.shape} (one per state), got {np.shape(actions)}")
+    actions = validate_indices(actions, graph.num_actions, name="actions", what="action", error=InvalidPolicyError)
+    illegal = np.flatnonzero(~graph.legal[states, actions])
+    if illegal.size:
+        k = int(illegal[0])
+        raise InvalidPolicyError(f"actions[{k}] = {int(actions[k])} is illegal in state {int(states[k])}")
+    lr = _check_rate(lr, "lr")
     num_steps = validate_int(num_steps, "num_steps")
     psi = np.zeros(graph.num_actions)
     onehot = np.zeros((len(states), graph.num_actions))
@@ -402,17 +477,32 @@ def guaranteed_value(graph: GameGraph[S], actions: IntArray, agent: int) -> Floa
     G(s) = r(s, a(s)) +- G(f(s, a(s))) at agent states; G(s) = min_a [...] at opponent states (agent's view)
 
     Spec: GAME-29, GAME-40 (perfect play = ``G(s) = V*(s)`` at every agent state). ``actions [n]``
-    -> ``[n]`` (values for ``agent``; at terminal states 0).
+    -> ``[n]`` (values for ``agent``; at terminal states 0). ``agent`` is a player, 0 or 1 (``InvalidGameError``).
+    ``actions[s]`` must be an integer action legal at every non-terminal ``s`` (``InvalidPolicyError``: -1 is
+    refused, never wrapped to the last action; 0.9 is refused, never truncated); at terminal states it is not
+    read (:func:`greedy_actions` puts -1 there).
     """
     n = graph.num_states
+    if np.ndim(agent) != 0:
+        raise InvalidGameError(f"agent must be a single player, 0 or 1, got shape {np.shape(agent)}")
+    agent = int(validate_indices(agent, 2, name="agent", what="player", error=InvalidGameError))
+    if np.shape(actions) != (n,):
+        raise ShapeError(f"actions must have shape ({n},) (one per state), got {np.shape(actions)}")
+    nt = np.flatnonzero(~graph.terminal)
+    act_nt = validate_indices(np.asarray(actions)[nt], graph.num_actions, name="actions", what="action",
+                              error=InvalidPolicyError, where=lambda k: f"actions[{int(nt[k])}]")
+    illegal = np.flatnonzero(~graph.legal[nt, act_nt])
+    if illegal.size:
+        k = int(illegal[0])
+        raise InvalidPolicyError(f"actions[{int(nt[k])}] = {int(act_nt[k])} is illegal in state {int(nt[k])}")
+    actions = np.zeros(n, dtype=np.int64)
+    actions[nt] = act_nt
     G = np.zeros(n)  # value for `agent` from s onward (rewards still to come)
     for i in range(n - 1, -1, -1):
         if graph.terminal[i]:
             continue
         me = int(graph.player[i]) == agent
         acts = np.array([actions[i]]) if me else np.flatnonzero(graph.legal[i])
-        if me and not graph.legal[i, actions[i]]:
-            raise InvalidPolicyError(f"action {int(actions[i])} is illegal in state {i}")
         kids = graph.child[i, acts]
         rew = graph.reward[i, acts] * (1.0 if me else -1.0)  # reward in the agent's view
         vals = rew + np.where(graph.terminal[kids], 0.0, G[kids])
@@ -471,13 +561,23 @@ def expert_iteration(graph: GameGraph[S], rng: np.random.Generator, *, num_itera
 
     The counts are integers (:func:`reference.mdp.validate_int`): ``num_iterations``, ``policy_steps``,
     ``temperature_moves`` >= 0, ``num_simulations`` >= 1 (the targets are root visits), ``games_per_iteration``
-    >= 1 (>= 0 with ``sweep``, which does not use it).
+    >= 1 (>= 0 with ``sweep``, which does not use it). ``lr_policy`` and ``lr_value`` (unless None) are finite
+    numbers > 0 (``ReferenceError_``). ``symmetries`` with ``sweep=False`` raises ``ReferenceError_`` (they would
+    be ignored); with ``sweep=True`` each must be a pair of permutations and, with the identity (implied; it may
+    be listed), they must be closed under composition, i.e. a group (``InvalidGameError``).
     """
     num_iterations = validate_int(num_iterations, "num_iterations")
     games_per_iteration = validate_int(games_per_iteration, "games_per_iteration", minimum=0 if sweep else 1)
     num_simulations = validate_int(num_simulations, "num_simulations", minimum=1)
     policy_steps = validate_int(policy_steps, "policy_steps")
     temperature_moves = validate_int(temperature_moves, "temperature_moves")
+    lr_policy = _check_rate(lr_policy, "lr_policy")
+    lr_value = None if lr_value is None else _check_rate(lr_value, "lr_value")
+    if not sweep and len(symmetries) > 0:
+        raise ReferenceError_(f"symmetries ({len(symmetries)} given) are used only with sweep=True (symmetry "
+                              f"augmentation of the sweep's targets); with sweep=False they would be ignored")
+    if sweep:
+        _check_symmetry_group(graph, symmetries)
     n, A = graph.legal.shape
     game = IndexedGame(graph)
     logits = np.zeros((n, A))
@@ -540,6 +640,35 @@ def expert_iteration(graph: GameGraph[S], rng: np.random.Generator, *, num_itera
             counts[s] += 1
             V[s] -= (V[s] - z) * (1.0 / counts[s] if lr_value is None else lr_value)
     return ExpertIterationResult(logits=logits, V=V, counts=counts)
+
+
+def _check_symmetry_group(graph: GameGraph[S], symmetries: Sequence[tuple[IntArray, IntArray]]) -> None:
+    """Raise ``InvalidGameError`` unless each entry is a pair (state permutation [n], action permutation [A])
+    and the pairs, with the identity, are closed under composition (a finite set of permutations closed under
+    composition is a group: the orbit representatives and the maps between them of :func:`_sweep_iteration`
+    exist). A lone 90-degree rotation is not closed (its square is missing)."""
+    n, A = graph.legal.shape
+    elems: list[tuple[IntArray, IntArray]] = [(np.arange(n, dtype=np.int64), np.arange(A, dtype=np.int64))]
+    for k, pair in enumerate(symmetries):
+        if len(pair) != 2:
+            raise InvalidGameError(f"symmetries[{k}] must be a pair (state permutation, action permutation)")
+        perms: list[IntArray] = []
+        for part, size, what in ((0, n, "state"), (1, A, "action")):
+            x = pair[part]
+            if np.shape(x) != (size,):
+                raise InvalidGameError(f"symmetries[{k}][{part}] must have shape ({size},), got {np.shape(x)}")
+            p = validate_indices(x, size, name=f"symmetries[{k}][{part}]", what=what, error=InvalidGameError)
+            if np.unique(p).size != size:
+                raise InvalidGameError(f"symmetries[{k}][{part}] is not a permutation of the {size} {what}s")
+            perms.append(p)
+        elems.append((perms[0], perms[1]))
+    keys = {(sig.tobytes(), act.tobytes()) for sig, act in elems}
+    for i, (sg, ag) in enumerate(elems):
+        for j, (sh, ah) in enumerate(elems):
+            if (sg[sh].tobytes(), ag[ah].tobytes()) not in keys:  # g after h: i -> g[h[i]]
+                names = ["the identity" if m == 0 else f"symmetries[{m - 1}]" for m in (i, j)]
+                raise InvalidGameError(f"symmetries are not a group: {names[0]} after {names[1]} is not in the set "
+                                       f"(list every composition, e.g. all 8 of board_symmetries)")
 
 
 def _sweep_iteration(graph: GameGraph[S], game: IndexedGame, logits: FloatArray, V: FloatArray, counts: IntArray,
@@ -660,7 +789,8 @@ def elo_difference(score: float) -> float:
 def elo_per_doubling(budgets: FloatArray, elos: FloatArray) -> float:
     """Least-squares slope of Elo against ``log2(budget)``: Elo gained per doubling of compute.
 
-    Spec: GAME-44 (text: +120 Elo per 2x test-time search). ``budgets [K] > 0``, ``elos [K]``.
+    Spec: GAME-44 (text: +120 Elo per 2x test-time search). ``budgets [K] > 0``, ``elos [K]`` finite
+    (``ReferenceError_``: a NaN or inf Elo would make the slope NaN).
     """
     b = np.asarray(budgets, dtype=np.float64)
     if not np.all(np.isfinite(b) & (b > 0)):
@@ -669,6 +799,9 @@ def elo_per_doubling(budgets: FloatArray, elos: FloatArray) -> float:
     y = np.asarray(elos, dtype=np.float64)
     if x.shape != y.shape or x.shape[0] < 2:
         raise ShapeError(f"need two equal-length arrays of length >= 2, got {x.shape}, {y.shape}")
+    bad = np.flatnonzero(~np.isfinite(y))
+    if bad.size:
+        raise ReferenceError_(f"elos[{int(bad[0])}] = {y[bad[0]]} is not finite")
     slope = float(np.polyfit(x, y, 1)[0])
     return slope
 
@@ -676,16 +809,29 @@ def elo_per_doubling(budgets: FloatArray, elos: FloatArray) -> float:
 def compute_multiplier_for_elo(elo_gain: float, *, elo_per_2x: float = 120.0) -> float:
     """Compute multiplier needed for an Elo gain at a constant gain per doubling: ``2^(gain / per_2x)``.
 
-    Spec: GAME-43, GAME-44 (E-100: 3000 -> 5200 Elo needs 2^(2200/120) ~ 3.3e5, not ~1e5).
+    Spec: GAME-43, GAME-44 (E-100: 3000 -> 5200 Elo needs 2^(2200/120) ~ 3.3e5, not ~1e5). ``elo_gain``
+    finite, ``elo_per_2x`` finite and > 0 (``ReferenceError_``).
     """
+    elo_gain = _real(elo_gain, "elo_gain")
+    if not math.isfinite(elo_gain):
+        raise ReferenceError_(f"elo_gain must be finite, got {elo_gain!r}")
+    elo_per_2x = _check_elo_per_2x(elo_per_2x)
     return float(2.0 ** (elo_gain / elo_per_2x))
+
+
+def _check_elo_per_2x(value: object) -> float:
+    per = _real(value, "elo_per_2x")
+    if not (math.isfinite(per) and per > 0.0):
+        raise ReferenceError_(f"elo_per_2x must be a finite number > 0 (Elo gained per doubling), got {value!r}")
+    return per
 
 
 def elo_gain_for_multiplier(multiplier: float, *, elo_per_2x: float = 120.0) -> float:
     """Elo bought by a compute multiplier: ``elo_per_2x * log2(multiplier)`` (1e5x buys ~1993 Elo, E-100).
 
-    Spec: GAME-43, GAME-44.
+    Spec: GAME-43, GAME-44. ``multiplier`` finite and > 0, ``elo_per_2x`` finite and > 0.
     """
-    if not multiplier > 0.0:
-        raise ValueError(f"multiplier must be positive, got {multiplier}")
+    if not (multiplier > 0.0 and math.isfinite(multiplier)):
+        raise ValueError(f"multiplier must be positive and finite, got {multiplier}")
+    elo_per_2x = _check_elo_per_2x(elo_per_2x)
     return elo_per_2x * math.log2(multiplier)

@@ -24,8 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import linprog, root
 
-from reference.errors import InvalidGameError, InvalidPolicyError, NotConvergedError, ShapeError
-from reference.mdp import validate_int
+from reference.errors import InvalidGameError, InvalidPolicyError, NotConvergedError, ReferenceError_, ShapeError
+from reference.mdp import _real, validate_int
 
 __all__ = [
     "NASH_GAP_RTOL",
@@ -123,11 +123,13 @@ def mu(theta: FloatArray) -> FloatArray:
 
     p_theta = (e^{theta_1}, ..., e^{theta_n}) / sum_i e^{theta_i}   (L2137-L2139)
 
-    Spec: GAME-04. ``theta``: ``[n]`` -> ``[n]``. Computed with the max subtracted (shift invariance).
+    Spec: GAME-04. ``theta``: ``[n]`` -> ``[n]``. Computed with the max subtracted (shift invariance). A
+    non-finite entry raises ``InvalidGameError`` (inf - inf is NaN: ``mu([inf, 0])`` was ``[nan, nan]``).
     """
     theta = np.asarray(theta, dtype=np.float64)
     if theta.ndim != 1 or theta.shape[0] == 0:
         raise ShapeError(f"theta must be a non-empty vector, got shape {theta.shape}")
+    theta = _check_vector(theta, theta.shape[0], "theta")
     z = np.exp(theta - np.max(theta))
     out: FloatArray = z / z.sum()
     return out
@@ -210,8 +212,11 @@ def bilinear_gradient(M: FloatArray) -> GradientField:
     Spec: GAME-08, GAME-11 (the monotone case of E-72 / E-74). ``M``: ``[n1, n2]``.
     """
     M = _readonly(_check_matrix(M))
+    m, n = M.shape
 
     def field(x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+        if np.shape(x) != (m,) or np.shape(y) != (n,):
+            raise ShapeError(f"x, y shapes {np.shape(x)}, {np.shape(y)} do not match M {M.shape}")
         gx: FloatArray = M @ y
         gy: FloatArray = M.T @ x
         return gx, gy
@@ -243,13 +248,20 @@ class QuadraticGame:
         object.__setattr__(self, "x_star", _readonly(_check_vector(self.x_star, B.shape[0], "x_star")))
         object.__setattr__(self, "y_star", _readonly(_check_vector(self.y_star, B.shape[1], "y_star")))
 
+    def _check_xy(self, x: FloatArray, y: FloatArray) -> None:
+        if np.shape(x) != self.x_star.shape or np.shape(y) != self.y_star.shape:
+            raise ShapeError(f"x, y shapes {np.shape(x)}, {np.shape(y)} do not match the game's "
+                             f"{self.x_star.shape}, {self.y_star.shape}")
+
     def payoff(self, x: FloatArray, y: FloatArray) -> float:
         """``R(x, y)``. Shapes ``[n1]``, ``[n2]`` -> scalar."""
+        self._check_xy(x, y)
         dx, dy = np.asarray(x) - self.x_star, np.asarray(y) - self.y_star
         return float(-0.5 * self.a * dx @ dx + dx @ self.B @ dy + 0.5 * self.c * dy @ dy)
 
     def gradient(self, x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
         """``(grad_x R, grad_y R) = (-a dx + B dy, B^T dx + c dy)``."""
+        self._check_xy(x, y)
         dx, dy = np.asarray(x) - self.x_star, np.asarray(y) - self.y_star
         gx: FloatArray = -self.a * dx + self.B @ dy
         gy: FloatArray = self.B.T @ dx + self.c * dy
@@ -289,8 +301,12 @@ def is_nash_equilibrium(M: FloatArray, p: FloatArray, q: FloatArray, *, atol: fl
 
     R(theta^(1), theta_*^(2)) <= R(theta_*) <= R(theta_*^(1), theta^(2))  for all deviations (E-71: weak)
 
-    Spec: GAME-03. Shapes as in :func:`exploitability`.
+    Spec: GAME-03. Shapes as in :func:`exploitability`. ``atol`` is a finite number >= 0 (``ReferenceError_``:
+    NaN or a negative one answered False for every profile, the exact equilibrium included).
     """
+    tol = _real(atol, "atol")
+    if not (np.isfinite(tol) and tol >= 0.0):
+        raise ReferenceError_(f"atol must be a finite number >= 0 (a tolerance on the Nash gap), got {atol!r}")
     return exploitability(M, p, q) <= atol
 
 
@@ -398,10 +414,41 @@ class MinimaxTrajectory:
     theta2: FloatArray
 
 
-def _check_step(alpha: float, num_steps: int) -> None:
+def _check_alpha(alpha: float) -> None:
     if not (np.isfinite(alpha) and alpha > 0.0):
         raise ValueError(f"alpha must be a positive finite step size, got {alpha}")
+
+
+def _check_step(alpha: float, num_steps: int) -> None:
+    _check_alpha(alpha)
     validate_int(num_steps, "num_steps")
+
+
+def _check_thetas(theta1: FloatArray, theta2: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Copies of the starting points as float vectors with finite entries (``ShapeError`` /
+    ``InvalidGameError``): a NaN start gave a NaN trajectory."""
+    x = np.array(theta1, dtype=np.float64)
+    y = np.array(theta2, dtype=np.float64)
+    if x.ndim != 1 or y.ndim != 1:
+        raise ShapeError(f"theta1 and theta2 must be vectors, got shapes {x.shape}, {y.shape}")
+    return _check_vector(x, x.shape[0], "theta1"), _check_vector(y, y.shape[0], "theta2")
+
+
+def _shape_checked(grad: GradientField, theta1: FloatArray, theta2: FloatArray) -> GradientField:
+    """``grad`` with its output checked to have the shapes of ``theta1`` and ``theta2`` (``ShapeError``: a
+    wrongly shaped gradient would be broadcast into the iterate silently). The built-in fields
+    (:func:`softmax_game_gradient`, :func:`bilinear_gradient`, :meth:`QuadraticGame.gradient`) check their
+    inputs' shapes themselves."""
+    s1, s2 = np.shape(theta1), np.shape(theta2)
+
+    def checked(x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+        gx, gy = grad(x, y)
+        if np.shape(gx) != s1 or np.shape(gy) != s2:
+            raise ShapeError(f"the gradient field returned shapes {np.shape(gx)}, {np.shape(gy)} for theta "
+                             f"shapes {s1}, {s2}")
+        return gx, gy
+
+    return checked
 
 
 def _lam_at(lam: float | Callable[[int], float], k: int) -> float:
@@ -413,10 +460,7 @@ def _lam_at(lam: float | Callable[[int], float], k: int) -> float:
 
 def _run(step: Callable[[int, FloatArray, FloatArray], tuple[FloatArray, FloatArray]], theta1: FloatArray,
          theta2: FloatArray, num_steps: int) -> MinimaxTrajectory:
-    x = np.array(theta1, dtype=np.float64)
-    y = np.array(theta2, dtype=np.float64)
-    if x.ndim != 1 or y.ndim != 1:
-        raise ShapeError(f"theta1 and theta2 must be vectors, got shapes {x.shape}, {y.shape}")
+    x, y = _check_thetas(theta1, theta2)
     X = np.empty((num_steps + 1, x.shape[0]))
     Y = np.empty((num_steps + 1, y.shape[0]))
     X[0], Y[0] = x, y
@@ -437,6 +481,8 @@ def simgad(grad: GradientField, theta1: FloatArray, theta2: FloatArray, *, alpha
     ``theta1``: ``[n1]``, ``theta2``: ``[n2]`` -> trajectory ``[K+1, n1]``, ``[K+1, n2]``.
     """
     _check_step(alpha, num_steps)
+    theta1, theta2 = _check_thetas(theta1, theta2)
+    grad = _shape_checked(grad, theta1, theta2)
 
     def step(k: int, x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
         gx, gy = grad(x, y)
@@ -455,6 +501,8 @@ def extragradient(grad: GradientField, theta1: FloatArray, theta2: FloatArray, *
     only locally on softmax RPS). Shapes as in :func:`simgad`.
     """
     _check_step(alpha, num_steps)
+    theta1, theta2 = _check_thetas(theta1, theta2)
+    grad = _shape_checked(grad, theta1, theta2)
 
     def step(k: int, x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
         gx, gy = grad(x, y)
@@ -478,6 +526,8 @@ def anchored_simgad(grad: GradientField, theta1: FloatArray, theta2: FloatArray,
     vanishing ``lam_k`` is needed for the true one. Shapes as in :func:`simgad`.
     """
     _check_step(alpha, num_steps)
+    theta1, theta2 = _check_thetas(theta1, theta2)
+    grad = _shape_checked(grad, theta1, theta2)
 
     def step(k: int, x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
         lk = _lam_at(lam, k)
@@ -500,8 +550,8 @@ def anchored_extragradient(grad: GradientField, theta1: FloatArray, theta2: Floa
     """
     _check_step(alpha, num_steps)
     schedule: Callable[[int], float] = lam if lam is not None else (lambda k: 1.0 / (k + 2.0))
-    x0 = np.array(theta1, dtype=np.float64)
-    y0 = np.array(theta2, dtype=np.float64)
+    x0, y0 = _check_thetas(theta1, theta2)
+    grad = _shape_checked(grad, x0, y0)
 
     def step(k: int, x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
         lk = _lam_at(schedule, k)
@@ -554,9 +604,19 @@ def linearised_iteration_matrix(grad: GradientField, theta1: FloatArray, theta2:
 
     Spec: GAME-08, GAME-11, GAME-12. ``method`` in {"simgad", "extragradient", "anchored"}.
     Returns ``[n1+n2, n1+n2]``. The closed forms are checked symbolically in proofs_checks/check_games.py.
+    Checked as the dynamics check them: ``alpha`` finite > 0, ``lam`` in [0, 1) for "anchored" (as
+    :func:`anchored_simgad`), finite thetas (``InvalidGameError``), ``h`` finite > 0 (``ReferenceError_``).
     """
-    x0 = np.asarray(theta1, dtype=np.float64)
-    y0 = np.asarray(theta2, dtype=np.float64)
+    if method not in ("simgad", "extragradient", "anchored"):
+        raise ValueError(f"method must be 'simgad', 'extragradient' or 'anchored', got {method!r}")
+    _check_alpha(alpha)
+    if method == "anchored":
+        _lam_at(lam, 0)
+    hh = _real(h, "h")
+    if not (np.isfinite(hh) and hh > 0.0):
+        raise ReferenceError_(f"h must be a finite number > 0 (the central-difference step), got {h!r}")
+    x0, y0 = _check_thetas(theta1, theta2)
+    grad = _shape_checked(grad, x0, y0)
     n1, n = x0.shape[0], x0.shape[0] + y0.shape[0]
     z0 = np.concatenate([x0, y0])
 
@@ -575,10 +635,8 @@ def linearised_iteration_matrix(grad: GradientField, theta1: FloatArray, theta2:
         out: FloatArray = eye + alpha * J
     elif method == "extragradient":
         out = eye + alpha * J + alpha**2 * J @ J
-    elif method == "anchored":
+    else:  # "anchored" (the method was checked above)
         out = (1.0 - lam) * eye + alpha * J
-    else:
-        raise ValueError(f"method must be 'simgad', 'extragradient' or 'anchored', got {method!r}")
     return out
 
 

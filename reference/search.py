@@ -32,8 +32,8 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from reference.errors import InvalidGameError, InvalidPolicyError, ShapeError
-from reference.mdp import validate_int
+from reference.errors import InvalidGameError, InvalidPolicyError, ReferenceError_, ShapeError
+from reference.mdp import _real, validate_int
 
 __all__ = [
     "NO_ACTION",
@@ -534,8 +534,12 @@ def optimal_policy(graph: GameGraph[S], solution: NegamaxSolution, *, atol: floa
     """The exact expert: uniform over the optimal actions ``argmax_a Q*(s, a) = argmin_a V*(f(s, a))``.
 
     Spec: GAME-29 (L2356), GAME-21 (the expert of step 1). Returns ``[n, A]``; terminal rows are zero.
-    Ties: actions within ``atol`` of the maximum (exact ties for win/draw/loss games).
+    Ties: actions within ``atol`` of the maximum (exact ties for win/draw/loss games); ``atol`` is a finite
+    number >= 0 (``ReferenceError_``: a negative or NaN one left no action optimal, an all-zero row).
     """
+    tol = _real(atol, "atol")
+    if not (math.isfinite(tol) and tol >= 0.0):
+        raise ReferenceError_(f"atol must be a finite number >= 0 (the tie window of Q*), got {atol!r}")
     Q = np.where(graph.legal, solution.Q, -np.inf)
     best = Q.max(axis=1, keepdims=True)
     opt = graph.legal & (Q >= best - atol)
@@ -706,7 +710,9 @@ def mcts(game: Game[S], root: S, *, num_simulations: int, rng: np.random.Generat
     ``parent_count="node"`` counts the expansion as a visit of the node, sqrt(1 + sum_b N(s, b)), as
     AlphaZero's pseudocode and mctx do (N(s) of a node that has been expanded and backed up once is 1),
     so the prior steers from the first selection on. The text's rule (``rule="text"``) uses the prior from
-    the start. Root Dirichlet noise ``(1 - eps) P + eps Dir(alpha)`` if ``dirichlet_alpha`` is given.
+    the start. Root Dirichlet noise ``(1 - eps) P + eps Dir(alpha)`` if ``dirichlet_alpha`` is given: a finite
+    number > 0 (``ReferenceError_``: NaN or inf made the root prior NaN, 0 made the noise all zeros), with
+    ``dirichlet_epsilon`` in [0, 1].
     Returns the tree (``num_simulations + 1`` nodes at most). A prior that is negative, non-finite or zero on
     every legal action raises ``InvalidPolicyError``; a non-finite leaf value raises ``InvalidGameError``
     (a NaN would otherwise win every argmax and silently absorb the search).
@@ -723,8 +729,13 @@ def mcts(game: Game[S], root: S, *, num_simulations: int, rng: np.random.Generat
         raise ValueError(f"c_puct must be a finite number >= 0, got {c_puct!r}")
     if not (math.isfinite(rho) and rho > 0.0):
         raise ValueError(f"rho must be a finite number > 0 (the text's rule), got {rho!r}")
-    if not 0.0 <= dirichlet_epsilon <= 1.0:
+    if not 0.0 <= _real(dirichlet_epsilon, "dirichlet_epsilon") <= 1.0:
         raise ValueError(f"dirichlet_epsilon must lie in [0, 1], got {dirichlet_epsilon!r}")
+    if dirichlet_alpha is not None:
+        alpha_d = _real(dirichlet_alpha, "dirichlet_alpha")
+        if not (math.isfinite(alpha_d) and alpha_d > 0.0):
+            raise ReferenceError_(f"dirichlet_alpha must be a finite number > 0 (or None for no root noise), "
+                                  f"got {dirichlet_alpha!r}")
     if not math.isfinite(fpu):
         raise ValueError(f"fpu must be finite (an unvisited edge's Q), got {fpu!r}")
     if game.is_terminal(root):

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from numpy.typing import NDArray
 
-from reference.errors import InvalidGameError, InvalidPolicyError, NotConvergedError, ShapeError
+from reference.errors import InvalidGameError, InvalidPolicyError, NotConvergedError, ReferenceError_, ShapeError
 from reference.games import (
     NASH_GAP_RTOL,
     MinimaxTrajectory,
@@ -528,3 +528,75 @@ def test_GAME_03_an_lp_profile_that_fails_the_certificate_is_refused(monkeypatch
     monkeypatch.setattr(games_mod, "_lp_strategy", lambda M: np.eye(M.shape[0])[0])
     with pytest.raises(NotConvergedError, match="exploitability"):
         nash_equilibrium(rps_payoff())
+
+
+# --- input validation (black-box review): bad input raises a typed error naming the argument --------------
+
+
+@pytest.mark.parametrize("atol", [math.nan, -1.0, -1e-300, math.inf, "0.1"])
+def test_GAME_03_is_nash_equilibrium_refuses_a_tolerance_that_is_not_finite_and_non_negative(atol: object) -> None:
+    """NaN or a negative atol answered False even at the exact equilibrium, instead of an error."""
+    with pytest.raises(ReferenceError_, match="atol"):
+        is_nash_equilibrium(rps_payoff(), UNIFORM3, UNIFORM3, atol=atol)  # type: ignore[arg-type]
+    assert is_nash_equilibrium(rps_payoff(), UNIFORM3, UNIFORM3, atol=0.0)
+
+
+_F_RPS = softmax_game_gradient(rps_payoff())
+
+
+@pytest.mark.parametrize(("kw", "err", "match"), [
+    ({"method": "anchored", "lam": 5.0}, ValueError, "lam"),  # anchored_simgad refuses lam outside [0, 1)
+    ({"method": "anchored", "lam": 1.0}, ValueError, "lam"),
+    ({"method": "anchored", "lam": -0.1}, ValueError, "lam"),
+    ({"method": "anchored", "lam": math.nan}, ValueError, "lam"),
+    ({"method": "simgad", "alpha": math.nan}, ValueError, "alpha"),  # was a NaN matrix
+    ({"method": "extragradient", "alpha": -0.1}, ValueError, "alpha"),
+    ({"method": "simgad", "h": 0.0}, ReferenceError_, "h must be"),
+    ({"method": "simgad", "theta1": np.array([math.nan, 0.0, 0.0])}, InvalidGameError, r"theta1\[0\]"),
+    ({"method": "simgad", "theta2": np.zeros(2)}, ShapeError, "do not match"),
+    ({"method": "anchor"}, ValueError, "method"),
+])
+def test_GAME_08_12_linearised_iteration_matrix_validates_its_arguments(kw: dict[str, object],
+                                                                        err: type[Exception], match: str) -> None:
+    args: dict[str, object] = {"theta1": np.zeros(3), "theta2": np.zeros(3), "alpha": 0.1, **kw}
+    with pytest.raises(err, match=match):
+        linearised_iteration_matrix(_F_RPS, **args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("theta", [[math.inf, 0.0], [0.0, -math.inf], [math.nan, 1.0]])
+def test_GAME_04_mu_refuses_non_finite_logits(theta: list[float]) -> None:
+    """mu([inf, 0]) was [nan, nan] (inf - inf); the softmax Jacobian inherits the check."""
+    bad = int(np.flatnonzero(~np.isfinite(theta))[0])
+    with pytest.raises(InvalidGameError, match=rf"theta\[{bad}\]"):
+        mu(np.array(theta))
+    with pytest.raises(InvalidGameError, match=rf"theta\[{bad}\]"):
+        softmax_jacobian(np.array(theta))
+
+
+_QUAD = QuadraticGame(B=np.eye(2), a=1.0, c=1.0, x_star=np.zeros(2), y_star=np.zeros(2))
+_DYNAMICS: dict[str, Callable[..., MinimaxTrajectory]] = {
+    "simgad": simgad,
+    "extragradient": extragradient,
+    "anchored_simgad": lambda g, t1, t2, **kw: anchored_simgad(g, t1, t2, lam=0.1, **kw),
+    "anchored_extragradient": anchored_extragradient,
+}
+
+
+@pytest.mark.parametrize("dynamics", sorted(_DYNAMICS))
+@pytest.mark.parametrize(("field", "theta1", "theta2", "err", "match"), [
+    ("rps", np.array([math.nan, 0.0, 0.0]), np.zeros(3), InvalidGameError, r"theta1\[0\]"),  # a NaN trajectory
+    ("rps", np.zeros(3), np.array([0.0, math.inf, 0.0]), InvalidGameError, r"theta2\[1\]"),
+    ("bilinear", np.zeros(3), np.zeros(2), ShapeError, "do not match M"),  # a raw matmul error
+    ("quadratic", np.zeros(3), np.zeros(2), ShapeError, "do not match the game"),  # a raw broadcasting error
+    ("wrong_output", np.zeros(3), np.zeros(2), ShapeError, "returned shapes"),  # broadcast silently
+])
+def test_GAME_07_12_dynamics_refuse_non_finite_starts_and_mismatched_shapes(
+        dynamics: str, field: str, theta1: NDArray[np.float64], theta2: NDArray[np.float64],
+        err: type[Exception], match: str) -> None:
+    fields: dict[str, Callable[[NDArray[np.float64], NDArray[np.float64]],
+                               tuple[NDArray[np.float64], NDArray[np.float64]]]] = {
+        "rps": _F_RPS, "bilinear": bilinear_gradient(np.eye(2)), "quadratic": _QUAD.gradient,
+        "wrong_output": lambda x, y: (np.zeros(1), np.zeros(2)),
+    }
+    with pytest.raises(err, match=match):
+        _DYNAMICS[dynamics](fields[field], theta1, theta2, alpha=0.1, num_steps=2)

@@ -7,6 +7,7 @@ choice 22) or a Hoeffding bound with a union bound, stated at each use.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -40,7 +41,7 @@ from reference.alphago import (
     square_board_symmetries,
     win_minus_loss,
 )
-from reference.errors import InvalidGameError, InvalidPolicyError
+from reference.errors import InvalidGameError, InvalidPolicyError, ReferenceError_, ShapeError
 from reference.search import (
     NO_ACTION,
     NO_CHILD,
@@ -836,3 +837,249 @@ def test_GAME_39_symmetry_augmented_targets_make_the_learned_tables_equivariant(
     for sig, act in syms:
         assert float(np.max(np.abs(pi[sig][:, act] - pi))) <= tol
         np.testing.assert_array_equal(res.V[sig], res.V)
+
+
+# --- input validation (black-box review): bad input raises a typed error naming the argument --------------
+# Each case below used to return a number or a distorted search: NaN / inf / 0 Dirichlet concentration, a
+# non-finite logit, NaN step sizes, target rows that are not distributions, wrapped or float state / action
+# indices, an agent that is not a player, a negative or NaN tie window, an exploration rate outside [0, 1],
+# ignored or non-group symmetries, and non-finite or non-positive Elo arguments.
+
+
+@cache
+def _g22() -> Graph:
+    """The 2 x 2 board, 2 in a row (29 positions)."""
+    return enumerate_game(MNKGame(2, 2, 2))
+
+
+@pytest.mark.parametrize(("kw", "err", "match"), [
+    ({"dirichlet_alpha": math.nan}, ReferenceError_, "dirichlet_alpha must be a finite number > 0"),  # a NaN prior
+    ({"dirichlet_alpha": math.inf}, ReferenceError_, "dirichlet_alpha must be a finite number > 0"),
+    ({"dirichlet_alpha": 0.0}, ReferenceError_, "dirichlet_alpha must be a finite number > 0"),  # prior sum 0.75
+    ({"dirichlet_alpha": -0.3}, ReferenceError_, "dirichlet_alpha must be a finite number > 0"),
+    ({"dirichlet_alpha": "0.3"}, ReferenceError_, "dirichlet_alpha must be a real number"),
+    ({"dirichlet_alpha": 0.3, "dirichlet_epsilon": math.nan}, ValueError, "dirichlet_epsilon"),
+    ({"dirichlet_alpha": 0.3, "dirichlet_epsilon": -0.1}, ValueError, "dirichlet_epsilon"),
+])
+def test_GAME_34_mcts_refuses_a_dirichlet_alpha_that_is_not_finite_and_positive(kw: dict[str, Any],
+                                                                                  err: type[Exception],
+                                                                                  match: str) -> None:
+    game = tic_tac_toe()
+    with pytest.raises(err, match=match):
+        mcts(game, game.initial_state(), num_simulations=4, rng=np.random.default_rng(0), **kw)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_GAME_21_masked_softmax_refuses_non_finite_logits_on_legal_actions(bad: float) -> None:
+    graph, _ = _ttt()
+    logits = np.zeros(graph.legal.shape)
+    logits[0, 4] = bad
+    with pytest.raises(InvalidPolicyError, match=r"logits\[0, 4\]"):
+        masked_softmax(graph, logits)
+    # an entry on an illegal action is not read: a terminal row, and an occupied cell of state child[0, 4]
+    logits = np.zeros(graph.legal.shape)
+    logits[int(np.flatnonzero(graph.terminal)[0]), 0] = bad
+    logits[int(graph.child[0, 4]), 4] = bad
+    probs = masked_softmax(graph, logits)
+    assert np.all(np.isfinite(probs)) and np.all(probs[~graph.legal] == 0.0)
+
+
+def _lr_calls() -> dict[str, Callable[[float], object]]:
+    graph = _g22()
+    one = np.eye(4)[:1]
+
+    def ex_it(**kw: float) -> object:
+        return expert_iteration(graph, np.random.default_rng(0), num_iterations=1, games_per_iteration=1,
+                                num_simulations=2, **kw)  # type: ignore[arg-type]
+
+    return {
+        "lr": lambda v: behaviour_cloning(graph, np.array([0]), one, lr=v, num_steps=1),
+        "lr_policy": lambda v: ex_it(lr_policy=v),
+        "lr_value": lambda v: ex_it(lr_value=v),
+        "lr ": lambda v: fit_fast_policy(graph, np.array([0]), np.array([0]), lr=v, num_steps=1),
+    }
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, 0.0, -0.5])
+@pytest.mark.parametrize("name", ["lr", "lr_policy", "lr_value", "lr "])
+def test_GAME_21_39_learning_rates_must_be_finite_and_positive(name: str, value: float) -> None:
+    """behaviour_cloning (lr), expert_iteration (lr_policy, lr_value) and fit_fast_policy (lr, key "lr ")
+    returned NaN tables for a NaN step size."""
+    with pytest.raises(ReferenceError_, match=rf"{name.strip()} must be a finite number > 0"):
+        _lr_calls()[name](value)
+
+
+def _row(entries: dict[int, float]) -> NDArray[np.float64]:
+    t = np.zeros((1, 9))
+    for a, v in entries.items():
+        t[0, a] = v
+    return t
+
+
+@pytest.mark.parametrize("fn", ["cross_entropy", "behaviour_cloning"])
+@pytest.mark.parametrize(("state", "target", "match"), [
+    (0, _row({0: 0.5}), "sums to 0.5"),
+    (0, _row({0: 2.0}), "sums to 2.0"),  # a doubled one-hot doubled the loss
+    (0, _row({0: 1.0 + 1e-12}), "not 1"),  # beyond rounding: the tolerance is a few ulps per entry
+    (0, _row({0: 1.5, 1: -0.5}), r"targets\[0, 1\] = -0.5"),
+    (0, _row({0: math.nan}), r"targets\[0, 0\] = nan"),
+    (1, _row({0: 1.0}), r"targets\[0, 0\] = 1.0 \(state 1\)"),  # cell 0 is taken in state 1 = child[0, 0]
+])
+def test_GAME_21_targets_must_be_distributions_over_the_legal_actions(fn: str, state: int,
+                                                                     target: NDArray[np.float64],
+                                                                     match: str) -> None:
+    graph, _ = _ttt()
+    assert int(graph.child[0, 0]) == 1 and not graph.legal[1, 0]
+    with pytest.raises(InvalidPolicyError, match=match):
+        if fn == "cross_entropy":
+            cross_entropy(graph, np.zeros(graph.legal.shape), np.array([state]), target)
+        else:
+            behaviour_cloning(graph, np.array([state]), target, lr=0.1, num_steps=1)
+
+
+def test_GAME_21_rounded_distributions_are_accepted_as_targets() -> None:
+    """Rows normalised in floating point (w / sum w, off 1 by a few ulps) pass the target check."""
+    graph, _ = _ttt()
+    rng = np.random.default_rng(0)
+    w = rng.random((200, 9)) ** 4
+    targets = w / w.sum(axis=1, keepdims=True)
+    states = np.zeros(200, dtype=np.int64)
+    loss = cross_entropy(graph, np.zeros(graph.legal.shape), states, targets)
+    assert loss == pytest.approx(math.log(9.0), rel=tolerance(1.0, terms=9 * 200))
+    assert np.all(np.isfinite(behaviour_cloning(graph, states, targets, lr=0.1, num_steps=1)))
+
+
+@pytest.mark.parametrize(("states", "err", "match"), [
+    (np.array([-6]), ShapeError, "state -6"),  # was read as state 5472
+    (np.array([0.5]), ShapeError, r"states\[0\] = 0.5"),  # was a raw IndexError
+    (np.array([5478]), ShapeError, "state 5478"),
+    (np.array([[0]]), ShapeError, "vector"),
+    ("terminal", InvalidPolicyError, "terminal"),  # was inf
+])
+def test_GAME_21_cross_entropy_validates_state_indices(states: Any, err: type[Exception], match: str) -> None:
+    graph, _ = _ttt()
+    if isinstance(states, str):
+        states = np.array([int(np.flatnonzero(graph.terminal)[0])])
+    with pytest.raises(err, match=match):
+        cross_entropy(graph, np.zeros(graph.legal.shape), states, _row({0: 1.0}))
+
+
+@pytest.mark.parametrize(("change", "agent", "err", "match"), [
+    (None, 2, InvalidGameError, "agent"),  # every state was treated as an opponent's
+    (None, 7, InvalidGameError, "agent"),
+    (None, -1, InvalidGameError, "agent"),
+    (None, 0.5, InvalidGameError, "agent"),
+    ((0, -1), 0, InvalidPolicyError, r"action -1 at actions\[0\]"),  # wrapped to the last action
+    ((0, 0.5), 0, InvalidPolicyError, r"actions\[0\] = 0.5"),  # was a raw IndexError
+    ((1, 0), 0, InvalidPolicyError, r"actions\[1\] = 0 is illegal in state 1"),  # an opponent state: never read
+    ((1, 0), 1, InvalidPolicyError, r"actions\[1\] = 0 is illegal in state 1"),
+    ("short", 0, ShapeError, r"actions must have shape \(5478,\)"),
+])
+def test_GAME_29_guaranteed_value_validates_agent_and_actions(change: Any, agent: Any, err: type[Exception],
+                                                              match: str) -> None:
+    graph, sol = _ttt()
+    actions: Any = greedy_actions(graph, optimal_policy(graph, sol))  # -1 at terminal states: not read
+    if change == "short":
+        actions = actions[:10]
+    elif change is not None:
+        actions = actions.astype(type(change[1]))  # int64 stays int64; a float 0.5 needs a float array
+        actions[change[0]] = change[1]
+    with pytest.raises(err, match=match):
+        guaranteed_value(graph, actions, agent)
+
+
+def test_GAME_29_guaranteed_value_of_the_expert_is_v_star_despite_terminal_sentinels() -> None:
+    graph, sol = _ttt()
+    actions = greedy_actions(graph, optimal_policy(graph, sol))
+    assert np.all(actions[graph.terminal] == -1)
+    for agent in (0, 1, np.int64(1)):
+        mine = ~graph.terminal & (graph.player == agent)
+        np.testing.assert_array_equal(guaranteed_value(graph, actions, agent)[mine], sol.V[mine])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("states", "actions", "err", "match"), [
+    ([0], [-1], InvalidPolicyError, r"action -1 at actions\[0\]"),  # wrapped to the last action
+    ([0], [0.5], InvalidPolicyError, r"actions\[0\] = 0.5"),
+    ([1], [0], InvalidPolicyError, r"actions\[0\] = 0 is illegal in state 1"),  # its logit grew without bound
+    ([-1], [0], ShapeError, "state -1"),
+    ([0, 0], [0], ShapeError, "actions must have shape"),
+])
+def test_GAME_27_fit_fast_policy_validates_states_and_actions(states: list[float], actions: list[float],
+                                                              err: type[Exception], match: str) -> None:
+    graph, _ = _ttt()
+    with pytest.raises(err, match=match):
+        fit_fast_policy(graph, np.array(states), np.array(actions), lr=0.1, num_steps=3)
+
+
+@pytest.mark.parametrize("atol", [-1.0, -1e-300, math.nan, math.inf, "0"])
+def test_GAME_29_optimal_policy_refuses_a_tie_window_that_is_not_finite_and_non_negative(atol: Any) -> None:
+    graph, sol = _ttt()
+    with pytest.raises(ReferenceError_, match="atol"):
+        optimal_policy(graph, sol, atol=atol)  # a negative or NaN one gave all-zero rows
+    probs = optimal_policy(graph, sol, atol=0.5)  # win / draw / loss: 0.5 changes nothing
+    np.testing.assert_array_equal(probs, optimal_policy(graph, sol))
+
+
+@pytest.mark.parametrize("explore", [2.0, 1.0 + 1e-12, -0.5, math.nan, "0.5"])
+def test_GAME_21_expert_dataset_explore_is_a_probability(explore: Any) -> None:
+    graph, sol = _ttt()
+    expert = optimal_policy(graph, sol)
+    with pytest.raises(ReferenceError_, match="explore"):
+        expert_dataset(graph, expert, np.random.default_rng(0), num_games=3, explore=explore)
+    states, _ = expert_dataset(graph, expert, np.random.default_rng(0), num_games=3, explore=1.0)
+    assert states.size == 0  # every move random and unrecorded
+
+
+@pytest.mark.parametrize(("sweep", "cells", "err", "match"), [
+    (False, None, ReferenceError_, "sweep=True"),  # were silently ignored
+    (True, [2], InvalidGameError, "not a group"),  # the 90-degree rotation alone: a raw IndexError in the sweep
+    (True, [1, 2], InvalidGameError, "not a group"),
+    (True, "dup", InvalidGameError, "not a permutation"),
+    (True, "short", InvalidGameError, r"must have shape \(4,\)"),
+])
+def test_GAME_39_expert_iteration_symmetries_must_be_a_group_and_need_sweep(sweep: bool, cells: Any,
+                                                                            err: type[Exception], match: str) -> None:
+    graph = _g22()
+    perms = square_board_symmetries(2)  # 0: identity, 1: a reflection, 2: the 90-degree rotation
+    syms = board_symmetries(graph, perms)
+    if cells is None:
+        chosen = syms
+    elif cells == "dup":
+        chosen = [(syms[1][0], np.array([0, 0, 1, 2]))]
+    elif cells == "short":
+        chosen = [(syms[1][0], syms[1][1][:3])]
+    else:
+        chosen = [syms[k] for k in cells]
+    with pytest.raises(err, match=match):
+        expert_iteration(graph, np.random.default_rng(0), num_iterations=1, games_per_iteration=1,
+                         num_simulations=2, sweep=sweep, symmetries=chosen)
+
+
+def test_GAME_39_symmetry_groups_are_accepted_with_or_without_the_identity() -> None:
+    graph = _g22()
+    syms = board_symmetries(graph, square_board_symmetries(2))
+    kw: dict[str, Any] = {"num_iterations": 1, "games_per_iteration": 0, "num_simulations": 4, "sweep": True}
+    full = expert_iteration(graph, np.random.default_rng(0), symmetries=syms, **kw)
+    no_id = expert_iteration(graph, np.random.default_rng(0), symmetries=syms[1:], **kw)
+    half_turn = expert_iteration(graph, np.random.default_rng(0), symmetries=[syms[4]], **kw)  # {id, 180 deg}
+    np.testing.assert_array_equal(full.logits, no_id.logits)
+    assert np.all(np.isfinite(half_turn.logits))
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda: elo_per_doubling(np.array([1.0, 2.0]), np.array([0.0, math.nan])), r"elos\[1\]"),
+    (lambda: elo_per_doubling(np.array([1.0, 2.0, 4.0]), np.array([math.inf, 0.0, 1.0])), r"elos\[0\]"),
+    (lambda: compute_multiplier_for_elo(2200.0, elo_per_2x=-120.0), "elo_per_2x"),  # was 3e-6
+    (lambda: compute_multiplier_for_elo(2200.0, elo_per_2x=0.0), "elo_per_2x"),  # was ZeroDivisionError
+    (lambda: compute_multiplier_for_elo(2200.0, elo_per_2x=math.nan), "elo_per_2x"),
+    (lambda: compute_multiplier_for_elo(2200.0, elo_per_2x=math.inf), "elo_per_2x"),
+    (lambda: compute_multiplier_for_elo(math.nan), "elo_gain"),
+    (lambda: compute_multiplier_for_elo(math.inf), "elo_gain"),
+    (lambda: elo_gain_for_multiplier(1e5, elo_per_2x=-120.0), "elo_per_2x"),
+    (lambda: elo_gain_for_multiplier(1e5, elo_per_2x=math.nan), "elo_per_2x"),
+    (lambda: elo_gain_for_multiplier(math.inf), "multiplier"),
+])
+def test_GAME_44_elo_helpers_refuse_non_finite_input_and_non_positive_elo_per_doubling(
+        call: Callable[[], float], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        call()
