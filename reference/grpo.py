@@ -69,7 +69,8 @@ def grpo_objective(
     (``scale_by_std=False``, ``length_norm=False``). w_i = 1/T^(i) with ``length_norm`` (GRPO's
     1/|o_i|), else 1. k3 = rho - 1 - log rho, rho = pi_ref / pi_new per token (Schulman's estimator of
     KL(pi_new || pi_ref), non-negative), only with beta > 0 (then ``log_prob_ref`` is required).
-    Shapes: log-probs, valid [T, B]; rewards [B] -> scalar.
+    Shapes: log-probs, valid [T, B]; rewards [B] -> scalar. An empty batch (B = 0) raises
+    :class:`ShapeError` (the mean over no rollouts is undefined; NumPy would return NaN).
     """
     ln = np.asarray(log_prob_new, dtype=np.float64)
     lo = np.asarray(log_prob_old, dtype=np.float64)
@@ -79,6 +80,8 @@ def grpo_objective(
                          f"{list(lo.shape)}, {list(np.shape(valid))}, {list(r.shape)}")
     va = validate_flags("valid", valid, ln.shape)  # boolean or exactly 0 / 1: a mask of 0.5 is refused
     b = ln.shape[1]
+    if b == 0:
+        raise ShapeError("grpo_objective needs at least one rollout: the batch [T, B] has B = 0")
     group_size = validate_int(group_size, "group_size", minimum=1)
     if group_size < 1 or b % group_size:
         raise ReferenceError_(f"group_size {group_size!r} must be >= 1 and divide B = {b}")

@@ -34,6 +34,7 @@ from reference.mdp import (
     validate_actions,
     validate_indices,
     validate_int,
+    validate_policy,
 )
 from reference.sampling import Trajectories, sample_trajectories
 
@@ -61,10 +62,27 @@ Deploy = Literal["greedy", "stochastic"]
 
 @dataclass(frozen=True)
 class Dataset:
-    """D = {(s_i, a_i)}: int arrays ``states`` [N] and ``actions`` [N] (no rewards, MDP-12)."""
+    """D = {(s_i, a_i)}: int arrays ``states`` [N] and ``actions`` [N] (no rewards, MDP-12).
+
+    Validated on construction with :func:`reference.mdp.validate_indices` and stored as int64: indices must
+    be >= 0 (a negative index raised nothing and was wrapped by NumPy to the last state, i.e. term, or the
+    last action), integral (a float 0.9 is refused, never truncated; 2.0 is read as 2) and of an integer or
+    float dtype; a bad state raises :class:`ShapeError`, a bad action :class:`InvalidPolicyError` (as in
+    :func:`label_states`). Both must be 1-D of the same length (ShapeError). Upper bounds depend on the
+    consumer (:func:`cross_entropy`: theta's shape; :func:`fit_bc_counts`: n_states_plus, n_actions).
+    """
 
     states: IntArray
     actions: IntArray
+
+    def __post_init__(self) -> None:
+        if np.ndim(self.states) != 1 or np.ndim(self.actions) != 1 or np.size(self.states) != np.size(self.actions):
+            raise ShapeError(f"Dataset states and actions must be 1-D of the same length N, got shapes "
+                             f"{list(np.shape(self.states))} and {list(np.shape(self.actions))}")
+        s = validate_indices(self.states, None, name="Dataset.states", what="state", error=ShapeError)
+        a = validate_indices(self.actions, None, name="Dataset.actions", what="action", error=InvalidPolicyError)
+        object.__setattr__(self, "states", s)  # frozen: the validated int64 copies replace the inputs
+        object.__setattr__(self, "actions", a)
 
     def __len__(self) -> int:
         return int(self.states.size)
@@ -108,10 +126,16 @@ def cross_entropy(theta: FloatArray, data: Dataset) -> tuple[float, FloatArray]:
 
     Spec: MDP-12 (the text sums; the mean only rescales the step, open choice 8). Returns the loss and
     its gradient (1/N) sum_i (pi_theta(. | s_i) - e_{a_i}) on row s_i; shapes theta [S, A] -> (float, [S, A]).
+    States must lie in 0..S-1 (ShapeError) and actions in 0..A-1 (InvalidPolicyError), with S, A = theta.shape
+    (:func:`reference.mdp.validate_indices`; :class:`Dataset` already refuses negative or fractional ones).
     """
     th = np.asarray(theta, dtype=np.float64)
+    if th.ndim != 2:
+        raise ShapeError(f"theta must have shape [S, A], got {list(th.shape)}")
     if len(data) == 0:
         raise ShapeError("cross_entropy of an empty dataset")
+    validate_indices(data.states, th.shape[0], name="data.states", what="state", error=ShapeError)
+    validate_indices(data.actions, th.shape[1], name="data.actions", what="action", error=InvalidPolicyError)
     z = th - th.max(axis=1, keepdims=True)
     logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     n = len(data)
@@ -127,11 +151,16 @@ def fit_bc_counts(data: Dataset, *, n_states_plus: int, n_actions: int) -> Float
 
     Spec: MDP-12, MDP-13 (the tabular cross-entropy minimiser is the empirical conditional: next-token
     prediction's count model). Rows with a deterministic label are one-hot: the infimum of the
-    cross-entropy, approached by softmax logits as theta -> infinity. Shape [S, A].
+    cross-entropy, approached by softmax logits as theta -> infinity. Shape [S, A]. States must lie in
+    0..n_states_plus-1 (ShapeError), labels in 0..n_actions-1 (InvalidPolicyError), via
+    :func:`reference.mdp.validate_indices`: a negative one is refused, never wrapped to the last row / action.
     """
-    if np.any((data.actions < 0) | (data.actions >= n_actions)):
-        i = int(np.flatnonzero((data.actions < 0) | (data.actions >= n_actions))[0])
-        raise InvalidPolicyError(f"label {data.actions[i]} of pair {i} is outside 0..{n_actions - 1}")
+    n_states_plus = validate_int(n_states_plus, "n_states_plus", minimum=1, error=ShapeError)
+    n_actions = validate_int(n_actions, "n_actions", minimum=1, error=ShapeError)
+    validate_indices(data.states, n_states_plus, name="data.states", what="state", error=ShapeError,
+                     where=lambda i: f"pair {i} (data.states[{i}])")
+    validate_indices(data.actions, n_actions, name="data.actions", what="label", error=InvalidPolicyError,
+                     where=lambda i: f"pair {i} (data.actions[{i}])")
     counts = np.zeros((n_states_plus, n_actions))
     np.add.at(counts, (data.states, data.actions), 1.0)
     tot = counts.sum(axis=1, keepdims=True)
@@ -300,7 +329,9 @@ def on_expert_error(mdp: FiniteMDP, pi: FloatArray, expert: IntArray, *, horizon
     cost(pi) - cost(pi_expert) <= H^2 eps.
     """
     horizon = validate_int(horizon, "horizon", minimum=1)
-    p = np.asarray(pi, dtype=np.float64)
+    # pi [S+1, A] or [S, A]: every non-terminal row finite and on the simplex (InvalidPolicyError naming the state;
+    # a row [2, -1] gave a negative "error rate", a NaN row NaN); the term row is ignored (MDP-11).
+    p = validate_policy(mdp, pi)
     e = validate_actions(expert, mdp.n_actions, name="expert")  # 0.9 is refused, not truncated to 0
     pe = deterministic_policy(e, mdp.n_actions)
     m = np.asarray(mdp.transition_pi(pe).toarray() if mdp.is_sparse else mdp.transition_pi(pe))  # type: ignore[union-attr]

@@ -32,7 +32,7 @@ from numpy.typing import ArrayLike
 from reference.errors import NotConvergedError, ReferenceError_, ShapeError
 from reference.exact import a_pi, discounted_occupancy, j_pi
 from reference.gradients import grad_j_exact, j_theta
-from reference.mdp import FiniteMDP, FloatArray, validate_flags, validate_gamma, validate_int
+from reference.mdp import FiniteMDP, FloatArray, _real, validate_flags, validate_gamma, validate_int
 from reference.policies import softmax
 from reference.policy_advantage import policy_advantage
 from reference.surrogates import categorical_kl, ppo_clip_objective, ppo_clip_ratio_gradient
@@ -177,12 +177,43 @@ def is_surrogate_terms(
 
     Spec: TR-07 (E-55: pi_theta(a_t | s_t)), TR-42/TR-43 (the same sum with pi, pi_k is I_hat's term).
     ``gamma_t=False`` drops gamma^t (the gamma-trick). Shapes: [T, B] each -> [B].
+
+    On the valid steps the log-probabilities and advantages must be finite (NaN or inf raises
+    :class:`ReferenceError_` naming the argument and the entry, as :func:`ppo_clip_objective` refuses
+    a non-finite ratio or advantage), except log_prob_new = -inf (pi_theta(a_t|s_t) = 0: the ratio is
+    exactly 0); entries outside ``valid`` (padding) are ignored. A zero advantage contributes exactly 0
+    whatever the ratio (0 * inf would be NaN). Where the advantage is non-zero and gamma^t ratio A_hat
+    overflows float64 (e.g. a log-ratio above ~709.78 with |A_hat| >= 1), or a per-trajectory sum
+    does, the true value is not representable and :class:`ReferenceError_` is raised (never inf / NaN).
     """
     g = validate_gamma(gamma)
     ln, lo, ad, va = _batch_check(log_prob_new, log_prob_old, advantages, valid)
+    for name, x, ok, what in (("log_prob_new", ln, np.isfinite(ln) | (ln == -np.inf), "finite or -inf"),
+                              ("log_prob_old", lo, np.isfinite(lo), "finite"),
+                              ("advantages", ad, np.isfinite(ad), "finite")):
+        bad = va & ~ok
+        if np.any(bad):
+            t, b = (int(i[0]) for i in np.nonzero(bad))
+            raise ReferenceError_(f"{name} must be {what} on the valid steps, got {name}[{t}, {b}] = "
+                                  f"{x[t, b].item()!r}")
     disc = g ** np.arange(ln.shape[0], dtype=np.float64)[:, None] if gamma_t else np.ones((ln.shape[0], 1))
-    ratio = np.exp(np.where(va, ln - lo, 0.0))
-    return np.asarray(np.sum(np.where(va, disc * ratio * ad, 0.0), axis=0), dtype=np.float64)
+    live = va & (ad != 0.0)  # a zero advantage is an exact 0 term, whatever the ratio
+    with np.errstate(over="ignore", invalid="ignore"):
+        log_ratio = np.where(live, ln - lo, 0.0)
+        terms = np.where(live, disc * np.exp(log_ratio) * ad, 0.0)
+    over = ~np.isfinite(terms)
+    if np.any(over):
+        t, b = (int(i[0]) for i in np.nonzero(over))
+        raise ReferenceError_(
+            f"the IS term gamma^t * exp(log_prob_new - log_prob_old) * advantages at [{t}, {b}] overflows "
+            f"float64 (log-ratio {float(log_ratio[t, b])!r}, advantage {float(ad[t, b])!r}): the importance "
+            f"ratio or the term is not representable")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.sum(terms, axis=0)
+    if not np.all(np.isfinite(out)):
+        b = int(np.flatnonzero(~np.isfinite(out))[0])
+        raise ReferenceError_(f"the sum of the IS terms of trajectory {b} overflows float64 (not representable)")
+    return np.asarray(out, dtype=np.float64)
 
 
 def is_surrogate_estimate(
@@ -197,10 +228,19 @@ def is_surrogate_estimate(
     """(1/N) sum_i sum_t gamma^t ratio_t^(i) A_hat_t^(i), the MC/IS estimate of K(theta; theta0) - C.
 
     Spec: TR-07, TR-43. Unbiased for K - C = I(pi_theta; pi_theta0) when E[A_hat | s_t, a_t] = A^{pi0}.
-    Shapes: [T, B] each -> scalar.
+    Shapes: [T, B] each -> scalar. An empty batch (B = 0) raises :class:`ShapeError` (the mean over no
+    trajectories is undefined; NumPy would return NaN); inputs are refused as :func:`is_surrogate_terms` does.
     """
-    return float(np.mean(is_surrogate_terms(log_prob_new, log_prob_old, advantages, valid, gamma=gamma,
-                                            gamma_t=gamma_t)))
+    terms = is_surrogate_terms(log_prob_new, log_prob_old, advantages, valid, gamma=gamma, gamma_t=gamma_t)
+    if terms.size == 0:
+        raise ShapeError("is_surrogate_estimate needs at least one trajectory: the batch [T, B] has B = 0")
+    with np.errstate(over="ignore", invalid="ignore"):
+        est = float(np.mean(terms))
+        if not math.isfinite(est):  # the sum overflowed: average the terms pre-divided by B instead
+            est = float(np.sum(terms / terms.size))
+    if not math.isfinite(est):
+        raise ReferenceError_("the mean of the IS terms overflows float64 (not representable)")
+    return est
 
 
 # =============================================================================== KL and Fisher (TR-09, TR-10)
@@ -236,9 +276,9 @@ def policy_kl(
         return float(np.max(kl[live]))
     if reduce == "mean":
         # states of weight 0 do not enter the expectation (0 * inf would be NaN where KL is infinite there)
-        w = state_weights(mdp, pi_old)
-        used = live & (w > 0.0)
-        return float(np.sum(w[used] * kl[used]))
+        rho = state_weights(mdp, pi_old)
+        used = live & (rho > 0.0)
+        return float(np.sum(rho[used] * kl[used]))
     raise ReferenceError_(f"reduce must be 'mean' or 'max', got {reduce!r}")
 
 
@@ -338,14 +378,22 @@ def conjugate_gradient(
 
     Spec: TR-09 ("H^{-1} g solved via CG"; open choice 12: 10 iterations). Stops early when
     ||r|| <= rtol ||b||. Exact after dim(b) iterations in exact arithmetic. Shapes: b [...] -> [...].
+    ``rtol`` must be a finite real number >= 0 and ``b`` finite (:class:`ReferenceError_` naming them: a
+    negative rtol made the solver stop before its first iteration and return 0).
     """
     bb = np.asarray(b, dtype=np.float64)
     iters = validate_int(iters, "iters", minimum=1)
+    tol = _real(rtol, "rtol")
+    if not (math.isfinite(tol) and tol >= 0.0):
+        raise ReferenceError_(f"rtol must be a finite number >= 0, got {rtol!r}")
+    if not np.all(np.isfinite(bb)):
+        i = int(np.flatnonzero(~np.isfinite(bb.ravel()))[0])
+        raise ReferenceError_(f"b must be finite, got b.ravel()[{i}] = {bb.ravel()[i].item()!r}")
     x = np.zeros_like(bb)
     r = bb.copy()
     p = r.copy()
     rr = float(np.sum(r * r))
-    stop = (rtol * float(np.sqrt(np.sum(bb * bb)))) ** 2
+    stop = (tol * float(np.sqrt(np.sum(bb * bb)))) ** 2
     for _ in range(iters):
         if rr <= stop or rr == 0.0:
             break

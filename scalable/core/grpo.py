@@ -98,6 +98,8 @@ def grpo_objective(
                          f"{list(log_prob_new.shape)}, {list(log_prob_old.shape)}, {list(valid.shape)}, "
                          f"{list(rewards.shape)}")
     b = log_prob_new.shape[1]
+    if b == 0:
+        raise ValueError("the batch is empty (B = 0): the mean over completions is undefined")
     if group_size < 1 or b % group_size:
         raise ValueError(f"group_size {group_size!r} must be >= 1 and divide B = {b}")
     if not (math.isfinite(beta) and beta >= 0.0):

@@ -185,3 +185,15 @@ def test_TR_47_std_scaling_without_centering_is_refused() -> None:
     z = np.zeros((2, 4))
     with pytest.raises(ReferenceError_, match="center"):
         grpo_objective(z, z, np.arange(4.0), np.ones((2, 4), bool), group_size=2, center=False)
+
+
+# --- found by the black-box input review ----------------------------------------------------------------------
+@pytest.mark.parametrize(("t", "center", "scale_by_std", "length_norm"), [
+    (2, True, True, False), (2, True, False, True), (2, False, False, False), (0, True, True, False)])
+def test_TR_49_grpo_objective_refuses_an_empty_batch(t: int, center: bool, scale_by_std: bool,
+                                                     length_norm: bool) -> None:
+    """B = 0 rollouts: the mean over no rollouts is undefined (it returned NaN), in every variant."""
+    z = np.zeros((t, 0))
+    with pytest.raises(ShapeError, match="B = 0"):
+        grpo_objective(z, z, np.zeros(0), z.astype(bool), group_size=1, center=center, scale_by_std=scale_by_std,
+                       length_norm=length_norm)

@@ -7,6 +7,8 @@ rule of open choice 22 (differences larger than 4 standard errors over the seeds
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 from reference.bellman import bellman_optimality_v
 from reference.errors import InvalidPolicyError, ShapeError
 from reference.exact import j_pi
-from reference.generators import random_layered_mdp
+from reference.generators import random_layered_mdp, random_mdp
 from reference.imitation import (
     Dataset,
     behaviour_cloning,
@@ -248,3 +250,59 @@ def test_MDP_14_on_expert_error_ignores_the_term_row() -> None:
     pi = deterministic_policy(expert, mdp.n_actions).astype(np.float64)
     pi[mdp.term] = np.eye(mdp.n_actions)[(expert[mdp.term] + 1) % mdp.n_actions]
     assert on_expert_error(mdp, pi, expert, horizon=5) == 0.0
+
+
+# --- found by the black-box input review ----------------------------------------------------------------------
+_I = np.array
+
+
+@pytest.mark.parametrize(("call", "err", "match"), [
+    # negative indices were wrapped: action -1 read as the last action, state -1 as the term row
+    (lambda: cross_entropy(np.zeros((3, 2)), Dataset(_I([0]), _I([-1]))), InvalidPolicyError, "action -1"),
+    (lambda: cross_entropy(np.zeros((3, 2)), Dataset(_I([-1]), _I([0]))), ShapeError, "state -1"),
+    (lambda: fit_bc_counts(Dataset(_I([-1]), _I([1])), n_states_plus=3, n_actions=2), ShapeError, "state -1"),
+    (lambda: fit_bc_counts(Dataset(_I([0]), _I([-2])), n_states_plus=3, n_actions=2), InvalidPolicyError,
+     "action -2"),
+    # fractional indices are refused, never truncated
+    (lambda: Dataset(_I([0.9]), _I([0])), ShapeError, r"Dataset.states\[0\] = 0.9"),
+    (lambda: Dataset(_I([0]), _I([0.5])), InvalidPolicyError, r"Dataset.actions\[0\] = 0.5"),
+    (lambda: Dataset(_I([0, 1]), _I([0])), ShapeError, "same length"),
+    (lambda: Dataset(_I([[0]]), _I([[0]])), ShapeError, "1-D"),
+    # indices beyond the consumer's table raised a bare IndexError
+    (lambda: cross_entropy(np.zeros((3, 2)), Dataset(_I([3]), _I([0]))), ShapeError, "state 3"),
+    (lambda: cross_entropy(np.zeros((3, 2)), Dataset(_I([0]), _I([2]))), InvalidPolicyError, "action 2"),
+    (lambda: fit_bc_counts(Dataset(_I([3]), _I([1])), n_states_plus=3, n_actions=2), ShapeError, "state 3"),
+])
+def test_MDP_12_datasets_refuse_negative_fractional_and_out_of_range_indices(call: Any, err: type[Exception],
+                                                                            match: str) -> None:
+    with pytest.raises(err, match=match):
+        call()
+    # integral floats are indices (2.0 is 2), stored as int64; aggregation keeps them
+    d = Dataset(_I([2.0, 0.0]), _I([1.0, 0.0]))
+    assert d.states.dtype == np.int64 and d.actions.dtype == np.int64
+    np.testing.assert_array_equal((d | d).states, [2, 0, 2, 0])
+    np.testing.assert_array_equal(fit_bc_counts(d, n_states_plus=3, n_actions=2), [[1, 0], [0.5, 0.5], [0, 1]])
+
+
+@pytest.mark.parametrize(("row", "err"), [
+    ([2.0, -1.0], InvalidPolicyError),  # gave a negative "error rate"
+    ([np.nan, np.nan], InvalidPolicyError),  # gave NaN
+    ([np.inf, 0.0], InvalidPolicyError),
+    ([0.5, 0.6], InvalidPolicyError),
+    (None, ShapeError),
+])
+def test_MDP_14_on_expert_error_refuses_a_policy_off_the_simplex(row: list[float] | None,
+                                                                  err: type[Exception]) -> None:
+    mdp = random_mdp(np.random.default_rng(1), 3, 2, gamma=0.9)
+    expert = np.zeros(mdp.n_states_plus, dtype=np.int64)
+    pi = np.full((mdp.n_states_plus, 2), 0.5)
+    if row is None:
+        pi = np.full((mdp.n_states_plus, 3), 1.0 / 3.0)
+    else:
+        pi[1] = row
+    with pytest.raises(err, match="s=1" if row is not None else "shape"):
+        on_expert_error(mdp, pi, expert, horizon=3)
+    # a valid policy whose term row is garbage is fine: error rate 1/2 at every step (MDP-11)
+    ok = np.full((mdp.n_states_plus, 2), 0.5)
+    ok[mdp.term] = np.nan
+    assert abs(on_expert_error(mdp, ok, expert, horizon=3) - 0.5) <= tolerance(1.0, terms=3)

@@ -217,3 +217,60 @@ def test_TR_49_k2_is_half_the_squared_log_ratio() -> None:
     """k2 = (log rho)^2 / 2: 0.5 (x x) and (0.5 x) x are the same float (a factor 1/2 is exact)."""
     x = np.array([np.log(2.0), -0.3, 1e-8, -5.0, 0.0])
     np.testing.assert_array_equal(kl_k2(x), 0.5 * (x * x))
+
+
+# --- found by the black-box input review ----------------------------------------------------------------------
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_TR_49_kl_k3_is_accurate_from_1e_300_to_10(sign: float) -> None:
+    """k3(x) = e^x - 1 - x against mpmath (1000 digits: expm1(x) - x cancels ~|log10 x| digits, <= 300 here).
+
+    expm1(x) - x lost 6 digits at x = 1e-10 (4.99999661e-21 for 5.000000000167e-21) and gave 0 at x = 1e-16.
+    Tolerances, relative, derived from kl_k3's docstring: |x| < 0.1 (series) 4 eps = 8 u, covering the
+    truncation (< u / 2), Horner on coefficients rounded to u (< ~2.2 u: 1/2 dominates the sum) and the two
+    products (2 u); |x| >= 0.1, expm1(x) - x: (2 + 2 / |x|) eps, i.e. expm1's 1 ulp (<= eps) amplified by
+    |expm1(x)| / k3 <= 1 + 2 / |x| plus the subtraction's u. Plus 2^-1074 absolute: below ~1e-308 the result is
+    subnormal and only its last rounding (half a subnormal ulp) counts."""
+    import mpmath
+
+    eps = float(np.finfo(np.float64).eps)
+    rng = np.random.default_rng(7)
+    mags = np.concatenate([10.0 ** np.arange(-300.0, 1.01, 0.25), 10.0 ** rng.uniform(-20.0, 1.0, 300),
+                           [1e-10, 1e-16, 0.1, np.nextafter(0.1, 0.0), np.nextafter(0.1, 1.0), 0.05, 0.15]])
+    x = sign * mags
+    got = kl_k3(x)
+    with mpmath.workdps(1000):
+        want = np.array([float(mpmath.expm1(mpmath.mpf(float(v))) - mpmath.mpf(float(v))) for v in x])
+    rtol = np.where(np.abs(x) < 0.1, 4.0 * eps, (2.0 + 2.0 / np.abs(x)) * eps)
+    err = np.abs(got - want)
+    bad = err > rtol * want + 2.0**-1074
+    assert not np.any(bad), list(zip(x[bad], got[bad], want[bad], strict=True))[:5]
+    assert np.all(got >= 0.0)
+    assert kl_k3(sign * 1e-16) > 0.0 and kl_k3(0.0) == 0.0 and kl_k3(-0.0) == 0.0  # 1e-16 gave 0
+
+
+@pytest.mark.parametrize(("p", "q"), [
+    ([0.5, 0.5], [0.5 + 4e-10, 0.5 + 4e-10]),  # gave -8e-10; the renormalised rows are equal: KL = 0
+    ([0.5 - 4e-10, 0.5 - 4e-10], [0.5, 0.5]),
+    ([0.3 * (1 + 8e-10), 0.7 * (1 + 8e-10)], [0.6 * (1 - 9e-10), 0.4 * (1 - 9e-10)]),  # was off by ~1.7e-9
+    ([[0.2, 0.8, 0.0], [0.1 + 3e-10, 0.2, 0.7]], [[0.5 + 2e-10, 0.25, 0.25], [0.3, 0.3, 0.4 - 6e-10]]),
+])
+def test_TR_10_categorical_kl_renormalises_rows_within_the_tolerance(p: list[float], q: list[float]) -> None:
+    """Rows that pass the 1e-9 simplex tolerance are divided by their sums first: KL of the renormalised rows
+    (mpmath, 50 digits, from the same floats), >= 0, and KL(p || p) = KL(q || q) = 0 exactly. Tolerance:
+    renormalising rounds each entry by u, which moves each log by ~u, so tolerance(1 + sum p (|log p| + |log q|),
+    terms=K) bounds it with the log and sum roundings."""
+    import mpmath
+
+    pp, qq = np.atleast_2d(np.asarray(p, dtype=np.float64)), np.atleast_2d(np.asarray(q, dtype=np.float64))
+    got = np.atleast_1d(categorical_kl(p, q))
+    for i in range(pp.shape[0]):
+        with mpmath.workdps(50):
+            sp, sq = mpmath.fsum(map(mpmath.mpf, pp[i])), mpmath.fsum(map(mpmath.mpf, qq[i]))
+            want = float(mpmath.fsum(mpmath.mpf(a) / sp * mpmath.log((mpmath.mpf(a) / sp) / (mpmath.mpf(b) / sq))
+                                     for a, b in zip(pp[i], qq[i], strict=True) if a > 0))
+        live = pp[i] > 0
+        scale = 1.0 + float(np.sum(pp[i][live] * (np.abs(np.log(pp[i][live])) + np.abs(np.log(qq[i][live])))))
+        assert got[i] >= 0.0
+        assert abs(got[i] - want) <= tolerance(scale, terms=pp.shape[1])
+    np.testing.assert_array_equal(categorical_kl(p, p), np.zeros(got.shape if np.ndim(p) > 1 else ()))
+    np.testing.assert_array_equal(categorical_kl(q, q), np.zeros(got.shape if np.ndim(q) > 1 else ()))

@@ -36,6 +36,7 @@ from reference.trust_region import (
     grad_surrogate_k,
     hessian_j_fd,
     hessian_surrogate_k,
+    is_surrogate_estimate,
     is_surrogate_terms,
     natural_gradient,
     policy_kl,
@@ -557,3 +558,70 @@ def test_TR_09_cg_stops_on_an_exact_solution() -> None:
     (alpha = 5 / 10 = 1/2, exact in binary), and b = 0 returns 0 at once."""
     np.testing.assert_array_equal(conjugate_gradient(lambda v: 2.0 * v, np.array([1.0, 2.0]), iters=5), [0.5, 1.0])
     np.testing.assert_array_equal(conjugate_gradient(lambda v: v, np.zeros(3)), np.zeros(3))
+
+
+# --- found by the black-box input review ----------------------------------------------------------------------
+@pytest.mark.parametrize(("rtol", "b", "match"), [
+    (-1.0, [1.0, 2.0], "rtol"),  # stopped before the first iteration and returned [0, 0]
+    (-1e-300, [1.0, 2.0], "rtol"),
+    (float("nan"), [1.0, 2.0], "rtol"),
+    (float("inf"), [1.0, 2.0], "rtol"),
+    ("0.1", [1.0, 2.0], "rtol"),
+    (True, [1.0, 2.0], "rtol"),
+    (0.0, [1.0, float("nan")], "b"),
+    (0.0, [float("inf"), 2.0], "b"),
+])
+def test_TR_09_conjugate_gradient_refuses_a_bad_rtol_or_b(rtol: object, b: list[float], match: str) -> None:
+    a = np.array([[4.0, 1.0], [1.0, 3.0]])
+    with pytest.raises(ReferenceError_, match=match):
+        conjugate_gradient(lambda v: a @ v, b, rtol=rtol)  # type: ignore[arg-type]
+    # the boundary rtol = 0 and a positive rtol still solve the system (2 steps are exact for n = 2)
+    for ok in (0.0, 1e-12):
+        x = conjugate_gradient(lambda v: a @ v, [1.0, 2.0], rtol=ok)
+        np.testing.assert_allclose(a @ x, [1.0, 2.0], rtol=0, atol=tolerance(4.0, terms=2, condition=3.0))
+
+
+_INF, _NAN = float("inf"), float("nan")
+
+
+@pytest.mark.parametrize(("new", "old", "adv", "valid", "want"), [
+    # non-finite inputs on valid steps are refused (a NaN log-prob gave [nan], an inf advantage [inf])
+    ([[_NAN]], [[0.0]], [[1.0]], [[True]], "log_prob_new must be"),
+    ([[_INF]], [[0.0]], [[1.0]], [[True]], "log_prob_new must be"),
+    ([[0.0]], [[_NAN]], [[1.0]], [[True]], "log_prob_old must be"),
+    ([[0.0]], [[-_INF]], [[1.0]], [[True]], "log_prob_old must be"),
+    ([[0.0]], [[0.0]], [[_INF]], [[True]], "advantages must be"),
+    ([[0.0]], [[0.0]], [[_NAN]], [[True]], "advantages must be"),
+    # a ratio that overflows against a non-zero advantage: not representable
+    ([[1000.0]], [[0.0]], [[1.0]], [[True]], "overflows"),
+    ([[1000.0]], [[0.0]], [[-1e-3]], [[True]], "overflows"),
+    ([[700.0]], [[-700.0]], [[1.0]], [[True]], "overflows"),
+    ([[700.0], [700.0]], [[0.0], [0.0]], [[1e4], [1e4]], [[True], [True]], "overflows"),  # the sum overflows
+    # a zero advantage is an exact 0 whatever the ratio (e^1000 * 0 was NaN); so is a zero ratio
+    ([[1000.0]], [[0.0]], [[0.0]], [[True]], [0.0]),
+    ([[1000.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]], [[0.0, 2.0], [1.0, 0.0]], np.ones((2, 2), bool),
+     [0.9, 2.0]),
+    ([[-_INF]], [[0.0]], [[5.0]], [[True]], [0.0]),
+    # padding (valid = False) is ignored, whatever it holds
+    ([[0.0], [_NAN]], [[0.0], [_INF]], [[1.0], [_NAN]], [[True], [False]], [1.0]),
+])
+def test_TR_07_is_surrogate_refuses_non_finite_inputs_and_zero_advantages_are_exact(
+        new: list[list[float]], old: list[list[float]], adv: list[list[float]], valid: list[list[bool]],
+        want: str | list[float]) -> None:
+    if isinstance(want, str):
+        with pytest.raises(ReferenceError_, match=want):
+            is_surrogate_terms(new, old, adv, valid, gamma=0.9)
+        with pytest.raises(ReferenceError_, match=want):
+            is_surrogate_estimate(new, old, adv, valid, gamma=0.9)
+    else:  # exact: every term is 0, an exact power of 0.9 times 1, or 1 * 2
+        np.testing.assert_array_equal(is_surrogate_terms(new, old, adv, valid, gamma=0.9), want)
+        assert is_surrogate_estimate(new, old, adv, valid, gamma=0.9) == float(np.mean(want))
+
+
+@pytest.mark.parametrize("t", [0, 1, 3])
+def test_TR_07_is_surrogate_estimate_refuses_an_empty_batch(t: int) -> None:
+    """B = 0: the mean over no trajectories is undefined (it returned NaN); the per-trajectory terms are []."""
+    z = np.zeros((t, 0))
+    with pytest.raises(ShapeError, match="B = 0"):
+        is_surrogate_estimate(z, z, z, z.astype(bool), gamma=0.9)
+    assert is_surrogate_terms(z, z, z, z.astype(bool), gamma=0.9).shape == (0,)

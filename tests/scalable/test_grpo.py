@@ -166,3 +166,11 @@ def test_TR_51_equal_reward_groups_give_exact_zeros_where_the_mean_rounds() -> N
         adv = grpo.grpo_advantages(r, scale_by_std=scale)
         assert adv[0].tolist() == [0.0, 0.0, 0.0]
         assert bool(torch.all(adv[1] != 0.0))
+
+
+def test_TR_49_grpo_objective_twin_refuses_an_empty_batch() -> None:
+    """B = 0 returned NaN (the mean of nothing); the reference raises ShapeError, the twin ValueError."""
+    z = torch.zeros((3, 0), dtype=torch.float64)
+    with pytest.raises(ValueError, match="empty"):
+        grpo.grpo_objective(z, z, torch.zeros(0, dtype=torch.float64), torch.ones((3, 0), dtype=torch.bool),
+                            group_size=1)
