@@ -60,6 +60,17 @@ def _validate_lam(lam: float) -> float:
     return x
 
 
+def _finite(name: str, out: Tensor) -> Tensor:
+    """The reference refuses a NaN / inf that enters a result (entries a result does not read may hold anything);
+    here the same rule is checked on the result itself (every read is through torch.where, so an unread NaN
+    cannot reach it): one reduction per call, raised as ReferenceError_ instead of training on NaN."""
+    if not bool(torch.isfinite(out).all()):
+        rows = [tuple(int(i) for i in ix) for ix in torch.nonzero(~torch.isfinite(out))[:5].tolist()]
+        raise ReferenceError_(f"{name} is not finite at rows (t, b) = {rows}: a NaN or inf in the rewards, values or "
+                              f"next values that these rows read (or an overflow)")
+    return out
+
+
 def next_values_from_rollout(
     values: Tensor,
     last_value: Tensor,
@@ -89,7 +100,7 @@ def next_values_from_rollout(
             raise ReferenceError_(f"truncated rows (t, b) = {rows} need v_final to bootstrap")
         vf = _batch("v_final", v_final, shape)
         nxt = torch.where(trunc, vf.to(v.dtype), nxt)
-    return torch.where(term, torch.zeros_like(nxt), nxt)
+    return _finite("next_values", torch.where(term, torch.zeros_like(nxt), nxt))
 
 
 def td_residuals(
@@ -111,7 +122,7 @@ def td_residuals(
     nv = _batch("next_values", next_values, r.shape)
     term = _flags("terminated", terminated, r.shape)
     boot = torch.where(term, torch.zeros_like(nv), nv)
-    return r + g * boot - v
+    return _finite("the TD residual", r + g * boot - v)
 
 
 def td_k_advantages(
@@ -157,7 +168,7 @@ def td_k_advantages(
         out[:rows] += torch.where(a & stop, g ** (l + 1) * boot_row[l:], zero[:rows])
         alive[:rows] &= ~stop
         alive[rows:] = False
-    return out - v
+    return _finite("the TD(k) advantage", out - v)
 
 
 def gae(
@@ -189,7 +200,7 @@ def gae(
         acc = delta[t] + c * torch.where(done[t], torch.zeros_like(acc), acc)
         rows.append(acc)
     rows.reverse()
-    return torch.stack(rows, dim=0)
+    return _finite("the GAE advantage", torch.stack(rows, dim=0))
 
 
 def value_targets(advantages: Tensor, values: Tensor) -> Tensor:

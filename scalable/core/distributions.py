@@ -71,11 +71,13 @@ def categorical_log_prob(logits: Tensor, actions: Tensor) -> Tensor:
 def categorical_entropy(logits: Tensor) -> Tensor:
     """H(pi(. | s)) = -sum_a pi(a | s) log pi(a | s) (A3C entropy bonus, open choice 14).
 
-    Shapes: logits [..., A] -> [...]. Zero-probability actions contribute 0 (p log p -> 0).
+    Shapes: logits [..., A] -> [...]. Zero-probability actions contribute 0 (p log p -> 0), masked logits of
+    -inf included: log p is replaced by 0 there before the product, so that the backward pass never forms
+    0 * (-inf) (the gradient was NaN in every entry when the product was masked after it).
     """
     lp = F.log_softmax(logits, dim=-1)
     p = lp.exp()
-    return -(torch.where(p > 0, p * lp, torch.zeros_like(p))).sum(dim=-1)
+    return -(p * torch.where(p > 0, lp, torch.zeros_like(lp))).sum(dim=-1)
 
 
 def categorical_sample(logits: Tensor, *, generator: torch.Generator | None = None) -> Tensor:

@@ -115,8 +115,9 @@ def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> P
 def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`; return its ``state`` dict.
 
-    Uses ``torch.load(weights_only=True)``. Raises :class:`CheckpointError` naming the path for a
-    missing, unreadable, corrupt or truncated file, a non-`scalable` file, or a newer version.
+    Uses ``torch.load(weights_only=True)``, after checking the CRC-32 of every entry of the zip archive (torch
+    does not). Raises :class:`CheckpointError` naming the path for a missing, unreadable, corrupt (any entry
+    failing its CRC, tensor data included) or truncated file, a non-`scalable` file, or a newer version.
     """
     p = Path(path)
     if not p.is_file():
@@ -124,6 +125,17 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
     if not zipfile.is_zipfile(p):
         raise CheckpointError(f"cannot load checkpoint {str(p)!r}: not a torch zip archive (the file is corrupt, "
                               "truncated or in a foreign format)")
+    # torch's zip reader does not check the CRC-32 that the archive stores for each entry, so a flipped bit in
+    # tensor data would load as a wrong parameter value; zipfile checks every entry's CRC first
+    try:
+        with zipfile.ZipFile(p) as zf:
+            bad = zf.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+        raise CheckpointError(f"cannot load checkpoint {str(p)!r}: the zip archive is unreadable "
+                              f"({type(exc).__name__}: {exc})") from exc
+    if bad is not None:
+        raise CheckpointError(f"checkpoint {str(p)!r} is corrupt: entry {bad!r} fails its CRC-32 check (the file was "
+                              "damaged after it was written)")
     try:
         payload = torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:

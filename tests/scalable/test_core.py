@@ -158,6 +158,41 @@ def test_TR_29_bad_inputs_raise_named_errors() -> None:
         adv.next_values_from_rollout(z, torch.zeros(3, dtype=torch.float64), f, f)
 
 
+@pytest.mark.parametrize("where", ["rewards", "values", "next_values", "last_value", "v_final"])
+def test_TR_29_twins_refuse_a_nan_that_enters_the_result_as_the_reference_does(where: str) -> None:
+    """A NaN in an entry that the result reads raises (the reference's rule, 49f584a); the twins returned NaN.
+    A NaN where nothing reads it (a terminated row's next value, v_final off the truncated rows) is accepted."""
+    t, b = 4, 2
+    z = torch.zeros(t, b, dtype=torch.float64)
+    term = torch.zeros(t, b, dtype=torch.bool)
+    trunc = torch.zeros(t, b, dtype=torch.bool)
+    term[1, 0] = True
+    trunc[2, 1] = True
+    r, v, nv = z.clone(), z.clone(), z.clone()
+    last = torch.zeros(b, dtype=torch.float64)
+    vf = torch.full((t, b), float("nan"), dtype=torch.float64)
+    vf[2, 1] = 0.5
+    nv[1, 0] = float("nan")  # terminated row: not read
+    assert torch.isfinite(adv.gae(r, v, nv, term, trunc, gamma=0.9, lam=0.95)).all()
+    assert torch.isfinite(adv.next_values_from_rollout(v, last, term, trunc, vf)).all()
+    bad = {"rewards": r, "values": v, "next_values": nv, "last_value": last, "v_final": vf}[where].clone()
+    if where == "v_final":
+        bad[2, 1] = float("nan")
+    elif where == "last_value":
+        bad[1] = float("nan")
+    else:
+        bad[3, 1] = float("nan")
+    kw = {"rewards": r, "values": v, "next_values": nv, "last_value": last, "v_final": vf, where: bad}
+    with pytest.raises(ReferenceError_, match="not finite"):
+        if where in ("last_value", "v_final"):
+            adv.next_values_from_rollout(kw["values"], kw["last_value"], term, trunc, kw["v_final"])
+        else:
+            adv.gae(kw["rewards"], kw["values"], kw["next_values"], term, trunc, gamma=0.9, lam=0.95)
+    if where not in ("last_value", "v_final"):
+        with pytest.raises(ReferenceError_, match="not finite"):
+            adv.td_k_advantages(kw["rewards"], kw["values"], kw["next_values"], term, trunc, gamma=0.9, k=2)
+
+
 # ------------------------------------------------------------------------------------ surrogates / losses
 @given(st.integers(0, 2**32 - 1), st.sampled_from([1, 7, 64]), st.sampled_from([0.0, 0.1, 0.2, 0.3]))
 def test_TR_14_ppo_clip_objective_twin(seed: int, n: int, eps: float) -> None:
@@ -508,6 +543,15 @@ def test_PG_48_entropy_of_masked_actions_is_finite() -> None:
     h = dist.categorical_entropy(torch.tensor([[0.0, float("-inf")], [0.0, 0.0]], dtype=torch.float64))
     assert h[0].item() == 0.0
     assert abs(h[1].item() - float(np.log(2.0))) <= counted_tolerance(float(np.log(2.0)), roundings=6)
+    # and its gradient: dH/dl_j = -p_j (log p_j + H) on the unmasked actions, 0 on the masked one (it was NaN in
+    # every entry: the product was masked after 0 * (-inf) had been formed)
+    lg = torch.tensor([[0.0, float("-inf"), 1.0]], dtype=torch.float64, requires_grad=True)
+    hh = dist.categorical_entropy(lg)
+    hh.sum().backward()  # type: ignore[no-untyped-call]
+    p = torch.softmax(torch.tensor([0.0, 1.0], dtype=torch.float64), dim=0)
+    want = -p * (torch.log(p) + hh.detach()[0])
+    assert lg.grad is not None and lg.grad[0, 1].item() == 0.0
+    assert torch.allclose(lg.grad[0, [0, 2]], want, rtol=0, atol=counted_tolerance(1.0, roundings=16))
 
 
 def test_PG_50_gaussian_sample_is_reparameterised() -> None:

@@ -111,6 +111,26 @@ def test_corrupt_truncated_missing_and_foreign_files_raise_checkpoint_error(tmp_
         load_checkpoint(future)
 
 
+def test_a_flipped_bit_in_tensor_data_is_a_checkpoint_error_not_a_wrong_weight(tmp_path: Path) -> None:
+    """torch.load does not check the zip entries' CRC-32: one flipped bit inside the stored tensor loaded as
+    w[984] = 728.0 (review 2026-12-06). load_checkpoint now checks every entry's CRC first."""
+    import io
+    import zipfile
+
+    good = save_checkpoint(tmp_path / "good.pt", {"w": torch.arange(10000, dtype=torch.float32)})
+    raw = bytearray(good.read_bytes())
+    names = [n for n in zipfile.ZipFile(io.BytesIO(bytes(raw))).namelist() if "/data/" in n]
+    info = zipfile.ZipFile(io.BytesIO(bytes(raw))).getinfo(names[0])
+    assert info.compress_type == zipfile.ZIP_STORED  # so the payload sits at a known offset
+    offset = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    raw[offset + 4000] ^= 0x40  # one bit inside the tensor's bytes
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="CRC"):
+        load_checkpoint(bad)
+    assert torch.equal(load_checkpoint(good)["w"], torch.arange(10000, dtype=torch.float32))
+
+
 def test_saving_non_plain_data_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"state\['arr'\].*ndarray"):
         save_checkpoint(tmp_path / "c.pt", {"arr": np.zeros(3)})
