@@ -81,6 +81,32 @@ def test_k3_twin_nonnegative(seed: int, n: int) -> None:
     assert np.all(got >= 0.0) and np.all(got[lr == 0.0] == 0.0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_k3_twin_is_accurate_near_rho_1_and_so_is_its_gradient(dtype: Any) -> None:
+    """x = log rho from 1e-30 to 10, both signs, against mpmath (60 digits): k3 = e^x - 1 - x and dk3/dx =
+    e^x - 1. expm1(x) - x cancelled near 0 (float32: relative error 1e-4 at x = 1e-3, and its gradient too).
+    Tolerance: a few roundings of the dtype relative to the value where the series is used (|x| < 0.1), and
+    (2 + 2 / |x|) roundings above, where expm1(x) - x amplifies expm1's error by |expm1(x)| / k3 <= 1 + 2 / |x|."""
+    import mpmath  # type: ignore[import-untyped]
+
+    mags = 10.0 ** np.linspace(-30 if dtype == torch.float64 else -18, 1, 61)
+    x64 = np.concatenate([mags, -mags])
+    x = torch.tensor(x64, dtype=dtype, requires_grad=True)
+    k = grpo.kl_k3(x)
+    k.sum().backward()  # type: ignore[no-untyped-call]
+    assert x.grad is not None
+    eps = float(torch.finfo(dtype).eps)
+    xs = x.detach().double().numpy()
+    for i, xv in enumerate(xs):
+        with mpmath.workdps(60):
+            xm = mpmath.mpf(float(xv))
+            want_v = float(mpmath.expm1(xm) - xm)
+            want_g = float(mpmath.expm1(xm))
+        amp = 4.0 if abs(xv) < 0.1 else 2.0 + 2.0 / abs(xv)
+        assert abs(float(k[i]) - want_v) <= 8 * amp * eps * want_v + float(torch.finfo(dtype).tiny), (xv, float(k[i]))
+        assert abs(float(x.grad[i]) - want_g) <= 8 * amp * eps * abs(want_g) + float(torch.finfo(dtype).tiny), xv
+
+
 @st.composite
 def grpo_batches(draw: st.DrawFn) -> dict[str, Any]:
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
