@@ -34,6 +34,7 @@ from reference.gradients import bootstrap_values
 from reference.mdp import (
     FiniteMDP,
     FloatArray,
+    _real,
     validate_flags,
     validate_gamma,
     validate_k,
@@ -63,7 +64,7 @@ BoolArray = NDArray[np.bool_]
 
 
 def _validate_lam(lam: float) -> float:
-    x = float(lam)
+    x = _real(lam, "lam")  # "0.5" and True are refused, not parsed as 0.5 and 1.0
     if not (0.0 <= x <= 1.0):
         raise ReferenceError_(f"lam must lie in [0, 1] (TR-31), got {lam!r}")
     return x
@@ -93,6 +94,18 @@ def _used_finite(name: str, x: FloatArray, used: BoolArray) -> None:
 
 
 _flags = validate_flags  # the short name this module's code uses
+
+
+def _finite_result(name: str, out: FloatArray) -> FloatArray:
+    """Every input entry a result reads has been checked finite, so an inf / NaN in ``out`` is an overflow (e.g.
+    values near 1e308): raise ReferenceError_ naming the first row instead of returning it (as the torch twins
+    in ``scalable.core.advantages`` do)."""
+    bad = ~np.isfinite(out)
+    if np.any(bad):
+        t, b = (int(i) for i in np.argwhere(bad)[0])
+        raise ReferenceError_(f"{name} overflows at row (t, b) = ({t}, {b}) ({int(bad.sum())} entries): the rewards "
+                              "and values are finite but the result is beyond the float64 range")
+    return np.asarray(out, dtype=np.float64)
 
 
 def next_values_from_rollout(
@@ -152,7 +165,10 @@ def td_residuals(
     nv = _batch("next_values", next_values, r.shape, finite=False)
     term = _flags("terminated", terminated, r.shape)
     _used_finite("next_values", nv, ~term)  # every row that did not terminate bootstraps with its next value
-    return np.asarray(r + g * np.where(term, 0.0, nv) - v, dtype=np.float64)
+    # r - v first: exact for r = v (then r = v = gamma V' = 1e308 gives 1e308, where r + gamma V' overflowed)
+    with np.errstate(over="ignore", invalid="ignore"):
+        delta = (r - v) + g * np.where(term, 0.0, nv)
+    return _finite_result("the TD residual delta", delta)
 
 
 def td_k_advantages(
@@ -204,7 +220,9 @@ def td_k_advantages(
         alive[:rows] &= ~stop
         alive[rows:] = False
     _used_finite("next_values", boot_row, read)  # boot_row is 0 on terminated rows
-    return np.asarray(out - v, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        adv = out - v
+    return _finite_result("the TD(k) advantage", adv)
 
 
 def gae(
@@ -232,10 +250,11 @@ def gae(
     c = float(gamma) * lm
     out = np.zeros(shape)
     acc = np.zeros(shape[1])
-    for t in range(shape[0] - 1, -1, -1):
-        acc = delta[t] + c * np.where(done[t], 0.0, acc)
-        out[t] = acc
-    return out
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(shape[0] - 1, -1, -1):
+            acc = delta[t] + c * np.where(done[t], 0.0, acc)
+            out[t] = acc
+    return _finite_result("the GAE advantage", out)
 
 
 def gae_oracle(

@@ -7,6 +7,7 @@ or scipy.sparse CSR matrices.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,14 +97,21 @@ def solve_linear(
     Larger sparse: restarted GMRES to relative residual ``rtol``, followed by up to 3 steps of
     iterative refinement; raises :class:`NotConvergedError` if ``||b - a x||_inf > 10 rtol ||b||_inf``
     at the end. The caller turns the residual into a certified error bound (see
-    :func:`reference.exact.v_pi_certified`).
+    :func:`reference.exact.v_pi_certified`). A singular matrix raises ``numpy.linalg.LinAlgError`` on the
+    dense and the direct sparse path alike (SuperLU only warns and returns NaN).
     """
     if not sp.issparse(a):
         return np.asarray(sla.solve(np.asarray(a), b, check_finite=False), dtype=np.float64)
     A = _as_csr(a)
     n = A.shape[0]
     if n <= DIRECT_SOLVE_MAX:
-        x = spla.spsolve(A.tocsc(), b)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", spla.MatrixRankWarning)
+            try:
+                x = spla.spsolve(A.tocsc(), b)
+            except spla.MatrixRankWarning:
+                raise np.linalg.LinAlgError(f"solve_linear: the sparse matrix a ({n} x {n}) is singular "
+                                            "(as the dense path, scipy.linalg.solve, reports)") from None
         return np.asarray(x, dtype=np.float64).reshape(b.shape)
     if b.ndim == 2:
         return np.stack([solve_linear(A, b[:, j], rtol=rtol, maxiter=maxiter) for j in range(b.shape[1])],

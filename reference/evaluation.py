@@ -37,7 +37,7 @@ import numpy as np
 from reference.errors import ReferenceError_, ShapeError
 from reference.exact import q_pi, v_pi
 from reference.mdp import FiniteMDP, FloatArray, IntArray, validate_gamma, validate_int, validate_k, validate_policy
-from reference.sampling import Trajectories, discounted_returns, sample_trajectories
+from reference.sampling import Trajectories, discounted_returns, sample_trajectories, validate_state_table
 
 __all__ = [
     "ExpectedUpdate",
@@ -152,15 +152,16 @@ def v_targets(traj: Trajectories, v: FloatArray, *, gamma: float, k: int | None)
 
     Spec: EVAL-06 and EVAL-10 (k=1: y = r_0 + gamma V(s_1), or r_0 if s_1 = term), EVAL-15 and EVAL-18
     (k-step), EVAL-01 (k=None: MC). Errata E-19 (the bracket covers both terms), E-20 applied.
-    ``v`` has shape [S]; its term entry is ignored (V(term) = 0 hard-coded, EVAL-04). Truncated
-    trajectories bootstrap with V(s_H) at the horizon (open choice 2). Invalid steps (t >= L) get 0.
+    ``v`` has shape [S] (over S+: |S+| = ``traj.term + 1`` entries, ShapeError otherwise); its term entry is
+    ignored (V(term) = 0 hard-coded, EVAL-04). Truncated trajectories bootstrap with V(s_H) at the horizon
+    (open choice 2). Invalid steps (t >= L) get 0.
     """
     gamma = validate_gamma(gamma)
-    vv = np.asarray(v, dtype=np.float64)
+    vv = validate_state_table(traj, v, name="v")  # a V without its term entry must not make s = S-1 terminal
     n = bootstrap_steps(traj, k=k)
     end = np.arange(traj.horizon)[None, :] + n
     s_end = np.take_along_axis(traj.states, end, axis=1)
-    term = vv.shape[0] - 1
+    term = vv.shape[0] - 1  # = traj.term (checked above)
     boot = np.where(s_end == term, 0.0, vv[s_end])
     y = _partial_returns(traj, n, gamma) + np.power(gamma, n) * boot
     return np.asarray(np.where(traj.valid, y, 0.0), dtype=np.float64)
@@ -172,17 +173,19 @@ def q_targets(traj: Trajectories, q: FloatArray, *, gamma: float, k: int | None,
 
     Spec: EVAL-24 (k=1), EVAL-26, EVAL-27 and EVAL-29/30 (k-step: "y += gamma^k Q(s_k, a_k) if
     s_{k∧T} != term"), EVAL-21 (k=None: MC). Erratum E-23 applied: the reward sum stops at (k ∧ T) - 1.
-    ``q`` has shape [S, A]; Q(term, .) = 0 is hard-coded. a_{t+n} is the stored action; at the horizon of
-    a truncated trajectory (no stored action) the bootstrap is sum_a pi(a | s_H) Q(s_H, a), which needs
-    ``pi`` (shape [S, A]).
+    ``q`` has shape [S, A] (over S+: ``traj.term + 1`` rows, ShapeError otherwise); Q(term, .) = 0 is
+    hard-coded. a_{t+n} is the stored action; at the horizon of a truncated trajectory (no stored action) the
+    bootstrap is sum_a pi(a | s_H) Q(s_H, a), which needs ``pi`` (shape [S, A]).
     """
     gamma = validate_gamma(gamma)
-    qq = np.asarray(q, dtype=np.float64)
-    term = qq.shape[0] - 1
+    qq = validate_state_table(traj, q, name="q", ndim=2, actions=True)
+    term = qq.shape[0] - 1  # = traj.term (checked above)
     n = bootstrap_steps(traj, k=k)
     h = traj.horizon
     end = np.arange(h)[None, :] + n
     s_end = np.take_along_axis(traj.states, end, axis=1)
+    # no action is stored at t = H: that column is read only where it is replaced (at_h: the pi-expectation;
+    # s_end = term: 0), so the index H - 1 in a_end is a placeholder, not a clamp of a real index
     at_h = (end >= h) & traj.valid & (s_end != term)
     a_end = np.take_along_axis(traj.actions, np.minimum(end, h - 1), axis=1)
     boot = qq[s_end, a_end]
@@ -192,7 +195,9 @@ def q_targets(traj: Trajectories, q: FloatArray, *, gamma: float, k: int | None,
             raise ShapeError(f"trajectory {i} is truncated at H={h}: the bootstrap Q(s_H, a_H) at t={t} "
                              "needs pi "
                              "(no action is stored at the horizon)")
-        pv = np.asarray(pi, dtype=np.float64)
+        pv = validate_state_table(traj, pi, name="pi", ndim=2, actions=True)
+        if pv.shape != qq.shape:
+            raise ShapeError(f"pi must have the shape of q {qq.shape}, got {pv.shape}")
         boot = np.where(at_h, np.einsum("nha,nha->nh", pv[s_end], qq[s_end]), boot)
     boot = np.where(s_end == term, 0.0, boot)
     y = _partial_returns(traj, n, gamma) + np.power(gamma, n) * boot
@@ -218,10 +223,11 @@ def v_gradients(traj: Trajectories, x: FloatArray, w: FloatArray, *, gamma: floa
     Shapes: x [S, d], w [d], v_boot [S].
     """
     _check_gradient(gradient)
-    xf = np.asarray(x, dtype=np.float64)
+    xf = validate_state_table(traj, x, name="x", ndim=2)  # [S+, d]
     wv = np.asarray(w, dtype=np.float64)
     v_phi = xf @ wv
-    y = v_targets(traj, v_phi if v_boot is None else v_boot, gamma=gamma, k=k)
+    vb = v_phi if v_boot is None else validate_state_table(traj, v_boot, name="v_boot")
+    y = v_targets(traj, vb, gamma=gamma, k=k)
     s = traj.states[:, :-1]
     delta = np.where(traj.valid, v_phi[s] - y, 0.0)
     grad_v = xf[s]
@@ -244,10 +250,13 @@ def q_gradients(traj: Trajectories, x: FloatArray, w: FloatArray, *, gamma: floa
     bootstrap gamma^n Q_phi(s_{t+n}, a_{t+n}) (E-17). Shapes: x [S, A, d], w [d], q_boot and pi [S, A].
     """
     _check_gradient(gradient)
-    xf = np.asarray(x, dtype=np.float64)
+    xf = validate_state_table(traj, x, name="x", ndim=3, actions=True)  # [S+, A, d]
     wv = np.asarray(w, dtype=np.float64)
     q_phi = xf @ wv
-    y = q_targets(traj, q_phi if q_boot is None else q_boot, gamma=gamma, k=k, pi=pi)
+    qb = q_phi if q_boot is None else validate_state_table(traj, q_boot, name="q_boot", ndim=2, actions=True)
+    if qb.shape != q_phi.shape:
+        raise ShapeError(f"q_boot must have the shape [S+, A] = {q_phi.shape} of the features, got {qb.shape}")
+    y = q_targets(traj, qb, gamma=gamma, k=k, pi=pi)
     s, a = traj.states[:, :-1], traj.actions
     delta = np.where(traj.valid, q_phi[s, a] - y, 0.0)
     grad_q = xf[s, a]
@@ -256,26 +265,45 @@ def q_gradients(traj: Trajectories, x: FloatArray, w: FloatArray, *, gamma: floa
         n = bootstrap_steps(traj, k=k)
         end = np.arange(h)[None, :] + n
         s_end = np.take_along_axis(traj.states, end, axis=1)
-        a_end = np.take_along_axis(traj.actions, np.minimum(end, h - 1), axis=1)
+        a_end = np.take_along_axis(traj.actions, np.minimum(end, h - 1), axis=1)  # placeholder at H, as q_targets
         x_end = xf[s_end, a_end]
         term = xf.shape[0] - 1
         at_h = ((end >= h) & traj.valid & (s_end != term))[..., None]  # truncated, not terminated, at H
         if np.any(at_h):
             if pi is None:
                 raise ShapeError("residual gradient at a truncated horizon needs pi")
-            x_end = np.where(at_h, np.einsum("nha,nhad->nhd", np.asarray(pi)[s_end], xf[s_end]), x_end)
+            pv = validate_state_table(traj, pi, name="pi", ndim=2, actions=True)
+            x_end = np.where(at_h, np.einsum("nha,nhad->nhd", pv[s_end], xf[s_end]), x_end)
         x_end = np.where((s_end == term)[..., None], 0.0, x_end)  # Q(term) = 0 is a constant: no gradient
         grad_q = grad_q - np.power(gamma, n)[..., None] * x_end
     return np.asarray(delta[..., None] * grad_q, dtype=np.float64)
 
 
 # ====================================================================== objectives (exact)
+def _state_weights(mdp: FiniteMDP, mu: FloatArray | None) -> FloatArray:
+    """The state weighting of the exact losses: p0, or ``mu`` of shape [S] (over S+), finite and >= 0.
+
+    A negative weight made the squared loss negative, a length-1 ``mu`` broadcast over every state and a NaN
+    gave a NaN loss; each raises naming ``mu`` (ShapeError for the shape, ReferenceError_ for a value).
+    """
+    if mu is None:
+        return mdp.p0
+    m = np.asarray(mu, dtype=np.float64)
+    if m.shape != (mdp.n_states_plus,):
+        raise ShapeError(f"mu must have shape [S+] = [{mdp.n_states_plus}] (a weight per state), got {list(m.shape)}")
+    bad = ~np.isfinite(m) | (m < 0)
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        raise ReferenceError_(f"mu must be finite and >= 0; mu[{i}] = {float(m[i])!r}")
+    return m
+
+
 def v_loss(mdp: FiniteMDP, pi: FloatArray, v: FloatArray, *, mu: FloatArray | None = None) -> float:
     """L(phi) = E_{s ~ p0}[1/2 (V_phi(s) - V^pi(s))^2] (EVAL-02); ``mu`` [S] replaces p0 (open choice 7).
 
     ``v`` has shape [S]; the term entry is ignored (EVAL-04).
     """
-    m = mdp.p0 if mu is None else np.asarray(mu, dtype=np.float64)
+    m = _state_weights(mdp, mu)
     d = np.asarray(v, dtype=np.float64) - v_pi(mdp, pi)
     d[mdp.term] = 0.0
     return float(0.5 * m @ (d * d))
@@ -284,7 +312,7 @@ def v_loss(mdp: FiniteMDP, pi: FloatArray, v: FloatArray, *, mu: FloatArray | No
 def v_loss_gradient(mdp: FiniteMDP, pi: FloatArray, x: FloatArray, w: FloatArray, *,
                     mu: FloatArray | None = None) -> FloatArray:
     """grad L(phi) = E_{s ~ p0}[(V_phi(s) - V^pi(s)) grad V_phi(s)] = X^T D (X w - V^pi); [d] (EVAL-02/03)."""
-    m = mdp.p0 if mu is None else np.asarray(mu, dtype=np.float64)
+    m = _state_weights(mdp, mu)
     xf = validate_features(mdp, x)
     return np.asarray(xf.T @ (m * (xf @ w - v_pi(mdp, pi))), dtype=np.float64)
 
@@ -292,7 +320,7 @@ def v_loss_gradient(mdp: FiniteMDP, pi: FloatArray, x: FloatArray, w: FloatArray
 def q_loss(mdp: FiniteMDP, pi: FloatArray, q: FloatArray, *, mu: FloatArray | None = None) -> float:
     """L(phi) = E_{s ~ p0, a ~ pi(.|s)}[1/2 (Q_phi(s, a) - Q^pi(s, a))^2] (EVAL-22); ``q`` [S, A]."""
     p = validate_policy(mdp, pi)
-    m = (mdp.p0 if mu is None else np.asarray(mu, dtype=np.float64))[:, None] * p
+    m = _state_weights(mdp, mu)[:, None] * p
     d = np.asarray(q, dtype=np.float64) - q_pi(mdp, p)
     d[mdp.term] = 0.0
     return float(0.5 * np.sum(m * d * d))
@@ -303,7 +331,7 @@ def q_loss_gradient(mdp: FiniteMDP, pi: FloatArray, x: FloatArray, w: FloatArray
     """grad L = E_{s ~ p0, a ~ pi}[(Q_phi(s, a) - Q^pi(s, a)) grad Q_phi(s, a)]; shape [d] (EVAL-22, E-21)."""
     p = validate_policy(mdp, pi)
     xf = validate_features(mdp, x, q=True)
-    m = (mdp.p0 if mu is None else np.asarray(mu, dtype=np.float64))[:, None] * p
+    m = _state_weights(mdp, mu)[:, None] * p
     return np.asarray(np.einsum("sa,sad->d", m * (xf @ w - q_pi(mdp, p)), xf), dtype=np.float64)
 
 
@@ -323,6 +351,15 @@ class ExpectedUpdate:
         return np.asarray(self.A @ w - self.b, dtype=np.float64)
 
 
+def _check_choices(*, states: str, target: str) -> None:
+    """``states`` is "initial" or "visited" and ``target`` "bootstrap" or "oracle" (the learners and the expected
+    updates share this check: a misspelled "Oracle" used to run the bootstrap learner silently)."""
+    if states not in ("initial", "visited"):
+        raise ReferenceError_(f"states must be 'initial' or 'visited', got {states!r}")
+    if target not in ("bootstrap", "oracle"):
+        raise ReferenceError_(f"target must be 'bootstrap' or 'oracle', got {target!r}")
+
+
 def _expected_update_chain(m: FloatArray, r: FloatArray, start: FloatArray, x: FloatArray, value: FloatArray,
                            *, gamma: float, k: int | None, states: States, horizon: int | None,
                            target: Target) -> ExpectedUpdate:
@@ -331,10 +368,7 @@ def _expected_update_chain(m: FloatArray, r: FloatArray, start: FloatArray, x: F
     With an absorbing zero-reward term and x(term) = 0, E[y_t | z_t = z] = (r_n + gamma^n M^n X w)(z),
     r_n = sum_{j<n} gamma^j M^j r. Update weights: ``start`` at t = 0, or sum_{t<H} start M^t (visited).
     """
-    if states not in ("initial", "visited"):
-        raise ValueError(f"states must be 'initial' or 'visited', got {states!r}")
-    if target not in ("bootstrap", "oracle"):
-        raise ValueError(f"target must be 'bootstrap' or 'oracle', got {target!r}")
+    _check_choices(states=states, target=target)
     k = validate_k(k)
     if horizon is not None:
         horizon = validate_int(horizon, "horizon", minimum=1)  # 2.5 was floored to 2
@@ -442,6 +476,8 @@ def learn_v(mdp: FiniteMDP, pi: FloatArray, x: FloatArray, *, k: int | None, lr:
     g = (1/B) sum_i sum_t g_{i,t} over the update states, and sets w <- w - lr g. Because the trajectories
     are fresh, E[w_{n+1}] = E[w_n] - lr (A E[w_n] - b) exactly (:func:`expected_update_v`).
     """
+    _check_choices(states=states, target=target)
+    _check_gradient(gradient)
     p = validate_policy(mdp, pi)
     xf = validate_features(mdp, x)
     h = _sampling_horizon(k, states, horizon)
@@ -470,6 +506,8 @@ def learn_q(mdp: FiniteMDP, pi: FloatArray, x: FloatArray, *, k: int | None, lr:
     Q^pi), EVAL-30 (k-step approximate, g = grad 1/2 (Q_phi(s_0, a_0) - [[y]])^2). s_0 ~ p0, a_0 ~ pi
     (erratum E-22). Same scheme as :func:`learn_v`; the expected update is :func:`expected_update_q`.
     """
+    _check_choices(states=states, target=target)
+    _check_gradient(gradient)
     p = validate_policy(mdp, pi)
     xf = validate_features(mdp, x, q=True)
     h = _sampling_horizon(k, states, horizon)

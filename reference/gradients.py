@@ -30,7 +30,7 @@ from reference.errors import ShapeError
 from reference.exact import a_pi, discounted_occupancy, j_pi, q_pi
 from reference.mdp import FiniteMDP, FloatArray, IntArray, validate_gamma, validate_indices, validate_int, validate_k
 from reference.policies import score_norm_sq, softmax, softmax_score
-from reference.sampling import Moments, Trajectories, discounted_returns, exact_moments
+from reference.sampling import Moments, Trajectories, discounted_returns, exact_moments, validate_state_table
 
 __all__ = [
     "Moments",
@@ -140,14 +140,14 @@ def per_step_terms(theta: ArrayLike, traj: Trajectories, psi: ArrayLike) -> Floa
 
     Spec: PG-07, PG-12 (the summands), PG-16 (Rao-Blackwellised one at a time), PG-35 (g_t).
     """
-    th = np.asarray(theta, dtype=np.float64)
+    th = validate_state_table(traj, theta, name="theta", ndim=2, actions=True)  # [S+, A]: no clamped rows
     w = np.asarray(psi, dtype=np.float64)
     n, h = traj.actions.shape
     if w.shape != (n, h):
         raise ShapeError(f"psi must have shape [N, H] = {(n, h)}, got {w.shape}")
     w = np.where(traj.valid, w, 0.0)
     s = traj.states[:, :h]
-    row = softmax_score(th, np.minimum(s, th.shape[0] - 1), traj.actions) * w[..., None]  # [N, H, A]
+    row = softmax_score(th, s, traj.actions) * w[..., None]  # [N, H, A]
     out = np.zeros((n, h, *th.shape))
     ii, tt = np.meshgrid(np.arange(n), np.arange(h), indexing="ij")
     out[ii, tt, s] = row
@@ -159,13 +159,13 @@ def score_function_estimator(theta: ArrayLike, traj: Trajectories, psi: ArrayLik
 
     Spec: PG-05, PG-08, PG-10, PG-12, PG-25 (all estimators are this with a particular psi [N, H]).
     """
-    th = np.asarray(theta, dtype=np.float64)
+    th = validate_state_table(traj, theta, name="theta", ndim=2, actions=True)  # [S+, A]: no clamped rows
     w = np.asarray(psi, dtype=np.float64)
     n, h = traj.actions.shape
     if w.shape != (n, h):
         raise ShapeError(f"psi must have shape [N, H] = {(n, h)}, got {w.shape}")
     w = np.where(traj.valid, w, 0.0)
-    s = np.minimum(traj.states[:, :h], th.shape[0] - 1)
+    s = traj.states[:, :h]  # padding steps hold term, a row of theta [S+, A]; their weight is 0
     row = softmax_score(th, s, traj.actions) * w[..., None]
     out = np.zeros((n, *th.shape))
     np.add.at(out, (np.repeat(np.arange(n), h), s.ravel()), row.reshape(n * h, -1))
@@ -183,14 +183,16 @@ def trajectory_score(theta: ArrayLike, traj: Trajectories) -> FloatArray:
 # =============================================================================== per-step weights psi
 def discount_powers(horizon: int, *, gamma: float) -> FloatArray:
     """gamma^t for t = 0..H-1; shape [H]. ``horizon`` is an integer >= 0 (2.5 is refused, not floored)."""
+    g = validate_gamma(gamma)
     h = validate_int(horizon, "horizon")
-    return np.asarray(float(gamma) ** np.arange(h, dtype=np.float64), dtype=np.float64)
+    return np.asarray(g ** np.arange(h, dtype=np.float64), dtype=np.float64)
 
 
 def past_discounted_rewards(rewards: ArrayLike, *, gamma: float) -> FloatArray:
     """sum_{t'=0}^{t-1} gamma^{t'} r_{t'} for every t (E-26: the past starts at r_0); [N, H] -> [N, H]."""
+    g = validate_gamma(gamma)
     r = np.asarray(rewards, dtype=np.float64)
-    disc = r * discount_powers(r.shape[-1], gamma=gamma)
+    disc = r * discount_powers(r.shape[-1], gamma=g)
     return np.asarray(np.cumsum(disc, axis=-1) - disc, dtype=np.float64)
 
 
@@ -198,10 +200,16 @@ def bootstrap_values(values: ArrayLike, states: ArrayLike, *, term: int) -> Floa
     """V(s_t) along trajectories with V(term) hard-coded to 0 (open choice 2); values [S], states [N, H+1].
 
     ``states`` are indices in 0..term (a float 0.9 raises ShapeError, never truncated to 0; 2.0 is read as 2).
+    ``values`` must have |S+| = term + 1 entries (ShapeError otherwise: a short V was read with clamped indices,
+    so states past its end took the value of its last entry).
     """
+    term = validate_int(term, "term", error=ShapeError)
     v = np.asarray(values, dtype=np.float64)
+    if v.shape != (term + 1,):
+        raise ShapeError(f"values must have shape [term + 1] = [{term + 1}] (over S+, term = {term}), "
+                         f"got {list(v.shape)}")
     st = validate_indices(states, term + 1, name="states", what="state", error=ShapeError)
-    return np.asarray(np.where(st == term, 0.0, v[np.minimum(st, v.size - 1)]), dtype=np.float64)
+    return np.asarray(np.where(st == term, 0.0, v[st]), dtype=np.float64)
 
 
 def k_step_q_estimates(
@@ -223,6 +231,7 @@ def k_step_q_estimates(
         raise ShapeError(f"need rewards [N, H], boot [N, H+1], lengths [N]; got {r.shape}, {bv.shape}, "
                          f"{ln.shape}")
     k = validate_k(k)
+    gamma = validate_gamma(gamma)
     kk = h if k is None else min(k, h)
     t = np.arange(h)[None, :]
     m = np.minimum(kk, ln[:, None] - t)  # k ∧ (T - t), [N, H]
@@ -241,8 +250,16 @@ def k_step_q_estimates(
 
 
 def _time_factor(traj: Trajectories, gamma: float, gamma_t: bool) -> FloatArray:
+    g = validate_gamma(gamma)  # also with gamma_t=False: gamma is read by the returns / Q estimates
     h = traj.horizon
-    return discount_powers(h, gamma=gamma)[None, :] if gamma_t else np.ones((1, h))
+    return discount_powers(h, gamma=g)[None, :] if gamma_t else np.ones((1, h))
+
+
+def _along(traj: Trajectories, table: ArrayLike, name: str) -> FloatArray:
+    """b(s_t) for t < H along every trajectory, [N, H]; ``table`` [S+] is checked against the batch
+    (:func:`reference.sampling.validate_state_table`): a short baseline raises, never read at clamped indices."""
+    b = validate_state_table(traj, table, name=name)
+    return np.asarray(b[traj.states[:, : traj.horizon]], dtype=np.float64)
 
 
 # =============================================================================== the text's estimators
@@ -271,8 +288,7 @@ def g_state_baseline(
 
     Spec: PG-10 (unbiased for every deterministic b : S -> R). ``baseline`` [S] (b(term) unused).
     """
-    b = np.asarray(baseline, dtype=np.float64)
-    bt = b[np.minimum(traj.states[:, : traj.horizon], b.size - 1)]
+    bt = _along(traj, baseline, "baseline")
     psi = _time_factor(traj, gamma, gamma_t) * (discounted_returns(traj.rewards, gamma) - bt)
     return score_function_estimator(theta, traj, psi)
 
@@ -288,10 +304,9 @@ def g_q_estimate(
     Spec: PG-12, PG-14 (with Q = Q^{pi_theta} exact and b = V_phi arbitrary: unbiased), PG-24 (with
     Q = Q_phi: biased). ``q`` [S, A], ``baseline`` [S].
     """
-    qa = np.asarray(q, dtype=np.float64)
-    b = np.asarray(baseline, dtype=np.float64)
-    s = np.minimum(traj.states[:, : traj.horizon], b.size - 1)
-    psi = _time_factor(traj, gamma, gamma_t) * (qa[s, traj.actions] - b[s])
+    qa = validate_state_table(traj, q, name="q", ndim=2, actions=True)
+    s = traj.states[:, : traj.horizon]
+    psi = _time_factor(traj, gamma, gamma_t) * (qa[s, traj.actions] - _along(traj, baseline, "baseline"))
     return score_function_estimator(theta, traj, psi)
 
 
@@ -307,10 +322,11 @@ def g_k_step(
     ``v_boot`` = V_phi it is biased. ``baseline`` [S] is b = V_phi in the text. V(term) = 0 is hard-coded.
     Shapes: v_boot, baseline [S] -> [N, S, A].
     """
+    if traj.term is not None and term != traj.term:
+        raise ShapeError(f"term = {term!r} disagrees with the trajectories' terminal state {traj.term}")
     boot = bootstrap_values(v_boot, traj.states, term=term)
     qhat = k_step_q_estimates(traj.rewards, boot, traj.lengths, gamma=gamma, k=k)
-    b = np.asarray(baseline, dtype=np.float64)
-    bt = b[np.minimum(traj.states[:, : traj.horizon], b.size - 1)]
+    bt = _along(traj, baseline, "baseline")
     psi = _time_factor(traj, gamma, gamma_t) * (qhat - bt)
     return score_function_estimator(theta, traj, psi)
 
@@ -320,7 +336,7 @@ def g_past_rewards(theta: ArrayLike, traj: Trajectories, *, gamma: float) -> Flo
 
     Spec: PG-09 (E[Y_t | tau^(t)] = 0, hence E sum_t Y_t = 0), erratum E-26.
     """
-    return score_function_estimator(theta, traj, past_discounted_rewards(traj.rewards, gamma=gamma))
+    return score_function_estimator(theta, traj, past_discounted_rewards(traj.rewards, gamma=validate_gamma(gamma)))
 
 
 def g_baseline_term(
@@ -330,8 +346,7 @@ def g_baseline_term(
 
     Spec: PG-11.
     """
-    b = np.asarray(baseline, dtype=np.float64)
-    bt = b[np.minimum(traj.states[:, : traj.horizon], b.size - 1)]
+    bt = _along(traj, baseline, "baseline")
     return score_function_estimator(theta, traj, _time_factor(traj, gamma, gamma_t) * bt)
 
 

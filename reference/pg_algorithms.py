@@ -36,7 +36,7 @@ from reference.gradients import (
 )
 from reference.mdp import FiniteMDP, FloatArray, validate_int, validate_k
 from reference.policies import softmax, softmax_score
-from reference.sampling import sample_trajectories
+from reference.sampling import inverse_cdf, sample_trajectories
 
 __all__ = [
     "PGResult",
@@ -209,7 +209,6 @@ def a2c(
     th, x = _setup(mdp, theta0, features)
     phi = np.zeros(x.shape[1])
     term = mdp.term
-    cdf_rows = np.cumsum(mdp.prob)
     if mdp.p0[term] >= 1.0:
         raise ReferenceError_("p0 puts all mass on term: every episode is empty, A2C has nothing to learn from")
     hist = [j_pi(mdp, softmax(th))]
@@ -226,12 +225,11 @@ def a2c(
         seg_a: list[int] = []
         seg_r: list[float] = []
         for _ in range(k):
-            a = min(int(np.searchsorted(np.cumsum(pi[s]), rng.random(), side="right")), mdp.n_actions - 1)
+            # one inverse-CDF sampler (cdf summed within the row): never an action or outcome of probability 0
+            a = int(inverse_cdf(pi[s][None, :], np.array([rng.random()]))[0])
             row = s * mdp.n_actions + a
             lo, hi = int(mdp.indptr[row]), int(mdp.indptr[row + 1])
-            base = cdf_rows[lo - 1] if lo > 0 else 0.0
-            u = base + rng.random() * (cdf_rows[hi - 1] - base)
-            e = min(max(int(np.searchsorted(cdf_rows, u, side="right")), lo), hi - 1)
+            e = lo + int(inverse_cdf(mdp.prob[None, lo:hi], np.array([rng.random()]))[0])
             seg_s.append(s)
             seg_a.append(a)
             seg_r.append(float(mdp.reward[e]))

@@ -69,7 +69,8 @@ def log_softmax(logits: ArrayLike) -> FloatArray:
     if not np.all(np.isfinite(x)):
         raise InvalidPolicyError("logits must be finite; got a NaN or inf entry")
     m = x.max(axis=-1, keepdims=True)
-    z = x - m
+    with np.errstate(over="ignore"):
+        z = x - m  # a gap beyond the float range is -inf: log pi = -inf, pi = 0 (the limit, not an error)
     return np.asarray(z - np.log(np.exp(z).sum(axis=-1, keepdims=True)), dtype=np.float64)
 
 
@@ -101,9 +102,10 @@ def categorical_entropy(logits: ArrayLike) -> FloatArray:
 
     Shapes: [..., A] -> [...]. Zero-probability actions contribute 0 (the limit p log p -> 0).
     """
-    lp = log_softmax(logits)
+    lp = log_softmax(logits)  # -inf where a logit gap overflows (e.g. [1e308, -1e308])
     p = np.exp(lp)
-    return np.asarray(-(p * lp).sum(axis=-1), dtype=np.float64)
+    plogp = np.multiply(p, lp, out=np.zeros_like(p), where=p > 0.0)  # 0 log 0 = 0 (was 0 * -inf = NaN)
+    return np.asarray(0.0 - plogp.sum(axis=-1), dtype=np.float64)
 
 
 def softmax_score(theta: ArrayLike, states: ArrayLike, actions: ArrayLike) -> FloatArray:
@@ -153,13 +155,17 @@ def expected_score(theta: ArrayLike) -> FloatArray:
 
 
 def score_norm_sq(theta: ArrayLike) -> FloatArray:
-    """||grad_theta log pi(a | s)||^2 = ||e_a - pi(. | s)||^2 = 1 - 2 pi(a | s) + ||pi(. | s)||^2.
+    """||grad_theta log pi(a | s)||^2 = ||e_a - pi(. | s)||^2 = (1 - pi(a | s))^2 + sum_{b != a} pi(b | s)^2.
 
     Spec: PG-19 with erratum E-31 (the squared norm is the trace-of-covariance weight w^2). Shapes:
-    theta [S, A] -> [S, A].
+    theta [S, A] -> [S, A]. Computed as (sum_{b != a} pi_b)^2 + sum_{b != a} pi_b^2, sums of positive terms
+    only, so it keeps full relative precision for near-deterministic rows; the expanded form
+    1 - 2 pi_a + ||pi||^2 cancels to 0 there (logits [0, -20]: 0 for 8.5e-18).
     """
     pi = softmax(theta)
-    return np.asarray(1.0 - 2.0 * pi + (pi * pi).sum(axis=1, keepdims=True), dtype=np.float64)
+    off = 1.0 - np.eye(pi.shape[-1])  # off[b, a] = 1[b != a]
+    rest = pi @ off  # 1 - pi_a, without cancellation
+    return np.asarray(rest * rest + (pi * pi) @ off, dtype=np.float64)
 
 
 # ============================================================================ tanh-Gaussian
@@ -196,6 +202,26 @@ def tanh_gaussian_sample(
     return np.asarray(np.tanh(z), dtype=np.float64), np.asarray(z, dtype=np.float64)
 
 
+_PLAIN_LOG_STD: float = 700.0
+"""Below this |log_std|, exp(-log_std) is a normal float (exp(709.78) overflows, exp(-708.4) is subnormal)."""
+
+
+def _over_sigma(y: FloatArray, log_std: FloatArray) -> FloatArray:
+    """y / sigma = y exp(-log_std), elementwise, without an overflow or underflow of exp(-log_std) itself.
+
+    For |log_std| <= 700 the plain product; beyond, (y h) h with h = exp(-log_std / 2), a normal float up to
+    |log_std| ~ 1416 (exp(-log_std) overflows below log_std = -709.78, which gave NaN = 0 * inf for y = 0 and
+    inf for y = 1e-300, whose ratio is 2.2e8). y = 0 gives exactly 0 for every log_std. The result overflows
+    only where y / sigma itself is beyond the float range.
+    """
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        plain = y * np.exp(-log_std)
+        h = np.exp(-0.5 * log_std)
+        split = (y * h) * h
+    out = np.where(np.abs(log_std) <= _PLAIN_LOG_STD, plain, split)
+    return np.asarray(np.where(y == 0.0, 0.0, out), dtype=np.float64)
+
+
 def tanh_gaussian_log_prob(z: ArrayLike, mu: ArrayLike, log_std: ArrayLike) -> FloatArray:
     """True log-density of a = tanh(z) at the stored pre-squash z, per action dimension.
 
@@ -207,8 +233,19 @@ def tanh_gaussian_log_prob(z: ArrayLike, mu: ArrayLike, log_std: ArrayLike) -> F
     x = np.asarray(z, dtype=np.float64)
     m = np.asarray(mu, dtype=np.float64)
     ls = np.asarray(log_std, dtype=np.float64)
-    normal = -ls - 0.5 * ((x - m) * np.exp(-ls)) ** 2 - _HALF_LOG_2PI
+    normal = -ls - 0.5 * _over_sigma(x - m, ls) ** 2 - _HALF_LOG_2PI
     return np.asarray(normal - log1m_tanh2(x), dtype=np.float64)
+
+
+def _squashed_action(a: ArrayLike) -> FloatArray:
+    """``a`` as float64 if every entry lies in (-1, 1); else InvalidPolicyError naming the first bad entry
+    (atanh is infinite at |a| = 1 and NaN beyond)."""
+    av = np.asarray(a, dtype=np.float64)
+    if np.any(np.abs(av) >= 1.0) or not np.all(np.isfinite(av)):
+        bad = av[(np.abs(av) >= 1.0) | ~np.isfinite(av)].ravel()[0]
+        raise InvalidPolicyError(f"tanh-Gaussian action a must lie in (-1, 1), got {float(bad)!r}; "
+                                 "evaluate from the stored pre-squash z instead")
+    return av
 
 
 def tanh_gaussian_log_prob_of_action(a: ArrayLike, mu: ArrayLike, log_std: ArrayLike) -> FloatArray:
@@ -216,12 +253,7 @@ def tanh_gaussian_log_prob_of_action(a: ArrayLike, mu: ArrayLike, log_std: Array
 
     Spec: PG-51. Raises InvalidPolicyError for |a| >= 1, where atanh is infinite (use the stored z).
     """
-    av = np.asarray(a, dtype=np.float64)
-    if np.any(np.abs(av) >= 1.0) or not np.all(np.isfinite(av)):
-        bad = av[(np.abs(av) >= 1.0) | ~np.isfinite(av)].ravel()[0]
-        raise InvalidPolicyError(f"tanh-Gaussian action must lie in (-1, 1), got {float(bad)!r}; "
-                                 "evaluate from the stored pre-squash z instead")
-    return tanh_gaussian_log_prob(np.arctanh(av), mu, log_std)
+    return tanh_gaussian_log_prob(np.arctanh(_squashed_action(a)), mu, log_std)
 
 
 def tanh_gaussian_log_prob_text(a: ArrayLike, mu: ArrayLike, log_std: ArrayLike) -> FloatArray:
@@ -229,12 +261,13 @@ def tanh_gaussian_log_prob_text(a: ArrayLike, mu: ArrayLike, log_std: ArrayLike)
 
     Spec: PG-51 as written (L1647). By erratum E-51 it differs from the true log-density by
     C(a) = -log(1 - a^2) - (1/2) log 2 pi, which depends on a but not on theta, so its theta-gradient is the
-    true score. Shapes: elementwise; |a| < 1.
+    true score. Shapes: elementwise; |a| < 1 (InvalidPolicyError otherwise, as
+    :func:`tanh_gaussian_log_prob_of_action`).
     """
-    av = np.asarray(a, dtype=np.float64)
+    av = _squashed_action(a)
     m = np.asarray(mu, dtype=np.float64)
     ls = np.asarray(log_std, dtype=np.float64)
-    return np.asarray(-ls - 0.5 * ((np.arctanh(av) - m) * np.exp(-ls)) ** 2, dtype=np.float64)
+    return np.asarray(-ls - 0.5 * _over_sigma(np.arctanh(av) - m, ls) ** 2, dtype=np.float64)
 
 
 def tanh_gaussian_grad_log_prob(
@@ -248,5 +281,5 @@ def tanh_gaussian_grad_log_prob(
     x = np.asarray(z, dtype=np.float64)
     m = np.asarray(mu, dtype=np.float64)
     ls = np.asarray(log_std, dtype=np.float64)
-    u = (x - m) * np.exp(-ls)
-    return (np.asarray(u * np.exp(-ls), dtype=np.float64), np.asarray(-1.0 + u * u, dtype=np.float64))
+    u = _over_sigma(x - m, ls)  # (z - mu) / sigma, finite for log_std < -709.8 too
+    return (np.asarray(_over_sigma(u, ls), dtype=np.float64), np.asarray(-1.0 + u * u, dtype=np.float64))

@@ -41,7 +41,9 @@ __all__ = [
     "discounted_returns",
     "enumerate_trajectories",
     "exact_moments",
+    "inverse_cdf",
     "sample_trajectories",
+    "validate_state_table",
 ]
 
 BoolArray = NDArray[np.bool_]
@@ -54,7 +56,10 @@ class Trajectories:
     Attributes (N trajectories, horizon H):
         states: int [N, H+1]; actions: int [N, H]; rewards: float [N, H];
         lengths: int [N] (T, or H if truncated); terminated, truncated: bool [N];
-        weights: float [N] (exact probabilities, or 1/N for samples).
+        weights: float [N] (exact probabilities, or 1/N for samples);
+        term: the index of the MDP's terminal state (|S+| = term + 1), recorded by
+        :func:`sample_trajectories` and :func:`enumerate_trajectories`; None for a hand-built batch.
+        Arrays over states read along a batch are checked against it (:func:`validate_state_table`).
     """
 
     states: IntArray
@@ -64,6 +69,7 @@ class Trajectories:
     terminated: BoolArray
     truncated: BoolArray
     weights: FloatArray
+    term: int | None = None
 
     @property
     def n(self) -> int:
@@ -83,15 +89,35 @@ _SAMPLE_CHUNK = 1 << 22
 """Entries (rows x longest row) of one block of within-row cdfs in :func:`_sample_outcome`."""
 
 
+def inverse_cdf(p: ArrayLike, u: ArrayLike) -> IntArray:
+    """Inverse-CDF draw of one index per row of ``p`` [M, W] (non-negative weights) from uniforms ``u`` [M] in
+    [0, 1): the first index j with cdf(j) > u * cdf(W - 1), the cdf summed *within the row*; shape [M].
+
+    The one sampler of actions and outcomes (:func:`sample_trajectories`, ``pg_algorithms.a2c``). It never
+    returns an index of weight 0: such an entry has the cdf of its predecessor, so it is never the first to
+    exceed the target, and a target that rounds up to the row total (u = 1 - 2^-53, the largest value of
+    ``Generator.random()``, times a total a few ulps below 1) falls back to the last positive entry. (The
+    earlier ``min(#{cdf < u}, W - 1)`` picked a zero-probability last action there.) Every row needs a
+    positive entry.
+    """
+    pr = np.asarray(p, dtype=np.float64)
+    uu = np.asarray(u, dtype=np.float64)
+    if pr.ndim != 2 or uu.shape != pr.shape[:1] or pr.shape[1] == 0:
+        raise ShapeError(f"inverse_cdf needs p [M, W] (W >= 1) and u [M], got {pr.shape} and {uu.shape}")
+    pos = pr > 0.0
+    cdf = np.cumsum(pr, axis=1)
+    first = np.sum(cdf <= (uu * cdf[:, -1])[:, None], axis=1)  # index of the first cdf entry > target
+    last_pos = pr.shape[1] - 1 - np.argmax(pos[:, ::-1], axis=1)
+    return np.asarray(np.minimum(first, last_pos), dtype=np.int64)
+
+
 def _sample_outcome(mdp: FiniteMDP, rows: IntArray, u: FloatArray) -> tuple[IntArray, FloatArray]:
-    """Inverse-CDF sample of one outcome per kernel row (vectorised): the first outcome e of the row with
-    cdf_row(e) > u * cdf_row(last), the cdf summed *within the row*.
+    """Inverse-CDF sample of one outcome per kernel row (vectorised, :func:`inverse_cdf` on the rows' outcome
+    probabilities, zero-padded to the longest row).
 
     A single cumsum over the whole outcome table would put each row's cdf at an offset of up to S A, where
     rounding shifts the boundaries by about eps * (row index) and ``offset + u`` can round up to the row's
-    end, which selected a zero-probability last outcome. Within the row, an outcome of probability 0 has
-    the same cdf as its predecessor and is never the first to exceed the target; a target that rounds to
-    the row's total falls back to the row's last outcome of positive probability.
+    end, which selected a zero-probability last outcome; :func:`inverse_cdf` sums within the row.
     """
     lo = mdp.indptr[rows]
     counts = mdp.indptr[rows + 1] - lo
@@ -104,12 +130,40 @@ def _sample_outcome(mdp: FiniteMDP, rows: IntArray, u: FloatArray) -> tuple[IntA
         inside = cols[None, :] < counts[sl, None]
         idx = np.where(inside, lo[sl, None] + cols[None, :], 0)
         p = np.where(inside, mdp.prob[idx], 0.0)
-        cdf = np.cumsum(p, axis=1)
-        target = u[sl] * cdf[:, -1]
-        first = np.sum(cdf <= target[:, None], axis=1)  # index of the first cdf entry > target
-        last_pos = width - 1 - np.argmax((p > 0.0)[:, ::-1], axis=1)
-        e[sl] = lo[sl] + np.minimum(first, last_pos)
+        e[sl] = lo[sl] + inverse_cdf(p, u[sl])
     return mdp.next_state[e], mdp.reward[e]
+
+
+def validate_state_table(traj: Trajectories, table: ArrayLike, *, name: str, ndim: int = 1,
+                         actions: bool = False) -> FloatArray:
+    """Check an array indexed by state on axis 0 that is read along ``traj`` (a V or a baseline [S+], a Q, a
+    policy or theta [S+, A], features [S+, d] or [S+, A, d]); return it as float64.
+
+    It must have ``ndim`` axes and |S+| = ``traj.term + 1`` rows where the batch records term (every sampled
+    or enumerated batch does): a V without its term entry used to make the last real state "terminal"
+    (bootstrapped with 0), and indices were clamped into a short table (states merged). For a hand-built
+    batch (``term`` None) it needs a row for every state index of the batch (term, the last row, included).
+    ``actions``: axis 1 is the action axis and needs a column for every stored action. Raises
+    :class:`ShapeError` naming ``name`` and the expected length.
+    """
+    a = np.asarray(table, dtype=np.float64)
+    if a.ndim != ndim:
+        raise ShapeError(f"{name} must have {ndim} axes (states first), got shape {a.shape}")
+    if traj.term is not None:
+        if a.shape[0] != traj.term + 1:
+            raise ShapeError(f"{name} must have |S+| = term + 1 = {traj.term + 1} rows (term = {traj.term}, the "
+                             f"trajectories' terminal state), got shape {a.shape}")
+    else:
+        need = int(traj.states.max(initial=0)) + 1
+        if a.shape[0] < need:
+            raise ShapeError(f"{name} must have a row for every state of the trajectories (at least {need}), "
+                             f"got shape {a.shape}")
+    if actions:
+        need_a = int(traj.actions.max(initial=0)) + 1
+        if a.shape[1] < need_a:
+            raise ShapeError(f"{name} must have a column for every stored action (at least {need_a}), "
+                             f"got shape {a.shape}")
+    return a
 
 
 def _check_start(mdp: FiniteMDP, s0: int | None, a0: int | None) -> tuple[int | None, int | None]:
@@ -155,7 +209,6 @@ def sample_trajectories(
     else:
         s = np.full(n, int(s0), dtype=np.int64)
     states[:, 0] = s
-    cdf_pi = np.cumsum(pi, axis=1)
     lengths = np.full(n, horizon, dtype=np.int64)
     alive = s != term
     lengths[~alive] = 0
@@ -167,8 +220,7 @@ def sample_trajectories(
         if t == 0 and a0 is not None:
             a = np.full(idx.size, int(a0), dtype=np.int64)
         else:
-            u = rng.random(idx.size)
-            a = np.minimum((u[:, None] > cdf_pi[st]).sum(axis=1), mdp.n_actions - 1).astype(np.int64)
+            a = inverse_cdf(pi[st], rng.random(idx.size))
         nxt, r = _sample_outcome(mdp, st * mdp.n_actions + a, rng.random(idx.size))
         actions[idx, t] = a
         rewards[idx, t] = r
@@ -179,7 +231,7 @@ def sample_trajectories(
         alive[idx[done]] = False
     terminated = states[np.arange(n), lengths] == term
     return Trajectories(states, actions, rewards, lengths, terminated, ~terminated,
-                        np.full(n, 1.0 / n))
+                        np.full(n, 1.0 / n), term)
 
 
 def enumerate_trajectories(
@@ -256,7 +308,7 @@ def enumerate_trajectories(
         lengths[i] = len(ac)
         weights[i] = p
     terminated = states[np.arange(n), lengths] == term
-    return Trajectories(states, actions, rewards, lengths, terminated, ~terminated, weights)
+    return Trajectories(states, actions, rewards, lengths, terminated, ~terminated, weights, term)
 
 
 def discounted_returns(rewards: FloatArray, gamma: float) -> FloatArray:

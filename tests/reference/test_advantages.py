@@ -474,3 +474,33 @@ def test_TR_29_flags_other_than_0_and_1_are_refused() -> None:
         gae(z, z, z, np.full((3, 2), 2), f, gamma=0.9, lam=0.9)
     with pytest.raises(ReferenceError_, match="boolean"):
         gae(z, z, z, f, np.full((3, 2), -1), gamma=0.9, lam=0.9)
+
+
+# --- found by the black-box review (F9, F11) -----------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the TD(k) sum overflows, then raises
+def test_TR_29_residual_of_huge_values_is_exact_and_an_overflow_raises() -> None:
+    """r = V(s) = V(s') = 1e308, gamma = 1: delta = 1e308 exactly (r - V(s) first), where r + gamma V(s')
+    overflowed to inf and was returned. A result that truly overflows raises (td_residuals, TD(k), GAE),
+    as the torch twins in scalable.core.advantages do, instead of returning inf."""
+    one = np.array([[1e308]])
+    f = np.array([[False]])
+    assert td_residuals(one, one, one, f, gamma=1.0)[0, 0] == 1e308
+    with pytest.raises(ReferenceError_, match=r"TD residual delta overflows at row \(t, b\) = \(0, 0\)"):
+        td_residuals(one, -one, one, f, gamma=1.0)
+    with pytest.raises(ReferenceError_, match=r"TD\(k\) advantage overflows"):
+        td_k_advantages(one, -one, one, f, f, gamma=1.0, k=1)
+    r2, z2, f2 = np.full((2, 1), 1e308), np.zeros((2, 1)), np.zeros((2, 1), dtype=bool)
+    with pytest.raises(ReferenceError_, match="GAE advantage overflows"):
+        gae(r2, z2, z2, f2, f2, gamma=1.0, lam=1.0)  # each delta is 1e308, their sum 2e308 is not a float
+
+
+@pytest.mark.parametrize("lam", ["0.5", True, np.bool_(True), None, [0.5]])
+def test_TR_31_lam_must_be_a_real_number(lam: object) -> None:
+    """float(lam) accepted "0.5" and True (as 0.5 and 1.0); gae and gae_bias refuse them, naming lam."""
+    mdp = random_mdp(np.random.default_rng(0), 3, 2, gamma=0.9)
+    pi = np.full((4, 2), 0.5)
+    z, f = np.zeros((2, 1)), np.zeros((2, 1), dtype=bool)
+    with pytest.raises(ReferenceError_, match="lam must be a real number"):
+        gae(z, z, z, f, f, gamma=0.9, lam=lam)  # type: ignore[arg-type]
+    with pytest.raises(ReferenceError_, match="lam must be a real number"):
+        gae_bias(mdp, pi, np.zeros(4), lam=lam)  # type: ignore[arg-type]

@@ -11,6 +11,8 @@ step, E[w_{n+1}] = E[w_n] - lr (A E[w_n] - b) (the expected update is affine in 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -669,3 +671,72 @@ def test_EVAL_04_v_loss_ignores_the_term_entry_even_where_mu_weights_term() -> N
 def test_EVAL_13_td_fixed_point_refuses_a_singular_a() -> None:
     with pytest.raises(ShapeError, match="singular"):
         td_fixed_point(ExpectedUpdate(np.array([[1.0, 0.0], [0.0, 0.0]]), np.array([1.0, 0.0])))
+
+
+# --- found by the black-box review (F2, F5, F6) --------------------------------------------------------------
+def _review_batch() -> tuple[FiniteMDP, FloatArray, Trajectories]:
+    mdp = random_mdp(np.random.default_rng(0), 3, 2, gamma=0.9)
+    pi = np.full((4, 2), 0.5)
+    tr = sample_trajectories(mdp, pi, rng=np.random.default_rng(1), n=2, horizon=3)
+    return mdp, pi, tr
+
+
+@pytest.mark.parametrize("call", ["v_targets", "q_targets", "v_gradients", "q_gradients", "v_features",
+                                  "q_features"])
+def test_EVAL_04_tables_without_the_term_row_are_refused_not_read_with_a_moved_term(call: str) -> None:
+    """A V of length |S| (no term entry) made its last entry "term": v_targets(tr, v[:-1], k=1)[0] gave
+    [2.635, 0.294, 2.847] for [2.635, 2.557, 2.847], state 2 bootstrapped with 0. The tables must have the
+    |S+| = term + 1 rows the batch records; the full V still gives the right targets (a direct loop)."""
+    mdp, pi, tr = _review_batch()
+    v, q = v_pi(mdp, pi), q_pi(mdp, pi)
+    x, xq = tabular_features(mdp), tabular_q_features(mdp)
+    w, wq = v[: mdp.n_states], q[: mdp.n_states].ravel()
+    bad = {
+        "v_targets": lambda: v_targets(tr, v[:-1], gamma=0.9, k=1),
+        "q_targets": lambda: q_targets(tr, q[:-1], gamma=0.9, k=1, pi=pi),
+        "v_gradients": lambda: v_gradients(tr, x, w, gamma=0.9, k=1, v_boot=v[:-1]),
+        "q_gradients": lambda: q_gradients(tr, xq, wq, gamma=0.9, k=1, q_boot=q[:-1], pi=pi),
+        "v_features": lambda: v_gradients(tr, x[:-1], w, gamma=0.9, k=1),
+        "q_features": lambda: q_gradients(tr, xq[:-1], wq, gamma=0.9, k=1, pi=pi),
+    }
+    with pytest.raises(ShapeError, match=r"must have \|S\+\| = term \+ 1 = 4 rows"):
+        bad[call]()
+    y = v_targets(tr, v, gamma=0.9, k=1)
+    for i in range(tr.n):
+        for t in range(int(tr.lengths[i])):
+            s1 = int(tr.states[i, t + 1])
+            assert y[i, t] == tr.rewards[i, t] + 0.9 * (0.0 if s1 == mdp.term else v[s1])
+
+
+@pytest.mark.parametrize("learner", [learn_v, learn_q])
+@pytest.mark.parametrize("kwargs", [{"target": "Oracle"}, {"states": "Visited", "horizon": 3},
+                                    {"target": "orcale"}, {"states": "all", "horizon": 3}])
+def test_EVAL_12_learners_refuse_a_misspelled_target_or_states(learner: object, kwargs: dict[str, object]) -> None:
+    """"Oracle" silently ran the bootstrap learner; expected_update_v refused it. The check is shared now."""
+    mdp, pi, _ = _review_batch()
+    x = tabular_q_features(mdp) if learner is learn_q else tabular_features(mdp)
+    name = next(iter(k for k in kwargs if k != "horizon"))
+    with pytest.raises(ReferenceError_, match=f"{name} must be"):
+        learner(mdp, pi, x, k=1, lr=0.1, n_iters=1, rng=np.random.default_rng(0), **kwargs)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("func", ["v_loss", "v_loss_gradient", "q_loss", "q_loss_gradient"])
+@pytest.mark.parametrize(("mu", "error", "match"), [
+    (np.array([1.0, -1.0, 0.5, 0.5]), ReferenceError_, r"mu\[1\] = -1.0"),
+    (np.array([1.0]), ShapeError, r"mu must have shape \[S\+\] = \[4\]"),
+    (np.array([0.25, np.nan, 0.25, 0.5]), ReferenceError_, r"mu\[1\] = nan"),
+    (np.array([0.25, np.inf, 0.25, 0.5]), ReferenceError_, r"mu\[1\] = inf"),
+])
+def test_EVAL_02_loss_weights_mu_must_be_a_finite_nonnegative_vector_over_s_plus(
+        func: str, mu: FloatArray, error: type[Exception], match: str) -> None:
+    """A negative weight gave a negative squared loss, a length-1 mu broadcast, NaN gave NaN."""
+    mdp, pi, _ = _review_batch()
+    x, xq = tabular_features(mdp), tabular_q_features(mdp)
+    calls: dict[str, Callable[[], object]] = {
+        "v_loss": lambda: v_loss(mdp, pi, np.ones(4), mu=mu),
+        "v_loss_gradient": lambda: v_loss_gradient(mdp, pi, x, np.ones(3), mu=mu),
+        "q_loss": lambda: q_loss(mdp, pi, np.ones((4, 2)), mu=mu),
+        "q_loss_gradient": lambda: q_loss_gradient(mdp, pi, xq, np.ones(6), mu=mu),
+    }
+    with pytest.raises(error, match=match):
+        calls[func]()

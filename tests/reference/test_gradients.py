@@ -24,10 +24,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reference.dp import q_star, v_star
+from reference.errors import InvalidDiscountError, ShapeError
 from reference.exact import q_pi, v_pi
 from reference.generators import random_layered_mdp, random_mdp
 from reference.gradients import (
+    bootstrap_values,
     conditional_expectation,
+    discount_powers,
     exact_moments,
     expand_random_time_step,
     g_baseline_term,
@@ -43,19 +46,21 @@ from reference.gradients import (
     k_step_q_estimates,
     log_prob_trajectories,
     optimal_baseline,
+    past_discounted_rewards,
     per_step_terms,
     prefix_groups,
     rao_blackwellize,
+    score_function_estimator,
     selection_probabilities,
     trajectory_score,
     weighted_min_variance_baseline,
     weighted_squared_error,
 )
-from reference.mdp import FiniteMDP, FloatArray
+from reference.mdp import FiniteMDP, FloatArray, from_arrays
 from reference.policies import score_norm_sq, softmax
 from reference.sampling import Trajectories, discounted_returns, enumerate_trajectories, sample_trajectories
 from reference.testing.strategies_pg import baselines, layered_mdps, softmax_parameters
-from reference.tolerance import central_difference, discount_condition, tolerance, value_scale
+from reference.tolerance import central_difference, counted_tolerance, discount_condition, tolerance, value_scale
 
 EXACT_EXAMPLES = 30  # enumeration per example: keep the property tests inside the time budget
 
@@ -545,3 +550,115 @@ def test_PG_18_baseline_falls_back_to_the_mean_of_q_where_the_weight_vanishes() 
 def test_PG_34_cyclic_rule_picks_k_mod_n() -> None:
     for k in range(7):
         np.testing.assert_array_equal(selection_probabilities("cyclic", k, 3), np.eye(3)[k % 3])
+
+
+# --- found by the black-box review (F1, F3, F4) --------------------------------------------------------------
+def _review_batch() -> tuple[FiniteMDP, FloatArray, Trajectories]:
+    """A 4-state MDP (S+ = 5 rows) and sampled trajectories that visit states 0..3."""
+    mdp = random_mdp(np.random.default_rng(0), 4, 2, gamma=0.9)
+    theta = np.random.default_rng(1).normal(size=(mdp.n_states_plus, mdp.n_actions))
+    tr = sample_trajectories(mdp, softmax(theta), rng=np.random.default_rng(2), n=20, horizon=4)
+    assert np.max(tr.states[:, :-1][tr.valid]) >= 2  # a state past the short tables below is visited
+    return mdp, theta, tr
+
+
+@pytest.mark.parametrize("gamma", [1.5, "0.9", True, 0.0, float("nan")])
+@pytest.mark.parametrize("call", ["discount_powers", "past_discounted_rewards", "k_step_q_estimates",
+                                  "g_k_step", "g_k_step_no_gamma_t", "g_past_rewards", "g_baseline_term",
+                                  "g_q_estimate"])
+def test_PG_25_every_reader_of_gamma_validates_it(call: str, gamma: object) -> None:
+    """gamma 1.5, "0.9", True, 0 and NaN were accepted (float(gamma)); MDP-18 needs gamma in (0, 1]."""
+    mdp, theta, tr = _review_batch()
+    v = v_pi(mdp, softmax(theta))
+    q = q_pi(mdp, softmax(theta))
+    g: float = gamma  # type: ignore[assignment]
+    calls = {
+        "discount_powers": lambda: discount_powers(3, gamma=g),
+        "past_discounted_rewards": lambda: past_discounted_rewards(np.ones((1, 3)), gamma=g),
+        "k_step_q_estimates": lambda: k_step_q_estimates(np.ones((1, 2)), np.zeros((1, 3)), np.array([2]),
+                                                         gamma=g, k=1),
+        "g_k_step": lambda: g_k_step(theta, tr, v, v, gamma=g, k=1, term=mdp.term),
+        "g_k_step_no_gamma_t": lambda: g_k_step(theta, tr, v, v, gamma=g, k=1, term=mdp.term, gamma_t=False),
+        "g_past_rewards": lambda: g_past_rewards(theta, tr, gamma=g),
+        "g_baseline_term": lambda: g_baseline_term(theta, tr, v, gamma=g),
+        "g_q_estimate": lambda: g_q_estimate(theta, tr, q, v, gamma=g),
+    }
+    with pytest.raises(InvalidDiscountError, match="gamma"):
+        calls[call]()
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    ("bootstrap_values", r"values must have shape \[term \+ 1\] = \[5\]"),
+    ("g_state_baseline", r"baseline must have \|S\+\| = term \+ 1 = 5 rows"),
+    ("g_q_estimate_baseline", r"baseline must have \|S\+\| = term \+ 1 = 5 rows"),
+    ("g_q_estimate_q", r"q must have \|S\+\| = term \+ 1 = 5 rows"),
+    ("g_k_step_v_boot", r"values must have shape \[term \+ 1\] = \[5\]"),
+    ("g_k_step_baseline", r"baseline must have \|S\+\| = term \+ 1 = 5 rows"),
+    ("g_k_step_term", r"term = 3 disagrees with the trajectories' terminal state 4"),
+    ("g_baseline_term", r"baseline must have \|S\+\| = term \+ 1 = 5 rows"),
+    ("score_function_estimator", r"theta must have \|S\+\| = term \+ 1 = 5 rows"),
+    ("g_reward_to_go", r"theta must have \|S\+\| = term \+ 1 = 5 rows"),
+    ("per_step_terms", r"theta must have \|S\+\| = term \+ 1 = 5 rows"),
+    ("hand_built_batch", r"theta must have a row for every state of the trajectories \(at least [45]\)"),
+])
+def test_PG_10_short_tables_are_refused_not_read_at_clamped_indices(call: str, match: str) -> None:
+    """np.minimum(s, size - 1) read a short table at its last entry: bootstrap_values([1, 2], [[0..4]],
+    term=4) gave [[1, 2, 2, 2, 0]] (states 2 and 3 read V[1]) and a [2, 2] theta on a 5-state MDP merged the
+    scores of states 1..3. Every table read along the trajectories now has the batch's |S+| rows."""
+    import dataclasses
+
+    mdp, theta, tr = _review_batch()
+    v = v_pi(mdp, softmax(theta))
+    q = q_pi(mdp, softmax(theta))
+    psi = np.ones(tr.rewards.shape)
+    calls = {
+        "bootstrap_values": lambda: bootstrap_values(np.array([1.0, 2.0]), np.array([[0, 1, 2, 3, 4]]), term=4),
+        "g_state_baseline": lambda: g_state_baseline(theta, tr, v[:2], gamma=0.9),
+        "g_q_estimate_baseline": lambda: g_q_estimate(theta, tr, q, v[:2], gamma=0.9),
+        "g_q_estimate_q": lambda: g_q_estimate(theta, tr, q[:2], v, gamma=0.9),
+        "g_k_step_v_boot": lambda: g_k_step(theta, tr, v[:2], v, gamma=0.9, k=1, term=mdp.term),
+        "g_k_step_baseline": lambda: g_k_step(theta, tr, v, v[:2], gamma=0.9, k=1, term=mdp.term),
+        "g_k_step_term": lambda: g_k_step(theta, tr, v[:4], v, gamma=0.9, k=1, term=3),
+        "g_baseline_term": lambda: g_baseline_term(theta, tr, v[:2], gamma=0.9),
+        "score_function_estimator": lambda: score_function_estimator(theta[:2], tr, psi),
+        "g_reward_to_go": lambda: g_reward_to_go(theta[:2], tr, gamma=0.9),
+        "per_step_terms": lambda: per_step_terms(theta[:2], tr, psi),
+        "hand_built_batch": lambda: score_function_estimator(theta[:2], dataclasses.replace(tr, term=None), psi),
+    }
+    with pytest.raises(ShapeError, match=match):
+        calls[call]()
+    # the full tables still work, and bootstrap_values reads V at the state itself (a direct loop)
+    boot = bootstrap_values(v, tr.states, term=mdp.term)
+    for i, t in np.ndindex(*tr.states.shape):
+        s = int(tr.states[i, t])
+        assert boot[i, t] == (0.0 if s == mdp.term else v[s])
+
+
+def test_PG_19_optimal_baseline_of_a_near_deterministic_policy_matches_mpmath() -> None:
+    """One state, action 0 -> term with reward 1, action 1 -> term with reward 0, gamma = 1, logits [0, -20].
+    b* = sum_a pi_a w_a Q_a / sum_a pi_a w_a with w_a = ||e_a - pi||^2; the old score_norm_sq cancelled
+    w_0 = 2 pi_1^2 = 8.5e-18 to 0, so b* was 0 for 2.0612e-9.
+
+    Tolerance (relative, first order in u = 2^-53): each pi_b = exp(lp_b) is off by
+    d_pi = u (L + 2 A + 3) (L = max |lp|, derived in test_policies.py's _softmax_roundings); each w_a by
+    d_w = 2 d_pi + 2 A u (test_policies.py's score_norm_sq test); Q = [1, 0] is exact; num and den each add
+    two products and one sum of positive terms, the ratio one rounding: 2 (d_pi + d_w + 3 u) + u."""
+    import mpmath  # type: ignore[import-untyped]
+
+    p = np.zeros((1, 2, 2))
+    p[0, :, 1] = 1.0
+    mdp = from_arrays(p, np.array([[1.0, 0.0]]), [1.0], gamma=1.0)
+    theta = np.array([[0.0, -20.0], [0.0, 0.0]])
+    got = optimal_baseline(mdp, theta)
+    with mpmath.workdps(60):
+        e = [mpmath.exp(mpmath.mpf(x)) for x in theta[0]]
+        pi = [x / sum(e) for x in e]
+        w = [(1 - pi[a]) ** 2 + sum(pi[b] ** 2 for b in range(2) if b != a) for a in range(2)]
+        q = [mpmath.mpf(1), mpmath.mpf(0)]
+        want = float(sum(pi[a] * w[a] * q[a] for a in range(2)) / sum(pi[a] * w[a] for a in range(2)))
+    big_l, n_a = 21, 2  # |lp| <= 20 + log(1 + e^-20) < 21
+    d_pi = big_l + 2 * n_a + 3
+    d_w = 2 * d_pi + 2 * n_a
+    rel = counted_tolerance(1.0, roundings=2 * (d_pi + d_w + 3) + 1)
+    assert abs(got[0] - want) <= rel * want
+    assert got[mdp.term] == 0.0

@@ -175,3 +175,46 @@ def test_PG_38_a2c_time_limit_truncation_bootstraps_and_resets() -> None:
     res = a2c(mdp, rng=np.random.default_rng(0), num_updates=3000, lr_theta=0.1, lr_phi=0.2, k=2,
               max_episode_length=3)
     np.testing.assert_allclose(res.phi[:2], [1.0, 2.0], rtol=0, atol=1e-9)
+
+
+# --- found by the black-box review (F10) ---------------------------------------------------------------------
+class _ConstantRng:
+    """A stand-in for numpy.random.Generator: every uniform is ``u``; choice picks the last state of positive
+    initial probability (so that the outcome row sits at the end of a long outcome table)."""
+
+    def __init__(self, u: float) -> None:
+        self.u = u
+
+    def random(self) -> float:
+        return self.u
+
+    def choice(self, n: int, p: np.ndarray) -> int:
+        return int(np.flatnonzero(np.asarray(p) > 0)[-1])
+
+
+@pytest.mark.parametrize("u", [1.0 - 2.0**-53, 0.0])
+@pytest.mark.parametrize("draw", ["action", "outcome"])
+def test_PG_38_a2c_never_draws_a_zero_probability_action_or_outcome(draw: str, u: float) -> None:
+    """The impossible choice pays reward 99, so one A2C update with lr_phi = 1 moves the critic iff it was
+    drawn. Action: softmax([-0.29, 1.57, -0.43, -1000]) has pi_3 = 0 and a cdf ending below 1 - 2^-53, so
+    the old min(searchsorted(cumsum(pi), u), A - 1) drew action 3 at u = 1 - 2^-53. Outcome: 2000 states,
+    each row [p = 1 -> state 0, p = 0 -> state 1 with reward 99]; the old global cumsum put row 1999 near
+    2000, where u = 1 - 2^-53 rounded up to the row's end. Both draws now use sampling.inverse_cdf."""
+    from typing import cast
+
+    from reference.mdp import from_outcomes
+
+    if draw == "action":
+        p = np.zeros((1, 4, 2))
+        p[0, :, 1] = 1.0
+        r = np.array([[0.0, 0.0, 0.0, 99.0]])
+        mdp = from_arrays(p, r, [1.0], gamma=0.9)
+        theta0 = np.array([[-0.29, 1.57, -0.43, -1000.0], [0.0, 0.0, 0.0, 0.0]])
+    else:
+        n = 2000
+        mdp = from_outcomes(n, 1, np.arange(0, 2 * n + 1, 2), np.tile([0, 1], n), np.tile([0.0, 99.0], n),
+                            np.tile([1.0, 0.0], n), np.full(n, 1.0 / n), gamma=0.9)
+        theta0 = None
+    res = a2c(mdp, rng=cast(np.random.Generator, _ConstantRng(u)), num_updates=1, lr_theta=1e-3, lr_phi=1.0,
+              k=1, theta0=theta0, eval_every=1)
+    np.testing.assert_array_equal(res.phi, 0.0)

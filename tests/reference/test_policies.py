@@ -43,7 +43,7 @@ from reference.policies import (
     tanh_gaussian_log_prob_text,
     tanh_gaussian_sample,
 )
-from reference.tolerance import central_difference, tolerance
+from reference.tolerance import central_difference, counted_tolerance, tolerance
 
 FD_H = 1e-4
 
@@ -266,3 +266,111 @@ def test_PG_48_actions_outside_the_range_are_refused() -> None:
     for bad in (-1, 3):
         with pytest.raises(InvalidPolicyError, match=f"action {bad}"):
             categorical_log_prob(np.zeros((2, 3)), np.array([0, bad]))
+
+
+# --- found by the black-box review (F4, F7, F8, F12) ---------------------------------------------------------
+def _softmax_roundings(big_l: float, n_actions: int) -> int:
+    """Relative error of pi_b = exp(lp_b), lp = z - log sum exp z, in units of u = 2^-53 (first order).
+
+    With z = x - max exact (the logits below are multiples of 1/2): each exp and the log are within 1 ulp
+    (2 u), the sum of A terms adds (A - 1) u, so log(sum) is off by (A + 1 + log A) u <= (2 A + 1) u in
+    absolute terms; the subtraction adds u |lp_b|; exp turns an absolute error into a relative one and adds
+    2 u. Total: u (L + 2 A + 3) with L = max |lp|."""
+    return math.ceil(big_l + 2 * n_actions + 3)
+
+
+@pytest.mark.parametrize("n_actions", [2, 3])
+def test_PG_19_score_norm_sq_matches_mpmath_for_near_deterministic_rows(n_actions: int) -> None:
+    """w_a = ||e_a - pi||^2 for logit gaps 0..40 against 60-digit arithmetic. The expanded form
+    1 - 2 pi_a + ||pi||^2 cancelled: logits [0, -20] gave w_0 = 0 for 8.4967e-18.
+
+    Relative tolerance: pi_b is off by d = _softmax_roundings(L, A) u; 1 - pi_a = sum_{b != a} pi_b by
+    d + (A - 1) u, its square by 2 d + (2 A - 1) u; sum_{b != a} pi_b^2 by 2 d + A u; their sum adds u:
+    (2 d + 2 A) u in all (sums of positive terms only, so relative errors do not grow)."""
+    import mpmath  # type: ignore[import-untyped]
+
+    gaps = np.arange(0.0, 40.5, 0.5)
+    theta = np.stack([np.array([0.0, -g, -g / 2][:n_actions]) for g in gaps])
+    got = score_norm_sq(theta)
+    with mpmath.workdps(60):
+        for row, w in zip(theta, got, strict=True):
+            e = [mpmath.exp(mpmath.mpf(float(x))) for x in row]
+            pi = [x / sum(e) for x in e]
+            big_l = float(max(-mpmath.log(p) for p in pi)) + 1e-9
+            rel = counted_tolerance(1.0, roundings=2 * _softmax_roundings(big_l, n_actions) + 2 * n_actions)
+            for a in range(n_actions):
+                want = (1 - pi[a]) ** 2 + sum(pi[b] ** 2 for b in range(n_actions) if b != a)
+                assert abs(mpmath.mpf(float(w[a])) - want) <= rel * want, (row, a, float(w[a]), float(want))
+
+
+@pytest.mark.parametrize(("logits", "want"), [
+    ([1e308, -1e308], 0.0),
+    ([[-1e308, 1e308, 0.0]], 0.0),
+    ([-1e308, 1e308], 0.0),
+    ([1e308, 1e308, -1e308], math.log(2.0)),
+])
+def test_PG_48_entropy_at_extreme_logits_counts_zero_probability_actions_as_zero(
+        logits: list[float], want: float) -> None:
+    """The logit gap 2e308 overflows to -inf: lp = -inf, pi = 0 and 0 * -inf was NaN. By the docstring
+    (the limit p log p -> 0) such actions contribute exactly 0. The log 2 row: log, exp (1 ulp each, on an
+    argument of size log 2 < 1), a product and a sum of two terms: within 8 u relative."""
+    got = categorical_entropy(logits)
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, want, rtol=counted_tolerance(1.0, roundings=8), atol=0.0)
+    if want == 0.0:
+        assert np.all(got == 0.0)
+
+
+_LOG_STDS = [-1000.0, -900.0, -800.0, -710.0, -709.9, -709.0, -100.0, 0.0, 100.0, 700.0]
+_DIFFS = [(0.0, 0.0), (1e-300, 0.0), (0.75, 0.25), (-3.0, 0.0), (2e-5, 0.0)]
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the cases beyond the float range
+@pytest.mark.parametrize("log_std", _LOG_STDS)
+@pytest.mark.parametrize(("z", "mu"), _DIFFS)
+def test_PG_51_tanh_gaussian_log_prob_and_score_match_mpmath_for_extreme_log_std(
+        z: float, mu: float, log_std: float) -> None:
+    """exp(-log_std) overflows below log_std = -709.78: log_prob(0, 0, -710) was NaN (0 * inf) for
+    709.0810614667953, log_prob(1e-300, 0, -710) -inf for -2.4953663076188882e16, the score (NaN, NaN) for
+    (0, -1). Against 60-digit arithmetic; a value beyond the float range must be the signed inf.
+
+    Bounds (u = 2^-53; z - mu is exact for these pairs): u = (z - mu) / sigma takes <= 6 roundings (two exps of
+    1 ulp each and two products), u^2 <= 13; the log-density adds the constant, three sums and
+    log1m_tanh2 (<= 8 roundings of terms <= 2 (1 + 3 |z|)), each relative to S = |log_std| + u^2 / 2 +
+    0.92 + 2 (1 + 3 |z|): counted_tolerance(S, 32). d/d mu = u / sigma: <= 12 roundings relative; d/d log_std
+    = -1 + u^2: counted_tolerance(1 + u^2, 14). Entries below the normal range (|x| < 2^-1022) may be off
+    by the subnormal spacing (2^-1074) per rounding: an absolute slack of 2^-1070."""
+    import mpmath
+
+    lp = float(tanh_gaussian_log_prob(z, mu, log_std))
+    dmu, dls = (float(x) for x in tanh_gaussian_grad_log_prob(z, mu, log_std))
+    big = np.finfo(np.float64).max
+    slack = 2.0**-1070
+    with mpmath.workdps(60):
+        d = mpmath.mpf(z) - mpmath.mpf(mu)
+        inv = mpmath.exp(-mpmath.mpf(log_std))
+        uu = d * inv
+        jac = mpmath.log(1 - mpmath.tanh(mpmath.mpf(z)) ** 2)
+        want_lp = -mpmath.mpf(log_std) - uu**2 / 2 - mpmath.log(2 * mpmath.pi) / 2 - jac
+        want_dmu = uu * inv
+        want_dls = -1 + uu**2
+        checks = [
+            (lp, want_lp, counted_tolerance(float(abs(log_std) + min(uu**2 / 2, big) + 0.92 + 2 * (1 + 3 * abs(z))),
+                                            roundings=32)),
+            (dmu, want_dmu, counted_tolerance(float(min(abs(want_dmu), big)), roundings=12)),
+            (dls, want_dls, counted_tolerance(float(min(1 + uu**2, big)), roundings=14)),
+        ]
+        for got, want, tol in checks:
+            if abs(want) > big:
+                assert got == (math.inf if want > 0 else -math.inf), (got, want)
+            else:
+                assert abs(mpmath.mpf(got) - want) <= tol + slack, (got, float(want), tol)
+
+
+@pytest.mark.parametrize("a", [1.5, 1.0, -1.0, float("nan"), [0.5, -1.5]])
+def test_PG_51_text_log_density_refuses_actions_outside_the_open_interval(a: float | list[float]) -> None:
+    """tanh_gaussian_log_prob_text(1.5, 0, 0) was NaN (-inf at a = 1) with a RuntimeWarning only; it raises
+    now, as tanh_gaussian_log_prob_of_action does."""
+    for f in (tanh_gaussian_log_prob_text, tanh_gaussian_log_prob_of_action):
+        with pytest.raises(InvalidPolicyError, match=r"must lie in \(-1, 1\)"):
+            f(a, 0.0, 0.0)

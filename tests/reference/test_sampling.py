@@ -1,0 +1,95 @@
+"""MDP-04, PG-03: the shared inverse-CDF sampler of reference.sampling and the batch's record of term."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reference.errors import ShapeError
+from reference.mdp import from_arrays
+from reference.sampling import enumerate_trajectories, inverse_cdf, sample_trajectories
+
+U_MAX = 1.0 - 2.0**-53  # the largest value Generator.random() returns
+
+
+class ConstantRng:
+    """A stand-in for numpy.random.Generator whose uniforms are all ``u`` (the sampler's edge cases)."""
+
+    def __init__(self, u: float) -> None:
+        self.u = u
+
+    def random(self, size: int | None = None) -> float | np.ndarray:
+        return self.u if size is None else np.full(size, self.u)
+
+
+@pytest.mark.parametrize("u", [U_MAX, 0.0])
+def test_MDP_04_action_draw_never_picks_a_zero_probability_action(u: float) -> None:
+    """The review's row: its cumsum ends a few ulps below 1 after validate_policy's renormalisation, so the old
+    rule min(#{cdf < u}, A - 1) picked action 4 (probability 0) for u = 1 - 2^-53. Action 4 pays 99."""
+    row = [0.21164685654158605, 0.13726787251951225, 0.24884118622921436, 0.4022440847096875, 0.0]
+    p = np.zeros((1, 5, 2))
+    p[0, :, 1] = 1.0
+    r = np.zeros((1, 5))
+    r[0, 4] = 99.0
+    mdp = from_arrays(p, r, [1.0], gamma=0.9)
+    rng = cast(np.random.Generator, ConstantRng(u))
+    tr = sample_trajectories(mdp, np.array([row]), rng=rng, n=3, horizon=1, s0=0)
+    assert np.all(np.array(row)[tr.actions[:, 0]] > 0.0)
+    np.testing.assert_array_equal(tr.actions[:, 0], 3 if u == U_MAX else 0)
+    np.testing.assert_array_equal(tr.rewards, 0.0)
+
+
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6).filter(lambda w: sum(w) > 0),
+       st.lists(st.floats(0.0, 1.0, exclude_max=True), min_size=1, max_size=10))
+def test_MDP_04_inverse_cdf_is_the_first_cdf_entry_above_u_times_total(w: list[float], us: list[float]) -> None:
+    """Against a plain loop over the row (cdf summed left to right, as np.cumsum): the first j with
+    cdf(j) > u * cdf(W - 1); never a zero-weight index."""
+    p = np.tile(np.array(w), (len(us), 1))
+    got = inverse_cdf(p, np.array(us))
+    for k, u in enumerate(us):
+        total = 0.0
+        for x in w:
+            total += x
+        acc, pick = 0.0, None
+        for j, x in enumerate(w):
+            acc += x
+            if acc > u * total:
+                pick = j
+                break
+        assert pick is not None
+        assert got[k] == pick and w[pick] > 0.0
+
+
+def test_MDP_04_action_draws_for_ordinary_seeds_are_the_old_rule() -> None:
+    """The shared sampler compares u * (row total) with the cdf, the old action rule u itself; the two differ
+    only for u within a few ulps of a cdf boundary. For 10^5 seeded uniforms over 200 random rows (a zero
+    entry in each) every draw is the old one, so seeded runs are unchanged."""
+    rng = np.random.default_rng(7)
+    pi = rng.dirichlet(np.ones(5), size=200)
+    pi[np.arange(200), rng.integers(0, 5, size=200)] = 0.0
+    pi /= pi.sum(axis=1, keepdims=True)
+    rows = rng.integers(0, 200, size=100_000)
+    u = rng.random(100_000)
+    old = np.minimum((u[:, None] > np.cumsum(pi, axis=1)[rows]).sum(axis=1), 4)
+    np.testing.assert_array_equal(inverse_cdf(pi[rows], u), old)
+
+
+def test_MDP_04_inverse_cdf_checks_its_shapes() -> None:
+    with pytest.raises(ShapeError, match="inverse_cdf needs p"):
+        inverse_cdf(np.ones(3), np.zeros(1))
+    with pytest.raises(ShapeError, match="inverse_cdf needs p"):
+        inverse_cdf(np.ones((2, 3)), np.zeros(3))
+
+
+def test_PG_03_sampled_and_enumerated_batches_record_term() -> None:
+    """The batch records the MDP's term (|S+| = term + 1), against which V / Q / theta tables are checked."""
+    p = np.zeros((2, 1, 3))
+    p[0, 0, 1] = p[1, 0, 2] = 1.0
+    mdp = from_arrays(p, np.ones((2, 1)), [1.0, 0.0], gamma=0.9)
+    pi = np.ones((3, 1))
+    assert enumerate_trajectories(mdp, pi).term == mdp.term == 2
+    assert sample_trajectories(mdp, pi, rng=np.random.default_rng(0), n=2, horizon=3).term == 2
