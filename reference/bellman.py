@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference.mdp import TIE_RTOL, FiniteMDP, FloatArray, IntArray, greedy, validate_policy, validate_values
+from reference.tolerance import counted_tolerance
 
 __all__ = [
     "bellman_optimality_q",
@@ -19,6 +20,7 @@ __all__ = [
     "bellman_v",
     "greedy_from_q",
     "greedy_from_v",
+    "residual_rounding_bound",
     "sup_norm",
 ]
 
@@ -69,6 +71,28 @@ def bellman_optimality_q(mdp: FiniteMDP, q: FloatArray) -> FloatArray:
 def bellman_residual(mdp: FiniteMDP, v: FloatArray) -> float:
     """||B^* V - V||_inf (the quantity AncVI's rate bounds, BEL-30, and VI's stopping rule uses)."""
     return sup_norm(bellman_optimality_v(mdp, v) - v)
+
+
+def residual_rounding_bound(mdp: FiniteMDP, v_max: float, *, stochastic_policy: bool = False) -> float:
+    """A rigorous bound on the float64 rounding of one Bellman residual r + gamma P V - V, per entry (sup norm).
+
+    The a-posteriori certificates ``||V - V^*|| <= ||B V - V|| / (1 - gamma)`` (and VI's) hold for the exact
+    residual; the computed one can be smaller (it rounded to exactly 0 on values of order 1e10, and a bound of
+    0 was returned). Each certificate therefore adds this bound to the computed residual. ``v_max`` bounds
+    max|V| of the V being checked. Counting roundings (Higham, Lemma 3.1; :func:`reference.tolerance.
+    counted_tolerance`): with m the most outcomes of one (s, a) row, the kernel row P[s, a, .] (outcomes merged
+    per next state: up to m - 1 additions) and the dot product with V (up to m - 1 additions, m products),
+    gamma times it, plus r, minus V: at most 2 m + 3 roundings of terms bounded by
+    R + gamma max|V| + max|V| (row sums are 1 to a few ulps: a relative margin of 1e-9 covers them). A
+    stochastic policy's P_pi = D_pi P and r_pi = pi . r (A-term sums) add A + 1 roundings and A times the
+    terms per row. Spec: BEL-08, BEL-25 (the certificates' floor).
+    """
+    m = int(np.max(np.diff(mdp.indptr), initial=1))
+    a = mdp.n_actions
+    terms = m * a if stochastic_policy else m
+    roundings = 2 * terms + 3 + (a + 1 if stochastic_policy else 0)
+    scale = (mdp.max_abs_reward + (1.0 + mdp.gamma) * float(v_max)) * (1.0 + 1e-9)
+    return counted_tolerance(scale, roundings=roundings)
 
 
 def greedy_from_v(mdp: FiniteMDP, v: FloatArray, *, current: IntArray | None = None) -> IntArray:

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 import scipy.sparse.csgraph as csgraph
 from numpy.typing import NDArray
 
-from reference.bellman import bellman_optimality_q, bellman_optimality_v, sup_norm
+from reference.bellman import bellman_optimality_q, bellman_optimality_v, residual_rounding_bound, sup_norm
 from reference.errors import ImproperPolicyError, InvalidDiscountError, NotConvergedError, ShapeError
 from reference.exact import q_from_v, v_pi
 from reference.mdp import (
@@ -44,6 +44,7 @@ __all__ = [
     "ancvi_default_u0",
     "ancvi_general_bounds",
     "certificate_eps",
+    "certificate_floor",
     "end_components",
     "policy_iteration",
     "proper_policy",
@@ -144,16 +145,24 @@ def solve_value_iteration(mdp: FiniteMDP, *, eps: float, v0: FloatArray | None =
 
     Spec: BEL-25, BEL-27. Stops at the first k with gamma / (1 - gamma) ||V^{k+1} - V^k||_inf <= eps
     (:func:`vi_error_bound`) and returns V^{k+1}. Unlike pymdptoolbox's span rule, which only guarantees
-    an eps-optimal *policy*, this bounds the value error itself. (Rounding adds at most ~eps_mach times
-    the value scale per sweep to the bound; it is negligible for eps >> 1e-14 * R / (1 - gamma)^2.)
+    an eps-optimal *policy*, this bounds the value error itself. The sweep that computed V^{k+1} rounds:
+    V^{k+1} = B^* V^k + e with ||e|| <= delta (:func:`reference.bellman.residual_rounding_bound`), so
+    (1 - gamma) ||V^{k+1} - V^*|| <= gamma ||V^{k+1} - V^k|| + delta, and the returned bound is
+    (gamma ||V^{k+1} - V^k|| (1 + eps_mach) + delta) / (1 - gamma). ``eps`` below delta / (1 - gamma) cannot
+    be certified: :class:`NotConvergedError` at once.
     """
     eps = certificate_eps(mdp, eps, EPS_RTOL)
     max_iters = validate_int(max_iters, "max_iters", minimum=1)
     v = np.zeros(mdp.n_states_plus) if v0 is None else validate_values(mdp, v0).copy()
+    u = float(np.finfo(np.float64).eps)
     for k in range(max_iters):
         look = mdp.lookahead(v)
         v_new = look.max(axis=1)
-        bound = vi_error_bound(mdp.gamma, sup_norm(v_new - v))
+        delta = residual_rounding_bound(mdp, max(sup_norm(v), sup_norm(v_new)))
+        if delta / (1.0 - mdp.gamma) > eps:
+            raise NotConvergedError(f"VI cannot certify eps={eps:.3e}: the rounding of one sweep alone allows "
+                                    f"{delta / (1.0 - mdp.gamma):.3e} (max|V| = {sup_norm(v_new):.3e})")
+        bound = (mdp.gamma * sup_norm(v_new - v) * (1.0 + u) + delta) / (1.0 - mdp.gamma)
         v = v_new
         if bound <= eps:
             # the policy is greedy in the V returned (one more lookahead), not in the previous iterate
@@ -492,11 +501,20 @@ EPS_RTOL: float = 1e-12
 MDP-19): ``eps = EPS_RTOL * R / (1 - gamma)``. An absolute default certified a non-optimal policy on tiny rewards."""
 
 
+def certificate_floor(mdp: FiniteMDP, v_max: float, *, stochastic_policy: bool = True) -> float:
+    """The smallest width a residual certificate can prove for a V with max|V| <= ``v_max`` (gamma < 1):
+    :func:`reference.bellman.residual_rounding_bound` / (1 - gamma), the bound when the computed residual is 0."""
+    return residual_rounding_bound(mdp, v_max, stochastic_policy=stochastic_policy) / (1.0 - mdp.gamma)
+
+
 def certificate_eps(mdp: FiniteMDP, eps: float | None, rtol: float) -> float:
-    """The absolute certificate width: ``eps`` if given (a finite number > 0), else ``rtol * R / (1 - gamma)``
-    (R = :attr:`FiniteMDP.max_abs_reward`; the smallest positive float when R = 0, where V = 0 exactly)."""
+    """The absolute certificate width: ``eps`` if given (a finite number > 0), else the larger of
+    ``rtol * R / (1 - gamma)`` (R = :attr:`FiniteMDP.max_abs_reward`; the smallest positive float when R = 0,
+    where V = 0 exactly) and twice :func:`certificate_floor` at max|V| = R / (1 - gamma) (MDP-19), so that the
+    default can always be certified (near gamma = 1 the rounding of the residual alone exceeds rtol R / (1 - gamma))."""
     if eps is None:
-        return rtol * max(mdp.tie_scale, np.finfo(np.float64).tiny)
+        floor = 2.0 * certificate_floor(mdp, mdp.tie_scale) if mdp.gamma < 1.0 else 0.0
+        return max(rtol * max(mdp.tie_scale, np.finfo(np.float64).tiny), floor)
     if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)):
         raise TypeError(f"eps must be a number, got {type(eps).__name__}")
     if not (np.isfinite(eps) and eps > 0):
@@ -517,7 +535,9 @@ def solve_optimal(mdp: FiniteMDP, *, eps: float | None = None, pi0: IntArray | N
     eps = certificate_eps(mdp, eps, EPS_RTOL)
     res = policy_iteration(mdp, pi0)
     v = res.value
-    bound = sup_norm(bellman_optimality_v(mdp, v) - v) / (1.0 - mdp.gamma)
+    # the computed residual plus its own rounding (it can round to 0 where the exact residual is not)
+    bound = (sup_norm(bellman_optimality_v(mdp, v) - v)
+             + residual_rounding_bound(mdp, sup_norm(v))) / (1.0 - mdp.gamma)
     if bound > eps:
         raise NotConvergedError(f"certificate {bound:.3e} exceeds eps={eps:.1e}")
     return CertifiedSolution(v, res.policy, bound, len(res.policies) - 1)

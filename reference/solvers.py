@@ -41,6 +41,7 @@ try:  # scipy's CSR kernel (y += A x into a caller's buffer, GIL released); publ
 except ImportError:  # pragma: no cover - other scipy layouts
     _csr_matvec = None
 
+from reference.bellman import residual_rounding_bound
 from reference.dp import CertifiedSolution, certificate_eps
 from reference.errors import InvalidDiscountError, NotConvergedError, ShapeError
 from reference.exact import Certified
@@ -428,6 +429,17 @@ def _shift_operator(pmatvec: Matvec, gamma: float) -> Matvec:
 
 
 # ========================================================================== policy evaluation
+def _kernel_for(mdp: FiniteMDP, kernel: BellmanKernel | None) -> BellmanKernel:
+    """``kernel`` if it was built for ``mdp`` (the same object), else a new one. A kernel of another MDP (or of
+    the same one with another gamma, ``with_gamma``) gave that MDP's values under this one's certificate."""
+    if kernel is None:
+        return BellmanKernel(mdp)
+    if kernel.mdp is not mdp:
+        raise ValueError("kernel was built for another FiniteMDP (pass BellmanKernel(mdp) for this one; a kernel "
+                         "carries its MDP's P, r and gamma)")
+    return kernel
+
+
 def evaluate_policy(
     mdp: FiniteMDP,
     pi: ArrayLike,
@@ -458,7 +470,7 @@ def evaluate_policy(
     eps = certificate_eps(mdp, eps, EVAL_EPS_RTOL)
     restart = validate_int(restart, "restart", minimum=1)
     max_matvecs = validate_int(max_matvecs, "max_matvecs", minimum=1)
-    kern = BellmanKernel(mdp) if kernel is None else kernel
+    kern = _kernel_for(mdp, kernel)
     pol = _as_policy(mdp, pi)
     pmv, r_pi = kern.policy_operator(pol, float32=float32_inner)
     pmv32 = kern.policy_operator_float32(pol) if float32_inner else None
@@ -466,20 +478,28 @@ def evaluate_policy(
     r_pi[mdp.term] = 0.0
     target = eps * (1.0 - gamma)
     v = np.zeros(mdp.n_states_plus) if v0 is None else validate_values(mdp, v0).copy()
+    v[mdp.term] = 0.0
+    stochastic = not (isinstance(pol, np.ndarray) and pol.ndim == 1)
     used = 0
     a_op = _shift_operator(pmv, gamma)
     while True:
         res = r_pi + gamma * pmv(v) - v
         used += 1
         rn = float(np.max(np.abs(res)))
-        if rn <= target:
-            return Certified(v, rn / (1.0 - gamma), rn)
+        # the computed residual's own rounding is added: alone it can round to 0 where the exact one is not
+        delta = residual_rounding_bound(mdp, float(np.max(np.abs(v))), stochastic_policy=stochastic)
+        if delta > target:
+            raise NotConvergedError(f"evaluate_policy cannot certify eps={eps:.3e}: the rounding of the residual "
+                                    f"alone allows {delta / (1.0 - gamma):.3e} (max|V| = {np.max(np.abs(v)):.3e})")
+        if rn + delta <= target:
+            return Certified(v, (rn + delta) / (1.0 - gamma), rn)
         if used >= max_matvecs:
             raise NotConvergedError(f"evaluate_policy: residual {rn:.3e} > {target:.3e} after {used} products")
-        out = gmres(a_op, res, tol=_gmres_tol(0.5 * target, res.size), restart=restart,
+        out = gmres(a_op, res, tol=_gmres_tol(0.5 * (target - delta), res.size), restart=restart,
                     max_matvecs=max_matvecs - used, workspace=kern.workspace(restart + 1), inner=a_op32)
         used += out.matvecs
         v = v + out.x
+        v[mdp.term] = 0.0
 
 
 def _as_policy(mdp: FiniteMDP, pi: ArrayLike) -> FloatArray | IntArray:
@@ -542,7 +562,7 @@ def solve_optimal(
     eps = certificate_eps(mdp, eps, OPT_EPS_RTOL)
     max_iters = validate_int(max_iters, "max_iters", minimum=1)
     restart = validate_int(restart, "restart", minimum=1)
-    kern = BellmanKernel(mdp) if kernel is None else kernel
+    kern = _kernel_for(mdp, kernel)
     n, term = mdp.n_states_plus, mdp.term
     v = np.zeros(n) if v0 is None else validate_values(mdp, v0).copy()
     v[term] = 0.0
@@ -563,8 +583,13 @@ def solve_optimal(
         pol[term] = 0
         bmax = q.max(axis=1)
         res = float(np.max(np.abs(bmax - v)))
-        if res <= target:
-            return CertifiedSolution(v, pol, res / (1.0 - gamma), k)
+        # plus the computed residual's own rounding (alone it can round to 0 where the exact one is not)
+        delta = residual_rounding_bound(mdp, float(np.max(np.abs(v))))
+        if delta > target:
+            raise NotConvergedError(f"solve_optimal cannot certify eps={eps:.3e}: the rounding of the residual "
+                                    f"alone allows {delta / (1.0 - gamma):.3e} (max|V| = {np.max(np.abs(v)):.3e})")
+        if res + delta <= target:
+            return CertifiedSolution(v, pol, (res + delta) / (1.0 - gamma), k)
         rhs = q[idx, pol] - v
         if op_pol is None or a_op is None or not np.array_equal(pol, op_pol):
             pmv, _r = kern.policy_operator(pol, float32=float32_inner)
@@ -572,10 +597,10 @@ def solve_optimal(
             pmv32 = kern.policy_operator_float32(pol) if float32_inner else None
             a_op32 = None if pmv32 is None else _shift_operator(pmv32, gamma)
             op_pol = pol.copy()
-        tol_inf = max(forcing * res, 0.5 * target)
+        tol_inf = max(forcing * res, 0.5 * (target - delta))
         guess = k == 0 and v0 is None
         out = gmres(a_op, rhs, tol=_gmres_tol(tol_inf, n), restart=restart,
-                    workspace=kern.workspace(restart + 1), tol_min=_gmres_tol(0.5 * target, n),
+                    workspace=kern.workspace(restart + 1), tol_min=_gmres_tol(0.5 * (target - delta), n),
                     fast_ratio=0.0 if guess else fast_ratio, inner=a_op32)
         v = v + out.x
         v[term] = 0.0
@@ -591,7 +616,7 @@ def value_iteration_sweeps(
     P [S*A, S] per sweep), without storing the iterates: the unit of the sweep benchmark.
     """
     num_sweeps = validate_int(num_sweeps, "num_sweeps")
-    kern = BellmanKernel(mdp) if kernel is None else kernel
+    kern = _kernel_for(mdp, kernel)
     v = validate_values(mdp, v0).copy()
     for _ in range(num_sweeps):
         v, _q = kern.optimality(v)

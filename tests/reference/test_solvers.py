@@ -8,12 +8,17 @@ certificate by ``tol_res / (1 - gamma)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reference import dp, exact, solvers
+from reference.bellman import residual_rounding_bound
 from reference.errors import InvalidDiscountError
 from reference.generators import random_mdp
 from reference.mdp import Backend, FiniteMDP, deterministic_policy, from_arrays
@@ -74,9 +79,12 @@ def test_evaluate_policy_certificate_holds(mdp: FiniteMDP, seed: int, determinis
     v_exact = exact.v_pi(mdp, pi)
     assert cert.bound <= eps
     assert float(np.max(np.abs(cert.value - v_exact))) <= cert.bound + _tol_exact(mdp)
-    # the bound is BEL-08's residual / (1 - gamma) itself (the check above holds for most smaller bounds too,
-    # since the solve usually lands far inside it: the mutation audit's `bound = residual` survived it)
-    assert cert.bound == cert.residual / (1.0 - mdp.gamma)
+    # the bound is BEL-08's residual plus its own rounding, over (1 - gamma) (the check above holds for most
+    # smaller bounds too, since the solve usually lands far inside it: the mutation audit's `bound = residual`
+    # survived it)
+    stochastic = not bool(np.all((pi[: mdp.n_states] == 0.0) | (pi[: mdp.n_states] == 1.0)))
+    delta = residual_rounding_bound(mdp, float(np.max(np.abs(cert.value))), stochastic_policy=stochastic)
+    assert cert.bound == (cert.residual + delta) / (1.0 - mdp.gamma)
     # the certificate is the residual formula of exact.v_pi_certified
     resid = mdp.reward_pi(pi) + mdp.gamma * (mdp.transition_pi(pi) @ cert.value) - cert.value
     assert abs(float(np.max(np.abs(resid))) - cert.residual) <= tolerance(_scale(mdp), terms=mdp.n_states_plus)
@@ -199,13 +207,14 @@ def test_gmres_inner_refinement_and_fallback() -> None:
 
 def test_BEL_08_v_pi_certified_bound_is_residual_over_one_minus_gamma() -> None:
     """Found by the mutation audit (2026-12-06): the residual of an exact solve is ~1e-16, so any bound >= it
-    passed. The certificate is ||B^pi V - V|| / (1 - gamma) (the same two roundings: bit for bit)."""
+    passed. The certificate is (||B^pi V - V|| + its rounding bound) / (1 - gamma), bit for bit."""
     rng = np.random.default_rng(1)
     mdp = random_mdp(rng, 30, 3, gamma=0.99)
     pi = np.full((mdp.n_states_plus, mdp.n_actions), 1.0 / mdp.n_actions)
     c = exact.v_pi_certified(mdp, pi)
     assert c.residual > 0.0  # rounding leaves a non-zero residual, so bound and residual differ here
-    assert c.bound == c.residual / (1.0 - mdp.gamma)
+    delta = residual_rounding_bound(mdp, float(np.max(np.abs(c.value))), stochastic_policy=True)
+    assert c.bound == (c.residual + delta) / (1.0 - mdp.gamma)
     assert c.bound > c.residual
 
 
@@ -234,3 +243,102 @@ def test_solvers_evaluate_policy_refuses_gamma_1() -> None:
     mdp = from_arrays(P, np.ones((1, 1)), [1.0, 0.0], gamma=1.0)
     with pytest.raises(InvalidDiscountError):
         solvers.evaluate_policy(mdp, np.ones((2, 1)))
+
+
+def _exact_v(mdp: FiniteMDP, pol: np.ndarray) -> list[Fraction]:
+    """V^pi of a deterministic policy in exact rationals (the float P, r and gamma read exactly): Gauss-Jordan."""
+    n = mdp.n_states_plus
+    P = mdp.transition_dense.reshape(n, mdp.n_actions, n) if not mdp.is_sparse else \
+        mdp.transition_csr.toarray().reshape(n, mdp.n_actions, n)
+    g = Fraction(mdp.gamma)
+    a = [[(Fraction(1) if i == j else Fraction(0)) - g * Fraction(float(P[i, pol[i], j])) for j in range(n)]
+         + [Fraction(float(mdp.r[i, pol[i]]))] for i in range(n)]
+    for c in range(n):
+        piv = next(i for i in range(c, n) if a[i][c] != 0)
+        a[c], a[piv] = a[piv], a[c]
+        for i in range(n):
+            if i != c and a[i][c] != 0:
+                f = a[i][c] / a[c][c]
+                a[i] = [x - f * y for x, y in zip(a[i], a[c], strict=True)]
+    return [a[i][n] / a[i][i] for i in range(n)]
+
+
+def _true_error(v: np.ndarray, exact_v: list[Fraction]) -> float:
+    return float(max(abs(Fraction(float(x)) - e) for x, e in zip(v, exact_v, strict=True)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0.5, 0.9, 0.99, 0.999, 0.9999]),
+       st.sampled_from([1.0, 1e6, 1e-6]), st.sampled_from([None, 1e-4, 1e-9]))
+def test_BEL_08_certificates_are_true_bounds_against_exact_rationals(seed: int, gamma: float, scale: float,
+                                                                     eps: float | None) -> None:
+    """Found by the 2026-12-06 review: the certificate ||B V - V|| / (1 - gamma) used the computed residual,
+    which rounds to 0 on large values (bound 0.0 for a true error of 4.3e-3 at values of order 1e10, 43 times
+    the requested eps). Every certificate now adds the residual's rounding bound, and an eps below that floor
+    raises. Oracle: V^pi and V* (enumerating every deterministic policy) in exact rationals. Each solver either
+    raises NotConvergedError or returns a bound >= the exact error (no tolerance: the bound must hold)."""
+    import itertools
+
+    from reference.errors import NotConvergedError
+
+    rng = np.random.default_rng(seed)
+    n_s, n_a = int(rng.integers(1, 3)), 2
+    P = rng.dirichlet(np.ones(n_s + 1), size=(n_s, n_a))
+    if rng.uniform(0.0, 1.0) < 0.5:  # half the MDPs never terminate (the values are then largest)
+        P[..., n_s] = 0.0
+        P /= P.sum(axis=-1, keepdims=True)
+    R = rng.uniform(-1.0, 1.0, size=(n_s, n_a)) * scale
+    mdp = from_arrays(P, R, np.full(n_s, 1.0 / n_s), gamma=gamma)
+    pols = [np.array([*p, 0]) for p in itertools.product(range(n_a), repeat=n_s)]
+    exact_vs = [_exact_v(mdp, p) for p in pols]
+    v_star = [max(col) for col in zip(*exact_vs, strict=True)]
+    ip = int(rng.integers(len(pols)))
+    pol = pols[ip]
+    runs: list[tuple[str, Callable[[], Any], list[Fraction]]] = [
+        ("evaluate_policy", lambda: solvers.evaluate_policy(mdp, pol, eps=eps), exact_vs[ip]),
+        ("solvers.solve_optimal", lambda: solvers.solve_optimal(mdp, eps=eps), v_star),
+        ("dp.solve_optimal", lambda: dp.solve_optimal(mdp, eps=eps), v_star),
+        ("v_pi_certified", lambda: exact.v_pi_certified(mdp, deterministic_policy(pol, n_a)), exact_vs[ip]),
+    ]
+    if eps is not None:
+        runs.append(("solve_value_iteration", lambda: dp.solve_value_iteration(mdp, eps=eps, max_iters=200_000),
+                     v_star))
+    for name, run, truth in runs:
+        try:
+            out = run()
+        except NotConvergedError:
+            continue
+        err = _true_error(out.value, truth)
+        assert err <= out.bound, (name, err, out.bound)
+
+
+def test_BEL_08_review_cycle_example_raises_instead_of_a_zero_bound() -> None:
+    """The review's example: a deterministic cycle 0 -> 1 -> 0 with rewards about -9.4e5 at gamma = 0.9999
+    (values about -9.4e9). eps = 1e-4 is below what a float64 residual can certify there (its rounding alone
+    allows about 0.08): NotConvergedError, where a bound of 0.0 was returned for a true error of 4.3e-3."""
+    from reference.errors import NotConvergedError
+
+    P = np.zeros((2, 1, 3))
+    P[0, 0, 1] = 1.0
+    P[1, 0, 0] = 1.0
+    mdp = from_arrays(P, np.array([[-918053.0], [-966945.0]]), np.array([1.0, 0.0]), gamma=0.9999)
+    for run in (lambda: solvers.evaluate_policy(mdp, np.zeros(3, dtype=np.int64), eps=1e-4),
+                lambda: solvers.solve_optimal(mdp, eps=1e-4), lambda: dp.solve_optimal(mdp, eps=1e-4)):
+        with pytest.raises(NotConvergedError, match=r"cannot certify|exceeds"):
+            run()
+    c = solvers.evaluate_policy(mdp, np.zeros(3, dtype=np.int64))  # the default eps is certifiable
+    err = _true_error(c.value, _exact_v(mdp, np.zeros(3, dtype=np.int64)))
+    assert 0.0 < err <= c.bound
+
+
+def test_solvers_refuse_a_kernel_built_for_another_mdp() -> None:
+    """A kernel carries its MDP's P, r and gamma: solve_optimal(m90, kernel=BellmanKernel(m99)) returned V* of
+    m99 (21.2 for 1.61) under m90's certificate."""
+    m99 = random_mdp(np.random.default_rng(0), 5, 2, gamma=0.99)
+    m90 = m99.with_gamma(0.9)
+    with pytest.raises(ValueError, match="another FiniteMDP"):
+        solvers.solve_optimal(m90, kernel=solvers.BellmanKernel(m99))
+    with pytest.raises(ValueError, match="another FiniteMDP"):
+        solvers.evaluate_policy(m90, np.zeros(m90.n_states_plus, dtype=np.int64), kernel=solvers.BellmanKernel(m99))
+    k = solvers.BellmanKernel(m90)
+    assert solvers.solve_optimal(m90, kernel=k).bound > 0.0
