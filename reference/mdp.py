@@ -467,8 +467,12 @@ def from_arrays(
     n_states = Pa.shape[2] - 1
     if Pa.shape[0] == n_states + 1:
         term_rows = Pa[n_states]
-        if not np.allclose(term_rows[:, n_states], 1.0, rtol=0, atol=PROB_ATOL):
-            raise InvalidMDPError("P[term, a, :] must put probability 1 on term for every a (MDP-11)")
+        absorbing = np.zeros_like(term_rows)
+        absorbing[:, n_states] = 1.0
+        # the whole row must be e_term (only its last entry was checked: [0.7, 1.0], NaN or -0.5 elsewhere passed)
+        if not (np.all(np.isfinite(term_rows)) and np.all(np.abs(term_rows - absorbing) <= PROB_ATOL)):
+            raise InvalidMDPError("P[term, a, :] must put probability 1 on term and 0 elsewhere for every a "
+                                  f"(MDP-11), got {term_rows.tolist()!r}")
         Pa = Pa[:n_states]
     if Pa.shape[0] != n_states:
         raise ShapeError(f"P must have shape (|S|, A, |S|+1), got {Pa.shape}")
@@ -583,13 +587,23 @@ def from_gymnasium(env_id: str, *, gamma: float, **make_kwargs: Any) -> FiniteMD
 
 
 # ================================================================================== policies
+def _real_array(x: ArrayLike, name: str) -> FloatArray:
+    """``x`` as a float64 array if its entries are real numbers (integer or floating dtype); strings (which
+    ``np.asarray(..., float64)`` would parse), complex numbers (whose imaginary part it would drop with a
+    warning), booleans and objects raise :class:`ReferenceError_` naming ``name``."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "iuf":
+        raise ReferenceError_(f"{name} must hold real numbers, got an array of dtype {a.dtype}")
+    return np.asarray(a, dtype=np.float64)
+
+
 def validate_policy(mdp: FiniteMDP, pi: ArrayLike) -> FloatArray:
     """Check that ``pi`` of shape [S, A] has every row of S on the simplex; return it as float64.
 
     Spec: MDP-07. The row of ``term`` is irrelevant (MDP-11) and is replaced by the uniform row.
     Raises :class:`InvalidPolicyError` naming the first bad state and its row sum / minimum.
     """
-    p = np.array(pi, dtype=np.float64)
+    p = _real_array(pi, "policy").copy()
     shape = (mdp.n_states_plus, mdp.n_actions)
     if p.shape == (mdp.n_states, mdp.n_actions):
         p = np.vstack([p, np.full((1, mdp.n_actions), 1.0 / mdp.n_actions)])
@@ -728,9 +742,11 @@ def greedy(q: ArrayLike, *, current: ArrayLike | None = None, tie_rtol: float = 
     among the maximisers, keep it (policy iteration: this ends PI with pi_{k+1} = pi_k and never cycles
     among equal-value policies).
     """
-    qa = np.asarray(q, dtype=np.float64)
+    qa = _real_array(q, "q")
     if qa.ndim != 2:
         raise ShapeError(f"q must have shape (S, A), got {qa.shape}")
+    if not np.all(np.isfinite(qa)):  # a NaN row silently got action 0
+        raise ReferenceError_(f"q has a non-finite entry at index {np.argwhere(~np.isfinite(qa))[0].tolist()}")
     sc = _real(scale, "scale")
     if not (np.isfinite(sc) and sc >= 0.0):
         raise ReferenceError_(f"scale must be a finite number >= 0, got {scale!r}")
@@ -755,7 +771,7 @@ def validate_values(mdp: FiniteMDP, v: ArrayLike, *, what: str = "V") -> FloatAr
     "U0"), [S, A] for ``what="Q"``, either for ``what="U0"`` (anchored VI runs on V or Q). A Q handed to a
     V-function used to pass when it had the other accepted shape (e.g. ``bellman_residual(mdp, Q)``), and
     gave a plausible wrong number."""
-    a = np.asarray(v, dtype=np.float64)
+    a = _real_array(v, what)
     n, k = mdp.n_states_plus, mdp.n_actions
     shapes = {"Q": ((n, k),), "U0": ((n,), (n, k))}.get(what, ((n,),))
     if a.shape not in shapes:

@@ -716,3 +716,40 @@ def test_gamma_must_be_a_real_number(gamma: object) -> None:
         validate_gamma(gamma)  # type: ignore[arg-type]
     assert validate_gamma(1) == 1.0 and validate_gamma(np.float32(0.5)) == 0.5  # type: ignore[arg-type]
     assert validate_gamma(np.array(0.9)) == 0.9  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad_row", [[0.7, 1.0], [float("nan"), 1.0], [-0.5, 1.0], [0.0, 0.9]])
+def test_MDP_11_from_arrays_checks_the_whole_term_row(bad_row: list[float]) -> None:
+    """With P of shape [S+1, A, S+1] only P[term, a, term] was checked: a term row [0.7, 1.0] (sum 1.7), NaN or
+    -0.5 elsewhere was accepted and dropped (review 2026-12-06). The whole row must be e_term."""
+    from reference.errors import InvalidMDPError
+    from reference.mdp import from_arrays
+
+    P = np.array([[[0.5, 0.5]], [bad_row]])
+    with pytest.raises(InvalidMDPError, match="term"):
+        from_arrays(P, np.array([[1.0]]), np.array([1.0]), gamma=0.9)
+    P[1, 0] = [0.0, 1.0]
+    assert from_arrays(P, np.array([[1.0]]), np.array([1.0]), gamma=0.9).n_states == 1
+
+
+@pytest.mark.parametrize("what", ["values_str", "values_complex", "policy_str", "policy_complex", "q_nan", "q_str"])
+def test_MDP_validators_refuse_strings_complex_numbers_and_nan_q(what: str) -> None:
+    """validate_values / validate_policy parsed string arrays and dropped imaginary parts (a warning only);
+    greedy gave a NaN row action 0 (review 2026-12-06)."""
+    from reference.errors import ReferenceError_
+    from reference.mdp import greedy, validate_policy, validate_values
+
+    mdp = random_mdp(np.random.default_rng(0), 1, 2, gamma=0.9)
+    with pytest.raises(ReferenceError_):
+        if what == "values_str":
+            validate_values(mdp, np.array(["1.5", "0"]))
+        elif what == "values_complex":
+            validate_values(mdp, np.array([1.5 + 1j, 0.0]))
+        elif what == "policy_str":
+            validate_policy(mdp, np.array([["0.5", "0.5"], ["0.5", "0.5"]]))
+        elif what == "policy_complex":
+            validate_policy(mdp, np.array([[0.5 + 0j, 0.5], [0.5, 0.5]]))
+        elif what == "q_nan":
+            greedy(np.array([[np.nan, 1.0], [0.0, 0.0]]))
+        else:
+            greedy(np.array([["1", "0"], ["0", "0"]]))
