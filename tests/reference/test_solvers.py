@@ -342,3 +342,29 @@ def test_solvers_refuse_a_kernel_built_for_another_mdp() -> None:
         solvers.evaluate_policy(m90, np.zeros(m90.n_states_plus, dtype=np.int64), kernel=solvers.BellmanKernel(m99))
     k = solvers.BellmanKernel(m90)
     assert solvers.solve_optimal(m90, kernel=k).bound > 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_BEL_08_an_eps_just_above_the_rounding_floor_is_met_or_refused_never_exceeded(seed: int) -> None:
+    """eps = 1.05 x the certificate floor (residual_rounding_bound / (1 - gamma) at max|V|): the solvers must
+    stop only once residual + its rounding bound <= eps (1 - gamma), so the returned bound is <= eps, or raise
+    NotConvergedError. Stopping on the residual alone (the mutation audit's cert1 / cert4) returned bounds up to
+    twice eps here."""
+    from reference.bellman import residual_rounding_bound
+    from reference.errors import NotConvergedError
+
+    mdp = random_mdp(np.random.default_rng(seed), 6, 3, gamma=0.99)
+    pol = np.zeros(mdp.n_states_plus, dtype=np.int64)
+    # a deterministic policy and the optimality residual: the same rounding count (stochastic_policy=False)
+    cases = [
+        (lambda eps: solvers.evaluate_policy(mdp, pol, eps=eps, max_matvecs=200),
+         exact.v_pi(mdp, deterministic_policy(pol, mdp.n_actions))),
+        (lambda eps: solvers.solve_optimal(mdp, eps=eps, max_iters=50), dp.v_star(mdp)),
+    ]
+    for run, v in cases:
+        eps = 1.05 * residual_rounding_bound(mdp, float(np.max(np.abs(v)))) / (1.0 - mdp.gamma)
+        try:
+            out = run(eps)
+        except NotConvergedError:
+            continue
+        assert out.bound <= eps
