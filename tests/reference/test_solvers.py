@@ -356,7 +356,7 @@ def test_BEL_08_an_eps_just_above_the_rounding_floor_is_met_or_refused_never_exc
     mdp = random_mdp(np.random.default_rng(seed), 6, 3, gamma=0.99)
     pol = np.zeros(mdp.n_states_plus, dtype=np.int64)
     # a deterministic policy and the optimality residual: the same rounding count (stochastic_policy=False)
-    cases = [
+    cases: list[tuple[Callable[[float], Any], np.ndarray]] = [
         (lambda eps: solvers.evaluate_policy(mdp, pol, eps=eps, max_matvecs=200),
          exact.v_pi(mdp, deterministic_policy(pol, mdp.n_actions))),
         (lambda eps: solvers.solve_optimal(mdp, eps=eps, max_iters=50), dp.v_star(mdp)),
