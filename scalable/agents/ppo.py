@@ -128,7 +128,10 @@ def ppo_update(model: Net, opt: torch.optim.Optimizer, cfg: PPOConfig, generator
                values: Tensor) -> dict[str, float]:
     """One PPO update (TR-14..TR-18): ``cfg.update_epochs`` passes over random minibatches of a flat batch.
 
-    Per minibatch: minimise ppo_clip_loss(log pi(a|s), log pi_old, A) + vf_coef * value_loss(V(s), R)
+    TR-15's objective sum_{i,t} gamma^t C_eps(...) is used without its gamma^t weight (every sample counts
+    alike: the gamma-trick of open choice 6, the convention of CleanRL and SB3; the exact, discounted version is
+    reference.trust_region.ppo_clip_exact). Per minibatch: minimise ppo_clip_loss(log pi(a|s), log pi_old, A)
+    + vf_coef * value_loss(V(s), R)
     (- ent_coef * H), then one optimiser step after the global grad-norm clip. ``obs`` [B, *obs_shape],
     ``raw_actions`` [B, *act_shape] (the stored pre-squash / unclipped actions), ``log_probs``,
     ``advantages``, ``targets`` (the value targets R_t = A_t + V(s_t)) and ``values`` (the rollout's V,
