@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.mdp import Backend, FiniteMDP, from_arrays, from_outcomes, validate_gamma
+from reference.mdp import Backend, FiniteMDP, from_arrays, from_outcomes, validate_gamma, validate_int
 
 __all__ = [
     "alternating_reward_mdp",
@@ -51,8 +51,11 @@ def random_mdp(
     p0 is Dirichlet(1) over S.
     """
     validate_gamma(gamma)
+    if not (np.isfinite(terminal_prob) and 0.0 <= terminal_prob <= 1.0):
+        raise ValueError(f"terminal_prob must lie in [0, 1], got {terminal_prob!r}")
+    reward_outcomes = validate_int(reward_outcomes, "reward_outcomes", minimum=1)
     n_rows = n_states * n_actions
-    k = n_states if branching is None else int(branching)
+    k = n_states if branching is None else validate_int(branching, "branching", minimum=1)
     if branching is None:
         succ = np.broadcast_to(np.arange(n_states), (n_rows, n_states))
     else:
@@ -94,8 +97,11 @@ def random_layered_mdp(
     term early (random T). s_0 is drawn from layer 0. Rewards uniform in [-1, 1].
     """
     validate_gamma(gamma)
+    if not (np.isfinite(early_stop_prob) and 0.0 <= early_stop_prob <= 1.0):
+        raise ValueError(f"early_stop_prob must lie in [0, 1], got {early_stop_prob!r}")
+    reward_outcomes = validate_int(reward_outcomes, "reward_outcomes", minimum=1)
     n_states = n_layers * width
-    b = width if branching is None else min(int(branching), width)
+    b = width if branching is None else min(validate_int(branching, "branching", minimum=1), width)
     rows = []
     indptr = [0]
     nxt: list[np.ndarray] = []
@@ -112,7 +118,7 @@ def random_layered_mdp(
                 w = rng.exponential(size=b)
                 w /= w.sum()
                 if early_stop_prob > 0:
-                    t = rng.uniform(0.0, 2.0 * early_stop_prob)
+                    t = min(rng.uniform(0.0, 2.0 * early_stop_prob), 1.0)  # capped like random_mdp's term mass
                     succ = np.append(succ, n_states)
                     w = np.append(w * (1 - t), t)
             m = reward_outcomes

@@ -60,9 +60,9 @@ def tolerance(scale: float, *, terms: int = 1, condition: float = 1.0) -> float:
     values), ``terms`` the length of the longest sum involved, ``condition`` the condition number of
     any linear solve involved.
     """
-    if not (scale >= 0.0 and terms >= 1 and condition >= 1.0):
-        raise ValueError(f"tolerance: need scale >= 0, terms >= 1, condition >= 1; got {scale}, {terms}, "
-                         f"{condition}")
+    if not (np.isfinite(scale) and scale >= 0.0 and terms >= 1 and np.isfinite(condition) and condition >= 1.0):
+        raise ValueError(f"tolerance: need a finite scale >= 0, terms >= 1, a finite condition >= 1; got {scale}, "
+                         f"{terms}, {condition} (an infinite tolerance would pass any comparison)")
     return SAFETY * terms * condition * EPS * max(scale, np.finfo(np.float64).tiny)
 
 
@@ -74,9 +74,14 @@ def counted_tolerance(scale: float, *, roundings: int, eps: float = EPS) -> floa
     ``gamma_n * scale`` of the exact value. Every rounding is counted (inputs converted to a narrower format
     included), so no ``SAFETY`` factor is applied. ``eps``: ``EPS`` (float64) or ``EPS32`` (float32).
     """
+    if not (np.isfinite(eps) and eps > 0.0):
+        raise ValueError(f"counted_tolerance: eps must be a finite number > 0 (a machine epsilon), got {eps!r}")
+    if isinstance(roundings, bool) or not float(roundings).is_integer():
+        raise ValueError(f"counted_tolerance: roundings must be a whole number, got {roundings!r}")
     u = eps / 2.0
-    if not (scale >= 0.0 and roundings >= 0 and roundings * u < 1.0):
-        raise ValueError(f"counted_tolerance: need scale >= 0, 0 <= roundings < 1 / u; got {scale}, {roundings}")
+    if not (np.isfinite(scale) and scale >= 0.0 and roundings >= 0 and roundings * u < 1.0):
+        raise ValueError(f"counted_tolerance: need a finite scale >= 0, 0 <= roundings < 1 / u; got {scale}, "
+                         f"{roundings}")
     return roundings * u / (1.0 - roundings * u) * scale
 
 
@@ -96,6 +101,9 @@ def central_difference(f: Callable[[NDArray[np.float64]], float], x: NDArray[np.
     ``2 (|D(2h) - D(h)| + 1.5 f_error / h) / 3 + f_error / h + EPS (|x_i| + h) / h |D(h)|``.
     Nothing in it is tuned to the function: a derivative that is wrong by more than the bound fails.
     """
+    if not (np.isfinite(h) and h > 0.0 and np.isfinite(f_error) and f_error >= 0.0):
+        raise ValueError(f"central_difference: need a finite step h > 0 and a finite f_error >= 0, got {h!r}, "
+                         f"{f_error!r}")
     x = np.asarray(x, dtype=np.float64)
     d1 = np.zeros_like(x)
     d2 = np.zeros_like(x)
@@ -116,6 +124,7 @@ def discount_condition(gamma: float, horizon: float | None = None) -> float:
     ``||I - gamma P|| <= 1 + gamma`` and ``||(I - gamma P)^{-1}|| <= 1 / (1 - gamma)``. At gamma = 1
     pass ``horizon``, a bound on the expected time to termination (``||(I - P_TT)^{-1}||_inf``).
     """
+    _check_gamma_horizon("discount_condition", gamma, horizon)
     if gamma < 1.0:
         return (1.0 + gamma) / (1.0 - gamma)
     if horizon is None:
@@ -123,8 +132,20 @@ def discount_condition(gamma: float, horizon: float | None = None) -> float:
     return 2.0 * max(horizon, 1.0)
 
 
+def _check_gamma_horizon(name: str, gamma: float, horizon: float | None) -> None:
+    """gamma in (0, 1] and, if given, a finite horizon > 0 (gamma = 1.5 or NaN took the gamma = 1 branch, a
+    negative gamma gave a condition number below 1, a negative horizon was read as 1)."""
+    if not (0.0 < gamma <= 1.0):
+        raise ValueError(f"{name}: gamma must lie in (0, 1], got {gamma!r}")
+    if horizon is not None and not (np.isfinite(horizon) and horizon > 0.0):
+        raise ValueError(f"{name}: horizon must be a finite number > 0, got {horizon!r}")
+
+
 def value_scale(max_abs_reward: float, gamma: float, horizon: float | None = None) -> float:
     """MDP-19 / BEL-05 bound on |G_0|: ``R / (1 - gamma)``, or ``R * horizon`` at gamma = 1."""
+    _check_gamma_horizon("value_scale", gamma, horizon)
+    if not (np.isfinite(max_abs_reward) and max_abs_reward >= 0.0):
+        raise ValueError(f"value_scale: max_abs_reward must be a finite number >= 0, got {max_abs_reward!r}")
     if gamma < 1.0:
         return max_abs_reward / (1.0 - gamma)
     if horizon is None:

@@ -753,3 +753,48 @@ def test_MDP_validators_refuse_strings_complex_numbers_and_nan_q(what: str) -> N
             greedy(np.array([[np.nan, 1.0], [0.0, 0.0]]))
         else:
             greedy(np.array([["1", "0"], ["0", "0"]]))
+
+
+@pytest.mark.parametrize("call", [
+    "tolerance_inf", "tolerance_cond_inf", "counted_eps_neg", "counted_eps_zero", "counted_frac",
+    "cond_gamma_big", "cond_gamma_nan", "cond_gamma_neg", "cond_horizon_neg", "scale_neg_r", "scale_gamma_big",
+    "cd_h_zero", "cd_f_error_neg"])
+def test_tolerance_helpers_refuse_nonsense(call: str) -> None:
+    """Review 2026-12-06: tolerance(inf) returned inf (a tolerance every comparison passes); a negative eps in
+    counted_tolerance gave a negative bound; discount_condition(1.5) took the gamma = 1 branch and (-0.5) gave a
+    condition number below 1; value_scale(-1, 0.9) = -10; central_difference(h=0) a raw ZeroDivisionError."""
+    from reference import tolerance as T
+
+    calls: dict[str, Callable[[], object]] = {
+        "tolerance_inf": lambda: T.tolerance(float("inf")),
+        "tolerance_cond_inf": lambda: T.tolerance(1.0, condition=float("inf")),
+        "counted_eps_neg": lambda: T.counted_tolerance(1.0, roundings=3, eps=-1e-16),
+        "counted_eps_zero": lambda: T.counted_tolerance(1.0, roundings=3, eps=0.0),
+        "counted_frac": lambda: T.counted_tolerance(1.0, roundings=2.5),  # type: ignore[arg-type]
+        "cond_gamma_big": lambda: T.discount_condition(1.5, 3.0),
+        "cond_gamma_nan": lambda: T.discount_condition(float("nan"), 3.0),
+        "cond_gamma_neg": lambda: T.discount_condition(-0.5),
+        "cond_horizon_neg": lambda: T.discount_condition(1.0, -5.0),
+        "scale_neg_r": lambda: T.value_scale(-1.0, 0.9),
+        "scale_gamma_big": lambda: T.value_scale(1.0, 1.5, 2.0),
+        "cd_h_zero": lambda: T.central_difference(lambda x: float(np.sum(x)), np.zeros(1), h=0.0, f_error=0.0),
+        "cd_f_error_neg": lambda: T.central_difference(lambda x: float(np.sum(x)), np.zeros(1), h=1e-3, f_error=-1.0),
+    }
+    with pytest.raises(ValueError):
+        calls[call]()
+
+
+def test_generators_refuse_out_of_range_parameters_and_cap_the_early_stop_mass() -> None:
+    """random_mdp took terminal_prob = -0.1 / NaN silently (a continual task) and floored branching = 2.7;
+    random_layered_mdp(early_stop_prob = 0.6) raised a negative-probability error (its mass was not capped)."""
+    from reference.generators import random_layered_mdp
+
+    rng = np.random.default_rng(0)
+    for kw in ({"terminal_prob": -0.1}, {"terminal_prob": float("nan")}, {"branching": 2.7}, {"branching": 0},
+               {"reward_outcomes": 2.5}):
+        with pytest.raises(ValueError):
+            random_mdp(rng, 3, 2, gamma=0.9, **kw)
+    m = random_layered_mdp(rng, n_layers=3, width=2, n_actions=2, early_stop_prob=0.6, gamma=1.0)
+    assert m.n_states == 6
+    with pytest.raises(ValueError):
+        random_layered_mdp(rng, n_layers=3, width=2, n_actions=2, early_stop_prob=1.5, gamma=1.0)
