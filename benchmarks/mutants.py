@@ -514,7 +514,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('grad_v2', 'reference/gradients.py', '    if v.shape != (term + 1,):', '    if False:', ['tests/reference/test_gradients.py']),
     ('po_v1', 'reference/policies.py', '    return np.asarray(rest * rest + (pi * pi) @ off, dtype=np.float64)', '    return np.asarray(1.0 - 2.0 * pi + (pi * pi).sum(axis=1, keepdims=True), dtype=np.float64)', ['tests/reference/test_policies.py', 'tests/reference/test_gradients.py']),
     ('ev_v2', 'reference/evaluation.py', '    if target not in ("bootstrap", "oracle"):', '    if target not in ("bootstrap", "oracle", "Oracle"):', ['tests/reference/test_evaluation.py']),
-    ('ev_v3', 'reference/evaluation.py', '    bad = ~np.isfinite(m) | (m < 0)', '    bad = ~np.isfinite(m)', ['tests/reference/test_evaluation.py']),
+    ('ev_v3', 'reference/mdp.py', '    bad = ~np.isfinite(a) | (a < 0)', '    bad = ~np.isfinite(a)', ['tests/reference/test_evaluation.py']),
     ('po_v2', 'reference/policies.py', '    out = np.where(np.abs(log_std) <= _PLAIN_LOG_STD, plain, split)', '    out = plain', ['tests/reference/test_policies.py']),
     ('po_v3', 'reference/policies.py', '    plogp = np.multiply(p, lp, out=np.zeros_like(p), where=p > 0.0)  # 0 log 0 = 0 (was 0 * -inf = NaN)', '    plogp = p * lp', ['tests/reference/test_policies.py']),
     ('adv_v1', 'reference/advantages.py', '    x = _real(lam, "lam")  # "0.5" and True are refused, not parsed as 0.5 and 1.0', '    x = float(lam)', ['tests/reference/test_advantages.py']),

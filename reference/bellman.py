@@ -87,7 +87,7 @@ def residual_rounding_bound(mdp: FiniteMDP, v_max: float, *, stochastic_policy: 
     stochastic policy's P_pi = D_pi P and r_pi = pi . r (A-term sums) add A + 1 roundings and A times the
     terms per row. Spec: BEL-08, BEL-25 (the certificates' floor).
     """
-    m = int(np.max(np.diff(mdp.indptr), initial=1))
+    m = mdp.max_outcomes
     a = mdp.n_actions
     terms = m * a if stochastic_policy else m
     roundings = 2 * terms + 3 + (a + 1 if stochastic_policy else 0)

@@ -36,7 +36,16 @@ import numpy as np
 
 from reference.errors import ReferenceError_, ShapeError
 from reference.exact import q_pi, v_pi
-from reference.mdp import FiniteMDP, FloatArray, IntArray, validate_gamma, validate_int, validate_k, validate_policy
+from reference.mdp import (
+    FiniteMDP,
+    FloatArray,
+    IntArray,
+    validate_gamma,
+    validate_int,
+    validate_k,
+    validate_policy,
+    validate_weights,
+)
 from reference.sampling import Trajectories, discounted_returns, sample_trajectories, validate_state_table
 
 __all__ = [
@@ -291,11 +300,7 @@ def _state_weights(mdp: FiniteMDP, mu: FloatArray | None) -> FloatArray:
     m = np.asarray(mu, dtype=np.float64)
     if m.shape != (mdp.n_states_plus,):
         raise ShapeError(f"mu must have shape [S+] = [{mdp.n_states_plus}] (a weight per state), got {list(m.shape)}")
-    bad = ~np.isfinite(m) | (m < 0)
-    if np.any(bad):
-        i = int(np.flatnonzero(bad)[0])
-        raise ReferenceError_(f"mu must be finite and >= 0; mu[{i}] = {float(m[i])!r}")
-    return m
+    return validate_weights(m, "mu")
 
 
 def v_loss(mdp: FiniteMDP, pi: FloatArray, v: FloatArray, *, mu: FloatArray | None = None) -> float:

@@ -69,6 +69,7 @@ __all__ = [
     "validate_k",
     "validate_policy",
     "validate_values",
+    "validate_weights",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -223,6 +224,12 @@ class FiniteMDP:
         """Dense P[s, a, s'] of shape [S, A, S] (MDP-04). Builds a dense copy for sparse MDPs."""
         n = self.n_states_plus
         return self.transition_dense.reshape(n, self.n_actions, n)
+
+    @functools.cached_property
+    def max_outcomes(self) -> int:
+        """The most outcomes of one (s, a) row of the outcome table (the length of the longest sum a lookahead
+        forms; :func:`reference.bellman.residual_rounding_bound` counts its roundings)."""
+        return int(np.max(np.diff(self.indptr), initial=1))
 
     @functools.cached_property
     def r(self) -> FloatArray:
@@ -595,6 +602,18 @@ def _real_array(x: ArrayLike, name: str) -> FloatArray:
     if a.dtype.kind not in "iuf":
         raise ReferenceError_(f"{name} must hold real numbers, got an array of dtype {a.dtype}")
     return np.asarray(a, dtype=np.float64)
+
+
+def validate_weights(w: ArrayLike, name: str) -> FloatArray:
+    """Non-negative weights (a state distribution or any measure, e.g. rho or mu of a loss): real, finite and
+    >= 0, returned as float64; else :class:`ReferenceError_` naming ``name`` and the first bad entry (a negative
+    weight made a squared loss negative, a NaN gave NaN). Shapes are the caller's to check."""
+    a = _real_array(w, name)
+    bad = ~np.isfinite(a) | (a < 0)
+    if np.any(bad):
+        i = tuple(int(j) for j in np.argwhere(bad)[0])
+        raise ReferenceError_(f"{name} must be finite and >= 0; {name}[{', '.join(map(str, i))}] = {float(a[i])!r}")
+    return a
 
 
 def validate_policy(mdp: FiniteMDP, pi: ArrayLike) -> FloatArray:

@@ -32,7 +32,7 @@ from numpy.typing import ArrayLike
 from reference.errors import NotConvergedError, ReferenceError_, ShapeError
 from reference.exact import a_pi, discounted_occupancy, j_pi
 from reference.gradients import grad_j_exact, j_theta
-from reference.mdp import FiniteMDP, FloatArray, _real, validate_flags, validate_gamma, validate_int
+from reference.mdp import FiniteMDP, FloatArray, _real, validate_flags, validate_gamma, validate_int, validate_weights
 from reference.policies import softmax
 from reference.policy_advantage import policy_advantage
 from reference.surrogates import categorical_kl, ppo_clip_objective, ppo_clip_ratio_gradient
@@ -284,8 +284,7 @@ def policy_kl(
 
 def _check_weights(w: FloatArray) -> None:
     """State weights of a Fisher matrix (a distribution rho, or any non-negative measure): finite and >= 0."""
-    if not np.all(np.isfinite(w)) or np.any(w < 0.0):
-        raise ReferenceError_(f"weights must be finite and >= 0, got {w.tolist()!r}")
+    validate_weights(w, "weights")
 
 
 def fisher_vector_product(theta: ArrayLike, v: ArrayLike, weights: ArrayLike) -> FloatArray:
