@@ -70,6 +70,13 @@ def test_BEL_32_ratio_to_lower_bound_at_most_4() -> None:
         assert sp.simplify(_ancvi(k) / lower - ratio) == 0, k
     diff = 4 * (1 + x) - (1 + g) * (1 + g - x)
     assert sp.expand(diff - ((1 - g) * (3 + g) + x * (5 + g))) == 0
+    # ... and that right side is >= 0 on gamma in (0, 1], x >= 0: with gamma = 1 / (1 + p), p >= 0, it is a
+    # ratio of polynomials in p, x with non-negative coefficients (SymPy must decide the sign, not assume it)
+    p, xx = sp.symbols("p xx", nonnegative=True)
+    rhs = ((1 - g) * (3 + g) + x * (5 + g)).subs({g: 1 / (1 + p), x: xx})
+    num, den = sp.fraction(sp.together(rhs))
+    assert sp.expand(num).is_nonnegative is True and sp.expand(den).is_positive is True
+    assert all(c >= 0 for c in sp.Poly(sp.expand(num), p, xx).coeffs())
 
 
 def test_BEL_38_abel_limit_of_alternating_series() -> None:

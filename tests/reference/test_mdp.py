@@ -223,6 +223,29 @@ def test_MDP_23_time_shift_by_stationarity(seed: int, t: int, gamma: float) -> N
         assert abs(cond - v[s]) <= value_tolerance(mdp, horizon=4.0)
 
 
+@given(st.integers(0, 2**31), st.integers(1, 3), st.floats(0.3, 0.5))
+def test_MDP_23_time_shift_on_a_cyclic_mdp(seed: int, t: int, gamma: float) -> None:
+    """E^pi[G_t | s_t = s] = V^pi(s) where s is reachable at several times t (a cyclic MDP, which the layered
+    test above cannot give). Oracle: every trajectory up to H = 9 steps, enumerated exactly; G_t is cut at H, so
+    the bound is the tail gamma^{H-t} R / (1 - gamma) plus value_tolerance for the rounding. (One successor per
+    (s, a) besides term keeps the enumeration at <= 4^9 paths; the policy still mixes the cycles.)"""
+    rng = np.random.default_rng(seed)
+    mdp = random_mdp(rng, 3, 2, gamma=gamma, branching=1, terminal_prob=0.1)
+    pi = softmax_policy(rng.normal(size=(mdp.n_states_plus, 2)))
+    v = exact.v_pi(mdp, pi)
+    horizon = 9
+    tr = enumerate_trajectories(mdp, pi, horizon=horizon)
+    g = discounted_returns(tr.rewards, gamma)
+    tail = gamma ** (horizon - t) * mdp.max_abs_reward / (1 - gamma)
+    tol = tail + value_tolerance(mdp, horizon=float(horizon))
+    for s in np.unique(tr.states[:, t]):
+        if s == mdp.term:
+            continue
+        at = tr.states[:, t] == s
+        cond = (tr.weights[at] @ g[at, t]) / tr.weights[at].sum()
+        assert abs(cond - v[s]) <= tol
+
+
 def test_MDP_17_objective_matches_sampled_returns() -> None:
     """J(pi) = E_{s0 ~ p0}[G_0] on a cyclic MDP: Monte Carlo with fixed seed, |mean - J| <= 4 se."""
     rng = np.random.default_rng(7)
