@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reference.errors import ShapeError
+from reference.mdp import validate_int
 
 __all__ = [
     "ATARI_FPS",
@@ -35,8 +36,8 @@ ATARI_FRAME_SKIP: int = 4
 
 def actions_per_second(*, fps: int = ATARI_FPS, frame_skip: int = ATARI_FRAME_SKIP) -> float:
     """PG-43: with each action repeated for ``frame_skip`` frames, fps / frame_skip actions per second."""
-    if fps < 1 or frame_skip < 1:
-        raise ValueError(f"need fps >= 1 and frame_skip >= 1, got {fps}, {frame_skip}")
+    fps = validate_int(fps, "fps", minimum=1, error=ShapeError)
+    frame_skip = validate_int(frame_skip, "frame_skip", minimum=1, error=ShapeError)
     return fps / frame_skip
 
 
@@ -45,8 +46,10 @@ def conv_output_size(size: int, *, kernel: int, stride: int, padding: int = 0) -
 
     Spec: PG-46 (20 = (84 - 8) / 4 + 1, 9 = (20 - 4) / 2 + 1). Raises ShapeError if the kernel does not fit.
     """
-    if kernel < 1 or stride < 1 or padding < 0:
-        raise ValueError(f"need kernel >= 1, stride >= 1, padding >= 0, got {kernel}, {stride}, {padding}")
+    size = validate_int(size, "size", minimum=1, error=ShapeError)
+    kernel = validate_int(kernel, "kernel", minimum=1, error=ShapeError)
+    stride = validate_int(stride, "stride", minimum=1, error=ShapeError)
+    padding = validate_int(padding, "padding", minimum=0, error=ShapeError)
     span = size + 2 * padding - kernel
     if span < 0:
         raise ShapeError(f"kernel {kernel} does not fit an input of size {size} with padding {padding}")
@@ -71,10 +74,14 @@ def atari_a3c_layer_shapes(
     Spec: PG-46, E-49, open choice 16. Layers: input [frames, size, size]; conv 16 8x8 stride 4 + ReLU;
     conv ``conv2_channels`` (32 by E-49; the text's 23 reproduces the typo) 4x4 stride 2 + ReLU; FC
     ``hidden`` + ReLU; FC |A| + softmax (policy); FC 1 (value, A3C) if ``value_head``. ``n_actions``
-    between 4 and 18 for the games (PG-46); any value >= 1 is accepted.
+    between 4 and 18 for the games (PG-46); any value >= 1 is accepted. Every count must be an integer >= 1
+    (a float, a bool or a non-positive count raises :class:`ShapeError`).
     """
-    if n_actions < 1:
-        raise ShapeError(f"n_actions must be >= 1, got {n_actions}")
+    n_actions = validate_int(n_actions, "n_actions", minimum=1, error=ShapeError)
+    frames = validate_int(frames, "frames", minimum=1, error=ShapeError)
+    size = validate_int(size, "size", minimum=1, error=ShapeError)
+    conv2_channels = validate_int(conv2_channels, "conv2_channels", minimum=1, error=ShapeError)
+    hidden = validate_int(hidden, "hidden", minimum=1, error=ShapeError)
     c1, k1, s1 = 16, 8, 4
     k2, s2 = 4, 2
     h1 = conv_output_size(size, kernel=k1, stride=s1)

@@ -102,11 +102,12 @@ def greedy_from_v(mdp: FiniteMDP, v: FloatArray, *, current: IntArray | None = N
     when it is a maximiser.
     """
     v = validate_values(mdp, v)
-    return greedy(mdp.lookahead(v), current=current, scale=mdp.greedy_scale(v), tie_rtol=mdp.tie_rtol)
+    return greedy(mdp.lookahead(v), current=current, scale=mdp.greedy_scales(v), tie_rtol=mdp.tie_rtol)
 
 
-def greedy_from_q(q: FloatArray, *, current: IntArray | None = None, scale: float = 1.0,
+def greedy_from_q(q: FloatArray, *, current: IntArray | None = None, scale: float | FloatArray = 1.0,
                   tie_rtol: float = TIE_RTOL) -> IntArray:
     """pi(s) = argmax_a Q(s, a) (BEL-21, BEL-26); [S, A] -> int [S]. Tie-break as :func:`greedy_from_v`
-    (pass ``scale=mdp.greedy_scale(q), tie_rtol=mdp.tie_rtol`` for Q of an MDP; see :func:`reference.mdp.greedy`)."""
+    (for Q = r + gamma P V of an MDP pass ``scale=mdp.greedy_scales(V), tie_rtol=mdp.tie_rtol``, the per-state
+    window; see :func:`reference.mdp.greedy`)."""
     return greedy(q, current=current, scale=scale, tie_rtol=tie_rtol)

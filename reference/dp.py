@@ -78,8 +78,9 @@ def value_iteration_iterates(mdp: FiniteMDP, v0: FloatArray) -> Iterator[tuple[F
     v = validate_values(mdp, v0).copy()
     while True:
         look = mdp.lookahead(v)
+        scales = mdp.greedy_scales(v)
         v = look.max(axis=1)
-        yield v, greedy(look, scale=mdp.greedy_scale(look), tie_rtol=mdp.tie_rtol)
+        yield v, greedy(look, scale=scales, tie_rtol=mdp.tie_rtol)
 
 
 def value_iteration(mdp: FiniteMDP, v0: FloatArray, *, num_iters: int) -> VIResult:
@@ -93,7 +94,7 @@ def value_iteration(mdp: FiniteMDP, v0: FloatArray, *, num_iters: int) -> VIResu
     if v0.ndim != 1:
         raise ShapeError(f"value_iteration needs V of shape ({mdp.n_states_plus},), got {v0.shape}")
     vals = [v0.copy()]
-    pols = [greedy(mdp.lookahead(v0), scale=mdp.greedy_scale(v0), tie_rtol=mdp.tie_rtol)]
+    pols = [greedy(mdp.lookahead(v0), scale=mdp.greedy_scales(v0), tie_rtol=mdp.tie_rtol)]
     it = value_iteration_iterates(mdp, v0)
     for _ in range(num_iters):
         v, p = next(it)
@@ -116,7 +117,10 @@ def q_value_iteration(mdp: FiniteMDP, q0: FloatArray, *, num_iters: int) -> VIRe
         q = bellman_optimality_q(mdp, q)
         vals.append(q)
     stacked = np.stack(vals)
-    return VIResult(stacked, np.stack([greedy(x, scale=mdp.greedy_scale(x), tie_rtol=mdp.tie_rtol) for x in stacked]))
+    # window per state: Q^0 is given (its own row magnitude); Q^{k+1} = r + gamma P max_a Q^k (its lookahead's)
+    scales = [np.max(np.abs(stacked[0]), axis=1)] + [mdp.greedy_scales(x.max(axis=1)) for x in stacked[:-1]]
+    pols = [greedy(x, scale=sc, tie_rtol=mdp.tie_rtol) for x, sc in zip(stacked, scales, strict=True)]
+    return VIResult(stacked, np.stack(pols))
 
 
 def vi_error_bound(gamma: float, step: float) -> float:
@@ -166,7 +170,7 @@ def solve_value_iteration(mdp: FiniteMDP, *, eps: float, v0: FloatArray | None =
         v = v_new
         if bound <= eps:
             # the policy is greedy in the V returned (one more lookahead), not in the previous iterate
-            pol = greedy(mdp.lookahead(v), scale=mdp.greedy_scale(v), tie_rtol=mdp.tie_rtol)
+            pol = greedy(mdp.lookahead(v), scale=mdp.greedy_scales(v), tie_rtol=mdp.tie_rtol)
             return CertifiedSolution(v, pol, bound, k + 1)
     raise NotConvergedError(f"VI did not certify eps={eps} within {max_iters} sweeps")
 
@@ -432,7 +436,7 @@ def _pi_loop(mdp: FiniteMDP, pol: IntArray, max_iters: int) -> tuple[list[IntArr
     for _ in range(max_iters):
         v = v_pi(mdp, deterministic_policy(pol, mdp.n_actions))
         vals.append(v)
-        new = greedy(q_from_v(mdp, v), current=pol, scale=mdp.greedy_scale(v), tie_rtol=mdp.tie_rtol)
+        new = greedy(q_from_v(mdp, v), current=pol, scale=mdp.greedy_scales(v), tie_rtol=mdp.tie_rtol)
         new[mdp.term] = pol[mdp.term]
         pols.append(new)
         if np.array_equal(new, pol):

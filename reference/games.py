@@ -652,6 +652,9 @@ def strategy_distance(traj: MinimaxTrajectory, p_star: FloatArray, q_star: Float
         return out
 
     P, Q = softmax_rows(traj.theta1), softmax_rows(traj.theta2)
+    # a p* of the wrong length broadcast (shape (1,) gave a plausible distance) and one off the simplex was taken
+    p_star = _check_distribution(p_star, P.shape[1], "p_star")
+    q_star = _check_distribution(q_star, Q.shape[1], "q_star")
     out: FloatArray = np.abs(P - p_star).sum(axis=1) + np.abs(Q - q_star).sum(axis=1)
     return out
 

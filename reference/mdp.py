@@ -258,6 +258,25 @@ class FiniteMDP:
         return max(self.max_abs_reward, float(np.max(np.abs(v), initial=0.0)))
 
     @functools.cached_property
+    def abs_r(self) -> FloatArray:
+        """E[|r| | s, a] = sum_{r, s'} |r| p(r, s' | s, a), shape [S, A]: the magnitude of the terms of r(s, a)."""
+        rows = np.repeat(np.arange(self.indptr.size - 1), np.diff(self.indptr))
+        sums = np.bincount(rows, weights=self.prob * np.abs(self.reward), minlength=self.indptr.size - 1)
+        return _readonly(sums.reshape(self.n_states_plus, self.n_actions))
+
+    def greedy_scales(self, v: FloatArray) -> FloatArray:
+        """Per-state magnitude of the lookahead ``r + gamma P V`` at s: max_a (E|r|(s, a) + gamma (P |V|)(s, a)),
+        shape [S+] from V [S+] (open choice 1). The greedy tie window at s is relative to it, so it covers the
+        rounding of the terms that enter state s's lookahead and no more.
+
+        Each entry is at most :meth:`greedy_scale` times (1 + gamma), hence the loss bound of :attr:`tie_rtol`
+        holds as before. (Until 2026-12-07 the window was global, ``max(R, max |V|)``: with a reward of 1e10 at
+        one state, an action better by 1e-6 at another counted as a tie there and V* came out 0 for 1e-6.)
+        """
+        va = np.abs(np.asarray(v, dtype=np.float64))
+        return np.asarray((self.abs_r + self.gamma * self.expected_next(va)).max(axis=1), dtype=np.float64)
+
+    @functools.cached_property
     def tie_rtol(self) -> float:
         """The relative width of the greedy tie window of every solver in this package (open choice 1):
         ``min(TIE_RTOL, SAFETY * |S+| * (1 + gamma) * eps / 2)``.
@@ -743,21 +762,21 @@ def softmax_policy(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray
 TIE_RTOL: float = 1e-12
 """Default tie-break window of :func:`greedy` (inventory open choice 1): actions within
 ``TIE_RTOL * max(scale, |max_a q|)`` of the maximum count as maximisers (``scale`` = 1 for a bare ``q``).
-The solvers of this package pass ``scale=mdp.greedy_scale(V or Q), tie_rtol=mdp.tie_rtol``, a window
-derived from the MDP (:attr:`FiniteMDP.tie_rtol`, never wider than this)."""
+The solvers of this package pass ``scale=mdp.greedy_scales(V), tie_rtol=mdp.tie_rtol`` for a lookahead of V,
+a per-state window derived from the MDP (:attr:`FiniteMDP.tie_rtol`, never wider than this)."""
 
 
 def greedy(q: ArrayLike, *, current: ArrayLike | None = None, tie_rtol: float = TIE_RTOL,
-           scale: float = 1.0) -> IntArray:
+           scale: float | ArrayLike = 1.0) -> IntArray:
     """Greedy actions argmax_a q[s, a] with a documented deterministic tie-break (BEL-16, BEL-26, BEL-33).
 
-    Spec: BEL-16. Shapes: q [S, A] -> [S] int.
+    Spec: BEL-16. Shapes: q [S, A] -> [S] int; ``scale`` a number or [S].
 
-    Tie-break (inventory open choice 1): among actions within ``tie_rtol * max(scale, |max_a q(s, .)|)``
-    of the maximum, take the lowest index (``scale``: the magnitude of the problem's values, so that the
-    window is relative to it - :meth:`FiniteMDP.greedy_scale` when q comes from an MDP; the default 1 is an
-    absolute floor of 1e-12, too coarse for rewards of order 1e-12 and below); if ``current`` (shape
-    [S]) is given and ``current[s]`` is
+    Tie-break (inventory open choice 1): among actions within ``tie_rtol * max(scale[s], |max_a q(s, .)|)``
+    of the maximum, take the lowest index (``scale``: the magnitude of the terms of q(s, .), so that the
+    window is relative to it - :meth:`FiniteMDP.greedy_scales` (per state) when q is a lookahead of an MDP; the
+    default 1 is an absolute floor of 1e-12, too coarse for rewards of order 1e-12 and below); if ``current``
+    (shape [S]) is given and ``current[s]`` is
     among the maximisers, keep it (policy iteration: this ends PI with pi_{k+1} = pi_k and never cycles
     among equal-value policies).
     """
@@ -766,14 +785,18 @@ def greedy(q: ArrayLike, *, current: ArrayLike | None = None, tie_rtol: float = 
         raise ShapeError(f"q must have shape (S, A), got {qa.shape}")
     if not np.all(np.isfinite(qa)):  # a NaN row silently got action 0
         raise ReferenceError_(f"q has a non-finite entry at index {np.argwhere(~np.isfinite(qa))[0].tolist()}")
-    sc = _real(scale, "scale")
-    if not (np.isfinite(sc) and sc >= 0.0):
-        raise ReferenceError_(f"scale must be a finite number >= 0, got {scale!r}")
+    sc = _real_array(scale, "scale")
+    if sc.ndim > 1 or (sc.ndim == 1 and sc.shape != (qa.shape[0],)):
+        raise ShapeError(f"scale must be a number or have shape ({qa.shape[0]},), got {sc.shape}")
+    if not np.all(np.isfinite(sc) & (sc >= 0.0)):
+        raise ReferenceError_(f"scale must be finite and >= 0, got {scale!r}")
     rt = _real(tie_rtol, "tie_rtol")
     if not (0.0 <= rt < 1.0):
         raise ReferenceError_(f"tie_rtol must lie in [0, 1), got {tie_rtol!r}")
     m = qa.max(axis=1, keepdims=True)
-    window = rt * np.maximum(max(sc, np.finfo(np.float64).tiny), np.abs(m))
+    floor = np.maximum(sc, np.finfo(np.float64).tiny)
+    floor = floor.reshape(-1, 1) if sc.ndim == 1 else floor
+    window = rt * np.maximum(floor, np.abs(m))
     is_max = qa >= m - window
     act = np.argmax(is_max, axis=1).astype(np.int64)
     if current is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.exact import a_pi, discounted_occupancy, q_pi
+from reference.exact import a_pi, discounted_occupancy, q_from_v, v_pi
 from reference.mdp import FiniteMDP, FloatArray, IntArray, greedy, validate_policy
 
 __all__ = ["max_policy_advantage", "policy_advantage", "policy_advantage_step"]
@@ -46,8 +46,8 @@ def policy_advantage_step(mdp: FiniteMDP, pi_k: FloatArray, *, current: IntArray
     (so the result is bit-identical to reference.dp.policy_iteration's step); ``current`` [S+1] keeps the
     current action among maximisers. Returns int [S+1].
     """
-    q = q_pi(mdp, validate_policy(mdp, pi_k))
-    return greedy(q, current=current, scale=mdp.greedy_scale(q), tie_rtol=mdp.tie_rtol)
+    v = v_pi(mdp, validate_policy(mdp, pi_k))
+    return greedy(q_from_v(mdp, v), current=current, scale=mdp.greedy_scales(v), tie_rtol=mdp.tie_rtol)
 
 
 def max_policy_advantage(mdp: FiniteMDP, pi_k: FloatArray) -> float:

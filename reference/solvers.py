@@ -579,7 +579,7 @@ def solve_optimal(
     for k in range(max_iters):
         # r + gamma P 0 = r exactly: the first greedy step from V = 0 needs no sweep
         q = kern.r.copy() if not v.any() else kern.lookahead(v)
-        pol = greedy(q, current=pol, scale=mdp.greedy_scale(v), tie_rtol=mdp.tie_rtol)
+        pol = greedy(q, current=pol, scale=mdp.greedy_scales(v), tie_rtol=mdp.tie_rtol)
         pol[term] = 0
         bmax = q.max(axis=1)
         res = float(np.max(np.abs(bmax - v)))

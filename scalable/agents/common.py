@@ -872,7 +872,8 @@ def with_resolved_backend(cfg: Any, run_dir: str | Path | None = None, *, resume
             return dataclasses.replace(cfg, backend=saved)
         legacy: Backend = "envpool" if envpool_has_env(cfg.env_id) else "gymnasium"
         return dataclasses.replace(cfg, backend=legacy)
-    return dataclasses.replace(cfg, backend=resolve_backend(cfg.env_id, "auto", cfg.num_envs))
+    atari = cfg.atari if is_atari(cfg.env_id) else None
+    return dataclasses.replace(cfg, backend=resolve_backend(cfg.env_id, "auto", cfg.num_envs, atari=atari))
 
 
 def make_envs(cfg: Any) -> VecEnv:

@@ -4,7 +4,8 @@ Spec: PG-43 (repeat each action for 4 frames), PG-44 (de-flicker by a max over t
 grayscale, downscale to 84x84, stack 4 frames), PG-46 (the network sees 4x84x84). The standard extras
 (Mnih et al. 2015; Machado et al. 2018) are named switches of :class:`AtariOptions`:
 
-* ``noop_max`` - up to this many no-op actions after a reset (0 disables);
+* ``noop_max`` - up to this many no-op actions after a reset (0 disables; gymnasium backend only: envpool
+  1.2 crashes in its reset with 0, so ``backend="auto"`` picks gymnasium then and ``"envpool"`` is refused);
 * ``fire_reset`` - press FIRE after a reset in games that need it to start;
 * ``episodic_life`` - a lost life ends the *training* episode (``terminated``) without resetting the
   game; **training only** (:meth:`AtariOptions.for_eval` turns it off);
@@ -12,8 +13,9 @@ grayscale, downscale to 84x84, stack 4 frames), PG-46 (the network sees 4x84x84)
   the raw game score (the vector env records them below these wrappers);
 * ``repeat_action_probability`` - sticky actions; ``None`` (default) is the id's own protocol: 0.25 for
   ``ALE/<Game>-v5`` (Machado et al. 2018), 0 for ``<Game>NoFrameskip-v4`` (the DQN / A3C one);
-* ``max_episode_steps`` - time limit in agent steps (27000 = 108000 frames = 30 min at 60 fps), a
-  *truncation*.
+* ``max_episode_steps`` - time limit in agent steps of a whole game (27000 = 108000 frames = 30 min at 60
+  fps), a *truncation*. Counted as envpool counts it on both backends: the agent's own steps since the game's
+  reset; the no-op starts, the FIRE of the fire reset and the no-op after a lost life are not agent steps.
 
 The gymnasium backend builds the stack below; envpool has the same options built in and
 :func:`envpool_kwargs` maps the names. Observations: uint8 [4, 84, 84] on both backends.
@@ -30,6 +32,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "AgentStepCount",
+    "AgentStepLimit",
     "AtariOptions",
     "AtariPreprocess",
     "ClipReward",
@@ -96,6 +100,8 @@ def envpool_kwargs(opts: AtariOptions) -> dict[str, Any]:
     resolved for its id (:func:`resolved_options`): the sticky-action default depends on the id."""
     if opts.repeat_action_probability is None:
         raise ValueError("envpool_kwargs needs resolved options: call resolved_options(opts, env_id) first")
+    if opts.noop_max == 0:  # envpool 1.2's reset segfaults with noop_max=0 (the process dies, no error)
+        raise ValueError("noop_max=0 is not supported by envpool (its reset crashes); use the gymnasium backend")
     return {
         "frame_skip": opts.frame_skip,
         "img_height": opts.screen_size,
@@ -165,11 +171,52 @@ class ClipReward(gym.RewardWrapper[Obs, int]):
         return float(np.sign(float(reward)))
 
 
+class _AgentClock:
+    """The agent steps of the current game, shared by :class:`AgentStepCount` and :class:`AgentStepLimit`."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+
+class AgentStepCount(gym.Wrapper[Obs, int, Obs, int]):
+    """Counts the agent's steps: the outermost wrapper below the frame stack, so that the steps the reset
+    wrappers take themselves (FIRE, the no-op after a lost life) are not counted."""
+
+    def __init__(self, env: gym.Env[Obs, int], clock: _AgentClock) -> None:
+        super().__init__(env)
+        self._clock = clock
+
+    def step(self, action: int) -> tuple[Obs, SupportsFloat, bool, bool, dict[str, Any]]:
+        self._clock.steps += 1
+        return self.env.step(action)
+
+
+class AgentStepLimit(gym.Wrapper[Obs, int, Obs, int]):
+    """Truncates the game at ``limit`` agent steps (counted by :class:`AgentStepCount`); restarts the count
+    when the game itself is reset. Sits right above the emulator, below the episode statistics and the
+    episodic-life wrapper, so that both see the truncation as the end of the game (envpool's rule)."""
+
+    def __init__(self, env: gym.Env[Obs, int], clock: _AgentClock, limit: int) -> None:
+        super().__init__(env)
+        self._clock = clock
+        self._limit = int(limit)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Obs, dict[str, Any]]:
+        self._clock.steps = 0
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action: int) -> tuple[Obs, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated, truncated or self._clock.steps >= self._limit, info
+
+
 class AtariPreprocess(gym.Wrapper[Obs, int, Obs, int]):
     """No-op starts, action repeat with a max over the last two frames, grayscale, resize (PG-43, PG-44).
 
     Expects an ALE env with ``frameskip=1`` and ``obs_type="grayscale"`` ([210, 160] uint8). The resize
-    is an area average (PIL ``BOX``, like envpool's ``INTER_AREA``), so no OpenCV dependency.
+    is OpenCV's area average (``INTER_AREA``), the one envpool uses, so both backends see the same frames
+    bit for bit. (Until 2026-12-07 it was PIL's ``BOX`` filter, which is not an area average at these
+    non-integer scale factors: up to 42 gray levels off, 11 % of the pixels different from envpool's.)
     Observation: uint8 [screen_size, screen_size].
     """
 
@@ -181,11 +228,10 @@ class AtariPreprocess(gym.Wrapper[Obs, int, Obs, int]):
         self.observation_space = gym.spaces.Box(0, 255, (self._size, self._size), dtype=np.uint8)
 
     def _resize(self, frame: Obs) -> Obs:
-        from PIL import Image
+        import cv2
 
-        img = Image.fromarray(np.asarray(frame, dtype=np.uint8)).resize((self._size, self._size),
-                                                                        Image.Resampling.BOX)
-        return np.asarray(img, dtype=np.uint8)
+        out = cv2.resize(np.asarray(frame, dtype=np.uint8), (self._size, self._size), interpolation=cv2.INTER_AREA)
+        return np.asarray(out, dtype=np.uint8)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Obs, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
@@ -214,17 +260,20 @@ class AtariPreprocess(gym.Wrapper[Obs, int, Obs, int]):
 def make_gym_atari(env_id: str, opts: AtariOptions, *, render_mode: str | None = None) -> gym.Env[Any, Any]:
     """One preprocessed gymnasium Atari environment (ale-py), raw episode statistics recorded first.
 
-    Stack: ALE (frameskip 1, grayscale, sticky p) -> AtariPreprocess (noop, skip+max, resize) ->
-    RecordEpisodeStatistics (raw score, full games) -> [EpisodicLife] -> [FireReset] -> [ClipReward] ->
-    FrameStackObservation. Observation: uint8 [frame_stack, screen, screen].
+    Stack: ALE (frameskip 1, grayscale, sticky p, no frame limit) -> AtariPreprocess (noop, skip+max,
+    resize) -> AgentStepLimit -> RecordEpisodeStatistics (raw score, full games) -> [EpisodicLife] ->
+    [FireReset] -> [ClipReward] -> AgentStepCount -> FrameStackObservation. Observation: uint8
+    [frame_stack, screen, screen].
 
-    Known differences from the envpool backend: the FIRE / action-2 steps of FireReset and the no-op of
-    EpisodicLife pass through RecordEpisodeStatistics, so reported episode lengths include about three
-    wrapper steps per life (returns are unaffected: those steps are part of the game); and in the rare
-    case that the frame limit expires on one of those hidden steps, that episode's statistics are
-    dropped by the nested reset (the episode is not reported). After a lost life this stack continues
-    with one no-op agent step and the fire reset; envpool with 1..``noop_max`` single no-op frames and
-    FIRE, so the two backends draw each life's start state differently.
+    The time limit counts agent steps of the game, as envpool does (until 2026-12-07 it was ALE's frame
+    limit, max_episode_steps * frame_skip frames, which also counted the no-op starts and the wrappers'
+    own steps: a game was cut up to about 25 agent steps early). Known differences from the envpool
+    backend: the FIRE / action-2 steps of FireReset and the no-op of EpisodicLife pass through
+    RecordEpisodeStatistics, so reported episode lengths include about three wrapper steps per life
+    (returns are unaffected: those steps are part of the game). After a lost life this stack continues
+    with one no-op agent step and the fire reset, and the frame stack restarts from the new frame;
+    envpool plays 1..``noop_max`` single no-op frames and FIRE and keeps the last three frames of the
+    lost life in its stack, so the two backends draw each life's start state differently.
     """
     import ale_py
 
@@ -236,10 +285,12 @@ def make_gym_atari(env_id: str, opts: AtariOptions, *, render_mode: str | None =
         frameskip=1,
         obs_type="grayscale",
         repeat_action_probability=sticky_probability(opts, env_id),
-        max_num_frames_per_episode=opts.max_episode_steps * opts.frame_skip,
+        max_num_frames_per_episode=0,  # no frame limit: the agent-step limit below is the time limit
         render_mode=render_mode,
     )
+    clock = _AgentClock()
     env = AtariPreprocess(env, noop_max=opts.noop_max, frame_skip=opts.frame_skip, screen_size=opts.screen_size)
+    env = AgentStepLimit(env, clock, opts.max_episode_steps)
     env = gym.wrappers.RecordEpisodeStatistics(env)
     if opts.episodic_life:
         env = EpisodicLife(env)
@@ -248,5 +299,6 @@ def make_gym_atari(env_id: str, opts: AtariOptions, *, render_mode: str | None =
         env = FireReset(env)
     if opts.clip_rewards:
         env = ClipReward(env)
+    env = AgentStepCount(env, clock)
     env = gym.wrappers.FrameStackObservation(env, opts.frame_stack)
     return env

@@ -52,21 +52,26 @@ def envpool_has_env(env_id: str) -> bool:
     return envpool_has(_envpool_id(env_id))
 
 
-def resolve_backend(env_id: str, backend: Backend = "auto", num_envs: int = 1) -> Literal["gymnasium", "envpool"]:
+def resolve_backend(env_id: str, backend: Backend = "auto", num_envs: int = 1, *,
+                    atari: AtariOptions | None = None) -> Literal["gymnasium", "envpool"]:
     """The backend ``make_vec_env`` will use for ``num_envs`` envs; raises ValueError if envpool is asked for
     but lacks the env. ``"auto"``: envpool if it has the env and the env is Atari or ``num_envs >=``
-    :data:`ENVPOOL_MIN_ENVS`, else gymnasium."""
+    :data:`ENVPOOL_MIN_ENVS`, else gymnasium. Atari with ``atari.noop_max == 0``: gymnasium (envpool's reset
+    crashes the process with it; an explicit ``"envpool"`` raises ValueError)."""
     if backend == "gymnasium":
         return "gymnasium"
     has = envpool_has_env(env_id)
+    no_noop = is_atari(env_id) and atari is not None and atari.noop_max == 0
     if backend == "envpool":
+        if no_noop:
+            raise ValueError("noop_max=0 is not supported by envpool (its reset crashes); use backend='gymnasium'")
         if not has:
             raise ValueError(f"envpool is not installed or has no environment {_envpool_id(env_id)!r} "
                              f"(from {env_id!r}); use backend='gymnasium'")
         return "envpool"
     if backend != "auto":
         raise ValueError(f"backend must be 'auto', 'gymnasium' or 'envpool', got {backend!r}")
-    return "envpool" if has and (is_atari(env_id) or num_envs >= ENVPOOL_MIN_ENVS) else "gymnasium"
+    return "envpool" if has and not no_noop and (is_atari(env_id) or num_envs >= ENVPOOL_MIN_ENVS) else "gymnasium"
 
 
 def make_vec_env(
@@ -92,7 +97,7 @@ def make_vec_env(
         # Off-screen frames need no window: without this, SDL (pygame, the classic-control renderer) probes
         # for a display and prints "XDG_RUNTIME_DIR is invalid or not set" on headless machines.
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    which = resolve_backend(env_id, "gymnasium" if render_mode is not None else backend, num_envs)
+    which = resolve_backend(env_id, "gymnasium" if render_mode is not None else backend, num_envs, atari=atari)
     if is_atari(env_id):
         if max_episode_steps is not None:
             raise ValueError(f"max_episode_steps={max_episode_steps}: an Atari time limit is "

@@ -726,6 +726,35 @@ def test_BEL_34_greedy_window_does_not_grow_as_gamma_tends_to_1(gamma: float) ->
     assert policy_advantage_step(mdp, deterministic_policy([0, 0], 2))[0] == 1
 
 
+@pytest.mark.parametrize(("big", "small"), [(1e10, 1e-6), (1e6, 1e-9), (1.0, 8e-16)])
+def test_BEL_34_greedy_window_is_per_state(big: float, small: float) -> None:
+    """Two independent one-step states: state 0 pays `big`, at state 1 action 1 pays `small` more than action 0.
+    Every value is exact in float64, so V*(1) = small exactly and action 1 is the only maximiser at state 1.
+    The window was global, relative to max(R, max|V|) = big: with big = 1e10 an advantage of 1e-6 at state 1 was
+    a "tie", action 0 was kept and V*(1) came out 0. Now it is relative to state 1's own lookahead terms
+    (FiniteMDP.greedy_scales); every solver that picks a greedy policy is checked."""
+    from reference import solvers
+    from reference.bellman import greedy_from_v
+    from reference.policy_advantage import policy_advantage_step
+
+    P = np.zeros((2, 2, 3))
+    P[:, :, 2] = 1.0
+    mdp = from_arrays(P, np.array([[big, big], [0.0, small]]), gamma=0.9)
+    assert v_star(mdp)[1] == small
+    assert policy_iteration(mdp).policy[1] == 1
+    np.testing.assert_array_equal(q_star(mdp)[1], [0.0, small])
+    assert value_iteration(mdp, np.zeros(3), num_iters=2).policies[-1][1] == 1
+    assert q_value_iteration(mdp, np.zeros((3, 2)), num_iters=2).policies[-1][1] == 1
+    assert greedy_from_v(mdp, np.zeros(3))[1] == 1
+    assert policy_advantage_step(mdp, np.full((3, 2), 0.5))[1] == 1
+    assert solve_optimal(mdp).policy[1] == 1
+    assert solvers.solve_optimal(mdp).policy[1] == 1
+    # a genuine tie stays a tie: equal lookaheads at state 1 keep the lowest index / the current action
+    tie = from_arrays(P, np.array([[big, big], [small, small]]), gamma=0.9)
+    assert policy_iteration(tie).policy[1] == 0
+    assert policy_iteration(tie, np.array([0, 1, 0])).policy[1] == 1
+
+
 def _birth_death(n: int, backend: str) -> FiniteMDP:
     """n states, one action: up w.p. 3/4 (reflecting at the top), down w.p. 1/4, down from 0 ends; reward 1 a
     step, so V(s) = E[T | s], which grows like 3^n. Every probability is an exact binary fraction."""

@@ -352,6 +352,18 @@ def test_GAME_11_E74_extragradient_converges_locally_on_softmax_rps() -> None:
     assert np.all(np.diff(d[::2000]) < 0.0)
 
 
+def test_strategy_distance_checks_the_equilibrium_it_is_given() -> None:
+    """Found by the black-box review (2026-12-07): a p* of shape (1,) broadcast (1.304 for every iterate) and
+    p* = [5, -3, 0] gave 8.33; both now raise, as exploitability does."""
+    tr = extragradient(softmax_game_gradient(rps_payoff()), E1, E2, alpha=0.1, num_steps=3)
+    with pytest.raises(ShapeError, match="p_star"):
+        strategy_distance(tr, np.array([0.5]), UNIFORM3)
+    with pytest.raises(InvalidPolicyError, match="p_star"):
+        strategy_distance(tr, np.array([5.0, -3.0, 0.0]), UNIFORM3)
+    with pytest.raises(InvalidPolicyError, match="q_star"):
+        strategy_distance(tr, UNIFORM3, np.array([0.5, 0.5, 0.5]))
+
+
 # --- GAME-12: anchoring ---------------------------------------------------------------------------------
 
 

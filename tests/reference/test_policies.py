@@ -250,6 +250,16 @@ def test_PG_46_conv_output_size_formula_and_errors() -> None:
         conv_output_size(3, kernel=4, stride=1)
     with pytest.raises(ShapeError):
         atari_a3c_layer_shapes(0)
+    # found by the black-box review (2026-12-07): non-integer and non-positive counts gave nonsense counts
+    # (1156.5 parameters for n_actions=4.5, -7779 for hidden=-3, 16 for frames=0, 31.0 for stride=2.5)
+    for kw in ({"n_actions": 4.5}, {"n_actions": True}, {"n_actions": 4, "hidden": -3}, {"n_actions": 4, "frames": 0},
+               {"n_actions": 4, "size": 84.5}):
+        with pytest.raises(ShapeError):
+            atari_a3c_layer_shapes(**kw)  # type: ignore[arg-type]
+    with pytest.raises(ShapeError, match="stride"):
+        conv_output_size(84, kernel=8, stride=2.5)  # type: ignore[arg-type]
+    with pytest.raises(ShapeError, match="fps"):
+        actions_per_second(fps=60.5)  # type: ignore[arg-type]
 
 
 @settings(max_examples=50)

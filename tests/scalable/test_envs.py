@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 pytest.importorskip("torch")
 pytest.importorskip("gymnasium")
 
+import dataclasses
 from typing import Any
 
 import gymnasium as gym
@@ -320,6 +321,116 @@ def test_atari_episodic_life_is_training_only(backend: str) -> None:
     assert s.info.done_mask[0]
     assert lives_lost >= 1  # terminations before the game over (SpaceInvaders has 3 lives)
     envs.close()
+
+
+def _area_average(img: NDArray[np.uint8], size: int) -> NDArray[np.float64]:
+    """Exact area average (each output cell the mean of the source area it covers, partial pixels weighted by
+    their overlap): W_h @ img @ W_w^T with overlap-weight matrices, in float64."""
+    def weights(n_in: int, n_out: int) -> NDArray[np.float64]:
+        s = n_in / n_out
+        m = np.zeros((n_out, n_in))
+        for o in range(n_out):
+            lo, hi = o * s, (o + 1) * s
+            for i in range(int(np.floor(lo)), int(np.ceil(hi))):
+                m[o, i] = max(0.0, min(hi, i + 1) - max(lo, i)) / s
+        return m
+    return weights(img.shape[0], size) @ img.astype(np.float64) @ weights(img.shape[1], size).T
+
+
+def test_atari_resize_is_the_area_average() -> None:
+    """PG-44's downscale to 84x84 is an area average: every pixel within 0.5 gray level (the rounding to uint8)
+    of the exact one, plus OpenCV's fixed-point weights (2^-11 relative, < 0.13 at 255). PIL's BOX filter,
+    used until 2026-12-07, was 42 levels off on this frame (whole source pixels in or out, no partial overlap)."""
+    import ale_py
+
+    from scalable.envs.atari import AtariPreprocess
+
+    gym.register_envs(ale_py)
+    raw = gym.make("ALE/Breakout-v5", frameskip=1, obs_type="grayscale", repeat_action_probability=0.0)
+    frame, _ = raw.reset(seed=7)
+    for _ in range(40):
+        frame, *_ = raw.step(1)
+    env = AtariPreprocess(raw, noop_max=0, frame_skip=4, screen_size=84)
+    ours = env._resize(frame)
+    exact = _area_average(frame, 84)
+    assert ours.dtype == np.uint8 and ours.shape == (84, 84)
+    assert np.max(np.abs(ours - exact)) <= 0.5 + 255 * 2.0**-11
+    raw.close()
+
+
+def test_atari_frames_equal_across_backends() -> None:
+    """Same game, same start (one no-op frame, no FIRE, no sticky actions), same actions: the gymnasium
+    stack's frames equal envpool's bit for bit (both the max over two frames and INTER_AREA). Before
+    2026-12-07 11 % of the pixels differed, by up to 51 gray levels."""
+    if not envpool_has("Breakout-v5"):
+        pytest.skip("envpool lacks Breakout-v5")
+    opts = AtariOptions(noop_max=1, fire_reset=False, episodic_life=False, clip_rewards=False,
+                        repeat_action_probability=0.0)
+    ep = make_vec_env("ALE/Breakout-v5", 1, backend="envpool", atari=opts)
+    gy = make_vec_env("ALE/Breakout-v5", 1, backend="gymnasium", atari=opts)
+    try:
+        assert np.array_equal(ep.reset(seed=1), gy.reset(seed=1))
+        rng = np.random.default_rng(0)
+        for _ in range(200):
+            a = rng.integers(0, 4, 1)
+            se, sg = ep.step(a), gy.step(a)
+            assert np.array_equal(se.obs, sg.obs)
+            assert np.array_equal(se.reward, sg.reward)
+            if se.terminated[0] or se.truncated[0]:
+                break
+    finally:
+        ep.close()
+        gy.close()
+
+
+@pytest.mark.parametrize("backend", ["gymnasium", "envpool"])
+@pytest.mark.parametrize("fire_reset", [False, True])
+def test_atari_time_limit_counts_agent_steps(backend: str, fire_reset: bool) -> None:
+    """max_episode_steps = L truncates the game at exactly L agent steps on both backends, with episodic
+    life and fire reset (whose own steps are not agent steps), across lost lives. Until 2026-12-07 the
+    gymnasium backend used ALE's frame limit, L * frame_skip frames, which also counted the no-op starts and
+    the wrappers' steps: Breakout with L = 50 was cut at 42 - 49."""
+    if backend == "envpool" and not envpool_has("Breakout-v5"):
+        pytest.skip("envpool lacks Breakout-v5")
+    limit = 50
+    opts = AtariOptions(max_episode_steps=limit, fire_reset=fire_reset, repeat_action_probability=0.0)
+    envs = make_vec_env("ALE/Breakout-v5", 2, backend=backend, atari=opts)  # type: ignore[arg-type]
+    try:
+        envs.reset(seed=3)
+        rng = np.random.default_rng(4)
+        steps = np.zeros(2, dtype=np.int64)
+        ends: list[int] = []
+        while len(ends) < 4:
+            s = envs.step(rng.integers(0, 4, 2))
+            steps += 1
+            for b in np.flatnonzero(s.info.done_mask):
+                assert s.truncated[b]  # a random policy does not lose 5 lives in 50 steps
+                ends.append(int(steps[b]))
+                steps[b] = 0
+        assert ends == [limit] * 4
+    finally:
+        envs.close()
+
+
+def test_noop_max_zero_runs_on_gymnasium_not_envpool() -> None:
+    """noop_max = 0 crashes envpool 1.2's reset (segfault, the process dies): "auto" resolves to gymnasium,
+    an explicit envpool is refused before envpool is called."""
+    from scalable.envs import resolve_backend
+    from scalable.envs.atari import envpool_kwargs, resolved_options
+
+    opts = AtariOptions(noop_max=0)
+    assert resolve_backend("ALE/Breakout-v5", "auto", 8, atari=opts) == "gymnasium"
+    with pytest.raises(ValueError, match="noop_max=0"):
+        resolve_backend("ALE/Breakout-v5", "envpool", 8, atari=opts)
+    with pytest.raises(ValueError, match="noop_max=0"):
+        envpool_kwargs(resolved_options(opts, "ALE/Breakout-v5"))
+    envs = make_vec_env("ALE/Breakout-v5", 2, atari=dataclasses.replace(opts, repeat_action_probability=0.0,
+                                                                        fire_reset=False))
+    try:
+        o = envs.reset(seed=0)
+        assert np.array_equal(o[0], o[1])  # no random no-ops: both games start alike
+    finally:
+        envs.close()
 
 
 def test_backend_auto_and_errors() -> None:
