@@ -497,7 +497,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('gm_ne1', 'reference/games.py', '    Ms = M / scale', '    Ms = M', ['tests/reference/test_games.py']),
     ('gm_ne2', 'reference/games.py', '    if gap > NASH_GAP_RTOL:', '    if False:', ['tests/reference/test_games.py']),
     ('cm_ep1', 'scalable/agents/common.py', '        return [start + t * b for t in self.episode_ends]', '        return [start + int(self.terminated.shape[0]) * b for t in self.episode_ends]', ['tests/scalable/test_agents.py']),
-    ('md_gs1', 'reference/mdp.py', '        return max(self.max_abs_reward, float(np.max(np.abs(v), initial=0.0)))', '        return self.tie_scale', ['tests/reference/test_dp.py', 'tests/reference/test_input_validation.py']),
+    ('dp_st4', 'reference/dp.py', '        window = aug.tie_rtol * np.maximum(aug.greedy_scales(v), np.finfo(np.float64).tiny)  # per state', '        window = 0.0', ['tests/reference/test_dp.py']),
     ('md_ps1', 'reference/mdp.py', '        return np.asarray((self.abs_r + self.gamma * self.expected_next(va)).max(axis=1), dtype=np.float64)', '        return np.full(self.n_states_plus, self.greedy_scale(v))', ['tests/reference/test_dp.py']),
     ('md_ps2', 'reference/mdp.py', '    floor = floor.reshape(-1, 1) if sc.ndim == 1 else floor', '    floor = floor.max()', ['tests/reference/test_dp.py']),
     ('dp_ps1', 'reference/dp.py', '    scales = [np.max(np.abs(stacked[0]), axis=1)] + [mdp.greedy_scales(x.max(axis=1)) for x in stacked[:-1]]', '    scales = [mdp.greedy_scale(x) for x in stacked]', ['tests/reference/test_dp.py']),

@@ -492,7 +492,7 @@ def policy_iteration(mdp: FiniteMDP, pi0: IntArray | None = None, *, max_iters: 
         # option reaches, and the component's reward-free actions keep inside {V* = 0} (E[V*(s')] <= V*(s)
         # = 0 <= V*(s') for each successor), so looping there is optimal and its closed classes reward-free.
         v = vals[-1]
-        window = aug.tie_rtol * max(aug.greedy_scale(v), np.finfo(np.float64).tiny)
+        window = aug.tie_rtol * np.maximum(aug.greedy_scales(v), np.finfo(np.float64).tiny)  # per state
         comps = np.unique(labels[final == stay_id])
         at = np.isin(labels, comps) & (np.abs(v) <= window)
         final[at] = np.argmax(loops[at], axis=1)

@@ -246,8 +246,9 @@ class FiniteMDP:
         return r / (1.0 - self.gamma) if self.gamma < 1.0 else r
 
     def greedy_scale(self, values: FloatArray) -> float:
-        """The magnitude the greedy tie window of a lookahead ``r + gamma P V`` (or of a Q) is relative to:
-        ``max(R, max |values|)``, the size of the terms whose rounding the window must cover (open choice 1).
+        """One global magnitude for a greedy tie window: ``max(R, max |values|)`` (open choice 1). The solvers of
+        this package use the per-state :meth:`greedy_scales` instead (since 2026-12-07); this global form is kept
+        for callers that hold a bare Q.
 
         At most :attr:`tie_scale` when ``values`` is a value function (|V| <= R / (1 - gamma), MDP-19), so the
         window's loss bound of :attr:`tie_rtol` still holds; unlike that bound it does not grow without limit as

@@ -255,7 +255,7 @@ def test_PG_46_conv_output_size_formula_and_errors() -> None:
     for kw in ({"n_actions": 4.5}, {"n_actions": True}, {"n_actions": 4, "hidden": -3}, {"n_actions": 4, "frames": 0},
                {"n_actions": 4, "size": 84.5}):
         with pytest.raises(ShapeError):
-            atari_a3c_layer_shapes(**kw)  # type: ignore[arg-type]
+            atari_a3c_layer_shapes(**kw)
     with pytest.raises(ShapeError, match="stride"):
         conv_output_size(84, kernel=8, stride=2.5)  # type: ignore[arg-type]
     with pytest.raises(ShapeError, match="fps"):
