@@ -10,6 +10,7 @@ added then kill every survivor that is not equivalent).
 from __future__ import annotations
 
 EQUIVALENT: dict[str, str] = {
+    'dp_st4': 'the window tests |V| <= window at states of reward-free components where staying is optimal; with the direct solves of v_pi those values come out exactly 0 (a STAY row is e_s with reward 0, a state that moves to staying states averages exact zeros), so window 0 picks the same states. The window guards against an iterative solve leaving rounding there; no test MDP reaches that case',
     'dp7': "r's term row is 0, so r.min() <= 0 and min(0, r.min()) == r.min()",
     'ex11': '(I - P + P*)^-1 P* = P*: the change is P* r, which the function has just checked is 0 (zero gain) within rounding',
     'ev9': 'the extra term is r[T], always a zero padding reward (after termination or past H): equivalent while Trajectories keeps padding rewards 0',
