@@ -99,7 +99,10 @@ def central_difference(f: Callable[[NDArray[np.float64]], float], x: NDArray[np.
     ``D(2h) - D(h)`` is off by at most ``1.5 f_error / h``; the step ``x_i + h`` itself rounds, a relative
     error ``EPS (|x_i| + h) / h`` of ``D``. Bound:
     ``2 (|D(2h) - D(h)| + 1.5 f_error / h) / 3 + f_error / h + EPS (|x_i| + h) / h |D(h)|``.
-    Nothing in it is tuned to the function: a derivative that is wrong by more than the bound fails.
+    Nothing in it is tuned to the function: a derivative that is wrong by more than the bound fails. It is a
+    bound only under the condition above, which is not checked: where the h^2 and h^4 terms cancel at this h
+    (D(2h) - D(h) small while D(h) - f' is not), or where f oscillates on the scale of h, the true error can
+    exceed it; it is then an estimate. Use smooth test functions and a step well inside their scale.
     """
     if not (np.isfinite(h) and h > 0.0 and np.isfinite(f_error) and f_error >= 0.0):
         raise ValueError(f"central_difference: need a finite step h > 0 and a finite f_error >= 0, got {h!r}, "

@@ -105,6 +105,11 @@ def make_config(algo: str, env_id: str, steps: int, seed: int, overrides: dict[s
     base: dict[str, Any] = {"env_id": env_id, "total_steps": steps, "seed": seed}
     if algo not in ("ppo", "a2c"):
         raise SystemExit(f"unknown algorithm {algo!r} (a2c or ppo)")
+    if preset == "standard" and not (algo == "ppo" and (is_mujoco(env_id) or is_atari(env_id))):
+        # it would build the text preset unchanged: a run labelled with settings it does not use (PPO on
+        # Atari has one preset, the public Atari setting, under either name)
+        raise common.ConfigError(f"--preset standard is the public PPO setting for MuJoCo (and Atari); it does not "
+                                 f"apply to {algo} on {env_id} (leave --preset at text)")
     _check_override_keys(ppo.PPOConfig if algo == "ppo" else a2c.A2CConfig, overrides)
     if "atari" in overrides and isinstance(overrides["atari"], dict):
         _check_override_keys(AtariOptions, overrides["atari"], prefix="atari.")

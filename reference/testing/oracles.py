@@ -44,17 +44,46 @@ def expectation_by_outcomes(mdp: FiniteMDP, v: FloatArray) -> FloatArray:
 
 def optimal_values_by_enumeration(mdp: FiniteMDP) -> FloatArray:
     """V* as the elementwise max of V^pi over every deterministic policy (BEL-10: an optimal deterministic
-    policy attains it at every state); [S+1]. Shares no code with policy or value iteration: one exact linear
-    solve per policy. ``mdp.gamma < 1``; ValueError if A^|S| exceeds ``MAX_ENUMERATED_POLICIES``.
-    """
-    from reference.exact import v_pi
-    from reference.mdp import deterministic_policy
+    policy attains it at every state); [S+1].
 
+    Independent of :mod:`reference.exact` and :mod:`reference.dp`: P and r are rebuilt from the outcome table
+    by explicit loops (``mdp.outcomes``), and each policy's V^pi is one ``numpy.linalg.solve`` of
+    (I - gamma P_pi) V = r_pi over S. (Until 2026-12-07 it called ``exact.v_pi``, the evaluation policy
+    iteration uses: a bug there was shared by PI and this oracle, and three tests could not see it.)
+
+    gamma < 1, or gamma = 1 with every deterministic policy proper (it reaches term from every state; checked
+    by a reachability search, else ValueError: V* at gamma = 1 with improper policies is
+    :func:`reference.dp.v_star`'s business, not an enumeration's). ValueError if A^|S| exceeds
+    ``MAX_ENUMERATED_POLICIES``.
+    """
     n, a = mdp.n_states, mdp.n_actions
     if a**n > MAX_ENUMERATED_POLICIES:
         raise ValueError(f"{a}^{n} deterministic policies: too many to enumerate (max {MAX_ENUMERATED_POLICIES})")
+    gamma = float(mdp.gamma)
+    P = np.zeros((n, a, n))
+    r = np.zeros((n, a))
+    for s in range(n):
+        for b in range(a):
+            probs, rewards, nexts = mdp.outcomes(s, b)
+            for p, rw, s2 in zip(probs, rewards, nexts, strict=True):
+                r[s, b] += float(p) * float(rw)
+                if int(s2) < n:  # term (index n) has V = 0: its column is dropped
+                    P[s, b, int(s2)] += float(p)
+    rows = np.arange(n)
     best = np.full(mdp.n_states_plus, -np.inf)
+    best[n] = 0.0
     for code in range(a**n):
-        acts = np.array([(code // a**i) % a for i in range(n)] + [0])
-        best = np.maximum(best, v_pi(mdp, deterministic_policy(acts, a)))
+        acts = np.array([(code // a**i) % a for i in range(n)], dtype=np.int64)
+        p_pi = P[rows, acts]
+        if gamma >= 1.0:
+            reach = np.zeros(n, dtype=bool)  # states that reach term under the policy
+            frontier = p_pi.sum(axis=1) < 1.0 - 1e-12
+            while frontier.any() and not reach.all():
+                reach |= frontier
+                frontier = ~reach & (p_pi[:, reach].sum(axis=1) > 0.0)
+            if not reach.all():
+                raise ValueError(f"optimal_values_by_enumeration: at gamma = 1 the policy {acts.tolist()} is "
+                                 f"improper (states {np.flatnonzero(~reach).tolist()} never reach term)")
+        v = np.linalg.solve(np.eye(n) - gamma * p_pi, r[rows, acts])
+        best[:n] = np.maximum(best[:n], v)
     return best

@@ -81,9 +81,10 @@ def finite_mdps(
 
 @st.composite
 def policies(draw: st.DrawFn, mdp: FiniteMDP, *, deterministic_mass: bool = True) -> FloatArray:
-    """A stochastic policy [S+, A]: softmax of random logits, sometimes with exact zeros (sparse support).
+    """A stochastic policy [S+, A]: softmax of random logits (every entry > 0).
 
-    With ``deterministic_mass`` some rows are one-hot, so boundary cases of the simplex are covered.
+    With ``deterministic_mass`` some rows are one-hot (the simplex's vertices); rows supported on more than one
+    action but not all of them are not drawn.
     """
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
@@ -109,7 +110,9 @@ def value_functions(draw: st.DrawFn, mdp: FiniteMDP, *, q: bool = False, scale: 
                     term_zero: bool = False) -> FloatArray:
     """A value function V [S+] (or Q [S+, A]) with entries of magnitude up to ``scale``.
 
-    Default scale: R / (1 - gamma) (the MDP-19 bound), or R * (S + 1) at gamma = 1. ``term_zero`` sets
+    Default scale: max(R, 1) / (1 - gamma) (the MDP-19 bound when R >= 1), or max(R, 1) * (S + 1) at gamma = 1.
+    Half the draws are rounded to integers (exact ties among the entries of V or Q; with continuous rewards the
+    lookaheads r + gamma P V built from them rarely tie). ``term_zero`` sets
     V(term) = 0 (the functions of MDP-20), otherwise the term entry is arbitrary, like the operators'
     domain (functions on S+).
     """
@@ -121,7 +124,7 @@ def value_functions(draw: st.DrawFn, mdp: FiniteMDP, *, q: bool = False, scale: 
     shape = (mdp.n_states_plus, mdp.n_actions) if q else (mdp.n_states_plus,)
     v = scale * rng.uniform(-1.0, 1.0, size=shape)
     if draw(st.booleans()):
-        v = np.round(v)  # integer values: exact ties in greedy steps
+        v = np.round(v)  # integer values: exact ties among entries (greedy on a Q drawn with q=True)
     if term_zero:
         v[mdp.term] = 0.0
     return v

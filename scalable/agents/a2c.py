@@ -65,7 +65,7 @@ class A2CConfig:
     optimizer: Literal["rmsprop", "adam"] = "rmsprop"  # A3C / A2C use RMSProp
     rmsprop_alpha: float = 0.99
     optim_eps: float = 1e-5
-    vf_coef: float = 0.5
+    vf_coef: float = 0.5  # on 1/2 (V - R)^2: 0.25 on (V - R)^2, half of Baselines' / SB3's 0.5 on their MSE
     entropy_bonus: bool = False  # A3C's bonus (open choice 14), off by default
     ent_coef: float = 0.01
     max_grad_norm: float | None = 0.5  # global gradient-norm clip

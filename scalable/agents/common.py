@@ -321,6 +321,9 @@ def check_run_config(cfg: Any) -> torch.device:
     on: :func:`check_hyperparameters`, :func:`resolve_device` of ``cfg.device`` and :func:`check_precision`
     of ``cfg.precision`` for ``cfg.env_id``. Raises :class:`ConfigError` (a ValueError) naming the bad value."""
     check_hyperparameters(cfg)
+    if is_atari(cfg.env_id) and getattr(cfg, "norm_obs", False):
+        # the CNN divides its uint8 frames by 255; normalised frames would reach it as +-0.004
+        raise ConfigError("norm_obs=True does not apply to Atari: the network scales its uint8 frames by 1/255")
     device = resolve_device(cfg.device)
     check_precision(cfg.precision, cfg.env_id)
     return device

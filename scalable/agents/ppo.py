@@ -100,8 +100,12 @@ class PPOConfig:
 
 
 def atari_config(env_id: str, **overrides: object) -> PPOConfig:
-    """Schulman et al.'s Atari settings: 8 actors x 128 steps, 3 epochs (4 minibatches), lr 2.5e-4
-    annealed, eps 0.1, c1 = 1, c2 = 0.01, the text's network."""
+    """Atari settings after Schulman et al. (2017, Table 5): 8 actors x 128 steps, 3 epochs (4 minibatches of
+    256), lr 2.5e-4 annealed, c2 = 0.01, the text's network. Two differences from the paper, both as in
+    CleanRL's and SB3's Atari PPO: the clip range eps = 0.1 is constant (the paper anneals it with the
+    learning rate, 0.1 alpha); and ``vf_coef = 1.0`` weights our value loss 1/2 (V - R)^2, so in the paper's
+    convention c1 (V - R)^2 it is c1 = 0.5 (SB3's Atari setting: vf_coef 0.5 on the mean squared error), not
+    the paper's c1 = 1 (``--set vf_coef=2.0`` for that)."""
     cfg = PPOConfig(env_id=env_id, total_steps=10_000_000, num_envs=8, num_steps=128, update_epochs=3,
                     minibatch_size=256, learning_rate=2.5e-4, clip_eps=0.1, vf_coef=1.0, ent_coef=0.01,
                     norm_adv=True)

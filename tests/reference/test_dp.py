@@ -755,6 +755,30 @@ def test_BEL_34_greedy_window_is_per_state(big: float, small: float) -> None:
     assert policy_iteration(tie, np.array([0, 1, 0])).policy[1] == 1
 
 
+def test_enumeration_oracle_is_independent_of_exact_v_pi(monkeypatch: pytest.MonkeyPatch) -> None:
+    """optimal_values_by_enumeration must not share the evaluation that policy iteration uses: with
+    exact.solve_linear off by a relative 1e-6, v_star moves and the oracle does not (review 2026-12-07: the
+    oracle called exact.v_pi, and the PI-vs-enumeration tests passed with V* 1.8e6 tolerances off)."""
+    rng = np.random.default_rng(3)
+    mdp = random_mdp(rng, 4, 2, gamma=0.9, branching=2, terminal_prob=0.2)
+    oracle = optimal_values_by_enumeration(mdp)
+    assert sup_norm(v_star(mdp) - oracle) <= value_tolerance(mdp)
+    real = exact.solve_linear  # type: ignore[attr-defined]
+    monkeypatch.setattr(exact, "solve_linear", lambda a, b, **kw: np.asarray(real(a, b, **kw)) * (1.0 + 1e-6))
+    np.testing.assert_array_equal(optimal_values_by_enumeration(mdp), oracle)
+    assert sup_norm(v_star(mdp) - oracle) > value_tolerance(mdp)
+
+
+def test_enumeration_oracle_refuses_improper_policies_at_gamma_1() -> None:
+    """At gamma = 1 enumeration needs every deterministic policy proper (else some V^pi does not exist)."""
+    P = np.zeros((1, 2, 2))
+    P[0, 0, 0] = 1.0  # stay forever
+    P[0, 1, 1] = 1.0  # go to term
+    mdp = from_arrays(P, np.array([[0.0, -1.0]]), np.array([1.0]), gamma=1.0)
+    with pytest.raises(ValueError, match="improper"):
+        optimal_values_by_enumeration(mdp)
+
+
 def _birth_death(n: int, backend: str) -> FiniteMDP:
     """n states, one action: up w.p. 3/4 (reflecting at the top), down w.p. 1/4, down from 0 ends; reward 1 a
     step, so V(s) = E[T | s], which grows like 3^n. Every probability is an exact binary fraction."""

@@ -251,6 +251,18 @@ def test_cli_presets_text_default_and_standard_mujoco() -> None:
         "ppo", "ALE/Breakout-v5", 4096, 2, {})
     with pytest.raises(SystemExit, match="preset"):
         make_config("ppo", "HalfCheetah-v5", 4096, 2, {}, preset="fast")
+    # where "standard" has no setting of its own it is refused, not silently the text preset (review 2026-12-07)
+    for algo, env in (("a2c", "Hopper-v5"), ("ppo", "Pendulum-v1"), ("a2c", "ALE/Breakout-v5")):
+        with pytest.raises(common.ConfigError, match="preset standard"):
+            make_config(algo, env, 4096, 2, {}, preset="standard")
+
+
+def test_norm_obs_is_refused_on_atari() -> None:
+    """The CNN scales uint8 frames by 1/255: normalised frames would reach it as +-0.004 (review 2026-12-07)."""
+    from scalable.cli import make_config
+
+    with pytest.raises(common.ConfigError, match="norm_obs"):
+        common.check_run_config(make_config("ppo", "ALE/Breakout-v5", 4096, 2, {"norm_obs": True}))
 
 
 def test_cli_set_refuses_unknown_fields_and_flag_fields(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
