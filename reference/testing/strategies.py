@@ -20,7 +20,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from reference.generators import random_layered_mdp, random_mdp
-from reference.mdp import FiniteMDP, FloatArray, softmax_policy
+from reference.mdp import FiniteMDP, FloatArray, from_arrays, softmax_policy
 
 __all__ = [
     "Family",
@@ -31,8 +31,12 @@ __all__ = [
     "value_functions",
 ]
 
-Family = Literal["dense", "sparse", "terminating", "layered"]
+Family = Literal["dense", "sparse", "terminating", "layered", "mixed"]
 FAMILIES: tuple[Family, ...] = ("dense", "sparse", "terminating", "layered")
+"""The default families. ``"mixed"`` is opt-in: about half of the (s, a) rows can terminate and about a third
+of the rewards are exactly 0, so at gamma = 1 one MDP has both proper and improper policies, and reward-free
+loops (the BEL-35..BEL-38 cases); tests that evaluate arbitrary policies at gamma = 1 must expect
+ImproperPolicyError there."""
 
 
 @st.composite
@@ -71,6 +75,18 @@ def finite_mdps(
         return random_layered_mdp(rng, n_layers, width, n_actions, gamma=g, reward_outcomes=outcomes,
                                   early_stop_prob=draw(st.sampled_from([0.0, 0.2])))
     n_states = draw(st.integers(1, max_states))
+    if family == "mixed":
+        P = np.zeros((n_states, n_actions, n_states + 1))
+        for s_ in range(n_states):
+            for a_ in range(n_actions):
+                succ = rng.integers(0, n_states, size=int(rng.integers(1, 3)))
+                np.add.at(P[s_, a_], succ, rng.dirichlet(np.ones(succ.size)))  # duplicates merge
+                if rng.random() < 0.5:  # this row can terminate
+                    P[s_, a_] *= 0.7
+                    P[s_, a_, n_states] = 0.3
+        R = rng.uniform(-1.0, 1.0, size=(n_states, n_actions))
+        R[rng.random((n_states, n_actions)) < 1 / 3] = 0.0
+        return from_arrays(P, R, rng.dirichlet(np.ones(n_states)), gamma=g, name="mixed")
     if family == "dense":
         return random_mdp(rng, n_states, n_actions, gamma=g, reward_outcomes=outcomes)
     branching = draw(st.integers(1, 3))

@@ -408,10 +408,12 @@ def test_BEL_35_pi_is_optimal_over_every_policy_with_a_value(mdp: FiniteMDP) -> 
     np.testing.assert_allclose(got, best, rtol=0, atol=tol)
 
 
-@given(finite_mdps(families=("terminating", "layered"), gamma=1.0, max_states=4, max_actions=3))
+@given(finite_mdps(families=("terminating", "layered", "mixed"), gamma=1.0, max_states=4, max_actions=3))
 def test_BEL_35_scenario_1_with_proper_policies(mdp: FiniteMDP) -> None:
     """gamma = 1 with every state able to terminate: PI from a proper policy returns V* = B^* V*, and V*
-    dominates every proper deterministic policy (improper ones raise, never a silent wrong number)."""
+    dominates every proper deterministic policy (improper ones raise, never a silent wrong number). The
+    "mixed" family gives MDPs with both proper and improper policies and zero rewards (reward-free loops);
+    the other two make every policy proper (review 2026-12-07: the improper branch never ran)."""
     import itertools
     try:
         pol0 = proper_policy(mdp)
