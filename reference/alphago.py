@@ -127,6 +127,16 @@ def _check_states(graph: GameGraph[S], states: IntArray, name: str = "states") -
     return st
 
 
+def _refuse_illegal(graph: GameGraph[S], states: IntArray, actions: IntArray, labels: IntArray) -> None:
+    """``InvalidPolicyError`` naming the first ``actions[labels[k]]`` not legal at ``states[k]`` (an illegal
+    action's logit would grow without bound, and its value is undefined)."""
+    illegal = np.flatnonzero(~graph.legal[states, actions])
+    if illegal.size:
+        k = int(illegal[0])
+        raise InvalidPolicyError(f"actions[{int(labels[k])}] = {int(actions[k])} is illegal in state "
+                                 f"{int(states[k])}")
+
+
 def _check_targets(graph: GameGraph[S], states: IntArray, targets: FloatArray) -> FloatArray:
     """Targets ``[D, A]`` for validated ``states [D]``: each row a distribution over the legal actions of its
     state (finite, >= 0, zero on illegal actions, summing to 1). Raises ``InvalidPolicyError`` naming the row."""
@@ -450,10 +460,7 @@ def fit_fast_policy(graph: GameGraph[S], states: IntArray, actions: IntArray, *,
     if np.shape(actions) != states.shape:
         raise ShapeError(f"actions must have shape {states.shape} (one per state), got {np.shape(actions)}")
     actions = validate_indices(actions, graph.num_actions, name="actions", what="action", error=InvalidPolicyError)
-    illegal = np.flatnonzero(~graph.legal[states, actions])
-    if illegal.size:
-        k = int(illegal[0])
-        raise InvalidPolicyError(f"actions[{k}] = {int(actions[k])} is illegal in state {int(states[k])}")
+    _refuse_illegal(graph, states, actions, np.arange(states.size))
     lr = _check_rate(lr, "lr")
     num_steps = validate_int(num_steps, "num_steps")
     psi = np.zeros(graph.num_actions)
@@ -491,10 +498,7 @@ def guaranteed_value(graph: GameGraph[S], actions: IntArray, agent: int) -> Floa
     nt = np.flatnonzero(~graph.terminal)
     act_nt = validate_indices(np.asarray(actions)[nt], graph.num_actions, name="actions", what="action",
                               error=InvalidPolicyError, where=lambda k: f"actions[{int(nt[k])}]")
-    illegal = np.flatnonzero(~graph.legal[nt, act_nt])
-    if illegal.size:
-        k = int(illegal[0])
-        raise InvalidPolicyError(f"actions[{int(nt[k])}] = {int(act_nt[k])} is illegal in state {int(nt[k])}")
+    _refuse_illegal(graph, nt, act_nt, nt)
     actions = np.zeros(n, dtype=np.int64)
     actions[nt] = act_nt
     G = np.zeros(n)  # value for `agent` from s onward (rewards still to come)

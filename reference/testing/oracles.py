@@ -62,6 +62,7 @@ def optimal_values_by_enumeration(mdp: FiniteMDP) -> FloatArray:
     gamma = float(mdp.gamma)
     P = np.zeros((n, a, n))
     r = np.zeros((n, a))
+    ends = np.zeros((n, a), dtype=bool)  # (s, a) moves to term with positive probability
     for s in range(n):
         for b in range(a):
             probs, rewards, nexts = mdp.outcomes(s, b)
@@ -69,6 +70,8 @@ def optimal_values_by_enumeration(mdp: FiniteMDP) -> FloatArray:
                 r[s, b] += float(p) * float(rw)
                 if int(s2) < n:  # term (index n) has V = 0: its column is dropped
                     P[s, b, int(s2)] += float(p)
+                elif p > 0:
+                    ends[s, b] = True
     rows = np.arange(n)
     best = np.full(mdp.n_states_plus, -np.inf)
     best[n] = 0.0
@@ -77,7 +80,7 @@ def optimal_values_by_enumeration(mdp: FiniteMDP) -> FloatArray:
         p_pi = P[rows, acts]
         if gamma >= 1.0:
             reach = np.zeros(n, dtype=bool)  # states that reach term under the policy
-            frontier = p_pi.sum(axis=1) < 1.0 - 1e-12
+            frontier = ends[rows, acts]
             while frontier.any() and not reach.all():
                 reach |= frontier
                 frontier = ~reach & (p_pi[:, reach].sum(axis=1) > 0.0)

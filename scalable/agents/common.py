@@ -45,7 +45,7 @@ from scalable.envs import (
     make_vec_env,
     resolve_backend,
 )
-from scalable.envs.atari import is_atari, resolved_options
+from scalable.envs.atari import check_envpool_options, is_atari, resolved_options
 from scalable.nets.atari import PRECISIONS, AtariActorCritic, PolicyEval, PolicyStep, Precision
 from scalable.nets.init import VALUE_GAIN
 from scalable.nets.mlp import MLPActorCritic, NumpyPolicy, TanhGaussianHead, mlp
@@ -324,6 +324,11 @@ def check_run_config(cfg: Any) -> torch.device:
     if is_atari(cfg.env_id) and getattr(cfg, "norm_obs", False):
         # the CNN divides its uint8 frames by 255; normalised frames would reach it as +-0.004
         raise ConfigError("norm_obs=True does not apply to Atari: the network scales its uint8 frames by 1/255")
+    if is_atari(cfg.env_id) and cfg.backend == "envpool":
+        try:  # before a run folder exists (envpool would crash in its reset)
+            check_envpool_options(cfg.atari)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     device = resolve_device(cfg.device)
     check_precision(cfg.precision, cfg.env_id)
     return device

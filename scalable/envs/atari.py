@@ -39,6 +39,7 @@ __all__ = [
     "ClipReward",
     "EpisodicLife",
     "FireReset",
+    "check_envpool_options",
     "envpool_atari_id",
     "envpool_kwargs",
     "is_atari",
@@ -95,13 +96,19 @@ def envpool_atari_id(env_id: str) -> str:
     return name
 
 
+def check_envpool_options(opts: AtariOptions) -> None:
+    """ValueError for options envpool cannot run: ``noop_max=0`` (envpool 1.2's reset segfaults with it; the
+    process dies with no error)."""
+    if opts.noop_max == 0:
+        raise ValueError("noop_max=0 is not supported by envpool (its reset crashes); use backend='gymnasium'")
+
+
 def envpool_kwargs(opts: AtariOptions) -> dict[str, Any]:
     """The same named options in envpool's vocabulary (envpool implements them in C++). ``opts`` must be
     resolved for its id (:func:`resolved_options`): the sticky-action default depends on the id."""
     if opts.repeat_action_probability is None:
         raise ValueError("envpool_kwargs needs resolved options: call resolved_options(opts, env_id) first")
-    if opts.noop_max == 0:  # envpool 1.2's reset segfaults with noop_max=0 (the process dies, no error)
-        raise ValueError("noop_max=0 is not supported by envpool (its reset crashes); use the gymnasium backend")
+    check_envpool_options(opts)
     return {
         "frame_skip": opts.frame_skip,
         "img_height": opts.screen_size,

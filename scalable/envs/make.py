@@ -21,7 +21,14 @@ from typing import Any, Literal
 
 import gymnasium as gym
 
-from scalable.envs.atari import AtariOptions, envpool_atari_id, is_atari, make_gym_atari, resolved_options
+from scalable.envs.atari import (
+    AtariOptions,
+    check_envpool_options,
+    envpool_atari_id,
+    is_atari,
+    make_gym_atari,
+    resolved_options,
+)
 from scalable.envs.atari import envpool_kwargs as atari_envpool_kwargs
 from scalable.envs.envpool_backend import EnvpoolVecEnv, envpool_has
 from scalable.envs.gym_backend import GymVecEnv
@@ -61,17 +68,22 @@ def resolve_backend(env_id: str, backend: Backend = "auto", num_envs: int = 1, *
     if backend == "gymnasium":
         return "gymnasium"
     has = envpool_has_env(env_id)
-    no_noop = is_atari(env_id) and atari is not None and atari.noop_max == 0
+    atari_opts = atari if is_atari(env_id) else None
     if backend == "envpool":
-        if no_noop:
-            raise ValueError("noop_max=0 is not supported by envpool (its reset crashes); use backend='gymnasium'")
+        if atari_opts is not None:
+            check_envpool_options(atari_opts)
         if not has:
             raise ValueError(f"envpool is not installed or has no environment {_envpool_id(env_id)!r} "
                              f"(from {env_id!r}); use backend='gymnasium'")
         return "envpool"
     if backend != "auto":
         raise ValueError(f"backend must be 'auto', 'gymnasium' or 'envpool', got {backend!r}")
-    return "envpool" if has and not no_noop and (is_atari(env_id) or num_envs >= ENVPOOL_MIN_ENVS) else "gymnasium"
+    if atari_opts is not None:
+        try:
+            check_envpool_options(atari_opts)
+        except ValueError:
+            return "gymnasium"
+    return "envpool" if has and (is_atari(env_id) or num_envs >= ENVPOOL_MIN_ENVS) else "gymnasium"
 
 
 def make_vec_env(
