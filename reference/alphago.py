@@ -96,12 +96,12 @@ def greedy_actions(graph: GameGraph[S], probs: FloatArray) -> IntArray:
 def _check_probs(graph: GameGraph[S], probs: FloatArray, name: str) -> None:
     if probs.shape != graph.legal.shape:
         raise ShapeError(f"{name} must have shape {graph.legal.shape}, got {probs.shape}")
-    bad = np.argwhere((probs < 0) | (~graph.legal & (probs != 0)))
+    bad = np.argwhere(~np.isfinite(probs) | (probs < 0) | (~graph.legal & (probs != 0)))
     if bad.size:
         i, a = (int(v) for v in bad[0])
-        raise InvalidPolicyError(f"{name}[{i}, {a}] = {probs[i, a]} (negative or on an illegal action)")
+        raise InvalidPolicyError(f"{name}[{i}, {a}] = {probs[i, a]} (not finite, negative or on an illegal action)")
     sums = probs.sum(axis=1)
-    rows = np.flatnonzero(~graph.terminal & (np.abs(sums - 1.0) > 1e-9))
+    rows = np.flatnonzero(~graph.terminal & ~(np.abs(sums - 1.0) <= 1e-9))
     if rows.size:
         raise InvalidPolicyError(f"{name} row {int(rows[0])} sums to {sums[rows[0]]}, not 1")
 
@@ -111,6 +111,14 @@ def _check_rate(value: object, name: str) -> float:
     x = _real(value, name)
     if not (math.isfinite(x) and x > 0.0):
         raise ReferenceError_(f"{name} must be a finite number > 0 (a step size), got {value!r}")
+    return x
+
+
+def _check_probability(value: object, name: str) -> float:
+    """A probability: a real number in [0, 1] (NaN or -1 silently meant "never", 2 "always")."""
+    x = _real(value, name)
+    if not 0.0 <= x <= 1.0:
+        raise ReferenceError_(f"{name} must be a probability in [0, 1], got {value!r}")
     return x
 
 
@@ -288,6 +296,7 @@ def reinforce_gradient_exact(graph: GameGraph[S], logits: FloatArray, probs_minu
 
     Spec: GAME-23 (the quantity that ``g`` estimates). Returns ``[n, A]``.
     """
+    _check_probs(graph, probs_minus, "probs_minus")
     probs = masked_softmax(graph, logits)
     out = np.zeros(graph.legal.shape)
     for c in (0, 1):
@@ -306,6 +315,7 @@ def reinforce_gradient_sample(graph: GameGraph[S], logits: FloatArray, probs_min
     Spec: GAME-23. ``own_moves_only=False`` also sums the opponent's moves as if they were the agent's
     (a biased estimator; the pitfall of L2288). Returns ``[n, A]``.
     """
+    _check_probs(graph, probs_minus, "probs_minus")
     probs = masked_softmax(graph, logits)
     colour = int(rng.integers(2))
     g = np.zeros(graph.legal.shape)
@@ -332,6 +342,7 @@ def expected_g_by_enumeration(graph: GameGraph[S], logits: FloatArray, probs_min
     Spec: GAME-23 (unbiasedness: equals :func:`reinforce_gradient_exact` when ``own_moves_only``).
     Exponential in the game length: for small games only. Returns ``[n, A]``.
     """
+    _check_probs(graph, probs_minus, "probs_minus")
     probs = masked_softmax(graph, logits)
     out = np.zeros(graph.legal.shape)
     for colour in (0, 1):
@@ -360,9 +371,11 @@ def reinforce_self_play(graph: GameGraph[S], logits0: FloatArray, rng: np.random
     (i) initialise pi^RL := pi^IL (E-82); (ii) play pi_theta vs pi_theta- with theta- from the pool;
     (iii) theta <- theta + alpha * mean of g over the batch (no baseline, gamma = 1)   (L2273-L2288)
 
-    Spec: GAME-22, GAME-23, GAME-24. A snapshot joins the pool every ``pool_every`` iterations.
+    Spec: GAME-22, GAME-23, GAME-24. A snapshot joins the pool every ``pool_every`` iterations. ``alpha`` is
+    a finite step size > 0 (``ReferenceError_``: NaN filled the logits with NaN, a negative one descended R).
     Returns the final logits ``[n, A]``.
     """
+    alpha = _check_rate(alpha, "alpha")
     num_iterations = validate_int(num_iterations, "num_iterations")
     batch_size = validate_int(batch_size, "batch_size", minimum=1)  # g is the batch mean
     pool_every = validate_int(pool_every, "pool_every", minimum=1)
@@ -566,9 +579,10 @@ def expert_iteration(graph: GameGraph[S], rng: np.random.Generator, *, num_itera
     The counts are integers (:func:`reference.mdp.validate_int`): ``num_iterations``, ``policy_steps``,
     ``temperature_moves`` >= 0, ``num_simulations`` >= 1 (the targets are root visits), ``games_per_iteration``
     >= 1 (>= 0 with ``sweep``, which does not use it). ``lr_policy`` and ``lr_value`` (unless None) are finite
-    numbers > 0 (``ReferenceError_``). ``symmetries`` with ``sweep=False`` raises ``ReferenceError_`` (they would
-    be ignored); with ``sweep=True`` each must be a pair of permutations and, with the identity (implied; it may
-    be listed), they must be closed under composition, i.e. a group (``InvalidGameError``).
+    numbers > 0, ``exploring_starts`` a probability in [0, 1] and ``policy_target`` one of the two names
+    (``ReferenceError_``). ``symmetries`` with ``sweep=False`` raises ``ReferenceError_`` (they would
+    be ignored); with ``sweep=True`` each must be a pair of permutations, listed once (the identity is implied;
+    it may be listed), and they must be closed under composition, i.e. a group (``InvalidGameError``).
     """
     num_iterations = validate_int(num_iterations, "num_iterations")
     games_per_iteration = validate_int(games_per_iteration, "games_per_iteration", minimum=0 if sweep else 1)
@@ -577,6 +591,9 @@ def expert_iteration(graph: GameGraph[S], rng: np.random.Generator, *, num_itera
     temperature_moves = validate_int(temperature_moves, "temperature_moves")
     lr_policy = _check_rate(lr_policy, "lr_policy")
     lr_value = None if lr_value is None else _check_rate(lr_value, "lr_value")
+    if policy_target not in ("visits", "action"):  # a misspelling ran the "action" variant
+        raise ReferenceError_(f"policy_target must be 'visits' or 'action', got {policy_target!r}")
+    exploring_starts = _check_probability(exploring_starts, "exploring_starts")
     if not sweep and len(symmetries) > 0:
         raise ReferenceError_(f"symmetries ({len(symmetries)} given) are used only with sweep=True (symmetry "
                               f"augmentation of the sweep's targets); with sweep=False they would be ignored")
@@ -665,6 +682,10 @@ def _check_symmetry_group(graph: GameGraph[S], symmetries: Sequence[tuple[IntArr
             if np.unique(p).size != size:
                 raise InvalidGameError(f"symmetries[{k}][{part}] is not a permutation of the {size} {what}s")
             perms.append(p)
+        key = (perms[0].tobytes(), perms[1].tobytes())
+        if any(key == (sg.tobytes(), ag.tobytes()) for sg, ag in elems[1:]):
+            # the stabiliser average of _sweep_iteration would count it twice and lose equivariance
+            raise InvalidGameError(f"symmetries[{k}] is listed twice: list each group element once")
         elems.append((perms[0], perms[1]))
     keys = {(sig.tobytes(), act.tobytes()) for sig, act in elems}
     for i, (sg, ag) in enumerate(elems):
@@ -794,7 +815,7 @@ def elo_per_doubling(budgets: FloatArray, elos: FloatArray) -> float:
     """Least-squares slope of Elo against ``log2(budget)``: Elo gained per doubling of compute.
 
     Spec: GAME-44 (text: +120 Elo per 2x test-time search). ``budgets [K] > 0``, ``elos [K]`` finite
-    (``ReferenceError_``: a NaN or inf Elo would make the slope NaN).
+    (``ReferenceError_``: a NaN or inf Elo would make the slope NaN), at least two different budgets.
     """
     b = np.asarray(budgets, dtype=np.float64)
     if not np.all(np.isfinite(b) & (b > 0)):
@@ -806,6 +827,9 @@ def elo_per_doubling(budgets: FloatArray, elos: FloatArray) -> float:
     bad = np.flatnonzero(~np.isfinite(y))
     if bad.size:
         raise ReferenceError_(f"elos[{int(bad[0])}] = {y[bad[0]]} is not finite")
+    if np.all(x == x[0]):  # polyfit only warns (RankWarning) and returns a made-up slope
+        raise ReferenceError_(f"budgets are all equal ({b[0]}): the slope per doubling is undefined; "
+                              f"give at least two different budgets")
     slope = float(np.polyfit(x, y, 1)[0])
     return slope
 
@@ -820,7 +844,12 @@ def compute_multiplier_for_elo(elo_gain: float, *, elo_per_2x: float = 120.0) ->
     if not math.isfinite(elo_gain):
         raise ReferenceError_(f"elo_gain must be finite, got {elo_gain!r}")
     elo_per_2x = _check_elo_per_2x(elo_per_2x)
-    return float(2.0 ** (elo_gain / elo_per_2x))
+    exponent = elo_gain / elo_per_2x
+    try:
+        return float(2.0 ** exponent)
+    except OverflowError:  # 2^1024 and above
+        raise ReferenceError_(f"elo_gain / elo_per_2x = {exponent} doublings: the multiplier 2^{exponent} "
+                              f"exceeds the float64 range") from None
 
 
 def _check_elo_per_2x(value: object) -> float:

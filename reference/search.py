@@ -48,6 +48,8 @@ __all__ = [
     "NimGame",
     "RandomTreeGame",
     "SearchTree",
+    "checked_player",
+    "checked_returns",
     "enumerate_game",
     "mcts",
     "minimax_value",
@@ -271,6 +273,9 @@ class RandomTreeGame:
         lv = np.asarray(self.leaf_values, dtype=np.float64)
         if lv.shape != (self.branching**self.depth,):
             raise ShapeError(f"leaf_values must have shape ({self.branching ** self.depth},), got {lv.shape}")
+        if not np.all(np.isfinite(lv)):
+            bad = int(np.flatnonzero(~np.isfinite(lv))[0])
+            raise InvalidGameError(f"leaf_values[{bad}] = {lv[bad]} is not finite: payoffs must be finite")
         lv = lv.copy()
         lv.setflags(write=False)
         object.__setattr__(self, "leaf_values", lv)
@@ -351,6 +356,26 @@ def _ro(x: NDArray[np.generic]) -> NDArray[np.generic]:
     return x
 
 
+def checked_returns(game: Game[S], state: S) -> tuple[float, float]:
+    """``game.returns(state)`` as two floats, checked: finite and zero-sum (r0 + r1 = 0 exactly), else
+    ``InvalidGameError``. Every function here reads terminal payoffs through it: a NaN payoff would
+    otherwise win or lose every argmax of a search silently, and a non-zero-sum one breaks negamax.
+    Spec: GAME-01 (zero-sum payoffs), GAME-18 (the game interface)."""
+    r0, r1 = (float(x) for x in game.returns(state))
+    if not (math.isfinite(r0) and math.isfinite(r1)) or r0 + r1 != 0.0:
+        raise InvalidGameError(f"terminal state {state} has returns ({r0}, {r1}): payoffs must be finite and "
+                               f"zero-sum")
+    return r0, r1
+
+
+def checked_player(game: Game[S], state: S) -> int:
+    """``game.player_to_move(state)`` checked to be 0 or 1 (``InvalidGameError`` otherwise). Spec: GAME-18."""
+    p = game.player_to_move(state)
+    if p not in (0, 1):
+        raise InvalidGameError(f"player_to_move({state}) = {p!r}: a two-player game has players 0 and 1")
+    return int(p)
+
+
 def enumerate_game(game: Game[S], root: S | None = None) -> GameGraph[S]:
     """Enumerate every state reachable from ``root`` (default: the initial state), memoised by state.
 
@@ -387,13 +412,10 @@ def enumerate_game(game: Game[S], root: S | None = None) -> GameGraph[S]:
     reward = np.zeros((n, A))
     rets = np.zeros((n, 2))
     for i, s in enumerate(states):
-        player[i] = game.player_to_move(s)
+        player[i] = checked_player(game, s)
         if game.is_terminal(s):
             terminal[i] = True
-            r0, r1 = game.returns(s)
-            if r0 + r1 != 0.0 or not np.isfinite(r0):
-                raise InvalidGameError(f"terminal state {s} has returns ({r0}, {r1}), not zero-sum")
-            rets[i] = (r0, r1)
+            rets[i] = checked_returns(game, s)
     for i, s in enumerate(states):
         if terminal[i]:
             continue
@@ -522,10 +544,10 @@ def minimax_value(game: Game[S], state: S, memo: dict[S, float] | None = None) -
     if state in memo:
         return memo[state]
     if game.is_terminal(state):
-        v = game.returns(state)[0]
+        v = checked_returns(game, state)[0]
     else:
         vals = [minimax_value(game, game.apply(state, a), memo) for a in game.legal_actions(state)]
-        v = max(vals) if game.player_to_move(state) == 0 else min(vals)
+        v = max(vals) if checked_player(game, state) == 0 else min(vals)
     memo[state] = v
     return v
 
@@ -589,13 +611,13 @@ def rollout_value(game: Game[S], state: S, policy: Callable[[S], FloatArray], rn
     num_rollouts = validate_int(num_rollouts, "num_rollouts", minimum=1)  # 1.5 is refused, not floored
     if game.is_terminal(state):
         return 0.0  # absorbing convention: no reward after the game is over
-    me = game.player_to_move(state)
+    me = checked_player(game, state)
     total = 0.0
     for _ in range(num_rollouts):
         s = state
         while not game.is_terminal(s):
             s = game.apply(s, _sample(policy(s), game.legal_actions(s), rng, s))
-        total += game.returns(s)[me]
+        total += checked_returns(game, s)[me]
     return total / num_rollouts
 
 
@@ -607,8 +629,8 @@ def play_game(game: Game[S], players: tuple[Callable[[S], int], Callable[[S], in
     """
     s = game.initial_state() if start is None else start
     while not game.is_terminal(s):
-        s = game.apply(s, players[game.player_to_move(s)](s))
-    return game.returns(s)
+        s = game.apply(s, players[checked_player(game, s)](s))
+    return checked_returns(game, s)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -668,15 +690,15 @@ def visit_distribution(tree: SearchTree[S], *, temperature: float = 1.0) -> Floa
     Spec: GAME-34, GAME-39 (E-96: AlphaGo Zero's policy target). Returns ``[A]``.
     """
     n = tree.N[0].astype(np.float64)
+    if not (temperature >= 0.0 and math.isfinite(temperature)):
+        # tau = inf would give N^0 = 1 on every action, unvisited and illegal ones included
+        raise ValueError(f"temperature must be finite and >= 0, got {temperature}")
+    if n.sum() == 0:  # at every temperature: a one-hot on action 0 at tau = 0 would be a made-up move
+        raise InvalidPolicyError("visit_distribution of a tree with no root visits")
     if temperature == 0.0:
         onehot: FloatArray = np.zeros(n.shape[0])
         onehot[tree.best_action()] = 1.0
         return onehot
-    if not (temperature > 0.0 and math.isfinite(temperature)):
-        # tau = inf would give N^0 = 1 on every action, unvisited and illegal ones included
-        raise ValueError(f"temperature must be finite and >= 0, got {temperature}")
-    if n.sum() == 0:
-        raise InvalidPolicyError("visit_distribution of a tree with no root visits")
     w = (n / n.max()) ** (1.0 / temperature)
     out: FloatArray = w / w.sum()
     return out
@@ -707,9 +729,12 @@ def mcts(game: Game[S], root: S, *, num_simulations: int, rng: np.random.Generat
     Terminal nodes are never expanded. Ties in argmax go to the lowest index. PUCT follows E-88's formula
     literally by default (``parent_count="edges"``): sum_b N(s, b) is 0 at a node's first selection, so
     the prior does not steer that first choice (the lowest-index action with the best Q / fpu wins).
-    ``parent_count="node"`` counts the expansion as a visit of the node, sqrt(1 + sum_b N(s, b)), as
-    AlphaZero's pseudocode and mctx do (N(s) of a node that has been expanded and backed up once is 1),
-    so the prior steers from the first selection on. The text's rule (``rule="text"``) uses the prior from
+    ``parent_count="node"`` counts the expansion as a visit of the node, sqrt(1 + sum_b N(s, b)), at every
+    node (N(s) of a node that has been expanded and backed up once is 1), so the prior steers from the first
+    selection on, as mctx does (its root starts with one visit). AlphaZero's published pseudocode uses the
+    "node" count at inner nodes and the "edges" count at the root (it evaluates the root without backing
+    that evaluation up, so the root's visit count is the number of simulations); neither option is that mix.
+    The text's rule (``rule="text"``) uses the prior from
     the start. Root Dirichlet noise ``(1 - eps) P + eps Dir(alpha)`` if ``dirichlet_alpha`` is given: a finite
     number > 0 (``ReferenceError_``: NaN or inf made the root prior NaN, 0 made the noise all zeros), with
     ``dirichlet_epsilon`` in [0, 1].
@@ -758,7 +783,7 @@ def mcts(game: Game[S], root: S, *, num_simulations: int, rng: np.random.Generat
     states: list[S] = []
     coef = c_puct if rule == "puct" else rho
     use_sqrt = rule == "puct"
-    extra = 1 if parent_count == "node" else 0  # the expansion as a visit of the node (AlphaZero, mctx)
+    extra = 1 if parent_count == "node" else 0  # the expansion as a visit of the node (mctx)
 
     def evaluate(s: S) -> float:
         parts: list[tuple[float, float]] = []
@@ -773,7 +798,7 @@ def mcts(game: Game[S], root: S, *, num_simulations: int, rng: np.random.Generat
         i = len(states)
         states.append(s)
         parent[i], parent_action[i] = par, act
-        player[i] = game.player_to_move(s)
+        player[i] = checked_player(game, s)
         if game.is_terminal(s):
             terminal[i] = True
             return i
@@ -821,7 +846,7 @@ def mcts(game: Game[S], root: S, *, num_simulations: int, rng: np.random.Generat
                 kid = new_node(s2, node, a)
                 children[node, a] = kid
                 if terminal[kid]:
-                    R[node, a] = game.returns(s2)[player[node]]
+                    R[node, a] = checked_returns(game, s2)[player[node]]
                 g = float(leaf_value[kid])
                 node = kid
                 break

@@ -394,7 +394,7 @@ def test_GAME_27_fast_rollout_policy_and_the_speed_arithmetic() -> None:
     ce = -np.log(fast[states, actions]).mean()
     assert ce < cross_entropy(graph, np.zeros(graph.legal.shape), states, onehot)
     assert int(np.argmax(psi)) == 4  # it "understands the most basic principles": the centre first
-    assert 3e-3 / 2e-6 == pytest.approx(1500.0)  # E-87: ~3 ms / ~2 us = 1500x, "more than 1000x"
+    # (E-87's speed arithmetic, ~3 ms / ~2 us = 1500x, is checked in proofs_checks/check_games.py)
 
 
 # --- GAME-31..GAME-35: MCTS ----------------------------------------------------------------------------
@@ -464,10 +464,83 @@ def test_GAME_32_E88_puct_root_value_converges_to_negamax_on_random_trees(parent
     assert errs[2048] <= errs[64] * math.sqrt(64 / 2048)
 
 
+def test_GAME_33_dirichlet_noise_only_at_the_root_and_the_leaf_mix() -> None:
+    """Root noise changes the root prior only: every other node's prior is prior(s) restricted to the legal
+    moves and renormalised, bit for bit. The leaf value with both a value function and rollouts is
+    ``(1 - lam) V + lam z`` (AlphaGo's mix), checked at lam = 0.2 with a deterministic rollout policy (the
+    lowest legal cell) whose outcome z is computed here by playing it out; the same two products and one sum,
+    so equal bit for bit."""
+    game = tic_tac_toe()
+    s0 = game.initial_state()
+
+    def prior(s: tuple[int, ...]) -> NDArray[np.float64]:
+        p = np.zeros(9)
+        acts = list(game.legal_actions(s))
+        p[acts] = np.arange(1, len(acts) + 1)
+        out: NDArray[np.float64] = p / p.sum()
+        return out
+
+    t = mcts(game, s0, num_simulations=200, rng=np.random.default_rng(0), prior=prior, dirichlet_alpha=0.3)
+    for i in range(1, t.num_nodes):
+        if not t.terminal[i]:
+            p = np.where(t.legal[i], prior(t.states[i]), 0.0)
+            np.testing.assert_array_equal(t.P[i], p / p.sum())
+    assert not np.array_equal(t.P[0], prior(s0))
+
+    def first(s: tuple[int, ...]) -> NDArray[np.float64]:
+        p = np.zeros(9)
+        p[game.legal_actions(s)[0]] = 1.0
+        return p
+
+    def z_first(s: tuple[int, ...]) -> float:
+        me = game.player_to_move(s)
+        while not game.is_terminal(s):
+            s = game.apply(s, game.legal_actions(s)[0])
+        return game.returns(s)[me]
+
+    def val(s: tuple[int, ...]) -> float:
+        return 0.1 * (sum(s) % 7) - 0.3
+
+    t = mcts(game, s0, num_simulations=100, rng=np.random.default_rng(0), value=val, rollout_policy=first,
+             lam=0.2)
+    for i in range(t.num_nodes):
+        if not t.terminal[i]:
+            assert t.leaf_value[i] == 0.8 * val(t.states[i]) + 0.2 * z_first(t.states[i])
+
+
+def test_GAME_33_num_rollouts_each_leaf_is_the_mean_of_that_many_rollouts() -> None:
+    """Without root noise the search draws from ``rng`` only in its rollouts, one leaf at a time in the order
+    the nodes are created, so replaying :func:`rollout_value` with ``num_rollouts`` on a copy of the generator
+    reproduces every leaf value exactly."""
+    game = tic_tac_toe()
+    pol = uniform_prior(game)
+    for k in (1, 3):
+        t = mcts(game, game.initial_state(), num_simulations=60, rng=np.random.default_rng(5), rollout_policy=pol,
+                 num_rollouts=k)
+        rng = np.random.default_rng(5)
+        want = [0.0 if t.terminal[i] else rollout_value(game, t.states[i], pol, rng, num_rollouts=k)
+                for i in range(t.num_nodes)]
+        np.testing.assert_array_equal(t.leaf_value, want)
+
+
+def test_GAME_32_fpu_is_the_value_of_unvisited_edges() -> None:
+    """Greedy selection (c_puct = 0) on a depth-2 tree with V = 0 everywhere: the first simulation takes
+    action 0 (all edges tie at fpu) and backs up 0. With fpu = +1 the unvisited edges then look better, so
+    the three simulations take actions 0, 1, 2; with fpu = -1 they look worse and all three take action 0."""
+    game = RandomTreeGame.sample(np.random.default_rng(0), depth=2, branching=3)
+    for fpu, want in ((1.0, [1, 1, 1]), (-1.0, [3, 0, 0])):
+        t = mcts(game, game.initial_state(), num_simulations=3, rng=np.random.default_rng(0),
+                 value=lambda s: 0.0, c_puct=0.0, fpu=fpu)
+        assert t.N[0].tolist() == want, fpu
+        q = t.q(0, fpu=fpu)
+        assert np.all(q[t.N[0] == 0] == fpu)
+
+
 def test_GAME_32_E88_puct_first_selection_prior_only_when_the_expansion_counts() -> None:
     """E-88's PUCT taken literally has sqrt(sum_b N(s, b)) = 0 at a node's first selection, so the prior
     cannot steer it: all edges tie at fpu and the lowest index wins. Counting the expansion as a visit of
-    the node (``parent_count="node"``, AlphaZero's pseudocode, mctx) gives sqrt(1) and the prior decides.
+    the node (``parent_count="node"``, as mctx at every node and AlphaZero's pseudocode at inner nodes) gives
+    sqrt(1) and the prior decides.
     The text's rule uses the prior from the start. One simulation from the empty tic-tac-toe board, prior
     on the centre."""
     game = MNKGame()
@@ -741,6 +814,51 @@ def test_GAME_39_value_targets_are_the_outcome_for_the_player_to_move() -> None:
     np.testing.assert_array_equal(res.V[:2], [-1.0, 1.0])
 
 
+def test_GAME_39_E96_policy_target_is_the_visit_distribution_or_the_played_move() -> None:
+    """Exact targets of one sweep iteration: with ``policy_steps = 1`` and ``lr_policy = 1`` from zero logits
+    the logits become ``t - p0`` (p0 uniform over the legal moves), so ``logits + p0`` recovers the target t.
+    "visits": t is the root visit distribution of a search with the frozen tables (uniform prior, V = 0),
+    repeated here independently; "action": t is one-hot on that search's most-visited move (E-96's variant).
+    Tolerance: two roundings of numbers in [0, 1], 2 * 2^-53 each, so 4 eps."""
+    graph, _ = _nim((1, 2, 2), 2)
+    game = IndexedGame(graph)
+    p0 = masked_softmax(graph, np.zeros(graph.legal.shape))
+    nonterminal = np.flatnonzero(~graph.terminal)
+    kw: dict[str, Any] = dict(num_iterations=1, games_per_iteration=0, num_simulations=7, sweep=True,
+                              policy_steps=1, lr_policy=1.0, c_puct=1.5)
+    eps = float(np.finfo(np.float64).eps)
+    for target in ("visits", "action"):
+        res = expert_iteration(graph, np.random.default_rng(0), policy_target=target, **kw)
+        got = (res.logits + p0)[nonterminal]
+        want = np.zeros_like(got)
+        for row, i in enumerate(nonterminal):
+            tree = mcts(game, int(i), num_simulations=7, rng=np.random.default_rng(1),
+                        prior=lambda s: p0[s], value=lambda s: 0.0, c_puct=1.5)
+            onehot = np.eye(graph.num_actions)[tree.best_action()]
+            want[row] = visit_distribution(tree) if target == "visits" else onehot
+        np.testing.assert_allclose(got, want, rtol=0, atol=4 * eps)
+    # the two targets differ somewhere (a position where the search's visits are spread)
+    v = expert_iteration(graph, np.random.default_rng(0), policy_target="visits", **kw).logits
+    a = expert_iteration(graph, np.random.default_rng(0), policy_target="action", **kw).logits
+    assert float(np.max(np.abs(v - a))) > 0.1
+
+
+def test_GAME_39_sampled_self_play_options_change_the_games() -> None:
+    """With no exploring starts, no temperature moves and no Dirichlet noise, a search with frozen tables is
+    deterministic, so every game of an iteration is the same game and each visit count is a multiple of
+    ``games_per_iteration`` (exact). Each of the three options on its own makes the games of an iteration
+    differ (fixed seeds; the outcome is deterministic), so an option that was silently ignored would fail."""
+    graph, _ = _nim((1, 2, 3), 2)
+    g = 6
+    base: dict[str, Any] = dict(num_iterations=2, games_per_iteration=g, num_simulations=8,
+                                exploring_starts=0.0, temperature_moves=0, dirichlet_alpha=None)
+    res = expert_iteration(graph, np.random.default_rng(0), **base)
+    assert np.all(res.counts % g == 0) and res.counts[0] == 2 * g
+    for option in ({"exploring_starts": 1.0}, {"temperature_moves": 3}, {"dirichlet_alpha": 0.3}):
+        res = expert_iteration(graph, np.random.default_rng(0), **{**base, **option})
+        assert np.any(res.counts % g != 0), option
+
+
 def test_GAME_39_E96_single_action_target_variant_runs() -> None:
     graph, _ = _nim((1, 2, 3), 2)
     res = expert_iteration(graph, np.random.default_rng(1), num_iterations=3, games_per_iteration=20,
@@ -815,10 +933,23 @@ def test_GAME_45_search_solves_only_the_reachable_subgame() -> None:
     assert negamax(sub).V[0] == sol.V[graph.index[s]]
 
 
-def test_GAME_38_one_table_model_and_no_child_sentinel() -> None:
+def test_GAME_38_one_table_model_and_no_child_sentinel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One model (pi(s), V(s)) = f(s): a logit table and a value table indexed by the same state, and no
+    rollouts (GAME-38): expert iteration runs with rollouts made to fail, and every leaf of its searches is
+    evaluated by the value table alone."""
     graph, _ = _ttt()
     assert np.all((graph.child == NO_CHILD) == ~graph.legal)
-    assert isinstance(MNKGame(3, 3, 3), MNKGame) and MNKGame(3, 3, 3) == tic_tac_toe()
+    import reference.search as search_mod
+
+    def no_rollouts(*args: object, **kwargs: object) -> float:
+        raise AssertionError("expert iteration must not run rollouts (GAME-38)")
+
+    monkeypatch.setattr(search_mod, "rollout_value", no_rollouts)
+    small, _ = _nim((1, 2), 2)
+    res = expert_iteration(small, np.random.default_rng(0), num_iterations=2, games_per_iteration=4,
+                           num_simulations=6)
+    assert res.logits.shape == small.legal.shape and res.V.shape == (small.num_states,)
+    assert res.counts.shape == (small.num_states,)
 
 
 def test_GAME_39_symmetry_augmented_targets_make_the_learned_tables_equivariant() -> None:
@@ -1066,6 +1197,110 @@ def test_GAME_39_symmetry_groups_are_accepted_with_or_without_the_identity() -> 
     assert np.all(np.isfinite(half_turn.logits))
 
 
+def test_GAME_39_a_symmetry_listed_twice_is_refused() -> None:
+    """A duplicate would be counted twice in the stabiliser average and break equivariance (error 0.025)."""
+    graph = _g22()
+    syms = board_symmetries(graph, square_board_symmetries(2))
+    kw: dict[str, Any] = {"num_iterations": 1, "games_per_iteration": 0, "num_simulations": 4, "sweep": True}
+    with pytest.raises(InvalidGameError, match="listed twice"):
+        expert_iteration(graph, np.random.default_rng(0), symmetries=[*syms, syms[1]], **kw)
+
+
+def test_GAME_22_23_policies_and_step_sizes_are_checked() -> None:
+    """NaN probabilities, an opponent policy that is not a distribution and a step size that is NaN or
+    negative are refused by every function that takes them (each gave NaN or a changed gradient)."""
+    graph, _ = _nim((1, 2), 2)
+    uni = masked_softmax(graph, np.zeros(graph.legal.shape))
+    nan = uni.copy()
+    nan[0, int(np.flatnonzero(graph.legal[0])[0])] = math.nan
+    with pytest.raises(InvalidPolicyError, match="not finite"):
+        win_minus_loss(graph, nan, uni)
+    with pytest.raises(InvalidPolicyError, match="not finite"):
+        policy_values(graph, nan)
+    for bad in (2.0 * uni, nan):
+        with pytest.raises(InvalidPolicyError, match="probs_minus"):
+            reinforce_gradient_exact(graph, np.zeros(graph.legal.shape), bad)
+        with pytest.raises(InvalidPolicyError, match="probs_minus"):
+            expected_g_by_enumeration(graph, np.zeros(graph.legal.shape), bad)
+        with pytest.raises(InvalidPolicyError, match="probs_minus"):
+            reinforce_gradient_sample(graph, np.zeros(graph.legal.shape), bad, np.random.default_rng(0))
+    for alpha in (math.nan, -3.0, 0.0):
+        with pytest.raises(ReferenceError_, match="alpha"):
+            reinforce_self_play(graph, np.zeros(graph.legal.shape), np.random.default_rng(0), alpha=alpha,
+                                num_iterations=1, batch_size=1, pool_every=1)
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"policy_target": "visit"}, "policy_target"),  # ran the "action" variant
+    ({"policy_target": "VISITS"}, "policy_target"),
+    ({"exploring_starts": math.nan}, "exploring_starts"),  # meant "never"
+    ({"exploring_starts": -1.0}, "exploring_starts"),
+    ({"exploring_starts": 2.0}, "exploring_starts"),  # meant "always"
+    ({"exploring_starts": "0.5"}, "exploring_starts"),
+])
+def test_GAME_39_expert_iteration_refuses_unknown_targets_and_non_probabilities(kw: dict[str, Any],
+                                                                                 match: str) -> None:
+    graph, _ = _nim((1, 2), 2)
+    with pytest.raises(ReferenceError_, match=match):
+        expert_iteration(graph, np.random.default_rng(0), num_iterations=1, games_per_iteration=1,
+                         num_simulations=2, **kw)
+
+
+def test_GAME_18_29_games_with_bad_payoffs_or_players_are_refused() -> None:
+    """Non-finite or non-zero-sum payoffs and a player other than 0 or 1 raise InvalidGameError in every
+    function that reads them (mcts returned root_value NaN or inf, or a raw IndexError)."""
+    with pytest.raises(InvalidGameError, match="not finite"):
+        RandomTreeGame(2, 2, np.array([0.5, math.nan, -0.2, 0.1]))
+
+    class Bad:
+        """One move from state 0 to the terminal state 1, with the given payoffs and mover."""
+
+        num_actions = 1
+
+        def __init__(self, payoff: tuple[float, float], mover: int) -> None:
+            self.payoff, self.mover = payoff, mover
+
+        def initial_state(self) -> int:
+            return 0
+
+        def player_to_move(self, state: int) -> int:
+            return self.mover
+
+        def is_terminal(self, state: int) -> bool:
+            return state == 1
+
+        def legal_actions(self, state: int) -> tuple[int, ...]:
+            return () if state == 1 else (0,)
+
+        def apply(self, state: int, action: int) -> int:
+            return 1
+
+        def returns(self, state: int) -> tuple[float, float]:
+            return self.payoff
+
+    for payoff, mover, match in (((math.nan, math.nan), 0, "finite and zero-sum"),
+                                 ((math.inf, -math.inf), 0, "finite and zero-sum"),
+                                 ((1.0, 1.0), 0, "zero-sum"), ((1.0, -1.0), 2, "players 0 and 1")):
+        game = Bad(payoff, mover)
+        s0 = game.initial_state()
+        with pytest.raises(InvalidGameError, match=match):
+            mcts(game, s0, num_simulations=3, rng=np.random.default_rng(0))
+        with pytest.raises(InvalidGameError, match=match):
+            enumerate_game(game)
+        with pytest.raises(InvalidGameError, match=match):
+            minimax_value(game, s0)
+        with pytest.raises(InvalidGameError, match=match):
+            play_game(game, (lambda s: 0, lambda s: 0))
+
+
+def test_GAME_34_visit_distribution_of_an_unvisited_root_is_refused_at_every_temperature() -> None:
+    game = tic_tac_toe()
+    t = mcts(game, game.initial_state(), num_simulations=0, rng=np.random.default_rng(0))
+    for tau in (0.0, 1.0):
+        with pytest.raises(InvalidPolicyError, match="no root visits"):
+            visit_distribution(t, temperature=tau)
+
+
 @pytest.mark.parametrize(("call", "match"), [
     (lambda: elo_per_doubling(np.array([1.0, 2.0]), np.array([0.0, math.nan])), r"elos\[1\]"),
     (lambda: elo_per_doubling(np.array([1.0, 2.0, 4.0]), np.array([math.inf, 0.0, 1.0])), r"elos\[0\]"),
@@ -1075,6 +1310,9 @@ def test_GAME_39_symmetry_groups_are_accepted_with_or_without_the_identity() -> 
     (lambda: compute_multiplier_for_elo(2200.0, elo_per_2x=math.inf), "elo_per_2x"),
     (lambda: compute_multiplier_for_elo(math.nan), "elo_gain"),
     (lambda: compute_multiplier_for_elo(math.inf), "elo_gain"),
+    (lambda: compute_multiplier_for_elo(2e5), "float64 range"),  # was a raw OverflowError
+    (lambda: elo_per_doubling(np.array([2.0, 2.0]), np.array([0.0, 100.0])), "undefined"),  # was 25.0
+    (lambda: elo_per_doubling(np.array([4.0, 4.0, 4.0]), np.array([0.0, 50.0, 100.0])), "undefined"),
     (lambda: elo_gain_for_multiplier(1e5, elo_per_2x=-120.0), "elo_per_2x"),
     (lambda: elo_gain_for_multiplier(1e5, elo_per_2x=math.nan), "elo_per_2x"),
     (lambda: elo_gain_for_multiplier(math.inf), "multiplier"),
