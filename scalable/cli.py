@@ -176,12 +176,14 @@ RESUME_FLAGS = ("total_steps", "device")
 """Config fields ``resume`` may change (``--steps``, ``--device``); config.json is rewritten with them."""
 
 
-def _check_config_json(run_dir: Path, state: dict[str, Any]) -> None:
+def _check_config_json(run_dir: Path, state: dict[str, Any]) -> dict[str, Any]:
     """``resume`` continues the run its checkpoint holds: a config.json edited by hand (other than the
-    fields of :data:`RESUME_FLAGS`) would be ignored, so it is an error naming the fields."""
+    fields of :data:`RESUME_FLAGS`) would be ignored, so it is an error naming the fields. Returns the
+    config.json's values of :data:`RESUME_FLAGS` (empty without a config.json): an earlier ``resume --steps``
+    recorded its budget there before its first new checkpoint, and a plain ``resume`` keeps that budget."""
     run = RunDir(run_dir)
     if not run.config_path.is_file():
-        return
+        return {}
     try:
         saved = run.read_config()
     except (OSError, ValueError) as exc:  # unreadable, not JSON, or not a JSON object
@@ -193,6 +195,7 @@ def _check_config_json(run_dir: Path, state: dict[str, Any]) -> None:
         raise common.ConfigError(f"config.json differs from the checkpoint's config: {shown}. resume continues the "
                                  f"checkpoint's run and takes only --steps and --device; restore config.json, or "
                                  f"start a new run with train --set")
+    return {k: saved[k] for k in RESUME_FLAGS if k in saved}
 
 
 VIDEO_MAX_FRAMES = 3000
@@ -407,11 +410,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             _train(args.algo, cfg, run_dir, resume=False)
         elif args.cmd == "resume":
             algo, cfg, state = _load(args.run_dir)
-            _check_config_json(args.run_dir, state)
-            if args.steps is not None:
-                cfg = dataclasses.replace(cfg, total_steps=args.steps)
-            if args.device is not None:
-                cfg = dataclasses.replace(cfg, device=args.device)
+            recorded = _check_config_json(args.run_dir, state)  # a budget / device an earlier resume was given
+            steps = args.steps if args.steps is not None else recorded.get("total_steps")
+            device = args.device if args.device is not None else recorded.get("device")
+            if steps is not None:
+                cfg = dataclasses.replace(cfg, total_steps=steps)
+            if device is not None:
+                cfg = dataclasses.replace(cfg, device=device)
+            common.check_field_types(cfg)  # a config.json value of the wrong type
             _note_whole_rollouts(cfg)
             _train(algo, cfg, args.run_dir, resume=True)
         elif args.cmd == "eval":

@@ -770,10 +770,12 @@ def config_from_dict(cls: type[Any], d: dict[str, Any]) -> Any:
     CheckpointError if the dict does not make a config of ``cls`` with values of the declared types."""
     kw: dict[str, Any] = {}
     names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(str(k) for k in d if k not in names)
+    if unknown:  # dropping them would run the checkpoint under settings it was not trained with
+        raise CheckpointError(f"the stored config has fields {cls.__name__} does not know: {', '.join(unknown)} "
+                              f"(a checkpoint from other code, or edited)")
     try:
         for k, v in d.items():
-            if k not in names:
-                continue
             if k == "atari" and isinstance(v, dict):
                 v = AtariOptions(**v)
             elif k == "hidden" and isinstance(v, list | tuple):
@@ -804,7 +806,8 @@ class Session:
             self.run = RunDir.open(p) if resume else RunDir.create(p.parent, p.name, config=cfg, exist_ok=True)
             if not resume:
                 self.logger = Logger(self.run)
-        self.progress_disable = progress is False
+        # tqdm's disable: True hides the bar, False forces it, None hides it when stderr is not a terminal
+        self.progress_disable: bool | None = None if progress is None else not progress
         self.start = time.perf_counter()
 
     def open_log_after_resume(self, step: int) -> None:
@@ -824,7 +827,12 @@ class Session:
         self.logger = Logger(self.run)
 
     def save(self, state: dict[str, Any], step: int) -> None:
+        """Write the checkpoint of ``step``, after the log rows up to ``step`` are on disk: a resume keeps
+        the rows up to its checkpoint's step and logs the rest again, so rows still in the write buffer when
+        the process died would be lost for good (SIGKILL lost up to 58 rows before this flush)."""
         if self.run is not None:
+            if self.logger is not None:
+                self.logger.flush(sync=True)
             save_checkpoint(self.run.checkpoint_path(step), state)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:

@@ -50,6 +50,7 @@ from scalable.core.advantages import gae, value_targets
 from scalable.core.losses import entropy_loss, ppo_clip_loss, value_loss
 from scalable.envs import AtariOptions, Backend
 from scalable.nets.atari import Precision
+from scalable.runs.checkpoint import seed_everything
 from scalable.runs.logging import ProgressBar
 
 __all__ = ["PPOConfig", "atari_config", "mujoco_config", "ppo_update", "train"]
@@ -215,7 +216,7 @@ def train(
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
     cfg = with_resolved_backend(cfg, run_dir, resume=resume)  # the run's saved config names the simulator
-    torch.manual_seed(cfg.seed)
+    seed_everything(cfg.seed, deterministic=False)  # torch (the weights), python random, numpy's global
     envs = make_envs(cfg)
     model = build_actor_critic(cfg.env_id, envs.single_observation_space, envs.single_action_space,
                                head=cfg.head, hidden=cfg.hidden, orthogonal_init=cfg.orthogonal_init,
@@ -228,7 +229,8 @@ def train(
     obs = start_run(cfg, session, st, model, opt, obs_norm, reward_norm, envs, resume=resume)
     batch = cfg.num_envs * cfg.num_steps
     num_updates = cfg.total_steps // batch
-    bar = ProgressBar(num_updates * batch, initial=st.global_step, desc="ppo", disable=session.progress_disable or None)
+    bar = ProgressBar(num_updates * batch, initial=st.global_step, desc="ppo", disable=session.progress_disable,
+                      window=cfg.return_window, returns=st.returns)
     t0, steps0 = time.perf_counter(), st.global_step
     guard = UpdateGuard("ppo", cfg, st, model, opt, obs_norm, reward_norm, enabled=session.run is not None)
     try:

@@ -17,6 +17,7 @@ import csv
 import dataclasses
 import json
 import math
+import os
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -167,9 +168,12 @@ class Logger:
             if self._tb is not None and math.isfinite(v):
                 self._tb.add_scalar(tag, v, int(step), walltime=now)
 
-    def flush(self) -> None:
-        """Flush the CSV file and the TensorBoard writer."""
+    def flush(self, *, sync: bool = False) -> None:
+        """Flush the CSV file and the TensorBoard writer; ``sync``: also ``os.fsync`` the CSV, so that its rows
+        survive a crash of the machine, not only of the process (done before each checkpoint)."""
         self._file.flush()
+        if sync:
+            os.fsync(self._file.fileno())
         if self._tb is not None:
             self._tb.flush()
 
@@ -193,15 +197,17 @@ class Logger:
 class ProgressBar:
     """tqdm bar over environment steps, showing steps/s and the mean of the last ``window`` episode returns.
 
-    ``update(n, returns)`` advances by ``n`` steps and records finished episodes' returns.
-    ``disable=None`` hides the bar when stderr is not a terminal (tqdm's rule).
+    ``update(n, returns)`` advances by ``n`` steps and records finished episodes' returns. The training loops
+    pass the run's ``return_window`` as ``window`` and, on resume, the checkpoint's recent returns as
+    ``returns``, so the bar shows the same mean as the run's summary. ``disable=None`` hides the bar when
+    stderr is not a terminal (tqdm's rule); ``False`` shows it anyway.
     """
 
     def __init__(self, total: int, *, initial: int = 0, window: int = 20, desc: str | None = None,
-                 disable: bool | None = None) -> None:
+                 disable: bool | None = None, returns: Iterable[float] = ()) -> None:
         self._bar = tqdm(total=total, initial=initial, desc=desc, unit="step", unit_scale=True,
                          dynamic_ncols=True, disable=disable)
-        self._returns: deque[float] = deque(maxlen=window)
+        self._returns: deque[float] = deque((float(r) for r in returns), maxlen=window)
         self._start = time.perf_counter()
         self._steps = 0
 

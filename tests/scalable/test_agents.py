@@ -179,11 +179,64 @@ def test_kill_and_resume_is_bit_identical(case: str, tmp_path: Path) -> None:
     assert returns_csv(tmp_path / "killed2") == returns_csv(tmp_path / "full")  # rows after update 2 not doubled
 
 
+def test_log_rows_are_on_disk_before_each_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resume keeps the metrics.csv rows up to its checkpoint's step and logs only later ones again, so each
+    checkpoint of step S must find on disk every row the final log holds at steps <= S (a SIGKILL lost up to
+    58 rows still in the write buffer). The file is read as another process would see it at each save."""
+    seen: list[tuple[int, list[str]]] = []
+    from scalable.runs.checkpoint import save_checkpoint as real
+
+
+    def spy(path: Path, state: dict[str, Any]) -> None:
+        metrics = tmp_path / "run" / "metrics.csv"
+        seen.append((int(state["global_step"]), metrics.read_text().splitlines()[1:]))
+        real(path, state)
+
+    monkeypatch.setattr(common, "save_checkpoint", spy)
+    cfg = dataclasses.replace(PPO_RESUME, checkpoint_every=1)
+    ppo.train(cfg, run_dir=tmp_path / "run", progress=False)
+    final = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1:]
+    assert len(seen) >= 6
+    for step, on_disk in seen:
+        assert on_disk == [r for r in final if int(r.split(",")[0]) <= step], step
+
+
+def test_progress_bar_shows_the_runs_return_window(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bar's "return" is the mean of the run's own ``return_window`` (it averaged 20 episodes while the run
+    used 10, and started empty after a resume); ``progress=True`` shows it even when stderr is not a terminal."""
+    from scalable.runs import logging as runs_logging
+
+    bars: list[runs_logging.ProgressBar] = []
+    disables: list[bool | None] = []
+
+    class Spy(runs_logging.ProgressBar):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            disables.append(kwargs.get("disable"))
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(ppo, "ProgressBar", Spy)
+    cfg = dataclasses.replace(PPO_RESUME, return_window=3)
+    ppo.train(cfg, run_dir=tmp_path / "run", max_updates=3, progress=False)
+    resumed = ppo.train(cfg, run_dir=tmp_path / "run", resume=True, max_updates=4, progress=True)
+    assert disables == [True, False]
+    ckpt_returns = resumed.episode_returns
+    assert len(ckpt_returns) >= 3
+    assert bars[-1].recent_return == pytest.approx(float(np.mean(ckpt_returns[-3:])), rel=0, abs=1e-12)
+
+
 def test_deterministic_with_seed() -> None:
+    import random
+
     cfg = dataclasses.replace(PPO_RESUME, checkpoint_every=0)
     a = ppo.train(cfg, progress=False)
+    states_a = (random.getstate(), np.random.get_state()[1].copy())  # noqa: NPY002 (the global generator)
+    random.seed(99)  # a different history before the second run
     b = ppo.train(cfg, progress=False)
     _assert_bit_identical(_params(a.model), _params(b.model))
+    # python's and numpy's global generators are seeded too (a checkpoint stores their states)
+    assert random.getstate() == states_a[0]
+    np.testing.assert_array_equal(np.random.get_state()[1], states_a[1])  # noqa: NPY002
 
 
 def test_corrupt_checkpoint_gives_clear_error(tmp_path: Path) -> None:
@@ -387,6 +440,16 @@ def test_run_folder_integrity_on_train_resume_and_eval(tmp_path: Path, capsys: p
     assert cli_main(["resume", str(run), "--steps", "2048"]) == 0
     assert json.loads((run / "config.json").read_text())["total_steps"] == 2048
     assert cli_main(["resume", str(run), "--steps", "2560"]) == 0  # config.json and checkpoint agree again
+    # a `resume --steps` killed before its first new checkpoint has recorded its budget in config.json only;
+    # a plain resume keeps that budget (it went back to the checkpoint's and rewrote config.json)
+    extended = tmp_path / "extended"
+    shutil.copytree(run, extended)
+    cfg_json = json.loads((extended / "config.json").read_text())
+    (extended / "config.json").write_text(json.dumps({**cfg_json, "total_steps": 3072}))
+    capsys.readouterr()
+    assert cli_main(["resume", str(extended)]) == 0
+    assert "3072 steps" in capsys.readouterr().out
+    assert json.loads((extended / "config.json").read_text())["total_steps"] == 3072
     stale = tmp_path / "stale"  # killed before its first checkpoint: logs, no checkpoint
     shutil.copytree(run, stale)
     for ck in (stale / "checkpoints").iterdir():
@@ -418,6 +481,9 @@ def test_malformed_checkpoints_are_checkpoint_errors(tmp_path: Path) -> None:
         ({**good, "config": "ppo"}, "config is a str"),
         ({**good, "config": {**good["config"], "atari": None}}, "not a valid PPOConfig"),
         ({**good, "config": {**good["config"], "norm_adv": "false"}}, "norm_adv='false' must be bool"),
+        # fields of other code were dropped, and the policy evaluated under settings it was not trained with
+        ({**good, "config": {**good["config"], "reward_scale": 0.01, "num_envs_typo": 3}},
+         "does not know: num_envs_typo, reward_scale"),
     ]
     for i, (state, says) in enumerate(cases):
         path = tmp_path / f"bad{i}.pt"
