@@ -56,6 +56,7 @@ __all__ = [
     "td_k_advantages",
     "td_k_bias",
     "td_residuals",
+    "validate_lam",
     "value_regression_loss",
     "value_targets",
 ]
@@ -63,11 +64,16 @@ __all__ = [
 BoolArray = NDArray[np.bool_]
 
 
-def _validate_lam(lam: float) -> float:
-    x = _real(lam, "lam")  # "0.5" and True are refused, not parsed as 0.5 and 1.0
+def validate_lam(lam: float) -> float:
+    """GAE's lam as a float in [0, 1] (TR-31); ``ReferenceError_`` otherwise. "0.5" and True are refused, not
+    parsed as 0.5 and 1.0. Shared with the torch twins (``scalable.core.advantages``)."""
+    x = _real(lam, "lam")
     if not (0.0 <= x <= 1.0):
         raise ReferenceError_(f"lam must lie in [0, 1] (TR-31), got {lam!r}")
     return x
+
+
+_validate_lam = validate_lam  # the short name this module's code uses
 
 
 def _batch(name: str, x: ArrayLike, shape: tuple[int, ...] | None = None, *, finite: bool = True) -> FloatArray:
@@ -130,6 +136,8 @@ def next_values_from_rollout(
         raise ShapeError(f"last_value must have shape [{shape[1]}], got {list(lv.shape)}")
     term = _flags("terminated", terminated, shape)
     trunc = _flags("truncated", truncated, shape) & ~term
+    if shape[0] == 0:  # an empty rollout: nothing to bootstrap (last_value is never read)
+        return np.zeros(shape)
     nxt = np.concatenate([v[1:], lv[None, :]], axis=0)
     read_last = ~term[-1] & ~trunc[-1]  # last_value is the bootstrap of row T-1 unless that row ended
     if np.any(read_last & ~np.isfinite(lv)):
@@ -297,7 +305,8 @@ def value_targets(advantages: ArrayLike, values: ArrayLike) -> FloatArray:
     """
     a = _batch("advantages", advantages)
     v = _batch("values", values, a.shape)
-    return np.asarray(a + v, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        return _finite_result("the value target A + V", a + v)
 
 
 def performance_difference(mdp: FiniteMDP, pi_new: FloatArray, pi_old: FloatArray) -> float:
@@ -361,10 +370,11 @@ def reward_to_go_targets(
     done = _flags("terminated", terminated, r.shape) | _flags("truncated", truncated, r.shape)
     out = np.zeros(r.shape)
     acc = np.zeros(r.shape[1])
-    for t in range(r.shape[0] - 1, -1, -1):
-        acc = r[t] + g * np.where(done[t], 0.0, acc)
-        out[t] = acc
-    return out
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(r.shape[0] - 1, -1, -1):
+            acc = r[t] + g * np.where(done[t], 0.0, acc)
+            out[t] = acc
+    return _finite_result("the reward-to-go target", out)
 
 
 def value_regression_loss(

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from reference.errors import ReferenceError_, ShapeError
-from reference.mdp import FloatArray
+from reference.mdp import FloatArray, _real
 
 __all__ = [
     "GRPO_EPS_STD",
@@ -38,6 +38,7 @@ __all__ = [
     "ppo_clip_objective",
     "ppo_clip_piecewise",
     "ppo_clip_ratio_gradient",
+    "validate_clip_eps",
 ]
 
 PPO_EPS_CLIP: float = 0.2
@@ -47,11 +48,16 @@ GRPO_EPS_STD: float = 1e-4
 """The std stabiliser of GRPO (TR-51; E-69: the value of TRL's ``GRPOTrainer``)."""
 
 
-def _eps(eps: float) -> float:
-    e = float(eps)
+def validate_clip_eps(eps: float) -> float:
+    """PPO's clip range eps as a float in [0, 1) (TR-14); ``ReferenceError_`` otherwise ("0.2" and True are
+    refused, not parsed). Shared with the torch twins (``scalable.core.losses``)."""
+    e = _real(eps, "eps (clip range)")
     if not (0.0 <= e < 1.0):
         raise ReferenceError_(f"eps (clip range) must lie in [0, 1), got {eps!r}")
     return e
+
+
+_eps = validate_clip_eps  # the short name this module's code uses
 
 
 def _ratio_adv(ratio: ArrayLike, adv: ArrayLike) -> tuple[FloatArray, FloatArray]:

@@ -378,7 +378,9 @@ def conjugate_gradient(
     Spec: TR-09 ("H^{-1} g solved via CG"; open choice 12: 10 iterations). Stops early when
     ||r|| <= rtol ||b||. Exact after dim(b) iterations in exact arithmetic. Shapes: b [...] -> [...].
     ``rtol`` must be a finite real number >= 0 and ``b`` finite (:class:`ReferenceError_` naming them: a
-    negative rtol made the solver stop before its first iteration and return 0).
+    negative rtol made the solver stop before its first iteration and return 0). ``matvec`` must return the
+    shape of its argument (``ShapeError``) and a curvature p^T A p that is finite and > 0 (``ReferenceError_``:
+    a NaN or inf from the matvec made x NaN).
     """
     bb = np.asarray(b, dtype=np.float64)
     iters = validate_int(iters, "iters", minimum=1)
@@ -397,9 +399,12 @@ def conjugate_gradient(
         if rr <= stop or rr == 0.0:
             break
         ap = np.asarray(matvec(p), dtype=np.float64)
+        if ap.shape != p.shape:  # a matvec of another shape broadcast into a wrong x
+            raise ShapeError(f"conjugate_gradient: matvec returned shape {ap.shape} for a vector of shape {p.shape}")
         pap = float(np.sum(p * ap))
-        if pap <= 0.0:
-            raise ReferenceError_(f"conjugate_gradient: p^T A p = {pap!r} <= 0; A is not positive definite")
+        if not 0.0 < pap < math.inf:  # NaN fails this too (it passed "pap <= 0" and x came back NaN)
+            raise ReferenceError_(f"conjugate_gradient: p^T A p = {pap!r} is not finite and > 0; A is not positive "
+                                  f"definite (or the matvec returned NaN / inf)")
         alpha = rr / pap
         x = x + alpha * p
         r = r - alpha * ap
@@ -477,10 +482,18 @@ def trpo_exact(
     delta = 0.01, 10 CG iterations, damping 0.1). grad K(theta; theta_k) at theta_k is grad J (TR-06).
     A backtracking line search then requires mean KL <= delta and improvement of the exact J (``"j"``, so
     J never decreases) or of the exact surrogate K(.; theta_k) (``"surrogate"``, the practical rule); a
-    rejected step leaves theta unchanged for that iteration. Shapes: theta0 [S+1, A].
+    rejected step leaves theta unchanged for that iteration. ``delta`` must be a finite number > 0 and ``damping``
+    a finite number >= 0 (``ReferenceError_``; a NaN damping failed later as "logits must be finite").
+    Shapes: theta0 [S+1, A].
     """
     if improvement not in ("j", "surrogate"):
         raise ReferenceError_(f"improvement must be 'j' or 'surrogate', got {improvement!r}")
+    damping = _real(damping, "damping")
+    if not (math.isfinite(damping) and damping >= 0.0):
+        raise ReferenceError_(f"damping must be a finite number >= 0, got {damping!r}")
+    delta = _real(delta, "delta")
+    if not (math.isfinite(delta) and delta > 0.0):
+        raise ReferenceError_(f"delta (the KL radius) must be a finite number > 0, got {delta!r}")
     iters = validate_int(iters, "iters")
     cg_iters = validate_int(cg_iters, "cg_iters", minimum=1)
     max_backtracks = validate_int(max_backtracks, "max_backtracks")

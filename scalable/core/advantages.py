@@ -12,9 +12,11 @@ float64 on random batches. The conventions are the reference's, repeated briefly
 * ``terminated[t]``: ``s_{t+1} = term`` so ``V(s_{t+1}) = 0``. ``truncated[t]``: cut by a time limit,
   ``s_{t+1}`` is real and is bootstrapped. Both set: termination wins. Either flag ends the episode.
   The last row without a flag is the end of the rollout and is bootstrapped like a truncation.
-* Flags are bool tensors (or 0/1 of any dtype). Float results have the dtype and device of ``rewards``
-  (``values`` for :func:`next_values_from_rollout`). Nothing here detaches: call under
-  ``torch.no_grad()`` (as the agents do) when the results are targets.
+* Flags are bool tensors (or 0/1 of any dtype). Float results have the device of ``rewards`` and torch's
+  promoted dtype of the float inputs (the agents pass one dtype; float32 rewards with float64 values give
+  float64). Nothing here detaches, and nothing writes in place into a tensor autograd has saved, so every
+  result can be differentiated with respect to rewards and values; call under ``torch.no_grad()`` (as the
+  agents do) when the results are targets. Empty batches (T = 0) give empty results.
 * Bad shapes raise :class:`reference.errors.ShapeError`, bad hyperparameters
   :class:`reference.errors.ReferenceError_` (both subclass ``ValueError``).
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from reference.advantages import validate_lam
 from reference.errors import ReferenceError_, ShapeError
 from reference.mdp import validate_gamma, validate_k
 
@@ -51,13 +54,6 @@ def _flags(name: str, x: Tensor, shape: torch.Size) -> Tensor:
     if not bool(torch.all((x == 0) | (x == 1))):
         raise ReferenceError_(f"{name} must be boolean (0/1), got values {torch.unique(x)[:5].tolist()!r}")
     return x != 0
-
-
-def _validate_lam(lam: float) -> float:
-    x = float(lam)
-    if not (0.0 <= x <= 1.0):
-        raise ReferenceError_(f"lam must lie in [0, 1] (TR-31), got {lam!r}")
-    return x
 
 
 def _finite(name: str, out: Tensor) -> Tensor:
@@ -93,6 +89,8 @@ def next_values_from_rollout(
         raise ShapeError(f"last_value must have shape [{shape[1]}], got {got}")
     term = _flags("terminated", terminated, shape)
     trunc = _flags("truncated", truncated, shape) & ~term
+    if shape[0] == 0:  # an empty rollout: nothing to bootstrap
+        return torch.zeros_like(v)
     nxt = torch.cat([v[1:], last_value.to(v.dtype)[None, :]], dim=0)
     if bool(trunc.any()):
         if v_final is None:
@@ -122,7 +120,8 @@ def td_residuals(
     nv = _batch("next_values", next_values, r.shape)
     term = _flags("terminated", terminated, r.shape)
     boot = torch.where(term, torch.zeros_like(nv), nv)
-    return _finite("the TD residual", r + g * boot - v)
+    # r - v first, as the reference does (exact for r = v; r + gamma V' alone can overflow)
+    return _finite("the TD residual", (r - v) + g * boot)
 
 
 def td_k_advantages(
@@ -166,8 +165,9 @@ def td_k_advantages(
         if l == kk - 1:
             stop[:] = True
         out[:rows] += torch.where(a & stop, g ** (l + 1) * boot_row[l:], zero[:rows])
-        alive[:rows] &= ~stop
-        alive[rows:] = False
+        # a new mask, not an in-place update: torch.where saved ``a`` (a view of the old mask) for the
+        # backward pass, and writing into it made rewards.grad fail ("modified by an inplace operation")
+        alive = torch.cat([a & ~stop, torch.zeros_like(alive[rows:])], dim=0)
     return _finite("the TD(k) advantage", out - v)
 
 
@@ -189,10 +189,12 @@ def gae(
     over t builds a list (no in-place writes), so it is autograd-safe.
     Shapes: rewards, values, next_values [T, B] float, terminated, truncated [T, B] bool -> [T, B].
     """
-    lm = _validate_lam(lam)
+    lm = validate_lam(lam)
     delta = td_residuals(rewards, values, next_values, terminated, gamma=gamma)
     shape = delta.shape
     done = _flags("terminated", terminated, shape) | _flags("truncated", truncated, shape)
+    if shape[0] == 0:
+        return torch.zeros_like(delta)
     c = float(gamma) * lm
     acc = torch.zeros_like(delta[0])
     rows: list[Tensor] = []
@@ -212,4 +214,4 @@ def value_targets(advantages: Tensor, values: Tensor) -> Tensor:
     """
     a = _batch("advantages", advantages)
     v = _batch("values", values, a.shape)
-    return a + v
+    return _finite("the value target A + V", a + v)

@@ -53,12 +53,15 @@ def categorical_log_prob(logits: Tensor, actions: Tensor) -> Tensor:
     """log pi(a | s) = log_softmax(logits)[a] ("backprop on log (f_theta(s_t))_{a_t}").
 
     Spec: PG-48. Shapes: logits [..., A] float, actions [...] integer -> [...] (dtype of logits).
-    Raises ValueError for an action outside 0..A-1 or mismatched shapes.
+    Raises ValueError for an action outside 0..A-1, a non-integer action dtype, or mismatched shapes.
     """
     if logits.ndim < 1 or logits.shape[-1] < 1:
         raise ValueError(f"logits need a non-empty last (action) axis, got shape {list(logits.shape)}")
     if actions.shape != logits.shape[:-1]:
         raise ValueError(f"actions must have shape {list(logits.shape[:-1])}, got {list(actions.shape)}")
+    if actions.dtype.is_floating_point or actions.dtype.is_complex or actions.dtype == torch.bool:
+        # .long() truncated 0.9 to action 0 and 1.7 to action 1 (the reference refuses them)
+        raise ValueError(f"actions must be an integer tensor, got dtype {actions.dtype}")
     act = actions.long()
     n = logits.shape[-1]
     if act.numel() and (bool((act < 0).any()) or bool((act >= n).any())):

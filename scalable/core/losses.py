@@ -9,7 +9,9 @@ Conventions:
   (``y``, ``R``) and every advantage that multiplies ``log pi`` is detached inside the loss, so callers
   cannot forget it (E-46).
 * ``reduction`` is ``"mean"`` (default: mean over all N T samples, open choice 8), ``"sum"`` or
-  ``"none"`` (elementwise). Inputs of any common shape, typically [T, B] or a flat minibatch [M].
+  ``"none"`` (elementwise). The per-sample inputs of a loss must all have the *same* shape, typically
+  [T, B] or a flat minibatch [M]: a value head's [M, 1] against targets [M] would broadcast to [M, M] and
+  give a wrong loss, so mismatched shapes raise :class:`reference.errors.ShapeError`.
 * :func:`ppo_clip_objective` is the twin of ``reference.surrogates.ppo_clip_objective`` (elementwise,
   no detaching, no reduction), property-tested equal in float64.
 """
@@ -21,7 +23,9 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from reference.errors import ReferenceError_, ShapeError
 from reference.mdp import validate_gamma
+from reference.surrogates import validate_clip_eps
 
 __all__ = [
     "Reduction",
@@ -47,11 +51,14 @@ def _reduce(x: Tensor, reduction: Reduction) -> Tensor:
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def _eps(eps: float) -> float:
-    e = float(eps)
-    if not (0.0 <= e < 1.0):
-        raise ValueError(f"eps (clip range) must lie in [0, 1), got {eps!r}")
-    return e
+def _same_shape(**tensors: Tensor | None) -> None:
+    """ShapeError unless the given tensors (None skipped) share one shape (no broadcasting between samples)."""
+    given = {k: v for k, v in tensors.items() if v is not None}
+    shapes = {k: tuple(v.shape) for k, v in given.items()}
+    if len(set(shapes.values())) > 1:
+        shown = ", ".join(f"{k} {list(s)}" for k, s in shapes.items())
+        raise ShapeError(f"per-sample inputs must have the same shape (they would broadcast into a wrong loss): "
+                         f"{shown}")
 
 
 def ppo_clip_objective(ratio: Tensor, adv: Tensor, *, eps: float) -> Tensor:
@@ -60,7 +67,7 @@ def ppo_clip_objective(ratio: Tensor, adv: Tensor, *, eps: float) -> Tensor:
     Spec: TR-14, TR-16. Twin of ``reference.surrogates.ppo_clip_objective``; no detach, no reduction.
     Shapes: ratio, adv broadcastable -> broadcast shape.
     """
-    e = _eps(eps)
+    e = validate_clip_eps(eps)
     return torch.minimum(ratio * adv, torch.clamp(ratio, 1.0 - e, 1.0 + e) * adv)
 
 
@@ -73,6 +80,7 @@ def ppo_clip_loss(
     used as given (normalise them before the call if wanted). Shapes: logp_new, logp_old, adv [...] -> scalar
     (or [...] with reduction="none").
     """
+    _same_shape(logp_new=logp_new, logp_old=logp_old, adv=adv)
     ratio = torch.exp(logp_new - logp_old.detach())
     return _reduce(-ppo_clip_objective(ratio, adv.detach(), eps=eps), reduction)
 
@@ -91,6 +99,7 @@ def value_loss(
     (``clip_eps`` and ``old_values`` given): (1/2) max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2)
     with ``[[V_old]]``. Shapes: values, targets (, old_values) [...] -> scalar (or [...]).
     """
+    _same_shape(values=values, targets=targets, old_values=old_values)
     r = targets.detach()
     sq = (values - r) ** 2
     if clip_eps is not None:
@@ -120,6 +129,7 @@ def a2c_policy_loss(log_prob: Tensor, advantages: Tensor, *, reduction: Reductio
     Spec: PG-28 (its gradient is -[[A_t]] grad log pi(a_t | s_t), the policy-gradient term), PG-38, E-46
     (the advantage (Q_hat - V_phi(s_t)) is stop-gradiented). Shapes: log_prob, advantages [...] -> scalar.
     """
+    _same_shape(log_prob=log_prob, advantages=advantages)
     return _reduce(-log_prob * advantages.detach(), reduction)
 
 
@@ -129,6 +139,9 @@ def td_target(rewards: Tensor, next_values: Tensor, terminated: Tensor, *, gamma
     Spec: EVAL-11 (option 3), open choices 2 and 17. Shapes: rewards, next_values, terminated [...] -> [...].
     """
     g = validate_gamma(gamma)
+    _same_shape(rewards=rewards, next_values=next_values, terminated=terminated)
+    if terminated.dtype != torch.bool and not bool(((terminated == 0) | (terminated == 1)).all()):
+        raise ReferenceError_(f"terminated must be boolean (0/1), got values {torch.unique(terminated)[:5].tolist()!r}")
     nv = next_values.detach()
     boot = torch.where(terminated.bool(), torch.zeros_like(nv), nv)
     return (rewards + g * boot).detach()
@@ -150,4 +163,5 @@ def td_loss(
     terminated [...] -> scalar (or [...]).
     """
     y = td_target(rewards, next_values, terminated, gamma=gamma)
+    _same_shape(values=values, targets=y)
     return _reduce(0.5 * (values - y) ** 2, reduction)

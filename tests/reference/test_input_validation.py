@@ -798,3 +798,37 @@ def test_generators_refuse_out_of_range_parameters_and_cap_the_early_stop_mass()
     assert m.n_states == 6
     with pytest.raises(ValueError):
         random_layered_mdp(rng, n_layers=3, width=2, n_actions=2, early_stop_prob=1.5, gamma=1.0)
+
+
+def test_conjugate_gradient_refuses_a_nan_or_misshapen_matvec() -> None:
+    """p^T A p = NaN passed the "<= 0" check and x came back NaN; a matvec of another shape broadcast."""
+    from reference.trust_region import conjugate_gradient
+
+    b = np.array([1.0, 2.0, 3.0])
+    with pytest.raises(ReferenceError_, match="not finite and > 0"):
+        conjugate_gradient(lambda p: np.full(3, np.nan), b, iters=5)
+    with pytest.raises(ReferenceError_, match="not finite and > 0"):
+        conjugate_gradient(lambda p: np.full(3, np.inf) * p, b, iters=5)
+    with pytest.raises(ShapeError, match="matvec returned shape"):
+        conjugate_gradient(lambda p: np.ones((3, 3)) @ p[:, None] + 1.0, b, iters=5)
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"damping": float("nan")}, "damping"), ({"damping": -0.1}, "damping"), ({"damping": "0.1"}, "damping"),
+    ({"delta": 0.0}, "delta"), ({"delta": float("inf")}, "delta"),
+])
+def test_trpo_damping_and_delta_are_checked(kw: dict[str, Any], match: str) -> None:
+    mdp = random_mdp(np.random.default_rng(0), 3, 2, gamma=0.9)
+    with pytest.raises(ReferenceError_, match=match):
+        trpo_exact(mdp, np.zeros((mdp.n_states_plus, mdp.n_actions)), iters=1, **kw)
+
+
+def test_value_targets_that_overflow_raise() -> None:
+    """A + V and the discounted reward-to-go beyond the float64 range returned inf with a RuntimeWarning."""
+    from reference.advantages import reward_to_go_targets, value_targets
+
+    big = np.full((2, 1), 1e308)
+    with pytest.raises(ReferenceError_, match="overflows"):
+        value_targets(big, big)
+    with pytest.raises(ReferenceError_, match="overflows"):
+        reward_to_go_targets(big, np.zeros((2, 1), bool), np.zeros((2, 1), bool), gamma=1.0)

@@ -230,13 +230,14 @@ def test_deterministic_with_seed() -> None:
 
     cfg = dataclasses.replace(PPO_RESUME, checkpoint_every=0)
     a = ppo.train(cfg, progress=False)
-    states_a = (random.getstate(), np.random.get_state()[1].copy())  # noqa: NPY002 (the global generator)
+    draws_a = (random.random(), np.random.random(3))  # noqa: NPY002 (the global generator)
     random.seed(99)  # a different history before the second run
+    np.random.seed(99)  # noqa: NPY002
     b = ppo.train(cfg, progress=False)
     _assert_bit_identical(_params(a.model), _params(b.model))
     # python's and numpy's global generators are seeded too (a checkpoint stores their states)
-    assert random.getstate() == states_a[0]
-    np.testing.assert_array_equal(np.random.get_state()[1], states_a[1])  # noqa: NPY002
+    assert random.random() == draws_a[0]
+    np.testing.assert_array_equal(np.random.random(3), draws_a[1])  # noqa: NPY002
 
 
 def test_corrupt_checkpoint_gives_clear_error(tmp_path: Path) -> None:

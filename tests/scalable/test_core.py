@@ -158,6 +158,89 @@ def test_TR_29_bad_inputs_raise_named_errors() -> None:
         adv.next_values_from_rollout(z, torch.zeros(3, dtype=torch.float64), f, f)
 
 
+@pytest.mark.parametrize("k", [1, 2, None])
+def test_TR_20_td_k_twin_differentiates_with_respect_to_the_rewards(k: int | None) -> None:
+    """TD(k) is linear in the rewards, so d sum(A) / d r[j, b] is the sum of the reference's TD(k) of the unit
+    reward e_{j, b} with V = V' = 0: the twin's autograd must give exactly that (it raised "modified by an
+    inplace operation" when the rewards required grad). Tolerance: a sum of T = 5 terms gamma^l <= 1 each
+    rounded once, 5 * 2 * 2^-53 * 5."""
+    rng = np.random.default_rng(3)
+    T_, B = 5, 3
+    term = rng.random((T_, B)) < 0.3
+    trunc = rng.random((T_, B)) < 0.2
+    zero = np.zeros((T_, B))
+    r = torch.tensor(rng.normal(size=(T_, B)), dtype=torch.float64, requires_grad=True)
+    out = adv.td_k_advantages(r, T(zero), T(rng.normal(size=(T_, B))), T(term), T(trunc), gamma=0.9, k=k)
+    out.sum().backward()  # type: ignore[no-untyped-call]
+    want = np.zeros((T_, B))
+    for j in range(T_):
+        for b in range(B):
+            e = np.zeros((T_, B))
+            e[j, b] = 1.0
+            want[j, b] = ref_adv.td_k_advantages(e, zero, zero, term, trunc, gamma=0.9, k=k).sum()
+    assert r.grad is not None
+    np.testing.assert_allclose(N(r.grad), want, rtol=0, atol=tolerance(float(T_), terms=T_))
+
+
+def test_TR_29_twins_of_empty_batches_and_of_overflowing_targets() -> None:
+    """T = 0 gives empty results, as the reference does (the torch GAE raised a raw IndexError); a value
+    target A + V beyond the float64 range raises as every other twin does (it returned inf)."""
+    z = torch.zeros(0, 2, dtype=torch.float64)
+    f = torch.zeros(0, 2, dtype=torch.bool)
+    assert adv.gae(z, z, z, f, f, gamma=0.9, lam=0.5).shape == (0, 2)
+    assert adv.td_k_advantages(z, z, z, f, f, gamma=0.9, k=2).shape == (0, 2)
+    assert adv.next_values_from_rollout(z, torch.zeros(2, dtype=torch.float64), f, f).shape == (0, 2)
+    assert ref_adv.next_values_from_rollout(np.zeros((0, 2)), np.zeros(2), np.zeros((0, 2), bool),
+                                            np.zeros((0, 2), bool)).shape == (0, 2)
+    big = torch.full((1, 1), 1e308, dtype=torch.float64)
+    with pytest.raises(ReferenceError_, match="value target"):
+        adv.value_targets(big, big)
+
+
+def test_twins_refuse_strings_booleans_and_non_flags_as_the_reference_does() -> None:
+    """lam="0.5", lam=True and eps="0.2" ran as numbers; terminated = 0.5 was read as terminated."""
+    z = torch.zeros(3, 2, dtype=torch.float64)
+    f = torch.zeros(3, 2, dtype=torch.bool)
+    for lam in ("0.5", True):
+        with pytest.raises(ReferenceError_, match="lam"):
+            adv.gae(z, z, z, f, f, gamma=0.9, lam=lam)  # type: ignore[arg-type]
+    for eps in ("0.2", True):
+        with pytest.raises(ReferenceError_, match="eps"):
+            losses.ppo_clip_objective(z, z, eps=eps)  # type: ignore[arg-type]
+        with pytest.raises(ReferenceError_, match="eps"):
+            ref_sur.ppo_clip_objective(np.ones(2), np.ones(2), eps=eps)  # type: ignore[arg-type]
+    with pytest.raises(ReferenceError_, match="boolean"):
+        losses.td_target(z, z, torch.full((3, 2), 0.5), gamma=0.9)
+
+
+def test_losses_refuse_per_sample_inputs_of_different_shapes() -> None:
+    """A value head's [M, 1] against targets [M] broadcast to [M, M]: value_loss gave 1.25 where the loss is 0,
+    ppo_clip_loss -3.379 instead of -3.479, a2c_policy_loss 4.5 instead of 6.25."""
+    col = torch.arange(4, dtype=torch.float64)[:, None]
+    flat = torch.arange(4, dtype=torch.float64)
+    with pytest.raises(ShapeError, match="same shape"):
+        losses.value_loss(col, flat)
+    with pytest.raises(ShapeError, match="same shape"):
+        losses.value_loss(flat, flat, old_values=col, clip_eps=0.2)
+    with pytest.raises(ShapeError, match="same shape"):
+        losses.ppo_clip_loss(col, col, flat, eps=0.2)
+    with pytest.raises(ShapeError, match="same shape"):
+        losses.a2c_policy_loss(col, flat)
+    with pytest.raises(ShapeError, match="same shape"):
+        losses.td_loss(col, flat, flat, torch.zeros(4, dtype=torch.bool), gamma=0.9)
+    assert float(losses.value_loss(flat, flat)) == 0.0  # same shapes: the loss itself
+
+
+def test_PG_48_categorical_log_prob_refuses_float_actions() -> None:
+    """Actions [0.9, 1.7] were truncated to 0 and 1 by .long(); the reference refuses them too."""
+    logits = torch.log(torch.tensor([[0.2, 0.3, 0.5], [0.2, 0.3, 0.5]], dtype=torch.float64))
+    for bad in (torch.tensor([0.9, 1.7]), torch.tensor([True, False])):
+        with pytest.raises(ValueError, match="integer"):
+            dist.categorical_log_prob(logits, bad)
+    got = dist.categorical_log_prob(logits, torch.tensor([0, 2], dtype=torch.uint8))
+    np.testing.assert_allclose(N(got), np.log([0.2, 0.5]), rtol=0, atol=tolerance(2.0, terms=3))
+
+
 @pytest.mark.parametrize("where", ["rewards", "values", "next_values", "last_value", "v_final"])
 def test_TR_29_twins_refuse_a_nan_that_enters_the_result_as_the_reference_does(where: str) -> None:
     """A NaN in an entry that the result reads raises (the reference's rule, 49f584a); the twins returned NaN.
