@@ -12,6 +12,8 @@ at rate O(1/k) (Mei et al. 2020), so a looser margin and a fixed budget).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -625,3 +627,278 @@ def test_TR_07_is_surrogate_estimate_refuses_an_empty_batch(t: int) -> None:
     with pytest.raises(ShapeError, match="B = 0"):
         is_surrogate_estimate(z, z, z, z.astype(bool), gamma=0.9)
     assert is_surrogate_terms(z, z, z, z.astype(bool), gamma=0.9).shape == (0,)
+
+
+# --- found by the mutation review (mutants n5, n7..n12, n16, n23, n24) -----------------------------------------
+def _by_hand(mdp: FiniteMDP, pi: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, float]:
+    """Independent exact quantities of pi on the non-terminal states, from explicit loops over the outcome table:
+    d(s) = sum_t gamma^t P(s_t = s) (row vector p0 (I - gamma P_pi)^{-1} over S; term is absorbing, so dropping its
+    column gives the occupancy of S), rho = d / sum d (the state weights of the module docstring), A = Q - V and
+    J = p0 . V. Returns (d [S], rho [S], A [S, A], J). One dense solve of condition <= (1 + gamma) / (1 - gamma)."""
+    n, na, g = mdp.n_states, mdp.n_actions, float(mdp.gamma)
+    p = np.zeros((n, na, n))
+    r = np.zeros((n, na))
+    for s in range(n):
+        for a in range(na):
+            probs, rewards, nexts = mdp.outcomes(s, a)
+            for pr, rw, s2 in zip(probs, rewards, nexts, strict=True):
+                r[s, a] += float(pr) * float(rw)
+                if int(s2) < n:
+                    p[s, a, int(s2)] += float(pr)
+    p_pi = np.einsum("sa,sat->st", pi[:n], p)
+    v = np.linalg.solve(np.eye(n) - g * p_pi, np.sum(pi[:n] * r, axis=1))
+    adv = r + g * (p @ v) - v[:, None]
+    p0 = np.asarray(mdp.p0, dtype=np.float64)[:n]
+    d = np.linalg.solve((np.eye(n) - g * p_pi).T, p0)
+    return d, d / float(d.sum()), adv, float(p0 @ v)
+
+
+def _kl_rows(p: FloatArray, q: FloatArray) -> FloatArray:
+    """KL(p(.|s) || q(.|s)) per row, written out (every entry > 0 here: softmax policies)."""
+    return np.asarray(np.sum(p * (np.log(p) - np.log(q)), axis=1), dtype=np.float64)
+
+
+def _fisher_by_enumeration(th: FloatArray, w: FloatArray) -> FloatArray:
+    """F = sum_s w(s) sum_a pi(a|s) vec(score) vec(score)^T with score[s', b] = [s' = s] ([b = a] - pi(b|s))
+    (the score of the tabular softmax, PG-07), summed over every (s, a): the definition of TR-09, no block formula."""
+    pi = softmax(th)
+    n, na = th.shape
+    f = np.zeros((n * na, n * na))
+    for s in range(n):
+        for a in range(na):
+            sc = np.zeros((n, na))
+            sc[s] = -pi[s]
+            sc[s, a] += 1.0
+            f += w[s] * pi[s, a] * np.outer(sc.ravel(), sc.ravel())
+    return f
+
+
+def test_TR_10_trpo_accepts_the_first_step_with_mean_kl_old_new_within_delta() -> None:
+    """The constraint of TRPO's line search is E_{s ~ rho^{pi_old}} KL(pi_old(.|s) || pi_new(.|s)) <= delta (E-56),
+    checked with an independent oracle (`_by_hand`'s rho, the KL written out), not with the KL trpo_exact reports.
+
+    The candidates are theta0 + 2^-i s_full; the accepted one has index j with q 4^j = delta, q = 1/2 s^T (F + lam I) s
+    (F by enumeration; tolerance(delta, terms=2 D) as in the quadratic-delta test). The accepted candidate must be
+    within the constraint and improve J, and every earlier candidate must not be clearly acceptable (KL > delta - tol
+    or J not above J0 + tol). On this instance (seed 13, delta = 0.05, damping 0.01, found by a scan) the full step
+    has mean KL(old || new) = 0.979 delta, while its max over states is 2.12 delta and its mean KL(new || old) is
+    1.17 delta: a search with the max or with the reversed direction rejects the full step and returns a shorter one.
+    KL tolerance: the oracle and the code's KL are sums of |S| A terms of scale max|log pi| (tolerance with
+    condition kappa for rho's solve); J: _tol."""
+    rng = np.random.default_rng(13)
+    mdp = random_mdp(rng, 2, 3, gamma=0.9)
+    th0 = rng.normal(size=(mdp.n_states_plus, mdp.n_actions))
+    delta, damping = 0.05, 0.01
+    res = trpo_exact(mdp, th0, delta=delta, iters=1, damping=damping)
+    th1 = res.thetas[1]
+    s = th1 - th0
+    assert np.any(s != 0.0)  # a step was accepted
+    n = mdp.n_states
+    p_old = softmax(th0)
+    _, rho, _, j0 = _by_hand(mdp, p_old)
+    w = np.zeros(mdp.n_states_plus)
+    w[:n] = rho
+    f = _fisher_by_enumeration(th0, w)
+    q = 0.5 * float(s.ravel() @ ((f + damping * np.eye(f.shape[0])) @ s.ravel()))
+    j = round(float(np.log(delta / q) / np.log(4.0)))
+    assert j >= 0 and abs(q * 4.0**j - delta) <= tolerance(delta, terms=2 * th0.size)
+    full = s * 2.0**j
+
+    kappa = discount_condition(mdp.gamma)
+
+    def kls(t: FloatArray) -> tuple[float, float, float]:
+        pn = softmax(t)
+        fwd, rev = _kl_rows(p_old[:n], pn[:n]), _kl_rows(pn[:n], p_old[:n])
+        return float(rho @ fwd), float(np.max(fwd)), float(rho @ rev)
+
+    def kl_tol(t: FloatArray) -> float:
+        scale = float(np.max(np.abs(np.log(softmax(t)[:n])))) + float(np.max(np.abs(np.log(p_old[:n]))))
+        return tolerance(scale, terms=n * mdp.n_actions, condition=kappa)
+
+    mean1, _, _ = kls(th1)
+    assert mean1 <= delta + kl_tol(th1)
+    assert _by_hand(mdp, softmax(th1))[3] > j0
+    for i in range(j):
+        cand = th0 + 2.0**-i * full
+        kl_i = kls(cand)[0]
+        assert kl_i > delta - kl_tol(cand) or _by_hand(mdp, softmax(cand))[3] <= j0 + _tol(mdp), i
+    # the data discriminate: the full step is accepted, but not under max_s KL or KL(new || old)
+    assert j == 0
+    mean_f, max_f, rev_f = kls(th0 + full)
+    tol_f = kl_tol(th0 + full)
+    assert mean_f < delta - tol_f and max_f > delta + tol_f and rev_f > delta + tol_f
+
+
+def test_TR_10_line_search_tries_the_full_step_first() -> None:
+    """Candidates theta + shrink^j step for j = 0, 1, ...: with a linear objective and a constraint that every
+    candidate meets, the full step itself is returned (theta = 0, so theta + step is exact: bit for bit). With the
+    constraint |t|^2 <= delta = 0.1 on the step (1, 0) and shrink 1/2, the candidates have |t|^2 = 1, 0.25, 0.0625:
+    the first acceptable one is j = 2, theta + step / 4 (exact)."""
+    step = np.array([[0.75, -1.5], [3.0, 0.375]])
+    res = backtracking_line_search(np.zeros((2, 2)), step, objective=lambda t: float(np.sum(t * step)),
+                                   constraint=lambda t: 0.0, delta=0.01)
+    assert res.accepted and res.backtracks == 0
+    np.testing.assert_array_equal(res.theta, step)
+    two = backtracking_line_search(np.zeros(2), np.array([1.0, 0.0]), objective=lambda t: float(t[0]),
+                                   constraint=lambda t: float(t @ t), delta=0.1)
+    assert two.accepted and two.backtracks == 2
+    np.testing.assert_array_equal(two.theta, [0.25, 0.0])
+
+
+def test_TR_09_conjugate_gradient_stops_when_the_residual_norm_is_within_rtol_times_norm_b() -> None:
+    """The documented rule ||r_k|| <= rtol ||b||, on A = diag(1, 4), b = c (1, 1), where CG's iterates are known in
+    closed form: x_0 = 0 (||r_0|| / ||b|| = 1), x_1 = alpha b with alpha = b.b / b.A b = 2/5 (r_1 = 0.6 c (1, -1),
+    ||r_1|| / ||b|| = 0.6), x_2 = A^-1 b = c (1, 1/4) (exact after n = 2 steps). The rule is scale free: for every
+    scale c, rtol = 0.7 stops at x_1, rtol = 0.5 goes on to x_2 and rtol = 1 returns 0. (Comparing ||r||^2 with
+    rtol ||b|| instead would stop at x_0 for c = 0.01 and reach x_2 for c = 100.) Tolerance: x_1 and x_2 come out
+    of a handful of roundings of quantities of scale |c|: tolerance(|c|, terms=4)."""
+    a = np.diag([1.0, 4.0])
+    for c in (0.01, 1.0, 100.0):
+        b = np.array([c, c])
+        tol = tolerance(abs(c), terms=4)
+        np.testing.assert_allclose(conjugate_gradient(lambda v: a @ v, b, iters=5, rtol=0.7), 0.4 * b, rtol=0,
+                                   atol=tol)
+        np.testing.assert_allclose(conjugate_gradient(lambda v: a @ v, b, iters=5, rtol=0.5), [c, c / 4.0], rtol=0,
+                                   atol=tol)
+        np.testing.assert_array_equal(conjugate_gradient(lambda v: a @ v, b, iters=5, rtol=1.0), [0.0, 0.0])
+
+
+@pytest.mark.parametrize("damping", [1e-3, 0.1, 2.0])
+def test_TR_09_damped_natural_gradient_solves_f_plus_damping_i(damping: float) -> None:
+    """natural_gradient(damping > 0) = (F + damping I)^{-1} g with F by enumeration of the scores (TR-09's
+    E[score score^T] under arbitrary positive state weights, term included). Both sides solve a system of 2-norm
+    condition kappa = (||F||_2 + damping) / damping: tolerance(||x||_inf, terms=D, condition=kappa); the residual
+    ||(F + damping I) x - g||_inf is a backward error, within tolerance((||F|| + damping) ||x||, terms=D). The data
+    discriminate: the solutions for damping and 2 damping, and the undamped F^+ g, all differ from the oracle by more
+    than 100 tolerances."""
+    rng = np.random.default_rng(21)
+    th = rng.normal(size=(4, 3))
+    w = rng.uniform(0.2, 1.0, size=4)
+    g = rng.normal(size=th.shape)
+    f = _fisher_by_enumeration(th, w)
+    m = f + damping * np.eye(th.size)
+    want = np.linalg.solve(m, g.ravel()).reshape(th.shape)
+    norm_f = float(np.linalg.eigvalsh(f).max())
+    kappa = (norm_f + damping) / damping
+    tol = tolerance(float(np.max(np.abs(want))), terms=th.size, condition=kappa)
+    x = natural_gradient(th, g, w, damping=damping)
+    np.testing.assert_allclose(x, want, rtol=0, atol=tol)
+    resid = float(np.max(np.abs(m @ x.ravel() - g.ravel())))
+    assert resid <= tolerance((norm_f + damping) * float(np.max(np.abs(x))), terms=th.size)
+    other = np.linalg.solve(f + 2.0 * damping * np.eye(th.size), g.ravel()).reshape(th.shape)
+    assert float(np.max(np.abs(other - want))) > 100.0 * tol
+    assert float(np.max(np.abs(natural_gradient(th, g, w) - want))) > 100.0 * tol
+
+
+def test_TR_12_ppo_penalty_gradient_is_that_of_the_rho_weighted_penalised_objective() -> None:
+    """PPO-Penalty ascends f(theta) = sum_s d(s) sum_a pi_theta(a|s) A^{pi_k}(s, a) - beta sum_s rho(s)
+    KL(pi_k(.|s) || pi_theta(.|s)) (K - C minus the rho-weighted KL; d, rho, A^{pi_k} from `_by_hand`). The step of
+    epoch e is lr * grad f(theta_e), so the second epoch (theta_1 != theta_k, where the penalty's gradient is not 0)
+    is checked against central differences of f at theta_1 (reference.tolerance.central_difference). Rounding of
+    one evaluation of f (d, rho, A are common data computed once): softmax and log (A + 3 roundings), the products
+    and the sums of |S| A terms, at the scale sum_s d(s) max|A| + beta sum_s rho max|log pi|: tolerance(scale,
+    terms=|S| A + A + 6). The comparison theta_2 - (theta_1 + lr D) adds the rounding of the two updates
+    (tolerance(|theta_2|, terms=2)). With an unweighted penalty the step differs by lr beta (1 - rho(s)) (pi - pi_k),
+    far above the bound here (checked)."""
+    rng = np.random.default_rng(3)
+    mdp = random_mdp(rng, 3, 3, gamma=0.9)
+    n, na = mdp.n_states, mdp.n_actions
+    thk = rng.normal(size=(mdp.n_states_plus, na))
+    pk = softmax(thk)
+    d, rho, adv, _ = _by_hand(mdp, pk)
+    beta, lr = 5.0, 1.0
+
+    def f(t: FloatArray) -> float:
+        p = softmax(t)[:n]
+        return float(np.sum(d[:, None] * p * adv)) - beta * float(rho @ _kl_rows(pk[:n], p))
+
+    # the first epoch of the 2-epoch run is the 1-epoch run (the same floats), so theta_1 is observable
+    one = ppo_penalty_exact(mdp, thk, beta=beta, d_targ=None, lr=lr, epochs=1, iters=1).thetas[1]
+    two = ppo_penalty_exact(mdp, thk, beta=beta, d_targ=None, lr=lr, epochs=2, iters=1).thetas[1]
+    max_log = float(np.max(np.abs(np.log(softmax(one)[:n])))) + float(np.max(np.abs(np.log(pk[:n]))))
+    scale = float(np.sum(d)) * float(np.max(np.abs(adv))) + beta * max_log
+    f_error = tolerance(scale, terms=n * na + na + 6)
+    fd, bound = central_difference(f, one, h=1e-4, f_error=f_error)
+    err = np.abs(two - (one + lr * fd))
+    allowed = lr * bound + tolerance(float(np.max(np.abs(two))), terms=2)
+    assert np.all(err <= allowed), float(np.max(err - allowed))
+    unweighted = beta * (1.0 - rho[:, None]) * (softmax(one)[:n] - pk[:n])
+    assert float(np.max(np.abs(unweighted))) > 100.0 * float(np.max(allowed))
+
+
+def test_TR_15_ppo_clip_exact_steps_with_its_eps_and_reports_kl_old_new() -> None:
+    """Each epoch of PPO-Clip steps by lr grad L_eps(theta; theta_k), L_eps = sum_s d(s) sum_a pi_k(a|s)
+    C_eps(pi_theta / pi_k, A^{pi_k}(s, a)) (d, A^{pi_k} from `_by_hand`, C_eps written as TR-13's piecewise form).
+    Checked for two epochs against central differences of L_eps (away from the kinks: every ratio at the
+    evaluation points is more than 4 h max ratio from 1 +- eps, farther than a step of 2h can move it), with
+    eps = 0.05: after the first epoch ratios lie beyond 1 +- eps, so the second step depends on eps (the gradients
+    of L_0.05 and L_0.2 there differ by more than 100 times the bound). The reported KL is
+    E_{s ~ rho^{pi_k}} KL(pi_k || pi_theta) (module docstring), within tolerance(max|log pi|, terms=|S| A,
+    condition=kappa) of the written-out sum, and the reversed direction is more than 100 such tolerances away.
+    Rounding of L_eps as in test_TR_15_ppo_clip_exact_gradient_matches_finite_differences."""
+    rng = np.random.default_rng(5)
+    mdp = random_mdp(rng, 3, 3, gamma=0.9)
+    n, na = mdp.n_states, mdp.n_actions
+    thk = rng.normal(size=(mdp.n_states_plus, na))
+    pk = softmax(thk)
+    d, rho, adv, _ = _by_hand(mdp, pk)
+    lr, h = 1.0, 1e-4
+
+    def clip_l(eps: float) -> Callable[[FloatArray], float]:
+        def f(t: FloatArray) -> float:
+            ell = softmax(t)[:n] / pk[:n]
+            c = np.where(adv >= 0.0, np.minimum(ell, 1.0 + eps) * adv, np.maximum(ell, 1.0 - eps) * adv)
+            return float(np.sum(d[:, None] * pk[:n] * c))
+        return f
+
+    adv_max = float(np.max(np.abs(adv)))
+    thetas = [ppo_clip_exact(mdp, thk, eps=0.05, lr=lr, epochs=e, iters=1) for e in (1, 2)]
+    points = [thk, thetas[0].thetas[1]]  # the 2-epoch run's first epoch is the 1-epoch run (the same floats)
+    for e, (start, res) in enumerate(zip(points, thetas, strict=True)):
+        ell = softmax(start)[:n] / pk[:n]
+        # a step of 2h in one logit moves ell_a by at most ell_a (e^{2h} - 1) < 2 (2h) ell_a: no kink is crossed
+        assert float(np.min(np.abs(np.abs(ell - 1.0) - 0.05))) > 4.0 * h * float(np.max(ell))
+        f_error = tolerance((1.0 + float(np.max(ell)) + 0.05) * adv_max * float(np.sum(d)), terms=n * na + na + 6)
+        fd, bound = central_difference(clip_l(0.05), start, h=h, f_error=f_error)
+        err = np.abs(res.thetas[1] - (start + lr * fd))
+        allowed = lr * bound + tolerance(float(np.max(np.abs(res.thetas[1]))), terms=2 * (e + 1))
+        assert np.all(err <= allowed), (e, float(np.max(err - allowed)))
+        if e == 1:
+            fd2, bound2 = central_difference(clip_l(0.2), start, h=h, f_error=f_error)
+            assert float(np.max(np.abs(fd2 - fd))) > 100.0 * float(np.max(bound + bound2))
+    for res in thetas:
+        pn = softmax(res.thetas[1])
+        fwd, rev = float(rho @ _kl_rows(pk[:n], pn[:n])), float(rho @ _kl_rows(pn[:n], pk[:n]))
+        tol = tolerance(float(np.max(np.abs(np.log(pn[:n])))) + float(np.max(np.abs(np.log(pk[:n])))),
+                        terms=n * na, condition=discount_condition(mdp.gamma))
+        assert abs(float(res.kl[0]) - fwd) <= tol
+        assert abs(fwd - rev) > 100.0 * tol
+
+
+def test_TR_07_is_surrogate_terms_gamma_trick_drops_only_the_discount() -> None:
+    """gamma_t=False: the per-trajectory term is sum_{t < T^(i)} ratio_t A_hat_t (no gamma^t); gamma_t=True keeps
+    gamma^t. Oracle: explicit loops over (t, b) with math.exp and math.fsum on the valid steps. Each term is exp of
+    a difference times A_hat (times gamma^t): a few roundings of |term|, and the code's sum over T terms:
+    tolerance(sum |terms|, terms=T + 4). gamma = 0.5 makes the two variants differ far beyond that (checked)."""
+    import math
+
+    rng = np.random.default_rng(8)
+    t_len, b_n, gamma = 5, 4, 0.5
+    ln = rng.normal(-1.0, 0.5, size=(t_len, b_n))
+    lo = rng.normal(-1.0, 0.5, size=(t_len, b_n))
+    ad = rng.normal(size=(t_len, b_n))
+    lengths = [5, 3, 1, 4]
+    valid = np.array([[t < lengths[b] for b in range(b_n)] for t in range(t_len)])
+    ln[~valid] = np.nan  # padding is ignored
+    for gamma_t in (False, True):
+        got = is_surrogate_terms(ln, lo, ad, valid, gamma=gamma, gamma_t=gamma_t)
+        for b in range(b_n):
+            parts = [(gamma**t if gamma_t else 1.0) * math.exp(float(ln[t, b] - lo[t, b])) * float(ad[t, b])
+                     for t in range(lengths[b])]
+            want = math.fsum(parts)
+            assert abs(float(got[b]) - want) <= tolerance(math.fsum(abs(x) for x in parts), terms=t_len + 4)
+    plain = is_surrogate_terms(ln, lo, ad, valid, gamma=gamma, gamma_t=False)
+    disc = is_surrogate_terms(ln, lo, ad, valid, gamma=gamma)
+    assert float(np.max(np.abs(plain - disc))) > 1e6 * tolerance(float(np.max(np.abs(plain))), terms=t_len + 4)
+    assert is_surrogate_estimate(ln, lo, ad, valid, gamma=gamma, gamma_t=False) == pytest.approx(
+        float(np.mean(plain)), rel=0, abs=tolerance(float(np.max(np.abs(plain))), terms=b_n))
