@@ -335,6 +335,20 @@ def test_wrong_evaluation_and_suboptimal_policy_are_caught() -> None:
     assert not rep.passed and rep.failure is not None and "not optimal" in rep.failure.problem, str(rep)
 
 
+def test_a_greedy_step_without_gamma_is_caught_without_random_examples() -> None:
+    """V* exact but the policy taken as argmax_a R + P V* (gamma left out of the greedy step): suboptimal on
+    13 of 400 of the kit's random MDPs, so the default 100 random examples passed it; a pitfall now shows it."""
+    def greedy_without_gamma(p: Any, r: Any, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+        v = np.zeros(p.shape[0])
+        for _ in range(3000):
+            v = (r + gamma * p @ v).max(1)
+        return v, (r + p @ v).argmax(1)
+
+    rep = check_optimal_value(greedy_without_gamma, examples=0)  # the pitfalls alone
+    assert not rep.passed and rep.failure is not None and "not optimal" in rep.failure.problem, str(rep)
+    assert "gamma decides the greedy action" in rep.failure.case, str(rep)
+
+
 # ------------------------------------------------------------------------------ precision
 def test_float64_tolerance_rejects_float32_and_float32_tolerance_accepts_it() -> None:
     def gae32(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, lam: float) -> np.ndarray:
@@ -466,6 +480,54 @@ TANH_BUGS: dict[str, tuple[Callable[..., Any], str]] = {
     "constant_wrong_sign": (lambda z, mu, ls: (tanh_gaussian_log_prob(z, mu, ls) + np.log(2 * np.pi)).sum(-1),
                             "wrong sign"),
 }
+
+
+def _softplus_threshold_20(z: Any, mu: Any, ls: Any) -> np.ndarray:
+    """Spinning Up's SAC / torch's TanhTransform: 2 (log 2 - z - softplus(-2 z)) with torch's F.softplus, which
+    returns x for x > 20 (written in numpy, so that this test needs no torch)."""
+    normal = -ls - 0.5 * ((z - mu) / np.exp(ls)) ** 2 - 0.5 * np.log(2 * np.pi)
+    x = -2.0 * np.asarray(z)
+    softplus = np.where(x > 20.0, x, np.logaddexp(0.0, np.minimum(x, 20.0)))
+    return np.asarray((normal - 2.0 * (np.log(2.0) - z - softplus)).sum(-1))
+
+
+def test_tanh_softplus_threshold_fails_in_float64_with_its_name_and_passes_in_float32() -> None:
+    """Dropping log1p(e^(2 z)) <= 2e-9 for z < -10 is far above float64's rounding (the check's tolerance there
+    is about 2e-11) and below float32's: a real, if small, error in float64; the kit now names it."""
+    rep = check_tanh_gaussian_log_prob(_softplus_threshold_20, examples=EX)
+    assert not rep.passed and "F.softplus" in _diagnosis(rep), str(rep)
+    assert check_tanh_gaussian_log_prob(_softplus_threshold_20, precision="float32", examples=EX).passed
+
+
+def test_shape_hints_say_transpose_or_do_not_squeeze() -> None:
+    """A batch-major [B, T] result was told "extra axes: squeeze the result" (squeezing does not fix it), and so
+    was a result with its size-1 axes squeezed away."""
+    def batch_major(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, lam: float) -> Any:
+        return ref_gae(r, v, nv, te, tr, gamma=gamma, lam=lam).T
+
+    def squeezed(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, lam: float) -> Any:
+        return ref_gae(r, v, nv, te, tr, gamma=gamma, lam=lam).squeeze()
+
+    def extra_axis(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, lam: float) -> Any:
+        return ref_gae(r, v, nv, te, tr, gamma=gamma, lam=lam)[None]
+
+    for fn, says in ((batch_major, "transposed"), (squeezed, "do not squeeze"), (extra_axis, "squeeze them")):
+        rep = check_gae(fn, examples=EX)
+        assert not rep.passed and rep.failure is not None and says in rep.failure.problem, str(rep)
+
+
+def test_an_in_place_implementation_cannot_change_the_reported_inputs() -> None:
+    """The report showed the inputs after the function had overwritten them (rewards [1, 2, 3] reported as the
+    function's own output): every call now gets copies."""
+    def in_place_wrong(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, lam: float) -> Any:
+        out = ref_gae(r, v, nv, te, tr, gamma=gamma, lam=lam + 0.01 if lam < 0.99 else lam - 0.01)
+        r[...] = out
+        return r
+
+    rep = check_gae(in_place_wrong, examples=EX)
+    assert not rep.passed and rep.failure is not None
+    assert rep.failure.inputs["rewards"] is not rep.failure.got
+    assert not np.array_equal(rep.failure.inputs["rewards"], np.asarray(rep.failure.got))
 
 
 @pytest.mark.parametrize("bug", sorted(TANH_BUGS))
