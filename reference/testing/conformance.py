@@ -1445,11 +1445,11 @@ def check_optimal_value(
 
     Spec: BEL-10, BEL-12, BEL-17. ``fn(P, R, gamma)`` returns V* [S] or (V*, policy int [S]). A returned
     policy must be optimal: V^policy = V* within the tolerance (BEL-17). ``atol``: the solver's own
-    accuracy ||V - V*||_inf <= atol (value iteration stopped early, BEL-25); the policy check then allows
-    the greedy policy's 2 gamma atol / (1 - gamma) (the standard greedy-policy bound of Singh and Yee,
-    1994; not a statement of the text). ``check_value=False`` checks only the returned policy,
-    with ``atol`` as its own bound ||V^policy - V*||_inf <= atol: the guarantee of a solver whose stopping
-    rule certifies the policy and not the values (pymdptoolbox's span rule).
+    accuracy ||V - V*||_inf <= atol (value iteration stopped early, BEL-25). The policy check allows the greedy
+    policy's 2 gamma e / (1 - gamma) with e = atol + the rounding tolerance of ``precision`` (the standard
+    greedy-policy bound of Singh and Yee, 1994; not a statement of the text). ``check_value=False`` checks only
+    the returned policy, with ``atol`` (plus rounding) as its own bound ||V^policy - V*||_inf <= atol: the
+    guarantee of a solver whose stopping rule certifies the policy and not the values (pymdptoolbox's span rule).
 
     A (V, policy) pair is a tuple or list of two items whose first item is an array; a V returned as a tuple of
     numbers (pymdptoolbox's ``.V``) is read as V even with two entries. gamma is drawn up to 0.999, and the
@@ -1486,12 +1486,15 @@ def check_optimal_value(
         except Exception as exc:  # a malformed policy: reported, not raised
             return Mismatch(case_name + " (policy)", inputs, want, pol, float("inf"), None, tol,
                             f"the returned policy is not usable: {exc}")
-        if atol is None:
-            ptol = tol
-        elif check_value:
-            ptol = 2.0 * mdp.gamma * atol / (1.0 - mdp.gamma) + value_tolerance(mdp)
+        # V^policy is computed here in float64 (value_tolerance); the policy itself comes from values that are
+        # off by up to tol = atol + the rounding of ``precision`` (_value_tol), and a greedy policy of values off
+        # by e loses at most 2 gamma e / (1 - gamma) (Singh and Yee): a float32 solver's near-tie choices are
+        # judged against its own rounding, not against float64's (until 2026-12-07 the rounding part was left
+        # out of that bound)
+        if check_value:
+            ptol = 2.0 * mdp.gamma * tol / (1.0 - mdp.gamma) + value_tolerance(mdp)
         else:
-            ptol = atol + value_tolerance(mdp)
+            ptol = tol + value_tolerance(mdp)
         problem, worst, where = _compare(v_pol, want, ptol)
         if problem is None:
             return None
