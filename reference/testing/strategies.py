@@ -7,7 +7,11 @@ on the sizes, and a failing example is reproducible from its printed arguments. 
 * ``"dense"``: every state is a successor (:func:`reference.generators.random_mdp`, branching=None);
 * ``"sparse"``: a few successors per (s, a);
 * ``"terminating"``: sparse with transitions to term;
-* ``"layered"``: acyclic, every trajectory terminates (enumerable).
+* ``"layered"``: acyclic, every trajectory terminates (enumerable);
+* ``"mixed"``: 1..2 successors per (s, a), about half of the rows can terminate (probability 0.3) and about a
+  third of the rewards are exactly 0. At gamma = 1 one MDP has both proper and improper policies and
+  reward-free loops (the BEL-35..BEL-38 cases); at every gamma the zero rewards give exact ties between
+  actions and all-zero value functions (tolerances must not scale with the rewards alone).
 
 Rewards are uniform in [-1, 1]; ``reward_outcomes`` > 1 gives stochastic rewards with finite support.
 """
@@ -32,11 +36,11 @@ __all__ = [
 ]
 
 Family = Literal["dense", "sparse", "terminating", "layered", "mixed"]
-FAMILIES: tuple[Family, ...] = ("dense", "sparse", "terminating", "layered")
-"""The default families. ``"mixed"`` is opt-in: about half of the (s, a) rows can terminate and about a third
-of the rewards are exactly 0, so at gamma = 1 one MDP has both proper and improper policies, and reward-free
-loops (the BEL-35..BEL-38 cases); tests that evaluate arbitrary policies at gamma = 1 must expect
-ImproperPolicyError there."""
+FAMILIES: tuple[Family, ...] = ("dense", "sparse", "terminating", "layered", "mixed")
+"""The default families: all five. With ``"mixed"`` at gamma = 1 some policies are improper, so a test that
+evaluates arbitrary policies at gamma = 1 must expect ImproperPolicyError there (or pass ``families``
+without it). ``"mixed"`` was opt-in until 2026-12-07; in the default it found two test tolerances that
+scaled with the rewards only (BEL-02, BEL-04 iteration tests with all rewards 0)."""
 
 
 @st.composite
