@@ -29,17 +29,22 @@ Shapes use axis letters: N (trajectories), H (horizon), S (states incl. term), A
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from reference.errors import ReferenceError_, ShapeError
+from reference.errors import InvalidPolicyError, ReferenceError_, ShapeError
 from reference.exact import q_pi, v_pi
 from reference.mdp import (
+    PROB_ATOL,
     FiniteMDP,
     FloatArray,
     IntArray,
+    _real,
+    _real_array,
     validate_gamma,
     validate_int,
     validate_k,
@@ -198,19 +203,53 @@ def q_targets(traj: Trajectories, q: FloatArray, *, gamma: float, k: int | None,
     at_h = (end >= h) & traj.valid & (s_end != term)
     a_end = np.take_along_axis(traj.actions, np.minimum(end, h - 1), axis=1)
     boot = qq[s_end, a_end]
+    pv: FloatArray | None = None
+    if pi is not None:  # checked whenever given, whether or not this batch reads it
+        pv = validate_state_table(traj, pi, name="pi", ndim=2, actions=True)
+        if pv.shape != qq.shape:
+            raise ShapeError(f"pi must have the shape of q {qq.shape}, got {pv.shape}")
+        _check_policy_rows(pv, term)
     if np.any(at_h):
-        if pi is None:
+        if pv is None:
             i, t = (int(z[0]) for z in np.nonzero(at_h))
             raise ShapeError(f"trajectory {i} is truncated at H={h}: the bootstrap Q(s_H, a_H) at t={t} "
                              "needs pi "
                              "(no action is stored at the horizon)")
-        pv = validate_state_table(traj, pi, name="pi", ndim=2, actions=True)
-        if pv.shape != qq.shape:
-            raise ShapeError(f"pi must have the shape of q {qq.shape}, got {pv.shape}")
         boot = np.where(at_h, np.einsum("nha,nha->nh", pv[s_end], qq[s_end]), boot)
     boot = np.where(s_end == term, 0.0, boot)
     y = _partial_returns(traj, n, gamma) + np.power(gamma, n) * boot
     return np.asarray(np.where(traj.valid, y, 0.0), dtype=np.float64)
+
+
+def _check_policy_rows(pv: FloatArray, term: int) -> None:
+    """``InvalidPolicyError`` unless every row of ``pv`` but term's is on the simplex (finite, >= 0, sum 1 within
+    ``PROB_ATOL``): pi = [2, -1] gave the target 2.8 where the value is 4.15, [5, 5] gave 32.5."""
+    body = np.delete(pv, term, axis=0)
+    sums_ok = np.abs(body.sum(axis=1) - 1.0) <= PROB_ATOL
+    bad = ~np.all(np.isfinite(body), axis=1) | np.any(body < 0, axis=1) | ~sums_ok
+    if np.any(bad):
+        s = int(np.flatnonzero(bad)[0])
+        s = s if s < term else s + 1
+        raise InvalidPolicyError(f"pi(. | s={s}) is not on the simplex: row {pv[s].tolist()}")
+
+
+def _check_w(w: ArrayLike, d: int, name: str = "w") -> FloatArray:
+    """The weight vector of a linear value function: shape [d] for d features, finite (``ShapeError`` /
+    ``ReferenceError_``; a wrong length raised numpy's bare ValueError)."""
+    wv = _real_array(w, name)
+    if wv.shape != (d,):
+        raise ShapeError(f"{name} must have shape [{d}] (one weight per feature), got {list(wv.shape)}")
+    if not np.all(np.isfinite(wv)):
+        raise ReferenceError_(f"{name} must be finite, got {wv.tolist()}")
+    return wv
+
+
+def _check_lr(lr: object) -> float:
+    """A step size: a finite real number > 0 (lr = -1 ascended the loss, NaN returned NaN weights)."""
+    x = _real(lr, "lr")
+    if not (math.isfinite(x) and x > 0.0):
+        raise ReferenceError_(f"lr must be a finite number > 0 (a step size), got {lr!r}")
+    return x
 
 
 # ================================================================================= gradients
@@ -233,7 +272,7 @@ def v_gradients(traj: Trajectories, x: FloatArray, w: FloatArray, *, gamma: floa
     """
     _check_gradient(gradient)
     xf = validate_state_table(traj, x, name="x", ndim=2)  # [S+, d]
-    wv = np.asarray(w, dtype=np.float64)
+    wv = _check_w(w, xf.shape[1])
     v_phi = xf @ wv
     vb = v_phi if v_boot is None else validate_state_table(traj, v_boot, name="v_boot")
     y = v_targets(traj, vb, gamma=gamma, k=k)
@@ -260,7 +299,7 @@ def q_gradients(traj: Trajectories, x: FloatArray, w: FloatArray, *, gamma: floa
     """
     _check_gradient(gradient)
     xf = validate_state_table(traj, x, name="x", ndim=3, actions=True)  # [S+, A, d]
-    wv = np.asarray(w, dtype=np.float64)
+    wv = _check_w(w, xf.shape[2])
     q_phi = xf @ wv
     qb = q_phi if q_boot is None else validate_state_table(traj, q_boot, name="q_boot", ndim=2, actions=True)
     if qb.shape != q_phi.shape:
@@ -309,7 +348,11 @@ def v_loss(mdp: FiniteMDP, pi: FloatArray, v: FloatArray, *, mu: FloatArray | No
     ``v`` has shape [S]; the term entry is ignored (EVAL-04).
     """
     m = _state_weights(mdp, mu)
-    d = np.asarray(v, dtype=np.float64) - v_pi(mdp, pi)
+    vv = _real_array(v, "v")
+    if vv.shape != (mdp.n_states_plus,):
+        raise ShapeError(f"v must have shape [S+] = [{mdp.n_states_plus}] (its term entry is ignored), "
+                         f"got {list(vv.shape)}")
+    d = vv - v_pi(mdp, pi)
     d[mdp.term] = 0.0
     return float(0.5 * m @ (d * d))
 
@@ -319,7 +362,7 @@ def v_loss_gradient(mdp: FiniteMDP, pi: FloatArray, x: FloatArray, w: FloatArray
     """grad L(phi) = E_{s ~ p0}[(V_phi(s) - V^pi(s)) grad V_phi(s)] = X^T D (X w - V^pi); [d] (EVAL-02/03)."""
     m = _state_weights(mdp, mu)
     xf = validate_features(mdp, x)
-    return np.asarray(xf.T @ (m * (xf @ w - v_pi(mdp, pi))), dtype=np.float64)
+    return np.asarray(xf.T @ (m * (xf @ _check_w(w, xf.shape[1]) - v_pi(mdp, pi))), dtype=np.float64)
 
 
 def q_loss(mdp: FiniteMDP, pi: FloatArray, q: FloatArray, *, mu: FloatArray | None = None) -> float:
@@ -337,7 +380,8 @@ def q_loss_gradient(mdp: FiniteMDP, pi: FloatArray, x: FloatArray, w: FloatArray
     p = validate_policy(mdp, pi)
     xf = validate_features(mdp, x, q=True)
     m = _state_weights(mdp, mu)[:, None] * p
-    return np.asarray(np.einsum("sa,sad->d", m * (xf @ w - q_pi(mdp, p)), xf), dtype=np.float64)
+    wv = _check_w(w, xf.shape[2])
+    return np.asarray(np.einsum("sa,sad->d", m * (xf @ wv - q_pi(mdp, p)), xf), dtype=np.float64)
 
 
 # ============================================================ expected updates, TD fixed point
@@ -488,8 +532,9 @@ def learn_v(mdp: FiniteMDP, pi: FloatArray, x: FloatArray, *, k: int | None, lr:
     h = _sampling_horizon(k, states, horizon)
     n_iters = validate_int(n_iters, "n_iters")
     batch_size = validate_int(batch_size, "batch_size", minimum=1)
+    lr = _check_lr(lr)
     v_boot = v_pi(mdp, p) if target == "oracle" else None
-    w = np.zeros(xf.shape[1]) if w0 is None else np.asarray(w0, dtype=np.float64).copy()
+    w = np.zeros(xf.shape[1]) if w0 is None else _check_w(w0, xf.shape[1], "w0").copy()
     out = np.empty((n_iters + 1, w.size))
     out[0] = w
     for it in range(n_iters):
@@ -518,8 +563,9 @@ def learn_q(mdp: FiniteMDP, pi: FloatArray, x: FloatArray, *, k: int | None, lr:
     h = _sampling_horizon(k, states, horizon)
     n_iters = validate_int(n_iters, "n_iters")
     batch_size = validate_int(batch_size, "batch_size", minimum=1)
+    lr = _check_lr(lr)
     q_boot = q_pi(mdp, p) if target == "oracle" else None
-    w = np.zeros(xf.shape[-1]) if w0 is None else np.asarray(w0, dtype=np.float64).copy()
+    w = np.zeros(xf.shape[-1]) if w0 is None else _check_w(w0, xf.shape[-1], "w0").copy()
     out = np.empty((n_iters + 1, w.size))
     out[0] = w
     for it in range(n_iters):

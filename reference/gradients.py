@@ -26,9 +26,19 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from reference.errors import ShapeError
+from reference.errors import InvalidPolicyError, ReferenceError_, ShapeError
 from reference.exact import a_pi, discounted_occupancy, j_pi, q_pi
-from reference.mdp import FiniteMDP, FloatArray, IntArray, validate_gamma, validate_indices, validate_int, validate_k
+from reference.mdp import (
+    PROB_ATOL,
+    FiniteMDP,
+    FloatArray,
+    IntArray,
+    validate_gamma,
+    validate_indices,
+    validate_int,
+    validate_k,
+    validate_weights,
+)
 from reference.policies import score_norm_sq, softmax, softmax_score
 from reference.sampling import Moments, Trajectories, discounted_returns, exact_moments, validate_state_table
 
@@ -193,7 +203,11 @@ def past_discounted_rewards(rewards: ArrayLike, *, gamma: float) -> FloatArray:
     g = validate_gamma(gamma)
     r = np.asarray(rewards, dtype=np.float64)
     disc = r * discount_powers(r.shape[-1], gamma=g)
-    return np.asarray(np.cumsum(disc, axis=-1) - disc, dtype=np.float64)
+    # the running sum shifted by one step (cumsum minus the current term cancelled: rewards [1, 1e20, 0] gave
+    # the past sum 0 at t = 1, not 1)
+    out = np.zeros_like(disc)
+    out[..., 1:] = np.cumsum(disc[..., :-1], axis=-1)
+    return np.asarray(out, dtype=np.float64)
 
 
 def bootstrap_values(values: ArrayLike, states: ArrayLike, *, term: int) -> FloatArray:
@@ -246,6 +260,11 @@ def k_step_q_estimates(
         partial += np.where(j < m, float(gamma) ** j * rp[:, j:j + h], 0.0)
     gm = float(gamma) ** m
     q = partial + gm * np.take_along_axis(bv, end, axis=1)
+    bad = valid & ~np.isfinite(q)
+    if np.any(bad):  # a NaN / inf reward or bootstrap value that a valid step reads
+        i, tt = (int(z[0]) for z in np.nonzero(bad))
+        raise ReferenceError_(f"the k-step Q estimate at (trajectory {i}, t = {tt}) is {q[i, tt]}: the rewards and "
+                              f"bootstrap values it reads must be finite")
     return np.asarray(np.where(valid, q, 0.0), dtype=np.float64)
 
 
@@ -387,11 +406,16 @@ def conditional_expectation(values: ArrayLike, weights: ArrayLike, groups: Array
     if x.shape[0] != w.size or gid.shape != w.shape:
         raise ShapeError(f"values [N, ...], weights [N], groups [N] disagree: {x.shape}, {w.shape}, "
                          f"{gid.shape}")
+    w = validate_weights(w, "weights")  # finite and >= 0 (a negative weight is not a probability)
     flat = x.reshape(x.shape[0], -1)
     ng = int(gid.max()) + 1 if gid.size else 0
     num = np.zeros((ng, flat.shape[1]))
     np.add.at(num, gid, w[:, None] * flat)
     den = np.bincount(gid, weights=w, minlength=ng)
+    empty = np.flatnonzero(np.bincount(gid, minlength=ng)[:ng] > 0)
+    zero = empty[den[empty] <= 0.0]
+    if zero.size:  # E[X | Y] is undefined where Y has probability 0 (it gave NaN with a RuntimeWarning)
+        raise ReferenceError_(f"group {int(zero[0])} has total weight 0: its conditional expectation is undefined")
     out = num[gid] / den[gid][:, None]
     return np.asarray(out.reshape(x.shape), dtype=np.float64)
 
@@ -412,6 +436,16 @@ def weighted_min_variance_baseline(p: ArrayLike, w2: ArrayLike, q: ArrayLike) ->
     E[w^2 | s] = 0 (any b is optimal there) get b*(s) = E_{a|s}[Q | s].
     """
     pa, wa, qa = (np.asarray(x, dtype=np.float64) for x in (p, w2, q))
+    if pa.ndim != 2 or wa.shape != pa.shape or qa.shape != pa.shape:  # a w2 of shape [A] was broadcast
+        raise ShapeError(f"p, w2, q must share one [S, A] shape, got {pa.shape}, {wa.shape}, {qa.shape}")
+    for name, arr in (("p", pa), ("w2", wa), ("q", qa)):
+        if not np.all(np.isfinite(arr)):
+            raise ReferenceError_(f"{name} must be finite")
+    if np.any(pa < 0) or np.any(np.abs(pa.sum(axis=1) - 1.0) > PROB_ATOL):
+        raise InvalidPolicyError(f"p must hold a distribution over actions in each row, got row sums "
+                                 f"{pa.sum(axis=1).tolist()}")
+    if np.any(wa < 0):  # a weight w^2 is a square
+        raise ReferenceError_(f"w2 must be >= 0 (it is a squared weight), got min {float(wa.min())}")
     num = (pa * wa * qa).sum(axis=1)
     den = (pa * wa).sum(axis=1)
     fallback = (pa * qa).sum(axis=1)
@@ -430,10 +464,14 @@ def weighted_squared_error(rho: ArrayLike, p: ArrayLike, w2: ArrayLike, q: Array
 
 
 def optimal_baseline(mdp: FiniteMDP, theta: ArrayLike) -> FloatArray:
-    """Minimum-variance baseline b*(s) = E_a[||grad log pi(a|s)||^2 Q^pi(s, a)] / E_a[||grad log pi(a|s)||^2].
+    """Per-step minimum-variance baseline b*(s) = E_a[||grad log pi(a|s)||^2 Q^pi(s, a)] / E_a[||grad log pi||^2].
 
     Spec: PG-19 with erratum E-31 (w^2 = ||grad_theta log pi_theta(a | s)||^2, the trace-of-covariance
-    criterion of open choice 21). Replacing w^2 by 1 gives V^pi(s), the text's surrogate. Shapes:
+    criterion of open choice 21). It minimises PG-18's per-step objective E[w^2 (Q - b(s))^2], which is the
+    variance of the whole-trajectory estimator only when no state is visited twice in an episode (e.g. layered
+    MDPs): with revisits the cross terms between visits also depend on b, and on a cyclic example the exact
+    minimiser of the estimator's variance differs (0.6785 against b* = 0.4745, review of 2026-12-07).
+    Replacing w^2 by 1 gives V^pi(s), the text's surrogate. Shapes:
     theta [S, A] -> [S] (b*(term) = 0).
     """
     th = _theta(mdp, theta)
@@ -471,11 +509,11 @@ def expand_random_time_step(
     Shapes: per_step [N, H, ...], lengths [N], weights [N].
     """
     g = np.asarray(per_step, dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64)
     n, h = g.shape[:2]
+    w = validate_weights(np.asarray(weights, dtype=np.float64), "weights")  # finite and >= 0
     ln = validate_indices(lengths, h + 1, name="lengths", what="length", error=ShapeError)  # 2.5 refused
-    if ln.shape != (n,):
-        raise ShapeError(f"lengths must have shape ({n},), got {ln.shape}")
+    if ln.shape != (n,) or w.shape != (n,):  # a short weights vector raised a bare IndexError
+        raise ShapeError(f"lengths and weights must have shape ({n},), got {ln.shape}, {w.shape}")
     samples: list[FloatArray] = []
     ws: list[float] = []
     for i in range(n):

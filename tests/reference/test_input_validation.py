@@ -597,10 +597,12 @@ def _count_calls() -> dict[str, Callable[[Any], Any]]:
         "compounding_error_mdp:horizon": lambda n: compounding_error_mdp(horizon=n, width=2, rng=_RNG(0)),
         "compounding_error_mdp:width": lambda n: compounding_error_mdp(horizon=2, width=n, rng=_RNG(0)),
         "on_expert_error:horizon": lambda n: on_expert_error(m, _PI, ex, horizon=n),
-        "policy_gradient_algorithm_1:num_iters": lambda n: policy_gradient_algorithm_1(m, num_iters=n, **pg),
+        # (m has a cycle: the default horizon is refused there, so one is given)
+        "policy_gradient_algorithm_1:num_iters": lambda n: policy_gradient_algorithm_1(m, num_iters=n, horizon=3,
+                                                                                        **pg),
         "policy_gradient_algorithm_1:horizon": lambda n: policy_gradient_algorithm_1(m, num_iters=1, horizon=n, **pg),
         "policy_gradient_algorithm_1:eval_every": lambda n: policy_gradient_algorithm_1(m, num_iters=1, eval_every=n,
-                                                                                         **pg),
+                                                                                         horizon=3, **pg),
         "a2c:num_updates": lambda n: a2c(m, num_updates=n, **pg),
         "a2c:max_episode_length": lambda n: a2c(m, num_updates=1, max_episode_length=n, **pg),
         "conjugate_gradient:iters": lambda n: conjugate_gradient(lambda v: v, np.ones(2), iters=n),
@@ -832,3 +834,104 @@ def test_value_targets_that_overflow_raise() -> None:
         value_targets(big, big)
     with pytest.raises(ReferenceError_, match="overflows"):
         reward_to_go_targets(big, np.zeros((2, 1), bool), np.zeros((2, 1), bool), gamma=1.0)
+
+
+# ------------------------------------------------------- evaluation / gradients / pg_algorithms (review 2026-12-07)
+def _loop_mdp() -> Any:
+    """One state that loops with probability 0.5 under both actions (a cycle), else ends."""
+    from reference.mdp import from_arrays
+
+    return from_arrays(np.array([[[0.5, 0.5], [0.5, 0.5]]]), np.array([[1.0, 0.0]]), gamma=0.9)
+
+
+def test_pg_algorithm_default_horizon_is_refused_on_a_cyclic_mdp() -> None:
+    """The default horizon |S| + 1 cut the loop's episodes at 2 steps: the mean step was 22 % short of -grad J,
+    silently. On an acyclic MDP the default stays (it never truncates there)."""
+    from reference.pg_algorithms import is_acyclic, policy_gradient_algorithm_1, policy_gradient_algorithm_2
+
+    loop = _loop_mdp()
+    assert not is_acyclic(loop)
+    lay = random_layered_mdp(np.random.default_rng(0), 3, 2, 2, gamma=0.9)
+    assert is_acyclic(lay)
+    for alg in (policy_gradient_algorithm_1, policy_gradient_algorithm_2):
+        with pytest.raises(ReferenceError_, match="pass horizon="):
+            alg(loop, rng=np.random.default_rng(0), num_iters=1, lr_theta=0.1, lr_phi=0.1)
+        alg(loop, rng=np.random.default_rng(0), num_iters=1, lr_theta=0.1, lr_phi=0.1, horizon=50)
+        alg(lay, rng=np.random.default_rng(0), num_iters=1, lr_theta=0.1, lr_phi=0.1)
+
+
+def test_a2c_entropy_beta_must_be_a_finite_number() -> None:
+    """NaN dropped the entropy bonus silently (NaN > 0 is False); "0.1" raised a bare TypeError."""
+    from reference.pg_algorithms import a2c
+
+    lay = random_layered_mdp(np.random.default_rng(0), 2, 2, 2, gamma=0.9)
+    for beta in (float("nan"), -0.1, float("inf"), "0.1"):
+        with pytest.raises(ReferenceError_, match="entropy_beta"):
+            a2c(lay, rng=np.random.default_rng(0), num_updates=1, lr_theta=0.1, lr_phi=0.1,
+                entropy_beta=beta)  # type: ignore[arg-type]
+
+
+def test_learners_and_losses_check_step_sizes_weights_and_policies() -> None:
+    """lr = -1 ascended the loss and NaN gave NaN weights; w / w0 / v of the wrong length raised numpy's bare
+    ValueError; a pi at the horizon that is not a distribution gave a made-up target (2.8 for 4.15)."""
+    from reference.evaluation import learn_q, learn_v, q_targets, v_gradients, v_loss, v_loss_gradient
+    from reference.sampling import sample_trajectories
+
+    mdp = _loop_mdp()
+    pi = np.full((2, 2), 0.5)
+    x = np.array([[1.0], [0.0]])  # features of term are 0 (EVAL-04)
+    xq = np.array([[[1.0], [1.0]], [[0.0], [0.0]]])
+    for lr in (-1.0, float("nan"), 0.0, "0.1"):
+        with pytest.raises(ReferenceError_, match="lr"):
+            learn_v(mdp, pi, x, k=1, lr=lr, n_iters=1, rng=np.random.default_rng(0))  # type: ignore[arg-type]
+        with pytest.raises(ReferenceError_, match="lr"):
+            learn_q(mdp, pi, xq, k=1, lr=lr, n_iters=1, rng=np.random.default_rng(0))  # type: ignore[arg-type]
+    with pytest.raises(ShapeError, match="w0 must have shape"):
+        learn_v(mdp, pi, x, k=1, lr=0.1, n_iters=1, rng=np.random.default_rng(0), w0=np.zeros(3))
+    traj = sample_trajectories(mdp, pi, rng=np.random.default_rng(0), n=2, horizon=3)
+    with pytest.raises(ShapeError, match="w must have shape"):
+        v_gradients(traj, x, np.zeros(3), gamma=0.9, k=1)
+    with pytest.raises(ShapeError, match="w must have shape"):
+        v_loss_gradient(mdp, pi, x, np.zeros(2))
+    with pytest.raises(ShapeError, match="v must have shape"):
+        v_loss(mdp, pi, np.zeros(1))
+    q = np.array([[1.0, 2.0], [0.0, 0.0]])
+    for bad in ([[2.0, -1.0], [0.5, 0.5]], [[5.0, 5.0], [0.5, 0.5]], [[np.nan, 1.0], [0.5, 0.5]]):
+        with pytest.raises(InvalidPolicyError, match="not on the simplex"):
+            q_targets(traj, q, gamma=0.9, k=5, pi=np.array(bad))
+
+
+def test_gradient_helpers_check_weights_and_distributions() -> None:
+    """weighted_min_variance_baseline broadcast a w2 of shape [A] and took negative w2 or a p off the simplex;
+    conditional_expectation gave NaN for a group of total weight 0 and took negative weights;
+    expand_random_time_step returned negative sample weights and raised a bare IndexError for short weights;
+    k_step_q_estimates returned NaN for a NaN bootstrap value it reads."""
+    from reference.gradients import (
+        conditional_expectation,
+        expand_random_time_step,
+        k_step_q_estimates,
+        weighted_min_variance_baseline,
+    )
+
+    p = np.array([[0.5, 0.5], [0.2, 0.8]])
+    q = np.array([[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(ShapeError, match="share one"):
+        weighted_min_variance_baseline(p, np.array([1.0, 2.0]), q)
+    with pytest.raises(ReferenceError_, match="w2 must be >= 0"):
+        weighted_min_variance_baseline(p, -np.ones((2, 2)), q)
+    with pytest.raises(InvalidPolicyError, match="distribution"):
+        weighted_min_variance_baseline(2 * p, np.ones((2, 2)), q)
+    with pytest.raises(ReferenceError_, match="total weight 0"):
+        conditional_expectation(np.array([1.0, 2.0, 3.0]), np.array([0.0, 0.0, 1.0]), np.array([0, 0, 1]))
+    with pytest.raises(ReferenceError_, match="weights"):
+        conditional_expectation(np.array([1.0, 2.0]), np.array([-1.0, 2.0]), np.array([0, 0]))
+    g = np.ones((2, 3))
+    with pytest.raises(ReferenceError_, match="weights"):
+        expand_random_time_step(g, np.array([2, 3]), np.array([-0.5, 1.5]))
+    with pytest.raises(ShapeError, match="weights must have shape"):
+        expand_random_time_step(g, np.array([2, 3]), np.array([1.0]))
+    boot = np.array([[0.0, np.nan, 0.0]])
+    with pytest.raises(ReferenceError_, match="must be finite"):
+        k_step_q_estimates(np.ones((1, 2)), boot, np.array([2]), gamma=0.9, k=1)
+    # a NaN the estimate does not read (past the episode's end) is allowed, as elsewhere
+    k_step_q_estimates(np.ones((1, 2)), np.array([[0.0, 0.0, np.nan]]), np.array([1]), gamma=0.9, k=1)
