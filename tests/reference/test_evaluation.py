@@ -52,7 +52,7 @@ from reference.testing.strategies_eval import (
     linear_features,
     parameters,
 )
-from reference.tolerance import counted_tolerance, discount_condition, tolerance
+from reference.tolerance import central_difference, counted_tolerance, discount_condition, tolerance
 
 # ----------------------------------------------------------------------------------- helpers
 
@@ -740,3 +740,260 @@ def test_EVAL_02_loss_weights_mu_must_be_a_finite_nonnegative_vector_over_s_plus
     }
     with pytest.raises(error, match=match):
         calls[func]()
+
+
+# --- found by the mutation audit of the review (E2, E5, E6, E8..E12, E14, E15) --------------------------------
+# Independent oracles: the targets, per-step losses and semi-gradients are re-derived below with plain loops
+# over one trajectory (the text's formulas), never with the vectorised code under test.
+def _hand_bootstrap(tr: Trajectories, i: int, t: int, k: int | None) -> tuple[int, int, int | None]:
+    """n = k ∧ (L - t), s_{t+n}, and the stored a_{t+n} (None where none is stored: at term, or at the horizon
+    of a truncated trajectory)."""
+    length = int(tr.lengths[i])
+    n = length - t if k is None else min(k, length - t)
+    s_n = int(tr.states[i, t + n])
+    a_n = int(tr.actions[i, t + n]) if t + n < length else None
+    return n, s_n, a_n
+
+
+def _hand_partial(tr: Trajectories, i: int, t: int, n: int, gamma: float) -> float:
+    return sum(gamma**j * float(tr.rewards[i, t + j]) for j in range(n))
+
+
+def _hand_v_boot(x: FloatArray, w: FloatArray, s_n: int, term: int) -> float:
+    return 0.0 if s_n == term else float(x[s_n] @ w)  # V(term) = 0 whatever x(term) is (EVAL-04)
+
+
+def _hand_q_boot(x: FloatArray, w: FloatArray, pi: FloatArray, s_n: int, a_n: int | None, term: int) -> float:
+    if s_n == term:
+        return 0.0  # Q(term, .) = 0 whatever x(term, .) is
+    if a_n is not None:
+        return float(x[s_n, a_n] @ w)
+    return float(pi[s_n] @ (x[s_n] @ w))  # truncated at H: the pi-expectation (module docstring)
+
+
+def _hand_semi_gradients(tr: Trajectories, x: FloatArray, w: FloatArray, *, gamma: float, k: int | None,
+                         pi: FloatArray | None) -> FloatArray:
+    """Per-step stop-gradient updates (V_w(s_t) - y_t) x(s_t) (or with Q and x(s_t, a_t)), [N, H, d], by loops;
+    ``pi`` None means V features [S+, d], else Q features [S+, A, d]."""
+    term = int(x.shape[0]) - 1
+    out = np.zeros((tr.n, tr.horizon, x.shape[-1]))
+    for i in range(tr.n):
+        for t in range(int(tr.lengths[i])):
+            n, s_n, a_n = _hand_bootstrap(tr, i, t, k)
+            s = int(tr.states[i, t])
+            if pi is None:
+                feat = x[s]
+                boot = _hand_v_boot(x, w, s_n, term)
+            else:
+                feat = x[s, int(tr.actions[i, t])]
+                boot = _hand_q_boot(x, w, pi, s_n, a_n, term)
+            out[i, t] = (float(feat @ w) - _hand_partial(tr, i, t, n, gamma) - gamma**n * boot) * feat
+    return out
+
+
+@pytest.mark.parametrize("q", [False, True])
+def test_EVAL_12_18_26_30_learners_default_initial_update_mean_matches_enumeration(q: bool) -> None:
+    """``states="initial"`` (the default, the text's algorithm: the loss L weights s_0 by p0) updates at s_0 only.
+
+    One step of the learner from w0 with lr = 1 and B = 20000 fresh trajectories is w0 - (1/B) sum_i g_i(s_0)
+    (open choice 8: the batch mean). Its mean mu = E[g(s_0)] and standard deviation sigma (per coordinate) are
+    computed exactly by enumerating every trajectory up to the learner's sampling horizon k ∧ H = k = 2 with
+    the hand-written gradient above; mu is also expected_update_v/q(w0) (the closed form). Bound (open choice
+    22, fixed seed): |step - mu| <= 4 sigma / sqrt(B), plus the rounding of the learner's mean of B terms and
+    of w0 - (w0 - step): counted_tolerance(max|g| + max|w0|, roundings=B + 3). The check can tell: the mean of
+    the update summed over every visited step (or of the batch sum, B times larger) is outside that bound."""
+    rng = np.random.default_rng(9)
+    mdp = random_layered_mdp(rng, 3, 2, 2, gamma=0.9)
+    pi = softmax_policy(rng.normal(size=(mdp.n_states_plus, 2)))
+    k, batch = 2, 20000
+    x = rng.normal(size=(mdp.n_states_plus, 2, 3) if q else (mdp.n_states_plus, 3))
+    x[mdp.term] = 0.0
+    w0 = rng.normal(size=3)
+    tr = enumerate_trajectories(mdp, pi, horizon=k)
+    g = _hand_semi_gradients(tr, x, w0, gamma=mdp.gamma, k=k, pi=pi if q else None)
+    mu = tr.weights @ g[:, 0]
+    sigma = np.sqrt(tr.weights @ (g[:, 0] - mu) ** 2)
+    eu = expected_update_q(mdp, pi, x, k=k) if q else expected_update_v(mdp, pi, x, k=k)
+    assert np.max(np.abs(mu - eu(w0))) <= _exact_tol(mdp, tr, _grad_scale(mdp, x, w0))
+    learner = learn_q if q else learn_v
+    w1 = learner(mdp, pi, x, k=k, lr=1.0, n_iters=1, rng=np.random.default_rng(2024), batch_size=batch, w0=w0)[1]
+    step = w0 - w1
+    bound = 4.0 * sigma / np.sqrt(batch) + counted_tolerance(
+        float(np.max(np.abs(g))) + float(np.max(np.abs(w0))), roundings=batch + 3)
+    assert np.all(np.abs(step - mu) <= bound), (step, mu, bound)
+    visited = tr.weights @ g.sum(axis=1)
+    assert np.any(np.abs(visited - mu) > 2.0 * bound)
+
+
+def _chain_mdp(gamma: float) -> FiniteMDP:
+    """One action: s0 -> s1 -> s2 -> term with rewards 1, -2, 0.5; s_0 = s0 (deterministic, one trajectory)."""
+    p = np.zeros((3, 1, 4))
+    p[0, 0, 1] = p[1, 0, 2] = p[2, 0, 3] = 1.0
+    return from_arrays(p, np.array([[1.0], [-2.0], [0.5]]), [1.0, 0.0, 0.0], gamma=gamma)
+
+
+@pytest.mark.parametrize("q", [False, True])
+def test_EVAL_12_18_26_30_learner_step_is_the_batch_mean_of_the_s0_update_exact(q: bool) -> None:
+    """On a deterministic chain every sampled trajectory is s0, s1, s2 (sampling horizon k ∧ H = k = 2), so one
+    step from w0 is exactly w0 - lr g with g = (x(s0).w0 - r0 - gamma r1 - gamma^2 x(s2).w0) x(s0) (2-step
+    target; for Q, s2 is the horizon and the bootstrap is the pi-average, here the single action): the batch
+    of B = 3 is averaged (open choice 8; a sum gives 3 lr g) and only s_0 is updated (``states="initial"``;
+    adding the update at s1 changes it by lr (x(s1).w0 - r1 - gamma x(s2).w0) x(s1) != 0).
+    Tolerance (counted, u = eps/2): |delta| <= D = 2 x_m |w0|_1 + R k with N = 2 p + 4 k + 5 roundings (two
+    p-term dot products, per reward a power (2), a product and a sum, gamma^2 (2) times the bootstrap, two
+    differences); the product with x(s0), the mean of 3 (3), the product with lr and the difference with w0
+    add 6: each side is within gamma_{N+6} (|w0|_inf + lr x_m D) of the exact value, so the two are within twice."""
+    gamma, lr, k, p_dim = 0.9, 0.25, 2, 2
+    mdp = _chain_mdp(gamma)
+    pi = np.ones((4, 1))
+    xv = np.array([[0.5, -1.0], [1.5, 0.25], [-0.75, 2.0], [0.0, 0.0]])
+    x = xv[:, None, :] if q else xv
+    w0 = np.array([0.3, -0.6])
+    delta0 = float(xv[0] @ w0) - 1.0 - gamma * -2.0 - gamma**2 * float(xv[2] @ w0)
+    want = w0 - lr * delta0 * xv[0]
+    learner = learn_q if q else learn_v
+    got = learner(mdp, pi, x, k=k, lr=lr, n_iters=1, rng=np.random.default_rng(0), batch_size=3, w0=w0)[1]
+    xm, rmax = float(np.max(np.abs(xv))), 2.0
+    d_scale = 2.0 * xm * float(np.sum(np.abs(w0))) + rmax * k
+    tol = 2.0 * counted_tolerance(float(np.max(np.abs(w0))) + lr * xm * d_scale, roundings=2 * p_dim + 4 * k + 11)
+    np.testing.assert_allclose(got, want, rtol=0, atol=tol)
+    delta1 = float(xv[1] @ w0) + 2.0 - gamma * float(xv[2] @ w0)
+    assert np.max(np.abs(lr * delta1 * xv[1])) > 1e6 * tol  # the update at s1 would be seen
+
+
+@pytest.mark.parametrize("k", [1, 2, None])
+def test_EVAL_04_24_27_q_targets_ignore_the_term_row_of_q(k: int | None) -> None:
+    """Q(term, .) = 0 is hard-coded: a Q whose term row is (77, -88) gives the same targets, bit for bit, as
+    one with a zero term row (every trajectory here terminates, so every last target bootstraps at term), and
+    those targets are the hand-written y_t = sum_{j<n} gamma^j r_{t+j} + gamma^n Q(s_{t+n}, a_{t+n}).
+    Tolerance (counted): both sides sum at most H rewards (4 roundings each: power, product, sum) plus the
+    bootstrap (power 2, product, sum), every term <= R H + |Q|_max: each within gamma_{4H+4}, so twice that."""
+    rng = np.random.default_rng(4)
+    mdp = random_layered_mdp(rng, 3, 2, 2, gamma=0.9)
+    pi = softmax_policy(rng.normal(size=(mdp.n_states_plus, 2)))
+    tr = enumerate_trajectories(mdp, pi)
+    assert np.all(tr.terminated)
+    qv = rng.normal(size=(mdp.n_states_plus, 2))
+    qv[mdp.term] = 0.0
+    q_bad = qv.copy()
+    q_bad[mdp.term] = [77.0, -88.0]
+    y = q_targets(tr, qv, gamma=mdp.gamma, k=k, pi=pi)
+    np.testing.assert_array_equal(q_targets(tr, q_bad, gamma=mdp.gamma, k=k, pi=pi), y)
+    tol = 2.0 * counted_tolerance(mdp.max_abs_reward * tr.horizon + float(np.max(np.abs(qv))),
+                                  roundings=4 * tr.horizon + 4)
+    for i in range(tr.n):
+        for t in range(int(tr.lengths[i])):
+            n, s_n, a_n = _hand_bootstrap(tr, i, t, k)
+            boot = 0.0 if s_n == mdp.term else float(qv[s_n, a_n]) if a_n is not None else float(pi[s_n] @ qv[s_n])
+            assert abs(y[i, t] - (_hand_partial(tr, i, t, n, mdp.gamma) + mdp.gamma**n * boot)) <= tol
+
+
+def test_EVAL_04_22_q_loss_ignores_the_term_row_even_where_mu_weights_term() -> None:
+    """As the v_loss test: mu may weight term, Q's term row must still not count: the loss with Q(term, .) =
+    (5, -3) is the loss with Q(term, .) = 0, bit for bit, and is the hand-written
+    1/2 sum_{s != term} mu(s) sum_a pi(a|s) (Q(s, a) - Q^pi(s, a))^2. Tolerance: tolerance(scale, terms=|S+| A + 4)
+    with scale the sum of the terms (Q^pi is the same array on both sides, so only the sum's rounding enters)."""
+    rng = np.random.default_rng(0)
+    mdp = random_mdp(rng, 3, 2, gamma=0.9)
+    pi = softmax_policy(rng.normal(size=(mdp.n_states_plus, 2)))
+    mu = np.full(mdp.n_states_plus, 1.0 / mdp.n_states_plus)
+    qv = rng.normal(size=(mdp.n_states_plus, 2))
+    qv[mdp.term] = 0.0
+    q_bad = qv.copy()
+    q_bad[mdp.term] = [5.0, -3.0]
+    loss = q_loss(mdp, pi, qv, mu=mu)
+    assert q_loss(mdp, pi, q_bad, mu=mu) == loss > 0.0
+    qp = q_pi(mdp, pi)
+    terms = [0.5 * mu[s] * pi[s, a] * (qv[s, a] - qp[s, a]) ** 2 for s in range(mdp.n_states) for a in range(2)]
+    assert abs(loss - sum(terms)) <= tolerance(sum(terms), terms=mdp.n_states_plus * 2 + 4)
+
+
+def _residual_loss(tr: Trajectories, i: int, t: int, x: FloatArray, *, gamma: float, k: int | None,
+                   pi: FloatArray | None) -> Callable[[FloatArray], float]:
+    """The per-step loss 1/2 (V_w(s_t) - y_t(w))^2 with the bootstrap a function of w (Baird's residual form,
+    E-17), written from the text: V_w = x . w on S, V(term) = 0 (a constant); for Q (``pi`` given) the
+    bootstrap is Q_w(s_{t+n}, a_{t+n}), or sum_a pi(a | s_H) Q_w(s_H, a) at the horizon of a truncated one."""
+    term = int(x.shape[0]) - 1
+    n, s_n, a_n = _hand_bootstrap(tr, i, t, k)
+    part = _hand_partial(tr, i, t, n, gamma)
+    s, a = int(tr.states[i, t]), int(tr.actions[i, t])
+
+    def f(w: FloatArray) -> float:
+        if pi is None:
+            return 0.5 * (float(x[s] @ w) - part - gamma**n * _hand_v_boot(x, w, s_n, term)) ** 2
+        return 0.5 * (float(x[s, a] @ w) - part - gamma**n * _hand_q_boot(x, w, pi, s_n, a_n, term)) ** 2
+    return f
+
+
+def _check_residual_against_central_differences(mdp: FiniteMDP, tr: Trajectories, x: FloatArray, w: FloatArray,
+                                                pi: FloatArray, k: int | None, q: bool) -> tuple[int, int]:
+    """Every valid step's residual gradient vs central differences (reference.tolerance.central_difference,
+    step h = 0.5) of :func:`_residual_loss`. The loss is quadratic in w, so the truncation estimate is pure
+    rounding; f_error (counted, u = eps/2): with x_m = max|x|, W = |w|_1 + 2h (the largest step), p features,
+    A actions, n <= H rewards, every term of d = V_w(s_t) - y_t is bounded by D = 2 x_m W + R H and d takes
+    N = p + 2A + 4H + 5 roundings (a p-term dot product; the pi-average: A dot products, A products, A sums;
+    per reward a power (2), a product and a sum; gamma^n (2) times the bootstrap; two differences), so
+    |d_hat - d| <= gamma_N D and f = d^2 / 2 is within gamma_{N+2} D^2. The gradient under test,
+    g = d (x(s_t) - gamma^n x_end) with |x(s_t) - gamma^n x_end| <= 2 x_m, adds its own rounding: the pi-average
+    of the features (2A), gamma^n (2), a product, a difference and the product with d: within
+    gamma_{N+2A+5} 2 x_m D. Returns the number of steps bootstrapped at a truncated horizon (pi-average) and
+    the number with n >= 2 steps to a non-terminal state (gamma^n != gamma)."""
+    h = 0.5
+    gradient = (q_gradients(tr, x, w, gamma=mdp.gamma, k=k, pi=pi, gradient="residual") if q
+                else v_gradients(tr, x, w, gamma=mdp.gamma, k=k, gradient="residual"))
+    xm = float(np.max(np.abs(x)))
+    big_d = 2.0 * xm * (float(np.sum(np.abs(w))) + 2.0 * h) + mdp.max_abs_reward * tr.horizon
+    n_round = w.size + 2 * mdp.n_actions + 4 * tr.horizon + 5
+    f_error = counted_tolerance(big_d**2, roundings=n_round + 2)
+    g_error = counted_tolerance(2.0 * xm * big_d, roundings=n_round + 2 * mdp.n_actions + 5)
+    at_horizon = multi_step = 0
+    for i in range(tr.n):
+        for t in range(int(tr.lengths[i])):
+            n, s_n, a_n = _hand_bootstrap(tr, i, t, k)
+            at_horizon += int(s_n != mdp.term and a_n is None)
+            multi_step += int(s_n != mdp.term and n >= 2)
+            fd, bound = central_difference(_residual_loss(tr, i, t, x, gamma=mdp.gamma, k=k, pi=pi if q else None),
+                                           w, h=h, f_error=f_error)
+            err = np.abs(gradient[i, t] - fd)
+            assert np.all(err <= bound + g_error), (i, t, err, bound + g_error)
+    return at_horizon, multi_step
+
+
+@pytest.mark.parametrize(("k", "horizon"), [(1, 1), (2, 2), (None, 2), (2, 3), (3, 2)])
+def test_EVAL_11_28_30_q_residual_gradient_at_the_horizon_and_over_k_steps_matches_central_differences(
+        k: int | None, horizon: int) -> None:
+    """Residual Q gradient (E-17) on every trajectory truncated at H: at the horizon the bootstrap is
+    sum_a pi(a | s_H) Q_w(s_H, a), whose gradient is the pi-average of the features there, and a k-step target
+    scales the bootstrap's gradient by gamma^n. Compared per step with central differences of the loss written
+    from the text (:func:`_residual_loss`), with the bound of :func:`_check_residual_against_central_differences`."""
+    rng = np.random.default_rng(11)
+    mdp = random_layered_mdp(rng, 3, 2, 2, gamma=0.8)
+    pi = softmax_policy(rng.normal(size=(mdp.n_states_plus, 2)))
+    x = rng.normal(size=(mdp.n_states_plus, 2, 3))
+    x[mdp.term] = 0.0
+    w = rng.normal(size=3)
+    tr = enumerate_trajectories(mdp, pi, horizon=horizon)
+    at_horizon, multi_step = _check_residual_against_central_differences(mdp, tr, x, w, pi, k, q=True)
+    assert at_horizon > 0 if horizon < 3 else at_horizon == 0
+    assert multi_step > 0 if (k is None or k >= 2) and horizon >= 2 else multi_step == 0
+
+
+@pytest.mark.parametrize("q", [False, True])
+@pytest.mark.parametrize("k", [1, 2])
+def test_EVAL_04_11_residual_gradients_treat_term_as_a_constant_even_with_nonzero_term_features(
+        q: bool, k: int) -> None:
+    """V(term) = Q(term, .) = 0 is hard-coded (EVAL-04), so the residual gradient has no bootstrap term where
+    s_{t+n} = term, whatever x(term) holds: v_gradients / q_gradients accept any term row (only the learners and
+    exact losses validate x(term) = 0), and with a non-zero one they must still be the gradient of the loss
+    with V(term) = 0. Checked against central differences as above on complete (terminating) trajectories.
+    (If input validation is added to v_gradients / q_gradients so that a non-zero term row is refused, this
+    test must be changed to expect that error.)"""
+    rng = np.random.default_rng(12)
+    mdp = random_layered_mdp(rng, 3, 2, 2, gamma=0.8)
+    pi = softmax_policy(rng.normal(size=(mdp.n_states_plus, 2)))
+    x = rng.normal(size=(mdp.n_states_plus, 2, 3) if q else (mdp.n_states_plus, 3))
+    assert np.all(np.abs(x[mdp.term]) > 0.0)
+    w = rng.normal(size=3)
+    tr = enumerate_trajectories(mdp, pi)
+    assert np.all(tr.terminated)
+    _check_residual_against_central_differences(mdp, tr, x, w, pi, k, q=q)

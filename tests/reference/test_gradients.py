@@ -662,3 +662,36 @@ def test_PG_19_optimal_baseline_of_a_near_deterministic_policy_matches_mpmath() 
     rel = counted_tolerance(1.0, roundings=2 * (d_pi + d_w + 3) + 1)
     assert abs(got[0] - want) <= rel * want
     assert got[mdp.term] == 0.0
+
+
+# --- found by the mutation audit of the review (G7) ---------------------------------------------------------
+@pytest.mark.parametrize("gamma_tilde", [0.5, 0.9, 1.0])
+def test_PG_29_PG_30_gamma_trick_on_a_discounted_mdp_counts_undiscounted_visits(gamma_tilde: float) -> None:
+    """The gamma-trick estimator sum_t grad log pi(a_t | s_t) G_t^{gamma~} has no gamma^t factor, so its mean
+    weights a state by its undiscounted expected number of visits whatever the MDP's own gamma (here 0.9; the
+    trajectory law does not depend on gamma). Oracle: the exact mean over every enumerated trajectory of the
+    hand-written sum_t (e_{a_t} - pi(. | s_t)) G_t^{gamma~} in row s_t (b = 0, which drops out of the mean),
+    with the tolerance of :func:`_setup`."""
+    mdp, theta = _fixture(seed=3, gamma=0.9)
+    tr, tol = _setup(mdp, theta)
+    pi = softmax(theta)
+    own = np.zeros_like(theta)
+    for i in range(tr.n):
+        length = int(tr.lengths[i])
+        for t in range(length):
+            s, a = int(tr.states[i, t]), int(tr.actions[i, t])
+            ret = sum(gamma_tilde ** (u - t) * float(tr.rewards[i, u]) for u in range(t, length))
+            own[s] -= tr.weights[i] * ret * pi[s]
+            own[s, a] += tr.weights[i] * ret
+    np.testing.assert_allclose(gamma_trick_gradient(mdp, theta, gamma_tilde=gamma_tilde), own, rtol=0, atol=tol)
+    assert tr.horizon >= 2 and float(np.max(np.abs(own))) > 1e6 * tol  # later steps carry weight: gamma^t would show
+
+
+def test_PG_09_E_26_past_discounted_rewards_do_not_cancel_behind_a_huge_reward() -> None:
+    """sum_{t' < t} gamma^t' r_t' as a shifted running sum: computed as cumsum minus the current term, the
+    rewards (1, 1e20, 0) gave the past sum 0 at t = 1 (the exact value is 1: the 1 was absorbed by 1e20 and
+    subtracted away). Exact here: every partial sum is of integers below 2^53 or a single huge term."""
+    got = past_discounted_rewards(np.array([[1.0, 1e20, 0.0]]), gamma=1.0)
+    np.testing.assert_array_equal(got, [[0.0, 1.0, 1e20 + 1.0]])
+    half = past_discounted_rewards(np.array([[4.0, 2.0, 8.0, 1.0]]), gamma=0.5)  # dyadic: exact
+    np.testing.assert_array_equal(half, [[0.0, 4.0, 5.0, 7.0]])

@@ -384,3 +384,16 @@ def test_PG_51_text_log_density_refuses_actions_outside_the_open_interval(a: flo
     for f in (tanh_gaussian_log_prob_text, tanh_gaussian_log_prob_of_action):
         with pytest.raises(InvalidPolicyError, match=r"must lie in \(-1, 1\)"):
             f(a, 0.0, 0.0)
+
+
+# --- found by the mutation audit of the review (P4) ---------------------------------------------------------
+@pytest.mark.parametrize(("low", "high", "want"), [
+    (-2.0, 1.0, [-2.0, -2.0, -1.5, 0.0, 1.0, 1.0, 1.0]),
+    (-8.0, 3.0, [-8.0, -3.0, -1.5, 0.0, 1.5, 2.5, 3.0]),
+])
+def test_PG_50_log_std_clamp_uses_the_given_bounds(low: float, high: float, want: list[float]) -> None:
+    """clamp_log_std clips to the [low, high] it is given, not to the default [-5, 2] of open choice 15:
+    values inside the defaults but outside [-2, 1] are clipped, values outside the defaults but inside [-8, 3]
+    are kept. np.clip returns the bound or the input itself, so the comparison is exact."""
+    got = clamp_log_std(np.array([-9.0, -3.0, -1.5, 0.0, 1.5, 2.5, 7.0]), low=low, high=high)
+    np.testing.assert_array_equal(got, want)
