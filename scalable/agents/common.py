@@ -365,16 +365,22 @@ def build_actor_critic(env_id: str, obs_space: gym.Space[Any], act_space: gym.Sp
 def squash_scale(policy: object, act_space: gym.Space[Any]) -> tuple[NDArray[np.float32], NDArray[np.float32]] | None:
     """(center, half-width), float32 [n], of the affine map ``a_env = center + half * a`` from a tanh-Gaussian's
     actions a in (-1, 1)^n (PG-50, E-51) onto a Box's bounds [low, high]; ``None`` (no map) for other heads,
-    for bounds that are exactly [-1, 1] (the identity: runs on those tasks are unchanged) and for unbounded
-    Boxes (left to the backends' clip). The map is a constant shift and scale of the action, so log-probability
-    ratios, and with them the PPO / A2C losses, are unchanged; only the env sees the rescaled action."""
+    for bounds that are exactly [-1, 1] (the identity: runs on those tasks are unchanged) and for Boxes with no
+    dimension bounded on both sides. A dimension with an infinite bound keeps the identity (center 0, half-width
+    1: the tanh action in (-1, 1), as for an unbounded Box) while the bounded ones are mapped (until 2026-12-07 one
+    infinite bound left every dimension unmapped). The map is a constant shift and scale of the action, so
+    log-probability ratios, and with them the PPO / A2C losses, are unchanged; only the env sees the rescaled
+    action."""
     head = getattr(policy, "head", None)  # a module (MLPActorCritic) or its name (the numpy snapshot)
     if not isinstance(act_space, gym.spaces.Box) or not (isinstance(head, TanhGaussianHead) or head == "tanh_gaussian"):
         return None
     low, high = act_space.low.astype(np.float64), act_space.high.astype(np.float64)
-    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))) or (np.all(low == -1.0) and np.all(high == 1.0)):
+    bounded = np.isfinite(low) & np.isfinite(high)
+    if not np.any(bounded) or (np.all(low == -1.0) and np.all(high == 1.0)):
         return None
-    return ((high + low) / 2).astype(np.float32), ((high - low) / 2).astype(np.float32)
+    lo, hi = np.where(bounded, low, -1.0), np.where(bounded, high, 1.0)  # no inf - inf where unbounded
+    center, half = (hi + lo) / 2, (hi - lo) / 2
+    return center.astype(np.float32), half.astype(np.float32)
 
 
 def to_bounds(a: NDArray[np.float32], scale: tuple[NDArray[np.float32], NDArray[np.float32]] | None
@@ -385,11 +391,12 @@ def to_bounds(a: NDArray[np.float32], scale: tuple[NDArray[np.float32], NDArray[
 
 def env_action(act_space: gym.Space[Any], action: Tensor,
                scale: tuple[NDArray[np.float32], NDArray[np.float32]] | None = None) -> NDArray[np.generic]:
-    """Network action -> what the env receives: int64 indices [B], or float32 Box actions [B, n], mapped onto
+    """Network action -> what the env receives: int64 actions [B] (``space.start`` + the index), or float32 Box
+    actions [B, n], mapped onto
     the bounds by ``scale`` (:func:`squash_scale`, tanh-Gaussian heads) and otherwise clipped by the backends."""
     a = action.detach().cpu().numpy()
-    if isinstance(act_space, gym.spaces.Discrete):
-        return a.astype(np.int64)
+    if isinstance(act_space, gym.spaces.Discrete):  # the network's index 0..n-1 is action start + index
+        return a.astype(np.int64) + int(act_space.start)
     return to_bounds(a.astype(np.float32), scale)
 
 

@@ -43,6 +43,10 @@ def grpo_advantages(rewards: Tensor, *, eps_std: float = GRPO_EPS_STD, scale_by_
     """
     if rewards.dim() < 1:
         raise ValueError(f"rewards must have a group axis (last), got shape {list(rewards.shape)}")
+    if rewards.dtype == torch.bool or rewards.is_complex():  # as the reference: booleans are not rewards
+        raise ValueError(f"rewards must be real numbers, got dtype {rewards.dtype}")
+    if not rewards.is_floating_point():  # integer rewards (0/1 verifiers) as the reference reads them: float64
+        rewards = rewards.to(torch.float64)
     e = float(eps_std)
     if not (e > 0.0 and e < float("inf")):
         raise ValueError(f"eps_std must be a positive finite number, got {eps_std!r}")
@@ -119,6 +123,9 @@ def grpo_objective(
         raise ValueError(f"group_size {group_size!r} must be >= 1 and divide B = {b}")
     if not (math.isfinite(beta) and beta >= 0.0):
         raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+    if valid.dtype != torch.bool and not bool(((valid == 0) | (valid == 1)).all()):
+        # the reference refuses such a mask; .to(bool) read 0.5 as a real token
+        raise ValueError(f"valid must be boolean (0/1), got values {torch.unique(valid)[:5].tolist()!r}")
     va = valid.to(torch.bool)
     r = rewards.detach().to(log_prob_new.dtype)
     if center:

@@ -71,6 +71,10 @@ class RunningMeanStd:
         xb = _as_f64(x)
         if tuple(xb.shape[1:]) != self.shape or xb.shape[0] < 1:
             raise ValueError(f"RunningMeanStd.update needs [N >= 1, *{list(self.shape)}], got {list(xb.shape)}")
+        if not np.all(np.isfinite(xb)):  # one NaN / inf would poison the statistics for the rest of the run
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(xb))[0])
+            raise ValueError(f"RunningMeanStd.update: non-finite input {xb[bad]!r} at {bad} (an observation or "
+                             f"return of the environment); the running statistics would be NaN from here on")
         n = float(xb.shape[0])
         if xb.shape[0] == 1:
             b_mean = xb[0]
@@ -209,9 +213,10 @@ class RewardNormalizer:
         return {**self.rms.state_dict(), "returns": torch.from_numpy(self.returns_np.copy())}
 
     def load_state_dict(self, state: Mapping[str, object]) -> None:
-        """Restore from :meth:`state_dict`."""
-        self.rms.load_state_dict(state)
+        """Restore from :meth:`state_dict` (all or nothing: the shape is checked before anything is loaded)."""
         ret = state["returns"]
         if not isinstance(ret, Tensor) or tuple(ret.shape) != self.returns_np.shape:
-            raise ValueError(f"RewardNormalizer state needs 'returns' of shape {list(self.returns_np.shape)}")
+            raise ValueError(f"RewardNormalizer state needs 'returns' of shape {list(self.returns_np.shape)} "
+                             f"(one per environment), got {list(ret.shape) if isinstance(ret, Tensor) else ret!r}")
+        self.rms.load_state_dict(state)
         self.returns_np = _as_f64(ret).copy()

@@ -397,6 +397,15 @@ def test_tanh_gaussian_actions_are_mapped_onto_the_action_bounds(monkeypatch: py
     box = Box(np.array([0.0, -2.0], np.float32), np.array([1.0, 2.0], np.float32))
     center, half = common.squash_scale(tanh_net, box)  # type: ignore[misc]
     assert center.tolist() == [0.5, 0.0] and half.tolist() == [0.5, 2.0]
+    # one unbounded dimension keeps the identity; the bounded one is still mapped (it was left at (-1, 1))
+    mixed = Box(np.array([-2.0, -np.inf], np.float32), np.array([2.0, np.inf], np.float32))
+    center, half = common.squash_scale(tanh_net, mixed)  # type: ignore[misc]
+    assert center.tolist() == [0.0, 0.0] and half.tolist() == [2.0, 1.0]
+    # a Discrete space with start != 0: the network's index i is the action start + i (it was sent as i)
+    from gymnasium.spaces import Discrete
+
+    sent = common.env_action(Discrete(3, start=-1), torch.tensor([0, 1, 2]))
+    assert sent.tolist() == [-1, 0, 1] and sent.dtype == np.int64
     cfg = ppo.PPOConfig(env_id="InvertedPendulum-v5", num_envs=2, num_steps=256, backend="gymnasium")
     for numpy_path in (True, False):
         if not numpy_path:

@@ -645,3 +645,42 @@ def test_PG_50_gaussian_sample_is_reparameterised() -> None:
     x.sum().backward()  # type: ignore[no-untyped-call]
     assert mu.grad is not None and mu.grad.tolist() == [1.0, 1.0, 1.0]
     assert ls.grad is not None and torch.equal(ls.grad, x.detach() - mu.detach())
+
+
+def test_normalisers_refuse_non_finite_input_and_load_all_or_nothing() -> None:
+    """One NaN / inf observation or reward made the running statistics NaN for the rest of the run (every later
+    observation normalised to NaN, silently); a reward-normaliser state of another num_envs raised after its
+    statistics had already been loaded (a half-loaded object)."""
+    rms = RunningMeanStd((2,))
+    for bad in (np.array([[np.nan, 1.0]]), np.array([[np.inf, 1.0]])):
+        with pytest.raises(ValueError, match="non-finite"):
+            rms.update(bad)
+    assert rms.count == pytest.approx(1e-4) and np.all(np.isfinite(rms.var_np))
+    rn = RewardNormalizer(2, gamma=0.99)
+    with pytest.raises(ValueError, match="non-finite"):
+        rn.step_np(np.array([np.nan, 1.0]), np.zeros(2, dtype=bool))
+    other = RewardNormalizer(3, gamma=0.99)
+    other.step_np(np.ones(3), np.zeros(3, dtype=bool))
+    before = rn.state_dict()
+    with pytest.raises(ValueError, match="returns"):
+        rn.load_state_dict(other.state_dict())
+    for k, v in rn.state_dict().items():
+        assert (torch.equal(v, before[k]) if isinstance(v, torch.Tensor) else v == before[k]), k
+
+
+def test_grpo_twin_refuses_a_fractional_mask_and_reads_integer_rewards() -> None:
+    """valid = 0.5 was read as a real token (the reference refuses it); integer rewards crashed inside torch
+    (frexp), boolean ones too: integers are read as float64 as the reference does, booleans refused."""
+    from reference.surrogates import grpo_advantages as ref_grpo
+    from scalable.core import grpo
+
+    lp = torch.full((2, 2), -0.7, dtype=torch.float64)
+    with pytest.raises(ValueError, match="boolean"):
+        grpo.grpo_objective(lp, lp, torch.tensor([0.0, 1.0], dtype=torch.float64), torch.full((2, 2), 0.5),
+                            group_size=2)
+    ints = torch.tensor([[1, 0, 0, 1]])
+    got = grpo.grpo_advantages(ints)
+    want = ref_grpo(np.array([[1, 0, 0, 1]]))
+    np.testing.assert_allclose(N(got), want, rtol=0, atol=tolerance(1.0, terms=8))
+    with pytest.raises(ValueError, match="real numbers"):
+        grpo.grpo_advantages(torch.tensor([[True, False]]))
