@@ -391,7 +391,8 @@ def test_PG_19_optimal_baseline_minimises_exact_variance_on_layered_mdps(data: s
 
 
 def test_PG_19_value_baseline_is_not_variance_optimal_exhibit() -> None:
-    """An instance where b = V^pi has strictly larger variance than b* (here even larger than b = 0)."""
+    """An instance where b = V^pi has strictly larger variance than b* (0.059 against 0.0093; b = 0 gives 0.285,
+    so the value baseline helps but is far from optimal)."""
     mdp, theta = _fixture(seed=0, gamma=1.0)
     tr, tol = _setup(mdp, theta)
     pi = softmax(theta)
