@@ -46,13 +46,17 @@ def test_BEL_13_max_lemma_case_analysis() -> None:
                 assert sp.simplify((u[j] - v[j]) - gap).is_nonnegative is not True
 
 
-def _ancvi(k: int) -> sp.Expr:
+def _ancvi(k: int | sp.Symbol) -> sp.Expr:
     return (1 / g - g) * (1 + g - g ** (k + 1)) / (g ** (-(k + 1)) - g ** (k + 1))
 
 
 def test_BEL_31_ancvi_bound_expansion() -> None:
-    """c_k = 1/(k+1) + k/(k+1) (1 - gamma) + O((1 - gamma)^2) for k = 0..6 (series in e = 1 - gamma)."""
+    """c_k = 1/(k+1) + k/(k+1) (1 - gamma) + O((1 - gamma)^2) (series in e = 1 - gamma), for a symbolic integer
+    k >= 0 (the general claim), and for k = 0..6 one by one."""
     e = sp.symbols("e", positive=True)
+    ks = sp.symbols("k", integer=True, nonnegative=True)
+    ser = sp.series(_ancvi(ks).subs(g, 1 - e), e, 0, 2).removeO()
+    assert sp.simplify(ser - (1 / (ks + 1) + ks / (ks + 1) * e)) == 0, ser
     for k in range(0, 7):
         c = _ancvi(k).subs(g, 1 - e)
         ser = sp.series(c, e, 0, 2).removeO()
@@ -94,7 +98,15 @@ def test_BEL_38_abel_limit_of_alternating_series() -> None:
     # sum_{n=1}^{N} S_n = ceil(N / 2): N = 2M gives M / (2M) = 1/2, N = 2M + 1 gives (M + 1)/(2M + 1)
     M = sp.symbols("M", integer=True, positive=True)
     assert all(sum(partial.subs(n, i) for i in range(1, 2 * m + 1)) == m for m in range(1, 8))
-    assert sp.limit((M + 1) / (2 * M + 1), M, sp.oo) == sp.Rational(1, 2)
+    # the Cesaro means themselves, from the partial sums (not typed in): N = 2M gives 1/2 exactly, N = 2M + 1
+    # gives (M + 1) / (2M + 1); both tend to 1/2
+    j = sp.symbols("j", integer=True, positive=True)  # the partial sums in pairs (S_{2j-1}, S_{2j})
+    pairs = sp.summation(sp.simplify(partial.subs(n, 2 * j - 1) + partial.subs(n, 2 * j)), (j, 1, M))
+    even = pairs / (2 * M)
+    odd = (pairs + sp.simplify(partial.subs(n, 2 * M + 1))) / (2 * M + 1)
+    assert sp.simplify(even - sp.Rational(1, 2)) == 0
+    assert sp.simplify(odd - (M + 1) / (2 * M + 1)) == 0
+    assert sp.limit(odd, M, sp.oo) == sp.Rational(1, 2)
 
 
 def test_BEL_30_general_bound_algebra() -> None:

@@ -71,7 +71,7 @@ def test_GAME_08_rps_linearisation_at_uniform() -> None:
 
 def test_GAME_12_E75_constant_anchor_fixed_point_is_regularised_saddle() -> None:
     # Fixed point of theta1 = (1 - lam) theta1 + a grad_1 R, theta2 = (1 - lam) theta2 - a grad_2 R is a stationary
-    # point of R - lam/(2a)|theta1|^2 + lam/(2a)|theta2|^2.
+    # point of R - lam/(2a)|theta1|^2 + lam/(2a)|theta2|^2; a saddle of it where R is bilinear (checked below).
     x, y, a, lam = sp.symbols("x y alpha lambda", real=True)
     R = sp.Function("R")(x, y)
     fix1 = sp.Eq(x, (1 - lam) * x + a * sp.diff(R, x))
@@ -81,6 +81,13 @@ def test_GAME_12_E75_constant_anchor_fixed_point_is_regularised_saddle() -> None
     s2 = sp.solve(fix2, sp.diff(R, y))[0]
     assert sp.simplify(sp.diff(Rreg, x).subs(sp.diff(R, x), s1)) == 0
     assert sp.simplify(sp.diff(Rreg, y).subs(sp.diff(R, y), s2)) == 0
+    # stationarity alone is not a saddle (R = x^2 - y^2 is stationary at 0 the wrong way round). For a bilinear
+    # R = m x y (the text's matrix games), R_reg is strictly concave in the maximiser's x and convex in the
+    # minimiser's y for lam / alpha > 0: a saddle
+    m = sp.symbols("m", real=True)
+    pos = sp.symbols("lambda_over_alpha", positive=True)
+    bil = (m * x * y - lam / (2 * a) * x**2 + lam / (2 * a) * y**2).subs(lam, pos * a)
+    assert sp.simplify(sp.diff(bil, x, 2)) == -pos and sp.simplify(sp.diff(bil, y, 2)) == pos
 
 
 def test_GAME_15_16_17_antisymmetric_gradient_identity_and_self_play() -> None:

@@ -96,6 +96,14 @@ def test_TR_09_natural_gradient_of_softmax_is_the_centred_advantage() -> None:
     rhs = sp.Matrix([p[i] * (a[i] - sum(p[j] * a[j] for j in range(3))) for i in range(3)])
     res = (f * x - rhs).subs(p[2], 1 - p[0] - p[1])
     assert sp.simplify(res) == sp.zeros(3, 1)
+    # F 1 = 0, so every x + c 1 solves the system too: the claim is the *minimum-norm* solution (the pseudo-inverse
+    # F^+ grad J, natural_gradient's damping = 0), i.e. the one orthogonal to the null space {c 1}. The null space
+    # is exactly {c 1} (F has rank 2 for p > 0: a non-zero 2x2 minor), and x is orthogonal to it, so x is that one.
+    assert sp.simplify((f * sp.ones(3, 1)).subs(p[2], 1 - p[0] - p[1])) == sp.zeros(3, 1)
+    minor = sp.simplify(f[:2, :2].det().subs(p[2], 1 - p[0] - p[1]))
+    assert sp.simplify(minor - p[0] * p[1] * (1 - p[0] - p[1])) == 0  # > 0 on the open simplex: rank 2
+    assert sp.simplify((sp.ones(1, 3) * x)[0]) == 0
+    assert sp.simplify((sp.ones(1, 3) * av)[0]) != 0  # the uncentred advantage is another solution, not this one
 
 
 def test_TR_50_group_mean_advantage_shrinks_by_n_minus_1_over_n() -> None:
