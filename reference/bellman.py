@@ -108,6 +108,6 @@ def greedy_from_v(mdp: FiniteMDP, v: FloatArray, *, current: IntArray | None = N
 def greedy_from_q(q: FloatArray, *, current: IntArray | None = None, scale: float | FloatArray = 1.0,
                   tie_rtol: float = TIE_RTOL) -> IntArray:
     """pi(s) = argmax_a Q(s, a) (BEL-21, BEL-26); [S, A] -> int [S]. Tie-break as :func:`greedy_from_v`
-    (for Q = r + gamma P V of an MDP pass ``scale=mdp.greedy_scales(V), tie_rtol=mdp.tie_rtol``, the per-state
+    (for Q = r + gamma P V of an MDP pass ``scale=mdp.greedy_scales(V), tie_rtol=mdp.tie_rtol``, the per-entry
     window; see :func:`reference.mdp.greedy`)."""
     return greedy(q, current=current, scale=scale, tie_rtol=tie_rtol)

@@ -117,8 +117,8 @@ def q_value_iteration(mdp: FiniteMDP, q0: FloatArray, *, num_iters: int) -> VIRe
         q = bellman_optimality_q(mdp, q)
         vals.append(q)
     stacked = np.stack(vals)
-    # window per state: Q^0 is given (its own row magnitude); Q^{k+1} = r + gamma P max_a Q^k (its lookahead's)
-    scales = [np.max(np.abs(stacked[0]), axis=1)] + [mdp.greedy_scales(x.max(axis=1)) for x in stacked[:-1]]
+    # window per entry: Q^0 is given (its own magnitude); Q^{k+1} = r + gamma P max_a Q^k (its lookahead's)
+    scales = [np.abs(stacked[0])] + [mdp.greedy_scales(x.max(axis=1)) for x in stacked[:-1]]
     pols = [greedy(x, scale=sc, tie_rtol=mdp.tie_rtol) for x, sc in zip(stacked, scales, strict=True)]
     return VIResult(stacked, np.stack(pols))
 
@@ -492,7 +492,7 @@ def policy_iteration(mdp: FiniteMDP, pi0: IntArray | None = None, *, max_iters: 
         # option reaches, and the component's reward-free actions keep inside {V* = 0} (E[V*(s')] <= V*(s)
         # = 0 <= V*(s') for each successor), so looping there is optimal and its closed classes reward-free.
         v = vals[-1]
-        window = aug.tie_rtol * np.maximum(aug.greedy_scales(v), np.finfo(np.float64).tiny)  # per state
+        window = aug.tie_rtol * np.maximum(aug.greedy_scales(v).max(axis=1), np.finfo(np.float64).tiny)  # per state
         comps = np.unique(labels[final == stay_id])
         at = np.isin(labels, comps) & (np.abs(v) <= window)
         final[at] = np.argmax(loops[at], axis=1)

@@ -266,16 +266,19 @@ class FiniteMDP:
         return _readonly(sums.reshape(self.n_states_plus, self.n_actions))
 
     def greedy_scales(self, v: FloatArray) -> FloatArray:
-        """Per-state magnitude of the lookahead ``r + gamma P V`` at s: max_a (E|r|(s, a) + gamma (P |V|)(s, a)),
-        shape [S+] from V [S+] (open choice 1). The greedy tie window at s is relative to it, so it covers the
-        rounding of the terms that enter state s's lookahead and no more.
+        """Magnitude of each lookahead entry ``r + gamma P V`` at (s, a): E|r|(s, a) + gamma (P |V|)(s, a), shape
+        [S+, A] from V [S+] (open choice 1). :func:`greedy` compares action a with the best action b at s within a
+        window relative to the larger of the two entries' scales, so it covers the rounding of the two terms it
+        compares and no more.
 
         Each entry is at most :meth:`greedy_scale` times (1 + gamma), hence the loss bound of :attr:`tie_rtol`
         holds as before. (Until 2026-12-07 the window was global, ``max(R, max |V|)``: with a reward of 1e10 at
-        one state, an action better by 1e-6 at another counted as a tie there and V* came out 0 for 1e-6.)
+        one state, an action better by 1e-6 at another counted as a tie there and V* came out 0 for 1e-6; later
+        that day it was per state, max_a of these entries: an action worth -1e10 at s made actions worth 1 and
+        1 + 1e-5 there a tie, and V* came out 1.)
         """
         va = np.abs(np.asarray(v, dtype=np.float64))
-        return np.asarray((self.abs_r + self.gamma * self.expected_next(va)).max(axis=1), dtype=np.float64)
+        return np.asarray(self.abs_r + self.gamma * self.expected_next(va), dtype=np.float64)
 
     @functools.cached_property
     def tie_rtol(self) -> float:
@@ -764,20 +767,22 @@ TIE_RTOL: float = 1e-12
 """Default tie-break window of :func:`greedy` (inventory open choice 1): actions within
 ``TIE_RTOL * max(scale, |max_a q|)`` of the maximum count as maximisers (``scale`` = 1 for a bare ``q``).
 The solvers of this package pass ``scale=mdp.greedy_scales(V), tie_rtol=mdp.tie_rtol`` for a lookahead of V,
-a per-state window derived from the MDP (:attr:`FiniteMDP.tie_rtol`, never wider than this)."""
+a per-entry window derived from the MDP (:attr:`FiniteMDP.tie_rtol`, never wider than this)."""
 
 
 def greedy(q: ArrayLike, *, current: ArrayLike | None = None, tie_rtol: float = TIE_RTOL,
            scale: float | ArrayLike = 1.0) -> IntArray:
     """Greedy actions argmax_a q[s, a] with a documented deterministic tie-break (BEL-16, BEL-26, BEL-33).
 
-    Spec: BEL-16. Shapes: q [S, A] -> [S] int; ``scale`` a number or [S].
+    Spec: BEL-16. Shapes: q [S, A] -> [S] int; ``scale`` a number, [S] or [S, A].
 
-    Tie-break (inventory open choice 1): among actions within ``tie_rtol * max(scale[s], |max_a q(s, .)|)``
-    of the maximum, take the lowest index (``scale``: the magnitude of the terms of q(s, .), so that the
-    window is relative to it - :meth:`FiniteMDP.greedy_scales` (per state) when q is a lookahead of an MDP; the
-    default 1 is an absolute floor of 1e-12, too coarse for rewards of order 1e-12 and below); if ``current``
-    (shape [S]) is given and ``current[s]`` is
+    Tie-break (inventory open choice 1): action a at s counts as a maximiser when q(s, a) is within
+    ``tie_rtol * max(scale(s, a), scale(s, b), |max_a q(s, .)|)`` of the maximum q(s, b) (b the first exact
+    maximiser), and the lowest such index is taken. ``scale`` is the magnitude of the terms of q - per entry,
+    :meth:`FiniteMDP.greedy_scales` [S, A] when q is a lookahead of an MDP, so the window covers the rounding of
+    the two entries compared and a huge entry of a third action does not widen it; a number or [S] is the same
+    scale for every action; the default 1 is an absolute floor of 1e-12, too coarse for rewards of order 1e-12 and
+    below. If ``current`` (shape [S]) is given and ``current[s]`` is
     among the maximisers, keep it (policy iteration: this ends PI with pi_{k+1} = pi_k and never cycles
     among equal-value policies).
     """
@@ -787,17 +792,18 @@ def greedy(q: ArrayLike, *, current: ArrayLike | None = None, tie_rtol: float = 
     if not np.all(np.isfinite(qa)):  # a NaN row silently got action 0
         raise ReferenceError_(f"q has a non-finite entry at index {np.argwhere(~np.isfinite(qa))[0].tolist()}")
     sc = _real_array(scale, "scale")
-    if sc.ndim > 1 or (sc.ndim == 1 and sc.shape != (qa.shape[0],)):
-        raise ShapeError(f"scale must be a number or have shape ({qa.shape[0]},), got {sc.shape}")
+    if sc.ndim > 2 or (sc.ndim == 1 and sc.shape != (qa.shape[0],)) or (sc.ndim == 2 and sc.shape != qa.shape):
+        raise ShapeError(f"scale must be a number or have shape ({qa.shape[0]},) or {qa.shape}, got {sc.shape}")
     if not np.all(np.isfinite(sc) & (sc >= 0.0)):
         raise ReferenceError_(f"scale must be finite and >= 0, got {scale!r}")
     rt = _real(tie_rtol, "tie_rtol")
     if not (0.0 <= rt < 1.0):
         raise ReferenceError_(f"tie_rtol must lie in [0, 1), got {tie_rtol!r}")
     m = qa.max(axis=1, keepdims=True)
-    floor = np.maximum(sc, np.finfo(np.float64).tiny)
-    floor = floor.reshape(-1, 1) if sc.ndim == 1 else floor
-    window = rt * np.maximum(floor, np.abs(m))
+    sc2 = np.broadcast_to(sc.reshape(-1, 1) if sc.ndim == 1 else sc, qa.shape)
+    best = np.argmax(qa, axis=1)  # the first exact maximiser: each action is compared with it
+    pair = np.maximum(sc2, sc2[np.arange(qa.shape[0]), best][:, None])
+    window = rt * np.maximum(np.maximum(pair, np.finfo(np.float64).tiny), np.abs(m))
     is_max = qa >= m - window
     act = np.argmax(is_max, axis=1).astype(np.int64)
     if current is not None:

@@ -763,6 +763,45 @@ def test_BEL_34_greedy_window_is_per_state(big: float, small: float) -> None:
     assert policy_iteration(tie, np.array([0, 1, 0])).policy[1] == 1
 
 
+@pytest.mark.parametrize("successor", [False, True])
+def test_BEL_34_greedy_window_is_per_action(successor: bool) -> None:
+    """One state, three actions ending the episode: rewards 1, 1 + 1e-5 and a bad action worth -1e10 (its reward,
+    or with ``successor`` the value of the state it leads to). The per-state window was relative to the largest
+    term at the state, so the bad action's 1e10 made 1 and 1 + 1e-5 a tie: V* came out 1 and PI kept action 0.
+    Each action is now compared with the best one within the scales of those two entries only. Every value is
+    exact in float64 (1 + 1e-5 is one rounding of a decimal, used as given)."""
+    from reference import solvers
+    from reference.bellman import greedy_from_v
+    from reference.policy_advantage import policy_advantage_step
+
+    best = 1.0 + 1e-5
+    if successor:  # the bad action leads to state 1, whose only action pays -1e10 and ends
+        P = np.zeros((2, 3, 3))
+        P[0, 0, 2] = P[0, 1, 2] = P[0, 2, 1] = 1.0
+        P[1, :, 2] = 1.0
+        R = np.array([[1.0, best, 0.0], [-1e10, -1e10, -1e10]])
+        mdp = from_arrays(P, R, np.array([1.0, 0.0]), gamma=0.9)
+    else:
+        P = np.zeros((1, 3, 2))
+        P[0, :, 1] = 1.0
+        mdp = from_arrays(P, np.array([[1.0, best, -1e10]]), gamma=0.9)
+    assert v_star(mdp)[0] == best
+    assert policy_iteration(mdp).policy[0] == 1
+    assert solve_optimal(mdp).policy[0] == 1 and solve_optimal(mdp).value[0] == best
+    assert solvers.solve_optimal(mdp).policy[0] == 1
+    assert q_value_iteration(mdp, np.zeros((mdp.n_states_plus, 3)), num_iters=3).policies[-1][0] == 1
+    assert greedy_from_v(mdp, v_star(mdp))[0] == 1
+    assert policy_advantage_step(mdp, np.full((mdp.n_states_plus, 3), 1 / 3))[0] == 1
+    # a genuine tie between the two good actions stays a tie (lowest index, or the current action)
+    R_tie = R.copy() if successor else np.array([[1.0, 1.0, -1e10]])
+    R_tie[0, :2] = 1.0
+    tie = from_arrays(P, R_tie, mdp.p0[: mdp.n_states], gamma=mdp.gamma)
+    assert policy_iteration(tie).policy[0] == 0
+    pi0 = np.zeros(tie.n_states_plus, dtype=np.int64)
+    pi0[0] = 1
+    assert policy_iteration(tie, pi0).policy[0] == 1
+
+
 def test_enumeration_oracle_is_independent_of_exact_v_pi(monkeypatch: pytest.MonkeyPatch) -> None:
     """optimal_values_by_enumeration must not share the evaluation that policy iteration uses: with
     exact.solve_linear off by a relative 1e-6, v_star moves and the oracle does not (review 2026-12-07: the
