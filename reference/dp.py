@@ -515,9 +515,18 @@ def certificate_eps(mdp: FiniteMDP, eps: float | None, rtol: float) -> float:
     """The absolute certificate width: ``eps`` if given (a finite number > 0), else the larger of
     ``rtol * R / (1 - gamma)`` (R = :attr:`FiniteMDP.max_abs_reward`; the smallest positive float when R = 0,
     where V = 0 exactly) and twice :func:`certificate_floor` at max|V| = R / (1 - gamma) (MDP-19), so that the
-    default can always be certified (near gamma = 1 the rounding of the residual alone exceeds rtol R / (1 - gamma))."""
+    default can always be certified (near gamma = 1 the rounding of the residual alone exceeds rtol R / (1 - gamma)).
+    ``NotConvergedError`` when that floor reaches R / (1 - gamma) itself (gamma within about |S| eps of 1): no
+    certificate could say more than MDP-19's bound."""
     if eps is None:
         floor = 2.0 * certificate_floor(mdp, mdp.tie_scale) if mdp.gamma < 1.0 else 0.0
+        if mdp.tie_scale > 0.0 and floor >= mdp.tie_scale:
+            # the certificate would say no more than MDP-19's |V| <= R / (1 - gamma): at gamma = 1 - 1e-15 the
+            # solvers stopped at V = 0 with a bound of 1e15 (honest, and useless)
+            raise NotConvergedError(f"gamma = {mdp.gamma!r} is too close to 1 for a float64 certificate: the "
+                                    f"residual's rounding alone allows {floor:.3g}, at least the value scale "
+                                    f"R / (1 - gamma) = {mdp.tie_scale:.3g}; pass eps explicitly, or use "
+                                    f"exact.v_pi / v_star (a direct solve)")
         return max(rtol * max(mdp.tie_scale, np.finfo(np.float64).tiny), floor)
     if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)):
         raise TypeError(f"eps must be a number, got {type(eps).__name__}")

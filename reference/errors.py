@@ -56,7 +56,10 @@ class ImproperPolicyError(ReferenceError_):
 
 
 class DivergentReturnError(ImproperPolicyError):
-    """BEL-36: a closed class that never terminates has non-zero mean reward: V = +inf or -inf."""
+    """BEL-36: a closed class that never terminates has non-zero mean reward: V = +inf or -inf.
+
+    ``sign``: +1 or -1, the sign of every such class, or 0 when classes of both signs are reachable (a
+    transient state feeding both then has no value at all); the message names every class."""
 
     def __init__(self, message: str, states: tuple[int, ...] = (), sign: int = 1) -> None:
         super().__init__(message, states)

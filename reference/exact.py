@@ -85,6 +85,8 @@ def _classify_traps(mdp: FiniteMDP, pi: FloatArray, cs: ChainStructure) -> Impro
     nonzero = (mdp.reward_support_nonzero & (pi > 0)).any(axis=1)
     r_pi = mdp.reward_pi(pi)
     m = mdp.transition_pi(pi)
+    divergent: list[tuple[list[int], float]] = []
+    zero_mean: list[list[int]] = []
     for cls in cs.closed_classes:
         if mdp.term in cls:
             continue
@@ -93,16 +95,24 @@ def _classify_traps(mdp: FiniteMDP, pi: FloatArray, cs: ChainStructure) -> Impro
         mu, cond = _class_stationary_with_condition(m, cls)
         gain = float(mu @ r_pi[cls])
         scale = float(np.max(np.abs(r_pi[cls]))) if cls.size else 0.0
-        states = tuple(int(s) for s in cls)
         # zero mean up to the rounding of mu r: |cls| terms of size <= scale, mu from a solve of condition
         # `cond` (until 2026-12-06 the window was 1e-12 scale, so a mean of 1e-13 per step, V = +inf, was
         # reported as zero-mean / non-summable)
         if abs(gain) > tolerance(scale, terms=int(cls.size), condition=max(cond, 1.0)):
-            sign = 1 if gain > 0 else -1
-            return DivergentReturnError(
-                f"gamma = 1: states {list(states)} form a closed class that never reaches term with mean "
-                f"reward {gain:+.6g} per step, so V = {'+' if sign > 0 else '-'}inf there (BEL-36); "
-                f"term is unreachable from states {list(trapped)}", trapped, sign)
+            divergent.append(([int(s) for s in cls], gain))
+        else:
+            zero_mean.append([int(s) for s in cls])
+    if divergent:  # every such class is named (only the first by index was, whatever the others' signs)
+        signs = {1 if g > 0 else -1 for _, g in divergent}
+        sign = signs.pop() if len(signs) == 1 else 0
+        parts = "; ".join(f"states {c} never reach term with mean reward {g:+.6g} per step, so V = "
+                          f"{'+' if g > 0 else '-'}inf there" for c, g in divergent)
+        mixed = (" (classes of both signs: a transient state feeding both has no value at all; the error's "
+                 "sign is 0)") if sign == 0 else ""
+        return DivergentReturnError(f"gamma = 1: {parts} (BEL-36){mixed}; term is unreachable from states "
+                                    f"{list(trapped)}", trapped, sign)
+    if zero_mean:
+        states = tuple(zero_mean[0])
         return NonSummableReturnError(
             f"gamma = 1: states {list(states)} form a closed class that never reaches term with zero mean "
             f"but non-zero rewards, so the total return has no sum (BEL-38; see reference.exact.bias_value "

@@ -553,27 +553,37 @@ def from_toy_text_P(
     (keeping its reward), whatever ``s'`` gymnasium records. A gymnasium state that the agent can only
     ever *enter* through ``done=True`` transitions and that has no initial mass (FrozenLake's holes and
     goal, CliffWalking's goal) is never occupied in an episode; its row is made absorbing into ``term``
-    with reward 0, so its value is 0, as the episode has ended. Taxi's "passenger delivered" states do
-    not qualify: gymnasium links them to each other by ``done=False`` moves, so they keep gymnasium's
-    rows (and non-zero values); no episode from p0 reaches them, so J and every value at a reachable
-    state are unaffected. State indices are gymnasium's; ``term`` is the extra last index.
+    with reward 0, so its value is 0, as the episode has ended. States that do not qualify keep gymnasium's
+    rows (and their values, as gymnasium's table gives them): Taxi's "passenger delivered" states, which
+    gymnasium links to each other by ``done=False`` moves, and states no transition enters at all
+    (CliffWalking's cliff cells, where stepping into the cliff returns to the start); no episode from p0
+    reaches them, so J and every value at a reachable state are unaffected. State indices are gymnasium's;
+    ``term`` is the extra last index.
     """
     n_states = len(P)
     n_actions = len(P[0])
     q0 = np.asarray(p0, dtype=np.float64).ravel()
     live: list[int] = []  # s' of the transitions that enter a state without ending the episode
     live_sa: list[tuple[int, int]] = []
+    ending: list[int] = []  # s' recorded by the transitions that end the episode
     for s in range(n_states):
         for a in range(n_actions):
             for pr, s2, _r, done in P[s][a]:
                 if pr > 0 and not done:
                     live.append(s2)
                     live_sa.append((s, a))
+                elif pr > 0 and 0 <= int(s2) < n_states:
+                    ending.append(int(s2))
     entered_live = np.zeros(n_states, dtype=bool)
     entered_live[validate_indices(np.array(live, dtype=None if live else np.int64), n_states, name="s'",
                                   what="state", error=InvalidMDPError,
                                   where=lambda i: f"s' of P[{live_sa[i][0]}][{live_sa[i][1]}]")] = True
-    dead = ~entered_live & (q0[:n_states] == 0)
+    entered_ending = np.zeros(n_states, dtype=bool)
+    entered_ending[np.array(ending, dtype=np.int64)] = True
+    # entered by episode-ending transitions only (a hole, a goal), never by one that goes on, and no initial mass;
+    # a state no transition enters at all (CliffWalking's cliff cells) keeps gymnasium's rows, as Taxi's
+    # unreachable states do (until 2026-12-07 it was made absorbing too: V* 0 there for gymnasium's -9.19)
+    dead = entered_ending & ~entered_live & (q0[:n_states] == 0)
     indptr = [0]
     next_state: list[int] = []
     reward: list[float] = []

@@ -337,11 +337,25 @@ def gmres(
     recomputed with ``matvec`` (float64), so the restarts are iterative refinement and the stopping test
     stays exact. If a cycle fails to halve the true residual, ``inner`` is dropped for the remaining
     cycles (e.g. when the approximation is too coarse for the conditioning). ``matvecs`` counts both.
+    A right-hand side outside [2^-400, 2^400] in magnitude is scaled by a power of two first (exact), so that
+    the 2-norms neither overflow nor underflow.
     ``restart`` (m >= 1) and ``max_matvecs`` (>= 0) are integers (a float such as 1.5 raises ReferenceError_,
     :func:`reference.mdp.validate_int`).
     """
     restart = validate_int(restart, "restart", minimum=1)
     max_matvecs = validate_int(max_matvecs, "max_matvecs")
+    # The 2-norms below square the entries: beyond about 1e154 they overflow and below about 1e-162 they vanish
+    # (a valid MDP with rewards of 1e-160 raised NotConvergedError; b = 1e-170 "converged" at x = 0). The system
+    # is linear, so it is solved for b 2^-e (x0 2^-e, tol 2^-e) and x scaled back by 2^e: exact, powers of two.
+    big = max(float(np.max(np.abs(b), initial=0.0)), 0.0 if x0 is None else float(np.max(np.abs(x0), initial=0.0)))
+    if 0.0 < big < math.inf and not 2.0**-400 <= big <= 2.0**400:
+        e = math.frexp(big)[1]
+        res = gmres(matvec, np.ldexp(b, -e), tol=math.ldexp(tol, -e),
+                    x0=None if x0 is None else np.ldexp(np.asarray(x0, dtype=np.float64), -e), restart=restart,
+                    max_matvecs=max_matvecs, workspace=workspace,
+                    tol_min=None if tol_min is None else math.ldexp(tol_min, -e), fast_ratio=fast_ratio,
+                    inner=inner, inner_rtol=inner_rtol)
+        return GMRESResult(np.ldexp(res.x, e), math.ldexp(res.residual_norm, e), res.matvecs, res.converged)
     n = b.size
     x = np.zeros(n) if x0 is None else np.array(x0, dtype=np.float64)
     r = b.copy() if x0 is None else b - matvec(x)

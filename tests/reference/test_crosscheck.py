@@ -102,16 +102,22 @@ def test_BEL_25_pymdptoolbox_iteration_cap_stops_one_sweep_early() -> None:
 @pytest.mark.parametrize("env_id,kwargs", [("FrozenLake-v1", {}), ("FrozenLake-v1", {"map_name": "8x8"}),
                                            ("Taxi-v4", {}), ("CliffWalking-v1", {})])
 def test_MDP_04_toy_text_transitions_match_gymnasium_P(env_id: str, kwargs: dict[str, object]) -> None:
-    """Our kernel equals gymnasium's table, with done transitions sent to term.
+    """Our kernel equals gymnasium's table, with done transitions sent to term; exactly the states entered only
+    by done transitions (and without initial mass) are absorbing into term with reward 0. A state no transition
+    enters (CliffWalking's cliff cells) keeps gymnasium's rows (it was made absorbing too, and the test skipped
+    every absorbing row, so it could not see that).
 
     Each entry is a sum over the n = len(table[s][a]) outcomes (ours also normalised by their sum), so it
     is exact up to tolerance(sum |p| = 1, terms=n); the expected reward up to tolerance(sum |p r|, terms=n)."""
     mdp = from_gymnasium(env_id, gamma=0.99, **kwargs)
     env = gymnasium.make(env_id, **kwargs)
     table = env.unwrapped.P
+    live = {s2 for s in table for a in table[s] for p, s2, _, done in table[s][a] if p > 0 and not done}
+    ended = {s2 for s in table for a in table[s] for p, s2, _, done in table[s][a] if p > 0 and done}
     for s in range(mdp.n_states):
-        if np.all(mdp.P[s, :, mdp.term] == 1.0) and np.all(mdp.r[s] == 0):
-            continue  # a state entered only by termination: its row is absorbing into term
+        if s in ended and s not in live and mdp.p0[s] == 0:  # entered only by termination: absorbing into term
+            assert np.all(mdp.P[s, :, mdp.term] == 1.0) and np.all(mdp.r[s] == 0), s
+            continue
         for a in range(mdp.n_actions):
             expect = np.zeros(mdp.n_states_plus)
             rew = 0.0

@@ -27,7 +27,13 @@ from reference.dp import (
     value_iteration,
     vi_error_bound,
 )
-from reference.errors import DivergentReturnError, ImproperPolicyError, InvalidDiscountError, NonSummableReturnError
+from reference.errors import (
+    DivergentReturnError,
+    ImproperPolicyError,
+    InvalidDiscountError,
+    NonSummableReturnError,
+    NotConvergedError,
+)
 from reference.generators import (
     alternating_reward_mdp,
     positive_cycle_mdp,
@@ -894,3 +900,36 @@ def test_BEL_36_BEL_38_a_tiny_positive_mean_diverges_and_an_inexact_zero_mean_do
     zero_mean = from_arrays(P3, np.array([[0.1], [0.2], [-0.3]]), np.array([1.0, 0.0, 0.0]), gamma=1.0)
     with pytest.raises(NonSummableReturnError):
         exact.v_pi(zero_mean, np.ones((4, 1)))
+
+
+def test_BEL_36_classes_of_both_signs_are_all_named() -> None:
+    """A transient state feeding a -1 per step trap and a +2 per step trap: the error named only the first class
+    (sign -1) while state 2 is +inf and state 0 has no value; it now names both, with sign 0."""
+    P = np.zeros((3, 1, 4))
+    P[0, 0, 1] = P[0, 0, 2] = 0.5
+    P[1, 0, 1] = 1.0
+    P[2, 0, 2] = 1.0
+    mdp = from_arrays(P, np.array([[0.0], [-1.0], [2.0]]), np.array([1.0, 0.0, 0.0]), gamma=1.0)
+    with pytest.raises(DivergentReturnError, match=r"states \[1\].*-inf.*states \[2\].*\+inf") as info:
+        exact.v_pi(mdp, np.ones((4, 1)))
+    assert info.value.sign == 0
+    one = from_arrays(P, np.array([[0.0], [1.0], [2.0]]), np.array([1.0, 0.0, 0.0]), gamma=1.0)
+    with pytest.raises(DivergentReturnError) as info:
+        exact.v_pi(one, np.ones((4, 1)))
+    assert info.value.sign == 1
+
+
+def test_BEL_25_default_certificate_refused_where_it_cannot_say_anything() -> None:
+    """At gamma = 1 - 1e-15 the rounding of the residual alone allows more than R / (1 - gamma): the solvers
+    stopped at V = 0 with a bound of 1e15. The default certificate is now refused there, with the remedy."""
+    from reference import solvers
+
+    P = np.zeros((1, 1, 2))
+    P[0, 0, 0] = 1.0
+    mdp = from_arrays(P, np.array([[1.0]]), gamma=1.0 - 1e-15)
+    for call in (lambda: solvers.evaluate_policy(mdp, np.zeros(2, dtype=np.int64)),
+                 lambda: solvers.solve_optimal(mdp), lambda: solve_optimal(mdp)):
+        with pytest.raises(NotConvergedError, match="too close to 1"):
+            call()
+    ok = from_arrays(P, np.array([[1.0]]), gamma=0.999)  # far from that: certified as before
+    assert abs(solve_optimal(ok).value[0] - 1000.0) <= solve_optimal(ok).bound + value_tolerance(ok)

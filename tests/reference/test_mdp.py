@@ -417,6 +417,15 @@ def test_MDP_04_zero_probability_transitions_do_not_make_a_state_live() -> None:
     assert exact.v_pi(mdp, np.ones((3, 1)))[1] == 0.0
 
 
+def test_MDP_04_a_state_nothing_enters_keeps_its_rows() -> None:
+    """State 1 is entered by no transition (as CliffWalking's cliff cells): it keeps its row (reward 5, then
+    state 0), so V*(1) = 5 + 0.9 V*(0) = 5.9 as on gymnasium's table; it was made absorbing (V = 0)."""
+    table = {0: {0: [(1.0, 0, 1.0, True)]}, 1: {0: [(1.0, 0, 5.0, False)]}}
+    mdp = from_toy_text_P(table, [1.0, 0.0], gamma=0.9)
+    v = exact.v_pi(mdp, np.ones((3, 1)))
+    assert v[0] == 1.0 and abs(v[1] - 5.9) <= tolerance(5.9, terms=3)
+
+
 def test_MDP_02_trajectories_that_start_at_term_have_length_zero() -> None:
     """p0 may put mass on term (found by the mutation audit of 2026-12-06): such a trajectory has T = 0, no valid
     step and return 0, while the others run."""

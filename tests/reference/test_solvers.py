@@ -21,7 +21,7 @@ from reference import dp, exact, solvers
 from reference.bellman import residual_rounding_bound
 from reference.errors import InvalidDiscountError
 from reference.generators import random_mdp
-from reference.mdp import Backend, FiniteMDP, deterministic_policy, from_arrays
+from reference.mdp import Backend, FiniteMDP, deterministic_policy, from_arrays, validate_policy
 from reference.tolerance import EPS32, counted_tolerance, discount_condition, tolerance
 
 SETTINGS = settings(max_examples=25, deadline=None)
@@ -82,7 +82,10 @@ def test_evaluate_policy_certificate_holds(mdp: FiniteMDP, seed: int, determinis
     # the bound is BEL-08's residual plus its own rounding, over (1 - gamma) (the check above holds for most
     # smaller bounds too, since the solve usually lands far inside it: the mutation audit's `bound = residual`
     # survived it)
-    stochastic = not bool(np.all((pi[: mdp.n_states] == 0.0) | (pi[: mdp.n_states] == 1.0)))
+    # judged on the policy as the solver reads it (validate_policy renormalises: a Dirichlet row of
+    # 0.9999999999999999 is one-hot there, and deciding on the raw row made this equality fail on correct code)
+    pv = validate_policy(mdp, pi)
+    stochastic = not bool(np.all((pv[: mdp.n_states] == 0.0) | (pv[: mdp.n_states] == 1.0)))
     delta = residual_rounding_bound(mdp, float(np.max(np.abs(cert.value))), stochastic_policy=stochastic)
     assert cert.bound == (cert.residual + delta) / (1.0 - mdp.gamma)
     # the certificate is the residual formula of exact.v_pi_certified
@@ -368,3 +371,28 @@ def test_BEL_08_an_eps_just_above_the_rounding_floor_is_met_or_refused_never_exc
         except NotConvergedError:
             continue
         assert out.bound <= eps
+
+
+@pytest.mark.parametrize("scale", [1e-160, 1e-200, 1e160])
+def test_solvers_work_at_reward_scales_where_2_norms_overflow_or_vanish(scale: float) -> None:
+    """GMRES measured its residual with a 2-norm, which squares the entries: with rewards of 1e-160 or 1e160 a
+    valid MDP raised NotConvergedError, and b = 1e-170 "converged" at x = 0. The right-hand side is now scaled by
+    a power of two (exact). Compared with the direct solves (V^pi, V*), each within value_tolerance: the error is
+    at most the solver's own certificate (``bound``) plus that."""
+    from reference.generators import random_mdp
+    from reference.mdp import from_outcomes
+    from reference.testing.oracles import value_tolerance
+
+    m0 = random_mdp(np.random.default_rng(1), n_states=20, n_actions=2, gamma=0.9)
+    e = int(m0.indptr[m0.n_states * m0.n_actions])
+    m = from_outcomes(m0.n_states, m0.n_actions, m0.indptr[: m0.n_states * m0.n_actions + 1], m0.next_state[:e],
+                      m0.reward[:e] * scale, m0.prob[:e], m0.p0, gamma=0.9)
+    pol = np.zeros(m.n_states_plus, dtype=np.int64)
+    want = exact.v_pi(m, deterministic_policy(pol, 2))
+    tol = value_tolerance(m)
+    got = solvers.evaluate_policy(m, pol)
+    assert np.max(np.abs(got.value - want)) <= got.bound + tol
+    opt = solvers.solve_optimal(m)
+    assert np.max(np.abs(opt.value - dp.v_star(m))) <= opt.bound + tol
+    res = solvers.gmres(lambda x: 2.0 * x, np.full(4, scale * 1e-10), tol=scale * 1e-22)
+    assert res.converged and np.all(res.x == scale * 1e-10 / 2.0)
