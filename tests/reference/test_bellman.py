@@ -264,3 +264,78 @@ def test_BEL_21_greedy_from_q_keeps_the_current_maximiser_on_ties() -> None:
     q = np.array([[1.0, 1.0], [0.0, 2.0]])
     np.testing.assert_array_equal(greedy_from_q(q), [0, 1])
     np.testing.assert_array_equal(greedy_from_q(q, current=np.array([1, 0])), [1, 1])
+
+
+def test_BEL_08_residual_rounding_bound_is_the_documented_count_and_bounds_the_true_rounding() -> None:
+    """residual_rounding_bound is, by its docstring, gamma_n * (R + (1 + gamma) max|V|) (1 + 1e-9) with
+    n = 2 m + 3 roundings (m the most outcomes of a row; a stochastic policy: m A terms and A + 1 more roundings).
+    It must bound |computed - exact| of the residual r + gamma P V - V, the exact one in rationals from the stored
+    floats. On rewards of 1e6 (two outcomes each, so r(s, a) itself is a rounded sum) and values of order 1, the
+    true rounding exceeds one rounding's worth gamma_1 * scale: a bound with fewer roundings would not hold."""
+    from fractions import Fraction
+
+    from reference.bellman import residual_rounding_bound
+    from reference.mdp import from_outcomes
+    from reference.tolerance import counted_tolerance
+
+    n_s, n_a, k, g = 3, 2, 2, 0.9
+    worst_over_one_rounding = 0.0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        p = rng.uniform(0.0, 1.0, size=(n_s * n_a, k))
+        p /= p.sum(axis=1, keepdims=True)
+        rw = rng.choice([-1.0, 1.0], size=(n_s * n_a, k)) * rng.uniform(0.5, 1.0, size=(n_s * n_a, k)) * 1e6
+        ns = rng.integers(0, n_s + 1, size=(n_s * n_a, k))
+        mdp = from_outcomes(n_s, n_a, np.arange(0, n_s * n_a * k + 1, k), ns.ravel(), rw.ravel(), p.ravel(),
+                            np.full(n_s, 1.0 / n_s), gamma=g, backend="dense")
+        v = rng.choice([-1.0, 1.0], size=n_s + 1) * rng.uniform(0.5, 1.0, size=n_s + 1)
+        v[n_s] = 0.0
+        v_max = float(np.max(np.abs(v)))
+        scale = (mdp.max_abs_reward + (1.0 + g) * v_max) * (1.0 + 1e-9)
+        bound = residual_rounding_bound(mdp, v_max)
+        assert mdp.max_outcomes == k
+        assert bound == counted_tolerance(scale, roundings=2 * k + 3)
+        assert residual_rounding_bound(mdp, v_max, stochastic_policy=True) == counted_tolerance(
+            scale, roundings=2 * k * n_a + 3 + n_a + 1)
+        computed = mdp.lookahead(v) - v[:, None]
+        for s in range(n_s):
+            for a in range(n_a):
+                pp, rr, nn = mdp.outcomes(s, a)
+                exact_res = sum(Fraction(float(x)) * (Fraction(float(y)) + Fraction(g) * Fraction(float(v[z])))
+                                for x, y, z in zip(pp, rr, nn, strict=True)) - Fraction(float(v[s]))
+                err = float(abs(Fraction(float(computed[s, a])) - exact_res))
+                assert err <= bound, (seed, s, a, err, bound)
+                worst_over_one_rounding = max(worst_over_one_rounding,
+                                              err / counted_tolerance(mdp.max_abs_reward + (1.0 + g) * v_max,
+                                                                      roundings=1))
+    assert worst_over_one_rounding > 1.0  # the inputs are adversarial enough to need the counted roundings
+
+
+def test_BEL_16_bare_greedy_window_scales_with_the_largest_q() -> None:
+    """greedy(q) with the default scale 1: the documented window is tie_rtol * max(scale, |max_a q|), so at
+    q of order 1e20 (ulp 16384) actions 1e6 apart are a tie (lowest index), 1e9 apart are not (1e-12 * 1e20 =
+    1e8); a window of 1e-12 alone would split values that differ by less than one ulp's rounding of a sum."""
+    top = 1e20
+    np.testing.assert_array_equal(greedy(np.array([[top - 1e6, top]])), [0])
+    np.testing.assert_array_equal(greedy(np.array([[top - 1e9, top]])), [1])
+    np.testing.assert_array_equal(greedy(np.array([[-top, -top + 1e6]])), [0])  # |max q| on the negative side
+
+
+def test_BEL_16_greedy_window_uses_expected_absolute_reward_of_stochastic_rewards() -> None:
+    """Two actions with exactly equal expected reward 2^-32 (checked in rationals): action 0 draws 2^34, 2^-30
+    and -2^33 with probabilities 1/4, 1/4, 1/2, action 1 pays 2^-32. r(s, 0) is a rounded sum of terms of size
+    2^32 (it comes out 0 in float64); the window tie_rtol * (E|r| + gamma P|V|) of the docs covers that rounding
+    through E|r| = 2^33, so the two are a tie and the lowest index, 0, is greedy. |E r| (2^-32) would not."""
+    from fractions import Fraction
+
+    from reference.mdp import from_outcomes
+
+    mdp = from_outcomes(1, 2, [0, 3, 4], [1, 1, 1, 1], [2.0**34, 2.0**-30, -(2.0**33), 2.0**-32],
+                        [0.25, 0.25, 0.5, 1.0], [1.0], gamma=0.9)
+    means = [sum(Fraction(float(p)) * Fraction(float(r)) for p, r, _ in zip(*mdp.outcomes(0, a), strict=True))
+             for a in range(2)]
+    assert means[0] == means[1] == Fraction(1, 2**32)
+    v = np.zeros(2)
+    assert greedy_from_v(mdp, v)[0] == 0
+    assert policy_iteration(mdp).policy[0] == 0
+    assert abs(float(v_star(mdp)[0]) - 2.0**-32) <= mdp.tie_rtol * float(mdp.abs_r[0, 0])

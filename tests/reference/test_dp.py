@@ -933,3 +933,85 @@ def test_BEL_25_default_certificate_refused_where_it_cannot_say_anything() -> No
             call()
     ok = from_arrays(P, np.array([[1.0]]), gamma=0.999)  # far from that: certified as before
     assert abs(solve_optimal(ok).value[0] - 1000.0) <= solve_optimal(ok).bound + value_tolerance(ok)
+
+
+def test_BEL_35_zero_probability_reward_does_not_make_a_reward_free_loop_non_summable() -> None:
+    """Stay-or-go at gamma = 1 whose 'stay' loop carries a second outcome of probability 0 with reward 5. That
+    outcome never happens: the loop is reward-free, so the loop policy is improper with a finite value 0
+    (improper='finite', erratum E-12) and plain v_pi raises ImproperPolicyError itself, not the BEL-38
+    NonSummableReturnError; V*(0) = 0 (stay forever beats going for -1)."""
+    from reference.mdp import from_outcomes
+
+    mdp = from_outcomes(1, 2, [0, 2, 3], [0, 0, 1], [0.0, 5.0, -1.0], [1.0, 0.0, 1.0], [1.0], gamma=1.0)
+    assert not mdp.reward_support_nonzero[0, 0] and mdp.reward_support_nonzero[0, 1]
+    stay = deterministic_policy([0, 0], 2)
+    assert exact.v_pi(mdp, stay, improper="finite")[0] == 0.0
+    with pytest.raises(ImproperPolicyError) as info:
+        exact.v_pi(mdp, stay)
+    assert type(info.value) is ImproperPolicyError
+    assert v_star(mdp)[0] == 0.0
+
+
+def test_BEL_38_zero_mean_test_allows_for_an_ill_conditioned_stationary_solve() -> None:
+    """A closed class of two blocks {0, 1}, {2, 3} coupled with probability 2^-20, symmetric under 0 <-> 2,
+    1 <-> 3 with rewards r(2) = -r(0), r(3) = -r(1): its mean reward is exactly 0 (checked in rationals from the
+    stored floats), so the return is non-summable (BEL-38). The stationary solve has condition number about 8e6,
+    and the computed mean is off by more than the rounding of mu r alone (8 |C| eps max|r|): the window must
+    include that condition number, or the class is reported divergent (BEL-36)."""
+    from fractions import Fraction
+
+    c = 2.0**-20
+    P = np.zeros((4, 1, 5))
+    P[0, 0, [0, 1, 2]] = [0.5 - c, 0.5, c]
+    P[1, 0, [0, 1]] = [0.25, 0.75]
+    P[2, 0, [2, 3, 0]] = [0.5 - c, 0.5, c]
+    P[3, 0, [2, 3]] = [0.25, 0.75]
+    r = np.array([1.0, 3.0, -1.0, -3.0])
+    mdp = from_arrays(P, r[:, None], [1.0, 0.0, 0.0, 0.0], gamma=1.0)
+    # exact stationary distribution: mu P = mu, sum mu = 1, by Gauss-Jordan in rationals
+    pm = mdp.P[:4, 0, :4]
+    a = [[(Fraction(1) if i == j else Fraction(0)) - Fraction(float(pm[j, i])) for j in range(4)] + [Fraction(0)]
+         for i in range(4)]
+    a[3] = [Fraction(1)] * 4 + [Fraction(1)]
+    for col in range(4):
+        piv = next(i for i in range(col, 4) if a[i][col] != 0)
+        a[col], a[piv] = a[piv], a[col]
+        for i in range(4):
+            if i != col and a[i][col] != 0:
+                f = a[i][col] / a[col][col]
+                a[i] = [x - f * y for x, y in zip(a[i], a[col], strict=True)]
+    mu = [a[i][4] / a[i][i] for i in range(4)]
+    assert sum(m * Fraction(float(x)) for m, x in zip(mu, r, strict=True)) == 0
+    with pytest.raises(NonSummableReturnError):
+        exact.v_pi(mdp, np.ones((5, 1)))
+
+
+def test_BEL_36_zero_mean_window_scales_with_the_class_rewards() -> None:
+    """A trapped cycle 0 -> 1 -> 0 with rewards 1e-3 and -1e-3 + 2e-12: mean reward about +1e-12 per step (exact
+    in rationals: the sum of the two floats is positive), so V = +inf there (BEL-36). State 2 pays 1e10 once and
+    ends. The zero-mean window is relative to the class's own rewards (1e-3); relative to the MDP's R = 1e10 it
+    would be about 1e-5 wide and call the class zero-mean (non-summable)."""
+    from fractions import Fraction
+
+    P = np.zeros((3, 1, 4))
+    P[0, 0, 1] = P[1, 0, 0] = P[2, 0, 3] = 1.0
+    r = np.array([1e-3, -1e-3 + 2e-12, 1e10])
+    assert Fraction(float(r[0])) + Fraction(float(r[1])) > 0
+    mdp = from_arrays(P, r[:, None], [0.0, 0.0, 1.0], gamma=1.0)
+    with pytest.raises(DivergentReturnError) as info:
+        exact.v_pi(mdp, np.ones((4, 1)))
+    assert info.value.sign == 1
+
+
+def test_BEL_35_episode_length_check_uses_the_longest_expected_episode() -> None:
+    """State 0 ends with probability 2^-32 per step (E[T] = 2^32 exactly, geometric), state 1 ends at once
+    (E[T] = 1). The documented check refuses when 2 max E[T] eps > GAMMA1_MAX_REL_ERROR: 2 * 2^32 * 2^-52 =
+    1.9e-6 > 1e-6, so NotConvergedError, although the mean E[T] over the states (about 2.1e9) would pass."""
+    P = np.zeros((2, 1, 3))
+    P[0, 0, [0, 2]] = [1.0 - 2.0**-32, 2.0**-32]
+    P[1, 0, 2] = 1.0
+    mdp = from_arrays(P, np.ones((2, 1)), [0.5, 0.5], gamma=1.0)
+    assert 2.0 * 2.0**32 * float(np.finfo(np.float64).eps) > exact.GAMMA1_MAX_REL_ERROR
+    assert 2.0 * (2.0**32 + 1.0) / 2.0 * float(np.finfo(np.float64).eps) <= exact.GAMMA1_MAX_REL_ERROR
+    with pytest.raises(NotConvergedError, match="expected episode length"):
+        exact.v_pi(mdp, np.ones((3, 1)))

@@ -490,3 +490,49 @@ def test_BEL_04_large_sparse_solve_path_refines_and_certifies(monkeypatch: pytes
     a = sp.eye_array(n, format="csr") - 0.9999 * sp.csr_array(p / p.sum(axis=1)[:, None])
     with pytest.raises(NotConvergedError):
         chains.solve_linear(a, rng.standard_normal(n), rtol=1e-14, maxiter=1)
+
+
+def test_MDP_19_R_ignores_rewards_of_zero_probability_outcomes() -> None:
+    """R = max |r| over the reward support (MDP-19): an outcome of probability 0 is not in the support, so its
+    reward of 1e10 must not set R, the value scale R / (1 - gamma) nor the default certificate width
+    rtol * R / (1 - gamma) (which would become 1e10 times wider than the rewards that can occur allow)."""
+    from reference.dp import certificate_eps
+
+    mdp = from_outcomes(1, 1, [0, 2], [1, 1], [1.0, 1e10], [1.0, 0.0], [1.0], gamma=0.9)
+    assert mdp.max_abs_reward == 1.0
+    assert abs(mdp.tie_scale - 10.0) <= counted_tolerance(10.0, roundings=2)
+    rtol = 1e-6
+    assert abs(certificate_eps(mdp, None, rtol) - rtol * 10.0) <= counted_tolerance(rtol * 10.0, roundings=3)
+
+
+def test_MDP_04_p0_within_prob_atol_is_renormalised() -> None:
+    """p0 summing to 1 + 0.5 PROB_ATOL is accepted and, as the convention says, renormalised: the stored p0 sums
+    to 1 within the rounding of |S+| divisions and |S| additions."""
+    off = 0.5 * PROB_ATOL
+    P = np.zeros((3, 1, 4))
+    P[:, 0, 3] = 1.0
+    mdp = from_arrays(P, np.ones((3, 1)), [0.25, 0.25, 0.5 + off], gamma=0.9)
+    assert abs(float(mdp.p0.sum()) - 1.0) <= counted_tolerance(1.0, roundings=2 * mdp.n_states_plus)
+
+
+def test_MDP_04_prob_atol_is_1e_minus_9_for_rows_and_p0() -> None:
+    """The documented tolerance (conventions: rows sum to 1 within PROB_ATOL = 1e-9): a row or p0 off by 2e-9 is
+    refused, one off by 5e-10 is accepted."""
+    assert PROB_ATOL == 1e-9
+    with pytest.raises(InvalidMDPError, match="not 1"):
+        from_outcomes(1, 1, [0, 2], [0, 1], [0.0, 0.0], [0.5, 0.5 + 2e-9], [1.0], gamma=0.9)
+    from_outcomes(1, 1, [0, 2], [0, 1], [0.0, 0.0], [0.5, 0.5 + 5e-10], [1.0], gamma=0.9)
+    with pytest.raises(InvalidMDPError, match="p0"):
+        from_outcomes(2, 1, [0, 1, 2], [2, 2], [0.0, 0.0], [1.0, 1.0], [0.5, 0.5 + 2e-9], gamma=0.9)
+    from_outcomes(2, 1, [0, 1, 2], [2, 2], [0.0, 0.0], [1.0, 1.0], [0.5, 0.5 + 5e-10], gamma=0.9)
+
+
+def test_MDP_04_a_start_state_entered_only_by_done_keeps_its_rows() -> None:
+    """State 0 has all the initial mass and is entered only by a done = True transition (its own, as a toy-text
+    table records s' = 0 for it). It is occupied at t = 0, so it keeps its row: the episode collects reward 1 and
+    ends, J = V(0) = 1 by hand; making it absorbing (value 0) would drop the whole episode."""
+    table = {0: {0: [(1.0, 0, 1.0, True)]}}
+    mdp = from_toy_text_P(table, [1.0], gamma=0.9)
+    v = exact.v_pi(mdp, np.ones((2, 1)))
+    assert v[0] == 1.0
+    assert exact.j_pi(mdp, np.ones((2, 1))) == 1.0

@@ -93,3 +93,20 @@ def test_PG_03_sampled_and_enumerated_batches_record_term() -> None:
     pi = np.ones((3, 1))
     assert enumerate_trajectories(mdp, pi).term == mdp.term == 2
     assert sample_trajectories(mdp, pi, rng=np.random.default_rng(0), n=2, horizon=3).term == 2
+
+
+def test_PG_03_enumeration_yields_only_trajectories_of_positive_probability() -> None:
+    """PG-03 enumerates 'every trajectory of positive probability'. State 0 has three outcomes, one of probability
+    0 (reward 5, to term); state 1 has two, one of probability 0 (back to state 0). By hand the positive ones are
+    0 -(r=1)-> term with probability 0.5 and 0 -(r=2)-> 1 -(r=3)-> term with probability 0.5: two trajectories,
+    weights summing to 1, none with the zero-probability rewards 5 or 7."""
+    from reference.mdp import from_outcomes
+
+    mdp = from_outcomes(2, 1, [0, 3, 5], [2, 2, 1, 2, 0], [1.0, 5.0, 2.0, 3.0, 7.0], [0.5, 0.0, 0.5, 1.0, 0.0],
+                        [1.0, 0.0], gamma=0.9)
+    tr = enumerate_trajectories(mdp, np.ones((3, 1)))
+    assert tr.weights.size == 2
+    assert np.all(tr.weights > 0.0)
+    assert sorted(tr.lengths.tolist()) == [1, 2]
+    assert sorted(float(tr.rewards[i, : tr.lengths[i]].sum()) for i in range(2)) == [1.0, 5.0]
+    assert float(tr.weights.sum()) == 1.0
