@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -612,3 +613,85 @@ def test_GAME_07_12_dynamics_refuse_non_finite_starts_and_mismatched_shapes(
     }
     with pytest.raises(err, match=match):
         _DYNAMICS[dynamics](fields[field], theta1, theta2, alpha=0.1, num_steps=2)
+
+
+# --- found by the mutation audit (2026-12-08, second pass) --------------------------------------------------------
+def test_GAME_08_quadratic_game_payoff_matches_the_closed_form_exactly() -> None:
+    """R(x, y) = -a/2 |x - x*|^2 + (x - x*)^T B (y - y*) + c/2 |y - y*|^2 at dyadic points, against exact
+    fractions: every entry is a multiple of 1/4 below 8, so each product and sum is exact in float64 and the
+    comparison is equality (the c term's sign was pinned by nothing: only the gradient was checked)."""
+    B = np.array([[3.0, -0.5], [1.25, 2.0]])
+    a, c = 1.0, 2.0
+    xs, ys = np.array([0.5, -1.0]), np.array([-0.25, 0.75])
+    game = QuadraticGame(B=B, a=a, c=c, x_star=xs, y_star=ys)
+    for x, y in [([1.5, 0.0], [0.75, 0.75]), ([0.5, -1.0], [1.75, -0.25]), ([-0.5, 2.0], [-0.25, 0.75])]:
+        dx = [Fraction(v) - Fraction(s) for v, s in zip(x, xs.tolist(), strict=True)]
+        dy = [Fraction(v) - Fraction(s) for v, s in zip(y, ys.tolist(), strict=True)]
+        exact = (-Fraction(a) / 2 * sum(d * d for d in dx)
+                 + sum(dx[i] * Fraction(B[i, j]) * dy[j] for i in range(2) for j in range(2))
+                 + Fraction(c) / 2 * sum(d * d for d in dy))
+        assert game.payoff(np.array(x), np.array(y)) == float(exact)
+
+
+def test_GAME_08_quadratic_game_refuses_a_negative_curvature() -> None:
+    """c < 0 (like a < 0) is not the concave-convex game of E-72: refused, not silently accepted."""
+    with pytest.raises(InvalidGameError, match="c >= 0"):
+        QuadraticGame(B=np.eye(1), a=1.0, c=-1.0, x_star=np.zeros(1), y_star=np.zeros(1))
+
+
+def test_GAME_04_softmax_is_shift_invariant_at_large_logits() -> None:
+    """mu(theta + c 1) = mu(theta) (L2137-L2139) also where e^theta overflows or underflows: theta is a
+    multiple of 1/8 and c = +-1024, so theta + c is exact, theta - max theta is the same float vector and the
+    two results are bit-identical (without the max subtracted, e^1024 = inf gave NaN)."""
+    theta = np.array([0.5, -1.25, 2.0])
+    base = mu(theta)
+    for shift in (1024.0, -1024.0):
+        np.testing.assert_array_equal(mu(theta + shift), base)
+
+
+def test_GAME_08_strategy_distance_is_shift_invariant_at_large_logits() -> None:
+    """strategy_distance measures mu(theta_k), invariant to theta_k + c 1 (open choice 20); as above the
+    shift by +-1024 is exact, so the distances are bit-identical and finite."""
+    t1 = np.array([[0.5, -1.25, 2.0], [0.0, 0.0, 0.0]])
+    t2 = np.array([[1.0, 0.25, -0.5], [0.125, 0.0, 0.0]])
+    base = strategy_distance(MinimaxTrajectory(theta1=t1, theta2=t2), UNIFORM3, E1)
+    assert np.all(np.isfinite(base))
+    for shift in (1024.0, -1024.0):
+        moved = strategy_distance(MinimaxTrajectory(theta1=t1 + shift, theta2=t2 - shift), UNIFORM3, E1)
+        np.testing.assert_array_equal(moved, base)
+
+
+@pytest.mark.parametrize("p", [np.array([0.5, 0.4, 0.0]), np.array([0.3, 0.3, 0.3])])
+def test_GAME_03_exploitability_refuses_a_strategy_summing_below_one(p: NDArray[np.float64]) -> None:
+    """A p summing to 0.9 is no mixed strategy (the check was one-sided for a moment in the audit)."""
+    with pytest.raises(InvalidPolicyError, match="sums to"):
+        exploitability(rps_payoff(), p, UNIFORM3)
+
+
+@pytest.mark.parametrize("dynamics", ["simgad", "extragradient", "anchored_simgad", "anchored_extragradient",
+                                      "self_play", "linearised"])
+def test_GAME_07_12_dynamics_refuse_a_zero_step_size(dynamics: str) -> None:
+    """alpha = 0 is no step (the trajectory would stand still): refused like a negative one."""
+    z = np.zeros(3)
+    calls: dict[str, Callable[[], object]] = {
+        "simgad": lambda: simgad(_F_RPS, z, z, alpha=0.0, num_steps=1),
+        "extragradient": lambda: extragradient(_F_RPS, z, z, alpha=0.0, num_steps=1),
+        "anchored_simgad": lambda: anchored_simgad(_F_RPS, z, z, alpha=0.0, lam=0.1, num_steps=1),
+        "anchored_extragradient": lambda: anchored_extragradient(_F_RPS, z, z, alpha=0.0, num_steps=1),
+        "self_play": lambda: self_play_simgad(rps_payoff(), z, alpha=0.0, num_steps=1),
+        "linearised": lambda: linearised_iteration_matrix(_F_RPS, z, z, method="simgad", alpha=0.0),
+    }
+    with pytest.raises(ValueError, match="alpha"):
+        calls[dynamics]()
+
+
+def test_GAME_12_regularised_equilibrium_refuses_lam_zero() -> None:
+    """lam = 0 has no regularised game (E-75 needs 0 < lam < 1): refused, not solved as the raw game."""
+    with pytest.raises(ValueError, match="lam"):
+        regularised_equilibrium(_F_RPS, np.zeros(3), np.zeros(3), alpha=0.1, lam=0.0)
+
+
+def test_GAME_17_self_play_refuses_a_bad_constant_lam_even_without_steps() -> None:
+    """lam = 1 is outside [0, 1): refused at once, also with num_steps = 0 (as documented)."""
+    with pytest.raises(ValueError, match="lam"):
+        self_play_simgad(rps_payoff(), np.zeros(3), alpha=0.1, num_steps=0, lam=1.0)

@@ -25,10 +25,10 @@ from reference.grpo import (
     grpo_objective,
     terminal_reward_mdp,
 )
-from reference.mdp import FiniteMDP, FloatArray
+from reference.mdp import FiniteMDP, FloatArray, from_outcomes
 from reference.policies import softmax
 from reference.sampling import sample_trajectories
-from reference.surrogates import grpo_advantages, kl_k3
+from reference.surrogates import GRPO_EPS_STD, grpo_advantages, kl_k3
 from reference.tolerance import tolerance
 
 
@@ -197,3 +197,82 @@ def test_TR_49_grpo_objective_refuses_an_empty_batch(t: int, center: bool, scale
     with pytest.raises(ShapeError, match="B = 0"):
         grpo_objective(z, z, np.zeros(0), z.astype(bool), group_size=1, center=center, scale_by_std=scale_by_std,
                        length_norm=length_norm)
+
+
+# --- found by the mutation audit (2026-12-08, second pass) --------------------------------------------------------
+def test_TR_47_TR_49_objective_uses_the_ratio_new_over_old_and_clips_at_the_default_eps() -> None:
+    """One step per rollout, A = r (center=False, scale_by_std=False), so the objective is
+    mean_i min(rho_i r_i, clip(rho_i, 1 - eps, 1 + eps) r_i) by hand. Rollout 1: rho = pi_new / pi_old =
+    0.5 / 0.45 = 10/9 inside the clip, r = 1: 10/9 (the inverse ratio 0.9 would give 0.9). Rollout 2: rho =
+    1.25, r = 1: clipped at 1 + eps = 1.2 with the default eps = 0.2. Rollout 3: rho = 0.75, r = -1:
+    min(-0.75, -0.8) = -0.8. Tolerance: each term is exp of a difference of two logs, a few ulps of values
+    <= 1.25, summed over 3 rollouts: tolerance(1.25, terms=3 * 4)."""
+    ln = np.log(np.array([[0.5, 1.25, 0.75]]))
+    lo = np.log(np.array([[0.45, 1.0, 1.0]]))
+    r = np.array([1.0, 1.0, -1.0])
+    valid = np.ones((1, 3), dtype=bool)
+    got = grpo_objective(ln, lo, r, valid, group_size=1, center=False, scale_by_std=False)
+    expected = (10.0 / 9.0 + 1.2 - 0.8) / 3.0
+    assert abs(got - expected) <= tolerance(1.25, terms=3 * 4)
+
+
+def _two_arm_bandit() -> FiniteMDP:
+    """One state, action 0 ends with reward 0 and action 1 with reward 1 (gamma = 1)."""
+    return from_outcomes(1, 2, [0, 1, 2], [1, 1], [0.0, 1.0], [1.0, 1.0], [1.0], gamma=1.0, name="two-arm")
+
+
+def test_TR_50_conditional_means_of_a_two_arm_bandit_in_closed_form() -> None:
+    """Uniform pi, n = 2: A^(1) = 0 when both rollouts agree, else +-(1/2) / (std + eps_std) with the sample
+    std of {0, 1}, sqrt(1/2) (ddof = 1, TR-49). So E[A^(1) | a = 1] = (1/2) (1/2) / (sqrt(1/2) + eps_std) and
+    E[A^(1) | a = 0] is its negative; the default is GRPO's std scaling (Dr. GRPO's mean (1/2)(1 - 1/2) = 1/4
+    is different), and both one-step actions count as visited with probability 1/2. Tolerance: a handful of
+    roundings of numbers <= 1, tolerance(1.0, terms=2**2 * 4)."""
+    mdp = _two_arm_bandit()
+    pi = np.full((2, 2), 0.5)
+    got = grpo_advantage_conditional_means(mdp, pi, s0=0, n=2)
+    a1 = 0.25 / (np.sqrt(0.5) + GRPO_EPS_STD)
+    tol = tolerance(1.0, terms=2**2 * 4)
+    np.testing.assert_allclose(got.mean[0], [-a1, a1], rtol=0, atol=tol)
+    np.testing.assert_array_equal(got.visit_prob[0], [0.5, 0.5])
+    dr = grpo_advantage_conditional_means(mdp, pi, s0=0, n=2, scale_by_std=False)
+    np.testing.assert_allclose(dr.mean[0], [-0.25, 0.25], rtol=0, atol=tol)
+
+
+def test_TR_48_leave_one_out_refuses_a_group_of_one() -> None:
+    """leave_one_out's n / (n - 1) is undefined at n = 1 (it gave NaN moments)."""
+    mdp = _two_arm_bandit()
+    with pytest.raises(ReferenceError_, match="n >= 2"):
+        group_gradient_moments(mdp, np.zeros((2, 2)), s0=0, n=1, baseline="leave_one_out")
+
+
+def test_TR_49_objective_refuses_a_reference_log_prob_of_the_wrong_shape() -> None:
+    """log_prob_ref [T, 1] against a [T, B] batch broadcast silently into a plausible penalty."""
+    z = np.zeros((2, 4))
+    with pytest.raises(ShapeError, match="log_prob_ref"):
+        grpo_objective(z, z, np.arange(4.0), np.ones((2, 4), bool), group_size=2, beta=0.1,
+                       log_prob_ref=np.zeros((2, 1)))
+
+
+def test_TR_52_remax_variance_with_a_stochastic_greedy_return_in_closed_form() -> None:
+    """One state, 2 actions, both end the episode. Action 0 pays 1 w.p. 1/4 (else 0), action 1 pays 2 w.p.
+    1/4 (else 0); theta = (0.5, 0), so the greedy action is 0 and its return b is 1 w.p. 1/4, independent of
+    the rollout. n = 1: g = (r - b) s_a with s_a = e_a - pi (row s = 0; zero on term's row). By hand:
+    E g = sum_a pi_a E[r | a] s_a, E|g|^2 = sum_a pi_a |s_a|^2 E[(r - b)^2 | a] with
+    E[(r - b)^2 | a] = E[r^2 | a] - 2 E[r | a] E b + E b^2. The greedy return's own probabilities weigh b
+    (equal weights 1/2 would give E b = E b^2 = 1/2). Tolerance: sums of <= 8 terms of magnitude <= 4,
+    tolerance(4.0, terms=8 * 4)."""
+    mdp = from_outcomes(1, 2, [0, 2, 4], [1, 1, 1, 1], [1.0, 0.0, 2.0, 0.0], [0.25, 0.75, 0.25, 0.75], [1.0],
+                        gamma=1.0, name="stochastic-bandit")
+    th = np.array([[0.5, 0.0], [0.0, 0.0]])
+    pi = softmax(th)[0]
+    er, er2 = np.array([0.25, 0.5]), np.array([0.25, 1.0])
+    eb, eb2 = 0.25, 0.25
+    s = np.eye(2) - pi[None, :]  # s[a] = e_a - pi
+    mean = np.zeros((2, 2))
+    mean[0] = sum(pi[a] * er[a] * s[a] for a in range(2))
+    second = sum(pi[a] * float(s[a] @ s[a]) * (er2[a] - 2 * er[a] * eb + eb2) for a in range(2))
+    got = group_gradient_moments(mdp, th, s0=0, n=1, baseline="remax")
+    tol = tolerance(4.0, terms=8 * 4)
+    np.testing.assert_allclose(got.mean, mean, rtol=0, atol=tol)
+    assert abs(got.second_moment - second) <= tol
+    assert abs(got.trace_variance - (second - float(np.sum(mean**2)))) <= tol

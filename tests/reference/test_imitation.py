@@ -7,6 +7,7 @@ rule of open choice 22 (differences larger than 4 standard errors over the seeds
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ from reference.imitation import (
 )
 from reference.mdp import deterministic_policy, softmax_policy
 from reference.sampling import sample_trajectories
-from reference.tolerance import tolerance
+from reference.tolerance import central_difference, tolerance
 
 
 def _random_dataset(seed: int, n_states: int, n_actions: int, n: int) -> Dataset:
@@ -306,3 +307,60 @@ def test_MDP_14_on_expert_error_refuses_a_policy_off_the_simplex(row: list[float
     ok = np.full((mdp.n_states_plus, 2), 0.5)
     ok[mdp.term] = np.nan
     assert abs(on_expert_error(mdp, ok, expert, horizon=3) - 0.5) <= tolerance(1.0, terms=3)
+
+
+# --- found by the mutation audit (2026-12-08, second pass) --------------------------------------------------------
+def test_MDP_12_cross_entropy_is_the_mean_loss_and_its_gradient() -> None:
+    """The loss is the *mean* -(1/N) sum_i log softmax(theta[s_i])_{a_i} (open choice 8), checked against
+    math.log of the explicit softmax, and the returned gradient against central differences of the loss.
+    Tolerances: the loss sums N = 3 logs of magnitude <= L = max |log p| over A = 3 exponentials each,
+    tolerance(L, terms=N + A); central_difference derives its own bound from f alone, with f_error that
+    same tolerance."""
+    theta = np.array([[0.5, -1.0, 2.0], [0.0, 1.5, -0.5]])
+    data = Dataset(np.array([0, 0, 1]), np.array([0, 2, 1]))
+
+    def logp(s: int, a: int) -> float:
+        return float(theta[s, a]) - math.log(sum(math.exp(float(v)) for v in theta[s]))
+
+    pairs = [(0, 0), (0, 2), (1, 1)]
+    exact = -sum(logp(s, a) for s, a in pairs) / 3
+    big = max(abs(logp(s, a)) for s, a in pairs)
+    tol = tolerance(big, terms=3 + 3)
+    loss, grad = cross_entropy(theta, data)
+    assert abs(loss - exact) <= tol
+    fd, bound = central_difference(lambda th: cross_entropy(th, data)[0], theta, h=1e-4, f_error=tol)
+    assert np.all(np.abs(grad - fd) <= bound)
+
+
+def test_MDP_12_cross_entropy_is_shift_invariant_at_large_logits() -> None:
+    """softmax(theta[s] + c) = softmax(theta[s]): with theta a multiple of 1/8 and c = +-1024 the shift is
+    exact, theta - max theta is the same float array, so loss and gradient are bit-identical (e^1024 = inf
+    would give NaN without the max subtracted)."""
+    theta = np.array([[0.5, -1.0, 2.0], [0.0, 1.5, -0.5]])
+    data = Dataset(np.array([0, 0, 1]), np.array([0, 2, 1]))
+    loss, grad = cross_entropy(theta, data)
+    for shift in (1024.0, -1024.0):
+        l2, g2 = cross_entropy(theta + shift, data)
+        assert l2 == loss
+        np.testing.assert_array_equal(g2, grad)
+
+
+def test_MDP_16_label_states_refuses_a_state_outside_the_expert() -> None:
+    """A state index >= S (the expert's length) is a ShapeError naming the state, not a raw IndexError."""
+    with pytest.raises(ShapeError):
+        label_states(np.array([0, 3]), np.array([1, 0, 1]))
+
+
+def test_MDP_14_compounding_chain_refuses_a_recover_action_out_of_range() -> None:
+    """recover must be the action 0 or 1 of the 2-action chain; 2 was accepted and gave an MDP where no
+    action recovers."""
+    with pytest.raises(ShapeError, match="recover"):
+        compounding_error_mdp(horizon=3, width=2, rng=np.random.default_rng(0), recover=2)
+
+
+def test_MDP_14_compounding_chain_starts_uniformly_on_the_good_states_of_step_0() -> None:
+    """p0 is exactly 1/W on good(0, j) and 0 elsewhere (W = 4: 1/4 is exact)."""
+    ch = compounding_error_mdp(horizon=3, width=4, rng=np.random.default_rng(0))
+    expected = np.zeros(ch.mdp.n_states_plus)
+    expected[ch.good[0]] = 0.25
+    np.testing.assert_array_equal(np.asarray(ch.mdp.p0, dtype=np.float64), expected)

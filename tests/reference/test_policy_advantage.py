@@ -151,3 +151,19 @@ def test_TR_38_policy_advantage_refuses_a_non_distribution() -> None:
     bad = np.full((mdp.n_states_plus, 2), 0.7)  # rows sum to 1.4
     with pytest.raises(InvalidPolicyError):
         policy_advantage(mdp, bad, np.full((mdp.n_states_plus, 2), 0.5))
+
+
+# --- found by the mutation audit (2026-12-08, second pass) --------------------------------------------------------
+@pytest.mark.parametrize("c", [1.0, 2.0**-60, 2.0**40])
+def test_TR_41_policy_advantage_step_uses_the_mdps_relative_tie_window(c: float) -> None:
+    """One state, two actions ending the episode with rewards c and c (1 + 2^-40), so Q^{pi_k}(s, a) = r_a
+    exactly (V(term) = 0). Open choice 1: a is a maximiser when within rho max(sigma, |q|) = rho c (1 + 2^-40)
+    of the best, with rho = mdp.tie_rtol (about 2.7e-15 here) and sigma(s, a) = |r_a|. The gap c 2^-40
+    exceeds that window at every scale c > 0, so the better action 1 must be chosen: a window of the bare
+    default rho = 1e-12 (a tie at c = 1) or of absolute scale 1 (a tie at c = 2^-60) picks action 0."""
+    r = [c, c * (1.0 + 2.0**-40)]
+    mdp = from_outcomes(1, 2, [0, 1, 2], [1, 1], r, [1.0, 1.0], [1.0], gamma=0.5, name="near-tie")
+    assert r[1] - r[0] > mdp.tie_rtol * r[1]  # the gap is outside the window: action 1 is the unique maximiser
+    pi_k = np.full((2, 2), 0.5)
+    assert int(policy_advantage_step(mdp, pi_k)[0]) == 1
+    assert int(policy_advantage_step(mdp, pi_k, current=np.array([0, 0]))[0]) == 1
