@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from reference.errors import InvalidGameError, InvalidPolicyError, ReferenceError_, ShapeError
-from reference.mdp import _real, validate_indices, validate_int
+from reference.mdp import _real, validate_indices, validate_int, validate_step_size
 from reference.search import GameGraph, IndexedGame, mcts, visit_distribution
 from reference.tolerance import EPS
 
@@ -106,12 +106,7 @@ def _check_probs(graph: GameGraph[S], probs: FloatArray, name: str) -> None:
         raise InvalidPolicyError(f"{name} row {int(rows[0])} sums to {sums[rows[0]]}, not 1")
 
 
-def _check_rate(value: object, name: str) -> float:
-    """A step size (learning rate): a finite real number > 0 (NaN or inf would fill the tables with NaN)."""
-    x = _real(value, name)
-    if not (math.isfinite(x) and x > 0.0):
-        raise ReferenceError_(f"{name} must be a finite number > 0 (a step size), got {value!r}")
-    return x
+_check_rate = validate_step_size  # the short name this module uses
 
 
 def _check_probability(value: object, name: str) -> float:

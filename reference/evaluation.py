@@ -29,7 +29,6 @@ Shapes use axis letters: N (trajectories), H (horizon), S (states incl. term), A
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -39,16 +38,16 @@ from numpy.typing import ArrayLike
 from reference.errors import InvalidPolicyError, ReferenceError_, ShapeError
 from reference.exact import q_pi, v_pi
 from reference.mdp import (
-    PROB_ATOL,
     FiniteMDP,
     FloatArray,
     IntArray,
-    _real,
     _real_array,
+    off_simplex_rows,
     validate_gamma,
     validate_int,
     validate_k,
     validate_policy,
+    validate_step_size,
     validate_weights,
 )
 from reference.sampling import Trajectories, discounted_returns, sample_trajectories, validate_state_table
@@ -224,9 +223,7 @@ def q_targets(traj: Trajectories, q: FloatArray, *, gamma: float, k: int | None,
 def _check_policy_rows(pv: FloatArray, term: int) -> None:
     """``InvalidPolicyError`` unless every row of ``pv`` but term's is on the simplex (finite, >= 0, sum 1 within
     ``PROB_ATOL``): pi = [2, -1] gave the target 2.8 where the value is 4.15, [5, 5] gave 32.5."""
-    body = np.delete(pv, term, axis=0)
-    sums_ok = np.abs(body.sum(axis=1) - 1.0) <= PROB_ATOL
-    bad = ~np.all(np.isfinite(body), axis=1) | np.any(body < 0, axis=1) | ~sums_ok
+    bad = off_simplex_rows(np.delete(pv, term, axis=0))
     if np.any(bad):
         s = int(np.flatnonzero(bad)[0])
         s = s if s < term else s + 1
@@ -242,14 +239,6 @@ def _check_w(w: ArrayLike, d: int, name: str = "w") -> FloatArray:
     if not np.all(np.isfinite(wv)):
         raise ReferenceError_(f"{name} must be finite, got {wv.tolist()}")
     return wv
-
-
-def _check_lr(lr: object) -> float:
-    """A step size: a finite real number > 0 (lr = -1 ascended the loss, NaN returned NaN weights)."""
-    x = _real(lr, "lr")
-    if not (math.isfinite(x) and x > 0.0):
-        raise ReferenceError_(f"lr must be a finite number > 0 (a step size), got {lr!r}")
-    return x
 
 
 # ================================================================================= gradients
@@ -532,7 +521,7 @@ def learn_v(mdp: FiniteMDP, pi: FloatArray, x: FloatArray, *, k: int | None, lr:
     h = _sampling_horizon(k, states, horizon)
     n_iters = validate_int(n_iters, "n_iters")
     batch_size = validate_int(batch_size, "batch_size", minimum=1)
-    lr = _check_lr(lr)
+    lr = validate_step_size(lr, "lr")
     v_boot = v_pi(mdp, p) if target == "oracle" else None
     w = np.zeros(xf.shape[1]) if w0 is None else _check_w(w0, xf.shape[1], "w0").copy()
     out = np.empty((n_iters + 1, w.size))
@@ -563,7 +552,7 @@ def learn_q(mdp: FiniteMDP, pi: FloatArray, x: FloatArray, *, k: int | None, lr:
     h = _sampling_horizon(k, states, horizon)
     n_iters = validate_int(n_iters, "n_iters")
     batch_size = validate_int(batch_size, "batch_size", minimum=1)
-    lr = _check_lr(lr)
+    lr = validate_step_size(lr, "lr")
     q_boot = q_pi(mdp, p) if target == "oracle" else None
     w = np.zeros(xf.shape[-1]) if w0 is None else _check_w(w0, xf.shape[-1], "w0").copy()
     out = np.empty((n_iters + 1, w.size))

@@ -29,10 +29,10 @@ from numpy.typing import ArrayLike
 from reference.errors import InvalidPolicyError, ReferenceError_, ShapeError
 from reference.exact import a_pi, discounted_occupancy, j_pi, q_pi
 from reference.mdp import (
-    PROB_ATOL,
     FiniteMDP,
     FloatArray,
     IntArray,
+    off_simplex_rows,
     validate_gamma,
     validate_indices,
     validate_int,
@@ -441,7 +441,7 @@ def weighted_min_variance_baseline(p: ArrayLike, w2: ArrayLike, q: ArrayLike) ->
     for name, arr in (("p", pa), ("w2", wa), ("q", qa)):
         if not np.all(np.isfinite(arr)):
             raise ReferenceError_(f"{name} must be finite")
-    if np.any(pa < 0) or np.any(np.abs(pa.sum(axis=1) - 1.0) > PROB_ATOL):
+    if np.any(off_simplex_rows(pa)):
         raise InvalidPolicyError(f"p must hold a distribution over actions in each row, got row sums "
                                  f"{pa.sum(axis=1).tolist()}")
     if np.any(wa < 0):  # a weight w^2 is a square

@@ -26,6 +26,7 @@ Shapes in docstrings use axis letters: S (states incl. term, i.e. S+1), A (actio
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 import operator
 from collections.abc import Callable, Mapping, Sequence
@@ -59,6 +60,7 @@ __all__ = [
     "from_outcomes",
     "from_toy_text_P",
     "greedy",
+    "off_simplex_rows",
     "softmax_policy",
     "uniform_policy",
     "validate_actions",
@@ -68,6 +70,7 @@ __all__ = [
     "validate_int",
     "validate_k",
     "validate_policy",
+    "validate_step_size",
     "validate_values",
     "validate_weights",
 ]
@@ -649,6 +652,22 @@ def validate_weights(w: ArrayLike, name: str) -> FloatArray:
     return a
 
 
+def validate_step_size(value: object, name: str) -> float:
+    """A step size (learning rate): a finite real number > 0, returned as a float; ``ReferenceError_`` naming
+    ``name`` otherwise (a negative step ascends the loss, NaN or inf fills the iterates with NaN)."""
+    x = _real(value, name)
+    if not (math.isfinite(x) and x > 0.0):
+        raise ReferenceError_(f"{name} must be a finite number > 0 (a step size), got {value!r}")
+    return x
+
+
+def off_simplex_rows(p: FloatArray) -> NDArray[np.bool_]:
+    """Rows of ``p`` [N, A] that are not distributions: a non-finite or negative entry, or a sum more than
+    :data:`PROB_ATOL` from 1 (the one test of "a row of probabilities" used by every validator here). Spec: MDP-07."""
+    return np.asarray(~np.all(np.isfinite(p), axis=1) | np.any(p < 0, axis=1)
+                      | ~(np.abs(p.sum(axis=1) - 1.0) <= PROB_ATOL), dtype=np.bool_)
+
+
 def validate_policy(mdp: FiniteMDP, pi: ArrayLike) -> FloatArray:
     """Check that ``pi`` of shape [S, A] has every row of S on the simplex; return it as float64.
 
@@ -663,8 +682,7 @@ def validate_policy(mdp: FiniteMDP, pi: ArrayLike) -> FloatArray:
         raise ShapeError(f"policy must have shape {shape} (S+, A) or {(mdp.n_states, mdp.n_actions)}, "
                          f"got {p.shape}")
     body = p[: mdp.n_states]
-    bad = ~np.all(np.isfinite(body), axis=1) | np.any(body < 0, axis=1) | (
-        np.abs(body.sum(axis=1) - 1.0) > PROB_ATOL)
+    bad = off_simplex_rows(body)
     if np.any(bad):
         s = int(np.flatnonzero(bad)[0])
         raise InvalidPolicyError(

@@ -31,6 +31,7 @@ from reference.surrogates import (  # kl_k3's series: one definition, the refere
     _K3_SERIES_MAX,
     GRPO_EPS_STD,  # the std stabiliser of TRL's GRPOTrainer (E-69): one constant
 )
+from scalable.core.advantages import _flags
 from scalable.core.losses import ppo_clip_objective
 
 __all__ = ["GRPO_EPS_STD", "grpo_advantages", "grpo_loss", "grpo_objective", "kl_k3"]
@@ -123,10 +124,7 @@ def grpo_objective(
         raise ValueError(f"group_size {group_size!r} must be >= 1 and divide B = {b}")
     if not (math.isfinite(beta) and beta >= 0.0):
         raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-    if valid.dtype != torch.bool and not bool(((valid == 0) | (valid == 1)).all()):
-        # the reference refuses such a mask; .to(bool) read 0.5 as a real token
-        raise ValueError(f"valid must be boolean (0/1), got values {torch.unique(valid)[:5].tolist()!r}")
-    va = valid.to(torch.bool)
+    va = _flags("valid", valid, valid.shape)  # as the reference: .to(bool) read a mask of 0.5 as a real token
     r = rewards.detach().to(log_prob_new.dtype)
     if center:
         adv = grpo_advantages(r.reshape(b // group_size, group_size), eps_std=eps_std,

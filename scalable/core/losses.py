@@ -23,9 +23,10 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from reference.errors import ReferenceError_, ShapeError
+from reference.errors import ShapeError
 from reference.mdp import validate_gamma
 from reference.surrogates import validate_clip_eps
+from scalable.core.advantages import _flags
 
 __all__ = [
     "Reduction",
@@ -140,10 +141,9 @@ def td_target(rewards: Tensor, next_values: Tensor, terminated: Tensor, *, gamma
     """
     g = validate_gamma(gamma)
     _same_shape(rewards=rewards, next_values=next_values, terminated=terminated)
-    if terminated.dtype != torch.bool and not bool(((terminated == 0) | (terminated == 1)).all()):
-        raise ReferenceError_(f"terminated must be boolean (0/1), got values {torch.unique(terminated)[:5].tolist()!r}")
+    term = _flags("terminated", terminated, terminated.shape)  # 0/1 or bool: 0.5 is refused, not read as True
     nv = next_values.detach()
-    boot = torch.where(terminated.bool(), torch.zeros_like(nv), nv)
+    boot = torch.where(term, torch.zeros_like(nv), nv)
     return (rewards + g * boot).detach()
 
 

@@ -790,6 +790,16 @@ def test_TR_09_damped_natural_gradient_solves_f_plus_damping_i(damping: float) -
     assert float(np.max(np.abs(natural_gradient(th, g, w) - want))) > 100.0 * tol
 
 
+def _penalty_instance(seed: int) -> tuple[FiniteMDP, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """A seeded 3-state, 3-action MDP, random logits theta_k and pi_k, with `_by_hand`'s d, rho and A^{pi_k}."""
+    rng = np.random.default_rng(seed)
+    mdp = random_mdp(rng, 3, 3, gamma=0.9)
+    thk = rng.normal(size=(mdp.n_states_plus, mdp.n_actions))
+    pk = softmax(thk)
+    d, rho, adv, _ = _by_hand(mdp, pk)
+    return mdp, thk, pk, d, rho, adv
+
+
 def test_TR_12_ppo_penalty_gradient_is_that_of_the_rho_weighted_penalised_objective() -> None:
     """PPO-Penalty ascends f(theta) = sum_s d(s) sum_a pi_theta(a|s) A^{pi_k}(s, a) - beta sum_s rho(s)
     KL(pi_k(.|s) || pi_theta(.|s)) (K - C minus the rho-weighted KL; d, rho, A^{pi_k} from `_by_hand`). The step of
@@ -800,12 +810,8 @@ def test_TR_12_ppo_penalty_gradient_is_that_of_the_rho_weighted_penalised_object
     terms=|S| A + A + 6). The comparison theta_2 - (theta_1 + lr D) adds the rounding of the two updates
     (tolerance(|theta_2|, terms=2)). With an unweighted penalty the step differs by lr beta (1 - rho(s)) (pi - pi_k),
     far above the bound here (checked)."""
-    rng = np.random.default_rng(3)
-    mdp = random_mdp(rng, 3, 3, gamma=0.9)
+    mdp, thk, pk, d, rho, adv = _penalty_instance(3)
     n, na = mdp.n_states, mdp.n_actions
-    thk = rng.normal(size=(mdp.n_states_plus, na))
-    pk = softmax(thk)
-    d, rho, adv, _ = _by_hand(mdp, pk)
     beta, lr = 5.0, 1.0
 
     def f(t: FloatArray) -> float:
@@ -836,12 +842,8 @@ def test_TR_15_ppo_clip_exact_steps_with_its_eps_and_reports_kl_old_new() -> Non
     E_{s ~ rho^{pi_k}} KL(pi_k || pi_theta) (module docstring), within tolerance(max|log pi|, terms=|S| A,
     condition=kappa) of the written-out sum, and the reversed direction is more than 100 such tolerances away.
     Rounding of L_eps as in test_TR_15_ppo_clip_exact_gradient_matches_finite_differences."""
-    rng = np.random.default_rng(5)
-    mdp = random_mdp(rng, 3, 3, gamma=0.9)
+    mdp, thk, pk, d, rho, adv = _penalty_instance(5)
     n, na = mdp.n_states, mdp.n_actions
-    thk = rng.normal(size=(mdp.n_states_plus, na))
-    pk = softmax(thk)
-    d, rho, adv, _ = _by_hand(mdp, pk)
     lr, h = 1.0, 1e-4
 
     def clip_l(eps: float) -> Callable[[FloatArray], float]:
