@@ -21,13 +21,22 @@ from reference.mdp import FloatArray, IntArray
 
 __all__ = [
     "ChainStructure",
+    "banded_ordering",
     "chain_structure",
     "solve_linear",
     "states_reaching",
 ]
 
 DIRECT_SOLVE_MAX: int = 20_000
-"""Sparse systems up to this size use a sparse LU (SuperLU); larger ones use restarted GMRES."""
+"""Sparse systems up to this size use a sparse LU (SuperLU) with SuperLU's own (COLAMD) ordering."""
+
+BANDED_FILL_MAX: int = 50_000_000
+"""Larger sparse systems still use SuperLU when they are banded: after a reverse Cuthill-McKee ordering with
+lower / upper bandwidths p / q, LU with partial pivoting keeps L within p and U within p + q sub/super-diagonals,
+at most ``n (2 p + q + 1)`` entries (400 MB of values at this cap) and about ``n p (p + q)`` flops (a 200 x 200
+grid: p = q = 200, 0.7 s; the cap allows up to about 3e10 flops, some 10 s).
+A chain, a grid or a corridor MDP is banded; a random MDP with a few successors per state is not (its RCM
+bandwidth is a sizeable fraction of n and the LU would fill in), and those go to restarted GMRES."""
 
 
 def _as_csr(m: FloatArray | sp.csr_array) -> sp.csr_array:
@@ -84,6 +93,27 @@ def chain_structure(m: FloatArray | sp.csr_array, term: int) -> ChainStructure:
     return ChainStructure(tuple(classes), reach, transient)
 
 
+def banded_ordering(a: FloatArray | sp.csr_array) -> tuple[IntArray, int, int]:
+    """Reverse Cuthill-McKee ordering of ``a`` [n, n] (on the pattern of a + a^T) and its bandwidths.
+
+    Returns ``(perm, p, q)``: ``a[perm][:, perm]`` has lower bandwidth p and upper bandwidth q (entries
+    (i, j) with j < i - p or j > i + q are zero). The estimate of the LU fill that :func:`solve_linear`
+    compares with :data:`BANDED_FILL_MAX` is ``n (2 p + q + 1)``.
+    """
+    A = _as_csr(a)
+    n = A.shape[0]
+    pat = sp.csr_array((np.ones(A.nnz), A.indices, A.indptr), shape=A.shape)
+    sym = sp.csr_array(pat + pat.T)
+    perm = np.asarray(csgraph.reverse_cuthill_mckee(sym, symmetric_mode=True), dtype=np.int64)
+    if n == 0 or A.nnz == 0:
+        return perm, 0, 0
+    inv = np.empty(n, dtype=np.int64)
+    inv[perm] = np.arange(n, dtype=np.int64)
+    coo = A.tocoo()
+    d = inv[coo.row] - inv[coo.col]  # > 0 below the diagonal of the permuted matrix
+    return perm, int(max(0, int(d.max()))), int(max(0, int(-d.min())))
+
+
 def solve_linear(
     a: FloatArray | sp.csr_array,
     b: FloatArray,
@@ -91,14 +121,19 @@ def solve_linear(
     rtol: float = 1e-13,
     maxiter: int = 2000,
 ) -> FloatArray:
-    """Solve ``a x = b`` (a [n, n], b [n] or [n, k]) exactly for dense / small sparse, by GMRES otherwise.
+    """Solve ``a x = b`` (a [n, n], b [n] or [n, k]) by a direct LU where it fits, by GMRES otherwise.
 
-    Dense: LAPACK LU (``scipy.linalg.solve``). Sparse with n <= :data:`DIRECT_SOLVE_MAX`: SuperLU.
-    Larger sparse: restarted GMRES to relative residual ``rtol``, followed by up to 3 steps of
-    iterative refinement; raises :class:`NotConvergedError` if ``||b - a x||_inf > 10 rtol ||b||_inf``
-    at the end. The caller turns the residual into a certified error bound (see
-    :func:`reference.exact.v_pi_certified`). A singular matrix raises ``numpy.linalg.LinAlgError`` on the
-    dense and the direct sparse path alike (SuperLU only warns and returns NaN).
+    Dense: LAPACK LU (``scipy.linalg.solve``). Sparse with n <= :data:`DIRECT_SOLVE_MAX`: SuperLU. Larger
+    sparse: if the band estimate of the fill is at most :data:`BANDED_FILL_MAX` (see :func:`banded_ordering`),
+    SuperLU on the reverse Cuthill-McKee ordering, then up to 3 steps of iterative refinement until the
+    normwise backward error ``||b - a x||_inf / (||a||_inf ||x||_inf + ||b||_inf)`` is at most ``rtol``
+    (:class:`NotConvergedError` if it exceeds ``10 rtol``, per column); the direct paths are backward stable,
+    and the forward error is the caller's to bound with the condition number (as :func:`reference.exact.v_pi`
+    does at gamma = 1). Otherwise restarted GMRES to relative residual ``rtol`` followed by up to 3 steps of
+    iterative refinement; :class:`NotConvergedError` if ``||b - a x||_inf > 10 rtol ||b||_inf`` at the end. The
+    caller turns the residual into a certified error bound (see :func:`reference.exact.v_pi_certified`). A
+    singular matrix raises ``numpy.linalg.LinAlgError`` on every direct path (SuperLU only warns and returns
+    NaN, or stops with a RuntimeError, without the check).
     """
     if not sp.issparse(a):
         return np.asarray(sla.solve(np.asarray(a), b, check_finite=False), dtype=np.float64)
@@ -113,6 +148,9 @@ def solve_linear(
                 raise np.linalg.LinAlgError(f"solve_linear: the sparse matrix a ({n} x {n}) is singular "
                                             "(as the dense path, scipy.linalg.solve, reports)") from None
         return np.asarray(x, dtype=np.float64).reshape(b.shape)
+    perm, lower, upper = banded_ordering(A)
+    if n * (2 * lower + upper + 1) <= BANDED_FILL_MAX:
+        return _solve_banded(A, b, perm, rtol)
     if b.ndim == 2:
         return np.stack([solve_linear(A, b[:, j], rtol=rtol, maxiter=maxiter) for j in range(b.shape[1])],
                         axis=1)
@@ -124,11 +162,54 @@ def solve_linear(
         res = b - A @ x
         if np.max(np.abs(res)) <= rtol * bnorm:
             break
-        # GMRES stops on the 2-norm; aim at a 2-norm that makes the inf-norm target likely, then check.
-        dx, _info = spla.gmres(A, res, rtol=0.0, atol=0.5 * rtol * bnorm * np.sqrt(n), restart=60,
+        # GMRES stops on the 2-norm, which bounds the inf-norm: aim at half the inf-norm target, then check.
+        dx, _info = spla.gmres(A, res, rtol=0.0, atol=0.5 * rtol * bnorm, restart=60,
                                maxiter=maxiter)
         x = x + np.asarray(dx, dtype=np.float64)
     res_norm = float(np.max(np.abs(b - A @ x)))
     if res_norm > 10 * rtol * bnorm:
         raise NotConvergedError(f"GMRES reached relative residual {res_norm / bnorm:.3e} > {10 * rtol:.1e}")
     return x
+
+
+def _solve_banded(A: sp.csr_array, b: FloatArray, perm: IntArray, rtol: float) -> FloatArray:
+    """The banded direct path of :func:`solve_linear`: SuperLU on ``A[perm][:, perm]`` in that order."""
+    n = A.shape[0]
+    B = sp.csc_array(A[perm][:, perm])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", spla.MatrixRankWarning)
+            lu = spla.splu(B, permc_spec="NATURAL")
+    except (RuntimeError, spla.MatrixRankWarning) as exc:  # SuperLU: "Factor is exactly singular"
+        raise np.linalg.LinAlgError(f"solve_linear: the sparse matrix a ({n} x {n}) is singular "
+                                    f"(SuperLU: {exc})") from None
+    inv = np.empty(n, dtype=np.int64)
+    inv[perm] = np.arange(n, dtype=np.int64)
+
+    def solve(r: FloatArray) -> FloatArray:  # a^-1 r through the permuted factors
+        return np.asarray(lu.solve(np.ascontiguousarray(r[perm])), dtype=np.float64)[inv]
+
+    anorm = float(np.max(np.abs(A) @ np.ones(n)))  # ||a||_inf
+
+    def backward_error(bj: FloatArray, x: FloatArray) -> float:
+        scale = anorm * float(np.max(np.abs(x))) + float(np.max(np.abs(bj)))
+        return float(np.max(np.abs(bj - A @ x))) / scale if scale > 0.0 else 0.0
+
+    cols = b.reshape(n, -1)
+    out = np.empty_like(cols, dtype=np.float64)
+    for j in range(cols.shape[1]):
+        bj = np.asarray(cols[:, j], dtype=np.float64)
+        x = solve(bj)
+        if not np.all(np.isfinite(x)):
+            raise np.linalg.LinAlgError(f"solve_linear: the sparse matrix a ({n} x {n}) is numerically singular "
+                                        "(the banded LU solve overflowed)")
+        for _ in range(3):  # iterative refinement in float64
+            if backward_error(bj, x) <= rtol:
+                break
+            x = x + solve(bj - A @ x)
+        err = backward_error(bj, x)
+        if not err <= 10 * rtol:
+            raise NotConvergedError(f"banded LU + refinement reached normwise backward error {err:.3e} "
+                                    f"> {10 * rtol:.1e}")
+        out[:, j] = x
+    return out.reshape(b.shape)

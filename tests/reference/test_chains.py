@@ -9,10 +9,18 @@ import scipy.sparse as sp
 from reference.chains import solve_linear
 
 
-@pytest.mark.parametrize("sparse", [False, True])
-def test_BEL_35_singular_system_raises_LinAlgError_on_dense_and_sparse_paths(sparse: bool) -> None:
+@pytest.mark.parametrize("path", ["dense", "sparse", "banded"])
+def test_BEL_35_singular_system_raises_LinAlgError_on_dense_and_sparse_paths(
+        path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A rank-1 matrix: the dense path (LAPACK) raised LinAlgError, the sparse path (SuperLU) returned
-    [nan, nan] with only a MatrixRankWarning. Both raise now; a regular sparse system still solves."""
+    [nan, nan] with only a MatrixRankWarning. Both raise now, and so does the banded LU path of systems above
+    DIRECT_SOLVE_MAX (lowered to 0 so that 2 x 2 takes it; SuperLU stops there with a RuntimeError); a regular
+    sparse system still solves."""
+    from reference import chains
+
+    if path == "banded":
+        monkeypatch.setattr(chains, "DIRECT_SOLVE_MAX", 0)
+    sparse = path != "dense"
     a = np.array([[1.0, 1.0], [1.0, 1.0]])
     with pytest.raises(np.linalg.LinAlgError, match="singular"):
         solve_linear(sp.csr_array(a) if sparse else a, np.ones(2))
@@ -34,6 +42,7 @@ def test_BEL_04_gmres_path_refines_until_the_documented_residual_and_matches_the
     from reference.tolerance import discount_condition, tolerance
 
     monkeypatch.setattr(chains, "DIRECT_SOLVE_MAX", 10)
+    monkeypatch.setattr(chains, "BANDED_FILL_MAX", 0)  # not the banded LU path either
     n, g, rtol = 200, 0.999, 1e-13
     p = sp.random_array((n, n), density=3 / n, random_state=1, format="csr") + sp.eye_array(n, format="csr") * 0.01
     a = sp.csr_array(sp.eye_array(n, format="csr") - g * sp.csr_array(p / p.sum(axis=1)[:, None]))
@@ -44,3 +53,143 @@ def test_BEL_04_gmres_path_refines_until_the_documented_residual_and_matches_the
     dense = sla.solve(a.toarray(), b)
     assert float(np.max(np.abs(x - dense))) <= 10 * rtol * bnorm / (1.0 - g) + tolerance(
         bnorm / (1.0 - g), terms=n, condition=discount_condition(g))
+
+
+def _walk_system(n: int) -> sp.csr_array:
+    """I - P_TT of the symmetric random walk on the states 0..n-1, absorbed beyond either end: tridiagonal."""
+    off = np.full(n - 1, -0.5)
+    return sp.csr_array(sp.diags_array([off, np.ones(n), off], offsets=[-1, 0, 1]))
+
+
+def test_BEL_35_large_banded_system_takes_the_direct_LU_path_and_meets_its_bound(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Session 16's review: exact.v_pi at gamma = 1 on a 25 000-state random walk (more than DIRECT_SOLVE_MAX
+    states) went to restarted GMRES and did not finish in 400 s. The system is banded (bandwidth 1 after the
+    reverse Cuthill-McKee ordering), so it now takes the banded SuperLU path; GMRES is made to fail here to prove
+    it is not used. Oracle: the walk started in state s (position s + 1 of 1..n, absorbed at 0 and n + 1) lasts
+    E[T] = (s + 1)(n - s) steps, an integer exact in float64; reward -1 a step, so V = -E[T]. Bounds:
+    (1) solve_linear's documented normwise backward error ``||b - A x|| / (||A|| ||x|| + ||b||) <= 10 rtol``;
+    (2) rigorous forward error ``||x - x*||_inf <= ||A^-1||_inf ||b - A x||_inf`` with ``||A^-1||_inf = max E[T]``
+    (A^-1 >= 0, A^-1 1 = E[T]) and the computed residual off the exact one by at most 3 roundings a row (the
+    products by 1 and 0.5 are exact; counted_tolerance); (3) exact.v_pi's documented accuracy at gamma = 1, a
+    relative 2 max E[T] eps of max |V| (the module docstring, GAMMA1_MAX_REL_ERROR)."""
+    from reference import chains, exact
+    from reference.mdp import from_outcomes
+    from reference.tolerance import EPS, counted_tolerance
+
+    def no_gmres(*args: object, **kwargs: object) -> None:
+        raise AssertionError("GMRES was called for a banded system")
+
+    monkeypatch.setattr(chains.spla, "gmres", no_gmres)
+    n = 25_000
+    assert n > chains.DIRECT_SOLVE_MAX
+    s = np.arange(n)
+    steps = (s + 1.0) * (n - s)  # E[T], exact
+    a = _walk_system(n)
+    x = chains.solve_linear(a, np.ones(n))
+    resid = float(np.max(np.abs(np.ones(n) - a @ x)))
+    assert resid / (2.0 * float(np.max(np.abs(x))) + 1.0) <= 10 * 1e-13  # (1), ||A||_inf = 2
+    bound = float(steps.max()) * (resid + counted_tolerance(2.0 * float(np.max(np.abs(x))) + 1.0, roundings=3))
+    assert float(np.max(np.abs(x - steps))) <= bound  # (2)
+    # (3) through exact.v_pi on the MDP itself (one action, reward -1, both neighbours w.p. 1/2)
+    left, right = np.where(s > 0, s - 1, n), np.where(s < n - 1, s + 1, n)
+    mdp = from_outcomes(n, 1, np.arange(0, 2 * n + 1, 2), np.stack([left, right], 1).ravel(), -np.ones(2 * n),
+                        np.full(2 * n, 0.5), np.full(n, 1.0 / n), gamma=1.0, backend="sparse")
+    v = exact.v_pi(mdp, np.ones((n + 1, 1)))
+    assert v[n] == 0.0
+    assert float(np.max(np.abs(v[:n] + steps))) <= 2.0 * float(steps.max()) * EPS * float(steps.max())
+
+
+def test_BEL_04_large_unbanded_system_still_takes_GMRES(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A random MDP with 3 successors per state has no narrow band (RCM bandwidth a sizeable fraction of n), so
+    the banded LU would fill in: above DIRECT_SOLVE_MAX it must go to GMRES (the banded path is made to fail).
+    gamma = 0.9 keeps GMRES quick. Checked: the residual bound the GMRES path documents,
+    ``||b - a x||_inf <= 10 rtol ||b||_inf``. Before 2026-12-07 GMRES aimed at a 2-norm sqrt(n) / 2 times the
+    inf-norm target and the 4 refinement steps ended at 1.6e-12 > 1e-12 here: NotConvergedError for a plain
+    gamma = 0.9 system (the 2-norm target is now half the inf-norm target, which the 2-norm bounds)."""
+    from reference import chains
+
+    def no_banded(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the banded LU path was taken for a random (unbanded) system")
+
+    monkeypatch.setattr(chains, "_solve_banded", no_banded)
+    n, g, rtol = chains.DIRECT_SOLVE_MAX + 1, 0.9, 1e-13
+    rng = np.random.default_rng(3)
+    cols = np.concatenate([rng.integers(0, n, (n, 3)), np.arange(n)[:, None]], axis=1)  # 3 successors + self
+    w = rng.random((n, 4)) + 0.01
+    p = sp.csr_array((w.ravel(), cols.ravel(), np.arange(0, 4 * n + 1, 4)), shape=(n, n))  # duplicates summed
+    a = sp.csr_array(sp.eye_array(n, format="csr") - g * sp.csr_array(p / p.sum(axis=1)[:, None]))
+    _, lower, upper = chains.banded_ordering(a)
+    assert n * (2 * lower + upper + 1) > chains.BANDED_FILL_MAX
+    b = rng.standard_normal(n)
+    x = chains.solve_linear(a, b, rtol=rtol)
+    bnorm = float(np.max(np.abs(b)))
+    assert float(np.max(np.abs(b - a @ x))) <= 10 * rtol * bnorm
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_banded_ordering_reports_the_bandwidths_of_the_permuted_matrix(seed: int) -> None:
+    """banded_ordering's (perm, p, q): every stored entry of a[perm][:, perm] lies within p below and q above
+    the diagonal, and both extremes are attained (p and q are the bandwidths, not loose bounds): the fill
+    estimate of solve_linear's path choice rests on them. perm is a permutation."""
+    from reference.chains import banded_ordering
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 60))
+    a = sp.csr_array(sp.random_array((n, n), density=float(rng.uniform(0.02, 0.3)), random_state=seed, format="csr")
+                     + sp.eye_array(n, format="csr"))
+    perm, p, q = banded_ordering(a)
+    assert sorted(perm.tolist()) == list(range(n))
+    coo = sp.coo_array(a[perm][:, perm])
+    d = coo.row.astype(np.int64) - coo.col.astype(np.int64)
+    assert int(d.max()) == p and int(-d.min()) == q
+
+
+def test_banded_path_raises_when_its_backward_error_target_is_out_of_reach(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The banded LU path checks the normwise backward error it documents: asked for rtol = 1e-20 (below float64
+    resolution, so no refinement can reach it) it raises NotConvergedError rather than return an unchecked x."""
+    from reference import chains
+    from reference.errors import NotConvergedError
+
+    monkeypatch.setattr(chains, "DIRECT_SOLVE_MAX", 10)
+    a = _walk_system(500)
+    x = chains.solve_linear(a, np.ones(500))  # the default rtol is met
+    assert float(np.max(np.abs(np.ones(500) - a @ x))) / (2.0 * float(np.max(np.abs(x))) + 1.0) <= 1e-12
+    with pytest.raises(NotConvergedError, match="backward error"):
+        chains.solve_linear(a, np.ones(500), rtol=1e-20)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_BEL_04_banded_path_matches_the_dense_solve_on_a_relabelled_band(
+        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The banded LU path solves in the RCM order and maps back; on the symmetric walk a reversed order gives the
+    same answer, so here the band is asymmetric (a random 5-diagonal kernel, gamma = 0.9) and its states are
+    randomly relabelled, with two random right-hand sides ([n, 2], as exact.v_pi passes r and 1). Oracle: LAPACK's
+    dense solve. Bound: for A = I - gamma P, ||A^-1||_inf <= 1 / (1 - gamma), so each solution is within
+    10 ||r||_inf of the exact one, r its residual, whose computation is off by at most 6 roundings a row (5
+    products and the sums, counted_tolerance of ||A|| ||x|| + ||b||)."""
+    import scipy.linalg as sla
+
+    from reference import chains
+    from reference.tolerance import counted_tolerance
+
+    monkeypatch.setattr(chains, "DIRECT_SOLVE_MAX", 10)
+    rng = np.random.default_rng(seed)
+    n, g = 400, 0.9
+    w = rng.random((5, n)) + 0.05
+    band = sp.diags_array([w[k, : n - abs(k - 2)] for k in range(5)], offsets=[-2, -1, 0, 1, 2], shape=(n, n))
+    p = sp.csr_array(band / band.sum(axis=1)[:, None])
+    relabel = rng.permutation(n)
+    a = sp.csr_array(sp.eye_array(n, format="csr") - g * p)[relabel][:, relabel]
+    _, lower, upper = chains.banded_ordering(a)
+    assert lower <= 4 and upper <= 4  # RCM recovers a narrow band (at most twice the true one)
+    b = rng.standard_normal((n, 2))
+    x = chains.solve_linear(a, b)
+    dense = sla.solve(a.toarray(), b)
+    def resid(bj: np.ndarray, y: np.ndarray) -> float:
+        return float(np.max(np.abs(bj - a @ y))) + counted_tolerance(
+            2.0 * float(np.max(np.abs(y))) + float(np.max(np.abs(bj))), roundings=6)
+
+    for j in range(2):
+        bound = (resid(b[:, j], x[:, j]) + resid(b[:, j], dense[:, j])) / (1.0 - g)
+        assert float(np.max(np.abs(x[:, j] - dense[:, j]))) <= bound

@@ -476,6 +476,7 @@ def test_BEL_04_large_sparse_solve_path_refines_and_certifies(monkeypatch: pytes
     from reference.errors import NotConvergedError
 
     monkeypatch.setattr(chains, "DIRECT_SOLVE_MAX", 10)
+    monkeypatch.setattr(chains, "BANDED_FILL_MAX", 0)  # not the banded LU path either
     rng = np.random.default_rng(0)
     n = 60
     p = sp.random_array((n, n), density=0.1, random_state=1, format="csr") + sp.eye_array(n, format="csr") * 0.01
