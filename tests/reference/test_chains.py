@@ -193,3 +193,17 @@ def test_BEL_04_banded_path_matches_the_dense_solve_on_a_relabelled_band(
     for j in range(2):
         bound = (resid(b[:, j], x[:, j]) + resid(b[:, j], dense[:, j])) / (1.0 - g)
         assert float(np.max(np.abs(x[:, j] - dense[:, j]))) <= bound
+
+
+def test_banded_path_reports_an_overflowing_solve_as_singular(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pivot of 2^-52 (SuperLU does not stop: the factor is not exactly singular) and a right-hand side of 1e300
+    overflow the solve to inf: the banded path names the matrix numerically singular (LinAlgError, as the other
+    direct paths report singular systems) instead of failing later on a NaN backward error (NotConvergedError)."""
+    from reference import chains
+
+    monkeypatch.setattr(chains, "DIRECT_SOLVE_MAX", 0)
+    a = sp.csr_array(np.array([[1.0, 1.0], [1.0, 1.0 + 2.0 ** -52]]))
+    with pytest.raises(np.linalg.LinAlgError, match="numerically singular"):
+        chains.solve_linear(a, np.array([1e300, 0.0]))
+    x = chains.solve_linear(a, np.array([2.0, 2.0]))  # the same matrix with a reachable answer: x = (2, 0)
+    np.testing.assert_array_equal(x, [2.0, 0.0])
