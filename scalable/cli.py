@@ -113,7 +113,10 @@ def make_config(algo: str, env_id: str, steps: int, seed: int, overrides: dict[s
     _check_override_keys(ppo.PPOConfig if algo == "ppo" else a2c.A2CConfig, overrides)
     if "atari" in overrides and isinstance(overrides["atari"], dict):
         _check_override_keys(AtariOptions, overrides["atari"], prefix="atari.")
-        overrides = {**overrides, "atari": AtariOptions(**overrides["atari"])}
+        try:
+            overrides = {**overrides, "atari": AtariOptions(**overrides["atari"])}
+        except ValueError as exc:  # before any run folder exists (noop_max=-1 crashed envpool with no message)
+            raise common.ConfigError(f"--set atari: {exc}") from None
     if algo == "ppo":
         if is_atari(env_id):
             return ppo.atari_config(env_id, total_steps=steps, seed=seed, **overrides)

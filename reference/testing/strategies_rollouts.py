@@ -124,9 +124,10 @@ def ppo_batches(draw: st.DrawFn, *, max_size: int = 16, eps_values: tuple[float,
     """A random PPO minibatch of size N in [1, max_size] (N = 1 drawn often).
 
     Log-ratios ~ N(0, s^2) with s drawn from {0, 0.05, 0.3, 1}: s = 0 is the first epoch (ratio 1);
-    large s puts entries on both clipped sides. Advantages ~ N(0, 1), with exact zeros and integers
-    sometimes. Log-probabilities are drawn of two kinds: those of a distribution over a few actions (<= 0),
-    or log-*densities* of continuous actions, which are positive wherever the density exceeds 1 (a narrow
+    large s puts entries on both clipped sides. Advantages ~ N(0, 1), or rounded to integers (exact zeros
+    included), or clustered (3 or -2 plus 0.001 N(0, 1): normalising them amplifies rounding 2000-3000-fold).
+    Log-probabilities are drawn of two kinds: those of a distribution over a few actions (<= 0), or
+    log-*densities* of continuous actions, which are positive wherever the density exceeds 1 (a narrow
     Gaussian): old ~ N(1, 2^2), so both signs occur, and nothing clamps them to <= 0.
     """
     seed = draw(st.integers(0, 2**32 - 1))
@@ -141,7 +142,10 @@ def ppo_batches(draw: st.DrawFn, *, max_size: int = 16, eps_values: tuple[float,
     else:
         old = -rng.exponential(1.0, n)
         new = np.minimum(old + s * rng.normal(size=n), 0.0)
+    kind = draw(st.sampled_from(["normal", "integer", "clustered"]))
     adv = rng.normal(size=n)
-    if draw(st.booleans()):
+    if kind == "integer":
         adv = np.round(adv)
+    elif kind == "clustered":  # mean >> std: per-minibatch normalisation amplifies rounding by max|A| / std
+        adv = float(rng.choice([3.0, -2.0])) + 1e-3 * adv
     return PPOBatch(new, old, adv, float(eps))

@@ -790,7 +790,7 @@ def config_from_dict(cls: type[Any], d: dict[str, Any]) -> Any:
             kw[k] = v
         cfg = cls(**kw)
         check_field_types(cfg)
-    except (AttributeError, TypeError, ConfigError) as exc:
+    except (AttributeError, TypeError, ValueError) as exc:  # ConfigError and AtariOptions' checks are ValueErrors
         raise CheckpointError(f"the stored config is not a valid {cls.__name__}: {exc}") from exc
     return cfg
 

@@ -24,6 +24,7 @@ The gymnasium backend builds the stack below; envpool has the same options built
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any, SupportsFloat, cast
 
@@ -39,6 +40,7 @@ __all__ = [
     "ClipReward",
     "EpisodicLife",
     "FireReset",
+    "GameStatistics",
     "check_envpool_options",
     "envpool_atari_id",
     "envpool_kwargs",
@@ -65,6 +67,21 @@ class AtariOptions:
     clip_rewards: bool = True  # training only
     repeat_action_probability: float | None = None  # None: the id's protocol (sticky_probability)
     max_episode_steps: int = 27_000
+
+    def __post_init__(self) -> None:
+        """ValueError for values no backend runs correctly: envpool segfaults on ``noop_max=-1`` or
+        ``frame_stack=0`` and freezes the game on ``frame_skip=0``; gymnasium ran ``noop_max=-1`` as 0 and truncated
+        every step with ``max_episode_steps=0``. (Types are checked with the run's config,
+        :func:`scalable.agents.common.check_field_types`: a ConfigError naming ``atari.<field>``.)"""
+        for name, low in (("frame_skip", 1), ("screen_size", 1), ("frame_stack", 1), ("noop_max", 0),
+                          ("max_episode_steps", 1)):
+            v = getattr(self, name)
+            if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v < low:
+                raise ValueError(f"AtariOptions.{name} must be >= {low}, got {v!r}")
+        p = self.repeat_action_probability
+        if isinstance(p, (int, float, np.integer, np.floating)) and not isinstance(p, bool) and not 0.0 <= p <= 1.0:
+            raise ValueError(f"AtariOptions.repeat_action_probability must be None or a probability in [0, 1], "
+                             f"got {p!r}")
 
     def for_eval(self) -> AtariOptions:
         """The evaluation setting: full games, raw rewards."""
@@ -217,6 +234,35 @@ class AgentStepLimit(gym.Wrapper[Obs, int, Obs, int]):
         return obs, reward, terminated, truncated or self._clock.steps >= self._limit, info
 
 
+class GameStatistics(gym.Wrapper[Obs, int, Obs, int]):
+    """Reports each finished game as gymnasium's RecordEpisodeStatistics does (``info["episode"]`` with ``r``,
+    ``l``, ``t``), with ``r`` the raw score of every step of the game (the reset wrappers' FIRE and no-op steps
+    included: they are part of the game) and ``l`` the game's length in **agent** steps (the clock of
+    :class:`AgentStepCount`), the unit envpool reports. Sits where RecordEpisodeStatistics sat: above the time
+    limit, below the episodic-life wrapper, so a game ends at a game over or a truncation only. (Until
+    2026-12-07 RecordEpisodeStatistics itself, which also counted the wrapper steps: a Space Invaders game of
+    333 agent steps was reported as 341.)"""
+
+    def __init__(self, env: gym.Env[Obs, int], clock: _AgentClock) -> None:
+        super().__init__(env)
+        self._clock = clock
+        self._return = 0.0
+        self._start = time.perf_counter()
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Obs, dict[str, Any]]:
+        self._return = 0.0
+        self._start = time.perf_counter()
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action: int) -> tuple[Obs, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._return += float(reward)
+        if terminated or truncated:
+            info = {**info, "episode": {"r": self._return, "l": self._clock.steps,
+                                        "t": round(time.perf_counter() - self._start, 6)}}
+        return obs, reward, terminated, truncated, info
+
+
 class AtariPreprocess(gym.Wrapper[Obs, int, Obs, int]):
     """No-op starts, action repeat with a max over the last two frames, grayscale, resize (PG-43, PG-44).
 
@@ -268,17 +314,16 @@ def make_gym_atari(env_id: str, opts: AtariOptions, *, render_mode: str | None =
     """One preprocessed gymnasium Atari environment (ale-py), raw episode statistics recorded first.
 
     Stack: ALE (frameskip 1, grayscale, sticky p, no frame limit) -> AtariPreprocess (noop, skip+max,
-    resize) -> AgentStepLimit -> RecordEpisodeStatistics (raw score, full games) -> [EpisodicLife] ->
+    resize) -> AgentStepLimit -> GameStatistics (raw score, full games) -> [EpisodicLife] ->
     [FireReset] -> [ClipReward] -> AgentStepCount -> FrameStackObservation. Observation: uint8
     [frame_stack, screen, screen].
 
     The time limit counts agent steps of the game, as envpool does (until 2026-12-07 it was ALE's frame
     limit, max_episode_steps * frame_skip frames, which also counted the no-op starts and the wrappers'
-    own steps: a game was cut up to about 25 agent steps early). Known differences from the envpool
-    backend: the FIRE / action-2 steps of FireReset and the no-op of EpisodicLife pass through
-    RecordEpisodeStatistics, so reported episode lengths include about three wrapper steps per life
-    (returns are unaffected: those steps are part of the game). After a lost life this stack continues
-    with one no-op agent step and the fire reset, and the frame stack restarts from the new frame;
+    own steps: a game was cut up to about 25 agent steps early). Reported lengths are agent steps too (the
+    FIRE / action-2 steps of FireReset and the no-op of EpisodicLife are not counted; their rewards are).
+    Known difference from the envpool backend: after a lost life this stack continues
+    with one no-op step and the fire reset, and the frame stack restarts from the new frame;
     envpool plays 1..``noop_max`` single no-op frames and FIRE and keeps the last three frames of the
     lost life in its stack, so the two backends draw each life's start state differently.
     """
@@ -298,7 +343,7 @@ def make_gym_atari(env_id: str, opts: AtariOptions, *, render_mode: str | None =
     clock = _AgentClock()
     env = AtariPreprocess(env, noop_max=opts.noop_max, frame_skip=opts.frame_skip, screen_size=opts.screen_size)
     env = AgentStepLimit(env, clock, opts.max_episode_steps)
-    env = gym.wrappers.RecordEpisodeStatistics(env)
+    env = GameStatistics(env, clock)
     if opts.episodic_life:
         env = EpisodicLife(env)
     meanings = cast(Any, env.unwrapped).get_action_meanings()  # ale-py AtariEnv, untyped attribute

@@ -23,9 +23,9 @@ Raw episode statistics are accumulated here: the raw reward is ``info["reward"]`
 reward before clipping) and the reward itself otherwise; a real episode ends at a game over
 (``info["terminated"]`` for Atari, so a lost life under ``episodic_life`` does not count) or a
 truncation. envpool fixes seeds at construction (env b gets ``seed + b``), so the pool is (re)built by
-:meth:`EnvpoolVecEnv.reset` whenever it has been stepped or the seed changes: ``reset(seed)`` always
-restarts the same episodes, as on the gymnasium backend. Float observations are cast to float32; Box
-actions are clipped.
+:meth:`EnvpoolVecEnv.reset` whenever it has been reset or stepped or the seed changes: ``reset(seed)`` always
+restarts the same episodes, as on the gymnasium backend (also twice in a row). Float observations are cast
+to float32; Box actions are clipped; discrete actions outside the space raise ValueError.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from scalable.envs.gym_backend import float32_space
-from scalable.envs.vector import EpisodeInfo, VecStep
+from scalable.envs.vector import EpisodeInfo, VecStep, discrete_action_check
 
 __all__ = ["EnvpoolVecEnv", "default_num_threads", "envpool_has"]
 
@@ -111,12 +111,13 @@ class EnvpoolVecEnv:
         self._box: tuple[NDArray[Any], NDArray[Any]] | None = None
         if isinstance(self._act_space, gym.spaces.Box):
             self._box = (self._act_space.low, self._act_space.high)
+        self._check_discrete = discrete_action_check(self._act_space, self._num_envs)
 
     def _make(self, seed: int) -> Any:
         import envpool
 
         self._seed = seed
-        self._stepped = False
+        self._used = False  # reset or stepped since it was built
         return envpool.make(self._task_id, env_type="gymnasium", num_envs=self._num_envs, seed=seed,
                             **self._kwargs)
 
@@ -145,11 +146,12 @@ class EnvpoolVecEnv:
         return np.argsort(ids)
 
     def reset(self, seed: int) -> NDArray[np.generic]:
-        if self._seed != int(seed) or self._stepped:  # envpool seeds at construction: a fresh pool per reset
+        if self._seed != int(seed) or self._used:  # envpool seeds at construction: a fresh pool per reset
             self._pool.close()
             self._pool = self._make(int(seed))
         with _quiet_spaces():
             obs, info = self._pool.reset()
+        self._used = True  # a second reset(seed) must rebuild too, or it draws the next no-op starts
         order = self._order(info, self._num_envs)
         obs = obs if order is None else obs[order]
         self._ret[:] = 0.0
@@ -160,8 +162,10 @@ class EnvpoolVecEnv:
         acts = np.asarray(actions)
         if self._box is not None:  # = np.clip(acts, low, high), without its wrapper
             acts = np.minimum(np.maximum(acts, self._box[0]), self._box[1]).astype(np.float64)
+        elif self._check_discrete is not None:
+            acts = self._check_discrete(acts)
         obs, reward, terminated, truncated, info = self._pool.step(acts)
-        self._stepped = True
+        self._used = True
         order = self._order(info, self._num_envs)
         if order is not None:
             obs, reward, terminated, truncated = obs[order], reward[order], terminated[order], truncated[order]

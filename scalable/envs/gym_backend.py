@@ -22,7 +22,7 @@ import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from numpy.typing import NDArray
 
-from scalable.envs.vector import EpisodeInfo, VecStep
+from scalable.envs.vector import EpisodeInfo, VecStep, discrete_action_check
 
 __all__ = ["GymVecEnv", "float32_space"]
 
@@ -64,6 +64,7 @@ class GymVecEnv:
         self._box: tuple[NDArray[Any], NDArray[Any]] | None = None
         if isinstance(self._act_space, gym.spaces.Box):
             self._box = (self._act_space.low, self._act_space.high)
+        self._check_discrete = discrete_action_check(self._act_space, int(self._env.num_envs))
 
     @property
     def num_envs(self) -> int:
@@ -116,6 +117,8 @@ class GymVecEnv:
         acts = np.asarray(actions)
         if self._box is not None:
             acts = np.minimum(np.maximum(acts, self._box[0]), self._box[1])  # = np.clip(acts, low, high)
+        elif self._check_discrete is not None:
+            acts = self._check_discrete(acts)
         if self._single is not None:
             return self._step_single(self._single, acts)
         obs_raw, reward, terminated, truncated, info = self._env.step(acts)

@@ -20,6 +20,7 @@ import os
 from typing import Any, Literal
 
 import gymnasium as gym
+import numpy as np
 
 from scalable.envs.atari import (
     AtariOptions,
@@ -105,6 +106,10 @@ def make_vec_env(
     """
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+    if max_episode_steps is not None and (isinstance(max_episode_steps, bool) or
+                                          not isinstance(max_episode_steps, (int, np.integer)) or
+                                          max_episode_steps < 1):
+        raise ValueError(f"max_episode_steps must be None or a whole number >= 1, got {max_episode_steps!r}")
     if render_mode == "rgb_array" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         # Off-screen frames need no window: without this, SDL (pygame, the classic-control renderer) probes
         # for a display and prints "XDG_RUNTIME_DIR is invalid or not set" on headless machines.
@@ -121,6 +126,9 @@ def make_vec_env(
         return GymVecEnv([lambda: make_gym_atari(env_id, a, render_mode=render_mode)] * num_envs,
                          asynchronous=asynchronous)
     if is_mujoco(env_id):
+        if mujoco is not None and max_episode_steps is not None:
+            raise ValueError(f"max_episode_steps={max_episode_steps} and mujoco={mujoco}: give the MuJoCo time limit "
+                             "once, as MujocoOptions.max_episode_steps")
         m = mujoco if mujoco is not None else MujocoOptions(max_episode_steps=max_episode_steps)
         if which == "envpool":
             return EnvpoolVecEnv(env_id, num_envs, num_threads=num_threads, **mujoco_envpool_kwargs(m))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 __all__ = ["MUJOCO_TASKS", "MujocoOptions", "envpool_kwargs", "is_mujoco", "make_gym_mujoco"]
 
@@ -38,6 +39,11 @@ class MujocoOptions:
     """MuJoCo environment switches."""
 
     max_episode_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        v = self.max_episode_steps
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            raise ValueError(f"MujocoOptions.max_episode_steps must be None or a whole number >= 1, got {v!r}")
 
 
 def is_mujoco(env_id: str) -> bool:

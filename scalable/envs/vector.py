@@ -18,14 +18,22 @@ set; lengths in agent steps).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["EpisodeInfo", "EpisodeQuota", "VecEnv", "VecStep", "completed_episodes"]
+__all__ = [
+    "EpisodeInfo",
+    "EpisodeQuota",
+    "VecEnv",
+    "VecStep",
+    "completed_episodes",
+    "discrete_action_check",
+]
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,30 @@ class VecEnv(Protocol):
     def close(self) -> None:
         """Release the environments."""
         ...
+
+
+def discrete_action_check(space: gym.Space[Any], num_envs: int) -> Callable[[NDArray[Any]], NDArray[Any]] | None:
+    """For a Discrete action space, a check of a batch of B actions: ValueError unless it has shape [B] and every
+    action is a whole number in ``start .. start + n - 1``, and returns the actions as integers (int64 where
+    they were floats, as a torch sampler may give them); None for other spaces. Out-of-range actions are not
+    errors to either simulator: envpool plays -1, 4 or 100 in Breakout as NOOP and gymnasium plays -1 as the last
+    action (Python indexing), so the two backends would silently disagree."""
+    if not isinstance(space, gym.spaces.Discrete):
+        return None
+    lo, n = int(space.start), int(space.n)
+
+    def check(acts: NDArray[Any]) -> NDArray[Any]:
+        if acts.shape != (num_envs,):
+            raise ValueError(f"expected {num_envs} discrete actions (shape ({num_envs},)), got shape {acts.shape}")
+        if acts.dtype.kind not in "iu":
+            if acts.dtype.kind != "f" or not bool(np.all(np.isfinite(acts))) or bool(np.any(acts != np.round(acts))):
+                raise ValueError(f"discrete actions must be whole numbers, got {acts.dtype} values {acts.tolist()}")
+        if acts.size and (bool(np.any(acts < lo)) or bool(np.any(acts >= lo + n))):
+            bad = acts[(acts < lo) | (acts >= lo + n)]
+            raise ValueError(f"discrete action(s) {bad.tolist()} outside the action space {lo}..{lo + n - 1}")
+        return acts if acts.dtype.kind in "iu" else acts.astype(np.int64)
+
+    return check
 
 
 def completed_episodes(info: EpisodeInfo) -> list[tuple[float, int]]:

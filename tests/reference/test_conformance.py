@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from hypothesis import Phase, find, given, settings
+from hypothesis import strategies as st
 
 from reference.advantages import gae as ref_gae
 from reference.policies import tanh_gaussian_log_prob
@@ -273,11 +274,53 @@ def test_gae_off_by_one_episode_starts_is_caught() -> None:
     assert "the flag of row t-1 used for row t" in _diagnosis(rep), str(rep)
 
 
+def _rlax_style(r: Any, v: Any, nv: Any, te: Any, tr: Any, *, gamma: float, lam: float) -> np.ndarray:
+    """rlax's truncated GAE handed discount_t = gamma (1 - terminated): the bootstrap is right, the trace runs on
+    across a truncation."""
+    disc = gamma * (1.0 - np.asarray(te, float))
+    delta = r + disc * nv - v
+    out, acc = np.zeros_like(delta), np.zeros(r.shape[1])
+    for t in range(r.shape[0] - 1, -1, -1):
+        acc = delta[t] + disc[t] * lam * acc
+        out[t] = acc
+    return np.asarray(out)
+
+
+def _starts_loop(mistake: str) -> Callable[..., np.ndarray]:
+    """A CleanRL / SB3 loop with one mistake: "same_row" (nextvalues = values[t]) or "last_done" (ignored)."""
+    def fn(r: Any, v: Any, starts: Any, lv: Any, ld: Any, *, gamma: float, lam: float) -> np.ndarray:
+        t_len = r.shape[0]
+        adv, acc = np.zeros_like(r), np.zeros(r.shape[1])
+        for t in range(t_len - 1, -1, -1):
+            last = t == t_len - 1
+            alive = 1.0 - np.asarray((0.0 if mistake == "last_done" else ld) if last else starts[t + 1], float)
+            nxt = lv if last else (v[t] if mistake == "same_row" else v[t + 1])
+            acc = r[t] + gamma * nxt * alive - v[t] + gamma * lam * alive * acc
+            adv[t] = acc
+        return np.asarray(adv)
+    return fn
+
+
+@pytest.mark.parametrize("case", ["rlax", "same_row", "last_done"])
+def test_gae_adaptation_mistakes_are_named(case: str) -> None:
+    """Mistakes the kit rejected without a name (review 2026-12-07): an rlax adaptation whose lambda-trace is
+    not cut at truncation; a CleanRL loop with nextvalues = values[t]; an SB3 loop that ignores last_done."""
+    if case == "rlax":
+        rep = check_gae(_rlax_style, examples=EX)
+        phrase = "runs on across a time-limit truncation"
+    else:
+        rep = check_gae(_starts_loop(case), convention="cleanrl" if case == "same_row" else "sb3", examples=EX)
+        phrase = "from the same row" if case == "same_row" else "done flag (last_done / next_done) ignored"
+    assert not rep.passed and phrase in _diagnosis(rep), str(rep)
+
+
 def _ppo_variant(kind: str) -> Callable[..., float]:
     def fn(lp: Any, old: Any, adv: Any, *, eps: float) -> float:
         r = np.exp(lp - old)
         if kind == "inverted":
             r = 1.0 / r
+        if kind == "old_is_new":  # old_log_prob recomputed with the current policy
+            r = np.exp(lp - lp)
         a = adv
         if kind == "normalised":
             a = (adv - adv.mean()) / (adv.std(ddof=1) + 1e-8) if adv.size > 1 else adv
@@ -291,7 +334,7 @@ def _ppo_variant(kind: str) -> Callable[..., float]:
 
 PPO_BUGS = {"max": "max instead of min", "noclip": "no clipping", "cliponly": "clipped term alone",
             "inverted": "ratio inverted", "sum": "sum instead of mean", "sign": "sign is flipped",
-            "normalised": "normalised with the unbiased std"}
+            "normalised": "normalised with the unbiased std", "old_is_new": "ratio is identically 1"}
 
 
 @pytest.mark.parametrize("bug", sorted(PPO_BUGS))
@@ -347,6 +390,97 @@ def test_a_greedy_step_without_gamma_is_caught_without_random_examples() -> None
     rep = check_optimal_value(greedy_without_gamma, examples=0)  # the pitfalls alone
     assert not rep.passed and rep.failure is not None and "not optimal" in rep.failure.problem, str(rep)
     assert "gamma decides the greedy action" in rep.failure.case, str(rep)
+
+
+def test_normalised_ppo_loss_on_clustered_advantages_conforms_in_both_precisions(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """CleanRL's loss with per-minibatch normalisation, (A - mean) / (std + 1e-8), on advantages 3 + 0.001 N(0, 1)
+    (a critic that is off by about 3 everywhere): centring rounds each term by about u max|A| and the division
+    by std amplifies that 3000-fold, in the user's loss and the reference's alike. The kit rejected the correct
+    loss (float64: error 7.5e-13 against a tolerance of 5.0e-14; review 2026-12-07); its tolerance now carries
+    the factor max|A| / (std + 1e-8), and the random minibatches include clustered advantages."""
+    import torch
+
+    import reference.testing.conformance as conf
+    from reference.testing.strategies_rollouts import PPOBatch
+
+    def cleanrl(dtype: torch.dtype) -> Callable[..., Any]:
+        def fn(lp: Any, old: Any, adv: Any, *, eps: float) -> float:
+            lp_t, old_t, a = (torch.as_tensor(x, dtype=dtype) for x in (lp, old, adv))
+            a = (a - a.mean()) / (a.std() + 1e-8)
+            ratio = (lp_t - old_t).exp()
+            return float(torch.max(-a * ratio, -a * ratio.clamp(1 - eps, 1 + eps)).mean())
+        return fn
+
+    lp = np.log(np.array([0.5, 0.25, 0.125, 0.5, 0.3, 0.2, 0.6, 0.1]))
+    adv = 3.0 + 0.001 * np.random.default_rng(0).normal(size=8)
+    with monkeypatch.context() as m:
+        m.setattr(conf, "ppo_batches", lambda: st.just(PPOBatch(lp, lp.copy(), adv, 0.2)))
+        for dtype, precision in ((torch.float64, "float64"), (torch.float32, "float32")):
+            rep = conf.check_ppo_clip_loss(cleanrl(dtype), normalize_advantages="unbiased",
+                                           precision=precision, examples=1)  # type: ignore[arg-type]
+            assert rep.passed, str(rep)
+    for dtype, precision in ((torch.float64, "float64"), (torch.float32, "float32")):  # the drawn cases too
+        rep = check_ppo_clip_loss(cleanrl(dtype), normalize_advantages="unbiased", precision=precision,  # type: ignore[arg-type]
+                                  examples=EX)
+        assert rep.passed, str(rep)
+    # and the amplified tolerance still names a wrong normalisation on those advantages
+    rep = check_ppo_clip_loss(cleanrl(torch.float64), normalize_advantages="biased", examples=EX)
+    assert "normalised with the unbiased std" in _diagnosis(rep), str(rep)
+
+
+def _pi_v_star(p: Any, r: Any, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """V* by policy iteration with exact (LAPACK) evaluations, and Q* from it: a correct float64 solver."""
+    n = p.shape[0]
+    pol = np.zeros(n, dtype=np.int64)
+    for _ in range(100):
+        pp, rr = p[np.arange(n), pol], r[np.arange(n), pol]
+        v = np.linalg.solve(np.eye(n) - gamma * pp, rr)
+        new = (r + gamma * p @ v).argmax(1)
+        if np.array_equal(new, pol):
+            break
+        pol = new
+    return v, r + gamma * p @ v
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_the_worst_action_at_long_horizons_is_caught_in_both_precisions(precision: str) -> None:
+    """V* right (rounded to the precision) and the worst greedy action at gamma >= 0.995. In float32 the policy
+    bound was 2 gamma e / (1 - gamma) with e the float32 value tolerance: 7600 on the gamma = 0.999 self-loop,
+    whose largest possible loss is 1000, so any policy passed (review 2026-12-07). The policy is now checked
+    state by state, Q*(s, pi(s)) >= V*(s) - 2 gamma e - 2 delta, which does not grow as 1 / (1 - gamma)."""
+    dtype = np.float64 if precision == "float64" else np.float32
+
+    def worst_at_long_horizons(p: Any, r: Any, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+        v, q = _pi_v_star(p, r, gamma)
+        return v.astype(dtype), (q.argmin(1) if gamma >= 0.995 else q.argmax(1))
+
+    rep = check_optimal_value(worst_at_long_horizons, precision=precision, examples=0)  # type: ignore[arg-type]
+    assert not rep.passed and rep.failure is not None and "not optimal" in rep.failure.problem, str(rep)
+
+    def correct(p: Any, r: Any, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+        v, q = _pi_v_star(p, r, gamma)
+        return v.astype(dtype), q.argmax(1)
+
+    assert check_optimal_value(correct, precision=precision, examples=EX).passed  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("heuristic", ["isclose", "window 1e-3", "myopic tie-break"])
+def test_near_ties_treated_as_ties_are_caught(heuristic: str) -> None:
+    """A greedy step that calls Q values within np.isclose's rtol (1e-5) or a fixed 1e-3 ties, or breaks such
+    "ties" by the immediate reward, is suboptimal where two actions are that close; the random MDPs almost never
+    make them so, and each passed 1000 random examples (review 2026-12-07). A near-tie pitfall shows it now."""
+    def solver(p: Any, r: Any, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+        v, q = _pi_v_star(p, r, gamma)
+        best = q.max(1, keepdims=True)
+        if heuristic == "isclose":
+            return v, np.argmax(np.isclose(q, best), axis=1)
+        if heuristic == "window 1e-3":
+            return v, np.argmax(q >= best - 1e-3, axis=1)
+        return v, np.argmax(np.where(q >= best - 1e-3, r, -np.inf), axis=1)
+
+    rep = check_optimal_value(solver, examples=0)
+    assert not rep.passed and rep.failure is not None and "near tie" in rep.failure.case, str(rep)
 
 
 # ------------------------------------------------------------------------------ precision

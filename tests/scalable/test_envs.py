@@ -16,6 +16,7 @@ pytest.importorskip("torch")
 pytest.importorskip("gymnasium")
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -321,6 +322,112 @@ def test_atari_episodic_life_is_training_only(backend: str) -> None:
     assert s.info.done_mask[0]
     assert lives_lost >= 1  # terminations before the game over (SpaceInvaders has 3 lives)
     envs.close()
+
+
+@pytest.mark.parametrize("backend", ["gymnasium", "envpool"])
+def test_atari_episodic_life_reports_the_whole_games_return_and_length(backend: str) -> None:
+    """Under episodic_life the reported episode is the whole game, not its last life: with clip_rewards off the
+    training reward is the raw score, so the oracle is the sum of every reward and the count of every agent step
+    since the game's reset, across all its lives (a backend that restarted its tally at each lost life reported
+    the last life's score only and passed every earlier test: review 2026-12-07). A lost life sets terminated
+    and never done_mask; the game over sets both."""
+    if backend == "envpool" and not envpool_has("SpaceInvaders-v5"):
+        pytest.skip("envpool lacks SpaceInvaders-v5")
+    envs = make_vec_env(ATARI_GAME, 1, backend=backend,  # type: ignore[arg-type]
+                        atari=AtariOptions(repeat_action_probability=0.0, clip_rewards=False))
+    envs.reset(seed=2)
+    rng = np.random.default_rng(1)
+    total, steps, lives_lost = 0.0, 0, 0
+    for _ in range(5000):
+        s = envs.step(rng.integers(0, 6, 1))
+        total += float(s.reward[0])
+        steps += 1
+        if s.info.done_mask[0]:
+            break
+        lives_lost += int(s.terminated[0])
+    assert s.info.done_mask[0] and s.terminated[0]
+    assert lives_lost == 2  # SpaceInvaders: 3 lives, so two lost lives before the game over
+    assert float(s.info.returns[0]) == total and total > 0.0
+    assert int(s.info.lengths[0]) == steps
+    envs.close()
+
+
+def test_for_eval_turns_off_the_training_only_options() -> None:
+    """AtariOptions.for_eval (what the eval command builds its environments with): full games and raw rewards
+    (episodic_life and clip_rewards off), every other option kept. Keeping episodic_life on there passed every
+    earlier test (review 2026-12-07)."""
+    opts = AtariOptions(frame_skip=3, noop_max=7, repeat_action_probability=0.1)
+    ev = opts.for_eval()
+    assert ev.episodic_life is False and ev.clip_rewards is False
+    assert dataclasses.replace(ev, episodic_life=True, clip_rewards=True) == opts
+
+
+@pytest.mark.parametrize("field,value", [("noop_max", -1), ("frame_stack", 0), ("frame_skip", 0), ("screen_size", 0),
+                                         ("max_episode_steps", 0), ("repeat_action_probability", 1.5),
+                                         ("repeat_action_probability", -0.1),
+                                         ("repeat_action_probability", float("nan"))])
+def test_atari_options_refuse_values_no_backend_runs(field: str, value: object) -> None:
+    """envpool segfaulted on noop_max = -1 and frame_stack = 0 (the training process died with no message,
+    leaving a half-made run folder) and froze the game on frame_skip = 0; gymnasium ran noop_max = -1 as 0 and
+    truncated every step at max_episode_steps = 0; sticky probabilities outside [0, 1] were accepted."""
+    with pytest.raises(ValueError, match=field):
+        AtariOptions(**{field: value})  # type: ignore[arg-type]
+    AtariOptions(noop_max=0, repeat_action_probability=1.0, frame_skip=1, frame_stack=1)  # the edges are valid
+
+
+def test_cli_refuses_bad_atari_options_before_making_a_run_folder(tmp_path: Path) -> None:
+    from scalable.cli import main
+
+    run = tmp_path / "run"
+    rc = main(["train", "ppo", "--env", ATARI_GAME, "--steps", "256", "--seed", "1", "--run-dir", str(run),
+               "--set", "atari={'noop_max': -1}"])
+    assert rc == 2 and not run.exists()
+
+
+@pytest.mark.parametrize("backend", ["gymnasium", "envpool"])
+def test_out_of_range_discrete_actions_raise_on_both_backends(backend: str) -> None:
+    """envpool played -1, 4 and 100 in Breakout as NOOP and gymnasium played -1 as the last action (Python
+    indexing): the backends disagreed silently. Both now refuse actions outside 0..n-1, fractional ones and a
+    batch of the wrong shape; whole-number floats and valid integers step."""
+    envs = make_vec_env("CartPole-v1", 2, backend=backend)  # type: ignore[arg-type]
+    envs.reset(seed=0)
+    for bad in (np.array([0, 2]), np.array([-1, 0]), np.array([0.5, 1.0]), np.array([0, 1, 1]),
+                np.array([[0], [1]]), np.array([np.nan, 0.0])):
+        with pytest.raises(ValueError, match="action"):
+            envs.step(bad)
+    envs.step(np.array([0, 1]))
+    envs.step(np.array([1.0, 0.0]))
+    envs.close()
+
+
+@pytest.mark.parametrize("backend", ["gymnasium", "envpool"])
+def test_reset_with_a_seed_twice_restarts_the_same_episodes(backend: str) -> None:
+    """reset(seed) restarts the same episodes however often it is called: envpool seeds at construction, and
+    a second reset(7) without a step in between reused the pool and drew the next start states."""
+    envs = make_vec_env("CartPole-v1", 3, backend=backend)  # type: ignore[arg-type]
+    first = envs.reset(seed=7).copy()
+    second = envs.reset(seed=7).copy()
+    np.testing.assert_array_equal(first, second)
+    fresh = make_vec_env("CartPole-v1", 3, backend=backend)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(fresh.reset(seed=7), first)
+    acts = np.array([0, 1, 0])
+    np.testing.assert_array_equal(envs.step(acts).obs, fresh.step(acts).obs)
+    envs.close()
+    fresh.close()
+
+
+def test_mujoco_time_limit_given_twice_is_refused() -> None:
+    """make_vec_env(max_episode_steps=10, mujoco=MujocoOptions()) ran with MuJoCo's 1000-step limit: the keyword
+    was dropped silently when options were passed too (Atari already refused the same conflict)."""
+    from scalable.envs import MujocoOptions
+
+    with pytest.raises(ValueError, match="once"):
+        make_vec_env("Hopper-v5", 1, backend="gymnasium", mujoco=MujocoOptions(), max_episode_steps=10)
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="max_episode_steps"):
+            make_vec_env("CartPole-v1", 1, backend="gymnasium", max_episode_steps=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="max_episode_steps"):
+            MujocoOptions(max_episode_steps=bad)  # type: ignore[arg-type]
 
 
 def _area_average(img: NDArray[np.uint8], size: int) -> NDArray[np.float64]:
