@@ -341,6 +341,8 @@ def rollout_from_trajectories(mdp: FiniteMDP, traj: Trajectories, values: ArrayL
     ``values`` [S+1] is the V used for bootstrapping (V(term) is forced to 0). Padding rows after
     termination are term -> term rows with reward 0 and V = 0 (so their residuals are exactly 0);
     a trajectory cut at the horizon is ``truncated`` at its last row and bootstrapped with V(s_H).
+
+    Spec: TR-22 (the rollout arrays the advantage estimators read).
     """
     v = validate_values(mdp, values)
     boot = bootstrap_values(v, traj.states, term=mdp.term)

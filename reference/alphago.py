@@ -88,7 +88,10 @@ def masked_softmax(graph: GameGraph[S], logits: FloatArray) -> FloatArray:
 
 
 def greedy_actions(graph: GameGraph[S], probs: FloatArray) -> IntArray:
-    """``argmax_a pi(a | s)`` per state (lowest index on ties); -1 at terminal states. ``[n, A]`` -> ``[n]``."""
+    """``argmax_a pi(a | s)`` per state (lowest index on ties); -1 at terminal states. ``[n, A]`` -> ``[n]``.
+
+    Spec: GAME-28.
+    """
     out: IntArray = np.where(graph.terminal, -1, np.argmax(np.where(graph.legal, probs, -1.0), axis=1))
     return out
 

@@ -100,6 +100,9 @@ def atari_a3c_layer_shapes(
 
 
 def atari_a3c_parameter_count(n_actions: int, *, conv2_channels: int = 32, value_head: bool = True) -> int:
-    """Total number of parameters of :func:`atari_a3c_layer_shapes` (weights and biases)."""
+    """Total number of parameters of :func:`atari_a3c_layer_shapes` (weights and biases).
+
+    Spec: PG-46.
+    """
     layers = atari_a3c_layer_shapes(n_actions, conv2_channels=conv2_channels, value_head=value_head)
     return sum(layer.n_params for layer in layers)

@@ -47,6 +47,8 @@ def states_reaching(m: FloatArray | sp.csr_array, target: int) -> IntArray:
     """All states from which ``target`` is reachable (target included) along positive entries of m.
 
     Shape: m [S, S]; result sorted int indices.
+
+    Spec: support for BEL-35 (term reachable from every state: a proper policy).
     """
     g = _as_csr(m).copy()
     g.eliminate_zeros()  # stored zero probabilities are not edges: drop them before the 0/1 pattern
@@ -72,7 +74,10 @@ class ChainStructure:
 
 
 def chain_structure(m: FloatArray | sp.csr_array, term: int) -> ChainStructure:
-    """Closed classes (strongly connected components with no exit) of the chain ``m`` [S, S]."""
+    """Closed classes (strongly connected components with no exit) of the chain ``m`` [S, S].
+
+    Spec: MDP-03 (absorption in term), support for BEL-35..BEL-38 (closed classes at gamma = 1).
+    """
     g = _as_csr(m).copy()
     g.eliminate_zeros()  # stored zero probabilities are not edges: drop them before the 0/1 pattern
     g = sp.csr_array((np.ones_like(g.data), g.indices, g.indptr), shape=g.shape)
@@ -99,6 +104,8 @@ def banded_ordering(a: FloatArray | sp.csr_array) -> tuple[IntArray, int, int]:
     Returns ``(perm, p, q)``: ``a[perm][:, perm]`` has lower bandwidth p and upper bandwidth q (entries
     (i, j) with j < i - p or j > i + q are zero). The estimate of the LU fill that :func:`solve_linear`
     compares with :data:`BANDED_FILL_MAX` is ``n (2 p + q + 1)``.
+
+    Spec: support for MDP-20, BEL-04 and BEL-35 (the path choice of the linear solves of exact V^pi).
     """
     A = _as_csr(a)
     n = A.shape[0]
@@ -134,6 +141,8 @@ def solve_linear(
     caller turns the residual into a certified error bound (see :func:`reference.exact.v_pi_certified`). A
     singular matrix raises ``numpy.linalg.LinAlgError`` on every direct path (SuperLU only warns and returns
     NaN, or stops with a RuntimeError, without the check).
+
+    Spec: support for MDP-20, BEL-04 and BEL-35 (the linear solves of exact V^pi, E[T] and occupancies).
     """
     if not sp.issparse(a):
         return np.asarray(sla.solve(np.asarray(a), b, check_finite=False), dtype=np.float64)

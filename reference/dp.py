@@ -127,6 +127,8 @@ def vi_error_bound(gamma: float, step: float) -> float:
     """A-posteriori VI bound: ||V^{k+1} - V*||_inf <= gamma / (1 - gamma) ||V^{k+1} - V^k||_inf.
 
     From ||V^{k+1} - V*|| <= gamma ||V^k - V*|| <= gamma (||V^k - V^{k+1}|| + ||V^{k+1} - V*||).
+
+    Spec: BEL-25.
     """
     if not 0 < gamma < 1:
         raise InvalidDiscountError(f"the VI error bound needs gamma in (0, 1), got {gamma}")
@@ -270,6 +272,8 @@ def ancvi_default_u0(mdp: FiniteMDP, *, q: bool = False) -> FloatArray:
 
     r_min is the minimum of r(s, a) over S+ x A, term included (its reward 0), so r_min <= 0 and the
     term entry also satisfies U^0(term) <= gamma U^0(term).
+
+    Spec: BEL-30.
     """
     if mdp.gamma >= 1.0:
         raise InvalidDiscountError("ancvi_default_u0 needs gamma < 1")
@@ -343,6 +347,8 @@ def proper_policy(mdp: FiniteMDP) -> IntArray:
     positive probability, to a state labelled earlier (closer to term), so every state has a positive
     probability path to term and the policy is proper. Raises :class:`ImproperPolicyError` naming the
     states from which no policy reaches term. Shape: int [S].
+
+    Spec: BEL-35.
     """
     n, na = mdp.n_states_plus, mdp.n_actions
     reach = mdp.transition_csr > 0  # [S*A, S]
@@ -374,6 +380,8 @@ def end_components(mdp: FiniteMDP, allowed: NDArray[np.bool_] | None = None) -> 
     Shapes: allowed bool [S, A] (default: every action; the term row is ignored). Returns
     ``(labels, actions)``: labels int [S], the end component of each state (0, 1, ...) or -1 for states in
     none (term included); actions bool [S, A], the actions that keep each state inside its component.
+
+    Spec: BEL-35 (the reward-free loops that may beat every proper policy).
     """
     n, na = mdp.n_states_plus, mdp.n_actions
     keep = np.ones((n, na), dtype=bool) if allowed is None else validate_flags("allowed", allowed, (n, na)).copy()
@@ -507,7 +515,10 @@ MDP-19): ``eps = EPS_RTOL * R / (1 - gamma)``. An absolute default certified a n
 
 def certificate_floor(mdp: FiniteMDP, v_max: float, *, stochastic_policy: bool = True) -> float:
     """The smallest width a residual certificate can prove for a V with max|V| <= ``v_max`` (gamma < 1):
-    :func:`reference.bellman.residual_rounding_bound` / (1 - gamma), the bound when the computed residual is 0."""
+    :func:`reference.bellman.residual_rounding_bound` / (1 - gamma), the bound when the computed residual is 0.
+
+    Spec: support for BEL-25 (the smallest certifiable width of a stopping rule).
+    """
     return residual_rounding_bound(mdp, v_max, stochastic_policy=stochastic_policy) / (1.0 - mdp.gamma)
 
 

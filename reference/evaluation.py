@@ -96,7 +96,10 @@ def tabular_features(mdp: FiniteMDP) -> FloatArray:
 
 
 def tabular_q_features(mdp: FiniteMDP) -> FloatArray:
-    """Tabular Q features: x(s, a) = e_{s A + a} for s in S, x(term, .) = 0; shape [S, A, |S| A]."""
+    """Tabular Q features: x(s, a) = e_{s A + a} for s in S, x(term, .) = 0; shape [S, A, |S| A].
+
+    Spec: support for EVAL-22..EVAL-27 (the tabular case of the Q-function learners).
+    """
     n, a = mdp.n_states, mdp.n_actions
     x = np.zeros((mdp.n_states_plus, a, n * a))
     x[:n].reshape(n * a, n * a)[np.arange(n * a), np.arange(n * a)] = 1.0

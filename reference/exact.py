@@ -229,6 +229,8 @@ def discounted_occupancy(mdp: FiniteMDP, pi: FloatArray, *, normalized: bool = F
     ``normalized=True`` returns ``(1 - gamma) d``, a distribution. At gamma = 1 (proper policy) d is the
     expected number of visits of each non-terminal state before T; d(term) is then set to 0 and
     ``normalized`` divides by E[T].
+
+    Spec: MDP-20, TR-02 (the discounted state occupancy of the performance-difference lemma).
     """
     pi = validate_policy(mdp, pi)
     m = mdp.transition_pi(pi)
@@ -294,6 +296,8 @@ def stationary_distribution(mdp: FiniteMDP, pi: FloatArray) -> FloatArray:
 
     Row s is the long-run state distribution from s: sum over closed classes C of the absorption
     probability into C times C's stationary distribution.
+
+    Spec: BEL-37.
     """
     pi = validate_policy(mdp, pi)
     m = mdp.transition_pi(pi)

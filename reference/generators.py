@@ -95,6 +95,8 @@ def random_layered_mdp(
 
     The last layer moves to term, so T <= n_layers; with ``early_stop_prob`` > 0 a row may also move to
     term early (random T). s_0 is drawn from layer 0. Rewards uniform in [-1, 1].
+
+    Spec: MDP-09.
     """
     validate_gamma(gamma)
     if not (np.isfinite(early_stop_prob) and 0.0 <= early_stop_prob <= 1.0):

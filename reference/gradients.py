@@ -192,14 +192,20 @@ def trajectory_score(theta: ArrayLike, traj: Trajectories) -> FloatArray:
 
 # =============================================================================== per-step weights psi
 def discount_powers(horizon: int, *, gamma: float) -> FloatArray:
-    """gamma^t for t = 0..H-1; shape [H]. ``horizon`` is an integer >= 0 (2.5 is refused, not floored)."""
+    """gamma^t for t = 0..H-1; shape [H]. ``horizon`` is an integer >= 0 (2.5 is refused, not floored).
+
+    Spec: support for PG-08, PG-29 (the gamma^t factors of the estimators).
+    """
     g = validate_gamma(gamma)
     h = validate_int(horizon, "horizon")
     return np.asarray(g ** np.arange(h, dtype=np.float64), dtype=np.float64)
 
 
 def past_discounted_rewards(rewards: ArrayLike, *, gamma: float) -> FloatArray:
-    """sum_{t'=0}^{t-1} gamma^{t'} r_{t'} for every t (E-26: the past starts at r_0); [N, H] -> [N, H]."""
+    """sum_{t'=0}^{t-1} gamma^{t'} r_{t'} for every t (E-26: the past starts at r_0); [N, H] -> [N, H].
+
+    Spec: PG-09 (the past-reward terms; erratum E-26).
+    """
     g = validate_gamma(gamma)
     r = np.asarray(rewards, dtype=np.float64)
     disc = r * discount_powers(r.shape[-1], gamma=g)
@@ -216,6 +222,8 @@ def bootstrap_values(values: ArrayLike, states: ArrayLike, *, term: int) -> Floa
     ``states`` are indices in 0..term (a float 0.9 raises ShapeError, never truncated to 0; 2.0 is read as 2).
     ``values`` must have |S+| = term + 1 entries (ShapeError otherwise: a short V was read with clamped indices,
     so states past its end took the value of its last entry).
+
+    Spec: PG-25.
     """
     term = validate_int(term, "term", error=ShapeError)
     v = np.asarray(values, dtype=np.float64)

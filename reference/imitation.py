@@ -181,7 +181,10 @@ def fit_bc_softmax(data: Dataset, *, n_states_plus: int, n_actions: int, lr: flo
 
 
 def deploy(pi: FloatArray, mode: Deploy) -> FloatArray:
-    """The policy actually run: ``pi`` itself, or its greedy one-hot version (ties: lowest index)."""
+    """The policy actually run: ``pi`` itself, or its greedy one-hot version (ties: lowest index).
+
+    Spec: MDP-12, MDP-15 (the deployed policy, see the module docstring).
+    """
     if mode == "stochastic":
         return np.asarray(pi, dtype=np.float64)
     if mode == "greedy":

@@ -126,6 +126,8 @@ def validate_int(value: object, name: str, *, minimum: int = 0, error: type[Refe
     ValueError) naming the argument and the value: a count is never floored (``int(1.7)`` would silently
     run 1 step, ``range(1.7)`` raised a bare TypeError), and a negative count is never read as 0 steps.
     ``hint`` is appended to the requirement in the message.
+
+    Spec: none (input validation shared by the package).
     """
     msg = f"{name} must be an integer >= {minimum}{hint}, got {value!r}"
     if isinstance(value, bool | np.bool_):
@@ -643,7 +645,10 @@ def _real_array(x: ArrayLike, name: str) -> FloatArray:
 def validate_weights(w: ArrayLike, name: str) -> FloatArray:
     """Non-negative weights (a state distribution or any measure, e.g. rho or mu of a loss): real, finite and
     >= 0, returned as float64; else :class:`ReferenceError_` naming ``name`` and the first bad entry (a negative
-    weight made a squared loss negative, a NaN gave NaN). Shapes are the caller's to check."""
+    weight made a squared loss negative, a NaN gave NaN). Shapes are the caller's to check.
+
+    Spec: none (input validation shared by the package).
+    """
     a = _real_array(w, name)
     bad = ~np.isfinite(a) | (a < 0)
     if np.any(bad):
@@ -654,7 +659,10 @@ def validate_weights(w: ArrayLike, name: str) -> FloatArray:
 
 def validate_step_size(value: object, name: str) -> float:
     """A step size (learning rate): a finite real number > 0, returned as a float; ``ReferenceError_`` naming
-    ``name`` otherwise (a negative step ascends the loss, NaN or inf fills the iterates with NaN)."""
+    ``name`` otherwise (a negative step ascends the loss, NaN or inf fills the iterates with NaN).
+
+    Spec: none (input validation shared by the package).
+    """
     x = _real(value, name)
     if not (math.isfinite(x) and x > 0.0):
         raise ReferenceError_(f"{name} must be a finite number > 0 (a step size), got {value!r}")
@@ -711,6 +719,8 @@ def validate_indices(indices: ArrayLike, size: int | None, *, name: str, what: s
     never truncated to 0 (``astype(int)`` would); a negative index is refused, never wrapped to the last
     entry; bool and non-numeric dtypes are refused. ``what`` names the kind of index in the messages,
     ``where`` (optional) the entry at a flat position (default ``name[i, j]``; e.g. the (s, a) it belongs to).
+
+    Spec: none (input validation shared by the package).
     """
     a = np.asarray(indices)
     if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
@@ -740,6 +750,8 @@ def validate_actions(actions: ArrayLike, n_actions: int, *, name: str = "actions
 
     Raises :class:`InvalidPolicyError` naming the first bad state (:func:`validate_indices`): a float action
     such as 0.9 is refused, never truncated to 0; a negative index is refused, never wrapped to the last action.
+
+    Spec: none (input validation shared by the package).
     """
     return validate_indices(actions, n_actions, name=name, what="action", error=InvalidPolicyError).ravel()
 
@@ -750,6 +762,8 @@ def validate_flags(name: str, x: ArrayLike, shape: tuple[int, ...]) -> NDArray[n
 
     A mask entry of 0.5 (or NaN) raises :class:`ReferenceError_` naming the array: it is never read as True,
     as ``astype(bool)`` would. A wrong shape raises :class:`ShapeError`.
+
+    Spec: none (input validation shared by the package).
     """
     a = np.asarray(x)
     if a.shape != shape:
@@ -771,7 +785,10 @@ def deterministic_policy(actions: ArrayLike, n_actions: int) -> FloatArray:
 
 
 def uniform_policy(mdp: FiniteMDP) -> FloatArray:
-    """pi(a | s) = 1/|A| for all s, shape [S, A]."""
+    """pi(a | s) = 1/|A| for all s, shape [S, A].
+
+    Spec: MDP-07.
+    """
     return np.full((mdp.n_states_plus, mdp.n_actions), 1.0 / mdp.n_actions)
 
 
@@ -779,6 +796,8 @@ def softmax_policy(logits: ArrayLike, *, temperature: float = 1.0) -> FloatArray
     """Tabular softmax policy pi(a | s) = exp(theta[s, a] / T) / sum_b exp(theta[s, b] / T), shape [S, A].
 
     Computed with the max subtracted (no overflow for any finite logits).
+
+    Spec: MDP-07.
     """
     th = np.asarray(logits, dtype=np.float64)
     if th.ndim != 2:
@@ -847,7 +866,10 @@ def validate_values(mdp: FiniteMDP, v: ArrayLike, *, what: str = "V") -> FloatAr
     """Check a value function, finite; return float64. Shape [S] (over S+) for a V (any ``what`` but "Q" and
     "U0"), [S, A] for ``what="Q"``, either for ``what="U0"`` (anchored VI runs on V or Q). A Q handed to a
     V-function used to pass when it had the other accepted shape (e.g. ``bellman_residual(mdp, Q)``), and
-    gave a plausible wrong number."""
+    gave a plausible wrong number.
+
+    Spec: none (input validation shared by the package).
+    """
     a = _real_array(v, what)
     n, k = mdp.n_states_plus, mdp.n_actions
     shapes = {"Q": ((n, k),), "U0": ((n,), (n, k))}.get(what, ((n,),))

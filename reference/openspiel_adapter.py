@@ -34,7 +34,10 @@ def _mover(s: Any) -> int:
 
 
 def position_key(state: Any) -> str:
-    """The default key: ``f"{mover}|{str(state)}"`` (the player to move, then OpenSpiel's ``str``)."""
+    """The default key: ``f"{mover}|{str(state)}"`` (the player to move, then OpenSpiel's ``str``).
+
+    Spec: support for GAME-18, GAME-29 (one key per position, mover included).
+    """
     return f"{_mover(state)}|{state}"
 
 
@@ -121,6 +124,9 @@ class OpenSpielGame:
 
 
 def load_openspiel_game(name: str, *, key: Callable[[Any], str] = position_key) -> OpenSpielGame:
-    """``pyspiel.load_game(name)`` wrapped as an :class:`OpenSpielGame` (imports ``pyspiel`` lazily)."""
+    """``pyspiel.load_game(name)`` wrapped as an :class:`OpenSpielGame` (imports ``pyspiel`` lazily).
+
+    Spec: GAME-18 (an OpenSpiel game behind the search interface).
+    """
     pyspiel = importlib.import_module("pyspiel")
     return OpenSpielGame(pyspiel.load_game(name), key=key)

@@ -67,7 +67,10 @@ class PGResult:
 
 
 def critic_values(features: ArrayLike, phi: ArrayLike, *, term: int) -> FloatArray:
-    """V_phi(s) = x(s) . phi for every s, with V_phi(term) = 0 hard-coded; features [S, F], phi [F] -> [S]."""
+    """V_phi(s) = x(s) . phi for every s, with V_phi(term) = 0 hard-coded; features [S, F], phi [F] -> [S].
+
+    Spec: PG-23.
+    """
     v = np.asarray(features, dtype=np.float64) @ np.asarray(phi, dtype=np.float64)
     v[term] = 0.0
     return np.asarray(v, dtype=np.float64)

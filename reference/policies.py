@@ -101,6 +101,8 @@ def categorical_entropy(logits: ArrayLike) -> FloatArray:
     """Entropy H(pi(. | s)) = -sum_a pi(a | s) log pi(a | s) (the A3C entropy bonus of open choice 14).
 
     Shapes: [..., A] -> [...]. Zero-probability actions contribute 0 (the limit p log p -> 0).
+
+    Spec: PG-48.
     """
     lp = log_softmax(logits)  # -inf where a logit gap overflows (e.g. [1e308, -1e308])
     p = np.exp(lp)
@@ -182,7 +184,10 @@ def log1m_tanh2(z: ArrayLike) -> FloatArray:
 
 
 def clamp_log_std(log_std: ArrayLike, *, low: float = LOG_STD_MIN, high: float = LOG_STD_MAX) -> FloatArray:
-    """Clamp the log-std tau_theta(s) to [low, high] (open choice 15: [-5, 2])."""
+    """Clamp the log-std tau_theta(s) to [low, high] (open choice 15: [-5, 2]).
+
+    Spec: PG-50.
+    """
     if not low < high:
         raise ValueError(f"clamp_log_std needs low < high, got {low!r}, {high!r}")
     return np.asarray(np.clip(np.asarray(log_std, dtype=np.float64), low, high), dtype=np.float64)

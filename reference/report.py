@@ -204,6 +204,10 @@ def _enumeration_check(rng: np.random.Generator) -> list[Line]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the report (``./run.sh report``); exit status 0 if every check passed, else 1.
+
+    Spec: none (the command itself; each line of the report names its inventory ID).
+    """
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -99,6 +99,8 @@ def inverse_cdf(p: ArrayLike, u: ArrayLike) -> IntArray:
     ``Generator.random()``, times a total a few ulps below 1) falls back to the last positive entry. (The
     earlier ``min(#{cdf < u}, W - 1)`` picked a zero-probability last action there.) Every row needs a
     positive entry.
+
+    Spec: support for MDP-04, MDP-05 (sampling actions and outcomes).
     """
     pr = np.asarray(p, dtype=np.float64)
     uu = np.asarray(u, dtype=np.float64)
@@ -145,6 +147,8 @@ def validate_state_table(traj: Trajectories, table: ArrayLike, *, name: str, ndi
     batch (``term`` None) it needs a row for every state index of the batch (term, the last row, included).
     ``actions``: axis 1 is the action axis and needs a column for every stored action. Raises
     :class:`ShapeError` naming ``name`` and the expected length.
+
+    Spec: none (input validation of the tables read along trajectories).
     """
     a = np.asarray(table, dtype=np.float64)
     if a.ndim != ndim:
@@ -343,8 +347,9 @@ class Moments:
 def exact_moments(samples: ArrayLike, weights: ArrayLike) -> Moments:
     """Weighted mean and trace-variance sum_i w_i ||g_i - mean||^2 of samples [N, ...] with weights [N].
 
-    Spec: open choice 21 (Var of a vector estimator = trace of its covariance). With the oracle's weights
-    (summing to 1) these are the exact moments; with 1/N they are the (biased, ddof=0) sample moments.
+    Spec: PG-06, PG-15, EVAL-19; open choice 21 (Var of a vector estimator = trace of its covariance). With the
+    oracle's weights (summing to 1) these are the exact moments; with 1/N they are the (biased, ddof=0) sample
+    moments.
     """
     x = np.asarray(samples, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)

@@ -341,6 +341,8 @@ def gmres(
     the 2-norms neither overflow nor underflow.
     ``restart`` (m >= 1) and ``max_matvecs`` (>= 0) are integers (a float such as 1.5 raises ReferenceError_,
     :func:`reference.mdp.validate_int`).
+
+    Spec: support for BEL-04, BEL-33 (the iterative policy evaluation of the certified solvers).
     """
     restart = validate_int(restart, "restart", minimum=1)
     max_matvecs = validate_int(max_matvecs, "max_matvecs")

@@ -121,12 +121,18 @@ def ppo_clip_ratio_gradient(ratio: ArrayLike, adv: ArrayLike, *, eps: float) -> 
 
 
 def kl_k1(log_rho: ArrayLike) -> FloatArray:
-    """k1 = -log rho, rho = p_ref(x) / p(x), x ~ p: unbiased for KL(p || p_ref), can be negative."""
+    """k1 = -log rho, rho = p_ref(x) / p(x), x ~ p: unbiased for KL(p || p_ref), can be negative.
+
+    Spec: TR-49.
+    """
     return np.asarray(-np.asarray(log_rho, dtype=np.float64), dtype=np.float64)
 
 
 def kl_k2(log_rho: ArrayLike) -> FloatArray:
-    """k2 = (log rho)^2 / 2: non-negative, biased (second-order accurate when p_ref ~ p)."""
+    """k2 = (log rho)^2 / 2: non-negative, biased (second-order accurate when p_ref ~ p).
+
+    Spec: TR-49.
+    """
     lr = np.asarray(log_rho, dtype=np.float64)
     return np.asarray(0.5 * lr * lr, dtype=np.float64)
 
@@ -156,6 +162,8 @@ def kl_k3(log_rho: ArrayLike) -> FloatArray:
       |expm1(x)| / k3 <= 1 + 2 / |x| (21 at |x| = 0.1, -> 1 as x -> +inf, < 1 for x < -2), so the relative
       error is at most about 22 ulp; the exact value is >= 0 and the result is clamped at 0 so that a
       last-bit rounding cannot make it negative.
+
+    Spec: TR-49.
     """
     lr = np.asarray(log_rho, dtype=np.float64)
     small = np.abs(lr) < _K3_SERIES_MAX
@@ -185,6 +193,8 @@ def categorical_kl(p: ArrayLike, q: ArrayLike) -> FloatArray:
     Rows must be finite, >= 0 and sum to 1 within 1e-9 (else :class:`ReferenceError_`); both are
     renormalised to sum 1 first. KL(p || p) is exactly 0 (identical rows give identical logs), and the
     result is clamped at 0 (the exact KL of two distributions is >= 0; rounding must not make it negative).
+
+    Spec: TR-49.
     """
     pp, qq = _simplex("p", p), _simplex("q", q)
     if pp.shape != qq.shape:
@@ -199,6 +209,8 @@ def kl_estimator_expectations(p: ArrayLike, p_ref: ArrayLike) -> tuple[FloatArra
 
     E[k1] = E[k3] = KL(p || p_ref) when p and p_ref have the same support; E[k2] >= 0 is biased.
     Shapes: p, p_ref [..., K] -> three arrays [...].
+
+    Spec: TR-49.
     """
     pp, qq = _simplex("p", p), _simplex("p_ref", p_ref)
     if pp.shape != qq.shape:

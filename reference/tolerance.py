@@ -59,6 +59,8 @@ def tolerance(scale: float, *, terms: int = 1, condition: float = 1.0) -> float:
     ``scale`` is a bound on the magnitude of the compared quantities (e.g. ``R / (1 - gamma)`` for
     values), ``terms`` the length of the longest sum involved, ``condition`` the condition number of
     any linear solve involved.
+
+    Spec: none (the test tolerances, see the module docstring).
     """
     if not (np.isfinite(scale) and scale >= 0.0 and terms >= 1 and np.isfinite(condition) and condition >= 1.0):
         raise ValueError(f"tolerance: need a finite scale >= 0, terms >= 1, a finite condition >= 1; got {scale}, "
@@ -73,6 +75,8 @@ def counted_tolerance(scale: float, *, roundings: int, eps: float = EPS) -> floa
     a quantity bounded by ``scale`` and carried to the result with a factor ``<= 1``, is within
     ``gamma_n * scale`` of the exact value. Every rounding is counted (inputs converted to a narrower format
     included), so no ``SAFETY`` factor is applied. ``eps``: ``EPS`` (float64) or ``EPS32`` (float32).
+
+    Spec: none (the test tolerances, see the module docstring).
     """
     if not (np.isfinite(eps) and eps > 0.0):
         raise ValueError(f"counted_tolerance: eps must be a finite number > 0 (a machine epsilon), got {eps!r}")
@@ -103,6 +107,8 @@ def central_difference(f: Callable[[NDArray[np.float64]], float], x: NDArray[np.
     bound only under the condition above, which is not checked: where the h^2 and h^4 terms cancel at this h
     (D(2h) - D(h) small while D(h) - f' is not), or where f oscillates on the scale of h, the true error can
     exceed it; it is then an estimate. Use smooth test functions and a step well inside their scale.
+
+    Spec: none (the test tolerances, see the module docstring).
     """
     if not (np.isfinite(h) and h > 0.0 and np.isfinite(f_error) and f_error >= 0.0):
         raise ValueError(f"central_difference: need a finite step h > 0 and a finite f_error >= 0, got {h!r}, "
@@ -126,6 +132,8 @@ def discount_condition(gamma: float, horizon: float | None = None) -> float:
 
     ``||I - gamma P|| <= 1 + gamma`` and ``||(I - gamma P)^{-1}|| <= 1 / (1 - gamma)``. At gamma = 1
     pass ``horizon``, a bound on the expected time to termination (``||(I - P_TT)^{-1}||_inf``).
+
+    Spec: none (the test tolerances, see the module docstring).
     """
     _check_gamma_horizon("discount_condition", gamma, horizon)
     if gamma < 1.0:

@@ -6,10 +6,11 @@ Run: PYTHONPATH=. python docs/evidence/eval_imitation_measurements.py  (about 20
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from reference.evaluation import exact_moments, tabular_features, v_gradients, v_loss_gradient
+from reference.evaluation import tabular_features, v_gradients, v_loss_gradient
 from reference.exact import v_pi
 from reference.generators import random_layered_mdp
 from reference.imitation import (
@@ -21,7 +22,7 @@ from reference.imitation import (
     policy_cost,
 )
 from reference.mdp import FiniteMDP, softmax_policy
-from reference.sampling import Trajectories, enumerate_trajectories
+from reference.sampling import Trajectories, enumerate_trajectories, exact_moments
 
 OUT = Path(__file__).parent
 
@@ -45,7 +46,8 @@ def gradient_mse_table() -> str:
             w = v + eps * direction
             grad = v_loss_gradient(mdp, pi, x, w)
             for j, k in enumerate(ks):
-                mean, var = exact_moments(v_gradients(tr, x, w, gamma=mdp.gamma, k=k)[:, 0], tr.weights)
+                mom = exact_moments(v_gradients(tr, x, w, gamma=mdp.gamma, k=k)[:, 0], tr.weights)
+                mean, var = mom.mean, mom.trace_variance
                 bias2 = float(np.sum((mean - grad) ** 2))
                 acc[i, j] += (bias2, var, bias2 + var)
     acc /= n_mdps
@@ -62,7 +64,8 @@ def gradient_mse_table() -> str:
 
 def residual_vs_td_table() -> str:
     """EVAL-14 / E-17: exact fixed points of tabular semi-gradient TD(0) and of the residual gradient."""
-    errs_td, errs_rg = [], []
+    errs_td: list[float] = []
+    errs_rg: list[float] = []
     for seed in range(20):
         rng = np.random.default_rng(100 + seed)
         mdp = random_layered_mdp(rng, 4, 3, 2, gamma=0.9, reward_outcomes=2)
@@ -71,12 +74,14 @@ def residual_vs_td_table() -> str:
         d = x.shape[1]
         trs = [enumerate_trajectories(mdp, pi, s0=s, horizon=1) for s in range(mdp.n_states)]
         v = v_pi(mdp, pi)[:-1]
-        for gradient, store in (("semi", errs_td), ("residual", errs_rg)):
-            def field(w: np.ndarray, gradient: str = gradient, x: np.ndarray = x, mdp: FiniteMDP = mdp,
-                      trs: list[Trajectories] = trs) -> np.ndarray:
-                return np.sum([exact_moments(v_gradients(t, x, w, gamma=mdp.gamma, k=1,
-                                                         gradient=gradient)[:, 0], t.weights)[0]  # type: ignore[arg-type]
-                               for t in trs], axis=0)
+        kinds: tuple[tuple[Literal["semi", "residual"], list[float]], ...] = (("semi", errs_td),
+                                                                             ("residual", errs_rg))
+        for gradient, store in kinds:
+            def field(w: np.ndarray, gradient: Literal["semi", "residual"] = gradient, x: np.ndarray = x,
+                      mdp: FiniteMDP = mdp, trs: list[Trajectories] = trs) -> np.ndarray:
+                return np.asarray(np.sum([exact_moments(v_gradients(t, x, w, gamma=mdp.gamma, k=1,
+                                                                    gradient=gradient)[:, 0], t.weights).mean
+                                          for t in trs], axis=0))
             b = -field(np.zeros(d))
             a = np.stack([field(np.eye(d)[j]) + b for j in range(d)], axis=1)
             store.append(float(np.max(np.abs(np.linalg.solve(a, b) - v))))
