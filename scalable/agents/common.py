@@ -733,6 +733,8 @@ def restore(state: dict[str, Any], st: RunState, model: nn.Module, opt: torch.op
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint does not match this run ({type(exc).__name__}: {exc})") from exc
     if exact_env_resume:
+        st.seed = seed  # the log replays from it: later checkpoints must record it (it differs from cfg.seed
+        # after a resume with exact_env_resume=False; a third resume then replayed from the wrong seed)
         obs = envs.reset(seed=seed)
         acts = actions.numpy()
         if isinstance(envs.single_action_space, gym.spaces.Discrete):
@@ -744,7 +746,9 @@ def restore(state: dict[str, Any], st: RunState, model: nn.Module, opt: torch.op
                 obs = envs.step(a).obs
         st.actions = [acts] if acts.shape[0] else []
     else:  # a new, seeded start of every env: later checkpoints replay from this seed
-        st.seed = seed + 7919 * st.update
+        # kept within envpool's int32 seeds (env b gets seed + b): seed 2^31 - 1009 with 8 envs, or seed 1 after
+        # about 271 000 updates, overflowed it and the resume failed
+        st.seed = (seed + 7919 * st.update) % (2**31 - envs.num_envs)
         obs = envs.reset(seed=st.seed)
         st.actions = []
         if reward_norm is not None:  # every episode restarts: so does each env's discounted return

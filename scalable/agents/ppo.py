@@ -8,11 +8,11 @@ the true final observation, 0 at termination).
 
 Defaults are Schulman et al. (2017)'s MuJoCo settings (1 actor x 2048 steps, 10 epochs, minibatch 64,
 Adam 3e-4, gamma 0.99, lambda 0.95, eps 0.2); :func:`atari_config` gives their Atari settings.
-Implementation details (Engstrom et al. 2020; Huang et al. 2022), each a named switch of
-:class:`PPOConfig`: ``orthogonal_init``, ``adam_eps`` (1e-5), ``anneal_lr`` (linear to 0),
-``norm_adv`` (per-minibatch advantage normalisation; off by default as the text does not normalise,
-open choice 12), ``max_grad_norm`` (global clip), ``clip_vloss`` (value clipping), ``norm_obs`` /
-``norm_reward`` (running normalisers for MuJoCo), ``target_kl`` (early stopping, TR-16).
+Implementation details (Engstrom et al. 2020; Huang et al. 2022), each a named switch of :class:`PPOConfig`:
+``orthogonal_init``, ``adam_eps`` (1e-5), ``anneal_lr`` (linear: lr (1 - (u - 1) / N) at update u of N, CleanRL's
+schedule, so lr / N at the last update), ``norm_adv`` (per-minibatch advantage normalisation; off by default as the
+text does not normalise, open choice 12), ``max_grad_norm`` (global clip), ``clip_vloss`` (value clipping),
+``norm_obs`` / ``norm_reward`` (running normalisers for MuJoCo), ``target_kl`` (early stopping, TR-16).
 
 Shared machinery (rollouts, checkpoints, exact resume by action replay) is in :mod:`scalable.agents.a2c`.
 """

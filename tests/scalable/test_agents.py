@@ -752,6 +752,37 @@ def test_inexact_then_exact_resume_replays_from_the_new_seed(tmp_path: Path) -> 
     _assert_bit_identical(_params(b.model), _params(c.model))
 
 
+def test_exact_resume_after_an_inexact_one_keeps_the_new_seed_for_later_resumes(tmp_path: Path) -> None:
+    """The exact resume replays the action log from the checkpoint's seed, and the checkpoints it writes must
+    record that seed: it kept cfg.seed, so after inexact -> exact a *third* resume replayed the log from the wrong
+    seed and the run diverged (review 2026-12-07). Inexact at 3, then exact resumes at 4 and 5, against the run
+    resumed inexactly at 3 and left to finish."""
+    cfg = dataclasses.replace(PPO_RESUME, checkpoint_every=0)
+    fast = dataclasses.replace(cfg, exact_env_resume=False)
+    for name in ("b", "c"):
+        _train(cfg, tmp_path / name, max_updates=3)
+    b = ppo.train(fast, run_dir=tmp_path / "b", resume=True, progress=False)
+    ppo.train(fast, run_dir=tmp_path / "c", resume=True, max_updates=4, progress=False)
+    ppo.train(cfg, run_dir=tmp_path / "c", resume=True, max_updates=5, progress=False)
+    c = ppo.train(cfg, run_dir=tmp_path / "c", resume=True, progress=False)
+    _assert_bit_identical(_params(b.model), _params(c.model))
+
+
+@pytest.mark.skipif(not envpool_has("CartPole-v1"), reason="envpool lacks CartPole-v1")
+def test_inexact_resume_keeps_the_derived_seed_within_envpools_int32_seeds(tmp_path: Path) -> None:
+    """An inexact resume restarts the envs from seed + 7919 update; with the largest seed the config allows
+    (2^31 - 1 - num_envs, envpool's int32 limit) that left the range and envpool refused the resume. The derived
+    seed is now taken modulo 2^31 - num_envs, and the run resumes."""
+    top = 2**31 - 1 - PPO_RESUME.num_envs
+    cfg = dataclasses.replace(PPO_RESUME, checkpoint_every=0, seed=top, backend="envpool")
+    _train(cfg, tmp_path / "r", max_updates=1)
+    res = ppo.train(dataclasses.replace(cfg, exact_env_resume=False), run_dir=tmp_path / "r", resume=True,
+                    max_updates=2, progress=False)
+    assert res.updates == 2
+    seed = int(common.load_run_checkpoint(tmp_path / "r")["env"]["seed"])  # the latest checkpoint
+    assert seed == (top + 7919) % (2**31 - cfg.num_envs) and 0 <= seed + cfg.num_envs - 1 <= 2**31 - 1
+
+
 def _assert_cli_train_refused(args: list[str], run_dir: Path, capsys: pytest.CaptureFixture[str], says: str) -> None:
     """``scalable train <args>`` on CartPole exits with code 2, says ``says`` on stderr, and makes no run folder."""
     assert cli_main(["train", args[0], "--env", "CartPole-v1", "--steps", "4096", *args[1:],
