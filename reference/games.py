@@ -70,6 +70,8 @@ def _readonly(x: FloatArray) -> FloatArray:
 
 
 def _check_matrix(M: FloatArray) -> FloatArray:
+    if np.iscomplexobj(M):  # float64 would drop the imaginary part with only a warning
+        raise InvalidGameError("payoff matrix must be real, got a complex array")
     M = np.asarray(M, dtype=np.float64)
     if M.ndim != 2 or M.shape[0] == 0 or M.shape[1] == 0:
         raise ShapeError(f"payoff matrix must be 2-D and non-empty, got shape {M.shape}")
@@ -203,6 +205,7 @@ def softmax_game_gradient(M: FloatArray) -> GradientField:
             raise ShapeError(f"theta shapes {theta1.shape}, {theta2.shape} do not match M {M.shape}")
         return _grad_R_unchecked(M, MT, theta1, theta2)
 
+    setattr(field, "payoff_scale", float(np.max(np.abs(M))))  # noqa: B010 (a function: mypy needs setattr)
     return field
 
 
@@ -221,6 +224,7 @@ def bilinear_gradient(M: FloatArray) -> GradientField:
         gy: FloatArray = M.T @ x
         return gx, gy
 
+    setattr(field, "payoff_scale", float(np.max(np.abs(M))))  # noqa: B010 (a function: mypy needs setattr)
     return field
 
 
@@ -242,8 +246,8 @@ class QuadraticGame:
 
     def __post_init__(self) -> None:
         B = _check_matrix(self.B)
-        if not (self.a >= 0.0 and self.c >= 0.0):
-            raise InvalidGameError(f"QuadraticGame needs a >= 0 and c >= 0, got a={self.a}, c={self.c}")
+        if not (np.isfinite(self.a) and np.isfinite(self.c) and self.a >= 0.0 and self.c >= 0.0):
+            raise InvalidGameError(f"QuadraticGame needs finite a >= 0 and c >= 0, got a={self.a}, c={self.c}")
         object.__setattr__(self, "B", _readonly(B))
         object.__setattr__(self, "x_star", _readonly(_check_vector(self.x_star, B.shape[0], "x_star")))
         object.__setattr__(self, "y_star", _readonly(_check_vector(self.y_star, B.shape[1], "y_star")))
@@ -287,6 +291,9 @@ def exploitability(M: FloatArray, p: FloatArray, q: FloatArray) -> float:
 
     The saddle condition R(theta1, theta2*) <= R(theta*) <= R(theta1*, theta2) (L2126) holds for all
     mixed deviations iff it holds for pure ones, so the gap is the sum of both players' best-response gains.
+    The inequality holds in exact arithmetic; the computed gap is within rounding of the exact one (about
+    (A1 + A2) eps max |M|), so at an equilibrium it can come out a few ulps below or above 0 (a constant game:
+    -1.3e-15 .. 1.3e-15). Compare it with a tolerance (:func:`is_nash_equilibrium`'s ``atol``), not with 0.
 
     Spec: GAME-03 (weak inequalities, E-71). ``M``: ``[A1, A2]``, ``p``: ``[A1]``, ``q``: ``[A2]``.
     """
@@ -336,23 +343,27 @@ def nash_equilibrium(M: FloatArray) -> NashEquilibrium:
 
     Spec: GAME-02, GAME-03, GAME-05. ``M``: ``[A1, A2]`` -> ``NashEquilibrium(p [A1], q [A2], value)``.
 
-    The LPs are solved on M / max |M| (HiGHS's tolerances are absolute: on payoffs of order 1e-12 the raw LP
-    returned a pure strategy of rock-paper-scissors); the simplex's basic solutions are then exact to rounding.
-    Certificate: the returned profile's :func:`exploitability` is at most :data:`NASH_GAP_RTOL` times max |M|;
-    otherwise ``NotConvergedError``. A zero matrix returns the uniform profile (every profile is an equilibrium).
+    The LPs are solved on (M - c) / h with c = (max M + min M) / 2 and h = (max M - min M) / 2, entries in
+    [-1, 1]: adding a constant to every payoff changes no equilibrium, and HiGHS's tolerances are absolute (on
+    payoffs of order 1e-12 the raw LP returned a pure strategy of rock-paper-scissors; on matching pennies plus
+    1e10, scaled by max |M| only, a pure profile of Nash gap 2). The simplex's basic solutions are then exact to
+    rounding. Certificate: the returned profile's :func:`exploitability` is at most :data:`NASH_GAP_RTOL` times
+    the half-range h; otherwise ``NotConvergedError``. A constant matrix returns the uniform profile (every
+    profile is an equilibrium).
     """
     M = _check_matrix(M)
     m, n = M.shape
-    scale = float(np.max(np.abs(M)))
-    if scale == 0.0:
-        return NashEquilibrium(p=_readonly(np.full(m, 1.0 / m)), q=_readonly(np.full(n, 1.0 / n)), value=0.0)
-    Ms = M / scale
+    hi, lo = float(np.max(M)), float(np.min(M))
+    half = 0.5 * hi - 0.5 * lo  # no overflow for entries near the float64 limit
+    if half == 0.0:
+        return NashEquilibrium(p=_readonly(np.full(m, 1.0 / m)), q=_readonly(np.full(n, 1.0 / n)), value=hi)
+    Ms = (M - (0.5 * hi + 0.5 * lo)) / half
     p = _lp_strategy(Ms)
     q = _lp_strategy(-Ms.T)
     gap = exploitability(Ms, p, q)
     if gap > NASH_GAP_RTOL:
-        raise NotConvergedError(f"the LP equilibrium has exploitability {gap * scale:.3e} > "
-                                f"{NASH_GAP_RTOL:.0e} * max|M| = {NASH_GAP_RTOL * scale:.3e}")
+        raise NotConvergedError(f"the LP equilibrium has exploitability {gap * half:.3e} > "
+                                f"{NASH_GAP_RTOL:.0e} * (max M - min M) / 2 = {NASH_GAP_RTOL * half:.3e}")
     return NashEquilibrium(p=_readonly(p), q=_readonly(q), value=float(p @ M @ q))
 
 
@@ -376,6 +387,8 @@ def symmetric_equilibrium(M: FloatArray) -> FloatArray:
     Spec: GAME-14. ``M``: ``[A, A]`` antisymmetric -> ``[A]``. Player 1's LP strategy is used for both.
     """
     M = _check_matrix(M)
+    if M.shape[0] != M.shape[1]:
+        raise ShapeError(f"a symmetric equilibrium needs a square (antisymmetric) M, got shape {M.shape}")
     if not is_antisymmetric(M):
         raise InvalidGameError(f"M is not antisymmetric: max |M + M^T| = {float(np.max(np.abs(M + M.T)))}")
     return nash_equilibrium(M).p
@@ -526,6 +539,7 @@ def anchored_simgad(grad: GradientField, theta1: FloatArray, theta2: FloatArray,
     vanishing ``lam_k`` is needed for the true one. Shapes as in :func:`simgad`.
     """
     _check_step(alpha, num_steps)
+    _lam_at(lam, 0)  # a bad constant fails even when num_steps = 0 (as self_play_simgad)
     theta1, theta2 = _check_thetas(theta1, theta2)
     grad = _shape_checked(grad, theta1, theta2)
 
@@ -565,31 +579,53 @@ def anchored_extragradient(grad: GradientField, theta1: FloatArray, theta2: Floa
 
 
 def regularised_equilibrium(grad: GradientField, theta1: FloatArray, theta2: FloatArray, *, alpha: float,
-                            lam: float, tol: float = 1e-12) -> tuple[FloatArray, FloatArray]:
+                            lam: float, tol: float = 1e-12,
+                            payoff_scale: float | None = None) -> tuple[FloatArray, FloatArray]:
     """Fixed point of constant-``lam`` anchored SimGAD = a stationary point of the regularised game.
 
     lam theta1 = alpha grad_1 R(theta1, theta2),  lam theta2 = -alpha grad_2 R(theta1, theta2),
     i.e. the saddle of R - lam/(2 alpha)|theta1|^2 + lam/(2 alpha)|theta2|^2   (E-75)
 
     Spec: GAME-12. Solved by ``scipy.optimize.root`` (hybr) from ``(theta1, theta2)``; raises
-    ``NotConvergedError`` if the residual exceeds ``tol``. Returns ``([n1], [n2])``.
+    ``NotConvergedError`` if the residual exceeds ``tol`` relative to the scale of its terms,
+    ``max(1, max |lam z|, max |alpha grad|, alpha payoff_scale)``, where ``payoff_scale`` bounds the terms the
+    field sums internally (max |M| for a matrix game: :func:`softmax_game_gradient` and :func:`bilinear_gradient`
+    carry it, and it is read from them by default). An absolute 1e-12 failed a converged solve on payoffs of 1e6:
+    residual 1.9e-11, 9e-17 relative to alpha max |M| (the softmax saturates there, so the gradient itself is
+    small while its terms are not). ``alpha`` finite > 0, ``lam`` in (0, 1), ``tol`` finite > 0, finite
+    thetas of the shapes ``grad`` takes (typed errors, as the dynamics check them). Returns ``([n1], [n2])``.
     """
-    if not (alpha > 0.0 and 0.0 < lam < 1.0):
-        raise ValueError(f"need alpha > 0 and 0 < lam < 1, got alpha={alpha}, lam={lam}")
-    x0 = np.asarray(theta1, dtype=np.float64)
-    y0 = np.asarray(theta2, dtype=np.float64)
+    _check_alpha(alpha)
+    lm = _real(lam, "lam")
+    if not 0.0 < lm < 1.0:
+        raise ValueError(f"need 0 < lam < 1 (a constant anchor weight), got lam={lam!r}")
+    t = _real(tol, "tol")
+    if not (np.isfinite(t) and t > 0.0):
+        raise ReferenceError_(f"tol must be a finite number > 0, got {tol!r}")
+    inner = _real(getattr(grad, "payoff_scale", 0.0) if payoff_scale is None else payoff_scale, "payoff_scale")
+    if not (np.isfinite(inner) and inner >= 0.0):
+        raise ReferenceError_(f"payoff_scale must be a finite number >= 0, got {payoff_scale!r}")
+    x0, y0 = _check_thetas(theta1, theta2)
+    grad = _shape_checked(grad, x0, y0)
     n1 = x0.shape[0]
 
-    def residual(z: FloatArray) -> FloatArray:
+    def terms(z: FloatArray) -> tuple[FloatArray, FloatArray]:
         gx, gy = grad(z[:n1], z[n1:])
-        out: FloatArray = np.concatenate([lam * z[:n1] - alpha * gx, lam * z[n1:] + alpha * gy])
+        return lm * z, alpha * np.concatenate([gx, -gy])
+
+    def residual(z: FloatArray) -> FloatArray:
+        anchor, step = terms(z)
+        out: FloatArray = anchor - step
         return out
 
-    sol = root(residual, np.concatenate([x0, y0]), method="hybr", tol=tol)
+    sol = root(residual, np.concatenate([x0, y0]), method="hybr", tol=t)
     z = np.asarray(sol.x, dtype=np.float64)
-    res = float(np.max(np.abs(residual(z))))
-    if not res <= max(tol, 1e-12):
-        raise NotConvergedError(f"regularised equilibrium: residual {res} > {tol} ({sol.message})")
+    anchor, step = terms(z)
+    res = float(np.max(np.abs(anchor - step)))
+    scale = max(1.0, float(np.max(np.abs(anchor))), float(np.max(np.abs(step))), alpha * inner)
+    if not res <= t * scale:
+        raise NotConvergedError(f"regularised equilibrium: residual {res:.3e} > tol * scale = {t:g} * {scale:.3g} "
+                                f"({sol.message})")
     return z[:n1], z[n1:]
 
 
@@ -605,7 +641,9 @@ def linearised_iteration_matrix(grad: GradientField, theta1: FloatArray, theta2:
     Spec: GAME-08, GAME-11, GAME-12. ``method`` in {"simgad", "extragradient", "anchored"}.
     Returns ``[n1+n2, n1+n2]``. The closed forms are checked symbolically in proofs_checks/check_games.py.
     Checked as the dynamics check them: ``alpha`` finite > 0, ``lam`` in [0, 1) for "anchored" (as
-    :func:`anchored_simgad`), finite thetas (``InvalidGameError``), ``h`` finite > 0 (``ReferenceError_``).
+    :func:`anchored_simgad`), finite thetas (``InvalidGameError``), ``h`` finite > 0 (``ReferenceError_``): the
+    relative step, ``h max(1, |z_j|)`` on coordinate j (a fixed step was off by 2.4e-4 at |z| = 1e6 and gave the
+    identity at 1e10, where z + h rounds to z).
     """
     if method not in ("simgad", "extragradient", "anchored"):
         raise ValueError(f"method must be 'simgad', 'extragradient' or 'anchored', got {method!r}")
@@ -628,8 +666,10 @@ def linearised_iteration_matrix(grad: GradientField, theta1: FloatArray, theta2:
     J = np.empty((n, n))
     for j in range(n):
         e = np.zeros(n)
-        e[j] = h
-        J[:, j] = (field(z0 + e) - field(z0 - e)) / (2.0 * h)
+        e[j] = hh * max(1.0, abs(float(z0[j])))  # relative to |z_j|: a fixed 1e-6 vanished at |z| = 1e10
+        zp, zm = z0 + e, z0 - e
+        width = float(zp[j] - zm[j])  # the step actually taken, after rounding
+        J[:, j] = (field(zp) - field(zm)) / width
     eye = np.eye(n)
     if method == "simgad":
         out: FloatArray = eye + alpha * J

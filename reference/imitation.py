@@ -31,10 +31,12 @@ from reference.mdp import (
     deterministic_policy,
     from_outcomes,
     greedy,
+    off_simplex_rows,
     validate_actions,
     validate_indices,
     validate_int,
     validate_policy,
+    validate_step_size,
 )
 from reference.sampling import Trajectories, sample_trajectories
 
@@ -132,6 +134,9 @@ def cross_entropy(theta: FloatArray, data: Dataset) -> tuple[float, FloatArray]:
     th = np.asarray(theta, dtype=np.float64)
     if th.ndim != 2:
         raise ShapeError(f"theta must have shape [S, A], got {list(th.shape)}")
+    if not np.all(np.isfinite(th)):
+        s_bad = int(np.argwhere(~np.isfinite(th))[0][0])
+        raise InvalidPolicyError(f"theta has a non-finite logit in row {s_bad} (the loss would be NaN)")
     if len(data) == 0:
         raise ShapeError("cross_entropy of an empty dataset")
     validate_indices(data.states, th.shape[0], name="data.states", what="state", error=ShapeError)
@@ -171,12 +176,18 @@ def fit_bc_softmax(data: Dataset, *, n_states_plus: int, n_actions: int, lr: flo
                    theta0: FloatArray | None = None) -> FloatArray:
     """BC step 2 by gradient descent: minimise_theta (1/N) sum_i l(pi_theta(s_i), a_i); returns theta [S, A].
 
-    Spec: MDP-12. theta0 defaults to 0 (the uniform policy); rows of states absent from D keep theta0.
+    Spec: MDP-12. theta0 defaults to 0 (the uniform policy); rows of states absent from D keep theta0, which
+    must have shape [n_states_plus, n_actions] (ShapeError). ``lr`` is a finite step > 0 (``ReferenceError_``: a
+    negative one ascended the loss, NaN filled theta with NaN).
     """
     n_iters = validate_int(n_iters, "n_iters")
-    th = np.zeros((n_states_plus, n_actions)) if theta0 is None else np.array(theta0, dtype=np.float64)
+    step = validate_step_size(lr, "lr")
+    shape = (validate_int(n_states_plus, "n_states_plus", minimum=1), validate_int(n_actions, "n_actions", minimum=1))
+    th = np.zeros(shape) if theta0 is None else np.array(theta0, dtype=np.float64)
+    if th.shape != shape:
+        raise ShapeError(f"theta0 must have shape {list(shape)} (n_states_plus, n_actions), got {list(th.shape)}")
     for _ in range(n_iters):
-        th -= lr * cross_entropy(th, data)[1]
+        th -= step * cross_entropy(th, data)[1]
     return th
 
 
@@ -185,12 +196,17 @@ def deploy(pi: FloatArray, mode: Deploy) -> FloatArray:
 
     Spec: MDP-12, MDP-15 (the deployed policy, see the module docstring).
     """
+    if mode not in ("stochastic", "greedy"):
+        raise ValueError(f"mode must be 'greedy' or 'stochastic', got {mode!r}")
+    p = np.asarray(pi, dtype=np.float64)
+    if p.ndim != 2:
+        raise ShapeError(f"pi must have shape [S, A], got {list(p.shape)}")
+    bad = np.flatnonzero(off_simplex_rows(p))
+    if bad.size:  # [[1.5, -0.5]] was deployed as is
+        raise InvalidPolicyError(f"pi(. | s={int(bad[0])}) = {p[bad[0]].tolist()} is not a distribution")
     if mode == "stochastic":
-        return np.asarray(pi, dtype=np.float64)
-    if mode == "greedy":
-        p = np.asarray(pi, dtype=np.float64)
-        return deterministic_policy(greedy(p), p.shape[1])
-    raise ValueError(f"mode must be 'greedy' or 'stochastic', got {mode!r}")
+        return p
+    return deterministic_policy(greedy(p), p.shape[1])
 
 
 def behaviour_cloning(mdp: FiniteMDP, expert: IntArray, *, n_traj: int, horizon: int,
@@ -336,6 +352,8 @@ def on_expert_error(mdp: FiniteMDP, pi: FloatArray, expert: IntArray, *, horizon
     # a row [2, -1] gave a negative "error rate", a NaN row NaN); the term row is ignored (MDP-11).
     p = validate_policy(mdp, pi)
     e = validate_actions(expert, mdp.n_actions, name="expert")  # 0.9 is refused, not truncated to 0
+    if e.shape != (p.shape[0],):
+        raise ShapeError(f"expert must hold one action per state of S+, shape [{p.shape[0]}], got {list(e.shape)}")
     pe = deterministic_policy(e, mdp.n_actions)
     m = np.asarray(mdp.transition_pi(pe).toarray() if mdp.is_sparse else mdp.transition_pi(pe))  # type: ignore[union-attr]
     miss = 1.0 - p[np.arange(p.shape[0]), e]

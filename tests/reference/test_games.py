@@ -695,3 +695,99 @@ def test_GAME_17_self_play_refuses_a_bad_constant_lam_even_without_steps() -> No
     """lam = 1 is outside [0, 1): refused at once, also with num_steps = 0 (as documented)."""
     with pytest.raises(ValueError, match="lam"):
         self_play_simgad(rps_payoff(), np.zeros(3), alpha=0.1, num_steps=0, lam=1.0)
+
+
+@pytest.mark.parametrize("offset", [1e6, 1e10, -1e12])
+def test_GAME_05_nash_equilibrium_is_shift_invariant(offset: float) -> None:
+    """Adding a constant to every payoff changes no equilibrium. On matching pennies + 1e10 (entries 1e10 +- 1,
+    exact in float64) the LP on M / max|M| returned the pure profile (0, 1), (0, 1) with exploitability 2, and its
+    certificate (gap <= 1e-9 max|M| = 10) passed it (review 2026-12-07). The LP now runs on the game centred by
+    its midrange and scaled by its half-range. Oracle: the equilibrium of the centred game, (1/2, 1/2) exactly,
+    and value offset + 0 (p M q sums four entries of size |offset|: within 4 eps |offset| of it); on a 3 x 3
+    game, the equilibrium of the unshifted game."""
+    from reference.games import exploitability, nash_equilibrium
+
+    pennies = np.array([[1.0, -1.0], [-1.0, 1.0]])
+    ne = nash_equilibrium(pennies + offset)
+    np.testing.assert_array_equal(ne.p, [0.5, 0.5])
+    np.testing.assert_array_equal(ne.q, [0.5, 0.5])
+    assert abs(ne.value - offset) <= 4 * np.finfo(float).eps * abs(offset)
+    assert exploitability(pennies + offset, ne.p, ne.q) <= 4 * np.finfo(float).eps * abs(offset)
+    m = np.array([[1.0, -2.0, 0.5], [0.25, 1.0, -1.0], [-1.0, 0.5, 0.75]])
+    base = nash_equilibrium(m)
+    shifted = nash_equilibrium(m + offset)
+    # the shifted game's entries carry a rounding of eps |offset| / 2 each, and the gap is Lipschitz in M
+    tol = 8 * np.finfo(float).eps * abs(offset)
+    assert exploitability(m, shifted.p, shifted.q) <= tol + 1e-12
+    assert abs((shifted.value - offset) - base.value) <= tol + 1e-12
+
+
+def test_GAME_08_linearised_matrix_uses_a_step_relative_to_theta() -> None:
+    """For a bilinear field the Jacobian of one SimGAD step is the constant I + alpha [[0, B], [-B^T, 0]]. The
+    fixed central-difference step 1e-6 was off by 2.4e-4 at |theta| = 1e6 and returned the identity at 1e10,
+    where theta + 1e-6 rounds to theta (review 2026-12-07). With the step h max(1, |z_j|) and the width actually
+    taken, the difference quotient of a linear field is exact up to rounding: (f(z + e) - f(z - e)) / width with
+    |f| <= 2 ||B|| |z|, i.e. about eps ||B|| |z| / (h |z|) = eps ||B|| / h relative to the entries (1e-10 at h =
+    1e-6, scaled here by 8 for the two subtractions)."""
+    from reference.games import bilinear_gradient, linearised_iteration_matrix
+
+    B = np.array([[1.0, 2.0], [-1.0, 0.5]])
+    alpha = 0.5
+    exact = np.eye(4) + alpha * np.block([[np.zeros((2, 2)), B], [-B.T, np.zeros((2, 2))]])
+    for s in (1.0, 1e3, 1e6, 1e10):
+        L = linearised_iteration_matrix(bilinear_gradient(B), np.array([s, -s]), np.array([s, 2 * s]),
+                                        method="simgad", alpha=alpha)
+        assert float(np.max(np.abs(L - exact))) <= 8 * alpha * 2 * 2.0 * np.finfo(float).eps / 1e-6, s
+
+
+def test_GAME_12_regularised_equilibrium_judges_its_residual_relative_to_its_terms() -> None:
+    """On payoffs of 1e6 the converged solve (scipy: "The solution converged") left a residual of 1.9e-11, 9e-17
+    relative to alpha max|M|, and the absolute 1e-12 check raised NotConvergedError (review 2026-12-07). Checked
+    now: the result is a fixed point of constant-lam anchored SimGAD up to tol times the documented scale of the
+    step's terms (alpha max|M| included: the softmax field carries max|M|), for payoffs from 1 to 1e6; and bad
+    inputs get typed errors."""
+    from reference.errors import InvalidGameError, ReferenceError_, ShapeError
+    from reference.games import anchored_simgad, regularised_equilibrium, softmax_game_gradient
+
+    base = np.array([[1.0, -2.0, 0.5], [0.3, 1.0, -1.0], [-1.0, 0.2, 0.7]])
+    for scale in (1.0, 1e3, 1e6):
+        grad = softmax_game_gradient(scale * base)
+        x, y = regularised_equilibrium(grad, np.zeros(3), np.zeros(3), alpha=0.1, lam=0.1)
+        nxt = anchored_simgad(grad, x, y, alpha=0.1, lam=0.1, num_steps=1)
+        gx, gy = grad(x, y)
+        size = max(1.0, float(np.max(np.abs(0.1 * np.concatenate([gx, gy])))), float(np.max(np.abs(0.1 * x))),
+                   0.1 * scale * float(np.max(np.abs(base))))  # the documented scale: alpha max|M| included
+        moved = max(float(np.max(np.abs(nxt.theta1[1] - x))), float(np.max(np.abs(nxt.theta2[1] - y))))
+        assert moved <= 1e-12 * size + 4 * np.finfo(float).eps * size, scale
+    grad = softmax_game_gradient(base)
+    with pytest.raises(ShapeError):
+        regularised_equilibrium(grad, np.zeros((3, 1)), np.zeros(3), alpha=0.1, lam=0.1)
+    with pytest.raises(InvalidGameError):
+        regularised_equilibrium(grad, np.full(3, np.nan), np.zeros(3), alpha=0.1, lam=0.1)
+    with pytest.raises((ValueError, ReferenceError_)):
+        regularised_equilibrium(grad, np.zeros(3), np.zeros(3), alpha=np.inf, lam=0.1)
+    with pytest.raises(ReferenceError_):
+        regularised_equilibrium(grad, np.zeros(3), np.zeros(3), alpha=0.1, lam=0.1, tol=0.0)
+
+
+def test_game_inputs_refused_with_typed_errors() -> None:
+    """Accepted before 2026-12-07: a = inf in QuadraticGame, a complex payoff (its imaginary part dropped with a
+    warning), lam = 1 in anchored_simgad when num_steps = 0; symmetric_equilibrium of a 2 x 3 matrix raised a raw
+    numpy broadcast error."""
+    from reference.errors import InvalidGameError, ShapeError
+    from reference.games import (
+        QuadraticGame,
+        anchored_simgad,
+        bilinear_gradient,
+        nash_equilibrium,
+        symmetric_equilibrium,
+    )
+
+    with pytest.raises(InvalidGameError, match="finite"):
+        QuadraticGame(np.eye(1), np.inf, 1.0, np.zeros(1), np.zeros(1))
+    with pytest.raises(InvalidGameError, match="real"):
+        nash_equilibrium(np.array([[1j, 1.0]]))
+    with pytest.raises(ShapeError, match="square"):
+        symmetric_equilibrium(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="lam"):
+        anchored_simgad(bilinear_gradient(np.eye(1)), np.ones(1), np.ones(1), alpha=0.1, lam=1.0, num_steps=0)

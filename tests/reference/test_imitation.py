@@ -364,3 +364,38 @@ def test_MDP_14_compounding_chain_starts_uniformly_on_the_good_states_of_step_0(
     expected = np.zeros(ch.mdp.n_states_plus)
     expected[ch.good[0]] = 0.25
     np.testing.assert_array_equal(np.asarray(ch.mdp.p0, dtype=np.float64), expected)
+
+
+def test_imitation_inputs_refused_with_typed_errors() -> None:
+    """Accepted before 2026-12-07 (review): a NaN logit (cross_entropy returned a NaN loss), a NaN or negative lr
+    (gradient ascent) and a theta0 of the wrong shape in fit_bc_softmax, a policy row [1.5, -0.5] deployed as is
+    and a row summing to 0.5 deployed greedily; an expert of the wrong length in on_expert_error raised a raw
+    numpy broadcast error."""
+    from reference.errors import ReferenceError_
+    from reference.imitation import (
+        Dataset,
+        compounding_error_mdp,
+        cross_entropy,
+        deploy,
+        expert_policy,
+        fit_bc_softmax,
+        on_expert_error,
+    )
+
+    d = Dataset(np.array([0, 1]), np.array([1, 0]))
+    with pytest.raises(InvalidPolicyError, match="non-finite"):
+        cross_entropy(np.array([[np.nan, 0.0], [0.0, 0.0]]), d)
+    for lr in (np.nan, -1.0, 0.0, np.inf):
+        with pytest.raises(ReferenceError_, match="lr"):
+            fit_bc_softmax(d, n_states_plus=2, n_actions=2, lr=lr, n_iters=2)
+    with pytest.raises(ShapeError, match="theta0"):
+        fit_bc_softmax(d, n_states_plus=5, n_actions=2, lr=1.0, n_iters=1, theta0=np.zeros((2, 2)))
+    for row in ([1.5, -0.5], [0.2, 0.3], [np.nan, 1.0]):
+        for mode in ("stochastic", "greedy"):
+            with pytest.raises(InvalidPolicyError):
+                deploy(np.array([row]), mode)
+    np.testing.assert_array_equal(deploy(np.array([[0.25, 0.75]]), "greedy"), [[0.0, 1.0]])
+    ch = compounding_error_mdp(horizon=2, width=1, rng=np.random.default_rng(0))
+    ex = expert_policy(ch.mdp)
+    with pytest.raises(ShapeError, match="expert"):
+        on_expert_error(ch.mdp, np.full((ch.mdp.n_states, 2), 0.5), ex[:-1], horizon=2)
