@@ -30,7 +30,7 @@ from reference.errors import ReferenceError_, ShapeError
 from reference.exact import v_pi
 from reference.generators import random_layered_mdp
 from reference.gradients import score_function_estimator, trajectory_score
-from reference.mdp import FiniteMDP, FloatArray, from_outcomes, validate_flags, validate_int
+from reference.mdp import FiniteMDP, FloatArray, _real, _real_array, from_outcomes, validate_flags, validate_int
 from reference.policies import softmax
 from reference.sampling import Moments, Trajectories, enumerate_trajectories, exact_moments
 from reference.surrogates import GRPO_EPS_STD, grpo_advantages, kl_k3, ppo_clip_objective
@@ -85,7 +85,7 @@ def grpo_objective(
     group_size = validate_int(group_size, "group_size", minimum=1)
     if group_size < 1 or b % group_size:
         raise ReferenceError_(f"group_size {group_size!r} must be >= 1 and divide B = {b}")
-    if not (np.isfinite(beta) and beta >= 0.0):
+    if not (np.isfinite(_real(beta, "beta")) and beta >= 0.0):
         raise ReferenceError_(f"beta must be a finite number >= 0, got {beta!r}")
     groups = r.reshape(b // group_size, group_size)
     if center:
@@ -99,9 +99,11 @@ def grpo_objective(
     if beta > 0.0:
         if log_prob_ref is None:
             raise ReferenceError_("beta > 0 needs log_prob_ref (the reference policy's log-probs)")
-        lr = np.asarray(log_prob_ref, dtype=np.float64)
+        lr = _real_array(log_prob_ref, "log_prob_ref")
         if lr.shape != ln.shape:
             raise ShapeError(f"log_prob_ref must have shape {list(ln.shape)}, got {list(lr.shape)}")
+        if not np.all(np.isfinite(np.where(va, lr, 0.0))):  # NaN or -inf made the objective NaN
+            raise ReferenceError_("log_prob_ref must be finite on the valid steps")
         per_tok = per_tok - beta * kl_k3(np.where(va, lr - ln, 0.0))
     per_roll = np.sum(np.where(va, per_tok, 0.0), axis=0)
     if length_norm:
@@ -140,8 +142,11 @@ def grpo_advantage_conditional_means(
 
     Spec: TR-50 (not an unbiased estimate of A^pi(s, a)). Each state must be visited at most once per
     trajectory (acyclic MDP), so conditioning on the visit is conditioning on (s_t, a_t). For Dr. GRPO
-    (``scale_by_std=False``) the mean is (n - 1)/n (Q^pi(s, a) - V^pi(s0)) when r is the undiscounted
-    return: the group mean is a baseline for s0, not s_t, and it shrinks the signal by (n - 1)/n.
+    (``scale_by_std=False``) the mean is (n - 1)/n (E[r | (s, a) visited] - V^pi(s0)), r the undiscounted
+    return: the group mean is a baseline for s0, not s_t, and it shrinks the signal by (n - 1)/n. With the
+    reward at the end only (the text's outcome reward) E[r | (s, a) visited] = Q^pi(s, a); in general it is
+    E[rewards before s | visit] + Q^pi(s, a) (the earlier docstring stated Q^pi(s, a) for any undiscounted
+    return: up to 0.376 off on a layered MDP with rewards on every layer, review 2026-12-07).
     """
     n = validate_int(n, "n", minimum=1, hint=" (the group size)")
     tr = enumerate_trajectories(mdp, pi, s0=s0)

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from reference.errors import ReferenceError_, ShapeError
-from reference.mdp import FloatArray, _real
+from reference.mdp import FloatArray, _real, _real_array
 
 __all__ = [
     "GRPO_EPS_STD",
@@ -172,7 +172,9 @@ def kl_k3(log_rho: ArrayLike) -> FloatArray:
     for c in _K3_COEFFS[1:]:
         p = p * x + c
     series = x * (x * p)
-    direct = np.maximum(np.expm1(lr) - lr, 0.0)
+    with np.errstate(invalid="ignore"):
+        direct = np.maximum(np.expm1(lr) - lr, 0.0)
+    direct = np.where(lr == np.inf, np.inf, direct)  # inf - inf: the limit is +inf (it was NaN)
     return np.asarray(np.where(small, series, direct), dtype=np.float64)
 
 
@@ -235,10 +237,10 @@ def grpo_advantages(
     cancellation residue), and so does a group of N = 1. ``scale_by_std=False`` is the Dr. GRPO
     variant r - mean(r) (same exact-zero rules). Shapes: rewards [..., N] -> [..., N].
     """
-    r = np.asarray(rewards, dtype=np.float64)
+    r = _real_array(rewards, "rewards")  # strings such as '1' were parsed
     if r.ndim < 1:
         raise ShapeError(f"rewards must have a group axis (last), got shape {list(r.shape)}")
-    e = float(eps_std)
+    e = _real(eps_std, "eps_std")  # '0.5' and True were accepted
     if not (e > 0.0 and np.isfinite(e)):
         raise ReferenceError_(f"eps_std must be a positive finite number, got {eps_std!r}")
     if not np.all(np.isfinite(r)):
@@ -248,11 +250,17 @@ def grpo_advantages(
         return np.zeros_like(r)
     # Each group is scaled by a power of two 2^k >= max|r| first (exact), so that the mean and the squares of
     # the std cannot overflow (they did beyond |r| ~ 1.3e154): A = (r' - mean r') / (std r' + eps_std 2^-k).
+    # Centring is the corrected two-pass algorithm: the rounded mean's error is removed by subtracting the mean of
+    # the deviations, so that nearly equal rewards keep their exact deviations (r = [1, 1 + 2^-52] gave [0, 2.2e-12]
+    # for the exact [-1.1e-12, 1.1e-12]: the rounded mean's error divided by eps_std); the std is that of the
+    # corrected deviations.
     _, k = np.frexp(np.max(np.abs(r), axis=-1, keepdims=True))
     rs = np.ldexp(r, -k)
     centred = rs - rs.mean(axis=-1, keepdims=True)
+    centred = centred - centred.mean(axis=-1, keepdims=True)
     if scale_by_std:
-        out = centred / (rs.std(axis=-1, ddof=1, keepdims=True) + np.ldexp(e, -k))
+        std = np.sqrt(np.sum(centred * centred, axis=-1, keepdims=True) / (n - 1))
+        out = centred / (std + np.ldexp(e, -k))
     else:
         with np.errstate(over="ignore"):
             out = np.ldexp(centred, k)

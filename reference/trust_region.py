@@ -32,7 +32,16 @@ from numpy.typing import ArrayLike
 from reference.errors import NotConvergedError, ReferenceError_, ShapeError
 from reference.exact import a_pi, discounted_occupancy, j_pi
 from reference.gradients import grad_j_exact, j_theta
-from reference.mdp import FiniteMDP, FloatArray, _real, validate_flags, validate_gamma, validate_int, validate_weights
+from reference.mdp import (
+    FiniteMDP,
+    FloatArray,
+    _real,
+    validate_flags,
+    validate_gamma,
+    validate_int,
+    validate_step_size,
+    validate_weights,
+)
 from reference.policies import softmax
 from reference.policy_advantage import policy_advantage
 from reference.surrogates import categorical_kl, ppo_clip_objective, ppo_clip_ratio_gradient
@@ -138,8 +147,12 @@ def hessian_surrogate_k(mdp: FiniteMDP, theta: ArrayLike, theta0: ArrayLike) -> 
 def hessian_j_fd(mdp: FiniteMDP, theta: ArrayLike, *, h: float = 1e-5) -> FloatArray:
     """Hessian of J at theta by central differences of the exact gradient; shape [D, D], symmetrised.
 
-    Spec: TR-06. Truncation error O(h^2) times the third derivative; rounding ~ eps |grad J| / h.
+    Spec: TR-06. Truncation error O(h^2) times the third derivative; rounding ~ eps |grad J| / h. ``h`` is a
+    finite step > 0 (``ReferenceError_``; h = 0 gave NaN).
     """
+    hh = _real(h, "h")
+    if not (math.isfinite(hh) and hh > 0.0):
+        raise ReferenceError_(f"h must be a finite number > 0 (the central-difference step), got {h!r}")
     th = _theta(mdp, theta)
     n = th.size
     out = np.zeros((n, n))
@@ -295,7 +308,7 @@ def fisher_vector_product(theta: ArrayLike, v: ArrayLike, weights: ArrayLike) ->
     th = np.asarray(theta, dtype=np.float64)
     vv = np.asarray(v, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
-    if vv.shape != th.shape or w.shape != th.shape[:1]:
+    if th.ndim != 2 or vv.shape != th.shape or w.shape != th.shape[:1]:
         raise ShapeError(f"theta {list(th.shape)}, v {list(vv.shape)}, weights {list(w.shape)} disagree")
     _check_weights(w)
     pi = softmax(th)
@@ -376,11 +389,16 @@ def conjugate_gradient(
     """Conjugate gradient for A x = b with A symmetric positive definite, given x -> A x; x0 = 0.
 
     Spec: TR-09 ("H^{-1} g solved via CG"; open choice 12: 10 iterations). Stops early when
-    ||r|| <= rtol ||b||. Exact after dim(b) iterations in exact arithmetic. Shapes: b [...] -> [...].
-    ``rtol`` must be a finite real number >= 0 and ``b`` finite (:class:`ReferenceError_` naming them: a
-    negative rtol made the solver stop before its first iteration and return 0). ``matvec`` must return the
-    shape of its argument (``ShapeError``) and a curvature p^T A p that is finite and > 0 (``ReferenceError_``:
-    a NaN or inf from the matvec made x NaN).
+    ||r|| <= rtol ||b||, and when CG has converged as far as rounding allows: the residual is below
+    n eps ||b|| (n = b.size), or the curvature p^T A p of the next direction is within 8 n eps of the largest
+    curvature seen (relative to |p|^2). Without these stops the iterations after convergence ran into rounding:
+    on an undamped Fisher matrix (singular, TR-09's F) p^T A p came out -8e-20 and a valid ``trpo_exact(damping=0)``
+    raised; on a damped one the residual underflowed to 1e-320 and p^T A p to 0. Exact after dim(b) iterations in
+    exact arithmetic. Shapes: b [...] -> [...]. ``rtol`` must be a finite real number >= 0 and ``b`` finite
+    (:class:`ReferenceError_` naming them: a negative rtol made the solver stop before its first iteration and
+    return 0). ``matvec`` must return the shape of its argument (``ShapeError``) and a finite curvature p^T A p,
+    > 0 on the first direction and not below minus the rounding level after it (``ReferenceError_``: A is not
+    positive (semi)definite; a NaN or inf from the matvec made x NaN).
     """
     bb = np.asarray(b, dtype=np.float64)
     iters = validate_int(iters, "iters", minimum=1)
@@ -394,7 +412,10 @@ def conjugate_gradient(
     r = bb.copy()
     p = r.copy()
     rr = float(np.sum(r * r))
-    stop = (tol * float(np.sqrt(np.sum(bb * bb)))) ** 2
+    bnorm = float(np.sqrt(np.sum(bb * bb)))
+    level = 8.0 * bb.size * float(np.finfo(np.float64).eps)  # rounding level of a sum of b.size products
+    stop = max((tol * bnorm) ** 2, (level * bnorm) ** 2)
+    max_curv = 0.0  # the largest Rayleigh quotient p^T A p / |p|^2 seen: an estimate of ||A||
     for _ in range(iters):
         if rr <= stop or rr == 0.0:
             break
@@ -402,9 +423,15 @@ def conjugate_gradient(
         if ap.shape != p.shape:  # a matvec of another shape broadcast into a wrong x
             raise ShapeError(f"conjugate_gradient: matvec returned shape {ap.shape} for a vector of shape {p.shape}")
         pap = float(np.sum(p * ap))
-        if not 0.0 < pap < math.inf:  # NaN fails this too (it passed "pap <= 0" and x came back NaN)
+        pp = float(np.sum(p * p))
+        noise = level * max_curv * pp  # 0 on the first direction
+        if not (math.isfinite(pap) and (pap > 0.0 if max_curv == 0.0 else pap >= -noise)):
+            # NaN fails this too (it passed "pap <= 0" and x came back NaN)
             raise ReferenceError_(f"conjugate_gradient: p^T A p = {pap!r} is not finite and > 0; A is not positive "
                                   f"definite (or the matvec returned NaN / inf)")
+        if pap <= noise:  # curvature at rounding level: converged as far as float64 allows (a singular A)
+            break
+        max_curv = max(max_curv, pap / pp)
         alpha = rr / pap
         x = x + alpha * p
         r = r - alpha * ap
@@ -441,7 +468,7 @@ def backtracking_line_search(
     th = np.asarray(theta, dtype=np.float64)
     step = np.asarray(full_step, dtype=np.float64)
     max_backtracks = validate_int(max_backtracks, "max_backtracks")
-    if not (delta > 0.0 and 0.0 < shrink < 1.0):
+    if not (_real(delta, "delta") > 0.0 and 0.0 < _real(shrink, "shrink") < 1.0):
         raise ReferenceError_(f"need delta > 0 and 0 < shrink < 1; got {delta!r}, {shrink!r}")
     f0 = objective(th)
     for j in range(max_backtracks + 1):
@@ -541,15 +568,26 @@ def ppo_clip_surrogate_exact(
     L = sum_s d^{pi_k}(s) sum_a pi_k(a|s) C_eps(ell_sa, A^{pi_k}(s, a)), ell = pi_theta / pi_k;
     dL/dtheta[s, b] = d(s) pi_theta(b|s) (c_b - sum_a pi_theta(a|s) c_a), c = dC/d ell (TR-13).
     Shapes: theta, theta_k [S+1, A] -> (scalar, [S+1, A]).
+
+    Where pi_k(a|s) underflows to 0 (a logit gap of -800) or ell overflows (pi_k subnormal), ell is not a finite
+    number but the term is: pi_k C(pi / pi_k, A) = min(pi A, clip(pi, (1 - eps) pi_k, (1 + eps) pi_k) A), and
+    dC/d ell is that of ell -> +inf (0 for A > 0, A for A < 0). These entries are computed so (they raised
+    "ratio must be finite" before 2026-12-07); every other entry as the formula above.
     """
     pi = softmax(_theta(mdp, theta))
     pk = softmax(_theta(mdp, theta_k, "theta_k"))
     d = discounted_occupancy(mdp, pk)
     d[mdp.term] = 0.0
     adv = a_pi(mdp, pk)
-    ell = pi / pk
-    val = float(np.sum(d[:, None] * pk * ppo_clip_objective(ell, adv, eps=eps)))
-    c = ppo_clip_ratio_gradient(ell, adv, eps=eps)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = pi / pk
+    ok = np.isfinite(ratio)
+    ell = np.where(ok, ratio, 1.0)  # placeholder 1 where pi_k = 0 or the ratio overflowed (handled below)
+    e = float(eps)
+    term = np.where(ok, pk * ppo_clip_objective(ell, adv, eps=eps),
+                    np.minimum(pi * adv, np.clip(pi, (1.0 - e) * pk, (1.0 + e) * pk) * adv))
+    val = float(np.sum(d[:, None] * term))
+    c = np.where(ok, ppo_clip_ratio_gradient(ell, adv, eps=eps), np.where(adv < 0, adv, 0.0))
     grad = d[:, None] * pi * (c - np.sum(pi * c, axis=1, keepdims=True))
     return val, np.asarray(grad, dtype=np.float64)
 
@@ -569,8 +607,7 @@ def ppo_clip_exact(
     """
     iters = validate_int(iters, "iters")
     epochs = validate_int(epochs, "epochs", minimum=1)
-    if not lr > 0.0:
-        raise ReferenceError_(f"need lr > 0, got lr={lr!r}")
+    lr = validate_step_size(lr, "lr")  # a string '0.1' raised a raw TypeError
     th = _theta(mdp, theta0, "theta0").copy()
     thetas, js, kls = [th.copy()], [j_theta(mdp, th)], []
     for _ in range(iters):
@@ -602,8 +639,12 @@ def ppo_penalty_exact(
     """
     iters = validate_int(iters, "iters")
     epochs = validate_int(epochs, "epochs", minimum=1)
-    if not (lr > 0.0 and beta > 0.0):
-        raise ReferenceError_(f"need lr > 0 and beta > 0; got {lr!r}, {beta!r}")
+    lr = validate_step_size(lr, "lr")
+    if not (math.isfinite(_real(beta, "beta")) and float(beta) > 0.0):
+        raise ReferenceError_(f"need a finite beta > 0; got {beta!r}")
+    if d_targ is not None and not (math.isfinite(_real(d_targ, "d_targ")) and float(d_targ) > 0.0):
+        raise ReferenceError_(f"d_targ must be None or a finite KL target > 0, got {d_targ!r} (NaN never adapted "
+                              f"beta)")
     th = _theta(mdp, theta0, "theta0").copy()
     thetas, js, kls = [th.copy()], [j_theta(mdp, th)], []
     b = float(beta)

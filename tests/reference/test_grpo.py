@@ -11,6 +11,7 @@ docs/evidence/tr_measurements.md).
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -276,3 +277,66 @@ def test_TR_52_remax_variance_with_a_stochastic_greedy_return_in_closed_form() -
     np.testing.assert_allclose(got.mean, mean, rtol=0, atol=tol)
     assert abs(got.second_moment - second) <= tol
     assert abs(got.trace_variance - (second - float(np.sum(mean**2)))) <= tol
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_TR_50_dr_grpo_mean_with_rewards_on_every_layer(seed: int) -> None:
+    """Rewards on every layer (not only at the end): Dr. GRPO's conditional mean is (n - 1)/n (E[r | (s, a)
+    visited] - V^pi(s0)), where E[r | visit] = E[rewards before s | visit] + Q^pi(s, a), not Q^pi(s, a) as the
+    docstring said for any undiscounted return (up to 0.376 off, review 2026-12-07). Oracle: E[r | visit] by
+    direct enumeration of the trajectories from s0 (weights and returns, no groups), V^pi(s0) by a linear solve."""
+    from reference.generators import random_layered_mdp
+    from reference.sampling import enumerate_trajectories
+
+    rng = np.random.default_rng(seed)
+    mdp = random_layered_mdp(rng, 2, 2, 2, gamma=1.0, reward_outcomes=2)
+    pi = softmax(rng.normal(size=(mdp.n_states_plus, 2)))
+    s0, n = int(np.argmax(mdp.p0)), 3
+    dr = grpo_advantage_conditional_means(mdp, pi, s0=s0, n=n, scale_by_std=False)
+    tr = enumerate_trajectories(mdp, pi, s0=s0)
+    ret = tr.rewards.sum(axis=1)
+    num = np.zeros((mdp.n_states_plus, mdp.n_actions))
+    den = np.zeros_like(num)
+    for j in range(tr.n):
+        for t in range(int(tr.lengths[j])):
+            num[tr.states[j, t], tr.actions[j, t]] += tr.weights[j] * ret[j]
+            den[tr.states[j, t], tr.actions[j, t]] += tr.weights[j]
+    seen = den > 0
+    cond = np.where(seen, num / np.where(seen, den, 1.0), 0.0)
+    want = (n - 1) / n * (cond - v_pi(mdp, pi)[s0])
+    r_max = float(np.max(np.abs(ret)))
+    tol = tolerance(2.0 * r_max, terms=8**n)
+    np.testing.assert_allclose(dr.mean[seen], want[seen], rtol=0, atol=tol)
+    # and Q^pi alone is off wherever rewards precede s (states after the first layer)
+    assert float(np.max(np.abs(dr.mean[seen] - ((n - 1) / n * (q_pi(mdp, pi) - v_pi(mdp, pi)[s0]))[seen]))) > 1e3 * tol
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_TR_49_group_advantages_of_nearly_equal_rewards_keep_their_deviations(case: int) -> None:
+    """Rewards a few ulps apart: the rounded group mean's error, divided by std + 1e-4, swamped the deviations
+    ([1, 1 + 2^-52] gave [0, 2.2e-12] for the exact [-1.1e-12, 1.1e-12]; the advantages did not sum to 0; review
+    2026-12-07). Oracle: exact rational mean, deviations and sample variance (fractions.Fraction); the std as the
+    correctly rounded sqrt of the exact variance; bound: the result is a few roundings from the exact one in
+    relative terms (counted_tolerance with N + 8 roundings of max |A|)."""
+    from fractions import Fraction
+
+    from reference.tolerance import counted_tolerance
+
+    rng = np.random.default_rng(case)
+    fixed = [np.array([1.0, 1.0 + 2.0**-52]), np.array([0.3, 0.3, np.nextafter(0.3, 1.0)])]
+    if case < len(fixed):
+        r = fixed[case]
+    else:  # c + k ulp(c) for small integers k
+        c = float(rng.uniform(0.1, 10.0))
+        r = c + rng.integers(-3, 4, size=int(rng.integers(2, 9))) * np.spacing(c)
+        r[0] = np.nextafter(r[0], np.inf)  # never a flat group
+    n = r.size
+    exact = [Fraction(float(x)) for x in r]
+    mean = sum(exact, Fraction(0)) / n
+    dev = [x - mean for x in exact]
+    var = sum((d * d for d in dev), Fraction(0)) / (n - 1)
+    std = math.sqrt(var)
+    want = np.array([float(d / (Fraction(std) + Fraction(GRPO_EPS_STD))) for d in dev])
+    got = grpo_advantages(r)
+    assert float(np.max(np.abs(got - want))) <= counted_tolerance(float(np.max(np.abs(want))), roundings=n + 8)
+    assert abs(float(np.sum(got))) <= counted_tolerance(float(np.max(np.abs(want))), roundings=2 * n + 8)

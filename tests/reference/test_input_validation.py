@@ -935,3 +935,48 @@ def test_gradient_helpers_check_weights_and_distributions() -> None:
         k_step_q_estimates(np.ones((1, 2)), boot, np.array([2]), gamma=0.9, k=1)
     # a NaN the estimate does not read (past the episode's end) is allowed, as elsewhere
     k_step_q_estimates(np.ones((1, 2)), np.array([[0.0, 0.0, np.nan]]), np.array([1]), gamma=0.9, k=1)
+
+
+def test_trust_region_and_grpo_inputs_of_the_2026_12_07_review() -> None:
+    """Accepted or refused with a raw TypeError / numpy error before: a NaN or +inf log_prob_ref on a valid step
+    (grpo_objective returned NaN), eps_std '0.5' or True and reward strings ['1', '2'] (parsed), beta / lr / delta
+    given as strings (raw TypeError), d_targ NaN (beta never adapted) or negative, hessian_j_fd(h=0) (NaN),
+    fisher_vector_product with a 1-D theta (numpy AxisError). And kl_k3(+inf) is +inf, its limit (it was NaN)."""
+    from reference.grpo import grpo_objective
+    from reference.surrogates import grpo_advantages, kl_k3
+    from reference.trust_region import (
+        backtracking_line_search,
+        fisher_vector_product,
+        hessian_j_fd,
+        ppo_clip_exact,
+        ppo_penalty_exact,
+    )
+
+    ln = np.log(np.full((2, 2), 0.5))
+    valid = np.ones((2, 2), dtype=bool)
+    for ref in (np.full((2, 2), np.nan), np.full((2, 2), np.inf)):
+        with pytest.raises(ReferenceError_, match="log_prob_ref"):
+            grpo_objective(ln, ln, np.array([1.0, 0.0]), valid, group_size=2, beta=0.1, log_prob_ref=ref)
+    with pytest.raises(ReferenceError_, match="beta"):
+        grpo_objective(ln, ln, np.array([1.0, 0.0]), valid, group_size=2, beta="0.1",  # type: ignore[arg-type]
+                       log_prob_ref=ln)
+    for eps_std in ("0.5", True):
+        with pytest.raises(ReferenceError_, match="eps_std"):
+            grpo_advantages(np.array([1.0, 2.0]), eps_std=eps_std)  # type: ignore[arg-type]
+    with pytest.raises(ReferenceError_, match="rewards"):
+        grpo_advantages(np.array(["1", "2"]))
+    mdp = random_mdp(np.random.default_rng(0), 2, 2, gamma=0.9)
+    th = np.zeros((3, 2))
+    with pytest.raises(ReferenceError_, match="lr"):
+        ppo_clip_exact(mdp, th, lr="0.1", iters=1)  # type: ignore[arg-type]
+    for d_targ in (np.nan, -0.01, 0.0):
+        with pytest.raises(ReferenceError_, match="d_targ"):
+            ppo_penalty_exact(mdp, th, lr=0.1, iters=1, d_targ=d_targ)
+    with pytest.raises(ReferenceError_, match="h must"):
+        hessian_j_fd(mdp, th, h=0.0)
+    with pytest.raises(ShapeError):
+        fisher_vector_product(np.zeros(3), np.zeros(3), np.ones(3))
+    with pytest.raises(ReferenceError_, match="delta"):
+        backtracking_line_search(np.zeros(2), np.ones(2), objective=lambda t: 0.0, constraint=lambda t: 0.0,
+                                 delta="0.1")  # type: ignore[arg-type]
+    assert kl_k3(np.array([np.inf]))[0] == np.inf

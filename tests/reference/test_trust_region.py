@@ -904,3 +904,74 @@ def test_TR_07_is_surrogate_terms_gamma_trick_drops_only_the_discount() -> None:
     assert float(np.max(np.abs(plain - disc))) > 1e6 * tolerance(float(np.max(np.abs(plain))), terms=t_len + 4)
     assert is_surrogate_estimate(ln, lo, ad, valid, gamma=gamma, gamma_t=False) == pytest.approx(
         float(np.mean(plain)), rel=0, abs=tolerance(float(np.max(np.abs(plain))), terms=b_n))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_TR_09_cg_on_an_undamped_fisher_matrix_converges_to_the_min_norm_solution(seed: int) -> None:
+    """F of a tabular softmax policy is singular (each state's row sums to 0), and trpo_exact documents
+    damping >= 0. CG kept iterating after convergence: p^T F p came out -8e-20 and trpo_exact(damping=0) raised
+    "A is not positive definite" on 40 of 40 random 3 x 3 MDPs at cg_iters=20 (review 2026-12-07). CG now stops
+    at rounding level. Oracle: from x0 = 0 CG on a consistent singular system stays in range(F), so it reaches
+    pinv(F) b; perturbation bound |x - x*| <= kappa * level * |x*| with kappa = lambda_max / lambda_min over range(F)
+    and level = 8 n eps, CG's own stopping level (times 8 for the steps it accumulates)."""
+    rng = np.random.default_rng(seed)
+    n_s, n_a = 4, 3
+    theta = rng.normal(size=(n_s, n_a))
+    w = rng.random(n_s) + 0.1
+    f = fisher_matrix(theta, w)
+    b = f @ rng.normal(size=n_s * n_a)  # in range(F)
+    lam = np.linalg.eigvalsh(f)
+    rank_tol = 1e3 * np.finfo(float).eps * float(lam.max()) * f.shape[0]
+    kappa = float(lam.max()) / float(lam[lam > rank_tol].min())
+    want = np.linalg.pinv(f, rcond=rank_tol / float(lam.max())) @ b
+    level = 8 * b.size * np.finfo(float).eps
+    for iters in (12, 50, 200):
+        x = conjugate_gradient(lambda v: f @ v, b, iters=iters)
+        assert float(np.linalg.norm(x - want)) <= 8 * kappa * level * float(np.linalg.norm(want)), iters
+    mdp = random_mdp(rng, 3, 3, gamma=0.9)
+    th0 = rng.normal(size=(4, 3))
+    for cg_iters in (3, 10, 20):
+        trpo_exact(mdp, th0, iters=3, damping=0.0, cg_iters=cg_iters)  # raised before
+
+
+def test_TR_09_cg_still_refuses_an_indefinite_matrix() -> None:
+    """The rounding-level stop must not hide a matrix that is not positive semidefinite: negative curvature on the
+    first direction, or clearly negative (far beyond rounding) on a later one, raises ReferenceError_."""
+    for a, b in ((np.diag([1.0, -1.0]), np.array([1.0, 1.0])), (np.diag([2.0, -1.0]), np.array([1.0, 0.5])),
+                 (-np.eye(3), np.ones(3))):
+        def matvec(v: FloatArray, a: FloatArray = a) -> FloatArray:
+            return np.asarray(a @ v)
+
+        with pytest.raises(ReferenceError_, match="positive"):
+            conjugate_gradient(matvec, b, iters=10)
+    x = conjugate_gradient(lambda v: np.diag([2.0, 5.0]) @ v, np.array([2.0, 5.0]), iters=200)  # long runs stop
+    np.testing.assert_array_equal(x, [1.0, 1.0])
+
+
+@pytest.mark.parametrize("r3", [-5.0, 5.0])
+def test_TR_15_exact_ppo_surrogate_with_an_underflowed_old_probability(r3: float) -> None:
+    """pi_k(a|s) = e^-800 / (2 + e^-800) underflows to 0, so ell = pi / pi_k is 0/0 or inf and the exact PPO
+    surrogate raised "ratio must be finite", although each term pi_k C(ell, A) is finite (review 2026-12-07).
+    One state, three terminating actions with rewards (1, 0, r3); theta_k logits (0, 0, -800), theta uniform. Oracle,
+    in closed form: d(0) = 1, A = r - V with V = (1 + 0) / 2 (pi_k's weight on action 3 is below 1e-347); the two
+    ordinary actions have ell = (1/3) / (1/2) = 2/3 and the third contributes pk C(ell, A3) -> min(pi3 A3, 0) with
+    dC/d ell -> (A3 if A3 < 0 else 0) as pi_k3 -> 0 (the error of the limit is below 1e-347). Tolerance: a few
+    roundings of terms of size max |r| (counted_tolerance)."""
+    from reference.mdp import from_arrays
+    from reference.tolerance import counted_tolerance
+
+    mdp = from_arrays(np.array([[[0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]]), np.array([[1.0, 0.0, r3]]), gamma=0.9)
+    theta_k = np.array([[0.0, 0.0, -800.0], [0.0, 0.0, 0.0]])
+    theta = np.zeros((2, 3))
+    val, grad = ppo_clip_surrogate_exact(mdp, theta, theta_k, eps=0.2)
+    adv = np.array([1.0, 0.0, r3]) - 0.5
+    pi = np.full(3, 1.0 / 3.0)
+    ell = 2.0 / 3.0  # below 1 - eps = 0.8: clipped where A < 0, unclipped where A > 0
+    c12 = [adv[0], 0.0 if adv[1] < 0 else adv[1]]  # A1 = 0.5 > 0: unclipped (ell < 1 + eps); A2 = -0.5 < 0: clipped
+    want_val = 0.5 * min(ell * adv[0], 0.8 * adv[0]) + 0.5 * max(ell, 0.8) * adv[1] + min(pi[2] * adv[2], 0.0)
+    c = np.array([c12[0], c12[1], adv[2] if adv[2] < 0 else 0.0])
+    want_grad = pi * (c - float(np.sum(pi * c)))
+    tol = counted_tolerance(float(np.max(np.abs(adv))) * 3, roundings=12)
+    assert abs(val - want_val) <= tol
+    assert float(np.max(np.abs(grad[0] - want_grad))) <= tol
+    np.testing.assert_array_equal(grad[1], 0.0)  # the term row
