@@ -975,3 +975,15 @@ def test_TR_15_exact_ppo_surrogate_with_an_underflowed_old_probability(r3: float
     assert abs(val - want_val) <= tol
     assert float(np.max(np.abs(grad[0] - want_grad))) <= tol
     np.testing.assert_array_equal(grad[1], 0.0)  # the term row
+
+
+def test_TR_09_cg_stops_when_the_curvature_vanishes_on_a_singular_matrix() -> None:
+    """A = diag(1, 0) is positive semidefinite and b = (1, 1e-3) has a null-space part (a gradient whose state
+    rows do not sum to exactly 0 gives F such a part, at rounding level). After one step the residual (-1e-6, 1e-3)
+    is far above rounding, but the next direction has p^T A p = 0: CG stops there (it divided by zero before the
+    curvature stop) with the first step's x = (1 + 1e-6) b, exact up to two roundings."""
+    a = np.diag([1.0, 0.0])
+    b = np.array([1.0, 1e-3])
+    x = conjugate_gradient(lambda v: a @ v, b, iters=10)
+    alpha = float(b @ b) / float(b @ a @ b)
+    np.testing.assert_allclose(x, alpha * b, rtol=4 * np.finfo(float).eps, atol=0)
