@@ -286,7 +286,18 @@ def _along(traj: Trajectories, table: ArrayLike, name: str) -> FloatArray:
     """b(s_t) for t < H along every trajectory, [N, H]; ``table`` [S+] is checked against the batch
     (:func:`reference.sampling.validate_state_table`): a short baseline raises, never read at clamped indices."""
     b = validate_state_table(traj, table, name=name)
-    return np.asarray(b[traj.states[:, : traj.horizon]], dtype=np.float64)
+    out = np.asarray(b[traj.states[:, : traj.horizon]], dtype=np.float64)
+    _finite_on_steps(traj, out, name)
+    return out
+
+
+def _finite_on_steps(traj: Trajectories, values: FloatArray, name: str) -> None:
+    """ReferenceError_ if a value read at a step t < T is not finite (a NaN in a baseline or Q at a reachable
+    state made the estimator NaN with no error; the entries read at padding steps are multiplied by 0)."""
+    bad = np.argwhere(traj.valid & ~np.isfinite(values))
+    if bad.size:
+        i, t = (int(x) for x in bad[0])
+        raise ReferenceError_(f"{name} is not finite at state {int(traj.states[i, t])} (trajectory {i}, step {t})")
 
 
 # =============================================================================== the text's estimators
@@ -333,7 +344,9 @@ def g_q_estimate(
     """
     qa = validate_state_table(traj, q, name="q", ndim=2, actions=True)
     s = traj.states[:, : traj.horizon]
-    psi = _time_factor(traj, gamma, gamma_t) * (qa[s, traj.actions] - _along(traj, baseline, "baseline"))
+    q_read = qa[s, traj.actions]
+    _finite_on_steps(traj, q_read, "q")
+    psi = _time_factor(traj, gamma, gamma_t) * (q_read - _along(traj, baseline, "baseline"))
     return score_function_estimator(theta, traj, psi)
 
 
@@ -388,7 +401,8 @@ def prefix_groups(
     to exhibit the difference. Trajectories that ended before t keep their whole (padded) prefix.
     """
     if include_reward and not include_action:
-        raise ValueError("include_reward needs include_action (r_t follows a_t)")
+        raise ReferenceError_("include_reward needs include_action (r_t follows a_t)")
+    t = validate_int(t, "t")  # 1.5 raised a TypeError, True was read as 1
     h = traj.horizon
     if not 0 <= t < h:
         raise ShapeError(f"t must lie in 0..{h - 1}, got {t}")
@@ -464,10 +478,18 @@ def weighted_min_variance_baseline(p: ArrayLike, w2: ArrayLike, q: ArrayLike) ->
 def weighted_squared_error(rho: ArrayLike, p: ArrayLike, w2: ArrayLike, q: ArrayLike, b: ArrayLike) -> float:
     """E_{s ~ rho, a ~ p(.|s)}[w^2(s, a) (Q(s, a) - b(s))^2], the objective of PG-18.
 
-    Shapes: rho [S]; p, w2, q [S, A]; b [S].
+    Shapes: rho [S]; p, w2, q [S, A]; b [S]. Checked as :func:`weighted_min_variance_baseline` checks its
+    inputs (a w2 of shape [A] was broadcast and a p that is not a distribution accepted), plus rho (weights >= 0)
+    and b (finite, [S]).
     """
-    r, pa, wa, qa = (np.asarray(x, dtype=np.float64) for x in (rho, p, w2, q))
+    pa, wa, qa = (np.asarray(x, dtype=np.float64) for x in (p, w2, q))
+    weighted_min_variance_baseline(pa, wa, qa)  # the same checks of p, w2, q
+    r = validate_weights(rho, "rho")
     bb = np.asarray(b, dtype=np.float64)
+    if r.shape != pa.shape[:1] or bb.shape != pa.shape[:1]:
+        raise ShapeError(f"rho and b must have shape [{pa.shape[0]}], got {list(r.shape)} and {list(bb.shape)}")
+    if not np.all(np.isfinite(bb)):
+        raise ReferenceError_("b must be finite")
     return float(r @ (pa * wa * (qa - bb[:, None]) ** 2).sum(axis=1))
 
 
@@ -503,7 +525,7 @@ def selection_probabilities(rule: SelectionRule, k: int, n: int) -> FloatArray:
         out = np.zeros(n)
         out[k % n] = 1.0
         return out
-    raise ValueError(f"rule must be 'uniform' or 'cyclic', got {rule!r}")
+    raise ReferenceError_(f"rule must be 'uniform' or 'cyclic', got {rule!r}")
 
 
 def expand_random_time_step(

@@ -71,7 +71,12 @@ def log_softmax(logits: ArrayLike) -> FloatArray:
     m = x.max(axis=-1, keepdims=True)
     with np.errstate(over="ignore"):
         z = x - m  # a gap beyond the float range is -inf: log pi = -inf, pi = 0 (the limit, not an error)
-    return np.asarray(z - np.log(np.exp(z).sum(axis=-1, keepdims=True)), dtype=np.float64)
+    # log sum exp z = log(1 + s), s the sum over every entry but one maximal one: log1p keeps the relative
+    # accuracy of log pi(dominant) = -log1p(s) ~ -s (log(1 + s) gave 0 for [0, -38], exact -3.1e-17, and a 2.6 %
+    # error in the entropy)
+    e = np.exp(z)
+    np.put_along_axis(e, np.argmax(x, axis=-1)[..., None], 0.0, axis=-1)
+    return np.asarray(z - np.log1p(e.sum(axis=-1, keepdims=True)), dtype=np.float64)
 
 
 def softmax(logits: ArrayLike) -> FloatArray:
@@ -150,6 +155,8 @@ def expected_score(theta: ArrayLike) -> FloatArray:
     sum_a pi(a | s) (e_a - pi(. | s)), zero up to rounding.
     """
     th = np.asarray(theta, dtype=np.float64)
+    if th.ndim != 2:  # a 1-D theta raised a raw IndexError
+        raise ShapeError(f"theta must have shape (S, A), got {th.shape}")
     pi = softmax(th)
     n_actions = th.shape[1]
     eye = np.eye(n_actions)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from reference.errors import InvalidMDPError, ShapeError
+from reference.errors import InvalidMDPError, ReferenceError_, ShapeError
 from reference.mdp import (
     FiniteMDP,
     FloatArray,
@@ -70,6 +70,29 @@ class Trajectories:
     truncated: BoolArray
     weights: FloatArray
     term: int | None = None
+
+    def __post_init__(self) -> None:
+        """Padding after T carries reward 0 (the module's convention, MDP-11): the returns of PG-08's estimators
+        sum every column, so a hand-built batch with a non-zero (or NaN) padded reward gave wrong gradients (a
+        padded 5 after T = 1 turned [-0.5, 0.5] into [-3, 3]). ``ShapeError`` for inconsistent shapes or lengths
+        outside 0..H, ``ReferenceError_`` for a non-zero padded reward or a non-finite reward before T."""
+        r = np.asarray(self.rewards)
+        lengths = np.asarray(self.lengths)
+        if r.ndim != 2 or lengths.shape != r.shape[:1]:
+            raise ShapeError(f"Trajectories: rewards must be [N, H] and lengths [N], got {list(r.shape)} and "
+                             f"{list(lengths.shape)}")
+        if lengths.size and (int(lengths.min()) < 0 or int(lengths.max()) > r.shape[1]):
+            raise ShapeError(f"Trajectories: lengths must lie in 0..H = {r.shape[1]}")
+        valid = np.arange(r.shape[1])[None, :] < lengths[:, None]
+        bad = np.argwhere(~valid & (r != 0.0))
+        if bad.size:
+            i, t = (int(x) for x in bad[0])
+            raise ReferenceError_(f"Trajectories: reward[{i}, {t}] = {r[i, t]!r} after the end T = {int(lengths[i])}: "
+                                  f"padding must be 0 (MDP-11)")
+        bad = np.argwhere(valid & ~np.isfinite(r))
+        if bad.size:
+            i, t = (int(x) for x in bad[0])
+            raise ReferenceError_(f"Trajectories: reward[{i}, {t}] = {r[i, t]!r} is not finite")
 
     @property
     def n(self) -> int:
@@ -356,8 +379,8 @@ def exact_moments(samples: ArrayLike, weights: ArrayLike) -> Moments:
     if x.ndim < 1 or x.shape[0] != w.size or w.ndim != 1:
         raise ShapeError(f"samples [N, ...] and weights [N] disagree: {x.shape} vs {w.shape}")
     if not np.all(np.isfinite(w)) or abs(float(w.sum()) - 1.0) > 1e-9 or np.any(w < 0):
-        raise ValueError(f"weights must be a probability vector (sum {float(w.sum())!r}, "
-                         f"min {float(w.min())!r})")
+        raise ReferenceError_(f"weights must be a probability vector (sum {float(w.sum())!r}, "
+                              f"min {float(w.min())!r})")
     flat = x.reshape(x.shape[0], -1)
     mean = w @ flat
     dev = flat - mean

@@ -696,3 +696,136 @@ def test_PG_09_E_26_past_discounted_rewards_do_not_cancel_behind_a_huge_reward()
     np.testing.assert_array_equal(got, [[0.0, 1.0, 1e20 + 1.0]])
     half = past_discounted_rewards(np.array([[4.0, 2.0, 8.0, 1.0]]), gamma=0.5)  # dyadic: exact
     np.testing.assert_array_equal(half, [[0.0, 4.0, 5.0, 7.0]])
+
+
+@pytest.mark.parametrize("gap", [20.0, 33.0])
+def test_PG_12_exact_gradient_keeps_its_relative_accuracy_at_nearly_deterministic_rows(gap: float) -> None:
+    """grad J[s, a] = d(s) pi(a|s) A(s, a): with A = Q - V a nearly deterministic row (logit gap 33, pi_rare ~ 5e-15)
+    kept an absolute error of eps |V| on advantages of size pi_rare dQ: 1e-3 relative, and the row no longer
+    summed to 0 (review 2026-12-07). A is now sum_b pi_b (Q_a - Q_b). Oracle: the same quantities from the
+    MDP's tables in 50-digit mpmath (linear solves included). Bound per row, relative to its largest entry: the
+    float64 Q carries kappa eps |Q| (kappa = (1 + gamma) / (1 - gamma)), so each difference Q_a - Q_b is within that
+    of the exact one, i.e. a relative kappa eps max|Q| / min |Q_a - Q_b| of the row's advantages
+    (tolerance(..., terms=|S+|, condition=kappa))."""
+    import mpmath as mp
+
+    from reference.generators import random_mdp
+    from reference.tolerance import discount_condition, tolerance
+
+    mp.mp.dps = 50
+    rng = np.random.default_rng(1)
+    mdp = random_mdp(rng, 3, 2, gamma=0.9)
+    theta = rng.normal(size=(4, 2))
+    theta[1] = [gap, 0.0]
+    g = grad_j_exact(mdp, theta)
+    n = mdp.n_states_plus
+    P, R = mdp.P, mdp.r
+    pi = [[mp.e ** mp.mpf(float(x)) for x in row] for row in theta]
+    pi = [[x / sum(row) for x in row] for row in pi]
+    gam = mp.mpf(mdp.gamma)
+    ppi = mp.matrix(n, n)
+    rpi = mp.matrix(n, 1)
+    for s in range(n):
+        for a in range(2):
+            rpi[s] += pi[s][a] * mp.mpf(float(R[s, a]))
+            for t in range(n):
+                ppi[s, t] += pi[s][a] * mp.mpf(float(P[s, a, t]))
+    eye = mp.eye(n)
+    v = mp.lu_solve(eye - gam * ppi, rpi)
+    p0 = mp.matrix([mp.mpf(float(x)) for x in mdp.p0])
+    d = mp.lu_solve((eye - gam * ppi).T, p0)
+    kappa = discount_condition(mdp.gamma)
+    for s in range(mdp.n_states):
+        q = [mp.mpf(float(R[s, a])) + gam * sum(mp.mpf(float(P[s, a, t])) * v[t] for t in range(n)) for a in range(2)]
+        want = [d[s] * pi[s][a] * (q[a] - v[s]) for a in range(2)]
+        row_max = float(max(abs(w) for w in want))
+        gap_q = float(abs(q[0] - q[1]))
+        tol = tolerance(row_max * float(max(abs(x) for x in q)) / gap_q, terms=n, condition=kappa)
+        for a in range(2):
+            assert abs(g[s, a] - float(want[a])) <= tol, (s, a, g[s, a], float(want[a]), tol)
+        assert abs(g[s, 0] + g[s, 1]) <= tol  # a tabular softmax gradient row sums to 0
+
+
+@pytest.mark.parametrize("gap", [30.0, 50.0])
+def test_PG_29_gamma1_occupancy_refuses_episodes_too_long_for_float64(gap: float) -> None:
+    """At gamma = 1 the occupancy (expected visits) solves I - P_TT, whose condition number is about 2 E[T].
+    discounted_occupancy had no E[T] guard: on stay-or-go with pi(go) = 1 / (1 + e^30) (E[T] = 1e13) the gamma-trick
+    gradient came back 1e-3 off with no error, and at e^50 grad_j_exact raised numpy's LinAlgError (review
+    2026-12-07). Both now raise NotConvergedError, as v_pi does; a moderate gap (E[T] = e^10) still works."""
+    from reference.errors import NotConvergedError
+    from reference.exact import discounted_occupancy
+    from reference.generators import stay_or_go_mdp
+    from reference.gradients import gamma_trick_gradient
+
+    mdp = stay_or_go_mdp(gamma=1.0)
+    theta = np.zeros((2, 2))
+    theta[0, 0] = gap
+    with pytest.raises(NotConvergedError):
+        gamma_trick_gradient(mdp, theta, gamma_tilde=0.9)
+    with pytest.raises(NotConvergedError):
+        grad_j_exact(mdp, theta)
+    theta[0, 0] = 10.0
+    visits = discounted_occupancy(mdp, softmax(theta))[0]
+    # E[visits] = 1 / pi(go) = 1 + e^10 = E[T]; the solve's relative error is bounded by its condition number
+    # 2 E[T] times eps (the estimate GAMMA1_MAX_REL_ERROR is checked against), with the SAFETY factor 8
+    want = 1.0 + math.exp(10.0)
+    assert abs(visits - want) <= 8 * 2.0 * want * np.finfo(float).eps * want
+
+
+def test_PG_08_padding_rewards_must_be_zero_and_read_values_finite() -> None:
+    """A hand-built batch (term=None) with a padded reward of 5 after T = 1 made estimators #0 and #1 give
+    [-3, 3] for [-0.5, 0.5] (the returns sum every column); a NaN there made them NaN; a NaN in q or the
+    baseline at a visited state made #2 / #3 NaN with no error (review 2026-12-07). Trajectories now refuses
+    non-zero padding, and the estimators refuse non-finite values read at steps t < T; NaN at a state never
+    visited is not read and passes."""
+    from reference.errors import ReferenceError_
+    from reference.gradients import g_q_estimate, g_reward_to_go, g_state_baseline
+    from reference.sampling import Trajectories
+
+    def batch(pad: float) -> Trajectories:
+        return Trajectories(states=np.array([[0, 1, 1]]), actions=np.array([[0, 0]]), rewards=np.array([[1.0, pad]]),
+                            lengths=np.array([1]), terminated=np.array([True]), truncated=np.array([False]),
+                            weights=np.array([1.0]))
+
+    for pad in (5.0, np.nan):
+        with pytest.raises(ReferenceError_, match="padding"):
+            batch(pad)
+    tr = batch(0.0)
+    theta = np.zeros((2, 2))
+    np.testing.assert_array_equal(g_reward_to_go(theta, tr, gamma=1.0)[0, 0], [0.5, -0.5])
+    with pytest.raises(ReferenceError_, match="baseline"):
+        g_state_baseline(theta, tr, np.array([np.nan, 0.0]), gamma=1.0)
+    with pytest.raises(ReferenceError_, match="q is not finite"):
+        g_q_estimate(theta, tr, np.array([[np.nan, 0.0], [0.0, 0.0]]), np.zeros(2), gamma=1.0)
+    g_state_baseline(theta, tr, np.array([0.0, np.nan]), gamma=1.0)  # state 1 = term is never read at t < T
+
+
+def test_PG_18_19_weighted_squared_error_and_other_inputs_refused() -> None:
+    """weighted_squared_error broadcast a w2 of shape [A] and accepted a p that is not a distribution, while its
+    sibling weighted_min_variance_baseline refused both; expected_score on a 1-D theta raised IndexError;
+    prefix_groups(t=1.5) a TypeError and t=True was read as 1; exact_moments and selection_probabilities raised a
+    plain ValueError (review 2026-12-07). All are ReferenceError_ subclasses now."""
+    from reference.errors import InvalidPolicyError, ReferenceError_
+    from reference.gradients import prefix_groups, selection_probabilities, weighted_squared_error
+    from reference.policies import expected_score
+    from reference.sampling import Trajectories, exact_moments
+
+    p = np.full((2, 2), 0.5)
+    with pytest.raises(ShapeError):
+        weighted_squared_error(np.ones(2), p, np.ones(2), np.zeros((2, 2)), np.zeros(2))
+    with pytest.raises(InvalidPolicyError):
+        weighted_squared_error(np.ones(2), np.full((2, 2), 0.7), np.ones((2, 2)), np.zeros((2, 2)), np.zeros(2))
+    assert weighted_squared_error(np.ones(2), p, np.ones((2, 2)), np.array([[1.0, 3.0], [0.0, 2.0]]),
+                                  np.array([2.0, 1.0])) == 2.0  # (1 + 1) / 2 + (1 + 1) / 2
+    with pytest.raises(ShapeError):
+        expected_score(np.zeros(3))
+    tr = Trajectories(states=np.array([[0, 1, 1]]), actions=np.array([[0, 0]]), rewards=np.array([[1.0, 0.0]]),
+                      lengths=np.array([1]), terminated=np.array([True]), truncated=np.array([False]),
+                      weights=np.array([1.0]))
+    for t in (1.5, True):
+        with pytest.raises(ReferenceError_, match="t"):
+            prefix_groups(tr, t, include_action=False)  # type: ignore[arg-type]
+    with pytest.raises(ReferenceError_, match="probability"):
+        exact_moments(np.zeros((2, 1)), np.array([0.7, 0.7]))
+    with pytest.raises(ReferenceError_, match="rule"):
+        selection_probabilities("random", 0, 3)  # type: ignore[arg-type]

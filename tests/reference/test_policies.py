@@ -397,3 +397,24 @@ def test_PG_50_log_std_clamp_uses_the_given_bounds(low: float, high: float, want
     are kept. np.clip returns the bound or the input itself, so the comparison is exact."""
     got = clamp_log_std(np.array([-9.0, -3.0, -1.5, 0.0, 1.5, 2.5, 7.0]), low=low, high=high)
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("logits", [[0.0, -36.0], [0.0, -38.0], [0.0, -40.0, -745.0], [3.0, 3.0, -50.0], [1.0, 0.5]])
+def test_PG_48_log_softmax_and_entropy_keep_relative_accuracy_at_nearly_deterministic_rows(logits: list[float]) -> None:
+    """log pi(dominant) = -log(1 + s) with s the sum of the other exp gaps: computed as log(1 + s) it was 0 for
+    [0, -38] (exact -3.1e-17) and the entropy 2.6 % off (review 2026-12-07); with log1p both keep their relative
+    accuracy. Oracle: 50-digit mpmath. Bound: a few roundings relative to each value (counted_tolerance, 8)."""
+    import mpmath as mp
+
+    from reference.tolerance import counted_tolerance
+
+    mp.mp.dps = 50
+    x = [mp.mpf(v) for v in logits]
+    lse = mp.log(sum(mp.e ** v for v in x))
+    want_lp = [float(v - lse) for v in x]
+    want_h = float(-sum(mp.e ** (v - lse) * (v - lse) for v in x))
+    got_lp = log_softmax(np.array(logits))
+    for g, w in zip(got_lp, want_lp, strict=True):
+        assert abs(g - w) <= counted_tolerance(abs(w), roundings=8) + 1e-300
+    got_h = float(categorical_entropy(np.array(logits)))
+    assert abs(got_h - want_h) <= counted_tolerance(want_h, roundings=8 * len(logits))
