@@ -33,6 +33,7 @@ from reference.errors import (
     ImproperPolicyError,
     NonSummableReturnError,
     NotConvergedError,
+    ReferenceError_,
 )
 from reference.mdp import FiniteMDP, FloatArray, validate_policy
 from reference.tolerance import tolerance
@@ -92,21 +93,46 @@ def _classify_traps(mdp: FiniteMDP, pi: FloatArray, cs: ChainStructure) -> Impro
             continue
         if not np.any(np.asarray(nonzero)[cls]):
             continue
-        mu, cond = _class_stationary_with_condition(m, cls)
-        gain = float(mu @ r_pi[cls])
-        scale = float(np.max(np.abs(r_pi[cls]))) if cls.size else 0.0
-        # zero mean up to the rounding of mu r: |cls| terms of size <= scale, mu from a solve of condition
-        # `cond` (until 2026-12-06 the window was 1e-12 scale, so a mean of 1e-13 per step, V = +inf, was
-        # reported as zero-mean / non-summable)
-        if abs(gain) > tolerance(scale, terms=int(cls.size), condition=max(cond, 1.0)):
+        rc = r_pi[cls]
+        sign = _class_sign(rc)
+        if sign == 0:  # every expected reward is exactly 0 (stochastic rewards of mean 0): the mean is 0
+            zero_mean.append([int(s) for s in cls])
+            continue
+        if sign is not None:
+            # every expected reward has one sign and one is not 0: the stationary law is positive on the whole
+            # class, so the mean has that sign, however small (a mean of 1e-15 fell inside the rounding window
+            # and was reported as zero-mean); no stationary solve needed (a 30 000-state cycle ran out of memory)
+            gain = float(_class_stationary(m, cls) @ rc) if cls.size <= DENSE_CLASS_MAX else float(sign) * np.nan
+            divergent.append(([int(s) for s in cls], gain if np.isfinite(gain) and gain * sign > 0 else sign * 0.0))
+            continue
+        if cls.size > DENSE_CLASS_MAX:
+            raise NotConvergedError(f"gamma = 1: a closed class of {cls.size} states (> DENSE_CLASS_MAX = "
+                                    f"{DENSE_CLASS_MAX}) with rewards of both signs never reaches term; deciding "
+                                    f"whether its mean reward is 0 needs its stationary law, which is computed "
+                                    f"densely here")
+        mu = _class_stationary(m, cls)
+        gain = float(mu @ rc)
+        # mu from GTH has a small relative error in every entry (about k^2 eps at worst, k = |cls|), so the
+        # computed mean mu r is within `window` of the exact one, with sum_i mu_i |r_i| <= max |r| as the scale.
+        # (Until 2026-12-06 the window was 1e-12 scale, so a mean of 1e-13 per step, V = +inf, was reported as
+        # zero-mean; until 2026-12-07 it carried the condition number of a LAPACK solve, and a 2000-state walk
+        # with mean 0.01 fell inside a window of 0.019.)
+        scale = float(mu @ np.abs(rc))
+        window = tolerance(scale, terms=int(cls.size) ** 2 + int(cls.size))
+        if abs(gain) > window:
             divergent.append(([int(s) for s in cls], gain))
         else:
             zero_mean.append([int(s) for s in cls])
     if divergent:  # every such class is named (only the first by index was, whatever the others' signs)
-        signs = {1 if g > 0 else -1 for _, g in divergent}
+        signs = {1 if np.copysign(1.0, g) > 0 else -1 for _, g in divergent}
         sign = signs.pop() if len(signs) == 1 else 0
-        parts = "; ".join(f"states {c} never reach term with mean reward {g:+.6g} per step, so V = "
-                          f"{'+' if g > 0 else '-'}inf there" for c, g in divergent)
+        def mean(g: float) -> str:
+            side = ">" if np.copysign(1.0, g) > 0 else "<"
+            return f"{g:+.6g}" if g != 0.0 else f"{side} 0 (every reward of the class has that sign)"
+
+        parts = "; ".join(f"states {c[:20]}{' ...' if len(c) > 20 else ''} never reach term with mean reward "
+                          f"{mean(g)} per step, so V = {'+' if np.copysign(1.0, g) > 0 else '-'}inf there"
+                          for c, g in divergent)
         mixed = (" (classes of both signs: a transient state feeding both has no value at all; the error's "
                  "sign is 0)") if sign == 0 else ""
         return DivergentReturnError(f"gamma = 1: {parts} (BEL-36){mixed}; term is unreachable from states "
@@ -123,23 +149,41 @@ def _classify_traps(mdp: FiniteMDP, pi: FloatArray, cs: ChainStructure) -> Impro
         trapped)
 
 
+DENSE_CLASS_MAX: int = 5000
+"""gamma = 1: closed classes up to this size get a dense stationary solve when their mean reward's sign is not
+evident from the rewards themselves; larger ones with rewards of both signs raise NotConvergedError."""
+
+
+def _class_sign(r: FloatArray) -> int | None:
+    """+1 / -1 if every entry of ``r`` is >= 0 / <= 0 and one is not 0; 0 if all are 0; None for both signs."""
+    if np.all(r == 0.0):
+        return 0
+    if np.all(r >= 0.0):
+        return 1
+    if np.all(r <= 0.0):
+        return -1
+    return None
+
+
 def _class_stationary(m: FloatArray | sp.csr_array, cls: np.ndarray) -> FloatArray:
-    """Stationary distribution of the irreducible closed class ``cls`` of the chain m."""
-    return _class_stationary_with_condition(m, cls)[0]
-
-
-def _class_stationary_with_condition(m: FloatArray | sp.csr_array, cls: np.ndarray) -> tuple[FloatArray, float]:
-    """:func:`_class_stationary` and the inf-norm condition number of the linear system it solves."""
+    """Stationary distribution of the irreducible closed class ``cls`` of the chain m, by the
+    Grassmann-Taksar-Heyman algorithm: Gaussian elimination that only adds and multiplies non-negative numbers
+    (the pivot is the sum of the remaining off-diagonal entries of its row, never 1 - p_ii), so every entry of mu
+    has a small relative error whatever the conditioning of I - P (Grassmann, Taksar and Heyman 1985; O'Cinneide
+    1993). The earlier LAPACK solve of mu (I - P) = 0 carried an error of cond(I - P) eps, 8e6 eps for two blocks
+    coupled with probability 2^-20, which forced a window so wide that a mean of 0.01 was called 0."""
     sub = m[np.ix_(cls, cls)] if not sp.issparse(m) else m[cls][:, cls]
-    sub = sub.toarray() if sp.issparse(sub) else np.asarray(sub)
+    a = np.array(sub.toarray() if sp.issparse(sub) else sub, dtype=np.float64)
     k = cls.size
-    # mu (I - P) = 0, sum mu = 1: replace one equation by the normalisation
-    a = (np.eye(k) - sub).T
-    a[-1, :] = 1.0
-    b = np.zeros(k)
-    b[-1] = 1.0
-    mu = np.asarray(np.linalg.solve(a, b), dtype=np.float64)
-    return mu, float(np.linalg.cond(a, p=np.inf))
+    for n in range(k - 1, 0, -1):
+        s = float(a[n, :n].sum())  # > 0: the class is irreducible, so state n reaches the states before it
+        a[:n, n] /= s
+        a[:n, :n] += np.outer(a[:n, n], a[n, :n])
+    mu = np.zeros(k)
+    mu[0] = 1.0
+    for j in range(1, k):
+        mu[j] = float(mu[:j] @ a[:j, j])
+    return np.asarray(mu / mu.sum(), dtype=np.float64)
 
 
 def v_pi(mdp: FiniteMDP, pi: FloatArray, *, improper: Improper = "raise") -> FloatArray:
@@ -149,10 +193,22 @@ def v_pi(mdp: FiniteMDP, pi: FloatArray, *, improper: Improper = "raise") -> Flo
 
     gamma < 1: solves ``(I - gamma P_pi) V = r_pi`` on S+. gamma = 1: see the module docstring.
     """
+    if improper not in ("raise", "finite"):  # "Raise", None or True ran as "finite"
+        raise ReferenceError_(f"improper must be 'raise' or 'finite', got {improper!r}")
     pi = validate_policy(mdp, pi)
     r_pi = mdp.reward_pi(pi)
     m = mdp.transition_pi(pi)
     n = mdp.n_states_plus
+    v = _v_pi_solve(mdp, pi, r_pi, m, n, improper)
+    if not np.all(np.isfinite(v)):  # +inf means divergence (BEL-36); a finite value beyond float64 is not that
+        raise NotConvergedError(f"V^pi overflows float64 (max |r| = {mdp.max_abs_reward:.3g}): the values are finite "
+                                f"but beyond the largest float; rescale the rewards")
+    return v
+
+
+def _v_pi_solve(mdp: FiniteMDP, pi: FloatArray, r_pi: FloatArray, m: FloatArray | sp.csr_array, n: int,
+                improper: Improper) -> FloatArray:
+    """The solves of :func:`v_pi` (see there)."""
     if mdp.gamma < 1.0:
         # V(term) = 0 is known (MDP-20); solving on S only also keeps the system well conditioned when
         # gamma is within rounding of 1 (the term row of I - gamma P_pi would be (1 - gamma) V(term) = 0).
@@ -192,6 +248,9 @@ def _check_gamma1_conditioning(steps: FloatArray, what: str) -> None:
     I - P_pi too ill-conditioned for ``what`` to be trusted to GAMMA1_MAX_REL_ERROR (condition ~ 2 max E[T])."""
     longest = float(np.max(steps)) if steps.size and np.all(np.isfinite(steps)) else (0.0 if not steps.size
                                                                                          else float("inf"))
+    if steps.size and not float(np.min(steps)) >= 0.5:  # E[T] >= 1 from every transient state: a computed E[T]
+        # below that is the solve's own garbage (a birth-death chain with E[T] = 1.8e21 gave -3.6e16 and V < 0)
+        longest = float("inf")
     rel = 2.0 * longest * float(np.finfo(np.float64).eps)
     if not rel <= GAMMA1_MAX_REL_ERROR:
         raise NotConvergedError(
@@ -333,14 +392,22 @@ def stationary_distribution(mdp: FiniteMDP, pi: FloatArray) -> FloatArray:
     out = np.zeros((n, n))
     trans = np.flatnonzero(cs.transient)
     if trans.size:
-        nt = np.linalg.inv(np.eye(trans.size) - md[np.ix_(trans, trans)])
+        try:
+            nt = np.linalg.inv(np.eye(trans.size) - md[np.ix_(trans, trans)])
+        except np.linalg.LinAlgError as exc:
+            raise NotConvergedError(f"the transient part of P_pi is numerically singular (expected times to "
+                                    f"absorption beyond float64 resolution): {exc}") from None
+        # rows of N = (I - P_TT)^-1 sum to the expected time before absorption (N >= 0): it bounds the
+        # conditioning, as E[T] does for v_pi (a walk with expected absorption time ~1e19 gave absorption
+        # probabilities summing to 0.003 with no error)
+        _check_gamma1_conditioning(nt.sum(axis=1), "P*")
     for cls in cs.closed_classes:
         mu = _class_stationary(md, cls)
         out[np.ix_(cls, cls)] = mu[None, :]
         if trans.size:
             absorb = nt @ md[np.ix_(trans, cls)].sum(axis=1)
             out[np.ix_(trans, cls)] = absorb[:, None] * mu[None, :]
-    return out
+    return np.maximum(out, 0.0)  # probabilities: >= 0 exactly; rounding gave -3.3e-18
 
 
 def average_reward(mdp: FiniteMDP, pi: FloatArray) -> FloatArray:
@@ -367,6 +434,12 @@ def bias_value(mdp: FiniteMDP, pi: FloatArray) -> FloatArray:
     pstar = stationary_distribution(mdp, pi)
     r = mdp.reward_pi(pi)
     gain = pstar @ r
+    cs = chain_structure(md, mdp.term)
+    for cls in cs.closed_classes:  # a class whose rewards have one sign, one of them not 0, has a gain of that sign
+        if mdp.term not in cls and _class_sign(r[cls]) in (1, -1):
+            raise ValueError(f"bias_value needs zero average reward everywhere; states {[int(s) for s in cls][:20]} "
+                             f"form a closed class whose rewards have one sign, so its gain is not 0 (computed "
+                             f"{float(gain[cls[0]]):.3g}, within rounding of 0: a gain of 1e-13 was accepted)")
     if np.max(np.abs(gain)) > 1e-12 * float(np.max(np.abs(r))):
         raise ValueError(f"bias_value needs zero average reward everywhere; max |R^pi| = {np.max(np.abs(gain))}")
     n = mdp.n_states_plus

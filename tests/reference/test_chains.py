@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -209,3 +211,187 @@ def test_banded_path_reports_an_overflowing_solve_as_singular(monkeypatch: pytes
         chains.solve_linear(a, np.array([1e300, 0.0]))
     x = chains.solve_linear(a, np.array([2.0, 2.0]))  # the same matrix with a reachable answer: x = (2, 0)
     np.testing.assert_array_equal(x, [2.0, 0.0])
+
+
+# ------------------------------------------------------------------ gamma = 1 review of 2026-12-07
+def _chain(p: np.ndarray, r: np.ndarray, *, gamma: float = 1.0, backend: str = "auto") -> Any:
+    """One-action MDP from the non-terminal rows p [S, S+1] (term last) and rewards r [S]."""
+    from reference.mdp import from_arrays
+
+    return from_arrays(np.asarray(p, float)[:, None, :], np.asarray(r, float)[:, None], gamma=gamma,
+                       backend=backend)  # type: ignore[arg-type]
+
+
+def _one(mdp: Any) -> np.ndarray:
+    return np.ones((mdp.n_states_plus, 1))
+
+
+def test_BEL_36_a_class_whose_rewards_have_one_sign_diverges_however_small_its_mean() -> None:
+    """A closed class {0, 1} with P(0 -> 1) = 1e-15 and reward 1 at state 1 only: the mean reward is about 1e-15
+    > 0, so V = +inf (BEL-36). It fell inside the zero-mean rounding window and was reported non-summable
+    (BEL-38). Every reward of the class is >= 0 and one is > 0, and the stationary law is positive on an
+    irreducible class, so the sign is certain: DivergentReturnError with sign +1. The same with a 30 000-state
+    reward-1 cycle, which ran out of memory in a dense stationary solve (6.7 GiB)."""
+    from reference import exact
+    from reference.errors import DivergentReturnError
+
+    mdp = _chain(np.array([[1 - 1e-15, 1e-15, 0.0], [1.0, 0.0, 0.0]]), np.array([0.0, 1.0]))
+    with pytest.raises(DivergentReturnError) as info:
+        exact.v_pi(mdp, _one(mdp))
+    assert info.value.sign == 1
+    n = 30_000
+    from reference.mdp import from_outcomes
+
+    big = from_outcomes(n, 1, np.arange(n + 1), (np.arange(n) + 1) % n, np.ones(n), np.ones(n), np.full(n, 1.0 / n),
+                        gamma=1.0, backend="sparse")
+    with pytest.raises(DivergentReturnError) as info:
+        exact.v_pi(big, _one(big))
+    assert info.value.sign == 1
+
+
+def test_BEL_36_38_mixed_sign_class_is_classified_with_an_accurate_stationary_law() -> None:
+    """A 2000-state symmetric reflecting walk (doubly stochastic: mu uniform exactly) with r_i = (-1)^i + 0.01:
+    the mean is exactly 0.01 (Fraction of the stored rewards), V = +inf. The LAPACK stationary solve's error
+    bound (condition ~4e6) made a window of 0.019 and the class was reported zero-mean. The GTH stationary law
+    is accurate entrywise, so the window is a few k^2 eps: divergent, with the computed mean within 1e-9 of 0.01."""
+    from fractions import Fraction
+
+    from reference import exact
+    from reference.errors import DivergentReturnError
+
+    k = 2000
+    p = np.zeros((k, k + 1))
+    for i in range(k):
+        p[i, max(i - 1, 0)] += 0.5
+        p[i, min(i + 1, k - 1)] += 0.5
+    r = np.array([(-1.0) ** i + 0.01 for i in range(k)])
+    exact_mean = float(sum((Fraction(x) for x in r), Fraction(0)) / k)
+    mdp = _chain(p, r)
+    with pytest.raises(DivergentReturnError, match=r"mean reward \+0\.01"):
+        exact.v_pi(mdp, _one(mdp))
+    assert abs(exact_mean - 0.01) < 1e-15
+
+
+def test_BEL_35_gamma1_values_refuse_garbage_expected_lengths_and_overflow() -> None:
+    """(a) A birth-death chain with up-probability 0.77 and 40 states (E[T] = 1.8e21 exactly): the solve's E[T]
+    came out negative and passed the check 2 max E[T] eps <= 1e-6, so V(0) = -3.6e16 for +1 rewards. A computed
+    E[T] below 1 now counts as unusable: NotConvergedError. (b) Rewards of 1e308 with V(0) = 2e308 returned +inf,
+    the value BEL-36 uses for divergence: NotConvergedError now. (c) improper='Raise' (or None) ran as 'finite'."""
+    from reference import exact
+    from reference.errors import NotConvergedError, ReferenceError_
+
+    for up, k, backend in ((0.77, 40, "dense"), (0.99, 12, "sparse")):
+        p = np.zeros((k, k + 1))
+        for i in range(k):
+            p[i, k if i == 0 else i - 1] += 1 - up
+            p[i, min(i + 1, k - 1)] += up
+        mdp = _chain(p, np.ones(k), backend=backend)
+        with pytest.raises(NotConvergedError):
+            exact.v_pi(mdp, _one(mdp))
+    for gamma in (1.0, 0.9):
+        mdp = _chain(np.array([[0.5, 0.0, 0.5], [0.0, 0.0, 1.0]]), np.array([1e308, 0.0]), gamma=gamma)
+        with pytest.raises(NotConvergedError, match="overflows"):
+            exact.v_pi(mdp, _one(mdp))
+    mdp = _chain(np.array([[0.0, 1.0]]), np.array([1.0]))
+    for bad in ("Raise", None, True, "error"):
+        with pytest.raises(ReferenceError_, match="improper"):
+            exact.v_pi(mdp, _one(mdp), improper=bad)  # type: ignore[arg-type]
+
+
+def test_BEL_37_stationary_distribution_guards_its_transient_part() -> None:
+    """(a) A walk (up 0.625, 80 states) whose exit splits evenly between term and an absorbing +1 state X: exactly
+    P*[s, X] = 1/2 and gain 1/2 from every walk state, but the expected absorption time is ~1e17 and the inverse
+    gave row sums of 0.003 with no error: NotConvergedError now. (b) A reflecting walk (left 0.8, 31 states, reward
+    at the far end only) gave P* = -3.3e-18 and a negative average reward with every reward >= 0: entries >= 0."""
+    from reference import exact
+    from reference.errors import NotConvergedError
+
+    up, k = 0.625, 80
+    x = k
+    p = np.zeros((k + 1, k + 2))
+    for i in range(k):
+        if i == 0:
+            p[0, k + 1] += (1 - up) / 2
+            p[0, x] += (1 - up) / 2
+        else:
+            p[i, i - 1] += 1 - up
+        p[i, min(i + 1, k - 1)] += up
+    p[x, x] = 1.0
+    r = np.zeros(k + 1)
+    r[x] = 1.0
+    mdp = _chain(p, r)
+    with pytest.raises(NotConvergedError):
+        exact.average_reward(mdp, _one(mdp))
+    k, q = 31, 0.8
+    p = np.zeros((k, k + 1))
+    for i in range(k):
+        p[i, max(i - 1, 0)] += q
+        p[i, min(i + 1, k - 1)] += 1 - q
+    r = np.zeros(k)
+    r[-1] = 1.0
+    mdp = _chain(p, r)
+    assert np.all(exact.stationary_distribution(mdp, _one(mdp)) >= 0.0)
+    assert np.all(exact.average_reward(mdp, _one(mdp)) >= 0.0)
+
+
+def test_BEL_38_bias_value_refuses_a_tiny_positive_gain() -> None:
+    """A class {0, 1} with P(0 -> 1) = 1e-13 and reward 1 at state 1: gain 1e-13 > 0, so the Cesaro and Abel
+    sums are +inf and bias_value must raise its documented ValueError; it returned [-1e-13, 1]."""
+    from reference import exact
+
+    mdp = _chain(np.array([[1 - 1e-13, 1e-13, 0.0], [1.0, 0.0, 0.0]]), np.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match="gain"):
+        exact.bias_value(mdp, _one(mdp))
+
+
+def test_BEL_04_gmres_path_stops_at_its_target_and_handles_any_scale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """(a) One scipy gmres call with the whole budget ran every restart cycle when its 2-norm target sat at
+    rounding level: a 17^3 grid walk (exit 1e-4 a step) took 111 432 products where 1 200 had met the inf-norm
+    target (35 s; review 2026-12-07). GMRES now runs in chunks on the true residual: at most 2 chunks of 20
+    cycles of 60 here. (b) b scaled by 1e160 or 1e-170 overflowed or underflowed GMRES's norms (NotConvergedError);
+    now b is scaled by a power of two, and x(c b) = c x(b) up to a few roundings (the scaling itself is exact)."""
+    import scipy.sparse.linalg as spla
+
+    from reference import chains
+    from reference.tolerance import counted_tolerance
+
+    monkeypatch.setattr(chains, "DIRECT_SOLVE_MAX", 10)
+    monkeypatch.setattr(chains, "BANDED_FILL_MAX", 0)
+    side = 17
+    n = side**3
+    idx = np.arange(n).reshape(side, side, side)
+    ind = np.indices((side, side, side))
+    rows, cols = [], []
+    for ax in range(3):
+        for sh in (-1, 1):
+            sl = [ind[a] for a in range(3)]
+            sl[ax] = np.clip(ind[ax] + sh, 0, side - 1)
+            rows.append(idx.ravel())
+            cols.append(idx[tuple(sl)].ravel())
+    p = sp.csr_array((np.full(6 * n, (1 - 1e-4) / 6), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    a = sp.csr_array(sp.identity(n, format="csr") - p)
+    b = np.random.default_rng(0).standard_normal(n)
+    products = {"n": 0}
+    real = spla.gmres
+
+    def counting(op: Any, *args: Any, **kwargs: Any) -> Any:
+        def mv(v: np.ndarray) -> np.ndarray:
+            products["n"] += 1
+            return np.asarray(op @ v)
+        return real(spla.LinearOperator(op.shape, matvec=mv, dtype=np.float64), *args, **kwargs)
+
+    monkeypatch.setattr(spla, "gmres", counting)
+    x = chains.solve_linear(a, b)
+    assert float(np.max(np.abs(b - a @ x))) <= 10 * 1e-13 * float(np.max(np.abs(b)))
+    assert products["n"] <= 2 * 20 * 61 + 10
+    small = sp.csr_array(sp.eye_array(200, format="csr") - 0.9 * sp.csr_array(
+        sp.diags_array([np.full(199, 0.5), np.full(199, 0.5)], offsets=[-1, 1], shape=(200, 200))))
+    bb = np.random.default_rng(1).standard_normal(200)
+    base = chains.solve_linear(small, bb)
+    # both solves meet ||b - A x||_inf <= 10 rtol ||b||_inf and ||A^-1||_inf <= 1 / (1 - 0.9) = 10 (a substochastic
+    # 0.9 P), so each x is within 10 * 10 rtol max|b| of the exact one; c * bb and the division by c round too
+    bound = 2 * 10.0 * 10 * 1e-13 * float(np.max(np.abs(bb))) + counted_tolerance(float(np.max(np.abs(base))),
+                                                                                    roundings=4)
+    for c in (1e160, 1e-170, 1e300):
+        got = chains.solve_linear(small, c * bb)
+        assert float(np.max(np.abs(got / c - base))) <= bound
