@@ -395,3 +395,40 @@ def test_BEL_04_gmres_path_stops_at_its_target_and_handles_any_scale(monkeypatch
     for c in (1e160, 1e-170, 1e300):
         got = chains.solve_linear(small, c * bb)
         assert float(np.max(np.abs(got / c - base))) <= bound
+    # (c) a target out of reach (rtol = 1e-20): GMRES stagnates at rounding level and stops after a chunk that did
+    # not halve the residual (3 chunks at most), instead of spending 4 maxiter = 8000 cycles; then it raises
+    from reference.errors import NotConvergedError
+
+    products["n"] = 0
+    with pytest.raises(NotConvergedError):
+        chains.solve_linear(small, bb, rtol=1e-20)
+    assert products["n"] <= 3 * 20 * 61 + 10
+
+
+def test_BEL_36_mixed_sign_class_with_a_negative_mean_diverges_to_minus_inf() -> None:
+    """A closed class {0, 1} alternating deterministically with rewards (-1, +0.5): mean -0.25 per step, so
+    V = -inf (BEL-36, sign -1). The mixed-sign path must keep the sign (|gain| > window, not gain > window)."""
+    from reference import exact
+    from reference.errors import DivergentReturnError
+
+    mdp = _chain(np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]), np.array([-1.0, 0.5]))
+    with pytest.raises(DivergentReturnError, match=r"-0\.25") as info:
+        exact.v_pi(mdp, _one(mdp))
+    assert info.value.sign == -1
+
+
+def test_BEL_38_gth_pivot_is_a_sum_not_one_minus_the_diagonal() -> None:
+    """A class {0, 1}: 0 -> 1 surely, 1 stays with probability 1 - 1e-15 and returns with 1e-15; rewards 1 at
+    state 0 and -1e-15 at state 1 (the stored doubles), so the exact mean is mu_0 - 1e-15 mu_1 = (d - d) / (1 + d)
+    = 0 with d the stored 1e-15: no sum (BEL-38). The GTH pivot of state 1 is its off-diagonal sum d; computed as
+    1 - (1 - 1e-15) it is 9.99e-16, mu is 0.08 % off and the mean 8e-19, far above the window (2e-29): the class
+    would be called divergent."""
+    from reference import exact
+    from reference.errors import NonSummableReturnError
+
+    d = 1e-15
+    mdp = _chain(np.array([[0.0, 1.0, 0.0], [d, 1.0 - d, 0.0]]), np.array([1.0, -d]))
+    stored = mdp.transition_pi(_one(mdp))
+    assert float(stored[1, 0]) == d and float(stored[1, 0]) + float(stored[1, 1]) == 1.0
+    with pytest.raises(NonSummableReturnError):
+        exact.v_pi(mdp, _one(mdp))
