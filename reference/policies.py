@@ -245,8 +245,12 @@ def tanh_gaussian_log_prob(z: ArrayLike, mu: ArrayLike, log_std: ArrayLike) -> F
     x = np.asarray(z, dtype=np.float64)
     m = np.asarray(mu, dtype=np.float64)
     ls = np.asarray(log_std, dtype=np.float64)
-    normal = -ls - 0.5 * _over_sigma(x - m, ls) ** 2 - _HALF_LOG_2PI
-    return np.asarray(normal - log1m_tanh2(x), dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow to -inf is the limit, not an error
+        normal = -ls - 0.5 * _over_sigma(x - m, ls) ** 2 - _HALF_LOG_2PI
+        out = normal - log1m_tanh2(x)
+    # |z| >= ~9e307: both terms are -inf (2 z overflows in the tanh term); the Gaussian's -z^2 / 2 dominates the
+    # tanh term's -2 |z|, so the limit is -inf (inf - inf gave NaN)
+    return np.asarray(np.where(np.isneginf(normal), -np.inf, out), dtype=np.float64)
 
 
 def _squashed_action(a: ArrayLike) -> FloatArray:

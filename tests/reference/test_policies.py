@@ -418,3 +418,12 @@ def test_PG_48_log_softmax_and_entropy_keep_relative_accuracy_at_nearly_determin
         assert abs(g - w) <= counted_tolerance(abs(w), roundings=8) + 1e-300
     got_h = float(categorical_entropy(np.array(logits)))
     assert abs(got_h - want_h) <= counted_tolerance(want_h, roundings=8 * len(logits))
+
+
+def test_PG_51_log_density_at_astronomical_z_is_minus_inf_not_nan() -> None:
+    """|z| >= ~9e307: the Gaussian term and the tanh term were both -inf and their difference NaN (review
+    2026-12-07); the limit is -inf (-z^2 / 2 dominates -2 |z|). Ordinary z are unchanged."""
+    z = np.array([1e308, -1e308, -np.finfo(float).max, 1e200])
+    out = tanh_gaussian_log_prob(z, np.zeros(4), np.zeros(4))
+    assert np.all(out == -np.inf)
+    assert np.isfinite(tanh_gaussian_log_prob(np.array([3.0]), np.zeros(1), np.zeros(1))).all()
