@@ -11,7 +11,10 @@ Time-index convention: see :mod:`reference.mdp` (acting in s_t yields r_t). Arra
   the default is to raise :class:`ImproperPolicyError` naming the states from which term is
   unreachable; the error is :class:`DivergentReturnError` when a trapped class has non-zero mean
   reward (V = +inf for a positive-reward cycle, BEL-36) and :class:`NonSummableReturnError` when it
-  has zero mean but non-zero rewards (BEL-38). With ``improper="finite"`` a policy whose trapped classes
+  has zero mean but non-zero rewards (BEL-38). The mean of a class whose rewards have both signs comes from
+  its stationary law (Grassmann-Taksar-Heyman, entrywise accurate, up to :data:`DENSE_CLASS_MAX` states) or,
+  for larger classes, from sparse renewal-cycle solves with a rigorous error window; it is called zero when
+  its computed value is within that window. With ``improper="finite"`` a policy whose trapped classes
   are reward-free is evaluated exactly (their states have value 0). The same solve gives the expected
   number of steps E[T] before absorption; ``I - P_TT`` has condition number up to about 2 max E[T], so
   when ``2 max E[T] eps`` exceeds :data:`GAMMA1_MAX_REL_ERROR` the values cannot be trusted to float64
@@ -106,10 +109,12 @@ def _classify_traps(mdp: FiniteMDP, pi: FloatArray, cs: ChainStructure) -> Impro
             divergent.append(([int(s) for s in cls], gain if np.isfinite(gain) and gain * sign > 0 else sign * 0.0))
             continue
         if cls.size > DENSE_CLASS_MAX:
-            raise NotConvergedError(f"gamma = 1: a closed class of {cls.size} states (> DENSE_CLASS_MAX = "
-                                    f"{DENSE_CLASS_MAX}) with rewards of both signs never reaches term; deciding "
-                                    f"whether its mean reward is 0 needs its stationary law, which is computed "
-                                    f"densely here")
+            gain, window = _class_gain_sparse(m, cls, rc)
+            if abs(gain) > window:
+                divergent.append(([int(s) for s in cls], gain))
+            else:
+                zero_mean.append([int(s) for s in cls])
+            continue
         mu = _class_stationary(m, cls)
         gain = float(mu @ rc)
         # mu from GTH has a small relative error in every entry (about k^2 eps at worst, k = |cls|), so the
@@ -151,8 +156,60 @@ def _classify_traps(mdp: FiniteMDP, pi: FloatArray, cs: ChainStructure) -> Impro
 
 DENSE_CLASS_MAX: int = 2000
 """gamma = 1: closed classes up to this size get a dense stationary solve (GTH, O(k^3): 0.5 s at k = 1000, 7 s at
-2000 here) when their mean reward's sign is not evident from the rewards themselves; larger ones with rewards of
-both signs raise NotConvergedError."""
+2000 here) when their mean reward's sign is not evident from the rewards themselves; larger ones get the sparse
+renewal-cycle solve of :func:`_class_gain_sparse` (until 2026-12-07 they raised NotConvergedError)."""
+
+
+def _class_gain_sparse(m: FloatArray | sp.csr_array, cls: np.ndarray, rc: FloatArray) -> tuple[float, float]:
+    """Mean reward per step g = mu r of the irreducible closed class ``cls`` of the chain m, by renewal cycles
+    through its first state j, and a rigorous bound on its error: returns (g, window) with |g - g_exact| <= window.
+
+    Renewal-reward theorem: g = C / L, C = r_j + p h and L = 1 + p t, where p = P(j, rest), Q = P(rest, rest),
+    h = (I - Q)^{-1} r_rest (expected reward until the walk hits j) and t = (I - Q)^{-1} 1 (expected hitting time
+    of j). I - Q is a non-singular M-matrix (the class is irreducible), solved sparsely (:func:`chains.solve_linear`).
+    The bound is a posteriori and needs no condition estimate: (I - Q)^{-1} >= 0 entrywise, so the exact errors
+    are h - h_c = (I - Q)^{-1} res_h, |h - h_c| <= ||res_h||_inf t, with res the true residual (the computed one
+    plus gamma_w (|b| + |I - Q| |x|), w the widest row), and t <= t_c / (1 - ||res_t||_inf). The window on C adds
+    the rounding of p h_c; the one on g = C / L also the error of L. NotConvergedError when the window exceeds
+    GAMMA1_MAX_REL_ERROR times the class's mean absolute reward per cycle (the sign could not be decided).
+    """
+    from reference.chains import solve_linear
+    from reference.tolerance import counted_tolerance
+
+    ms = sp.csr_array(m)
+    j, rest = int(cls[0]), np.asarray(cls[1:], dtype=np.int64)
+    q = cast(Any, ms)[rest][:, rest].tocsr()
+    a = (sp.identity(rest.size, format="csr") - q).tocsr()
+    p = np.asarray(cast(Any, ms)[[j]][:, rest].toarray(), dtype=np.float64).ravel()
+    b = np.column_stack([rc[1:], np.abs(rc[1:]), np.ones(rest.size)])
+    x = solve_linear(a, b)
+    width = int(np.diff(a.indptr).max()) + 1
+    res = np.abs(b - a @ x) + np.column_stack([counted_tolerance(1.0, roundings=width + 1)
+                                                * (np.abs(b[:, i]) + abs(a) @ np.abs(x[:, i])) for i in range(3)])
+    res_max = res.max(axis=0)
+    if not (np.all(np.isfinite(x)) and res_max[2] < 0.5):
+        raise NotConvergedError(f"gamma = 1: the hitting-time solve of a closed class of {cls.size} states did not "
+                                f"converge (residual {res_max[2]:.3g}); its mean reward's sign is undecided")
+    t_hi = x[:, 2] / (1.0 - res_max[2])  # >= the exact hitting times (entrywise)
+    pt = float(p @ t_hi)
+    h_c = x[:, 0]
+    nd = int(np.count_nonzero(p)) + 2
+    c = float(rc[0] + p @ h_c)
+    c_err = res_max[0] * pt + counted_tolerance(abs(float(rc[0])) + float(p @ np.abs(h_c)), roundings=nd)
+    l_c = 1.0 + float(p @ x[:, 2])
+    l_err = (1.0 + pt) - l_c + counted_tolerance(1.0 + pt, roundings=nd)  # L_exact in [L_c - l_err, L_c + l_err]
+    l_lo = l_c - abs(l_err)
+    scale = abs(float(rc[0])) + float(p @ np.abs(x[:, 1]))  # E[sum of |r| over a cycle] (approximately)
+    if not (l_lo > 0.0 and c_err <= GAMMA1_MAX_REL_ERROR * scale):
+        raise NotConvergedError(
+            f"gamma = 1: a closed class of {cls.size} states with rewards of both signs never reaches term, and its "
+            f"mean reward per cycle {c:.3g} is certain only to within {c_err:.3g} (> GAMMA1_MAX_REL_ERROR = "
+            f"{GAMMA1_MAX_REL_ERROR:.0e} of the cycle's absolute reward {scale:.3g}): expected cycle length "
+            f"{l_c:.3g}; whether V is infinite or has no sum is undecided")
+    g = c / l_c
+    # |C/L - C_c/L_c| <= (c_err + |C_c| |L - L_c| / L_lo) / L_lo, plus the rounding of the division
+    window = (c_err + abs(c) * abs(l_err) / l_lo) / l_lo + counted_tolerance(abs(g), roundings=1)
+    return g, window
 
 
 def _class_sign(r: FloatArray) -> int | None:

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reference.chains import solve_linear
 
@@ -432,3 +434,89 @@ def test_BEL_38_gth_pivot_is_a_sum_not_one_minus_the_diagonal() -> None:
     assert float(stored[1, 0]) == d and float(stored[1, 0]) + float(stored[1, 1]) == 1.0
     with pytest.raises(NonSummableReturnError):
         exact.v_pi(mdp, _one(mdp))
+
+
+def _reflecting_walk(n: int, r: np.ndarray) -> Any:
+    """One-action sparse MDP: a symmetric walk on 0..n-1 reflecting at both ends (doubly stochastic, so its
+    stationary law is uniform exactly), rewards r [n]; term is unreachable."""
+    from reference.mdp import from_outcomes
+
+    s = np.arange(n)
+    left, right = np.maximum(s - 1, 0), np.minimum(s + 1, n - 1)
+    return from_outcomes(n, 1, np.arange(0, 2 * n + 1, 2), np.stack([left, right], 1).ravel(),
+                         np.repeat(r, 2), np.full(2 * n, 0.5), np.full(n, 1.0 / n), gamma=1.0, backend="sparse")
+
+
+@pytest.mark.parametrize(("offset", "expected"), [(0.01, 1), (-0.01, -1), (0.0, 0)])
+def test_BEL_36_38_large_mixed_sign_class_is_classified_by_the_sparse_renewal_solve(offset: float,
+                                                                                    expected: int) -> None:
+    """A 6000-state reflecting walk (> DENSE_CLASS_MAX, so no dense stationary solve) with r_i = (-1)^i + offset:
+    the mean is exactly the offset (uniform stationary law, n even). Until 2026-12-07 every such class raised
+    NotConvergedError. Now: +0.01 -> V = +inf, -0.01 -> V = -inf (DivergentReturnError with the mean within the
+    renewal solve's window of the exact one), 0 -> no sum (NonSummableReturnError)."""
+    from fractions import Fraction
+
+    from reference import exact
+    from reference.errors import DivergentReturnError, NonSummableReturnError
+
+    n = 6000
+    assert n > exact.DENSE_CLASS_MAX
+    r = np.array([(-1.0) ** i + offset for i in range(n)])
+    exact_mean = float(sum((Fraction(x) for x in r), Fraction(0)) / n)
+    mdp = _reflecting_walk(n, r)
+    cls = np.arange(n)
+    g, window = exact._class_gain_sparse(mdp.transition_pi(_one(mdp)), cls, r)
+    assert abs(g - exact_mean) <= window  # the window is a bound on the error, checked against the exact mean
+    assert window < 1e-6  # and small enough to decide (E[cycle] = n here, hitting times up to ~n^2)
+    if expected == 0:
+        with pytest.raises(NonSummableReturnError):
+            exact.v_pi(mdp, _one(mdp))
+    else:
+        with pytest.raises(DivergentReturnError, match=r"mean reward [+-]0\.01") as info:
+            exact.v_pi(mdp, _one(mdp))
+        assert info.value.sign == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(2, 7))
+def test_BEL_37_sparse_renewal_gain_window_bounds_the_error_against_exact_rationals(seed: int, k: int) -> None:
+    """The renewal-cycle gain of _class_gain_sparse on random irreducible classes of k states (dyadic transition
+    probabilities and rewards, so the stored doubles are the exact rationals) against the exact mean reward
+    mu r from a Fraction solve of mu (I - P) = 0, sum mu = 1: |g - g_exact| <= window, which is the function's
+    claim (a posteriori, from the true residuals and (I - Q)^{-1} >= 0), and g agrees with the GTH law's mean."""
+    from fractions import Fraction
+
+    from reference import exact
+
+    rng = np.random.default_rng(seed)
+    w = rng.integers(0, 5, size=(k, k)).astype(float)
+    w[np.arange(k), (np.arange(k) + 1) % k] += 1.0  # a cycle through all states: irreducible
+    w *= 2.0 ** -np.ceil(np.log2(w.sum(axis=1, keepdims=True)))  # rows sum to <= 1 dyadically ...
+    w[:, 0] += 1.0 - w.sum(axis=1)  # ... and the rest goes to state 0 (exact in binary)
+    p = w
+    r = rng.integers(-8, 9, size=k) / 8.0
+    # exact stationary law: solve mu (I - P) = 0 with sum mu = 1 by Fraction Gaussian elimination
+    a = [[Fraction(float(p[j, i])) - (1 if i == j else 0) for j in range(k)] for i in range(k)]
+    a[-1] = [Fraction(1)] * k
+    bvec = [Fraction(0)] * (k - 1) + [Fraction(1)]
+    for c in range(k):
+        piv = next(i for i in range(c, k) if a[i][c] != 0)
+        a[c], a[piv], bvec[c], bvec[piv] = a[piv], a[c], bvec[piv], bvec[c]
+        for i in range(k):
+            if i != c and a[i][c] != 0:
+                f = a[i][c] / a[c][c]
+                a[i] = [x - f * y for x, y in zip(a[i], a[c], strict=True)]
+                bvec[i] -= f * bvec[c]
+    mu = [bvec[i] / a[i][i] for i in range(k)]
+    g_exact = float(sum((m * Fraction(float(x)) for m, x in zip(mu, r, strict=True)), Fraction(0)))
+    g, window = exact._class_gain_sparse(p, np.arange(k), r)
+    assert abs(g - g_exact) <= window
+    gth = float(exact._class_stationary(p, np.arange(k)) @ r)
+    assert abs(g - gth) <= window + _tolerance_gth(k, float(np.max(np.abs(r))))
+
+
+def _tolerance_gth(k: int, scale: float) -> float:
+    """The GTH law's window used by exact._classify_traps (entrywise relative error ~k^2 eps)."""
+    from reference.tolerance import tolerance
+
+    return tolerance(scale, terms=k * k + k)
