@@ -520,3 +520,64 @@ def _tolerance_gth(k: int, scale: float) -> float:
     from reference.tolerance import tolerance
 
     return tolerance(scale, terms=k * k + k)
+
+
+def _random_sparse_system(n: int, g: float, seed: int) -> sp.csr_array:
+    """I - g P for a random P with 3 random successors and a self-loop per state (no narrow band)."""
+    rng = np.random.default_rng(seed)
+    cols = np.concatenate([rng.integers(0, n, (n, 3)), np.arange(n)[:, None]], axis=1)
+    w = rng.random((n, 4)) + 0.01
+    p = sp.csr_array((w.ravel(), cols.ravel(), np.arange(0, 4 * n + 1, 4)), shape=(n, n))  # duplicates summed
+    return sp.csr_array(sp.eye_array(n, format="csr") - g * sp.csr_array(p / p.sum(axis=1)[:, None]))
+
+
+def test_BEL_04_unbanded_system_below_DIRECT_SOLVE_MAX_tries_GMRES_before_SuperLU(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A random 3-successor system of 7 000 states (FILL_CHECK_MIN < n <= DIRECT_SOLVE_MAX, band estimate
+    above BANDED_FILL_MAX) went to SuperLU by size alone: about 8 s here (39 s at 10 000 states, minutes at
+    20 000: the LU fills in). It now takes GMRES (SuperLU is made to fail) and meets the documented residual bound
+    ||b - a x||_inf <= 10 rtol ||b||_inf; that residual bounds the error by ||a^-1||_inf <= 1 / (1 - g)."""
+    from reference import chains
+
+    def no_superlu(*args: object, **kwargs: object) -> None:
+        raise AssertionError("SuperLU was used for an unbanded system with a GMRES-friendly spectrum")
+
+    monkeypatch.setattr(chains, "_solve_superlu", no_superlu)
+    n, g, rtol = 7_000, 0.99, 1e-13
+    assert chains.FILL_CHECK_MIN < n <= chains.DIRECT_SOLVE_MAX
+    a = _random_sparse_system(n, g, 5)
+    _, lower, upper = chains.banded_ordering(a)
+    assert n * (2 * lower + upper + 1) > chains.BANDED_FILL_MAX
+    b = np.random.default_rng(6).standard_normal((n, 2))
+    x = chains.solve_linear(a, b, rtol=rtol)
+    for j in range(2):
+        assert float(np.max(np.abs(b[:, j] - a @ x[:, j]))) <= 10 * rtol * float(np.max(np.abs(b[:, j])))
+
+
+def test_BEL_04_unbanded_system_falls_back_to_SuperLU_when_GMRES_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same kind of system at 2 500 states (BANDED_FILL_MAX lowered: at the real cap random systems count as
+    unbanded from about 5 800 states) with GMRES made useless (it returns 0): solve_linear falls back
+    to SuperLU and returns the direct solution (backward error at rounding level) instead of NotConvergedError."""
+    import scipy.sparse.linalg as spla
+
+    from reference import chains
+    from reference.tolerance import EPS
+
+    calls = {"gmres": 0}
+
+    def useless_gmres(a: object, b: np.ndarray, **kwargs: object) -> tuple[np.ndarray, int]:
+        calls["gmres"] += 1
+        return np.zeros_like(b), 1
+
+    monkeypatch.setattr(spla, "gmres", useless_gmres)
+    monkeypatch.setattr(chains, "BANDED_FILL_MAX", 1_000_000)  # so that 2 500 states count as unbanded
+    n = 2_500
+    assert n > chains.FILL_CHECK_MIN
+    a = _random_sparse_system(n, 0.99, 7)
+    _, lower, upper = chains.banded_ordering(a)
+    assert n * (2 * lower + upper + 1) > chains.BANDED_FILL_MAX
+    b = np.random.default_rng(8).standard_normal(n)
+    x = chains.solve_linear(a, b)
+    assert calls["gmres"] >= 1
+    backward = float(np.max(np.abs(b - a @ x))) / (2.0 * float(np.max(np.abs(x))) + float(np.max(np.abs(b))))
+    assert backward <= 64 * EPS  # SuperLU with partial pivoting: backward stable (a few rows of 4 entries)
