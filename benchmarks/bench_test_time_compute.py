@@ -119,9 +119,11 @@ def main() -> None:
         f"**{slope_2:.0f} +- {se_2:.0f}** (chi^2/dof {chi_2:.1f}).",
         "",
         "Reading: more search wins more against a fixed opponent (GAME-42). chi^2/dof near 1 means a constant "
-        "Elo per doubling is consistent with the data over that range; well above 1 it is not. With k <= 2 "
-        "simulations every visited root edge has one visit, so the most-visited move is a tie broken to the "
-        "lowest legal cell and k = 1 and k = 2 play identically: the first doubling buys nothing. The text's "
+        "Elo per doubling is consistent with the data over that range; well above 1 it is not. With k = 1 "
+        "the one simulation takes the lowest legal cell (no parent visits yet, so the prior does not steer it); "
+        "with k = 2 the second either revisits that cell or visits another once and ties with it, broken to the "
+        "lower index: either way the most-visited move is the lowest legal cell, so k = 1 and k = 2 play "
+        "identically and the first doubling buys nothing. The text's "
         "+120 Elo per doubling is Jones (2021) on Hex (GAME-44); the figure here is a property of this game, "
         "budget range and opponent. Tic-tac-toe is a draw under perfect play, so the score against any fixed "
         "opponent is capped and the curve must eventually flatten.",

@@ -670,4 +670,10 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('ex_s17f', 'reference/exact.py', '        if mdp.term not in cls and _class_sign(r[cls]) in (1, -1):', '        if False:', ['tests/reference/test_chains.py']),
     ('ch_s17a', 'reference/chains.py', '    bs = np.ldexp(np.asarray(b, dtype=np.float64), -e)', '    bs = np.asarray(b, dtype=np.float64)', ['tests/reference/test_chains.py']),
     ('ch_s17b', 'reference/chains.py', '            stagnated = True\n            break', '            stagnated = True', ['tests/reference/test_chains.py']),
+    ('ag_s18a', 'reference/alphago.py', '                target = pi_mcts if policy_target == "visits" else np.eye(A)[a]', '                target = np.eye(A)[a]', ['tests/reference/test_search.py']),
+    ('ag_s18b', 'reference/alphago.py', 'tsum / np.maximum(cnt, 1.0)[:, None]', 'tsum', ['tests/reference/test_search.py']),
+    ('ag_s18c', 'reference/alphago.py', '            p = masked_softmax(graph, logits)\n            logits -= lr_policy * np.where(seen[:, None], p - tmean, 0.0)\n        # Value: SGD', '            p = masked_softmax(graph, logits)\n            logits -= lr_policy * (p - tmean)\n        # Value: SGD', ['tests/reference/test_search.py']),
+    ('se_s18a', 'reference/search.py', '        acts = np.flatnonzero(legal[0])\n        noise', '        acts = np.arange(A)\n        noise', ['tests/reference/test_search.py']),
+    ('se_s18b', 'reference/search.py', '        if int(self.N[0].sum()) == 0:\n            raise InvalidPolicyError("best_action', '        if False:\n            raise InvalidPolicyError("best_action', ['tests/reference/test_search.py']),
+    ('se_s18c', 'reference/search.py', '        acts = checked_legal(game, s)\n        legal[i, acts] = True', '        acts = list(game.legal_actions(s))\n        legal[i, acts] = True', ['tests/reference/test_search.py']),
 ]

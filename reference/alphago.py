@@ -170,7 +170,7 @@ def _check_targets(graph: GameGraph[S], states: IntArray, targets: FloatArray) -
 def cross_entropy(graph: GameGraph[S], logits: FloatArray, states: IntArray, targets: FloatArray) -> float:
     """Mean cross-entropy ``(1/|D|) sum_{(s, t) in D} -sum_a t_a log pi_theta(a | s)``.
 
-    L(theta) = sum_{(s,a) in D} l_CE(pi_theta(.|s), a)   (L2261; the mean, open choice 8)
+    L(theta) = sum_{(s,a) in D} l_CE(pi_theta(.|s), a)   (L2265; the mean, open choice 8)
 
     Spec: GAME-21, GAME-39. ``states [D]``, ``targets [D, A]`` (one-hot rows for single actions). States are
     integer indices of non-terminal positions (-1 is refused, never wrapped; a float 0.9 is refused, never
@@ -311,7 +311,7 @@ def reinforce_gradient_sample(graph: GameGraph[S], logits: FloatArray, probs_min
     g = sum_{t=0}^{T-1} grad_theta log pi_theta(a_t | s_t) z   (L2285; E-84: over the agent's own moves)
 
     Spec: GAME-23. ``own_moves_only=False`` also sums the opponent's moves as if they were the agent's
-    (a biased estimator; the pitfall of L2288). Returns ``[n, A]``.
+    (a biased estimator; the pitfall of L2287). Returns ``[n, A]``.
     """
     _check_probs(graph, probs_minus, "probs_minus")
     probs = masked_softmax(graph, logits)

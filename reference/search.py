@@ -376,6 +376,19 @@ def checked_player(game: Game[S], state: S) -> int:
     return int(p)
 
 
+def checked_legal(game: Game[S], state: S) -> list[int]:
+    """``game.legal_actions(state)`` checked to be distinct integers in ``range(num_actions)``, at least one
+    (``InvalidGameError`` otherwise: a -1 was wrapped by numpy indexing to action A - 1, which the game never
+    offered). Spec: GAME-18."""
+    A = game.num_actions
+    acts = list(game.legal_actions(state))
+    bad = [a for a in acts if isinstance(a, bool) or not isinstance(a, (int, np.integer)) or not 0 <= a < A]
+    if bad or not acts or len(set(acts)) != len(acts):
+        raise InvalidGameError(f"legal_actions({state}) = {acts!r}: need distinct integers in range({A}), at least "
+                               f"one at a non-terminal state")
+    return [int(a) for a in acts]
+
+
 def enumerate_game(game: Game[S], root: S | None = None) -> GameGraph[S]:
     """Enumerate every state reachable from ``root`` (default: the initial state), memoised by state.
 
@@ -555,7 +568,7 @@ def minimax_value(game: Game[S], state: S, memo: dict[S, float] | None = None) -
 def optimal_policy(graph: GameGraph[S], solution: NegamaxSolution, *, atol: float = 0.0) -> FloatArray:
     """The exact expert: uniform over the optimal actions ``argmax_a Q*(s, a) = argmin_a V*(f(s, a))``.
 
-    Spec: GAME-29 (L2356), GAME-21 (the expert of step 1). Returns ``[n, A]``; terminal rows are zero.
+    Spec: GAME-29 (L2360), GAME-21 (the expert of step 1). Returns ``[n, A]``; terminal rows are zero.
     Ties: actions within ``atol`` of the maximum (exact ties for win/draw/loss games); ``atol`` is a finite
     number >= 0 (``ReferenceError_``: a negative or NaN one left no action optimal, an all-zero row).
     """
@@ -591,11 +604,15 @@ def uniform_prior(game: Game[S]) -> Callable[[S], FloatArray]:
     return prior
 
 
-def _sample(probs: FloatArray, legal: Iterable[int], rng: np.random.Generator, where: object) -> int:
+def _sample(probs: FloatArray, legal: Iterable[int], rng: np.random.Generator, where: object,
+            num_actions: int | None = None) -> int:
     acts = list(legal)
+    probs = np.asarray(probs, dtype=np.float64)
+    if num_actions is not None and probs.shape != (num_actions,):  # a length-12 policy for 9 actions was read
+        raise ShapeError(f"policy at {where} has shape {probs.shape}, expected ({num_actions},)")
     p = probs[acts]
     total = float(p.sum())
-    if not (total > 0.0 and np.all(p >= 0.0)):
+    if not (total > 0.0 and math.isfinite(total) and np.all(p >= 0.0)):
         raise InvalidPolicyError(f"policy at {where} gives legal actions {acts} probabilities {p.tolist()}")
     return acts[int(rng.choice(len(acts), p=p / total))]
 
@@ -604,7 +621,7 @@ def rollout_value(game: Game[S], state: S, policy: Callable[[S], FloatArray], rn
                   *, num_rollouts: int = 1) -> float:
     """Mean outcome of ``N`` rollouts with ``policy`` for both sides, for the player to move at ``state``.
 
-    V*(s_L) ~ E_{pi_fast vs pi_fast}[z] ~ (1/N) sum_i z_i   (L2406-L2408)
+    V*(s_L) ~ E_{pi_fast vs pi_fast}[z] ~ (1/N) sum_i z_i   (L2410)
 
     Spec: GAME-33 (z from the side to move at the leaf, E-85). Returns a scalar in [min payoff, max payoff].
     """
@@ -616,7 +633,7 @@ def rollout_value(game: Game[S], state: S, policy: Callable[[S], FloatArray], rn
     for _ in range(num_rollouts):
         s = state
         while not game.is_terminal(s):
-            s = game.apply(s, _sample(policy(s), game.legal_actions(s), rng, s))
+            s = game.apply(s, _sample(policy(s), checked_legal(game, s), rng, s, game.num_actions))
         total += checked_returns(game, s)[me]
     return total / num_rollouts
 
@@ -679,7 +696,12 @@ class SearchTree(Generic[S]):
         return float(self.W[0].sum() / total) if total > 0 else float(self.leaf_value[0])
 
     def best_action(self) -> int:
-        """The most-visited root action (E-92), ties to the lowest index."""
+        """The most-visited root action (E-92), ties to the lowest index. ``InvalidPolicyError`` when no root
+        edge has a visit (``num_simulations = 0`` or a terminal root): the lowest legal index would be a move
+        no search chose (as in :func:`visit_distribution`)."""
+        if int(self.N[0].sum()) == 0:
+            raise InvalidPolicyError("best_action of a tree with no root visits (num_simulations = 0 or a "
+                                     "terminal root): no move was searched")
         counts = np.where(self.legal[0], self.N[0], -1)
         return int(np.argmax(counts))
 
@@ -690,6 +712,8 @@ def visit_distribution(tree: SearchTree[S], *, temperature: float = 1.0) -> Floa
     Spec: GAME-34, GAME-39 (E-96: AlphaGo Zero's policy target). Returns ``[A]``.
     """
     n = tree.N[0].astype(np.float64)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.integer, np.floating)):
+        raise ValueError(f"temperature must be a real number, got {temperature!r}")  # True ran as tau = 1
     if not (temperature >= 0.0 and math.isfinite(temperature)):
         # tau = inf would give N^0 = 1 on every action, unvisited and illegal ones included
         raise ValueError(f"temperature must be finite and >= 0, got {temperature}")
@@ -716,9 +740,9 @@ def mcts(game: Game[S], root: S, *, num_simulations: int, rng: np.random.Generat
          parent_count: ParentCount = "edges") -> SearchTree[S]:
     """Monte Carlo tree search from ``root`` with ``num_simulations`` simulations.
 
-    selection ("text"):  a_t = argmax_a { Q(s_t, a) + rho pi(a|s_t) / (1 + N(s_t, a)) }          (L2390)
+    selection ("text"):  a_t = argmax_a { Q(s_t, a) + rho pi(a|s_t) / (1 + N(s_t, a)) }          (L2394)
     selection ("puct"):  a_t = argmax_a { Q(s_t, a) + c_puct P(s_t, a) sqrt(sum_b N(s_t, b)) / (1 + N(s_t, a)) }
-    leaf value:          (1 - lam) V_phi(s_L) + lam (1/N) sum_i z_i   (lam = 0.5: the 50/50 mix, L2410)
+    leaf value:          (1 - lam) V_phi(s_L) + lam (1/N) sum_i z_i   (lam = 0.5: the 50/50 mix, L2412)
     backup (negamax):    g <- r(s, a) - g along the path; W(s, a) += g, N(s, a) += 1   (E-86)
 
     Spec: GAME-31 (one node per simulation until the budget is spent), GAME-32 (selection; E-88: PUCT
@@ -738,8 +762,10 @@ def mcts(game: Game[S], root: S, *, num_simulations: int, rng: np.random.Generat
     the start. Root Dirichlet noise ``(1 - eps) P + eps Dir(alpha)`` if ``dirichlet_alpha`` is given: a finite
     number > 0 (``ReferenceError_``: NaN or inf made the root prior NaN, 0 made the noise all zeros), with
     ``dirichlet_epsilon`` in [0, 1].
-    Returns the tree (``num_simulations + 1`` nodes at most). A prior that is negative, non-finite or zero on
-    every legal action raises ``InvalidPolicyError``; a non-finite leaf value raises ``InvalidGameError``
+    Returns the tree (``num_simulations + 1`` nodes at most). A prior (shape [A]) whose entries on the legal
+    actions are negative or non-finite, or all zero, raises ``InvalidPolicyError``; its entries on illegal
+    actions are masked out and never read (the same for ``rollout_policy``); legal actions outside
+    ``range(num_actions)`` or repeated raise ``InvalidGameError``; a non-finite leaf value raises ``InvalidGameError``
     (a NaN would otherwise win every argmax and silently absorb the search).
     """
     num_simulations = validate_int(num_simulations, "num_simulations")  # a ReferenceError_ (ValueError)
@@ -802,7 +828,7 @@ def mcts(game: Game[S], root: S, *, num_simulations: int, rng: np.random.Generat
         if game.is_terminal(s):
             terminal[i] = True
             return i
-        acts = list(game.legal_actions(s))
+        acts = checked_legal(game, s)
         legal[i, acts] = True
         Qsel[i, acts] = fpu
         p = np.full(A, 1.0 / len(acts)) if prior is None else np.asarray(prior(s), dtype=np.float64)

@@ -66,7 +66,7 @@ from reference.search import (
     uniform_prior,
     visit_distribution,
 )
-from reference.tolerance import central_difference, counted_tolerance, tolerance
+from reference.tolerance import EPS, central_difference, counted_tolerance, tolerance
 
 Graph = GameGraph[tuple[int, ...]]
 
@@ -1321,3 +1321,116 @@ def test_GAME_44_elo_helpers_refuse_non_finite_input_and_non_positive_elo_per_do
         call: Callable[[], float], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("policy_target", ["visits", "action"])
+@pytest.mark.parametrize("games", [1, 3])
+def test_GAME_39_sampled_expert_iteration_replays_the_text_loop(policy_target: str, games: int) -> None:
+    """The sampled path (sweep=False, the default) against a replay of the loop written from the text
+    (GAME-39, E-96): on the same random stream, games from exploring starts, searches with root Dirichlet noise,
+    moves drawn from the visit distribution for the first temperature_moves plies and the most-visited one
+    after, then two policy steps theta <- theta - lr (softmax - mean target) on the states seen (the others
+    unchanged) and the value table as the running mean of z from the mover's side. V and the logits must be
+    equal to rounding (bound: 4 eps, two steps of a softmax difference of size <= 1). Until 2026-12-07 no test
+    read the sampled path's logits: the target could be one-hot, summed instead of averaged, or pull unseen
+    states towards 0, unnoticed."""
+    gr = enumerate_game(NimGame((1, 2, 3), 2))
+    A, n = gr.num_actions, gr.num_states
+    kw: dict[str, Any] = dict(num_simulations=6, c_puct=1.5, dirichlet_alpha=0.5, exploring_starts=0.5,
+                              temperature_moves=2, lr_value=None, policy_steps=2, lr_policy=0.7)
+    res = expert_iteration(gr, np.random.default_rng(11), num_iterations=1, games_per_iteration=games,
+                           policy_target=policy_target, **kw)  # type: ignore[arg-type]
+    rng = np.random.default_rng(11)
+    gm = IndexedGame(gr)
+    uni = masked_softmax(gr, np.zeros((n, A)))
+    nonterminal = np.flatnonzero(~gr.terminal)
+    zs: dict[int, list[float]] = {}
+    targets: dict[int, list[np.ndarray]] = {}
+    for _ in range(games):
+        i = int(rng.choice(nonterminal)) if rng.random() < 0.5 else 0
+        path: list[int] = []
+        while not gr.terminal[i]:
+            t = mcts(gm, i, num_simulations=6, rng=rng, prior=lambda s: uni[s], value=lambda s: 0.0, c_puct=1.5,
+                     dirichlet_alpha=0.5)
+            pi = t.N[0] / t.N[0].sum()
+            a = int(rng.choice(A, p=pi)) if len(path) < 2 else int(np.argmax(t.N[0]))
+            targets.setdefault(i, []).append(pi if policy_target == "visits" else np.eye(A)[a])
+            path.append(i)
+            i = int(gr.child[i, a])
+        for s in path:
+            zs.setdefault(s, []).append(float(gr.returns[i, gr.player[s]]))
+    v = np.zeros(n)
+    for s, z in zs.items():
+        v[s] = np.mean(z)
+    logits = np.zeros((n, A))
+    for _ in range(2):
+        p = masked_softmax(gr, logits)
+        for s, ts in targets.items():
+            logits[s] -= 0.7 * (p[s] - np.mean(ts, axis=0))
+    assert np.max(np.abs(res.V - v)) <= 4 * EPS
+    assert np.max(np.abs(np.where(gr.legal, res.logits - logits, 0.0))) <= 4 * EPS
+    unseen = np.setdiff1d(np.arange(n), list(targets))
+    assert np.all(res.logits[unseen] == 0.0)
+
+
+def test_GAME_33_dirichlet_noise_goes_on_the_legal_root_actions_only() -> None:
+    """Root noise (1 - eps) P + eps Dir(alpha) over the *legal* actions: on a position with two cells taken,
+    the illegal entries stay 0, the legal ones sum to 1 and equal the mix replayed on the same stream. (Every
+    earlier noise test started from the empty board, where all 9 actions are legal.)"""
+    g = tic_tac_toe()
+    s = g.apply(g.apply(g.initial_state(), 4), 0)
+    t = mcts(g, s, num_simulations=0, rng=np.random.default_rng(5), prior=lambda st: np.arange(1, 10, dtype=float),
+             dirichlet_alpha=0.3, dirichlet_epsilon=0.25)
+    legal = [a for a in range(9) if s[a] == 0]
+    base = np.zeros(9)
+    base[legal] = np.arange(1, 10, dtype=float)[legal]
+    base /= base.sum()
+    want = base.copy()
+    want[legal] = 0.75 * base[legal] + 0.25 * np.random.default_rng(5).dirichlet(np.full(len(legal), 0.3))
+    assert t.P[0][0] == 0.0 and t.P[0][4] == 0.0
+    assert abs(float(t.P[0].sum()) - 1.0) <= 16 * EPS
+    assert np.max(np.abs(t.P[0] - want)) <= 4 * EPS
+
+
+class _NegativeActionGame:
+    """Offers action -1, which numpy indexing would wrap to action num_actions - 1."""
+
+    num_actions = 3
+
+    def initial_state(self) -> int:
+        return 0
+
+    def player_to_move(self, s: int) -> int:
+        return s % 2
+
+    def legal_actions(self, s: int) -> tuple[int, ...]:
+        return () if s >= 2 else (-1, 0)
+
+    def apply(self, s: int, a: int) -> int:
+        return s + 1
+
+    def is_terminal(self, s: int) -> bool:
+        return s >= 2
+
+    def returns(self, s: int) -> tuple[float, float]:
+        return (1.0, -1.0)
+
+
+def test_GAME_31_mcts_refuses_actions_the_game_cannot_offer_and_unsearched_best_moves() -> None:
+    """mcts took a legal action -1 as action A - 1 (numpy wrap; visits [3, 0, 2] on an action never offered),
+    best_action() of a tree with no root visits returned the lowest legal index (a move no search chose), a
+    rollout policy of the wrong length was read, and temperature=True ran as tau = 1: all raise now."""
+    with pytest.raises(InvalidGameError, match="range"):
+        mcts(_NegativeActionGame(), 0, num_simulations=5, rng=np.random.default_rng(0))
+    with pytest.raises(InvalidGameError, match="range"):
+        rollout_value(_NegativeActionGame(), 0, lambda s: np.ones(3) / 3, np.random.default_rng(0))
+    g = tic_tac_toe()
+    t0 = mcts(g, g.initial_state(), num_simulations=0, rng=np.random.default_rng(0))
+    with pytest.raises(InvalidPolicyError, match="no root visits"):
+        t0.best_action()
+    with pytest.raises(ShapeError):
+        rollout_value(g, g.initial_state(), lambda s: np.ones(12) / 12, np.random.default_rng(0))
+    t = mcts(g, g.initial_state(), num_simulations=4, rng=np.random.default_rng(0))
+    assert t.best_action() == int(np.argmax(t.N[0]))
+    with pytest.raises(ValueError, match="real number"):
+        visit_distribution(t, temperature=True)
