@@ -76,11 +76,25 @@ def categorical_entropy(logits: Tensor) -> Tensor:
 
     Shapes: logits [..., A] -> [...]. Zero-probability actions contribute 0 (p log p -> 0), masked logits of
     -inf included: log p is replaced by 0 there before the product, so that the backward pass never forms
-    0 * (-inf) (the gradient was NaN in every entry when the product was masked after it).
+    0 * (-inf) (the gradient was NaN in every entry when the product was masked after it). A NaN or +inf
+    logit, or a row of -inf only, raises ValueError.
     """
+    _check_logits(logits)
     lp = F.log_softmax(logits, dim=-1)
     p = lp.exp()
     return -(p * torch.where(p > 0, lp, torch.zeros_like(lp))).sum(dim=-1)
+
+
+def _check_logits(logits: Tensor) -> None:
+    """ValueError for a NaN or +inf logit, or a row of -inf only: softmax is undefined there and the entropy
+    came back NaN in silence (``reference.policies`` raises InvalidPolicyError for the same rows)."""
+    if logits.numel() == 0:
+        return
+    bad = torch.isnan(logits) | torch.isposinf(logits)
+    if bool(bad.any()):
+        raise ValueError(f"logits must be finite or -inf (a masked action), got {float(logits[bad].flatten()[0])}")
+    if bool(torch.isneginf(logits).all(dim=-1).any()):
+        raise ValueError("a row of logits is -inf everywhere: no action has positive probability")
 
 
 def categorical_sample(logits: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
@@ -113,9 +127,23 @@ def clamp_log_std(log_std: Tensor, *, low: float = LOG_STD_MIN, high: float = LO
     return torch.clamp(log_std, low, high)
 
 
+def _over_sigma(y: Tensor, log_std: Tensor) -> Tensor:
+    """y / sigma = y exp(-log_std) without an overflow of exp(-log_std) itself (twin of the reference's).
+
+    For |log_std| up to 700 (float64; 80 in narrower formats) the plain product; beyond, (y h) h with
+    h = exp(-log_std / 2). In float32 exp(90) overflows, and x = mu with log_std = -90 gave NaN (0 * inf) for
+    an exact 89.08. Each branch only sees the log_stds it is used for, so the unused one cannot put a NaN into
+    the gradient."""
+    limit = 700.0 if log_std.dtype == torch.float64 else 80.0
+    small = log_std.abs() <= limit
+    plain = y * torch.exp(-torch.where(small, log_std, torch.zeros_like(log_std)))
+    h = torch.exp(-0.5 * torch.where(small, torch.zeros_like(log_std), log_std))
+    return torch.where(small, plain, (y * h) * h)
+
+
 def gaussian_log_prob(x: Tensor, mu: Tensor, log_std: Tensor) -> Tensor:
     """log N(x; mu, e^{2 log_std}) = -log_std - (x - mu)^2 / (2 e^{2 log_std}) - (1/2) log 2 pi; elementwise."""
-    u = (x - mu) * torch.exp(-log_std)
+    u = _over_sigma(x - mu, log_std)
     return -log_std - 0.5 * u * u - _HALF_LOG_2PI
 
 
@@ -152,9 +180,12 @@ def tanh_gaussian_log_prob(z: Tensor, mu: Tensor, log_std: Tensor) -> Tensor:
 
     Spec: PG-51 with erratum E-51: log pi(a | s) = -tau - (z - mu)^2 / (2 e^{2 tau}) - (1/2) log 2 pi
     - log(1 - a^2), with log(1 - a^2) = :func:`log1m_tanh2` (z). Twin of
-    ``reference.policies.tanh_gaussian_log_prob``. Shapes: z, mu, log_std broadcast -> [...].
+    ``reference.policies.tanh_gaussian_log_prob``. Shapes: z, mu, log_std broadcast -> [...]. At
+    |z| >= ~9e307 (float64) both terms are -inf and the limit -inf is returned (it was NaN), as the reference.
     """
-    return gaussian_log_prob(z, mu, log_std) - log1m_tanh2(z)
+    normal = gaussian_log_prob(z, mu, log_std)
+    out = normal - log1m_tanh2(z)
+    return torch.where(torch.isneginf(normal), normal, out)
 
 
 def tanh_gaussian_log_prob_sum(z: Tensor, mu: Tensor, log_std: Tensor) -> Tensor:

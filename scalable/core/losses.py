@@ -8,10 +8,15 @@ Conventions:
 * Losses are *minimised*; ``[[x]]`` (stop-gradient) is ``x.detach()`` (open choice 17). Every target
   (``y``, ``R``) and every advantage that multiplies ``log pi`` is detached inside the loss, so callers
   cannot forget it (E-46).
-* ``reduction`` is ``"mean"`` (default: mean over all N T samples, open choice 8), ``"sum"`` or
-  ``"none"`` (elementwise). The per-sample inputs of a loss must all have the *same* shape, typically
-  [T, B] or a flat minibatch [M]: a value head's [M, 1] against targets [M] would broadcast to [M, M] and
-  give a wrong loss, so mismatched shapes raise :class:`reference.errors.ShapeError`.
+* ``reduction`` is ``"mean"`` (default: the mean over all elements), ``"sum"`` or ``"none"``
+  (elementwise). For the policy losses the mean is open choice 8's mean over all N T samples. For
+  :func:`value_loss` it departs from open choice 8, which keeps the text's per-trajectory 1/T^(i) (TR-15):
+  the loops regress on fixed-length segments cut across episodes, where an unfinished episode has no T^(i),
+  and weight every sample equally as the public implementations do (CleanRL, SB3);
+  ``reference.advantages.value_regression_loss`` is the text's per-trajectory weighting. The per-sample
+  inputs of a loss must all have the *same* shape, typically [T, B] or a flat minibatch [M]: a value
+  head's [M, 1] against targets [M] would broadcast to [M, M] and give a wrong loss, so mismatched shapes
+  raise :class:`reference.errors.ShapeError`.
 * :func:`ppo_clip_objective` is the twin of ``reference.surrogates.ppo_clip_objective`` (elementwise,
   no detaching, no reduction), property-tested equal in float64.
 """

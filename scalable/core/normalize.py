@@ -34,6 +34,22 @@ def _as_f64(x: Tensor | NDArray[np.generic]) -> _F64:
     return np.asarray(x, dtype=np.float64)
 
 
+def _check_positive(value: float, name: str, owner: str) -> float:
+    v = float(value)
+    if not (np.isfinite(v) and v > 0.0):  # clip -1 mapped everything to -1, NaN gave NaN, eps < 0 NaN / var < 0
+        raise ValueError(f"{owner}: {name} must be a finite number > 0, got {value!r}")
+    return v
+
+
+def _flags_np(dones: NDArray[np.generic], owner: str) -> NDArray[np.bool_]:
+    """``dones`` as bools, refusing values other than 0 / 1 (0.5 was read as done)."""
+    d = np.asarray(dones).ravel()
+    if d.dtype != np.bool_ and not np.all((d == 0) | (d == 1)):
+        bad = d[~((d == 0) | (d == 1))][0]
+        raise ValueError(f"{owner}: dones must be 0 / 1 (or bool), got {bad!r}")
+    return np.asarray(dones, dtype=np.bool_)
+
+
 class RunningMeanStd:
     """Running mean / variance over the leading (batch) axis of inputs [N, *shape]; float64 on CPU.
 
@@ -46,7 +62,7 @@ class RunningMeanStd:
         self.shape = tuple(int(s) for s in shape)
         self.mean_np: _F64 = np.zeros(self.shape, dtype=np.float64)
         self.var_np: _F64 = np.ones(self.shape, dtype=np.float64)
-        self.count = float(epsilon)
+        self.count = _check_positive(epsilon, "epsilon (the prior count)", "RunningMeanStd")
 
     @property
     def mean(self) -> Tensor:
@@ -116,8 +132,8 @@ class ObservationNormalizer:
 
     def __init__(self, shape: Sequence[int], *, clip: float = 10.0, epsilon: float = 1e-8) -> None:
         self.rms = RunningMeanStd(shape)
-        self.clip = float(clip)
-        self.epsilon = float(epsilon)
+        self.clip = _check_positive(clip, "clip", "ObservationNormalizer")
+        self.epsilon = _check_positive(epsilon, "epsilon", "ObservationNormalizer")
 
     def __call__(self, obs: Tensor, *, update: bool = True) -> Tensor:
         """Normalise a batch, first merging it into the statistics when ``update`` (training)."""
@@ -132,6 +148,8 @@ class ObservationNormalizer:
 
     def _normalize64(self, x: _F64) -> _F64:
         rms = self.rms
+        if tuple(x.shape[1:]) != rms.shape or x.ndim != len(rms.shape) + 1:  # [5, 1] broadcast to [5, 3]
+            raise ValueError(f"ObservationNormalizer needs observations [N, *{list(rms.shape)}], got {list(x.shape)}")
         out = (x - rms.mean_np) / np.sqrt(rms.var_np + self.epsilon)
         return np.minimum(np.maximum(out, -self.clip), self.clip)  # = np.clip, without its wrapper
 
@@ -165,8 +183,8 @@ class RewardNormalizer:
         self.rms = RunningMeanStd(())
         self.returns_np: _F64 = np.zeros(num_envs, dtype=np.float64)
         self.gamma = float(gamma)
-        self.clip = float(clip)
-        self.epsilon = float(epsilon)
+        self.clip = _check_positive(clip, "clip", "RewardNormalizer")
+        self.epsilon = _check_positive(epsilon, "epsilon", "RewardNormalizer")
 
     @property
     def returns(self) -> Tensor:
@@ -184,7 +202,7 @@ class RewardNormalizer:
             raise ValueError(f"RewardNormalizer needs rewards and dones of shape {list(self.returns_np.shape)}, "
                              f"got {list(r.shape)} and {list(dones.shape)}")
         if update:
-            self._update(r.numpy(), dones.detach().to("cpu").bool().numpy())
+            self._update(r.numpy(), _flags_np(dones.detach().to("cpu").numpy(), "RewardNormalizer"))
         return self.normalize(rewards)
 
     def _update(self, r: _F64, dones: NDArray[np.bool_]) -> None:
@@ -199,7 +217,7 @@ class RewardNormalizer:
             raise ValueError(f"RewardNormalizer needs rewards and dones of shape {list(self.returns_np.shape)}, "
                              f"got {list(r.shape)} and {list(dones.shape)}")
         if update:
-            self._update(r, np.asarray(dones, dtype=np.bool_))
+            self._update(r, _flags_np(dones, "RewardNormalizer"))
         std = float(np.sqrt(self.rms.var_np + self.epsilon))
         return np.minimum(np.maximum(r / std, -self.clip), self.clip)
 

@@ -10,6 +10,7 @@ as the reference, so most agree bit for bit; the tolerance only absorbs libm / v
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -684,3 +685,69 @@ def test_grpo_twin_refuses_a_fractional_mask_and_reads_integer_rewards() -> None
     np.testing.assert_allclose(N(got), want, rtol=0, atol=tolerance(1.0, terms=8))
     with pytest.raises(ValueError, match="real numbers"):
         grpo.grpo_advantages(torch.tensor([[True, False]]))
+
+
+def test_normalisers_clip_and_refuse_bad_parameters() -> None:
+    """RewardNormalizer clips the scaled reward at +-clip on both of its paths (torch and numpy), and the
+    normalisers refuse what they read silently before: dones of 0.5 (read as done), clip <= 0 or NaN
+    (everything mapped to -clip, or NaN), a negative epsilon (NaN, or var < 0), and observations of the wrong
+    shape on the non-updating path (a [5, 1] batch broadcast to [5, 3])."""
+    rn = RewardNormalizer(2, gamma=0.9, clip=1.0)
+    out = rn.step_np(np.array([1e6, -1e6]), np.array([False, False]))
+    assert out.tolist() == [1.0, -1.0]
+    t = rn.normalize(torch.tensor([1e9, -1e9], dtype=torch.float64))
+    assert t.tolist() == [1.0, -1.0]
+    out2 = rn(torch.tensor([1e9, -1e9], dtype=torch.float64), torch.tensor([0, 1]))
+    assert out2.tolist() == [1.0, -1.0]
+    with pytest.raises(ValueError, match="dones"):
+        rn.step_np(np.array([1.0, 1.0]), np.array([0.5, 0.0]))
+    with pytest.raises(ValueError, match="dones"):
+        rn(torch.tensor([1.0, 1.0]), torch.tensor([0.5, 0.0]))
+    for bad in (-1.0, 0.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="clip"):
+            RewardNormalizer(2, gamma=0.9, clip=bad)
+        with pytest.raises(ValueError, match="clip"):
+            ObservationNormalizer((3,), clip=bad)
+    with pytest.raises(ValueError, match="epsilon"):
+        RunningMeanStd((2,), epsilon=-1.0)
+    with pytest.raises(ValueError, match="epsilon"):
+        ObservationNormalizer((3,), epsilon=-1e-8)
+    on = ObservationNormalizer((3,))
+    with pytest.raises(ValueError, match="observations"):
+        on.normalize(torch.zeros(5, 1))
+    with pytest.raises(ValueError, match="observations"):
+        on.normalize_np(np.zeros((5, 1)))
+
+
+def test_distribution_twins_at_extreme_inputs_match_the_reference() -> None:
+    """The torch twins where the reference was fixed for extreme inputs: the tanh-Gaussian log-density at
+    |z| >= ~9e307 is -inf (both terms -inf: it was NaN), the Gaussian log-density with log_std = -90 in
+    float32 is finite (exp(90) overflows float32: 0 * inf gave NaN for the exact 89.08) with a finite gradient,
+    and the categorical entropy refuses NaN / +inf logits and an all -inf row (NaN before)."""
+    f64 = torch.float64
+    z = torch.tensor([9e307, -1e308, 3.0], dtype=f64)
+    got = dist.tanh_gaussian_log_prob(z, torch.zeros(3, dtype=f64), torch.zeros(3, dtype=f64))
+    want = ref_pol.tanh_gaussian_log_prob(z.numpy(), np.zeros(3), np.zeros(3))
+    assert got[:2].tolist() == [-math.inf, -math.inf] and want[:2].tolist() == [-math.inf, -math.inf]
+    assert abs(float(got[2]) - float(want[2])) <= counted_tolerance(abs(float(want[2])) + 10.0, roundings=12)
+    ls = torch.tensor([-90.0], requires_grad=True)
+    lp = dist.gaussian_log_prob(torch.tensor([0.0]), torch.tensor([0.0]), ls)
+    assert abs(float(lp.detach()) - 89.08106146679532) <= 4 * U32 * 90.0
+    lp.sum().backward()  # type: ignore[no-untyped-call]
+    assert ls.grad is not None and float(ls.grad) == -1.0
+    for bad in ([0.0, math.inf], [0.0, math.nan], [-math.inf, -math.inf]):
+        with pytest.raises(ValueError, match="logits"):
+            dist.categorical_entropy(torch.tensor(bad))
+    assert float(dist.categorical_entropy(torch.tensor([0.0, -math.inf]))) == 0.0
+
+
+def test_tanh_gaussian_head_entropy_sums_over_action_dimensions() -> None:
+    """The entropy bonus of an n-dimensional head is the sum over dimensions of log_std + (1/2) log(2 pi e)
+    (independent coordinates), not their mean (a mean passed every test)."""
+    from scalable.nets.mlp import DiagGaussianHead, TanhGaussianHead
+
+    log_std = torch.tensor([[-1.0, 0.5, 2.0]], dtype=torch.float64)
+    mu = torch.zeros_like(log_std)
+    want = float(log_std.sum()) + 3 * (0.5 * math.log(2 * math.pi) + 0.5)
+    for head in (TanhGaussianHead, DiagGaussianHead):
+        assert abs(float(head.entropy(mu, log_std)[0]) - want) <= 8 * U64 * 10.0

@@ -191,18 +191,28 @@ def test_seeded_construction_and_sampling_are_deterministic() -> None:
     assert torch.equal(outs[0], outs[1])
 
 
-@pytest.mark.parametrize("head", ["tanh_gaussian", "diag_gaussian"])
+@pytest.mark.parametrize(("head", "clamped"), [("tanh_gaussian", False), ("tanh_gaussian", True),
+                                               ("diag_gaussian", False)])
 @pytest.mark.parametrize("activation", [torch.nn.Tanh, torch.nn.ReLU])
-def test_numpy_policy_matches_the_torch_network(head: Any, activation: Any) -> None:
+def test_numpy_policy_matches_the_torch_network(head: Any, clamped: bool, activation: Any) -> None:
     """The rollout's numpy snapshot samples a = mu + sigma eps as the torch head does and reports the
     log-prob and value that ``evaluate`` recomputes, within float32 rounding: each side is within the
     forward-error bound of :func:`_numpy_policy_bounds` of the float64 network, so they differ by at most
-    twice that."""
+    twice that. ``clamped``: the tanh head's raw log-std is pushed beyond [-5, 2] in two dimensions, so the
+    snapshot must clamp as the torch head does (without that case a snapshot with no clamp, or another
+    bound, passed: the raw log-std stayed within [-1.4, 0.9])."""
     torch.manual_seed(0)
     net = MLPActorCritic(5, 3, hidden=(16, 8), activation=activation, head=head)
     with torch.no_grad():
         for p in net.parameters():
             p.add_(0.3 * torch.randn_like(p))
+        if clamped:
+            assert isinstance(net.head, TanhGaussianHead)
+            net.head.linear.bias[3:] += torch.tensor([8.0, -12.0, 0.0])
+    if clamped:
+        with torch.no_grad():
+            _, ls = net.dist_params(torch.zeros(1, 5))
+        assert float(ls[0, 0]) == 2.0 and float(ls[0, 1]) == -5.0
     snap = net.numpy_policy()
     assert snap is not None
     rng = np.random.default_rng(0)
@@ -452,3 +462,61 @@ def test_channels_last_trunk_backward_stays_nhwc(arch: Any) -> None:
     assert len(nodes) == (3 if arch == "text" else 4) and len(conv_grads) == len(nodes) - 1
     for g in conv_grads:
         assert g.is_contiguous(memory_format=torch.channels_last) and not g.is_contiguous()
+
+
+def _has_orthogonal_gain(w: Any, gain: float) -> bool:
+    """True if the weight (flattened to [out, fan_in]) is ``gain`` times a matrix with orthonormal rows or
+    columns (torch's orthogonal_ with that gain): the Gram matrix of the shorter side (n) is gain^2 I. torch
+    builds the factor by a float32 Householder QR, orthogonal to about n U32 (Higham 2002, Thm 19.4; measured
+    up to 0.4 n U32 here), and storing it in float32 adds 2 U32 per Gram entry: bound 4 n U32 gain^2, far
+    below what tells the gains sqrt 2, 1 and 0.01 apart."""
+    m = w.detach().to(torch.float64).reshape(w.shape[0], -1)
+    gram = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m
+    n = gram.shape[0]
+    eye = torch.eye(n, dtype=torch.float64)
+    return float((gram - gain * gain * eye).abs().max()) <= 4 * max(n, 2) * U32 * gain * gain
+
+
+def test_orthogonal_init_gains_of_every_layer() -> None:
+    """The named switch ``orthogonal_init`` (PPO implementation detail): hidden layers and convolutions gain
+    sqrt 2, the policy output 0.01, the value output 1, biases 0, for the MLP (both heads) and both Atari
+    networks. (The SB3 cross-check copies SB3's weights, so no test read the gains: a value head of gain 0.01,
+    or hidden layers of gain 1, passed.)"""
+    torch.manual_seed(0)
+    root2 = math.sqrt(2.0)
+    for head in ("tanh_gaussian", "diag_gaussian"):
+        net = MLPActorCritic(11, 3, hidden=(64, 64), head=head)
+        lin = [m for m in net.actor_trunk if isinstance(m, torch.nn.Linear)]
+        crit = [m for m in net.critic if isinstance(m, torch.nn.Linear)]
+        assert len(lin) == 2 and all(_has_orthogonal_gain(m.weight, root2) for m in lin)
+        assert len(crit) == 3 and all(_has_orthogonal_gain(m.weight, root2) for m in crit[:2])
+        assert _has_orthogonal_gain(crit[2].weight, 1.0)
+        out = net.head.linear if isinstance(net.head, TanhGaussianHead) else net.head.mean
+        assert _has_orthogonal_gain(out.weight, 0.01)
+        for m in lin + crit + [out]:
+            assert m.bias is not None and bool((m.bias == 0).all())
+    for arch in ("text", "nature"):
+        a = AtariActorCritic(4, arch=arch)
+        convs = [m for m in a.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert convs and all(_has_orthogonal_gain(m.weight, root2) for m in convs)
+        fcs = [m for m in a.modules() if isinstance(m, torch.nn.Linear) and m is not a.policy and m is not a.value_head]
+        assert fcs and all(_has_orthogonal_gain(m.weight, root2) for m in fcs)
+        assert _has_orthogonal_gain(a.policy.weight, 0.01)
+        assert _has_orthogonal_gain(a.value_head.weight, 1.0)
+
+
+def test_atari_pixels_are_scaled_by_1_over_255() -> None:
+    """uint8 frames and float pixel values both enter the trunk as x / 255 (in [0, 1]): the features of a
+    uint8 batch equal the float64 trunk applied to pixels / 255 within float32 forward error, and equal the
+    features of the same pixels passed as float32 (the two code paths of the scaling)."""
+    from scalable.nets.atari import _scale
+
+    g = torch.Generator().manual_seed(0)
+    obs = torch.randint(0, 256, (2, 4, 84, 84), generator=g, dtype=torch.uint8)
+    for channels_last in (False, True):
+        x8 = _scale(obs, channels_last)
+        xf = _scale(obs.to(torch.float32), channels_last)
+        want = obs.to(torch.float64) / 255.0
+        assert float((x8.double() - want).abs().max()) <= U32 * 2.0
+        assert float((xf.double() - want).abs().max()) <= U32 * 2.0
+        assert float(x8.max()) == 1.0 and float(x8.min()) == 0.0
