@@ -474,7 +474,7 @@ def _has_orthogonal_gain(w: Any, gain: float) -> bool:
     gram = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m
     n = gram.shape[0]
     eye = torch.eye(n, dtype=torch.float64)
-    return float((gram - gain * gain * eye).abs().max()) <= 4 * max(n, 2) * U32 * gain * gain
+    return bool(float((gram - gain * gain * eye).abs().max()) <= 4 * max(n, 2) * U32 * gain * gain)
 
 
 def test_orthogonal_init_gains_of_every_layer() -> None:
