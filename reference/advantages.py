@@ -344,6 +344,9 @@ def rollout_from_trajectories(mdp: FiniteMDP, traj: Trajectories, values: ArrayL
 
     Spec: TR-22 (the rollout arrays the advantage estimators read).
     """
+    if traj.term is not None and traj.term != mdp.term:  # term of a smaller MDP was read as a real state
+        raise ShapeError(f"rollout_from_trajectories: the trajectories' term = {traj.term} is not the MDP's "
+                         f"term = {mdp.term} (trajectories of another MDP)")
     v = validate_values(mdp, values)
     boot = bootstrap_values(v, traj.states, term=mdp.term)
     valid = traj.valid

@@ -173,7 +173,8 @@ def v_targets(traj: Trajectories, v: FloatArray, *, gamma: float, k: int | None)
     (open choice 2). Invalid steps (t >= L) get 0.
     """
     gamma = validate_gamma(gamma)
-    vv = validate_state_table(traj, v, name="v")  # a V without its term entry must not make s = S-1 terminal
+    # a V without its term entry must not make s = S-1 terminal
+    vv = validate_state_table(traj, v, name="v", finite=True)
     n = bootstrap_steps(traj, k=k)
     end = np.arange(traj.horizon)[None, :] + n
     s_end = np.take_along_axis(traj.states, end, axis=1)
@@ -194,7 +195,7 @@ def q_targets(traj: Trajectories, q: FloatArray, *, gamma: float, k: int | None,
     bootstrap is sum_a pi(a | s_H) Q(s_H, a), which needs ``pi`` (shape [S, A]).
     """
     gamma = validate_gamma(gamma)
-    qq = validate_state_table(traj, q, name="q", ndim=2, actions=True)
+    qq = validate_state_table(traj, q, name="q", ndim=2, actions=True, finite=True)
     term = qq.shape[0] - 1  # = traj.term (checked above)
     n = bootstrap_steps(traj, k=k)
     h = traj.horizon
@@ -263,10 +264,10 @@ def v_gradients(traj: Trajectories, x: FloatArray, w: FloatArray, *, gamma: floa
     Shapes: x [S, d], w [d], v_boot [S].
     """
     _check_gradient(gradient)
-    xf = validate_state_table(traj, x, name="x", ndim=2)  # [S+, d]
+    xf = validate_state_table(traj, x, name="x", ndim=2, finite=True)  # [S+, d]
     wv = _check_w(w, xf.shape[1])
     v_phi = xf @ wv
-    vb = v_phi if v_boot is None else validate_state_table(traj, v_boot, name="v_boot")
+    vb = v_phi if v_boot is None else validate_state_table(traj, v_boot, name="v_boot", finite=True)
     y = v_targets(traj, vb, gamma=gamma, k=k)
     s = traj.states[:, :-1]
     delta = np.where(traj.valid, v_phi[s] - y, 0.0)
@@ -290,10 +291,11 @@ def q_gradients(traj: Trajectories, x: FloatArray, w: FloatArray, *, gamma: floa
     bootstrap gamma^n Q_phi(s_{t+n}, a_{t+n}) (E-17). Shapes: x [S, A, d], w [d], q_boot and pi [S, A].
     """
     _check_gradient(gradient)
-    xf = validate_state_table(traj, x, name="x", ndim=3, actions=True)  # [S+, A, d]
+    xf = validate_state_table(traj, x, name="x", ndim=3, actions=True, finite=True)  # [S+, A, d]
     wv = _check_w(w, xf.shape[2])
     q_phi = xf @ wv
-    qb = q_phi if q_boot is None else validate_state_table(traj, q_boot, name="q_boot", ndim=2, actions=True)
+    qb = q_phi if q_boot is None else validate_state_table(traj, q_boot, name="q_boot", ndim=2, actions=True,
+                                                           finite=True)
     if qb.shape != q_phi.shape:
         raise ShapeError(f"q_boot must have the shape [S+, A] = {q_phi.shape} of the features, got {qb.shape}")
     y = q_targets(traj, qb, gamma=gamma, k=k, pi=pi)
@@ -334,6 +336,14 @@ def _state_weights(mdp: FiniteMDP, mu: FloatArray | None) -> FloatArray:
     return validate_weights(m, "mu")
 
 
+def _finite_but_term(mdp: FiniteMDP, a: FloatArray, name: str) -> None:
+    """ReferenceError_ unless every entry of ``a`` outside the term row is finite (the losses read them all)."""
+    keep = np.ones(a.shape[0], dtype=bool)
+    keep[mdp.term] = False
+    if not np.all(np.isfinite(a[keep])):
+        raise ReferenceError_(f"{name} is not finite at a non-terminal state (the loss would be NaN)")
+
+
 def v_loss(mdp: FiniteMDP, pi: FloatArray, v: FloatArray, *, mu: FloatArray | None = None) -> float:
     """L(phi) = E_{s ~ p0}[1/2 (V_phi(s) - V^pi(s))^2] (EVAL-02); ``mu`` [S] replaces p0 (open choice 7).
 
@@ -344,6 +354,7 @@ def v_loss(mdp: FiniteMDP, pi: FloatArray, v: FloatArray, *, mu: FloatArray | No
     if vv.shape != (mdp.n_states_plus,):
         raise ShapeError(f"v must have shape [S+] = [{mdp.n_states_plus}] (its term entry is ignored), "
                          f"got {list(vv.shape)}")
+    _finite_but_term(mdp, vv, "v")
     d = vv - v_pi(mdp, pi)
     d[mdp.term] = 0.0
     return float(0.5 * m @ (d * d))
@@ -361,7 +372,12 @@ def q_loss(mdp: FiniteMDP, pi: FloatArray, q: FloatArray, *, mu: FloatArray | No
     """L(phi) = E_{s ~ p0, a ~ pi(.|s)}[1/2 (Q_phi(s, a) - Q^pi(s, a))^2] (EVAL-22); ``q`` [S, A]."""
     p = validate_policy(mdp, pi)
     m = _state_weights(mdp, mu)[:, None] * p
-    d = np.asarray(q, dtype=np.float64) - q_pi(mdp, p)
+    qq = _real_array(q, "q")
+    if qq.shape != (mdp.n_states_plus, mdp.n_actions):  # a [A] row or a scalar broadcast over the states
+        raise ShapeError(f"q must have shape [S+, A] = [{mdp.n_states_plus}, {mdp.n_actions}] (its term row is "
+                         f"ignored), got {list(qq.shape)}")
+    _finite_but_term(mdp, qq, "q")
+    d = qq - q_pi(mdp, p)
     d[mdp.term] = 0.0
     return float(0.5 * np.sum(m * d * d))
 

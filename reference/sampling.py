@@ -93,6 +93,22 @@ class Trajectories:
         if bad.size:
             i, t = (int(x) for x in bad[0])
             raise ReferenceError_(f"Trajectories: reward[{i}, {t}] = {r[i, t]!r} is not finite")
+        st, ac = np.asarray(self.states), np.asarray(self.actions)
+        if st.shape != (r.shape[0], r.shape[1] + 1) or ac.shape != r.shape:  # [N, H] states gave an IndexError
+            raise ShapeError(f"Trajectories: states must be [N, H+1] = {[r.shape[0], r.shape[1] + 1]} and actions "
+                             f"[N, H] = {list(r.shape)}, got {list(st.shape)} and {list(ac.shape)}")
+        # a -1 read V[-1] (term) or Q[s, A - 1]
+        if (st.size and int(st.min()) < 0) or (ac.size and int(ac.min()) < 0):
+            raise ReferenceError_("Trajectories: state and action indices must be >= 0 (a -1 reads the last "
+                                  "entry of a table)")
+        if self.term is not None and st.size and int(st.max()) > self.term:
+            raise ReferenceError_(f"Trajectories: state {int(st.max())} beyond term = {self.term}")
+        ended = np.asarray(self.terminated, dtype=bool)
+        if self.term is not None and ended.shape == lengths.shape and ended.any():
+            s_t = st[np.flatnonzero(ended), lengths[ended]]
+            if np.any(s_t != self.term):  # terminated with a real s_T: mc_returns and v_targets disagreed
+                raise ReferenceError_(f"Trajectories: a terminated trajectory must end in term = {self.term}, "
+                                      f"got s_T = {int(s_t[s_t != self.term][0])}")
 
     @property
     def n(self) -> int:
@@ -129,6 +145,11 @@ def inverse_cdf(p: ArrayLike, u: ArrayLike) -> IntArray:
     uu = np.asarray(u, dtype=np.float64)
     if pr.ndim != 2 or uu.shape != pr.shape[:1] or pr.shape[1] == 0:
         raise ShapeError(f"inverse_cdf needs p [M, W] (W >= 1) and u [M], got {pr.shape} and {uu.shape}")
+    if not (np.all(np.isfinite(pr)) and np.all(pr >= 0.0) and np.all(pr.max(axis=1, initial=0.0) > 0.0)):
+        raise ReferenceError_("inverse_cdf needs finite non-negative weights with a positive entry in every row "
+                              "(an all-zero row returned an index of weight 0, a NaN row index 0)")
+    if not np.all((uu >= 0.0) & (uu < 1.0)):
+        raise ReferenceError_(f"inverse_cdf needs uniforms u in [0, 1), got {uu[~((uu >= 0.0) & (uu < 1.0))][0]!r}")
     pos = pr > 0.0
     cdf = np.cumsum(pr, axis=1)
     first = np.sum(cdf <= (uu * cdf[:, -1])[:, None], axis=1)  # index of the first cdf entry > target
@@ -160,7 +181,7 @@ def _sample_outcome(mdp: FiniteMDP, rows: IntArray, u: FloatArray) -> tuple[IntA
 
 
 def validate_state_table(traj: Trajectories, table: ArrayLike, *, name: str, ndim: int = 1,
-                         actions: bool = False) -> FloatArray:
+                         actions: bool = False, finite: bool = False) -> FloatArray:
     """Check an array indexed by state on axis 0 that is read along ``traj`` (a V or a baseline [S+], a Q, a
     policy or theta [S+, A], features [S+, d] or [S+, A, d]); return it as float64.
 
@@ -169,7 +190,9 @@ def validate_state_table(traj: Trajectories, table: ArrayLike, *, name: str, ndi
     (bootstrapped with 0), and indices were clamped into a short table (states merged). For a hand-built
     batch (``term`` None) it needs a row for every state index of the batch (term, the last row, included).
     ``actions``: axis 1 is the action axis and needs a column for every stored action. Raises
-    :class:`ShapeError` naming ``name`` and the expected length.
+    :class:`ShapeError` naming ``name`` and the expected length. ``finite``: every row of a state the batch
+    visits, term excepted (its entry is never read), must be finite (``ReferenceError_``: a NaN V or Q there
+    came back as a NaN target).
 
     Spec: none (input validation of the tables read along trajectories).
     """
@@ -190,6 +213,15 @@ def validate_state_table(traj: Trajectories, table: ArrayLike, *, name: str, ndi
         if a.shape[1] < need_a:
             raise ShapeError(f"{name} must have a column for every stored action (at least {need_a}), "
                              f"got shape {a.shape}")
+    if finite:
+        term = traj.term if traj.term is not None else a.shape[0] - 1
+        visited = np.unique(traj.states)
+        visited = visited[visited != term]
+        rows = a[visited].reshape(visited.size, -1)
+        bad = ~np.all(np.isfinite(rows), axis=1)
+        if bad.any():
+            raise ReferenceError_(f"{name} is not finite at visited state {int(visited[bad][0])}: the targets and "
+                                  f"gradients read it")
     return a
 
 

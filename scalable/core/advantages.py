@@ -91,13 +91,17 @@ def next_values_from_rollout(
     trunc = _flags("truncated", truncated, shape) & ~term
     if shape[0] == 0:  # an empty rollout: nothing to bootstrap
         return torch.zeros_like(v)
-    nxt = torch.cat([v[1:], last_value.to(v.dtype)[None, :]], dim=0)
+    # torch's promoted dtype of the inputs (float32 values with a float64 last_value or v_final gave float32)
+    dt = torch.promote_types(v.dtype, last_value.dtype)
+    if v_final is not None and isinstance(v_final, Tensor):
+        dt = torch.promote_types(dt, v_final.dtype)
+    nxt = torch.cat([v[1:].to(dt), last_value.to(dt)[None, :]], dim=0)
     if bool(trunc.any()):
         if v_final is None:
             rows = [tuple(int(i) for i in ix) for ix in torch.nonzero(trunc)[:5].tolist()]
             raise ReferenceError_(f"truncated rows (t, b) = {rows} need v_final to bootstrap")
         vf = _batch("v_final", v_final, shape)
-        nxt = torch.where(trunc, vf.to(v.dtype), nxt)
+        nxt = torch.where(trunc, vf.to(dt), nxt)
     return _finite("next_values", torch.where(term, torch.zeros_like(nxt), nxt))
 
 
@@ -152,8 +156,11 @@ def td_k_advantages(
     k = validate_k(k)  # an integer >= 1 or None: k = 1.7 is an error, not k = 1
     n_t = shape[0]
     kk = n_t if k is None else min(k, n_t)
+    # accumulate in torch's promoted dtype (float32 rewards with float64 values: the sum was rounded to float32)
+    dt = torch.promote_types(r.dtype, torch.promote_types(v.dtype, nv.dtype))
+    r = r.to(dt)
     zero = torch.zeros_like(r)
-    boot_row = torch.where(term, zero, nv)
+    boot_row = torch.where(term, zero, nv.to(dt))
     out = zero.clone()
     alive = torch.ones(shape, dtype=torch.bool, device=r.device)
     for l in range(kk):

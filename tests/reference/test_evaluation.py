@@ -12,6 +12,7 @@ step, E[w_{n+1}] = E[w_n] - lr (A E[w_n] - b) (the expected update is affine in 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -997,3 +998,64 @@ def test_EVAL_04_11_residual_gradients_treat_term_as_a_constant_even_with_nonzer
     tr = enumerate_trajectories(mdp, pi)
     assert np.all(tr.terminated)
     _check_residual_against_central_differences(mdp, tr, x, w, pi, k, q=q)
+
+
+def test_evaluation_inputs_that_gave_silent_nan_or_read_the_wrong_entry_are_refused() -> None:
+    """Found by review (2026-12-07), each gave a number before: q_loss with q of shape [A] or a scalar
+    (broadcast over the states) or NaN (a NaN loss); v_loss with a NaN V; v_targets / q_targets with a NaN or
+    inf V / Q at a visited state (NaN targets); rollout_from_trajectories with the trajectories of another MDP
+    (its term read as a real state and bootstrapped with V); hand-built Trajectories with an action -1 (read as
+    the last action), a state -1 (read as term's entry), states without s_H (a raw IndexError), or a terminated
+    trajectory that does not end in term; inverse_cdf on an all-zero or NaN row, or with u outside [0, 1)."""
+    from reference.advantages import rollout_from_trajectories
+    from reference.mdp import uniform_policy
+    from reference.sampling import inverse_cdf
+
+    mdp = random_mdp(np.random.default_rng(0), 2, 2, gamma=0.9, terminal_prob=0.3)
+    pi = uniform_policy(mdp)
+    bad_qs: list[Any] = [np.zeros(2), 0.0, np.zeros((2, 2))]
+    for bad_q in bad_qs:
+        with pytest.raises(ShapeError):
+            q_loss(mdp, pi, bad_q)
+    q_nan = np.zeros((3, 2))
+    q_nan[0, 1] = np.nan
+    with pytest.raises(ReferenceError_):
+        q_loss(mdp, pi, q_nan)
+    q_nan_term = np.zeros((3, 2))
+    q_nan_term[mdp.term] = np.nan  # the term row is ignored, as documented
+    assert np.isfinite(q_loss(mdp, pi, q_nan_term))
+    with pytest.raises(ReferenceError_):
+        v_loss(mdp, pi, np.array([np.nan, 0.0, 0.0]))
+    assert np.isfinite(v_loss(mdp, pi, np.array([0.0, 0.0, np.nan])))
+    tr = sample_trajectories(mdp, pi, rng=np.random.default_rng(1), n=3, horizon=3)
+    visited = int(tr.states[0, 0])
+    for bad in (np.nan, np.inf):
+        v = np.zeros(3)
+        v[visited] = bad
+        with pytest.raises(ReferenceError_, match="visited state"):
+            v_targets(tr, v, gamma=0.9, k=1)
+        q = np.zeros((3, 2))
+        q[visited, 0] = bad
+        with pytest.raises(ReferenceError_, match="visited state"):
+            q_targets(tr, q, gamma=0.9, k=1, pi=np.full((3, 2), 0.5))
+    big = random_mdp(np.random.default_rng(5), 3, 2, gamma=0.9, terminal_prob=0.3)
+    with pytest.raises(ShapeError, match="another MDP"):
+        rollout_from_trajectories(big, tr, np.array([5.0, 6.0, 7.0, 0.0]))
+    one = np.array([1.0])
+    with pytest.raises(ReferenceError_, match=">= 0"):
+        Trajectories(np.array([[0, 1, 1]]), np.array([[0, -1]]), np.array([[1.0, 0.0]]), np.array([2]),
+                     np.array([False]), np.array([True]), one, 2)
+    with pytest.raises(ReferenceError_, match=">= 0"):
+        Trajectories(np.array([[0, -1, 1]]), np.array([[0, 1]]), np.array([[1.0, 0.0]]), np.array([2]),
+                     np.array([False]), np.array([True]), one, 2)
+    with pytest.raises(ShapeError, match=r"H\+1"):
+        Trajectories(np.array([[0, 1]]), np.array([[0, 1]]), np.array([[1.0, 0.0]]), np.array([2]),
+                     np.array([False]), np.array([True]), one, 2)
+    with pytest.raises(ReferenceError_, match="end in term"):
+        Trajectories(np.array([[0, 1, 1]]), np.array([[0, 1]]), np.array([[1.0, 0.0]]), np.array([1]),
+                     np.array([True]), np.array([False]), one, 2)
+    for p, u in (([[0.0, 0.0]], [0.5]), ([[np.nan, 1.0]], [0.5]), ([[-0.5, 1.5]], [0.5]), ([[0.5, 0.5]], [1.5]),
+                 ([[0.5, 0.5]], [-0.5])):
+        with pytest.raises(ReferenceError_):
+            inverse_cdf(p, u)
+    assert inverse_cdf([[0.5, 0.0, 0.5]], [0.75]).tolist() == [2]

@@ -751,3 +751,35 @@ def test_tanh_gaussian_head_entropy_sums_over_action_dimensions() -> None:
     want = float(log_std.sum()) + 3 * (0.5 * math.log(2 * math.pi) + 0.5)
     for head in (TanhGaussianHead, DiagGaussianHead):
         assert abs(float(head.entropy(mu, log_std)[0]) - want) <= 8 * U64 * 10.0
+
+
+def test_twins_compute_in_the_promoted_dtype_of_mixed_inputs() -> None:
+    """The module's rule (results in torch's promoted dtype) for mixed float32 / float64 inputs: every twin
+    must equal, bit for bit, the same twin on the inputs cast to float64 first. td_k_advantages accumulated in
+    the rewards' float32 (-8.910003662109375 for -8.91 with r = 1, V = 100, V' = 100.1, gamma = 0.9) and
+    next_values_from_rollout cast a float64 last_value / v_final down to float32 values."""
+    g = torch.Generator().manual_seed(0)
+    t_, b_ = 6, 3
+    r32 = torch.randn(t_, b_, generator=g)
+    v64 = 100.0 + torch.randn(t_, b_, generator=g, dtype=torch.float64)
+    nv64 = 100.0 + torch.randn(t_, b_, generator=g, dtype=torch.float64)
+    term = torch.zeros(t_, b_, dtype=torch.bool)
+    term[2, 0] = True
+    trunc = torch.zeros(t_, b_, dtype=torch.bool)
+    trunc[3, 1] = True
+    r64 = r32.to(torch.float64)
+    for k in (1, 3, None):
+        got = adv.td_k_advantages(r32, v64, nv64, term, trunc, gamma=0.9, k=k)
+        want = adv.td_k_advantages(r64, v64, nv64, term, trunc, gamma=0.9, k=k)
+        assert got.dtype == torch.float64 and torch.equal(got, want)
+    got = adv.gae(r32, v64, nv64, term, trunc, gamma=0.9, lam=0.95)
+    assert got.dtype == torch.float64 and torch.equal(got, adv.gae(r64, v64, nv64, term, trunc, gamma=0.9, lam=0.95))
+    v32 = v64.to(torch.float32)
+    last, vf = nv64[-1], nv64
+    got = adv.next_values_from_rollout(v32, last, term, trunc, vf)
+    want = adv.next_values_from_rollout(v32.to(torch.float64), last, term, trunc, vf)
+    assert got.dtype == torch.float64 and torch.equal(got, want)
+    r1 = torch.ones(1, 1)
+    one = adv.td_k_advantages(r1, torch.tensor([[100.0]], dtype=torch.float64),
+                              torch.tensor([[100.1]], dtype=torch.float64), term[:1, :1], trunc[:1, :1], gamma=0.9, k=1)
+    assert float(one) == (1.0 - 100.0) + 0.9 * 100.1
