@@ -686,4 +686,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('sn_s18h', 'scalable/nets/mlp.py', '        H(tanh z) = H(z) + E[log(1 - tanh(z)^2)] <= H(z)).\n        """\n        return gaussian_entropy(log_std).sum(dim=-1)', '        H(tanh z) = H(z) + E[log(1 - tanh(z)^2)] <= H(z)).\n        """\n        return gaussian_entropy(log_std).mean(dim=-1)', ['tests/scalable/test_core.py', 'tests/scalable/test_nets.py']),
     ('sd_s18a', 'scalable/core/distributions.py', '    return torch.where(torch.isneginf(normal), normal, out)', '    return out', ['tests/scalable/test_core.py']),
     ('sd_s18b', 'scalable/core/distributions.py', '    u = _over_sigma(x - mu, log_std)', '    u = (x - mu) * torch.exp(-log_std)', ['tests/scalable/test_core.py']),
+    ('dp_s18a', 'reference/dp.py', '                     slack=evaluation_slack(mdp, pi, v, np.argmax(q, axis=1)))', '                     slack=None)', ['tests/reference/test_dp.py']),
+    ('dp_s18b', 'reference/dp.py', '        diff_e = np.abs(pd - pd[rows_b]) @ e', '        diff_e = (pd + pd[rows_b]) @ e', ['tests/reference/test_dp.py']),
+    ('dp_s18c', 'reference/dp.py', '        e[:ns] = 2.0 * np.maximum(solve_linear(a, res[:ns]), 0.0)', '        e[:ns] = 2.0 * np.maximum(res[:ns], 0.0)', ['tests/reference/test_dp.py']),
 ]

@@ -438,13 +438,67 @@ def _with_stay(mdp: FiniteMDP, stay: NDArray[np.bool_]) -> FiniteMDP:
                          mdp.p0, gamma=mdp.gamma, backend=mdp.backend, name=f"{mdp.name} + stay")
 
 
+def evaluation_slack(mdp: FiniteMDP, pi: FloatArray, v: FloatArray, best: IntArray) -> FloatArray:
+    """gamma sum_{s'} |P(s' | s, a) - P(s' | s, b)| e(s'), [S+, A] with b = ``best[s]``, and e >= |v - V^pi|
+    componentwise: a bound on the error of the computed difference Q(s, a) - Q(s, b) of two lookaheads of the
+    computed ``v`` [S+] of the (proper, if gamma = 1) policy ``pi`` [S+, A] that comes from the error of v.
+
+    V^pi - v = (I - gamma P_pi)^{-1} res on the non-terminal states, with res the true residual
+    r_pi + gamma P_pi v - v, and (I - gamma P_pi)^{-1} >= 0 entrywise, so e = (I - gamma P_pi)^{-1} (|res_c| + rho)
+    bounds it, rho = gamma_{w+3} (|r_pi| + gamma P_pi |v| + |v|) the rounding of the computed residual res_c
+    (w the most successors of a row). e is computed by one more solve with the same matrix and doubled (its own
+    error is relative, cond eps). The error of v enters the two lookaheads through the same e, so only where
+    their outcome laws differ (two actions with the same successors differ by their rewards alone, exactly).
+    Policy iteration adds this to its greedy tie window: an LU solve leaves errors of about eps max|V| at
+    states of exact value 0, above a window relative to those states' own lookahead terms, and PI switched on
+    that noise (into a reward-free loop, so gamma = 1 raised ImproperPolicyError for a finite V*; or back and
+    forth between two tied policies at gamma = 0.9999 until max_iters).
+
+    Spec: support for BEL-33 (the improvement step compares Q^{pi_k}, known only to the solve's accuracy).
+    """
+    from reference.chains import solve_linear
+    from reference.tolerance import counted_tolerance
+
+    ns, g, na = mdp.n_states, mdp.gamma, mdp.n_actions
+    r_pi = mdp.reward_pi(pi)
+    m = mdp.transition_pi(pi)
+    mv = np.asarray(m @ v, dtype=np.float64)
+    mabs = np.asarray(abs(m) @ np.abs(v), dtype=np.float64)
+    width = (int(np.diff(sp.csr_array(m).indptr).max()) if sp.issparse(m)
+             else int(np.count_nonzero(np.asarray(m), axis=1).max()))
+    res = np.abs(r_pi + g * mv - v) + counted_tolerance(1.0, roundings=width + 3) * (np.abs(r_pi) + g * mabs
+                                                                                       + np.abs(v))
+    e = np.zeros(mdp.n_states_plus)
+    if ns:
+        if sp.issparse(m):
+            a = sp.identity(ns, format="csr") - g * sp.csr_array(m)[:ns, :ns]
+        else:
+            a = np.eye(ns) - g * np.asarray(m)[:ns, :ns]
+        e[:ns] = 2.0 * np.maximum(solve_linear(a, res[:ns]), 0.0)
+    if not np.all(np.isfinite(e)):
+        raise NotConvergedError("policy iteration: the error bound of the policy evaluation is not finite")
+    rows_b = np.repeat(np.arange(mdp.n_states_plus) * na + np.asarray(best, dtype=np.int64), na)
+    if mdp.is_sparse:
+        pm = mdp.transition_csr  # [S+ A, S+], row s A + a
+        diff_e = np.asarray(abs(sp.csr_array(pm - pm[rows_b])) @ e, dtype=np.float64)
+    else:
+        pd = mdp.transition_dense
+        diff_e = np.abs(pd - pd[rows_b]) @ e
+    out: FloatArray = g * diff_e.reshape(mdp.n_states_plus, na)
+    out[mdp.term] = 0.0
+    return out
+
+
 def _pi_loop(mdp: FiniteMDP, pol: IntArray, max_iters: int) -> tuple[list[IntArray], list[FloatArray]]:
     pols = [pol]
     vals = []
     for _ in range(max_iters):
-        v = v_pi(mdp, deterministic_policy(pol, mdp.n_actions))
+        pi = deterministic_policy(pol, mdp.n_actions)
+        v = v_pi(mdp, pi)
         vals.append(v)
-        new = greedy(q_from_v(mdp, v), current=pol, scale=mdp.greedy_scales(v), tie_rtol=mdp.tie_rtol)
+        q = q_from_v(mdp, v)
+        new = greedy(q, current=pol, scale=mdp.greedy_scales(v), tie_rtol=mdp.tie_rtol,
+                     slack=evaluation_slack(mdp, pi, v, np.argmax(q, axis=1)))
         new[mdp.term] = pol[mdp.term]
         pols.append(new)
         if np.array_equal(new, pol):
@@ -571,7 +625,11 @@ def v_star(mdp: FiniteMDP) -> FloatArray:
     """Exact V* (BEL-10, BEL-12) by policy iteration with exact evaluation; shape [S].
 
     At gamma = 1 (BEL-35, erratum E-12): the supremum over every policy whose value exists, reward-free
-    loops included (see :func:`policy_iteration`); raises :class:`DivergentReturnError` when V* = +inf.
+    loops included (see :func:`policy_iteration`); raises :class:`DivergentReturnError` when policy iteration
+    enters an end component of positive mean reward (V* = +inf). When some state has no policy reaching term
+    and no reward-free end component to stay in, the default start (:func:`proper_policy`) does not exist and
+    :class:`ImproperPolicyError` is raised instead, even where V* = +inf there (a reward-1 self-loop as the only
+    action): the base class of both errors, so ``except ImproperPolicyError`` catches either.
     """
     return policy_iteration(mdp).value
 

@@ -149,8 +149,9 @@ def _classify_traps(mdp: FiniteMDP, pi: FloatArray, cs: ChainStructure) -> Impro
             f"but non-zero rewards, so the total return has no sum (BEL-38; see reference.exact.bias_value "
             f"for the Cesaro/Abel value); term is unreachable from states {list(trapped)}", trapped)
     return ImproperPolicyError(
-        f"gamma = 1 and the policy is improper: term is unreachable from states {list(trapped)} (they are "
-        f"reward-free, so V is finite there: pass improper='finite' to evaluate; see BEL-35, erratum E-12)",
+        f"gamma = 1 and the policy is improper: term is unreachable from states {list(trapped)} (the "
+        f"closed classes they end in are reward-free, so V is finite there: pass improper='finite' to evaluate; "
+        f"see BEL-35, erratum E-12)",
         trapped)
 
 

@@ -818,7 +818,7 @@ a per-entry window derived from the MDP (:attr:`FiniteMDP.tie_rtol`, never wider
 
 
 def greedy(q: ArrayLike, *, current: ArrayLike | None = None, tie_rtol: float = TIE_RTOL,
-           scale: float | ArrayLike = 1.0) -> IntArray:
+           scale: float | ArrayLike = 1.0, slack: ArrayLike | None = None) -> IntArray:
     """Greedy actions argmax_a q[s, a] with a documented deterministic tie-break (BEL-16, BEL-26, BEL-33).
 
     Spec: BEL-16. Shapes: q [S, A] -> [S] int; ``scale`` a number, [S] or [S, A].
@@ -831,7 +831,10 @@ def greedy(q: ArrayLike, *, current: ArrayLike | None = None, tie_rtol: float = 
     scale for every action; the default 1 is an absolute floor of 1e-12, too coarse for rewards of order 1e-12 and
     below. If ``current`` (shape [S]) is given and ``current[s]`` is
     among the maximisers, keep it (policy iteration: this ends PI with pi_{k+1} = pi_k and never cycles
-    among equal-value policies).
+    among equal-value policies). ``slack`` [S, A] (>= 0) is added to the window of the pair (a, b): a bound on
+    the error of the computed q(s, a) - q(s, b) beyond the rounding of the lookahead itself, with b =
+    ``argmax(q[s])`` the first exact maximiser (policy iteration passes gamma |P(s, a) - P(s, b)| e, e a
+    componentwise bound on the error of the evaluated V: :func:`reference.dp.evaluation_slack`).
     """
     qa = _real_array(q, "q")
     if qa.ndim != 2:
@@ -851,6 +854,11 @@ def greedy(q: ArrayLike, *, current: ArrayLike | None = None, tie_rtol: float = 
     best = np.argmax(qa, axis=1)  # the first exact maximiser: each action is compared with it
     pair = np.maximum(sc2, sc2[np.arange(qa.shape[0]), best][:, None])
     window = rt * np.maximum(np.maximum(pair, np.finfo(np.float64).tiny), np.abs(m))
+    if slack is not None:
+        sl = _real_array(slack, "slack")
+        if sl.shape != qa.shape or not np.all(np.isfinite(sl) & (sl >= 0.0)):
+            raise ReferenceError_(f"slack must be finite, >= 0 and of shape {qa.shape}, got shape {sl.shape}")
+        window = window + sl
     is_max = qa >= m - window
     act = np.argmax(is_max, axis=1).astype(np.int64)
     if current is not None:
