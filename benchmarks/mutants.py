@@ -695,4 +695,6 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('ev_s18d', 'reference/sampling.py', '        bad = ~np.all(np.isfinite(rows), axis=1)', '        bad = np.zeros(visited.size, dtype=bool)', ['tests/reference/test_evaluation.py']),
     ('ev_s18e', 'reference/evaluation.py', '    _finite_but_term(mdp, qq, "q")', '    pass', ['tests/reference/test_evaluation.py']),
     ('ev_s18f', 'scalable/core/advantages.py', '    r = r.to(dt)\n', '', ['tests/scalable/test_core.py']),
+    ('sa_s18a', 'reference/sampling.py', '        e[sl] = lo[sl] + inverse_cdf(p, u[sl])', '        e[sl] = lo[sl] + inverse_cdf(p, u[sl] ** 1.05)', ['tests/reference/test_sampling.py']),
+    ('adv_s18a', 'reference/advantages.py', '                   np.asarray(boot[:, 1:].T, dtype=np.float64), np.asarray(term.T), np.asarray(trunc.T),', '                   np.asarray(np.where(trunc, 0.0, boot[:, 1:]).T, dtype=np.float64), np.asarray(term.T), np.asarray(trunc.T),', ['tests/reference/test_advantages.py']),
 ]

@@ -504,3 +504,41 @@ def test_TR_31_lam_must_be_a_real_number(lam: object) -> None:
         gae(z, z, z, f, f, gamma=0.9, lam=lam)  # type: ignore[arg-type]
     with pytest.raises(ReferenceError_, match="lam must be a real number"):
         gae_bias(mdp, pi, np.zeros(4), lam=lam)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_TR_21_TR_29_truncated_rollouts_are_unbiased_at_every_step_on_cyclic_mdps(seed: int) -> None:
+    """Time-limit truncation bootstraps from the true final state (TR-29, open choice 13): on cyclic MDPs cut at
+    horizons H = 1, 2, 4 (every trajectory enumerated, so the expectation is exact), with V = V^pi every TD(k)
+    (k = 1, 2, 3, inf) and GAE(lam) (lam = 0, 0.5, 1) built by rollout_from_trajectories is unbiased for
+    A^pi(s, a) at *every* step t, conditionally on (s_t, a_t) = (s, a): rows cut by the horizon and rows that
+    terminate mix in each conditional mean. (The layered-MDP tests above use full episodes and t = 0 only, so a
+    truncation bootstrap from the wrong state, or none, passed them.) Tolerance: the sums of at most H terms of
+    size R + 2 max|V| over the enumerated batch, conditioned by the linear solve of V^pi."""
+    rng = np.random.default_rng(seed)
+    gamma = (0.9, 0.5, 0.99, 0.8)[seed]
+    mdp = random_mdp(rng, 3, 2, gamma=gamma, branching=2, terminal_prob=0.3, reward_outcomes=2)
+    pi = rng.dirichlet(np.ones(2), size=mdp.n_states_plus)
+    v = v_pi(mdp, pi)
+    adv = a_pi(mdp, pi)
+    for h in (1, 2, 4):
+        for s0 in range(mdp.n_states):
+            for a0 in range(mdp.n_actions):
+                tr = enumerate_trajectories(mdp, pi, horizon=h, s0=s0, a0=a0)
+                ro = rollout_from_trajectories(mdp, tr, v)
+                assert ro.truncated.any() or h >= 4  # some rows are cut by the horizon
+                tol = tolerance(h * (mdp.max_abs_reward + 2.0 * float(np.max(np.abs(v)))), terms=h * tr.n,
+                                condition=discount_condition(gamma))
+                ests = [td_k_advantages(ro.rewards, ro.values, ro.next_values, ro.terminated, ro.truncated,
+                                        gamma=gamma, k=k) for k in (1, 2, 3, None)]
+                ests += [gae(ro.rewards, ro.values, ro.next_values, ro.terminated, ro.truncated, gamma=gamma,
+                             lam=lam) for lam in (0.0, 0.5, 1.0)]
+                for t in range(h):
+                    for s in range(mdp.n_states):
+                        for a in range(mdp.n_actions):
+                            m = (tr.states[:, t] == s) & (tr.actions[:, t] == a) & tr.valid[:, t]
+                            if not m.any():
+                                continue
+                            w = tr.weights[m] / tr.weights[m].sum()
+                            for est in ests:
+                                assert abs(float(w @ est[t, m]) - adv[s, a]) <= tol, (h, t, s, a)
