@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import sympy as sp
 
 g, x, R = sp.symbols("gamma x R", positive=True)
@@ -23,6 +25,32 @@ def test_BEL_05_geometric_series_bound() -> None:
     assert sp.simplify(s1 - g * R * (1 - g ** (n - 1)) / (1 - g)) == 0
     for m in range(1, 8):  # spot-check the closed form against explicit sums
         assert sp.simplify(s0.subs(n, m) - sum(R * g**i for i in range(m))) == 0
+
+
+def test_BEL_05_inequality_chain() -> None:
+    """The inequalities of BEL-05's bound, not only its sums: (i) R / (1 - gamma) - sum_{t<n} gamma^t R =
+    R gamma^n / (1 - gamma) is >= 0, decided by SymPy with gamma = 1 / (1 + p), p > 0 (so 0 < gamma < 1) and
+    R >= 0, for symbolic n; (ii) |sum_t gamma^t r_t| <= sum_t gamma^t R for |r_t| <= R: the sum is linear in r,
+    so its extremes over the box [-R, R]^n are at vertices r_t = s_t R, s_t = +-1, and at each vertex
+    sum_t gamma^t R -+ sum_t gamma^t s_t R = R sum_t gamma^t (1 -+ s_t) is a sum of non-negative terms, checked
+    for n = 1..6 (all 2^n vertices). A wrong bound (R / (1 - gamma) replaced by R, or the sum started at t = 1
+    on the right) fails (i) or (ii)."""
+    p = sp.symbols("p", positive=True)
+    n = sp.symbols("n", integer=True, positive=True)
+    r_ = sp.symbols("R", nonnegative=True)
+    gp = 1 / (1 + p)
+    gap = sp.simplify(r_ / (1 - gp) - r_ * (1 - gp**n) / (1 - gp))
+    assert gap.is_nonnegative is True
+    rp = sp.symbols("Rp", positive=True)  # negative controls (decided, not merely undecided)
+    assert sp.simplify(rp - rp * (1 - gp**3) / (1 - gp)).is_negative is True  # R alone is no bound
+    for m in range(1, 7):
+        bound = sum(r_ * gp**i for i in range(m))
+        for signs in itertools.product((-1, 1), repeat=m):
+            val = sum(si * r_ * gp**i for i, si in enumerate(signs))
+            assert sp.expand(bound - val).is_nonnegative is True and sp.expand(bound + val).is_nonnegative is True
+        # the text's chain from t = 1 on the right does not bound a sum that includes t = 0 (all r_t = R > 0)
+        tail = sum(rp * gp**i for i in range(1, m))
+        assert sp.expand(tail - rp * sum(gp**i for i in range(m))).is_negative is True
 
 
 def test_BEL_13_max_lemma_case_analysis() -> None:
