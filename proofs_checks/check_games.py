@@ -88,6 +88,20 @@ def test_GAME_12_E75_constant_anchor_fixed_point_is_regularised_saddle() -> None
     pos = sp.symbols("lambda_over_alpha", positive=True)
     bil = (m * x * y - lam / (2 * a) * x**2 + lam / (2 * a) * y**2).subs(lam, pos * a)
     assert sp.simplify(sp.diff(bil, x, 2)) == -pos and sp.simplify(sp.diff(bil, y, 2)) == pos
+    # "not the original NE" (E-75): with a shifted bilinear game R = m (x - u)(y - w) the original equilibrium is
+    # (u, w), while the regularised game's unique stationary point (solved exactly) is pulled towards 0:
+    # it differs from (u, w) for every lam / alpha > 0 unless u = w = 0
+    u, w = sp.symbols("u w", real=True)
+    shifted = m * (x - u) * (y - w) - pos / 2 * x**2 + pos / 2 * y**2
+    sol = sp.solve([sp.diff(shifted, x), sp.diff(shifted, y)], [x, y], dict=True)
+    assert len(sol) == 1
+    xs, ys = sp.simplify(sol[0][x]), sp.simplify(sol[0][y])
+    assert sp.simplify(xs - m * (m * u - pos * w) / (m**2 + pos**2)) == 0  # solved by hand: the pulled point
+    # the gap to the original NE vanishes only where the regulariser does (pos -> 0) or at u = w = 0
+    gap_x = sp.simplify(xs - u)
+    assert sp.simplify(gap_x.subs({u: 0, w: 0})) == 0 and sp.limit(gap_x, pos, 0) == 0
+    assert sp.simplify(gap_x.subs({m: 1, u: 1, w: 0, pos: 1})) != 0
+    assert sp.simplify((ys - w).subs({m: 1, u: 0, w: 1, pos: 1})) != 0
 
 
 def test_GAME_15_16_17_antisymmetric_gradient_identity_and_self_play() -> None:
