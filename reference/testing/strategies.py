@@ -64,8 +64,13 @@ def finite_mdps(
     """A seeded random FiniteMDP of one of ``families``, with 1..max_states states and 1..max_actions actions.
 
     ``gamma`` fixes the discount; otherwise it is drawn from [min_gamma, max_gamma]. ``stochastic_rewards``
-    None draws whether rewards have several outcomes per successor.
+    None draws whether rewards have several outcomes per successor; True leaves out the "mixed" family, whose
+    rewards are deterministic (``ValueError`` if no other family is listed).
     """
+    if stochastic_rewards:  # "mixed" has deterministic rewards only: it was drawn anyway
+        families = tuple(f for f in families if f != "mixed")
+        if not families:
+            raise ValueError("finite_mdps: stochastic_rewards=True needs a family other than 'mixed'")
     family = draw(st.sampled_from(families))
     n_actions = draw(st.integers(1, max_actions))
     seed = draw(st.integers(0, 2**32 - 1))
@@ -101,10 +106,9 @@ def finite_mdps(
 
 @st.composite
 def policies(draw: st.DrawFn, mdp: FiniteMDP, *, deterministic_mass: bool = True) -> FloatArray:
-    """A stochastic policy [S+, A]: softmax of random logits (every entry > 0).
-
-    With ``deterministic_mass`` some rows are one-hot (the simplex's vertices); rows supported on more than one
-    action but not all of them are not drawn.
+    """A stochastic policy [S+, A]: softmax of random logits (every entry > 0), except that with
+    ``deterministic_mass`` (the default) about half the draws make some rows one-hot (the simplex's vertices);
+    rows supported on more than one action but not all of them are not drawn.
     """
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)

@@ -29,7 +29,7 @@ def acyclic_mdps(draw: st.DrawFn, *, max_layers: int = 3, max_width: int = 3, ma
                  stochastic_rewards: bool | None = None) -> FiniteMDP:
     """A seeded layered (acyclic) MDP: 1..max_layers layers of 1..max_width states, 1..max_actions actions.
 
-    ``gamma`` None draws it from [0.5, 1.0] (gamma = 1 is allowed: every trajectory terminates).
+    ``gamma`` None draws it from {0.5, 0.9, 1.0} (gamma = 1 is allowed: every trajectory terminates).
     ``early_stop`` None draws whether rows may jump to term early (random T); ``stochastic_rewards`` None
     draws 1 or 2 reward outcomes per successor.
     """
@@ -46,7 +46,8 @@ def acyclic_mdps(draw: st.DrawFn, *, max_layers: int = 3, max_width: int = 3, ma
 
 @st.composite
 def full_support_policies(draw: st.DrawFn, mdp: FiniteMDP, *, scale: float = 1.0) -> FloatArray:
-    """A softmax policy [S, A] with logits ~ N(0, scale^2): every action has positive probability."""
+    """A softmax policy [S+, A] (term row included) with logits ~ N(0, scale^2): every action has positive
+    probability."""
     seed = draw(st.integers(0, 2**32 - 1))
     logits = scale * np.random.default_rng(seed).normal(size=(mdp.n_states_plus, mdp.n_actions))
     return softmax_policy(logits)

@@ -26,7 +26,8 @@ def layered_mdps(
     gamma: float | None = None,
     stochastic_rewards: bool | None = None,
 ) -> FiniteMDP:
-    """An acyclic layered MDP (T <= n_layers) from :func:`reference.generators.random_layered_mdp`.
+    """An acyclic layered MDP (T <= n_layers) from :func:`reference.generators.random_layered_mdp`, with
+    2..max(2, max_actions) actions (at least 2 whatever ``max_actions``: a policy gradient needs a choice).
 
     ``gamma=None`` draws gamma from {1.0} ∪ [0.5, 0.99]; ``stochastic_rewards=None`` draws whether each
     successor has 2 equally likely rewards. Early termination probability is drawn from {0, 0.2}.
