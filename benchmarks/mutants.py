@@ -386,9 +386,9 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     # max_pi I: min over actions instead of max
     ('pa4', 'reference/policy_advantage.py', 'np.max(a_pi(mdp, pk), axis=1)', 'np.min(a_pi(mdp, pk), axis=1)', ['tests/reference/test_policy_advantage.py']),
     # policy-advantage step ignores the current action on ties (open choice 1)
-    ('pa5', 'reference/policy_advantage.py', '    return greedy(q_from_v(mdp, v), current=current, scale', '    return greedy(q_from_v(mdp, v), current=None, scale', ['tests/reference/test_policy_advantage.py']),
+    ('pa5', 'reference/policy_advantage.py', '    return greedy(q, current=current, scale', '    return greedy(q, current=None, scale', ['tests/reference/test_policy_advantage.py']),
     # policy-advantage step greedy on A instead of Q (same argmax up to the tie tolerance; may be equivalent except on near-ties, whose scale differs)
-    ('pa6', 'reference/policy_advantage.py', '    return greedy(q_from_v(mdp, v), current=current, scale=mdp.greedy_scales(v)', '    return greedy(q_from_v(mdp, v) - v[:, None], current=current, scale=mdp.greedy_scales(v)', ['tests/reference/test_policy_advantage.py']),
+    ('pa6', 'reference/policy_advantage.py', '    return greedy(q, current=current, scale=mdp.greedy_scales(v)', '    return greedy(q - v[:, None], current=current, scale=mdp.greedy_scales(v)', ['tests/reference/test_policy_advantage.py']),
     # dropped validation of pi in policy_advantage
     ('pa7', 'reference/policy_advantage.py', '    p = validate_policy(mdp, pi)\n', '    p = np.asarray(pi, dtype=np.float64)\n', ['tests/reference/test_policy_advantage.py']),
     # max policy advantage with the occupancy normalised to a distribution (drops the 1/(1-gamma) scale)
@@ -639,8 +639,8 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('gr_mh5', 'reference/grpo.py', '        steps = range(int(tr.lengths[j]))', '        steps = range(int(tr.lengths[j]) - 1)', ['tests/reference/test_grpo.py', 'tests/reference/test_input_validation.py']),
     ('gr_mh6', 'reference/grpo.py', '    if lr.shape != ln.shape:\n', '    if False:\n', ['tests/reference/test_grpo.py', 'tests/reference/test_input_validation.py']),
     ('gr_mh7', 'reference/grpo.py', 'wg = (w[:, None] * tg.weights[None, :]).reshape(-1)', 'wg = (w[:, None] * np.ones_like(tg.weights)[None, :]).reshape(-1)', ['tests/reference/test_grpo.py', 'tests/reference/test_input_validation.py']),
-    ('pa_mh1', 'reference/policy_advantage.py', 'current=current, scale=mdp.greedy_scales(v), tie_rtol=mdp.tie_rtol)', 'current=current, scale=mdp.greedy_scales(v))', ['tests/reference/test_policy_advantage.py', 'tests/reference/test_input_validation.py']),
-    ('pa_mh2', 'reference/policy_advantage.py', 'current=current, scale=mdp.greedy_scales(v), tie_rtol=mdp.tie_rtol)', 'current=current, tie_rtol=mdp.tie_rtol)', ['tests/reference/test_policy_advantage.py', 'tests/reference/test_input_validation.py']),
+    ('pa_mh1', 'reference/policy_advantage.py', '    return greedy(q, current=current, scale=mdp.greedy_scales(v), tie_rtol=mdp.tie_rtol,', '    return greedy(q, current=current, scale=mdp.greedy_scales(v),', ['tests/reference/test_policy_advantage.py', 'tests/reference/test_input_validation.py']),
+    ('pa_mh2', 'reference/policy_advantage.py', '    return greedy(q, current=current, scale=mdp.greedy_scales(v), tie_rtol=mdp.tie_rtol,', '    return greedy(q, current=current, tie_rtol=mdp.tie_rtol,', ['tests/reference/test_policy_advantage.py', 'tests/reference/test_input_validation.py']),
     # --- 2026-12-07: the banded direct path of chains.solve_linear (n > DIRECT_SOLVE_MAX)
     ('bd1', 'reference/chains.py', 'dtype=np.float64)[inv]', 'dtype=np.float64)[perm]', ['tests/reference/test_chains.py']),
     ('bd2', 'reference/chains.py', 'lu.solve(np.ascontiguousarray(r[perm]))', 'lu.solve(np.ascontiguousarray(r))', ['tests/reference/test_chains.py']),
@@ -697,4 +697,6 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('ev_s18f', 'scalable/core/advantages.py', '    r = r.to(dt)\n', '', ['tests/scalable/test_core.py']),
     ('sa_s18a', 'reference/sampling.py', '        e[sl] = lo[sl] + inverse_cdf(p, u[sl])', '        e[sl] = lo[sl] + inverse_cdf(p, u[sl] ** 1.05)', ['tests/reference/test_sampling.py']),
     ('adv_s18a', 'reference/advantages.py', '                   np.asarray(boot[:, 1:].T, dtype=np.float64), np.asarray(term.T), np.asarray(trunc.T),', '                   np.asarray(np.where(trunc, 0.0, boot[:, 1:]).T, dtype=np.float64), np.asarray(term.T), np.asarray(trunc.T),', ['tests/reference/test_advantages.py']),
+    ('pga_s18a', 'reference/pg_algorithms.py', '        phi -= lr_phi * g_phi\n        if upd % eval_every', '        phi -= 0.5 * lr_phi * g_phi\n        if upd % eval_every', ['tests/reference/test_pg_algorithms.py']),
+    ('pga_s18b', 'reference/pg_algorithms.py', '    s, t = term, 0  # E-45', '    s, t = 0, 0  # E-45', ['tests/reference/test_pg_algorithms.py']),
 ]

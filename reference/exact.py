@@ -381,9 +381,12 @@ def discounted_occupancy(mdp: FiniteMDP, pi: FloatArray, *, normalized: bool = F
         d[mdp.term] = (mdp.p0[mdp.term] + mdp.gamma * float(d[:ns] @ col[:ns])) / (1.0 - mdp.gamma)
         return (1.0 - mdp.gamma) * d if normalized else d
     cs = chain_structure(m, mdp.term)
-    err = _classify_traps(mdp, pi, cs)
-    if err is not None:
-        raise err
+    trapped = tuple(int(s) for s in np.flatnonzero(~cs.reaches_term))
+    if trapped:  # the visit counts are infinite there whatever the rewards (the value's errors spoke of V and of
+        # improper='finite', which this function does not take)
+        raise ImproperPolicyError(f"gamma = 1 and the policy is improper: term is unreachable from states "
+                                  f"{list(trapped)}, so the expected number of visits d(s) is infinite there "
+                                  f"(BEL-35); no occupancy measure exists", trapped)
     keep = np.arange(mdp.n_states)
     if sp.issparse(m):
         block = sp.identity(keep.size, format="csr") - m[keep][:, keep]

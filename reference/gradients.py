@@ -278,6 +278,8 @@ def k_step_q_estimates(
 
 def _time_factor(traj: Trajectories, gamma: float, gamma_t: bool) -> FloatArray:
     g = validate_gamma(gamma)  # also with gamma_t=False: gamma is read by the returns / Q estimates
+    if not isinstance(gamma_t, (bool, np.bool_)):  # "no" was read as True (the gamma^t factor kept)
+        raise ReferenceError_(f"gamma_t must be True or False, got {gamma_t!r}")
     h = traj.horizon
     return discount_powers(h, gamma=g)[None, :] if gamma_t else np.ones((1, h))
 

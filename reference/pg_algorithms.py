@@ -90,8 +90,11 @@ def _setup(
 
 
 def _check_lr(lr_theta: float, lr_phi: float) -> None:
-    if not (lr_theta > 0 and lr_phi >= 0):
-        raise ValueError(f"need lr_theta > 0 and lr_phi >= 0, got {lr_theta!r}, {lr_phi!r}")
+    """Finite real step sizes, lr_theta > 0 and lr_phi >= 0 (True ran as 1.0, "1" raised a bare TypeError and
+    inf failed later as 'logits must be finite')."""
+    t, p = _real(lr_theta, "lr_theta"), _real(lr_phi, "lr_phi")
+    if not (math.isfinite(t) and math.isfinite(p) and t > 0 and p >= 0):
+        raise ValueError(f"need finite lr_theta > 0 and lr_phi >= 0, got {lr_theta!r}, {lr_phi!r}")
 
 
 def is_acyclic(mdp: FiniteMDP) -> bool:

@@ -10,6 +10,8 @@ dropped. Measured gaps are listed in docs/policy_gradients.md.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -218,3 +220,164 @@ def test_PG_38_a2c_never_draws_a_zero_probability_action_or_outcome(draw: str, u
     res = a2c(mdp, rng=cast(np.random.Generator, _ConstantRng(u)), num_updates=1, lr_theta=1e-3, lr_phi=1.0,
               k=1, theta0=theta0, eval_every=1)
     np.testing.assert_array_equal(res.phi, 0.0)
+
+
+def _score(th: np.ndarray, s: int, a: int) -> np.ndarray:
+    """grad_theta log softmax(theta[s])[a] over row s: e_a - pi(.|s)."""
+    from reference.policies import softmax
+
+    p = softmax(th[s])
+    g = -p.copy()
+    g[a] += 1.0
+    return np.asarray(g)
+
+
+def _replay_trajectory_pg(mdp: FiniteMDP, trajs: list[Any], k: int | None, lr_t: float, lr_p: float, gamma_t: bool,
+                          x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The text's Algorithm #1 (gamma_t) / #2 written out step by step on given trajectories (one per
+    iteration): Q_t = sum_{j<m} gamma^j r_{t+j} + gamma^m V(s_{t+m}), m = k ^ (T - t); g_theta = -sum_t
+    [gamma^t] score * [[Q_t - V(s_t)]], g_phi = -sum_t [[Q_t - V(s_t)]] x(s_t); theta -= lr g_theta, phi -= lr g_phi."""
+    th = np.zeros((mdp.n_states_plus, mdp.n_actions))
+    phi = np.zeros(x.shape[1])
+    g, term = mdp.gamma, mdp.term
+    for tr in trajs:
+        big_t, st, ac, rw = int(tr.lengths[0]), tr.states[0], tr.actions[0], tr.rewards[0]
+
+        def v(s: int, phi: np.ndarray = phi) -> float:
+            return 0.0 if s == term else float(x[s] @ phi)
+
+        gth, gph = np.zeros_like(th), np.zeros_like(phi)
+        for t in range(big_t):
+            m = big_t - t if k is None else min(k, big_t - t)
+            q = sum(g**j * rw[t + j] for j in range(m)) + g**m * v(int(st[t + m]))
+            adv = q - v(int(st[t]))
+            gth[st[t]] -= _score(th, int(st[t]), int(ac[t])) * (g**t if gamma_t else 1.0) * adv
+            gph -= adv * x[st[t]]
+        th -= lr_t * gth
+        phi -= lr_p * gph
+    return th, phi
+
+
+def _replay_a2c(mdp: FiniteMDP, rng: np.random.Generator, n_upd: int, lr_t: float, lr_p: float, k: int,
+                x: np.ndarray, beta: float, max_len: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """A2C as in the text (PG-38), with E-45's start at term and the package's documented draw order (one
+    uniform per action, then one per outcome, inverse CDF within the row): k-step segments, the return
+    accumulated backwards from V(s_{t+m}) (0 at term), entropy gradient -p (log p + H)."""
+    from reference.policies import softmax
+    from reference.sampling import inverse_cdf
+
+    th = np.zeros((mdp.n_states_plus, mdp.n_actions))
+    phi = np.zeros(x.shape[1])
+    term, g, na = mdp.term, mdp.gamma, mdp.n_actions
+    s, t, steps = term, 0, 0
+    for _ in range(n_upd):
+        if s == term or (max_len is not None and t >= max_len):
+            t = 0
+            s = int(rng.choice(mdp.n_states_plus, p=mdp.p0))
+            while s == term:
+                s = int(rng.choice(mdp.n_states_plus, p=mdp.p0))
+        pi = softmax(th)
+        seg = []
+        for _ in range(k):
+            a = int(inverse_cdf(pi[s][None, :], np.array([rng.random()]))[0])
+            lo, hi = int(mdp.indptr[s * na + a]), int(mdp.indptr[s * na + a + 1])
+            e = lo + int(inverse_cdf(mdp.prob[None, lo:hi], np.array([rng.random()]))[0])
+            seg.append((s, a, float(mdp.reward[e])))
+            s = int(mdp.next_state[e])
+            t += 1
+            steps += 1
+            if s == term or (max_len is not None and t >= max_len):
+                break
+
+        def v(z: int, phi: np.ndarray = phi) -> float:
+            return 0.0 if z == term else float(x[z] @ phi)
+
+        q = v(s)
+        gth, gph = np.zeros_like(th), np.zeros_like(phi)
+        for si, ai, ri in reversed(seg):
+            q = ri + g * q
+            adv = q - v(si)
+            gth[si] -= _score(th, si, ai) * adv
+            if beta:
+                p = pi[si]
+                lp = np.log(p)
+                gth[si] -= beta * (-p * (lp + (-(p @ lp))))
+            gph -= adv * x[si]
+        th -= lr_t * gth
+        phi -= lr_p * gph
+    return th, phi, steps
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("gamma", [0.8, 1.0])
+def test_PG_27_38_39_algorithms_replay_the_text_update_by_update(seed: int, gamma: float,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Algorithms #1 / #2 fed the same trajectories and A2C on the same random stream against the updates written
+    out from the text above (actor *and* critic: halving the critic step passed every test before, since the
+    tests only read J or the critic's fixed point), with tabular and random linear features, k = 1, 2, inf
+    (A2C: k = 1, 5 with and without the entropy bonus and a length cap), and E-45's first pass from term (A2C
+    started at a real state shifts the stream and fails). Tolerance: the two computations differ only in the
+    order of their sums; each iteration rounds at most 64 times on parameters bounded by their final scale."""
+    import reference.pg_algorithms as pga
+    from reference.sampling import sample_trajectories
+    from reference.tolerance import counted_tolerance
+
+    mdp = random_layered_mdp(np.random.default_rng(seed), 3, 2, 2, gamma=gamma, reward_outcomes=2,
+                             early_stop_prob=0.2)
+    feats = [pga.tabular_features(mdp), np.random.default_rng(9).normal(size=(mdp.n_states_plus, 3))]
+    iters = 15
+
+    def close(got: np.ndarray, want: np.ndarray) -> bool:
+        scale = float(np.max(np.abs(want))) + 1.0
+        return bool(np.max(np.abs(got - want)) <= counted_tolerance(scale * iters, roundings=64 * iters))
+
+    for x in feats:
+        for k in (1, 2, None):
+            for gamma_t, fn in ((True, pga.policy_gradient_algorithm_1), (False, pga.policy_gradient_algorithm_2)):
+                fed: list[Any] = []
+
+                def record(*args: Any, _fed: list[Any] = fed, **kwargs: Any) -> Any:
+                    tr = sample_trajectories(*args, **kwargs)
+                    _fed.append(tr)
+                    return tr
+
+                with monkeypatch.context() as mp:
+                    mp.setattr("reference.pg_algorithms.sample_trajectories", record)
+                    res = fn(mdp, rng=np.random.default_rng(seed), num_iters=iters, lr_theta=0.7, lr_phi=0.3, k=k,
+                             features=x)
+                th, phi = _replay_trajectory_pg(mdp, fed, k, 0.7, 0.3, gamma_t, x)
+                assert close(res.theta, th) and close(res.phi, phi), (k, gamma_t)
+                assert res.num_env_steps == sum(int(t.lengths[0]) for t in fed)
+        for k2 in (1, 5):
+            for beta in (0.0, 0.3):
+                for cap in (None, 2):
+                    r = pga.a2c(mdp, rng=np.random.default_rng(seed), num_updates=30, lr_theta=0.7, lr_phi=0.3,
+                                k=k2, features=x, entropy_beta=beta, max_episode_length=cap)
+                    th, phi, steps = _replay_a2c(mdp, np.random.default_rng(seed), 30, 0.7, 0.3, k2, x, beta, cap)
+                    assert steps == r.num_env_steps
+                    assert close(r.theta, th) and close(r.phi, phi), (k2, beta, cap)
+    assert pga.a2c.__kwdefaults__ is not None and pga.a2c.__kwdefaults__["k"] == 5  # PG-39: k ~ 5
+
+
+def test_step_sizes_and_gamma_t_flags_are_validated() -> None:
+    """lr_theta=True ran as 1.0, "1" raised a bare TypeError, inf failed later as 'logits must be finite', and
+    gamma_t="no" was read as True (the gamma^t factor kept): all are refused with a named error now."""
+    from reference.errors import ReferenceError_
+    from reference.gradients import g_reward_to_go
+    from reference.sampling import sample_trajectories
+    from reference.trust_region import is_surrogate_terms
+
+    mdp = _mdp(0, 0.9)
+    for bad in (True, "1", float("inf"), float("nan"), 0.0, -1.0):
+        with pytest.raises((ValueError, ReferenceError_), match="lr_theta"):
+            a2c(mdp, rng=np.random.default_rng(0), num_updates=1, lr_theta=bad, lr_phi=0.1)  # type: ignore[arg-type]
+        with pytest.raises((ValueError, ReferenceError_), match="lr_phi"):
+            policy_gradient_algorithm_1(mdp, rng=np.random.default_rng(0), num_iters=1, lr_theta=0.1,
+                                        lr_phi=bad if bad != 0.0 else -0.5)  # type: ignore[arg-type]
+    tr = sample_trajectories(mdp, uniform_policy(mdp), rng=np.random.default_rng(0), n=2, horizon=4)
+    theta = np.zeros((mdp.n_states_plus, mdp.n_actions))
+    with pytest.raises(ReferenceError_, match="gamma_t"):
+        g_reward_to_go(theta, tr, gamma=0.9, gamma_t="no")  # type: ignore[arg-type]
+    z = np.zeros((2, 1))
+    with pytest.raises(ReferenceError_, match="gamma_t"):
+        is_surrogate_terms(z, z, z, np.ones((2, 1), dtype=bool), gamma=0.9, gamma_t="no")  # type: ignore[arg-type]

@@ -54,7 +54,9 @@ def test_TR_38_TR_42_definition_and_is_identity_by_enumeration(seed: int, gamma:
     tr = enumerate_trajectories(mdp, pk)
     s = np.minimum(tr.states[:, :-1], mdp.term)
     disc = gamma ** np.arange(tr.horizon)
-    tol = _tol(mdp, 3) * tr.n
+    # the solve of policy_advantage (_tol) plus the direct sum: tr.n weighted terms (weights summing to 1) of at
+    # most H discounted steps, each bounded by the value scale
+    tol = _tol(mdp, 3) + tolerance(value_scale(max(mdp.max_abs_reward, 1.0), gamma, 3), terms=tr.n + tr.horizon)
     direct = float(tr.weights @ (np.where(tr.valid, np.sum(pi * adv, axis=1)[s], 0.0) @ disc))
     value = policy_advantage(mdp, pi, pk)
     assert abs(direct - value) <= tol
