@@ -267,8 +267,10 @@ def _real_array(got: Any) -> tuple[FloatArray | None, str | None]:
     return np.asarray(a, dtype=np.float64), None
 
 
-def _compare(got: Any, want: FloatArray, tol: float) -> tuple[str | None, float, tuple[int, ...] | None]:
-    """None if ``got`` equals ``want`` within ``tol`` entrywise, else (problem, max error, worst index)."""
+def _compare(got: Any, want: FloatArray, tol: float | FloatArray) -> tuple[str | None, float, tuple[int, ...] | None]:
+    """None if ``got`` equals ``want`` within ``tol`` entrywise (a number, or an array broadcast to ``want``'s
+    shape: one tolerance per entry), else (problem, error at the worst entry, worst index); the worst entry is
+    the one furthest beyond its own tolerance."""
     g, why = _real_array(got)
     if g is None:
         return why, float("inf"), None
@@ -279,11 +281,20 @@ def _compare(got: Any, want: FloatArray, tol: float) -> tuple[str | None, float,
         idx = tuple(int(i) for i in np.argwhere(~np.isfinite(g))[0]) if g.ndim else ()
         return f"non-finite result at {idx}", float("inf"), idx
     err = np.abs(g - want)
-    worst = float(np.max(err)) if err.size else 0.0
-    if worst <= tol:
-        return None, worst, None
-    idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), err.shape)) if err.ndim else ()
-    return f"differs from the reference by {worst:.3e} (tolerance {tol:.3e})", worst, idx
+    if np.ndim(tol) == 0:
+        worst = float(np.max(err)) if err.size else 0.0
+        if worst <= float(tol):
+            return None, worst, None
+        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), err.shape)) if err.ndim else ()
+        return f"differs from the reference by {worst:.3e} (tolerance {float(tol):.3e})", worst, idx
+    t = np.broadcast_to(np.asarray(tol, dtype=np.float64), err.shape)
+    excess = err - t
+    if not err.size or float(np.max(excess)) <= 0.0:
+        return None, float(np.max(err)) if err.size else 0.0, None
+    flat = int(np.argmax(excess / np.maximum(t, np.finfo(np.float64).tiny)))
+    idx = tuple(int(i) for i in np.unravel_index(flat, err.shape)) if err.ndim else ()
+    return (f"differs from the reference by {float(err[idx]):.3e} (tolerance {float(t[idx]):.3e} for this "
+            f"entry)"), float(err[idx]), idx
 
 
 def _shape_hint(got: tuple[int, ...], want: tuple[int, ...]) -> str:
@@ -300,12 +311,12 @@ def _shape_hint(got: tuple[int, ...], want: tuple[int, ...]) -> str:
     return ""
 
 
-def _matches(got: Any, want: FloatArray, tol: float) -> bool:
+def _matches(got: Any, want: FloatArray, tol: float | FloatArray) -> bool:
     return _compare(got, want, tol)[0] is None
 
 
 _Variant = tuple[str, "FloatArray | None"] | tuple[str, "FloatArray | None", float]
-_Evaluate = Callable[[Any], "tuple[Any, FloatArray, float, Sequence[_Variant]] | None"]
+_Evaluate = Callable[[Any], "tuple[Any, FloatArray, float | FloatArray, Sequence[_Variant]] | None"]
 """For a case: (the implementation's output, the reference output, the tolerance, [(mistake, the output that
 mistake gives, or None where it does not apply[, extra tolerance for matching that mistake])]), or None if the
 implementation raised on the case. The extra tolerance widens only the match with that mistake's output (a
@@ -371,6 +382,9 @@ def _run(
     notes: tuple[str, ...] = (),
     evaluate: _Evaluate | None = None,
 ) -> ConformanceReport:
+    if isinstance(examples, bool) or not isinstance(examples, (int, np.integer)) or examples < 0:
+        # -5 ran the pitfalls only and reported PASSED (0 is allowed: the pitfall cases alone, said in the report)
+        raise ValueError(f"examples must be an integer >= 0, got {examples!r}")
     pitfalls = list(pitfalls)
 
     def failed(ran: list[str], count: int, m: Mismatch, case: Any) -> ConformanceReport:
@@ -530,7 +544,9 @@ def _gae_from_starts(bt: RolloutBatch, convention: GaeConvention,
 
 def _gae_trace_across_truncation(bt: RolloutBatch) -> FloatArray:
     """Bootstrap right (0 at termination, V(final obs) at truncation) but the lambda-trace cut at termination
-    only: rlax's ``truncated_generalized_advantage_estimation`` handed discount_t = gamma (1 - terminated)."""
+    only: a hand-written loop with one discount gamma (1 - terminated) for the trace and the bootstrap. (rlax's
+    GAE takes one values sequence, so a transcription of it also bootstraps a truncation from the next
+    episode's first state: a different mistake, caught by the truncation pitfall, not named.)"""
     delta = bt.rewards + bt.gamma * np.where(bt.terminated, 0.0, bt.next_values) - bt.values
     out = np.zeros_like(delta)
     acc = np.zeros(delta.shape[1])
@@ -759,7 +775,8 @@ def check_td_k_advantages(
     precision: Precision = "float64",
     examples: int = 200,
 ) -> ConformanceReport:
-    """Check k-step (TD(k)) advantages, A2C's n-step estimator, against :func:`reference.advantages.td_k_advantages`.
+    """Check k-step (TD(k)) advantages against :func:`reference.advantages.td_k_advantages` (A2C's PG-38 targets are
+    these with k = None on a k-step segment, not a k-step window slid over a longer rollout).
 
     Spec: TR-20 (E-59), TR-30, PG-38/PG-39. ``fn(rewards, values, next_values, terminated, truncated, *, gamma,
     k) -> advantages`` [T, B], the GAE "reference" convention plus ``k``:
@@ -1195,9 +1212,13 @@ def check_tanh_gaussian_log_prob(
         return np.asarray(tanh_gaussian_log_prob(c.z, c.mu, c.log_std).sum(axis=-1), dtype=np.float64)
 
     def tol_of(c: _TanhCase) -> float:
-        # per dimension: the magnitude of the terms, plus the sensitivity |d log pi / dz| = |(z - mu) / sigma^2
-        # - 2 tanh z| times the absolute error of z - mu (u (|z| + |mu|)) and, for an action input, the
-        # error of atanh (u / (1 - a^2))
+        # per dimension: the magnitude of the terms (every rounding of the arithmetic, SAFETY (n + 8) u each),
+        # plus the first-order effect of the *input's* rounding: |d log pi / dz| <= |z - mu| / sigma^2 + 2 times
+        # the error of z - mu (u (|z| + |mu|)) and, for an action input, of atanh(a) (u / (1 - a^2) from the
+        # rounding of a, a few ulps of z from atanh itself): a counted bound, 2 u per unit of sensitivity, with
+        # no SAFETY (n + 8) factor. With that factor the float32 action bound was ~200 times a correct
+        # computation's error and passed SAC's log(1 - a^2 + 1e-6), 5.5e-3 nats off at z = 5 (review of
+        # 2026-12-07); a correct float32 computation there is within 7e-4.
         sig = np.exp(c.log_std)
         w = (c.z - c.mu) / sig
         mag = np.abs(c.log_std) + 0.5 * w * w + 1.0 + np.abs(log1m_tanh2(c.z))
@@ -1206,7 +1227,7 @@ def check_tanh_gaussian_log_prob(
             dz = dz + np.exp(-log1m_tanh2(c.z))
         sens = (np.abs(w) / sig + 2.0) * dz
         n = c.z.shape[-1]
-        return _tol(float(np.max(np.sum(mag + sens, axis=-1))), n + 8, u)
+        return _tol(float(np.max(np.sum(mag, axis=-1))), n + 8, u) + 2.0 * u * float(np.max(np.sum(sens, axis=-1)))
 
     def inputs_of(c: _TanhCase) -> tuple[FloatArray, FloatArray, FloatArray]:
         x = c.z if convention == "pre_squash" else np.tanh(c.z)
@@ -1317,16 +1338,20 @@ def check_grpo_advantages(
     def want_of(r: FloatArray) -> FloatArray:
         return grpo_advantages(r, eps_std=eps_std, scale_by_std=scale_by_std)
 
-    def tol_of(r: FloatArray) -> float:
-        # centring: n u max|r| per entry; the std adds a relative n u; the division amplifies by 1 / (std + eps)
+    def tol_of(r: FloatArray) -> FloatArray:
+        # per group (one tolerance per entry, broadcast along the group): centring n u max|r| per entry; the
+        # std adds a relative n u; the division amplifies by 1 / (std + eps). Until 2026-12-07 the largest group
+        # bound applied to every group, so a flat group (std 0: 1 / eps_std = 1e4) next to an integer group
+        # let a ddof-0 std in the latter pass
         n = r.shape[-1]
-        rmax = float(np.max(np.abs(r))) if r.size else 0.0
+        rmax = np.maximum(np.max(np.abs(r), axis=-1, keepdims=True) if r.size else np.zeros((*r.shape[:-1], 1)),
+                          np.finfo(np.float64).tiny)
         if not scale_by_std:
-            return _tol(rmax, n + 2, u)
-        den = r.std(axis=-1, ddof=1) + eps_std if n > 1 else np.full(r.shape[:-1], eps_std)
+            return np.asarray(_tol(1.0, n + 2, u) * rmax, dtype=np.float64)
+        den = r.std(axis=-1, ddof=1, keepdims=True) + eps_std if n > 1 else np.full((*r.shape[:-1], 1), eps_std)
         a = np.abs(want_of(r))
-        per_group = (rmax / den) * (1.0 + np.max(a, axis=-1))
-        return _tol(float(np.max(per_group)), n + 4, u)
+        per_group = (rmax / den) * (1.0 + np.max(a, axis=-1, keepdims=True))
+        return np.asarray(_tol(1.0, n + 4, u) * per_group, dtype=np.float64)
 
     def variants(r: FloatArray) -> list[tuple[str, FloatArray | None]]:
         n = r.shape[-1]
@@ -1352,13 +1377,16 @@ def check_grpo_advantages(
 
     def check_one(case_name: str, r: FloatArray) -> Mismatch | None:
         want = want_of(r)
-        tol = tol_of(r)
+        tols = tol_of(r)
         got, err = _call(fn, r.copy())
         if err is not None:
-            return Mismatch(case_name, {"rewards": r}, want, None, float("inf"), None, tol, err)
-        problem, worst, where = _compare(got, want, tol)
+            return Mismatch(case_name, {"rewards": r}, want, None, float("inf"), None, float(np.max(tols, initial=0.0)),
+                            err)
+        problem, worst, where = _compare(got, want, tols)
         if problem is None:
             return None
+        t_all = np.broadcast_to(tols, want.shape)
+        tol = float(t_all[where]) if where is not None and t_all.size else float(np.max(tols, initial=0.0))
         diagnosis = None
         g = _real_array(got)[0]
         if scale_by_std and r.shape[-1] == 1 and g is not None and g.shape == r.shape and np.all(np.isnan(g)):
@@ -1367,7 +1395,7 @@ def check_grpo_advantages(
                          "a lone completion has nothing to be compared with). Guard N = 1, or never form such groups")
         return Mismatch(case_name, {"rewards": r}, want, got, worst, where, tol, problem, diagnosis)
 
-    def evaluate(r: FloatArray) -> tuple[Any, FloatArray, float, list[tuple[str, FloatArray | None]]] | None:
+    def evaluate(r: FloatArray) -> tuple[Any, FloatArray, FloatArray, list[tuple[str, FloatArray | None]]] | None:
         got, err = _call(fn, r.copy())
         return None if err else (got, want_of(r), tol_of(r), variants(r))
 
@@ -1770,16 +1798,35 @@ def check_bellman_operator(
 
 
 # -------------------------------------------------------------------------------------------- CLI
+class _UsageError(Exception):
+    """The check could not run (a target that does not load, an option that does not apply): exit status 2,
+    as argparse's own usage errors, so that a script can tell 'never ran' from 'does not conform' (1)."""
+
+
 def _load(target: str) -> Callable[..., Any]:
     mod, sep, attr = target.partition(":")
     if not sep or not mod or not attr:
-        raise SystemExit(f"expected module:function, got {target!r}")
-    obj: Any = importlib.import_module(mod)
+        raise _UsageError(f"expected module:function, got {target!r}")
+    try:
+        obj: Any = importlib.import_module(mod)
+    except Exception as exc:  # ModuleNotFoundError, or the module's own import failing
+        raise _UsageError(f"cannot import module {mod!r}: {type(exc).__name__}: {exc}") from None
     for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise _UsageError(f"module {mod!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise SystemExit(f"{target} is not callable")
+        raise _UsageError(f"{target} is not callable")
     return obj  # type: ignore[no-any-return]
+
+
+_OPTION_CHECKS: dict[str, tuple[str, ...]] = {
+    # option (its argparse dest) -> the checks it applies to; given elsewhere it is an error, not ignored
+    "sign": ("ppo-clip",), "reduction": ("ppo-clip",), "normalize_advantages": ("ppo-clip",),
+    "no_std_scaling": ("grpo",), "layout": ("policy-evaluation", "optimal-value", "bellman-operator"),
+    "operand": ("bellman-operator",), "optimal": ("bellman-operator",), "finite_k": ("td-k",),
+    "atol": ("policy-evaluation", "optimal-value"), "policy_only": ("optimal-value",),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1805,13 +1852,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--atol", type=float, default=None, help="solvers only: the solver's own accuracy")
     ap.add_argument("--policy-only", action="store_true", help="optimal-value only: check the returned policy alone")
     args = ap.parse_args(argv)
-    fn = _load(args.target)
-    extra: dict[str, Any] = {} if args.examples is None else {"examples": args.examples}
     conv = args.convention
     applies = {"gae": ("reference", "sb3", "cleanrl"), "tanh-gaussian": ("pre_squash", "action"),
                "rewards-to-go": ("episode", "batch")}
     if conv is not None and conv not in applies.get(args.check, ()):
         ap.error(f"--convention {conv} does not apply to {args.check}")
+    defaults = {a.dest: a.default for a in ap._actions}
+    for dest, checks in _OPTION_CHECKS.items():  # an option given to a check that does not read it was ignored
+        if getattr(args, dest) != defaults[dest] and args.check not in checks:
+            ap.error(f"--{dest.replace('_', '-')} does not apply to {args.check} (only to {', '.join(checks)})")
+    if args.examples is not None and args.examples < 0:
+        ap.error(f"--examples must be >= 0, got {args.examples}")
+    try:
+        fn = _load(args.target)
+        rep = _run_check(args, fn, conv)
+    except _UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # an option value the check refuses (e.g. --atol -1)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(rep)
+    return 0 if rep.passed else 1
+
+
+def _run_check(args: argparse.Namespace, fn: Callable[..., Any], conv: Any) -> ConformanceReport:
+    """The check named by ``args.check`` on ``fn`` (see :func:`main`)."""
+    extra: dict[str, Any] = {} if args.examples is None else {"examples": args.examples}
     if args.check == "gae":
         rep = check_gae(fn, convention=conv or "reference", precision=args.precision, **extra)
     elif args.check == "tanh-gaussian":
@@ -1834,8 +1901,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         rep = check_optimal_value(fn, layout=args.layout, precision=args.precision, atol=args.atol,
                                   check_value=not args.policy_only, **extra)
-    print(rep)
-    return 0 if rep.passed else 1
+    return rep
 
 
 if __name__ == "__main__":

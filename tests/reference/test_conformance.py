@@ -553,8 +553,24 @@ def test_cli_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "FAILED" in out and "truncation treated as termination" in out
     assert main(["ppo-clip", f"{__name__}:numpy_ppo_loss", "--examples", "20"]) == 0
-    with pytest.raises(SystemExit):
-        main(["gae", "no_colon_here"])
+    # exit 2 when the check never ran, with a message naming the problem (review of 2026-12-07: a missing module
+    # or attribute, or a refused option value, exited 1 with a traceback, like a failed check; options that do
+    # not apply were ignored; --examples -5 ran the pitfalls only and passed)
+    for argv, what in ((["gae", "no_colon_here"], "module:function"),
+                       (["gae", "no_such_module_xyz:f"], "cannot import"),
+                       (["gae", "reference.advantages:nope"], "no attribute"),
+                       (["optimal-value", "reference.advantages:gae", "--atol", "-1"], "atol")):
+        assert main(argv) == 2, argv
+        assert what in capsys.readouterr().err
+    for argv in (["gae", "reference.advantages:gae", "--atol", "1e-3"],
+                 ["gae", "reference.advantages:gae", "--normalize-advantages", "unbiased"],
+                 ["policy-evaluation", "reference.advantages:gae", "--policy-only"],
+                 ["gae", "reference.advantages:gae", "--examples", "-5"]):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2, argv
+    with pytest.raises(ValueError, match="examples"):
+        check_gae(ref_gae, examples=-5)
 
 
 # ------------------------------------------------------------------------------ tanh-Gaussian and GRPO
@@ -594,6 +610,22 @@ def test_sb3_squashed_gaussian_is_named_for_its_epsilon() -> None:
     for rep in (check_tanh_gaussian_log_prob(sb3, convention="action", examples=EX),
                 check_tanh_gaussian_log_prob(lambda z, mu, ls: sb3(np.tanh(z), mu, ls, z), examples=EX)):
         assert "log(1 - a^2 + 1e-6)" in _diagnosis(rep), str(rep)
+    # also in float32 with the action convention (the SB3 / CleanRL SAC setting): the input-rounding part of
+    # the bound carried SAFETY (n + 8) and was ~200 times a correct float32 computation's error, so the epsilon
+    # (5.5e-3 nats at z = 5) passed there until 2026-12-07; a correct float32 computation still passes
+    def f32(fn: Callable[..., Any]) -> Callable[..., np.ndarray]:
+        return lambda a, mu, ls: np.asarray(fn(*(np.asarray(x, np.float32) for x in (a, mu, ls))), np.float64)
+
+    rep32 = check_tanh_gaussian_log_prob(f32(sb3), convention="action", precision="float32", examples=EX)
+    assert not rep32.passed, str(rep32)
+
+    def stable32(a: Any, mu: Any, ls: Any) -> np.ndarray:
+        z = np.arctanh(a)
+        normal = -ls - 0.5 * ((z - mu) / np.exp(ls)) ** 2 - np.float32(0.5 * np.log(2 * np.pi))
+        return np.asarray((normal - 2 * (np.float32(np.log(2)) - z - np.logaddexp(np.float32(0), -2 * z))).sum(-1))
+
+    rep_ok = check_tanh_gaussian_log_prob(f32(stable32), convention="action", precision="float32", examples=EX)
+    assert rep_ok.passed, str(rep_ok)
 
 
 def _naive(z: Any, mu: Any, ls: Any) -> np.ndarray:
@@ -1143,3 +1175,23 @@ def test_bad_atol_raises(atol: float) -> None:
         check_optimal_value(_exact_v_star, atol=atol)
     with pytest.raises(ValueError, match="atol"):
         check_policy_evaluation(linear_solve_evaluation, atol=atol)
+
+
+def test_grpo_tolerance_is_per_group() -> None:
+    """The GRPO bound is per group: until 2026-12-07 the largest group's bound applied to every group, so a flat
+    group (std 0, amplification 1 / eps_std = 1e4) widened the others' tolerance. A function that uses the
+    population std (ddof 0) in groups of 8 or more whenever the batch also holds a flat group passed in float32
+    (the pitfalls have N = 4; on random binary batches of N = 16 its error, about 0.11, stayed under a shared
+    bound of about 0.77); now a random example catches it, with a tolerance of about 6e-5 for that group."""
+    def ddof0_next_to_flat(r: Any) -> np.ndarray:
+        r = np.asarray(r, np.float32)
+        if r.shape[-1] == 1:
+            return np.zeros_like(r)
+        c = r - r.mean(-1, keepdims=True)
+        flat = bool(np.any(np.all(c == 0, axis=-1))) and r.shape[-1] >= 8
+        sd = r.std(-1, ddof=0 if flat else 1, keepdims=True)
+        return np.asarray(np.where(c == 0, 0, c / (sd + np.float32(1e-4))))
+
+    rep = check_grpo_advantages(ddof0_next_to_flat, precision="float32", examples=EX)
+    assert not rep.passed and rep.failure is not None, str(rep)
+    assert rep.failure.tolerance < 1e-3 < rep.failure.max_abs_error, str(rep)
