@@ -699,4 +699,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('adv_s18a', 'reference/advantages.py', '                   np.asarray(boot[:, 1:].T, dtype=np.float64), np.asarray(term.T), np.asarray(trunc.T),', '                   np.asarray(np.where(trunc, 0.0, boot[:, 1:]).T, dtype=np.float64), np.asarray(term.T), np.asarray(trunc.T),', ['tests/reference/test_advantages.py']),
     ('pga_s18a', 'reference/pg_algorithms.py', '        phi -= lr_phi * g_phi\n        if upd % eval_every', '        phi -= 0.5 * lr_phi * g_phi\n        if upd % eval_every', ['tests/reference/test_pg_algorithms.py']),
     ('pga_s18b', 'reference/pg_algorithms.py', '    s, t = term, 0  # E-45', '    s, t = 0, 0  # E-45', ['tests/reference/test_pg_algorithms.py']),
+    ('cf_s18a', 'reference/testing/conformance.py', '        return _tol(float(np.max(np.sum(mag, axis=-1))), n + 8, u) + 2.0 * u * float(np.max(np.sum(sens, axis=-1)))', '        return _tol(float(np.max(np.sum(mag + sens, axis=-1))), n + 8, u)', ['tests/reference/test_conformance.py']),
+    ('cf_s18b', 'reference/testing/conformance.py', '        return np.asarray(_tol(1.0, n + 4, u) * per_group, dtype=np.float64)', '        return np.asarray(_tol(1.0, n + 4, u) * np.max(per_group) * rmax.max() / rmax, dtype=np.float64)', ['tests/reference/test_conformance.py']),
+    ('cf_s18c', 'reference/testing/conformance.py', '    if isinstance(examples, bool) or not isinstance(examples, (int, np.integer)) or examples < 0:', '    if False:', ['tests/reference/test_conformance.py']),
 ]
