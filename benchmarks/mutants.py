@@ -686,7 +686,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('sn_s18h', 'scalable/nets/mlp.py', '        H(tanh z) = H(z) + E[log(1 - tanh(z)^2)] <= H(z)).\n        """\n        return gaussian_entropy(log_std).sum(dim=-1)', '        H(tanh z) = H(z) + E[log(1 - tanh(z)^2)] <= H(z)).\n        """\n        return gaussian_entropy(log_std).mean(dim=-1)', ['tests/scalable/test_core.py', 'tests/scalable/test_nets.py']),
     ('sd_s18a', 'scalable/core/distributions.py', '    return torch.where(torch.isneginf(normal), normal, out)', '    return out', ['tests/scalable/test_core.py']),
     ('sd_s18b', 'scalable/core/distributions.py', '    u = _over_sigma(x - mu, log_std)', '    u = (x - mu) * torch.exp(-log_std)', ['tests/scalable/test_core.py']),
-    ('dp_s18a', 'reference/dp.py', '                     slack=evaluation_slack(mdp, pi, v, np.argmax(q, axis=1)))', '                     slack=None)', ['tests/reference/test_dp.py']),
+    ('dp_s18a', 'reference/dp.py', '                     slack=greedy_slack(mdp, pi, v, q))', '                     slack=None)', ['tests/reference/test_dp.py']),
     ('dp_s18b', 'reference/dp.py', '        diff_e = np.abs(pd - pd[rows_b]) @ e', '        diff_e = (pd + pd[rows_b]) @ e', ['tests/reference/test_dp.py']),
     ('dp_s18c', 'reference/dp.py', '        e[:ns] = 2.0 * np.maximum(solve_linear(a, res[:ns]), 0.0)', '        e[:ns] = 2.0 * np.maximum(res[:ns], 0.0)', ['tests/reference/test_dp.py']),
     ('ev_s18a', 'reference/advantages.py', '    if traj.term is not None and traj.term != mdp.term:', '    if False:', ['tests/reference/test_evaluation.py']),
@@ -702,4 +702,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('cf_s18a', 'reference/testing/conformance.py', '        return _tol(float(np.max(np.sum(mag, axis=-1))), n + 8, u) + 2.0 * u * float(np.max(np.sum(sens, axis=-1)))', '        return _tol(float(np.max(np.sum(mag + sens, axis=-1))), n + 8, u)', ['tests/reference/test_conformance.py']),
     ('cf_s18b', 'reference/testing/conformance.py', '        return np.asarray(_tol(1.0, n + 4, u) * per_group, dtype=np.float64)', '        return np.asarray(_tol(1.0, n + 4, u) * np.max(per_group) * rmax.max() / rmax, dtype=np.float64)', ['tests/reference/test_conformance.py']),
     ('cf_s18c', 'reference/testing/conformance.py', '    if isinstance(examples, bool) or not isinstance(examples, (int, np.integer)) or examples < 0:', '    if False:', ['tests/reference/test_conformance.py']),
+    ('dp_s18d', 'reference/dp.py', '    cap = 0.5 * mdp.tie_rtol * mdp.tie_scale', '    cap = np.inf', ['tests/reference/test_dp.py']),
+    ('se_s18d', 'reference/search.py', '        for a in checked_legal(game, s):  # a bool', '        for a in game.legal_actions(s):  # a bool', ['tests/reference/test_search.py']),
+    ('sa_s18b', 'reference/sampling.py', '        if both.any():', '        if False:', ['tests/reference/test_evaluation.py']),
 ]

@@ -43,19 +43,19 @@ def policy_advantage_step(mdp: FiniteMDP, pi_k: FloatArray, *, current: IntArray
 
     Spec: TR-41 (PI as policy-advantage maximisation; the maximiser is unique on the states with
     d^{pi_k}(s) > 0 only, which is the text's visitation condition). Ties follow open choice 1, on Q, with the
-    evaluation's error bound in the window (:func:`reference.dp.evaluation_slack`), as
+    evaluation's error bound in the window (:func:`reference.dp.greedy_slack`), as
     :func:`reference.dp.policy_iteration`'s step; the two steps are bit-identical at gamma < 1 and at gamma = 1
     on MDPs without reward-free end components (where they exist, PI runs on the MDP extended by the option
     ``dp.STAY`` and its step may choose it, which this function does not know). ``current`` [S+1] keeps the
     current action among maximisers. Returns int [S+1].
     """
-    from reference.dp import evaluation_slack
+    from reference.dp import greedy_slack
 
     pk = validate_policy(mdp, pi_k)
     v = v_pi(mdp, pk)
     q = q_from_v(mdp, v)
     return greedy(q, current=current, scale=mdp.greedy_scales(v), tie_rtol=mdp.tie_rtol,
-                  slack=evaluation_slack(mdp, pk, v, np.argmax(q, axis=1)))
+                  slack=greedy_slack(mdp, pk, v, q))
 
 
 def max_policy_advantage(mdp: FiniteMDP, pi_k: FloatArray) -> float:

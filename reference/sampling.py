@@ -93,6 +93,16 @@ class Trajectories:
         if bad.size:
             i, t = (int(x) for x in bad[0])
             raise ReferenceError_(f"Trajectories: reward[{i}, {t}] = {r[i, t]!r} is not finite")
+        flags = {"terminated": np.asarray(self.terminated), "truncated": np.asarray(self.truncated),
+                 "weights": np.asarray(self.weights)}
+        for name, arr in flags.items():  # a scalar terminated or a length-3 truncated for N = 1 passed
+            if arr.shape != lengths.shape:
+                raise ShapeError(f"Trajectories: {name} must have shape [N] = {list(lengths.shape)}, got "
+                                 f"{list(arr.shape)}")
+        both = flags["terminated"].astype(bool) & flags["truncated"].astype(bool)
+        if both.any():
+            raise ReferenceError_(f"Trajectories: trajectory {int(np.flatnonzero(both)[0])} is both terminated and "
+                                  f"truncated (a trajectory that reached term is not cut by the horizon)")
         st, ac = np.asarray(self.states), np.asarray(self.actions)
         if st.shape != (r.shape[0], r.shape[1] + 1) or ac.shape != r.shape:  # [N, H] states gave an IndexError
             raise ShapeError(f"Trajectories: states must be [N, H+1] = {[r.shape[0], r.shape[1] + 1]} and actions "
@@ -104,7 +114,7 @@ class Trajectories:
         if self.term is not None and st.size and int(st.max()) > self.term:
             raise ReferenceError_(f"Trajectories: state {int(st.max())} beyond term = {self.term}")
         ended = np.asarray(self.terminated, dtype=bool)
-        if self.term is not None and ended.shape == lengths.shape and ended.any():
+        if self.term is not None and ended.any():
             s_t = st[np.flatnonzero(ended), lengths[ended]]
             if np.any(s_t != self.term):  # terminated with a real s_T: mc_returns and v_targets disagreed
                 raise ReferenceError_(f"Trajectories: a terminated trajectory must end in term = {self.term}, "

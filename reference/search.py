@@ -400,7 +400,10 @@ def enumerate_game(game: Game[S], root: S | None = None) -> GameGraph[S]:
     # Iterative DFS post-order gives a reverse topological order and detects cycles.
     colour: dict[S, int] = {start: 1}  # 1 = on stack, 2 = done
     post: list[S] = []
-    stack: list[tuple[S, list[S]]] = [(start, [game.apply(start, a) for a in game.legal_actions(start)])]
+    def moves(st: S) -> list[S]:  # the positions after each legal action (checked); none after a terminal
+        return [] if game.is_terminal(st) else [game.apply(st, a) for a in checked_legal(game, st)]
+
+    stack: list[tuple[S, list[S]]] = [(start, moves(start))]
     while stack:
         s, kids = stack[-1]
         if kids:
@@ -410,7 +413,7 @@ def enumerate_game(game: Game[S], root: S | None = None) -> GameGraph[S]:
                 raise InvalidGameError(f"the game has a cycle through state {c}")
             if state == 0:
                 colour[c] = 1
-                stack.append((c, [game.apply(c, a) for a in game.legal_actions(c)]))
+                stack.append((c, moves(c)))
         else:
             colour[s] = 2
             post.append(s)
@@ -432,9 +435,7 @@ def enumerate_game(game: Game[S], root: S | None = None) -> GameGraph[S]:
     for i, s in enumerate(states):
         if terminal[i]:
             continue
-        for a in game.legal_actions(s):
-            if not 0 <= a < A:
-                raise InvalidGameError(f"action {a} in state {s} is outside range({A})")
+        for a in checked_legal(game, s):  # a bool (True read as a mask) or float action raised nothing / IndexError
             j = index[game.apply(s, a)]
             legal[i, a] = True
             child[i, a] = j
@@ -559,7 +560,7 @@ def minimax_value(game: Game[S], state: S, memo: dict[S, float] | None = None) -
     if game.is_terminal(state):
         v = checked_returns(game, state)[0]
     else:
-        vals = [minimax_value(game, game.apply(state, a), memo) for a in game.legal_actions(state)]
+        vals = [minimax_value(game, game.apply(state, a), memo) for a in checked_legal(game, state)]
         v = max(vals) if checked_player(game, state) == 0 else min(vals)
     memo[state] = v
     return v
@@ -597,7 +598,7 @@ def uniform_prior(game: Game[S]) -> Callable[[S], FloatArray]:
 
     def prior(state: S) -> FloatArray:
         p = np.zeros(A)
-        acts = list(game.legal_actions(state))
+        acts = checked_legal(game, state)
         p[acts] = 1.0 / len(acts)
         return p
 

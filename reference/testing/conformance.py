@@ -439,7 +439,8 @@ def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, str |
     kwargs = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
     try:
         return fn(*args, **kwargs), None
-    except Exception as exc:  # the implementation under test may raise anything
+    except (Exception, SystemExit) as exc:  # the implementation may raise anything; sys.exit(0) inside it ended
+        # the CLI with status 0 and no report
         return None, f"raised {type(exc).__name__}: {exc}"
 
 
@@ -1809,7 +1810,7 @@ def _load(target: str) -> Callable[..., Any]:
         raise _UsageError(f"expected module:function, got {target!r}")
     try:
         obj: Any = importlib.import_module(mod)
-    except Exception as exc:  # ModuleNotFoundError, or the module's own import failing
+    except (Exception, SystemExit) as exc:  # ModuleNotFoundError, the module's own import failing or exiting
         raise _UsageError(f"cannot import module {mod!r}: {type(exc).__name__}: {exc}") from None
     for part in attr.split("."):
         if not hasattr(obj, part):

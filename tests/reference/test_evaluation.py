@@ -1059,3 +1059,23 @@ def test_evaluation_inputs_that_gave_silent_nan_or_read_the_wrong_entry_are_refu
         with pytest.raises(ReferenceError_):
             inverse_cdf(p, u)
     assert inverse_cdf([[0.5, 0.0, 0.5]], [0.75]).tolist() == [2]
+
+
+def test_hand_built_trajectories_need_per_trajectory_flags_and_one_ending() -> None:
+    """terminated / truncated / weights must have shape [N] (a scalar terminated and a length-3 truncated for
+    N = 1 were accepted, and mc_returns then spoke of trajectory 2), and a trajectory is not both terminated and
+    truncated (review of 2026-12-07)."""
+    one = np.array([1.0])
+    base = dict(states=np.array([[0, 1, 2]]), actions=np.array([[0, 1]]), rewards=np.array([[1.0, 0.0]]),
+                lengths=np.array([2]))
+    with pytest.raises(ShapeError, match="terminated"):
+        Trajectories(**base, terminated=np.array(True), truncated=np.array([False]), weights=one, term=2)
+    with pytest.raises(ShapeError, match="truncated"):
+        Trajectories(**base, terminated=np.array([True]), truncated=np.array([False, False, True]), weights=one,
+                     term=2)
+    with pytest.raises(ShapeError, match="weights"):
+        Trajectories(**base, terminated=np.array([True]), truncated=np.array([False]), weights=np.ones(2), term=2)
+    with pytest.raises(ReferenceError_, match="both terminated and truncated"):
+        Trajectories(**base, terminated=np.array([True]), truncated=np.array([True]), weights=one, term=2)
+    ok = Trajectories(**base, terminated=np.array([True]), truncated=np.array([False]), weights=one, term=2)
+    assert ok.n == 1

@@ -1436,3 +1436,47 @@ def test_GAME_31_mcts_refuses_actions_the_game_cannot_offer_and_unsearched_best_
     assert t.best_action() == int(np.argmax(t.N[0]))
     with pytest.raises(ValueError, match="real number"):
         visit_distribution(t, temperature=True)
+
+
+class _OneMoveGame:
+    """A one-move game whose legal_actions is given (num_actions = 3)."""
+
+    num_actions = 3
+
+    def __init__(self, legal: tuple[Any, ...]) -> None:
+        self.legal = legal
+
+    def initial_state(self) -> tuple[int, ...]:
+        return ()
+
+    def player_to_move(self, s: tuple[int, ...]) -> int:
+        return len(s) % 2
+
+    def is_terminal(self, s: tuple[int, ...]) -> bool:
+        return len(s) == 1
+
+    def legal_actions(self, s: tuple[int, ...]) -> tuple[Any, ...]:
+        return () if len(s) == 1 else self.legal
+
+    def apply(self, s: tuple[int, ...], a: int) -> tuple[int, ...]:
+        return (*s, a)
+
+    def returns(self, s: tuple[int, ...]) -> tuple[float, float]:
+        v = {0: 1.0, 1: -1.0, 2: 0.0}.get(int(s[0]), 0.5)
+        return (v, -v)
+
+
+@pytest.mark.parametrize("legal", [(True,), (1.0,), (-1,), (0, 0, 2), ()])
+def test_GAME_18_every_reader_of_legal_actions_checks_them(legal: tuple[Any, ...]) -> None:
+    """enumerate_game, minimax_value, uniform_prior (hence rollouts) and mcts read legal_actions through
+    checked_legal: a bool action (numpy read True as a mask: every action legal, all with the same child), a
+    float (a raw IndexError), -1, a repeat, or none at a non-terminal state raise InvalidGameError (review of
+    2026-12-07: only mcts checked them). numpy integers are accepted."""
+    g = _OneMoveGame(legal)
+    for call in (lambda: enumerate_game(g), lambda: minimax_value(g, g.initial_state()),
+                 lambda: uniform_prior(g)(g.initial_state()),
+                 lambda: mcts(g, g.initial_state(), num_simulations=3, rng=np.random.default_rng(0))):
+        with pytest.raises(InvalidGameError):
+            call()
+    ok = _OneMoveGame((np.int64(2),))
+    assert enumerate_game(ok).legal[0].tolist() == [False, False, True]
