@@ -702,7 +702,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('cf_s18a', 'reference/testing/conformance.py', '        return _tol(float(np.max(np.sum(mag, axis=-1))), n + 8, u) + 2.0 * u * float(np.max(np.sum(sens, axis=-1)))', '        return _tol(float(np.max(np.sum(mag + sens, axis=-1))), n + 8, u)', ['tests/reference/test_conformance.py']),
     ('cf_s18b', 'reference/testing/conformance.py', '        return np.asarray(_tol(1.0, n + 4, u) * per_group, dtype=np.float64)', '        return np.asarray(_tol(1.0, n + 4, u) * np.max(per_group) * rmax.max() / rmax, dtype=np.float64)', ['tests/reference/test_conformance.py']),
     ('cf_s18c', 'reference/testing/conformance.py', '    if isinstance(examples, bool) or not isinstance(examples, (int, np.integer)) or examples < 0:', '    if False:', ['tests/reference/test_conformance.py']),
-    ('dp_s18d', 'reference/dp.py', '    cap = 0.5 * mdp.tie_rtol * mdp.tie_scale', '    cap = np.inf', ['tests/reference/test_dp.py']),
+    ('dp_s18d', 'reference/dp.py', '    cap = 0.5 * mdp.tie_rtol * max(mdp.tie_scale, float(np.max(np.abs(v), initial=0.0)))', '    cap = np.inf', ['tests/reference/test_dp.py']),
     ('se_s18d', 'reference/search.py', '        for a in checked_legal(game, s):  # a bool', '        for a in game.legal_actions(s):  # a bool', ['tests/reference/test_search.py']),
     ('sa_s18b', 'reference/sampling.py', '        if both.any():', '        if False:', ['tests/reference/test_evaluation.py']),
 ]

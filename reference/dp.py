@@ -491,7 +491,8 @@ def evaluation_slack(mdp: FiniteMDP, pi: FloatArray, v: FloatArray, best: IntArr
 
 def greedy_slack(mdp: FiniteMDP, pi: FloatArray, v: FloatArray, q: FloatArray) -> FloatArray:
     """The slack policy iteration adds to its greedy window: :func:`evaluation_slack` capped at
-    ``tie_rtol * tie_scale / 2`` per entry; [S+, A].
+    ``tie_rtol * max(tie_scale, max|V|) / 2`` per entry; [S+, A] (max|V| <= tie_scale at gamma < 1; at gamma = 1,
+    where tie_scale is R, max|V| ~ R E[T] keeps the cap in step with the value tolerance of long episodes).
 
     The cap keeps the loss bound of open choice 1: a gap held inside the window costs at most window / (1 - gamma)
     of value, the tie window spends half of ``value_tolerance`` and the capped slack at most a quarter more.
@@ -502,7 +503,7 @@ def greedy_slack(mdp: FiniteMDP, pi: FloatArray, v: FloatArray, q: FloatArray) -
 
     Spec: support for BEL-33 (the greedy step of policy iteration, open choice 1).
     """
-    cap = 0.5 * mdp.tie_rtol * mdp.tie_scale
+    cap = 0.5 * mdp.tie_rtol * max(mdp.tie_scale, float(np.max(np.abs(v), initial=0.0)))
     return np.minimum(evaluation_slack(mdp, pi, v, np.argmax(q, axis=1)), cap)
 
 
