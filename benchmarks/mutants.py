@@ -10,6 +10,7 @@ added then kill every survivor that is not equivalent).
 from __future__ import annotations
 
 EQUIVALENT: dict[str, str] = {
+    'se_s18d': 'enumerate_game checks every non-terminal state\'s legal actions already in its DFS (moves(), through checked_legal) before this second loop reads them again, so reading them unchecked here cannot let a bad action through',
     'dp_st4': 'the window tests |V| <= window at states of reward-free components where staying is optimal; with the direct solves of v_pi those values come out exactly 0 (a STAY row is e_s with reward 0, a state that moves to staying states averages exact zeros), so window 0 picks the same states. The window guards against an iterative solve leaving rounding there; no test MDP reaches that case',
     'dp7': "r's term row is 0, so r.min() <= 0 and min(0, r.min()) == r.min()",
     'ex11': '(I - P + P*)^-1 P* = P*: the change is P* r, which the function has just checked is 0 (zero gain) within rounding',
