@@ -209,7 +209,10 @@ def categorical_kl(p: ArrayLike, q: ArrayLike) -> FloatArray:
 def kl_estimator_expectations(p: ArrayLike, p_ref: ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Exact E_{x~p}[k1], E[k2], E[k3] for categorical p, p_ref over the last axis (no sampling).
 
-    E[k1] = E[k3] = KL(p || p_ref) when p and p_ref have the same support; E[k2] >= 0 is biased.
+    E[k1] = KL(p || p_ref); E[k3] = KL - p_ref(outside supp p), so k3 is unbiased iff supp p_ref is inside
+    supp p (the case with the same support); E[k2] >= 0 is biased. Where p > 0 and p_ref = 0 the KL is +inf and
+    the estimators have no finite expectation: ``ReferenceError_``. (Until 2026-12-07 every support difference
+    was refused, also supp p strictly inside supp p_ref, the one finite case that shows k3's bias.)
     Shapes: p, p_ref [..., K] -> three arrays [...].
 
     Spec: TR-49.
@@ -217,8 +220,9 @@ def kl_estimator_expectations(p: ArrayLike, p_ref: ArrayLike) -> tuple[FloatArra
     pp, qq = _simplex("p", p), _simplex("p_ref", p_ref)
     if pp.shape != qq.shape:
         raise ShapeError(f"p and p_ref must have the same shape, got {list(pp.shape)} and {list(qq.shape)}")
-    if np.any((pp > 0) != (qq > 0)):
-        raise ReferenceError_("p and p_ref must have the same support for finite, exact KL estimators")
+    if np.any((pp > 0) & (qq == 0)):
+        raise ReferenceError_("p puts mass where p_ref is 0: KL(p || p_ref) = +inf, the estimators' expectations "
+                              "are not finite")
     live = pp > 0
     with np.errstate(divide="ignore"):
         lr = np.where(live, np.log(np.where(live, qq, 1.0)) - np.log(np.where(live, pp, 1.0)), 0.0)

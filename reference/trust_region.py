@@ -396,7 +396,12 @@ def conjugate_gradient(
     curvature seen (relative to |p|^2). Without these stops the iterations after convergence ran into rounding:
     on an undamped Fisher matrix (singular, TR-09's F) p^T A p came out -8e-20 and a valid ``trpo_exact(damping=0)``
     raised; on a damped one the residual underflowed to 1e-320 and p^T A p to 0. Exact after dim(b) iterations in
-    exact arithmetic. Shapes: b [...] -> [...]. ``rtol`` must be a finite real number >= 0 and ``b`` finite
+    exact arithmetic. The curvature stop cannot tell a singular direction from a genuine eigenvalue below
+    8 n eps of the largest curvature seen (condition number beyond about 1 / (8 n eps)): on A = diag(1, 1e-15),
+    b = (1, 1) it returns (2, 2), solved in the well-conditioned directions only, residual (-1, 1), with no error,
+    as it returns after ``iters`` iterations whether or not ``rtol`` was met (open choice 12). Check the residual
+    where it matters; a plain CG on such a system in float64 is no better once n or the condition grows.
+    Shapes: b [...] -> [...]. ``rtol`` must be a finite real number >= 0 and ``b`` finite
     (:class:`ReferenceError_` naming them: a negative rtol made the solver stop before its first iteration and
     return 0). ``matvec`` must return the shape of its argument (``ShapeError``) and a finite curvature p^T A p,
     > 0 on the first direction and not below minus the rounding level after it (``ReferenceError_``: A is not

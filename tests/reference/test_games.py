@@ -385,8 +385,9 @@ def test_GAME_12_E75_constant_lambda_reaches_the_regularised_equilibrium_not_the
     x, y = regularised_equilibrium(F, tr.theta1[-1], tr.theta2[-1], alpha=alpha, lam=lam)
     # fixed point of the iteration = stationary point of R - lam/(2 alpha)|x|^2 + lam/(2 alpha)|y|^2
     g1, g2 = grad_R(M, x, y)
-    # the solver's own guarantee, not a rounding tolerance: regularised_equilibrium (tol = 1e-12) raises
-    # unless this residual, computed by the same expression, is <= 1e-12
+    # the solver's own guarantee, not a rounding tolerance: regularised_equilibrium raises unless this residual,
+    # computed by the same expression, is <= tol * scale with scale = max(1, ..., alpha max|M|) (1 here:
+    # alpha max|M| = 0.13), i.e. <= 1e-12 for this game
     np.testing.assert_allclose(lam * x, alpha * g1, rtol=0, atol=1e-12)
     np.testing.assert_allclose(lam * y, -alpha * g2, rtol=0, atol=1e-12)
     rho = float(np.max(np.abs(np.linalg.eigvals(

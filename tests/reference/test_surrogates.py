@@ -9,6 +9,8 @@ scale sum_x p(x) (rho + 1 + |log rho|).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -108,9 +110,16 @@ def test_kl_k1_k3_expectations_equal_the_exact_kl(seed: int, k: int, conc: float
         assert e2[i] >= 0.0
 
 
-def test_kl_expectations_need_equal_support() -> None:
-    with pytest.raises(ReferenceError_, match="support"):
-        kl_estimator_expectations([0.5, 0.5, 0.0], [0.4, 0.4, 0.2])
+def test_kl_expectations_on_nested_supports() -> None:
+    """supp p strictly inside supp p_ref: KL is finite, E[k1] = KL and E[k3] = KL - p_ref(outside supp p) (k3
+    biased: the case the kl_k3 docstring's condition is about), checked against the closed form log(5/3) and
+    log(5/3) - 0.4. This was refused as 'not the same support' until 2026-12-07. p > 0 where p_ref = 0 (KL = +inf)
+    is refused."""
+    e1, e2, e3 = (float(x) for x in kl_estimator_expectations([0.5, 0.5, 0.0], [0.3, 0.3, 0.4]))
+    tol = tolerance(1.0, terms=6)
+    assert abs(e1 - math.log(5 / 3)) <= tol and abs(e3 - (math.log(5 / 3) - 0.4)) <= tol and e2 > 0.0
+    with pytest.raises(ReferenceError_, match="inf"):
+        kl_estimator_expectations([0.4, 0.4, 0.2], [0.5, 0.5, 0.0])
     with pytest.raises(ReferenceError_, match="simplex"):
         categorical_kl([0.5, 0.6], [0.5, 0.5])
 

@@ -207,3 +207,22 @@ def test_TR_49_grpo_objective_twin_refuses_an_empty_batch() -> None:
     with pytest.raises(ValueError, match="empty"):
         grpo.grpo_objective(z, z, torch.zeros(0, dtype=torch.float64), torch.ones((3, 0), dtype=torch.bool),
                             group_size=1)
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(2, 16), st.sampled_from([1.0, 3.0, 1e6, 1e-6]))
+def test_TR_49_group_advantages_twin_on_groups_a_few_ulps_apart(seed: int, n: int, base: float) -> None:
+    """Rewards a few ulps apart (r = base (1 + k 2^-52), k small integers): the rounded mean's error is of the
+    size of the deviations, so a one-pass centring is wrong by 100 % once divided by std + eps_std. The twin had
+    one pass after the reference got the corrected two-pass centring ([1, 1 + 2^-52] gave [0, 2.2e-12] for the
+    exact [-1.1e-12, 1.1e-12]; in float32 [1, 1 + 2^-23] gave [0, 1.2e-3]). Now both agree to rounding of the
+    advantages themselves (a few eps |A| from the centred deviations), and the advantages sum to 0."""
+    rng = np.random.default_rng(seed)
+    r = base * (1.0 + rng.integers(-3, 4, (2, n)) * 2.0**-52)
+    want = ref_sur.grpo_advantages(r)
+    got = N(grpo.grpo_advantages(T(r)))
+    scale = float(np.abs(want).max()) + np.finfo(np.float64).tiny
+    np.testing.assert_allclose(got, want, rtol=0, atol=tolerance(scale, terms=4 * n))
+    assert np.all(np.abs(got.sum(axis=1)) <= tolerance(scale, terms=4 * n))
+    r32 = torch.tensor([1.0, 1.0 + 2.0**-23], dtype=torch.float32)
+    a32 = grpo.grpo_advantages(r32)
+    assert float(a32[0]) < 0.0 < float(a32[1]) and abs(float(a32.sum())) <= 4 * float(a32[1]) * 2.0**-23
