@@ -706,4 +706,6 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('dp_s18d', 'reference/dp.py', '    cap = 0.5 * mdp.tie_rtol * max(mdp.tie_scale, float(np.max(np.abs(v), initial=0.0)))', '    cap = np.inf', ['tests/reference/test_dp.py']),
     ('se_s18d', 'reference/search.py', '        for a in checked_legal(game, s):  # a bool', '        for a in game.legal_actions(s):  # a bool', ['tests/reference/test_search.py']),
     ('sa_s18b', 'reference/sampling.py', '        if both.any():', '        if False:', ['tests/reference/test_evaluation.py']),
+    ('gr_s18a', 'scalable/core/grpo.py', '    centred = centred - centred.mean(dim=-1, keepdim=True)\n', '', ['tests/scalable/test_grpo.py']),
+    ('su_s18a', 'reference/surrogates.py', '    if np.any((pp > 0) & (qq == 0)):', '    if np.any((pp > 0) != (qq > 0)):', ['tests/reference/test_surrogates.py']),
 ]
