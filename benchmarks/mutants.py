@@ -708,4 +708,9 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('sa_s18b', 'reference/sampling.py', '        if both.any():', '        if False:', ['tests/reference/test_evaluation.py']),
     ('gr_s18a', 'scalable/core/grpo.py', '    centred = centred - centred.mean(dim=-1, keepdim=True)\n', '', ['tests/scalable/test_grpo.py']),
     ('su_s18a', 'reference/surrogates.py', '    if np.any((pp > 0) & (qq == 0)):', '    if np.any((pp > 0) != (qq > 0)):', ['tests/reference/test_surrogates.py']),
+    ('a2c_s18a', 'scalable/agents/a2c.py', '            loss = pg_loss + cfg.vf_coef * v_loss', '            loss = pg_loss + 4 * v_loss', ['tests/scalable/test_agents.py']),
+    ('a2c_s18b', 'scalable/agents/a2c.py', '                loss = loss + cfg.ent_coef * entropy_loss(ev.entropy)', '                loss = loss - cfg.ent_coef * entropy_loss(ev.entropy)', ['tests/scalable/test_agents.py']),
+    ('a2c_s18c', 'scalable/agents/a2c.py', 'alpha=cfg.rmsprop_alpha, eps=cfg.optim_eps)', 'alpha=0.9, eps=cfg.optim_eps)', ['tests/scalable/test_agents.py']),
+    ('ck_s18a', 'scalable/runs/checkpoint.py', '    except Exception as exc:  # also RuntimeError', '    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:  # also RuntimeError', ['tests/scalable/test_runs.py']),
+    ('cli_s18a', 'scalable/cli.py', '            common.check_hyperparameters(cfg)  # before the note', '            pass  # before the note', ['tests/scalable/test_agents.py']),
 ]

@@ -409,6 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if getattr(args, key) is not None:
                     cfg = dataclasses.replace(cfg, **{key: getattr(args, key)})
             run_dir = args.run_dir or Path("runs") / f"{args.algo}-{args.env.replace('/', '_')}-s{args.seed}"
+            common.check_hyperparameters(cfg)  # before the note (num_envs=0 divided by zero there)
             _note_whole_rollouts(cfg)
             _train(args.algo, cfg, run_dir, resume=False)
         elif args.cmd == "resume":
@@ -421,6 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if device is not None:
                 cfg = dataclasses.replace(cfg, device=device)
             common.check_field_types(cfg)  # a config.json value of the wrong type
+            common.check_hyperparameters(cfg)
             _note_whole_rollouts(cfg)
             _train(algo, cfg, args.run_dir, resume=True)
         elif args.cmd == "eval":

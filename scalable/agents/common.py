@@ -280,6 +280,8 @@ def check_hyperparameters(cfg: Any) -> None:
     if has("max_episode_steps") and cfg.max_episode_steps is not None and is_atari(cfg.env_id):
         raise bad("max_episode_steps", "is not read for Atari: set atari.max_episode_steps "
                                        "(--set \"atari={'max_episode_steps': N}\")")
+    if has("max_episode_steps") and cfg.max_episode_steps is not None:  # 0 reached make_vec_env's bare ValueError
+        integer("max_episode_steps", 1)
     if integer("total_steps", 1) < batch:
         raise bad("total_steps", f"is less than one rollout of num_envs x num_steps = {batch} steps: nothing "
                                  f"would be trained (raise --steps to at least {batch})")

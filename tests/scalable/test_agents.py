@@ -1024,3 +1024,72 @@ def test_PG_38_a2c_loop_hands_the_rollout_flags_and_gamma_to_the_verified_target
     assert len(targets_seen) == len(calls)
     for ro, call, tgt in zip(rollouts, calls, targets_seen, strict=True):
         assert torch.equal(tgt, (call["adv"] + ro.values).flatten())
+
+
+@pytest.mark.parametrize("setting", ["num_envs=0", "num_steps=0", "max_episode_steps=0", "num_envs=-1"])
+def test_cli_refuses_an_empty_rollout_or_time_limit_with_exit_2(tmp_path: Path, setting: str,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`--set num_envs=0` / `num_steps=0` divided by zero in the CLI's rollout note (a traceback, exit 1) before the
+    config check ran, and `max_episode_steps=0` reached make_vec_env's bare ValueError (review of 2026-12-07):
+    now `error: ...` naming the field, exit 2, and no run folder."""
+    algo = "a2c" if setting == "num_envs=-1" else "ppo"
+    run = tmp_path / "run"
+    assert cli_main(["train", algo, "--env", "CartPole-v1", "--steps", "2048", "--set", setting,
+                     "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert setting.split("=")[0] in err and "Traceback" not in err
+    assert not run.exists()
+
+
+def test_a2c_step_is_the_gradient_of_the_documented_loss_with_the_configured_optimiser(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One A2C update differentiates exactly a2c_policy_loss + vf_coef * value_loss + ent_coef * entropy_loss
+    (the docstring's loss; entropy_loss is -H) and steps RMSprop with the configured alpha and eps. Until
+    2026-12-07 no test read A2C's optimiser step: vf_coef ignored (4 v_loss), the entropy bonus with the wrong
+    sign, or RMSprop alpha 0.9 passed every test (review of 2026-12-07). The expected gradient is taken by
+    autograd from the very loss terms the loop computed (recorded by wrapping the three loss functions), in the
+    same order of operations, so it must equal the gradient the optimiser sees bit for bit (no grad clipping)."""
+    import scalable.agents.a2c as a2c_mod
+
+    cfg = a2c.A2CConfig(env_id="CartPole-v1", total_steps=40, seed=5, backend="gymnasium", num_envs=2, num_steps=5,
+                    vf_coef=0.37, entropy_bonus=True, ent_coef=0.05, max_grad_norm=1e9, rmsprop_alpha=0.97,
+                    optim_eps=3e-5, checkpoint_every=0)
+    rec: dict[str, Any] = {}
+
+    def wrap(name: str, fn: Any) -> Any:
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            out = fn(*args, **kwargs)
+            rec[name] = out
+            if name == "ent":  # the last term: the expected gradient, before the loop's backward frees the graph
+                params = [p for p in rec["model_params"] if p.requires_grad]
+                want = rec["pg"] + cfg.vf_coef * rec["v"]
+                want = want + cfg.ent_coef * out
+                rec["want"] = torch.autograd.grad(want, params, retain_graph=True)
+            return out
+        return inner
+
+    from scalable.core import losses
+
+    monkeypatch.setattr(a2c_mod, "a2c_policy_loss", wrap("pg", losses.a2c_policy_loss))
+    monkeypatch.setattr(a2c_mod, "value_loss", wrap("v", losses.value_loss))
+    monkeypatch.setattr(a2c_mod, "entropy_loss", wrap("ent", losses.entropy_loss))
+    real_rmsprop = torch.optim.RMSprop
+
+    class Recording(real_rmsprop):  # type: ignore[misc, valid-type]
+        def __init__(self, params: Any, **kwargs: Any) -> None:
+            params = list(params)
+            rec["model_params"] = params
+            rec["kwargs"] = kwargs
+            super().__init__(params, **kwargs)
+
+        def step(self, closure: Any = None) -> Any:
+            if "got" not in rec:
+                rec["got"] = [p.grad.detach().clone() for p in rec["model_params"] if p.requires_grad]
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "RMSprop", Recording)
+    a2c_mod.train(cfg, max_updates=1, progress=False)
+    assert rec["kwargs"]["alpha"] == 0.97 and rec["kwargs"]["eps"] == 3e-5
+    assert len(rec["got"]) == len(rec["want"]) > 0
+    for g, w in zip(rec["got"], rec["want"], strict=True):
+        assert torch.equal(g, w)
