@@ -11,8 +11,11 @@ Adam 3e-4, gamma 0.99, lambda 0.95, eps 0.2); :func:`atari_config` gives their A
 Implementation details (Engstrom et al. 2020; Huang et al. 2022), each a named switch of :class:`PPOConfig`:
 ``orthogonal_init``, ``adam_eps`` (1e-5), ``anneal_lr`` (linear: lr (1 - (u - 1) / N) at update u of N, CleanRL's
 schedule, so lr / N at the last update), ``norm_adv`` (per-minibatch advantage normalisation; off by default as the
-text does not normalise, open choice 12), ``max_grad_norm`` (global clip), ``clip_vloss`` (value clipping),
-``norm_obs`` / ``norm_reward`` (running normalisers for MuJoCo), ``target_kl`` (early stopping, TR-16).
+text does not normalise, open choice 12; a last minibatch of one sample, when minibatch_size does not divide
+the batch, gets advantage (A - A) / (0 + 1e-8) = 0, as CleanRL's formula gives; SB3 skips normalising a
+minibatch of one, and CleanRL requires the sizes to divide), ``max_grad_norm`` (global clip), ``clip_vloss``
+(value clipping), ``norm_obs`` / ``norm_reward`` (running normalisers for MuJoCo), ``target_kl`` (early
+stopping, TR-16).
 
 Shared machinery (rollouts, checkpoints, exact resume by action replay) is in :mod:`scalable.agents.a2c`.
 """
