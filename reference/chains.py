@@ -164,11 +164,12 @@ def solve_linear(
         return np.asarray(sla.solve(np.asarray(a), b, check_finite=False), dtype=np.float64)
     A = _as_csr(a)
     n = A.shape[0]
+    if n <= min(FILL_CHECK_MIN, DIRECT_SOLVE_MAX):
+        return _solve_superlu(A, b)
+    perm, lower, upper = banded_ordering(A)
+    banded = n * (2 * lower + upper + 1) <= BANDED_FILL_MAX
     if n <= DIRECT_SOLVE_MAX:
-        if n <= FILL_CHECK_MIN:
-            return _solve_superlu(A, b)
-        perm, lower, upper = banded_ordering(A)
-        if n * (2 * lower + upper + 1) <= BANDED_FILL_MAX:
+        if banded:
             return _solve_superlu(A, b)
         # no narrow band (a random MDP with a few successors per state): SuperLU's LU fills in (10 000 states:
         # 39 s, 20 000: minutes and 2.3 GB), GMRES usually takes milliseconds; SuperLU stays the fallback
@@ -176,8 +177,7 @@ def solve_linear(
             return _solve_gmres(A, b, rtol, maxiter)
         except NotConvergedError:
             return _solve_superlu(A, b)
-    perm, lower, upper = banded_ordering(A)
-    if n * (2 * lower + upper + 1) <= BANDED_FILL_MAX:
+    if banded:
         return _solve_banded(A, b, perm, rtol)
     return _solve_gmres(A, b, rtol, maxiter)
 

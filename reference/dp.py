@@ -489,7 +489,8 @@ def evaluation_slack(mdp: FiniteMDP, pi: FloatArray, v: FloatArray, best: IntArr
     return out
 
 
-def greedy_slack(mdp: FiniteMDP, pi: FloatArray, v: FloatArray, q: FloatArray) -> FloatArray:
+def greedy_slack(mdp: FiniteMDP, pi: FloatArray, v: FloatArray, q: FloatArray,
+                 scales: FloatArray | None = None) -> FloatArray:
     """The slack policy iteration adds to its greedy window: :func:`evaluation_slack` capped at
     ``tie_rtol * max(tie_scale, max|V|) / 2`` per entry; [S+, A] (max|V| <= tie_scale at gamma < 1; at gamma = 1,
     where tie_scale is R, max|V| ~ R E[T] keeps the cap in step with the value tolerance of long episodes).
@@ -504,6 +505,17 @@ def greedy_slack(mdp: FiniteMDP, pi: FloatArray, v: FloatArray, q: FloatArray) -
     Spec: support for BEL-33 (the greedy step of policy iteration, open choice 1).
     """
     cap = 0.5 * mdp.tie_rtol * max(mdp.tie_scale, float(np.max(np.abs(v), initial=0.0)))
+    # greedy's window is at most tie_rtol max(scale, |max q|) per state; a pair further below the best than that
+    # plus the cap cannot become a tie whatever its slack, so the extra solve is skipped when no pair is that
+    # close (policy iteration's usual case: the slack changed its cost 2x, 0.43 s against 0.19 s at 1000 states)
+    top = q.max(axis=1, keepdims=True)
+    sc = mdp.greedy_scales(v) if scales is None else scales  # the greedy step's own (computed once there)
+    reach = mdp.tie_rtol * np.maximum(sc.max(axis=1, keepdims=True), np.abs(top)) + cap
+    near = q >= top - reach
+    near[np.arange(q.shape[0]), np.argmax(q, axis=1)] = False
+    near[mdp.term] = False  # Q(term, .) = 0: all tied, and PI keeps term's action anyway
+    if not near.any():
+        return np.zeros_like(q)
     return np.minimum(evaluation_slack(mdp, pi, v, np.argmax(q, axis=1)), cap)
 
 
@@ -515,8 +527,9 @@ def _pi_loop(mdp: FiniteMDP, pol: IntArray, max_iters: int) -> tuple[list[IntArr
         v = v_pi(mdp, pi)
         vals.append(v)
         q = q_from_v(mdp, v)
-        new = greedy(q, current=pol, scale=mdp.greedy_scales(v), tie_rtol=mdp.tie_rtol,
-                     slack=greedy_slack(mdp, pi, v, q))
+        scales = mdp.greedy_scales(v)
+        new = greedy(q, current=pol, scale=scales, tie_rtol=mdp.tie_rtol,
+                     slack=greedy_slack(mdp, pi, v, q, scales))
         new[mdp.term] = pol[mdp.term]
         pols.append(new)
         if np.array_equal(new, pol):

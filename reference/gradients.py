@@ -33,6 +33,7 @@ from reference.mdp import (
     FloatArray,
     IntArray,
     off_simplex_rows,
+    validate_flag,
     validate_gamma,
     validate_indices,
     validate_int,
@@ -278,8 +279,7 @@ def k_step_q_estimates(
 
 def _time_factor(traj: Trajectories, gamma: float, gamma_t: bool) -> FloatArray:
     g = validate_gamma(gamma)  # also with gamma_t=False: gamma is read by the returns / Q estimates
-    if not isinstance(gamma_t, (bool, np.bool_)):  # "no" was read as True (the gamma^t factor kept)
-        raise ReferenceError_(f"gamma_t must be True or False, got {gamma_t!r}")
+    gamma_t = validate_flag(gamma_t, "gamma_t")  # "no" was read as True (the gamma^t factor kept)
     h = traj.horizon
     return discount_powers(h, gamma=g)[None, :] if gamma_t else np.ones((1, h))
 

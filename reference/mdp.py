@@ -116,6 +116,14 @@ def validate_gamma(gamma: float) -> float:
     return g
 
 
+def validate_flag(value: object, name: str) -> bool:
+    """Check a boolean switch (``gamma_t``, ...): a Python or NumPy bool; ``ReferenceError_`` otherwise (the
+    string "no" was read as True). Spec: none (input validation shared by the package)."""
+    if not isinstance(value, bool | np.bool_):
+        raise ReferenceError_(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def validate_int(value: object, name: str, *, minimum: int = 0, error: type[ReferenceError_] = ReferenceError_,
                  hint: str = "") -> int:
     """Check an integer argument (a count such as ``num_iters``, ``n``, ``horizon``, ``iters``,

@@ -54,8 +54,9 @@ def policy_advantage_step(mdp: FiniteMDP, pi_k: FloatArray, *, current: IntArray
     pk = validate_policy(mdp, pi_k)
     v = v_pi(mdp, pk)
     q = q_from_v(mdp, v)
-    return greedy(q, current=current, scale=mdp.greedy_scales(v), tie_rtol=mdp.tie_rtol,
-                  slack=greedy_slack(mdp, pk, v, q))
+    scales = mdp.greedy_scales(v)
+    return greedy(q, current=current, scale=scales, tie_rtol=mdp.tie_rtol,
+                  slack=greedy_slack(mdp, pk, v, q, scales))
 
 
 def max_policy_advantage(mdp: FiniteMDP, pi_k: FloatArray) -> float:

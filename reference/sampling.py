@@ -99,7 +99,8 @@ class Trajectories:
             if arr.shape != lengths.shape:
                 raise ShapeError(f"Trajectories: {name} must have shape [N] = {list(lengths.shape)}, got "
                                  f"{list(arr.shape)}")
-        both = flags["terminated"].astype(bool) & flags["truncated"].astype(bool)
+        ended = flags["terminated"].astype(bool)
+        both = ended & flags["truncated"].astype(bool)
         if both.any():
             raise ReferenceError_(f"Trajectories: trajectory {int(np.flatnonzero(both)[0])} is both terminated and "
                                   f"truncated (a trajectory that reached term is not cut by the horizon)")
@@ -113,7 +114,6 @@ class Trajectories:
                                   "entry of a table)")
         if self.term is not None and st.size and int(st.max()) > self.term:
             raise ReferenceError_(f"Trajectories: state {int(st.max())} beyond term = {self.term}")
-        ended = np.asarray(self.terminated, dtype=bool)
         if self.term is not None and ended.any():
             s_t = st[np.flatnonzero(ended), lengths[ended]]
             if np.any(s_t != self.term):  # terminated with a real s_T: mc_returns and v_targets disagreed

@@ -400,8 +400,13 @@ def enumerate_game(game: Game[S], root: S | None = None) -> GameGraph[S]:
     # Iterative DFS post-order gives a reverse topological order and detects cycles.
     colour: dict[S, int] = {start: 1}  # 1 = on stack, 2 = done
     post: list[S] = []
-    def moves(st: S) -> list[S]:  # the positions after each legal action (checked); none after a terminal
-        return [] if game.is_terminal(st) else [game.apply(st, a) for a in checked_legal(game, st)]
+    acts_of: dict[S, list[int]] = {}  # each non-terminal state's legal actions, checked once
+
+    def moves(st: S) -> list[S]:  # the positions after each legal action; none after a terminal
+        if game.is_terminal(st):
+            return []
+        acts_of[st] = checked_legal(game, st)
+        return [game.apply(st, a) for a in acts_of[st]]
 
     stack: list[tuple[S, list[S]]] = [(start, moves(start))]
     while stack:
@@ -435,7 +440,7 @@ def enumerate_game(game: Game[S], root: S | None = None) -> GameGraph[S]:
     for i, s in enumerate(states):
         if terminal[i]:
             continue
-        for a in checked_legal(game, s):  # a bool (True read as a mask) or float action raised nothing / IndexError
+        for a in acts_of[s]:  # checked in the DFS (a bool, read as a mask, or a float passed unchecked before)
             j = index[game.apply(s, a)]
             legal[i, a] = True
             child[i, a] = j

@@ -36,6 +36,7 @@ from reference.mdp import (
     FiniteMDP,
     FloatArray,
     _real,
+    validate_flag,
     validate_flags,
     validate_gamma,
     validate_int,
@@ -209,8 +210,7 @@ def is_surrogate_terms(
             t, b = (int(i[0]) for i in np.nonzero(bad))
             raise ReferenceError_(f"{name} must be {what} on the valid steps, got {name}[{t}, {b}] = "
                                   f"{x[t, b].item()!r}")
-    if not isinstance(gamma_t, (bool, np.bool_)):  # "no" was read as True
-        raise ReferenceError_(f"gamma_t must be True or False, got {gamma_t!r}")
+    gamma_t = validate_flag(gamma_t, "gamma_t")  # "no" was read as True (the gamma^t factor kept)
     disc = g ** np.arange(ln.shape[0], dtype=np.float64)[:, None] if gamma_t else np.ones((ln.shape[0], 1))
     live = va & (ad != 0.0)  # a zero advantage is an exact 0 term, whatever the ratio
     with np.errstate(over="ignore", invalid="ignore"):

@@ -281,20 +281,14 @@ def _compare(got: Any, want: FloatArray, tol: float | FloatArray) -> tuple[str |
         idx = tuple(int(i) for i in np.argwhere(~np.isfinite(g))[0]) if g.ndim else ()
         return f"non-finite result at {idx}", float("inf"), idx
     err = np.abs(g - want)
-    if np.ndim(tol) == 0:
-        worst = float(np.max(err)) if err.size else 0.0
-        if worst <= float(tol):
-            return None, worst, None
-        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), err.shape)) if err.ndim else ()
-        return f"differs from the reference by {worst:.3e} (tolerance {float(tol):.3e})", worst, idx
-    t = np.broadcast_to(np.asarray(tol, dtype=np.float64), err.shape)
-    excess = err - t
-    if not err.size or float(np.max(excess)) <= 0.0:
+    t = np.broadcast_to(np.asarray(tol, dtype=np.float64), err.shape)  # one tolerance per entry
+    if not err.size or bool(np.all(err <= t)):
         return None, float(np.max(err)) if err.size else 0.0, None
-    flat = int(np.argmax(excess / np.maximum(t, np.finfo(np.float64).tiny)))
+    flat = int(np.argmax((err - t) / np.maximum(t, np.finfo(np.float64).tiny)))  # (the largest error, if t is one)
     idx = tuple(int(i) for i in np.unravel_index(flat, err.shape)) if err.ndim else ()
-    return (f"differs from the reference by {float(err[idx]):.3e} (tolerance {float(t[idx]):.3e} for this "
-            f"entry)"), float(err[idx]), idx
+    each = " for this entry" if np.ndim(tol) else ""
+    return (f"differs from the reference by {float(err[idx]):.3e} (tolerance {float(t[idx]):.3e}{each})",
+            float(err[idx]), idx)
 
 
 def _shape_hint(got: tuple[int, ...], want: tuple[int, ...]) -> str:
