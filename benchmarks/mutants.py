@@ -310,7 +310,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     # DAgger labels the successor states s_{t+1} instead of the visited s_t (time-index off by one)
     ('im9', 'reference/imitation.py', '        visited = traj.states[:, :-1][traj.valid]', '        visited = traj.states[:, 1:][traj.valid]', ['tests/reference/test_imitation.py']),
     # on-expert error off by one in time: starts at d_1 instead of d_0
-    ('im10', 'reference/imitation.py', '        tot += float(d @ miss)\n        d = d @ m\n', '        d = d @ m\n        tot += float(d @ miss)\n', ['tests/reference/test_imitation.py']),
+    ('im10', 'reference/imitation.py', '        tot += float(d @ miss)\n        d = np.asarray(m.T @ d, dtype=np.float64).ravel()  # d_{t+1} = d_t P_expert\n', '        d = np.asarray(m.T @ d, dtype=np.float64).ravel()  # d_{t+1} = d_t P_expert\n        tot += float(d @ miss)\n', ['tests/reference/test_imitation.py']),
     # on-expert error counts the learner's action at term
     ('im11', 'reference/imitation.py', '    miss[mdp.term] = 0.0\n', '', ['tests/reference/test_imitation.py']),
     # behaviour cloning returns the raw count policy, ignoring the deployment mode
@@ -630,7 +630,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('im_mh1', 'reference/imitation.py', 'loss = -float(logp[data.states, data.actions].sum()) / n', 'loss = -float(logp[data.states, data.actions].sum())', ['tests/reference/test_imitation.py', 'tests/reference/test_input_validation.py']),
     ('im_mh2', 'reference/imitation.py', '    z = th - th.max(axis=1, keepdims=True)', '    z = th', ['tests/reference/test_imitation.py', 'tests/reference/test_input_validation.py']),
     ('im_mh3', 'reference/imitation.py', '    s = validate_indices(states, ex.size, name="states"', '    s = validate_indices(states, None, name="states"', ['tests/reference/test_imitation.py', 'tests/reference/test_input_validation.py']),
-    ('im_mh4', 'reference/imitation.py', '    if isinstance(recover, bool) or recover not in (0, 1):', '    if isinstance(recover, bool):', ['tests/reference/test_imitation.py', 'tests/reference/test_input_validation.py']),
+    ('im_mh4', 'reference/imitation.py', '    if isinstance(recover, bool) or not isinstance(recover, int | np.integer) or recover not in (0, 1):', '    if isinstance(recover, bool) or not isinstance(recover, int | np.integer):', ['tests/reference/test_imitation.py', 'tests/reference/test_input_validation.py']),
     ('im_mh5', 'reference/imitation.py', '    p0[good[0]] = 1.0 / width', '    p0[good[0, 0]] = 1.0', ['tests/reference/test_imitation.py', 'tests/reference/test_input_validation.py']),
     ('gr_mh1', 'reference/grpo.py', 'ratio = np.exp(np.where(va, ln - lo, 0.0))', 'ratio = np.exp(np.where(va, lo - ln, 0.0))', ['tests/reference/test_grpo.py', 'tests/reference/test_input_validation.py']),
     ('gr_mh2', 'reference/grpo.py', '    eps: float = 0.2,', '    eps: float = 0.1,', ['tests/reference/test_grpo.py', 'tests/reference/test_input_validation.py']),
@@ -712,4 +712,15 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('a2c_s18c', 'scalable/agents/a2c.py', 'alpha=cfg.rmsprop_alpha, eps=cfg.optim_eps)', 'alpha=0.9, eps=cfg.optim_eps)', ['tests/scalable/test_agents.py']),
     ('ck_s18a', 'scalable/runs/checkpoint.py', '    except Exception as exc:  # also RuntimeError', '    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:  # also RuntimeError', ['tests/scalable/test_runs.py']),
     ('cli_s18a', 'scalable/cli.py', '            common.check_hyperparameters(cfg)  # before the note', '            pass  # before the note', ['tests/scalable/test_agents.py']),
+    ('im_s19a', 'reference/imitation.py', '    m = mdp.transition_pi(pe)  # dense', '    m = mdp.transition_pi(p)  # dense', ['tests/reference/test_imitation.py']),
+    ('im_s19b', 'reference/imitation.py', '            add(goods if a == recover else to_bad, -1.0)', '            add(goods if a == recover else to_bad, 0.0)', ['tests/reference/test_imitation.py']),
+    ('im_s19c', 'reference/imitation.py', '    th = np.zeros(shape) if theta0 is None else np.array(theta0, dtype=np.float64)', '    th = np.zeros(shape)', ['tests/reference/test_imitation.py']),
+    ('im_s19d', 'reference/imitation.py', '                    add(to_bad, -1.0)', '                    add(goods, -1.0)', ['tests/reference/test_imitation.py']),
+    ('im_s19e', 'reference/imitation.py', '    return -j_pi(mdp, pi, improper=improper)', '    return -j_pi(mdp, pi)', ['tests/reference/test_imitation.py']),
+    ('osp_s19a', 'reference/openspiel_adapter.py', '    return position_key if _base_name(game) in STR_KEYED_GAMES else history_key', '    return position_key', ['tests/reference/test_openspiel.py']),
+    ('osp_s19b', 'reference/openspiel_adapter.py', '    while name in _TRANSPARENT_WRAPPERS and isinstance(params.get("game"), dict):', '    while False:', ['tests/reference/test_openspiel.py']),
+    ('osp_s19c', 'reference/openspiel_adapter.py', '        if gt.information != pyspiel.GameType.Information.PERFECT_INFORMATION:', '        if False:', ['tests/reference/test_openspiel.py']),
+    ('osp_s19d', 'reference/openspiel_adapter.py', '        if gt.dynamics != pyspiel.GameType.Dynamics.SEQUENTIAL:', '        if False:', ['tests/reference/test_openspiel.py']),
+    ('tol_s19a', 'reference/tolerance.py', '    q = float(stats.t.isf(delta / (2.0 * int(comparisons)), r - 1))', '    q = float(stats.norm.isf(delta / (2.0 * int(comparisons))))', ['tests/reference/test_tolerance.py']),
+    ('ex_s19a', 'reference/exact.py', '    return q_from_v(mdp, v_pi(mdp, pi, improper=improper))', '    return np.repeat(v_pi(mdp, pi, improper=improper)[:, None], mdp.n_actions, axis=1)', ['tests/reference/test_mdp.py']),
 ]

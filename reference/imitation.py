@@ -23,7 +23,7 @@ import numpy as np
 
 from reference.dp import policy_iteration
 from reference.errors import InvalidPolicyError, ShapeError
-from reference.exact import j_pi
+from reference.exact import Improper, j_pi
 from reference.mdp import (
     FiniteMDP,
     FloatArray,
@@ -186,6 +186,8 @@ def fit_bc_softmax(data: Dataset, *, n_states_plus: int, n_actions: int, lr: flo
     th = np.zeros(shape) if theta0 is None else np.array(theta0, dtype=np.float64)
     if th.shape != shape:
         raise ShapeError(f"theta0 must have shape {list(shape)} (n_states_plus, n_actions), got {list(th.shape)}")
+    if not np.all(np.isfinite(th)):  # with n_iters = 0 a NaN theta0 came back as the fit
+        raise InvalidPolicyError(f"theta0 has a non-finite entry at {np.argwhere(~np.isfinite(th))[0].tolist()}")
     for _ in range(n_iters):
         th -= step * cross_entropy(th, data)[1]
     return th
@@ -255,7 +257,12 @@ def dagger(mdp: FiniteMDP, expert: IntArray, *, n_rounds: int, n_traj: int, hori
     pols = []
     sizes = []
     for r in range(n_rounds):
-        pi = deploy(train(data), mode)
+        fitted = np.asarray(train(data), dtype=np.float64)
+        if fitted.shape not in ((mdp.n_states_plus, mdp.n_actions), (mdp.n_states, mdp.n_actions)):
+            # a custom fit of the wrong shape was returned as the last round's policy unchecked
+            raise ShapeError(f"fit returned a policy of shape {list(fitted.shape)}, expected "
+                             f"[{mdp.n_states_plus}, {mdp.n_actions}] or [{mdp.n_states}, {mdp.n_actions}]")
+        pi = deploy(fitted, mode)
         pols.append(pi)
         sizes.append(len(data))
         if r == n_rounds - 1:
@@ -297,8 +304,9 @@ def compounding_error_mdp(*, horizon: int, width: int, rng: np.random.Generator,
     """
     horizon = validate_int(horizon, "horizon", minimum=1, error=ShapeError)
     width = validate_int(width, "width", minimum=1, error=ShapeError)
-    if isinstance(recover, bool) or recover not in (0, 1):
-        raise ShapeError(f"recover must be the action 0 or 1, got {recover!r}")
+    if isinstance(recover, bool) or not isinstance(recover, int | np.integer) or recover not in (0, 1):
+        raise ShapeError(f"recover must be the action 0 or 1 (an int), got {recover!r}")  # 1.0 was stored as is
+    recover = int(recover)
     per = width + 1
     n = horizon * per
     good = np.arange(n).reshape(horizon, per)[:, :width].copy()
@@ -335,33 +343,45 @@ def compounding_error_mdp(*, horizon: int, width: int, rng: np.random.Generator,
     return CompoundingChain(mdp, good, bad, correct, recover)
 
 
-def policy_cost(mdp: FiniteMDP, pi: FloatArray) -> float:
-    """Expected cost -J(pi) = -E_{s_0 ~ p0}[V^pi(s_0)], exact by a linear solve (MDP-17)."""
-    return -j_pi(mdp, pi)
+def policy_cost(mdp: FiniteMDP, pi: FloatArray, *, improper: Improper = "raise") -> float:
+    """Expected cost -J(pi) = -E_{s_0 ~ p0}[V^pi(s_0)], exact by a linear solve (MDP-17).
+
+    ``improper`` as :func:`reference.exact.v_pi`: at gamma = 1 an improper ``pi`` (some state never reaches
+    term) raises ImproperPolicyError unless ``"finite"``, which evaluates it where its expected total reward is
+    finite (e.g. the reward-free loop :func:`expert_policy` may return when such a loop is optimal).
+    """
+    return -j_pi(mdp, pi, improper=improper)
 
 
 def on_expert_error(mdp: FiniteMDP, pi: FloatArray, expert: IntArray, *, horizon: int) -> float:
     """eps = (1/H) sum_{t<H} E_{s_t ~ d_t^expert}[pi(a != pi_expert(s_t) | s_t)], exact; Spec: MDP-14.
 
-    The per-step error of the learner on the expert's own state distribution (what supervised learning
-    controls). Ross & Bagnell (2010, Thm 2.1): with per-step costs in [0, 1],
-    cost(pi) - cost(pi_expert) <= H^2 eps.
+    The per-step error of the learner on the expert's own state distribution d_t^expert (what supervised
+    learning controls). Ross & Bagnell (2010, Thm 2.1; external to the text) bound the cost of imitation by it:
+    cost(pi) - cost(pi_expert) <= H^2 eps **when every episode ends within H steps under every policy** (T <= H,
+    their fixed task horizon) and each step costs in [0, 1] (rewards in [-1, 0]). Without T <= H the bound fails:
+    eps looks at the first H steps only, :func:`policy_cost` at the whole episode (a learner that strays with
+    probability delta into a 10-step chain costing 1 per step has gap 1 against H^2 eps = H delta). ``expert``
+    [S+1] or [S] (the term entry is irrelevant, MDP-11); ``pi`` [S+1, A] or [S, A].
     """
     horizon = validate_int(horizon, "horizon", minimum=1)
     # pi [S+1, A] or [S, A]: every non-terminal row finite and on the simplex (InvalidPolicyError naming the state;
     # a row [2, -1] gave a negative "error rate", a NaN row NaN); the term row is ignored (MDP-11).
     p = validate_policy(mdp, pi)
     e = validate_actions(expert, mdp.n_actions, name="expert")  # 0.9 is refused, not truncated to 0
+    if e.shape == (mdp.n_states,):  # no entry for term, as behaviour_cloning / dagger accept it
+        e = np.append(e, 0)
     if e.shape != (p.shape[0],):
-        raise ShapeError(f"expert must hold one action per state of S+, shape [{p.shape[0]}], got {list(e.shape)}")
+        raise ShapeError(f"expert must hold one action per state, shape [{mdp.n_states}] or [{p.shape[0]}], "
+                         f"got {list(e.shape)}")
     pe = deterministic_policy(e, mdp.n_actions)
-    m = np.asarray(mdp.transition_pi(pe).toarray() if mdp.is_sparse else mdp.transition_pi(pe))  # type: ignore[union-attr]
+    m = mdp.transition_pi(pe)  # dense [S+, S+] or CSR (kept sparse: densifying a large sparse MDP is O(S^2))
     miss = 1.0 - p[np.arange(p.shape[0]), e]
     miss[mdp.term] = 0.0
     d = np.asarray(mdp.p0, dtype=np.float64).copy()
     tot = 0.0
     for _ in range(horizon):
         tot += float(d @ miss)
-        d = d @ m
+        d = np.asarray(m.T @ d, dtype=np.float64).ravel()  # d_{t+1} = d_t P_expert
     return tot / horizon
 

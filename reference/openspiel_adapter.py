@@ -3,17 +3,27 @@
 ``pyspiel`` is imported lazily (only when an adapter is built), so the project neither needs nor imports
 OpenSpiel otherwise. Spec: GAME-18 (the game interface), GAME-29 (exact negamax on any such game).
 
-A state of the adapter is a *key*: by default :func:`position_key`, the player to move and ``str(state)``
-of the OpenSpiel state (``"0|..x\n.o.\n..."``). For board games such as ``tic_tac_toe`` or ``connect_four``
-``str`` is the board, so transpositions (different move orders reaching the same position) are one state,
-as in the built-in games. ``str`` alone is not enough in general: breakthrough's does not say whose turn it
-is, and keyed by ``str`` alone 497 of the 4027 non-terminal values of 4x3 breakthrough came out wrong (the
-two positions with the same board and different movers were merged; the default key before 2026-12-05).
-The key must determine the position; pass ``key=`` otherwise (e.g. ``lambda s: s.serialize()`` keys by
-history: always correct, but no transpositions are merged). Two states given the same key are checked to
-agree on what the search sees (mover, terminality, legal actions, returns); a clash raises
-``InvalidGameError`` instead of merging them. The adapter keeps the OpenSpiel state of every key it has
-produced; keys it did not produce are rejected.
+A state of the adapter is a *key*, a string that must determine the position: two histories with the same
+key must have the same mover, terminality, legal actions or returns, and - after every action - children
+with the same key again. The default key depends on the game (:func:`default_key`):
+
+* :func:`position_key`, the player to move and ``str(state)`` (``"0|..x\n.o.\n..."``), for the games of
+  :data:`STR_KEYED_GAMES` (and their ``misere`` / ``start_at`` wrappers), whose ``str`` is the whole position:
+  transpositions (different move orders reaching the same position) are one state, as in the built-in games.
+  The mover is part of the key because breakthrough's ``str`` does not say whose turn it is (keyed by ``str``
+  alone, 497 of the 4027 non-terminal values of 4x3 breakthrough came out wrong; fixed 2026-12-05).
+* :func:`history_key`, OpenSpiel's ``serialize()`` (the history), for every other game: always correct, but no
+  transpositions are merged. ``str`` is not the position in general: in Go it does not show a pass just
+  played, nor a move counter or ko history, and keyed by ``position_key`` the 2x2 game with
+  ``max_game_length=5, komi=0.5`` merged positions whose children differ and came out +1 at the root for the
+  exact -1 (13 of 230 histories wrong, no error; the default for every game before 2026-12-07).
+
+Pass ``key=`` to choose another (e.g. ``position_key`` for a game you know to be Markov in ``str``). Two states
+given the same key are checked to agree on what the search sees (mover, terminality, legal actions, returns);
+a clash raises ``InvalidGameError`` instead of merging them. That check sees only the two states, not their
+futures: a key that merges positions whose *children* differ is not detected (why the default is
+per game). The adapter keeps the OpenSpiel state of every key it has produced; keys it did not produce are
+rejected.
 """
 
 from __future__ import annotations
@@ -24,7 +34,16 @@ from typing import Any
 
 from reference.errors import InvalidGameError
 
-__all__ = ["OpenSpielGame", "load_openspiel_game", "position_key"]
+__all__ = ["STR_KEYED_GAMES", "OpenSpielGame", "default_key", "history_key", "load_openspiel_game", "position_key"]
+
+STR_KEYED_GAMES = frozenset({"breakthrough", "clobber", "connect_four", "dots_and_boxes", "hex", "mnk", "nim",
+                             "tic_tac_toe"})
+"""OpenSpiel games whose ``str(state)`` with the player to move is the whole position (board, pieces, piles,
+owned boxes; no move counter, repetition rule or pass state): keyed by :func:`position_key` by default. Each
+is checked in ``tests/reference/test_openspiel.py`` by walking every history of a small instance: histories
+with one key have the same mover, terminality, legal actions or returns, and children with one key."""
+
+_TRANSPARENT_WRAPPERS = frozenset({"misere", "start_at"})
 
 
 def _mover(s: Any) -> int:
@@ -41,6 +60,35 @@ def position_key(state: Any) -> str:
     return f"{_mover(state)}|{state}"
 
 
+def history_key(state: Any) -> str:
+    """The key of every game not in :data:`STR_KEYED_GAMES`: ``state.serialize()``, OpenSpiel's history of the
+    state (always determines the position; no transpositions merged).
+
+    Spec: support for GAME-18, GAME-29.
+    """
+    return str(state.serialize())
+
+
+def _base_name(game: Any) -> str:
+    """The short name of ``game``, looking through the ``misere`` and ``start_at`` wrappers (which change the
+    returns or the root, not what ``str`` shows)."""
+    name = str(game.get_type().short_name)
+    params = game.get_parameters()
+    while name in _TRANSPARENT_WRAPPERS and isinstance(params.get("game"), dict):
+        params = params["game"]
+        name = str(params.get("name", name))
+    return name
+
+
+def default_key(game: Any) -> Callable[[Any], str]:
+    """:func:`position_key` for the games of :data:`STR_KEYED_GAMES` (through ``misere`` / ``start_at``),
+    :func:`history_key` for every other game.
+
+    Spec: support for GAME-18, GAME-29.
+    """
+    return position_key if _base_name(game) in STR_KEYED_GAMES else history_key
+
+
 def _signature(s: Any) -> tuple[Any, ...]:
     """What a search reads of a state: mover, terminality, and the legal actions or the returns."""
     if s.is_terminal():
@@ -55,7 +103,7 @@ class OpenSpielGame:
     OpenSpiel's players 0 and 1; ``returns`` are OpenSpiel's terminal returns (checked to sum to zero).
     """
 
-    def __init__(self, game: Any, *, key: Callable[[Any], str] = position_key) -> None:
+    def __init__(self, game: Any, *, key: Callable[[Any], str] | None = None) -> None:
         pyspiel = importlib.import_module("pyspiel")
         gt = game.get_type()
         if game.num_players() != 2:
@@ -69,9 +117,9 @@ class OpenSpielGame:
         if gt.utility != pyspiel.GameType.Utility.ZERO_SUM:
             raise InvalidGameError(f"{gt.short_name}: needs a zero-sum game, has {gt.utility}")
         self._game = game
-        self._key = key
+        self._key = default_key(game) if key is None else key
         root = game.new_initial_state()
-        self._root = key(root)
+        self._root = self._key(root)
         self._states: dict[str, Any] = {self._root: root}
 
     def _get(self, state: str) -> Any:
@@ -123,8 +171,9 @@ class OpenSpielGame:
         return (r0, r1)
 
 
-def load_openspiel_game(name: str, *, key: Callable[[Any], str] = position_key) -> OpenSpielGame:
-    """``pyspiel.load_game(name)`` wrapped as an :class:`OpenSpielGame` (imports ``pyspiel`` lazily).
+def load_openspiel_game(name: str, *, key: Callable[[Any], str] | None = None) -> OpenSpielGame:
+    """``pyspiel.load_game(name)`` wrapped as an :class:`OpenSpielGame` (imports ``pyspiel`` lazily); ``key``
+    None: :func:`default_key` of the game.
 
     Spec: GAME-18 (an OpenSpiel game behind the search interface).
     """

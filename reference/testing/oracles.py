@@ -12,7 +12,7 @@ import numpy as np
 from reference.mdp import FiniteMDP, FloatArray
 from reference.tolerance import discount_condition, tolerance, value_scale
 
-__all__ = ["expectation_by_outcomes", "optimal_values_by_enumeration", "value_tolerance"]
+__all__ = ["expectation_by_outcomes", "optimal_values_by_enumeration", "q_values_by_solve", "value_tolerance"]
 
 MAX_ENUMERATED_POLICIES = 100_000
 """Largest A^|S| that :func:`optimal_values_by_enumeration` accepts."""
@@ -39,6 +39,35 @@ def expectation_by_outcomes(mdp: FiniteMDP, v: FloatArray) -> FloatArray:
             probs, rewards, nexts = mdp.outcomes(s, a)
             out[s, a] = sum(float(p) * (float(r) + mdp.gamma * float(v[int(s2)]))
                             for p, r, s2 in zip(probs, rewards, nexts, strict=True))
+    return out
+
+
+def q_values_by_solve(mdp: FiniteMDP, pi: FloatArray) -> FloatArray:
+    """Q^pi as the solution of its own linear system over state-action pairs, [S+1, A] (MDP-21, MDP-25).
+
+    Q(s, a) = r(s, a) + gamma sum_{s'} P(s' | s, a) sum_{a'} pi(a' | s') Q(s', a') with Q(term, .) = 0: one
+    ``numpy.linalg.solve`` of the |S||A| system, P and r rebuilt from the outcome table by explicit loops.
+    Independent of :mod:`reference.exact`, which computes Q^pi from V^pi (``q_from_v(v_pi)``); so a test of
+    V^pi = E_{a ~ pi}[Q^pi] (MDP-22) against this oracle can fail. ``pi`` [S+1, A]. gamma < 1, or gamma = 1 with
+    a proper ``pi`` (else the system is singular: numpy's LinAlgError, or a solution with huge entries).
+    """
+    n, a = mdp.n_states, mdp.n_actions
+    gamma = float(mdp.gamma)
+    P = np.zeros((n * a, n))
+    r = np.zeros(n * a)
+    for s in range(n):
+        for b in range(a):
+            probs, rewards, nexts = mdp.outcomes(s, b)
+            for p, rw, s2 in zip(probs, rewards, nexts, strict=True):
+                r[s * a + b] += float(p) * float(rw)
+                if int(s2) < n:  # term has Q = 0: its column is dropped
+                    P[s * a + b, int(s2)] += float(p)
+    spread = np.zeros((n, n * a))  # V(s') = sum_a' pi(a' | s') Q(s', a')
+    for s in range(n):
+        spread[s, s * a:(s + 1) * a] = np.asarray(pi, dtype=np.float64)[s]
+    q = np.linalg.solve(np.eye(n * a) - gamma * P @ spread, r)
+    out = np.zeros((mdp.n_states_plus, a))
+    out[:n] = q.reshape(n, a)
     return out
 
 

@@ -398,4 +398,125 @@ def test_imitation_inputs_refused_with_typed_errors() -> None:
     ch = compounding_error_mdp(horizon=2, width=1, rng=np.random.default_rng(0))
     ex = expert_policy(ch.mdp)
     with pytest.raises(ShapeError, match="expert"):
-        on_expert_error(ch.mdp, np.full((ch.mdp.n_states, 2), 0.5), ex[:-1], horizon=2)
+        on_expert_error(ch.mdp, np.full((ch.mdp.n_states, 2), 0.5), ex[:-2], horizon=2)
+    # an expert without the term entry is accepted, as by behaviour_cloning and dagger (MDP-11)
+    assert on_expert_error(ch.mdp, np.full((ch.mdp.n_states, 2), 0.5), ex[:-1], horizon=2) == 0.5
+
+
+@given(seed=st.integers(0, 2**32 - 1), h=st.integers(1, 5), backend=st.sampled_from(["dense", "sparse"]))
+@settings(max_examples=20)
+def test_MDP_14_on_expert_error_is_measured_on_the_expert_state_distribution(seed: int, h: int,
+                                                                             backend: str) -> None:
+    """eps = (1/H) sum_{t<H} E_{s_t ~ d_t^expert}[1 - pi(pi_expert(s_t) | s_t)] against the enumeration of every
+    trajectory of the *expert* (a layered MDP with early stops, a stochastic learner that differs from the expert
+    everywhere, so the learner's own state distribution would give another number), dense and sparse storage."""
+    from reference.generators import random_layered_mdp
+    from reference.mdp import from_arrays
+    from reference.sampling import enumerate_trajectories
+
+    rng = np.random.default_rng(seed)
+    base = random_layered_mdp(rng, 3, 2, 2, gamma=1.0, early_stop_prob=0.3)
+    n = base.n_states_plus
+    P = base.transition_dense.reshape(n, base.n_actions, n)[:-1]
+    mdp = from_arrays(P, base.r[:-1], np.asarray(base.p0)[:-1], gamma=1.0, backend=backend)  # type: ignore[arg-type]
+    expert = rng.integers(0, 2, size=n).astype(np.int64)
+    pi = softmax_policy(rng.normal(size=(n, 2)))
+    tr = enumerate_trajectories(mdp, deterministic_policy(expert, 2), horizon=h)
+    miss = 1.0 - pi[np.arange(n), expert]
+    miss[mdp.term] = 0.0
+    # the enumeration stops once every trajectory has ended: later steps sit on term, where miss = 0
+    oracle = sum(float(tr.weights @ miss[tr.states[:, t]]) for t in range(min(h, tr.states.shape[1]))) / h
+    assert abs(on_expert_error(mdp, pi, expert, horizon=h) - oracle) <= tolerance(1.0, terms=2 * n * h)
+
+
+def test_MDP_14_the_h2_eps_bound_needs_episodes_to_end_within_h() -> None:
+    """The docstring's condition, shown: costs in [0, 1], the expert stops at once, the learner strays with
+    delta = 0.1 into a 10-step chain costing 1 per step. Its error on the expert's states is delta / H exactly
+    (the expert visits s0 at t = 0 only), so H^2 eps = H delta, below the true gap 1 for every H < 10: the bound
+    holds only for H >= the longest episode (here 11), where it does hold."""
+    from reference.mdp import from_outcomes
+
+    n = 11
+    indptr, nxt, rew = [0], [], []
+    for s_ in range(n):
+        for a in range(2):
+            if s_ == 0:
+                nxt.append(n if a == 0 else 1)
+                rew.append(0.0)
+            else:
+                nxt.append(s_ + 1 if s_ < n - 1 else n)
+                rew.append(-1.0)
+            indptr.append(len(nxt))
+    mdp = from_outcomes(n, 2, indptr, nxt, rew, [1.0] * len(nxt), np.eye(n)[0], gamma=1.0)
+    ex = np.zeros(n + 1, dtype=np.int64)
+    pi = np.tile([1.0, 0.0], (n + 1, 1))
+    pi[0] = [0.9, 0.1]
+    gap = policy_cost(mdp, pi) - policy_cost(mdp, deterministic_policy(ex, 2))
+    assert abs(gap - 1.0) <= tolerance(10.0, terms=n + 1, condition=float(n))
+    for h in (1, 5, 10):
+        eps = on_expert_error(mdp, pi, ex, horizon=h)
+        assert abs(eps - 0.1 / h) <= tolerance(0.1, terms=h)
+        assert h * h * eps < gap  # the bound fails without T <= H
+    assert 11 * 11 * on_expert_error(mdp, pi, ex, horizon=11) >= gap
+
+
+def test_MDP_14_policy_cost_evaluates_the_looping_expert_at_gamma_1() -> None:
+    """At gamma = 1 with a reward-free loop optimal, expert_policy returns the loop (value 0, MDP-17: T = inf,
+    G_0 = 0); policy_cost raised ImproperPolicyError and its message named an option it did not have."""
+    from reference.errors import ImproperPolicyError
+    from reference.mdp import from_outcomes
+
+    m = from_outcomes(1, 2, [0, 1, 2], [0, 1], [0.0, -1.0], [1.0, 1.0], [1.0], gamma=1.0)
+    ex = expert_policy(m)
+    assert ex[0] == 0
+    with pytest.raises(ImproperPolicyError):
+        policy_cost(m, deterministic_policy(ex, 2))
+    assert policy_cost(m, deterministic_policy(ex, 2), improper="finite") == 0.0
+    assert policy_cost(m, deterministic_policy([1, 0], 2)) == 1.0
+
+
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (3, 2), (4, 3)])
+def test_MDP_14_compounding_chain_is_the_documented_table(h: int, w: int) -> None:
+    """Every (s, a) of the chain against its docstring, rebuilt here: good(t, j) with the correct action ->
+    reward 0, uniform on good(t+1, .); the wrong action -> reward -1, bad(t+1); bad(t): reward -1 for both
+    actions, recover -> uniform on good(t+1, .), the other -> bad(t+1); step H-1 -> term."""
+    ch = compounding_error_mdp(horizon=h, width=w, rng=np.random.default_rng(h * 10 + w))
+    mdp, term = ch.mdp, ch.mdp.term
+    for t in range(h):
+        goods = {term: 1.0} if t == h - 1 else {int(s): 1.0 / w for s in ch.good[t + 1]}
+        to_bad = {term: 1.0} if t == h - 1 else {int(ch.bad[t + 1]): 1.0}
+        rows = [(int(ch.good[t, j]), a, (goods, 0.0) if a == ch.correct[t, j] else (to_bad, -1.0))
+                for j in range(w) for a in range(2)]
+        rows += [(int(ch.bad[t]), a, (goods if a == ch.recover else to_bad, -1.0)) for a in range(2)]
+        for s_, a, (succ, r) in rows:
+            probs, rewards, nexts = mdp.outcomes(s_, a)
+            got: dict[int, float] = {}
+            for p_, r_, s2 in zip(probs, rewards, nexts, strict=True):
+                assert float(r_) == r, (t, s_, a)
+                got[int(s2)] = got.get(int(s2), 0.0) + float(p_)
+            assert got.keys() == succ.keys() and all(abs(got[k] - succ[k]) <= 1e-15 for k in succ), (t, s_, a)
+
+
+def test_MDP_12_fit_bc_softmax_keeps_theta0_on_states_absent_from_d() -> None:
+    """Rows of states absent from D keep theta0 exactly (their cross-entropy gradient is 0); rows in D move."""
+    d = Dataset(np.array([0, 0, 2]), np.array([1, 1, 0]))
+    theta0 = np.array([[0.3, -0.2], [1.5, -4.0], [0.0, 0.7], [2.0, 2.0]])
+    th = fit_bc_softmax(d, n_states_plus=4, n_actions=2, lr=0.5, n_iters=7, theta0=theta0)
+    np.testing.assert_array_equal(th[[1, 3]], theta0[[1, 3]])
+    assert th[0, 1] - th[0, 0] > theta0[0, 1] - theta0[0, 0]
+    assert th[2, 0] - th[2, 1] > theta0[2, 0] - theta0[2, 1]
+
+
+def test_MDP_12_16_more_inputs_refused() -> None:
+    """Accepted before 2026-12-07: a NaN theta0 with n_iters = 0 (returned as the fit), recover = 1.0 (stored as
+    a float where an int is documented), and a custom DAgger fit of the wrong shape with n_rounds = 1 (returned
+    as the final policy unchecked)."""
+    d = Dataset(np.array([0]), np.array([1]))
+    with pytest.raises(InvalidPolicyError, match="theta0"):
+        fit_bc_softmax(d, n_states_plus=2, n_actions=2, lr=1.0, n_iters=0, theta0=np.array([[np.nan, 0], [0, 0]]))
+    with pytest.raises(ShapeError, match="recover"):
+        compounding_error_mdp(horizon=2, width=1, rng=np.random.default_rng(0), recover=1.0)  # type: ignore[arg-type]
+    ch = compounding_error_mdp(horizon=2, width=1, rng=np.random.default_rng(0))
+    with pytest.raises(ShapeError, match="fit returned"):
+        dagger(ch.mdp, expert_policy(ch.mdp), n_rounds=1, n_traj=2, horizon=2, rng=np.random.default_rng(0),
+               fit=lambda _: np.full((7, 2), 0.5))

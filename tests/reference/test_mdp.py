@@ -29,9 +29,9 @@ from reference.mdp import (
     validate_policy,
 )
 from reference.sampling import discounted_returns, enumerate_trajectories, sample_trajectories
-from reference.testing.oracles import expectation_by_outcomes, value_tolerance
+from reference.testing.oracles import expectation_by_outcomes, q_values_by_solve, value_tolerance
 from reference.testing.strategies import finite_mdps, policies
-from reference.tolerance import counted_tolerance, discount_condition, tolerance
+from reference.tolerance import counted_tolerance, discount_condition, tolerance, value_scale
 
 # ------------------------------------------------------------------------------ validation
 
@@ -146,7 +146,8 @@ def test_MDP_03_no_transition_to_term_means_T_is_infinite(mdp: FiniteMDP, seed: 
 @given(finite_mdps(), st.data())
 def test_MDP_19_return_is_bounded_by_R_over_1_minus_gamma(mdp: FiniteMDP, data: st.DataObject) -> None:
     pi = data.draw(policies(mdp))
-    bound = mdp.max_abs_reward / (1.0 - mdp.gamma)
+    bound = value_scale(mdp.max_abs_reward, mdp.gamma)
+    assert bound == mdp.max_abs_reward / (1.0 - mdp.gamma)
     v = exact.v_pi(mdp, pi)
     assert np.max(np.abs(v)) <= bound + value_tolerance(mdp)
     tr = sample_trajectories(mdp, pi, rng=np.random.default_rng(0), n=20, horizon=50)
@@ -163,9 +164,14 @@ def test_MDP_20_21_values_at_term_are_zero(mdp: FiniteMDP, data: st.DataObject) 
 
 @given(finite_mdps(), st.data())
 def test_MDP_22_v_is_policy_average_of_q(mdp: FiniteMDP, data: st.DataObject) -> None:
+    """V^pi = E_{a ~ pi}[Q^pi], with Q^pi from its own |S||A| linear system (``q_values_by_solve``), not from
+    V^pi: ``exact.q_pi`` is ``q_from_v(v_pi)``, so averaging it would only re-check the Bellman equation."""
     pi = data.draw(policies(mdp))
     v, q = exact.v_pi(mdp, pi), exact.q_pi(mdp, pi)
-    np.testing.assert_allclose(v, (pi * q).sum(axis=1), rtol=0, atol=value_tolerance(mdp))
+    q_oracle = q_values_by_solve(mdp, pi)
+    tol = value_tolerance(mdp)
+    np.testing.assert_allclose(v, (pi * q_oracle).sum(axis=1), rtol=0, atol=tol)
+    np.testing.assert_allclose(q, q_oracle, rtol=0, atol=tol)
 
 
 @given(finite_mdps(), st.data())
@@ -208,19 +214,25 @@ def test_MDP_20_v_pi_equals_expected_return_over_all_trajectories(mdp: FiniteMDP
 
 @given(st.integers(0, 2**31), st.integers(1, 3), st.floats(0.3, 1.0))
 def test_MDP_23_time_shift_by_stationarity(seed: int, t: int, gamma: float) -> None:
-    """E^pi[G_t | s_t = s] = V^pi(s), exactly, from the enumeration of all trajectories (layered MDP)."""
+    """E^pi[G_t | s_t = s] = V^pi(s) and E^pi[G_t | s_t = s, a_t = a] = Q^pi(s, a), exactly, from the
+    enumeration of all trajectories (layered MDP)."""
     rng = np.random.default_rng(seed)
     mdp = random_layered_mdp(rng, 4, 2, 2, gamma=gamma, reward_outcomes=2)
     pi = softmax_policy(rng.normal(size=(mdp.n_states_plus, 2)))
-    v = exact.v_pi(mdp, pi)
+    v, q = exact.v_pi(mdp, pi), exact.q_pi(mdp, pi)
     tr = enumerate_trajectories(mdp, pi)
     g = discounted_returns(tr.rewards, gamma)
+    tol = value_tolerance(mdp, horizon=4.0)
     for s in np.unique(tr.states[:, t]):
         if s == mdp.term:
             continue
         at = tr.states[:, t] == s
         cond = (tr.weights[at] @ g[at, t]) / tr.weights[at].sum()
-        assert abs(cond - v[s]) <= value_tolerance(mdp, horizon=4.0)
+        assert abs(cond - v[s]) <= tol
+        for a in np.unique(tr.actions[at, t]):
+            at_a = at & (tr.actions[:, t] == a)
+            cond_q = (tr.weights[at_a] @ g[at_a, t]) / tr.weights[at_a].sum()
+            assert abs(cond_q - q[s, a]) <= tol
 
 
 @given(st.integers(0, 2**31), st.integers(1, 3), st.floats(0.3, 0.5))
@@ -244,6 +256,26 @@ def test_MDP_23_time_shift_on_a_cyclic_mdp(seed: int, t: int, gamma: float) -> N
         at = tr.states[:, t] == s
         cond = (tr.weights[at] @ g[at, t]) / tr.weights[at].sum()
         assert abs(cond - v[s]) <= tol
+
+
+@pytest.mark.parametrize("gamma", [0.1, 0.5, 0.9, 0.999])
+def test_MDP_19_the_bound_is_attained_by_a_constant_reward_loop(gamma: float) -> None:
+    """value_scale is the text's bound R / (1 - gamma) itself, not a looser one: a state that loops forever with
+    reward -R (or +R) has |V| = R / (1 - gamma), equal to value_scale up to the rounding of the linear solve.
+    At gamma = 1, value_scale(R, 1, H) = R H: attained by a chain that ends after exactly H steps."""
+    for r in (-2.5, 2.5):
+        P = np.zeros((1, 1, 2))
+        P[0, 0, 0] = 1.0
+        mdp = from_arrays(P, np.array([[r]]), gamma=gamma)
+        v = exact.v_pi(mdp, uniform_policy(mdp))
+        assert abs(abs(v[0]) - value_scale(2.5, gamma)) <= tolerance(value_scale(2.5, gamma), terms=2,
+                                                                      condition=discount_condition(gamma))
+    h = 4
+    P = np.zeros((h, 1, h + 1))
+    for s_ in range(h):
+        P[s_, 0, s_ + 1] = 1.0
+    chain = from_arrays(P, np.full((h, 1), 2.5), np.eye(h)[0], gamma=1.0)
+    assert exact.v_pi(chain, uniform_policy(chain))[0] == value_scale(2.5, 1.0, float(h)) == 10.0
 
 
 def test_MDP_17_objective_matches_sampled_returns() -> None:

@@ -86,3 +86,84 @@ def test_GAME_29_openspiel_positions_that_differ_only_in_the_mover_are_not_merge
     assert checked == int((~tree.terminal).sum()) > 100
     with pytest.raises(InvalidGameError, match="two different positions"):
         enumerate_game(load_openspiel_game(name, key=str))
+
+
+def _key_violations(name: str, key: object, limit: int = 400_000) -> tuple[int, int]:
+    """Walk every history of OpenSpiel game ``name`` and count keys that do not determine the position: two
+    histories with one key but a different mover, terminality, legal actions / returns, or a child key under
+    some action. Returns (violations, histories walked). The property the adapter needs: then merging
+    histories by key is exact (a key-bisimulation)."""
+    from reference.openspiel_adapter import _signature
+
+    game = pyspiel.load_game(name)
+    seen: dict[str, tuple[object, dict[int, str]]] = {}
+    bad = walked = 0
+    stack = [game.new_initial_state()]
+    while stack:
+        s = stack.pop()
+        walked += 1
+        assert walked <= limit, f"{name}: more than {limit} histories"
+        children: dict[int, str] = {}
+        if not s.is_terminal():
+            for a in s.legal_actions():
+                c = s.clone()
+                c.apply_action(a)
+                children[int(a)] = key(c)  # type: ignore[operator]
+                stack.append(c)
+        entry = (_signature(s), children)
+        k = key(s)  # type: ignore[operator]
+        if seen.setdefault(k, entry) != entry:
+            bad += 1
+    return bad, walked
+
+
+@pytest.mark.parametrize("name", [
+    "start_at(game=tic_tac_toe(),history=4;0)", "mnk(m=3,n=2,k=2)",
+    "connect_four(rows=3,columns=3,x_in_row=3)", "breakthrough(rows=4,columns=2)", "hex(board_size=2)",
+    "clobber(rows=2,columns=3)", "nim(pile_sizes=1;2;3)", "misere(game=nim(pile_sizes=1;2;2))",
+    "dots_and_boxes(num_rows=1,num_cols=2)", "dots_and_boxes(num_rows=1,num_cols=2,utility_margin=true)",
+])
+def test_GAME_29_str_keyed_games_are_markov_in_mover_and_str(name: str) -> None:
+    """Every game of STR_KEYED_GAMES (default key position_key) on a small instance: no two histories with
+    one key differ in what the search sees, now or after any action (every history walked)."""
+    from reference.openspiel_adapter import STR_KEYED_GAMES, _base_name, default_key
+
+    game = pyspiel.load_game(name)
+    assert _base_name(game) in STR_KEYED_GAMES
+    assert default_key(game) is position_key
+    bad, walked = _key_violations(name, position_key)
+    assert walked > 20
+    assert bad == 0
+
+
+def test_GAME_29_go_is_keyed_by_history_because_str_is_not_the_position() -> None:
+    """Go's ``str`` does not show a pass just played (nor a move counter or ko history): keyed by mover and
+    ``str``, the 2x2 game with max_game_length 5 merged histories whose children differ, silently, and negamax
+    gave +1 at the root for the exact -1 (OpenSpiel's alpha-beta; the default key before 2026-12-07). The
+    default key for Go is now the history (``serialize()``): the root value is OpenSpiel's."""
+    from open_spiel.python.algorithms import minimax
+
+    from reference.openspiel_adapter import default_key, history_key
+
+    name = "go(board_size=2,max_game_length=5,komi=0.5)"
+    assert default_key(pyspiel.load_game(name)) is history_key
+    exact = minimax.alpha_beta_search(pyspiel.load_game(name), maximizing_player_id=0)[0]
+    assert exact == -1.0
+    assert negamax(enumerate_game(load_openspiel_game(name))).V[0] == exact
+    # the negative control: the walk above finds position_key unsound on Go, history_key sound
+    assert _key_violations(name, position_key)[0] > 0
+    assert _key_violations(name, history_key)[0] == 0
+    # and with position_key forced, the old wrong value comes back (the adapter's clash check cannot see it)
+    assert negamax(enumerate_game(load_openspiel_game(name, key=position_key))).V[0] == 1.0
+
+
+@pytest.mark.parametrize(("name", "why"), [("dark_hex(board_size=2)", "perfect information"),
+                                           ("phantom_ttt", "perfect information"),
+                                           ("matrix_rps", "sequential dynamics"),
+                                           ("oshi_zumo", "sequential dynamics")])
+def test_GAME_18_openspiel_adapter_refuses_imperfect_information_and_simultaneous_games(name: str, why: str) -> None:
+    """Games without chance whose refusal rests on the information and dynamics checks alone."""
+    g = pyspiel.load_game(name)
+    assert g.get_type().chance_mode == pyspiel.GameType.ChanceMode.DETERMINISTIC
+    with pytest.raises(InvalidGameError, match=why):
+        load_openspiel_game(name)

@@ -286,6 +286,27 @@ def test_GAME_22_win_minus_loss_is_p_win_minus_p_loss() -> None:
     r = win_minus_loss(graph, expert, uniform)
     assert 0.0 < r <= 1.0
     assert win_minus_loss(graph, uniform, expert) == pytest.approx(-r, abs=tolerance(1.0, terms=graph.num_states))
+    # the value itself, against a recursion over the game (not the graph's arrays): P(agent wins) and
+    # P(agent loses) summed separately over every play, the first player uniform; Nim has no draws
+    game = NimGame((1, 2, 2), 2)
+
+    def outcome_probs(state: tuple[int, ...], agent: int, pol: np.ndarray, opp: np.ndarray) -> tuple[float, float]:
+        if game.is_terminal(state):
+            z = game.returns(state)[agent]
+            return (1.0, 0.0) if z > 0 else (0.0, 1.0) if z < 0 else (0.0, 0.0)
+        row = (pol if game.player_to_move(state) == agent else opp)[graph.index[state]]
+        win = loss = 0.0
+        for a in game.legal_actions(state):
+            w, lo = outcome_probs(game.apply(state, a), agent, pol, opp)
+            win += float(row[a]) * w
+            loss += float(row[a]) * lo
+        return win, loss
+
+    for pol, opp in ((expert, uniform), (uniform, expert), (uniform, uniform)):
+        wl = [outcome_probs(game.initial_state(), c, pol, opp) for c in (0, 1)]
+        p_win, p_loss = 0.5 * (wl[0][0] + wl[1][0]), 0.5 * (wl[0][1] + wl[1][1])
+        assert p_win + p_loss == pytest.approx(1.0, abs=tolerance(1.0, terms=graph.num_states))
+        assert abs(win_minus_loss(graph, pol, opp) - (p_win - p_loss)) <= tolerance(1.0, terms=2 * graph.num_states)
 
 
 def test_GAME_23_reinforce_estimator_is_unbiased_by_enumeration() -> None:
