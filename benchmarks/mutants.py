@@ -723,4 +723,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('osp_s19d', 'reference/openspiel_adapter.py', '        if gt.dynamics != pyspiel.GameType.Dynamics.SEQUENTIAL:', '        if False:', ['tests/reference/test_openspiel.py']),
     ('tol_s19a', 'reference/tolerance.py', '    q = float(stats.t.isf(delta / (2.0 * int(comparisons)), r - 1))', '    q = float(stats.norm.isf(delta / (2.0 * int(comparisons))))', ['tests/reference/test_tolerance.py']),
     ('ex_s19a', 'reference/exact.py', '    return q_from_v(mdp, v_pi(mdp, pi, improper=improper))', '    return np.repeat(v_pi(mdp, pi, improper=improper)[:, None], mdp.n_actions, axis=1)', ['tests/reference/test_mdp.py']),
+    ('env_s19a', 'scalable/envs/atari.py', '    env = gym.wrappers.FrameStackObservation(env, opts.frame_stack)', '    env = gym.wrappers.FrameStackObservation(env, opts.frame_stack, padding_type="zero")', ['tests/scalable/test_envs.py']),
+    ('env_s19b', 'scalable/envs/vector.py', '        if not bool(np.all(np.isfinite(acts))):\n            bad = np.argwhere(~np.isfinite(acts))[0].tolist()', '        if False:\n            bad = np.argwhere(~np.isfinite(acts))[0].tolist()', ['tests/scalable/test_envs.py']),
+    ('env_s19c', 'scalable/envs/vector.py', '        if acts.shape != shape:\n            raise ValueError(f"expected continuous actions', '        if acts.ndim != len(shape):\n            raise ValueError(f"expected continuous actions', ['tests/scalable/test_envs.py']),
 ]

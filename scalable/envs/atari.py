@@ -324,8 +324,10 @@ def make_gym_atari(env_id: str, opts: AtariOptions, *, render_mode: str | None =
     FIRE / action-2 steps of FireReset and the no-op of EpisodicLife are not counted; their rewards are).
     Known difference from the envpool backend: after a lost life this stack continues
     with one no-op step and the fire reset, and the frame stack restarts from the new frame;
-    envpool plays 1..``noop_max`` single no-op frames and FIRE and keeps the last three frames of the
-    lost life in its stack, so the two backends draw each life's start state differently.
+    envpool plays 0..``noop_max``-1 single no-op frames and one FIRE frame and keeps the last three frames of
+    the lost life in its stack, so the two backends draw each life's start state differently. With the fire
+    reset they also start every game differently (envpool: one FIRE frame; here a FIRE agent step and an
+    action-2 agent step): see docs/scalable.md.
     """
     import ale_py
 

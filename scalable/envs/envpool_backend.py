@@ -6,7 +6,8 @@ same-step semantics: after every ``step``, the environments that just ended are 
 their own* (``step(actions, env_id)``, a reset step), so ``obs`` is the first observation of the next
 episode and ``final_obs`` keeps the true last one. A subset ``reset`` would not do: with
 ``episodic_life`` it restarts the whole game instead of continuing after a lost life. After a lost
-life envpool's own reset continues the game with 1..``noop_max`` single no-op frames and then FIRE;
+life envpool's own reset continues the game with 0..``noop_max``-1 single no-op frames and then one FIRE frame
+(1..``noop_max`` no-op frames without the fire reset; the same at the start of a game);
 the gymnasium backend (:class:`~scalable.envs.atari.EpisodicLife`, as SB3) takes one no-op agent step
 instead: the two backends draw each life's start state differently (documented in docs/scalable.md).
 
@@ -41,7 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from scalable.envs.gym_backend import float32_space
-from scalable.envs.vector import EpisodeInfo, VecStep, discrete_action_check
+from scalable.envs.vector import EpisodeInfo, VecStep, box_action_check, discrete_action_check
 
 __all__ = ["EnvpoolVecEnv", "default_num_threads", "envpool_has"]
 
@@ -108,10 +109,8 @@ class EnvpoolVecEnv:
         self._ret = np.zeros(self._num_envs, np.float64)
         self._len = np.zeros(self._num_envs, np.int64)
         self._arange = np.arange(self._num_envs)
-        self._box: tuple[NDArray[Any], NDArray[Any]] | None = None
-        if isinstance(self._act_space, gym.spaces.Box):
-            self._box = (self._act_space.low, self._act_space.high)
         self._check_discrete = discrete_action_check(self._act_space, self._num_envs)
+        self._check_box = box_action_check(self._act_space, self._num_envs)
 
     def _make(self, seed: int) -> Any:
         import envpool
@@ -160,8 +159,8 @@ class EnvpoolVecEnv:
 
     def step(self, actions: NDArray[np.generic]) -> VecStep:
         acts = np.asarray(actions)
-        if self._box is not None:  # = np.clip(acts, low, high), without its wrapper
-            acts = np.minimum(np.maximum(acts, self._box[0]), self._box[1]).astype(np.float64)
+        if self._check_box is not None:  # shape, finiteness, then np.clip(acts, low, high)
+            acts = self._check_box(acts).astype(np.float64)
         elif self._check_discrete is not None:
             acts = self._check_discrete(acts)
         obs, reward, terminated, truncated, info = self._pool.step(acts)

@@ -22,7 +22,7 @@ import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from numpy.typing import NDArray
 
-from scalable.envs.vector import EpisodeInfo, VecStep, discrete_action_check
+from scalable.envs.vector import EpisodeInfo, VecStep, box_action_check, discrete_action_check
 
 __all__ = ["GymVecEnv", "float32_space"]
 
@@ -61,10 +61,8 @@ class GymVecEnv:
         self._single: gym.Env[Any, Any] | None = None
         if not asynchronous and isinstance(self._env, SyncVectorEnv) and len(self._env.envs) == 1:
             self._single = self._env.envs[0]
-        self._box: tuple[NDArray[Any], NDArray[Any]] | None = None
-        if isinstance(self._act_space, gym.spaces.Box):
-            self._box = (self._act_space.low, self._act_space.high)
         self._check_discrete = discrete_action_check(self._act_space, int(self._env.num_envs))
+        self._check_box = box_action_check(self._act_space, int(self._env.num_envs))
 
     @property
     def num_envs(self) -> int:
@@ -115,8 +113,8 @@ class GymVecEnv:
 
     def step(self, actions: NDArray[np.generic]) -> VecStep:
         acts = np.asarray(actions)
-        if self._box is not None:
-            acts = np.minimum(np.maximum(acts, self._box[0]), self._box[1])  # = np.clip(acts, low, high)
+        if self._check_box is not None:  # shape, finiteness, then np.clip(acts, low, high)
+            acts = self._check_box(acts)
         elif self._check_discrete is not None:
             acts = self._check_discrete(acts)
         if self._single is not None:

@@ -31,6 +31,7 @@ __all__ = [
     "EpisodeQuota",
     "VecEnv",
     "VecStep",
+    "box_action_check",
     "completed_episodes",
     "discrete_action_check",
 ]
@@ -115,6 +116,32 @@ def discrete_action_check(space: gym.Space[Any], num_envs: int) -> Callable[[NDA
             bad = acts[(acts < lo) | (acts >= lo + n)]
             raise ValueError(f"discrete action(s) {bad.tolist()} outside the action space {lo}..{lo + n - 1}")
         return acts if acts.dtype.kind in "iu" else acts.astype(np.int64)
+
+    return check
+
+
+def box_action_check(space: gym.Space[Any], num_envs: int) -> Callable[[NDArray[Any]], NDArray[Any]] | None:
+    """For a Box action space, a check of a batch of B actions: ValueError unless it has shape [B, *shape] and
+    every entry is finite; returns the actions clipped to [low, high] (as ``np.clip``; the dtype numpy promotes the
+actions and the bounds to, float32 for float32 actions of a float32 space). None for other
+    spaces. Neither simulator refuses these: a NaN action made a NaN reward, MuJoCo reset its physics mid-episode
+    (a warning on stderr) and the episode's return came out NaN; shape (B, 1) was broadcast to every action
+    dimension, extra rows were dropped, and envpool aborted the process on too few rows (2026-12-07 review)."""
+    if not isinstance(space, gym.spaces.Box):
+        return None
+    low, high = np.asarray(space.low), np.asarray(space.high)
+    shape = (num_envs, *space.shape)
+
+    def check(acts: NDArray[Any]) -> NDArray[Any]:
+        if acts.shape != shape:
+            raise ValueError(f"expected continuous actions of shape {shape}, got shape {acts.shape}")
+        if acts.dtype.kind not in "fiu":
+            raise ValueError(f"continuous actions must be real numbers, got dtype {acts.dtype}")
+        if not bool(np.all(np.isfinite(acts))):
+            bad = np.argwhere(~np.isfinite(acts))[0].tolist()
+            raise ValueError(f"continuous action at index {bad} is not finite ({acts[tuple(bad)]!r})")
+        out: NDArray[Any] = np.minimum(np.maximum(acts, low), high)  # = np.clip(acts, low, high)
+        return out
 
     return check
 

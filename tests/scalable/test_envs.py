@@ -401,6 +401,39 @@ def test_out_of_range_discrete_actions_raise_on_both_backends(backend: str) -> N
 
 
 @pytest.mark.parametrize("backend", ["gymnasium", "envpool"])
+def test_continuous_actions_of_the_wrong_shape_or_not_finite_raise_on_both_backends(backend: str) -> None:
+    """Accepted before 2026-12-07: a NaN action (NaN reward, MuJoCo reset its physics mid-episode, NaN episode
+    return), shape (B, 1) broadcast to every action dimension, extra rows dropped, and too few rows aborted the
+    process on envpool (SIGABRT, no exception). Valid batches (float32 or float64, out-of-bounds clipped) step,
+    and clipping keeps the actions' float32 dtype on gymnasium (the env computes its control cost from it)."""
+    envs = make_vec_env("Pendulum-v1" if backend == "gymnasium" else "HalfCheetah-v5", 2,
+                        backend=backend)  # type: ignore[arg-type]
+    envs.reset(seed=0)
+    n = int(np.prod(envs.single_action_space.shape))
+    for bad in (np.zeros((2, 1)) if n > 1 else np.zeros((2, 2)), np.zeros((1, n)), np.zeros((3, n)), np.zeros(2 * n),
+                np.array([[np.nan] * n, [0.0] * n]), np.array([[np.inf] * n, [0.0] * n]),
+                np.array([["a"] * n, ["b"] * n])):
+        with pytest.raises(ValueError, match="action"):
+            envs.step(bad)
+    envs.step(np.zeros((2, n), dtype=np.float32))
+    envs.step(np.full((2, n), 5.0))
+    envs.close()
+
+
+def test_box_action_check_clips_in_the_space_dtype() -> None:
+    import gymnasium as gym
+
+    from scalable.envs.vector import box_action_check
+
+    check = box_action_check(gym.spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32), 2)
+    assert check is not None
+    out = check(np.array([[2.0, -3.0, 0.5], [0.25, 1.0, -1.0]], dtype=np.float32))
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, [[1.0, -1.0, 0.5], [0.25, 1.0, -1.0]])
+    assert box_action_check(gym.spaces.Discrete(3), 2) is None
+
+
+@pytest.mark.parametrize("backend", ["gymnasium", "envpool"])
 def test_reset_with_a_seed_twice_restarts_the_same_episodes(backend: str) -> None:
     """reset(seed) restarts the same episodes however often it is called: envpool seeds at construction, and
     a second reset(7) without a step in between reused the pool and drew the next start states."""
@@ -490,6 +523,46 @@ def test_atari_frames_equal_across_backends() -> None:
     finally:
         ep.close()
         gy.close()
+
+
+@pytest.mark.parametrize("backend", ["gymnasium", "envpool"])
+def test_atari_frame_stack_shifts_and_restarts_at_every_episode_end(backend: str) -> None:
+    """The frame stack's invariants over lost lives (episodic life), game overs and time-limit truncations of 3
+    envs (several ending on the same step): on a step that does not end the episode, the new stack is the old one
+    shifted by one frame; on an ending step, ``final_obs`` is that shifted stack (the true last observation).
+    After a game over or a truncation the new stack restarts from one frame repeated 4 times on both backends
+    (no frame of the previous game leaks in); after a lost life it does so on gymnasium, while envpool keeps the
+    lost life's last three frames (the documented difference, docs/scalable.md). A mutant keeping the previous
+    episode's frames after a gymnasium autoreset passed every Atari test before 2026-12-07."""
+    if backend == "envpool" and not envpool_has("Breakout-v5"):
+        pytest.skip("envpool lacks Breakout-v5")
+    ends = {"life": 0, "game over": 0, "truncated": 0}
+    for limit, steps in ((120, 250), (27000, 520)):  # truncations on both backends; then game overs
+        opts = AtariOptions(noop_max=1, fire_reset=True, episodic_life=True, repeat_action_probability=0.0,
+                            max_episode_steps=limit)
+        envs = make_vec_env("ALE/Breakout-v5", 3, backend=backend, atari=opts)  # type: ignore[arg-type]
+        rng = np.random.default_rng(0)
+        obs = envs.reset(seed=3)
+        try:
+            for _ in range(steps):
+                s = envs.step(rng.integers(0, 4, 3))
+                for b in range(3):
+                    done = bool(s.terminated[b] or s.truncated[b])
+                    last = s.final_obs[b] if done else s.obs[b]
+                    np.testing.assert_array_equal(last[:3], obs[b][1:])
+                    if not done:
+                        continue
+                    assert not np.array_equal(s.obs[b], s.final_obs[b])
+                    kind = "truncated" if s.truncated[b] else "game over" if s.info.done_mask[b] else "life"
+                    ends[kind] += 1
+                    if kind == "life" and backend == "envpool":
+                        np.testing.assert_array_equal(s.obs[b][:3], s.final_obs[b][1:])
+                    else:
+                        assert all(np.array_equal(s.obs[b][i], s.obs[b][0]) for i in range(1, 4)), (kind, b)
+                obs = s.obs.copy()
+        finally:
+            envs.close()
+    assert ends["life"] >= 3 and ends["game over"] >= 1 and ends["truncated"] >= 1, ends
 
 
 @pytest.mark.parametrize("backend", ["gymnasium", "envpool"])
