@@ -280,7 +280,9 @@ def win_minus_loss(graph: GameGraph[S], probs: FloatArray, probs_minus: FloatArr
 
     R(pi_theta^RL, pi_theta-^RL) = E[z] = P[pi_theta^RL wins] - P[pi_theta-^RL wins]   (L2281-L2283)
 
-    Spec: GAME-22. ``probs``, ``probs_minus``: ``[n, A]``. For draws z = 0; z is the agent's payoff.
+    Spec: GAME-22. ``probs``, ``probs_minus``: ``[n, A]``. z is the agent's terminal return, so in general
+    R = E[z]; it equals P(pi wins) - P(pi^- wins) when the returns are +-1 and 0 for a draw (a margin game such as
+    OpenSpiel's dots_and_boxes with ``utility_margin`` gives the expected margin).
     """
     _check_probs(graph, probs, "probs")
     _check_probs(graph, probs_minus, "probs_minus")

@@ -107,13 +107,13 @@ def _check_distribution(p: FloatArray, n: int, name: str) -> FloatArray:
 # ---------------------------------------------------------------------------------------------------------
 
 RPS_PAYOFF: FloatArray = _readonly(np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]]))
-"""GAME-04: the rock-paper-scissors payoff of L2137 (rows: player 1 plays R, P, S; payoff to player 1)."""
+"""GAME-04: the rock-paper-scissors payoff of L2138 (rows: player 1 plays R, P, S; payoff to player 1)."""
 
 
 def rps_payoff() -> FloatArray:
     """Rock-paper-scissors payoff matrix, antisymmetric.
 
-    M = [[0, -1, 1], [1, 0, -1], [-1, 1, 0]]   (L2137)
+    M = [[0, -1, 1], [1, 0, -1], [-1, 1, 0]]   (L2138)
 
     Spec: GAME-04. Returns a read-only ``[3, 3]`` array.
     """
@@ -123,7 +123,7 @@ def rps_payoff() -> FloatArray:
 def mu(theta: FloatArray) -> FloatArray:
     """Softmax strategy ``p_theta = mu(theta)``.
 
-    p_theta = (e^{theta_1}, ..., e^{theta_n}) / sum_i e^{theta_i}   (L2137-L2139)
+    p_theta = (e^{theta_1}, ..., e^{theta_n}) / sum_i e^{theta_i}   (L2138-L2140)
 
     Spec: GAME-04. ``theta``: ``[n]`` -> ``[n]``. Computed with the max subtracted (shift invariance). A
     non-finite entry raises ``InvalidGameError`` (inf - inf is NaN: ``mu([inf, 0])`` was ``[nan, nan]``).
@@ -150,7 +150,7 @@ def softmax_jacobian(theta: FloatArray) -> FloatArray:
 def payoff(M: FloatArray, theta1: FloatArray, theta2: FloatArray) -> float:
     """Expected payoff to player 1, ``R(theta1, theta2) = mu(theta1)^T M mu(theta2)``.
 
-    R(theta^(1), theta^(2)) = p_{theta^(1)}^T M p_{theta^(2)}   (L2137)
+    R(theta^(1), theta^(2)) = p_{theta^(1)}^T M p_{theta^(2)}   (L2138)
 
     Spec: GAME-01, GAME-04. ``M``: ``[A1, A2]``, ``theta1``: ``[A1]``, ``theta2``: ``[A2]`` -> scalar.
     """
@@ -488,7 +488,7 @@ def simgad(grad: GradientField, theta1: FloatArray, theta2: FloatArray, *, alpha
     """Simultaneous gradient ascent-descent.
 
     theta1_next = theta1 + alpha grad_1 R(theta1, theta2),  theta2_next = theta2 - alpha grad_2 R(theta1, theta2)
-    (L2157-L2161)
+    (L2158-L2162)
 
     Spec: GAME-07 (converges on strongly monotone games, cycles/diverges on bilinear games and RPS: E-72).
     ``theta1``: ``[n1]``, ``theta2``: ``[n2]`` -> trajectory ``[K+1, n1]``, ``[K+1, n2]``.

@@ -415,7 +415,10 @@ def enumerate_game(game: Game[S], root: S | None = None) -> GameGraph[S]:
             c = kids.pop()
             state = colour.get(c, 0)
             if state == 1:
-                raise InvalidGameError(f"the game has a cycle through state {c}")
+                raise InvalidGameError(
+                    f"the game has a cycle through state {c} (if the game is finite - every OpenSpiel game is - its "
+                    f"state keys merge positions that differ in a move counter or repetition history: key the "
+                    f"states by history, e.g. load_openspiel_game(name, key=history_key))")
             if state == 0:
                 colour[c] = 1
                 stack.append((c, moves(c)))
