@@ -25,11 +25,14 @@ faster (text 23.4 -> 22.3 ms, Nature 65.5 -> 62.1 ms, medians of 8 interleaved r
 
 Precision: ``precision="bfloat16"`` (opt-in; default ``"float32"``) runs the trunk under
 ``torch.autocast(dtype=torch.bfloat16)``: its convolutions and FC layer take bfloat16 operands with float32
-accumulation (oneDNN on CPUs with AVX512-BF16 / AMX, tensor cores on a GPU) and the parameters, their
-gradients and the optimiser state stay float32 (mixed precision). The features are cast back to float32
-before the linear heads, so logits, log-probabilities, entropies and values, and every loss built on them,
-are float32. The function differs from the float32 network by bfloat16 rounding only (unit roundoff 2^-8;
-``tests/scalable/test_nets.py`` bounds the difference); on a CPU with AVX512-BF16 a Nature-CNN update step
+accumulation (oneDNN on CPUs with AVX512-BF16 / AMX; on a GPU cuBLAS may reduce in lower precision unless
+``torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction`` is False); their outputs, the saved
+activations and the gradients inside the trunk are bfloat16. The parameters, the dtype of their gradients
+(float32 tensors holding bfloat16 values for the trunk) and the optimiser state stay float32 (mixed
+precision). The features are cast back to float32 before the linear heads, so logits, log-probabilities,
+entropies and values, and every loss built on them, are float32. ``tests/scalable/test_nets.py`` checks each
+trunk layer against float64 arithmetic on its bfloat16 operands (unit roundoff 2^-8 on the output) and the
+parameter gradients against float64 autograd; on a CPU with AVX512-BF16 a Nature-CNN update step
 takes about half the float32 time. Not a hyperparameter: a numeric format, reported next to any speed figure.
 """
 

@@ -409,7 +409,9 @@ def test_continuous_actions_of_the_wrong_shape_or_not_finite_raise_on_both_backe
     envs = make_vec_env("Pendulum-v1" if backend == "gymnasium" else "HalfCheetah-v5", 2,
                         backend=backend)  # type: ignore[arg-type]
     envs.reset(seed=0)
-    n = int(np.prod(envs.single_action_space.shape))
+    shape = envs.single_action_space.shape
+    assert shape is not None
+    n = int(np.prod(shape))
     for bad in (np.zeros((2, 1)) if n > 1 else np.zeros((2, 2)), np.zeros((1, n)), np.zeros((3, n)), np.zeros(2 * n),
                 np.array([[np.nan] * n, [0.0] * n]), np.array([[np.inf] * n, [0.0] * n]),
                 np.array([["a"] * n, ["b"] * n])):
