@@ -44,8 +44,9 @@ and rewards of a Walker2d rollout (VecNormalize), the GAE recursion and truncati
 ``PPO.train()`` against ``ppo_update`` (6 full-batch epochs, clipping binding, no advantage normalisation).
 
 CleanRL's published MuJoCo figures (``ppo_continuous_action``) come from a third variant: it treats a time
-limit as a termination (no bootstrap), clips the value loss, and gymnasium's ``NormalizeReward`` resets
-its return accumulator on termination only. Both sides here bootstrap truncations and do not clip.
+limit as a termination (no bootstrap), clips the value loss, and gymnasium's single-env ``NormalizeReward``
+never resets its return accumulator at a truncation (G_t = gamma (1 - term_t) G_{t-1} + r_t). Both sides here
+bootstrap truncations and do not clip.
 """
 
 from __future__ import annotations

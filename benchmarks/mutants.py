@@ -609,7 +609,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('bel_rv2', 'reference/bellman.py', '    scale = (mdp.max_abs_reward + (1.0 + mdp.gamma) * float(v_max)) * (1.0 + 1e-9)', '    scale = (mdp.max_abs_reward + float(v_max))', ['tests/reference/test_bellman.py']),
     ('sa_rv1', 'reference/sampling.py', '                    if q > 0:\n', '                    if q >= 0:\n', ['tests/reference/test_sampling.py']),
     ('md_rv1', 'reference/mdp.py', '        live = self.prob > 0\n        return float(np.max(np.abs(self.reward[live]), initial=0.0))', '        return float(np.max(np.abs(self.reward), initial=0.0))', ['tests/reference/test_mdp.py']),
-    ('md_rv2', 'reference/mdp.py', '    q0 = q0 / q0.sum()\n', '\n', ['tests/reference/test_mdp.py']),
+    ('md_rv2', 'reference/mdp.py', '    return np.asarray(q0 / q0.sum(), dtype=np.float64)\n', '    return np.asarray(q0, dtype=np.float64)\n', ['tests/reference/test_mdp.py']),
     ('md_rv3', 'reference/mdp.py', '    window = rt * np.maximum(np.maximum(pair, np.finfo(np.float64).tiny), np.abs(m))', '    window = rt * np.maximum(pair, np.finfo(np.float64).tiny)', ['tests/reference/test_bellman.py']),
     ('md_rv4', 'reference/mdp.py', '        return np.asarray(self.abs_r + self.gamma * self.expected_next(va), dtype=np.float64)', '        return np.asarray(np.abs(self.r) + self.gamma * self.expected_next(va), dtype=np.float64)', ['tests/reference/test_bellman.py']),
     ('ch_rv1', 'reference/chains.py', '    budget = 4 * maxiter  # as before', '    budget = maxiter  # as before', ['tests/reference/test_chains.py']),

@@ -6,7 +6,8 @@ Every generator takes an explicit ``numpy.random.Generator`` (same seed, same MD
   optional probability ``terminal_prob`` of a transition to term, rewards uniform in [-1, 1], and
   ``reward_outcomes`` > 1 for stochastic rewards with finite support (several rewards per successor).
 * :func:`random_layered_mdp`: acyclic; layer l moves only to layer l+1, the last layer to term, so
-  every trajectory has length exactly ``n_layers`` (enumerable).
+  every trajectory has length at most ``n_layers``, exactly ``n_layers`` when ``early_stop_prob`` = 0
+  (enumerable).
 
 Pathologies (BEL-28, BEL-35 with E-12, BEL-36, BEL-38): :func:`vi_oscillation_mdp`,
 :func:`stay_or_go_mdp`, :func:`positive_cycle_mdp`, :func:`alternating_reward_mdp`.
@@ -28,6 +29,13 @@ __all__ = [
 ]
 
 
+def _probability(x: float, name: str) -> float:
+    """A probability in [0, 1], refusing bools (True was read as 1.0), NaN and non-numbers (ValueError)."""
+    if isinstance(x, bool) or not isinstance(x, int | float | np.integer | np.floating) or not (0.0 <= x <= 1.0):
+        raise ValueError(f"{name} must be a number in [0, 1], got {x!r}")
+    return float(x)
+
+
 def random_mdp(
     rng: np.random.Generator,
     n_states: int,
@@ -43,7 +51,9 @@ def random_mdp(
     """Random MDP: each (s, a) has ``branching`` uniformly chosen successors with Dirichlet(1) weights.
 
     Args:
-        branching: successors per (s, a) (with replacement; duplicates merge); None = all |S| states.
+        branching: successors per (s, a), drawn with replacement; None = all |S| states. A successor drawn
+            twice keeps two outcomes, each with its own reward, so r given (s, a, s') may be random even
+            with ``reward_outcomes=1``.
         terminal_prob: each row sends probability mass ~U(0, 2 terminal_prob) (capped at 1) to term.
             0 gives a continual task (MDP-03: then T = inf a.s.).
         reward_outcomes: number of equally likely rewards per successor (> 1: stochastic rewards).
@@ -51,8 +61,11 @@ def random_mdp(
     p0 is Dirichlet(1) over S.
     """
     validate_gamma(gamma)
-    if not (np.isfinite(terminal_prob) and 0.0 <= terminal_prob <= 1.0):
-        raise ValueError(f"terminal_prob must lie in [0, 1], got {terminal_prob!r}")
+    n_states = validate_int(n_states, "n_states", minimum=1)  # 0 raised a raw ZeroDivisionError
+    n_actions = validate_int(n_actions, "n_actions", minimum=1)
+    terminal_prob = _probability(terminal_prob, "terminal_prob")
+    if isinstance(reward_scale, bool) or not (np.isfinite(reward_scale) and 0.0 <= reward_scale <= 1e300):
+        raise ValueError(f"reward_scale must be a finite number in [0, 1e300], got {reward_scale!r}")
     reward_outcomes = validate_int(reward_outcomes, "reward_outcomes", minimum=1)
     n_rows = n_states * n_actions
     k = n_states if branching is None else validate_int(branching, "branching", minimum=1)
@@ -94,13 +107,17 @@ def random_layered_mdp(
     """Acyclic (layered) random MDP: state ``l * width + j`` is in layer l; layer l moves to layer l+1.
 
     The last layer moves to term, so T <= n_layers; with ``early_stop_prob`` > 0 a row may also move to
-    term early (random T). s_0 is drawn from layer 0. Rewards uniform in [-1, 1].
+    term early (random T). s_0 is drawn from layer 0. Rewards uniform in [-1, 1]. ``branching`` (None: all
+    ``width`` states of the next layer) successors per (s, a), drawn without replacement, so at most ``width``
+    (a larger value is capped at ``width``).
 
     Spec: MDP-09.
     """
     validate_gamma(gamma)
-    if not (np.isfinite(early_stop_prob) and 0.0 <= early_stop_prob <= 1.0):
-        raise ValueError(f"early_stop_prob must lie in [0, 1], got {early_stop_prob!r}")
+    n_layers = validate_int(n_layers, "n_layers", minimum=1)  # 0, 2.5: raw numpy / Python errors before
+    width = validate_int(width, "width", minimum=1)
+    n_actions = validate_int(n_actions, "n_actions", minimum=1)
+    early_stop_prob = _probability(early_stop_prob, "early_stop_prob")
     reward_outcomes = validate_int(reward_outcomes, "reward_outcomes", minimum=1)
     n_states = n_layers * width
     b = width if branching is None else min(validate_int(branching, "branching", minimum=1), width)

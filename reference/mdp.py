@@ -368,8 +368,33 @@ class FiniteMDP:
         return FiniteMDP(self.n_states, self.n_actions, self.p0, validate_gamma(gamma), self.indptr,
                          self.next_state, self.reward, self.prob, self.backend, self.name)
 
+    def with_backend(self, backend: Backend) -> FiniteMDP:
+        """The same MDP with its transition matrix stored ``"dense"`` or ``"sparse"`` (or ``"auto"``: by size);
+        every number it defines is unchanged (MDP-04)."""
+        return FiniteMDP(self.n_states, self.n_actions, self.p0, self.gamma, self.indptr, self.next_state,
+                         self.reward, self.prob, _choose_backend(backend, self.n_states_plus, self.n_actions),
+                         self.name)
+
+    def with_p0(self, p0: ArrayLike) -> FiniteMDP:
+        """The same MDP with another initial distribution, [S] or [S+1] (mass on ``term`` allowed: T = 0),
+        validated as by the builders (ShapeError, InvalidMDPError)."""
+        return FiniteMDP(self.n_states, self.n_actions, _readonly(_validated_p0(p0, self.n_states)), self.gamma,
+                         self.indptr, self.next_state, self.reward, self.prob, self.backend, self.name)
+
 
 # =============================================================================== constructors
+def _validated_p0(p0: ArrayLike, n_states: int) -> FloatArray:
+    """p0 [S] or [S+1] as a probability vector over S+ ([S+1], renormalised): ShapeError, InvalidMDPError."""
+    q0 = np.asarray(p0, dtype=np.float64).ravel()
+    if q0.size == n_states:
+        q0 = np.append(q0, 0.0)
+    if q0.size != n_states + 1:
+        raise ShapeError(f"p0 must have |S| = {n_states} or |S|+1 entries, got {q0.size}")
+    if not np.all(np.isfinite(q0)) or np.any(q0 < 0) or abs(q0.sum() - 1.0) > PROB_ATOL:
+        raise InvalidMDPError(f"p0 must be a probability vector; min {float(q0.min())!r}, sum {float(q0.sum())!r}")
+    return np.asarray(q0 / q0.sum(), dtype=np.float64)
+
+
 def _choose_backend(backend: Backend, n_plus: int, n_actions: int) -> Literal["dense", "sparse"]:
     if backend == "auto":
         return "dense" if n_plus * n_plus * n_actions * 8 <= DENSE_MAX_BYTES else "sparse"
@@ -454,15 +479,7 @@ def from_outcomes(
             f"p(., . | s={s}, a={a}) sums to {float(sums[row]):.12g}, not 1 (tolerance {PROB_ATOL}); "
             f"{int(off.sum())} row(s) are off")
     pr = pr / sums[rows]
-    # p0
-    q0 = np.asarray(p0, dtype=np.float64).ravel()
-    if q0.size == n_states:
-        q0 = np.append(q0, 0.0)
-    if q0.size != n_states + 1:
-        raise ShapeError(f"p0 must have |S| = {n_states} or |S|+1 entries, got {q0.size}")
-    if not np.all(np.isfinite(q0)) or np.any(q0 < 0) or abs(q0.sum() - 1.0) > PROB_ATOL:
-        raise InvalidMDPError(f"p0 must be a probability vector; min {float(q0.min())!r}, sum {float(q0.sum())!r}")
-    q0 = q0 / q0.sum()
+    q0 = _validated_p0(p0, n_states)
     # append term rows: A outcomes (r=0, term, 1)
     term = n_states
     ip_full = np.concatenate([ip, ip[-1] + np.arange(1, n_actions + 1, dtype=np.int64)])
@@ -623,12 +640,20 @@ def from_gymnasium(env_id: str, *, gamma: float, **make_kwargs: Any) -> FiniteMD
     """Build the FiniteMDP of a gymnasium toy-text environment (FrozenLake, Taxi, CliffWalking).
 
     Spec: MDP-04. Requires the optional dependency ``gymnasium``; reads ``env.unwrapped.P`` and
-    ``env.unwrapped.initial_state_distrib`` (see :func:`from_toy_text_P` for the terminal mapping).
+    ``env.unwrapped.initial_state_distrib`` (see :func:`from_toy_text_P` for the terminal mapping). The MDP is
+    the environment's dynamics without its registered time limit (a truncation is not part of an MDP: FrozenLake
+    at gamma = 1 solves to success probability 0.82, which ``gym.make``'s 100-step limit cuts to about 0.74).
+    Options whose dynamics ``P`` does not describe are refused (ValueError): Taxi's ``fickle_passenger=True``
+    changes the destination inside ``step`` after sampling from ``P``, depending on a hidden per-episode flag (the
+    MDP returned until 2026-12-07 was the plain Taxi's: J = -1.26 where the environment gives -0.82).
     """
     try:
         import gymnasium
     except ImportError as exc:  # pragma: no cover - exercised only without gymnasium
         raise ImportError("from_gymnasium needs gymnasium: pip install 'rl-groundtruth[toytext]'") from exc
+    if make_kwargs.get("fickle_passenger"):
+        raise ValueError(f"{env_id}: fickle_passenger=True is not described by the environment's P (the "
+                         f"destination changes inside step, on a hidden per-episode flag): no FiniteMDP of it")
     env = gymnasium.make(env_id, **make_kwargs)
     try:
         u: Any = env.unwrapped

@@ -142,6 +142,10 @@ class Interrupted(Exception):
     """Ctrl-C during training: the run folder holds the checkpoint of the last completed update."""
 
 
+class Diverged(Exception):
+    """Training produced non-finite parameters: the run folder holds the last finite update (exit code 1)."""
+
+
 def _train(algo: str, cfg: Any, run_dir: Path, *, resume: bool) -> common.TrainResult:
     fn = ppo.train if algo == "ppo" else a2c.train
     try:
@@ -152,6 +156,11 @@ def _train(algo: str, cfg: Any, run_dir: Path, *, resume: bool) -> common.TrainR
             raise Interrupted("interrupted before the first update completed; nothing was saved") from None
         raise Interrupted(f"interrupted; last complete update saved in {latest}; continue with: "
                           f"python -m scalable resume {run_dir}") from None
+    except common.TrainingDiverged as exc:
+        latest = RunDir(run_dir).latest_checkpoint()
+        where = (f"last finite update saved in {latest}" if latest is not None
+                 else "no update completed, nothing was saved")
+        raise Diverged(f"{exc}; {where}") from None
     tail = result.episode_returns[-cfg.return_window:]
     score = (f"mean return of the last {len(tail)} episodes {float(np.mean(tail)):.2f}" if tail
              else "no episode finished yet")
@@ -435,6 +444,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as exc:
         print(str(exc), file=sys.stderr)
         return 130  # the shell's code for SIGINT
+    except Diverged as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except (CheckpointError, common.ConfigError, FileExistsError, FileNotFoundError,
             gym.error.Error) as exc:  # gymnasium's: an unknown environment id, a missing dependency, ...
         print(f"error: {exc}", file=sys.stderr)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from reference.generators import random_layered_mdp
 from reference.mdp import FiniteMDP, FloatArray
+from reference.testing.strategies import sizes
 
 __all__ = ["baselines", "layered_mdps", "softmax_parameters"]
 
@@ -33,8 +34,8 @@ def layered_mdps(
     successor has 2 equally likely rewards. Early termination probability is drawn from {0, 0.2}.
     """
     seed = draw(st.integers(0, 2**32 - 1))
-    n_layers = draw(st.integers(1, max_layers))
-    width = draw(st.integers(1, max_width))
+    n_layers = draw(sizes(1, max_layers))  # one layer no more often than two or three (it was 40 - 65 %)
+    width = draw(sizes(1, max_width))
     n_actions = draw(st.integers(2, max(2, max_actions)))
     g = gamma if gamma is not None else draw(st.one_of(st.just(1.0), st.floats(0.5, 0.99)))
     stoch = stochastic_rewards if stochastic_rewards is not None else draw(st.booleans())

@@ -77,7 +77,7 @@ def rollout_batches(
     lams: tuple[float, ...] = (0.0, 0.3, 0.9, 0.95, 1.0),
     value_scale: float = 10.0,
 ) -> RolloutBatch:
-    """A random rollout batch, T in [1, max_steps], B in [1, max_envs] (B = 1 drawn often).
+    """A random rollout batch, T in [1, max_steps], B in {1, 2, max_envs} (B = 1 drawn often).
 
     Termination and truncation rates are drawn from {0, 0.2, 0.5, 1} each (so "every row ends" and
     "no row ends" both occur); the two flags may coincide (termination wins). ``truncation=False`` draws
@@ -121,7 +121,7 @@ class PPOBatch:
 
 @st.composite
 def ppo_batches(draw: st.DrawFn, *, max_size: int = 16, eps_values: tuple[float, ...] = (0.1, 0.2, 0.3)) -> PPOBatch:
-    """A random PPO minibatch of size N in [1, max_size] (N = 1 drawn often).
+    """A random PPO minibatch of size N in {1, 2, max_size // 2, max_size} (N = 1 drawn often).
 
     Log-ratios ~ N(0, s^2) with s drawn from {0, 0.05, 0.3, 1}: s = 0 is the first epoch (ratio 1);
     large s puts entries on both clipped sides. Advantages ~ N(0, 1), or rounded to integers (exact zeros

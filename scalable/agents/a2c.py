@@ -32,6 +32,7 @@ from scalable.agents.common import (
     TrainResult,
     UpdateGuard,
     build_actor_critic,
+    check_finite_parameters,
     check_run_config,
     checkpoint_state,
     collect_rollout,
@@ -168,6 +169,7 @@ def train(
             if cfg.max_grad_norm is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             opt.step()
+            check_finite_parameters(model, st.update)  # before any log or checkpoint of this update
 
             bar.update(batch, [r for r, _ in ro.episodes])
             # each episode at the env step it ended (the rollout began at global_step - batch)

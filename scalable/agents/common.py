@@ -70,7 +70,9 @@ __all__ = [
     "RunState",
     "Session",
     "TrainResult",
+    "TrainingDiverged",
     "build_actor_critic",
+    "check_finite_parameters",
     "check_hyperparameters",
     "check_precision",
     "check_run_config",
@@ -98,6 +100,26 @@ class ConfigError(ValueError):
 
 class DeviceError(ConfigError):
     """A device that is malformed, of an unsupported type, or not present on this machine."""
+
+
+class TrainingDiverged(RuntimeError):
+    """An update produced non-finite parameters (a NaN or inf loss or gradient). Raised inside the update, so
+    the exit checkpoint is the last finite one (:class:`UpdateGuard`), never the diverged parameters."""
+
+
+def check_finite_parameters(model: nn.Module, update: int, cause: BaseException | None = None) -> None:
+    """Raise :class:`TrainingDiverged` naming the first non-finite parameters of ``model`` after update
+    ``update`` (one pass over the parameters per update, no per-minibatch synchronisation). ``cause``: the
+    error a NaN parameter raised inside the update (e.g. the logits check of the next minibatch), kept as
+    ``__cause__``; re-raised as is when every parameter is finite."""
+    bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        raise TrainingDiverged(
+            f"training diverged in update {update}: parameter(s) {', '.join(bad[:3])} are not finite after an "
+            f"optimiser step (a NaN or inf loss or gradient); the update is dropped and the run folder keeps the "
+            f"last finite one. Lower the learning rate, set max_grad_norm, or check the rewards") from cause
+    if cause is not None:
+        raise cause
 
 
 def resolve_device(device: str) -> torch.device:

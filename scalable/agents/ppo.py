@@ -12,8 +12,9 @@ Implementation details (Engstrom et al. 2020; Huang et al. 2022), each a named s
 ``orthogonal_init``, ``adam_eps`` (1e-5), ``anneal_lr`` (linear: lr (1 - (u - 1) / N) at update u of N, CleanRL's
 schedule, so lr / N at the last update), ``norm_adv`` (per-minibatch advantage normalisation; off by default as the
 text does not normalise, open choice 12; a last minibatch of one sample, when minibatch_size does not divide
-the batch, gets advantage (A - A) / (0 + 1e-8) = 0, as CleanRL's formula gives; SB3 skips normalising a
-minibatch of one, and CleanRL requires the sizes to divide), ``max_grad_norm`` (global clip), ``clip_vloss``
+the batch, gets advantage (A - A) / (0 + 1e-8) = 0: we use the biased std (``unbiased=False``), 0 for one sample,
+where CleanRL's formula with torch's default unbiased std would give NaN; SB3 skips normalising a minibatch of
+one, and CleanRL requires the sizes to divide), ``max_grad_norm`` (global clip), ``clip_vloss``
 (value clipping), ``norm_obs`` / ``norm_reward`` (running normalisers for MuJoCo), ``target_kl`` (early
 stopping, TR-16).
 
@@ -40,6 +41,7 @@ from scalable.agents.common import (
     TrainResult,
     UpdateGuard,
     build_actor_critic,
+    check_finite_parameters,
     check_run_config,
     checkpoint_state,
     collect_rollout,
@@ -124,9 +126,10 @@ def mujoco_config(env_id: str, **overrides: object) -> PPOConfig:
     with ``VecNormalize`` step for step (truncation bootstrapped from V of the true final observation, no
     value clipping, the discounted-return accumulator of the reward normaliser reset at every episode end).
     CleanRL's ``ppo_continuous_action`` differs from both on exactly those three points: it treats a time
-    limit as a termination, clips the value loss, and resets the accumulator on termination only
-    (gymnasium's ``NormalizeReward``). The text's own choices (tanh-Gaussian, no advantage normalisation)
-    are :class:`PPOConfig`'s defaults."""
+    limit as a termination, clips the value loss, and never resets the accumulator at a truncation
+    (gymnasium's single-env ``NormalizeReward``: G_t = gamma (1 - term_t) G_{t-1} + r_t, so a termination drops
+    the history at its own step and the next episode starts from gamma r_T). The text's own choices
+    (tanh-Gaussian, no advantage normalisation) are :class:`PPOConfig`'s defaults."""
     cfg = PPOConfig(env_id=env_id, head="diag_gaussian", norm_adv=True, norm_obs=True, norm_reward=True)
     return dataclasses.replace(cfg, **overrides)  # type: ignore[arg-type]
 
@@ -257,9 +260,13 @@ def train(
             targets = value_targets(adv, ro.values)
 
             # 3. update_epochs passes of minibatch SGD on the clipped surrogate + value loss
-            stats = ppo_update(model, opt, cfg, st.generator, obs=ro.obs.flatten(0, 1),
-                               raw_actions=ro.raw_actions.flatten(0, 1), log_probs=ro.log_probs.flatten(),
-                               advantages=adv.flatten(), targets=targets.flatten(), values=ro.values.flatten())
+            try:
+                stats = ppo_update(model, opt, cfg, st.generator, obs=ro.obs.flatten(0, 1),
+                                   raw_actions=ro.raw_actions.flatten(0, 1), log_probs=ro.log_probs.flatten(),
+                                   advantages=adv.flatten(), targets=targets.flatten(), values=ro.values.flatten())
+            except ValueError as exc:  # a NaN parameter fails the next minibatch's checks: say what happened
+                check_finite_parameters(model, st.update, exc)
+            check_finite_parameters(model, st.update)  # before any log or checkpoint of this update
 
             bar.update(batch, [r for r, _ in ro.episodes])
             # each episode at the env step it ended (the rollout began at global_step - batch)

@@ -92,7 +92,8 @@ def _check_logits(logits: Tensor) -> None:
         return
     bad = torch.isnan(logits) | torch.isposinf(logits)
     if bool(bad.any()):
-        raise ValueError(f"logits must be finite or -inf (a masked action), got {float(logits[bad].flatten()[0])}")
+        first = float(logits.detach()[bad].flatten()[0])
+        raise ValueError(f"logits must be finite or -inf (a masked action), got {first}")
     if bool(torch.isneginf(logits).all(dim=-1).any()):
         raise ValueError("a row of logits is -inf everywhere: no action has positive probability")
 

@@ -1,7 +1,7 @@
 """Tests of reference.advantages: TD residuals, TD(k), GAE on [T, B] batches, and TR-01 / TR-02.
 
 Random batches come from the public strategy ``reference.testing.strategies_rollouts.rollout_batches``
-(T in 1..10, B in 1..4 with B = 1 drawn often, independent termination and truncation flags per row at
+(T in 1..10, B in {1, 2, 4} with B = 1 drawn often, independent termination and truncation flags per row at
 rates up to 1, so several episodes per column, both kinds of boundary, and rollout ends mid-episode).
 ``v_final`` is NaN wherever a row is not truncated, so any read of it outside truncation (a leak)
 turns a result into NaN and fails.
@@ -56,7 +56,8 @@ def _tol(bt: RolloutBatch) -> float:
     return tolerance(t * (1.0 + 2.0 * V_MAX), terms=t)
 
 
-lams = st.sampled_from([0.0, 0.3, 0.9, 0.95, 1.0])
+LAMS = [0.0, 0.3, 0.9, 0.95, 1.0]
+lams = st.sampled_from(LAMS)
 
 
 def _args(bt: RolloutBatch) -> tuple[FloatArray, FloatArray, FloatArray, np.ndarray, np.ndarray]:
@@ -220,8 +221,10 @@ def _as_batch(mdp: FiniteMDP, v: FloatArray, traj_states: np.ndarray) -> tuple[F
     return boot[:, :-1].T, boot[:, 1:].T, term.T
 
 
-@settings(max_examples=12)
-@given(st.integers(0, 2**32 - 1), st.sampled_from([0.8, 0.95, 1.0]), lams)
+@pytest.mark.parametrize("gamma", [0.8, 0.95, 1.0])
+@pytest.mark.parametrize("lam", LAMS)
+@settings(max_examples=1)
+@given(seed=st.integers(0, 2**32 - 1))
 def test_TR_21_TR_33_TR_34_gae_and_td_k_unbiased_with_exact_values(seed: int, gamma: float, lam: float) -> None:
     """With V = V^pi: E[delta_0 | s, a] = A^pi(s, a), E[delta_l | s, a] = 0 (l >= 1), and every TD(k) and
     GAE(lam) is unbiased for A^pi(s, a). Conditioning on s_0 = s covers every t (Markov, layered MDP)."""
@@ -278,10 +281,13 @@ def test_TR_01_TR_02_telescoping_and_pdl_over_trajectories(seed: int, gamma: flo
     assert abs(performance_difference(mdp, pi_new, pi) - diff) <= tol
 
 
-@settings(max_examples=30)
-@given(st.integers(0, 2**32 - 1), st.sampled_from([0.5, 0.9, 0.99]), st.integers(1, 6), st.integers(1, 3))
-def test_TR_02_performance_difference_identity_on_random_mdps(seed: int, gamma: float, n_s: int, n_a: int) -> None:
-    """J(pi') - J(pi) = (1 / (1 - gamma)) E_{s ~ d^{pi'}_norm, a ~ pi'}[A^pi(s, a)] on cyclic random MDPs."""
+@pytest.mark.parametrize("gamma", [0.5, 0.9, 0.99])
+@settings(max_examples=10)
+@given(seed=st.integers(0, 2**32 - 1), n_s=st.integers(1, 6), n_a=st.integers(2, 3))
+def test_TR_02_performance_difference_identity_on_random_mdps(seed: int, n_s: int, n_a: int, gamma: float) -> None:
+    """J(pi') - J(pi) = (1 / (1 - gamma)) E_{s ~ d^{pi'}_norm, a ~ pi'}[A^pi(s, a)] on cyclic random MDPs (two or
+    three actions: with one, pi' = pi and the identity is 0 = 0, which half the examples were until 2026-12-07;
+    every gamma is run, 0.99 included)."""
     rng = np.random.default_rng(seed)
     mdp = random_mdp(rng, n_s, n_a, gamma=gamma, terminal_prob=0.2)
     pi, pi_new = _policy(mdp, rng), _policy(mdp, rng)
@@ -417,8 +423,10 @@ def test_TR_27_artificial_gamma_biases_an_undiscounted_task() -> None:
     assert varh < var1
 
 
-@settings(max_examples=10)
-@given(st.integers(0, 2**32 - 1), st.sampled_from([0.8, 1.0]), st.sampled_from([0.0, 0.5, 0.9, 1.0]))
+@pytest.mark.parametrize("gamma", [0.8, 1.0])
+@pytest.mark.parametrize("lam", [0.0, 0.5, 0.9, 1.0])
+@settings(max_examples=2)
+@given(seed=st.integers(0, 2**32 - 1))
 def test_TR_35_gae_bias_formula_vanishes_at_lambda_one(seed: int, gamma: float, lam: float) -> None:
     """E[A^{GAE} | s, a] = Q^pi - V_phi(s) + gamma (1 - lam) E[((I - gamma lam P)^{-1} e)(s_1)]: exact by
     enumeration; 0 at lam = 1; |bias| <= gamma (1 - lam) / (1 - gamma lam) ||e||, decreasing in lam."""

@@ -132,7 +132,7 @@ def test_MDP_05_expected_reward_is_mean_of_joint_kernel(mdp: FiniteMDP) -> None:
                                atol=tolerance(mdp.max_abs_reward, terms=mdp.prob.size))
 
 
-@given(finite_mdps(families=("dense", "sparse")), st.integers(0, 2**31))
+@given(finite_mdps(families=("dense", "sparse"), p0_on_term=False), st.integers(0, 2**31))
 def test_MDP_03_no_transition_to_term_means_T_is_infinite(mdp: FiniteMDP, seed: int) -> None:
     # Exact: no state reaches term under any policy (take the union graph over actions) ...
     union = mdp.transition_dense.reshape(mdp.n_states_plus, mdp.n_actions, -1).sum(axis=1)
@@ -569,3 +569,52 @@ def test_MDP_04_a_start_state_entered_only_by_done_keeps_its_rows() -> None:
     v = exact.v_pi(mdp, np.ones((2, 1)))
     assert v[0] == 1.0
     assert exact.j_pi(mdp, np.ones((2, 1))) == 1.0
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda: random_mdp(np.random.default_rng(0), 0, 2, gamma=0.9), "n_states"),
+    (lambda: random_mdp(np.random.default_rng(0), 2, 0, gamma=0.9), "n_actions"),
+    (lambda: random_mdp(np.random.default_rng(0), 2, 2, gamma=0.9, terminal_prob=True), "terminal_prob"),
+    (lambda: random_mdp(np.random.default_rng(0), 2, 2, gamma=0.9, reward_scale=-1.0), "reward_scale"),
+    (lambda: random_mdp(np.random.default_rng(0), 2, 2, gamma=0.9, reward_scale=1e308), "reward_scale"),
+    (lambda: random_layered_mdp(np.random.default_rng(0), 0, 2, 2, gamma=0.9), "n_layers"),
+    (lambda: random_layered_mdp(np.random.default_rng(0), 2.5, 2, 2, gamma=0.9), "n_layers"),
+    (lambda: random_layered_mdp(np.random.default_rng(0), 2, 0, 2, gamma=0.9), "width"),
+    (lambda: random_layered_mdp(np.random.default_rng(0), 2, 2, 0, gamma=0.9), "n_actions"),
+    (lambda: random_layered_mdp(np.random.default_rng(0), 2, 2, 2, gamma=0.9, early_stop_prob=np.nan),
+     "early_stop_prob"),
+])
+def test_MDP_09_generators_refuse_bad_sizes_and_probabilities(call: object, match: str) -> None:
+    """Zero sizes raised a raw ZeroDivisionError or numpy error, 2.5 layers a TypeError, terminal_prob=True was
+    read as 1.0 and reward_scale=1e308 overflowed (2026-12-07 review): now a ReferenceError_ / ValueError
+    naming the argument."""
+    with pytest.raises((ReferenceError_, ValueError), match=match):
+        call()  # type: ignore[operator]
+
+
+def test_MDP_04_with_backend_and_with_p0_keep_every_number() -> None:
+    """FiniteMDP.with_backend changes the storage only (V^pi identical up to the solver's rounding); with_p0
+    validates like the builders and moves J, not V."""
+    mdp = random_mdp(np.random.default_rng(3), 5, 2, gamma=0.9, branching=2, terminal_prob=0.2)
+    pi = uniform_policy(mdp)
+    sp_ = mdp.with_backend("sparse")
+    assert sp_.is_sparse and not mdp.is_sparse
+    np.testing.assert_allclose(exact.v_pi(sp_, pi), exact.v_pi(mdp, pi), rtol=0, atol=value_tolerance(mdp))
+    moved = mdp.with_p0(np.append(0.75 * np.asarray(mdp.p0)[:-1], 0.25))
+    np.testing.assert_array_equal(exact.v_pi(moved, pi), exact.v_pi(mdp, pi))
+    assert abs(exact.j_pi(moved, pi) - 0.75 * exact.j_pi(mdp, pi)) <= value_tolerance(mdp)
+    with pytest.raises(InvalidMDPError):
+        mdp.with_p0(np.full(mdp.n_states, 0.5))
+    with pytest.raises(ShapeError):
+        mdp.with_p0(np.ones(2))
+
+
+def test_MDP_04_from_gymnasium_refuses_taxi_fickle_passenger() -> None:
+    """Taxi's fickle passenger changes the destination inside step(), after sampling P, on a hidden flag: P does
+    not describe it, and the plain Taxi's MDP came back silently (J = -1.26 where the environment gives -0.82)."""
+    pytest.importorskip("gymnasium")
+    from reference.mdp import from_gymnasium
+
+    with pytest.raises(ValueError, match="fickle_passenger"):
+        from_gymnasium("Taxi-v4", gamma=0.9, fickle_passenger=True)
+    assert from_gymnasium("Taxi-v4", gamma=0.9, fickle_passenger=False).n_states == 500

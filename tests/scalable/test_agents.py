@@ -1093,3 +1093,40 @@ def test_a2c_step_is_the_gradient_of_the_documented_loss_with_the_configured_opt
     assert len(rec["got"]) == len(rec["want"]) > 0
     for g, w in zip(rec["got"], rec["want"], strict=True):
         assert torch.equal(g, w)
+
+
+@pytest.mark.parametrize(("algo", "loss_name", "bad_call"),
+                         [("ppo", "ppo_clip_loss", 7), ("a2c", "a2c_policy_loss", 6)])
+def test_a_diverged_update_is_dropped_and_the_cli_says_so(algo: str, loss_name: str, bad_call: int, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A NaN loss (here injected at one minibatch) made NaN parameters; PPO's next minibatch then failed the logits
+    check with a traceback, and A2C went on to log and checkpoint the NaN parameters. Now the update that
+    produced them raises TrainingDiverged before any log or checkpoint of it: the CLI exits 1 with one line
+    naming the last finite checkpoint, every checkpoint in the run folder is finite, and the exit checkpoint is
+    the last completed update (a resume from it is possible)."""
+    module = ppo if algo == "ppo" else a2c
+    real = getattr(module, loss_name)
+    calls = {"n": 0}
+
+    def nan_once(*args: Any, **kwargs: Any) -> Tensor:
+        calls["n"] += 1
+        out: Tensor = real(*args, **kwargs)
+        return out * float("nan") if calls["n"] == bad_call else out
+
+    monkeypatch.setattr(module, loss_name, nan_once)
+    run = tmp_path / "run"
+    args = ["train", algo, "--env", "CartPole-v1", "--steps", "4096", "--run-dir", str(run),
+            "--set", "num_envs=2", "num_steps=16", "checkpoint_every=1"]
+    if algo == "ppo":
+        args += ["minibatch_size=16", "update_epochs=1"]
+    assert cli_main(args) == 1
+    err = capsys.readouterr().err
+    assert "diverged" in err and "last finite update saved in" in err
+    saved = sorted((run / "checkpoints").glob("step_*.pt"))
+    assert saved and saved[-1].name in err
+    for path in saved:
+        state = common.load_run_checkpoint(path)
+        for name, t in state["model"].items():
+            assert bool(torch.isfinite(t).all()), (path.name, name)
+    assert int(common.load_run_checkpoint(saved[-1])["global_step"]) < 4096
