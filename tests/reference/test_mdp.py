@@ -578,7 +578,7 @@ def test_MDP_04_a_start_state_entered_only_by_done_keeps_its_rows() -> None:
     (lambda: random_mdp(np.random.default_rng(0), 2, 2, gamma=0.9, reward_scale=-1.0), "reward_scale"),
     (lambda: random_mdp(np.random.default_rng(0), 2, 2, gamma=0.9, reward_scale=1e308), "reward_scale"),
     (lambda: random_layered_mdp(np.random.default_rng(0), 0, 2, 2, gamma=0.9), "n_layers"),
-    (lambda: random_layered_mdp(np.random.default_rng(0), 2.5, 2, 2, gamma=0.9), "n_layers"),
+    (lambda: random_layered_mdp(np.random.default_rng(0), 2.5, 2, 2, gamma=0.9), "n_layers"),  # type: ignore[arg-type]
     (lambda: random_layered_mdp(np.random.default_rng(0), 2, 0, 2, gamma=0.9), "width"),
     (lambda: random_layered_mdp(np.random.default_rng(0), 2, 2, 0, gamma=0.9), "n_actions"),
     (lambda: random_layered_mdp(np.random.default_rng(0), 2, 2, 2, gamma=0.9, early_stop_prob=np.nan),
