@@ -32,7 +32,16 @@ Identical hyperparameters (``ours_*_config`` / ``sb3_*`` below, checked field by
 Differences that remain (not settable): SB3 anneals the learning rate from ``1 - 2048/N`` (it updates its
 progress counter after the first rollout) where ours starts at 1; SB3 normalises advantages with the
 unbiased std, ours with the biased one; SB3 stores observations as float32, ours keeps Atari frames uint8;
-our gymnasium Atari resize is PIL ``BOX``, SB3's is OpenCV ``INTER_AREA`` (envpool: its own INTER_AREA).
+both resize with OpenCV's ``INTER_AREA`` (ours since 2026-12-07; PIL ``BOX`` before, in the gymnasium rows of
+the throughput table of 2026-12-05/06), but SB3's ``AtariWrapper`` asks ALE for RGB screens and converts each
+to gray (its ``WarpFrame`` needs RGB) where ours asks ALE for grayscale (same emulation, frames equal on 99.7 %
+of steps; about 50 us per agent step, 2 - 3 % of SB3's Atari loop); our optimiser is torch's fused Adam
+(``fused=True``), SB3's the default for-loop Adam on the CPU (4 - 10 % of SB3's HalfCheetah loop; SB3 would
+take ``optimizer_kwargs={"fused": True}``: an implementation choice, not a hyperparameter); envpool steps its
+envs on C++ worker threads where SB3's ``DummyVecEnv`` steps them one after another (the ours-gymnasium rows
+are the same-runtime comparison). Budgets: both sides train the same whole rollouts (floor(N / batch)), and
+SB3's first Atari reset happens before its clock starts, as ours does (since 2026-12-07). The "108k-frame
+limit" is 108 000 ALE frames on SB3's side (no-op starts and reset steps included), 27 000 agent steps on ours.
 An audit (2026-11-25) replayed one Walker2d rollout through both libraries: normalised observations agree
 to 1.6e-6, normalised rewards exactly, advantages to 1.2e-3 (the truncation rows, where the two normalise
 the final observation with statistics one sample apart), and four minibatch updates from SB3's initial
@@ -79,7 +88,9 @@ DEFAULT_OUT = RESULTS / "scalable.md"
 ATARI_ENV = "BreakoutNoFrameskip-v4"
 MUJOCO_ENV = "HalfCheetah-v5"
 CLEANRL_1M = {"HalfCheetah-v5": 1443.0, "Hopper-v5": 2383.0, "Walker2d-v5": 2288.0}
-"""CleanRL's published PPO figures at 1M steps (the issue's targets)."""
+"""CleanRL's published PPO figures at 1M steps (the issue's targets): ``ppo_continuous_action``, means of 3 seeds on
+the *v4* tasks (CleanRL's ``benchmark/ppo.sh``); v5 changed Walker2d and Hopper (healthy reward paid only while
+healthy; Walker2d's foot friction), so they are a guide, not a like-for-like comparison."""
 RETURNS_ENVS: tuple[str, ...] = tuple(CLEANRL_1M)
 """The returns benchmark's environments, in the report's order."""
 
@@ -176,7 +187,9 @@ def ours_atari_config(env_id: str, steps: int, seed: int, backend: str, threads:
 
 def _linear(initial: float) -> Callable[[float], float]:
     def schedule(progress_remaining: float) -> float:
-        return initial * progress_remaining
+        # floored at 0: SB3 trained one rollout past a budget that is not a multiple of the batch, and that last
+        # update ran at a negative rate (gradient ascent) until 2026-12-07; sb3_run now asks for whole rollouts
+        return max(0.0, initial * progress_remaining)
     return schedule
 
 
@@ -329,8 +342,17 @@ def _run_sb3(spec: Spec) -> dict[str, Any]:
                     curve.append((int(self.num_timesteps), float(ep["r"])))
             return True
 
+    # whole rollouts, as ours (SB3 runs ceil(N / batch) rollouts, ours floor(N / batch): SB3 did one more)
+    batch = int(getattr(model, "n_steps")) * model.n_envs  # noqa: B009
+    target = spec.steps // batch * batch
+    if spec.kind == "atari" and not resumed:
+        # The first (seeded) reset of the ALE envs takes ~1 s; ours happens in start_run, before our clock
+        # starts, and SB3's inside learn's _setup_learn, after this clock starts (until 2026-12-07, which cost
+        # SB3 2 - 3 % of the ratio). Done here, learn's own reset is cheap (0.01 s). Not for MuJoCo, where
+        # VecNormalize would count the extra reset's observations in its statistics (and a reset costs ~1 ms).
+        venv.reset()
     t0 = time.perf_counter()
-    model.learn(total_timesteps=spec.steps - int(model.num_timesteps), callback=Episodes(), progress_bar=False,
+    model.learn(total_timesteps=target - int(model.num_timesteps), callback=Episodes(), progress_bar=False,
                 reset_num_timesteps=not resumed)
     loop = time.perf_counter() - t0
     model.get_env().close()
@@ -623,8 +645,11 @@ def cmd_returns(args: argparse.Namespace) -> None:
              + "). Score of a run: mean raw return of its last 10 "
              "episodes (training episodes, stochastic policy); table: mean +- sd over seeds, then the per-seed "
              "scores. CleanRL's published PPO figures are at 1M steps, so they are comparable only for "
-             "`--steps 1000000`.", "",
-             "| env | steps | seeds done (ours / SB3) | ours | SB3 | CleanRL @1M | ours per seed | SB3 per seed |",
+             "`--steps 1000000`; they are means of 3 seeds on the v4 tasks (v5 changed Walker2d's and Hopper's "
+             "healthy reward and Walker2d's foot friction): a guide, where SB3's column (same v5 tasks, seeds and "
+             "protocol) is the like-for-like comparison.", "",
+             "| env | steps | seeds done (ours / SB3) | ours | SB3 | CleanRL @1M (v4, 3 seeds) | ours per seed | "
+             "SB3 per seed |",
              "|---|---:|---:|---:|---:|---:|---|---|"]
 
     def fmt(xs: list[float]) -> str:
