@@ -323,13 +323,24 @@ def _curve(run: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(steps)[order], np.asarray(values)[order]
 
 
+def _env_of(run: Path) -> str | None:
+    """The env_id in a run folder's config.json (None if it cannot be read)."""
+    try:
+        env = RunDir(run).read_config().get("env_id")
+    except (OSError, ValueError):
+        return None
+    return str(env) if env is not None else None
+
+
 def plot(run_dir: str | Path | Sequence[str | Path], out: str | Path | None = None, *,
          tag: str = "charts/episodic_return") -> Path:
     """Learning curves (episode return vs environment steps, with a moving average) as a PNG.
 
     One run: its episodes as dots and their moving mean, written to ``<run>/learning_curve.png`` by
     default. Several runs (e.g. seeds or presets): one moving mean per run, labelled by folder name, and
-    their pointwise mean over runs where every run has data; default ``learning_curves.png`` here.
+    their pointwise mean over runs where every run has data; default ``learning_curves.png`` here. Runs of
+    different environments get no mean (returns of different games do not average; it was drawn until
+    2026-12-07) and their labels name the environment; a note on stderr says so.
     """
     import matplotlib
 
@@ -340,16 +351,21 @@ def plot(run_dir: str | Path | Sequence[str | Path], out: str | Path | None = No
     if not runs:
         raise SystemExit("plot needs at least one run folder")
     curves = [_curve(r, tag) for r in runs]
+    envs = [_env_of(r) for r in runs]
+    mixed = len(set(envs)) > 1
+    if mixed:
+        print(f"note: the runs are of different environments ({', '.join(sorted(set(map(str, envs))))}): "
+              f"no mean over runs is drawn", file=sys.stderr)
     fig, ax = plt.subplots(figsize=(7, 4))
     w = max(1, min(20, min(len(v) for _, v in curves) // 5))
-    for run, (s, v) in zip(runs, curves, strict=True):
+    for run, env, (s, v) in zip(runs, envs, curves, strict=True):
         smooth = np.convolve(v, np.ones(w) / w, mode="valid")
         if len(runs) == 1:
             ax.plot(s, v, ".", alpha=0.3, label="episode return")
             ax.plot(s[w - 1:], smooth, "-", label=f"moving mean ({w})")
         else:
-            ax.plot(s[w - 1:], smooth, "-", alpha=0.7, label=run.name)
-    if len(runs) > 1:  # mean over runs of the moving means, on a common grid within every run's range
+            ax.plot(s[w - 1:], smooth, "-", alpha=0.7, label=f"{run.name} ({env})" if mixed else run.name)
+    if len(runs) > 1 and not mixed:  # mean over runs of the moving means, on a common grid within every run's range
         lo = max(float(s[w - 1]) for s, _ in curves)
         hi = min(float(s[-1]) for s, _ in curves)
         if hi > lo:
@@ -437,7 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.cmd == "eval":
             rets = evaluate(args.path, episodes=args.episodes, deterministic=not args.stochastic,
                             backend=args.backend, video=args.video, seed=args.seed, epsilon=args.epsilon)
-            print(f"returns over {len(rets)} episodes: mean {np.mean(rets):.2f} std {np.std(rets):.2f} "
+            unit = "episode" if len(rets) == 1 else "episodes"
+            print(f"returns over {len(rets)} {unit}: mean {np.mean(rets):.2f} std {np.std(rets):.2f} "
                   f"min {np.min(rets):.2f} max {np.max(rets):.2f}")
         elif args.cmd == "plot":
             print(plot(args.run_dir, args.out))

@@ -51,6 +51,10 @@ CHECKS = {
 }
 
 
+RECORDED_ONLY = ("recorded, not computed: a historical, external or qualitative statement with no code and no test; "
+                 "the note says why and the evidence gives the source")
+
+
 class LedgerError(ValueError):
     """The ledger cannot be rendered (a malformed item, an unknown part, a code path that does not exist)."""
 
@@ -190,7 +194,10 @@ def _statement(text: str) -> list[str]:
 
 def render_item(item: Item) -> str:
     lines = [f'<a id="{item.id}"></a>', "", f"### {item.id}: {_prose(item.title)}", "", *_statement(item.statement), ""]
-    lines.append(f"*Check:* **{item.check}**: {CHECKS[item.check]}.")
+    if item.code or item.tests:
+        lines.append(f"*Check:* **{item.check}**: {CHECKS[item.check]}.")
+    else:  # nothing computable: the kind's sentence would promise tests or a script that do not exist
+        lines.append(f"*Check:* **{item.check}**: {RECORDED_ONLY}.")
     if item.erratum:
         lines += ["", f"*Erratum (implemented as corrected):* {_prose(item.erratum.strip())}"]
     if item.note:

@@ -3,6 +3,7 @@ batches and PPO minibatches (``strategies*``), independent oracles (``oracles``)
 (``conformance``) that checks your own GAE, PPO loss, tanh-Gaussian log-density, GRPO advantages or Bellman
 solver against :mod:`reference` (docs/conformance.md).
 
-Requires the optional dependency ``hypothesis`` (``pip install 'rl-groundtruth[test]'``). Outside users
+Requires the optional dependency ``hypothesis`` (from a clone: ``pip install -e '.[conformance]'``; the package is
+not on PyPI). Outside users
 build their own property tests on these strategies, exactly as this project's tests do.
 """

@@ -606,6 +606,32 @@ def _gae_diagnoses(bt: RolloutBatch, convention: GaeConvention) -> list[tuple[st
         out.append(("next_values used where the row terminated (V(term) = 0 not applied, MDP-11)",
                     lambda: _gae_ref(bt, terminated=np.zeros_like(bt.terminated), truncated=bt.done,
                                      next_values=_passed_next_values(bt))))
+
+        def truncation_ignored() -> FloatArray:
+            # a CleanRL-style loop on the reference's arguments: next value V(s_{t+1}) from the next row (the
+            # passed next_values only at the last row), cut at termination only: a truncated row bootstraps
+            # from the next episode's first state and the trace runs on into it
+            nv = np.concatenate([bt.values[1:], _passed_next_values(bt)[-1:]], axis=0)
+            return _gae_ref(bt, truncated=np.zeros_like(bt.truncated), next_values=nv)
+
+        out.append(("truncated ignored altogether: a truncated row bootstraps from the next row's value (the next "
+                    "episode's first state) and the lambda-trace runs on into that episode (only terminated read)",
+                    truncation_ignored))
+    else:
+        def bootstrap_through_termination() -> FloatArray:
+            ended, nxt = _starts_masks(bt, convention)
+            rewards, values = _gae_args(bt, convention)[0][:2]
+            adv = np.zeros_like(rewards, dtype=np.float64)
+            acc = np.zeros(rewards.shape[1])
+            for t in range(rewards.shape[0] - 1, -1, -1):
+                alive = 1.0 - ended[t]
+                acc = rewards[t] + bt.gamma * nxt[t] - values[t] + bt.gamma * bt.lam * alive * acc
+                adv[t] = acc
+            return adv
+
+        out.append(("the bootstrap not masked at an episode end: delta = r + gamma V(next) - V without "
+                    "(1 - done), so a terminated row bootstraps from the next episode's first state (the trace "
+                    "is cut correctly)", bootstrap_through_termination))
     return [(text, make()) for text, make in out]
 
 
@@ -1826,7 +1852,8 @@ _OPTION_CHECKS: dict[str, tuple[str, ...]] = {
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m reference.testing.conformance CHECK module:function [options]``; exit 0 iff it passes."""
-    ap = argparse.ArgumentParser(prog="python -m reference.testing.conformance", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m reference.testing.conformance",
+                                 description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("check", choices=["gae", "ppo-clip", "tanh-gaussian", "grpo", "policy-evaluation",
                                       "optimal-value", "bellman-operator", "td-k", "rewards-to-go"])
     ap.add_argument("target", help="module:function of the implementation under test")

@@ -57,7 +57,7 @@ from scalable.runs.checkpoint import (
     set_rng_state,
     stream_seed,
 )
-from scalable.runs.logging import Logger, RunDir
+from scalable.runs.logging import Logger, RunDir, RunLock
 
 __all__ = [
     "ActorCritic",
@@ -830,20 +830,32 @@ class Session:
         self.kind, self.cfg = kind, cfg
         self.run: RunDir | None = None
         self.logger: Logger | None = None
+        self.lock: RunLock | None = None
         if run_dir is not None:
             p = Path(run_dir)
-            if not resume and RunDir(p).latest_checkpoint() is not None:
-                raise FileExistsError(f"run folder {str(p)!r} already has checkpoints; resume it or pick another")
-            if not resume and RunDir(p).has_logs():  # e.g. killed before its first checkpoint: nothing to resume
-                raise FileExistsError(f"run folder {str(p)!r} holds the logs of an earlier run (metrics.csv or "
-                                      f"tensorboard/) but no checkpoint; delete it or pick another folder (a new "
-                                      f"run would append to those logs)")
-            self.run = RunDir.open(p) if resume else RunDir.create(p.parent, p.name, config=cfg, exist_ok=True)
-            if not resume:
-                self.logger = Logger(self.run)
+            if resume and not (p / "config.json").is_file():
+                raise FileNotFoundError(f"{str(p)!r} is not a run folder (no config.json)")
+            self.lock = RunLock(p)  # before anything reads or writes the folder: one training process per run
+            try:
+                self._open(p, cfg, resume=resume)
+            except BaseException:
+                self.lock.release()
+                raise
         # tqdm's disable: True hides the bar, False forces it, None hides it when stderr is not a terminal
         self.progress_disable: bool | None = None if progress is None else not progress
         self.start = time.perf_counter()
+
+    def _open(self, p: Path, cfg: Any, *, resume: bool) -> None:
+        """The run folder checks and opening (under the lock)."""
+        if not resume and RunDir(p).latest_checkpoint() is not None:
+            raise FileExistsError(f"run folder {str(p)!r} already has checkpoints; resume it or pick another")
+        if not resume and RunDir(p).has_logs():  # e.g. killed before its first checkpoint: nothing to resume
+            raise FileExistsError(f"run folder {str(p)!r} holds the logs of an earlier run (metrics.csv or "
+                                  f"tensorboard/) but no checkpoint; delete it or pick another folder (a new "
+                                  f"run would append to those logs)")
+        self.run = RunDir.open(p) if resume else RunDir.create(p.parent, p.name, config=cfg, exist_ok=True)
+        if not resume:
+            self.logger = Logger(self.run)
 
     def open_log_after_resume(self, step: int) -> None:
         """Drop metrics.csv rows logged after the checkpoint's ``step`` (they will be logged again by the
@@ -877,6 +889,8 @@ class Session:
     def close(self) -> None:
         if self.logger is not None:
             self.logger.close()
+        if self.lock is not None:
+            self.lock.release()
 
 
 def start_run(cfg: Any, session: Session, st: RunState, model: nn.Module, opt: torch.optim.Optimizer,

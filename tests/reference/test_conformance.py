@@ -1198,3 +1198,39 @@ def test_grpo_tolerance_is_per_group() -> None:
     rep = check_grpo_advantages(ddof0_next_to_flat, precision="float32", examples=EX)
     assert not rep.passed and rep.failure is not None, str(rep)
     assert rep.failure.tolerance < 1e-3 < rep.failure.max_abs_error, str(rep)
+
+
+def _gae_ignores_truncation(rewards: Any, values: Any, next_values: Any, terminated: Any, truncated: Any, *,
+                            gamma: float, lam: float) -> np.ndarray:
+    """A CleanRL-style loop on the reference's arguments that reads ``terminated`` only."""
+    nv = np.concatenate([values[1:], next_values[-1:]], axis=0)
+    adv = np.zeros_like(rewards, dtype=float)
+    acc = np.zeros(rewards.shape[1])
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        nt = 1.0 - terminated[t]
+        acc = rewards[t] + gamma * nv[t] * nt - values[t] + gamma * lam * nt * acc
+        adv[t] = acc
+    return adv
+
+
+def _gae_sb3_bootstrap_through_termination(rewards: Any, values: Any, episode_starts: Any, last_values: Any,
+                                           dones: Any, *, gamma: float, lam: float) -> np.ndarray:
+    """SB3's loop with the (1 - done) mask left off the bootstrap term (the trace is still cut)."""
+    adv = np.zeros_like(rewards, dtype=float)
+    acc = np.zeros(rewards.shape[1])
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        nnt, nv = (1.0 - dones, last_values) if t == rewards.shape[0] - 1 else (1.0 - episode_starts[t + 1],
+                                                                                   values[t + 1])
+        acc = rewards[t] + gamma * nv - values[t] + gamma * lam * nnt * acc
+        adv[t] = acc
+    return adv
+
+
+def test_gae_diagnoses_truncation_ignored_and_the_unmasked_bootstrap() -> None:
+    """Two common GAE bugs failed without a diagnosis (2026-12-07 review): reading ``terminated`` only (the
+    truncated row bootstraps from the next episode and the trace runs on), and SB3's loop without (1 - done)
+    on the bootstrap. Each is now named."""
+    rep = check_gae(_gae_ignores_truncation, examples=EX)
+    assert not rep.passed and "truncated ignored altogether" in _diagnosis(rep), str(rep)
+    rep = check_gae(_gae_sb3_bootstrap_through_termination, convention="sb3", examples=EX)
+    assert not rep.passed and "the bootstrap not masked at an episode end" in _diagnosis(rep), str(rep)

@@ -1130,3 +1130,63 @@ def test_a_diverged_update_is_dropped_and_the_cli_says_so(algo: str, loss_name: 
         for name, t in state["model"].items():
             assert bool(torch.isfinite(t).all()), (path.name, name)
     assert int(common.load_run_checkpoint(saved[-1])["global_step"]) < 4096
+
+
+def test_plot_of_runs_of_different_environments_draws_no_mean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A CartPole run and a HalfCheetah run were averaged into one "mean of 2 runs" line (returns of different
+    games do not average). Now no mean is drawn, the labels name the environments and stderr says so; runs of
+    one environment still get their mean."""
+    import matplotlib.axes
+
+    labels: list[str] = []
+    real_plot = matplotlib.axes.Axes.plot
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        labels.append(str(kwargs.get("label")))
+        return real_plot(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy)
+    runs = []
+    for name, env in (("a", "CartPole-v1"), ("b", "HalfCheetah-v5"), ("c", "CartPole-v1")):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"env_id": env}))
+        rows = ["step,tag,value"] + [f"{10 * i},charts/episodic_return,{i}" for i in range(1, 30)]
+        (run / "metrics.csv").write_text("\n".join(rows) + "\n")
+        runs.append(str(run))
+    assert cli_main(["plot", runs[0], runs[1], "--out", str(tmp_path / "mixed.png")]) == 0
+    assert "different environments" in capsys.readouterr().err
+    assert not any(lab.startswith("mean of") for lab in labels)
+    assert "a (CartPole-v1)" in labels and "b (HalfCheetah-v5)" in labels
+    labels.clear()
+    assert cli_main(["plot", runs[0], runs[2], "--out", str(tmp_path / "same.png")]) == 0
+    assert "mean of 2 runs" in labels
+
+
+def test_a_run_folder_in_use_by_another_process_is_refused(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Two processes training in one run folder both wrote its checkpoints, metrics.csv and config.json (a
+    resume was accepted while the train was running). The folder is now locked while a run trains: a second
+    train or resume exits 2 naming the holder's pid and writes nothing; once the holder is gone, it proceeds."""
+    from scalable.runs.logging import RunLock
+
+    run = tmp_path / "run"
+    args = ["train", "ppo", "--env", "CartPole-v1", "--steps", "64", "--run-dir", str(run),
+            "--set", "num_envs=2", "num_steps=32", "minibatch_size=32", "update_epochs=1"]
+    holder = RunLock(run)  # another training process, as far as this one can tell
+    try:
+        assert cli_main(args) == 2
+        assert "in use by another process" in capsys.readouterr().err
+        assert not (run / "checkpoints").exists() and not (run / "config.json").exists()
+    finally:
+        holder.release()
+    assert cli_main(args) == 0
+    holder = RunLock(run)
+    try:
+        assert cli_main(["resume", str(run), "--steps", "128"]) == 2
+        assert "in use by another process" in capsys.readouterr().err
+    finally:
+        holder.release()
+    assert cli_main(["resume", str(run), "--steps", "128"]) == 0
+    RunLock(run).release()  # free again after the resume (a held lock would raise FileExistsError here)
