@@ -345,6 +345,8 @@ def _run_sb3(spec: Spec) -> dict[str, Any]:
     # whole rollouts, as ours (SB3 runs ceil(N / batch) rollouts, ours floor(N / batch): SB3 did one more)
     batch = int(getattr(model, "n_steps")) * model.n_envs  # noqa: B009
     target = spec.steps // batch * batch
+    if target == 0:  # SB3 would run 0 steps and the ratio divide by zero
+        raise SystemExit(f"{spec.steps} steps is less than one rollout ({batch} steps): give at least {batch}")
     if spec.kind == "atari" and not resumed:
         # The first (seeded) reset of the ALE envs takes ~1 s; ours happens in start_run, before our clock
         # starts, and SB3's inside learn's _setup_learn, after this clock starts (until 2026-12-07, which cost

@@ -31,9 +31,10 @@ __all__ = [
 
 def _probability(x: float, name: str) -> float:
     """A probability in [0, 1], refusing bools (True was read as 1.0), NaN and non-numbers (ValueError)."""
-    if isinstance(x, bool) or not isinstance(x, int | float | np.integer | np.floating) or not (0.0 <= x <= 1.0):
+    a = np.asarray(x)
+    if a.ndim != 0 or a.dtype.kind not in "iuf" or not (0.0 <= float(a) <= 1.0):  # bool (kind "b"), NaN refused
         raise ValueError(f"{name} must be a number in [0, 1], got {x!r}")
-    return float(x)
+    return float(a)
 
 
 def random_mdp(

@@ -361,7 +361,7 @@ def on_expert_error(mdp: FiniteMDP, pi: FloatArray, expert: IntArray, *, horizon
     cost(pi) - cost(pi_expert) <= H^2 eps **when every episode ends within H steps under every policy** (T <= H,
     their fixed task horizon) and each step costs in [0, 1] (rewards in [-1, 0]). Without T <= H the bound fails:
     eps looks at the first H steps only, :func:`policy_cost` at the whole episode (a learner that strays with
-    probability delta into a 10-step chain costing 1 per step has gap 1 against H^2 eps = H delta). ``expert``
+    probability delta into a 10-step chain costing 1 per step has gap 10 delta against H^2 eps = H delta). ``expert``
     [S+1] or [S] (the term entry is irrelevant, MDP-11); ``pi`` [S+1, A] or [S, A].
     """
     horizon = validate_int(horizon, "horizon", minimum=1)

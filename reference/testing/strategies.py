@@ -54,7 +54,9 @@ min_gamma = 0.05, and several theorem tests never saw gamma >= 0.95, nor gamma =
 def sizes(lo: int, hi: int) -> st.SearchStrategy[int]:
     """An integer in [lo, hi] with the smallest value drawn no more often than the others (``st.integers`` favours
     it: 1-state or 1-action MDPs were 20 - 58 % of the examples, where optimality has no choice to make)."""
-    if hi <= lo:
+    if hi < lo:
+        raise ValueError(f"sizes: hi = {hi} < lo = {lo}")
+    if hi == lo:
         return st.just(lo)
     return st.sampled_from([*range(lo + 1, hi + 1), lo])
 
@@ -63,6 +65,8 @@ def sizes(lo: int, hi: int) -> st.SearchStrategy[int]:
 def discounts(draw: st.DrawFn, *, min_gamma: float = 0.05, max_gamma: float = 0.99) -> float:
     """A discount gamma in [min_gamma, max_gamma] (default stays below 1: the gamma < 1 theorems): half the
     draws from :data:`PINNED_DISCOUNTS` within the bounds (max_gamma included), half from the continuous range."""
+    if not min_gamma <= max_gamma:
+        raise ValueError(f"discounts: min_gamma = {min_gamma} > max_gamma = {max_gamma}")
     pinned = sorted({g for g in PINNED_DISCOUNTS if min_gamma <= g <= max_gamma} | {max_gamma})
     if draw(st.booleans()):
         return float(draw(st.sampled_from(pinned[::-1])))

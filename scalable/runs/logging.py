@@ -19,6 +19,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections import deque
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -53,11 +54,16 @@ class RunLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:  # EWOULDBLOCK / EAGAIN: another open file description holds it
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise FileExistsError(f"run folder {str(self.path.parent)!r} is in use by another process (pid "
                                   f"{holder}); wait for it to finish or stop it first") from None
+        except OSError as exc:  # a filesystem without flock (ENOLCK on some NFS, ENOSYS): run unlocked, say so
+            os.close(fd)
+            warnings.warn(f"cannot lock run folder {str(self.path.parent)!r} ({exc}); running without the lock: "
+                          f"do not train in it from two processes", RuntimeWarning, stacklevel=2)
+            return
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
@@ -67,6 +73,15 @@ class RunLock:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __del__(self) -> None:  # an unreleased lock must not outlive its object (a notebook's long process)
+        self.release()
 
 
 def _config_dict(config: object) -> dict[str, Any]:

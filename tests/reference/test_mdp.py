@@ -592,6 +592,14 @@ def test_MDP_09_generators_refuse_bad_sizes_and_probabilities(call: object, matc
         call()  # type: ignore[operator]
 
 
+def test_MDP_09_generators_take_numpy_scalars_and_0d_arrays() -> None:
+    """numpy scalars and 0-d arrays are numbers (the first version of the check refused np.array(0.3))."""
+    for p in (np.array(0.3), np.float32(0.3), 0.3):
+        random_mdp(np.random.default_rng(0), 2, 2, gamma=0.9, terminal_prob=p)  # type: ignore[arg-type]
+    random_layered_mdp(np.random.default_rng(0), np.int64(2), 2, 2, gamma=0.9,  # type: ignore[arg-type]
+                       early_stop_prob=np.array(0.2))  # type: ignore[arg-type]
+
+
 def test_MDP_04_with_backend_and_with_p0_keep_every_number() -> None:
     """FiniteMDP.with_backend changes the storage only (V^pi identical up to the solver's rounding); with_p0
     validates like the builders and moves J, not V."""

@@ -1190,3 +1190,31 @@ def test_a_run_folder_in_use_by_another_process_is_refused(tmp_path: Path,
         holder.release()
     assert cli_main(["resume", str(run), "--steps", "128"]) == 0
     RunLock(run).release()  # free again after the resume (a held lock would raise FileExistsError here)
+
+
+def test_run_lock_is_released_with_its_object_and_runs_unlocked_without_flock(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unreleased RunLock held the folder for the life of the process (a notebook); a filesystem without
+    flock (ENOLCK) made every train report "in use by another process". Now the lock dies with its object, works
+    as a context manager, and without flock the run proceeds unlocked with a RuntimeWarning."""
+    import errno
+    import fcntl
+    import gc
+
+    from scalable.runs.logging import RunLock
+
+    def make() -> None:
+        RunLock(tmp_path / "g")
+
+    make()
+    gc.collect()
+    with RunLock(tmp_path / "g"), pytest.raises(FileExistsError, match="in use"):
+        RunLock(tmp_path / "g")
+    RunLock(tmp_path / "g").release()
+
+    def no_flock(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with pytest.warns(RuntimeWarning, match="without the lock"):
+        RunLock(tmp_path / "nfs").release()
