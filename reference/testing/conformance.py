@@ -287,8 +287,20 @@ def _compare(got: Any, want: FloatArray, tol: float | FloatArray) -> tuple[str |
     flat = int(np.argmax((err - t) / np.maximum(t, np.finfo(np.float64).tiny)))  # (the largest error, if t is one)
     idx = tuple(int(i) for i in np.unravel_index(flat, err.shape)) if err.ndim else ()
     each = " for this entry" if np.ndim(tol) else ""
-    return (f"differs from the reference by {float(err[idx]):.3e} (tolerance {float(t[idx]):.3e}{each})",
-            float(err[idx]), idx)
+    return (f"differs from the reference by {float(err[idx]):.3e} (tolerance {float(t[idx]):.3e}{each})"
+            + _precision_hint(got, float(t[idx]), want), float(err[idx]), idx)
+
+
+def _precision_hint(got: Any, tol: float, want: FloatArray) -> str:
+    """A hint when a result in a 32-bit or narrower float format failed a float64 tolerance (the default
+    ``precision``): a float64 tolerance is below 1e-9 of the values' scale, a float32 one far above it."""
+    dtype = str(getattr(_detached(got), "dtype", ""))
+    narrow = dtype.replace("torch.", "") in ("float32", "float16", "bfloat16")
+    scale = max(1.0, float(np.max(np.abs(want)))) if want.size else 1.0
+    if narrow and tol < 1e-9 * scale:
+        return (f"; the result is {dtype.replace('torch.', '')} and was checked at float64's tolerance: if the "
+                f"implementation computes in float32, check it with precision='float32' (--precision float32)")
+    return ""
 
 
 def _shape_hint(got: tuple[int, ...], want: tuple[int, ...]) -> str:

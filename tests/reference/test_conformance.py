@@ -1234,3 +1234,19 @@ def test_gae_diagnoses_truncation_ignored_and_the_unmasked_bootstrap() -> None:
     assert not rep.passed and "truncated ignored altogether" in _diagnosis(rep), str(rep)
     rep = check_gae(_gae_sb3_bootstrap_through_termination, convention="sb3", examples=EX)
     assert not rep.passed and "the bootstrap not masked at an episode end" in _diagnosis(rep), str(rep)
+
+
+def test_a_float32_result_checked_at_float64_gets_a_precision_hint() -> None:
+    """A correct float32 GAE failed the default float64 check with only the numbers (2026-12-07 review); the
+    problem now says the result is float32 and names precision='float32', which it then passes. A float64
+    result that fails gets no such hint."""
+    from reference.advantages import gae as ref_gae
+
+    def gae32(*args: Any, **kwargs: Any) -> np.ndarray:
+        return np.asarray(ref_gae(*args, **kwargs), dtype=np.float32)
+
+    rep = check_gae(gae32, examples=EX)
+    assert not rep.passed and rep.failure is not None and "precision='float32'" in rep.failure.problem, str(rep)
+    check_gae(gae32, precision="float32", examples=EX).raise_if_failed()
+    rep = check_gae(_gae_ignores_truncation, examples=EX)
+    assert rep.failure is not None and "precision='float32'" not in rep.failure.problem
