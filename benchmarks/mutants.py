@@ -729,7 +729,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('kit_s19a', 'reference/testing/conformance.py', '    if narrow and tol < 1e-9 * scale:', '    if False:', ['tests/reference/test_conformance.py']),
     ('kit_s19b', 'reference/testing/conformance.py', '        out.append(("truncated ignored altogether:', '        out.append(("truncation mishandled:', ['tests/reference/test_conformance.py']),
     ('log_s19a', 'scalable/runs/logging.py', '        except BlockingIOError:  # EWOULDBLOCK', '        except OSError:  # EWOULDBLOCK', ['tests/scalable/test_agents.py']),
-    ('ag_s19a', 'scalable/agents/common.py', '    bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]', '    bad: list[str] = []', ['tests/scalable/test_agents.py']),
+    ('ag_s19a', 'scalable/agents/common.py', '    if not bool(finite):  # one device synchronisation per update', '    if False:  # one device synchronisation per update', ['tests/scalable/test_agents.py']),
     ('ag_s19b', 'scalable/agents/common.py', '            self.lock = RunLock(p)  # before anything', '            self.lock = None  # before anything', ['tests/scalable/test_agents.py']),
     ('cli_s19a', 'scalable/cli.py', '    if len(runs) > 1 and not mixed:  # mean over runs', '    if len(runs) > 1:  # mean over runs', ['tests/scalable/test_agents.py']),
 ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.mdp import Backend, FiniteMDP, from_arrays, from_outcomes, validate_gamma, validate_int
+from reference.mdp import Backend, FiniteMDP, _real, from_arrays, from_outcomes, validate_gamma, validate_int
 
 __all__ = [
     "alternating_reward_mdp",
@@ -29,12 +29,12 @@ __all__ = [
 ]
 
 
-def _probability(x: float, name: str) -> float:
-    """A probability in [0, 1], refusing bools (True was read as 1.0), NaN and non-numbers (ValueError)."""
-    a = np.asarray(x)
-    if a.ndim != 0 or a.dtype.kind not in "iuf" or not (0.0 <= float(a) <= 1.0):  # bool (kind "b"), NaN refused
-        raise ValueError(f"{name} must be a number in [0, 1], got {x!r}")
-    return float(a)
+def _in_range(x: object, name: str, lo: float, hi: float) -> float:
+    """A real number (:func:`reference.mdp._real`: bools, strings refused) in [lo, hi] (NaN refused)."""
+    v = _real(x, name)
+    if not (lo <= v <= hi):
+        raise ValueError(f"{name} must lie in [{lo}, {hi}], got {x!r}")
+    return v
 
 
 def random_mdp(
@@ -64,9 +64,8 @@ def random_mdp(
     validate_gamma(gamma)
     n_states = validate_int(n_states, "n_states", minimum=1)  # 0 raised a raw ZeroDivisionError
     n_actions = validate_int(n_actions, "n_actions", minimum=1)
-    terminal_prob = _probability(terminal_prob, "terminal_prob")
-    if isinstance(reward_scale, bool) or not (np.isfinite(reward_scale) and 0.0 <= reward_scale <= 1e300):
-        raise ValueError(f"reward_scale must be a finite number in [0, 1e300], got {reward_scale!r}")
+    terminal_prob = _in_range(terminal_prob, "terminal_prob", 0.0, 1.0)  # True was read as 1.0
+    reward_scale = _in_range(reward_scale, "reward_scale", 0.0, 1e300)  # 1e308 overflowed
     reward_outcomes = validate_int(reward_outcomes, "reward_outcomes", minimum=1)
     n_rows = n_states * n_actions
     k = n_states if branching is None else validate_int(branching, "branching", minimum=1)
@@ -118,7 +117,7 @@ def random_layered_mdp(
     n_layers = validate_int(n_layers, "n_layers", minimum=1)  # 0, 2.5: raw numpy / Python errors before
     width = validate_int(width, "width", minimum=1)
     n_actions = validate_int(n_actions, "n_actions", minimum=1)
-    early_stop_prob = _probability(early_stop_prob, "early_stop_prob")
+    early_stop_prob = _in_range(early_stop_prob, "early_stop_prob", 0.0, 1.0)
     reward_outcomes = validate_int(reward_outcomes, "reward_outcomes", minimum=1)
     n_states = n_layers * width
     b = width if branching is None else min(validate_int(branching, "branching", minimum=1), width)

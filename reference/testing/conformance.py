@@ -517,15 +517,18 @@ def _shift_down(flags: BoolArray) -> BoolArray:
     return np.concatenate([np.zeros_like(flags[:1]), flags[:-1]], axis=0)
 
 
-def _gae_starts_loop(bt: RolloutBatch, convention: GaeConvention, ended: BoolArray, nxt: FloatArray) -> FloatArray:
+def _gae_starts_loop(bt: RolloutBatch, convention: GaeConvention, ended: BoolArray, nxt: FloatArray, *,
+                     mask_bootstrap: bool = True) -> FloatArray:
     """An SB3 / CleanRL-style GAE loop on the arguments it is handed, with the per-row "episode ended after row t"
-    mask ``ended`` and next values ``nxt`` (both [T, B]) as a mistake would build them."""
+    mask ``ended`` and next values ``nxt`` (both [T, B]) as a mistake would build them; ``mask_bootstrap=False``
+    leaves the (1 - done) mask off the bootstrap term (the trace is still cut)."""
     rewards, values = _gae_args(bt, convention)[0][:2]
     adv = np.zeros_like(rewards, dtype=np.float64)
     acc = np.zeros(rewards.shape[1])
     for t in range(rewards.shape[0] - 1, -1, -1):
         alive = 1.0 - ended[t]
-        acc = rewards[t] + bt.gamma * nxt[t] * alive - values[t] + bt.gamma * bt.lam * alive * acc
+        boot = nxt[t] * alive if mask_bootstrap else nxt[t]
+        acc = rewards[t] + bt.gamma * boot - values[t] + bt.gamma * bt.lam * alive * acc
         adv[t] = acc
     return adv
 
@@ -631,15 +634,7 @@ def _gae_diagnoses(bt: RolloutBatch, convention: GaeConvention) -> list[tuple[st
                     truncation_ignored))
     else:
         def bootstrap_through_termination() -> FloatArray:
-            ended, nxt = _starts_masks(bt, convention)
-            rewards, values = _gae_args(bt, convention)[0][:2]
-            adv = np.zeros_like(rewards, dtype=np.float64)
-            acc = np.zeros(rewards.shape[1])
-            for t in range(rewards.shape[0] - 1, -1, -1):
-                alive = 1.0 - ended[t]
-                acc = rewards[t] + bt.gamma * nxt[t] - values[t] + bt.gamma * bt.lam * alive * acc
-                adv[t] = acc
-            return adv
+            return _gae_starts_loop(bt, convention, *_starts_masks(bt, convention), mask_bootstrap=False)
 
         out.append(("the bootstrap not masked at an episode end: delta = r + gamma V(next) - V without "
                     "(1 - done), so a terminated row bootstraps from the next episode's first state (the trace "
@@ -1900,10 +1895,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         fn = _load(args.target)
         rep = _run_check(args, fn, conv)
-    except _UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # an option value the check refuses (e.g. --atol -1)
+    except (_UsageError, ValueError) as exc:  # ValueError: an option value the check refuses (e.g. --atol -1)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(rep)

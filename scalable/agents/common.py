@@ -112,8 +112,10 @@ def check_finite_parameters(model: nn.Module, update: int, cause: BaseException 
     ``update`` (one pass over the parameters per update, no per-minibatch synchronisation). ``cause``: the
     error a NaN parameter raised inside the update (e.g. the logits check of the next minibatch), kept as
     ``__cause__``; re-raised as is when every parameter is finite."""
-    bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
-    if bad:
+    params = list(model.named_parameters())
+    finite = torch.stack([torch.isfinite(p).all() for _, p in params]).all() if params else torch.tensor(True)
+    if not bool(finite):  # one device synchronisation per update; the names only on failure
+        bad = [n for n, p in params if not bool(torch.isfinite(p).all())]
         raise TrainingDiverged(
             f"training diverged in update {update}: parameter(s) {', '.join(bad[:3])} are not finite after an "
             f"optimiser step (a NaN or inf loss or gradient); the update is dropped and the run folder keeps the "

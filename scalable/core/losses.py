@@ -72,8 +72,9 @@ def ppo_clip_objective(ratio: Tensor, adv: Tensor, *, eps: float) -> Tensor:
 
     Spec: TR-14, TR-16. Twin of ``reference.surrogates.ppo_clip_objective`` on finite input (equal there); no
     detach, no reduction, and no input check (per minibatch on the training path): a ratio of inf or NaN gives
-    NaN or -inf here (inf * 0 = NaN at A = 0) where the reference raises; the agents check the losses they step
-    on and the advantages of each rollout. Shapes: ratio, adv broadcastable -> broadcast shape.
+    NaN or -inf here (inf * 0 = NaN at A = 0) where the reference raises; the agents check the parameters after
+    each update (``TrainingDiverged``) and the advantages of each rollout. Shapes: ratio, adv broadcastable ->
+    broadcast shape.
     """
     e = validate_clip_eps(eps)
     return torch.minimum(ratio * adv, torch.clamp(ratio, 1.0 - e, 1.0 + e) * adv)

@@ -122,9 +122,9 @@ def discrete_action_check(space: gym.Space[Any], num_envs: int) -> Callable[[NDA
 
 def box_action_check(space: gym.Space[Any], num_envs: int) -> Callable[[NDArray[Any]], NDArray[Any]] | None:
     """For a Box action space, a check of a batch of B actions: ValueError unless it has shape [B, *shape] and
-    every entry is finite; returns the actions clipped to [low, high] (as ``np.clip``; the dtype numpy promotes the
-actions and the bounds to, float32 for float32 actions of a float32 space). None for other
-    spaces. Neither simulator refuses these: a NaN action made a NaN reward, MuJoCo reset its physics mid-episode
+    every entry is finite; returns the actions clipped to [low, high] (as ``np.clip``; the dtype numpy promotes
+    the actions and the bounds to, float32 for float32 actions of a float32 space). None for other spaces.
+    Neither simulator refuses these: a NaN action made a NaN reward, MuJoCo reset its physics mid-episode
     (a warning on stderr) and the episode's return came out NaN; shape (B, 1) was broadcast to every action
     dimension, extra rows were dropped, and envpool aborted the process on too few rows (2026-12-07 review)."""
     if not isinstance(space, gym.spaces.Box):
