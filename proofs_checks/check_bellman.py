@@ -1,4 +1,4 @@
-"""SymPy checks of the algebra in the Bellman / VI / AncVI part (BEL-05, BEL-13, BEL-30, BEL-31, BEL-32, BEL-38)."""
+"""SymPy checks of the algebra in the Bellman / VI / AncVI part (BEL-05, BEL-13, BEL-29..32, BEL-38)."""
 
 from __future__ import annotations
 
@@ -92,6 +92,23 @@ def test_BEL_31_ancvi_bound_expansion() -> None:
         assert sp.simplify(ser - target) == 0, (k, ser)
 
 
+def test_BEL_31_remainder_is_not_uniform_in_k() -> None:
+    """E-10: the O((1 - gamma)^2) of BEL-31 holds for each fixed k, not uniformly in k. In exact rationals,
+    max over k in {1, 10, 100, 1000, 5000} of |c_k - 1/(k+1) - k/(k+1) e| / e^2 (e = 1 - gamma) grows like 1/e:
+    above 0.05 / e at gamma = 0.99 and 0.999; for each fixed k it stays bounded as e -> 0 (k = 10 below)."""
+    worst = {}
+    for gm in (sp.Rational(99, 100), sp.Rational(999, 1000)):
+        e = 1 - gm
+        rem = [abs(_ancvi(k).subs(g, gm) - (sp.Rational(1, k + 1) + sp.Rational(k, k + 1) * e)) / e**2
+               for k in (1, 10, 100, 1000, 5000)]
+        worst[gm] = max(rem)
+        assert worst[gm] > sp.Rational(5, 100) / e  # not bounded by a constant independent of k
+    assert worst[sp.Rational(999, 1000)] > 5 * worst[sp.Rational(99, 100)]
+    es = [sp.Rational(1, 10**j) for j in (2, 3, 4)]  # fixed k: the scaled remainder converges
+    fixed = [abs(_ancvi(10).subs(g, 1 - e) - (sp.Rational(1, 11) + sp.Rational(10, 11) * e)) / e**2 for e in es]
+    assert max(fixed) < 2 * min(fixed)
+
+
 def test_BEL_32_ratio_to_lower_bound_at_most_4() -> None:
     """c_k / (gamma^k / sum_{i<=k} gamma^i) = (1 + gamma)(1 + gamma - x) / (1 + x) with x = gamma^{k+1},
     and 4 (1 + x) - (1 + gamma)(1 + gamma - x) = (1 - gamma)(3 + gamma) + x (5 + gamma) >= 0 on [0, 1]^2."""
@@ -109,6 +126,27 @@ def test_BEL_32_ratio_to_lower_bound_at_most_4() -> None:
     num, den = sp.fraction(sp.together(rhs))
     assert sp.expand(num).is_nonnegative is True and sp.expand(den).is_positive is True
     assert all(c >= 0 for c in sp.Poly(sp.expand(num), p, xx).coeffs())
+
+
+def test_BEL_32_ancvi_constant_below_vi_bound() -> None:
+    """BEL-32's other half: c_k <= (1 + gamma) gamma^k, VI's Bellman-residual constant, for every k >= 0 and
+    gamma in (0, 1). With x = gamma^{k+1}: (1 + gamma) gamma^k - c_k = (1 + gamma) x / gamma - (1 - gamma^2)(1 +
+    gamma - x) x / (gamma (1 - x^2)) has the sign of (1 - x^2) - (1 - gamma)(1 + gamma - x) (the factors dropped
+    are positive), and with gamma = 1 / (1 + p), x = gamma y, y = gamma^k = 1 / (1 + q) (p > 0, q >= 0) that is
+    a ratio of polynomials with non-negative coefficients (so SymPy decides the sign, for symbolic k). Negative
+    control: the factor 1 + gamma is needed, c_1 > gamma^1 at gamma = 1/10."""
+    y, p, q = sp.symbols("y p q", nonnegative=True)
+    xk = g * y
+    ck = (1 / g - g) * (1 + g - xk) / (1 / xk - xk)  # _ancvi with gamma^{k+1} = x
+    for k in range(0, 6):  # the rewrite of c_k in x is _ancvi itself
+        assert sp.simplify(ck.subs(y, g**k) - _ancvi(k)) == 0
+    gap = (1 + g) * y - ck
+    sign_part = (1 - xk**2) - (1 - g) * (1 + g - xk)
+    assert sp.simplify(gap - (1 + g) * xk * sign_part / (g * (1 - xk**2))) == 0
+    num, den = sp.fraction(sp.together(sign_part.subs(y, 1 / (1 + q)).subs(g, 1 / (1 + p))))
+    assert all(c >= 0 for c in sp.Poly(sp.expand(num), p, q).coeffs())
+    assert all(c > 0 for c in sp.Poly(sp.expand(den), p, q).coeffs())
+    assert (_ancvi(1) - g).subs(g, sp.Rational(1, 10)) > 0
 
 
 def test_BEL_38_abel_limit_of_alternating_series() -> None:
@@ -158,3 +196,34 @@ def test_BEL_30_general_bound_algebra() -> None:
     assert drift(sp.Integer(1)) == 1
     step = drift(n + 1) - (sp.Rational(2) / ((n + 1) * (n + 2)) + (n + 1) / (n + 2) * drift(n))
     assert sp.simplify(sp.expand_func(step)) == 0  # H_{k+1} = H_k + 1 / (k + 1)
+
+
+def test_BEL_30_general_bound_decompositions() -> None:
+    """The two decompositions the recursions of :func:`reference.dp.ancvi_general_bounds` start from, with
+    U^k = beta_k U^0 + (1 - beta_k) T U^{k-1} (T = B^*, any operator; the U's are symbols, so the identities
+    hold for every U^0): U^k - U^{k-1} = (beta_k - beta_{k-1})(U^0 - T U^{k-2}) + (1 - beta_k)(T U^{k-1} -
+    T U^{k-2}) and U^k - T U^k = beta_k (U^0 - T U^{k-1}) + (T U^{k-1} - T U^k). A sign slip fails (checked)."""
+    u0, tu1, tu2, tuk = sp.symbols("U0 TUkm1 TUkm2 TUk")
+    bk, bk1 = sp.symbols("beta_k beta_km1")
+    uk = bk * u0 + (1 - bk) * tu1
+    ukm1 = bk1 * u0 + (1 - bk1) * tu2
+    drift = (bk - bk1) * (u0 - tu2) + (1 - bk) * (tu1 - tu2)
+    resid = bk * (u0 - tu1) + (tu1 - tuk)
+    assert sp.expand(uk - ukm1 - drift) == 0
+    assert sp.expand(uk - tuk - resid) == 0
+    assert sp.expand(uk - ukm1 - ((bk1 - bk) * (u0 - tu2) + (1 - bk) * (tu1 - tu2))) != 0
+
+
+def test_BEL_29_beta_closed_form() -> None:
+    """BEL-29's weights beta_k = 1 / sum_{i<=k} gamma^{-2i} equal gamma^{2k} (1 - gamma^2) / (1 - gamma^{2(k+1)}),
+    for a symbolic integer k (geometric sum in gamma^{-2}), and tend to 1 / (k + 1) as gamma -> 1."""
+    k = sp.symbols("k", integer=True, nonnegative=True)
+    i = sp.symbols("i", integer=True, nonnegative=True)
+    p = sp.symbols("p", positive=True)
+    gp = 1 / (1 + p)  # gamma in (0, 1)
+    s = sp.summation(gp ** (-2 * i), (i, 0, k))
+    s = s.args[-1][0] if isinstance(s, sp.Piecewise) else s
+    closed = gp ** (2 * k) * (1 - gp**2) / (1 - gp ** (2 * (k + 1)))
+    assert sp.simplify(1 / s - closed) == 0
+    for kk in range(0, 5):
+        assert sp.limit(closed.subs(k, kk), p, 0) == sp.Rational(1, kk + 1)

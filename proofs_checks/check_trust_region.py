@@ -4,6 +4,8 @@ of the tabular softmax (TR-09) and the (n-1)/n shrinkage of the group-mean advan
 
 from __future__ import annotations
 
+import itertools
+
 import sympy as sp
 
 
@@ -29,9 +31,13 @@ def test_TR_31_gae_geometric_sum_infinite_and_finite() -> None:
     l = sp.Symbol("l", integer=True, nonnegative=True)
     p = sp.Symbol("p", positive=True)
     lam_open = 1 / (1 + p)  # lam in (0, 1); at lam = 1 the weighted series is 0 * inf (E-62)
-    j = sp.Symbol("j", integer=True, nonnegative=True)
-    tail = sp.summation(lam_open**j, (j, 0, sp.oo))  # sum_{k>l} lam^{k-1} = lam^l sum_j lam^j
-    assert sp.simplify((1 - lam_open) * lam_open**l * tail - lam_open**l) == 0
+    k = sp.Symbol("k", integer=True, positive=True)
+    # the coefficient of c^l d_l collects every A^{TD(k)} with k > l: (1 - lam) sum_{k>l} lam^{k-1}, summed
+    # by SymPy (not an index shift typed in), must be lam^l
+    coef = sp.summation((1 - lam_open) * lam_open ** (k - 1), (k, l + 1, sp.oo))
+    coef = coef.args[0][0] if isinstance(coef, sp.Piecewise) else coef
+    assert sp.simplify(coef - lam_open**l) == 0
+    assert sp.simplify(coef - lam_open ** (l + 1)) != 0  # negative control: the shifted weight is not it
     c = sp.Symbol("c", positive=True)
     for m in range(1, 6):
         d = sp.symbols(f"d0:{m}")
@@ -109,7 +115,16 @@ def test_TR_09_natural_gradient_of_softmax_is_the_centred_advantage() -> None:
 def test_TR_50_group_mean_advantage_shrinks_by_n_minus_1_over_n() -> None:
     """E[r_1 - mean(r) | tau_1] = (n - 1)/n (r_1 - E r) for iid r_2..r_n (n = 2..5), hence the Dr. GRPO mean
     (n - 1)/n (Q(s, a) - V(s0)): biased for A^pi(s, a) = Q(s, a) - V(s)."""
-    r1, mu = sp.symbols("r1 mu", real=True)
+    r1 = sp.Symbol("r1", real=True)
+    vals = sp.symbols("v0:3", real=True)  # r_2..r_n iid on three symbolic values with symbolic probabilities
+    q0, q1 = sp.symbols("q0 q1", positive=True)
+    probs = (q0, q1, 1 - q0 - q1)
+    mu = sum(q * v for q, v in zip(probs, vals, strict=True))
     for n in range(2, 6):
-        expected = r1 - (r1 + (n - 1) * mu) / n
-        assert sp.simplify(expected - sp.Rational(n - 1, n) * (r1 - mu)) == 0
+        # E[r_1 - mean(r_1..r_n) | r_1] by enumerating all 3^(n-1) outcomes of the other n - 1 samples
+        expected = sp.Integer(0)
+        for outcome in itertools.product(range(3), repeat=n - 1):
+            weight = sp.Mul(*[probs[o] for o in outcome])
+            expected += weight * (r1 - (r1 + sum(vals[o] for o in outcome)) / n)
+        assert sp.simplify(sp.expand(expected - sp.Rational(n - 1, n) * (r1 - mu))) == 0
+        assert sp.simplify(sp.expand(expected - (r1 - mu))) != 0  # not unbiased for r_1 - E r

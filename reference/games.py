@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from scipy.optimize import linprog, root
 
 from reference.errors import InvalidGameError, InvalidPolicyError, NotConvergedError, ReferenceError_, ShapeError
-from reference.mdp import _real, validate_int
+from reference.mdp import _real, _real_array, validate_int
 
 __all__ = [
     "NASH_GAP_RTOL",
@@ -72,7 +72,7 @@ def _readonly(x: FloatArray) -> FloatArray:
 def _check_matrix(M: FloatArray) -> FloatArray:
     if np.iscomplexobj(M):  # float64 would drop the imaginary part with only a warning
         raise InvalidGameError("payoff matrix must be real, got a complex array")
-    M = np.asarray(M, dtype=np.float64)
+    M = _real_array(M, "payoff matrix")  # strings were parsed, booleans read as 0 / 1
     if M.ndim != 2 or M.shape[0] == 0 or M.shape[1] == 0:
         raise ShapeError(f"payoff matrix must be 2-D and non-empty, got shape {M.shape}")
     bad = np.argwhere(~np.isfinite(M))
@@ -83,7 +83,7 @@ def _check_matrix(M: FloatArray) -> FloatArray:
 
 
 def _check_vector(x: FloatArray, n: int, name: str) -> FloatArray:
-    x = np.asarray(x, dtype=np.float64)
+    x = _real_array(x, name)
     if x.shape != (n,):
         raise ShapeError(f"{name} must have shape ({n},), got {x.shape}")
     bad = np.flatnonzero(~np.isfinite(x))
@@ -333,7 +333,32 @@ def _lp_strategy(M: FloatArray) -> FloatArray:
 
 
 NASH_GAP_RTOL: float = 1e-9
-"""Certificate of :func:`nash_equilibrium`: exploitability <= NASH_GAP_RTOL * max |M| (else NotConvergedError)."""
+"""Certificate of :func:`nash_equilibrium`: exploitability <= NASH_GAP_RTOL * h, h the half-range of the payoffs
+of the final sub-game (else NotConvergedError); see :func:`nash_equilibrium`."""
+
+
+def _half_range(hi: float, lo: float) -> float:
+    """(hi - lo) / 2 without overflow near the float64 limit and without losing a subnormal difference
+    (0.5 hi - 0.5 lo rounded [[5e-324, -5e-324]] to a constant game)."""
+    d = hi - lo
+    return d / 2.0 if np.isfinite(d) else 0.5 * hi - 0.5 * lo
+
+
+def _scaled(M: FloatArray) -> tuple[FloatArray, float]:
+    """(M - c) / h with c the mid-range and h the half-range of M (entries in [-1, 1]), and h; h = 0 for a
+    constant M, which is then returned centred but unscaled (all zeros)."""
+    hi, lo = float(np.max(M)), float(np.min(M))
+    half = _half_range(hi, lo)
+    centred = M - (lo + half)
+    return (centred / half if half > 0.0 else centred), half
+
+
+def _subgame_equilibrium(M: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Both players' LP strategies of M on its own scale; the uniform profile for a constant M."""
+    Ms, half = _scaled(M)
+    if half == 0.0:
+        return np.full(M.shape[0], 1.0 / M.shape[0]), np.full(M.shape[1], 1.0 / M.shape[1])
+    return _lp_strategy(Ms), _lp_strategy(-Ms.T)
 
 
 def nash_equilibrium(M: FloatArray) -> NashEquilibrium:
@@ -343,27 +368,53 @@ def nash_equilibrium(M: FloatArray) -> NashEquilibrium:
 
     Spec: GAME-02, GAME-03, GAME-05. ``M``: ``[A1, A2]`` -> ``NashEquilibrium(p [A1], q [A2], value)``.
 
-    The LPs are solved on (M - c) / h with c = (max M + min M) / 2 and h = (max M - min M) / 2, entries in
-    [-1, 1]: adding a constant to every payoff changes no equilibrium, and HiGHS's tolerances are absolute (on
-    payoffs of order 1e-12 the raw LP returned a pure strategy of rock-paper-scissors; on matching pennies plus
-    1e10, scaled by max |M| only, a pure profile of Nash gap 2). The simplex's basic solutions are then exact to
-    rounding. Certificate: the returned profile's :func:`exploitability` is at most :data:`NASH_GAP_RTOL` times
-    the half-range h; otherwise ``NotConvergedError``. A constant matrix returns the uniform profile (every
-    profile is an equilibrium).
+    HiGHS's tolerances are absolute, so every LP is solved on (M' - c) / h with c the mid-range and h the
+    half-range of the (sub-)game M' it solves, entries in [-1, 1] (adding a constant to every payoff changes no
+    equilibrium; on payoffs of order 1e-12 the raw LP returned a pure strategy of rock-paper-scissors, on
+    matching pennies plus 1e10, scaled by max |M| only, a pure profile of Nash gap 2). Scaling by the whole
+    game's range is not enough either: one strictly dominated row of -1e10 next to rock-paper-scissors shrank
+    the game below the LP's tolerance and gave a pure profile of gap 2. So the equilibrium is found by a double
+    oracle on sub-games (McMahan, Gordon and Blum 2003): start from both players' pure maximin strategies; solve
+    the sub-game's LPs on the sub-game's own scale; add each player's best response in the whole game if it
+    beats every strategy of the sub-game; stop when neither does (at most A1 + A2 rounds). A strategy that is
+    never a best response (a dominated row) never enters, and the sub-game's equilibrium is then one of the
+    whole game. Certificate: the returned profile's :func:`exploitability` is at most :data:`NASH_GAP_RTOL`
+    times the final sub-game's half-range (for a constant sub-game, a pure saddle point, the gap is exactly 0
+    by the stopping rule); otherwise ``NotConvergedError``. A constant matrix returns the uniform profile
+    (every profile is an equilibrium). Payoffs must be real numbers (strings and booleans are refused).
     """
     M = _check_matrix(M)
     m, n = M.shape
     hi, lo = float(np.max(M)), float(np.min(M))
-    half = 0.5 * hi - 0.5 * lo  # no overflow for entries near the float64 limit
-    if half == 0.0:
+    if hi == lo:
         return NashEquilibrium(p=_readonly(np.full(m, 1.0 / m)), q=_readonly(np.full(n, 1.0 / n)), value=hi)
-    Ms = (M - (0.5 * hi + 0.5 * lo)) / half
-    p = _lp_strategy(Ms)
-    q = _lp_strategy(-Ms.T)
-    gap = exploitability(Ms, p, q)
-    if gap > NASH_GAP_RTOL:
-        raise NotConvergedError(f"the LP equilibrium has exploitability {gap * half:.3e} > "
-                                f"{NASH_GAP_RTOL:.0e} * (max M - min M) / 2 = {NASH_GAP_RTOL * half:.3e}")
+    rows = [int(np.argmax(M.min(axis=1)))]  # pure maximin row and minimax column: never a dominated one
+    cols = [int(np.argmin(M.max(axis=0)))]
+    for _ in range(m + n + 1):
+        sub = M[np.ix_(rows, cols)]
+        ps, qs = _subgame_equilibrium(sub)
+        p = np.zeros(m)
+        q = np.zeros(n)
+        p[rows], q[cols] = ps, qs
+        Mc = M - (float(np.min(sub)) + _half_range(float(np.max(sub)), float(np.min(sub))))  # sub-game centred
+        u, w = Mc @ q, Mc.T @ p  # payoffs of every pure strategy against the other's sub-game strategy
+        i, j = int(np.argmax(u)), int(np.argmin(w))
+        grow_r = i not in rows and u[i] > np.max(u[rows])
+        grow_c = j not in cols and w[j] < np.min(w[cols])
+        if grow_r:
+            rows.append(i)
+        if grow_c:
+            cols.append(j)
+        if not (grow_r or grow_c):
+            break
+    else:  # pragma: no cover - each round adds a strategy, so at most m + n rounds
+        raise NotConvergedError(f"double oracle did not stop after {m + n + 1} rounds")
+    half = _half_range(float(np.max(sub)), float(np.min(sub)))
+    gap = float(np.max(u) - np.min(w))  # the exploitability, on the sub-game's centring
+    if gap > NASH_GAP_RTOL * half:
+        raise NotConvergedError(f"the LP equilibrium has exploitability {gap:.3e} > {NASH_GAP_RTOL:.0e} * "
+                                f"(max - min) / 2 of the {len(rows)} x {len(cols)} sub-game it was solved on "
+                                f"= {NASH_GAP_RTOL * half:.3e}")
     return NashEquilibrium(p=_readonly(p), q=_readonly(q), value=float(p @ M @ q))
 
 
@@ -428,7 +479,8 @@ class MinimaxTrajectory:
 
 
 def _check_alpha(alpha: float) -> None:
-    if not (np.isfinite(alpha) and alpha > 0.0):
+    a = _real(alpha, "alpha")  # True ran as alpha = 1; "0.1" raised a raw TypeError
+    if not (np.isfinite(a) and a > 0.0):
         raise ValueError(f"alpha must be a positive finite step size, got {alpha}")
 
 
@@ -465,7 +517,8 @@ def _shape_checked(grad: GradientField, theta1: FloatArray, theta2: FloatArray) 
 
 
 def _lam_at(lam: float | Callable[[int], float], k: int) -> float:
-    value = float(lam(k)) if callable(lam) else float(lam)
+    # a real number, constant or from the schedule: "0.5" and False ran as 0.5 and 0 through float()
+    value = _real(lam(k), f"lam({k})") if callable(lam) else _real(lam, "lam")
     if not 0.0 <= value < 1.0:
         raise ValueError(f"anchor weight lam at step k={k} must lie in [0, 1), got {value}")
     return value
@@ -534,8 +587,9 @@ def anchored_simgad(grad: GradientField, theta1: FloatArray, theta2: FloatArray,
     (L2187-L2191)
 
     Spec: GAME-12. ``lam`` is a constant in [0, 1) or a schedule ``k -> lam_k`` (k = 0, 1, ...).
-    Erratum E-75: with a constant ``lam`` the fixed point is the equilibrium of the *regularised* game
-    ``R - lam/(2 alpha) |theta1|^2 + lam/(2 alpha) |theta2|^2`` (see :func:`regularised_equilibrium`);
+    Erratum E-75: with a constant ``lam`` the fixed point is a stationary point of the *regularised* game
+    ``R - lam/(2 alpha) |theta1|^2 + lam/(2 alpha) |theta2|^2``, its equilibrium when R is concave-convex (see
+    :func:`regularised_equilibrium`);
     vanishing ``lam_k`` is needed for the true one. Shapes as in :func:`simgad`.
     """
     _check_step(alpha, num_steps)
@@ -563,6 +617,9 @@ def anchored_extragradient(grad: GradientField, theta1: FloatArray, theta2: Floa
     games with L-Lipschitz F need ``alpha <= 1/(8L)`` for the guarantee. Shapes as in :func:`simgad`.
     """
     _check_step(alpha, num_steps)
+    if lam is not None and not callable(lam):  # a constant ran, and does not reach the equilibrium (E-75)
+        raise ValueError(f"lam must be a vanishing schedule k -> lam_k (or None for 1/(k+2)), got the constant "
+                         f"{lam!r}; a constant anchor weight is anchored_simgad / regularised_equilibrium")
     schedule: Callable[[int], float] = lam if lam is not None else (lambda k: 1.0 / (k + 2.0))
     x0, y0 = _check_thetas(theta1, theta2)
     grad = _shape_checked(grad, x0, y0)
@@ -584,7 +641,11 @@ def regularised_equilibrium(grad: GradientField, theta1: FloatArray, theta2: Flo
     """Fixed point of constant-``lam`` anchored SimGAD = a stationary point of the regularised game.
 
     lam theta1 = alpha grad_1 R(theta1, theta2),  lam theta2 = -alpha grad_2 R(theta1, theta2),
-    i.e. the saddle of R - lam/(2 alpha)|theta1|^2 + lam/(2 alpha)|theta2|^2   (E-75)
+    i.e. a stationary point of R - lam/(2 alpha)|theta1|^2 + lam/(2 alpha)|theta2|^2   (E-75)
+
+    It is that regularised game's saddle (equilibrium) when R is concave-convex (the monotone case of E-75);
+    otherwise it need not be one: R = x^2 + 2 x y + y^2 / 2, alpha = lam = 0.1 converges to (0, 0), a minimum
+    of the regularised payoff in the maximiser's direction (tests/reference/test_games.py).
 
     Spec: GAME-12. Solved by ``scipy.optimize.root`` (hybr) from ``(theta1, theta2)``; raises
     ``NotConvergedError`` if the residual exceeds ``tol`` relative to the scale of its terms,
@@ -650,6 +711,8 @@ def linearised_iteration_matrix(grad: GradientField, theta1: FloatArray, theta2:
     _check_alpha(alpha)
     if method == "anchored":
         _lam_at(lam, 0)
+    elif _real(lam, "lam") != 0.0:  # SimGAD and EG have no anchor: a lam given to them was ignored silently
+        raise ValueError(f"lam={lam!r} is only read by method='anchored', not by {method!r}")
     hh = _real(h, "h")
     if not (np.isfinite(hh) and hh > 0.0):
         raise ReferenceError_(f"h must be a finite number > 0 (the central-difference step), got {h!r}")

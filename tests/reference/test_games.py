@@ -1,8 +1,9 @@
 """Tests of reference.games: matrix games, Nash equilibria, SimGAD / extragradient / anchoring (GAME-01..17).
 
 Convergence is measured on strategies, ``||mu(theta1) - p*||_1 + ||mu(theta2) - q*||_1`` (open choice 20).
-Exact comparisons use ``reference.tolerance``; the LP solver (HiGHS) certifies primal and dual feasibility
-to its default tolerance 1e-7, which is the tolerance used for LP outputs (scaled by the payoff scale).
+Exact comparisons use ``reference.tolerance``. LP outputs are checked against nash_equilibrium's certificate,
+exploitability <= NASH_GAP_RTOL times the half-range of the sub-game it was solved on (HiGHS runs with feasibility
+tolerances 1e-10 on that sub-game scaled to [-1, 1]), plus the rounding of the check itself.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def test_GAME_02_minimax_equals_maximin_on_random_games() -> None:
 def test_GAME_03_equilibrium_is_exact_to_rounding_at_every_payoff_scale(seed: int, m: int, n: int, e: int) -> None:
     """HiGHS's tolerances are absolute (about 1e-7): on payoffs of scale 1e-12 the raw LP returned a pure
     strategy of rock-paper-scissors (exploitability 4.6 times the scale). Random Gaussian games have a unique
-    equilibrium with square supports (almost surely), so the polished profile is exact to rounding: its gap
+    equilibrium with square supports (almost surely), so the LP's basic solution is exact to rounding: its gap
     is within tolerance(scale, terms=m n) (SAFETY m n eps scale), at every scale from 1e-250 to 1e250."""
     M = _game(seed, m, n) * 10.0**e
     ne = nash_equilibrium(M)
@@ -792,3 +793,166 @@ def test_game_inputs_refused_with_typed_errors() -> None:
         symmetric_equilibrium(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="lam"):
         anchored_simgad(bilinear_gradient(np.eye(1)), np.ones(1), np.ones(1), alpha=0.1, lam=1.0, num_steps=0)
+
+
+# --- review 2026-12-07 (session 20): scale of the LP, closed forms, refusals -----------------------------------
+
+
+@pytest.mark.parametrize("big", [1e4, 1e8, 1e10, 1e12])
+def test_GAME_03_a_strictly_dominated_huge_row_does_not_change_the_equilibrium(big: float) -> None:
+    """One strictly dominated row of -big next to rock-paper-scissors: the unique equilibrium is p = (0, 1/3, 1/3,
+    1/3), q uniform, value 0 (a strictly dominated strategy is in no equilibrium's support, and RPS's equilibrium
+    is unique). Scaled by the whole game's range the RPS block fell below HiGHS's absolute tolerance: at big =
+    1e10 the LP returned p = (0, 0, 0, 1), q = (0, 0, 1), Nash gap 2, and the certificate (gap <= 1e-9 h, h = 5e9)
+    passed it (review 2026-12-07). The LP now solves sub-games on their own scale (double oracle). Tolerance:
+    the RPS block's LP is exact to rounding, tolerance(1, terms=9) as for RPS alone."""
+    M = np.vstack([np.full((1, 3), -big), rps_payoff()])
+    ne = nash_equilibrium(M)
+    np.testing.assert_allclose(ne.p, [0.0, 1 / 3, 1 / 3, 1 / 3], rtol=0, atol=tolerance(1.0, terms=9))
+    np.testing.assert_allclose(ne.q, UNIFORM3, rtol=0, atol=tolerance(1.0, terms=9))
+    assert ne.p[0] == 0.0  # never entered the sub-game
+    assert exploitability(M, ne.p, ne.q) <= tolerance(1.0, terms=9)
+    A = np.zeros((4, 4))  # the antisymmetric version: a fourth strategy that loses 1e9.. to each of R, P, S
+    A[:3, :3] = rps_payoff()
+    A[3, :3], A[:3, 3] = -big, big
+    np.testing.assert_allclose(symmetric_equilibrium(A), [1 / 3, 1 / 3, 1 / 3, 0.0], rtol=0,
+                               atol=tolerance(1.0, terms=9))
+
+
+@given(seed=st.integers(0, 2**32 - 1), m=st.integers(1, 4), n=st.integers(1, 4), e=st.integers(4, 14))
+def test_GAME_03_random_games_with_a_dominated_huge_row_keep_their_equilibrium(seed: int, m: int, n: int,
+                                                                               e: int) -> None:
+    """Random Gaussian G plus a row of -10^e (strictly dominated by every row of G, whose entries are far above
+    it): the equilibrium is G's, so the Nash gap of the whole game must be within rounding of G's scale,
+    tolerance(max|G|, terms=m n), not of 10^e (the old certificate allowed 1e-9 * 10^e / 2; the gap reached
+    1e-3 max|G| at e = 8). Oracle: the gap is computed independently of the solver, on the whole game."""
+    G = _game(seed, m, n)
+    M = np.vstack([G, np.full((1, n), -(10.0**e))])
+    ne = nash_equilibrium(M)
+    scale = float(np.max(np.abs(G)))
+    assert ne.p[-1] == 0.0
+    assert exploitability(M, ne.p, ne.q) <= tolerance(scale, terms=m * n)
+
+
+def test_GAME_03_subnormal_payoff_differences_are_not_a_constant_game() -> None:
+    """0.5 hi - 0.5 lo rounded a difference of two subnormal ulps to 0, and [[5e-324, -5e-324]] was taken for a
+    constant game: q uniform, value 5e-324. Exact: the minimiser plays column 1, value -5e-324 (and 0 for
+    [[5e-324, 0]])."""
+    ne = nash_equilibrium(np.array([[5e-324, -5e-324]]))
+    np.testing.assert_array_equal(ne.q, [0.0, 1.0])
+    assert ne.value == -5e-324
+    ne = nash_equilibrium(np.array([[5e-324, 0.0]]))
+    np.testing.assert_array_equal(ne.q, [0.0, 1.0])
+    assert ne.value == 0.0
+
+
+def test_GAME_03_the_certificate_refuses_a_small_gap_not_only_a_gross_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The certificate is gap <= NASH_GAP_RTOL * h: an LP answer off by 1e-6 (relative gap about 2e-6, 2000 times
+    the certificate) must raise. A certificate loosened to 1e-3 passed every earlier test (review)."""
+    import reference.games as games_mod
+
+    exact = games_mod._lp_strategy
+
+    def off(M: NDArray[np.float64]) -> NDArray[np.float64]:
+        x = exact(M).copy()
+        x[0] += 1e-6
+        out: NDArray[np.float64] = x / x.sum()
+        return out
+
+    monkeypatch.setattr(games_mod, "_lp_strategy", off)
+    with pytest.raises(NotConvergedError, match="exploitability"):
+        nash_equilibrium(rps_payoff())
+    monkeypatch.setattr(games_mod, "_lp_strategy", exact)
+    nash_equilibrium(rps_payoff())  # the exact LP passes
+
+
+@pytest.mark.parametrize("alpha,lam", [(0.1, 0.01), (0.5, 0.3), (1.3, 0.0), (0.05, 0.9)])
+def test_GAME_12_anchored_linearisation_has_the_closed_form_eigenvalues(alpha: float, lam: float) -> None:
+    """For R = x^T B y the field F = (B y, -B^T x) is linear, so the anchored step's Jacobian is exactly
+    (1 - lam) I + alpha J_F with eigenvalues (1 - lam) +- i alpha sigma_k (sigma_k the singular values of B) and
+    (1 - lam) on the remaining dimension. (1 - lam)(I + alpha J) or (1 - lam)^2 I + alpha J passed every earlier
+    test (review). Tolerance: the difference quotient of a linear field, 8 alpha ||B|| eps / h (as for SimGAD above)
+    plus the eigenvalue solver's eps ||L|| (normal matrix: eigenvalues are perfectly conditioned)."""
+    B = np.array([[1.0, 2.0, 0.0], [-1.0, 0.5, 3.0]])
+    sig = np.linalg.svd(B, compute_uv=False)
+    L = linearised_iteration_matrix(bilinear_gradient(B), np.array([0.3, -0.2]), np.array([0.1, 0.4, -0.5]),
+                                    method="anchored", alpha=alpha, lam=lam)
+    want = (1 - lam) * np.eye(5) + alpha * np.block([[np.zeros((2, 2)), B], [-B.T, np.zeros((3, 3))]])
+    tol = 8 * alpha * float(np.max(sig)) * 2.0 * np.finfo(float).eps / 1e-6
+    assert float(np.max(np.abs(L - want))) <= tol
+    ev = np.linalg.eigvals(L)
+    closed = np.array([complex(1 - lam, s * alpha) for s in sig]
+                      + [complex(1 - lam, -s * alpha) for s in sig] + [complex(1 - lam, 0.0)])
+    # a normal matrix: each eigenvalue moves by at most ||L - want||_2 <= 5 max|L - want| (Bauer-Fike, kappa = 1)
+    dist = np.abs(ev[:, None] - closed[None, :])
+    bound = 5 * tol + tolerance(float(np.linalg.norm(L, 2)), terms=5)
+    assert float(np.max(dist.min(axis=1))) <= bound and float(np.max(dist.min(axis=0))) <= bound
+
+
+def test_GAME_08_strategy_distance_uses_p_star_for_player_1_and_q_star_for_player_2() -> None:
+    """Every earlier test passed p* = q* (swapping them passed): here p* != q* and the distance is computed by
+    hand, ||mu(theta1) - p*||_1 + ||mu(theta2) - q*||_1, on a trajectory of two points."""
+    t1 = np.array([[0.0, 0.0, 0.0], [np.log(2.0), 0.0, 0.0]])
+    t2 = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, np.log(2.0)]])
+    d = strategy_distance(MinimaxTrajectory(theta1=t1, theta2=t2), E1, E2)
+    first = (2 / 3 + 1 / 3 + 1 / 3) + (1 / 3 + 2 / 3 + 1 / 3)
+    second = (abs(0.5 - 1) + 0.25 + 0.25) + (0.25 + abs(0.25 - 1) + 0.5)
+    np.testing.assert_allclose(d, [first, second], rtol=0, atol=tolerance(2.0, terms=6))
+    swapped = strategy_distance(MinimaxTrajectory(theta1=t1, theta2=t2), E2, E1)
+    assert abs(float(swapped[1]) - second) > 0.1
+
+
+@pytest.mark.parametrize("total", [1.0 + 1e-6, 1.0 - 1e-9])
+def test_GAME_03_a_strategy_off_the_simplex_by_more_than_rounding_is_refused(total: float) -> None:
+    """The sum check is 64 n eps (about 4e-14 for n = 3): a sum of 1 + 1e-6 or 1 - 1e-9 is no mixed strategy
+    (a check loosened to 1e-3 passed every earlier test)."""
+    p = UNIFORM3 * total
+    with pytest.raises(InvalidPolicyError, match="sums to"):
+        exploitability(rps_payoff(), p, UNIFORM3)
+
+
+def test_GAME_07_12_scalar_arguments_must_be_real_numbers() -> None:
+    """alpha=True ran with alpha = 1, lam="0.5" and lam=False ran as 0.5 and 0 (through float()), a payoff matrix
+    of strings was parsed; all refused now, with errors naming the argument. lam given to a method that has no
+    anchor was ignored, and anchored_extragradient took a constant lam although it is a vanishing schedule."""
+    z = np.zeros(3)
+    with pytest.raises(ReferenceError_, match="alpha"):
+        simgad(_F_RPS, z, z, alpha=True, num_steps=1)
+    with pytest.raises(ReferenceError_, match="alpha"):
+        regularised_equilibrium(_F_RPS, z, z, alpha=True, lam=0.1)
+    for lam in ("0.5", False):
+        with pytest.raises(ReferenceError_, match="lam"):
+            anchored_simgad(_F_RPS, z, z, alpha=0.1, lam=lam, num_steps=1)  # type: ignore[arg-type]
+    with pytest.raises(ReferenceError_, match="lam"):
+        anchored_simgad(_F_RPS, z, z, alpha=0.1, lam=lambda k: "0.5", num_steps=1)  # type: ignore[arg-type,return-value]
+    with pytest.raises(ReferenceError_, match="payoff matrix"):
+        nash_equilibrium(np.array([["1", "0"], ["0", "1"]]))
+    with pytest.raises(ReferenceError_, match="payoff matrix"):
+        nash_equilibrium(np.array([[True, False], [False, True]]))
+    with pytest.raises(ValueError, match="only read by method='anchored'"):
+        linearised_iteration_matrix(_F_RPS, z, z, method="simgad", alpha=0.1, lam=0.9)
+    with pytest.raises(ValueError, match="vanishing schedule"):
+        anchored_extragradient(_F_RPS, z, z, alpha=0.1, num_steps=1, lam=0.3)  # type: ignore[arg-type]
+    assert linearised_iteration_matrix(_F_RPS, z, z, method="simgad", alpha=0.1, lam=0.0).shape == (6, 6)
+
+
+def test_GAME_12_E75_constant_anchor_can_converge_to_a_stationary_point_that_is_no_saddle() -> None:
+    """E-75's "regularised equilibrium" needs R concave-convex (monotone): for R = x^2 + 2 x y + y^2 / 2 (x
+    maximises), alpha = lam = 0.1, the anchored step is linear with matrix [[1.1, 0.2], [-0.2, 0.8]], spectral
+    radius sqrt(0.92) < 1, so the iterates converge to (0, 0), the regularised game's only stationary point;
+    but R_reg(x, 0) = x^2 / 2 has a minimum in the maximiser's direction there: no saddle. (The ledger had said
+    "saddle" for every contractive case; review 2026-12-07.) Checked: the fixed point, the exact spectral radius,
+    and the sign of the maximiser's second derivative of R_reg."""
+    def grad(x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        return 2 * x + 2 * y, 2 * x + y
+
+    tr = anchored_simgad(grad, np.ones(1), np.ones(1), alpha=0.1, lam=0.1, num_steps=600)
+    J = linearised_iteration_matrix(grad, np.zeros(1), np.zeros(1), method="anchored", alpha=0.1, lam=0.1)
+    rho = float(np.max(np.abs(np.linalg.eigvals(J))))
+    assert abs(rho - math.sqrt(0.92)) <= 1e-9  # difference quotient of a linear field (see above)
+    # |z_600| <= ||J^600|| |z_0| with rho^600 = 1.4e-11; J is not normal, so allow its eigenvector condition (< 10)
+    assert float(np.max(np.abs(np.concatenate([tr.theta1[-1], tr.theta2[-1]])))) <= 10 * rho**600 * 2
+    x, y = regularised_equilibrium(grad, np.full(1, 0.3), np.full(1, -0.2), alpha=0.1, lam=0.1)
+    assert abs(float(x[0])) <= 1e-12 and abs(float(y[0])) <= 1e-12
+    d2_max = 2.0 - 0.1 / 0.1  # d2 R / dx2 - lam / alpha: R_reg = R - lam/(2 alpha) x^2 + lam/(2 alpha) y^2
+    assert d2_max > 0  # convex in the maximiser's variable: a minimum, not a saddle
