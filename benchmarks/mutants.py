@@ -432,9 +432,9 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     # padding tokens summed into the objective (valid mask dropped)
     ('sg8', 'scalable/core/grpo.py', '    per_roll = torch.where(va, per_tok, zero).sum(dim=0)', '    per_roll = per_tok.sum(dim=0)', ['tests/scalable/test_grpo.py', 'tests/reference/test_conformance.py', 'tests/test_ledger_docs.py']),
     # objective summed over completions instead of averaged (1/B dropped)
-    ('sg9', 'scalable/core/grpo.py', '    return per_roll.mean()', '    return per_roll.sum()', ['tests/scalable/test_grpo.py', 'tests/reference/test_conformance.py', 'tests/test_ledger_docs.py']),
+    ('sg9', 'scalable/core/grpo.py', '    out = per_roll.mean()', '    out = per_roll.sum()', ['tests/scalable/test_grpo.py', 'tests/reference/test_conformance.py', 'tests/test_ledger_docs.py']),
     # dropped validation: a group size that does not divide B
-    ('sg10', 'scalable/core/grpo.py', '    if group_size < 1 or b % group_size:', '    if group_size < 1:', ['tests/scalable/test_grpo.py', 'tests/reference/test_conformance.py', 'tests/test_ledger_docs.py']),
+    ('sg10', 'scalable/core/grpo.py', '    if b % group_size:\n        raise ValueError(f"group_size', '    if False:\n        raise ValueError(f"group_size', ['tests/scalable/test_grpo.py', 'tests/reference/test_conformance.py', 'tests/test_ledger_docs.py']),
     # dropped validation: eps_std = 0 accepted
     ('sg11', 'scalable/core/grpo.py', '    if not (e > 0.0 and e < float("inf")):', '    if not (e >= 0.0 and e < float("inf")):', ['tests/scalable/test_grpo.py', 'tests/reference/test_conformance.py', 'tests/test_ledger_docs.py']),
     # Chan update: the between-batch term weighted by n / tot instead of count n / tot (wrong count)
@@ -574,7 +574,7 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('tr_ng3', 'reference/trust_region.py', '        support = pi[s] > 0.0', '        support = pi[s] > 1e-12 * pi[s].max()', ['tests/reference/test_trust_region.py']),
     ('tr_kl1', 'reference/trust_region.py', '        used = live & (rho > 0.0)', '        used = live', ['tests/reference/test_trust_region.py']),
     ('su_g1', 'reference/surrogates.py', '    rs = np.ldexp(r, -k)', '    rs = r', ['tests/reference/test_surrogates.py']),
-    ('su_g2', 'reference/surrogates.py', '        out = centred / (std + np.ldexp(e, -k))', '        out = centred / (std + e)', ['tests/reference/test_surrogates.py']),
+    ('su_g2', 'reference/surrogates.py', '        out = np.where(np.isinf(eps_scaled), tiny, centred / (std + eps_scaled))', '        out = np.where(np.isinf(eps_scaled), tiny, centred / (std + e))', ['tests/reference/test_surrogates.py']),
     ('dp_anc1', 'reference/dp.py', '            drift = (1.0 - b) * (1.0 + gamma)', '            drift = (1.0 - b) * gamma', ['tests/reference/test_dp.py']),
     ('dp_anc2', 'reference/dp.py', '        return ancvi_beta(gamma, k - 1) / (k + 1)', '        return ancvi_beta(gamma, k - 1) / k', ['tests/reference/test_dp.py']),
     ('dp_anc3', 'reference/dp.py', '        c[k] = b * (1.0 + gamma * d[k - 1]) + gamma * drift', '        c[k] = b * (1.0 + gamma * d[k - 1]) + drift', ['tests/reference/test_dp.py']),
@@ -744,4 +744,15 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('gm_s20j', 'reference/games.py', '    elif _real(lam, "lam") != 0.0:', '    elif False:', ['tests/reference/test_games.py', 'tests/reference/test_input_validation.py']),
     ('gm_s20k', 'reference/games.py', '    if lam is not None and not callable(lam):', '    if False:', ['tests/reference/test_games.py', 'tests/reference/test_input_validation.py']),
     ('gm_s20l', 'reference/games.py', '    a = _real(alpha, "alpha")', '    a = float(alpha)', ['tests/reference/test_games.py', 'tests/reference/test_input_validation.py']),
+    ('sg_s20a', 'scalable/core/grpo.py', '    r = rewards.detach().to(torch.float64)', '    r = rewards.detach().to(log_prob_new.dtype)', ['tests/scalable/test_grpo.py']),
+    ('sg_s20b', 'scalable/core/grpo.py', '        per_tok = per_tok - beta * kl_k3(torch.where(va, log_prob_ref.detach() - log_prob_new, zero))', '        per_tok = per_tok - beta * kl_k3(torch.where(va, log_prob_ref.detach() - log_prob_new, zero).detach())', ['tests/scalable/test_grpo.py']),
+    ('sg_s20c', 'scalable/core/grpo.py', '    if not bool(torch.isfinite(out) & torch.isfinite(ratio).all()):', '    if False:', ['tests/scalable/test_grpo.py']),
+    ('sg_s20d', 'scalable/core/grpo.py', '    direct = torch.where(log_rho == math.inf, log_rho, direct)', '    pass', ['tests/scalable/test_grpo.py']),
+    ('sg_s20e', 'scalable/core/grpo.py', '    group_size = validate_int(group_size, "group_size", minimum=1)', '    group_size = int(group_size)', ['tests/scalable/test_grpo.py']),
+    ('sg_s20f', 'scalable/core/grpo.py', '    out = torch.where(torch.isinf(eps_scaled), torch.ldexp(centred / e, k), centred / (std + eps_scaled))', '    out = centred / (std + eps_scaled)', ['tests/scalable/test_grpo.py']),
+    ('gr_s20a', 'reference/grpo.py', '    r = _real_array(rewards, "rewards")', '    r = np.asarray(rewards, dtype=np.float64)', ['tests/reference/test_grpo.py', 'tests/scalable/test_grpo.py']),
+    ('gr_s20b', 'reference/grpo.py', '        if not (out == -np.inf and infinite_kl):', '        if False:', ['tests/reference/test_grpo.py', 'tests/scalable/test_grpo.py']),
+    ('gr_s20c', 'reference/grpo.py', '    n = validate_int(n, "n", minimum=1, hint=" (the group size)")\n    _undiscounted(mdp)\n', '    n = validate_int(n, "n", minimum=1, hint=" (the group size)")\n', ['tests/reference/test_grpo.py', 'tests/scalable/test_grpo.py']),
+    ('gr_s20d', 'reference/grpo.py', '        vt = np.where(tr.states[:, :-1] == mdp.term, 0.0, v[np.minimum(tr.states[:, :-1], mdp.term)])', '        vt = np.where(tr.states[:, :-1] == mdp.term, 0.0, v[tr.states[:, :1]])', ['tests/reference/test_grpo.py', 'tests/scalable/test_grpo.py']),
+    ('su_s20a', 'reference/surrogates.py', '        out = np.where(np.isinf(eps_scaled), tiny, centred / (std + eps_scaled))', '        out = centred / (std + eps_scaled)', ['tests/reference/test_surrogates.py', 'tests/scalable/test_grpo.py']),
 ]

@@ -30,7 +30,16 @@ from reference.errors import ReferenceError_, ShapeError
 from reference.exact import v_pi
 from reference.generators import random_layered_mdp
 from reference.gradients import score_function_estimator, trajectory_score
-from reference.mdp import FiniteMDP, FloatArray, _real, _real_array, from_outcomes, validate_flags, validate_int
+from reference.mdp import (
+    FiniteMDP,
+    FloatArray,
+    _real,
+    _real_array,
+    from_outcomes,
+    validate_flag,
+    validate_flags,
+    validate_int,
+)
 from reference.policies import softmax
 from reference.sampling import Moments, Trajectories, enumerate_trajectories, exact_moments
 from reference.surrogates import GRPO_EPS_STD, grpo_advantages, kl_k3, ppo_clip_objective
@@ -70,11 +79,18 @@ def grpo_objective(
     1/|o_i|), else 1. k3 = rho - 1 - log rho, rho = pi_ref / pi_new per token (Schulman's estimator of
     KL(pi_new || pi_ref), non-negative), only with beta > 0 (then ``log_prob_ref`` is required).
     Shapes: log-probs, valid [T, B]; rewards [B] -> scalar. An empty batch (B = 0) raises
-    :class:`ShapeError` (the mean over no rollouts is undefined; NumPy would return NaN).
+    :class:`ShapeError` (the mean over no rollouts is undefined; NumPy would return NaN). Log-probs and
+    rewards must be real numbers (strings and booleans are refused), the switches True or False. The result
+    is exact or refused: -inf only where it is the value (beta > 0 and pi_new = 0 on a valid step, an infinite
+    k3); an objective that overflows float64 raises ``ReferenceError_`` (it returned NaN or inf with a
+    RuntimeWarning).
     """
-    ln = np.asarray(log_prob_new, dtype=np.float64)
-    lo = np.asarray(log_prob_old, dtype=np.float64)
-    r = np.asarray(rewards, dtype=np.float64)
+    ln = _real_array(log_prob_new, "log_prob_new")
+    lo = _real_array(log_prob_old, "log_prob_old")
+    r = _real_array(rewards, "rewards")  # "1" and True were parsed as rewards
+    center = validate_flag(center, "center")
+    scale_by_std = validate_flag(scale_by_std, "scale_by_std")  # the string "False" ran as True
+    length_norm = validate_flag(length_norm, "length_norm")
     if ln.ndim != 2 or lo.shape != ln.shape or np.shape(valid) != ln.shape or r.shape != ln.shape[1:]:
         raise ShapeError(f"need log_prob_new, log_prob_old, valid [T, B] and rewards [B]; got {list(ln.shape)}, "
                          f"{list(lo.shape)}, {list(np.shape(valid))}, {list(r.shape)}")
@@ -108,13 +124,28 @@ def grpo_objective(
     per_roll = np.sum(np.where(va, per_tok, 0.0), axis=0)
     if length_norm:
         per_roll = per_roll / np.maximum(va.sum(axis=0), 1)
-    return float(np.mean(per_roll))
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = float(np.mean(per_roll))
+    if not np.isfinite(out):
+        infinite_kl = beta > 0.0 and bool(np.any(va & np.isneginf(ln)))  # k3 = +inf: the value is -inf
+        if not (out == -np.inf and infinite_kl):
+            raise ReferenceError_(f"the GRPO objective overflows float64 ({out}): rewards or advantages too large "
+                                  f"for the sum over tokens and completions")
+    return out
 
 
 def _terminal_returns(traj: Trajectories) -> FloatArray:
     if np.any(traj.truncated):
         raise ReferenceError_("GRPO studies need terminating trajectories (pass an acyclic MDP)")
     return np.asarray(traj.rewards.sum(axis=1), dtype=np.float64)
+
+
+def _undiscounted(mdp: FiniteMDP) -> None:
+    """The GRPO studies use the undiscounted return r of a terminating episode (gamma = 1, the text's LLM
+    setting): at gamma < 1 they computed undiscounted quantities that differ from grad J (0.012 at gamma = 0.5)."""
+    if mdp.gamma != 1.0:
+        raise ReferenceError_(f"the GRPO studies take the undiscounted return (gamma = 1, TR-45..52); this MDP has "
+                              f"gamma = {mdp.gamma} (use mdp.with_gamma(1.0) on an acyclic MDP)")
 
 
 def _group_tuples(m: int, n: int) -> np.ndarray:
@@ -149,6 +180,7 @@ def grpo_advantage_conditional_means(
     return: up to 0.376 off on a layered MDP with rewards on every layer, review 2026-12-07).
     """
     n = validate_int(n, "n", minimum=1, hint=" (the group size)")
+    _undiscounted(mdp)
     tr = enumerate_trajectories(mdp, pi, s0=s0)
     ret = _terminal_returns(tr)
     m = tr.n
@@ -200,6 +232,7 @@ def group_gradient_moments(
     n = validate_int(n, "n", minimum=1, hint=" (the group size)")
     if baseline == "leave_one_out" and n < 2:
         raise ReferenceError_("leave_one_out needs n >= 2")
+    _undiscounted(mdp)
     tr = enumerate_trajectories(mdp, pi, s0=s0)
     ret = _terminal_returns(tr) + float(reward_shift)
     m = tr.n

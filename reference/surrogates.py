@@ -264,7 +264,12 @@ def grpo_advantages(
     centred = centred - centred.mean(axis=-1, keepdims=True)
     if scale_by_std:
         std = np.sqrt(np.sum(centred * centred, axis=-1, keepdims=True) / (n - 1))
-        out = centred / (std + np.ldexp(e, -k))
+        with np.errstate(over="ignore"):
+            eps_scaled = np.ldexp(e, -k)
+            # a subnormal group (max |r| < ~6e-313): e 2^-k overflows, and std 2^k << e, so A = (r - mean) / e to
+            # within a relative 1e-300; computed as (r' - mean') / e scaled back, one rounding into the result
+            tiny = np.ldexp(centred / e, k)
+        out = np.where(np.isinf(eps_scaled), tiny, centred / (std + eps_scaled))
     else:
         with np.errstate(over="ignore"):
             out = np.ldexp(centred, k)

@@ -26,6 +26,7 @@ import math
 import torch
 from torch import Tensor
 
+from reference.mdp import _real, validate_flag, validate_int
 from reference.surrogates import (  # kl_k3's series: one definition, the reference's
     _K3_COEFFS,
     _K3_SERIES_MAX,
@@ -48,7 +49,7 @@ def grpo_advantages(rewards: Tensor, *, eps_std: float = GRPO_EPS_STD, scale_by_
         raise ValueError(f"rewards must be real numbers, got dtype {rewards.dtype}")
     if not rewards.is_floating_point():  # integer rewards (0/1 verifiers) as the reference reads them: float64
         rewards = rewards.to(torch.float64)
-    e = float(eps_std)
+    e = _real(eps_std, "eps_std")  # "0.5" and True were read through float()
     if not (e > 0.0 and e < float("inf")):
         raise ValueError(f"eps_std must be a positive finite number, got {eps_std!r}")
     r = rewards.detach()
@@ -67,7 +68,9 @@ def grpo_advantages(rewards: Tensor, *, eps_std: float = GRPO_EPS_STD, scale_by_
     centred = centred - centred.mean(dim=-1, keepdim=True)
     if scale_by_std:
         std = torch.sqrt((centred * centred).sum(dim=-1, keepdim=True) / (r.shape[-1] - 1))
-        out = centred / (std + torch.ldexp(torch.full_like(rs[..., :1], e), -k))
+        eps_scaled = torch.ldexp(torch.full_like(rs[..., :1], e), -k)
+        # a subnormal group: e 2^-k overflows and std 2^k << e, so A = (r - mean) / e, scaled back (as the reference)
+        out = torch.where(torch.isinf(eps_scaled), torch.ldexp(centred / e, k), centred / (std + eps_scaled))
     else:
         out = torch.ldexp(centred, k)
         if not bool(torch.isfinite(out).all()):
@@ -93,6 +96,7 @@ def kl_k3(log_rho: Tensor) -> Tensor:
     for c in _K3_COEFFS[1:]:
         p = p * xs + c
     direct = torch.clamp(torch.expm1(log_rho) - log_rho, min=0.0)
+    direct = torch.where(log_rho == math.inf, log_rho, direct)  # inf - inf: the limit is +inf, as the reference
     return torch.where(small, xs * (xs * p), direct)
 
 
@@ -125,12 +129,21 @@ def grpo_objective(
     b = log_prob_new.shape[1]
     if b == 0:
         raise ValueError("the batch is empty (B = 0): the mean over completions is undefined")
-    if group_size < 1 or b % group_size:
+    group_size = validate_int(group_size, "group_size", minimum=1)  # True ran as groups of one
+    if b % group_size:
         raise ValueError(f"group_size {group_size!r} must be >= 1 and divide B = {b}")
+    beta = _real(beta, "beta")
     if not (math.isfinite(beta) and beta >= 0.0):
         raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+    center = validate_flag(center, "center")  # the string "no" ran as True
+    scale_by_std = validate_flag(scale_by_std, "scale_by_std")
+    length_norm = validate_flag(length_norm, "length_norm")
+    if rewards.dtype == torch.bool or rewards.is_complex():  # as the reference: booleans are not rewards
+        raise ValueError(f"rewards must be real numbers, got dtype {rewards.dtype}")
     va = _flags("valid", valid, valid.shape)  # as the reference: .to(bool) read a mask of 0.5 as a real token
-    r = rewards.detach().to(log_prob_new.dtype)
+    # the advantages in float64 whatever the log-probs' precision (they are B numbers): computed in bfloat16 or
+    # float32, close rewards rounded together before centring ([1, 1.001] in bfloat16 gave A = 0, no update)
+    r = rewards.detach().to(torch.float64)
     if center:
         adv = grpo_advantages(r.reshape(b // group_size, group_size), eps_std=eps_std,
                               scale_by_std=scale_by_std).reshape(b)
@@ -138,6 +151,9 @@ def grpo_objective(
         raise ValueError("scale_by_std=True needs center=True (GRPO); center=False is PPO without baseline")
     else:
         adv = r
+        if not bool(torch.isfinite(adv).all()):
+            raise ValueError("advantages must be finite (rewards with center=False)")
+    adv = adv.to(log_prob_new.dtype)
     zero = torch.zeros((), dtype=log_prob_new.dtype)
     ratio = torch.exp(torch.where(va, log_prob_new - log_prob_old.detach(), zero))
     per_tok = ppo_clip_objective(ratio, adv[None, :], eps=eps)
@@ -151,7 +167,29 @@ def grpo_objective(
     per_roll = torch.where(va, per_tok, zero).sum(dim=0)
     if length_norm:
         per_roll = per_roll / va.sum(dim=0).clamp(min=1).to(per_roll.dtype)
-    return per_roll.mean()
+    out = per_roll.mean()
+    # one synchronisation; the reasons are looked for only on the failing path. An infinite ratio is refused even
+    # where the clip makes the objective finite (A > 0), as the reference refuses it
+    if not bool(torch.isfinite(out) & torch.isfinite(ratio).all()):
+        _refuse_non_finite(out, log_prob_new, log_prob_old, log_prob_ref, va, beta)
+    return out
+
+
+def _refuse_non_finite(out: Tensor, ln: Tensor, lo: Tensor, lr: Tensor | None, va: Tensor, beta: float) -> None:
+    """Raise the reference's error for a non-finite objective, or return where -inf is the value (beta > 0 and
+    pi_new = 0 on a valid step: k3 = +inf), as ``reference.grpo.grpo_objective`` does."""
+    lnv, lov = ln.detach()[va], lo.detach()[va]
+    if bool(torch.isnan(lnv).any() | torch.isnan(lov).any()):
+        raise ValueError("log_prob_new and log_prob_old must not be NaN on the valid steps")
+    if not bool(torch.isfinite(torch.exp(lnv - lov)).all()):
+        raise ValueError("ratio must be finite (a probability ratio; exp of the log-ratio overflows "
+                         f"{ln.dtype})")
+    if beta > 0.0 and lr is not None and not bool(torch.isfinite(lr.detach()[va]).all()):
+        raise ValueError("log_prob_ref must be finite on the valid steps")
+    if bool(out == -math.inf) and beta > 0.0 and bool(torch.isneginf(lnv).any()):
+        return
+    raise ValueError(f"the GRPO objective overflows {ln.dtype} ({float(out)}): rewards or advantages too large "
+                     f"for the sum over tokens and completions")
 
 
 def grpo_loss(log_prob_new: Tensor, log_prob_old: Tensor, rewards: Tensor, valid: Tensor, *, group_size: int,

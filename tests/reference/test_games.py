@@ -844,6 +844,11 @@ def test_GAME_03_subnormal_payoff_differences_are_not_a_constant_game() -> None:
     ne = nash_equilibrium(np.array([[5e-324, 0.0]]))
     np.testing.assert_array_equal(ne.q, [0.0, 1.0])
     assert ne.value == 0.0
+    from reference.games import _half_range  # the helper every scaling uses: exact halves, no overflow
+
+    assert _half_range(5e-324, -5e-324) == 5e-324
+    assert _half_range(1e-323, 0.0) == 5e-324
+    assert _half_range(1.7e308, -1.7e308) == 1.7e308
 
 
 def test_GAME_03_the_certificate_refuses_a_small_gap_not_only_a_gross_one(monkeypatch: pytest.MonkeyPatch) -> None:

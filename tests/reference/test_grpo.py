@@ -340,3 +340,57 @@ def test_TR_49_group_advantages_of_nearly_equal_rewards_keep_their_deviations(ca
     got = grpo_advantages(r)
     assert float(np.max(np.abs(got - want))) <= counted_tolerance(float(np.max(np.abs(want))), roundings=n + 8)
     assert abs(float(np.sum(got))) <= counted_tolerance(float(np.max(np.abs(want))), roundings=2 * n + 8)
+
+
+@pytest.mark.parametrize("seed,n", [(0, 2), (2, 2), (0, 3)])
+def test_TR_48_value_baseline_moments_by_independent_enumeration(seed: int, n: int) -> None:
+    """``baseline="value"`` is psi_t = r^(i) - V^pi(s_t^(i)): recomputed here from scratch over every group of n
+    enumerated trajectories, with the tabular softmax score e_a - pi(s) written out by hand. Replacing V^pi(s_t)
+    by V^pi(s0) changed the trace variance by up to 2.25 times and passed every test (review 2026-12-07).
+    Tolerance: sums of at most M^n products of bounded terms (|r|, |V| <= 1, |score| <= 2, <= 3 steps)."""
+    import itertools
+
+    from reference.sampling import enumerate_trajectories
+
+    rng = np.random.default_rng(seed)
+    mdp = terminal_reward_mdp(rng, 3, 2, 2)
+    th = rng.normal(size=(mdp.n_states_plus, 2))
+    s0 = int(np.argmax(mdp.p0))
+    pi = softmax(th)
+    tr = enumerate_trajectories(mdp, pi, s0=s0)
+    v = v_pi(mdp, pi)
+    per = []
+    for j in range(tr.n):
+        ret = float(tr.rewards[j].sum())
+        g = np.zeros_like(th)
+        for t in range(int(tr.lengths[j])):
+            s, a = int(tr.states[j, t]), int(tr.actions[j, t])
+            score = np.zeros_like(th)
+            score[s] = -pi[s]
+            score[s, a] += 1.0
+            g += (ret - v[s]) * score
+        per.append((float(tr.weights[j]), g))
+    m1 = np.zeros_like(th)
+    m2 = 0.0
+    for tup in itertools.product(per, repeat=n):
+        w = float(np.prod([x[0] for x in tup]))
+        g = np.sum([x[1] for x in tup], axis=0) / n
+        m1 = m1 + w * g
+        m2 += w * float(np.sum(g * g))
+    got = group_gradient_moments(mdp, th, s0=s0, n=n, baseline="value")
+    scale = (2.0 * 2.0 * 3.0) ** 2
+    np.testing.assert_allclose(got.mean, m1, rtol=0, atol=tolerance(12.0, terms=tr.n**n * 8))
+    assert abs(got.trace_variance - (m2 - float(np.sum(m1 * m1)))) <= tolerance(scale, terms=tr.n**n * 16)
+
+
+def test_TR_48_TR_50_discounted_mdps_are_refused() -> None:
+    """group_gradient_moments and grpo_advantage_conditional_means take the undiscounted terminal return; at
+    gamma = 0.5 they returned undiscounted quantities (0.012 off grad J). Refused now, naming gamma."""
+    rng = np.random.default_rng(0)
+    mdp = terminal_reward_mdp(rng, 2, 2, 2).with_gamma(0.5)
+    th = np.zeros((mdp.n_states_plus, 2))
+    s0 = int(np.argmax(mdp.p0))
+    with pytest.raises(ReferenceError_, match="gamma"):
+        group_gradient_moments(mdp, th, s0=s0, n=2, baseline="none")
+    with pytest.raises(ReferenceError_, match="gamma"):
+        grpo_advantage_conditional_means(mdp, np.full((mdp.n_states_plus, 2), 0.5), s0=s0, n=2)

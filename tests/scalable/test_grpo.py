@@ -226,3 +226,129 @@ def test_TR_49_group_advantages_twin_on_groups_a_few_ulps_apart(seed: int, n: in
     r32 = torch.tensor([1.0, 1.0 + 2.0**-23], dtype=torch.float32)
     a32 = grpo.grpo_advantages(r32)
     assert float(a32[0]) < 0.0 < float(a32[1]) and abs(float(a32.sum())) <= 4 * float(a32[1]) * 2.0**-23
+
+
+@given(grpo_batches())
+def test_TR_49_gradient_away_from_ratio_one_is_the_closed_form(bt: dict[str, Any]) -> None:
+    """Autograd of the objective in log pi_new(t, i), with ratios in e^[-1, 1] (the clip active on some tokens)
+    and pi_ref != pi_new: valid w_i / B [1{unclipped} rho A^(i) + beta (e^{log pi_ref - log pi_new} - 1)], where
+    the unclipped branch of min(rho A, clip(rho) A) is the active one for A > 0 iff rho < 1 + eps and for A < 0
+    iff rho > 1 - eps (random ratios: no ties). The test at ratio 1 cannot see the KL penalty's gradient (k3's
+    slope is 0 there) or a ratio whose gradient is forced to 1; both passed every test before (review
+    2026-12-07). Tolerance: each entry is a few roundings of terms bounded by e |A| + beta e^2 (|A| < 2)."""
+    b = bt["old"].shape[1]
+    n = bt["group_size"]
+    lp = T(bt["new"].copy()).requires_grad_(True)
+    obj = grpo.grpo_objective(lp, T(bt["old"]), T(bt["rewards"]), T(bt["valid"]), log_prob_ref=T(bt["ref"]),
+                              **_kwargs(bt))
+    obj.backward()  # type: ignore[no-untyped-call]
+    if bt["center"]:
+        adv = ref_sur.grpo_advantages(bt["rewards"].reshape(b // n, n), scale_by_std=bt["scale_by_std"]).reshape(b)
+    else:
+        adv = bt["rewards"]
+    rho = np.exp(bt["new"] - bt["old"])
+    eps = bt["eps"]
+    active = np.where(adv[None, :] > 0, rho < 1 + eps, np.where(adv[None, :] < 0, rho > 1 - eps, True))
+    per_tok = np.where(active, rho * adv[None, :], 0.0) + bt["beta"] * np.expm1(bt["ref"] - bt["new"])
+    w = 1.0 / np.maximum(bt["valid"].sum(axis=0), 1) if bt["length_norm"] else np.ones(b)
+    want = np.where(bt["valid"], per_tok * w[None, :] / b, 0.0)
+    np.testing.assert_allclose(N(lp.grad), want, rtol=0, atol=tolerance(math.e * 2.0 + bt["beta"] * math.e**2, terms=8))
+
+
+@pytest.mark.parametrize("dtype,rewards,group", [
+    (torch.bfloat16, [1.0, 1.001, 0.5, 0.501], 2),
+    (torch.bfloat16, [3.10, 3.11, 3.12, 3.13], 4),
+    (torch.float32, [1e8, 1e8 + 1, 3.0, 4.0], 2),
+    (torch.float16, [7e4, 7e4 + 1.0, 0.0, 1.0], 2)])
+def test_TR_49_group_advantages_do_not_take_the_log_probs_precision(dtype: Any, rewards: list[float],
+                                                                    group: int) -> None:
+    """The objective's advantages were computed from the rewards cast to the log-probs' dtype: in bfloat16
+    rewards [1, 1.001] rounded together and the group got A = 0 (no update), in float32 1e8 and 1e8 + 1 did, and
+    float16 refused rewards above 65504 (review 2026-12-07). At ratio 1 (one token, pi_new = pi_old) the gradient
+    in log pi_new is A^(i) / B, so 4 x grad must be the reference's float64 advantages rounded once to ``dtype``
+    (exact: the clip's min passes A through unchanged, and the division by B = 4 is exact)."""
+    r = np.array(rewards)
+    lp = torch.zeros(1, 4, dtype=dtype, requires_grad=True)
+    obj = grpo.grpo_objective(lp, lp.detach(), T(r), torch.ones(1, 4, dtype=torch.bool), group_size=group)
+    obj.backward()  # type: ignore[no-untyped-call]
+    want = torch.from_numpy(ref_sur.grpo_advantages(r.reshape(-1, group)).reshape(1, 4)).to(dtype)
+    assert lp.grad is not None
+    assert torch.equal(4 * lp.grad, want), (lp.grad, want)
+    assert bool((want != 0).all())
+
+
+def test_grpo_objective_twin_refuses_what_the_reference_refuses() -> None:
+    """NaN log-probs, an overflowing ratio, a non-finite reference log-prob and NaN rewards without centring gave
+    NaN or -inf from the twin, where the reference raises; pi_new = 0 on a valid step with beta > 0 is -inf in
+    both (k3 = +inf; the twin's k3(+inf) was NaN). The objective overflowing float64 is refused by both."""
+    b = 4
+    r = np.array([1.0, 0.0, 1.0, 0.0])
+
+    def both(ln: np.ndarray, lo: np.ndarray, lr: np.ndarray, rr: np.ndarray,
+             kw: dict[str, Any]) -> tuple[object, object]:
+        va = np.ones(ln.shape, dtype=bool)
+        out: list[object] = []
+        try:
+            out.append(ref_grpo.grpo_objective(ln, lo, rr, va, group_size=2, log_prob_ref=lr, **kw))
+        except ValueError:
+            out.append("raised")
+        try:
+            out.append(float(grpo.grpo_objective(T(ln), T(lo), T(rr), T(va), group_size=2, log_prob_ref=T(lr), **kw)))
+        except ValueError:
+            out.append("raised")
+        return out[0], out[1]
+
+    z = np.zeros((2, b))
+    hole = z.copy()
+    hole[0, 0] = np.nan
+    big = z.copy()
+    big[0, 1] = 800.0
+    neg = z.copy()
+    neg[0, 0] = -np.inf
+    z3 = np.zeros((3, b))
+    cases: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]] = [
+        ("NaN new", hole, z, z, r, {}), ("NaN old", z, hole, z, r, {}), ("ratio overflows", big, z, z, r, {}),
+        ("old -inf", z, neg, z, r, {}), ("ref -inf", z, z, neg, r, {"beta": 0.1}),
+        ("NaN reward, no baseline", z, z, z, np.array([np.nan, 0, 1, 0]), {"center": False, "scale_by_std": False}),
+        ("overflow", z3, z3, z3, np.array([1.7e308, -1e308, 1, 0]), {"scale_by_std": False})]
+    for name, ln, lo, lr, rr, kw in cases:
+        assert both(ln, lo, lr, rr, kw) == ("raised", "raised"), name
+    assert both(neg, z, z, r, {"beta": 0.1}) == (-math.inf, -math.inf)
+    assert float(grpo.kl_k3(torch.tensor([math.inf], dtype=torch.float64))[0]) == math.inf
+
+
+def test_grpo_twin_scalar_arguments_must_be_what_they_say() -> None:
+    """group_size=True ran as groups of one (every advantage 0), eps_std=True or "0.5" were read through float(),
+    beta=True as 1, center="no" as True (review 2026-12-07): refused, as the reference refuses them."""
+    z = torch.zeros(1, 4, dtype=torch.float64)
+    v = torch.ones(1, 4, dtype=torch.bool)
+    r = torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=torch.float64)
+    for kw in ({"group_size": True}, {"group_size": 2, "eps_std": True}, {"group_size": 2, "eps_std": "0.5"},
+               {"group_size": 2, "beta": True}, {"group_size": 2, "center": "no"},
+               {"group_size": 2, "length_norm": 1}):
+        with pytest.raises(ValueError):
+            grpo.grpo_objective(z, z, r, v, **kw)
+        with pytest.raises(ValueError):
+            ref_grpo.grpo_objective(z.numpy(), z.numpy(), r.numpy(), v.numpy(), **kw)
+    with pytest.raises(ValueError, match="real numbers"):
+        grpo.grpo_objective(z, z, torch.tensor([True, False, True, False]), v, group_size=2)
+    for bad in (np.array(["1", "0", "1", "0"]), np.array([True, False, True, False])):
+        with pytest.raises(ValueError, match="rewards"):
+            ref_grpo.grpo_objective(z.numpy(), z.numpy(), bad, v.numpy(), group_size=2)
+
+
+def test_TR_49_subnormal_rewards_get_their_exact_advantages() -> None:
+    """eps_std 2^-k overflowed for a subnormal group maximum and every advantage came out 0: [3e-320, 1e-320, 0]
+    gave [0, 0, 0] for [1.67e-316, -3.33e-317, -1.33e-316]. Oracle: mpmath at 50 digits, rounded once (the results
+    are subnormal: compared to within 2 subnormal ulps, 1e-323)."""
+    import mpmath
+
+    r = np.array([3e-320, 1e-320, 0.0])
+    with mpmath.workdps(50):
+        rr = [mpmath.mpf(float(x)) for x in r]
+        m = sum(rr) / 3
+        sd = mpmath.sqrt(sum((x - m) ** 2 for x in rr) / 2)
+        want = np.array([float((x - m) / (sd + mpmath.mpf(ref_sur.GRPO_EPS_STD))) for x in rr])
+    for got in (ref_sur.grpo_advantages(r), N(grpo.grpo_advantages(T(r)))):
+        assert np.all(np.abs(got - want) <= 1e-323), got
+        assert np.all(got != 0.0)
