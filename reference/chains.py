@@ -78,6 +78,27 @@ class ChainStructure:
     transient: np.ndarray
 
 
+def reachable_from(m: FloatArray | sp.csr_array, sources: np.ndarray) -> np.ndarray:
+    """bool [S]: the states the chain ``m`` [S, S] can reach (in zero or more steps) from the states where
+    ``sources`` (bool [S]) is True: one breadth-first search from a virtual source joined to every source.
+
+    Spec: support for MDP-17 / BEL-35 (J(pi) and the occupancy at gamma = 1 depend only on the states p0 can
+    reach: a trap p0 never reaches does not make them undefined).
+    """
+    g = _as_csr(m).copy()
+    g.eliminate_zeros()
+    n = g.shape[0]
+    coo = g.tocoo()
+    src = np.flatnonzero(np.asarray(sources, dtype=bool))
+    rows = np.concatenate([np.asarray(coo.row), np.full(src.size, n)])
+    cols = np.concatenate([np.asarray(coo.col), src])
+    big = sp.csr_array((np.ones(rows.size), (rows, cols)), shape=(n + 1, n + 1))
+    order = csgraph.breadth_first_order(big, n, directed=True, return_predecessors=False)
+    out = np.zeros(n + 1, dtype=bool)
+    out[np.asarray(order)] = True
+    return out[:n]
+
+
 def chain_structure(m: FloatArray | sp.csr_array, term: int) -> ChainStructure:
     """Closed classes (strongly connected components with no exit) of the chain ``m`` [S, S].
 

@@ -30,7 +30,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from reference.chains import ChainStructure, chain_structure, solve_linear
+from reference.chains import ChainStructure, chain_structure, reachable_from, solve_linear
 from reference.errors import (
     DivergentReturnError,
     ImproperPolicyError,
@@ -81,9 +81,12 @@ def _dense(m: FloatArray | sp.csr_array) -> FloatArray:
     return np.asarray(cast(Any, m).toarray() if sp.issparse(m) else m, dtype=np.float64)
 
 
-def _classify_traps(mdp: FiniteMDP, pi: FloatArray, cs: ChainStructure) -> ImproperPolicyError | None:
-    """Return the error to raise at gamma = 1 for the closed classes other than {term}, or None."""
-    trapped = tuple(int(s) for s in np.flatnonzero(~cs.reaches_term))
+def _classify_traps(mdp: FiniteMDP, pi: FloatArray, cs: ChainStructure,
+                    within: np.ndarray | None = None) -> ImproperPolicyError | None:
+    """Return the error to raise at gamma = 1 for the closed classes other than {term}, or None; with
+    ``within`` (bool [S+1], closed under the chain), only the classes inside it count."""
+    inside = np.ones(cs.reaches_term.shape, dtype=bool) if within is None else within
+    trapped = tuple(int(s) for s in np.flatnonzero(~cs.reaches_term & inside))
     if not trapped:
         return None
     nonzero = (mdp.reward_support_nonzero & (pi > 0)).any(axis=1)
@@ -92,7 +95,7 @@ def _classify_traps(mdp: FiniteMDP, pi: FloatArray, cs: ChainStructure) -> Impro
     divergent: list[tuple[list[int], float]] = []
     zero_mean: list[list[int]] = []
     for cls in cs.closed_classes:
-        if mdp.term in cls:
+        if mdp.term in cls or not inside[cls[0]]:  # a closed class lies wholly inside a closed set or outside it
             continue
         if not np.any(np.asarray(nonzero)[cls]):
             continue
@@ -252,13 +255,19 @@ def v_pi(mdp: FiniteMDP, pi: FloatArray, *, improper: Improper = "raise") -> Flo
 
     gamma < 1: solves ``(I - gamma P_pi) V = r_pi`` on S+. gamma = 1: see the module docstring.
     """
+    return _v_pi(mdp, pi, improper, from_p0=False)
+
+
+def _v_pi(mdp: FiniteMDP, pi: FloatArray, improper: Improper, *, from_p0: bool) -> FloatArray:
+    """:func:`v_pi`; with ``from_p0`` at gamma = 1, only on the states p0 can reach (0 elsewhere: for J)."""
     if improper not in ("raise", "finite"):  # "Raise", None or True ran as "finite"
         raise ReferenceError_(f"improper must be 'raise' or 'finite', got {improper!r}")
     pi = validate_policy(mdp, pi)
     r_pi = mdp.reward_pi(pi)
     m = mdp.transition_pi(pi)
     n = mdp.n_states_plus
-    v = _v_pi_solve(mdp, pi, r_pi, m, n, improper)
+    within = reachable_from(m, np.asarray(mdp.p0) > 0.0) if from_p0 and mdp.gamma == 1.0 else None
+    v = _v_pi_solve(mdp, pi, r_pi, m, n, improper, within)
     if not np.all(np.isfinite(v)):  # +inf means divergence (BEL-36); a finite value beyond float64 is not that
         raise NotConvergedError(f"V^pi overflows float64 (max |r| = {mdp.max_abs_reward:.3g}): the values are finite "
                                 f"but beyond the largest float; rescale the rewards")
@@ -266,7 +275,7 @@ def v_pi(mdp: FiniteMDP, pi: FloatArray, *, improper: Improper = "raise") -> Flo
 
 
 def _v_pi_solve(mdp: FiniteMDP, pi: FloatArray, r_pi: FloatArray, m: FloatArray | sp.csr_array, n: int,
-                improper: Improper) -> FloatArray:
+                improper: Improper, within: np.ndarray | None = None) -> FloatArray:
     """The solves of :func:`v_pi` (see there)."""
     if mdp.gamma < 1.0:
         # V(term) = 0 is known (MDP-20); solving on S only also keeps the system well conditioned when
@@ -277,12 +286,13 @@ def _v_pi_solve(mdp: FiniteMDP, pi: FloatArray, r_pi: FloatArray, m: FloatArray 
         v[:ns] = solve_linear(a, r_pi[:ns])
         return v
     cs = chain_structure(m, mdp.term)
-    err = _classify_traps(mdp, pi, cs)
+    err = _classify_traps(mdp, pi, cs, within)
     if err is not None and (improper == "raise" or type(err) is not ImproperPolicyError):
         raise err
     # closed classes (term and, for improper="finite", reward-free traps) have value 0; every other
-    # state is transient, so I - P restricted to them is non-singular
-    solve_on = np.flatnonzero(cs.transient)
+    # state is transient, so I - P restricted to them is non-singular (within a closed set: its rows only
+    # reach states inside it)
+    solve_on = np.flatnonzero(cs.transient if within is None else cs.transient & within)
     v = np.zeros(n)
     if solve_on.size:
         if sp.issparse(m):
@@ -353,17 +363,22 @@ def a_pi(mdp: FiniteMDP, pi: FloatArray, *, improper: Improper = "raise") -> Flo
 
 
 def j_pi(mdp: FiniteMDP, pi: FloatArray, *, improper: Improper = "raise") -> float:
-    """J(pi) = E_{s_0 ~ p0}[V^pi(s_0)] (MDP-17, PG-01)."""
-    return float(mdp.p0 @ v_pi(mdp, pi, improper=improper))
+    """J(pi) = E_{s_0 ~ p0}[V^pi(s_0)] (MDP-17, PG-01).
+
+    At gamma = 1 only the states p0 can reach under pi matter: a trap no start state reaches does not make J
+    undefined (it raised DivergentReturnError for a J of 1; review 2026-12-07), one that p0 reaches raises as in
+    :func:`v_pi`.
+    """
+    return float(mdp.p0 @ _v_pi(mdp, pi, improper, from_p0=True))
 
 
 def discounted_occupancy(mdp: FiniteMDP, pi: FloatArray, *, normalized: bool = False) -> FloatArray:
     """Discounted state occupancy d^pi(s) = sum_t gamma^t P^pi(s_t = s), s_0 ~ p0; shape [S].
 
     Solves ``d^T (I - gamma P_pi) = p0^T``. ``sum_s d(s) = 1 / (1 - gamma)`` (term included); with
-    ``normalized=True`` returns ``(1 - gamma) d``, a distribution. At gamma = 1 (proper policy) d is the
-    expected number of visits of each non-terminal state before T; d(term) is then set to 0 and
-    ``normalized`` divides by E[T].
+    ``normalized=True`` returns ``(1 - gamma) d``, a distribution. At gamma = 1 (the policy proper on the states
+    p0 can reach; a trap p0 never reaches has d = 0 and is allowed) d is the expected number of visits of each
+    non-terminal state before T; d(term) is then set to 0 and ``normalized`` divides by E[T].
 
     Spec: MDP-20, TR-02 (the discounted state occupancy of the performance-difference lemma).
     """
@@ -381,13 +396,14 @@ def discounted_occupancy(mdp: FiniteMDP, pi: FloatArray, *, normalized: bool = F
         d[mdp.term] = (mdp.p0[mdp.term] + mdp.gamma * float(d[:ns] @ col[:ns])) / (1.0 - mdp.gamma)
         return (1.0 - mdp.gamma) * d if normalized else d
     cs = chain_structure(m, mdp.term)
-    trapped = tuple(int(s) for s in np.flatnonzero(~cs.reaches_term))
+    reach = reachable_from(m, np.asarray(mdp.p0) > 0.0)  # d = 0 off the states p0 can reach
+    trapped = tuple(int(s) for s in np.flatnonzero(~cs.reaches_term & reach))
     if trapped:  # the visit counts are infinite there whatever the rewards (the value's errors spoke of V and of
         # improper='finite', which this function does not take)
         raise ImproperPolicyError(f"gamma = 1 and the policy is improper: term is unreachable from states "
-                                  f"{list(trapped)}, so the expected number of visits d(s) is infinite there "
-                                  f"(BEL-35); no occupancy measure exists", trapped)
-    keep = np.arange(mdp.n_states)
+                                  f"{list(trapped)}, which p0 reaches, so the expected number of visits d(s) is "
+                                  f"infinite there (BEL-35); no occupancy measure exists", trapped)
+    keep = np.flatnonzero(reach[:mdp.n_states])
     if sp.issparse(m):
         block = sp.identity(keep.size, format="csr") - m[keep][:, keep]
         a = block.T.tocsr()
@@ -488,22 +504,33 @@ def bias_value(mdp: FiniteMDP, pi: FloatArray) -> FloatArray:
     Spec: BEL-38 (erratum E-14: Cesaro and Abel are different methods; for a finite chain with zero
     average reward both give h). Cesaro: the partial sums S_M = sum_{t<M} P^t r satisfy
     S_M = h - P^M h, whose Cesaro mean tends to h - P* h = h. Abel: (I - gamma P)^{-1} r = h + O(1 - gamma)
-    as gamma -> 1 (Laurent expansion). Raises ValueError if the average reward is not 0 everywhere.
+    as gamma -> 1 (Laurent expansion).
+
+    Raises :class:`DivergentReturnError` (a ValueError) if some closed class has a non-zero average reward,
+    decided as :func:`v_pi` decides it (a class whose rewards have one sign; otherwise the GTH stationary law's
+    rounding window; a mixed-sign class whose gain lay below the earlier fixed window 1e-12 max |r| was taken
+    for zero-gain). Raises :class:`NotConvergedError` when I - P + P* is too ill-conditioned for h to be
+    trusted to :data:`GAMMA1_MAX_REL_ERROR` (2 n eps cond_inf > 1e-6: a nearly decomposable class, where a
+    transition of probability 2^-52 gave h off by a factor 2, and one of 2^-45 an absolute error of 2e-3 on
+    values of order 1).
     """
     pi = validate_policy(mdp, pi)
     m = mdp.transition_pi(pi)
     md = _dense(m)
-    pstar = stationary_distribution(mdp, pi)
     r = mdp.reward_pi(pi)
-    gain = pstar @ r
     cs = chain_structure(md, mdp.term)
-    for cls in cs.closed_classes:  # a class whose rewards have one sign, one of them not 0, has a gain of that sign
-        if mdp.term not in cls and _class_sign(r[cls]) in (1, -1):
-            raise ValueError(f"bias_value needs zero average reward everywhere; states {[int(s) for s in cls][:20]} "
-                             f"form a closed class whose rewards have one sign, so its gain is not 0 (computed "
-                             f"{float(gain[cls[0]]):.3g}, within rounding of 0: a gain of 1e-13 was accepted)")
-    if np.max(np.abs(gain)) > 1e-12 * float(np.max(np.abs(r))):
-        raise ValueError(f"bias_value needs zero average reward everywhere; max |R^pi| = {np.max(np.abs(gain))}")
+    err = _classify_traps(mdp, pi, cs)
+    if isinstance(err, DivergentReturnError):
+        raise DivergentReturnError(f"bias_value needs zero average reward (gain 0) in every closed class: {err}",
+                                   err.states, err.sign)
+    pstar = stationary_distribution(mdp, pi)
     n = mdp.n_states_plus
-    dev = np.linalg.inv(np.eye(n) - md + pstar) - pstar
-    return np.asarray(dev @ r, dtype=np.float64)
+    a = np.eye(n) - md + pstar
+    inv = np.linalg.inv(a)
+    cond = float(np.linalg.norm(a, np.inf) * np.linalg.norm(inv, np.inf))
+    rel = 2.0 * n * float(np.finfo(np.float64).eps) * cond
+    if not rel <= GAMMA1_MAX_REL_ERROR:
+        raise NotConvergedError(f"gamma = 1: I - P + P* has condition number {cond:.3g} (a nearly decomposable "
+                                f"class), so h could be off by a relative {rel:.1e} (> GAMMA1_MAX_REL_ERROR = "
+                                f"{GAMMA1_MAX_REL_ERROR:.0e}); no float64 value is returned")
+    return np.asarray((inv - pstar) @ r, dtype=np.float64)

@@ -581,3 +581,140 @@ def test_BEL_04_unbanded_system_falls_back_to_SuperLU_when_GMRES_fails(monkeypat
     assert calls["gmres"] >= 1
     backward = float(np.max(np.abs(b - a @ x))) / (2.0 * float(np.max(np.abs(x))) + float(np.max(np.abs(b))))
     assert backward <= 64 * EPS  # SuperLU with partial pivoting: backward stable (a few rows of 4 entries)
+
+
+def _abel_bias_exact(p: np.ndarray, r: np.ndarray) -> list[Any]:
+    """h = lim_{gamma -> 1-} (I - gamma P)^{-1} r in exact rational arithmetic (SymPy): the Abel value of BEL-38,
+    computed from its definition (a rational function of gamma, cancelled, then evaluated at 1), not from the
+    fundamental matrix the code uses. ``p``: non-terminal rows [S, S+1] with dyadic entries (exact as floats)."""
+    import sympy
+
+    g = sympy.Symbol("g")
+    s = p.shape[0]
+    pm = sympy.Matrix(s, s, lambda i, j: sympy.Rational(float(p[i, j])))
+    rv = sympy.Matrix(s, 1, lambda i, _j: sympy.Rational(float(r[i])))
+    v = (sympy.eye(s) - g * pm).LUsolve(rv)
+    return [sympy.cancel(sympy.together(x)).subs(g, 1) for x in v]
+
+
+def test_BEL_38_bias_value_is_the_abel_limit_on_multichain_chains_with_transient_states() -> None:
+    """The only bias tests used the symmetric 2-cycle, where the minimum-norm solution of (I - P) h = r is the bias:
+    pinv(I - P) r passed them all, and so did h = 0 on transient states (review 2026-12-07). Here: the helper's
+    chain (a +-1 cycle {0, 1}, state 2 -> 0 or term, state 3 -> 2 or 1; exact h = (1/2, -1/2, 13/4, 39/16)), and
+    30 random dyadic chains with two zero-gain closed classes (rewards f - P f on them), transient states feeding
+    both and term, against the exact Abel limit. Tolerance: tolerance(max|h|, terms=n^2, condition=cond(I-P+P*))
+    (an LU solve of n unknowns)."""
+    from reference import exact
+    from reference.tolerance import tolerance
+
+    p = np.array([[0, 1, 0, 0, 0], [1, 0, 0, 0, 0], [0.5, 0, 0, 0, 0.5], [0, 0.75, 0.25, 0, 0]], dtype=float)
+    r = np.array([1.0, -1.0, 3.0, 2.0])
+    h = exact.bias_value(_chain(p, r), np.ones((5, 1)))
+    np.testing.assert_allclose(h, [0.5, -0.5, 13 / 4, 39 / 16, 0.0], rtol=0, atol=tolerance(4.0, terms=25))
+    rng = np.random.default_rng(2026)
+    for _ in range(30):
+        sizes = rng.integers(1, 3, 2)  # two closed classes of 1 or 2 states, then 1..3 transient states
+        nt = int(rng.integers(1, 4))
+        s = int(sizes.sum()) + nt
+        p = np.zeros((s, s + 1))
+        start = 0
+        for k in sizes:
+            block = rng.integers(1, 4, (k, k)).astype(float)
+            p[start:start + k, start:start + k] = block / 4.0 / block.sum(axis=1, keepdims=True) * 4.0
+            start += k
+        for i in range(start, s):  # transient rows: quarters over every state and term, at least one exit
+            w = rng.integers(0, 3, s + 1).astype(float)
+            w[i] = min(w[i], 1.0)
+            w[rng.integers(0, start)] += 1.0
+            p[i] = w / w.sum()
+        p = np.round(p * 64) / 64  # dyadic, then re-close each row exactly
+        p[:, :] = p / p.sum(axis=1, keepdims=True)
+        p = np.round(p * 2**20) / 2**20
+        p[:, s] += 1.0 - p.sum(axis=1)  # any rounding residue to term (exact: dyadic)
+        for c0, k in ((0, sizes[0]), (sizes[0], sizes[1])):  # keep classes closed
+            p[c0:c0 + k, s] = 0.0
+            p[c0:c0 + k, :s][:, np.r_[0:c0, c0 + k:s]] = 0.0
+            p[c0:c0 + k, c0:c0 + k] /= p[c0:c0 + k, c0:c0 + k].sum(axis=1, keepdims=True)
+        if np.any(p < 0) or not np.all(np.abs(p.sum(axis=1) - 1.0) == 0.0):
+            continue
+        f = rng.integers(-3, 4, s).astype(float)
+        r = rng.integers(-3, 4, s).astype(float)
+        cls = slice(0, start)
+        r[cls] = (f - p[:, :s] @ f)[cls]  # coboundary on the closed classes: zero gain exactly
+        try:
+            want = np.array([float(x) for x in _abel_bias_exact(p, r)] + [0.0])
+        except ZeroDivisionError:  # pragma: no cover - an Abel limit always exists for a zero-gain chain
+            raise
+        mdp = _chain(p, r)
+        got = exact.bias_value(mdp, np.ones((s + 1, 1)))
+        m = mdp.transition_pi(np.ones((s + 1, 1)))
+        a = np.eye(s + 1) - np.asarray(m) + exact.stationary_distribution(mdp, np.ones((s + 1, 1)))
+        cond = float(np.linalg.cond(a, np.inf))
+        np.testing.assert_allclose(got, want, rtol=0,
+                                   atol=tolerance(max(1.0, float(np.max(np.abs(want)))), terms=(s + 1) ** 2,
+                                                  condition=cond))
+
+
+@pytest.mark.parametrize("k", [36, 44, 52])
+def test_BEL_38_bias_value_refuses_a_nearly_decomposable_class(k: int) -> None:
+    """Two 2-cycles joined by transitions of probability d = 2^-k (symmetric: mu uniform, gain 0 exactly, h =
+    (1/d, 1/d - 1, -1/d, 1 - 1/d)): I - P + P* has condition ~ 1/d, and h came back off by 3.8e-6 relative at k =
+    36, 2 % at 48, a factor 2 at 52, with no error (review 2026-12-07). Now NotConvergedError; at k = 20 the value
+    is returned and is within the guard's 1e-6 relative of the exact one."""
+    from reference import exact
+    from reference.errors import NotConvergedError
+
+    def chain(d: float) -> Any:
+        p = np.zeros((4, 5))
+        p[0, 1] = 1.0
+        p[1, 0], p[1, 2] = 1 - d, d
+        p[2, 3] = 1.0
+        p[3, 2], p[3, 0] = 1 - d, d
+        return _chain(p, np.array([1.0, 1.0, -1.0, -1.0]))
+
+    with pytest.raises(NotConvergedError, match="condition"):
+        exact.bias_value(chain(2.0**-k), np.ones((5, 1)))
+    d = 2.0**-20
+    want = np.array([1 / d, 1 / d - 1, -1 / d, 1 - 1 / d, 0.0])
+    got = exact.bias_value(chain(d), np.ones((5, 1)))
+    assert float(np.max(np.abs(got - want))) <= 1e-6 * float(np.max(np.abs(want)))
+
+
+def test_BEL_38_bias_value_refuses_a_tiny_gain_in_a_class_of_both_signs() -> None:
+    """A 2-cycle with rewards 1 and -(1 - 2^-43): gain 2^-44 > 0 exactly (both Cesaro and Abel sums are +inf), but
+    the rewards have both signs, and the fixed window 1e-12 max|r| took it for zero: [0.5, -0.5] was returned.
+    The class is now judged as v_pi judges it (GTH window): DivergentReturnError, sign +1."""
+    from reference import exact
+    from reference.errors import DivergentReturnError
+
+    d = 2.0**-43
+    mdp = _chain(np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]), np.array([1.0, -(1.0 - d)]))
+    with pytest.raises(DivergentReturnError, match="gain") as info:
+        exact.bias_value(mdp, _one(mdp))
+    assert info.value.sign == 1
+
+
+def test_MDP_17_j_and_occupancy_ignore_a_trap_that_p0_never_reaches() -> None:
+    """State 0 (the only start) goes to term with reward 1; state 1 loops on itself with reward 1 (V = +inf there)
+    but no start state reaches it: J = 1 and d = (1, 0). Both raised (DivergentReturnError; ImproperPolicyError
+    saying d(1) is infinite, where it is 0) (review 2026-12-07). A trap that p0 does reach still raises, and v_pi
+    itself, defined at every state, still raises."""
+    from reference import exact
+    from reference.errors import DivergentReturnError, ImproperPolicyError
+    from reference.mdp import from_arrays
+
+    p = np.zeros((2, 1, 3))
+    p[0, 0, 2] = 1.0
+    p[1, 0, 1] = 1.0
+    for backend in ("dense", "sparse"):
+        mdp = from_arrays(p, np.array([[1.0], [1.0]]), [1.0, 0.0], gamma=1.0, backend=backend)
+        pi = np.ones((3, 1))
+        assert exact.j_pi(mdp, pi) == 1.0
+        np.testing.assert_array_equal(exact.discounted_occupancy(mdp, pi), [1.0, 0.0, 0.0])
+        with pytest.raises(DivergentReturnError):
+            exact.v_pi(mdp, pi)
+        reached = mdp.with_p0(np.array([0.5, 0.5, 0.0]))
+        with pytest.raises(DivergentReturnError):
+            exact.j_pi(reached, pi)
+        with pytest.raises(ImproperPolicyError, match="p0 reaches"):
+            exact.discounted_occupancy(reached, pi)
