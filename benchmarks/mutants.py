@@ -10,6 +10,7 @@ added then kill every survivor that is not equivalent).
 from __future__ import annotations
 
 EQUIVALENT: dict[str, str] = {
+    'ex_s17f': "the one-sign shortcut of _classify_traps: without it such a class goes to the GTH (or sparse renewal) window, whose scale sum mu |r| equals the gain itself for one-sign rewards, so the class is still called divergent with the same sign (the shortcut saves the stationary solve and names the sign without computing a tiny gain)",
     'dp_st4': 'the window tests |V| <= window at states of reward-free components where staying is optimal; with the direct solves of v_pi those values come out exactly 0 (a STAY row is e_s with reward 0, a state that moves to staying states averages exact zeros), so window 0 picks the same states. The window guards against an iterative solve leaving rounding there; no test MDP reaches that case',
     'dp7': "r's term row is 0, so r.min() <= 0 and min(0, r.min()) == r.min()",
     'ex11': '(I - P + P*)^-1 P* = P*: the change is P* r, which the function has just checked is 0 (zero gain) within rounding',
@@ -761,4 +762,11 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('ex_s20d', 'reference/exact.py', '    trapped = tuple(int(s) for s in np.flatnonzero(~cs.reaches_term & reach))', '    trapped = tuple(int(s) for s in np.flatnonzero(~cs.reaches_term))', ['tests/reference/test_chains.py']),
     ('ex_s20e', 'reference/exact.py', '        if mdp.term in cls or not inside[cls[0]]:', '        if mdp.term in cls:', ['tests/reference/test_chains.py']),
     ('ch_s20a', 'reference/chains.py', '    rows = np.concatenate([np.asarray(coo.row), np.full(src.size, n)])\n    cols = np.concatenate([np.asarray(coo.col), src])', '    rows = np.concatenate([np.asarray(coo.col), np.full(src.size, n)])\n    cols = np.concatenate([np.asarray(coo.row), src])', ['tests/reference/test_chains.py']),
+    ('sa_s20a', 'reference/sampling.py', '    pr = np.ldexp(pr, -k[:, None])  # exact', '    pr = pr  # exact', ['tests/reference/test_sampling.py']),
+    ('sa_s20b', 'reference/sampling.py', '                frontier[j] = (st, ac, rw, frontier[j][3] + p)', '                frontier.append((st, ac, rw, p))', ['tests/reference/test_sampling.py']),
+    ('sa_s20c', 'reference/sampling.py', '            acts = [a0] if (t == 0 and a0 is not None) else [int(a) for a in np.flatnonzero(pi[s] > 0)]', '            acts = [a0] if (t == 0 and a0 is not None) else [int(a) for a in np.flatnonzero(pi[s] >= 0)]', ['tests/reference/test_sampling.py']),
+    ('sa_s20d', 'reference/sampling.py', '                              (~at_term & ~ended & ~trunc, "ends in a real state at T but is flagged neither "', '                              (~at_term & ~ended & ~trunc & False, "ends in a real state at T but is flagged neither "', ['tests/reference/test_sampling.py']),
+    ('sa_s20e', 'reference/sampling.py', '    if need > _SAMPLE_MAX_BYTES:', '    if False:', ['tests/reference/test_sampling.py']),
+    ('md_s20a', 'reference/mdp.py', '    pr = _real_array(prob, "prob").ravel()', '    pr = np.asarray(prob, dtype=np.float64).ravel()', ['tests/reference/test_sampling.py']),
+    ('md_s20b', 'reference/mdp.py', '    if q0.ndim != 1:  # a [2, 2] p0', '    if False:  # a [2, 2] p0', ['tests/reference/test_sampling.py']),
 ]

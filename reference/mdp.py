@@ -385,7 +385,9 @@ class FiniteMDP:
 # =============================================================================== constructors
 def _validated_p0(p0: ArrayLike, n_states: int) -> FloatArray:
     """p0 [S] or [S+1] as a probability vector over S+ ([S+1], renormalised): ShapeError, InvalidMDPError."""
-    q0 = np.asarray(p0, dtype=np.float64).ravel()
+    q0 = _real_array(p0, "p0")  # "1" and True were parsed
+    if q0.ndim != 1:  # a [2, 2] p0 for |S| = 3 was flattened and accepted
+        raise ShapeError(f"p0 must be a vector of |S| = {n_states} or |S|+1 entries, got shape {q0.shape}")
     if q0.size == n_states:
         q0 = np.append(q0, 0.0)
     if q0.size != n_states + 1:
@@ -439,8 +441,8 @@ def from_outcomes(
     n_actions = validate_int(n_actions, "n_actions", minimum=1, error=ShapeError, hint=" (|A|, MDP-01)")
     ip = validate_indices(indptr, None, name="indptr", what="pointer", error=ShapeError).ravel()  # 1.5 refused
     ns = np.asarray(next_state).ravel()  # validated below, where the (s, a) of each outcome is known
-    rw = np.asarray(reward, dtype=np.float64).ravel()
-    pr = np.asarray(prob, dtype=np.float64).ravel()
+    rw = _real_array(reward, "reward").ravel()  # strings and booleans were parsed; complex raised a TypeError
+    pr = _real_array(prob, "prob").ravel()
     n_rows = n_states * n_actions
     if ip.size != n_rows + 1:
         raise ShapeError(f"indptr must have |S||A|+1 = {n_rows + 1} entries, got {ip.size}")
@@ -521,7 +523,7 @@ def from_arrays(
         p0: shape [|S|] or [|S|+1]; default: uniform over S.
         gamma: discount in (0, 1].
     """
-    Pa = np.asarray(P, dtype=np.float64)
+    Pa = _real_array(P, "P")
     if Pa.ndim != 3 or Pa.shape[2] < 2:
         raise ShapeError(f"P must have shape (|S|, A, |S|+1), got {Pa.shape}")
     n_states = Pa.shape[2] - 1
@@ -537,7 +539,7 @@ def from_arrays(
     if Pa.shape[0] != n_states:
         raise ShapeError(f"P must have shape (|S|, A, |S|+1), got {Pa.shape}")
     n_actions = Pa.shape[1]
-    Ra = np.asarray(R, dtype=np.float64)
+    Ra = _real_array(R, "R")
     if Ra.shape == (n_states + 1, n_actions) or Ra.shape == (n_states + 1, n_actions, n_states + 1):
         if np.any(Ra[n_states] != 0):
             raise InvalidMDPError("R[term] must be 0 (MDP-11)")

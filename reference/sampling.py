@@ -119,6 +119,22 @@ class Trajectories:
             if np.any(s_t != self.term):  # terminated with a real s_T: mc_returns and v_targets disagreed
                 raise ReferenceError_(f"Trajectories: a terminated trajectory must end in term = {self.term}, "
                                       f"got s_T = {int(s_t[s_t != self.term][0])}")
+        if self.term is not None and lengths.size:
+            # the flags must say what the states say (review 2026-12-07: with neither flag set mc_returns took a
+            # cut trajectory for a whole episode while v_targets bootstrapped it; truncated at s_T = term made
+            # mc_returns claim term was not reached; a term before T summed rewards after the end)
+            at_term = st[np.arange(lengths.size), lengths] == self.term
+            trunc = flags["truncated"].astype(bool)
+            early = valid & (st[:, :-1] == self.term)
+            for bad, what in ((at_term & ~ended, "reaches term at T but is not flagged terminated"),
+                              (~at_term & ~ended & ~trunc, "ends in a real state at T but is flagged neither "
+                                                           "terminated nor truncated"),
+                              (trunc & (lengths != r.shape[1]), f"is flagged truncated before the horizon H = "
+                                                                f"{r.shape[1]} (T = H when the horizon cuts it)"),
+                              (early.any(axis=1), f"visits term = {self.term} before its end T")):
+                if bad.any():
+                    i = int(np.flatnonzero(bad)[0])
+                    raise ReferenceError_(f"Trajectories: trajectory {i} (T = {int(lengths[i])}) {what}")
 
     @property
     def n(self) -> int:
@@ -134,6 +150,9 @@ class Trajectories:
         return np.arange(self.horizon)[None, :] < self.lengths[:, None]
 
 
+_SAMPLE_MAX_BYTES = 1 << 34
+"""Largest padded batch :func:`sample_trajectories` allocates (16 GiB of states, actions and rewards)."""
+
 _SAMPLE_CHUNK = 1 << 22
 """Entries (rows x longest row) of one block of within-row cdfs in :func:`_sample_outcome`."""
 
@@ -147,7 +166,10 @@ def inverse_cdf(p: ArrayLike, u: ArrayLike) -> IntArray:
     exceed the target, and a target that rounds up to the row total (u = 1 - 2^-53, the largest value of
     ``Generator.random()``, times a total a few ulps below 1) falls back to the last positive entry. (The
     earlier ``min(#{cdf < u}, W - 1)`` picked a zero-probability last action there.) Every row needs a
-    positive entry.
+    positive entry. Each row is first scaled by a power of two that brings its largest entry into [1/2, 1)
+    (exact): rows of weights near the largest float overflowed in the cumsum (index 0, of weight 0, for
+    [0, 1e308, 1e308]) and subnormal rows lost their proportions; normal probability rows draw bit for bit as
+    without the scaling.
 
     Spec: support for MDP-04, MDP-05 (sampling actions and outcomes).
     """
@@ -161,6 +183,8 @@ def inverse_cdf(p: ArrayLike, u: ArrayLike) -> IntArray:
     if not np.all((uu >= 0.0) & (uu < 1.0)):
         raise ReferenceError_(f"inverse_cdf needs uniforms u in [0, 1), got {uu[~((uu >= 0.0) & (uu < 1.0))][0]!r}")
     pos = pr > 0.0
+    _, k = np.frexp(pr.max(axis=1))
+    pr = np.ldexp(pr, -k[:, None])  # exact: every row's largest entry in [1/2, 1), so the cumsum stays <= W
     cdf = np.cumsum(pr, axis=1)
     first = np.sum(cdf <= (uu * cdf[:, -1])[:, None], axis=1)  # index of the first cdf entry > target
     last_pos = pr.shape[1] - 1 - np.argmax(pos[:, ::-1], axis=1)
@@ -269,6 +293,11 @@ def sample_trajectories(
     n = validate_int(n, "n", minimum=1, error=ShapeError)
     horizon = validate_int(horizon, "horizon", minimum=1, error=ShapeError)
     s0, a0 = _check_start(mdp, s0, a0)
+    need = n * (horizon + 1) * 8 * 3
+    if need > _SAMPLE_MAX_BYTES:  # numpy's MemoryError ("7.28 TiB") came back raw for horizon = 10**12
+        raise ShapeError(f"sample_trajectories: the padded batch [n, horizon + 1] = [{n}, {horizon + 1}] needs "
+                         f"{need / 2**30:.3g} GiB (more than {_SAMPLE_MAX_BYTES / 2**30:.0f} GiB); sample with a "
+                         f"smaller horizon or fewer trajectories per call")
     term = mdp.term
     states = np.full((n, horizon + 1), term, dtype=np.int64)
     actions = np.zeros((n, horizon), dtype=np.int64)
@@ -312,7 +341,7 @@ def enumerate_trajectories(
     a0: int | None = None,
     max_trajectories: int = 2_000_000,
 ) -> Trajectories:
-    """Exact oracle: every trajectory of positive probability, with its probability as its weight.
+    """Exact oracle: every trajectory of positive probability, once, with its probability as its weight.
 
     Spec: PG-03: p(tau) = p0(s_0) prod_{t<T} pi(a_t | s_t) p(r_t, s_{t+1} | s_t, a_t). Distinct outcomes
     (r, s') of the joint kernel are distinct trajectories, so stochastic rewards are exact.
@@ -359,7 +388,19 @@ def enumerate_trajectories(
                 for q, r, s2 in zip(probs, rews, nexts, strict=True):
                     if q > 0:
                         nxt_frontier.append(([*st, int(s2)], [*ac, a], [*rw, float(r)], p * pa * float(q)))
-        frontier = nxt_frontier
+        # identical histories (an (s, a) row that lists the same (r, s') outcome twice, as FrozenLake's do) are one
+        # trajectory: merged, so that each weight is p(tau) (FrozenLake's uniform policy at H = 3 gave 1530 rows
+        # for 1078 trajectories, one of them split over 8 rows)
+        merged: dict[tuple[tuple[int, ...], tuple[int, ...], tuple[float, ...]], int] = {}
+        frontier = []
+        for st, ac, rw, p in nxt_frontier:
+            key = (tuple(st), tuple(ac), tuple(rw))
+            j = merged.get(key)
+            if j is None:
+                merged[key] = len(frontier)
+                frontier.append((st, ac, rw, p))
+            else:
+                frontier[j] = (st, ac, rw, frontier[j][3] + p)
         if len(frontier) + len(done) > max_trajectories:
             raise ShapeError(f"more than {max_trajectories} trajectories; use a smaller MDP or horizon")
         t += 1

@@ -695,26 +695,34 @@ def test_BEL_38_bias_value_refuses_a_tiny_gain_in_a_class_of_both_signs() -> Non
 
 
 def test_MDP_17_j_and_occupancy_ignore_a_trap_that_p0_never_reaches() -> None:
-    """State 0 (the only start) goes to term with reward 1; state 1 loops on itself with reward 1 (V = +inf there)
-    but no start state reaches it: J = 1 and d = (1, 0). Both raised (DivergentReturnError; ImproperPolicyError
-    saying d(1) is infinite, where it is 0) (review 2026-12-07). A trap that p0 does reach still raises, and v_pi
-    itself, defined at every state, still raises."""
+    """State 0 (the only start) goes to 1 and then to term, reward 1 each; state 2 loops on itself with reward 1
+    (V = +inf there) but no start state reaches it: J = 2 and d = (1, 1, 0). Both raised (DivergentReturnError;
+    ImproperPolicyError saying d(2) is infinite, where it is 0) (review 2026-12-07). A trap that p0 does reach
+    still raises, and v_pi itself, defined at every state, still raises. A reward-free trap that p0 reaches is
+    evaluated with improper='finite' while the unreachable positive trap is still ignored (J = 0.5 * 2 + 0.5 * 0)."""
     from reference import exact
     from reference.errors import DivergentReturnError, ImproperPolicyError
     from reference.mdp import from_arrays
 
-    p = np.zeros((2, 1, 3))
-    p[0, 0, 2] = 1.0
-    p[1, 0, 1] = 1.0
+    p = np.zeros((4, 1, 5))
+    p[0, 0, 1] = 1.0
+    p[1, 0, 4] = 1.0
+    p[2, 0, 2] = 1.0
+    p[3, 0, 3] = 1.0
+    r = np.array([[1.0], [1.0], [1.0], [0.0]])
     for backend in ("dense", "sparse"):
-        mdp = from_arrays(p, np.array([[1.0], [1.0]]), [1.0, 0.0], gamma=1.0, backend=backend)
-        pi = np.ones((3, 1))
-        assert exact.j_pi(mdp, pi) == 1.0
-        np.testing.assert_array_equal(exact.discounted_occupancy(mdp, pi), [1.0, 0.0, 0.0])
+        mdp = from_arrays(p, r, [1.0, 0.0, 0.0, 0.0], gamma=1.0, backend=backend)  # type: ignore[arg-type]
+        pi = np.ones((5, 1))
+        assert exact.j_pi(mdp, pi) == 2.0
+        np.testing.assert_array_equal(exact.discounted_occupancy(mdp, pi), [1.0, 1.0, 0.0, 0.0, 0.0])
         with pytest.raises(DivergentReturnError):
             exact.v_pi(mdp, pi)
-        reached = mdp.with_p0(np.array([0.5, 0.5, 0.0]))
+        reached = mdp.with_p0(np.array([0.5, 0.0, 0.5, 0.0, 0.0]))
         with pytest.raises(DivergentReturnError):
             exact.j_pi(reached, pi)
         with pytest.raises(ImproperPolicyError, match="p0 reaches"):
             exact.discounted_occupancy(reached, pi)
+        free = mdp.with_p0(np.array([0.5, 0.0, 0.0, 0.5, 0.0]))
+        with pytest.raises(ImproperPolicyError):
+            exact.j_pi(free, pi)
+        assert exact.j_pi(free, pi, improper="finite") == 1.0
