@@ -711,7 +711,7 @@ def test_MDP_17_j_and_occupancy_ignore_a_trap_that_p0_never_reaches() -> None:
     p[3, 0, 3] = 1.0
     r = np.array([[1.0], [1.0], [1.0], [0.0]])
     for backend in ("dense", "sparse"):
-        mdp = from_arrays(p, r, [1.0, 0.0, 0.0, 0.0], gamma=1.0, backend=backend)  # type: ignore[arg-type]
+        mdp = from_arrays(p, r, [1.0, 0.0, 0.0, 0.0], gamma=1.0, backend=backend)
         pi = np.ones((5, 1))
         assert exact.j_pi(mdp, pi) == 2.0
         np.testing.assert_array_equal(exact.discounted_occupancy(mdp, pi), [1.0, 1.0, 0.0, 0.0, 0.0])
