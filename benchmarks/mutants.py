@@ -769,4 +769,10 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('sa_s20e', 'reference/sampling.py', '    if need > _SAMPLE_MAX_BYTES:', '    if False:', ['tests/reference/test_sampling.py']),
     ('md_s20a', 'reference/mdp.py', '    pr = _real_array(prob, "prob").ravel()', '    pr = np.asarray(prob, dtype=np.float64).ravel()', ['tests/reference/test_sampling.py']),
     ('md_s20b', 'reference/mdp.py', '    if q0.ndim != 1:  # a [2, 2] p0', '    if False:  # a [2, 2] p0', ['tests/reference/test_sampling.py']),
+    ('gen_s20a', 'reference/generators.py', '    reward = _real(reward, "reward")  # True was read as 1.0', '    reward = float(reward)  # True was read as 1.0', ['tests/reference/test_generators.py']),
+    ('gr_s20e', 'reference/grpo.py', '    values = _real_array(rewards, "rewards")', '    values = np.asarray(rewards, dtype=np.float64)', ['tests/reference/test_generators.py']),
+    ('at_s20a', 'reference/atari_shapes.py', '    if value_head:\n        layers.append', '    if True:\n        layers.append', ['tests/reference/test_policies.py']),
+    ('at_s20b', 'reference/atari_shapes.py', '    return fps / frame_skip', '    return float(fps // frame_skip)', ['tests/reference/test_policies.py']),
+    ('pa_s20a', 'reference/policy_advantage.py', '    return float(d @ np.max(a_pi(mdp, pk), axis=1))', '    return float(d @ np.max(a_pi(mdp, pk), axis=1)) * 1.1', ['tests/reference/test_policy_advantage.py']),
+    ('gen_s20b', 'reference/generators.py', '                if early_stop_prob > 0:\n', '                if False:\n', ['tests/reference/test_generators.py']),
 ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from reference.errors import ReferenceError_
 from reference.mdp import Backend, FiniteMDP, _real, from_arrays, from_outcomes, validate_gamma, validate_int
 
 __all__ = [
@@ -170,10 +171,15 @@ def stay_or_go_mdp(*, gamma: float = 1.0) -> FiniteMDP:
 
 
 def positive_cycle_mdp(*, gamma: float = 1.0, reward: float = 1.0) -> FiniteMDP:
-    """BEL-36: two states cycling 0 -> 1 -> 0 with reward ``reward`` (> 0) under a=0; a=1 terminates (r=0).
+    """BEL-36: two states cycling 0 -> 1 -> 0 with reward ``reward`` under a=0; a=1 terminates (r=0).
 
-    At gamma = 1 the cycling policy has V = +inf; for gamma < 1 its value is reward / (1 - gamma).
+    ``reward`` is any finite real number (not a bool): > 0 gives BEL-36's positive cycle (at gamma = 1 the
+    cycling policy has V = +inf), < 0 a negative one (V = -inf, also used by the tests), 0 a reward-free loop
+    (an improper policy of value 0, BEL-35). For gamma < 1 the cycling policy's value is reward / (1 - gamma).
     """
+    reward = _real(reward, "reward")  # True was read as 1.0
+    if not np.isfinite(reward):
+        raise ReferenceError_(f"reward must be finite, got {reward!r}")
     P = np.zeros((2, 2, 3))
     P[0, 0, 1] = 1.0
     P[1, 0, 0] = 1.0

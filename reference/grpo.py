@@ -282,13 +282,20 @@ def terminal_reward_mdp(
 
     Built from reference.generators.random_layered_mdp (its transitions and p0); every reward of a
     non-final layer is set to 0 and every final-layer reward is drawn uniformly from ``rewards``.
-    Spec: TR-46 (terminal reward r = r_{T-1}).
+    Spec: TR-46 (terminal reward r = r_{T-1}). ``rewards``: a non-empty 1-D sequence of finite real numbers
+    (booleans, nested or empty sequences and values whose spread overflows are refused).
     """
+    values = _real_array(rewards, "rewards")  # (True, False) was read as (1, 0); () and nested raised raw errors
+    if values.ndim != 1 or values.size == 0:
+        raise ShapeError(f"rewards must be a non-empty 1-D sequence of reward values, got shape {values.shape}")
+    if not (np.all(np.isfinite(values)) and np.isfinite(float(np.max(values)) - float(np.min(values)))):
+        raise ReferenceError_(f"rewards must be finite with a finite spread (the GRPO advantages centre them), "
+                              f"got {rewards!r}")
     base = random_layered_mdp(rng, n_layers, width, n_actions, gamma=1.0)
     rew = np.zeros_like(base.reward)
     rows = np.repeat(np.arange(base.indptr.size - 1), np.diff(base.indptr))
     last = (rows // n_actions) >= (n_layers - 1) * width
-    rew[last] = rng.choice(np.asarray(rewards, dtype=np.float64), size=int(last.sum()))
+    rew[last] = rng.choice(values, size=int(last.sum()))
     return from_outcomes(base.n_states, n_actions, base.indptr[: base.n_states * n_actions + 1],
                          base.next_state[: base.indptr[base.n_states * n_actions]],
                          rew[: base.indptr[base.n_states * n_actions]],

@@ -41,9 +41,10 @@ def policy_advantage(mdp: FiniteMDP, pi: FloatArray, pi_k: FloatArray) -> float:
 def policy_advantage_step(mdp: FiniteMDP, pi_k: FloatArray, *, current: IntArray | None = None) -> IntArray:
     """argmax_pi I(pi; pi_k): the greedy policy pi(s) = argmax_a A^{pi_k}(s, a) = argmax_a Q^{pi_k}(s, a).
 
-    Spec: TR-41 (PI as policy-advantage maximisation; the maximiser is unique on the states with
-    d^{pi_k}(s) > 0 only, which is the text's visitation condition). Ties follow open choice 1, on Q, with the
-    evaluation's error bound in the window (:func:`reference.dp.greedy_slack`), as
+    Spec: TR-41 (PI as policy-advantage maximisation; the maximiser is determined only on the states with
+    d^{pi_k}(s) > 0, which is the text's visitation condition, and there only up to ties of A^{pi_k}). Ties
+    follow open choice 1, on Q, with the evaluation's error bound in the window
+    (:func:`reference.dp.greedy_slack`), as
     :func:`reference.dp.policy_iteration`'s step; the two steps are bit-identical at gamma < 1 and at gamma = 1
     on MDPs without reward-free end components (where they exist, PI runs on the MDP extended by the option
     ``dp.STAY`` and its step may choose it, which this function does not know). ``current`` [S+1] keeps the
@@ -62,7 +63,9 @@ def policy_advantage_step(mdp: FiniteMDP, pi_k: FloatArray, *, current: IntArray
 def max_policy_advantage(mdp: FiniteMDP, pi_k: FloatArray) -> float:
     """max_pi I(pi; pi_k) = sum_s d^{pi_k}(s) max_a A^{pi_k}(s, a) >= 0.
 
-    Spec: TR-40 with erratum E-65: pi_k optimal => max I = 0 always (A^{pi*} <= 0); max I = 0 => pi_k
+    Spec: TR-40 with erratum E-65: pi_k optimal => max I = 0 (A^{pi*} <= 0), whenever pi_k can be evaluated (at
+    gamma = 1 an optimal policy may be improper, e.g. staying in stay-or-go with go reward -1, and then this
+    raises ImproperPolicyError like every function of pi_k's values); max I = 0 => pi_k
     optimal only when d^{pi_k}(s) > 0 for every s (e.g. p0 of full support) and gamma < 1. At gamma = 1 full
     visitation is not enough: in stay-or-go (a reward-free loop, or go with reward -1) "go" has max I = 0 with
     d(s0) = 1, yet staying is worth 0 > -1 (the greedy step over Q^{pi_k} cannot see the loop's value).

@@ -51,7 +51,7 @@ def gradient_mse_table() -> str:
                 bias2 = float(np.sum((mean - grad) ** 2))
                 acc[i, j] += (bias2, var, bias2 + var)
     acc /= n_mdps
-    head = "| noise ‖V_φ−V^π‖ scale | " + " | ".join(f"k={k if k else 'MC'}" for k in ks) + " | best k |"
+    head = "| noise σ (V_φ = V^π + σ z, ‖z‖ ≈ √15) | " + " | ".join(f"k={k if k else 'MC'}" for k in ks) + " | best k |"
     rows.append(head)
     rows.append("|" + "---|" * (len(ks) + 2))
     for i, eps in enumerate(noise_levels):
@@ -118,7 +118,8 @@ def main() -> None:
         "every trajectory of acyclic MDPs).\n\n"
         "## EVAL-19 / EVAL-20: bias² + variance (tr Cov) of the k-step TD gradient\n\n"
         "20 layered MDPs (5 layers × 3 states, 2 actions, 2 successors, γ = 0.95, 2 reward outcomes), tabular V_φ, "
-        "s_0 ~ p0, V_φ = V^π + noise·z with a fixed Gaussian z. Entries: bias² + variance, averaged over MDPs.\n\n"
+        "s_0 ~ p0, V_φ = V^π + noise·z with a fixed Gaussian z. Entries: bias² + variance, averaged over MDPs; the "
+        "bias² part is EVAL-09's bias of the bootstrapped gradient, squared.\n\n"
         + gradient_mse_table() +
         "\n\nReading: with an accurate V_φ (noise 0) bootstrapping has no bias and 1-step TD has the lowest "
         "variance; as V_φ gets worse the bias of short k grows and larger k / MC wins. This is the text's "
@@ -140,8 +141,8 @@ def main() -> None:
         "trajectories; DAgger: 8 expert trajectories + 4 rounds × 8 learner trajectories labelled by the expert "
         "(same budget). Costs are exact (linear solve); 10 data seeds.\n\n"
         + imitation_table() +
-        "\n\nBC's cost per step grows with H (errors compound: O(ε H²)), DAgger's stays roughly flat "
-        "(O(ε H)), although BC's per-step error on the expert's own states is constant in H.\n")
+        "\n\nBC's cost per step grows with H (errors compound: O(ε H²)); DAgger's grows far less and levels off "
+        "(O(ε H) total), although BC's per-step error on the expert's own states is constant in H.\n")
 
 
 if __name__ == "__main__":

@@ -427,3 +427,17 @@ def test_PG_51_log_density_at_astronomical_z_is_minus_inf_not_nan() -> None:
     out = tanh_gaussian_log_prob(z, np.zeros(4), np.zeros(4))
     assert np.all(out == -np.inf)
     assert np.isfinite(tanh_gaussian_log_prob(np.array([3.0]), np.zeros(1), np.zeros(1))).all()
+
+
+def test_PG_43_PG_46_shapes_and_rates_away_from_the_defaults() -> None:
+    """The defaults hid three paths (review 2026-12-07): the value head left out of the parameter count, conv1's
+    input channels tied to 4 frames, and fps // frame_skip for rates that do not divide evenly. Closed forms:
+    without the value head the count drops by hidden + 1 = 257; with 2 frames conv1 has 16 * 2 * 64 + 16
+    parameters and the input is (2, 84, 84); 60 fps with an action repeat of 7 gives 60 / 7 actions a second."""
+    assert atari_a3c_parameter_count(18) - atari_a3c_parameter_count(18, value_head=False) == 257
+    names = [layer.name for layer in atari_a3c_layer_shapes(18, value_head=False)]
+    assert names == ["input", "conv1", "conv2", "fc", "policy"]
+    two = {layer.name: layer for layer in atari_a3c_layer_shapes(6, frames=2)}
+    assert two["input"].shape == (2, 84, 84)
+    assert two["conv1"].n_params == 16 * 2 * 64 + 16
+    assert actions_per_second(fps=60, frame_skip=7) == 60 / 7
