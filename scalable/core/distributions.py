@@ -138,8 +138,13 @@ def _over_sigma(y: Tensor, log_std: Tensor) -> Tensor:
     limit = 700.0 if log_std.dtype == torch.float64 else 80.0
     small = log_std.abs() <= limit
     plain = y * torch.exp(-torch.where(small, log_std, torch.zeros_like(log_std)))
-    h = torch.exp(-0.5 * torch.where(small, torch.zeros_like(log_std), log_std))
-    return torch.where(small, plain, (y * h) * h)
+    # y = 0 is exactly 0 whatever sigma (as the reference): beyond the split's range h itself overflows
+    # (float64 log_std < -1419, float32 < -177) and 0 * inf was NaN at x = mu; the split branch reads log_std only
+    # where y != 0, so that its gradient stays finite there too (0, the derivative at x = mu)
+    split = ~small & (y != 0.0)
+    h = torch.exp(-0.5 * torch.where(split, log_std, torch.zeros_like(log_std)))
+    out = torch.where(small, plain, (y * h) * h)
+    return torch.where(y == 0.0, torch.zeros_like(out), out)
 
 
 def gaussian_log_prob(x: Tensor, mu: Tensor, log_std: Tensor) -> Tensor:

@@ -785,3 +785,71 @@ def test_twins_compute_in_the_promoted_dtype_of_mixed_inputs() -> None:
     one = adv.td_k_advantages(r1, torch.tensor([[100.0]], dtype=torch.float64),
                               torch.tensor([[100.1]], dtype=torch.float64), term[:1, :1], trunc[:1, :1], gamma=0.9, k=1)
     assert float(one) == (1.0 - 100.0) + 0.9 * 100.1
+
+
+def test_TR_20_td_k_twin_bootstraps_at_step_k_and_masks_terminated_rows() -> None:
+    """The ci profile's batches almost never had k below the steps left in an episode (3 of 100 examples, none
+    where a row had k steps left) and always held next value 0 on terminated rows, so the twin without its step-k
+    bootstrap, or bootstrapping a terminated row, passed (review 2026-12-07). Hand-computed: rewards [1, 2, 3, 4],
+    V = 0, V(s_{t+1}) = [10, 20, 30, 40], gamma = 1/2, k = 2: A_t = r_t + r_{t+1} / 2 + V(s_{t+2}) / 4 ->
+    [7, 11, 15, 24] (the last row bootstraps from its own next value); with row 1 terminated and a non-zero next
+    value of 99 there (never read): [2, 2, 15, 24]. Exact in binary floating point. Then random batches with
+    every k from 1 to T and non-zero next values on terminated rows, against the reference."""
+    r = T(np.array([[1.0], [2.0], [3.0], [4.0]]))
+    z = torch.zeros(4, 1, dtype=torch.float64)
+    f = torch.zeros(4, 1, dtype=torch.bool)
+    nv = T(np.array([[10.0], [20.0], [30.0], [40.0]]))
+    assert adv.td_k_advantages(r, z, nv, f, f, gamma=0.5, k=2).flatten().tolist() == [7.0, 11.0, 15.0, 24.0]
+    term = f.clone()
+    term[1, 0] = True
+    nv_t = nv.clone()
+    nv_t[1, 0] = 99.0
+    assert adv.td_k_advantages(r, z, nv_t, term, f, gamma=0.5, k=2).flatten().tolist() == [2.0, 2.0, 15.0, 24.0]
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        t_, b_ = int(rng.integers(2, 9)), int(rng.integers(1, 4))
+        rr, vv, nn = rng.normal(size=(3, t_, b_))
+        te = rng.random((t_, b_)) < 0.15
+        tr = (rng.random((t_, b_)) < 0.1) & ~te
+        for k in [*range(1, t_ + 1), None]:
+            want = ref_adv.td_k_advantages(rr, vv, nn, te, tr, gamma=0.9, k=k)
+            got = adv.td_k_advantages(T(rr), T(vv), T(nn), T(te), T(tr), gamma=0.9, k=k)
+            _close(got, want, tolerance(4.0 * t_, terms=2 * t_ + 2))
+
+
+def test_next_values_keep_a_float64_last_value_with_float32_values() -> None:
+    """The promoted dtype was guarded only with a float64 v_final, which promotes anyway: with float32 values and
+    v_final and a float64 last_value, the last row must keep that float64 value exactly (float32 would round
+    0.1 + 2^-40)."""
+    v = torch.zeros(3, 2, dtype=torch.float32)
+    f = torch.zeros(3, 2, dtype=torch.bool)
+    last = torch.tensor([0.1 + 2.0**-40, -1.0], dtype=torch.float64)
+    out = adv.next_values_from_rollout(v, last, f, f, torch.zeros(3, 2, dtype=torch.float32))
+    assert out.dtype == torch.float64
+    assert out[-1].tolist() == last.tolist()
+
+
+@pytest.mark.parametrize("dtype,log_std", [(torch.float32, -90.0), (torch.float32, -180.0), (torch.float64, -800.0),
+                                           (torch.float64, -1500.0)])
+def test_gaussian_log_prob_far_below_the_usual_log_std_range(dtype: Any, log_std: float) -> None:
+    """(a) The split branch (y h) h was tested only at y = 0, so y h alone (sigma missing once) passed: here y =
+    x - mu = 2^-100 and the value must be the reference's (float64 oracle, rounded to dtype: relative error a few
+    eps of the dtype on a value of size (y / sigma)^2 / 2). (b) At x = mu the twin returned NaN once h itself
+    overflowed (float32 log_std <= -178, float64 <= -1420): the value is -log_std - log(2 pi) / 2 exactly as in
+    the reference, and the gradients are finite (d/dx = 0, d/dlog_std = -1)."""
+    eps = float(torch.finfo(dtype).eps)
+    y = 2.0**-100
+    ls = torch.tensor([log_std], dtype=dtype, requires_grad=True)
+    x = torch.tensor([y], dtype=dtype, requires_grad=True)
+    got = dist.gaussian_log_prob(x, torch.zeros(1, dtype=dtype), ls)
+    want = float(ref_pol.gaussian_log_prob(np.array([y]), np.array([0.0]), np.array([log_std]))[0]) \
+        if hasattr(ref_pol, "gaussian_log_prob") else None
+    u = y * math.exp(-log_std) if -log_std < 700 else math.inf
+    if want is not None and math.isfinite(want) and math.isfinite(u):
+        assert abs(float(got[0]) - want) <= 8 * eps * abs(want)
+    at_mu = torch.tensor([0.0], dtype=dtype, requires_grad=True)
+    val = dist.gaussian_log_prob(at_mu, torch.zeros(1, dtype=dtype), ls)
+    assert float(val[0]) == pytest.approx(-log_std - 0.5 * math.log(2 * math.pi), rel=4 * eps)
+    val.sum().backward()  # type: ignore[no-untyped-call]
+    assert at_mu.grad is not None and ls.grad is not None
+    assert float(at_mu.grad[0]) == 0.0 and float(ls.grad[0]) == -1.0
