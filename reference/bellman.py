@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from reference.errors import NotConvergedError
 from reference.mdp import TIE_RTOL, FiniteMDP, FloatArray, IntArray, greedy, validate_policy, validate_values
-from reference.tolerance import counted_tolerance
+from reference.tolerance import U64, counted_tolerance
 
 __all__ = [
     "bellman_optimality_q",
@@ -18,8 +19,10 @@ __all__ = [
     "bellman_q",
     "bellman_residual",
     "bellman_v",
+    "certificate_factor",
     "greedy_from_q",
     "greedy_from_v",
+    "kernel_row_sum_bound",
     "residual_rounding_bound",
     "sup_norm",
 ]
@@ -96,7 +99,61 @@ def residual_rounding_bound(mdp: FiniteMDP, v_max: float, *, stochastic_policy: 
     terms = m * a if stochastic_policy else m
     roundings = 2 * terms + 3 + (a + 1 if stochastic_policy else 0)
     scale = (mdp.max_abs_reward + (1.0 + mdp.gamma) * float(v_max)) * (1.0 + 1e-9)
-    return counted_tolerance(scale, roundings=roundings)
+    # plus gradual underflow: Higham's relative model fails for subnormal results, where a product carries an
+    # absolute error up to 2^-1075 instead (rewards of 1e-320 certified a bound of 0 for a non-zero error)
+    return counted_tolerance(scale, roundings=roundings) + roundings * 2.0**-1074
+
+
+def kernel_row_sum_bound(mdp: FiniteMDP, pi: FloatArray | IntArray | None = None) -> float:
+    """rho >= 1: an upper bound on the largest exact row sum of the stored kernel P (``pi`` None) or of P_pi.
+
+    The exact sum of m stored probabilities is within gamma_m <= 2 m u of their float sum (Higham, Lemma 3.1),
+    so rho = max fl(row sum) (1 + 2 m u), and for a stochastic policy one more such sum over the A actions.
+    Spec: support for BEL-08 (see :func:`certificate_factor`). ``pi``: None, int [S+1] or [S+1, A].
+    """
+    counts = np.diff(mdp.indptr)
+    sums = np.add.reduceat(np.asarray(mdp.prob, dtype=np.float64), np.asarray(mdp.indptr[:-1]))
+    m = int(counts.max())
+    rho_sa = sums * (1.0 + 2.0 * m * U64)  # >= the exact sums (gamma_m <= 2 m u for m u < 1/2)
+    n, na = mdp.n_states_plus, mdp.n_actions
+    rho_sa = rho_sa.reshape(n, na)
+    if pi is None:
+        rho = float(rho_sa.max())
+    else:
+        p = np.asarray(pi)
+        if p.ndim == 1:
+            rho = float(rho_sa[np.arange(n), p.astype(np.int64)].max())
+        else:
+            rows = np.sum(np.asarray(p, dtype=np.float64) * rho_sa, axis=1) * (1.0 + 2.0 * (na + 1) * U64)
+            rho = float(rows.max())
+    return float(np.nextafter(max(rho, 1.0), np.inf))
+
+
+def certificate_factor(mdp: FiniteMDP, pi: FloatArray | IntArray | None = None) -> float:
+    """1 / (1 - gamma rho): the factor that turns a Bellman residual into a bound on the error of V, rigorous
+    for the *stored* kernel.
+
+    The textbook factor 1 / (1 - gamma) holds when every row of P (or P_pi) sums to 1 exactly. The stored rows
+    are float64 numbers whose exact sum may exceed 1 by a few ulps ([0.1, 0.9] sums to 1 + 2.8e-17: its float
+    sum is 1.0), and then ||(I - gamma P)^{-1}|| is 1 / (1 - gamma rho) with rho the largest exact row sum:
+    at gamma = 1 - 2^-40 the certificates were 3e-5 too small (review 2026-12-07). rho is bounded here from the
+    float row sums: the exact sum of m numbers is within gamma_m (Higham) of the computed one, so rho <= max
+    fl(sum) (1 + gamma_m) (and for a stochastic policy pi, a second such sum over the A actions). Raises
+    :class:`NotConvergedError` where gamma rho >= 1 (gamma within the rows' rounding of 1: no certificate).
+
+    Spec: BEL-08 (the contraction factor of the stored operator), support for BEL-25, BEL-27 (certificates).
+    ``pi``: None (the optimality operator: the largest row over all (s, a)), int [S+1] or [S+1, A].
+    """
+    rho = kernel_row_sum_bound(mdp, pi)
+    g = float(mdp.gamma)
+    prod = g * rho  # rounded: within U64 * prod of the exact product
+    # 1 - prod is exact for prod in [1/2, 2] (Sterbenz) and accurate to u otherwise (then it is >= 1/2); the
+    # product's rounding is an absolute error, large next to 1 - gamma rho for gamma near 1, so it is subtracted
+    lower = (1.0 - prod) - 2.0 * U64 * prod
+    if not lower > 0.0:
+        raise NotConvergedError(f"gamma = {g!r} is within the rounding of the kernel's row sums of 1 (rho <= "
+                                f"{rho!r}): no residual certificate exists in float64")
+    return float(np.nextafter((1.0 / lower) * (1.0 + 2.0 * U64), np.inf))
 
 
 def greedy_from_v(mdp: FiniteMDP, v: FloatArray, *, current: IntArray | None = None) -> IntArray:

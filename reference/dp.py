@@ -14,7 +14,14 @@ import scipy.sparse as sp
 import scipy.sparse.csgraph as csgraph
 from numpy.typing import NDArray
 
-from reference.bellman import bellman_optimality_q, bellman_optimality_v, residual_rounding_bound, sup_norm
+from reference.bellman import (
+    bellman_optimality_q,
+    bellman_optimality_v,
+    certificate_factor,
+    kernel_row_sum_bound,
+    residual_rounding_bound,
+    sup_norm,
+)
 from reference.errors import ImproperPolicyError, InvalidDiscountError, NotConvergedError, ShapeError
 from reference.exact import q_from_v, v_pi
 from reference.mdp import (
@@ -161,14 +168,17 @@ def solve_value_iteration(mdp: FiniteMDP, *, eps: float, v0: FloatArray | None =
     max_iters = validate_int(max_iters, "max_iters", minimum=1)
     v = np.zeros(mdp.n_states_plus) if v0 is None else validate_values(mdp, v0).copy()
     u = float(np.finfo(np.float64).eps)
+    # the stored operator contracts by gamma rho, rho the largest exact row sum (1 + a few ulps: rows are not
+    # renormalised to exact sums of 1), so the bound divides by 1 - gamma rho (certificate_factor), not by 1 - gamma
+    rho, factor = kernel_row_sum_bound(mdp), certificate_factor(mdp)
     for k in range(max_iters):
         look = mdp.lookahead(v)
         v_new = look.max(axis=1)
         delta = residual_rounding_bound(mdp, max(sup_norm(v), sup_norm(v_new)))
-        if delta / (1.0 - mdp.gamma) > eps:
+        if delta * factor > eps:
             raise NotConvergedError(f"VI cannot certify eps={eps:.3e}: the rounding of one sweep alone allows "
-                                    f"{delta / (1.0 - mdp.gamma):.3e} (max|V| = {sup_norm(v_new):.3e})")
-        bound = (mdp.gamma * sup_norm(v_new - v) * (1.0 + u) + delta) / (1.0 - mdp.gamma)
+                                    f"{delta * factor:.3e} (max|V| = {sup_norm(v_new):.3e})")
+        bound = (mdp.gamma * rho * sup_norm(v_new - v) * (1.0 + 2 * u) + delta) * factor
         v = v_new
         if bound <= eps:
             # the policy is greedy in the V returned (one more lookahead), not in the previous iterate
@@ -646,7 +656,7 @@ def solve_optimal(mdp: FiniteMDP, *, eps: float | None = None, pi0: IntArray | N
     v = res.value
     # the computed residual plus its own rounding (it can round to 0 where the exact residual is not)
     bound = (sup_norm(bellman_optimality_v(mdp, v) - v)
-             + residual_rounding_bound(mdp, sup_norm(v))) / (1.0 - mdp.gamma)
+             + residual_rounding_bound(mdp, sup_norm(v))) * certificate_factor(mdp)  # 1 / (1 - gamma rho)
     if bound > eps:
         raise NotConvergedError(f"certificate {bound:.3e} exceeds eps={eps:.1e}")
     return CertifiedSolution(v, res.policy, bound, len(res.policies) - 1)

@@ -443,7 +443,7 @@ def v_pi_certified(mdp: FiniteMDP, pi: FloatArray) -> Certified:
     residual alone could round to 0 where the exact one is not (a bound of 0 was returned for an error of
     2.4e-3 on values of order 1e10).
     """
-    from reference.bellman import residual_rounding_bound
+    from reference.bellman import certificate_factor, residual_rounding_bound
 
     if mdp.gamma >= 1.0:
         raise ValueError("v_pi_certified needs gamma < 1")
@@ -451,7 +451,7 @@ def v_pi_certified(mdp: FiniteMDP, pi: FloatArray) -> Certified:
     v = v_pi(mdp, pi)
     resid = float(np.max(np.abs(mdp.reward_pi(pi) + mdp.gamma * (mdp.transition_pi(pi) @ v) - v)))
     delta = residual_rounding_bound(mdp, float(np.max(np.abs(v))), stochastic_policy=True)
-    return Certified(v, (resid + delta) / (1.0 - mdp.gamma), resid)
+    return Certified(v, (resid + delta) * certificate_factor(mdp, pi), resid)  # 1 / (1 - gamma rho)
 
 
 def stationary_distribution(mdp: FiniteMDP, pi: FloatArray) -> FloatArray:

@@ -81,8 +81,10 @@ Backend = Literal["auto", "dense", "sparse"]
 
 PROB_ATOL: float = 1e-9
 """Probabilities of one row must sum to 1 within this absolute tolerance (user data is often rounded
-to ~1e-12; anything further off is a modelling error, not rounding). Rows are renormalised exactly
-after validation so that every derived quantity is computed from a proper distribution."""
+to ~1e-12; anything further off is a modelling error, not rounding). Rows are renormalised after
+validation (each entry divided by the row's float sum), so that every derived quantity is computed from a
+distribution up to rounding: a stored row's exact sum can still differ from 1 by a few ulps ([0.1, 0.9] sums to
+1 + 2.8e-17), which the certificates account for (:func:`reference.bellman.certificate_factor`)."""
 
 DENSE_MAX_BYTES: int = 256 * 2**20
 """``backend="auto"`` stores the transition matrix densely when it takes at most this many bytes."""
@@ -432,7 +434,8 @@ def from_outcomes(
         gamma: discount in (0, 1].
 
     The rows of ``term`` (reward 0, back to term w.p. 1, MDP-11) are appended. Probabilities of each
-    row must be >= 0 and sum to 1 within :data:`PROB_ATOL`; they are then renormalised exactly.
+    row must be >= 0 and sum to 1 within :data:`PROB_ATOL`; they are then renormalised (to 1 up to a few ulps:
+    see :data:`PROB_ATOL`).
     Raises :class:`InvalidMDPError` / :class:`ShapeError` / :class:`InvalidDiscountError` naming the
     offending (s, a) and value.
     """

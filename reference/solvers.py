@@ -41,7 +41,7 @@ try:  # scipy's CSR kernel (y += A x into a caller's buffer, GIL released); publ
 except ImportError:  # pragma: no cover - other scipy layouts
     _csr_matvec = None
 
-from reference.bellman import residual_rounding_bound
+from reference.bellman import certificate_factor, residual_rounding_bound
 from reference.dp import CertifiedSolution, certificate_eps
 from reference.errors import InvalidDiscountError, NotConvergedError, ShapeError
 from reference.exact import Certified
@@ -492,7 +492,8 @@ def evaluate_policy(
     pmv32 = kern.policy_operator_float32(pol) if float32_inner else None
     a_op32 = None if pmv32 is None else _shift_operator(pmv32, gamma)
     r_pi[mdp.term] = 0.0
-    target = eps * (1.0 - gamma)
+    factor = certificate_factor(mdp, pol)  # 1 / (1 - gamma rho): the stored rows may sum to 1 + a few ulps
+    target = eps / factor
     v = np.zeros(mdp.n_states_plus) if v0 is None else validate_values(mdp, v0).copy()
     v[mdp.term] = 0.0
     stochastic = not (isinstance(pol, np.ndarray) and pol.ndim == 1)
@@ -506,9 +507,9 @@ def evaluate_policy(
         delta = residual_rounding_bound(mdp, float(np.max(np.abs(v))), stochastic_policy=stochastic)
         if delta > target:
             raise NotConvergedError(f"evaluate_policy cannot certify eps={eps:.3e}: the rounding of the residual "
-                                    f"alone allows {delta / (1.0 - gamma):.3e} (max|V| = {np.max(np.abs(v)):.3e})")
+                                    f"alone allows {delta * factor:.3e} (max|V| = {np.max(np.abs(v)):.3e})")
         if rn + delta <= target:
-            return Certified(v, (rn + delta) / (1.0 - gamma), rn)
+            return Certified(v, (rn + delta) * factor, rn)
         if used >= max_matvecs:
             raise NotConvergedError(f"evaluate_policy: residual {rn:.3e} > {target:.3e} after {used} products")
         out = gmres(a_op, res, tol=_gmres_tol(0.5 * (target - delta), res.size), restart=restart,
@@ -587,7 +588,8 @@ def solve_optimal(
         pol = validate_actions(pi0, mdp.n_actions, name="pi0").copy()
         if pol.shape != (n,):
             raise ShapeError(f"pi0 must have shape ({n},), got {np.shape(pi0)}")
-    target = eps * (1.0 - gamma)
+    factor = certificate_factor(mdp)  # 1 / (1 - gamma rho), rho the largest row sum of the stored kernel
+    target = eps / factor
     op_pol: IntArray | None = None
     a_op: Matvec | None = None
     a_op32: Matvec | None = None
@@ -603,9 +605,9 @@ def solve_optimal(
         delta = residual_rounding_bound(mdp, float(np.max(np.abs(v))))
         if delta > target:
             raise NotConvergedError(f"solve_optimal cannot certify eps={eps:.3e}: the rounding of the residual "
-                                    f"alone allows {delta / (1.0 - gamma):.3e} (max|V| = {np.max(np.abs(v)):.3e})")
+                                    f"alone allows {delta * factor:.3e} (max|V| = {np.max(np.abs(v)):.3e})")
         if res + delta <= target:
-            return CertifiedSolution(v, pol, (res + delta) / (1.0 - gamma), k)
+            return CertifiedSolution(v, pol, (res + delta) * factor, k)
         rhs = q[idx, pol] - v
         if op_pol is None or a_op is None or not np.array_equal(pol, op_pol):
             pmv, _r = kern.policy_operator(pol, float32=float32_inner)

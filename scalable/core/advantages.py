@@ -57,9 +57,12 @@ def _flags(name: str, x: Tensor, shape: torch.Size) -> Tensor:
 
 
 def _finite(name: str, out: Tensor) -> Tensor:
-    """The reference refuses a NaN / inf that enters a result (entries a result does not read may hold anything);
-    here the same rule is checked on the result itself (every read is through torch.where, so an unread NaN
-    cannot reach it): one reduction per call, raised as ReferenceError_ instead of training on NaN."""
+    """Refuse a NaN / inf in a result, checked on the result itself (every read is through torch.where, so an
+    unread NaN cannot reach it): one reduction per call, raised as ReferenceError_ instead of training on NaN.
+    The reference refuses the same NaNs that enter a result; for ``next_values_from_rollout`` it is stricter and
+    also refuses a non-finite ``values`` entry that is never read (values[0], or a row after a termination),
+    which the twin lets through (the result is the same; gae and td_residuals then refuse the NaN where values
+    are read)."""
     if not bool(torch.isfinite(out).all()):
         rows = [tuple(int(i) for i in ix) for ix in torch.nonzero(~torch.isfinite(out))[:5].tolist()]
         raise ReferenceError_(f"{name} is not finite at rows (t, b) = {rows}: a NaN or inf in the rewards, values or "

@@ -18,10 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reference import dp, exact, solvers
-from reference.bellman import residual_rounding_bound
+from reference.bellman import certificate_factor, residual_rounding_bound
 from reference.errors import InvalidDiscountError
 from reference.generators import random_mdp
-from reference.mdp import Backend, FiniteMDP, deterministic_policy, from_arrays, validate_policy
+from reference.mdp import Backend, FiniteMDP, deterministic_policy, from_arrays, from_outcomes, validate_policy
 from reference.tolerance import EPS32, counted_tolerance, discount_condition, tolerance
 
 SETTINGS = settings(max_examples=25, deadline=None)
@@ -87,7 +87,9 @@ def test_evaluate_policy_certificate_holds(mdp: FiniteMDP, seed: int, determinis
     pv = validate_policy(mdp, pi)
     stochastic = not bool(np.all((pv[: mdp.n_states] == 0.0) | (pv[: mdp.n_states] == 1.0)))
     delta = residual_rounding_bound(mdp, float(np.max(np.abs(cert.value))), stochastic_policy=stochastic)
-    assert cert.bound == (cert.residual + delta) / (1.0 - mdp.gamma)
+    factor = certificate_factor(mdp, solvers._as_policy(mdp, pi))  # 1 / (1 - gamma rho), the stored rows' sums
+    assert factor >= 1.0 / (1.0 - mdp.gamma)
+    assert cert.bound == (cert.residual + delta) * factor
     # the certificate is the residual formula of exact.v_pi_certified
     resid = mdp.reward_pi(pi) + mdp.gamma * (mdp.transition_pi(pi) @ cert.value) - cert.value
     assert abs(float(np.max(np.abs(resid))) - cert.residual) <= tolerance(_scale(mdp), terms=mdp.n_states_plus)
@@ -210,14 +212,17 @@ def test_gmres_inner_refinement_and_fallback() -> None:
 
 def test_BEL_08_v_pi_certified_bound_is_residual_over_one_minus_gamma() -> None:
     """Found by the mutation audit (2026-12-06): the residual of an exact solve is ~1e-16, so any bound >= it
-    passed. The certificate is (||B^pi V - V|| + its rounding bound) / (1 - gamma), bit for bit."""
+    passed. The certificate is (||B^pi V - V|| + its rounding bound) / (1 - gamma rho), bit for bit (rho bounds the
+    stored rows' exact sums, 1 + a few ulps: certificate_factor)."""
     rng = np.random.default_rng(1)
     mdp = random_mdp(rng, 30, 3, gamma=0.99)
     pi = np.full((mdp.n_states_plus, mdp.n_actions), 1.0 / mdp.n_actions)
     c = exact.v_pi_certified(mdp, pi)
     assert c.residual > 0.0  # rounding leaves a non-zero residual, so bound and residual differ here
     delta = residual_rounding_bound(mdp, float(np.max(np.abs(c.value))), stochastic_policy=True)
-    assert c.bound == (c.residual + delta) / (1.0 - mdp.gamma)
+    factor = certificate_factor(mdp, validate_policy(mdp, pi))  # 1 / (1 - gamma rho) of the stored rows
+    assert 1.0 / (1.0 - mdp.gamma) <= factor <= 1.0 / (1.0 - mdp.gamma) * (1.0 + 1e-12)
+    assert c.bound == (c.residual + delta) * factor
     assert c.bound > c.residual
 
 
@@ -399,3 +404,50 @@ def test_solvers_work_at_reward_scales_where_2_norms_overflow_or_vanish(scale: f
     assert np.max(np.abs(opt.value - dp.v_star(m))) <= opt.bound + tol
     res = solvers.gmres(lambda x: 2.0 * x, np.full(4, scale * 1e-10), tol=scale * 1e-22)
     assert res.converged and np.all(res.x == scale * 1e-10 / 2.0)
+
+
+@pytest.mark.parametrize("gamma", [0.9999, 1 - 2.0**-40])
+def test_BEL_08_certificates_hold_when_the_stored_rows_sum_above_one(gamma: float) -> None:
+    """Rows [0.1, 0.9] are stored as they are (their float sum is 1.0) but sum to 1 + 2.8e-17 exactly, so the
+    stored operator contracts by gamma rho, rho > 1, and the textbook 1 / (1 - gamma) made every certificate too
+    small when the residual dominated it: at gamma = 1 - 2^-40 by 3e-5 relative (about 3.4e7 absolute; review
+    2026-12-07). Oracle: the exact value of the stored MDP, 1 / (1 - gamma (0.1 + 0.9)) in rationals of the
+    stored floats; every certified solver's bound must cover the exact error, with a loose eps so that the
+    residual term dominates."""
+    mdp = from_outcomes(2, 1, [0, 2, 4], [0, 1, 0, 1], [1.0] * 4, [0.1, 0.9, 0.1, 0.9], [0.5, 0.5], gamma=gamma,
+                        backend="sparse")
+    exact_v = 1 / (1 - Fraction(gamma) * (Fraction(0.1) + Fraction(0.9)))
+    sols: list[exact.Certified | dp.CertifiedSolution] = [
+            solvers.evaluate_policy(mdp, np.zeros(3, dtype=np.int64), v0=np.zeros(3), eps=4 / (1 - gamma)),
+            solvers.solve_optimal(mdp, v0=np.zeros(3), eps=4 / (1 - gamma)),
+            dp.solve_value_iteration(mdp, eps=2 / (1 - gamma))]
+    for sol in sols:
+        err = max(abs(Fraction(float(sol.value[i])) - exact_v) for i in range(2))
+        assert Fraction(sol.bound) >= err
+
+
+@pytest.mark.parametrize("reward", [1e-320, 1e-312, 1e-300])
+def test_BEL_08_certificates_hold_for_subnormal_rewards(reward: float) -> None:
+    """Higham's relative rounding model fails under gradual underflow: with rewards of 1e-320 the certificates
+    came back 0 for a non-zero error and solve_optimal certified V = 0 for V* = 1e-319 (review 2026-12-07). The
+    rounding bound now carries an absolute underflow term. Oracle: V = r / (1 - gamma) in rationals."""
+    p = np.zeros((1, 1, 2))
+    p[0, 0, 0] = 1.0
+    mdp = from_arrays(p, np.array([[reward]]), gamma=0.9)
+    exact_v = Fraction(reward) / (1 - Fraction(0.9))
+    sols: list[exact.Certified | dp.CertifiedSolution] = [
+            solvers.evaluate_policy(mdp, np.zeros(2, dtype=np.int64)), solvers.solve_optimal(mdp),
+            dp.solve_optimal(mdp), exact.v_pi_certified(mdp, np.ones((2, 1))),
+            dp.solve_value_iteration(mdp, eps=1e-6 * reward + 1e-310)]
+    for sol in sols:
+        assert Fraction(sol.bound) >= abs(Fraction(float(sol.value[0])) - exact_v)
+
+
+@given(small_mdps())
+def test_BEL_12_solvers_solve_optimal_bound_carries_the_residual_rounding(mdp: FiniteMDP) -> None:
+    """solvers.solve_optimal's bound is (||B* V - V|| + delta) / (1 - gamma rho); a delta divided by 10 passed
+    every test (review 2026-12-07), since converged solves land far inside it. The rounding part alone, delta
+    times the factor, is a lower bound of the certificate."""
+    sol = solvers.solve_optimal(mdp)
+    delta = residual_rounding_bound(mdp, float(np.max(np.abs(sol.value))))
+    assert sol.bound >= delta * certificate_factor(mdp)
