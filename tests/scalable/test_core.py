@@ -842,7 +842,7 @@ def test_gaussian_log_prob_far_below_the_usual_log_std_range(dtype: Any, log_std
     ls = torch.tensor([log_std], dtype=dtype, requires_grad=True)
     x = torch.tensor([y], dtype=dtype, requires_grad=True)
     got = dist.gaussian_log_prob(x, torch.zeros(1, dtype=dtype), ls)
-    import mpmath
+    import mpmath  # type: ignore[import-untyped]
 
     with mpmath.workdps(40):  # the closed form -log_std - (y / sigma)^2 / 2 - log(2 pi) / 2
         want = float(-mpmath.mpf(log_std) - (mpmath.mpf(y) * mpmath.exp(-mpmath.mpf(log_std))) ** 2 / 2
