@@ -726,3 +726,60 @@ def test_MDP_17_j_and_occupancy_ignore_a_trap_that_p0_never_reaches() -> None:
         with pytest.raises(ImproperPolicyError):
             exact.j_pi(free, pi)
         assert exact.j_pi(free, pi, improper="finite") == 1.0
+
+
+def _abel_gain_exact(p: np.ndarray, r: np.ndarray) -> list[Any]:
+    """g = lim_{gamma -> 1-} (1 - gamma) (I - gamma P)^{-1} r in exact rational arithmetic (SymPy): the average
+    reward from its Abel definition (BEL-37), not from the stationary law the code computes."""
+    import sympy
+
+    g = sympy.Symbol("g")
+    s = p.shape[0]
+    pm = sympy.Matrix(s, s, lambda i, j: sympy.Rational(float(p[i, j])))
+    rv = sympy.Matrix(s, 1, lambda i, _j: sympy.Rational(float(r[i])))
+    v = (sympy.eye(s) - g * pm).LUsolve(rv)
+    return [sympy.cancel(sympy.together((1 - g) * x)).subs(g, 1) for x in v]
+
+
+def test_BEL_37_average_reward_is_the_exact_abel_gain_on_multichain_chains() -> None:
+    """The earlier BEL-37 test compared with a Cesaro mean over 4000 steps, whose O(1/M) bound allowed about 0.5 %
+    of the gains (review 2026-12-07). Here: random dyadic chains with one or two closed classes of non-zero gain,
+    transient states feeding them and term, against the exact Abel limit. Tolerance: the GTH stationary law is
+    accurate entrywise (a few k^2 eps), so the gain is within tolerance(max|r|, terms=n^2 + n)."""
+    from reference import exact
+    from reference.tolerance import tolerance
+
+    rng = np.random.default_rng(37)
+    checked = 0
+    for _ in range(30):
+        sizes = rng.integers(1, 4, int(rng.integers(1, 3)))
+        nt = int(rng.integers(0, 3))
+        start = int(sizes.sum())
+        s = start + nt
+        p = np.zeros((s, s + 1))
+        c0 = 0
+        for k in sizes:
+            block = rng.integers(1, 5, (k, k)).astype(float)
+            p[c0:c0 + k, c0:c0 + k] = block / 4.0
+            c0 += k
+        for i in range(start, s):
+            p[i, : s + 1] = rng.integers(0, 3, s + 1).astype(float)
+            p[i, i] = min(p[i, i], 1.0)
+            p[i, int(rng.integers(0, start))] += 1.0
+        p = p / p.sum(axis=1, keepdims=True)
+        p = np.round(p * 2**12) / 2**12
+        p[:, s] += 1.0 - p.sum(axis=1)  # rounding residue (exact: dyadic) to term ...
+        p[:start, s] = 0.0  # ... but the closed classes stay closed: their rows renormalised to dyadic sums of 1
+        for c0, k in zip(np.cumsum(np.r_[0, sizes[:-1]]), sizes, strict=True):
+            blk = p[c0:c0 + k, c0:c0 + k]
+            blk[:, -1] += 1.0 - blk.sum(axis=1)
+        if np.any(p < 0) or not np.all(p.sum(axis=1) == 1.0):
+            continue
+        r = rng.integers(-3, 4, s).astype(float)
+        want = np.array([float(x) for x in _abel_gain_exact(p, r)] + [0.0])
+        if not np.any(want != 0.0):
+            continue
+        got = exact.average_reward(_chain(p, r), np.ones((s + 1, 1)))
+        np.testing.assert_allclose(got, want, rtol=0, atol=tolerance(3.0, terms=(s + 1) ** 2 + s + 1))
+        checked += 1
+    assert checked >= 20
