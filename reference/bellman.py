@@ -107,14 +107,15 @@ def residual_rounding_bound(mdp: FiniteMDP, v_max: float, *, stochastic_policy: 
 def kernel_row_sum_bound(mdp: FiniteMDP, pi: FloatArray | IntArray | None = None) -> float:
     """rho >= 1: an upper bound on the largest exact row sum of the stored kernel P (``pi`` None) or of P_pi.
 
-    The exact sum of m stored probabilities is within gamma_m <= 2 m u of their float sum (Higham, Lemma 3.1),
-    so rho = max fl(row sum) (1 + 2 m u), and for a stochastic policy one more such sum over the A actions.
+    The exact sum of m stored probabilities is within gamma_{m-1} <= 2 (m - 1) u of their float sum (Higham,
+    Lemma 3.1; the product by that factor rounds too, which the next float up covers), so rho = max fl(row sum)
+    (1 + 2 (m - 1) u), and for a stochastic policy one more such sum over the A actions.
     Spec: support for BEL-08 (see :func:`certificate_factor`). ``pi``: None, int [S+1] or [S+1, A].
     """
     counts = np.diff(mdp.indptr)
     sums = np.add.reduceat(np.asarray(mdp.prob, dtype=np.float64), np.asarray(mdp.indptr[:-1]))
     m = int(counts.max())
-    rho_sa = sums * (1.0 + 2.0 * m * U64)  # >= the exact sums (gamma_m <= 2 m u for m u < 1/2)
+    rho_sa = sums * (1.0 + 2.0 * (m - 1) * U64)  # >= the exact sums (m - 1 additions: gamma_{m-1} <= 2 (m-1) u)
     n, na = mdp.n_states_plus, mdp.n_actions
     rho_sa = rho_sa.reshape(n, na)
     if pi is None:
@@ -144,8 +145,11 @@ def certificate_factor(mdp: FiniteMDP, pi: FloatArray | IntArray | None = None) 
     Spec: BEL-08 (the contraction factor of the stored operator), support for BEL-25, BEL-27 (certificates).
     ``pi``: None (the optimality operator: the largest row over all (s, a)), int [S+1] or [S+1, A].
     """
-    rho = kernel_row_sum_bound(mdp, pi)
-    g = float(mdp.gamma)
+    return _factor(float(mdp.gamma), kernel_row_sum_bound(mdp, pi))
+
+
+def _factor(g: float, rho: float) -> float:
+    """An upper bound on 1 / (1 - g rho), or NotConvergedError where g rho >= 1 (see certificate_factor)."""
     prod = g * rho  # rounded: within U64 * prod of the exact product
     # 1 - prod is exact for prod in [1/2, 2] (Sterbenz) and accurate to u otherwise (then it is >= 1/2); the
     # product's rounding is an absolute error, large next to 1 - gamma rho for gamma near 1, so it is subtracted

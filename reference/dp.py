@@ -15,6 +15,7 @@ import scipy.sparse.csgraph as csgraph
 from numpy.typing import NDArray
 
 from reference.bellman import (
+    _factor,
     bellman_optimality_q,
     bellman_optimality_v,
     certificate_factor,
@@ -610,11 +611,21 @@ MDP-19): ``eps = EPS_RTOL * R / (1 - gamma)``. An absolute default certified a n
 
 def certificate_floor(mdp: FiniteMDP, v_max: float, *, stochastic_policy: bool = True) -> float:
     """The smallest width a residual certificate can prove for a V with max|V| <= ``v_max`` (gamma < 1):
-    :func:`reference.bellman.residual_rounding_bound` / (1 - gamma), the bound when the computed residual is 0.
+    :func:`reference.bellman.residual_rounding_bound` times :func:`reference.bellman.certificate_factor`
+    (1 / (1 - gamma rho), rho >= 1 the stored rows' largest exact sum), the bound when the computed residual is 0.
+    For a stochastic policy rho is that of the worst row over all (s, a), enlarged by the rounding of the policy's
+    A-term row sums, which bounds every policy's factor. inf where gamma rho >= 1 (no certificate exists).
 
     Spec: support for BEL-25 (the smallest certifiable width of a stopping rule).
     """
-    return residual_rounding_bound(mdp, v_max, stochastic_policy=stochastic_policy) / (1.0 - mdp.gamma)
+    rho = kernel_row_sum_bound(mdp)
+    if stochastic_policy:  # a policy's row sums add A products and A - 1 sums of its own rounded weights
+        rho *= 1.0 + 4.0 * (mdp.n_actions + 2) * float(np.finfo(np.float64).eps)
+    try:
+        factor = _factor(mdp.gamma, rho)
+    except NotConvergedError:  # gamma rho >= 1: gamma within the rows' rounding of 1, no width can be certified
+        return float("inf")
+    return residual_rounding_bound(mdp, v_max, stochastic_policy=stochastic_policy) * factor
 
 
 def certificate_eps(mdp: FiniteMDP, eps: float | None, rtol: float) -> float:
@@ -626,7 +637,7 @@ def certificate_eps(mdp: FiniteMDP, eps: float | None, rtol: float) -> float:
     certificate could say more than MDP-19's bound."""
     if eps is None:
         floor = 2.0 * certificate_floor(mdp, mdp.tie_scale) if mdp.gamma < 1.0 else 0.0
-        if mdp.tie_scale > 0.0 and floor >= mdp.tie_scale:
+        if (mdp.tie_scale > 0.0 and floor >= mdp.tie_scale) or not np.isfinite(floor):
             # the certificate would say no more than MDP-19's |V| <= R / (1 - gamma): at gamma = 1 - 1e-15 the
             # solvers stopped at V = 0 with a bound of 1e15 (honest, and useless)
             raise NotConvergedError(f"gamma = {mdp.gamma!r} is too close to 1 for a float64 certificate: the "
