@@ -379,8 +379,11 @@ def nash_equilibrium(M: FloatArray) -> NashEquilibrium:
     beats every strategy of the sub-game; stop when neither does (at most A1 + A2 rounds). A strategy that is
     never a best response (a dominated row) never enters, and the sub-game's equilibrium is then one of the
     whole game. Certificate: the returned profile's :func:`exploitability` is at most :data:`NASH_GAP_RTOL`
-    times the final sub-game's half-range (for a constant sub-game, a pure saddle point, the gap is exactly 0
-    by the stopping rule); otherwise ``NotConvergedError``. A constant matrix returns the uniform profile
+    times the half-range of the payoffs the profile plays (its supports and the best responses to it; for a pure
+    saddle point the gap is exactly 0 by the stopping rule); otherwise ``NotConvergedError``. A strategy that is
+    a best response to some sub-game profile enters even if its payoffs are extreme, and then the sub-game's LP
+    can be too coarse for the rest (rock-paper-scissors next to a row (1e10, -1e10, -1e10)): such games are
+    refused, never answered with a poor profile. A constant matrix returns the uniform profile
     (every profile is an equilibrium). Payoffs must be real numbers (strings and booleans are refused).
     """
     M = _check_matrix(M)
@@ -388,15 +391,19 @@ def nash_equilibrium(M: FloatArray) -> NashEquilibrium:
     hi, lo = float(np.max(M)), float(np.min(M))
     if hi == lo:
         return NashEquilibrium(p=_readonly(np.full(m, 1.0 / m)), q=_readonly(np.full(n, 1.0 / n)), value=hi)
-    rows = [int(np.argmax(M.min(axis=1)))]  # pure maximin row and minimax column: never a dominated one
-    cols = [int(np.argmin(M.max(axis=0)))]
+    # a power of two brings max |M| below 2^1020, so that the centred payoffs below cannot overflow (matching
+    # pennies at +-1e308 centred on a 1x1 sub-game at 1e308 gave -inf, a NaN gap and a certified pure profile)
+    _, e = np.frexp(max(abs(hi), abs(lo)))
+    Mw = np.ldexp(M, -max(0, int(e) - 1020))
+    rows = [int(np.argmax(Mw.min(axis=1)))]  # pure maximin row and minimax column: never a dominated one
+    cols = [int(np.argmin(Mw.max(axis=0)))]
     for _ in range(m + n + 1):
-        sub = M[np.ix_(rows, cols)]
+        sub = Mw[np.ix_(rows, cols)]
         ps, qs = _subgame_equilibrium(sub)
         p = np.zeros(m)
         q = np.zeros(n)
         p[rows], q[cols] = ps, qs
-        Mc = M - (float(np.min(sub)) + _half_range(float(np.max(sub)), float(np.min(sub))))  # sub-game centred
+        Mc = Mw - (float(np.min(sub)) + _half_range(float(np.max(sub)), float(np.min(sub))))  # sub-game centred
         u, w = Mc @ q, Mc.T @ p  # payoffs of every pure strategy against the other's sub-game strategy
         i, j = int(np.argmax(u)), int(np.argmin(w))
         grow_r = i not in rows and u[i] > np.max(u[rows])
@@ -409,12 +416,19 @@ def nash_equilibrium(M: FloatArray) -> NashEquilibrium:
             break
     else:  # pragma: no cover - each round adds a strategy, so at most m + n rounds
         raise NotConvergedError(f"double oracle did not stop after {m + n + 1} rounds")
-    half = _half_range(float(np.max(sub)), float(np.min(sub)))
     gap = float(np.max(u) - np.min(w))  # the exploitability, on the sub-game's centring
-    if gap > NASH_GAP_RTOL * half:
-        raise NotConvergedError(f"the LP equilibrium has exploitability {gap:.3e} > {NASH_GAP_RTOL:.0e} * "
-                                f"(max - min) / 2 of the {len(rows)} x {len(cols)} sub-game it was solved on "
-                                f"= {NASH_GAP_RTOL * half:.3e}")
+    # judged on the payoffs the profile plays and the best responses to it (a strategy of extreme payoff that
+    # entered the sub-game without being played must not loosen the tolerance: RPS next to a row of +-1e10 that is
+    # a best response to one column was certified with gap 2 against 1e-9 * 1e10)
+    live_r = sorted(set(np.flatnonzero(p > 0.0).tolist()) | {int(np.argmax(u))})
+    live_c = sorted(set(np.flatnonzero(q > 0.0).tolist()) | {int(np.argmin(w))})
+    played = Mw[np.ix_(live_r, live_c)]
+    half = _half_range(float(np.max(played)), float(np.min(played)))
+    if not gap <= NASH_GAP_RTOL * half:  # also refuses a NaN gap
+        raise NotConvergedError(f"the LP equilibrium has exploitability {gap:.3e}, more than {NASH_GAP_RTOL:.0e} "
+                                f"times the half-range {half:.3e} of the payoffs it plays (the LP runs on the "
+                                f"{len(rows)} x {len(cols)} sub-game's own scale, which strategies of extreme payoff "
+                                f"can make too coarse)")
     return NashEquilibrium(p=_readonly(p), q=_readonly(q), value=float(p @ M @ q))
 
 

@@ -961,3 +961,52 @@ def test_GAME_12_E75_constant_anchor_can_converge_to_a_stationary_point_that_is_
     assert abs(float(x[0])) <= 1e-12 and abs(float(y[0])) <= 1e-12
     d2_max = 2.0 - 0.1 / 0.1  # d2 R / dx2 - lam / alpha: R_reg = R - lam/(2 alpha) x^2 + lam/(2 alpha) y^2
     assert d2_max > 0  # convex in the maximiser's variable: a minimum, not a saddle
+
+
+def test_GAME_03_payoffs_near_the_float_limit_keep_their_equilibrium() -> None:
+    """Matching pennies at +-1e308 (and +-1.7e308): the double oracle centred its first 1x1 sub-game at 1e308, the
+    other entries overflowed to -inf, the gap was NaN and passed the certificate, and the pure profile (1, 0),
+    (1, 0) of exploitability 4e308 was returned (self-review 2026-12-07). The matrix is now scaled by a power of
+    two first and a NaN gap is refused. Exact: uniform, value 0."""
+    for big in (1e308, 1.7e308):
+        ne = nash_equilibrium(np.array([[big, -big], [-big, big]]))
+        np.testing.assert_array_equal(ne.p, [0.5, 0.5])
+        np.testing.assert_array_equal(ne.q, [0.5, 0.5])
+        assert ne.value == 0.0
+
+
+def test_GAME_03_never_a_poor_profile_when_an_extreme_strategy_enters_the_sub_game() -> None:
+    """A strategy of extreme payoffs that is a best response to some sub-game profile enters the double oracle's
+    sub-game and makes its LP too coarse for the other payoffs: RPS next to a row (1e10, -1e10, -1e10) gave the
+    pure profile R vs P (exploitability 2), certified against 1e-9 times the sub-game's half-range 1e10
+    (self-review 2026-12-07). The certificate is now relative to the payoffs the profile plays and the best
+    responses to it, so such profiles are refused. Fuzz: 400 random integer games in [-3, 3] with up to two
+    entries of +-10^4..10^13; every answer is either NotConvergedError or a profile whose exploitability, computed
+    exactly in rationals, is within 1e-9 times the half-range of the payoffs it plays plus the rounding of p, q."""
+    rps_d = np.array([[0, -1, 1], [1, 0, -1], [-1, 1, 0], [1e10, -1e10, -1e10]], dtype=float)
+    with pytest.raises(NotConvergedError, match="exploitability"):
+        nash_equilibrium(rps_d)
+    rng = np.random.default_rng(2026)
+    answered = 0
+    for _ in range(400):
+        m, n = (int(x) for x in rng.integers(1, 6, 2))
+        g = rng.integers(-3, 4, (m, n)).astype(float)
+        for _k in range(int(rng.integers(0, 3))):
+            g[rng.integers(0, m), rng.integers(0, n)] = float(rng.choice([-1, 1]) * 10.0 ** rng.integers(4, 14))
+        try:
+            ne = nash_equilibrium(g)
+        except NotConvergedError:
+            continue
+        answered += 1
+        p = [Fraction(float(x)) for x in ne.p]
+        q = [Fraction(float(x)) for x in ne.q]
+        rows = [sum(Fraction(g[i, j]) * q[j] for j in range(n)) / sum(q) for i in range(m)]
+        cols = [sum(Fraction(g[i, j]) * p[i] for i in range(m)) / sum(p) for j in range(n)]
+        gap = max(rows) - min(cols)
+        live_r = [i for i in range(m) if ne.p[i] > 0 or rows[i] == max(rows)]
+        live_c = [j for j in range(n) if ne.q[j] > 0 or cols[j] == min(cols)]
+        played = g[np.ix_(live_r, live_c)]
+        half = (float(played.max()) - float(played.min())) / 2
+        scale = float(np.max(np.abs(played)))
+        assert gap <= Fraction(NASH_GAP_RTOL * half + tolerance(scale, terms=4 * (m + n))), (g, ne)
+    assert answered >= 300

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reference import dp, exact, solvers
-from reference.bellman import certificate_factor, residual_rounding_bound
+from reference.bellman import certificate_factor, kernel_row_sum_bound, residual_rounding_bound
 from reference.errors import InvalidDiscountError
 from reference.generators import random_mdp
 from reference.mdp import Backend, FiniteMDP, deterministic_policy, from_arrays, from_outcomes, validate_policy
@@ -451,3 +451,19 @@ def test_BEL_12_solvers_solve_optimal_bound_carries_the_residual_rounding(mdp: F
     sol = solvers.solve_optimal(mdp)
     delta = residual_rounding_bound(mdp, float(np.max(np.abs(sol.value))))
     assert sol.bound >= delta * certificate_factor(mdp)
+
+
+def test_BEL_08_kernel_row_sum_bound_covers_the_exact_sums_with_the_documented_margin() -> None:
+    """rho must bound the exact sum of every stored row: a row of 1000 probabilities of 1e-17 next to one of
+    1 - 1e-14 (each tiny term below half an ulp of the running sum) sums to 1 + 1e-14 exactly after the builder's
+    float renormalisation. Checked in rationals, and the documented Higham margin (the float sum times 1 + 2 (m - 1)
+    u) is applied, not only the next float up: the float sum's error on a row of m terms can reach gamma_{m-1}."""
+    k = 1000
+    w = np.r_[1 - k * 1e-17, np.full(k, 1e-17)]
+    m = w.size
+    mdp = from_outcomes(1, 1, [0, m], np.zeros(m, dtype=np.int64), np.zeros(m), w, [1.0], gamma=0.9)
+    rho = kernel_row_sum_bound(mdp)
+    exact_sum = sum(Fraction(float(x)) for x in mdp.prob[:m])
+    assert Fraction(rho) >= exact_sum
+    float_sum = float(np.add.reduceat(np.asarray(mdp.prob[:m]), [0])[0])
+    assert rho >= float_sum * (1.0 + 2.0 * (m - 1) * np.finfo(np.float64).eps / 2)
