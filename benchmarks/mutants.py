@@ -10,6 +10,7 @@ added then kill every survivor that is not equivalent).
 from __future__ import annotations
 
 EQUIVALENT: dict[str, str] = {
+    'gm_s20o': "NaN-safe form of the certificate: after the power-of-two scaling every centred payoff is below 2^1022 in magnitude and _check_matrix refuses non-finite entries, so the gap is never NaN and `gap > tol` equals `not gap <= tol` (the guard stays as a defence)",
     'ex_s17f': "the one-sign shortcut of _classify_traps: without it such a class goes to the GTH (or sparse renewal) window, whose scale sum mu |r| equals the gain itself for one-sign rewards, so the class is still called divergent with the same sign (the shortcut saves the stationary solve and names the sign without computing a tiny gain)",
     'dp_st4': 'the window tests |V| <= window at states of reward-free components where staying is optimal; with the direct solves of v_pi those values come out exactly 0 (a STAY row is e_s with reward 0, a state that moves to staying states averages exact zeros), so window 0 picks the same states. The window guards against an iterative solve leaving rounding there; no test MDP reaches that case',
     'dp7': "r's term row is 0, so r.min() <= 0 and min(0, r.min()) == r.min()",
