@@ -796,4 +796,10 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('gm_s20n', 'reference/games.py', '    played = Mw[np.ix_(live_r, live_c)]', '    played = sub', ['tests/reference/test_games.py']),
     ('gm_s20o', 'reference/games.py', '    if not gap <= NASH_GAP_RTOL * half:  # also refuses a NaN gap', '    if gap > NASH_GAP_RTOL * half:  # also refuses a NaN gap', ['tests/reference/test_games.py']),
     ('sa_s20f', 'reference/sampling.py', '        if duplicated:\n            merged', '        if False:\n            merged', ['tests/reference/test_sampling.py']),
+    ('tr_s20a', 'reference/trust_region.py', '            u = np.where(dev == 0.0, 0.0, (dev / w[s]) / pi[s, support])', '            u = dev / (w[s] * pi[s, support])', ['tests/reference/test_trust_region.py']),
+    ('tr_s20b', 'reference/trust_region.py', '        if np.any(redo):', '        if False:', ['tests/reference/test_trust_region.py']),
+    ('tr_s20c', 'reference/trust_region.py', '        if constraint(cand) <= delta and objective(cand) > f0:', '        if constraint(cand) <= 2.0 * delta and objective(cand) > f0:', ['tests/reference/test_trust_region.py']),
+    ('tr_s20d', 'reference/trust_region.py', '            elif kl > 1.5 * d_targ:', '            elif kl > 2.0 * d_targ:', ['tests/reference/test_trust_region.py']),
+    ('tr_s20e', 'reference/trust_region.py', '            if kl < d_targ / 1.5:', '            if kl < d_targ / 2.0:', ['tests/reference/test_trust_region.py']),
+    ('su_s20b', 'reference/surrogates.py', '    return np.asarray(np.maximum(terms.sum(axis=-1), 0.0), dtype=np.float64)', '    return np.asarray(terms.sum(axis=-1), dtype=np.float64)', ['tests/reference/test_surrogates.py']),
 ]

@@ -213,9 +213,17 @@ def is_surrogate_terms(
     gamma_t = validate_flag(gamma_t, "gamma_t")  # "no" was read as True (the gamma^t factor kept)
     disc = g ** np.arange(ln.shape[0], dtype=np.float64)[:, None] if gamma_t else np.ones((ln.shape[0], 1))
     live = va & (ad != 0.0)  # a zero advantage is an exact 0 term, whatever the ratio
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         log_ratio = np.where(live, ln - lo, 0.0)
         terms = np.where(live, disc * np.exp(log_ratio) * ad, 0.0)
+        # where exp(log-ratio) overflows, or gamma^t underflows to 0, while the term itself is representable
+        # (a log-ratio of 710 with A = 1e-3: 2.2e305, refused as an overflow), the term is formed in logs
+        log_disc = (np.arange(ln.shape[0], dtype=np.float64)[:, None] * math.log(g) if gamma_t
+                    else np.zeros((ln.shape[0], 1)))
+        redo = live & (~np.isfinite(terms) | ((disc == 0.0) & (ln > -np.inf)))
+        if np.any(redo):
+            via_logs = np.sign(ad) * np.exp(log_ratio + log_disc + np.log(np.abs(np.where(live, ad, 1.0))))
+            terms = np.where(redo, via_logs, terms)
     over = ~np.isfinite(terms)
     if np.any(over):
         t, b = (int(i[0]) for i in np.nonzero(over))
@@ -357,8 +365,8 @@ def natural_gradient(theta: ArrayLike, grad: ArrayLike, weights: ArrayLike, *, d
         raise ShapeError(f"grad must have shape {list(th.shape)}, got {list(g.shape)}")
     if not np.all(np.isfinite(g)):
         raise ReferenceError_("grad must be finite")
-    if not (isinstance(damping, (int, float, np.floating, np.integer)) and np.isfinite(damping)
-            and damping >= 0.0):
+    damping = _real(damping, "damping")  # True ran as damping 1.0 (bool is an int); 0-d arrays were refused
+    if not (np.isfinite(damping) and damping >= 0.0):
         raise ReferenceError_(f"damping must be a finite number >= 0, got {damping!r}")
     if damping > 0.0:
         f = fisher_matrix(th, weights)
@@ -376,8 +384,16 @@ def natural_gradient(theta: ArrayLike, grad: ArrayLike, weights: ArrayLike, *, d
             continue
         y = g[s, support]
         c = math.fsum(y.tolist()) / y.size
-        u = (y - c) / (w[s] * pi[s, support])
+        # in two divisions: w_s p_a underflowed to 0 for a positive weight and probability (7.8e-11 * 1.4e-315),
+        # and 0 / 0 gave NaN where the exact x is 0 (a zero gradient row) or finite
+        dev = y - c
+        with np.errstate(over="ignore"):
+            u = np.where(dev == 0.0, 0.0, (dev / w[s]) / pi[s, support])
         out[s, support] = u - math.fsum(u.tolist()) / u.size
+    if not np.all(np.isfinite(out)):
+        s_bad = int(np.argwhere(~np.isfinite(out))[0][0])
+        raise ReferenceError_(f"the natural gradient overflows float64 at state {s_bad} (a near-deterministic "
+                              f"policy with a tiny weight): pass damping > 0")
     return out
 
 
@@ -475,8 +491,8 @@ def backtracking_line_search(
     th = np.asarray(theta, dtype=np.float64)
     step = np.asarray(full_step, dtype=np.float64)
     max_backtracks = validate_int(max_backtracks, "max_backtracks")
-    if not (_real(delta, "delta") > 0.0 and 0.0 < _real(shrink, "shrink") < 1.0):
-        raise ReferenceError_(f"need delta > 0 and 0 < shrink < 1; got {delta!r}, {shrink!r}")
+    if not (0.0 < _real(delta, "delta") < np.inf and 0.0 < _real(shrink, "shrink") < 1.0):  # inf accepted any step
+        raise ReferenceError_(f"need a finite delta > 0 and 0 < shrink < 1; got {delta!r}, {shrink!r}")
     f0 = objective(th)
     for j in range(max_backtracks + 1):
         cand = th + shrink**j * step

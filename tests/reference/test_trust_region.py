@@ -988,3 +988,79 @@ def test_TR_09_cg_stops_when_the_curvature_vanishes_on_a_singular_matrix() -> No
     x = conjugate_gradient(lambda v: a @ v, b, iters=10)
     alpha = float(b @ b) / float(b @ a @ b)
     np.testing.assert_allclose(x, alpha * b, rtol=4 * np.finfo(float).eps, atol=0)
+
+
+@pytest.mark.parametrize("factor,expected", [(1.7, 0.5), (1 / 1.7, 2.0), (1.2, 1.0), (1 / 1.2, 1.0)])
+def test_TR_12_ppo_penalty_thresholds_and_factors_are_1_5_and_2(factor: float, expected: float) -> None:
+    """Only halving far below d_targ / 1.5 was tested: the thresholds 2 d_targ or d_targ / 2 and the factors 1.5
+    or 1 passed (review 2026-12-07). With d_targ = factor * KL_0 the first KL sits at d_targ / 1.7 (halve under
+    the rule's 1.5, not under 2), 1.7 d_targ (double), or within (d_targ / 1.5, 1.5 d_targ) (keep); the second
+    iteration must then be a fixed-beta iteration with beta = expected, bit for bit."""
+    rng = np.random.default_rng(0)
+    mdp = random_mdp(rng, 4, 3, gamma=0.9)
+    th0 = np.zeros((mdp.n_states_plus, mdp.n_actions))
+    kl0 = float(ppo_penalty_exact(mdp, th0, beta=1.0, d_targ=None, lr=0.5, epochs=5, iters=1).kl[0])
+    two = ppo_penalty_exact(mdp, th0, beta=1.0, d_targ=factor * kl0, lr=0.5, epochs=5, iters=2)
+    one = ppo_penalty_exact(mdp, two.thetas[1], beta=expected, d_targ=None, lr=0.5, epochs=5, iters=1)
+    np.testing.assert_array_equal(two.thetas[2], one.thetas[1])
+
+
+def test_TR_10_trpo_line_search_keeps_the_kl_within_delta_without_damping() -> None:
+    """Every trpo_exact test used damping > 0, whose full step lands at 0.5 - 0.98 delta, so a line search
+    accepting KL <= 2 delta passed (review 2026-12-07). Undamped, the full step overshoots (KL 0.0104 > delta =
+    0.01 here) and must be cut back: the returned step's mean KL (the E-56 constraint) is within delta."""
+    rng = np.random.default_rng(2)
+    mdp = random_mdp(rng, 3, 3, gamma=0.9)
+    th = rng.normal(size=(4, 3))
+    th[mdp.term] = 0.0
+    res = trpo_exact(mdp, th, delta=0.01, iters=1, damping=0.0, cg_iters=20)
+    assert 0.0 < float(res.kl[0]) <= 0.01
+
+
+def test_TR_09_natural_gradient_without_damping_at_underflowing_weights_and_probabilities() -> None:
+    """w_s p_a underflowed to 0 for a positive weight and probability, and the closed form's (y - c) / (w p) gave
+    NaN: at a state of weight 7.8e-11 whose second action has probability 1.4e-315 the gradient row is exactly 0,
+    so the minimum-norm solution is 0 (it returned [nan, nan]); and a row (1e-300, -1e-300) at weight 1e-170 and
+    logits (0, -390) has the finite x = +-(g0 - g1) / (4 w p0 p1) = +-1.1853e39 (mpmath; it returned inf, nan).
+    A bool damping ran as 1.0; an infinite delta passed every step of the line search."""
+    p = np.zeros((2, 2, 3))
+    p[0, 0] = [0.5, 0.0, 0.5]
+    p[0, 1] = [0.0, 0.0, 1.0]
+    p[1, :, 2] = 1.0
+    from reference.mdp import from_arrays
+
+    mdp = from_arrays(p, [[1.0, 0.0], [1.0, 0.0]], [1 - 1e-10, 1e-10], gamma=0.9)
+    th = np.array([[0.0, 0.0], [0.0, -725.0], [0.0, 0.0]])
+    x = natural_gradient(th, grad_j_exact(mdp, th), state_weights(mdp, softmax(th)))
+    np.testing.assert_array_equal(x[1], [0.0, 0.0])
+    y = natural_gradient(np.array([[0.0, -390.0], [0.0, 0.0], [0.0, 0.0]]),
+                         np.array([[1e-300, -1e-300], [0.1, -0.1], [0.0, 0.0]]), np.array([1e-170, 1.0, 0.0]))
+    import mpmath
+
+    with mpmath.workdps(40):  # x_a = u_a - mean(u), u = (y - mean(y)) / (w p) with p = softmax(0, -390)
+        e = mpmath.exp(mpmath.mpf(-390))
+        pm = [1 / (1 + e), e / (1 + e)]
+        u = [mpmath.mpf(1e-300) / (mpmath.mpf(1e-170) * pm[0]), -mpmath.mpf(1e-300) / (mpmath.mpf(1e-170) * pm[1])]
+        want = [float(u[0] - (u[0] + u[1]) / 2), float(u[1] - (u[0] + u[1]) / 2)]
+    np.testing.assert_allclose(y[0], want, rtol=1e-13)  # a few roundings of two divisions and a mean
+    with pytest.raises(ReferenceError_, match="damping"):
+        natural_gradient(th, np.zeros_like(th), np.ones(3), damping=True)
+    with pytest.raises(ReferenceError_, match="delta"):
+        backtracking_line_search(np.zeros(2), np.ones(2), objective=lambda t: float(t.sum()),
+                                 constraint=lambda t: 1e300, delta=np.inf)
+
+
+def test_TR_07_is_term_is_formed_in_logs_where_the_ratio_alone_overflows() -> None:
+    """exp(710) overflows, but exp(710) * 1e-3 = 2.234e305 is representable: it was refused as an overflow; and
+    gamma^t underflowing to 0 next to a huge ratio gave 0 for 0.5^1101 e^800 = 1.00e16. Oracle: mpmath."""
+    import mpmath
+
+    got = is_surrogate_terms(np.array([[710.0]]), np.array([[0.0]]), np.array([[1e-3]]), np.array([[True]]),
+                             gamma=1.0)
+    assert abs(float(got[0]) / float(mpmath.e**710 * mpmath.mpf("1e-3")) - 1) <= 1e-13
+    t = 1102
+    ln = np.zeros((t, 1))
+    ln[-1, 0] = 800.0
+    got = is_surrogate_terms(ln, np.zeros((t, 1)), np.ones((t, 1)), np.ones((t, 1), dtype=bool), gamma=0.5)
+    want = float(sum(mpmath.mpf(0.5) ** k for k in range(t - 1)) + mpmath.mpf(0.5) ** (t - 1) * mpmath.e**800)
+    assert abs(float(got[0]) / want - 1) <= 1e-12
