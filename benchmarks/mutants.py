@@ -802,4 +802,6 @@ MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ('tr_s20d', 'reference/trust_region.py', '            elif kl > 1.5 * d_targ:', '            elif kl > 2.0 * d_targ:', ['tests/reference/test_trust_region.py']),
     ('tr_s20e', 'reference/trust_region.py', '            if kl < d_targ / 1.5:', '            if kl < d_targ / 2.0:', ['tests/reference/test_trust_region.py']),
     ('su_s20b', 'reference/surrogates.py', '    return np.asarray(np.maximum(terms.sum(axis=-1), 0.0), dtype=np.float64)', '    return np.asarray(terms.sum(axis=-1), dtype=np.float64)', ['tests/reference/test_surrogates.py']),
+    ('se_s20a', 'reference/search.py', '            explore[pos] = scale * bonus[pos]', '            explore = scale * bonus', ['tests/reference/test_search.py']),
+    ('ag_s20c', 'reference/alphago.py', '        if not (np.array_equal(graph.player[sig], graph.player) and np.array_equal(graph.returns[sig], graph.returns)', '        if False and (np.array_equal(graph.player[sig], graph.player) and np.array_equal(graph.returns[sig], graph.returns)', ['tests/reference/test_search.py']),
 ]

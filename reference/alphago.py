@@ -682,6 +682,15 @@ def _check_symmetry_group(graph: GameGraph[S], symmetries: Sequence[tuple[IntArr
             if np.unique(p).size != size:
                 raise InvalidGameError(f"symmetries[{k}][{part}] is not a permutation of the {size} {what}s")
             perms.append(p)
+        sig, p = perms
+        legal = graph.legal
+        # a symmetry of the game, not only a pair of permutations: a state swap of X-in-a-corner with X-on-an-edge
+        # (a group of two) copied a move onto an occupied cell, whose child index -1 then read the last state
+        if not (np.array_equal(graph.player[sig], graph.player) and np.array_equal(graph.returns[sig], graph.returns)
+                and np.array_equal(legal[sig][:, p], legal)
+                and np.array_equal(np.where(legal, graph.child[sig][:, p], -1), np.where(legal, sig[graph.child], -1))):
+            raise InvalidGameError(f"symmetries[{k}] is not a symmetry of the game (players, returns, legal moves and "
+                                   f"children must map onto each other)")
         key = (perms[0].tobytes(), perms[1].tobytes())
         if any(key == (sg.tobytes(), ag.tobytes()) for sg, ag in elems[1:]):
             # the stabiliser average of _sweep_iteration would count it twice and lose equivariance

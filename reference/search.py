@@ -872,7 +872,12 @@ def mcts(game: Game[S], root: S, *, num_simulations: int, rng: np.random.Generat
             # Qsel holds W/N for visited edges, fpu for unvisited legal edges and -inf for illegal ones.
             bonus = P[node] / (1.0 + N[node])
             scale = coef * math.sqrt(visits[node] + extra) if use_sqrt else coef
-            a = int(np.argmax(Qsel[node] + scale * bonus))
+            # the exploration term only where the prior is positive: a huge c_puct made scale inf, and inf * 0 is
+            # NaN, which np.argmax picks first (an occupied cell was chosen)
+            explore = np.zeros_like(bonus)
+            pos = bonus > 0.0
+            explore[pos] = scale * bonus[pos]
+            a = int(np.argmax(Qsel[node] + explore))
             path_nodes.append(node)
             path_acts.append(a)
             kid = int(children[node, a])

@@ -1505,3 +1505,52 @@ def test_GAME_18_every_reader_of_legal_actions_checks_them(legal: tuple[Any, ...
             call()
     ok = _OneMoveGame((np.int64(2),))
     assert enumerate_game(ok).legal[0].tolist() == [False, False, True]
+
+
+def test_GAME_39_expert_iteration_refuses_permutations_that_are_not_symmetries_of_the_game() -> None:
+    """Only the group property of `symmetries` was checked: swapping X-in-a-corner with X-on-an-edge (a group of
+    two, no symmetry of tic-tac-toe) ran, copied the corner's searched move onto an occupied cell, and read the
+    child index -1 as the last state (V = 0.0 where the sweep without symmetries gives 0.5; review 2026-12-07).
+    The game's own consistency (players, returns, legal moves, children) is now required."""
+    graph = enumerate_game(tic_tac_toe())
+    n, n_act = graph.legal.shape
+    s0, s1 = int(graph.child[0, 0]), int(graph.child[0, 1])
+    sig = np.arange(n)
+    sig[[s0, s1]] = [s1, s0]
+    with pytest.raises(InvalidGameError, match="not a symmetry of the game"):
+        expert_iteration(graph, np.random.default_rng(0), num_iterations=1, games_per_iteration=0,
+                         num_simulations=8, sweep=True, symmetries=[(sig, np.arange(n_act))])
+
+
+def test_GAME_35_a_huge_c_puct_still_selects_legal_positive_prior_actions() -> None:
+    """c_puct sqrt(N) overflowing to inf made inf * P / (1 + N) NaN where P = 0, and np.argmax picks the first NaN:
+    c_puct = 1e308 chose an occupied tic-tac-toe cell (InvalidGameError from the search itself), and on a random
+    tree with prior (1/2, 1/2, 0) the zero-prior action got 26 of 30 visits (review 2026-12-07)."""
+    game = tic_tac_toe()
+    state = game.apply(game.initial_state(), 4)
+    tree = mcts(game, state, num_simulations=10, rng=np.random.default_rng(0), c_puct=1e308)
+    assert tree.N[0, 4] == 0  # the occupied cell is never visited
+    tree_game = RandomTreeGame.sample(np.random.default_rng(1), depth=3, branching=3)
+    tree = mcts(tree_game, tree_game.initial_state(), num_simulations=30, rng=np.random.default_rng(0),
+                prior=lambda s: np.array([0.5, 0.5, 0.0]), c_puct=1e300)
+    assert tree.N[0, 2] == 0 and tree.N[0, :2].sum() == 30
+
+
+def test_GAME_26_35_21_33_small_refusals_and_conventions_pinned() -> None:
+    """Four behaviours no test reached (mutants survived, review 2026-12-07): negamax_side_to_move refuses a game in
+    which a player moves twice (E-86's identity needs alternation); mcts refuses lam outside [0, 1]; masked_softmax
+    subtracts the row maximum (logits [1000, 0] give [1, 0], not NaN); rollout_value of a terminal state is 0
+    (the absorbing convention: no reward after the game is over)."""
+    graph = enumerate_game(_TwoMovesEachGame())
+    with pytest.raises(InvalidGameError):
+        negamax_side_to_move(graph)
+    game = tic_tac_toe()
+    with pytest.raises(ValueError, match="lam"):
+        mcts(game, game.initial_state(), num_simulations=2, rng=np.random.default_rng(0), lam=1.5)
+    ttt = enumerate_game(game)
+    logits = np.zeros(ttt.legal.shape)
+    logits[0, 0] = 1000.0
+    pol = masked_softmax(ttt, logits)
+    assert pol[0, 0] == 1.0 and np.all(pol[0, 1:] == 0.0)
+    done = next(s for s in ttt.states if game.is_terminal(s))
+    assert rollout_value(game, done, lambda s: np.full(9, 1 / 9), np.random.default_rng(0)) == 0.0
