@@ -48,6 +48,13 @@ def _as_csr(m: FloatArray | sp.csr_array) -> sp.csr_array:
     return m if sp.issparse(m) else sp.csr_array(m)
 
 
+def _edge_pattern(m: FloatArray | sp.csr_array) -> sp.csr_array:
+    """The 0/1 pattern of the positive entries of m: stored zero probabilities are not edges."""
+    g = _as_csr(m).copy()
+    g.eliminate_zeros()
+    return sp.csr_array((np.ones_like(g.data), g.indices, g.indptr), shape=g.shape)
+
+
 def states_reaching(m: FloatArray | sp.csr_array, target: int) -> IntArray:
     """All states from which ``target`` is reachable (target included) along positive entries of m.
 
@@ -55,10 +62,7 @@ def states_reaching(m: FloatArray | sp.csr_array, target: int) -> IntArray:
 
     Spec: support for BEL-35 (term reachable from every state: a proper policy).
     """
-    g = _as_csr(m).copy()
-    g.eliminate_zeros()  # stored zero probabilities are not edges: drop them before the 0/1 pattern
-    g = sp.csr_array((np.ones_like(g.data), g.indices, g.indptr), shape=g.shape)
-    rev = g.T.tocsr()
+    rev = _edge_pattern(m).T.tocsr()
     order = csgraph.breadth_first_order(rev, target, directed=True, return_predecessors=False)
     return np.sort(np.asarray(order, dtype=np.int64))
 
@@ -85,8 +89,7 @@ def reachable_from(m: FloatArray | sp.csr_array, sources: np.ndarray) -> np.ndar
     Spec: support for MDP-17 / BEL-35 (J(pi) and the occupancy at gamma = 1 depend only on the states p0 can
     reach: a trap p0 never reaches does not make them undefined).
     """
-    g = _as_csr(m).copy()
-    g.eliminate_zeros()
+    g = _edge_pattern(m)
     n = g.shape[0]
     coo = g.tocoo()
     src = np.flatnonzero(np.asarray(sources, dtype=bool))
@@ -104,9 +107,7 @@ def chain_structure(m: FloatArray | sp.csr_array, term: int) -> ChainStructure:
 
     Spec: MDP-03 (absorption in term), support for BEL-35..BEL-38 (closed classes at gamma = 1).
     """
-    g = _as_csr(m).copy()
-    g.eliminate_zeros()  # stored zero probabilities are not edges: drop them before the 0/1 pattern
-    g = sp.csr_array((np.ones_like(g.data), g.indices, g.indptr), shape=g.shape)
+    g = _edge_pattern(m)
     n = g.shape[0]
     n_comp, labels = csgraph.connected_components(g, directed=True, connection="strong")
     # a component is closed iff no edge leaves it

@@ -171,7 +171,8 @@ def solve_value_iteration(mdp: FiniteMDP, *, eps: float, v0: FloatArray | None =
     u = float(np.finfo(np.float64).eps)
     # the stored operator contracts by gamma rho, rho the largest exact row sum (1 + a few ulps: rows are not
     # renormalised to exact sums of 1), so the bound divides by 1 - gamma rho (certificate_factor), not by 1 - gamma
-    rho, factor = kernel_row_sum_bound(mdp), certificate_factor(mdp)
+    rho = kernel_row_sum_bound(mdp)
+    factor = _factor(mdp.gamma, rho)  # certificate_factor(mdp), without a second pass over the kernel
     for k in range(max_iters):
         look = mdp.lookahead(v)
         v_new = look.max(axis=1)

@@ -62,6 +62,7 @@ __all__ = [
     "greedy",
     "off_simplex_rows",
     "softmax_policy",
+    "toy_text_tables",
     "uniform_policy",
     "validate_actions",
     "validate_flags",
@@ -652,21 +653,32 @@ def from_gymnasium(env_id: str, *, gamma: float, **make_kwargs: Any) -> FiniteMD
     changes the destination inside ``step`` after sampling from ``P``, depending on a hidden per-episode flag (the
     MDP returned until 2026-12-07 was the plain Taxi's: J = -1.26 where the environment gives -0.82).
     """
-    try:
-        import gymnasium
-    except ImportError as exc:  # pragma: no cover - exercised only without gymnasium
-        raise ImportError("from_gymnasium needs gymnasium: pip install 'rl-groundtruth[toytext]'") from exc
     if make_kwargs.get("fickle_passenger"):
         raise ValueError(f"{env_id}: fickle_passenger=True is not described by the environment's P (the "
                          f"destination changes inside step, on a hidden per-episode flag): no FiniteMDP of it")
+    P, p0 = toy_text_tables(env_id, **make_kwargs)
+    return from_toy_text_P(P, p0, gamma=gamma, name=env_id)
+
+
+def toy_text_tables(env_id: str, **make_kwargs: Any) -> tuple[Any, FloatArray]:
+    """gymnasium's own tables of a toy-text environment: ``env.unwrapped.P`` (``P[s][a]`` = list of
+    (prob, next_state, reward, done)) and ``initial_state_distrib`` as float64 [n]; the environment is closed.
+
+    Spec: support for MDP-04 (the raw tables :func:`from_gymnasium` builds from and the report's independent
+    value iteration reads). Requires gymnasium.
+    """
+    try:
+        import gymnasium
+    except ImportError as exc:  # pragma: no cover - exercised only without gymnasium
+        raise ImportError(f"{env_id}: the toy-text tables need gymnasium: pip install 'rl-groundtruth[toytext]'") \
+            from exc
+
     env = gymnasium.make(env_id, **make_kwargs)
     try:
         u: Any = env.unwrapped
-        P = u.P
-        p0 = np.asarray(u.initial_state_distrib, dtype=np.float64)
+        return u.P, np.asarray(u.initial_state_distrib, dtype=np.float64)
     finally:
         env.close()
-    return from_toy_text_P(P, p0, gamma=gamma, name=env_id)
 
 
 # ================================================================================== policies

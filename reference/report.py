@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -233,15 +232,9 @@ def _gym_oracle(env_id: str, gamma: float, vs: np.ndarray) -> tuple[list[Line], 
     start states and those entered by a transition that is not ``done``); a ``done`` transition's next value is
     0. Iterated until the VI error bound g ||V^{k+1} - V^k|| / (1 - g) is below 1e-12 (BEL-27). Returns the
     lines and a one-line summary (V*(s0), J) for the report."""
-    import gymnasium
+    from reference.mdp import toy_text_tables
 
-    env = gymnasium.make(env_id)
-    try:
-        u: Any = env.unwrapped
-        table = u.P
-        isd = np.asarray(u.initial_state_distrib, dtype=np.float64)
-    finally:
-        env.close()
+    table, isd = toy_text_tables(env_id)
     n = len(table)
     v = np.zeros(n)
     bound = math.inf
